@@ -1,0 +1,133 @@
+# Ferry - one Makefile for the broker, the client library, the CLI, the tests
+# and the benchmarks. `make help` lists the targets.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+DATA    ?= ./data
+BIND    ?= tcp://127.0.0.1:5555
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+PKGS       := libzmq lmdb msgpack
+
+# Evaluated lazily (=) so that a first `make` can install the packages first.
+DEP_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN       := -Wall -Wextra -Wshadow -Werror
+SAN        ?=
+FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
+              -fvisibility=hidden -Iclient -Iproto -Ibroker -Itests/support \
+              $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
+FY_LDFLAGS  = $(SAN) $(LDFLAGS)
+
+PROTO_SRC  := proto/envelope.c proto/status.c
+CLIENT_SRC := client/client.c
+BROKER_SRC := broker/log.c broker/store.c broker/broker.c broker/options.c
+CLI_SRC    := cli/ferry.c
+SUPPORT_SRC := tests/support/fixture.c
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ    = $(call obj,$(PROTO_SRC) $(CLIENT_SRC))
+BROKER_OBJ = $(call obj,$(PROTO_SRC) $(BROKER_SRC))
+
+UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
+TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS))
+
+LIBA  = $(BUILD)/libferry.a
+LIBSO = $(BUILD)/libferry.so.$(VERSION)
+
+.PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help
+
+all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO)
+
+help:
+	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
+	@echo "make test            build and run every test"
+	@echo "make check-asan      every test under AddressSanitizer + UBSan"
+	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
+	@echo "make bench           publish throughput benchmark (bench/README.md)"
+	@echo "make install         PREFIX=$(PREFIX) DESTDIR=..."
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(FY_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libferry.so.$(SOVERSION) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so.$(SOVERSION)
+	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so
+
+$(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+
+$(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+
+# Unit tests link the module they test; integration tests use libferry and
+# start the real ferryd built above.
+$(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
+$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/log.c)
+$(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
+$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC)) $(LIBA)
+
+$(BUILD)/tests/%:
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS)
+
+TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry)
+
+test: all $(TEST_BINS)
+	$(TEST_ENV) tests/run-tests $(TEST_BINS)
+
+check-asan:
+	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+check-valgrind valgrind: all $(TEST_BINS)
+	$(TEST_ENV) FERRY_TEST_QUICK=1 RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+	    tests/run-tests $(TEST_BINS)
+
+run: all
+	@mkdir -p $(DATA)
+	$(BUILD)/ferryd --data $(DATA) --bind $(BIND)
+
+$(BUILD)/bench/bench_publish: $(call obj,bench/bench_publish.c $(SUPPORT_SRC)) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+
+bench: all $(BUILD)/bench/bench_publish
+	FERRYD=$(abspath $(BUILD)/ferryd) $(BUILD)/bench/bench_publish
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/ferryd $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVERSION)
+	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so
+	install -m 644 client/ferry.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/ferry.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry \
+	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
+	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
+
+clean:
+	rm -rf build

@@ -1,0 +1,681 @@
+/*
+ * broker.c - the event loop and the request handlers.
+ *
+ * A turn: zmq_poll, drain up to batch_max requests (frames kept as zmq_msg_t
+ * so payloads go from the socket into LMDB with one copy), handle them all in
+ * one write transaction, commit (LMDB syncs), then send every reply. If LMDB
+ * runs out of map space mid-batch the transaction is unusable, so the batch
+ * is replayed from the start with the request that hit the limit, and the
+ * writes after it, refused with ESTORAGE_FULL; reads are still answered.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "store.h"
+
+#define S_MAX_FRAMES (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define S_BATCH_BYTES (64u << 20)       /* stop draining past this many bytes */
+#define S_SWEEP_BUDGET 1024             /* dedupe/delete work items per turn */
+#define S_IDLE_MS 1000                  /* wake-up for sweeps when idle */
+
+typedef struct s_req {
+    size_t first;   /* index of the identity frame in frames[] */
+    size_t nframes; /* frames kept (identity, envelope, payloads) */
+    bool overflow;  /* more frames arrived than S_MAX_FRAMES: refused */
+} s_req_t;
+
+typedef struct s_reply {
+    size_t req;        /* index into reqs[] (for the identity) */
+    size_t off, len;   /* envelope bytes in the encoder */
+    size_t out_first;  /* payload frames in outs[] */
+    size_t out_count;
+    fy_status_t code;  /* for counters and logs */
+    size_t stored;     /* messages stored by this request */
+    size_t dups;       /* duplicates answered */
+} s_reply_t;
+
+struct fy_broker {
+    fy_config_t cfg;
+    const fy_log_t *log;
+    void *ctx, *sock;
+    char endpoint[256];
+    fy_store_t *store;
+    fy_decoder_t *dec;
+    fy_encoder_t *enc;
+    zmq_msg_t *frames;
+    size_t nframes, frames_cap;
+    s_req_t *reqs;
+    size_t nreqs;
+    s_reply_t *replies;
+    size_t nreplies;
+    zmq_msg_t *outs;
+    size_t nouts, outs_cap;
+    fy_bytes_t *payloads; /* FY_BATCH_MAX */
+    uint64_t *seqs;       /* FY_BATCH_MAX */
+    bool *dups;           /* FY_BATCH_MAX */
+    bool sweep_more;
+    long long next_sweep_ms;
+    long long started_ms;
+    ferry_stats_t stats;  /* counters since start */
+};
+
+static long long
+s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+s_is_bad_input(fy_status_t code)
+{
+    switch (code) {
+    case FERRY_EPROTO:
+    case FERRY_EVERSION:
+    case FERRY_EUNKNOWN_OP:
+    case FERRY_EFIELD:
+    case FERRY_EFRAMES:
+    case FERRY_EINVALID_NAME:
+    case FERRY_ETOO_LARGE:
+    case FERRY_ETOO_MANY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+fy_status_t
+fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy_err_t *err)
+{
+    *out = NULL;
+    fy_broker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    self->cfg = *cfg;
+    self->log = log;
+    self->started_ms = s_mono_ms();
+    fy_status_t st;
+    self->dec = fy_decoder_new();
+    self->enc = fy_encoder_new();
+    self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
+    self->replies = calloc(cfg->batch_max, sizeof *self->replies);
+    self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
+    self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
+    self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
+    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->payloads ||
+        !self->seqs || !self->dups) {
+        st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto fail;
+    }
+    fy_store_opts_t so = {.dir = cfg->data_dir, .map_size = cfg->map_size,
+                          .dedupe_window_ms = cfg->dedupe_window_ms, .log = log};
+    if ((st = fy_store_open(&so, &self->store, err)))
+        goto fail;
+
+    self->ctx = zmq_ctx_new();
+    self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_ROUTER) : NULL;
+    if (!self->sock) {
+        st = fy_err_set(err, FERRY_ENOMEM, "cannot create socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int one = 1, hwm = 100000, linger = 2000;
+    /* A frame far beyond the message limit is dropped by libzmq with the
+     * connection; one slightly too big still reaches us and gets ETOO_LARGE. */
+    int64_t maxmsg = (int64_t)cfg->max_msg_bytes + FY_ENVELOPE_MAX;
+    zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(self->sock, cfg->bind) != 0) {
+        st = fy_err_set(err, FERRY_ECONNECT, "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t len = sizeof self->endpoint;
+    if (zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->bind);
+    *out = self;
+    return FERRY_OK;
+fail:
+    fy_broker_destroy(&self);
+    return st;
+}
+
+const char *
+fy_broker_endpoint(const fy_broker_t *self)
+{
+    return self->endpoint;
+}
+
+static void
+s_close_frames(fy_broker_t *self)
+{
+    for (size_t i = 0; i < self->nframes; i++)
+        zmq_msg_close(&self->frames[i]);
+    self->nframes = 0;
+    for (size_t i = 0; i < self->nouts; i++)
+        zmq_msg_close(&self->outs[i]);
+    self->nouts = 0;
+}
+
+void
+fy_broker_destroy(fy_broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fy_broker_t *self = *self_p;
+    s_close_frames(self);
+    if (self->sock)
+        zmq_close(self->sock);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    fy_store_destroy(&self->store);
+    fy_decoder_destroy(&self->dec);
+    fy_encoder_destroy(&self->enc);
+    free(self->frames);
+    free(self->outs);
+    free(self->reqs);
+    free(self->replies);
+    free(self->payloads);
+    free(self->seqs);
+    free(self->dups);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool
+s_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap * 2 : 1024;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = n;
+    return true;
+}
+
+/* Receives one whole multipart request without blocking. Returns 1 if one
+ * was received, 0 if none waits, -1 on a socket error. Frames past
+ * S_MAX_FRAMES are received and dropped; the request is marked overflow. */
+static int
+s_recv_request(fy_broker_t *self, size_t *bytes)
+{
+    if (!s_grow((void **)&self->frames, &self->frames_cap, self->nframes + 1, sizeof(zmq_msg_t)))
+        return -1;
+    s_req_t *req = &self->reqs[self->nreqs];
+    req->first = self->nframes;
+    req->nframes = 0;
+    req->overflow = false;
+    int flags = ZMQ_DONTWAIT;
+    for (;;) {
+        if (!s_grow((void **)&self->frames, &self->frames_cap, self->nframes + 1,
+                    sizeof(zmq_msg_t)))
+            return -1;
+        zmq_msg_t *m = &self->frames[self->nframes];
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, self->sock, flags) < 0) {
+            int e = errno;
+            zmq_msg_close(m);
+            if (req->nframes == 0 && (e == EAGAIN || e == EINTR))
+                return 0;
+            if (e == EINTR)
+                continue; /* mid-message: the rest is already queued */
+            return -1;
+        }
+        flags = 0; /* the remaining parts of a message are already there */
+        bool more = zmq_msg_more(m);
+        *bytes += zmq_msg_size(m);
+        if (req->nframes < S_MAX_FRAMES) {
+            self->nframes++;
+            req->nframes++;
+        } else {
+            req->overflow = true;
+            zmq_msg_close(m);
+        }
+        if (!more)
+            break;
+    }
+    self->nreqs++;
+    return 1;
+}
+
+static fy_status_t
+s_reply_begin(fy_broker_t *self, size_t req_index, s_reply_t **out)
+{
+    s_reply_t *r = &self->replies[self->nreplies++];
+    memset(r, 0, sizeof *r);
+    r->req = req_index;
+    r->off = fy_encoder_len(self->enc);
+    r->out_first = self->nouts;
+    *out = r;
+    return FERRY_OK;
+}
+
+static void
+s_reply_end(fy_broker_t *self, s_reply_t *r)
+{
+    r->len = fy_encoder_len(self->enc) - r->off;
+    r->out_count = self->nouts - r->out_first;
+}
+
+static void
+s_peer_hex(const zmq_msg_t *ident, char *out, size_t cap)
+{
+    const uint8_t *p = zmq_msg_data((zmq_msg_t *)ident);
+    size_t n = zmq_msg_size((zmq_msg_t *)ident);
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", p[i]);
+    out[o] = '\0';
+}
+
+static void
+s_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code, const char *msg)
+{
+    s_reply_t *r;
+    s_reply_begin(self, ri, &r);
+    /* If even the error does not fit in memory, the reply is left out and the
+     * client times out; the broker goes on. */
+    fy_encode_error(self->enc, req->cid, code, msg);
+    r->code = code;
+    s_reply_end(self, r);
+}
+
+/* Payload frames of request ri as byte strings, and the total message sizes. */
+static fy_status_t
+s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req,
+                   fy_err_t *err)
+{
+    for (size_t i = 0; i < req->msg_count; i++) {
+        zmq_msg_t *f = &self->frames[rq->first + 2 + i];
+        self->payloads[i].ptr = zmq_msg_data(f);
+        self->payloads[i].len = zmq_msg_size(f);
+        const fy_pubmeta_t *m = &req->msgs[i];
+        uint64_t total = self->payloads[i].len + m->key.len + m->id.len + m->hdrs.len;
+        if (total > self->cfg.max_msg_bytes)
+            return fy_err_set(err, FERRY_ETOO_LARGE,
+                              "message %zu is %llu bytes; the limit is %llu", i,
+                              (unsigned long long)total,
+                              (unsigned long long)self->cfg.max_msg_bytes);
+    }
+    return FERRY_OK;
+}
+
+typedef struct {
+    fy_broker_t *self;
+    size_t count;
+} s_get_ctx_t;
+
+static fy_status_t
+s_get_one(void *user, const fy_stored_t *m)
+{
+    s_get_ctx_t *g = user;
+    fy_broker_t *self = g->self;
+    if (!s_grow((void **)&self->outs, &self->outs_cap, self->nouts + 1, sizeof(zmq_msg_t)))
+        return FERRY_ENOMEM;
+    fy_status_t st = fy_encode_get_msg(self->enc, m->seq, m->ts_ms, m->key, m->id, m->hdrs);
+    if (st)
+        return st;
+    /* Bytes in the map are valid only inside the transaction: copy once. */
+    zmq_msg_t *f = &self->outs[self->nouts];
+    if (zmq_msg_init_size(f, m->payload.len) != 0)
+        return FERRY_ENOMEM;
+    if (m->payload.len)
+        memcpy(zmq_msg_data(f), m->payload.ptr, m->payload.len);
+    self->nouts++;
+    g->count++;
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_handle_get(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    /* First count what there is so the array header is right, then encode. */
+    ferry_topic_info_t info;
+    fy_status_t st = fy_store_info(self->store, req->name, &info);
+    if (st)
+        return st;
+    uint64_t from = req->seq ? req->seq : 1;
+    if (from < info.first_seq)
+        from = info.first_seq;
+    uint64_t avail = info.messages == 0 || from > info.last_seq ? 0 : info.last_seq - from + 1;
+    size_t n = avail < req->limit ? (size_t)avail : req->limit;
+    s_reply_t *r;
+    s_reply_begin(self, ri, &r);
+    size_t outs_mark = self->nouts;
+    s_get_ctx_t g = {self, 0};
+    size_t count = 0;
+    st = fy_encode_get_begin(self->enc, req->cid, n);
+    if (st == FERRY_OK)
+        st = fy_store_read(self->store, req->name, from, (uint32_t)n, s_get_one, &g, &count);
+    if (st == FERRY_OK && count != n)
+        st = FERRY_EINTERNAL; /* sequences are dense within [first, last] */
+    if (st) {
+        /* Drop the partial reply (its bytes stay unreferenced in the encoder);
+         * the caller sends an error instead. */
+        self->nreplies--;
+        while (self->nouts > outs_mark)
+            zmq_msg_close(&self->outs[--self->nouts]);
+        return st;
+    }
+    s_reply_end(self, r);
+    return FERRY_OK;
+}
+
+/* Handles one request inside the batch transaction. `refuse_writes`: the map
+ * is full (replay after MDB_MAP_FULL), so writes are refused. */
+static void
+s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
+{
+    const s_req_t *rq = &self->reqs[ri];
+    fy_request_t req;
+    fy_err_t err = {0};
+    fy_status_t st;
+    if (rq->overflow) {
+        memset(&req, 0, sizeof req);
+        st = fy_err_set(&err, FERRY_EFRAMES, "more than %d frames in one request", S_MAX_FRAMES);
+    } else if (rq->nframes < 2) {
+        memset(&req, 0, sizeof req);
+        st = fy_err_set(&err, FERRY_EFRAMES, "a request needs an envelope frame");
+    } else {
+        zmq_msg_t *env = &self->frames[rq->first + 1];
+        st = fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
+                               &req, &err);
+    }
+    if (st) {
+        if (s_is_bad_input(st) && fy_log_enabled(self->log, FY_LOG_WARN)) {
+            char peer[64];
+            s_peer_hex(&self->frames[rq->first], peer, sizeof peer);
+            fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
+                   "code=%s cid=%llu peer=%s detail=\"%s\"", ferry_errname(st),
+                   (unsigned long long)req.cid, peer, err.msg);
+        }
+        s_error(self, ri, &req, st, err.msg);
+        return;
+    }
+    bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
+                    req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE;
+    if (is_write && refuse_writes) {
+        s_error(self, ri, &req, FERRY_ESTORAGE_FULL,
+                "storage is full; reads go on, publishes resume when space is freed");
+        return;
+    }
+    s_reply_t *r = NULL;
+    switch (req.op) {
+    case FY_OP_HELLO:
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_hello_ok(self->enc, req.cid, "ferryd " FERRY_VERSION_STRING,
+                                self->cfg.max_msg_bytes);
+        break;
+    case FY_OP_PING:
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_ok(self->enc, req.cid);
+        break;
+    case FY_OP_DECLARE: {
+        ferry_topic_info_t info;
+        bool created = false;
+        st = fy_store_declare(self->store, req.name, req.kind, req.dedupe_window_ms, &info,
+                              &created);
+        if (st == FERRY_EEXISTS) {
+            s_error(self, ri, &req, st, "a destination of that name exists with another kind");
+            return;
+        }
+        if (st)
+            break;
+        if (created)
+            fy_log(self->log, FY_LOG_INFO, "broker", "declared", "name=%s kind=%s", info.name,
+                   info.kind == FERRY_KIND_QUEUE ? "queue" : "topic");
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_info_reply(self->enc, req.cid, &info, created);
+        break;
+    }
+    case FY_OP_DELETE:
+        st = fy_store_delete(self->store, req.name);
+        if (st)
+            break;
+        fy_log(self->log, FY_LOG_INFO, "broker", "deleted", "name=%.*s", (int)req.name.len,
+               (const char *)req.name.ptr);
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_ok(self->enc, req.cid);
+        break;
+    case FY_OP_INFO: {
+        ferry_topic_info_t info;
+        st = fy_store_info(self->store, req.name, &info);
+        if (st)
+            break;
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_info_reply(self->enc, req.cid, &info, -1);
+        break;
+    }
+    case FY_OP_STATS: {
+        ferry_stats_t s = self->stats;
+        s.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
+        st = fy_store_totals(self->store, &s);
+        if (st)
+            break;
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_stats_reply(self->enc, req.cid, &s);
+        break;
+    }
+    case FY_OP_PUBLISH:
+    case FY_OP_PUBLISH_BATCH:
+        st = s_collect_payloads(self, rq, &req, &err);
+        if (st) {
+            fy_log(self->log, FY_LOG_WARN, "broker", "bad request", "code=%s cid=%llu detail=\"%s\"",
+                   ferry_errname(st), (unsigned long long)req.cid, err.msg);
+            s_error(self, ri, &req, st, err.msg);
+            return;
+        }
+        st = fy_store_append(self->store, req.name, req.msgs, self->payloads, req.msg_count,
+                             self->seqs, self->dups);
+        if (st)
+            break;
+        s_reply_begin(self, ri, &r);
+        for (size_t i = 0; i < req.msg_count; i++) {
+            if (self->dups[i])
+                r->dups++;
+            else
+                r->stored++;
+        }
+        st = req.op == FY_OP_PUBLISH
+                 ? fy_encode_confirm(self->enc, req.cid, self->seqs[0], self->dups[0])
+                 : fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups,
+                                           req.msg_count);
+        break;
+    case FY_OP_GET:
+        st = s_handle_get(self, ri, &req);
+        if (st == FERRY_OK)
+            return;
+        break;
+    case FY_OP_COUNT_:
+        st = FERRY_EINTERNAL;
+        break;
+    }
+    if (st == FERRY_OK && r) {
+        s_reply_end(self, r);
+        return;
+    }
+    if (fy_store_spoiled(self->store))
+        return; /* the caller replays the batch */
+    const char *msg = NULL;
+    if (st == FERRY_ENOTFOUND)
+        msg = "no such topic or queue";
+    else if (st == FERRY_EIO || st == FERRY_EINTERNAL) {
+        fy_log(self->log, FY_LOG_ERROR, "broker", "request failed", "op=%s cid=%llu code=%s",
+               fy_op_name(req.op), (unsigned long long)req.cid, ferry_errname(st));
+        st = FERRY_EINTERNAL;
+        msg = "internal error; see the broker log";
+    }
+    s_error(self, ri, &req, st, msg);
+}
+
+/* Sends every reply of the batch. Never blocks: a peer that went away or
+ * stopped reading loses its replies (logged), the others get theirs. */
+static void
+s_send_replies(fy_broker_t *self)
+{
+    const uint8_t *base = fy_encoder_data(self->enc);
+    for (size_t i = 0; i < self->nreplies; i++) {
+        s_reply_t *r = &self->replies[i];
+        zmq_msg_t *ident = &self->frames[self->reqs[r->req].first];
+        self->stats.requests++;
+        if (r->code)
+            self->stats.errors++;
+        self->stats.publishes += r->stored;
+        self->stats.duplicates += r->dups;
+        int rc = zmq_send(self->sock, zmq_msg_data(ident), zmq_msg_size(ident),
+                          ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (rc >= 0)
+            rc = zmq_send(self->sock, base + r->off, r->len,
+                          ZMQ_DONTWAIT | (r->out_count ? ZMQ_SNDMORE : 0));
+        for (size_t j = 0; rc >= 0 && j < r->out_count; j++)
+            rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
+                              ZMQ_DONTWAIT | (j + 1 < r->out_count ? ZMQ_SNDMORE : 0));
+        if (rc < 0)
+            fy_log(self->log, errno == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
+                   "reply dropped", "reason=\"%s\"", zmq_strerror(errno));
+    }
+}
+
+static void
+s_reset_replies(fy_broker_t *self)
+{
+    fy_encoder_reset(self->enc);
+    for (size_t i = 0; i < self->nouts; i++)
+        zmq_msg_close(&self->outs[i]);
+    self->nouts = 0;
+    self->nreplies = 0;
+}
+
+/* Applies the drained batch in one transaction and commits it durably. */
+static fy_status_t
+s_process_batch(fy_broker_t *self, bool sweep)
+{
+    size_t full_from = SIZE_MAX;
+    fy_status_t st;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        s_reset_replies(self);
+        uint64_t now = s_wall_ms();
+        if ((st = fy_store_begin(self->store, now)))
+            break;
+        size_t i;
+        for (i = 0; i < self->nreqs; i++) {
+            s_handle(self, i, i >= full_from);
+            if (fy_store_spoiled(self->store))
+                break;
+        }
+        if (i == self->nreqs && sweep && full_from == SIZE_MAX) {
+            st = fy_store_sweep(self->store, S_SWEEP_BUDGET, &self->sweep_more);
+            if (st == FERRY_ESTORAGE_FULL) {
+                i = self->nreqs; /* replay without the sweep */
+                sweep = false;
+            }
+        }
+        if (fy_store_spoiled(self->store)) {
+            fy_store_abort(self->store);
+            full_from = i;
+            if (i < self->nreqs)
+                fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
+                       "map_size=%llu refused_from=%zu batch=%zu",
+                       (unsigned long long)self->cfg.map_size, i, self->nreqs);
+            continue;
+        }
+        bool dirty = fy_store_dirty(self->store);
+        st = fy_store_commit(self->store);
+        if (st == FERRY_OK) {
+            if (dirty)
+                self->stats.commits++;
+            s_send_replies(self);
+            return FERRY_OK;
+        }
+        if (st == FERRY_ESTORAGE_FULL) {
+            full_from = 0;
+            continue;
+        }
+        break;
+    }
+    /* The commit failed: nothing of the batch is stored, so nobody may get a
+     * confirm, and reads answered from the lost transaction are void too. */
+    fy_log(self->log, FY_LOG_ERROR, "broker", "batch failed", "code=%s requests=%zu",
+           ferry_errname(st), self->nreqs);
+    s_reset_replies(self);
+    for (size_t i = 0; i < self->nreqs; i++) {
+        fy_request_t none = {0};
+        const s_req_t *rq = &self->reqs[i];
+        if (rq->nframes >= 2 && !rq->overflow) {
+            zmq_msg_t *env = &self->frames[rq->first + 1];
+            fy_err_t err;
+            fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
+                              &none, &err);
+        }
+        s_error(self, i, &none, st == FERRY_ESTORAGE_FULL ? st : FERRY_EINTERNAL,
+                st == FERRY_ESTORAGE_FULL ? "storage is full" : "storage write failed; retry");
+    }
+    s_send_replies(self);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
+{
+    fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ",
+           self->endpoint, self->cfg.data_dir, (int)getpid());
+    self->next_sweep_ms = s_mono_ms();
+    while (!*stop) {
+        long long now = s_mono_ms();
+        long timeout = self->sweep_more ? 0 : (long)(self->next_sweep_ms - now);
+        if (timeout < 0)
+            timeout = 0;
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, timeout > S_IDLE_MS ? S_IDLE_MS : timeout);
+        if (rc < 0 && errno != EINTR) {
+            fy_log(self->log, FY_LOG_ERROR, "broker", "poll failed", "detail=\"%s\"",
+                   zmq_strerror(errno));
+            return FERRY_EIO;
+        }
+        size_t bytes = 0;
+        self->nreqs = 0;
+        while (self->nreqs < self->cfg.batch_max && bytes < S_BATCH_BYTES) {
+            int got = s_recv_request(self, &bytes);
+            if (got < 0) {
+                fy_log(self->log, FY_LOG_ERROR, "broker", "receive failed", "detail=\"%s\"",
+                       zmq_strerror(errno));
+                break;
+            }
+            if (got == 0)
+                break;
+        }
+        now = s_mono_ms();
+        bool sweep = self->sweep_more || now >= self->next_sweep_ms;
+        if (self->nreqs > 0 || sweep) {
+            if (sweep)
+                self->next_sweep_ms = now + S_IDLE_MS;
+            s_process_batch(self, sweep);
+        }
+        s_close_frames(self);
+    }
+    fy_log(self->log, FY_LOG_INFO, "broker", "stopping", "requests=%llu commits=%llu",
+           (unsigned long long)self->stats.requests, (unsigned long long)self->stats.commits);
+    return FERRY_OK;
+}

@@ -1,0 +1,58 @@
+/*
+ * main.c - ferryd: parse the configuration, open the broker, run the loop
+ * until SIGTERM or SIGINT, then finish the batch in hand and exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "options.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    fy_config_t cfg;
+    fy_err_t err = {0};
+    switch (fy_options_parse(argc, argv, &cfg, &err)) {
+    case FY_OPTIONS_HELP:
+    case FY_OPTIONS_VERSION:
+        return 0;
+    case FY_OPTIONS_ERROR:
+        fprintf(stderr, "ferryd: %s\n", err.msg);
+        return 2;
+    case FY_OPTIONS_RUN:
+        break;
+    }
+    fy_log_t log = {.level = cfg.log_level, .out = stderr};
+
+    /* No SA_RESTART: the signal interrupts zmq_poll so the loop sees s_stop. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    fy_broker_t *broker;
+    if (fy_broker_new(&cfg, &log, &broker, &err) != FERRY_OK) {
+        fy_log(&log, FY_LOG_ERROR, "main", "cannot start", "code=%s detail=\"%s\"",
+               ferry_errname(err.code), err.msg);
+        return 1;
+    }
+    fy_status_t st = fy_broker_run(broker, &s_stop);
+    fy_broker_destroy(&broker);
+    fy_log(&log, FY_LOG_INFO, "main", "stopped", "code=%s", ferry_errname(st));
+    return st == FERRY_OK ? 0 : 1;
+}

@@ -1,0 +1,169 @@
+/*
+ * options.c - defaults < FERRY_* environment < command-line flags.
+ * An unknown flag or a bad value stops start-up with a message naming it.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { S_STR_DATA, S_STR_BIND, S_LEVEL, S_SIZE, S_UINT } s_kind_t;
+
+typedef struct {
+    const char *flag;    /* long option name */
+    const char *env;     /* environment variable */
+    s_kind_t kind;
+    size_t offset;       /* into fy_config_t */
+    const char *deflt;   /* default, as text */
+    uint64_t min, max;   /* for numbers */
+    const char *help;
+} s_key_t;
+
+#define S_OFF(f) offsetof(fy_config_t, f)
+
+static const s_key_t s_keys[] = {
+    {"data", "FERRY_DATA", S_STR_DATA, S_OFF(data_dir), "./data", 0, 0,
+     "data directory (LMDB environment)"},
+    {"bind", "FERRY_BIND", S_STR_BIND, S_OFF(bind), "tcp://127.0.0.1:5555", 0, 0,
+     "ZeroMQ endpoint to bind (port * picks a free one)"},
+    {"log-level", "FERRY_LOG_LEVEL", S_LEVEL, S_OFF(log_level), "info", 0, 0,
+     "error, warn, info or debug"},
+    {"map-size", "FERRY_MAP_SIZE", S_SIZE, S_OFF(map_size), "8G", 64 << 10, 1ull << 44,
+     "storage limit (LMDB map size), e.g. 512M, 8G"},
+    {"max-msg-bytes", "FERRY_MAX_MSG_BYTES", S_SIZE, S_OFF(max_msg_bytes), "1M", 1, 64 << 20,
+     "largest message (payload + key + id + headers)"},
+    {"batch-max", "FERRY_BATCH_MAX", S_UINT, S_OFF(batch_max), "4096", 1, 65536,
+     "most requests applied in one group commit"},
+    {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
+     365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},
+};
+#define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+bool
+fy_options_parse_size(const char *text, uint64_t *out)
+{
+    if (!text || !*text || *text == '-')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    else if (*end == 'T' || *end == 't')
+        shift = 40;
+    if (shift)
+        end++;
+    if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+static bool
+s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, fy_err_t *err)
+{
+    char *base = (char *)cfg + k->offset;
+    uint64_t n;
+    switch (k->kind) {
+    case S_STR_DATA:
+    case S_STR_BIND: {
+        size_t cap = k->kind == S_STR_DATA ? sizeof cfg->data_dir : sizeof cfg->bind;
+        if (!*val || strlen(val) >= cap) {
+            fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
+                       cap - 1);
+            return false;
+        }
+        memcpy(base, val, strlen(val) + 1);
+        return true;
+    }
+    case S_LEVEL:
+        if (!fy_log_level_parse(val, (fy_level_t *)(void *)base)) {
+            fy_err_set(err, FERRY_EINVAL, "%s %s: expected error, warn, info or debug", source,
+                       k->flag);
+            return false;
+        }
+        return true;
+    case S_SIZE:
+    case S_UINT:
+        if (!fy_options_parse_size(val, &n) || (k->kind == S_UINT && strspn(val, "0123456789") !=
+                                                                          strlen(val))) {
+            fy_err_set(err, FERRY_EINVAL, "%s %s: not a valid %s", source, k->flag,
+                       k->kind == S_SIZE ? "size (e.g. 512M)" : "number");
+            return false;
+        }
+        if (n < k->min || n > k->max) {
+            fy_err_set(err, FERRY_EINVAL, "%s %s: must be between %llu and %llu", source, k->flag,
+                       (unsigned long long)k->min, (unsigned long long)k->max);
+            return false;
+        }
+        memcpy(base, &n, sizeof n);
+        return true;
+    }
+    return false;
+}
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out, "usage: ferryd [options]\n\nOptions (environment variable in brackets):\n");
+    for (size_t i = 0; i < S_NKEYS; i++)
+        fprintf(out, "  --%-18s %s (default %s) [%s]\n", s_keys[i].flag, s_keys[i].help,
+                s_keys[i].deflt, s_keys[i].env);
+    fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "show this help", "version",
+            "show the version");
+}
+
+fy_options_result_t
+fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (!s_set(cfg, &s_keys[i], s_keys[i].deflt, "default", err))
+            return FY_OPTIONS_ERROR;
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        const char *v = getenv(s_keys[i].env);
+        if (v && !s_set(cfg, &s_keys[i], v, s_keys[i].env, err))
+            return FY_OPTIONS_ERROR;
+    }
+    struct option longopts[S_NKEYS + 3];
+    for (size_t i = 0; i < S_NKEYS; i++)
+        longopts[i] = (struct option){s_keys[i].flag, required_argument, NULL, (int)i};
+    longopts[S_NKEYS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[S_NKEYS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[S_NKEYS + 2] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            s_usage(stdout);
+            return FY_OPTIONS_HELP;
+        }
+        if (c == 'V') {
+            printf("ferryd %s (protocol %d)\n", FERRY_VERSION_STRING, FERRY_PROTOCOL_VERSION);
+            return FY_OPTIONS_VERSION;
+        }
+        if (c == '?' || c == ':' || c < 0 || (size_t)c >= S_NKEYS) {
+            fy_err_set(err, FERRY_EINVAL, "unknown option or missing value: %s (see --help)",
+                       argv[optind - 1]);
+            return FY_OPTIONS_ERROR;
+        }
+        if (!s_set(cfg, &s_keys[c], optarg, "flag", err))
+            return FY_OPTIONS_ERROR;
+    }
+    if (optind < argc) {
+        fy_err_set(err, FERRY_EINVAL, "unexpected argument: %s (see --help)", argv[optind]);
+        return FY_OPTIONS_ERROR;
+    }
+    return FY_OPTIONS_RUN;
+}

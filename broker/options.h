@@ -1,0 +1,39 @@
+/*
+ * options.h - ferryd's configuration: one fy_config_t, defaults in one
+ * table, overridden by FERRY_* environment variables, then by flags
+ * (docs/config.md lists every key). Parsing only; no side effects.
+ */
+#ifndef FY_OPTIONS_H
+#define FY_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "log.h"
+
+typedef struct fy_config {
+    char data_dir[1024];
+    char bind[256];
+    fy_level_t log_level;
+    uint64_t map_size;         /* bytes; the storage limit */
+    uint64_t max_msg_bytes;    /* payload + key + id + headers */
+    uint64_t batch_max;        /* requests per group commit */
+    uint64_t dedupe_window_ms; /* default for new topics */
+} fy_config_t;
+
+typedef enum fy_options_result {
+    FY_OPTIONS_RUN,     /* start the broker */
+    FY_OPTIONS_HELP,    /* --help: usage printed */
+    FY_OPTIONS_VERSION, /* --version: version printed */
+    FY_OPTIONS_ERROR    /* bad value: err names the key */
+} fy_options_result_t;
+
+/** Fills @p cfg from defaults, @p envp-style lookups via getenv, and argv. */
+fy_options_result_t fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err);
+
+/** Parses "123", "64K", "512M", "8G" (binary units). @return false if invalid. */
+bool fy_options_parse_size(const char *text, uint64_t *out);
+
+#endif

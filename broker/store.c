@@ -1,0 +1,817 @@
+/*
+ * store.c - LMDB storage of topics, messages and the dedupe index.
+ *
+ * Topic records are read into a small per-batch cache on first use and
+ * written back once at commit, so a batch of N publishes to one topic costs
+ * one topic read and one topic write, not N. The cache lives only for one
+ * transaction: LMDB stays the single source of truth between batches.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_TOPIC_REC 64 /* bytes of a topic record */
+#define S_MSG_HDR 18   /* bytes before key/id/hdrs/payload in a message value */
+
+typedef struct s_topic {
+    uint8_t name[FERRY_NAME_MAX];
+    size_t name_len;
+    uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
+    ferry_kind_t kind;
+    bool dirty;
+} s_topic_t;
+
+struct fy_store {
+    MDB_env *env;
+    MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
+    MDB_txn *txn;
+    MDB_cursor *msg_cur;
+    bool spoiled, dirty;
+    uint64_t now_ms;
+    uint64_t default_dedupe_ms;
+    const fy_log_t *log;
+    int lock_fd;
+    s_topic_t *cache; /* topics touched by this batch */
+    size_t cache_len, cache_cap, cache_last;
+};
+
+/* Translates an LMDB result at the boundary; MDB_MAP_FULL spoils the txn. */
+static fy_status_t
+s_mdb(fy_store_t *self, int rc, const char *what)
+{
+    if (rc == MDB_SUCCESS)
+        return FERRY_OK;
+    if (rc == MDB_MAP_FULL) {
+        self->spoiled = true;
+        return FERRY_ESTORAGE_FULL;
+    }
+    self->spoiled = true;
+    fy_log(self->log, FY_LOG_ERROR, "store", "lmdb call failed", "op=%s rc=%d detail=\"%s\"", what,
+           rc, mdb_strerror(rc));
+    return FERRY_EIO;
+}
+
+static void
+s_topic_encode(const s_topic_t *t, uint8_t *rec)
+{
+    memset(rec, 0, S_TOPIC_REC);
+    rec[0] = 1;
+    rec[1] = (uint8_t)t->kind;
+    fy_be64_put(rec + 8, t->id);
+    fy_be64_put(rec + 16, t->created_ms);
+    fy_be64_put(rec + 24, t->dedupe_ms);
+    fy_be64_put(rec + 32, t->first);
+    fy_be64_put(rec + 40, t->last);
+    fy_be64_put(rec + 48, t->count);
+    fy_be64_put(rec + 56, t->bytes);
+}
+
+static bool
+s_topic_decode(const MDB_val *v, s_topic_t *t)
+{
+    const uint8_t *rec = v->mv_data;
+    if (v->mv_size < S_TOPIC_REC || rec[0] != 1)
+        return false;
+    t->kind = rec[1] == FERRY_KIND_QUEUE ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
+    t->id = fy_be64_get(rec + 8);
+    t->created_ms = fy_be64_get(rec + 16);
+    t->dedupe_ms = fy_be64_get(rec + 24);
+    t->first = fy_be64_get(rec + 32);
+    t->last = fy_be64_get(rec + 40);
+    t->count = fy_be64_get(rec + 48);
+    t->bytes = fy_be64_get(rec + 56);
+    t->dirty = false;
+    return true;
+}
+
+static void
+s_topic_info(const s_topic_t *t, ferry_topic_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    memcpy(info->name, t->name, t->name_len);
+    info->kind = t->kind;
+    info->first_seq = t->first;
+    info->last_seq = t->last;
+    info->messages = t->count;
+    info->bytes = t->bytes;
+    info->dedupe_window_ms = t->dedupe_ms;
+    info->created_ms = t->created_ms;
+}
+
+/* Finds a topic in the batch cache or loads it. *out NULL: no such topic. */
+static fy_status_t
+s_topic_get(fy_store_t *self, fy_bytes_t name, s_topic_t **out)
+{
+    *out = NULL;
+    if (self->cache_last < self->cache_len) {
+        s_topic_t *t = &self->cache[self->cache_last];
+        if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
+            *out = t;
+            return FERRY_OK;
+        }
+    }
+    for (size_t i = 0; i < self->cache_len; i++) {
+        s_topic_t *t = &self->cache[i];
+        if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
+            self->cache_last = i;
+            *out = t;
+            return FERRY_OK;
+        }
+    }
+    MDB_val k = {name.len, (void *)name.ptr}, v;
+    int rc = mdb_get(self->txn, self->topics, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return s_mdb(self, rc, "get topic");
+    if (self->cache_len == self->cache_cap) {
+        size_t cap = self->cache_cap ? self->cache_cap * 2 : 16;
+        s_topic_t *c = realloc(self->cache, cap * sizeof *c);
+        if (!c)
+            return FERRY_ENOMEM;
+        self->cache = c;
+        self->cache_cap = cap;
+    }
+    s_topic_t *t = &self->cache[self->cache_len];
+    if (!s_topic_decode(&v, t)) {
+        fy_log(self->log, FY_LOG_ERROR, "store", "corrupt topic record", NULL);
+        return FERRY_EIO;
+    }
+    memcpy(t->name, name.ptr, name.len);
+    t->name_len = name.len;
+    self->cache_last = self->cache_len++;
+    *out = t;
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_topic_put(fy_store_t *self, s_topic_t *t)
+{
+    uint8_t rec[S_TOPIC_REC];
+    s_topic_encode(t, rec);
+    MDB_val k = {t->name_len, t->name}, v = {S_TOPIC_REC, rec};
+    fy_status_t st = s_mdb(self, mdb_put(self->txn, self->topics, &k, &v, 0), "put topic");
+    if (st == FERRY_OK)
+        t->dirty = false;
+    return st;
+}
+
+static fy_status_t
+s_flush_topics(fy_store_t *self)
+{
+    for (size_t i = 0; i < self->cache_len; i++) {
+        if (self->cache[i].dirty) {
+            fy_status_t st = s_topic_put(self, &self->cache[i]);
+            if (st)
+                return st;
+        }
+    }
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_meta_get_u64(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out, bool *found)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    *found = rc == 0;
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return s_mdb(self, rc, "get meta");
+    if (v.mv_size != 8)
+        return FERRY_EIO;
+    *out = fy_be64_get(v.mv_data);
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_meta_put_u64(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val)
+{
+    uint8_t buf[8];
+    fy_be64_put(buf, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, buf};
+    return s_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
+}
+
+static fy_status_t
+s_open_dbs(fy_store_t *self, fy_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (rc)
+        return fy_err_set(err, FERRY_EIO, "cannot begin transaction: %s", mdb_strerror(rc));
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"meta", &self->meta},         {"topics", &self->topics},
+               {"messages", &self->messages}, {"dedupe", &self->dedupe},
+               {"dedupe_exp", &self->dedupe_exp}, {"subs", &self->subs},
+               {"deleted", &self->deleted}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc) {
+            mdb_txn_abort(txn);
+            if (rc == MDB_MAP_FULL)
+                return fy_err_set(err, FERRY_ESTORAGE_FULL, "map too small to create the store");
+            return fy_err_set(err, FERRY_EIO, "cannot open database %s: %s", dbs[i].name,
+                              mdb_strerror(rc));
+        }
+    }
+    uint64_t format = 0;
+    bool found;
+    fy_status_t st = s_meta_get_u64(self, txn, "format", &format, &found);
+    if (st == FERRY_OK && found && format > FY_STORE_FORMAT) {
+        mdb_txn_abort(txn);
+        return fy_err_set(err, FERRY_EFORMAT,
+                          "data directory has storage format %llu; this ferryd reads up to %d "
+                          "(upgrade ferryd)",
+                          (unsigned long long)format, FY_STORE_FORMAT);
+    }
+    if (st == FERRY_OK && !found)
+        st = s_meta_put_u64(self, txn, "format", FY_STORE_FORMAT);
+    if (st) {
+        mdb_txn_abort(txn);
+        return fy_err_set(err, st, "cannot initialise the store: %s", ferry_strerror(st));
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc)
+        return fy_err_set(err, rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO,
+                          "cannot commit store initialisation: %s", mdb_strerror(rc));
+    self->spoiled = false;
+    return FERRY_OK;
+}
+
+/* Creates `dir` and its missing parents, like mkdir -p. */
+static int
+s_mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        path[i] = c;
+    }
+    return 0;
+}
+
+fy_status_t
+fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
+{
+    *out = NULL;
+    fy_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    self->lock_fd = -1;
+    self->log = opts->log;
+    self->default_dedupe_ms = opts->dedupe_window_ms;
+    fy_status_t st;
+    int rc;
+    if (s_mkdir_p(opts->dir) != 0) {
+        st = fy_err_set(err, FERRY_EIO, "cannot create data directory: %s", strerror(errno));
+        goto fail;
+    }
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/ferryd.lock", opts->dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        st = fy_err_set(err, FERRY_EINVAL, "data directory path too long");
+        goto fail;
+    }
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd < 0) {
+        st = fy_err_set(err, FERRY_EIO, "cannot open lock file: %s", strerror(errno));
+        goto fail;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        st = fy_err_set(err, FERRY_EIO, "data directory is in use by another ferryd");
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&self->env)) || (rc = mdb_env_set_maxdbs(self->env, 8)) ||
+        (rc = mdb_env_set_mapsize(self->env, (size_t)opts->map_size))) {
+        st = fy_err_set(err, FERRY_EIO, "cannot create LMDB environment: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    /* Default flags: every commit syncs data pages, then the meta page. */
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0644);
+    if (rc) {
+        st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    if ((st = s_open_dbs(self, err)))
+        goto fail;
+    *out = self;
+    return FERRY_OK;
+fail:
+    fy_store_destroy(&self);
+    return st;
+}
+
+void
+fy_store_destroy(fy_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fy_store_t *self = *self_p;
+    fy_store_abort(self);
+    if (self->env)
+        mdb_env_close(self->env);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
+    free(self->cache);
+    free(self);
+    *self_p = NULL;
+}
+
+fy_status_t
+fy_store_begin(fy_store_t *self, uint64_t now_ms)
+{
+    if (self->txn)
+        fy_store_abort(self);
+    self->spoiled = false;
+    self->dirty = false;
+    self->cache_len = 0;
+    self->now_ms = now_ms;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
+    if (rc) {
+        self->txn = NULL;
+        return s_mdb(self, rc, "begin");
+    }
+    rc = mdb_cursor_open(self->txn, self->messages, &self->msg_cur);
+    if (rc) {
+        mdb_txn_abort(self->txn);
+        self->txn = NULL;
+        return s_mdb(self, rc, "cursor open");
+    }
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_commit(fy_store_t *self)
+{
+    if (!self->txn)
+        return FERRY_EINTERNAL;
+    fy_status_t st = self->spoiled ? FERRY_ESTORAGE_FULL : s_flush_topics(self);
+    if (st) {
+        fy_store_abort(self);
+        return st;
+    }
+    mdb_cursor_close(self->msg_cur);
+    self->msg_cur = NULL;
+    int rc = mdb_txn_commit(self->txn); /* syncs before returning (no MDB_NOSYNC) */
+    self->txn = NULL;
+    self->cache_len = 0;
+    if (rc == MDB_MAP_FULL)
+        return FERRY_ESTORAGE_FULL;
+    if (rc) {
+        fy_log(self->log, FY_LOG_ERROR, "store", "commit failed", "rc=%d detail=\"%s\"", rc,
+               mdb_strerror(rc));
+        return FERRY_EIO;
+    }
+    return FERRY_OK;
+}
+
+void
+fy_store_abort(fy_store_t *self)
+{
+    if (self->msg_cur) {
+        mdb_cursor_close(self->msg_cur);
+        self->msg_cur = NULL;
+    }
+    if (self->txn) {
+        mdb_txn_abort(self->txn);
+        self->txn = NULL;
+    }
+    self->cache_len = 0;
+}
+
+bool
+fy_store_spoiled(const fy_store_t *self)
+{
+    return self->spoiled;
+}
+
+bool
+fy_store_dirty(const fy_store_t *self)
+{
+    return self->dirty;
+}
+
+fy_status_t
+fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t dedupe_window_ms,
+                 ferry_topic_info_t *info, bool *created)
+{
+    s_topic_t *t;
+    fy_status_t st = s_topic_get(self, name, &t);
+    if (st)
+        return st;
+    *created = false;
+    if (t) {
+        s_topic_info(t, info);
+        return t->kind == kind ? FERRY_OK : FERRY_EEXISTS;
+    }
+    uint64_t next_id = 1;
+    bool found;
+    if ((st = s_meta_get_u64(self, self->txn, "next_topic_id", &next_id, &found)))
+        return st;
+    s_topic_t fresh = {.name_len = name.len, .id = next_id, .created_ms = self->now_ms,
+                       .dedupe_ms = dedupe_window_ms ? dedupe_window_ms : self->default_dedupe_ms,
+                       .kind = kind};
+    memcpy(fresh.name, name.ptr, name.len);
+    self->dirty = true;
+    if ((st = s_meta_put_u64(self, self->txn, "next_topic_id", next_id + 1)) ||
+        (st = s_topic_put(self, &fresh)))
+        return st;
+    if (kind == FERRY_KIND_QUEUE) {
+        /* The queue's implicit subscription: (topic id, "") -> cursor, ack floor. */
+        uint8_t key[8], val[16] = {0};
+        fy_be64_put(key, next_id);
+        MDB_val k = {8, key}, v = {16, val};
+        if ((st = s_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub")))
+            return st;
+    }
+    *created = true;
+    s_topic_info(&fresh, info);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_delete(fy_store_t *self, fy_bytes_t name)
+{
+    s_topic_t *t;
+    fy_status_t st = s_topic_get(self, name, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    uint8_t key[8];
+    fy_be64_put(key, t->id);
+    MDB_val k = {name.len, (void *)name.ptr}, idk = {8, key}, empty = {0, NULL};
+    self->dirty = true;
+    if ((st = s_mdb(self, mdb_del(self->txn, self->topics, &k, NULL), "del topic")) ||
+        (st = s_mdb(self, mdb_put(self->txn, self->deleted, &idk, &empty, 0), "put deleted")))
+        return st;
+    /* Forget the cached record so a later declare in this batch starts afresh. */
+    size_t i = (size_t)(t - self->cache);
+    self->cache[i] = self->cache[--self->cache_len];
+    self->cache_last = 0;
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info)
+{
+    s_topic_t *t;
+    fy_status_t st = s_topic_get(self, name, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    s_topic_info(t, info);
+    return FERRY_OK;
+}
+
+static void
+s_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
+{
+    fy_be64_put(key, topic_id);
+    fy_be64_put(key + 8, seq);
+}
+
+/* Looks the id up in the dedupe window. *seq = 0: not a duplicate. */
+static fy_status_t
+s_dedupe_find(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, uint8_t *key, uint64_t *seq)
+{
+    *seq = 0;
+    fy_be64_put(key, t->id);
+    memcpy(key + 8, id.ptr, id.len);
+    MDB_val k = {8 + id.len, key}, v;
+    int rc = mdb_get(self->txn, self->dedupe, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return s_mdb(self, rc, "get dedupe");
+    if (v.mv_size != 16)
+        return FERRY_EIO;
+    /* An entry past its expiry that the sweep has not reached yet no longer counts. */
+    if (fy_be64_get((uint8_t *)v.mv_data + 8) > self->now_ms)
+        *seq = fy_be64_get(v.mv_data);
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_dedupe_put(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, const uint8_t *key,
+             uint64_t seq)
+{
+    uint64_t expire = self->now_ms + t->dedupe_ms;
+    uint8_t val[16], ekey[24];
+    fy_be64_put(val, seq);
+    fy_be64_put(val + 8, expire);
+    fy_be64_put(ekey, expire);
+    fy_be64_put(ekey + 8, t->id);
+    fy_be64_put(ekey + 16, seq);
+    MDB_val k = {8 + id.len, (void *)key}, v = {16, val};
+    MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
+    fy_status_t st = s_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
+    return st ? st : s_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
+}
+
+/* Writes one message value in place (MDB_RESERVE): one copy of the payload. */
+static fy_status_t
+s_put_message(fy_store_t *self, const s_topic_t *t, uint64_t seq, const fy_pubmeta_t *m,
+              fy_bytes_t payload)
+{
+    uint8_t key[16];
+    s_msg_key(key, t->id, seq);
+    size_t size = S_MSG_HDR + m->key.len + m->id.len + m->hdrs.len + payload.len;
+    MDB_val k = {16, key}, v = {size, NULL};
+    /* Appending is cheapest and fills pages completely, but LMDB only allows
+     * it past the last key of the whole database, i.e. for the newest topic. */
+    int rc = mdb_cursor_put(self->msg_cur, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST) {
+        v.mv_size = size;
+        rc = mdb_cursor_put(self->msg_cur, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    }
+    fy_status_t st = s_mdb(self, rc, "put message");
+    if (st)
+        return st;
+    uint8_t *p = v.mv_data;
+    p[0] = 1;
+    p[1] = 0;
+    fy_be16_put(p + 2, (uint16_t)m->key.len);
+    fy_be16_put(p + 4, (uint16_t)m->id.len);
+    fy_be32_put(p + 6, (uint32_t)m->hdrs.len);
+    fy_be64_put(p + 10, self->now_ms);
+    p += S_MSG_HDR;
+    if (m->key.len)
+        memcpy(p, m->key.ptr, m->key.len);
+    p += m->key.len;
+    if (m->id.len)
+        memcpy(p, m->id.ptr, m->id.len);
+    p += m->id.len;
+    if (m->hdrs.len)
+        memcpy(p, m->hdrs.ptr, m->hdrs.len);
+    p += m->hdrs.len;
+    if (payload.len)
+        memcpy(p, payload.ptr, payload.len);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
+                const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups)
+{
+    s_topic_t *t;
+    fy_status_t st = s_topic_get(self, topic, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    uint8_t dkey[8 + FERRY_ID_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const fy_pubmeta_t *m = &metas[i];
+        dups[i] = false;
+        if (m->id.len) {
+            if ((st = s_dedupe_find(self, t, m->id, dkey, &seqs[i])))
+                return st;
+            if (seqs[i]) {
+                dups[i] = true;
+                continue;
+            }
+        }
+        uint64_t seq = t->last + 1;
+        self->dirty = true;
+        if ((st = s_put_message(self, t, seq, m, payloads[i])))
+            return st;
+        if (m->id.len && (st = s_dedupe_put(self, t, m->id, dkey, seq)))
+            return st;
+        if (t->count == 0)
+            t->first = seq;
+        t->last = seq;
+        t->count++;
+        t->bytes += m->key.len + m->id.len + m->hdrs.len + payloads[i].len;
+        t->dirty = true;
+        seqs[i] = seq;
+    }
+    return FERRY_OK;
+}
+
+static bool
+s_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out)
+{
+    const uint8_t *p = v->mv_data;
+    if (k->mv_size != 16 || v->mv_size < S_MSG_HDR || p[0] != 1)
+        return false;
+    size_t klen = fy_be16_get(p + 2), ilen = fy_be16_get(p + 4), hlen = fy_be32_get(p + 6);
+    size_t body = v->mv_size - S_MSG_HDR;
+    if (klen > body || ilen > body - klen || hlen > body - klen - ilen)
+        return false;
+    out->seq = fy_be64_get((const uint8_t *)k->mv_data + 8);
+    out->ts_ms = fy_be64_get(p + 10);
+    p += S_MSG_HDR;
+    out->key = (fy_bytes_t){p, klen};
+    out->id = (fy_bytes_t){p + klen, ilen};
+    out->hdrs = (fy_bytes_t){p + klen + ilen, hlen};
+    out->payload = (fy_bytes_t){p + klen + ilen + hlen, body - klen - ilen - hlen};
+    return true;
+}
+
+fy_status_t
+fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t limit,
+              fy_store_read_fn fn, void *user, size_t *count)
+{
+    *count = 0;
+    s_topic_t *t;
+    fy_status_t st = s_topic_get(self, topic, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    /* Messages not yet in the topic record's range (never) or deleted are skipped
+     * by the key range check below. */
+    uint8_t key[16];
+    s_msg_key(key, t->id, from_seq ? from_seq : 1);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->messages, &cur);
+    if (rc)
+        return s_mdb(self, rc, "cursor open");
+    MDB_val k = {16, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *count < limit) {
+        if (k.mv_size != 16 || fy_be64_get(k.mv_data) != t->id)
+            break;
+        fy_stored_t m;
+        if (!s_parse_message(&k, &v, &m)) {
+            fy_log(self->log, FY_LOG_ERROR, "store", "corrupt message record", "topic_id=%llu",
+                   (unsigned long long)t->id);
+            st = FERRY_EIO;
+            break;
+        }
+        if ((st = fn(user, &m)))
+            break;
+        (*count)++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = s_mdb(self, rc, "cursor next");
+    return st;
+}
+
+/* Expires dedupe entries whose window has passed, oldest first. */
+static fy_status_t
+s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dedupe_exp, &cur);
+    if (rc)
+        return s_mdb(self, rc, "cursor open");
+    fy_status_t st = FERRY_OK;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != 24 || v.mv_size > FERRY_ID_MAX) {
+            st = FERRY_EIO;
+            break;
+        }
+        const uint8_t *ek = k.mv_data;
+        if (fy_be64_get(ek) > self->now_ms)
+            break;
+        if (*budget == 0) {
+            *more = true;
+            break;
+        }
+        (*budget)--;
+        /* Delete the dedupe entry only if it still belongs to this message:
+         * after expiry the same id may have been published again. */
+        uint8_t dkey[8 + FERRY_ID_MAX];
+        memcpy(dkey, ek + 8, 8);
+        memcpy(dkey + 8, v.mv_data, v.mv_size);
+        MDB_val dk = {8 + v.mv_size, dkey}, dv;
+        rc = mdb_get(self->txn, self->dedupe, &dk, &dv);
+        if (rc == 0 && dv.mv_size == 16 && fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
+            rc = mdb_del(self->txn, self->dedupe, &dk, NULL);
+        else if (rc == MDB_NOTFOUND || rc == 0)
+            rc = 0;
+        if (rc || (rc = mdb_cursor_del(cur, 0))) {
+            st = s_mdb(self, rc, "sweep dedupe");
+            break;
+        }
+        self->dirty = true;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = s_mdb(self, rc, "sweep dedupe next");
+    mdb_cursor_close(cur);
+    return st;
+}
+
+/* Removes messages (and the implicit subscription) of deleted topics. */
+static fy_status_t
+s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
+{
+    MDB_val dk, dv;
+    MDB_cursor *del;
+    int rc = mdb_cursor_open(self->txn, self->deleted, &del);
+    if (rc)
+        return s_mdb(self, rc, "cursor open");
+    fy_status_t st = FERRY_OK;
+    while ((rc = mdb_cursor_get(del, &dk, &dv, MDB_FIRST)) == 0 && dk.mv_size == 8) {
+        uint64_t id = fy_be64_get(dk.mv_data);
+        uint8_t key[16];
+        s_msg_key(key, id, 0);
+        MDB_val k = {16, key}, v;
+        bool done = false;
+        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_RANGE);
+        while (true) {
+            if (rc == MDB_NOTFOUND || (rc == 0 && fy_be64_get(k.mv_data) != id)) {
+                done = true;
+                break;
+            }
+            if (rc)
+                break;
+            if (*budget == 0)
+                break;
+            (*budget)--;
+            if ((rc = mdb_cursor_del(self->msg_cur, 0)))
+                break;
+            /* After a delete LMDB leaves the cursor on the next item: MDB_NEXT returns it. */
+            rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
+        }
+        if (rc && rc != MDB_NOTFOUND) {
+            st = s_mdb(self, rc, "sweep messages");
+            break;
+        }
+        self->dirty = true;
+        if (!done) {
+            *more = true;
+            break;
+        }
+        MDB_val sk = {8, key};
+        rc = mdb_del(self->txn, self->subs, &sk, NULL);
+        if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_cursor_del(del, 0))) {
+            st = s_mdb(self, rc, "sweep deleted");
+            break;
+        }
+        rc = 0;
+    }
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = s_mdb(self, rc, "sweep deleted next");
+    mdb_cursor_close(del);
+    return st;
+}
+
+fy_status_t
+fy_store_sweep(fy_store_t *self, size_t budget, bool *more)
+{
+    *more = false;
+    fy_status_t st = s_sweep_dedupe(self, &budget, more);
+    return st ? st : s_sweep_deleted(self, &budget, more);
+}
+
+fy_status_t
+fy_store_totals(fy_store_t *self, ferry_stats_t *st)
+{
+    fy_status_t s = s_flush_topics(self);
+    if (s)
+        return s;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->topics, &cur);
+    if (rc)
+        return s_mdb(self, rc, "cursor open");
+    st->topics = st->messages = st->bytes = 0;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        s_topic_t t;
+        if (s_topic_decode(&v, &t)) {
+            st->topics++;
+            st->messages += t.count;
+            st->bytes += t.bytes;
+        }
+    }
+    mdb_cursor_close(cur);
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(self->env, &info);
+    mdb_env_stat(self->env, &ms);
+    st->map_size = info.me_mapsize;
+    st->map_used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    return rc == MDB_NOTFOUND ? FERRY_OK : s_mdb(self, rc, "cursor next");
+}

@@ -1,0 +1,109 @@
+/*
+ * store.h - Ferry's storage: one LMDB environment in the data directory
+ * (layout in docs/storage.md).
+ *
+ * Every operation runs inside a batch: fy_store_begin() opens the single
+ * write transaction, requests read and write through it (reads see the
+ * batch's own writes), and fy_store_commit() makes the whole batch durable
+ * with one commit (LMDB syncs before it returns). Nothing written in a batch
+ * may be confirmed to anyone before fy_store_commit() returned FERRY_OK.
+ *
+ * One thread uses a fy_store_t. Byte strings handed to callbacks point into
+ * the LMDB map and are valid only during the callback.
+ */
+#ifndef FY_STORE_H
+#define FY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "log.h"
+
+/** Version of the on-disk layout; a newer one is refused at open. */
+#define FY_STORE_FORMAT 1
+
+typedef struct fy_store fy_store_t;
+
+typedef struct fy_store_opts {
+    const char *dir;            /**< data directory; created if missing */
+    uint64_t map_size;          /**< LMDB map size in bytes (the storage limit) */
+    uint64_t dedupe_window_ms;  /**< default dedupe window for new topics */
+    const fy_log_t *log;        /**< borrowed; may be NULL */
+} fy_store_opts_t;
+
+/**
+ * Opens (or creates) the store in opts->dir. Takes an exclusive lock on the
+ * directory so that two brokers never share it.
+ * @return FERRY_OK, FERRY_EFORMAT (newer format), FERRY_EIO (with err), FERRY_ENOMEM
+ */
+fy_status_t fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err);
+/** Aborts an open batch, closes the environment, frees, sets *self_p = NULL. */
+void fy_store_destroy(fy_store_t **self_p);
+
+/** Starts the batch's write transaction. @return FERRY_OK, FERRY_EIO */
+fy_status_t fy_store_begin(fy_store_t *self, uint64_t now_ms);
+/**
+ * Writes back the topics the batch changed and commits durably.
+ * On failure the batch is gone (aborted) and nothing of it is stored.
+ * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_commit(fy_store_t *self);
+/** Drops the batch. */
+void fy_store_abort(fy_store_t *self);
+/** True once an operation failed in a way that spoils the transaction
+ *  (LMDB's MDB_MAP_FULL): the batch must be aborted and may be replayed. */
+bool fy_store_spoiled(const fy_store_t *self);
+/** True if the batch changed anything (a commit will sync). */
+bool fy_store_dirty(const fy_store_t *self);
+
+/**
+ * Creates a topic or queue, or finds it with the same kind.
+ * @param dedupe_window_ms 0: the store default. Ignored for an existing topic.
+ * @return FERRY_OK, FERRY_EEXISTS (other kind), FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
+                             uint64_t dedupe_window_ms, ferry_topic_info_t *info, bool *created);
+/** Deletes a topic; its messages are removed in later sweeps.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO */
+fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
+/** @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
+fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info);
+
+/**
+ * Appends @p n messages to a topic, all or nothing as far as the caller's
+ * batch goes. A message whose id is in the topic's dedupe window is not
+ * stored: its entry in @p seqs is the original sequence and @p dups is true.
+ * @param payload_lens / payloads  one payload per message, copied into the map.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL (batch spoiled), FERRY_EIO
+ */
+fy_status_t fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
+                            const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups);
+
+/** A stored message as handed to a read callback (borrowed from the map). */
+typedef struct fy_stored {
+    uint64_t seq;
+    uint64_t ts_ms;
+    fy_bytes_t key, id, hdrs, payload;
+} fy_stored_t;
+
+typedef fy_status_t (*fy_store_read_fn)(void *user, const fy_stored_t *msg);
+
+/** Calls @p fn for up to @p limit messages of @p topic from @p from_seq on, in order.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO, or what @p fn returned */
+fy_status_t fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t limit,
+                          fy_store_read_fn fn, void *user, size_t *count);
+
+/**
+ * Does up to @p budget units of background work in the batch: expires dedupe
+ * entries older than their window and removes messages of deleted topics.
+ * @param[out] more true if work is left.
+ * @return FERRY_OK, FERRY_ESTORAGE_FULL (batch spoiled), FERRY_EIO
+ */
+fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
+
+/** Fills the store's part of @p st: topics, messages, bytes, map_size, map_used. */
+fy_status_t fy_store_totals(fy_store_t *self, ferry_stats_t *st);
+
+#endif /* FY_STORE_H */

@@ -1,0 +1,368 @@
+/*
+ * ferry.c - the `ferry` command: talks to ferryd through libferry.
+ *
+ *   ferry [--server EP] [--timeout MS] COMMAND ...
+ *
+ * Exit codes: 0 done, 1 the broker refused (code and message printed),
+ * 2 usage error, 3 broker unreachable or no answer in time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ferry.h"
+
+#define S_EXIT_REFUSED 1
+#define S_EXIT_USAGE 2
+#define S_EXIT_UNREACHABLE 3
+#define S_MAX_HEADERS 64
+#define S_STDIN_MAX (64u << 20)
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry [--server EP] [--timeout MS] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  declare topic|queue NAME [--dedupe-window-ms N]   create (or check) a destination\n"
+            "  delete NAME                                       delete it and its messages\n"
+            "  info NAME                                         show a topic or queue\n"
+            "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
+            "                                                    publish and wait for the confirm\n"
+            "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
+            "  stats                                             broker counters\n"
+            "  ping                                              check the broker answers\n"
+            "\n"
+            "--server defaults to $FERRY_SERVER or tcp://127.0.0.1:5555.\n"
+            "Exit codes: 0 ok, 1 refused by the broker, 2 usage, 3 broker unreachable.\n");
+}
+
+static int
+s_exit_for(ferry_status_t st)
+{
+    switch (st) {
+    case FERRY_OK:
+        return 0;
+    case FERRY_ECONNECT:
+    case FERRY_ETIMEOUT:
+    case FERRY_ECLOSED:
+        return S_EXIT_UNREACHABLE;
+    case FERRY_EINVAL:
+    case FERRY_EINVALID_NAME:
+        return S_EXIT_USAGE;
+    default:
+        return S_EXIT_REFUSED;
+    }
+}
+
+static int
+s_report(ferry_client_t *c, ferry_status_t st)
+{
+    if (st == FERRY_OK)
+        return 0;
+    const char *detail = c ? ferry_client_last_error(c) : "";
+    fprintf(stderr, "ferry: %s: %s\n", ferry_errname(st), detail && *detail ? detail
+                                                                           : ferry_strerror(st));
+    return s_exit_for(st);
+}
+
+static bool
+s_parse_u64(const char *text, uint64_t *out)
+{
+    if (!text || !*text || strspn(text, "0123456789") != strlen(text))
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(text, NULL, 10);
+    if (errno)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void
+s_print_info(const ferry_topic_info_t *in)
+{
+    printf("name: %s\nkind: %s\nmessages: %" PRIu64 "\nbytes: %" PRIu64 "\nfirst_seq: %" PRIu64
+           "\nlast_seq: %" PRIu64 "\ndedupe_window_ms: %" PRIu64 "\ncreated_ms: %" PRIu64 "\n",
+           in->name, in->kind == FERRY_KIND_QUEUE ? "queue" : "topic", in->messages, in->bytes,
+           in->first_seq, in->last_seq, in->dedupe_window_ms, in->created_ms);
+}
+
+static char *
+s_read_stdin(size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            if (cap >= S_STDIN_MAX) {
+                free(buf);
+                return NULL;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/* Command-local options: parsed after the command word. */
+typedef struct {
+    const char *key, *id;
+    ferry_header_t headers[S_MAX_HEADERS];
+    char *header_text[S_MAX_HEADERS];
+    size_t nheaders;
+    uint64_t dedupe_ms, from, count;
+} s_cmdopts_t;
+
+/* Splits the words after the command into options and positional arguments.
+ * Options may come anywhere; "-" is a positional argument (standard input). */
+static int
+s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int maxpos)
+{
+    for (int k = 0; k < argc; k++) {
+        const char *a = argv[k];
+        if (strncmp(a, "--", 2) != 0) {
+            if (*npos == maxpos) {
+                fprintf(stderr, "ferry: too many arguments\n");
+                return -1;
+            }
+            pos[(*npos)++] = argv[k];
+            continue;
+        }
+        if (k + 1 >= argc) {
+            fprintf(stderr, "ferry: %s wants a value\n", a);
+            return -1;
+        }
+        const char *v = argv[++k];
+        if (strcmp(a, "--key") == 0) {
+            o->key = v;
+        } else if (strcmp(a, "--id") == 0) {
+            o->id = v;
+        } else if (strcmp(a, "--header") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || o->nheaders == S_MAX_HEADERS) {
+                fprintf(stderr, "ferry: --header wants name=value (at most %d)\n", S_MAX_HEADERS);
+                return -1;
+            }
+            char *copy = strdup(v);
+            if (!copy)
+                return -1;
+            copy[eq - v] = '\0';
+            o->header_text[o->nheaders] = copy;
+            o->headers[o->nheaders].name = copy;
+            o->headers[o->nheaders].value = copy + (eq - v) + 1;
+            o->nheaders++;
+        } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
+                   strcmp(a, "--count") == 0) {
+            uint64_t *dst = a[2] == 'd' ? &o->dedupe_ms : a[2] == 'f' ? &o->from : &o->count;
+            if (!s_parse_u64(v, dst)) {
+                fprintf(stderr, "ferry: %s wants a number\n", a);
+                return -1;
+            }
+        } else {
+            fprintf(stderr, "ferry: unknown option %s (see ferry --help)\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
+{
+    char *owned = NULL;
+    ferry_message_t m = {.key = o->key, .id = o->id, .headers = o->headers,
+                         .header_count = o->nheaders};
+    if (argc == 0 || strcmp(argv[0], "-") == 0) {
+        owned = s_read_stdin(&m.len);
+        if (!owned) {
+            fprintf(stderr, "ferry: cannot read standard input (at most %u bytes)\n", S_STDIN_MAX);
+            return S_EXIT_USAGE;
+        }
+        m.data = owned;
+    } else {
+        m.data = argv[0];
+        m.len = strlen(argv[0]);
+    }
+    ferry_confirm_t cf;
+    ferry_status_t st = ferry_client_publish(c, topic, &m, &cf);
+    free(owned);
+    if (st)
+        return s_report(c, st);
+    printf("seq: %" PRIu64 "%s\n", cf.seq, cf.duplicate ? " (duplicate)" : "");
+    return 0;
+}
+
+static int
+s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+{
+    uint64_t from = o->from ? o->from : 1, left = o->count ? o->count : 100;
+    while (left > 0) {
+        const ferry_stored_message_t *msgs;
+        size_t n;
+        uint32_t limit = left > 1000 ? 1000 : (uint32_t)left;
+        ferry_status_t st = ferry_client_get(c, topic, from, limit, &msgs, &n);
+        if (st)
+            return s_report(c, st);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            const ferry_stored_message_t *m = &msgs[i];
+            printf("seq=%" PRIu64 " ts_ms=%" PRIu64, m->seq, m->timestamp_ms);
+            if (m->key)
+                printf(" key=%s", m->key);
+            if (m->id)
+                printf(" id=%s", m->id);
+            for (size_t j = 0; j < m->header_count; j++)
+                printf(" %s=%s", m->headers[j].name, m->headers[j].value);
+            printf(" len=%zu\n", m->len);
+            fwrite(m->data, 1, m->len, stdout);
+            printf("\n");
+        }
+        from = msgs[n - 1].seq + 1;
+        left -= n;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *server = getenv("FERRY_SERVER");
+    int timeout_ms = 5000;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ferry %s (protocol %d)\n", FERRY_VERSION_STRING, FERRY_PROTOCOL_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+            server = argv[++i];
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            uint64_t t;
+            if (!s_parse_u64(argv[++i], &t) || t == 0 || t > 3600000) {
+                fprintf(stderr, "ferry: --timeout wants milliseconds (1-3600000)\n");
+                return S_EXIT_USAGE;
+            }
+            timeout_ms = (int)t;
+        } else {
+            fprintf(stderr, "ferry: unknown option %s (see ferry --help)\n", argv[i]);
+            return S_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        s_usage(stderr);
+        return S_EXIT_USAGE;
+    }
+    const char *cmd = argv[i];
+    /* Command arguments: options may come anywhere after the command word. */
+    int cargc = argc - i;
+    char **cargv = argv + i;
+    s_cmdopts_t o = {0};
+    int rc = S_EXIT_USAGE;
+    ferry_client_t *c = NULL;
+    ferry_options_t *opts = NULL;
+    char *pos[8];
+    int npos = 0;
+    if (s_parse_args(cargc - 1, cargv + 1, &o, pos, &npos, 8) != 0)
+        goto done;
+
+    static const struct {
+        const char *name;
+        int min, max;
+    } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}};
+    int which = -1;
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+        if (strcmp(cmd, cmds[k].name) == 0)
+            which = (int)k;
+    if (which < 0) {
+        fprintf(stderr, "ferry: unknown command '%s' (see ferry --help)\n", cmd);
+        goto done;
+    }
+    if (npos < cmds[which].min || npos > cmds[which].max)
+        goto usage;
+
+    opts = ferry_options_new();
+    if (!opts || (server && ferry_options_set_server(opts, server)) ||
+        ferry_options_set_timeout_ms(opts, timeout_ms) || ferry_options_set_name(opts, "ferry-cli")) {
+        fprintf(stderr, "ferry: invalid --server endpoint\n");
+        goto done;
+    }
+    ferry_status_t st = ferry_client_new(opts, &c);
+    if (st) {
+        fprintf(stderr, "ferry: %s: cannot reach ferryd at %s\n", ferry_errname(st),
+                server ? server : "tcp://127.0.0.1:5555");
+        rc = s_exit_for(st) == S_EXIT_USAGE ? S_EXIT_USAGE : S_EXIT_UNREACHABLE;
+        goto done;
+    }
+    if (strcmp(cmd, "declare") == 0) {
+        ferry_kind_t kind;
+        if (strcmp(pos[0], "topic") == 0)
+            kind = FERRY_KIND_TOPIC;
+        else if (strcmp(pos[0], "queue") == 0)
+            kind = FERRY_KIND_QUEUE;
+        else
+            goto usage;
+        ferry_topic_config_t cfg = {.dedupe_window_ms = o.dedupe_ms};
+        ferry_topic_info_t info;
+        bool created;
+        st = ferry_client_declare(c, kind, pos[1], &cfg, &info, &created);
+        rc = s_report(c, st);
+        if (st == FERRY_OK) {
+            printf("%s %s %s\n", created ? "created" : "exists", pos[0], info.name);
+        }
+    } else if (strcmp(cmd, "delete") == 0) {
+        st = ferry_client_delete(c, pos[0]);
+        if ((rc = s_report(c, st)) == 0)
+            printf("deleted %s\n", pos[0]);
+    } else if (strcmp(cmd, "info") == 0) {
+        ferry_topic_info_t info;
+        st = ferry_client_info(c, pos[0], &info);
+        if ((rc = s_report(c, st)) == 0)
+            s_print_info(&info);
+    } else if (strcmp(cmd, "pub") == 0) {
+        rc = s_cmd_pub(c, pos[0], npos - 1, pos + 1, &o);
+    } else if (strcmp(cmd, "get") == 0) {
+        rc = s_cmd_get(c, pos[0], &o);
+    } else if (strcmp(cmd, "stats") == 0) {
+        ferry_stats_t s;
+        st = ferry_client_stats(c, &s);
+        if ((rc = s_report(c, st)) == 0)
+            printf("topics: %" PRIu64 "\nmessages: %" PRIu64 "\nbytes: %" PRIu64
+                   "\npublishes: %" PRIu64 "\nduplicates: %" PRIu64 "\ncommits: %" PRIu64
+                   "\nrequests: %" PRIu64 "\nerrors: %" PRIu64 "\nuptime_ms: %" PRIu64
+                   "\nmap_size: %" PRIu64 "\nmap_used: %" PRIu64 "\n",
+                   s.topics, s.messages, s.bytes, s.publishes, s.duplicates, s.commits,
+                   s.requests, s.errors, s.uptime_ms, s.map_size, s.map_used);
+    } else if (strcmp(cmd, "ping") == 0) {
+        st = ferry_client_ping(c);
+        if ((rc = s_report(c, st)) == 0)
+            printf("pong\n");
+    }
+    goto done;
+usage:
+    fprintf(stderr, "ferry: wrong arguments for '%s' (see ferry --help)\n", cmd);
+    rc = S_EXIT_USAGE;
+done:
+    for (size_t k = 0; k < o.nheaders; k++)
+        free(o.header_text[k]);
+    ferry_client_destroy(&c);
+    ferry_options_destroy(&opts);
+    return rc;
+}

@@ -1,0 +1,679 @@
+/*
+ * client.c - libferry: a connection to ferryd over a ZeroMQ DEALER socket.
+ *
+ * Blocking calls send a request and read replies until theirs arrives;
+ * replies to async publishes that arrive meanwhile fire their callbacks.
+ * The broker answers one connection's requests in order, so async publishes
+ * wait in a FIFO and are matched by correlation id. One thread per client.
+ */
+#include "ferry.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "envelope.h"
+
+#define S_MAX_REPLY_FRAMES (FY_BATCH_MAX + 1)
+
+struct ferry_options {
+    char *server;
+    char *name;
+    int timeout_ms;
+    size_t window;
+};
+
+typedef struct s_pending {
+    uint64_t cid;
+    ferry_confirm_fn cb;
+    void *user;
+    bool done;
+} s_pending_t;
+
+struct ferry_client {
+    void *ctx, *sock;
+    struct ferry_options opts;
+    uint64_t next_cid;
+    uint64_t max_msg_bytes;
+    fy_encoder_t *enc;
+    fy_decoder_t *dec;
+    s_pending_t *fifo; /* ring of opts.window entries */
+    size_t head, count;
+    zmq_msg_t rframes[S_MAX_REPLY_FRAMES]; /* frames of the last reply read */
+    size_t nrframes;
+    ferry_stored_message_t *got; /* results of the last get */
+    ferry_header_t *got_hdrs;
+    char *got_text;
+    char last_error[256];
+};
+
+static long long
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *
+s_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static ferry_status_t
+s_fail(ferry_client_t *self, ferry_status_t st, const char *fmt, ...)
+{
+    if (self) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(self->last_error, sizeof self->last_error, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            self->last_error[0] = '\0';
+    }
+    return st;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+ferry_options_t *
+ferry_options_new(void)
+{
+    ferry_options_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->server = s_strdup("tcp://127.0.0.1:5555");
+    o->name = s_strdup("libferry");
+    if (!o->server || !o->name) {
+        ferry_options_destroy(&o);
+        return NULL;
+    }
+    o->timeout_ms = 5000;
+    o->window = 1000;
+    return o;
+}
+
+void
+ferry_options_destroy(ferry_options_t **opts_p)
+{
+    if (!opts_p || !*opts_p)
+        return;
+    free((*opts_p)->server);
+    free((*opts_p)->name);
+    free(*opts_p);
+    *opts_p = NULL;
+}
+
+static ferry_status_t
+s_set_str(char **field, const char *value, size_t max)
+{
+    if (!value || !*value || strlen(value) > max)
+        return FERRY_EINVAL;
+    char *copy = s_strdup(value);
+    if (!copy)
+        return FERRY_ENOMEM;
+    free(*field);
+    *field = copy;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_server(ferry_options_t *opts, const char *endpoint)
+{
+    return opts ? s_set_str(&opts->server, endpoint, 1024) : FERRY_EINVAL;
+}
+
+ferry_status_t
+ferry_options_set_name(ferry_options_t *opts, const char *name)
+{
+    return opts ? s_set_str(&opts->name, name, FERRY_NAME_MAX) : FERRY_EINVAL;
+}
+
+ferry_status_t
+ferry_options_set_timeout_ms(ferry_options_t *opts, int timeout_ms)
+{
+    if (!opts || timeout_ms <= 0)
+        return FERRY_EINVAL;
+    opts->timeout_ms = timeout_ms;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_window(ferry_options_t *opts, size_t window)
+{
+    if (!opts || window == 0 || window > 65536)
+        return FERRY_EINVAL;
+    opts->window = window;
+    return FERRY_OK;
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static void
+s_drop_reply(ferry_client_t *self)
+{
+    for (size_t i = 0; i < self->nrframes; i++)
+        zmq_msg_close(&self->rframes[i]);
+    self->nrframes = 0;
+}
+
+/* Reads one whole reply if one arrives within timeout_ms (-1: wait forever).
+ * @return 1 read, 0 nothing in time, -1 socket error. */
+static int
+s_read_reply(ferry_client_t *self, long timeout_ms)
+{
+    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, timeout_ms);
+    if (rc < 0)
+        return errno == EINTR ? 0 : -1;
+    if (rc == 0)
+        return 0;
+    s_drop_reply(self);
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->sock, self->nrframes == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (self->nrframes == 0 && (e == EAGAIN || e == EINTR))
+                return 0;
+            if (e == EINTR)
+                continue;
+            return -1;
+        }
+        bool more = zmq_msg_more(&m);
+        if (self->nrframes < S_MAX_REPLY_FRAMES)
+            self->rframes[self->nrframes++] = m;
+        else
+            zmq_msg_close(&m);
+        if (!more)
+            return 1;
+    }
+}
+
+static s_pending_t *
+s_fifo_at(ferry_client_t *self, size_t i)
+{
+    return &self->fifo[(self->head + i) % self->opts.window];
+}
+
+/* Completes the async publish with this cid, if it is one. Replies come in
+ * request order, so it is almost always the head of the FIFO. */
+static bool
+s_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        s_pending_t *p = s_fifo_at(self, i);
+        if (p->cid != cid || p->done)
+            continue;
+        p->done = true;
+        if (p->cb)
+            p->cb(self, cf, p->user);
+        while (self->count > 0 && s_fifo_at(self, 0)->done) {
+            self->head = (self->head + 1) % self->opts.window;
+            self->count--;
+        }
+        return true;
+    }
+    return false;
+}
+
+static void
+s_confirm_from(const fy_reply_t *rep, ferry_confirm_t *cf)
+{
+    memset(cf, 0, sizeof *cf);
+    cf->status = rep->code;
+    if (rep->code == FERRY_OK && fy_reply_confirm(rep, &cf->seq, &cf->duplicate) != FERRY_OK)
+        cf->status = FERRY_EPROTO;
+}
+
+/* Waits for the reply to `cid` (0: none, just process async replies until
+ * the deadline or, with `until_empty`, until no async publish is pending). */
+static ferry_status_t
+s_wait(ferry_client_t *self, uint64_t cid, long long deadline, bool until_empty, fy_reply_t *rep)
+{
+    for (;;) {
+        if (cid == 0 && until_empty && self->count == 0)
+            return FERRY_OK;
+        long long left = deadline - s_now_ms();
+        if (left < 0)
+            left = 0;
+        int got = s_read_reply(self, (long)left);
+        if (got < 0)
+            return s_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
+        if (got == 0) {
+            if (s_now_ms() >= deadline)
+                return cid || until_empty ? s_fail(self, FERRY_ETIMEOUT, "no reply in time")
+                                          : FERRY_OK;
+            continue;
+        }
+        fy_reply_t r;
+        fy_err_t err;
+        if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
+                            zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
+            continue; /* not a reply we can read: nothing to match it to */
+        if (cid && r.cid == cid) {
+            *rep = r;
+            return FERRY_OK;
+        }
+        ferry_confirm_t cf;
+        s_confirm_from(&r, &cf);
+        s_complete_async(self, r.cid, &cf);
+    }
+}
+
+/* Sends the encoded envelope plus payload frames, then (if rep) waits. */
+static ferry_status_t
+s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, size_t n)
+{
+    int more = n ? ZMQ_SNDMORE : 0;
+    if (zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
+        return s_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED,
+                      "cannot send: %s", zmq_strerror(errno));
+    for (size_t i = 0; i < n; i++) {
+        if (zmq_send(self->sock, payloads[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+            return s_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
+    }
+    return FERRY_OK;
+}
+
+static ferry_status_t
+s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
+       size_t n, fy_reply_t *rep)
+{
+    ferry_status_t st = s_send(self, payloads, lens, n);
+    if (st)
+        return st;
+    st = s_wait(self, cid, s_now_ms() + self->opts.timeout_ms, false, rep);
+    if (st)
+        return st;
+    if (rep->code)
+        return s_fail(self, rep->code, "%.*s",
+                      (int)rep->msg.len, (const char *)rep->msg.ptr);
+    self->last_error[0] = '\0';
+    return FERRY_OK;
+}
+
+static bool
+s_name_ok(const char *name)
+{
+    return name && fy_name_valid(fy_bytes_str(name));
+}
+
+/* ---- connection ------------------------------------------------------------ */
+
+ferry_status_t
+ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
+{
+    if (!out)
+        return FERRY_EINVAL;
+    *out = NULL;
+    ferry_options_t *defaults = NULL;
+    if (!opts) {
+        defaults = ferry_options_new();
+        if (!defaults)
+            return FERRY_ENOMEM;
+        opts = defaults;
+    }
+    ferry_client_t *self = calloc(1, sizeof *self);
+    ferry_status_t st = FERRY_ENOMEM;
+    if (!self)
+        goto done;
+    self->opts.timeout_ms = opts->timeout_ms;
+    self->opts.window = opts->window;
+    self->opts.server = s_strdup(opts->server);
+    self->opts.name = s_strdup(opts->name);
+    self->fifo = calloc(opts->window, sizeof *self->fifo);
+    self->enc = fy_encoder_new();
+    self->dec = fy_decoder_new();
+    self->next_cid = 1;
+    if (!self->opts.server || !self->opts.name || !self->fifo || !self->enc || !self->dec)
+        goto done;
+    self->ctx = zmq_ctx_new();
+    self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
+    if (!self->sock)
+        goto done;
+    int linger = 0, hwm = 0;
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* The window bounds what is in flight; the socket itself need not. */
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->opts.timeout_ms, sizeof(int));
+    if (zmq_connect(self->sock, self->opts.server) != 0) {
+        st = s_fail(self, FERRY_EINVAL, "bad server endpoint '%s': %s", self->opts.server,
+                    zmq_strerror(errno));
+        goto done;
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    if ((st = fy_encode_hello(self->enc, cid, self->opts.name)))
+        goto done;
+    fy_reply_t rep;
+    st = s_call(self, cid, NULL, NULL, 0, &rep);
+    if (st == FERRY_ETIMEOUT)
+        st = s_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms", self->opts.server,
+                    self->opts.timeout_ms);
+    if (st == FERRY_OK && fy_reply_hello(&rep, &self->max_msg_bytes) != FERRY_OK)
+        st = FERRY_EPROTO;
+done:
+    ferry_options_destroy(&defaults);
+    if (st != FERRY_OK) {
+        ferry_client_destroy(&self);
+        return st;
+    }
+    *out = self;
+    return FERRY_OK;
+}
+
+void
+ferry_client_destroy(ferry_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ferry_client_t *self = *self_p;
+    ferry_confirm_t cf = {.status = FERRY_ECLOSED};
+    while (self->fifo && self->count > 0) {
+        s_pending_t *p = s_fifo_at(self, 0);
+        self->head = (self->head + 1) % self->opts.window;
+        self->count--;
+        if (!p->done && p->cb)
+            p->cb(self, &cf, p->user);
+    }
+    s_drop_reply(self);
+    if (self->sock)
+        zmq_close(self->sock);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    fy_encoder_destroy(&self->enc);
+    fy_decoder_destroy(&self->dec);
+    free(self->fifo);
+    free(self->got);
+    free(self->got_hdrs);
+    free(self->got_text);
+    free(self->opts.server);
+    free(self->opts.name);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+ferry_client_last_error(const ferry_client_t *self)
+{
+    return self ? self->last_error : "no client";
+}
+
+/* ---- operations -------------------------------------------------------------- */
+
+ferry_status_t
+ferry_client_ping(ferry_client_t *self)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_PING, NULL);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
+                     const ferry_topic_config_t *config, ferry_topic_info_t *info, bool *created)
+{
+    if (!self || (kind != FERRY_KIND_TOPIC && kind != FERRY_KIND_QUEUE))
+        return FERRY_EINVAL;
+    if (!s_name_ok(name))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_declare(self->enc, cid, kind, name,
+                                          config ? config->dedupe_window_ms : 0);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    ferry_topic_info_t tmp;
+    bool c;
+    if (fy_reply_info(&rep, info ? info : &tmp, &c) != FERRY_OK)
+        return s_fail(self, FERRY_EPROTO, "malformed declare reply");
+    if (created)
+        *created = c;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_delete(ferry_client_t *self, const char *name)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    if (!s_name_ok(name))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_DELETE, name);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *info)
+{
+    if (!self || !info)
+        return FERRY_EINVAL;
+    if (!s_name_ok(name))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_INFO, name);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    return fy_reply_info(&rep, info, NULL) ? s_fail(self, FERRY_EPROTO, "malformed info reply")
+                                           : FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
+{
+    if (!self || !stats)
+        return FERRY_EINVAL;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_STATS, NULL);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    return fy_reply_stats(&rep, stats) ? s_fail(self, FERRY_EPROTO, "malformed stats reply")
+                                       : FERRY_OK;
+}
+
+/* Checks what the broker would refuse anyway, so misuse fails fast and locally. */
+static ferry_status_t
+s_check_message(ferry_client_t *self, const char *topic, const ferry_message_t *msg)
+{
+    if (!msg || (!msg->data && msg->len) || (msg->header_count && !msg->headers))
+        return s_fail(self, FERRY_EINVAL, "invalid message");
+    if (!s_name_ok(topic))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+    size_t klen = msg->key ? strlen(msg->key) : 0, ilen = msg->id ? strlen(msg->id) : 0;
+    if ((msg->key && (klen == 0 || klen > FERRY_ID_MAX)) ||
+        (msg->id && (ilen == 0 || ilen > FERRY_ID_MAX)))
+        return s_fail(self, FERRY_EINVAL, "key and id must be 1-%d bytes", FERRY_ID_MAX);
+    if (msg->header_count > FY_HEADERS_MAX)
+        return s_fail(self, FERRY_EINVAL, "at most %d headers", FY_HEADERS_MAX);
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!msg->headers[i].name || !msg->headers[i].value || !msg->headers[i].name[0])
+            return s_fail(self, FERRY_EINVAL, "header %zu has no name or value", i);
+    if (self->max_msg_bytes && msg->len + klen + ilen > self->max_msg_bytes)
+        return s_fail(self, FERRY_ETOO_LARGE, "message of %zu bytes exceeds the limit of %llu",
+                      msg->len + klen + ilen, (unsigned long long)self->max_msg_bytes);
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                     ferry_confirm_t *confirm)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_check_message(self, topic, msg);
+    if (st)
+        return st;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    if ((st = fy_encode_publish(self->enc, cid, topic, msg)))
+        return st;
+    const void *data = msg->data ? msg->data : "";
+    fy_reply_t rep;
+    st = s_call(self, cid, &data, &msg->len, 1, &rep);
+    ferry_confirm_t cf = {.status = st};
+    if (st == FERRY_OK)
+        s_confirm_from(&rep, &cf);
+    if (confirm)
+        *confirm = cf;
+    return cf.status;
+}
+
+ferry_status_t
+ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                           ferry_confirm_fn cb, void *user)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_check_message(self, topic, msg);
+    if (st)
+        return st;
+    if (self->count == self->opts.window) {
+        /* Window full: process confirms until one slot frees. */
+        long long deadline = s_now_ms() + self->opts.timeout_ms;
+        fy_reply_t unused;
+        while (self->count == self->opts.window) {
+            st = s_wait(self, 0, deadline, false, &unused);
+            if (st)
+                return st;
+            if (self->count == self->opts.window && s_now_ms() >= deadline)
+                return s_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
+        }
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    if ((st = fy_encode_publish(self->enc, cid, topic, msg)))
+        return st;
+    const void *data = msg->data ? msg->data : "";
+    if ((st = s_send(self, &data, &msg->len, 1)))
+        return st;
+    s_pending_t *p = s_fifo_at(self, self->count++);
+    *p = (s_pending_t){.cid = cid, .cb = cb, .user = user, .done = false};
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_poll(ferry_client_t *self, int timeout_ms)
+{
+    if (!self || timeout_ms < 0)
+        return FERRY_EINVAL;
+    fy_reply_t unused;
+    return s_wait(self, 0, s_now_ms() + timeout_ms, false, &unused);
+}
+
+ferry_status_t
+ferry_client_flush(ferry_client_t *self, int timeout_ms)
+{
+    if (!self || timeout_ms < 0)
+        return FERRY_EINVAL;
+    fy_reply_t unused;
+    return s_wait(self, 0, s_now_ms() + timeout_ms, true, &unused);
+}
+
+size_t
+ferry_client_in_flight(const ferry_client_t *self)
+{
+    return self ? self->count : 0;
+}
+
+ferry_status_t
+ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uint32_t limit,
+                 const ferry_stored_message_t **msgs, size_t *count)
+{
+    if (!self || !msgs || !count || limit == 0 || limit > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    *msgs = NULL;
+    *count = 0;
+    if (!s_name_ok(topic))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_get(self->enc, cid, topic, from_seq, limit);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    size_t n;
+    if (fy_reply_get_count(&rep, &n) || n + 1 != self->nrframes)
+        return s_fail(self, FERRY_EPROTO, "malformed get reply");
+    /* One allocation for the entries, one for headers, one for the strings
+     * (NUL-terminated copies); payloads point into the kept reply frames. */
+    size_t nhdrs = 0, text = 0;
+    for (size_t i = 0; i < n; i++) {
+        fy_getmsg_t g;
+        if (fy_reply_get_msg(&rep, i, &g))
+            return s_fail(self, FERRY_EPROTO, "malformed get reply");
+        nhdrs += g.header_count;
+        text += g.key.len + g.id.len + 2;
+        for (size_t j = 0; j < g.header_count; j++) {
+            fy_bytes_t hn, hv;
+            if (fy_reply_get_header(&rep, i, j, &hn, &hv))
+                return s_fail(self, FERRY_EPROTO, "malformed get reply");
+            text += hn.len + hv.len + 2;
+        }
+    }
+    free(self->got);
+    free(self->got_hdrs);
+    free(self->got_text);
+    self->got = calloc(n ? n : 1, sizeof *self->got);
+    self->got_hdrs = calloc(nhdrs ? nhdrs : 1, sizeof *self->got_hdrs);
+    self->got_text = malloc(text ? text : 1);
+    if (!self->got || !self->got_hdrs || !self->got_text)
+        return s_fail(self, FERRY_ENOMEM, "out of memory");
+    char *t = self->got_text;
+    ferry_header_t *h = self->got_hdrs;
+#define S_COPY(dst, b)                         \
+    do {                                       \
+        memcpy(t, (b).ptr, (b).len);           \
+        t[(b).len] = '\0';                     \
+        (dst) = t;                             \
+        t += (b).len + 1;                      \
+    } while (0)
+    for (size_t i = 0; i < n; i++) {
+        fy_getmsg_t g;
+        fy_reply_get_msg(&rep, i, &g);
+        ferry_stored_message_t *m = &self->got[i];
+        m->seq = g.seq;
+        m->timestamp_ms = g.ts_ms;
+        if (g.key.len)
+            S_COPY(m->key, g.key);
+        if (g.id.len)
+            S_COPY(m->id, g.id);
+        m->headers = h;
+        m->header_count = g.header_count;
+        for (size_t j = 0; j < g.header_count; j++, h++) {
+            fy_bytes_t hn, hv;
+            fy_reply_get_header(&rep, i, j, &hn, &hv);
+            S_COPY(h->name, hn);
+            S_COPY(h->value, hv);
+        }
+        m->data = zmq_msg_data(&self->rframes[i + 1]);
+        m->len = zmq_msg_size(&self->rframes[i + 1]);
+    }
+#undef S_COPY
+    *msgs = self->got;
+    *count = n;
+    return FERRY_OK;
+}

@@ -1,0 +1,253 @@
+/*
+ * ferry.h - the public C API of libferry, the Ferry client library.
+ *
+ * This is the only installed header. It uses standard headers only; every
+ * object is opaque. A ferry_client_t is used by one thread at a time: give
+ * each thread its own client, or serialise calls yourself.
+ *
+ * Every fallible call returns a ferry_status_t (FERRY_OK = 0). The status
+ * numbers are part of the wire protocol: they are appended to, never
+ * renumbered. ferry_strerror() and ferry_errname() give their text.
+ */
+#ifndef FERRY_H
+#define FERRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FERRY_EXPORT __attribute__((visibility("default")))
+#else
+#define FERRY_EXPORT
+#endif
+
+#define FERRY_VERSION_STRING "0.1.0"
+/** Version of the wire protocol this library speaks. */
+#define FERRY_PROTOCOL_VERSION 1
+
+/**
+ * The status list: X(name, number, short name, message).
+ * Numbers are stable and travel on the wire as the `code` of an error reply.
+ */
+#define FERRY_STATUS_LIST(X)                                                              \
+    X(FERRY_OK, 0, "OK", "success")                                                       \
+    X(FERRY_EPROTO, 1, "EPROTO", "malformed request: not a valid msgpack envelope")       \
+    X(FERRY_EVERSION, 2, "EVERSION", "unsupported protocol version")                      \
+    X(FERRY_EUNKNOWN_OP, 3, "EUNKNOWN_OP", "unknown operation")                           \
+    X(FERRY_EFIELD, 4, "EFIELD", "missing or invalid field")                              \
+    X(FERRY_EFRAMES, 5, "EFRAMES", "wrong number of frames for this operation")           \
+    X(FERRY_ENOTFOUND, 6, "ENOTFOUND", "no such topic or queue")                          \
+    X(FERRY_EEXISTS, 7, "EEXISTS", "exists already with a different kind")                \
+    X(FERRY_EINVALID_NAME, 8, "EINVALID_NAME", "invalid name")                            \
+    X(FERRY_ETOO_LARGE, 9, "ETOO_LARGE", "message exceeds the maximum size")              \
+    X(FERRY_ESTORAGE_FULL, 10, "ESTORAGE_FULL", "storage is full")                        \
+    X(FERRY_EINTERNAL, 11, "EINTERNAL", "internal error")                                 \
+    X(FERRY_ENOMEM, 12, "ENOMEM", "out of memory")                                        \
+    X(FERRY_ETIMEOUT, 13, "ETIMEOUT", "timed out")                                        \
+    X(FERRY_ECONNECT, 14, "ECONNECT", "cannot reach the broker")                          \
+    X(FERRY_EWOULD_BLOCK, 15, "EWOULD_BLOCK", "operation would block")                    \
+    X(FERRY_EINVAL, 16, "EINVAL", "invalid argument")                                     \
+    X(FERRY_EIO, 17, "EIO", "storage i/o error")                                          \
+    X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                                  \
+    X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")                    \
+    X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                        \
+    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")
+
+#define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
+/** Status of every fallible call; also the error codes of the wire protocol. */
+typedef enum ferry_status { FERRY_STATUS_LIST(FERRY_STATUS_ENUM_) } ferry_status_t;
+#undef FERRY_STATUS_ENUM_
+
+/** @brief One sentence describing @p status; never NULL. */
+FERRY_EXPORT const char *ferry_strerror(int status);
+/** @brief The short name of @p status ("ENOTFOUND"); "EUNKNOWN" for unknown numbers. */
+FERRY_EXPORT const char *ferry_errname(int status);
+
+/** Kinds of destination. A queue is a topic with one implicit subscription. */
+typedef enum ferry_kind { FERRY_KIND_TOPIC = 1, FERRY_KIND_QUEUE = 2 } ferry_kind_t;
+
+/** Longest topic or queue name, in bytes. */
+#define FERRY_NAME_MAX 255
+/** Longest key or message id, in bytes. */
+#define FERRY_ID_MAX 255
+
+/** A header of a message: both strings are borrowed by the call they are passed to. */
+typedef struct ferry_header {
+    const char *name;
+    const char *value;
+} ferry_header_t;
+
+/**
+ * A message to publish. Every pointer is borrowed for the duration of the call.
+ * `key` and `id` are optional (NULL): `id` enables the broker's dedupe window.
+ */
+typedef struct ferry_message {
+    const void *data;
+    size_t len;
+    const char *key;
+    const char *id;
+    const ferry_header_t *headers;
+    size_t header_count;
+} ferry_message_t;
+
+/** The broker's answer to one publish. */
+typedef struct ferry_confirm {
+    ferry_status_t status; /**< FERRY_OK once stored durably, else the refusal */
+    uint64_t seq;          /**< sequence of the message in its topic */
+    bool duplicate;        /**< true: the id was seen within the dedupe window */
+} ferry_confirm_t;
+
+/** Options for ferry_client_declare(); zero means "broker default". */
+typedef struct ferry_topic_config {
+    uint64_t dedupe_window_ms;
+} ferry_topic_config_t;
+
+/** What the broker knows about a topic or queue. */
+typedef struct ferry_topic_info {
+    char name[FERRY_NAME_MAX + 1];
+    ferry_kind_t kind;
+    uint64_t first_seq;        /**< lowest stored sequence (0 if empty) */
+    uint64_t last_seq;         /**< highest sequence ever assigned (0 if none) */
+    uint64_t messages;         /**< messages stored */
+    uint64_t bytes;            /**< bytes stored (payload, key, id, headers) */
+    uint64_t dedupe_window_ms; /**< dedupe window of this topic */
+    uint64_t created_ms;       /**< creation time, ms since the Unix epoch */
+} ferry_topic_info_t;
+
+/** Broker-wide counters returned by ferry_client_stats(). */
+typedef struct ferry_stats {
+    uint64_t topics;
+    uint64_t messages;
+    uint64_t bytes;
+    uint64_t publishes;      /**< messages stored since start */
+    uint64_t duplicates;     /**< publishes answered from the dedupe window since start */
+    uint64_t commits;        /**< durable write transactions since start */
+    uint64_t requests;       /**< requests handled since start */
+    uint64_t errors;         /**< error replies sent since start */
+    uint64_t uptime_ms;
+    uint64_t map_size;       /**< storage map size in bytes */
+    uint64_t map_used;       /**< bytes of the map in use */
+} ferry_stats_t;
+
+/** A message read back from a topic (ferry_client_get). Owned by the client. */
+typedef struct ferry_stored_message {
+    uint64_t seq;
+    uint64_t timestamp_ms;
+    const char *key;  /**< NULL if none */
+    const char *id;   /**< NULL if none */
+    const ferry_header_t *headers;
+    size_t header_count;
+    const void *data;
+    size_t len;
+} ferry_stored_message_t;
+
+typedef struct ferry_options ferry_options_t;
+typedef struct ferry_client ferry_client_t;
+
+/** @brief Options with defaults: server tcp://127.0.0.1:5555, timeout 5000 ms, window 1000.
+ *  @return NULL if out of memory. Free with ferry_options_destroy(). */
+FERRY_EXPORT ferry_options_t *ferry_options_new(void);
+/** @brief Frees @p *opts_p (NULL accepted) and sets it to NULL. */
+FERRY_EXPORT void ferry_options_destroy(ferry_options_t **opts_p);
+/** @brief ZeroMQ endpoint of the broker, e.g. "tcp://127.0.0.1:5555". Copied.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+FERRY_EXPORT ferry_status_t ferry_options_set_server(ferry_options_t *opts, const char *endpoint);
+/** @brief Client name sent in hello (for the broker's logs). Copied.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+FERRY_EXPORT ferry_status_t ferry_options_set_name(ferry_options_t *opts, const char *name);
+/** @brief Timeout of each blocking call, in ms (> 0). @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_timeout_ms(ferry_options_t *opts, int timeout_ms);
+/** @brief Most unconfirmed async publishes in flight (1..65536). @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_window(ferry_options_t *opts, size_t window);
+
+/**
+ * @brief Connects to the broker and says hello (protocol version check).
+ * @param[in] opts copied; NULL means defaults.
+ * @param[out] out the client; free with ferry_client_destroy().
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM, FERRY_ECONNECT, FERRY_ETIMEOUT,
+ *         FERRY_EVERSION
+ */
+FERRY_EXPORT ferry_status_t ferry_client_new(const ferry_options_t *opts, ferry_client_t **out);
+/**
+ * @brief Closes the connection. Async publishes still unconfirmed get their
+ * callback with FERRY_ECLOSED. Frees @p *self_p (NULL accepted), sets it NULL.
+ */
+FERRY_EXPORT void ferry_client_destroy(ferry_client_t **self_p);
+/** @brief Text of the last failure on this client (borrowed, valid until the next call). */
+FERRY_EXPORT const char *ferry_client_last_error(const ferry_client_t *self);
+
+/** @brief Round trip to the broker. @return FERRY_OK, FERRY_ETIMEOUT, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_client_ping(ferry_client_t *self);
+
+/**
+ * @brief Creates a topic or queue, or checks that it exists with the same kind.
+ * @param[in] config NULL for broker defaults.
+ * @param[out] info may be NULL; filled with the topic's state.
+ * @param[out] created may be NULL; true if this call created it.
+ * @return FERRY_OK, FERRY_EEXISTS (other kind), FERRY_EINVALID_NAME, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_declare(ferry_client_t *self, ferry_kind_t kind,
+                                                 const char *name,
+                                                 const ferry_topic_config_t *config,
+                                                 ferry_topic_info_t *info, bool *created);
+/** @brief Deletes a topic or queue and all its messages.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVALID_NAME, FERRY_ETIMEOUT, ... */
+FERRY_EXPORT ferry_status_t ferry_client_delete(ferry_client_t *self, const char *name);
+/** @brief State of one topic or queue. @return FERRY_OK, FERRY_ENOTFOUND, ... */
+FERRY_EXPORT ferry_status_t ferry_client_info(ferry_client_t *self, const char *name,
+                                              ferry_topic_info_t *info);
+/** @brief Broker-wide counters. @return FERRY_OK, FERRY_ETIMEOUT, ... */
+FERRY_EXPORT ferry_status_t ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats);
+
+/**
+ * @brief Publishes one message and waits until the broker stored it durably.
+ * @param[out] confirm may be NULL; sequence and duplicate flag.
+ * @return FERRY_OK, or the broker's refusal (FERRY_ENOTFOUND, FERRY_ETOO_LARGE,
+ *         FERRY_ESTORAGE_FULL, ...), FERRY_ETIMEOUT, FERRY_EINVAL
+ */
+FERRY_EXPORT ferry_status_t ferry_client_publish(ferry_client_t *self, const char *topic,
+                                                 const ferry_message_t *msg,
+                                                 ferry_confirm_t *confirm);
+
+/** Called once per async publish with its outcome; `user` is the pointer given to publish. */
+typedef void (*ferry_confirm_fn)(ferry_client_t *client, const ferry_confirm_t *confirm,
+                                 void *user);
+
+/**
+ * @brief Sends a publish without waiting. When the window of unconfirmed
+ * publishes is full, first processes confirms until a slot frees, up to the
+ * client timeout. Confirms are delivered to @p cb from inside calls on this
+ * client (publish_async, flush, poll and the blocking calls).
+ * @return FERRY_OK (sent), FERRY_ETIMEOUT (window stayed full), FERRY_EINVAL, FERRY_ENOMEM
+ */
+FERRY_EXPORT ferry_status_t ferry_client_publish_async(ferry_client_t *self, const char *topic,
+                                                       const ferry_message_t *msg,
+                                                       ferry_confirm_fn cb, void *user);
+/** @brief Processes replies for up to @p timeout_ms (0: only what is waiting).
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_client_poll(ferry_client_t *self, int timeout_ms);
+/** @brief Waits until every async publish is confirmed, up to @p timeout_ms.
+ *  @return FERRY_OK, FERRY_ETIMEOUT */
+FERRY_EXPORT ferry_status_t ferry_client_flush(ferry_client_t *self, int timeout_ms);
+/** @brief Number of async publishes sent and not yet confirmed. */
+FERRY_EXPORT size_t ferry_client_in_flight(const ferry_client_t *self);
+
+/**
+ * @brief Reads up to @p limit stored messages of @p topic from sequence @p from_seq on.
+ * @param[out] msgs an array owned by the client, valid until the next call on it.
+ * @param[out] count number of messages in @p msgs (0 at the end of the topic).
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_get(ferry_client_t *self, const char *topic,
+                                             uint64_t from_seq, uint32_t limit,
+                                             const ferry_stored_message_t **msgs, size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_H */

@@ -1,0 +1,172 @@
+/*
+ * envelope.h - the Ferry wire codec: the only code that encodes or decodes
+ * the protocol (docs/protocol.md).
+ *
+ * A request or reply is a ZeroMQ multipart message: frame 1 is a msgpack map
+ * (the envelope), further frames are raw payloads that this module never
+ * touches. Decoding is strict: every field is type- and range-checked, and a
+ * bad envelope yields a status and a one-sentence message, never a crash.
+ *
+ * Objects here are used by one thread at a time. Decoded requests and replies
+ * borrow from the decoder and from the input buffer: both must outlive them.
+ */
+#ifndef FY_ENVELOPE_H
+#define FY_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bytes.h"
+#include "ferry.h"
+
+typedef ferry_status_t fy_status_t;
+
+/** Detail of a failure: a status and one sentence (no peer bytes echoed). */
+typedef struct fy_err {
+    fy_status_t code;
+    char msg[160];
+} fy_err_t;
+
+/** Sets @p err (NULL accepted) and returns @p code. */
+fy_status_t fy_err_set(fy_err_t *err, fy_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef enum fy_op {
+    FY_OP_HELLO,
+    FY_OP_PING,
+    FY_OP_DECLARE,
+    FY_OP_DELETE,
+    FY_OP_INFO,
+    FY_OP_PUBLISH,
+    FY_OP_PUBLISH_BATCH,
+    FY_OP_GET,
+    FY_OP_STATS,
+    FY_OP_COUNT_
+} fy_op_t;
+
+/** Wire name of @p op ("publish"); "?" if out of range. */
+const char *fy_op_name(fy_op_t op);
+
+#define FY_BATCH_MAX 1000        /**< messages in one publish_batch or get reply */
+#define FY_HEADERS_MAX 64        /**< headers on one message */
+#define FY_HEADER_VALUE_MAX 4096 /**< bytes in one header value */
+#define FY_ENVELOPE_MAX (1u << 20) /**< bytes in one envelope frame */
+
+/** Metadata of one published message. Borrowed from the decoder. */
+typedef struct fy_pubmeta {
+    fy_bytes_t key;  /**< len 0: no key */
+    fy_bytes_t id;   /**< len 0: no message id */
+    fy_bytes_t hdrs; /**< canonical msgpack map of str->str; len 0: no headers */
+} fy_pubmeta_t;
+
+/** A decoded request. Fields not used by `op` are zero. */
+typedef struct fy_request {
+    fy_op_t op;
+    uint64_t cid;              /**< correlation id, echoed in the reply */
+    fy_bytes_t name;           /**< declare/delete/info: name; publish*, get: topic */
+    fy_bytes_t client;         /**< hello: client name (may be empty) */
+    ferry_kind_t kind;         /**< declare */
+    uint64_t dedupe_window_ms; /**< declare; 0 = broker default */
+    uint64_t seq;              /**< get: first sequence */
+    uint32_t limit;            /**< get: most messages */
+    const fy_pubmeta_t *msgs;  /**< publish: 1, publish_batch: msg_count */
+    size_t msg_count;
+} fy_request_t;
+
+typedef struct fy_decoder fy_decoder_t;
+
+/** @return a decoder, or NULL if out of memory. Free with fy_decoder_destroy(). */
+fy_decoder_t *fy_decoder_new(void);
+void fy_decoder_destroy(fy_decoder_t **self_p);
+
+/**
+ * Decodes a request envelope that arrived with @p payload_frames further frames.
+ * On failure @p req still carries the cid (0 if unreadable) and op when known.
+ * @return FERRY_OK, FERRY_EPROTO, FERRY_EVERSION, FERRY_EUNKNOWN_OP, FERRY_EFIELD,
+ *         FERRY_EFRAMES, FERRY_EINVALID_NAME, FERRY_ETOO_MANY, FERRY_ENOMEM
+ */
+fy_status_t fy_request_decode(fy_decoder_t *self, const void *buf, size_t len,
+                              size_t payload_frames, fy_request_t *req, fy_err_t *err);
+
+/** True if @p name is a valid topic/queue name: 1..255 bytes of [A-Za-z0-9_-]
+ *  in dot-separated non-empty tokens. */
+bool fy_name_valid(fy_bytes_t name);
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/** An append-only output buffer; encoders append one envelope each. */
+typedef struct fy_encoder fy_encoder_t;
+
+fy_encoder_t *fy_encoder_new(void);
+void fy_encoder_destroy(fy_encoder_t **self_p);
+void fy_encoder_reset(fy_encoder_t *self);
+/** Bytes written so far; borrowed, valid until the next append or reset. */
+const uint8_t *fy_encoder_data(const fy_encoder_t *self);
+size_t fy_encoder_len(const fy_encoder_t *self);
+
+/* Every encoder returns FERRY_OK or FERRY_ENOMEM (buffer unchanged then). */
+fy_status_t fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client);
+fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name);
+fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind,
+                              const char *name, uint64_t dedupe_window_ms);
+fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
+                              const ferry_message_t *msg);
+fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
+                                    const ferry_message_t *msgs, size_t n);
+fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
+                          uint32_t limit);
+
+/* Replies (broker side). */
+fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code,
+                            const char *msg);
+fy_status_t fy_encode_ok(fy_encoder_t *self, uint64_t cid);
+fy_status_t fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *server,
+                               uint64_t max_msg_bytes);
+fy_status_t fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup);
+fy_status_t fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs,
+                                    const bool *dups, size_t n);
+/** @p created: -1 to leave the field out (info), else 0/1 (declare). */
+fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid,
+                                 const ferry_topic_info_t *info, int created);
+fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
+/** A get reply: begin with the count, then exactly @p n fy_encode_get_msg calls. */
+fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
+fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms,
+                              fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs);
+
+/* ---- reply decoding (client side) --------------------------------------- */
+
+/** A decoded reply; borrows from the decoder and the input buffer. */
+typedef struct fy_reply {
+    uint64_t cid;
+    fy_status_t code; /**< FERRY_OK for "ok" replies, else the error code */
+    fy_bytes_t msg;   /**< error message (len 0 for ok) */
+    const void *obj_; /**< internal: the decoded envelope */
+} fy_reply_t;
+
+/** @return FERRY_OK, FERRY_EPROTO, FERRY_EFIELD, FERRY_EVERSION, FERRY_ENOMEM */
+fy_status_t fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_reply_t *rep,
+                            fy_err_t *err);
+fy_status_t fy_reply_hello(const fy_reply_t *rep, uint64_t *max_msg_bytes);
+fy_status_t fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup);
+fy_status_t fy_reply_confirm_count(const fy_reply_t *rep, size_t *n);
+fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup);
+fy_status_t fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created);
+fy_status_t fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st);
+
+/** One message of a get reply; byte strings borrow from the reply. */
+typedef struct fy_getmsg {
+    uint64_t seq;
+    uint64_t ts_ms;
+    fy_bytes_t key;
+    fy_bytes_t id;
+    size_t header_count;
+} fy_getmsg_t;
+
+fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);
+fy_status_t fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out);
+fy_status_t fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name,
+                                fy_bytes_t *value);
+
+#endif /* FY_ENVELOPE_H */

@@ -1,0 +1,175 @@
+/*
+ * fixture.c - temporary directories and a ferryd child process for tests.
+ */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int
+fy_tmpdir(char *out, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/ferry-test-XXXXXX", base && *base ? base : "/tmp");
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int
+s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int
+fy_rmtree(const char *dir)
+{
+    return nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+long long
+fy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long
+s_file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+/* Scans the log from `from` for this pid's ready line; copies the endpoint. */
+static int
+s_find_ready(fy_ferryd_t *self, long from)
+{
+    FILE *f = fopen(self->log_path, "r");
+    if (!f)
+        return 0;
+    fseek(f, from, SEEK_SET);
+    char line[2048], pidtag[32];
+    snprintf(pidtag, sizeof pidtag, "pid=%d ", (int)self->pid);
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "msg=\"ready\"") || !strstr(line, pidtag))
+            continue;
+        char *ep = strstr(line, "endpoint=");
+        if (ep && sscanf(ep, "endpoint=%127s", self->endpoint) == 1)
+            found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+int
+fy_ferryd_start(fy_ferryd_t *self)
+{
+    const char *bin = getenv("FERRYD");
+    if (!bin) {
+        fprintf(stderr, "fixture: FERRYD is not set (run through make test)\n");
+        return -1;
+    }
+    if (self->dir[0] == '\0' && fy_tmpdir(self->dir, sizeof self->dir) != 0)
+        return -1;
+    snprintf(self->log_path, sizeof self->log_path, "%s/ferryd.log", self->dir);
+    char datadir[300];
+    snprintf(datadir, sizeof datadir, "%s/data", self->dir);
+    const char *bind = self->endpoint[0] ? self->endpoint : "tcp://127.0.0.1:*";
+    char bindcopy[128];
+    snprintf(bindcopy, sizeof bindcopy, "%s", bind);
+    long from = s_file_size(self->log_path);
+
+    const char *argv[24] = {bin, "--data", datadir, "--bind", bindcopy, "--log-level", "info"};
+    int argc = 7;
+    for (int i = 0; i < 8 && self->extra[i]; i++)
+        argv[argc++] = self->extra[i];
+    argv[argc] = NULL;
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(self->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    self->pid = pid;
+    long long deadline = fy_now_ms() + 10000;
+    while (fy_now_ms() < deadline) {
+        if (s_find_ready(self, from))
+            return 0;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            self->pid = 0;
+            fprintf(stderr, "fixture: ferryd exited early (status %d), log %s\n", status,
+                    self->log_path);
+            return -1;
+        }
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "fixture: ferryd not ready within 10 s, log %s\n", self->log_path);
+    fy_ferryd_signal(self, SIGKILL);
+    return -1;
+}
+
+int
+fy_ferryd_signal(fy_ferryd_t *self, int sig)
+{
+    if (self->pid <= 0)
+        return -1;
+    kill(self->pid, sig);
+    int status;
+    pid_t r;
+    do {
+        r = waitpid(self->pid, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    self->pid = 0;
+    return r < 0 ? -1 : status;
+}
+
+int
+fy_ferryd_log_count(const fy_ferryd_t *self, const char *needle)
+{
+    FILE *f = fopen(self->log_path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+void
+fy_ferryd_cleanup(fy_ferryd_t *self)
+{
+    if (self->pid > 0)
+        fy_ferryd_signal(self, SIGKILL);
+    if (self->dir[0] && !getenv("FERRY_KEEP_TMP"))
+        fy_rmtree(self->dir);
+    self->dir[0] = '\0';
+}

@@ -1,0 +1,471 @@
+/*
+ * test_envelope.c - the wire codec: request and reply round trips, and every
+ * way a peer can send a bad envelope (each must give its documented status).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "envelope.h"
+
+typedef struct {
+    fy_decoder_t *dec;
+    fy_encoder_t *enc;
+    msgpack_sbuffer raw;
+    msgpack_packer pk;
+} fx_t;
+
+static int
+s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    fx->dec = fy_decoder_new();
+    fx->enc = fy_encoder_new();
+    msgpack_sbuffer_init(&fx->raw);
+    msgpack_packer_init(&fx->pk, &fx->raw, msgpack_sbuffer_write);
+    *state = fx;
+    return fx->dec && fx->enc ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    fy_decoder_destroy(&fx->dec);
+    fy_encoder_destroy(&fx->enc);
+    assert_null(fx->dec);
+    msgpack_sbuffer_destroy(&fx->raw);
+    free(fx);
+    return 0;
+}
+
+static void
+s_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* Starts a raw request map with v, op, cid and `extra` more fields. */
+static void
+s_raw_head(fx_t *fx, const char *op, uint64_t cid, size_t extra)
+{
+    fx->raw.size = 0;
+    msgpack_pack_map(&fx->pk, 3 + extra);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, op);
+    s_str(&fx->pk, "cid");
+    msgpack_pack_uint64(&fx->pk, cid);
+}
+
+static fy_status_t
+s_decode_raw(fx_t *fx, size_t frames, fy_request_t *req, fy_err_t *err)
+{
+    return fy_request_decode(fx->dec, fx->raw.data, fx->raw.size, frames, req, err);
+}
+
+static fy_status_t
+s_decode_enc(fx_t *fx, size_t frames, fy_request_t *req)
+{
+    fy_err_t err;
+    return fy_request_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), frames,
+                             req, &err);
+}
+
+static void
+test_publish_round_trip(void **state)
+{
+    fx_t *fx = *state;
+    ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
+    ferry_message_t m = {.data = "x", .len = 1, .key = "order-7", .id = "svc:42",
+                         .headers = hdrs, .header_count = 2};
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m), FERRY_OK);
+    fy_request_t req;
+    assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_PUBLISH);
+    assert_int_equal(req.cid, 99);
+    assert_true(fy_bytes_eq(req.name, fy_bytes_str("orders.created")));
+    assert_int_equal(req.msg_count, 1);
+    assert_true(fy_bytes_eq(req.msgs[0].key, fy_bytes_str("order-7")));
+    assert_true(fy_bytes_eq(req.msgs[0].id, fy_bytes_str("svc:42")));
+    assert_true(req.msgs[0].hdrs.len > 0);
+
+    /* The canonical headers come back intact in a get reply. */
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_get_begin(fx->enc, 5, 1), FERRY_OK);
+    assert_int_equal(fy_encode_get_msg(fx->enc, 12, 1700, req.msgs[0].key, req.msgs[0].id,
+                                       req.msgs[0].hdrs),
+                     FERRY_OK);
+    /* The request borrowed from the decoder: copy the encoded reply first. */
+    size_t len = fy_encoder_len(fx->enc);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, fy_encoder_data(fx->enc), len);
+    fy_reply_t rep;
+    assert_int_equal(fy_reply_decode(fx->dec, copy, len, &rep, NULL), FERRY_OK);
+    assert_int_equal(rep.cid, 5);
+    size_t n;
+    assert_int_equal(fy_reply_get_count(&rep, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    fy_getmsg_t g;
+    assert_int_equal(fy_reply_get_msg(&rep, 0, &g), FERRY_OK);
+    assert_int_equal(g.seq, 12);
+    assert_int_equal(g.ts_ms, 1700);
+    assert_true(fy_bytes_eq(g.key, fy_bytes_str("order-7")));
+    assert_int_equal(g.header_count, 2);
+    fy_bytes_t hn, hv;
+    assert_int_equal(fy_reply_get_header(&rep, 0, 1, &hn, &hv), FERRY_OK);
+    assert_true(fy_bytes_eq(hn, fy_bytes_str("type")));
+    assert_true(fy_bytes_eq(hv, fy_bytes_str("OrderCreated")));
+    assert_int_equal(fy_reply_get_header(&rep, 0, 2, &hn, &hv), FERRY_EFIELD);
+    free(copy);
+}
+
+static void
+test_publish_batch_round_trip(void **state)
+{
+    fx_t *fx = *state;
+    ferry_message_t msgs[3] = {{.data = "a", .len = 1, .id = "1"},
+                               {.data = "b", .len = 1, .key = "k"},
+                               {.data = "c", .len = 1}};
+    assert_int_equal(fy_encode_publish_batch(fx->enc, 7, "t", msgs, 3), FERRY_OK);
+    fy_request_t req;
+    assert_int_equal(s_decode_enc(fx, 3, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_PUBLISH_BATCH);
+    assert_int_equal(req.msg_count, 3);
+    assert_true(fy_bytes_eq(req.msgs[0].id, fy_bytes_str("1")));
+    assert_int_equal(req.msgs[1].id.len, 0);
+    assert_true(fy_bytes_eq(req.msgs[1].key, fy_bytes_str("k")));
+    assert_int_equal(req.msgs[2].key.len, 0);
+    /* Frame count must match the message count. */
+    assert_int_equal(s_decode_enc(fx, 2, &req), FERRY_EFRAMES);
+    assert_int_equal(req.cid, 7);
+}
+
+static void
+test_control_round_trips(void **state)
+{
+    fx_t *fx = *state;
+    fy_request_t req;
+    assert_int_equal(fy_encode_declare(fx->enc, 1, FERRY_KIND_QUEUE, "jobs", 5000), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_DECLARE);
+    assert_int_equal(req.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(req.dedupe_window_ms, 5000);
+
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_hello(fx->enc, 2, "me"), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_HELLO);
+    assert_true(fy_bytes_eq(req.client, fy_bytes_str("me")));
+
+    const fy_op_t simple[] = {FY_OP_PING, FY_OP_STATS};
+    for (size_t i = 0; i < 2; i++) {
+        fy_encoder_reset(fx->enc);
+        assert_int_equal(fy_encode_simple(fx->enc, 3, simple[i], NULL), FERRY_OK);
+        assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+        assert_int_equal(req.op, simple[i]);
+        /* Control operations take no payload frames. */
+        assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_EFRAMES);
+    }
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_simple(fx->enc, 4, FY_OP_INFO, "a.b"), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_true(fy_bytes_eq(req.name, fy_bytes_str("a.b")));
+
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_get(fx->enc, 5, "a", 10, 20), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.seq, 10);
+    assert_int_equal(req.limit, 20);
+}
+
+static void
+test_replies_round_trip(void **state)
+{
+    fx_t *fx = *state;
+    fy_reply_t rep;
+    uint64_t seq;
+    bool dup;
+    assert_int_equal(fy_encode_confirm(fx->enc, 11, 42, true), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    assert_int_equal(rep.cid, 11);
+    assert_int_equal(rep.code, FERRY_OK);
+    assert_int_equal(fy_reply_confirm(&rep, &seq, &dup), FERRY_OK);
+    assert_int_equal(seq, 42);
+    assert_true(dup);
+
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_error(fx->enc, 12, FERRY_ENOTFOUND, "no such topic"), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    assert_int_equal(rep.code, FERRY_ENOTFOUND);
+    assert_true(fy_bytes_eq(rep.msg, fy_bytes_str("no such topic")));
+
+    uint64_t seqs[] = {5, 6, 3};
+    bool dups[] = {false, false, true};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_confirm_batch(fx->enc, 13, seqs, dups, 3), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    size_t n;
+    assert_int_equal(fy_reply_confirm_count(&rep, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup), FERRY_OK);
+    assert_int_equal(seq, 3);
+    assert_true(dup);
+    assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup), FERRY_EFIELD);
+
+    ferry_topic_info_t in = {.kind = FERRY_KIND_QUEUE, .first_seq = 1, .last_seq = 9,
+                             .messages = 9, .bytes = 900, .dedupe_window_ms = 120000,
+                             .created_ms = 77};
+    strcpy(in.name, "jobs");
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_info_reply(fx->enc, 14, &in, 1), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    ferry_topic_info_t out;
+    bool created = false;
+    assert_int_equal(fy_reply_info(&rep, &out, &created), FERRY_OK);
+    assert_true(created);
+    assert_string_equal(out.name, "jobs");
+    assert_int_equal(out.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(out.last_seq, 9);
+    assert_int_equal(out.bytes, 900);
+    assert_int_equal(out.dedupe_window_ms, 120000);
+
+    ferry_stats_t st = {.topics = 2, .publishes = 10, .map_used = 4096, .errors = 1};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_stats_reply(fx->enc, 15, &st), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    ferry_stats_t st2;
+    assert_int_equal(fy_reply_stats(&rep, &st2), FERRY_OK);
+    assert_memory_equal(&st, &st2, sizeof st);
+}
+
+static void
+test_malformed_msgpack(void **state)
+{
+    fx_t *fx = *state;
+    fy_request_t req;
+    fy_err_t err;
+    /* Each of these is not one complete, well-formed msgpack value. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } bad[] = {
+        {"", 0},
+        {"\x83\xa1v\x01", 4},                       /* map of 3, one entry */
+        {"\xdf\x7f\xff\xff\xff", 5},                /* map32 claiming 2^31-1 entries */
+        {"\xdd\xff\xff\xff\xff", 5},                /* array32 claiming 2^32-1 */
+        {"\xdb\xff\xff\xff\xf0" "abc", 8},          /* str32 longer than the frame */
+        {"\xc1", 1},                                /* reserved byte */
+        {"\x80\x80", 2},                            /* trailing bytes */
+        {"\xc6\x00\x00", 3},                        /* truncated length */
+        {"\xcb\x00\x00", 3},                        /* truncated float64 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(fy_request_decode(fx->dec, bad[i].bytes, bad[i].len, 0, &req, &err),
+                         FERRY_EPROTO);
+        assert_int_equal(err.code, FERRY_EPROTO);
+        assert_int_equal(req.cid, 0);
+    }
+    /* Not a map at the top. */
+    fx->raw.size = 0;
+    msgpack_pack_array(&fx->pk, 1);
+    msgpack_pack_uint64(&fx->pk, 1);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EPROTO);
+    /* Nesting deeper than the decoder allows. */
+    fx->raw.size = 0;
+    for (int i = 0; i < 40; i++)
+        msgpack_pack_array(&fx->pk, 1);
+    msgpack_pack_nil(&fx->pk);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EPROTO);
+}
+
+static void
+test_envelope_field_errors(void **state)
+{
+    fx_t *fx = *state;
+    fy_request_t req;
+    fy_err_t err;
+
+    /* Missing cid. */
+    fx->raw.size = 0;
+    msgpack_pack_map(&fx->pk, 2);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, "ping");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+
+    /* cid of the wrong type. */
+    fx->raw.size = 0;
+    msgpack_pack_map(&fx->pk, 3);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, "ping");
+    s_str(&fx->pk, "cid");
+    s_str(&fx->pk, "seven");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+
+    /* Wrong version: cid still reported. */
+    fx->raw.size = 0;
+    msgpack_pack_map(&fx->pk, 3);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 9);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, "ping");
+    s_str(&fx->pk, "cid");
+    msgpack_pack_uint64(&fx->pk, 31);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EVERSION);
+    assert_int_equal(req.cid, 31);
+
+    s_raw_head(fx, "frobnicate", 32, 0);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EUNKNOWN_OP);
+    assert_int_equal(req.cid, 32);
+
+    /* declare: missing kind, bad kind, bad dedupe type. */
+    s_raw_head(fx, "declare", 33, 1);
+    s_str(&fx->pk, "name");
+    s_str(&fx->pk, "a");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+    s_raw_head(fx, "declare", 33, 2);
+    s_str(&fx->pk, "name");
+    s_str(&fx->pk, "a");
+    s_str(&fx->pk, "kind");
+    s_str(&fx->pk, "stream");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+    s_raw_head(fx, "declare", 33, 3);
+    s_str(&fx->pk, "name");
+    s_str(&fx->pk, "a");
+    s_str(&fx->pk, "kind");
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "dedupe_ms");
+    msgpack_pack_int64(&fx->pk, -5);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+
+    /* publish: topic of wrong type, key too long, headers not strings. */
+    s_raw_head(fx, "publish", 34, 1);
+    s_str(&fx->pk, "topic");
+    msgpack_pack_uint64(&fx->pk, 5);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    char longkey[300];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "key");
+    s_str(&fx->pk, longkey);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "hdrs");
+    msgpack_pack_map(&fx->pk, 1);
+    s_str(&fx->pk, "n");
+    msgpack_pack_uint64(&fx->pk, 1);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    /* publish without or with two payload frames. */
+    s_raw_head(fx, "publish", 34, 1);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFRAMES);
+    assert_int_equal(s_decode_raw(fx, 2, &req, &err), FERRY_EFRAMES);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_OK);
+
+    /* publish_batch: too many messages. */
+    s_raw_head(fx, "publish_batch", 35, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "msgs");
+    msgpack_pack_array(&fx->pk, FY_BATCH_MAX + 1);
+    for (int i = 0; i <= FY_BATCH_MAX; i++)
+        msgpack_pack_map(&fx->pk, 0);
+    assert_int_equal(s_decode_raw(fx, FY_BATCH_MAX + 1, &req, &err), FERRY_ETOO_MANY);
+
+    /* get: limit out of range. */
+    s_raw_head(fx, "get", 36, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "limit");
+    msgpack_pack_uint64(&fx->pk, 0);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+}
+
+static void
+test_names(void **state)
+{
+    (void)state;
+    assert_true(fy_name_valid(fy_bytes_str("orders")));
+    assert_true(fy_name_valid(fy_bytes_str("orders.created-v2_x")));
+    assert_false(fy_name_valid(fy_bytes_str("")));
+    assert_false(fy_name_valid(fy_bytes_str(".orders")));
+    assert_false(fy_name_valid(fy_bytes_str("orders.")));
+    assert_false(fy_name_valid(fy_bytes_str("a..b")));
+    assert_false(fy_name_valid(fy_bytes_str("a b")));
+    assert_false(fy_name_valid(fy_bytes_str("orders.*")));
+    assert_false(fy_name_valid(fy_bytes_str("caf\xc3\xa9")));
+    assert_false(fy_name_valid(fy_bytes_str("\xff\xfe")));
+    char big[FERRY_NAME_MAX + 2];
+    memset(big, 'a', sizeof big);
+    fy_bytes_t b = {(const uint8_t *)big, FERRY_NAME_MAX};
+    assert_true(fy_name_valid(b));
+    b.len = FERRY_NAME_MAX + 1;
+    assert_false(fy_name_valid(b));
+
+    /* An invalid name inside a request gives EINVALID_NAME. */
+    fx_t *fx = NULL;
+    assert_int_equal(s_setup((void **)&fx), 0);
+    s_raw_head(fx, "info", 1, 1);
+    s_str(&fx->pk, "name");
+    s_str(&fx->pk, "bad name");
+    fy_request_t req;
+    fy_err_t err;
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EINVALID_NAME);
+    assert_int_equal(err.code, FERRY_EINVALID_NAME);
+    s_teardown((void **)&fx);
+}
+
+static void
+test_status_text(void **state)
+{
+    (void)state;
+    assert_string_equal(ferry_errname(FERRY_ESTORAGE_FULL), "ESTORAGE_FULL");
+    assert_string_equal(ferry_strerror(FERRY_OK), "success");
+    assert_string_equal(ferry_errname(9999), "EUNKNOWN");
+    assert_string_equal(ferry_strerror(-1), "unknown status");
+    assert_string_equal(fy_op_name(FY_OP_PUBLISH_BATCH), "publish_batch");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_batch_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_control_round_trips, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replies_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_msgpack, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_field_errors, s_setup, s_teardown),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_status_text),
+    };
+    return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
+}

@@ -29,6 +29,7 @@ CLIENT_SRC := client/client.c
 BROKER_SRC := broker/log.c broker/store.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 SUPPORT_SRC := tests/support/fixture.c
+HARNESS_SRC := tests/support/harness.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -83,7 +84,7 @@ $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
 $(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/log.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
-$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC)) $(LIBA)
+$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)

@@ -236,32 +236,58 @@ s_confirm_from(const fy_reply_t *rep, ferry_confirm_t *cf)
         cf->status = FERRY_EPROTO;
 }
 
-/* Waits for the reply to `cid` (0: none, just process async replies until
- * the deadline or, with `until_empty`, until no async publish is pending). */
-static ferry_status_t
-s_wait(ferry_client_t *self, uint64_t cid, long long deadline, bool until_empty, fy_reply_t *rep)
+/* What s_wait waits for. */
+typedef enum {
+    S_WAIT_CID,   /* the reply to one request */
+    S_WAIT_EMPTY, /* no async publish left unconfirmed */
+    S_WAIT_SLOT,  /* room in the publish window */
+    S_WAIT_ANY    /* whatever has arrived (at least one reply, or the deadline) */
+} s_goal_t;
+
+static bool
+s_goal_met(const ferry_client_t *self, s_goal_t goal)
 {
+    switch (goal) {
+    case S_WAIT_EMPTY:
+        return self->count == 0;
+    case S_WAIT_SLOT:
+        return self->count < self->opts.window;
+    case S_WAIT_ANY:
+    case S_WAIT_CID:
+        break;
+    }
+    return false;
+}
+
+/* Reads replies until the goal is met or the deadline passes; async confirms
+ * that arrive meanwhile fire their callbacks. */
+static ferry_status_t
+s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy_reply_t *rep)
+{
+    size_t handled = 0;
     for (;;) {
-        if (cid == 0 && until_empty && self->count == 0)
+        if (s_goal_met(self, goal))
             return FERRY_OK;
         long long left = deadline - s_now_ms();
-        if (left < 0)
-            left = 0;
+        if (left < 0 || (goal == S_WAIT_ANY && handled > 0))
+            left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */
         int got = s_read_reply(self, (long)left);
         if (got < 0)
             return s_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
         if (got == 0) {
+            if (goal == S_WAIT_ANY && (handled > 0 || s_now_ms() >= deadline))
+                return FERRY_OK;
             if (s_now_ms() >= deadline)
-                return cid || until_empty ? s_fail(self, FERRY_ETIMEOUT, "no reply in time")
-                                          : FERRY_OK;
+                return s_fail(self, FERRY_ETIMEOUT, "no reply in time");
             continue;
         }
+        handled++;
         fy_reply_t r;
         fy_err_t err;
         if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
                             zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
             continue; /* not a reply we can read: nothing to match it to */
-        if (cid && r.cid == cid) {
+        if (goal == S_WAIT_CID && r.cid == cid) {
             *rep = r;
             return FERRY_OK;
         }
@@ -293,7 +319,7 @@ s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const si
     ferry_status_t st = s_send(self, payloads, lens, n);
     if (st)
         return st;
-    st = s_wait(self, cid, s_now_ms() + self->opts.timeout_ms, false, rep);
+    st = s_wait(self, S_WAIT_CID, cid, s_now_ms() + self->opts.timeout_ms, rep);
     if (st)
         return st;
     if (rep->code)
@@ -552,16 +578,13 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
     if (st)
         return st;
     if (self->count == self->opts.window) {
-        /* Window full: process confirms until one slot frees. */
-        long long deadline = s_now_ms() + self->opts.timeout_ms;
+        /* Window full: process confirms until a slot frees. */
         fy_reply_t unused;
-        while (self->count == self->opts.window) {
-            st = s_wait(self, 0, deadline, false, &unused);
-            if (st)
-                return st;
-            if (self->count == self->opts.window && s_now_ms() >= deadline)
-                return s_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
-        }
+        st = s_wait(self, S_WAIT_SLOT, 0, s_now_ms() + self->opts.timeout_ms, &unused);
+        if (st == FERRY_ETIMEOUT)
+            return s_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
+        if (st)
+            return st;
     }
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
@@ -581,7 +604,7 @@ ferry_client_poll(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    return s_wait(self, 0, s_now_ms() + timeout_ms, false, &unused);
+    return s_wait(self, S_WAIT_ANY, 0, s_now_ms() + timeout_ms, &unused);
 }
 
 ferry_status_t
@@ -590,7 +613,7 @@ ferry_client_flush(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    return s_wait(self, 0, s_now_ms() + timeout_ms, true, &unused);
+    return s_wait(self, S_WAIT_EMPTY, 0, s_now_ms() + timeout_ms, &unused);
 }
 
 size_t

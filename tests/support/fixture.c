@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -106,10 +107,18 @@ fy_ferryd_start(fy_ferryd_t *self)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* Die with the test, and never hold the test's stdout open. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(self->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int null = open("/dev/null", O_RDWR);
         if (fd >= 0) {
             dup2(fd, 2);
             close(fd);
+        }
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            close(null);
         }
         execv(bin, (char *const *)argv);
         _exit(127);

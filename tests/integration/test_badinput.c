@@ -1,0 +1,324 @@
+/*
+ * test_badinput.c - a raw ZeroMQ DEALER sends a corpus of malformed requests
+ * to a real ferryd. Each must get its documented error code (with the
+ * request's cid when it could be read), be logged, change no stored data,
+ * and leave the connection working for a normal publish afterwards.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "envelope.h"
+#include "ferry.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+    fy_ferryd_t d;
+    void *ctx, *sock;
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    fy_decoder_t *dec;
+} fx_t;
+
+static int
+s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    fx->d.extra[0] = "--max-msg-bytes";
+    fx->d.extra[1] = "1K";
+    if (fy_ferryd_start(&fx->d) != 0)
+        return -1;
+    fx->ctx = zmq_ctx_new();
+    fx->sock = zmq_socket(fx->ctx, ZMQ_DEALER);
+    int linger = 0, timeo = 5000;
+    zmq_setsockopt(fx->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(fx->sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo);
+    if (zmq_connect(fx->sock, fx->d.endpoint) != 0)
+        return -1;
+    msgpack_sbuffer_init(&fx->buf);
+    msgpack_packer_init(&fx->pk, &fx->buf, msgpack_sbuffer_write);
+    fx->dec = fy_decoder_new();
+    *state = fx;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    zmq_close(fx->sock);
+    zmq_ctx_term(fx->ctx);
+    msgpack_sbuffer_destroy(&fx->buf);
+    fy_decoder_destroy(&fx->dec);
+    fy_ferryd_cleanup(&fx->d);
+    free(fx);
+    return 0;
+}
+
+static void
+s_str(fx_t *fx, const char *s)
+{
+    msgpack_pack_str(&fx->pk, strlen(s));
+    msgpack_pack_str_body(&fx->pk, s, strlen(s));
+}
+
+/* Starts an envelope map: v, op, cid and `extra` more entries. */
+static void
+s_head(fx_t *fx, const char *op, uint64_t cid, size_t extra)
+{
+    fx->buf.size = 0;
+    msgpack_pack_map(&fx->pk, 3 + extra);
+    s_str(fx, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(fx, "op");
+    s_str(fx, op);
+    s_str(fx, "cid");
+    msgpack_pack_uint64(&fx->pk, cid);
+}
+
+/* Sends `nframes` frames: the envelope (fx->buf or `raw`) then payloads of `plen` bytes. */
+static void
+s_send(fx_t *fx, const void *raw, size_t rawlen, size_t payloads, size_t plen)
+{
+    const void *env = raw ? raw : fx->buf.data;
+    size_t envlen = raw ? rawlen : fx->buf.size;
+    assert_true(zmq_send(fx->sock, env, envlen, payloads ? ZMQ_SNDMORE : 0) >= 0);
+    char *p = calloc(1, plen + 1);
+    for (size_t i = 0; i < payloads; i++)
+        assert_true(zmq_send(fx->sock, p, plen, i + 1 < payloads ? ZMQ_SNDMORE : 0) >= 0);
+    free(p);
+}
+
+/* Receives one reply and checks its code and cid. */
+static void
+s_expect(fx_t *fx, fy_status_t code, uint64_t cid)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    assert_true(zmq_msg_recv(&m, fx->sock, 0) >= 0);
+    assert_false(zmq_msg_more(&m));
+    fy_reply_t rep;
+    fy_err_t err;
+    assert_int_equal(fy_reply_decode(fx->dec, zmq_msg_data(&m), zmq_msg_size(&m), &rep, &err),
+                     FERRY_OK);
+    if (rep.code != code)
+        fail_msg("expected %s, got %s (%.*s)", ferry_errname(code), ferry_errname(rep.code),
+                 (int)rep.msg.len, (const char *)rep.msg.ptr);
+    assert_int_equal(rep.cid, cid);
+    if (code != FERRY_OK)
+        assert_true(rep.msg.len > 0);
+    zmq_msg_close(&m);
+}
+
+static void
+s_declare(fx_t *fx, const char *name, uint64_t cid)
+{
+    s_head(fx, "declare", cid, 2);
+    s_str(fx, "name");
+    s_str(fx, name);
+    s_str(fx, "kind");
+    s_str(fx, "topic");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_OK, cid);
+}
+
+static void
+s_publish(fx_t *fx, const char *topic, uint64_t cid, fy_status_t expect)
+{
+    s_head(fx, "publish", cid, 1);
+    s_str(fx, "topic");
+    s_str(fx, topic);
+    s_send(fx, NULL, 0, 1, 10);
+    s_expect(fx, expect, cid);
+}
+
+static void
+test_malformed_corpus(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "safe", 1);
+    s_publish(fx, "safe", 2, FERRY_OK);
+
+    /* Not msgpack at all, truncated, and lying about lengths: no cid readable. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } garbage[] = {
+        {"hello, broker", 13},
+        {"\x83\xa1v\x01\xa2op", 7},        /* truncated map */
+        {"\xdf\x7f\xff\xff\xff", 5},       /* map32 with 2^31-1 entries */
+        {"\xdd\xff\xff\xff\xff\x01", 6},   /* array32 with 2^32-1 items */
+        {"\xdb\xff\xff\xff\xff" "ab", 7},  /* str32 of 4 GiB */
+        {"\xc1", 1},                       /* reserved byte */
+        {"", 0},                           /* empty envelope frame */
+        {"\x93\x01\x02\x03", 4},           /* an array, not a map */
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        s_send(fx, garbage[i].bytes, garbage[i].len, 0, 0);
+        s_expect(fx, FERRY_EPROTO, 0);
+    }
+
+    /* Wrong types. */
+    fx->buf.size = 0;
+    msgpack_pack_map(&fx->pk, 3);
+    s_str(fx, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(fx, "op");
+    msgpack_pack_uint64(&fx->pk, 7);
+    s_str(fx, "cid");
+    msgpack_pack_uint64(&fx->pk, 10);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 10);
+
+    s_head(fx, "publish", 11, 1);
+    s_str(fx, "topic");
+    msgpack_pack_array(&fx->pk, 0);
+    s_send(fx, NULL, 0, 1, 1);
+    s_expect(fx, FERRY_EFIELD, 11);
+
+    s_head(fx, "get", 12, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "seq");
+    msgpack_pack_double(&fx->pk, 1.5);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 12);
+
+    /* Unknown operation and unsupported version. */
+    s_head(fx, "teleport", 13, 0);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EUNKNOWN_OP, 13);
+    fx->buf.size = 0;
+    msgpack_pack_map(&fx->pk, 3);
+    s_str(fx, "v");
+    msgpack_pack_uint64(&fx->pk, 2);
+    s_str(fx, "op");
+    s_str(fx, "ping");
+    s_str(fx, "cid");
+    msgpack_pack_uint64(&fx->pk, 14);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EVERSION, 14);
+
+    /* Frame counts: none, two, fifty, and more than any request may have. */
+    s_head(fx, "publish", 15, 1);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFRAMES, 15);
+    s_send(fx, NULL, 0, 2, 3);
+    s_expect(fx, FERRY_EFRAMES, 15);
+    s_send(fx, NULL, 0, 49, 3);
+    s_expect(fx, FERRY_EFRAMES, 15);
+    s_send(fx, NULL, 0, FY_BATCH_MAX + 5, 1);
+    s_expect(fx, FERRY_EFRAMES, 0);
+    s_head(fx, "ping", 16, 0);
+    s_send(fx, NULL, 0, 1, 1);
+    s_expect(fx, FERRY_EFRAMES, 16);
+
+    /* Invalid names, including bytes that are not UTF-8. */
+    const char *bad_names[] = {"has space", "\xff\xfe\xfd", "a..b", ".x", "orders.*", ""};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        s_publish(fx, bad_names[i], 20 + i, FERRY_EINVALID_NAME);
+        s_head(fx, "declare", 40 + i, 2);
+        s_str(fx, "name");
+        s_str(fx, bad_names[i]);
+        s_str(fx, "kind");
+        s_str(fx, "topic");
+        s_send(fx, NULL, 0, 0, 0);
+        s_expect(fx, FERRY_EINVALID_NAME, 40 + i);
+    }
+
+    /* Unknown topic, oversized message (limit 1K), batch with frames missing. */
+    s_publish(fx, "nowhere", 60, FERRY_ENOTFOUND);
+    s_head(fx, "publish", 61, 1);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_send(fx, NULL, 0, 1, 1025);
+    s_expect(fx, FERRY_ETOO_LARGE, 61);
+    s_head(fx, "publish_batch", 62, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "msgs");
+    msgpack_pack_array(&fx->pk, 3);
+    for (int i = 0; i < 3; i++)
+        msgpack_pack_map(&fx->pk, 0);
+    s_send(fx, NULL, 0, 2, 5);
+    s_expect(fx, FERRY_EFRAMES, 62);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFRAMES, 62);
+    /* A batch with one oversized message is refused whole. */
+    assert_true(zmq_send(fx->sock, fx->buf.data, fx->buf.size, ZMQ_SNDMORE) >= 0);
+    char big[2048] = {0};
+    assert_true(zmq_send(fx->sock, "a", 1, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(fx->sock, big, sizeof big, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(fx->sock, "c", 1, 0) >= 0);
+    s_expect(fx, FERRY_ETOO_LARGE, 62);
+
+    /* The same connection still works, and nothing bad was stored. */
+    s_publish(fx, "safe", 99, FERRY_OK);
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
+    assert_non_null(c);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(c, "safe", &info), FERRY_OK);
+    assert_int_equal(info.messages, 2);
+    assert_int_equal(info.last_seq, 2);
+    ferry_stats_t st;
+    assert_int_equal(ferry_client_stats(c, &st), FERRY_OK);
+    assert_int_equal(st.topics, 1);
+    assert_int_equal(st.messages, 2);
+    assert_true(st.errors >= 30);
+    ferry_client_destroy(&c);
+    /* Each bad request was logged once, as a warning. */
+    int logged = fy_ferryd_log_count(&fx->d, "msg=\"bad request\"");
+    assert_true(logged >= 29);
+    assert_int_equal(fy_ferryd_log_count(&fx->d, "level=error"), 0);
+}
+
+static void
+test_too_big_frame_drops_only_that_peer(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "safe", 1);
+    /* A frame far past --max-msg-bytes + 1 MiB: libzmq drops that connection. */
+    void *rogue = zmq_socket(fx->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(rogue, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(rogue, fx->d.endpoint), 0);
+    size_t huge = 4u << 20;
+    char *p = calloc(1, huge);
+    s_head(fx, "publish", 5, 1);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    assert_true(zmq_send(rogue, fx->buf.data, fx->buf.size, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(rogue, p, huge, 0) >= 0);
+    free(p);
+    /* Other connections are not affected. */
+    s_publish(fx, "safe", 6, FERRY_OK);
+    zmq_close(rogue);
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
+    assert_non_null(c);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(c, "safe", &info), FERRY_OK);
+    assert_int_equal(info.messages, 1);
+    ferry_client_destroy(&c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_malformed_corpus, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_too_big_frame_drops_only_that_peer, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests_name("badinput", tests, NULL, NULL);
+}

@@ -1,0 +1,356 @@
+/*
+ * test_broker.c - a real ferryd on a temporary directory and a free port,
+ * driven through libferry and the ferry CLI: declare, publish with confirms,
+ * dedupe, async window, read back, limits, restart and graceful shutdown.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+    fy_ferryd_t d;
+    ferry_client_t *c;
+} fx_t;
+
+static int
+s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    fx->d.extra[0] = "--max-msg-bytes";
+    fx->d.extra[1] = "64K";
+    if (fy_ferryd_start(&fx->d) != 0)
+        return -1;
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    *state = fx;
+    return fx->c ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    ferry_client_destroy(&fx->c);
+    fy_ferryd_cleanup(&fx->d);
+    free(fx);
+    return 0;
+}
+
+static void
+test_declare_and_info(void **state)
+{
+    fx_t *fx = *state;
+    ferry_topic_info_t info;
+    bool created = false;
+    assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+    ferry_topic_config_t cfg = {.dedupe_window_ms = 30000};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "orders", &cfg, &info, &created),
+                     FERRY_OK);
+    assert_true(created);
+    assert_string_equal(info.name, "orders");
+    assert_int_equal(info.dedupe_window_ms, 30000);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "orders", NULL, &info, &created),
+                     FERRY_OK);
+    assert_false(created);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "orders", NULL, &info, &created),
+                     FERRY_EEXISTS);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobs", NULL, &info, &created),
+                     FERRY_OK);
+    assert_int_equal(info.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(info.dedupe_window_ms, 120000);
+    assert_int_equal(ferry_client_info(fx->c, "jobs", &info), FERRY_OK);
+    assert_int_equal(info.messages, 0);
+    assert_int_equal(ferry_client_info(fx->c, "missing", &info), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_info(fx->c, "bad name", &info), FERRY_EINVALID_NAME);
+    ferry_stats_t st;
+    assert_int_equal(ferry_client_stats(fx->c, &st), FERRY_OK);
+    assert_int_equal(st.topics, 2);
+}
+
+static void
+test_publish_confirm_dedupe_and_get(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "t", NULL, NULL, NULL), FERRY_OK);
+    ferry_header_t hdrs[] = {{"trace-id", "t-1"}, {"type", "Created"}};
+    ferry_message_t m = {.data = "first", .len = 5, .key = "agg-1", .id = "id-1",
+                         .headers = hdrs, .header_count = 2};
+    ferry_confirm_t cf;
+    assert_int_equal(ferry_client_publish(fx->c, "t", &m, &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 1);
+    assert_false(cf.duplicate);
+    ferry_message_t m2 = {.data = "second", .len = 6, .key = "agg-1"};
+    assert_int_equal(ferry_client_publish(fx->c, "t", &m2, &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 2);
+    /* Same id again: confirmed with the original sequence, not stored. */
+    ferry_message_t again = {.data = "other bytes", .len = 11, .id = "id-1"};
+    assert_int_equal(ferry_client_publish(fx->c, "t", &again, &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 1);
+    assert_true(cf.duplicate);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "t", &info), FERRY_OK);
+    assert_int_equal(info.messages, 2);
+    assert_int_equal(info.last_seq, 2);
+    /* payload + key + id + headers (27 bytes of msgpack), then payload + key. */
+    assert_int_equal(info.bytes, (5 + 5 + 4 + 27) + (6 + 5));
+
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_get(fx->c, "t", 1, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(msgs[0].seq, 1);
+    assert_string_equal(msgs[0].key, "agg-1");
+    assert_string_equal(msgs[0].id, "id-1");
+    assert_int_equal(msgs[0].len, 5);
+    assert_memory_equal(msgs[0].data, "first", 5);
+    assert_int_equal(msgs[0].header_count, 2);
+    assert_string_equal(msgs[0].headers[0].name, "trace-id");
+    assert_string_equal(msgs[0].headers[0].value, "t-1");
+    assert_string_equal(msgs[0].headers[1].value, "Created");
+    assert_null(msgs[1].id);
+    assert_memory_equal(msgs[1].data, "second", 6);
+    assert_true(msgs[1].timestamp_ms >= msgs[0].timestamp_ms);
+    /* From the middle, and past the end. */
+    assert_int_equal(ferry_client_get(fx->c, "t", 2, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].seq, 2);
+    assert_int_equal(ferry_client_get(fx->c, "t", 3, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(ferry_client_get(fx->c, "nope", 1, 10, &msgs, &n), FERRY_ENOTFOUND);
+}
+
+static void
+test_publish_errors(void **state)
+{
+    fx_t *fx = *state;
+    ferry_message_t m = {.data = "x", .len = 1};
+    ferry_confirm_t cf;
+    assert_int_equal(ferry_client_publish(fx->c, "unknown", &m, &cf), FERRY_ENOTFOUND);
+    assert_int_equal(cf.status, FERRY_ENOTFOUND);
+    assert_non_null(strstr(ferry_client_last_error(fx->c), "no such topic"));
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "big", NULL, NULL, NULL),
+                     FERRY_OK);
+    /* The broker runs with --max-msg-bytes 64K. */
+    size_t len = 64 * 1024 + 1;
+    char *big = calloc(1, len);
+    ferry_message_t mb = {.data = big, .len = len};
+    assert_int_equal(ferry_client_publish(fx->c, "big", &mb, &cf), FERRY_ETOO_LARGE);
+    mb.len = 64 * 1024;
+    assert_int_equal(ferry_client_publish(fx->c, "big", &mb, &cf), FERRY_OK);
+    free(big);
+    /* Misuse is refused locally. */
+    assert_int_equal(ferry_client_publish(fx->c, "big", NULL, &cf), FERRY_EINVAL);
+    assert_int_equal(ferry_client_publish(fx->c, "bad topic", &m, &cf), FERRY_EINVALID_NAME);
+    assert_int_equal(ferry_client_publish(NULL, "big", &m, &cf), FERRY_EINVAL);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "big", &info), FERRY_OK);
+    assert_int_equal(info.messages, 1);
+}
+
+typedef struct {
+    size_t confirmed, failed, dups;
+    uint64_t last_seq;
+    bool in_order;
+} s_tally_t;
+
+static void
+s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
+{
+    (void)c;
+    s_tally_t *t = user;
+    if (cf->status != FERRY_OK) {
+        t->failed++;
+        return;
+    }
+    if (cf->duplicate) {
+        t->dups++;
+        return;
+    }
+    if (cf->seq != t->last_seq + 1)
+        t->in_order = false;
+    t->last_seq = cf->seq;
+    t->confirmed++;
+}
+
+static void
+test_async_window_and_group_commit(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "fast", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_stats_t before, after;
+    assert_int_equal(ferry_client_stats(fx->c, &before), FERRY_OK);
+    s_tally_t t = {.in_order = true};
+    const size_t n = getenv("FERRY_TEST_QUICK") ? 2000 : 20000;
+    char buf[32];
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof buf, "msg-%zu", i);
+        ferry_message_t m = {.data = buf, .len = (size_t)len};
+        assert_int_equal(ferry_client_publish_async(fx->c, "fast", &m, s_on_confirm, &t), FERRY_OK);
+        assert_true(ferry_client_in_flight(fx->c) <= 1000);
+    }
+    assert_int_equal(ferry_client_flush(fx->c, 30000), FERRY_OK);
+    assert_int_equal(ferry_client_in_flight(fx->c), 0);
+    assert_int_equal(t.confirmed, n);
+    assert_int_equal(t.failed, 0);
+    assert_true(t.in_order);
+    assert_int_equal(t.last_seq, n);
+    assert_int_equal(ferry_client_stats(fx->c, &after), FERRY_OK);
+    assert_int_equal(after.publishes - before.publishes, n);
+    /* Group commit: many publishes share one durable commit. */
+    assert_true(after.commits - before.commits < n / 4);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(fx->c, "fast", &all, &count), FERRY_OK);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i += 997) {
+        snprintf(buf, sizeof buf, "msg-%zu", i);
+        assert_string_equal(all[i].payload, buf);
+        assert_int_equal(all[i].seq, i + 1);
+    }
+    free(all);
+}
+
+static void
+test_restart_keeps_data_and_dedupe(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "keep", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_confirm_t cf;
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "k-%d", i);
+        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
+        assert_int_equal(ferry_client_publish(fx->c, "keep", &m, &cf), FERRY_OK);
+    }
+    ferry_client_destroy(&fx->c);
+    /* Graceful stop: SIGTERM, exit status 0. */
+    int status = fy_ferryd_signal(&fx->d, SIGTERM);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(fy_ferryd_log_count(&fx->d, "msg=\"stopped\" code=OK"), 1);
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    assert_non_null(fx->c);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "keep", &info), FERRY_OK);
+    assert_int_equal(info.messages, 10);
+    ferry_message_t m = {.data = "x", .len = 1, .id = "k-3"};
+    assert_int_equal(ferry_client_publish(fx->c, "keep", &m, &cf), FERRY_OK);
+    assert_true(cf.duplicate);
+    assert_int_equal(cf.seq, 4);
+    ferry_message_t m2 = {.data = "y", .len = 1, .id = "k-10"};
+    assert_int_equal(ferry_client_publish(fx->c, "keep", &m2, &cf), FERRY_OK);
+    assert_false(cf.duplicate);
+    assert_int_equal(cf.seq, 11);
+}
+
+static void
+test_delete(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "tmp", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1};
+    assert_int_equal(ferry_client_publish(fx->c, "tmp", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_delete(fx->c, "tmp"), FERRY_OK);
+    assert_int_equal(ferry_client_delete(fx->c, "tmp"), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_publish(fx->c, "tmp", &m, NULL), FERRY_ENOTFOUND);
+    ferry_topic_info_t info;
+    bool created;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "tmp", NULL, &info, &created),
+                     FERRY_OK);
+    assert_true(created);
+    assert_int_equal(info.messages, 0);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_get(fx->c, "tmp", 1, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+}
+
+static void
+test_cli(void **state)
+{
+    fx_t *fx = *state;
+    const char *cli = getenv("FERRY_CLI");
+    assert_non_null(cli);
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s --server %s declare queue work", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "created queue work"));
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s pub work 'hello world' --key k1 --id one --header a=b", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "seq: 1\n");
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "seq: 1 (duplicate)\n");
+    snprintf(cmd, sizeof cmd, "printf 'from\\nstdin' | %s --server %s pub work -", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "seq: 2\n");
+    snprintf(cmd, sizeof cmd, "%s --server %s get work", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1 "));
+    assert_non_null(strstr(out, "key=k1 id=one a=b len=11\nhello world\n"));
+    assert_non_null(strstr(out, "len=10\nfrom\nstdin\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s info work", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "kind: queue\nmessages: 2\n"));
+    /* Exit codes: refused 1, usage 2, unreachable 3. */
+    snprintf(cmd, sizeof cmd, "%s --server %s pub nowhere x 2>/dev/null", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd, "%s --server %s declare stream x 2>/dev/null", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s --server %s frobnicate 2>/dev/null", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s --server tcp://127.0.0.1:1 --timeout 300 ping 2>/dev/null", cli);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 3);
+    snprintf(cmd, sizeof cmd, "%s --server %s stats", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "topics: 1\nmessages: 2\n"));
+}
+
+static void
+test_ferryd_refuses_bad_flags(void **state)
+{
+    (void)state;
+    const char *bin = getenv("FERRYD");
+    char cmd[1024], out[512];
+    snprintf(cmd, sizeof cmd, "%s --map-size lots 2>&1", bin);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "map-size"));
+    snprintf(cmd, sizeof cmd, "%s --no-such-flag 2>&1", bin);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s --version", bin);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ferryd " FERRY_VERSION_STRING));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_declare_and_info, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_async_window_and_group_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_delete, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cli, s_setup, s_teardown),
+        cmocka_unit_test(test_ferryd_refuses_bad_flags),
+    };
+    return cmocka_run_group_tests_name("broker", tests, NULL, NULL);
+}

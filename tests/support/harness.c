@@ -1,0 +1,83 @@
+/*
+ * harness.c - libferry helpers shared by the integration tests.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+ferry_client_t *
+fy_connect(const char *endpoint, int timeout_ms, size_t window)
+{
+    ferry_options_t *o = ferry_options_new();
+    ferry_client_t *c = NULL;
+    if (o && ferry_options_set_server(o, endpoint) == FERRY_OK &&
+        ferry_options_set_timeout_ms(o, timeout_ms) == FERRY_OK &&
+        ferry_options_set_window(o, window) == FERRY_OK)
+        ferry_client_new(o, &c);
+    ferry_options_destroy(&o);
+    return c;
+}
+
+ferry_status_t
+fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **out, size_t *n)
+{
+    size_t cap = 1024, len = 0;
+    fy_copied_t *all = malloc(cap * sizeof *all);
+    uint64_t from = 1;
+    ferry_status_t st = all ? FERRY_OK : FERRY_ENOMEM;
+    while (st == FERRY_OK) {
+        const ferry_stored_message_t *msgs;
+        size_t got;
+        st = ferry_client_get(c, topic, from, 1000, &msgs, &got);
+        if (st || got == 0)
+            break;
+        for (size_t i = 0; i < got; i++) {
+            if (len == cap) {
+                fy_copied_t *more = realloc(all, 2 * cap * sizeof *all);
+                if (!more) {
+                    st = FERRY_ENOMEM;
+                    break;
+                }
+                all = more;
+                cap *= 2;
+            }
+            fy_copied_t *m = &all[len++];
+            memset(m, 0, sizeof *m);
+            m->seq = msgs[i].seq;
+            m->len = msgs[i].len;
+            snprintf(m->id, sizeof m->id, "%s", msgs[i].id ? msgs[i].id : "");
+            snprintf(m->key, sizeof m->key, "%s", msgs[i].key ? msgs[i].key : "");
+            memcpy(m->payload, msgs[i].data, msgs[i].len < 63 ? msgs[i].len : 63);
+        }
+        from = msgs[got - 1].seq + 1;
+    }
+    if (st) {
+        free(all);
+        all = NULL;
+        len = 0;
+    }
+    *out = all;
+    *n = len;
+    return st;
+}
+
+int
+fy_run(const char *cmdline, char *out, size_t cap)
+{
+    FILE *p = popen(cmdline, "r");
+    if (!p)
+        return -1;
+    size_t n = 0;
+    if (out && cap) {
+        n = fread(out, 1, cap - 1, p);
+        out[n] = '\0';
+    }
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

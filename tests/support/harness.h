@@ -1,0 +1,33 @@
+/*
+ * harness.h - helpers for integration tests that talk to a real ferryd
+ * through libferry (see fixture.h for starting the process).
+ */
+#ifndef FY_HARNESS_H
+#define FY_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry.h"
+
+/** Connects a client to @p endpoint with @p timeout_ms and @p window. NULL on failure. */
+ferry_client_t *fy_connect(const char *endpoint, int timeout_ms, size_t window);
+
+/** One stored message as copied by fy_read_all. */
+typedef struct fy_copied {
+    uint64_t seq;
+    char id[64];
+    char key[64];
+    char payload[64]; /* first 63 bytes, NUL-terminated */
+    size_t len;
+} fy_copied_t;
+
+/** Reads every message of @p topic (via get). Caller frees *out.
+ *  @return FERRY_OK or the failing status. */
+ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **out, size_t *n);
+
+/** Runs a command line through /bin/sh; captures up to cap-1 bytes of stdout.
+ *  @return the exit status (0-255), or -1. */
+int fy_run(const char *cmdline, char *out, size_t cap);
+
+#endif

@@ -171,25 +171,32 @@ s_drop_reply(ferry_client_t *self)
 static int
 s_read_reply(ferry_client_t *self, long timeout_ms)
 {
-    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&item, 1, timeout_ms);
-    if (rc < 0)
-        return errno == EINTR ? 0 : -1;
-    if (rc == 0)
-        return 0;
     s_drop_reply(self);
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->sock, self->nrframes == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            int e = errno;
+    /* Try without a system call first: under load a reply is usually queued. */
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT);
+    if (rc < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
             zmq_msg_close(&m);
-            if (self->nrframes == 0 && (e == EAGAIN || e == EINTR))
-                return 0;
-            if (e == EINTR)
-                continue;
             return -1;
         }
+        if (timeout_ms == 0) {
+            zmq_msg_close(&m);
+            return 0;
+        }
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        rc = zmq_poll(&item, 1, timeout_ms);
+        if (rc <= 0) {
+            zmq_msg_close(&m);
+            return rc < 0 && errno != EINTR ? -1 : 0;
+        }
+        if (zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        }
+    }
+    for (;;) {
         bool more = zmq_msg_more(&m);
         if (self->nrframes < S_MAX_REPLY_FRAMES)
             self->rframes[self->nrframes++] = m;
@@ -197,6 +204,14 @@ s_read_reply(ferry_client_t *self, long timeout_ms)
             zmq_msg_close(&m);
         if (!more)
             return 1;
+        /* The remaining parts of a message arrive together with the first. */
+        zmq_msg_init(&m);
+        while (zmq_msg_recv(&m, self->sock, 0) < 0) {
+            if (errno != EINTR) {
+                zmq_msg_close(&m);
+                return -1;
+            }
+        }
     }
 }
 
@@ -266,8 +281,14 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
 {
     size_t handled = 0;
     for (;;) {
-        if (s_goal_met(self, goal))
-            return FERRY_OK;
+        if (s_goal_met(self, goal)) {
+            if (goal != S_WAIT_SLOT)
+                return FERRY_OK;
+            /* A slot is free: take every confirm already queued as well, so
+             * the next publishes do not each stop to read one. */
+            goal = S_WAIT_ANY;
+            handled++;
+        }
         long long left = deadline - s_now_ms();
         if (left < 0 || (goal == S_WAIT_ANY && handled > 0))
             left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */

@@ -39,13 +39,17 @@ BROKER_OBJ = $(call obj,$(PROTO_SRC) $(BROKER_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
 TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS))
+TEST_SCRIPTS := $(wildcard tests/integration/test_*.sh)
 
 LIBA  = $(BUILD)/libferry.a
 LIBSO = $(BUILD)/libferry.so.$(VERSION)
 
+# Keep object files of examples and benchmarks (make would delete them as intermediates).
+.SECONDARY:
+
 .PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help
 
-all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO)
+all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
@@ -79,6 +83,10 @@ $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
+$(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+
 # Unit tests link the module they test; integration tests use libferry and
 # start the real ferryd built above.
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
@@ -90,10 +98,11 @@ $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS)
 
-TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry)
+TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
+           FERRY_BUILD=$(BUILD) FERRY_SAN="$(SAN)"
 
 test: all $(TEST_BINS)
-	$(TEST_ENV) tests/run-tests $(TEST_BINS)
+	$(TEST_ENV) tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 
 check-asan:
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
@@ -110,8 +119,12 @@ $(BUILD)/bench/bench_publish: $(call obj,bench/bench_publish.c $(SUPPORT_SRC)) $
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
+BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd)
+
 bench: all $(BUILD)/bench/bench_publish
-	FERRYD=$(abspath $(BUILD)/ferryd) $(BUILD)/bench/bench_publish
+	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000
+	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000 --ids
+	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 4000
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -1,0 +1,120 @@
+/*
+ * test_options.c - ferryd's configuration: defaults, FERRY_* environment,
+ * flags over environment, and bad values refused with the key named.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "options.h"
+
+static fy_options_result_t
+s_parse(fy_config_t *cfg, fy_err_t *err, int argc, char **argv)
+{
+    return fy_options_parse(argc, argv, cfg, err);
+}
+
+static void
+test_defaults(void **state)
+{
+    (void)state;
+    fy_config_t cfg;
+    fy_err_t err;
+    char *argv[] = {"ferryd", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 1, argv), FY_OPTIONS_RUN);
+    assert_string_equal(cfg.data_dir, "./data");
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:5555");
+    assert_int_equal(cfg.log_level, FY_LOG_INFO);
+    assert_int_equal(cfg.map_size, 8ull << 30);
+    assert_int_equal(cfg.max_msg_bytes, 1 << 20);
+    assert_int_equal(cfg.batch_max, 4096);
+    assert_int_equal(cfg.dedupe_window_ms, 120000);
+}
+
+static void
+test_env_then_flags(void **state)
+{
+    (void)state;
+    setenv("FERRY_DATA", "/var/lib/ferry", 1);
+    setenv("FERRY_MAP_SIZE", "512M", 1);
+    setenv("FERRY_LOG_LEVEL", "debug", 1);
+    fy_config_t cfg;
+    fy_err_t err;
+    char *argv[] = {"ferryd", "--map-size", "2G", "--bind", "tcp://127.0.0.1:*",
+                    "--batch-max", "100", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 7, argv), FY_OPTIONS_RUN);
+    assert_string_equal(cfg.data_dir, "/var/lib/ferry"); /* from the environment */
+    assert_int_equal(cfg.log_level, FY_LOG_DEBUG);
+    assert_int_equal(cfg.map_size, 2ull << 30);        /* the flag wins */
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:*");
+    assert_int_equal(cfg.batch_max, 100);
+    unsetenv("FERRY_DATA");
+    unsetenv("FERRY_MAP_SIZE");
+    unsetenv("FERRY_LOG_LEVEL");
+}
+
+static void
+test_bad_values_name_the_key(void **state)
+{
+    (void)state;
+    fy_config_t cfg;
+    fy_err_t err;
+    char *a1[] = {"ferryd", "--map-size", "lots", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, a1), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "map-size"));
+    char *a2[] = {"ferryd", "--batch-max", "0", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, a2), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "batch-max"));
+    char *a3[] = {"ferryd", "--batch-max", "10K", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, a3), FY_OPTIONS_ERROR);
+    char *a4[] = {"ferryd", "--log-level", "loud", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, a4), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "log-level"));
+    char *a5[] = {"ferryd", "--colour", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 2, a5), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "--colour"));
+    char *a6[] = {"ferryd", "stray", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 2, a6), FY_OPTIONS_ERROR);
+    char *a7[] = {"ferryd", "--data", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 2, a7), FY_OPTIONS_ERROR);
+    setenv("FERRY_MAX_MSG_BYTES", "-5", 1);
+    char *a8[] = {"ferryd", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 1, a8), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "FERRY_MAX_MSG_BYTES"));
+    unsetenv("FERRY_MAX_MSG_BYTES");
+}
+
+static void
+test_sizes(void **state)
+{
+    (void)state;
+    uint64_t v;
+    assert_true(fy_options_parse_size("123", &v));
+    assert_int_equal(v, 123);
+    assert_true(fy_options_parse_size("64K", &v));
+    assert_int_equal(v, 65536);
+    assert_true(fy_options_parse_size("3g", &v));
+    assert_int_equal(v, 3ull << 30);
+    assert_false(fy_options_parse_size("", &v));
+    assert_false(fy_options_parse_size("12Q", &v));
+    assert_false(fy_options_parse_size("-1", &v));
+    assert_false(fy_options_parse_size("99999999999999999999", &v));
+    assert_false(fy_options_parse_size("20000000000000T", &v));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_env_then_flags),
+        cmocka_unit_test(test_bad_values_name_the_key),
+        cmocka_unit_test(test_sizes),
+    };
+    return cmocka_run_group_tests_name("options", tests, NULL, NULL);
+}

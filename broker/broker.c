@@ -21,7 +21,8 @@
 #include "store.h"
 
 #define S_MAX_FRAMES (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
-#define S_BATCH_BYTES (64u << 20)       /* stop draining past this many bytes */
+#define S_BATCH_BYTES (64u << 20)       /* stop draining past this many bytes... */
+#define S_FRAME_COST 64                 /* ...counting each frame as at least this */
 #define S_SWEEP_BUDGET 1024             /* dedupe/delete work items per turn */
 #define S_IDLE_MS 1000                  /* wake-up for sweeps when idle */
 
@@ -134,7 +135,9 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
         st = fy_err_set(err, FERRY_ENOMEM, "cannot create socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    int one = 1, hwm = 100000, linger = 2000;
+    /* Queued messages per peer; above the largest client window, and the
+     * point where libzmq stops reading a peer that floods us. */
+    int one = 1, hwm = 10000, linger = 2000;
     /* A frame far beyond the message limit is dropped by libzmq with the
      * connection; one slightly too big still reaches us and gets ETOO_LARGE. */
     int64_t maxmsg = (int64_t)cfg->max_msg_bytes + FY_ENVELOPE_MAX;
@@ -245,7 +248,7 @@ s_recv_request(fy_broker_t *self, size_t *bytes)
         }
         flags = 0; /* the remaining parts of a message are already there */
         bool more = zmq_msg_more(m);
-        *bytes += zmq_msg_size(m);
+        *bytes += zmq_msg_size(m) + S_FRAME_COST;
         if (req->nframes < S_MAX_FRAMES) {
             self->nframes++;
             req->nframes++;
@@ -300,6 +303,20 @@ s_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
     fy_encode_error(self->enc, req->cid, code, msg);
     r->code = code;
     s_reply_end(self, r);
+}
+
+/* Replies with an error for bad input, logged once as a warning with the peer. */
+static void
+s_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code, const char *msg)
+{
+    if (s_is_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN)) {
+        char peer[64];
+        s_peer_hex(&self->frames[self->reqs[ri].first], peer, sizeof peer);
+        fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
+               "code=%s op=%s cid=%llu peer=%s detail=\"%s\"", ferry_errname(code),
+               fy_op_name(req->op), (unsigned long long)req->cid, peer, msg);
+    }
+    s_error(self, ri, req, code, msg);
 }
 
 /* Payload frames of request ri as byte strings, and the total message sizes. */
@@ -404,14 +421,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
                                &req, &err);
     }
     if (st) {
-        if (s_is_bad_input(st) && fy_log_enabled(self->log, FY_LOG_WARN)) {
-            char peer[64];
-            s_peer_hex(&self->frames[rq->first], peer, sizeof peer);
-            fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
-                   "code=%s cid=%llu peer=%s detail=\"%s\"", ferry_errname(st),
-                   (unsigned long long)req.cid, peer, err.msg);
-        }
-        s_error(self, ri, &req, st, err.msg);
+        s_refuse(self, ri, &req, st, err.msg);
         return;
     }
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
@@ -482,9 +492,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_PUBLISH_BATCH:
         st = s_collect_payloads(self, rq, &req, &err);
         if (st) {
-            fy_log(self->log, FY_LOG_WARN, "broker", "bad request", "code=%s cid=%llu detail=\"%s\"",
-                   ferry_errname(st), (unsigned long long)req.cid, err.msg);
-            s_error(self, ri, &req, st, err.msg);
+            s_refuse(self, ri, &req, st, err.msg);
             return;
         }
         st = fy_store_append(self->store, req.name, req.msgs, self->payloads, req.msg_count,

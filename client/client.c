@@ -590,6 +590,53 @@ ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_messag
 }
 
 ferry_status_t
+ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_message_t *msgs,
+                           size_t n, ferry_confirm_t *confirms)
+{
+    if (!self || !msgs || n == 0)
+        return FERRY_EINVAL;
+    if (n > FERRY_BATCH_MAX)
+        return s_fail(self, FERRY_ETOO_MANY, "at most %d messages per batch", FERRY_BATCH_MAX);
+    ferry_status_t st = FERRY_OK;
+    for (size_t i = 0; i < n && st == FERRY_OK; i++)
+        st = s_check_message(self, topic, &msgs[i]);
+    if (st) {
+        for (size_t i = 0; confirms && i < n; i++)
+            confirms[i] = (ferry_confirm_t){.status = st};
+        return st;
+    }
+    const void **datas = malloc(n * sizeof *datas);
+    size_t *lens = malloc(n * sizeof *lens);
+    if (!datas || !lens) {
+        free(datas);
+        free(lens);
+        return s_fail(self, FERRY_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        datas[i] = msgs[i].data ? msgs[i].data : "";
+        lens[i] = msgs[i].len;
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    fy_reply_t rep;
+    st = fy_encode_publish_batch(self->enc, cid, topic, msgs, n);
+    if (st == FERRY_OK)
+        st = s_call(self, cid, (const void *const *)datas, lens, n, &rep);
+    free(datas);
+    free(lens);
+    size_t got = 0;
+    if (st == FERRY_OK && (fy_reply_confirm_count(&rep, &got) || got != n))
+        st = s_fail(self, FERRY_EPROTO, "malformed batch confirm");
+    for (size_t i = 0; confirms && i < n; i++) {
+        confirms[i] = (ferry_confirm_t){.status = st};
+        if (st == FERRY_OK &&
+            fy_reply_confirm_at(&rep, i, &confirms[i].seq, &confirms[i].duplicate) != FERRY_OK)
+            st = confirms[i].status = FERRY_EPROTO;
+    }
+    return st;
+}
+
+ferry_status_t
 ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
                            ferry_confirm_fn cb, void *user)
 {

@@ -214,6 +214,22 @@ FERRY_EXPORT ferry_status_t ferry_client_publish(ferry_client_t *self, const cha
                                                  const ferry_message_t *msg,
                                                  ferry_confirm_t *confirm);
 
+/** Most messages in one ferry_client_publish_batch() call. */
+#define FERRY_BATCH_MAX 1000
+
+/**
+ * @brief Publishes @p n messages (1..FERRY_BATCH_MAX) to one topic in one request
+ * and waits until the broker stored them durably. The batch is atomic: every
+ * message is stored (or answered as a duplicate of its id) in order, or none is.
+ * @param[out] confirms NULL, or an array of @p n entries receiving each message's
+ *             sequence and duplicate flag.
+ * @return FERRY_OK, or the refusal of the whole batch (FERRY_ENOTFOUND,
+ *         FERRY_ETOO_LARGE, FERRY_ESTORAGE_FULL, ...), FERRY_ETIMEOUT, FERRY_EINVAL
+ */
+FERRY_EXPORT ferry_status_t ferry_client_publish_batch(ferry_client_t *self, const char *topic,
+                                                       const ferry_message_t *msgs, size_t n,
+                                                       ferry_confirm_t *confirms);
+
 /** Called once per async publish with its outcome; `user` is the pointer given to publish. */
 typedef void (*ferry_confirm_fn)(ferry_client_t *client, const ferry_confirm_t *confirm,
                                  void *user);
@@ -222,7 +238,8 @@ typedef void (*ferry_confirm_fn)(ferry_client_t *client, const ferry_confirm_t *
  * @brief Sends a publish without waiting. When the window of unconfirmed
  * publishes is full, first processes confirms until a slot frees, up to the
  * client timeout. Confirms are delivered to @p cb from inside calls on this
- * client (publish_async, flush, poll and the blocking calls).
+ * client (publish_async, flush, poll and the blocking calls), in publish order.
+ * A callback must not call functions of the same client.
  * @return FERRY_OK (sent), FERRY_ETIMEOUT (window stayed full), FERRY_EINVAL, FERRY_ENOMEM
  */
 FERRY_EXPORT ferry_status_t ferry_client_publish_async(ferry_client_t *self, const char *topic,

@@ -48,7 +48,7 @@ typedef enum fy_op {
 /** Wire name of @p op ("publish"); "?" if out of range. */
 const char *fy_op_name(fy_op_t op);
 
-#define FY_BATCH_MAX 1000        /**< messages in one publish_batch or get reply */
+#define FY_BATCH_MAX FERRY_BATCH_MAX /**< messages in one publish_batch or get reply */
 #define FY_HEADERS_MAX 64        /**< headers on one message */
 #define FY_HEADER_VALUE_MAX 4096 /**< bytes in one header value */
 #define FY_ENVELOPE_MAX (1u << 20) /**< bytes in one envelope frame */

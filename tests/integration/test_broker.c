@@ -223,6 +223,77 @@ test_async_window_and_group_commit(void **state)
 }
 
 static void
+test_publish_batch(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "batch", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t one = {.data = "solo", .len = 4, .id = "b-1"};
+    assert_int_equal(ferry_client_publish(fx->c, "batch", &one, NULL), FERRY_OK);
+    ferry_header_t h[] = {{"k", "v"}};
+    ferry_message_t msgs[4] = {
+        {.data = "a", .len = 1, .key = "x"},
+        {.data = "b", .len = 1, .id = "b-1"}, /* seen before: a duplicate of seq 1 */
+        {.data = "c", .len = 1, .id = "b-2", .headers = h, .header_count = 1},
+        {.data = "d", .len = 1, .id = "b-2"}, /* same id twice in one batch */
+    };
+    ferry_confirm_t cf[4];
+    assert_int_equal(ferry_client_publish_batch(fx->c, "batch", msgs, 4, cf), FERRY_OK);
+    assert_int_equal(cf[0].seq, 2);
+    assert_false(cf[0].duplicate);
+    assert_int_equal(cf[1].seq, 1);
+    assert_true(cf[1].duplicate);
+    assert_int_equal(cf[2].seq, 3);
+    assert_int_equal(cf[3].seq, 3);
+    assert_true(cf[3].duplicate);
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(fx->c, "batch", &all, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(all[0].payload, "solo");
+    assert_string_equal(all[1].payload, "a");
+    assert_string_equal(all[1].key, "x");
+    assert_string_equal(all[2].payload, "c");
+    free(all);
+    /* One oversized message refuses the whole batch: nothing stored. */
+    char *big = calloc(1, 70 * 1024);
+    ferry_message_t mixed[2] = {{.data = "ok", .len = 2}, {.data = big, .len = 70 * 1024}};
+    assert_int_equal(ferry_client_publish_batch(fx->c, "batch", mixed, 2, cf), FERRY_ETOO_LARGE);
+    assert_int_equal(cf[0].status, FERRY_ETOO_LARGE);
+    free(big);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "batch", &info), FERRY_OK);
+    assert_int_equal(info.messages, 3);
+    assert_int_equal(ferry_client_publish_batch(fx->c, "batch", msgs, 0, cf), FERRY_EINVAL);
+    assert_int_equal(ferry_client_publish_batch(fx->c, "nope", msgs, 1, cf), FERRY_ENOTFOUND);
+}
+
+static void
+test_dedupe_window_expires(void **state)
+{
+    fx_t *fx = *state;
+    ferry_topic_config_t cfg = {.dedupe_window_ms = 200};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "short", &cfg, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1, .id = "same"};
+    ferry_confirm_t cf;
+    assert_int_equal(ferry_client_publish(fx->c, "short", &m, &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 1);
+    assert_int_equal(ferry_client_publish(fx->c, "short", &m, &cf), FERRY_OK);
+    assert_true(cf.duplicate);
+    /* Within the window it stays a duplicate; after it, the id is new again. */
+    long long start = fy_now_ms(), deadline = start + 5000;
+    while (cf.duplicate && fy_now_ms() < deadline) {
+        assert_int_equal(ferry_client_publish(fx->c, "short", &m, &cf), FERRY_OK);
+        if (cf.duplicate)
+            assert_int_equal(cf.seq, 1);
+    }
+    assert_false(cf.duplicate);
+    assert_int_equal(cf.seq, 2);
+    assert_true(fy_now_ms() - start >= 150);
+}
+
+static void
 test_restart_keeps_data_and_dedupe(void **state)
 {
     fx_t *fx = *state;
@@ -347,6 +418,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_async_window_and_group_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_batch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_window_expires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delete, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, s_teardown),

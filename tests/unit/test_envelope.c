@@ -443,6 +443,81 @@ test_names(void **state)
     s_teardown((void **)&fx);
 }
 
+/* Random corruption of valid envelopes: decoding must return a documented
+ * status (never crash or read out of bounds; run under ASan in check-asan),
+ * and whatever it accepts must satisfy the decoder's promises. */
+static void
+test_mutations(void **state)
+{
+    fx_t *fx = *state;
+    ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
+    ferry_message_t m = {.data = "x", .len = 1, .key = "order-7", .id = "svc:42",
+                         .headers = hdrs, .header_count = 2};
+    ferry_message_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
+    size_t offs[6], lens[6], frames[6] = {1, 3, 0, 0, 0, 0};
+    size_t k = 0;
+#define S_ADD(call)                                             \
+    do {                                                        \
+        offs[k] = fy_encoder_len(fx->enc);                      \
+        assert_int_equal(call, FERRY_OK);                       \
+        lens[k] = fy_encoder_len(fx->enc) - offs[k];            \
+        k++;                                                    \
+    } while (0)
+    S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m));
+    S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
+    S_ADD(fy_encode_declare(fx->enc, 3, FERRY_KIND_QUEUE, "jobs", 500));
+    S_ADD(fy_encode_get(fx->enc, 4, "orders", 7, 10));
+    S_ADD(fy_encode_hello(fx->enc, 5, "client"));
+    S_ADD(fy_encode_simple(fx->enc, 6, FY_OP_INFO, "x.y"));
+#undef S_ADD
+    const uint8_t *all = fy_encoder_data(fx->enc);
+    uint8_t buf[512];
+    unsigned seed = 12345;
+    size_t accepted = 0;
+    for (int iter = 0; iter < 50000; iter++) {
+        size_t which = (size_t)rand_r(&seed) % k, len = lens[which];
+        assert_true(len <= sizeof buf);
+        memcpy(buf, all + offs[which], len);
+        int edits = 1 + rand_r(&seed) % 4;
+        for (int e = 0; e < edits; e++)
+            buf[(size_t)rand_r(&seed) % len] = (uint8_t)rand_r(&seed);
+        if (rand_r(&seed) % 8 == 0)
+            len = (size_t)rand_r(&seed) % len; /* truncate */
+        size_t nframes = rand_r(&seed) % 4 == 0 ? (size_t)rand_r(&seed) % 4 : frames[which];
+        fy_request_t req;
+        fy_err_t err;
+        fy_status_t st = fy_request_decode(fx->dec, buf, len, nframes, &req, &err);
+        switch (st) {
+        case FERRY_OK:
+            accepted++;
+            assert_true(req.op < FY_OP_COUNT_);
+            assert_true(req.msg_count <= FY_BATCH_MAX);
+            if (req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH) {
+                assert_int_equal(req.msg_count, nframes);
+                assert_true(fy_name_valid(req.name));
+                for (size_t i = 0; i < req.msg_count; i++)
+                    assert_true(req.msgs[i].key.len <= FERRY_ID_MAX &&
+                                req.msgs[i].id.len <= FERRY_ID_MAX);
+            }
+            break;
+        case FERRY_EPROTO:
+        case FERRY_EVERSION:
+        case FERRY_EUNKNOWN_OP:
+        case FERRY_EFIELD:
+        case FERRY_EFRAMES:
+        case FERRY_EINVALID_NAME:
+        case FERRY_ETOO_MANY:
+            assert_int_equal(err.code, st);
+            assert_true(strlen(err.msg) > 0);
+            break;
+        default:
+            fail_msg("unexpected status %d", st);
+        }
+    }
+    /* Some mutations hit only payload-ish bytes and still decode. */
+    assert_true(accepted > 0);
+}
+
 static void
 test_status_text(void **state)
 {
@@ -464,6 +539,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replies_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_msgpack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_field_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_mutations, s_setup, s_teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_status_text),
     };

@@ -47,7 +47,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 # Keep object files of examples and benchmarks (make would delete them as intermediates).
 .SECONDARY:
 
-.PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help
+.PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish
 
@@ -142,6 +142,9 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
 	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build

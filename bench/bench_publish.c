@@ -57,7 +57,8 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--ids") == 0)
             ids = true;
         else {
-            fprintf(stderr, "usage: bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids]\n");
+            fprintf(stderr,
+                    "usage: bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids]\n");
             return 2;
         }
     }

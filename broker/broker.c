@@ -20,11 +20,11 @@
 
 #include "store.h"
 
-#define S_MAX_FRAMES (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
-#define S_BATCH_BYTES (64u << 20)       /* stop draining past this many bytes... */
-#define S_FRAME_COST 64                 /* ...counting each frame as at least this */
-#define S_SWEEP_BUDGET 1024             /* dedupe/delete work items per turn */
-#define S_IDLE_MS 1000                  /* wake-up for sweeps when idle */
+#define S_MAX_FRAMES   (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define S_BATCH_BYTES  (64u << 20)        /* stop draining past this many bytes... */
+#define S_FRAME_COST   64                 /* ...counting each frame as at least this */
+#define S_SWEEP_BUDGET 1024               /* dedupe/delete work items per turn */
+#define S_IDLE_MS      1000               /* wake-up for sweeps when idle */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -33,13 +33,13 @@ typedef struct s_req {
 } s_req_t;
 
 typedef struct s_reply {
-    size_t req;        /* index into reqs[] (for the identity) */
-    size_t off, len;   /* envelope bytes in the encoder */
-    size_t out_first;  /* payload frames in outs[] */
+    size_t req;       /* index into reqs[] (for the identity) */
+    size_t off, len;  /* envelope bytes in the encoder */
+    size_t out_first; /* payload frames in outs[] */
     size_t out_count;
-    fy_status_t code;  /* for counters and logs */
-    size_t stored;     /* messages stored by this request */
-    size_t dups;       /* duplicates answered */
+    fy_status_t code; /* for counters and logs */
+    size_t stored;    /* messages stored by this request */
+    size_t dups;      /* duplicates answered */
 } s_reply_t;
 
 struct fy_broker {
@@ -64,7 +64,7 @@ struct fy_broker {
     bool sweep_more;
     long long next_sweep_ms;
     long long started_ms;
-    ferry_stats_t stats;  /* counters since start */
+    ferry_stats_t stats; /* counters since start */
 };
 
 static long long
@@ -81,24 +81,6 @@ s_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static bool
-s_is_bad_input(fy_status_t code)
-{
-    switch (code) {
-    case FERRY_EPROTO:
-    case FERRY_EVERSION:
-    case FERRY_EUNKNOWN_OP:
-    case FERRY_EFIELD:
-    case FERRY_EFRAMES:
-    case FERRY_EINVALID_NAME:
-    case FERRY_ETOO_LARGE:
-    case FERRY_ETOO_MANY:
-        return true;
-    default:
-        return false;
-    }
 }
 
 fy_status_t
@@ -124,8 +106,10 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
-    fy_store_opts_t so = {.dir = cfg->data_dir, .map_size = cfg->map_size,
-                          .dedupe_window_ms = cfg->dedupe_window_ms, .log = log};
+    fy_store_opts_t so = {.dir = cfg->data_dir,
+                          .map_size = cfg->map_size,
+                          .dedupe_window_ms = cfg->dedupe_window_ms,
+                          .log = log};
     if ((st = fy_store_open(&so, &self->store, err)))
         goto fail;
 
@@ -309,7 +293,7 @@ s_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
 static void
 s_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code, const char *msg)
 {
-    if (s_is_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN)) {
+    if (fy_status_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN)) {
         char peer[64];
         s_peer_hex(&self->frames[self->reqs[ri].first], peer, sizeof peer);
         fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
@@ -321,8 +305,7 @@ s_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code
 
 /* Payload frames of request ri as byte strings, and the total message sizes. */
 static fy_status_t
-s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req,
-                   fy_err_t *err)
+s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req, fy_err_t *err)
 {
     for (size_t i = 0; i < req->msg_count; i++) {
         zmq_msg_t *f = &self->frames[rq->first + 2 + i];
@@ -331,9 +314,8 @@ s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req
         const fy_pubmeta_t *m = &req->msgs[i];
         uint64_t total = self->payloads[i].len + m->key.len + m->id.len + m->hdrs.len;
         if (total > self->cfg.max_msg_bytes)
-            return fy_err_set(err, FERRY_ETOO_LARGE,
-                              "message %zu is %llu bytes; the limit is %llu", i,
-                              (unsigned long long)total,
+            return fy_err_set(err, FERRY_ETOO_LARGE, "message %zu is %llu bytes; the limit is %llu",
+                              i, (unsigned long long)total,
                               (unsigned long long)self->cfg.max_msg_bytes);
     }
     return FERRY_OK;
@@ -647,8 +629,8 @@ s_process_batch(fy_broker_t *self, bool sweep)
 fy_status_t
 fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
-    fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ",
-           self->endpoint, self->cfg.data_dir, (int)getpid());
+    fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ", self->endpoint,
+           self->cfg.data_dir, (int)getpid());
     self->next_sweep_ms = s_mono_ms();
     while (!*stop) {
         long long now = s_mono_ms();

@@ -13,12 +13,12 @@
 typedef enum { S_STR_DATA, S_STR_BIND, S_LEVEL, S_SIZE, S_UINT } s_kind_t;
 
 typedef struct {
-    const char *flag;    /* long option name */
-    const char *env;     /* environment variable */
+    const char *flag; /* long option name */
+    const char *env;  /* environment variable */
     s_kind_t kind;
-    size_t offset;       /* into fy_config_t */
-    const char *deflt;   /* default, as text */
-    uint64_t min, max;   /* for numbers */
+    size_t offset;     /* into fy_config_t */
+    const char *deflt; /* default, as text */
+    uint64_t min, max; /* for numbers */
     const char *help;
 } s_key_t;
 
@@ -95,8 +95,8 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
         return true;
     case S_SIZE:
     case S_UINT:
-        if (!fy_options_parse_size(val, &n) || (k->kind == S_UINT && strspn(val, "0123456789") !=
-                                                                          strlen(val))) {
+        if (!fy_options_parse_size(val, &n) ||
+            (k->kind == S_UINT && strspn(val, "0123456789") != strlen(val))) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: not a valid %s", source, k->flag,
                        k->kind == S_SIZE ? "size (e.g. 512M)" : "number");
             return false;

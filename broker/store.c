@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define S_TOPIC_REC 64 /* bytes of a topic record */
-#define S_MSG_HDR 18   /* bytes before key/id/hdrs/payload in a message value */
+#define S_MSG_HDR   18 /* bytes before key/id/hdrs/payload in a message value */
 
 typedef struct s_topic {
     uint8_t name[FERRY_NAME_MAX];
@@ -212,9 +212,12 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &self->meta},         {"topics", &self->topics},
-               {"messages", &self->messages}, {"dedupe", &self->dedupe},
-               {"dedupe_exp", &self->dedupe_exp}, {"subs", &self->subs},
+    } dbs[] = {{"meta", &self->meta},
+               {"topics", &self->topics},
+               {"messages", &self->messages},
+               {"dedupe", &self->dedupe},
+               {"dedupe_exp", &self->dedupe_exp},
+               {"subs", &self->subs},
                {"deleted", &self->deleted}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -431,7 +434,9 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t 
     bool found;
     if ((st = s_meta_get_u64(self, self->txn, "next_topic_id", &next_id, &found)))
         return st;
-    s_topic_t fresh = {.name_len = name.len, .id = next_id, .created_ms = self->now_ms,
+    s_topic_t fresh = {.name_len = name.len,
+                       .id = next_id,
+                       .created_ms = self->now_ms,
                        .dedupe_ms = dedupe_window_ms ? dedupe_window_ms : self->default_dedupe_ms,
                        .kind = kind};
     memcpy(fresh.name, name.ptr, name.len);
@@ -517,8 +522,7 @@ s_dedupe_find(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, uint8_t *key,
 }
 
 static fy_status_t
-s_dedupe_put(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, const uint8_t *key,
-             uint64_t seq)
+s_dedupe_put(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, const uint8_t *key, uint64_t seq)
 {
     uint64_t expire = self->now_ms + t->dedupe_ms;
     uint8_t val[16], ekey[24];

@@ -27,10 +27,10 @@
 typedef struct fy_store fy_store_t;
 
 typedef struct fy_store_opts {
-    const char *dir;            /**< data directory; created if missing */
-    uint64_t map_size;          /**< LMDB map size in bytes (the storage limit) */
-    uint64_t dedupe_window_ms;  /**< default dedupe window for new topics */
-    const fy_log_t *log;        /**< borrowed; may be NULL */
+    const char *dir;           /**< data directory; created if missing */
+    uint64_t map_size;         /**< LMDB map size in bytes (the storage limit) */
+    uint64_t dedupe_window_ms; /**< default dedupe window for new topics */
+    const fy_log_t *log;       /**< borrowed; may be NULL */
 } fy_store_opts_t;
 
 /**

@@ -15,11 +15,11 @@
 
 #include "ferry.h"
 
-#define S_EXIT_REFUSED 1
-#define S_EXIT_USAGE 2
+#define S_EXIT_REFUSED     1
+#define S_EXIT_USAGE       2
 #define S_EXIT_UNREACHABLE 3
-#define S_MAX_HEADERS 64
-#define S_STDIN_MAX (64u << 20)
+#define S_MAX_HEADERS      64
+#define S_STDIN_MAX        (64u << 20)
 
 static void
 s_usage(FILE *out)
@@ -65,8 +65,8 @@ s_report(ferry_client_t *c, ferry_status_t st)
     if (st == FERRY_OK)
         return 0;
     const char *detail = c ? ferry_client_last_error(c) : "";
-    fprintf(stderr, "ferry: %s: %s\n", ferry_errname(st), detail && *detail ? detail
-                                                                           : ferry_strerror(st));
+    fprintf(stderr, "ferry: %s: %s\n", ferry_errname(st),
+            detail && *detail ? detail : ferry_strerror(st));
     return s_exit_for(st);
 }
 
@@ -184,8 +184,8 @@ static int
 s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
 {
     char *owned = NULL;
-    ferry_message_t m = {.key = o->key, .id = o->id, .headers = o->headers,
-                         .header_count = o->nheaders};
+    ferry_message_t m = {
+        .key = o->key, .id = o->id, .headers = o->headers, .header_count = o->nheaders};
     if (argc == 0 || strcmp(argv[0], "-") == 0) {
         owned = s_read_stdin(&m.len);
         if (!owned) {
@@ -300,7 +300,8 @@ main(int argc, char **argv)
 
     opts = ferry_options_new();
     if (!opts || (server && ferry_options_set_server(opts, server)) ||
-        ferry_options_set_timeout_ms(opts, timeout_ms) || ferry_options_set_name(opts, "ferry-cli")) {
+        ferry_options_set_timeout_ms(opts, timeout_ms) ||
+        ferry_options_set_name(opts, "ferry-cli")) {
         fprintf(stderr, "ferry: invalid --server endpoint\n");
         goto done;
     }
@@ -348,8 +349,8 @@ main(int argc, char **argv)
                    "\npublishes: %" PRIu64 "\nduplicates: %" PRIu64 "\ncommits: %" PRIu64
                    "\nrequests: %" PRIu64 "\nerrors: %" PRIu64 "\nuptime_ms: %" PRIu64
                    "\nmap_size: %" PRIu64 "\nmap_used: %" PRIu64 "\n",
-                   s.topics, s.messages, s.bytes, s.publishes, s.duplicates, s.commits,
-                   s.requests, s.errors, s.uptime_ms, s.map_size, s.map_used);
+                   s.topics, s.messages, s.bytes, s.publishes, s.duplicates, s.commits, s.requests,
+                   s.errors, s.uptime_ms, s.map_size, s.map_used);
     } else if (strcmp(cmd, "ping") == 0) {
         st = ferry_client_ping(c);
         if ((rc = s_report(c, st)) == 0)

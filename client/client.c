@@ -324,8 +324,8 @@ s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, si
 {
     int more = n ? ZMQ_SNDMORE : 0;
     if (zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
-        return s_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED,
-                      "cannot send: %s", zmq_strerror(errno));
+        return s_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED, "cannot send: %s",
+                      zmq_strerror(errno));
     for (size_t i = 0; i < n; i++) {
         if (zmq_send(self->sock, payloads[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
             return s_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
@@ -344,8 +344,7 @@ s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const si
     if (st)
         return st;
     if (rep->code)
-        return s_fail(self, rep->code, "%.*s",
-                      (int)rep->msg.len, (const char *)rep->msg.ptr);
+        return s_fail(self, rep->code, "%.*s", (int)rep->msg.len, (const char *)rep->msg.ptr);
     self->last_error[0] = '\0';
     return FERRY_OK;
 }
@@ -482,8 +481,8 @@ ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
         return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_declare(self->enc, cid, kind, name,
-                                          config ? config->dedupe_window_ms : 0);
+    ferry_status_t st =
+        fy_encode_declare(self->enc, cid, kind, name, config ? config->dedupe_window_ms : 0);
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
@@ -735,12 +734,12 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
         return s_fail(self, FERRY_ENOMEM, "out of memory");
     char *t = self->got_text;
     ferry_header_t *h = self->got_hdrs;
-#define S_COPY(dst, b)                         \
-    do {                                       \
-        memcpy(t, (b).ptr, (b).len);           \
-        t[(b).len] = '\0';                     \
-        (dst) = t;                             \
-        t += (b).len + 1;                      \
+#define S_COPY(dst, b)               \
+    do {                             \
+        memcpy(t, (b).ptr, (b).len); \
+        t[(b).len] = '\0';           \
+        (dst) = t;                   \
+        t += (b).len + 1;            \
     } while (0)
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;

@@ -34,28 +34,28 @@ extern "C" {
  * The status list: X(name, number, short name, message).
  * Numbers are stable and travel on the wire as the `code` of an error reply.
  */
-#define FERRY_STATUS_LIST(X)                                                              \
-    X(FERRY_OK, 0, "OK", "success")                                                       \
-    X(FERRY_EPROTO, 1, "EPROTO", "malformed request: not a valid msgpack envelope")       \
-    X(FERRY_EVERSION, 2, "EVERSION", "unsupported protocol version")                      \
-    X(FERRY_EUNKNOWN_OP, 3, "EUNKNOWN_OP", "unknown operation")                           \
-    X(FERRY_EFIELD, 4, "EFIELD", "missing or invalid field")                              \
-    X(FERRY_EFRAMES, 5, "EFRAMES", "wrong number of frames for this operation")           \
-    X(FERRY_ENOTFOUND, 6, "ENOTFOUND", "no such topic or queue")                          \
-    X(FERRY_EEXISTS, 7, "EEXISTS", "exists already with a different kind")                \
-    X(FERRY_EINVALID_NAME, 8, "EINVALID_NAME", "invalid name")                            \
-    X(FERRY_ETOO_LARGE, 9, "ETOO_LARGE", "message exceeds the maximum size")              \
-    X(FERRY_ESTORAGE_FULL, 10, "ESTORAGE_FULL", "storage is full")                        \
-    X(FERRY_EINTERNAL, 11, "EINTERNAL", "internal error")                                 \
-    X(FERRY_ENOMEM, 12, "ENOMEM", "out of memory")                                        \
-    X(FERRY_ETIMEOUT, 13, "ETIMEOUT", "timed out")                                        \
-    X(FERRY_ECONNECT, 14, "ECONNECT", "cannot reach the broker")                          \
-    X(FERRY_EWOULD_BLOCK, 15, "EWOULD_BLOCK", "operation would block")                    \
-    X(FERRY_EINVAL, 16, "EINVAL", "invalid argument")                                     \
-    X(FERRY_EIO, 17, "EIO", "storage i/o error")                                          \
-    X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                                  \
-    X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")                    \
-    X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                        \
+#define FERRY_STATUS_LIST(X)                                                        \
+    X(FERRY_OK, 0, "OK", "success")                                                 \
+    X(FERRY_EPROTO, 1, "EPROTO", "malformed request: not a valid msgpack envelope") \
+    X(FERRY_EVERSION, 2, "EVERSION", "unsupported protocol version")                \
+    X(FERRY_EUNKNOWN_OP, 3, "EUNKNOWN_OP", "unknown operation")                     \
+    X(FERRY_EFIELD, 4, "EFIELD", "missing or invalid field")                        \
+    X(FERRY_EFRAMES, 5, "EFRAMES", "wrong number of frames for this operation")     \
+    X(FERRY_ENOTFOUND, 6, "ENOTFOUND", "no such topic or queue")                    \
+    X(FERRY_EEXISTS, 7, "EEXISTS", "exists already with a different kind")          \
+    X(FERRY_EINVALID_NAME, 8, "EINVALID_NAME", "invalid name")                      \
+    X(FERRY_ETOO_LARGE, 9, "ETOO_LARGE", "message exceeds the maximum size")        \
+    X(FERRY_ESTORAGE_FULL, 10, "ESTORAGE_FULL", "storage is full")                  \
+    X(FERRY_EINTERNAL, 11, "EINTERNAL", "internal error")                           \
+    X(FERRY_ENOMEM, 12, "ENOMEM", "out of memory")                                  \
+    X(FERRY_ETIMEOUT, 13, "ETIMEOUT", "timed out")                                  \
+    X(FERRY_ECONNECT, 14, "ECONNECT", "cannot reach the broker")                    \
+    X(FERRY_EWOULD_BLOCK, 15, "EWOULD_BLOCK", "operation would block")              \
+    X(FERRY_EINVAL, 16, "EINVAL", "invalid argument")                               \
+    X(FERRY_EIO, 17, "EIO", "storage i/o error")                                    \
+    X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                            \
+    X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")              \
+    X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                  \
     X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
@@ -124,22 +124,22 @@ typedef struct ferry_stats {
     uint64_t topics;
     uint64_t messages;
     uint64_t bytes;
-    uint64_t publishes;      /**< messages stored since start */
-    uint64_t duplicates;     /**< publishes answered from the dedupe window since start */
-    uint64_t commits;        /**< durable write transactions since start */
-    uint64_t requests;       /**< requests handled since start */
-    uint64_t errors;         /**< error replies sent since start */
+    uint64_t publishes;  /**< messages stored since start */
+    uint64_t duplicates; /**< publishes answered from the dedupe window since start */
+    uint64_t commits;    /**< durable write transactions since start */
+    uint64_t requests;   /**< requests handled since start */
+    uint64_t errors;     /**< error replies sent since start */
     uint64_t uptime_ms;
-    uint64_t map_size;       /**< storage map size in bytes */
-    uint64_t map_used;       /**< bytes of the map in use */
+    uint64_t map_size; /**< storage map size in bytes */
+    uint64_t map_used; /**< bytes of the map in use */
 } ferry_stats_t;
 
 /** A message read back from a topic (ferry_client_get). Owned by the client. */
 typedef struct ferry_stored_message {
     uint64_t seq;
     uint64_t timestamp_ms;
-    const char *key;  /**< NULL if none */
-    const char *id;   /**< NULL if none */
+    const char *key; /**< NULL if none */
+    const char *id;  /**< NULL if none */
     const ferry_header_t *headers;
     size_t header_count;
     const void *data;

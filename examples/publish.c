@@ -45,8 +45,12 @@ main(int argc, char **argv)
         return 1;
     }
     ferry_header_t hdrs[] = {{"type", "OrderPlaced"}};
-    ferry_message_t m = {.data = "{\"order\":7}", .len = 11, .key = "order-7",
-                         .id = "example:order-7:placed", .headers = hdrs, .header_count = 1};
+    ferry_message_t m = {.data = "{\"order\":7}",
+                         .len = 11,
+                         .key = "order-7",
+                         .id = "example:order-7:placed",
+                         .headers = hdrs,
+                         .header_count = 1};
     ferry_confirm_t cf;
     st = ferry_client_publish(c, "examples.orders", &m, &cf);
     if (st == FERRY_OK)

@@ -27,17 +27,39 @@ struct fy_encoder {
 };
 
 static const char *const s_op_names[FY_OP_COUNT_] = {
-    [FY_OP_HELLO] = "hello",     [FY_OP_PING] = "ping",
-    [FY_OP_DECLARE] = "declare", [FY_OP_DELETE] = "delete",
-    [FY_OP_INFO] = "info",       [FY_OP_PUBLISH] = "publish",
+    [FY_OP_HELLO] = "hello",
+    [FY_OP_PING] = "ping",
+    [FY_OP_DECLARE] = "declare",
+    [FY_OP_DELETE] = "delete",
+    [FY_OP_INFO] = "info",
+    [FY_OP_PUBLISH] = "publish",
     [FY_OP_PUBLISH_BATCH] = "publish_batch",
-    [FY_OP_GET] = "get",         [FY_OP_STATS] = "stats",
+    [FY_OP_GET] = "get",
+    [FY_OP_STATS] = "stats",
 };
 
 const char *
 fy_op_name(fy_op_t op)
 {
     return (unsigned)op < FY_OP_COUNT_ ? s_op_names[op] : "?";
+}
+
+bool
+fy_status_bad_input(fy_status_t code)
+{
+    switch (code) {
+    case FERRY_EPROTO:
+    case FERRY_EVERSION:
+    case FERRY_EUNKNOWN_OP:
+    case FERRY_EFIELD:
+    case FERRY_EFRAMES:
+    case FERRY_EINVALID_NAME:
+    case FERRY_ETOO_LARGE:
+    case FERRY_ETOO_MANY:
+        return true;
+    default:
+        return false;
+    }
 }
 
 fy_status_t
@@ -99,6 +121,32 @@ s_uint_at(const uint8_t *p, size_t width)
  * MSGPACK_UNPACK_NOMEM_ERROR after this check is really out of memory. */
 #define S_MAX_DEPTH 16
 
+/* How the header byte 0xc0 + i (0xc0..0xdf) continues: with `n` fixed bytes
+ * (S_FIXED), a length of `n` bytes then that many bytes (S_LEN), the same plus
+ * a type byte (S_EXT), or a count of `n` bytes of array items or map pairs. */
+enum { S_BAD, S_FIXED, S_LEN, S_EXT, S_ARRAY, S_MAP };
+/* clang-format off */
+static const struct {
+    uint8_t kind, n;
+} s_types[32] = {
+    [0x00] = {S_FIXED, 0}, /* nil */
+    [0x01] = {S_BAD, 0},   /* never used */
+    [0x02] = {S_FIXED, 0}, [0x03] = {S_FIXED, 0},                        /* false, true */
+    [0x04] = {S_LEN, 1},   [0x05] = {S_LEN, 2},   [0x06] = {S_LEN, 4},   /* bin */
+    [0x07] = {S_EXT, 1},   [0x08] = {S_EXT, 2},   [0x09] = {S_EXT, 4},   /* ext */
+    [0x0a] = {S_FIXED, 4}, [0x0b] = {S_FIXED, 8},                        /* float */
+    [0x0c] = {S_FIXED, 1}, [0x0d] = {S_FIXED, 2}, [0x0e] = {S_FIXED, 4}, /* uint */
+    [0x0f] = {S_FIXED, 8},
+    [0x10] = {S_FIXED, 1}, [0x11] = {S_FIXED, 2}, [0x12] = {S_FIXED, 4}, /* int */
+    [0x13] = {S_FIXED, 8},
+    [0x14] = {S_FIXED, 2}, [0x15] = {S_FIXED, 3}, [0x16] = {S_FIXED, 5}, /* fixext */
+    [0x17] = {S_FIXED, 9}, [0x18] = {S_FIXED, 17},
+    [0x19] = {S_LEN, 1},   [0x1a] = {S_LEN, 2},   [0x1b] = {S_LEN, 4},   /* str */
+    [0x1c] = {S_ARRAY, 2}, [0x1d] = {S_ARRAY, 4},
+    [0x1e] = {S_MAP, 2},   [0x1f] = {S_MAP, 4},
+};
+/* clang-format on */
+
 /* Walks one complete msgpack value filling [0,len) exactly. Every container
  * count is checked against the bytes that remain, since each element needs
  * at least one byte. */
@@ -121,60 +169,31 @@ s_precheck(const uint8_t *p, size_t len)
         pending--;
         uint8_t b = p[off++];
         uint64_t skip = 0, elems = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* single-byte value */
-        } else if (b >= 0x80 && b <= 0x8f) {
-            elems = 2u * (b & 0x0f);
-        } else if (b >= 0x90 && b <= 0x9f) {
-            elems = b & 0x0f;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1f;
+        if (b <= 0x7f || b >= 0xe0) {
+            /* positive or negative fixint */
+        } else if (b <= 0x8f) {
+            elems = 2u * (b & 0x0f); /* fixmap */
+        } else if (b <= 0x9f) {
+            elems = b & 0x0f; /* fixarray */
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f; /* fixstr */
         } else {
-            size_t w;
-            switch (b) {
-            case 0xc4: case 0xd9: w = 1; goto sized;   /* bin8, str8 */
-            case 0xc5: case 0xda: w = 2; goto sized;   /* bin16, str16 */
-            case 0xc6: case 0xdb: w = 4; goto sized;   /* bin32, str32 */
-            sized:
-                if (!s_need(off, w, len))
-                    return false;
-                skip = s_uint_at(p + off, w);
-                off += w;
-                break;
-            case 0xc7: case 0xc8: case 0xc9:           /* ext8/16/32 */
-                w = (size_t)1 << (b - 0xc7);
-                if (!s_need(off, w, len))
-                    return false;
-                skip = s_uint_at(p + off, w) + 1;
-                off += w;
-                break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: case 0xdd:                      /* array16/32 */
-                w = b == 0xdc ? 2 : 4;
-                if (!s_need(off, w, len))
-                    return false;
-                elems = s_uint_at(p + off, w);
-                off += w;
-                break;
-            case 0xde: case 0xdf:                      /* map16/32 */
-                w = b == 0xde ? 2 : 4;
-                if (!s_need(off, w, len))
-                    return false;
-                elems = 2 * s_uint_at(p + off, w);
-                off += w;
-                break;
-            default:                                   /* 0xc1: never used */
+            unsigned kind = s_types[b - 0xc0].kind, n = s_types[b - 0xc0].n;
+            if (kind == S_BAD)
                 return false;
+            if (kind == S_FIXED) {
+                skip = n;
+            } else {
+                if (!s_need(off, n, len))
+                    return false;
+                uint64_t v = s_uint_at(p + off, n);
+                off += n;
+                if (kind == S_LEN)
+                    skip = v;
+                else if (kind == S_EXT)
+                    skip = v + 1;
+                else
+                    elems = kind == S_MAP ? 2 * v : v;
             }
         }
         if (skip > len - off)
@@ -228,16 +247,15 @@ s_as_bytes(const msgpack_object *o, fy_bytes_t *out)
 
 /* Optional uint field; absent leaves *out unchanged. */
 static fy_status_t
-s_opt_uint(const msgpack_object *map, const char *key, uint64_t max, uint64_t *out,
-           fy_err_t *err)
+s_opt_uint(const msgpack_object *map, const char *key, uint64_t max, uint64_t *out, fy_err_t *err)
 {
     const msgpack_object *o = s_field(map, key);
     if (!o)
         return FERRY_OK;
     uint64_t v;
     if (!s_as_uint(o, &v) || v > max)
-        return fy_err_set(err, FERRY_EFIELD, "field '%s' must be an unsigned integer <= %llu",
-                          key, (unsigned long long)max);
+        return fy_err_set(err, FERRY_EFIELD, "field '%s' must be an unsigned integer <= %llu", key,
+                          (unsigned long long)max);
     *out = v;
     return FERRY_OK;
 }
@@ -341,7 +359,8 @@ s_unpack_map(fy_decoder_t *self, const void *buf, size_t len, const msgpack_obje
         return fy_err_set(err, FERRY_EPROTO, "envelope frame larger than %u bytes",
                           FY_ENVELOPE_MAX);
     if (!s_precheck(buf, len))
-        return fy_err_set(err, FERRY_EPROTO, "envelope is not one complete msgpack value of depth <= 16");
+        return fy_err_set(err, FERRY_EPROTO,
+                          "envelope is not one complete msgpack value of depth <= 16");
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack_next(&self->unpacked, buf, len, &off);
     if (r == MSGPACK_UNPACK_NOMEM_ERROR)
@@ -408,8 +427,7 @@ s_decode_publish(fy_decoder_t *self, const msgpack_object *map, fy_request_t *re
         if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
             return fy_err_set(err, FERRY_EFIELD, "field 'msgs' must be a non-empty array");
         if (arr->via.array.size > FY_BATCH_MAX)
-            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d messages per batch",
-                              FY_BATCH_MAX);
+            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d messages per batch", FY_BATCH_MAX);
         if (payload_frames != arr->via.array.size)
             return fy_err_set(err, FERRY_EFRAMES,
                               "publish_batch takes one payload frame per message");
@@ -477,7 +495,8 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         const msgpack_object *k = s_field(map, "kind");
         fy_bytes_t kind;
         if (!k || !s_as_bytes(k, &kind))
-            return fy_err_set(err, FERRY_EFIELD, "field 'kind' (\"topic\" or \"queue\") is required");
+            return fy_err_set(err, FERRY_EFIELD,
+                              "field 'kind' (\"topic\" or \"queue\") is required");
         if (fy_bytes_eq(kind, fy_bytes_str("topic")))
             req->kind = FERRY_KIND_TOPIC;
         else if (fy_bytes_eq(kind, fy_bytes_str("queue")))
@@ -485,8 +504,7 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         else
             return fy_err_set(err, FERRY_EFIELD, "field 'kind' must be \"topic\" or \"queue\"");
         /* One year at most: a window is a time, not a retention policy. */
-        return s_opt_uint(map, "dedupe_ms", 365ull * 24 * 3600 * 1000, &req->dedupe_window_ms,
-                          err);
+        return s_opt_uint(map, "dedupe_ms", 365ull * 24 * 3600 * 1000, &req->dedupe_window_ms, err);
     }
     case FY_OP_DELETE:
     case FY_OP_INFO:
@@ -602,7 +620,8 @@ fy_status_t
 fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 1, "hello", cid) | s_kv_str(&self->pk, "client", client ? client : "");
+    int rc =
+        s_head(&self->pk, 1, "hello", cid) | s_kv_str(&self->pk, "client", client ? client : "");
     return s_done(self, start, rc);
 }
 
@@ -714,8 +733,8 @@ fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup)
 {
     size_t start = self->buf.size;
     int rc = s_head(&self->pk, 2, "ok", cid) | s_kv_uint(&self->pk, "seq", seq) |
-             s_str(&self->pk, "dup") | (dup ? msgpack_pack_true(&self->pk)
-                                            : msgpack_pack_false(&self->pk));
+             s_str(&self->pk, "dup") |
+             (dup ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
     return s_done(self, start, rc);
 }
 
@@ -738,15 +757,13 @@ fy_status_t
 fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *in, int created)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, created >= 0 ? 9 : 8, "ok", cid) |
-             s_kv_str(&self->pk, "name", in->name) |
-             s_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
-             s_kv_uint(&self->pk, "first", in->first_seq) |
-             s_kv_uint(&self->pk, "last", in->last_seq) |
-             s_kv_uint(&self->pk, "count", in->messages) |
-             s_kv_uint(&self->pk, "bytes", in->bytes) |
-             s_kv_uint(&self->pk, "dedupe_ms", in->dedupe_window_ms) |
-             s_kv_uint(&self->pk, "created", in->created_ms);
+    int rc =
+        s_head(&self->pk, created >= 0 ? 9 : 8, "ok", cid) | s_kv_str(&self->pk, "name", in->name) |
+        s_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
+        s_kv_uint(&self->pk, "first", in->first_seq) | s_kv_uint(&self->pk, "last", in->last_seq) |
+        s_kv_uint(&self->pk, "count", in->messages) | s_kv_uint(&self->pk, "bytes", in->bytes) |
+        s_kv_uint(&self->pk, "dedupe_ms", in->dedupe_window_ms) |
+        s_kv_uint(&self->pk, "created", in->created_ms);
     if (created >= 0)
         rc |= s_str(&self->pk, "created_now") |
               (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -754,18 +771,20 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 }
 
 /* Stats fields, in one table for the encoder and the decoder. */
-#define S_STATS_FIELDS(X)                                                                    \
-    X(topics) X(messages) X(bytes) X(publishes) X(duplicates) X(commits) X(requests)         \
-    X(errors) X(uptime_ms) X(map_size) X(map_used)
+#define S_STATS_FIELDS(X)                                                                         \
+    X(topics)                                                                                     \
+    X(messages)                                                                                   \
+    X(bytes) X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) \
+        X(map_used)
 #define S_COUNT_FIELD(f) +1
-#define S_PACK_FIELD(f) | s_kv_uint(&self->pk, #f, st->f)
+#define S_PACK_FIELD(f)  | s_kv_uint(&self->pk, #f, st->f)
 
 fy_status_t
 fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 0 S_STATS_FIELDS(S_COUNT_FIELD), "ok", cid)
-        S_STATS_FIELDS(S_PACK_FIELD);
+    int rc =
+        s_head(&self->pk, 0 S_STATS_FIELDS(S_COUNT_FIELD), "ok", cid) S_STATS_FIELDS(S_PACK_FIELD);
     return s_done(self, start, rc);
 }
 
@@ -790,8 +809,8 @@ fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t k
     if (id.len)
         rc |= s_str(&self->pk, "id") | s_bytes(&self->pk, id);
     if (hdrs.len) /* stored in canonical msgpack already: copied as is */
-        rc |= s_str(&self->pk, "hdrs") | msgpack_sbuffer_write(&self->buf, (const char *)hdrs.ptr,
-                                                              hdrs.len);
+        rc |= s_str(&self->pk, "hdrs") |
+              msgpack_sbuffer_write(&self->buf, (const char *)hdrs.ptr, hdrs.len);
     return s_done(self, start, rc);
 }
 
@@ -956,8 +975,7 @@ fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out)
 }
 
 fy_status_t
-fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name,
-                    fy_bytes_t *value)
+fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name, fy_bytes_t *value)
 {
     const msgpack_object *m = s_get_entry(rep, i);
     const msgpack_object *h = m ? s_field(m, "hdrs") : NULL;

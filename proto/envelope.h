@@ -45,13 +45,18 @@ typedef enum fy_op {
     FY_OP_COUNT_
 } fy_op_t;
 
+/** True for the statuses that mean "the peer sent something invalid"
+ *  (EPROTO, EVERSION, EUNKNOWN_OP, EFIELD, EFRAMES, EINVALID_NAME, ETOO_LARGE,
+ *  ETOO_MANY), as opposed to a state of the broker. */
+bool fy_status_bad_input(fy_status_t code);
+
 /** Wire name of @p op ("publish"); "?" if out of range. */
 const char *fy_op_name(fy_op_t op);
 
-#define FY_BATCH_MAX FERRY_BATCH_MAX /**< messages in one publish_batch or get reply */
-#define FY_HEADERS_MAX 64        /**< headers on one message */
-#define FY_HEADER_VALUE_MAX 4096 /**< bytes in one header value */
-#define FY_ENVELOPE_MAX (1u << 20) /**< bytes in one envelope frame */
+#define FY_BATCH_MAX        FERRY_BATCH_MAX /**< messages in one publish_batch or get reply */
+#define FY_HEADERS_MAX      64              /**< headers on one message */
+#define FY_HEADER_VALUE_MAX 4096            /**< bytes in one header value */
+#define FY_ENVELOPE_MAX     (1u << 20)      /**< bytes in one envelope frame */
 
 /** Metadata of one published message. Borrowed from the decoder. */
 typedef struct fy_pubmeta {
@@ -108,8 +113,8 @@ size_t fy_encoder_len(const fy_encoder_t *self);
 /* Every encoder returns FERRY_OK or FERRY_ENOMEM (buffer unchanged then). */
 fy_status_t fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client);
 fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name);
-fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind,
-                              const char *name, uint64_t dedupe_window_ms);
+fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
+                              uint64_t dedupe_window_ms);
 fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
                               const ferry_message_t *msg);
 fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
@@ -118,8 +123,7 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
                           uint32_t limit);
 
 /* Replies (broker side). */
-fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code,
-                            const char *msg);
+fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *msg);
 fy_status_t fy_encode_ok(fy_encoder_t *self, uint64_t cid);
 fy_status_t fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *server,
                                uint64_t max_msg_bytes);
@@ -127,13 +131,13 @@ fy_status_t fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bo
 fy_status_t fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs,
                                     const bool *dups, size_t n);
 /** @p created: -1 to leave the field out (info), else 0/1 (declare). */
-fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid,
-                                 const ferry_topic_info_t *info, int created);
+fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
+                                 int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
 /** A get reply: begin with the count, then exactly @p n fy_encode_get_msg calls. */
 fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
-fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms,
-                              fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs);
+fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key,
+                              fy_bytes_t id, fy_bytes_t hdrs);
 
 /* ---- reply decoding (client side) --------------------------------------- */
 

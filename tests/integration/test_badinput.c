@@ -154,13 +154,15 @@ test_malformed_corpus(void **state)
         size_t len;
     } garbage[] = {
         {"hello, broker", 13},
-        {"\x83\xa1v\x01\xa2op", 7},        /* truncated map */
-        {"\xdf\x7f\xff\xff\xff", 5},       /* map32 with 2^31-1 entries */
-        {"\xdd\xff\xff\xff\xff\x01", 6},   /* array32 with 2^32-1 items */
-        {"\xdb\xff\xff\xff\xff" "ab", 7},  /* str32 of 4 GiB */
-        {"\xc1", 1},                       /* reserved byte */
-        {"", 0},                           /* empty envelope frame */
-        {"\x93\x01\x02\x03", 4},           /* an array, not a map */
+        {"\x83\xa1v\x01\xa2op", 7},      /* truncated map */
+        {"\xdf\x7f\xff\xff\xff", 5},     /* map32 with 2^31-1 entries */
+        {"\xdd\xff\xff\xff\xff\x01", 6}, /* array32 with 2^32-1 items */
+        {"\xdb\xff\xff\xff\xff"
+         "ab",
+         7},                     /* str32 of 4 GiB */
+        {"\xc1", 1},             /* reserved byte */
+        {"", 0},                 /* empty envelope frame */
+        {"\x93\x01\x02\x03", 4}, /* an array, not a map */
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         s_send(fx, garbage[i].bytes, garbage[i].len, 0, 0);

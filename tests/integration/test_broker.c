@@ -82,10 +82,15 @@ static void
 test_publish_confirm_dedupe_and_get(void **state)
 {
     fx_t *fx = *state;
-    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "t", NULL, NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "t", NULL, NULL, NULL),
+                     FERRY_OK);
     ferry_header_t hdrs[] = {{"trace-id", "t-1"}, {"type", "Created"}};
-    ferry_message_t m = {.data = "first", .len = 5, .key = "agg-1", .id = "id-1",
-                         .headers = hdrs, .header_count = 2};
+    ferry_message_t m = {.data = "first",
+                         .len = 5,
+                         .key = "agg-1",
+                         .id = "id-1",
+                         .headers = hdrs,
+                         .header_count = 2};
     ferry_confirm_t cf;
     assert_int_equal(ferry_client_publish(fx->c, "t", &m, &cf), FERRY_OK);
     assert_int_equal(cf.seq, 1);

@@ -100,22 +100,6 @@ s_verify(const char *endpoint, const s_book_t *b, size_t n)
     return count;
 }
 
-static int
-s_setup(void **state)
-{
-    fy_ferryd_t *d = calloc(1, sizeof *d);
-    *state = d;
-    return d ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fy_ferryd_cleanup(*state);
-    free(*state);
-    return 0;
-}
-
 static void
 test_kill9_loses_no_confirmed_message(void **state)
 {
@@ -148,8 +132,9 @@ test_kill9_loses_no_confirmed_message(void **state)
         bool kill_this_round = round < kills;
         size_t remaining = n - next;
         /* Kill somewhere in the first part of what is left, so every round has work. */
-        size_t kill_at = kill_this_round ? next + 1 + (size_t)rand() % (remaining / (kills - round + 1))
-                                         : SIZE_MAX;
+        size_t kill_at = kill_this_round
+                             ? next + 1 + (size_t)rand() % (remaining / (kills - round + 1))
+                             : SIZE_MAX;
         c = fy_connect(d->endpoint, 2000, 1000);
         assert_non_null(c);
         memset(book.calls, 0, n * sizeof(uint32_t));
@@ -207,7 +192,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kill9_loses_no_confirmed_message, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_loses_no_confirmed_message, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
     };
     return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
 }

@@ -39,22 +39,6 @@ s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
     }
 }
 
-static int
-s_setup(void **state)
-{
-    fy_ferryd_t *d = calloc(1, sizeof *d);
-    *state = d;
-    return d ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fy_ferryd_cleanup(*state);
-    free(*state);
-    return 0;
-}
-
 static void
 test_storage_full(void **state)
 {
@@ -138,7 +122,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_storage_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_storage_full, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
     };
     return cmocka_run_group_tests_name("storage_full", tests, NULL, NULL);
 }

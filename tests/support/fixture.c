@@ -182,3 +182,20 @@ fy_ferryd_cleanup(fy_ferryd_t *self)
         fy_rmtree(self->dir);
     self->dir[0] = '\0';
 }
+
+int
+fy_ferryd_state_new(void **state)
+{
+    fy_ferryd_t *d = calloc(1, sizeof *d);
+    *state = d;
+    return d ? 0 : -1;
+}
+
+int
+fy_ferryd_state_free(void **state)
+{
+    fy_ferryd_cleanup(*state);
+    free(*state);
+    *state = NULL;
+    return 0;
+}

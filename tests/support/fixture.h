@@ -15,11 +15,11 @@ int fy_tmpdir(char *out, size_t cap);
 int fy_rmtree(const char *dir);
 
 typedef struct fy_ferryd {
-    pid_t pid;              /* 0 when not running */
-    char dir[256];          /* data directory */
-    char log_path[320];     /* ferryd's stderr, appended across restarts */
-    char endpoint[128];     /* bound endpoint, kept across restarts */
-    const char *extra[8];   /* further flags, NULL-terminated; borrowed */
+    pid_t pid;            /* 0 when not running */
+    char dir[256];        /* data directory */
+    char log_path[320];   /* ferryd's stderr, appended across restarts */
+    char endpoint[128];   /* bound endpoint, kept across restarts */
+    const char *extra[8]; /* further flags, NULL-terminated; borrowed */
 } fy_ferryd_t;
 
 /**
@@ -34,6 +34,10 @@ int fy_ferryd_signal(fy_ferryd_t *self, int sig);
 int fy_ferryd_log_count(const fy_ferryd_t *self, const char *needle);
 /** Stops a running ferryd (SIGKILL) and removes its directory. */
 void fy_ferryd_cleanup(fy_ferryd_t *self);
+/** Test setup/teardown pair (cmocka signature): *state becomes a zeroed
+ *  fy_ferryd_t, stopped and removed by the teardown even if a test failed. */
+int fy_ferryd_state_new(void **state);
+int fy_ferryd_state_free(void **state);
 /** Milliseconds on CLOCK_MONOTONIC. */
 long long fy_now_ms(void);
 

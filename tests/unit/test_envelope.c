@@ -85,8 +85,12 @@ test_publish_round_trip(void **state)
 {
     fx_t *fx = *state;
     ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
-    ferry_message_t m = {.data = "x", .len = 1, .key = "order-7", .id = "svc:42",
-                         .headers = hdrs, .header_count = 2};
+    ferry_message_t m = {.data = "x",
+                         .len = 1,
+                         .key = "order-7",
+                         .id = "svc:42",
+                         .headers = hdrs,
+                         .header_count = 2};
     assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
@@ -101,9 +105,9 @@ test_publish_round_trip(void **state)
     /* The canonical headers come back intact in a get reply. */
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_get_begin(fx->enc, 5, 1), FERRY_OK);
-    assert_int_equal(fy_encode_get_msg(fx->enc, 12, 1700, req.msgs[0].key, req.msgs[0].id,
-                                       req.msgs[0].hdrs),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_encode_get_msg(fx->enc, 12, 1700, req.msgs[0].key, req.msgs[0].id, req.msgs[0].hdrs),
+        FERRY_OK);
     /* The request borrowed from the decoder: copy the encoded reply first. */
     size_t len = fy_encoder_len(fx->enc);
     uint8_t *copy = malloc(len);
@@ -195,9 +199,9 @@ test_replies_round_trip(void **state)
     uint64_t seq;
     bool dup;
     assert_int_equal(fy_encode_confirm(fx->enc, 11, 42, true), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     assert_int_equal(rep.cid, 11);
     assert_int_equal(rep.code, FERRY_OK);
     assert_int_equal(fy_reply_confirm(&rep, &seq, &dup), FERRY_OK);
@@ -206,9 +210,9 @@ test_replies_round_trip(void **state)
 
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_error(fx->enc, 12, FERRY_ENOTFOUND, "no such topic"), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     assert_int_equal(rep.code, FERRY_ENOTFOUND);
     assert_true(fy_bytes_eq(rep.msg, fy_bytes_str("no such topic")));
 
@@ -216,9 +220,9 @@ test_replies_round_trip(void **state)
     bool dups[] = {false, false, true};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_confirm_batch(fx->enc, 13, seqs, dups, 3), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     size_t n;
     assert_int_equal(fy_reply_confirm_count(&rep, &n), FERRY_OK);
     assert_int_equal(n, 3);
@@ -227,15 +231,19 @@ test_replies_round_trip(void **state)
     assert_true(dup);
     assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup), FERRY_EFIELD);
 
-    ferry_topic_info_t in = {.kind = FERRY_KIND_QUEUE, .first_seq = 1, .last_seq = 9,
-                             .messages = 9, .bytes = 900, .dedupe_window_ms = 120000,
+    ferry_topic_info_t in = {.kind = FERRY_KIND_QUEUE,
+                             .first_seq = 1,
+                             .last_seq = 9,
+                             .messages = 9,
+                             .bytes = 900,
+                             .dedupe_window_ms = 120000,
                              .created_ms = 77};
     strcpy(in.name, "jobs");
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_info_reply(fx->enc, 14, &in, 1), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     ferry_topic_info_t out;
     bool created = false;
     assert_int_equal(fy_reply_info(&rep, &out, &created), FERRY_OK);
@@ -249,9 +257,9 @@ test_replies_round_trip(void **state)
     ferry_stats_t st = {.topics = 2, .publishes = 10, .map_used = 4096, .errors = 1};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_stats_reply(fx->enc, 15, &st), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     ferry_stats_t st2;
     assert_int_equal(fy_reply_stats(&rep, &st2), FERRY_OK);
     assert_memory_equal(&st, &st2, sizeof st);
@@ -269,14 +277,16 @@ test_malformed_msgpack(void **state)
         size_t len;
     } bad[] = {
         {"", 0},
-        {"\x83\xa1v\x01", 4},                       /* map of 3, one entry */
-        {"\xdf\x7f\xff\xff\xff", 5},                /* map32 claiming 2^31-1 entries */
-        {"\xdd\xff\xff\xff\xff", 5},                /* array32 claiming 2^32-1 */
-        {"\xdb\xff\xff\xff\xf0" "abc", 8},          /* str32 longer than the frame */
-        {"\xc1", 1},                                /* reserved byte */
-        {"\x80\x80", 2},                            /* trailing bytes */
-        {"\xc6\x00\x00", 3},                        /* truncated length */
-        {"\xcb\x00\x00", 3},                        /* truncated float64 */
+        {"\x83\xa1v\x01", 4},        /* map of 3, one entry */
+        {"\xdf\x7f\xff\xff\xff", 5}, /* map32 claiming 2^31-1 entries */
+        {"\xdd\xff\xff\xff\xff", 5}, /* array32 claiming 2^32-1 */
+        {"\xdb\xff\xff\xff\xf0"
+         "abc",
+         8},                 /* str32 longer than the frame */
+        {"\xc1", 1},         /* reserved byte */
+        {"\x80\x80", 2},     /* trailing bytes */
+        {"\xc6\x00\x00", 3}, /* truncated length */
+        {"\xcb\x00\x00", 3}, /* truncated float64 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(fy_request_decode(fx->dec, bad[i].bytes, bad[i].len, 0, &req, &err),
@@ -451,17 +461,21 @@ test_mutations(void **state)
 {
     fx_t *fx = *state;
     ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
-    ferry_message_t m = {.data = "x", .len = 1, .key = "order-7", .id = "svc:42",
-                         .headers = hdrs, .header_count = 2};
+    ferry_message_t m = {.data = "x",
+                         .len = 1,
+                         .key = "order-7",
+                         .id = "svc:42",
+                         .headers = hdrs,
+                         .header_count = 2};
     ferry_message_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
     size_t offs[6], lens[6], frames[6] = {1, 3, 0, 0, 0, 0};
     size_t k = 0;
-#define S_ADD(call)                                             \
-    do {                                                        \
-        offs[k] = fy_encoder_len(fx->enc);                      \
-        assert_int_equal(call, FERRY_OK);                       \
-        lens[k] = fy_encoder_len(fx->enc) - offs[k];            \
-        k++;                                                    \
+#define S_ADD(call)                                  \
+    do {                                             \
+        offs[k] = fy_encoder_len(fx->enc);           \
+        assert_int_equal(call, FERRY_OK);            \
+        lens[k] = fy_encoder_len(fx->enc) - offs[k]; \
+        k++;                                         \
     } while (0)
     S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m));
     S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
@@ -500,18 +514,12 @@ test_mutations(void **state)
                                 req.msgs[i].id.len <= FERRY_ID_MAX);
             }
             break;
-        case FERRY_EPROTO:
-        case FERRY_EVERSION:
-        case FERRY_EUNKNOWN_OP:
-        case FERRY_EFIELD:
-        case FERRY_EFRAMES:
-        case FERRY_EINVALID_NAME:
-        case FERRY_ETOO_MANY:
+        default:
+            /* Every refusal is the peer's fault, with its own message. */
+            if (!fy_status_bad_input(st))
+                fail_msg("unexpected status %d", st);
             assert_int_equal(err.code, st);
             assert_true(strlen(err.msg) > 0);
-            break;
-        default:
-            fail_msg("unexpected status %d", st);
         }
     }
     /* Some mutations hit only payload-ish bytes and still decode. */
@@ -527,6 +535,9 @@ test_status_text(void **state)
     assert_string_equal(ferry_errname(9999), "EUNKNOWN");
     assert_string_equal(ferry_strerror(-1), "unknown status");
     assert_string_equal(fy_op_name(FY_OP_PUBLISH_BATCH), "publish_batch");
+    assert_true(fy_status_bad_input(FERRY_EFRAMES));
+    assert_false(fy_status_bad_input(FERRY_ENOTFOUND));
+    assert_false(fy_status_bad_input(FERRY_ESTORAGE_FULL));
 }
 
 int

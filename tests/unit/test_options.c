@@ -45,12 +45,12 @@ test_env_then_flags(void **state)
     setenv("FERRY_LOG_LEVEL", "debug", 1);
     fy_config_t cfg;
     fy_err_t err;
-    char *argv[] = {"ferryd", "--map-size", "2G", "--bind", "tcp://127.0.0.1:*",
-                    "--batch-max", "100", NULL};
+    char *argv[] = {"ferryd",      "--map-size", "2G", "--bind", "tcp://127.0.0.1:*",
+                    "--batch-max", "100",        NULL};
     assert_int_equal(s_parse(&cfg, &err, 7, argv), FY_OPTIONS_RUN);
     assert_string_equal(cfg.data_dir, "/var/lib/ferry"); /* from the environment */
     assert_int_equal(cfg.log_level, FY_LOG_DEBUG);
-    assert_int_equal(cfg.map_size, 2ull << 30);        /* the flag wins */
+    assert_int_equal(cfg.map_size, 2ull << 30); /* the flag wins */
     assert_string_equal(cfg.bind, "tcp://127.0.0.1:*");
     assert_int_equal(cfg.batch_max, 100);
     unsetenv("FERRY_DATA");

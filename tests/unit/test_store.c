@@ -26,8 +26,8 @@ typedef struct {
 static fy_status_t
 s_open(fx_t *fx, uint64_t map_size, uint64_t dedupe_ms)
 {
-    fy_store_opts_t o = {.dir = fx->dir, .map_size = map_size, .dedupe_window_ms = dedupe_ms,
-                         .log = &fx->log};
+    fy_store_opts_t o = {
+        .dir = fx->dir, .map_size = map_size, .dedupe_window_ms = dedupe_ms, .log = &fx->log};
     fy_err_t err;
     return fy_store_open(&o, &fx->store, &err);
 }
@@ -97,7 +97,8 @@ s_collect(void *user, const fy_stored_t *m)
 {
     s_seen_t *seen = user;
     seen->seqs[seen->n] = m->seq;
-    snprintf(seen->payloads[seen->n], 32, "%.*s", (int)m->payload.len, (const char *)m->payload.ptr);
+    snprintf(seen->payloads[seen->n], 32, "%.*s", (int)m->payload.len,
+             (const char *)m->payload.ptr);
     seen->n++;
     return FERRY_OK;
 }
@@ -118,8 +119,8 @@ test_declare_is_idempotent_and_typed(void **state)
     assert_int_equal(fy_store_declare(fx->store, B("orders"), FERRY_KIND_QUEUE, 0, &info, &created),
                      FERRY_EEXISTS);
     assert_int_equal(fy_store_info(fx->store, B("nope"), &info), FERRY_ENOTFOUND);
-    assert_int_equal(fy_store_declare(fx->store, B("jobs"), FERRY_KIND_QUEUE, 5000, &info, &created),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_store_declare(fx->store, B("jobs"), FERRY_KIND_QUEUE, 5000, &info, &created), FERRY_OK);
     assert_true(created);
     assert_int_equal(info.kind, FERRY_KIND_QUEUE);
     assert_int_equal(info.dedupe_window_ms, 5000);

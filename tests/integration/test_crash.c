@@ -135,7 +135,7 @@ test_kill9_loses_no_confirmed_message(void **state)
         size_t kill_at = kill_this_round
                              ? next + 1 + (size_t)rand() % (remaining / (kills - round + 1))
                              : SIZE_MAX;
-        c = fy_connect(d->endpoint, 2000, 1000);
+        c = fy_connect(d->endpoint, 10000, 1000);
         assert_non_null(c);
         memset(book.calls, 0, n * sizeof(uint32_t));
         size_t sent_from = next, sent_to = next;

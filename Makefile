@@ -49,7 +49,8 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 
 .PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help format
 
-all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish
+all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish \
+     $(BUILD)/bench/bench_publish
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"

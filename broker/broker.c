@@ -40,7 +40,16 @@ typedef struct s_reply {
     fy_status_t code; /* for counters and logs */
     size_t stored;    /* messages stored by this request */
     size_t dups;      /* duplicates answered */
+    bool confirm;     /* a single publish confirm, encoded at send time (cid, seq, dup) */
+    uint64_t cid, seq;
 } s_reply_t;
+
+/* A reply's place when replies are grouped by peer for sending. */
+typedef struct s_order {
+    const uint8_t *peer;
+    size_t peer_len;
+    size_t index;
+} s_order_t;
 
 struct fy_broker {
     fy_config_t cfg;
@@ -56,6 +65,7 @@ struct fy_broker {
     size_t nreqs;
     s_reply_t *replies;
     size_t nreplies;
+    s_order_t *order; /* batch_max */
     zmq_msg_t *outs;
     size_t nouts, outs_cap;
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
@@ -98,10 +108,11 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->enc = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
     self->replies = calloc(cfg->batch_max, sizeof *self->replies);
+    self->order = calloc(cfg->batch_max, sizeof *self->order);
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
-    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->payloads ||
+    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->order || !self->payloads ||
         !self->seqs || !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
@@ -179,6 +190,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->outs);
     free(self->reqs);
     free(self->replies);
+    free(self->order);
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
@@ -488,10 +500,16 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             else
                 r->stored++;
         }
-        st = req.op == FY_OP_PUBLISH
-                 ? fy_encode_confirm(self->enc, req.cid, self->seqs[0], self->dups[0])
-                 : fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups,
-                                           req.msg_count);
+        if (req.op == FY_OP_PUBLISH) {
+            /* Encoded when sending, merged with its neighbours (s_send_replies). */
+            r->confirm = true;
+            r->cid = req.cid;
+            r->seq = self->seqs[0];
+            st = FERRY_OK;
+        } else {
+            st = fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups,
+                                         req.msg_count);
+        }
         break;
     case FY_OP_GET:
         st = s_handle_get(self, ri, &req);
@@ -520,31 +538,85 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     s_error(self, ri, &req, st, msg);
 }
 
-/* Sends every reply of the batch. Never blocks: a peer that went away or
- * stopped reading loses its replies (logged), the others get theirs. */
+static int
+s_order_cmp(const void *a, const void *b)
+{
+    const s_order_t *x = a, *y = b;
+    if (x->peer_len != y->peer_len)
+        return x->peer_len < y->peer_len ? -1 : 1;
+    int c = memcmp(x->peer, y->peer, x->peer_len);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int
+s_send_one(fy_broker_t *self, const s_order_t *o, size_t off, size_t len, const s_reply_t *r)
+{
+    const uint8_t *env = fy_encoder_data(self->enc) + off;
+    size_t outs = r ? r->out_count : 0;
+    int rc = zmq_send(self->sock, o->peer, o->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(self->sock, env, len, ZMQ_DONTWAIT | (outs ? ZMQ_SNDMORE : 0));
+    for (size_t j = 0; rc >= 0 && j < outs; j++)
+        rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
+                          ZMQ_DONTWAIT | (j + 1 < outs ? ZMQ_SNDMORE : 0));
+    if (rc < 0)
+        fy_log(self->log, errno == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
+               "reply dropped", "reason=\"%s\"", zmq_strerror(errno));
+    return rc;
+}
+
+/* Sends every reply of the batch, grouped by peer and in request order within
+ * a peer. Confirms of single publishes with consecutive cids from one peer go
+ * out as one cumulative confirm: one send and one decode instead of hundreds.
+ * Never blocks: a peer that went away or stopped reading loses its replies
+ * (logged), the others get theirs. */
 static void
 s_send_replies(fy_broker_t *self)
 {
-    const uint8_t *base = fy_encoder_data(self->enc);
-    for (size_t i = 0; i < self->nreplies; i++) {
+    size_t n = self->nreplies;
+    for (size_t i = 0; i < n; i++) {
         s_reply_t *r = &self->replies[i];
         zmq_msg_t *ident = &self->frames[self->reqs[r->req].first];
+        self->order[i] = (s_order_t){zmq_msg_data(ident), zmq_msg_size(ident), i};
         self->stats.requests++;
         if (r->code)
             self->stats.errors++;
         self->stats.publishes += r->stored;
         self->stats.duplicates += r->dups;
-        int rc = zmq_send(self->sock, zmq_msg_data(ident), zmq_msg_size(ident),
-                          ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        if (rc >= 0)
-            rc = zmq_send(self->sock, base + r->off, r->len,
-                          ZMQ_DONTWAIT | (r->out_count ? ZMQ_SNDMORE : 0));
-        for (size_t j = 0; rc >= 0 && j < r->out_count; j++)
-            rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
-                              ZMQ_DONTWAIT | (j + 1 < r->out_count ? ZMQ_SNDMORE : 0));
-        if (rc < 0)
-            fy_log(self->log, errno == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
-                   "reply dropped", "reason=\"%s\"", zmq_strerror(errno));
+    }
+    qsort(self->order, n, sizeof *self->order, s_order_cmp);
+    for (size_t i = 0; i < n;) {
+        const s_order_t *o = &self->order[i];
+        s_reply_t *r = &self->replies[o->index];
+        if (!r->confirm) {
+            s_send_one(self, o, r->off, r->len, r);
+            i++;
+            continue;
+        }
+        /* The longest run of confirms with consecutive cids to this peer. */
+        size_t run = 0;
+        uint64_t first_cid = r->cid;
+        while (i + run < n && run < FY_BATCH_MAX) {
+            const s_order_t *p = &self->order[i + run];
+            const s_reply_t *q = &self->replies[p->index];
+            if (!q->confirm || q->cid != first_cid + run || p->peer_len != o->peer_len ||
+                memcmp(p->peer, o->peer, o->peer_len) != 0)
+                break;
+            self->seqs[run] = q->seq;
+            self->dups[run] = q->dups > 0;
+            run++;
+        }
+        size_t off = fy_encoder_len(self->enc);
+        fy_status_t st = run == 1 ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0)
+                                  : fy_encode_confirm_run(self->enc, first_cid, self->seqs,
+                                                          self->dups, run);
+        if (st == FERRY_OK)
+            s_send_one(self, o, off, fy_encoder_len(self->enc) - off, NULL);
+        else
+            fy_log(self->log, FY_LOG_WARN, "broker", "reply dropped", "reason=\"out of memory\"");
+        i += run;
     }
 }
 

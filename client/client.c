@@ -45,6 +45,7 @@ struct ferry_client {
     size_t head, count;
     zmq_msg_t rframes[S_MAX_REPLY_FRAMES]; /* frames of the last reply read */
     size_t nrframes;
+    size_t rep_index;            /* place of the awaited cid in a cumulative confirm */
     ferry_stored_message_t *got; /* results of the last get */
     ferry_header_t *got_hdrs;
     char *got_text;
@@ -243,11 +244,16 @@ s_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
 }
 
 static void
-s_confirm_from(const fy_reply_t *rep, ferry_confirm_t *cf)
+s_confirm_from(const fy_reply_t *rep, size_t index, ferry_confirm_t *cf)
 {
     memset(cf, 0, sizeof *cf);
     cf->status = rep->code;
-    if (rep->code == FERRY_OK && fy_reply_confirm(rep, &cf->seq, &cf->duplicate) != FERRY_OK)
+    if (rep->code != FERRY_OK)
+        return;
+    fy_status_t st = fy_reply_run(rep) > 1
+                         ? fy_reply_confirm_at(rep, index, &cf->seq, &cf->duplicate)
+                         : fy_reply_confirm(rep, &cf->seq, &cf->duplicate);
+    if (st != FERRY_OK)
         cf->status = FERRY_EPROTO;
 }
 
@@ -308,13 +314,18 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
         if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
                             zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
             continue; /* not a reply we can read: nothing to match it to */
-        if (goal == S_WAIT_CID && r.cid == cid) {
-            *rep = r;
-            return FERRY_OK;
+        /* A cumulative confirm answers cids r.cid .. r.cid + n - 1, in order. */
+        size_t n = fy_reply_run(&r);
+        for (size_t i = 0; i < n; i++) {
+            if (goal == S_WAIT_CID && r.cid + i == cid) {
+                *rep = r;
+                self->rep_index = i;
+                return FERRY_OK;
+            }
+            ferry_confirm_t cf;
+            s_confirm_from(&r, i, &cf);
+            s_complete_async(self, r.cid + i, &cf);
         }
-        ferry_confirm_t cf;
-        s_confirm_from(&r, &cf);
-        s_complete_async(self, r.cid, &cf);
     }
 }
 
@@ -582,7 +593,7 @@ ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_messag
     st = s_call(self, cid, &data, &msg->len, 1, &rep);
     ferry_confirm_t cf = {.status = st};
     if (st == FERRY_OK)
-        s_confirm_from(&rep, &cf);
+        s_confirm_from(&rep, self->rep_index, &cf);
     if (confirm)
         *confirm = cf;
     return cf.status;

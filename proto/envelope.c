@@ -738,18 +738,34 @@ fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup)
     return s_done(self, start, rc);
 }
 
+static int
+s_confirm_arrays(msgpack_packer *pk, const uint64_t *seqs, const bool *dups, size_t n)
+{
+    int rc = s_str(pk, "seqs") | msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= msgpack_pack_uint64(pk, seqs[i]);
+    rc |= s_str(pk, "dups") | msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= dups[i] ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    return rc;
+}
+
 fy_status_t
 fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs, const bool *dups,
                         size_t n)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 2, "ok", cid) | s_str(&self->pk, "seqs") |
-             msgpack_pack_array(&self->pk, n);
-    for (size_t i = 0; i < n; i++)
-        rc |= msgpack_pack_uint64(&self->pk, seqs[i]);
-    rc |= s_str(&self->pk, "dups") | msgpack_pack_array(&self->pk, n);
-    for (size_t i = 0; i < n; i++)
-        rc |= dups[i] ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk);
+    int rc = s_head(&self->pk, 2, "ok", cid) | s_confirm_arrays(&self->pk, seqs, dups, n);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *seqs,
+                      const bool *dups, size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 3, "ok", first_cid) | s_kv_uint(&self->pk, "n", n) |
+             s_confirm_arrays(&self->pk, seqs, dups, n);
     return s_done(self, start, rc);
 }
 
@@ -892,6 +908,17 @@ fy_reply_confirm_count(const fy_reply_t *rep, size_t *n)
         return FERRY_EFIELD;
     *n = seqs->via.array.size;
     return FERRY_OK;
+}
+
+size_t
+fy_reply_run(const fy_reply_t *rep)
+{
+    uint64_t n;
+    size_t count;
+    if (rep->code != FERRY_OK || s_get_uint(S_MAP(rep), "n", &n) != FERRY_OK || n < 2 ||
+        fy_reply_confirm_count(rep, &count) != FERRY_OK || count != n)
+        return 1;
+    return (size_t)n;
 }
 
 fy_status_t

@@ -130,6 +130,10 @@ fy_status_t fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *ser
 fy_status_t fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup);
 fy_status_t fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs,
                                     const bool *dups, size_t n);
+/** Confirms @p n single publishes of one connection whose cids are
+ *  @p first_cid .. first_cid + n - 1, in one reply (a cumulative confirm). */
+fy_status_t fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *seqs,
+                                  const bool *dups, size_t n);
 /** @p created: -1 to leave the field out (info), else 0/1 (declare). */
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
                                  int created);
@@ -155,6 +159,9 @@ fy_status_t fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_
 fy_status_t fy_reply_hello(const fy_reply_t *rep, uint64_t *max_msg_bytes);
 fy_status_t fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup);
 fy_status_t fy_reply_confirm_count(const fy_reply_t *rep, size_t *n);
+/** Number of requests a reply answers: its `n` for a cumulative confirm
+ *  (cids rep->cid .. rep->cid + n - 1, read with fy_reply_confirm_at), else 1. */
+size_t fy_reply_run(const fy_reply_t *rep);
 fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup);
 fy_status_t fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created);
 fy_status_t fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st);

@@ -227,6 +227,78 @@ test_async_window_and_group_commit(void **state)
     free(all);
 }
 
+typedef struct {
+    uint64_t *seqs; /* per message index */
+    size_t next, confirmed, failed;
+    bool in_order;
+} s_log_t;
+
+static void
+s_on_logged(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
+{
+    (void)c;
+    s_log_t *l = user;
+    if (cf->status != FERRY_OK || cf->duplicate) {
+        l->failed++;
+        return;
+    }
+    if (l->confirmed > 0 && cf->seq <= l->seqs[l->confirmed - 1])
+        l->in_order = false;
+    l->seqs[l->confirmed++] = cf->seq;
+}
+
+static void
+test_two_async_publishers(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "shared", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_client_t *other = fy_connect(fx->d.endpoint, 5000, 500);
+    assert_non_null(other);
+    const size_t n = 5000;
+    s_log_t la = {.seqs = calloc(n, sizeof(uint64_t)), .in_order = true};
+    s_log_t lb = {.seqs = calloc(n, sizeof(uint64_t)), .in_order = true};
+    char buf[32];
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof buf, "a-%zu", i);
+        ferry_message_t ma = {.data = buf, .len = (size_t)len};
+        assert_int_equal(ferry_client_publish_async(fx->c, "shared", &ma, s_on_logged, &la),
+                         FERRY_OK);
+        len = snprintf(buf, sizeof buf, "b-%zu", i);
+        ferry_message_t mb = {.data = buf, .len = (size_t)len};
+        assert_int_equal(ferry_client_publish_async(other, "shared", &mb, s_on_logged, &lb),
+                         FERRY_OK);
+        /* A blocking call in the middle of the stream is answered too. */
+        if (i == n / 2) {
+            ferry_confirm_t cf;
+            ferry_message_t mid = {.data = "mid", .len = 3};
+            assert_int_equal(ferry_client_publish(fx->c, "shared", &mid, &cf), FERRY_OK);
+            assert_int_equal(la.confirmed, n / 2 + 1); /* all earlier confirms came first */
+        }
+    }
+    assert_int_equal(ferry_client_flush(fx->c, 30000), FERRY_OK);
+    assert_int_equal(ferry_client_flush(other, 30000), FERRY_OK);
+    assert_int_equal(la.confirmed, n);
+    assert_int_equal(lb.confirmed, n);
+    assert_int_equal(la.failed + lb.failed, 0);
+    assert_true(la.in_order && lb.in_order);
+    /* Each confirmed sequence holds that client's message. */
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(fx->c, "shared", &all, &count), FERRY_OK);
+    assert_int_equal(count, 2 * n + 1);
+    for (size_t i = 0; i < n; i += 7) {
+        snprintf(buf, sizeof buf, "a-%zu", i);
+        assert_string_equal(all[la.seqs[i] - 1].payload, buf);
+        snprintf(buf, sizeof buf, "b-%zu", i);
+        assert_string_equal(all[lb.seqs[i] - 1].payload, buf);
+    }
+    free(all);
+    free(la.seqs);
+    free(lb.seqs);
+    ferry_client_destroy(&other);
+}
+
 static void
 test_publish_batch(void **state)
 {
@@ -423,6 +495,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_async_window_and_group_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_two_async_publishers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_publish_batch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_window_expires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup, s_teardown),

@@ -216,6 +216,29 @@ test_replies_round_trip(void **state)
     assert_int_equal(rep.code, FERRY_ENOTFOUND);
     assert_true(fy_bytes_eq(rep.msg, fy_bytes_str("no such topic")));
 
+    /* A cumulative confirm of cids 20..22. */
+    uint64_t rseqs[] = {40, 41, 7};
+    bool rdups[] = {false, false, true};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_confirm_run(fx->enc, 20, rseqs, rdups, 3), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    assert_int_equal(rep.cid, 20);
+    assert_int_equal(fy_reply_run(&rep), 3);
+    assert_int_equal(fy_reply_confirm_at(&rep, 1, &seq, &dup), FERRY_OK);
+    assert_int_equal(seq, 41);
+    assert_false(dup);
+    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup), FERRY_OK);
+    assert_true(dup);
+    /* Anything else answers one request. */
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_confirm(fx->enc, 21, 9, false), FERRY_OK);
+    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                     &rep, NULL),
+                     FERRY_OK);
+    assert_int_equal(fy_reply_run(&rep), 1);
+
     uint64_t seqs[] = {5, 6, 3};
     bool dups[] = {false, false, true};
     fy_encoder_reset(fx->enc);

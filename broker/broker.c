@@ -635,8 +635,10 @@ static fy_status_t
 s_process_batch(fy_broker_t *self, bool sweep)
 {
     size_t full_from = SIZE_MAX;
-    fy_status_t st;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    fy_status_t st = FERRY_ESTORAGE_FULL;
+    /* At most: a request hits the limit, the topic write-back at commit
+     * hits it, then a batch with every write refused commits. */
+    for (int attempt = 0; attempt < 4; attempt++) {
         s_reset_replies(self);
         uint64_t now = s_wall_ms();
         if ((st = fy_store_begin(self->store, now)))
@@ -657,10 +659,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
         if (fy_store_spoiled(self->store)) {
             fy_store_abort(self->store);
             full_from = i;
-            if (i < self->nreqs)
-                fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
-                       "map_size=%llu refused_from=%zu batch=%zu",
-                       (unsigned long long)self->cfg.map_size, i, self->nreqs);
+            st = FERRY_ESTORAGE_FULL;
             continue;
         }
         bool dirty = fy_store_dirty(self->store);
@@ -668,6 +667,10 @@ s_process_batch(fy_broker_t *self, bool sweep)
         if (st == FERRY_OK) {
             if (dirty)
                 self->stats.commits++;
+            if (full_from < self->nreqs)
+                fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
+                       "map_size=%llu refused_from=%zu batch=%zu",
+                       (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
             s_send_replies(self);
             return FERRY_OK;
         }

@@ -26,7 +26,7 @@ FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/status.c
 CLIENT_SRC := client/client.c
-BROKER_SRC := broker/log.c broker/store.c broker/broker.c broker/options.c
+BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c
@@ -91,7 +91,7 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 # Unit tests link the module they test; integration tests use libferry and
 # start the real ferryd built above.
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
-$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/log.c)
+$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/subs.c broker/log.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
 $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 

@@ -112,8 +112,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
-    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->order || !self->payloads ||
-        !self->seqs || !self->dups) {
+    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->order ||
+        !self->payloads || !self->seqs || !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -507,8 +507,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             r->seq = self->seqs[0];
             st = FERRY_OK;
         } else {
-            st = fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups,
-                                         req.msg_count);
+            st = fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups, req.msg_count);
         }
         break;
     case FY_OP_GET:
@@ -609,9 +608,9 @@ s_send_replies(fy_broker_t *self)
             run++;
         }
         size_t off = fy_encoder_len(self->enc);
-        fy_status_t st = run == 1 ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0)
-                                  : fy_encode_confirm_run(self->enc, first_cid, self->seqs,
-                                                          self->dups, run);
+        fy_status_t st =
+            run == 1 ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0)
+                     : fy_encode_confirm_run(self->enc, first_cid, self->seqs, self->dups, run);
         if (st == FERRY_OK)
             s_send_one(self, o, off, fy_encoder_len(self->enc) - off, NULL);
         else

@@ -7,6 +7,7 @@
  * transaction: LMDB stays the single source of truth between batches.
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,34 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_TOPIC_REC 64 /* bytes of a topic record */
-#define S_MSG_HDR   18 /* bytes before key/id/hdrs/payload in a message value */
-
-typedef struct s_topic {
-    uint8_t name[FERRY_NAME_MAX];
-    size_t name_len;
-    uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
-    ferry_kind_t kind;
-    bool dirty;
-} s_topic_t;
-
-struct fy_store {
-    MDB_env *env;
-    MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
-    MDB_txn *txn;
-    MDB_cursor *msg_cur;
-    bool spoiled, dirty;
-    uint64_t now_ms;
-    uint64_t default_dedupe_ms;
-    const fy_log_t *log;
-    int lock_fd;
-    s_topic_t *cache; /* topics touched by this batch */
-    size_t cache_len, cache_cap, cache_last;
-};
-
 /* Translates an LMDB result at the boundary; MDB_MAP_FULL spoils the txn. */
-static fy_status_t
-s_mdb(fy_store_t *self, int rc, const char *what)
+fy_status_t
+fy_storei_mdb(fy_store_t *self, int rc, const char *what)
 {
     if (rc == MDB_SUCCESS)
         return FERRY_OK;
@@ -60,7 +36,7 @@ s_mdb(fy_store_t *self, int rc, const char *what)
 }
 
 static void
-s_topic_encode(const s_topic_t *t, uint8_t *rec)
+s_topic_encode(const fy_topic_rec_t *t, uint8_t *rec)
 {
     memset(rec, 0, S_TOPIC_REC);
     rec[0] = 1;
@@ -75,7 +51,7 @@ s_topic_encode(const s_topic_t *t, uint8_t *rec)
 }
 
 static bool
-s_topic_decode(const MDB_val *v, s_topic_t *t)
+s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
 {
     const uint8_t *rec = v->mv_data;
     if (v->mv_size < S_TOPIC_REC || rec[0] != 1)
@@ -93,7 +69,7 @@ s_topic_decode(const MDB_val *v, s_topic_t *t)
 }
 
 static void
-s_topic_info(const s_topic_t *t, ferry_topic_info_t *info)
+s_topic_info(const fy_topic_rec_t *t, ferry_topic_info_t *info)
 {
     memset(info, 0, sizeof *info);
     memcpy(info->name, t->name, t->name_len);
@@ -107,19 +83,19 @@ s_topic_info(const s_topic_t *t, ferry_topic_info_t *info)
 }
 
 /* Finds a topic in the batch cache or loads it. *out NULL: no such topic. */
-static fy_status_t
-s_topic_get(fy_store_t *self, fy_bytes_t name, s_topic_t **out)
+fy_status_t
+fy_storei_topic_get(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out)
 {
     *out = NULL;
     if (self->cache_last < self->cache_len) {
-        s_topic_t *t = &self->cache[self->cache_last];
+        fy_topic_rec_t *t = &self->cache[self->cache_last];
         if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
             *out = t;
             return FERRY_OK;
         }
     }
     for (size_t i = 0; i < self->cache_len; i++) {
-        s_topic_t *t = &self->cache[i];
+        fy_topic_rec_t *t = &self->cache[i];
         if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
             self->cache_last = i;
             *out = t;
@@ -131,16 +107,16 @@ s_topic_get(fy_store_t *self, fy_bytes_t name, s_topic_t **out)
     if (rc == MDB_NOTFOUND)
         return FERRY_OK;
     if (rc)
-        return s_mdb(self, rc, "get topic");
+        return fy_storei_mdb(self, rc, "get topic");
     if (self->cache_len == self->cache_cap) {
         size_t cap = self->cache_cap ? self->cache_cap * 2 : 16;
-        s_topic_t *c = realloc(self->cache, cap * sizeof *c);
+        fy_topic_rec_t *c = realloc(self->cache, cap * sizeof *c);
         if (!c)
             return FERRY_ENOMEM;
         self->cache = c;
         self->cache_cap = cap;
     }
-    s_topic_t *t = &self->cache[self->cache_len];
+    fy_topic_rec_t *t = &self->cache[self->cache_len];
     if (!s_topic_decode(&v, t)) {
         fy_log(self->log, FY_LOG_ERROR, "store", "corrupt topic record", NULL);
         return FERRY_EIO;
@@ -153,12 +129,12 @@ s_topic_get(fy_store_t *self, fy_bytes_t name, s_topic_t **out)
 }
 
 static fy_status_t
-s_topic_put(fy_store_t *self, s_topic_t *t)
+s_topic_put(fy_store_t *self, fy_topic_rec_t *t)
 {
     uint8_t rec[S_TOPIC_REC];
     s_topic_encode(t, rec);
     MDB_val k = {t->name_len, t->name}, v = {S_TOPIC_REC, rec};
-    fy_status_t st = s_mdb(self, mdb_put(self->txn, self->topics, &k, &v, 0), "put topic");
+    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->topics, &k, &v, 0), "put topic");
     if (st == FERRY_OK)
         t->dirty = false;
     return st;
@@ -177,8 +153,8 @@ s_flush_topics(fy_store_t *self)
     return FERRY_OK;
 }
 
-static fy_status_t
-s_meta_get_u64(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out, bool *found)
+fy_status_t
+fy_storei_meta_get(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out, bool *found)
 {
     MDB_val k = {strlen(key), (void *)key}, v;
     int rc = mdb_get(txn, self->meta, &k, &v);
@@ -186,20 +162,20 @@ s_meta_get_u64(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out, b
     if (rc == MDB_NOTFOUND)
         return FERRY_OK;
     if (rc)
-        return s_mdb(self, rc, "get meta");
+        return fy_storei_mdb(self, rc, "get meta");
     if (v.mv_size != 8)
         return FERRY_EIO;
     *out = fy_be64_get(v.mv_data);
     return FERRY_OK;
 }
 
-static fy_status_t
-s_meta_put_u64(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val)
+fy_status_t
+fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val)
 {
     uint8_t buf[8];
     fy_be64_put(buf, val);
     MDB_val k = {strlen(key), (void *)key}, v = {8, buf};
-    return s_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
+    return fy_storei_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
 }
 
 static fy_status_t
@@ -218,7 +194,11 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                {"dedupe", &self->dedupe},
                {"dedupe_exp", &self->dedupe_exp},
                {"subs", &self->subs},
-               {"deleted", &self->deleted}};
+               {"deleted", &self->deleted},
+               {"sub_ids", &self->sub_ids},
+               {"acks", &self->acks},
+               {"pend", &self->pend},
+               {"timers", &self->timers}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc) {
@@ -231,7 +211,7 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
     }
     uint64_t format = 0;
     bool found;
-    fy_status_t st = s_meta_get_u64(self, txn, "format", &format, &found);
+    fy_status_t st = fy_storei_meta_get(self, txn, "format", &format, &found);
     if (st == FERRY_OK && found && format > FY_STORE_FORMAT) {
         mdb_txn_abort(txn);
         return fy_err_set(err, FERRY_EFORMAT,
@@ -240,7 +220,7 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                           (unsigned long long)format, FY_STORE_FORMAT);
     }
     if (st == FERRY_OK && !found)
-        st = s_meta_put_u64(self, txn, "format", FY_STORE_FORMAT);
+        st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
     if (st) {
         mdb_txn_abort(txn);
         return fy_err_set(err, st, "cannot initialise the store: %s", ferry_strerror(st));
@@ -307,7 +287,7 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         st = fy_err_set(err, FERRY_EIO, "data directory is in use by another ferryd");
         goto fail;
     }
-    if ((rc = mdb_env_create(&self->env)) || (rc = mdb_env_set_maxdbs(self->env, 8)) ||
+    if ((rc = mdb_env_create(&self->env)) || (rc = mdb_env_set_maxdbs(self->env, 16)) ||
         (rc = mdb_env_set_mapsize(self->env, (size_t)opts->map_size))) {
         st = fy_err_set(err, FERRY_EIO, "cannot create LMDB environment: %s", mdb_strerror(rc));
         goto fail;
@@ -339,6 +319,8 @@ fy_store_destroy(fy_store_t **self_p)
     if (self->lock_fd >= 0)
         close(self->lock_fd);
     free(self->cache);
+    free(self->subs_cache);
+    free(self->rearm);
     free(self);
     *self_p = NULL;
 }
@@ -351,17 +333,18 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
     self->spoiled = false;
     self->dirty = false;
     self->cache_len = 0;
+    self->subs_len = 0;
     self->now_ms = now_ms;
     int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
     if (rc) {
         self->txn = NULL;
-        return s_mdb(self, rc, "begin");
+        return fy_storei_mdb(self, rc, "begin");
     }
     rc = mdb_cursor_open(self->txn, self->messages, &self->msg_cur);
     if (rc) {
         mdb_txn_abort(self->txn);
         self->txn = NULL;
-        return s_mdb(self, rc, "cursor open");
+        return fy_storei_mdb(self, rc, "cursor open");
     }
     return FERRY_OK;
 }
@@ -371,7 +354,9 @@ fy_store_commit(fy_store_t *self)
 {
     if (!self->txn)
         return FERRY_EINTERNAL;
-    fy_status_t st = self->spoiled ? FERRY_ESTORAGE_FULL : s_flush_topics(self);
+    fy_status_t st = self->spoiled ? FERRY_ESTORAGE_FULL : fy_storei_flush_subs(self);
+    if (st == FERRY_OK)
+        st = s_flush_topics(self);
     if (st) {
         fy_store_abort(self);
         return st;
@@ -381,6 +366,7 @@ fy_store_commit(fy_store_t *self)
     int rc = mdb_txn_commit(self->txn); /* syncs before returning (no MDB_NOSYNC) */
     self->txn = NULL;
     self->cache_len = 0;
+    self->subs_len = 0;
     if (rc == MDB_MAP_FULL)
         return FERRY_ESTORAGE_FULL;
     if (rc) {
@@ -403,6 +389,7 @@ fy_store_abort(fy_store_t *self)
         self->txn = NULL;
     }
     self->cache_len = 0;
+    self->subs_len = 0;
 }
 
 bool
@@ -421,8 +408,8 @@ fy_status_t
 fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t dedupe_window_ms,
                  ferry_topic_info_t *info, bool *created)
 {
-    s_topic_t *t;
-    fy_status_t st = s_topic_get(self, name, &t);
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, name, &t);
     if (st)
         return st;
     *created = false;
@@ -432,24 +419,24 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t 
     }
     uint64_t next_id = 1;
     bool found;
-    if ((st = s_meta_get_u64(self, self->txn, "next_topic_id", &next_id, &found)))
+    if ((st = fy_storei_meta_get(self, self->txn, "next_topic_id", &next_id, &found)))
         return st;
-    s_topic_t fresh = {.name_len = name.len,
-                       .id = next_id,
-                       .created_ms = self->now_ms,
-                       .dedupe_ms = dedupe_window_ms ? dedupe_window_ms : self->default_dedupe_ms,
-                       .kind = kind};
+    fy_topic_rec_t fresh = {.name_len = name.len,
+                            .id = next_id,
+                            .created_ms = self->now_ms,
+                            .dedupe_ms =
+                                dedupe_window_ms ? dedupe_window_ms : self->default_dedupe_ms,
+                            .kind = kind};
     memcpy(fresh.name, name.ptr, name.len);
     self->dirty = true;
-    if ((st = s_meta_put_u64(self, self->txn, "next_topic_id", next_id + 1)) ||
+    if ((st = fy_storei_meta_put(self, self->txn, "next_topic_id", next_id + 1)) ||
         (st = s_topic_put(self, &fresh)))
         return st;
     if (kind == FERRY_KIND_QUEUE) {
-        /* The queue's implicit subscription: (topic id, "") -> cursor, ack floor. */
-        uint8_t key[8], val[16] = {0};
-        fy_be64_put(key, next_id);
-        MDB_val k = {8, key}, v = {16, val};
-        if ((st = s_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub")))
+        /* The queue's implicit subscription, named "", from the first message. */
+        fy_sub_opts_t o = {.start = FY_START_FIRST};
+        fy_sub_rec_t *sub;
+        if ((st = fy_storei_sub_create(self, &fresh, fy_bytes_str(""), &o, &sub)))
             return st;
     }
     *created = true;
@@ -460,8 +447,8 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t 
 fy_status_t
 fy_store_delete(fy_store_t *self, fy_bytes_t name)
 {
-    s_topic_t *t;
-    fy_status_t st = s_topic_get(self, name, &t);
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, name, &t);
     if (st)
         return st;
     if (!t)
@@ -470,8 +457,9 @@ fy_store_delete(fy_store_t *self, fy_bytes_t name)
     fy_be64_put(key, t->id);
     MDB_val k = {name.len, (void *)name.ptr}, idk = {8, key}, empty = {0, NULL};
     self->dirty = true;
-    if ((st = s_mdb(self, mdb_del(self->txn, self->topics, &k, NULL), "del topic")) ||
-        (st = s_mdb(self, mdb_put(self->txn, self->deleted, &idk, &empty, 0), "put deleted")))
+    if ((st = fy_storei_mdb(self, mdb_del(self->txn, self->topics, &k, NULL), "del topic")) ||
+        (st = fy_storei_mdb(self, mdb_put(self->txn, self->deleted, &idk, &empty, 0),
+                            "put deleted")))
         return st;
     /* Forget the cached record so a later declare in this batch starts afresh. */
     size_t i = (size_t)(t - self->cache);
@@ -483,8 +471,8 @@ fy_store_delete(fy_store_t *self, fy_bytes_t name)
 fy_status_t
 fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info)
 {
-    s_topic_t *t;
-    fy_status_t st = s_topic_get(self, name, &t);
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, name, &t);
     if (st)
         return st;
     if (!t)
@@ -493,8 +481,8 @@ fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info)
     return FERRY_OK;
 }
 
-static void
-s_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
+void
+fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
 {
     fy_be64_put(key, topic_id);
     fy_be64_put(key + 8, seq);
@@ -502,7 +490,7 @@ s_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
 
 /* Looks the id up in the dedupe window. *seq = 0: not a duplicate. */
 static fy_status_t
-s_dedupe_find(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, uint8_t *key, uint64_t *seq)
+s_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, uint8_t *key, uint64_t *seq)
 {
     *seq = 0;
     fy_be64_put(key, t->id);
@@ -512,7 +500,7 @@ s_dedupe_find(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, uint8_t *key,
     if (rc == MDB_NOTFOUND)
         return FERRY_OK;
     if (rc)
-        return s_mdb(self, rc, "get dedupe");
+        return fy_storei_mdb(self, rc, "get dedupe");
     if (v.mv_size != 16)
         return FERRY_EIO;
     /* An entry past its expiry that the sweep has not reached yet no longer counts. */
@@ -522,7 +510,8 @@ s_dedupe_find(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, uint8_t *key,
 }
 
 static fy_status_t
-s_dedupe_put(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, const uint8_t *key, uint64_t seq)
+s_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, const uint8_t *key,
+             uint64_t seq)
 {
     uint64_t expire = self->now_ms + t->dedupe_ms;
     uint8_t val[16], ekey[24];
@@ -533,17 +522,18 @@ s_dedupe_put(fy_store_t *self, const s_topic_t *t, fy_bytes_t id, const uint8_t 
     fy_be64_put(ekey + 16, seq);
     MDB_val k = {8 + id.len, (void *)key}, v = {16, val};
     MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
-    fy_status_t st = s_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
-    return st ? st : s_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
+    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
+    return st ? st
+              : fy_storei_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
 }
 
 /* Writes one message value in place (MDB_RESERVE): one copy of the payload. */
 static fy_status_t
-s_put_message(fy_store_t *self, const s_topic_t *t, uint64_t seq, const fy_pubmeta_t *m,
+s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_pubmeta_t *m,
               fy_bytes_t payload)
 {
     uint8_t key[16];
-    s_msg_key(key, t->id, seq);
+    fy_storei_msg_key(key, t->id, seq);
     size_t size = S_MSG_HDR + m->key.len + m->id.len + m->hdrs.len + payload.len;
     MDB_val k = {16, key}, v = {size, NULL};
     /* Appending is cheapest and fills pages completely, but LMDB only allows
@@ -553,7 +543,7 @@ s_put_message(fy_store_t *self, const s_topic_t *t, uint64_t seq, const fy_pubme
         v.mv_size = size;
         rc = mdb_cursor_put(self->msg_cur, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     }
-    fy_status_t st = s_mdb(self, rc, "put message");
+    fy_status_t st = fy_storei_mdb(self, rc, "put message");
     if (st)
         return st;
     uint8_t *p = v.mv_data;
@@ -582,8 +572,8 @@ fy_status_t
 fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                 const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups)
 {
-    s_topic_t *t;
-    fy_status_t st = s_topic_get(self, topic, &t);
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, topic, &t);
     if (st)
         return st;
     if (!t)
@@ -617,8 +607,8 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
     return FERRY_OK;
 }
 
-static bool
-s_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out)
+bool
+fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out)
 {
     const uint8_t *p = v->mv_data;
     if (k->mv_size != 16 || v->mv_size < S_MSG_HDR || p[0] != 1)
@@ -642,8 +632,8 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
               fy_store_read_fn fn, void *user, size_t *count)
 {
     *count = 0;
-    s_topic_t *t;
-    fy_status_t st = s_topic_get(self, topic, &t);
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, topic, &t);
     if (st)
         return st;
     if (!t)
@@ -651,18 +641,18 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
     /* Messages not yet in the topic record's range (never) or deleted are skipped
      * by the key range check below. */
     uint8_t key[16];
-    s_msg_key(key, t->id, from_seq ? from_seq : 1);
+    fy_storei_msg_key(key, t->id, from_seq ? from_seq : 1);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->messages, &cur);
     if (rc)
-        return s_mdb(self, rc, "cursor open");
+        return fy_storei_mdb(self, rc, "cursor open");
     MDB_val k = {16, key}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && *count < limit) {
         if (k.mv_size != 16 || fy_be64_get(k.mv_data) != t->id)
             break;
         fy_stored_t m;
-        if (!s_parse_message(&k, &v, &m)) {
+        if (!fy_storei_parse_message(&k, &v, &m)) {
             fy_log(self->log, FY_LOG_ERROR, "store", "corrupt message record", "topic_id=%llu",
                    (unsigned long long)t->id);
             st = FERRY_EIO;
@@ -675,7 +665,7 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
     }
     mdb_cursor_close(cur);
     if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = s_mdb(self, rc, "cursor next");
+        st = fy_storei_mdb(self, rc, "cursor next");
     return st;
 }
 
@@ -686,7 +676,7 @@ s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->dedupe_exp, &cur);
     if (rc)
-        return s_mdb(self, rc, "cursor open");
+        return fy_storei_mdb(self, rc, "cursor open");
     fy_status_t st = FERRY_OK;
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -715,19 +705,19 @@ s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
         else if (rc == MDB_NOTFOUND || rc == 0)
             rc = 0;
         if (rc || (rc = mdb_cursor_del(cur, 0))) {
-            st = s_mdb(self, rc, "sweep dedupe");
+            st = fy_storei_mdb(self, rc, "sweep dedupe");
             break;
         }
         self->dirty = true;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = s_mdb(self, rc, "sweep dedupe next");
+        st = fy_storei_mdb(self, rc, "sweep dedupe next");
     mdb_cursor_close(cur);
     return st;
 }
 
-/* Removes messages (and the implicit subscription) of deleted topics. */
+/* Removes messages and subscriptions of deleted topics. */
 static fy_status_t
 s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
 {
@@ -735,12 +725,12 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
     MDB_cursor *del;
     int rc = mdb_cursor_open(self->txn, self->deleted, &del);
     if (rc)
-        return s_mdb(self, rc, "cursor open");
+        return fy_storei_mdb(self, rc, "cursor open");
     fy_status_t st = FERRY_OK;
     while ((rc = mdb_cursor_get(del, &dk, &dv, MDB_FIRST)) == 0 && dk.mv_size == 8) {
         uint64_t id = fy_be64_get(dk.mv_data);
         uint8_t key[16];
-        s_msg_key(key, id, 0);
+        fy_storei_msg_key(key, id, 0);
         MDB_val k = {16, key}, v;
         bool done = false;
         rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_RANGE);
@@ -760,7 +750,7 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
             rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
         }
         if (rc && rc != MDB_NOTFOUND) {
-            st = s_mdb(self, rc, "sweep messages");
+            st = fy_storei_mdb(self, rc, "sweep messages");
             break;
         }
         self->dirty = true;
@@ -768,16 +758,16 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
             *more = true;
             break;
         }
-        MDB_val sk = {8, key};
-        rc = mdb_del(self->txn, self->subs, &sk, NULL);
-        if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_cursor_del(del, 0))) {
-            st = s_mdb(self, rc, "sweep deleted");
+        if ((st = fy_storei_drop_subs_of(self, id)))
+            break;
+        if ((rc = mdb_cursor_del(del, 0))) {
+            st = fy_storei_mdb(self, rc, "sweep deleted");
             break;
         }
         rc = 0;
     }
     if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = s_mdb(self, rc, "sweep deleted next");
+        st = fy_storei_mdb(self, rc, "sweep deleted next");
     mdb_cursor_close(del);
     return st;
 }
@@ -799,11 +789,11 @@ fy_store_totals(fy_store_t *self, ferry_stats_t *st)
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->topics, &cur);
     if (rc)
-        return s_mdb(self, rc, "cursor open");
+        return fy_storei_mdb(self, rc, "cursor open");
     st->topics = st->messages = st->bytes = 0;
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        s_topic_t t;
+        fy_topic_rec_t t;
         if (s_topic_decode(&v, &t)) {
             st->topics++;
             st->messages += t.count;
@@ -817,5 +807,5 @@ fy_store_totals(fy_store_t *self, ferry_stats_t *st)
     mdb_env_stat(self->env, &ms);
     st->map_size = info.me_mapsize;
     st->map_used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
-    return rc == MDB_NOTFOUND ? FERRY_OK : s_mdb(self, rc, "cursor next");
+    return rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "cursor next");
 }

@@ -103,6 +103,94 @@ fy_status_t fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq,
  */
 fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
 
+/* ---- subscriptions ------------------------------------------------------
+ *
+ * A durable subscription is a cursor on a topic: messages below `cursor` have
+ * been delivered at least once, and every message up to `ack_floor` is acked.
+ * Acks above the floor are kept one by one until the floor reaches them.
+ * A delivery of new messages writes one timer for the whole range (deadline
+ * = now + ack wait); when it fires, the messages of the range still unacked
+ * are due for redelivery. A message delivered twice or more has its own
+ * entry (delivery count, deadline). So the normal path - deliver in order,
+ * ack in order - writes nothing per message but the work-queue delete.
+ */
+
+typedef enum fy_start { FY_START_FIRST, FY_START_NEW, FY_START_SEQ } fy_start_t;
+
+typedef struct fy_sub_opts {
+    fy_start_t start;     /**< where a new subscription begins */
+    uint64_t start_seq;   /**< FY_START_SEQ: first sequence delivered */
+    uint64_t ack_wait_ms; /**< 0: 30000 */
+    uint64_t max_deliver; /**< 0: 5 */
+} fy_sub_opts_t;
+
+typedef struct fy_sub_info {
+    uint64_t id;        /**< stable id of the subscription */
+    uint64_t cursor;    /**< next sequence to deliver for the first time */
+    uint64_t ack_floor; /**< every sequence up to here is acked */
+    uint64_t last_seq;  /**< the topic's last sequence */
+    uint64_t ack_wait_ms;
+    uint64_t max_deliver;
+    uint64_t created_ms;
+    ferry_kind_t kind; /**< of the topic: a queue deletes acked messages */
+} fy_sub_info_t;
+
+/**
+ * Opens the subscription @p name on @p topic, creating it (with @p opts) if
+ * missing. A queue has exactly one subscription, named "" (created with the
+ * queue); a topic's subscriptions need a name.
+ * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EFIELD (name does not fit
+ *         the kind), FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name,
+                              const fy_sub_opts_t *opts, fy_sub_info_t *info, bool *created);
+/** State of a subscription by id. @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
+fy_status_t fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info);
+/** Deletes a topic's named subscription and its ack state.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EFIELD (a queue's own), ... */
+fy_status_t fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name);
+
+/** Called for each delivered message; `dc` is its delivery count (1 = first). */
+typedef fy_status_t (*fy_store_deliver_fn)(void *user, const fy_stored_t *msg, uint32_t dc);
+
+/**
+ * Delivers up to @p max messages from the cursor on, advancing it, and arms
+ * one ack-wait timer for the range. @p count is 0 when nothing is new.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO, or fn's status
+ */
+fy_status_t fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max,
+                                 fy_store_deliver_fn fn, void *user, size_t *count);
+/**
+ * Delivers @p seq again if it is still unacked and its message exists:
+ * counts the delivery and arms its own ack-wait timer. When the count would
+ * pass max_deliver, nothing is delivered and *@p exhausted is set (the
+ * caller dead-letters it).
+ * @param[out] delivered false if the message was acked or is gone.
+ */
+fy_status_t fy_store_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq,
+                               fy_store_deliver_fn fn, void *user, bool *delivered,
+                               bool *exhausted);
+/**
+ * Acks @p seq. Acking twice is fine. On a queue the message is deleted.
+ * @return FERRY_OK, FERRY_ENOTFOUND (subscription), FERRY_ESEQ (never delivered),
+ *         FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq);
+/** True if @p seq is acked (or its subscription is gone). */
+fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked);
+
+/** Called for each message whose ack wait passed while unacked. */
+typedef void (*fy_store_due_fn)(void *user, uint64_t sub_id, uint64_t seq);
+
+/**
+ * Fires the timers whose deadline passed, at most @p budget sequences: each
+ * sequence still unacked and not re-timed goes to @p fn. Its timer is re-armed
+ * one ack wait later, so a crash before the redelivery does not forget it.
+ * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *user,
+                                bool *more);
+
 /** Fills the store's part of @p st: topics, messages, bytes, map_size, map_used. */
 fy_status_t fy_store_totals(fy_store_t *self, ferry_stats_t *st);
 

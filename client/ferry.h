@@ -56,7 +56,8 @@ extern "C" {
     X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                            \
     X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")              \
     X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                  \
-    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")
+    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")                \
+    X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

@@ -347,6 +347,278 @@ test_map_full(void **state)
     fy_store_abort(fx->store);
 }
 
+/* ---- subscriptions ---- */
+
+typedef struct {
+    uint64_t seqs[256];
+    uint32_t dcs[256];
+    size_t n;
+} s_got_t;
+
+static fy_status_t
+s_on_deliver(void *user, const fy_stored_t *m, uint32_t dc)
+{
+    s_got_t *g = user;
+    g->seqs[g->n] = m->seq;
+    g->dcs[g->n] = dc;
+    g->n++;
+    return FERRY_OK;
+}
+
+static void
+s_on_due(void *user, uint64_t sub_id, uint64_t seq)
+{
+    (void)sub_id;
+    s_got_t *g = user;
+    g->seqs[g->n++] = seq;
+}
+
+static uint64_t
+s_sub(fx_t *fx, uint64_t now, const char *topic, const char *name, fy_sub_opts_t o)
+{
+    fy_sub_info_t info;
+    bool created;
+    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B(topic), B(name), &o, &info, &created),
+                     FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    return info.id;
+}
+
+static void
+s_fill(fx_t *fx, const char *topic, int n)
+{
+    uint64_t seq;
+    bool dup;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(s_append1(fx, 100, topic, NULL, "m", &seq, &dup), FERRY_OK);
+}
+
+static fy_status_t
+s_ack(fx_t *fx, uint64_t sub, uint64_t seq)
+{
+    assert_int_equal(fy_store_begin(fx->store, 500), FERRY_OK);
+    fy_status_t st = fy_store_ack(fx->store, sub, seq);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    return st;
+}
+
+static void
+test_sub_deliver_and_ack_floor(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_fill(fx, "t", 10);
+    uint64_t sub = s_sub(fx, 200, "t", "s", (fy_sub_opts_t){.start = FY_START_FIRST});
+    s_got_t got = {0};
+    size_t n;
+    assert_int_equal(fy_store_begin(fx->store, 300), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 4, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(n, 6);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    for (size_t i = 0; i < 10; i++) {
+        assert_int_equal(got.seqs[i], i + 1);
+        assert_int_equal(got.dcs[i], 1);
+    }
+    /* Out of order acks wait above the floor until the gap closes. */
+    assert_int_equal(s_ack(fx, sub, 2), FERRY_OK);
+    assert_int_equal(s_ack(fx, sub, 4), FERRY_OK);
+    fy_sub_info_t info;
+    assert_int_equal(fy_store_begin(fx->store, 600), FERRY_OK);
+    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
+    fy_store_abort(fx->store);
+    assert_int_equal(info.ack_floor, 0);
+    assert_int_equal(s_ack(fx, sub, 1), FERRY_OK);
+    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK);
+    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK); /* twice is fine */
+    assert_int_equal(s_ack(fx, sub, 11), FERRY_ESEQ);
+    assert_int_equal(s_ack(fx, 999, 1), FERRY_ENOTFOUND);
+    /* Survives a reopen. */
+    fy_store_destroy(&fx->store);
+    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
+    assert_int_equal(fy_store_begin(fx->store, 700), FERRY_OK);
+    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
+    bool acked;
+    assert_int_equal(fy_store_is_acked(fx->store, sub, 5, &acked), FERRY_OK);
+    assert_false(acked);
+    assert_int_equal(fy_store_is_acked(fx->store, sub, 4, &acked), FERRY_OK);
+    assert_true(acked);
+    fy_store_abort(fx->store);
+    assert_int_equal(info.ack_floor, 4);
+    assert_int_equal(info.cursor, 11);
+    assert_int_equal(info.last_seq, 10);
+    /* The topic keeps its messages: a plain topic is not a work queue. */
+    ferry_topic_info_t ti;
+    assert_int_equal(fy_store_begin(fx->store, 700), FERRY_OK);
+    assert_int_equal(fy_store_info(fx->store, B("t"), &ti), FERRY_OK);
+    fy_store_abort(fx->store);
+    assert_int_equal(ti.messages, 10);
+}
+
+static void
+test_sub_start_positions(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    s_fill(fx, "t", 5);
+    fy_sub_info_t info;
+    bool created;
+    fy_sub_opts_t o = {.start = FY_START_NEW};
+    assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("new"), &o, &info, &created),
+                     FERRY_OK);
+    assert_true(created);
+    assert_int_equal(info.cursor, 6);
+    assert_int_equal(info.ack_wait_ms, 30000);
+    assert_int_equal(info.max_deliver, 5);
+    o = (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 3, .ack_wait_ms = 50};
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created),
+                     FERRY_OK);
+    assert_int_equal(info.cursor, 3);
+    assert_int_equal(info.ack_floor, 2);
+    /* Opening again finds it; options of an existing subscription stay. */
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created),
+                     FERRY_OK);
+    assert_false(created);
+    assert_int_equal(info.ack_wait_ms, 50);
+    /* A queue's one subscription is "", created with the queue. */
+    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
+    assert_false(created);
+    assert_int_equal(info.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B("x"), &o, &info, &created),
+                     FERRY_EFIELD);
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B(""), &o, &info, &created),
+                     FERRY_EFIELD);
+    assert_int_equal(fy_store_sub_open(fx->store, B("nope"), B("x"), &o, &info, &created),
+                     FERRY_ENOTFOUND);
+    assert_int_equal(fy_store_sub_delete(fx->store, B("t"), B("new")), FERRY_OK);
+    assert_int_equal(fy_store_sub_delete(fx->store, B("t"), B("new")), FERRY_ENOTFOUND);
+    assert_int_equal(fy_store_sub_delete(fx->store, B("q"), B("")), FERRY_EFIELD);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+}
+
+static void
+test_sub_timers_and_redelivery(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_fill(fx, "t", 5);
+    uint64_t sub = s_sub(fx, 1000, "t", "s",
+                         (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100,
+                                         .max_deliver = 3});
+    s_got_t got = {0}, due = {0};
+    size_t n;
+    bool more, delivered, exhausted;
+    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 10, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_ack(fx->store, sub, 1), FERRY_OK);
+    assert_int_equal(fy_store_ack(fx->store, sub, 3), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    /* Not yet due. */
+    assert_int_equal(fy_store_begin(fx->store, 1099), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(due.n, 0);
+    /* Due: the unacked 2, 4, 5. */
+    assert_int_equal(fy_store_begin(fx->store, 1100), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
+    assert_false(more);
+    assert_int_equal(due.n, 3);
+    assert_int_equal(due.seqs[0], 2);
+    assert_int_equal(due.seqs[1], 4);
+    assert_int_equal(due.seqs[2], 5);
+    got.n = 0;
+    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
+                                        &exhausted),
+                     FERRY_OK);
+    assert_true(delivered);
+    assert_int_equal(got.dcs[0], 2);
+    assert_int_equal(fy_store_redeliver(fx->store, sub, 3, s_on_deliver, &got, &delivered,
+                                        &exhausted),
+                     FERRY_OK);
+    assert_false(delivered); /* acked */
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    /* Re-armed and re-timed: nothing due before 1200; then 2, 4, 5 (2's own timer and
+     * the re-armed range 2..2 are the same key, so it comes once). */
+    due.n = 0;
+    assert_int_equal(fy_store_begin(fx->store, 1150), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(due.n, 0);
+    assert_int_equal(fy_store_begin(fx->store, 1200), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
+    assert_int_equal(due.n, 3);
+    assert_int_equal(due.seqs[0], 2);
+    got.n = 0;
+    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
+                                        &exhausted),
+                     FERRY_OK);
+    assert_true(delivered);
+    assert_int_equal(got.dcs[0], 3);
+    /* A fourth delivery would pass max_deliver 3. */
+    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
+                                        &exhausted),
+                     FERRY_OK);
+    assert_false(delivered);
+    assert_true(exhausted);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+}
+
+static void
+test_queue_ack_deletes(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    s_fill(fx, "q", 5);
+    fy_sub_info_t info;
+    bool created;
+    fy_sub_opts_t o = {0};
+    assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
+    s_got_t got = {0};
+    size_t n;
+    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, s_on_deliver, &got, &n),
+                     FERRY_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    ferry_topic_info_t ti;
+    uint64_t acks[] = {2, 1, 5};
+    uint64_t left[] = {4, 3, 2}, first[] = {1, 3, 3};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s_ack(fx, info.id, acks[i]), FERRY_OK);
+        assert_int_equal(fy_store_begin(fx->store, 2), FERRY_OK);
+        assert_int_equal(fy_store_info(fx->store, B("q"), &ti), FERRY_OK);
+        fy_store_abort(fx->store);
+        assert_int_equal(ti.messages, left[i]);
+        assert_int_equal(ti.first_seq, first[i]);
+    }
+    assert_int_equal(s_ack(fx, info.id, 3), FERRY_OK);
+    assert_int_equal(s_ack(fx, info.id, 4), FERRY_OK);
+    assert_int_equal(fy_store_begin(fx->store, 2), FERRY_OK);
+    assert_int_equal(fy_store_info(fx->store, B("q"), &ti), FERRY_OK);
+    assert_int_equal(ti.messages, 0);
+    assert_int_equal(ti.bytes, 0);
+    assert_int_equal(ti.last_seq, 5);
+    s_seen_t seen = {0};
+    assert_int_equal(fy_store_read(fx->store, B("q"), 1, 10, s_collect, &seen, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    fy_store_abort(fx->store);
+    /* Deleting the queue drops its subscription in the sweep. */
+    assert_int_equal(fy_store_begin(fx->store, 3), FERRY_OK);
+    assert_int_equal(fy_store_delete(fx->store, B("q")), FERRY_OK);
+    bool more;
+    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(fy_store_begin(fx->store, 4), FERRY_OK);
+    assert_int_equal(fy_store_sub_info(fx->store, info.id, &info), FERRY_ENOTFOUND);
+    fy_store_abort(fx->store);
+}
+
 int
 main(void)
 {
@@ -358,6 +630,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_newer_format_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_directory_lock, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_deliver_and_ack_floor, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_timers_and_redelivery, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,79 @@
+/*
+ * store_int.h - what store.c (topics, messages, dedupe) and subs.c
+ * (subscriptions, acks, timers) share: the store struct and a few helpers.
+ * Private to the store module; nothing outside broker/store.c and
+ * broker/subs.c includes it.
+ */
+#ifndef FY_STORE_INT_H
+#define FY_STORE_INT_H
+
+#include <lmdb.h>
+
+#include "store.h"
+
+#define S_TOPIC_REC 64 /* bytes of a topic record */
+#define S_MSG_HDR   18 /* bytes before key/id/hdrs/payload in a message value */
+
+typedef struct fy_topic_rec {
+    uint8_t name[FERRY_NAME_MAX];
+    size_t name_len;
+    uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
+    ferry_kind_t kind;
+    bool dirty;
+} fy_topic_rec_t;
+
+#define S_SUB_REC 64 /* bytes of a subscription record before the topic name */
+
+/* A timer to write again once fy_store_timers_due has finished its scan. */
+typedef struct fy_rearm {
+    uint64_t sub, first, last, deadline;
+} fy_rearm_t;
+
+/* A subscription record as cached for one batch. */
+typedef struct fy_sub_rec {
+    uint64_t id, topic_id, cursor, floor, ack_wait_ms, max_deliver, created_ms;
+    uint8_t key[8 + FERRY_NAME_MAX]; /* its key in `subs`: topic id + name */
+    size_t key_len;
+    uint8_t topic[FERRY_NAME_MAX]; /* the topic's name */
+    size_t topic_len;
+    bool dirty;
+} fy_sub_rec_t;
+
+struct fy_store {
+    MDB_env *env;
+    MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
+    MDB_dbi sub_ids, acks, pend, timers;
+    MDB_txn *txn;
+    MDB_cursor *msg_cur;
+    bool spoiled, dirty;
+    uint64_t now_ms;
+    uint64_t default_dedupe_ms;
+    const fy_log_t *log;
+    int lock_fd;
+    fy_topic_rec_t *cache; /* topics touched by this batch */
+    size_t cache_len, cache_cap, cache_last;
+    fy_sub_rec_t *subs_cache; /* subscriptions touched by this batch */
+    size_t subs_len, subs_cap;
+    fy_rearm_t *rearm; /* scratch of fy_store_timers_due */
+    size_t rearm_cap;
+};
+
+/* Translates an LMDB result at the boundary; any failure spoils the txn. */
+fy_status_t fy_storei_mdb(fy_store_t *self, int rc, const char *what);
+/* Finds a topic in the batch cache or loads it; *out NULL if there is none. */
+fy_status_t fy_storei_topic_get(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out);
+fy_status_t fy_storei_meta_get(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out,
+                               bool *found);
+fy_status_t fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val);
+/* Key of message `seq` of topic `topic_id` in `messages` (16 bytes). */
+void fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq);
+/* Parses a message record; false if it is malformed. Borrows from the map. */
+bool fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out);
+
+/* Implemented in subs.c. */
+fy_status_t fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
+                                 const fy_sub_opts_t *o, fy_sub_rec_t **out);
+fy_status_t fy_storei_flush_subs(fy_store_t *self);
+fy_status_t fy_storei_drop_subs_of(fy_store_t *self, uint64_t topic_id);
+
+#endif

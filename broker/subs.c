@@ -1,0 +1,712 @@
+/*
+ * subs.c - durable subscriptions of the store: cursors, ack floors, acks
+ * above the floor, redelivery entries and the ack-wait timer index (see
+ * store.h). Runs inside the store's batch transaction, like store.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "store_int.h"
+
+#define S_ACK_WAIT_DEFAULT_MS 30000
+#define S_MAX_DELIVER_DEFAULT 5
+
+static void
+s_key2(uint8_t *key, uint64_t a, uint64_t b)
+{
+    fy_be64_put(key, a);
+    fy_be64_put(key + 8, b);
+}
+
+static void
+s_sub_encode(const fy_sub_rec_t *sub, uint8_t *rec)
+{
+    memset(rec, 0, S_SUB_REC);
+    rec[0] = 1;
+    fy_be64_put(rec + 8, sub->id);
+    fy_be64_put(rec + 16, sub->cursor);
+    fy_be64_put(rec + 24, sub->floor);
+    fy_be64_put(rec + 32, sub->ack_wait_ms);
+    fy_be64_put(rec + 40, sub->max_deliver);
+    fy_be64_put(rec + 48, sub->created_ms);
+    fy_be64_put(rec + 56, sub->topic_id);
+    memcpy(rec + S_SUB_REC, sub->topic, sub->topic_len);
+}
+
+static bool
+s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
+{
+    const uint8_t *rec = v->mv_data;
+    if (v->mv_size < S_SUB_REC || v->mv_size > S_SUB_REC + FERRY_NAME_MAX || rec[0] != 1 ||
+        k->mv_size < 8 || k->mv_size > sizeof sub->key)
+        return false;
+    sub->id = fy_be64_get(rec + 8);
+    sub->cursor = fy_be64_get(rec + 16);
+    sub->floor = fy_be64_get(rec + 24);
+    sub->ack_wait_ms = fy_be64_get(rec + 32);
+    sub->max_deliver = fy_be64_get(rec + 40);
+    sub->created_ms = fy_be64_get(rec + 48);
+    sub->topic_id = fy_be64_get(rec + 56);
+    sub->topic_len = v->mv_size - S_SUB_REC;
+    memcpy(sub->topic, rec + S_SUB_REC, sub->topic_len);
+    sub->key_len = k->mv_size;
+    memcpy(sub->key, k->mv_data, k->mv_size);
+    sub->dirty = false;
+    return true;
+}
+
+static fy_status_t
+s_sub_put(fy_store_t *self, fy_sub_rec_t *sub)
+{
+    uint8_t rec[S_SUB_REC + FERRY_NAME_MAX];
+    s_sub_encode(sub, rec);
+    MDB_val k = {sub->key_len, sub->key}, v = {S_SUB_REC + sub->topic_len, rec};
+    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub");
+    if (st == FERRY_OK)
+        sub->dirty = false;
+    return st;
+}
+
+fy_status_t
+fy_storei_flush_subs(fy_store_t *self)
+{
+    for (size_t i = 0; i < self->subs_len; i++) {
+        if (self->subs_cache[i].dirty) {
+            fy_status_t st = s_sub_put(self, &self->subs_cache[i]);
+            if (st)
+                return st;
+        }
+    }
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_sub_slot(fy_store_t *self, fy_sub_rec_t **out)
+{
+    if (self->subs_len == self->subs_cap) {
+        size_t cap = self->subs_cap ? self->subs_cap * 2 : 16;
+        fy_sub_rec_t *c = realloc(self->subs_cache, cap * sizeof *c);
+        if (!c)
+            return FERRY_ENOMEM;
+        self->subs_cache = c;
+        self->subs_cap = cap;
+    }
+    *out = &self->subs_cache[self->subs_len];
+    return FERRY_OK;
+}
+
+/* Loads the subscription stored under `key` into the batch cache. */
+static fy_status_t
+s_sub_load(fy_store_t *self, const MDB_val *key, fy_sub_rec_t **out)
+{
+    *out = NULL;
+    MDB_val v;
+    int rc = mdb_get(self->txn, self->subs, (MDB_val *)key, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "get sub");
+    fy_sub_rec_t *slot;
+    fy_status_t st = s_sub_slot(self, &slot);
+    if (st)
+        return st;
+    if (!s_sub_decode(key, &v, slot)) {
+        fy_log(self->log, FY_LOG_ERROR, "store", "corrupt subscription record", NULL);
+        return FERRY_EIO;
+    }
+    self->subs_len++;
+    *out = slot;
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_sub_by_id(fy_store_t *self, uint64_t id, fy_sub_rec_t **out)
+{
+    for (size_t i = 0; i < self->subs_len; i++) {
+        if (self->subs_cache[i].id == id) {
+            *out = &self->subs_cache[i];
+            return FERRY_OK;
+        }
+    }
+    *out = NULL;
+    uint8_t idk[8];
+    fy_be64_put(idk, id);
+    MDB_val k = {8, idk}, v;
+    int rc = mdb_get(self->txn, self->sub_ids, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "get sub id");
+    uint8_t key[8 + FERRY_NAME_MAX];
+    if (v.mv_size < 8 || v.mv_size > sizeof key)
+        return FERRY_EIO;
+    memcpy(key, v.mv_data, v.mv_size);
+    MDB_val sk = {v.mv_size, key};
+    return s_sub_load(self, &sk, out);
+}
+
+static fy_status_t
+s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t **out)
+{
+    uint8_t key[8 + FERRY_NAME_MAX];
+    fy_be64_put(key, topic_id);
+    memcpy(key + 8, name.ptr, name.len);
+    for (size_t i = 0; i < self->subs_len; i++) {
+        fy_sub_rec_t *s = &self->subs_cache[i];
+        if (s->key_len == 8 + name.len && memcmp(s->key, key, s->key_len) == 0) {
+            *out = s;
+            return FERRY_OK;
+        }
+    }
+    MDB_val k = {8 + name.len, key};
+    return s_sub_load(self, &k, out);
+}
+
+fy_status_t
+fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
+                     const fy_sub_opts_t *o, fy_sub_rec_t **out)
+{
+    uint64_t id = 1;
+    bool found;
+    fy_status_t st = fy_storei_meta_get(self, self->txn, "next_sub_id", &id, &found);
+    if (st || (st = fy_storei_meta_put(self, self->txn, "next_sub_id", id + 1)))
+        return st;
+    fy_sub_rec_t *sub;
+    if ((st = s_sub_slot(self, &sub)))
+        return st;
+    memset(sub, 0, sizeof *sub);
+    sub->id = id;
+    sub->topic_id = t->id;
+    switch (o->start) {
+    case FY_START_FIRST:
+        sub->cursor = t->count ? t->first : t->last + 1;
+        break;
+    case FY_START_NEW:
+        sub->cursor = t->last + 1;
+        break;
+    case FY_START_SEQ:
+        sub->cursor = o->start_seq ? o->start_seq : 1;
+        break;
+    }
+    sub->floor = sub->cursor - 1;
+    sub->ack_wait_ms = o->ack_wait_ms ? o->ack_wait_ms : S_ACK_WAIT_DEFAULT_MS;
+    sub->max_deliver = o->max_deliver ? o->max_deliver : S_MAX_DELIVER_DEFAULT;
+    sub->created_ms = self->now_ms;
+    fy_be64_put(sub->key, t->id);
+    memcpy(sub->key + 8, name.ptr, name.len);
+    sub->key_len = 8 + name.len;
+    memcpy(sub->topic, t->name, t->name_len);
+    sub->topic_len = t->name_len;
+    self->subs_len++;
+    self->dirty = true;
+    uint8_t idk[8];
+    fy_be64_put(idk, id);
+    MDB_val k = {8, idk}, v = {sub->key_len, sub->key};
+    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->sub_ids, &k, &v, 0), "put sub id")) ||
+        (st = s_sub_put(self, sub)))
+        return st;
+    *out = sub;
+    return FERRY_OK;
+}
+
+/* The topic a subscription reads; NULL if it was deleted (or redeclared). */
+static fy_status_t
+s_sub_topic(fy_store_t *self, const fy_sub_rec_t *sub, fy_topic_rec_t **out)
+{
+    fy_bytes_t name = {sub->topic, sub->topic_len};
+    fy_status_t st = fy_storei_topic_get(self, name, out);
+    if (st == FERRY_OK && *out && (*out)->id != sub->topic_id)
+        *out = NULL;
+    return st;
+}
+
+static void
+s_sub_info(const fy_sub_rec_t *sub, const fy_topic_rec_t *t, fy_sub_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->id = sub->id;
+    info->cursor = sub->cursor;
+    info->ack_floor = sub->floor;
+    info->ack_wait_ms = sub->ack_wait_ms;
+    info->max_deliver = sub->max_deliver;
+    info->created_ms = sub->created_ms;
+    info->last_seq = t ? t->last : 0;
+    info->kind = t ? t->kind : FERRY_KIND_TOPIC;
+}
+
+fy_status_t
+fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, const fy_sub_opts_t *opts,
+                  fy_sub_info_t *info, bool *created)
+{
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    if ((t->kind == FERRY_KIND_QUEUE) != (name.len == 0))
+        return FERRY_EFIELD;
+    fy_sub_rec_t *sub;
+    if ((st = s_sub_by_name(self, t->id, name, &sub)))
+        return st;
+    *created = sub == NULL;
+    if (!sub) {
+        /* fy_storei_sub_create may grow the subscription cache; the topic cache is separate. */
+        if ((st = fy_storei_sub_create(self, t, name, opts, &sub)))
+            return st;
+    }
+    s_sub_info(sub, t, info);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info)
+{
+    fy_sub_rec_t *sub;
+    fy_topic_rec_t *t;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st)
+        return st;
+    if (!sub)
+        return FERRY_ENOTFOUND;
+    if ((st = s_sub_topic(self, sub, &t)))
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    s_sub_info(sub, t, info);
+    return FERRY_OK;
+}
+
+/* Deletes every key of `dbi` that starts with the 8-byte `prefix`. */
+static fy_status_t
+s_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, dbi, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    uint8_t key[8];
+    fy_be64_put(key, prefix);
+    MDB_val k = {8, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix) {
+        if ((rc = mdb_cursor_del(cur, 0)))
+            break;
+        self->dirty = true;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "delete prefix");
+}
+
+/* Removes a subscription's record and ack state (its timers fire into nothing). */
+static fy_status_t
+s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
+{
+    uint8_t idk[8];
+    fy_be64_put(idk, sub->id);
+    MDB_val k = {sub->key_len, sub->key}, ik = {8, idk};
+    fy_status_t st;
+    int rc = mdb_del(self->txn, self->subs, &k, NULL);
+    if ((rc && rc != MDB_NOTFOUND) ||
+        ((rc = mdb_del(self->txn, self->sub_ids, &ik, NULL)) && rc != MDB_NOTFOUND))
+        return fy_storei_mdb(self, rc, "delete sub");
+    self->dirty = true;
+    if ((st = s_del_prefix(self, self->acks, sub->id)) ||
+        (st = s_del_prefix(self, self->pend, sub->id)))
+        return st;
+    /* Forget it in the batch cache. */
+    size_t i = (size_t)(sub - self->subs_cache);
+    self->subs_cache[i] = self->subs_cache[--self->subs_len];
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name)
+{
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    if (st)
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    if (t->kind == FERRY_KIND_QUEUE || name.len == 0)
+        return FERRY_EFIELD;
+    fy_sub_rec_t *sub;
+    if ((st = s_sub_by_name(self, t->id, name, &sub)))
+        return st;
+    return sub ? s_sub_drop(self, sub) : FERRY_ENOTFOUND;
+}
+
+fy_status_t
+fy_storei_drop_subs_of(fy_store_t *self, uint64_t topic_id)
+{
+    for (;;) {
+        uint8_t key[8];
+        fy_be64_put(key, topic_id);
+        MDB_val k = {8, key}, v;
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(self->txn, self->subs, &cur);
+        if (rc)
+            return fy_storei_mdb(self, rc, "cursor open");
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        uint8_t found[8 + FERRY_NAME_MAX];
+        size_t found_len = 0;
+        if (rc == 0 && k.mv_size >= 8 && k.mv_size <= sizeof found &&
+            fy_be64_get(k.mv_data) == topic_id) {
+            found_len = k.mv_size;
+            memcpy(found, k.mv_data, found_len);
+        }
+        mdb_cursor_close(cur);
+        if (rc && rc != MDB_NOTFOUND)
+            return fy_storei_mdb(self, rc, "sweep subs");
+        if (found_len == 0)
+            return FERRY_OK;
+        MDB_val fk = {found_len, found};
+        fy_sub_rec_t *sub;
+        fy_status_t st = s_sub_load(self, &fk, &sub);
+        if (st)
+            return st;
+        if (!sub || (st = s_sub_drop(self, sub)))
+            return st ? st : FERRY_EIO;
+    }
+}
+
+static fy_status_t
+s_timer_put(fy_store_t *self, uint64_t deadline, uint64_t sub_id, uint64_t first, uint64_t last)
+{
+    uint8_t key[32];
+    s_key2(key, deadline, sub_id);
+    s_key2(key + 16, first, last);
+    MDB_val k = {32, key}, v = {0, NULL};
+    self->dirty = true;
+    return fy_storei_mdb(self, mdb_put(self->txn, self->timers, &k, &v, 0), "put timer");
+}
+
+fy_status_t
+fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn,
+                     void *user, size_t *count)
+{
+    *count = 0;
+    fy_sub_rec_t *sub;
+    fy_topic_rec_t *t;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st == FERRY_OK && !sub)
+        return FERRY_ENOTFOUND;
+    if (st || (st = s_sub_topic(self, sub, &t)))
+        return st;
+    if (!t)
+        return FERRY_ENOTFOUND;
+    if (sub->cursor > t->last || max == 0)
+        return FERRY_OK;
+    uint8_t key[16];
+    fy_storei_msg_key(key, t->id, sub->cursor);
+    MDB_val k = {16, key}, v;
+    uint64_t first = 0, last = 0;
+    int rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *count < max) {
+        fy_stored_t m;
+        if (k.mv_size != 16 || fy_be64_get(k.mv_data) != t->id ||
+            !fy_storei_parse_message(&k, &v, &m))
+            break;
+        if ((st = fn(user, &m, 1)))
+            return st;
+        if (!first)
+            first = m.seq;
+        last = m.seq;
+        (*count)++;
+        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_storei_mdb(self, rc, "deliver");
+    /* Past the last delivered; or past the end when only gaps were left. */
+    uint64_t next = *count ? last + 1 : t->last + 1;
+    if (next != sub->cursor) {
+        sub->cursor = next;
+        sub->dirty = true;
+        self->dirty = true;
+    }
+    if (*count)
+        return s_timer_put(self, self->now_ms + sub->ack_wait_ms, sub->id, first, last);
+    return FERRY_OK;
+}
+
+/* Is `seq` acked by `sub`? */
+static fy_status_t
+s_acked(fy_store_t *self, const fy_sub_rec_t *sub, uint64_t seq, bool *acked)
+{
+    *acked = true;
+    if (seq <= sub->floor)
+        return FERRY_OK;
+    uint8_t key[16];
+    s_key2(key, sub->id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(self->txn, self->acks, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *acked = false;
+        return FERRY_OK;
+    }
+    return fy_storei_mdb(self, rc, "get ack");
+}
+
+/* The per-message entry of a message delivered more than once. */
+static fy_status_t
+s_pend_get(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t *dc, uint64_t *deadline)
+{
+    uint8_t key[16];
+    s_key2(key, sub_id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(self->txn, self->pend, &k, &v);
+    *dc = 1;
+    *deadline = 0;
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "get pend");
+    if (v.mv_size != 12)
+        return FERRY_EIO;
+    *dc = fy_be32_get(v.mv_data);
+    *deadline = fy_be64_get((const uint8_t *)v.mv_data + 4);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked)
+{
+    fy_sub_rec_t *sub;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    *acked = true;
+    if (st || !sub)
+        return st;
+    return s_acked(self, sub, seq, acked);
+}
+
+fy_status_t
+fy_store_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn fn,
+                   void *user, bool *delivered, bool *exhausted)
+{
+    *delivered = *exhausted = false;
+    fy_sub_rec_t *sub;
+    fy_topic_rec_t *t;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st || !sub)
+        return st;
+    if ((st = s_sub_topic(self, sub, &t)) || !t)
+        return st;
+    bool acked;
+    if (seq >= sub->cursor || (st = s_acked(self, sub, seq, &acked)) || acked)
+        return st;
+    uint8_t key[16];
+    fy_storei_msg_key(key, t->id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(self->txn, self->messages, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK; /* removed by retention: nothing to deliver */
+    if (rc)
+        return fy_storei_mdb(self, rc, "get message");
+    fy_stored_t m;
+    if (!fy_storei_parse_message(&k, &v, &m))
+        return FERRY_EIO;
+    uint32_t dc;
+    uint64_t deadline;
+    if ((st = s_pend_get(self, sub->id, seq, &dc, &deadline)))
+        return st;
+    if (dc >= sub->max_deliver) {
+        *exhausted = true;
+        return FERRY_OK;
+    }
+    dc++;
+    deadline = self->now_ms + sub->ack_wait_ms;
+    uint8_t pk[16], pv[12];
+    s_key2(pk, sub->id, seq);
+    fy_be32_put(pv, dc);
+    fy_be64_put(pv + 4, deadline);
+    MDB_val pkv = {16, pk}, pvv = {12, pv};
+    self->dirty = true;
+    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")) ||
+        (st = s_timer_put(self, deadline, sub->id, seq, seq)))
+        return st;
+    /* `m` points into the map; the puts above may have moved pages: read again. */
+    rc = mdb_get(self->txn, self->messages, &k, &v);
+    if (rc || !fy_storei_parse_message(&k, &v, &m))
+        return rc ? fy_storei_mdb(self, rc, "get message") : FERRY_EIO;
+    *delivered = true;
+    return fn(user, &m, dc);
+}
+
+/* Deletes message `seq` of a queue once acked, keeping the topic counters. */
+static fy_status_t
+s_queue_remove(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
+{
+    uint8_t key[16];
+    fy_storei_msg_key(key, t->id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    fy_stored_t m;
+    if (rc)
+        return fy_storei_mdb(self, rc, "find message");
+    if (!fy_storei_parse_message(&k, &v, &m))
+        return FERRY_EIO;
+    uint64_t size = m.key.len + m.id.len + m.hdrs.len + m.payload.len;
+    if ((rc = mdb_cursor_del(self->msg_cur, 0)))
+        return fy_storei_mdb(self, rc, "delete message");
+    self->dirty = true;
+    t->dirty = true;
+    t->count--;
+    t->bytes -= size <= t->bytes ? size : t->bytes;
+    if (t->count == 0) {
+        t->first = 0;
+    } else if (seq == t->first) {
+        /* The cursor stands on the next message after the delete. */
+        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == 0 && k.mv_size == 16 && fy_be64_get(k.mv_data) == t->id)
+            t->first = fy_be64_get((const uint8_t *)k.mv_data + 8);
+        else
+            t->first = t->last + 1;
+    }
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
+{
+    fy_sub_rec_t *sub;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st)
+        return st;
+    if (!sub)
+        return FERRY_ENOTFOUND;
+    if (seq <= sub->floor)
+        return FERRY_OK;
+    if (seq >= sub->cursor)
+        return FERRY_ESEQ;
+    uint8_t key[16];
+    s_key2(key, sub->id, seq);
+    MDB_val k = {16, key}, v = {0, NULL};
+    self->dirty = true;
+    if (seq == sub->floor + 1) {
+        /* Advance the floor over any acks that were waiting above it. */
+        sub->floor = seq;
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(self->txn, self->acks, &cur);
+        if (rc)
+            return fy_storei_mdb(self, rc, "cursor open");
+        uint8_t nk[16];
+        s_key2(nk, sub->id, sub->floor + 1);
+        MDB_val ck = {16, nk}, cv;
+        while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET)) == 0) {
+            if ((rc = mdb_cursor_del(cur, 0)))
+                break;
+            sub->floor++;
+            s_key2(nk, sub->id, sub->floor + 1);
+            ck.mv_size = 16;
+            ck.mv_data = nk;
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            return fy_storei_mdb(self, rc, "advance ack floor");
+    } else {
+        if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->acks, &k, &v, 0), "put ack")))
+            return st;
+    }
+    sub->dirty = true;
+    int rc = mdb_del(self->txn, self->pend, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_storei_mdb(self, rc, "delete pend");
+    fy_topic_rec_t *t;
+    if ((st = s_sub_topic(self, sub, &t)))
+        return st;
+    if (t && t->kind == FERRY_KIND_QUEUE)
+        return s_queue_remove(self, t, seq);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *user, bool *more)
+{
+    *more = false;
+    size_t nrearm = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->timers, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    fy_status_t st = FERRY_OK;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != 32) {
+            st = FERRY_EIO;
+            break;
+        }
+        const uint8_t *tk = k.mv_data;
+        if (fy_be64_get(tk) > self->now_ms)
+            break;
+        uint64_t sub_id = fy_be64_get(tk + 8), first = fy_be64_get(tk + 16),
+                 last = fy_be64_get(tk + 24);
+        if (budget == 0) {
+            *more = true;
+            break;
+        }
+        /* At most one re-armed timer per two sequences of the range. */
+        if (last < first || last - first > FY_BATCH_MAX * 64) {
+            st = FERRY_EIO;
+            break;
+        }
+        size_t need = nrearm + (size_t)(last - first) / 2 + 1;
+        if (need > self->rearm_cap) {
+            size_t cap = need * 2;
+            fy_rearm_t *r = realloc(self->rearm, cap * sizeof *r);
+            if (!r) {
+                st = FERRY_ENOMEM;
+                break;
+            }
+            self->rearm = r;
+            self->rearm_cap = cap;
+        }
+        fy_rearm_t *rearm = self->rearm;
+        fy_sub_rec_t *sub;
+        if ((st = s_sub_by_id(self, sub_id, &sub)))
+            break;
+        uint64_t run_first = 0, run_last = 0;
+        for (uint64_t seq = first; sub && seq >= first && seq <= last; seq++) {
+            budget = budget ? budget - 1 : 0;
+            bool acked;
+            uint32_t dc = 1;
+            uint64_t deadline = 0;
+            if ((st = s_acked(self, sub, seq, &acked)) ||
+                (!acked && (st = s_pend_get(self, sub_id, seq, &dc, &deadline))))
+                break;
+            if (!acked && deadline <= self->now_ms) {
+                fn(user, sub_id, seq);
+                if (!run_first)
+                    run_first = seq;
+                run_last = seq;
+            } else if (run_first) {
+                rearm[nrearm++] =
+                    (fy_rearm_t){sub_id, run_first, run_last, self->now_ms + sub->ack_wait_ms};
+                run_first = 0;
+            }
+        }
+        if (st)
+            break;
+        if (run_first)
+            rearm[nrearm++] =
+                (fy_rearm_t){sub_id, run_first, run_last, self->now_ms + sub->ack_wait_ms};
+        if ((rc = mdb_cursor_del(cur, 0))) {
+            st = fy_storei_mdb(self, rc, "delete timer");
+            break;
+        }
+        self->dirty = true;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = fy_storei_mdb(self, rc, "timers next");
+    mdb_cursor_close(cur);
+    for (size_t i = 0; st == FERRY_OK && i < nrearm; i++)
+        st = s_timer_put(self, self->rearm[i].deadline, self->rearm[i].sub, self->rearm[i].first,
+                         self->rearm[i].last);
+    return st;
+}

@@ -24,7 +24,7 @@
 #define S_BATCH_BYTES  (64u << 20)        /* stop draining past this many bytes... */
 #define S_FRAME_COST   64                 /* ...counting each frame as at least this */
 #define S_SWEEP_BUDGET 1024               /* dedupe/delete work items per turn */
-#define S_IDLE_MS      1000               /* wake-up for sweeps when idle */
+#define S_IDLE_MS      100                /* sweeps and ack-wait timers, when idle */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -59,6 +59,7 @@ struct fy_broker {
     fy_store_t *store;
     fy_decoder_t *dec;
     fy_encoder_t *enc;
+    fy_encoder_t *items; /* message entries of a get/fetch reply before its count is known */
     zmq_msg_t *frames;
     size_t nframes, frames_cap;
     s_req_t *reqs;
@@ -106,13 +107,14 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     fy_status_t st;
     self->dec = fy_decoder_new();
     self->enc = fy_encoder_new();
+    self->items = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
     self->replies = calloc(cfg->batch_max, sizeof *self->replies);
     self->order = calloc(cfg->batch_max, sizeof *self->order);
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
-    if (!self->dec || !self->enc || !self->reqs || !self->replies || !self->order ||
+    if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
         !self->payloads || !self->seqs || !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
@@ -186,6 +188,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     fy_store_destroy(&self->store);
     fy_decoder_destroy(&self->dec);
     fy_encoder_destroy(&self->enc);
+    fy_encoder_destroy(&self->items);
     free(self->frames);
     free(self->outs);
     free(self->reqs);
@@ -333,65 +336,135 @@ s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req
     return FERRY_OK;
 }
 
-typedef struct {
-    fy_broker_t *self;
-    size_t count;
-} s_get_ctx_t;
-
+/* Encodes one message entry into self->items and copies its payload into
+ * an outgoing frame. Bytes in the map are valid only inside the transaction:
+ * they are copied once, never referenced. */
 static fy_status_t
-s_get_one(void *user, const fy_stored_t *m)
+s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
 {
-    s_get_ctx_t *g = user;
-    fy_broker_t *self = g->self;
     if (!s_grow((void **)&self->outs, &self->outs_cap, self->nouts + 1, sizeof(zmq_msg_t)))
         return FERRY_ENOMEM;
-    fy_status_t st = fy_encode_get_msg(self->enc, m->seq, m->ts_ms, m->key, m->id, m->hdrs);
+    fy_status_t st =
+        fy_encode_delivery_msg(self->items, m->seq, m->ts_ms, dc, m->key, m->id, m->hdrs);
     if (st)
         return st;
-    /* Bytes in the map are valid only inside the transaction: copy once. */
     zmq_msg_t *f = &self->outs[self->nouts];
     if (zmq_msg_init_size(f, m->payload.len) != 0)
         return FERRY_ENOMEM;
     if (m->payload.len)
         memcpy(zmq_msg_data(f), m->payload.ptr, m->payload.len);
     self->nouts++;
-    g->count++;
     return FERRY_OK;
 }
 
 static fy_status_t
-s_handle_get(fy_broker_t *self, size_t ri, const fy_request_t *req)
+s_get_item(void *user, const fy_stored_t *m)
 {
-    /* First count what there is so the array header is right, then encode. */
-    ferry_topic_info_t info;
-    fy_status_t st = fy_store_info(self->store, req->name, &info);
-    if (st)
-        return st;
-    uint64_t from = req->seq ? req->seq : 1;
-    if (from < info.first_seq)
-        from = info.first_seq;
-    uint64_t avail = info.messages == 0 || from > info.last_seq ? 0 : info.last_seq - from + 1;
-    size_t n = avail < req->limit ? (size_t)avail : req->limit;
-    s_reply_t *r;
-    s_reply_begin(self, ri, &r);
-    size_t outs_mark = self->nouts;
-    s_get_ctx_t g = {self, 0};
-    size_t count = 0;
-    st = fy_encode_get_begin(self->enc, req->cid, n);
-    if (st == FERRY_OK)
-        st = fy_store_read(self->store, req->name, from, (uint32_t)n, s_get_one, &g, &count);
-    if (st == FERRY_OK && count != n)
-        st = FERRY_EINTERNAL; /* sequences are dense within [first, last] */
+    return s_item(user, m, 0);
+}
+
+static fy_status_t
+s_fetch_item(void *user, const fy_stored_t *m, uint32_t dc)
+{
+    return s_item(user, m, dc);
+}
+
+/* A reply carrying messages: get (read only) or fetch (delivers). */
+static fy_status_t
+s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    size_t outs_mark = self->nouts, count = 0;
+    fy_encoder_reset(self->items);
+    fy_status_t st;
+    if (req->op == FY_OP_GET) {
+        st = fy_store_read(self->store, req->name, req->seq ? req->seq : 1, req->limit, s_get_item,
+                           self, &count);
+    } else {
+        fy_sub_info_t info;
+        bool created;
+        st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+        if (st == FERRY_OK)
+            st = fy_store_fetch(self->store, info.id, req->limit, s_fetch_item, self, &count);
+    }
+    s_reply_t *r = NULL;
+    if (st == FERRY_OK) {
+        s_reply_begin(self, ri, &r);
+        r->out_first = outs_mark;
+        st = fy_encode_get_begin(self->enc, req->cid, count);
+        if (st == FERRY_OK)
+            st = fy_encoder_append(self->enc, self->items);
+    }
     if (st) {
         /* Drop the partial reply (its bytes stay unreferenced in the encoder);
          * the caller sends an error instead. */
-        self->nreplies--;
+        if (r)
+            self->nreplies--;
         while (self->nouts > outs_mark)
             zmq_msg_close(&self->outs[--self->nouts]);
         return st;
     }
     s_reply_end(self, r);
     return FERRY_OK;
+}
+
+static fy_status_t
+s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    fy_sub_opts_t o = {.start = req->start == 2   ? FY_START_SEQ
+                                : req->start == 1 ? FY_START_NEW
+                                                  : FY_START_FIRST,
+                       .start_seq = req->seq,
+                       .ack_wait_ms = req->ack_wait_ms,
+                       .max_deliver = req->max_deliver};
+    fy_sub_info_t info;
+    bool created;
+    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, &o, &info, &created);
+    if (st == FERRY_EFIELD)
+        return fy_err_set(err, st,
+                          "a queue has one subscription, named \"\"; a topic's "
+                          "subscriptions need a name");
+    if (st)
+        return st;
+    if (created)
+        fy_log(self->log, FY_LOG_INFO, "broker", "subscription declared", "topic=%.*s sub=%.*s",
+               (int)req->name.len, (const char *)req->name.ptr, (int)req->sub.len,
+               (const char *)req->sub.ptr);
+    s_reply_t *r;
+    s_reply_begin(self, ri, &r);
+    st = fy_encode_sub_reply(self->enc, req->cid, info.cursor, info.ack_floor, info.ack_wait_ms,
+                             info.max_deliver, created);
+    if (st == FERRY_OK)
+        s_reply_end(self, r);
+    else
+        self->nreplies--;
+    return st;
+}
+
+/* ack and nack: applied in this batch's transaction, so an "ok" means durable. */
+static fy_status_t
+s_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    fy_sub_info_t info;
+    bool created;
+    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+    for (size_t i = 0; st == FERRY_OK && i < req->seq_count; i++) {
+        st = req->op == FY_OP_ACK
+                 ? fy_store_ack(self->store, info.id, req->seqs[i])
+                 : fy_store_nack(self->store, info.id, req->seqs[i], req->delay_ms);
+        if (st == FERRY_ESEQ)
+            fy_err_set(err, st, "sequence %llu was never delivered to this subscription",
+                       (unsigned long long)req->seqs[i]);
+    }
+    if (st || req->noreply)
+        return st;
+    s_reply_t *r;
+    s_reply_begin(self, ri, &r);
+    st = fy_encode_ok(self->enc, req->cid);
+    if (st == FERRY_OK)
+        s_reply_end(self, r);
+    else
+        self->nreplies--;
+    return st;
 }
 
 /* Handles one request inside the batch transaction. `refuse_writes`: the map
@@ -419,7 +492,9 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         return;
     }
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
-                    req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE;
+                    req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
+                    req.op == FY_OP_SUB_DECLARE || req.op == FY_OP_FETCH || req.op == FY_OP_ACK ||
+                    req.op == FY_OP_NACK;
     if (is_write && refuse_writes) {
         s_error(self, ri, &req, FERRY_ESTORAGE_FULL,
                 "storage is full; reads go on, publishes resume when space is freed");
@@ -511,7 +586,19 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         }
         break;
     case FY_OP_GET:
-        st = s_handle_get(self, ri, &req);
+    case FY_OP_FETCH:
+        st = s_handle_messages(self, ri, &req);
+        if (st == FERRY_OK)
+            return;
+        break;
+    case FY_OP_SUB_DECLARE:
+        st = s_handle_sub(self, ri, &req, &err);
+        if (st == FERRY_OK)
+            return;
+        break;
+    case FY_OP_ACK:
+    case FY_OP_NACK:
+        st = s_handle_ack(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;
         break;
@@ -525,9 +612,10 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     }
     if (fy_store_spoiled(self->store))
         return; /* the caller replays the batch */
-    const char *msg = NULL;
+    const char *msg = err.code == st && err.msg[0] ? err.msg : NULL;
+    bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK;
     if (st == FERRY_ENOTFOUND)
-        msg = "no such topic or queue";
+        msg = sub_op ? "no such topic, queue or subscription" : "no such topic or queue";
     else if (st == FERRY_EIO || st == FERRY_EINTERNAL) {
         fy_log(self->log, FY_LOG_ERROR, "broker", "request failed", "op=%s cid=%llu code=%s",
                fy_op_name(req.op), (unsigned long long)req.cid, ferry_errname(st));
@@ -649,7 +737,12 @@ s_process_batch(fy_broker_t *self, bool sweep)
                 break;
         }
         if (i == self->nreqs && sweep && full_from == SIZE_MAX) {
+            size_t due = 0;
+            bool timers_more = false;
             st = fy_store_sweep(self->store, S_SWEEP_BUDGET, &self->sweep_more);
+            if (st == FERRY_OK)
+                st = fy_store_timers_due(self->store, S_SWEEP_BUDGET, &due, &timers_more);
+            self->sweep_more = self->sweep_more || timers_more;
             if (st == FERRY_ESTORAGE_FULL) {
                 i = self->nreqs; /* replay without the sweep */
                 sweep = false;

@@ -198,7 +198,8 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                {"sub_ids", &self->sub_ids},
                {"acks", &self->acks},
                {"pend", &self->pend},
-               {"timers", &self->timers}};
+               {"timers", &self->timers},
+               {"due", &self->due}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc) {
@@ -265,6 +266,11 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     self->lock_fd = -1;
     self->log = opts->log;
+    self->scratch = fy_encoder_new();
+    if (!self->scratch) {
+        free(self);
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
     self->default_dedupe_ms = opts->dedupe_window_ms;
     fy_status_t st;
     int rc;
@@ -320,7 +326,7 @@ fy_store_destroy(fy_store_t **self_p)
         close(self->lock_fd);
     free(self->cache);
     free(self->subs_cache);
-    free(self->rearm);
+    fy_encoder_destroy(&self->scratch);
     free(self);
     *self_p = NULL;
 }

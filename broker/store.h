@@ -110,9 +110,10 @@ fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
  * Acks above the floor are kept one by one until the floor reaches them.
  * A delivery of new messages writes one timer for the whole range (deadline
  * = now + ack wait); when it fires, the messages of the range still unacked
- * are due for redelivery. A message delivered twice or more has its own
- * entry (delivery count, deadline). So the normal path - deliver in order,
- * ack in order - writes nothing per message but the work-queue delete.
+ * are marked due, and the next fetch delivers them again. A message delivered
+ * twice or more has its own entry (delivery count, deadline). So the normal
+ * path - deliver in order, ack in order - writes nothing per message but the
+ * work-queue delete.
  */
 
 typedef enum fy_start { FY_START_FIRST, FY_START_NEW, FY_START_SEQ } fy_start_t;
@@ -137,8 +138,8 @@ typedef struct fy_sub_info {
 
 /**
  * Opens the subscription @p name on @p topic, creating it (with @p opts) if
- * missing. A queue has exactly one subscription, named "" (created with the
- * queue); a topic's subscriptions need a name.
+ * missing; with @p opts NULL a missing one is FERRY_ENOTFOUND. A queue has exactly one
+ * subscription, named "" (created with the queue); a topic's subscriptions need a name.
  * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EFIELD (name does not fit
  *         the kind), FERRY_ESTORAGE_FULL, FERRY_EIO
  */
@@ -161,15 +162,21 @@ typedef fy_status_t (*fy_store_deliver_fn)(void *user, const fy_stored_t *msg, u
 fy_status_t fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max,
                                  fy_store_deliver_fn fn, void *user, size_t *count);
 /**
- * Delivers @p seq again if it is still unacked and its message exists:
- * counts the delivery and arms its own ack-wait timer. When the count would
- * pass max_deliver, nothing is delivered and *@p exhausted is set (the
- * caller dead-letters it).
- * @param[out] delivered false if the message was acked or is gone.
+ * Fetches up to @p max messages for a consumer of the subscription: first
+ * those due for redelivery (ack wait passed, or nacked), oldest first, then
+ * new ones from the cursor. Each redelivery counts; a message that would pass
+ * max_deliver goes to the dead-letter topic `<topic>.dlq` instead (headers
+ * ferry-dlq-topic, -seq, -deliveries, -reason) and is acked.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO, or fn's status
  */
-fy_status_t fy_store_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq,
-                               fy_store_deliver_fn fn, void *user, bool *delivered,
-                               bool *exhausted);
+fy_status_t fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn,
+                           void *user, size_t *count);
+/**
+ * Gives @p seq back for redelivery after @p delay_ms (0: at once). Nacking an
+ * acked message does nothing.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms);
 /**
  * Acks @p seq. Acking twice is fine. On a queue the message is deleted.
  * @return FERRY_OK, FERRY_ENOTFOUND (subscription), FERRY_ESEQ (never delivered),
@@ -179,17 +186,14 @@ fy_status_t fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq);
 /** True if @p seq is acked (or its subscription is gone). */
 fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked);
 
-/** Called for each message whose ack wait passed while unacked. */
-typedef void (*fy_store_due_fn)(void *user, uint64_t sub_id, uint64_t seq);
-
 /**
- * Fires the timers whose deadline passed, at most @p budget sequences: each
- * sequence still unacked and not re-timed goes to @p fn. Its timer is re-armed
- * one ack wait later, so a crash before the redelivery does not forget it.
+ * Fires the timers whose deadline passed, looking at most at @p budget
+ * sequences: each one still unacked and not re-timed is marked due (a durable
+ * entry that the next fetch of its subscription delivers).
+ * @param[out] due how many were marked. @param[out] more true if timers are left.
  * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO
  */
-fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *user,
-                                bool *more);
+fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more);
 
 /** Fills the store's part of @p st: topics, messages, bytes, map_size, map_used. */
 fy_status_t fy_store_totals(fy_store_t *self, ferry_stats_t *st);

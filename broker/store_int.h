@@ -24,11 +24,6 @@ typedef struct fy_topic_rec {
 
 #define S_SUB_REC 64 /* bytes of a subscription record before the topic name */
 
-/* A timer to write again once fy_store_timers_due has finished its scan. */
-typedef struct fy_rearm {
-    uint64_t sub, first, last, deadline;
-} fy_rearm_t;
-
 /* A subscription record as cached for one batch. */
 typedef struct fy_sub_rec {
     uint64_t id, topic_id, cursor, floor, ack_wait_ms, max_deliver, created_ms;
@@ -42,7 +37,7 @@ typedef struct fy_sub_rec {
 struct fy_store {
     MDB_env *env;
     MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
-    MDB_dbi sub_ids, acks, pend, timers;
+    MDB_dbi sub_ids, acks, pend, timers, due;
     MDB_txn *txn;
     MDB_cursor *msg_cur;
     bool spoiled, dirty;
@@ -54,8 +49,7 @@ struct fy_store {
     size_t cache_len, cache_cap, cache_last;
     fy_sub_rec_t *subs_cache; /* subscriptions touched by this batch */
     size_t subs_len, subs_cap;
-    fy_rearm_t *rearm; /* scratch of fy_store_timers_due */
-    size_t rearm_cap;
+    fy_encoder_t *scratch; /* dead-letter headers */
 };
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */

@@ -251,6 +251,8 @@ fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, const fy_
     if ((st = s_sub_by_name(self, t->id, name, &sub)))
         return st;
     *created = sub == NULL;
+    if (!sub && !opts)
+        return FERRY_ENOTFOUND;
     if (!sub) {
         /* fy_storei_sub_create may grow the subscription cache; the topic cache is separate. */
         if ((st = fy_storei_sub_create(self, t, name, opts, &sub)))
@@ -314,7 +316,8 @@ s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
         return fy_storei_mdb(self, rc, "delete sub");
     self->dirty = true;
     if ((st = s_del_prefix(self, self->acks, sub->id)) ||
-        (st = s_del_prefix(self, self->pend, sub->id)))
+        (st = s_del_prefix(self, self->pend, sub->id)) ||
+        (st = s_del_prefix(self, self->due, sub->id)))
         return st;
     /* Forget it in the batch cache. */
     size_t i = (size_t)(sub - self->subs_cache);
@@ -482,9 +485,12 @@ fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked)
     return s_acked(self, sub, seq, acked);
 }
 
-fy_status_t
-fy_store_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn fn,
-                   void *user, bool *delivered, bool *exhausted)
+/* Delivers `seq` again if it is still unacked and its message exists: counts
+ * the delivery and arms its own ack-wait timer. When the count would pass
+ * max_deliver, nothing is delivered and *exhausted is set. */
+static fy_status_t
+s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn fn, void *user,
+            bool *delivered, bool *exhausted)
 {
     *delivered = *exhausted = false;
     fy_sub_rec_t *sub;
@@ -624,11 +630,21 @@ fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
     return FERRY_OK;
 }
 
+static fy_status_t
+s_mark_due(fy_store_t *self, uint64_t sub_id, uint64_t seq)
+{
+    uint8_t key[16];
+    s_key2(key, sub_id, seq);
+    MDB_val k = {16, key}, v = {0, NULL};
+    self->dirty = true;
+    return fy_storei_mdb(self, mdb_put(self->txn, self->due, &k, &v, 0), "put due");
+}
+
 fy_status_t
-fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *user, bool *more)
+fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more)
 {
     *more = false;
-    size_t nrearm = 0;
+    *due = 0;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->timers, &cur);
     if (rc)
@@ -644,33 +660,15 @@ fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *u
         const uint8_t *tk = k.mv_data;
         if (fy_be64_get(tk) > self->now_ms)
             break;
-        uint64_t sub_id = fy_be64_get(tk + 8), first = fy_be64_get(tk + 16),
-                 last = fy_be64_get(tk + 24);
         if (budget == 0) {
             *more = true;
             break;
         }
-        /* At most one re-armed timer per two sequences of the range. */
-        if (last < first || last - first > FY_BATCH_MAX * 64) {
-            st = FERRY_EIO;
-            break;
-        }
-        size_t need = nrearm + (size_t)(last - first) / 2 + 1;
-        if (need > self->rearm_cap) {
-            size_t cap = need * 2;
-            fy_rearm_t *r = realloc(self->rearm, cap * sizeof *r);
-            if (!r) {
-                st = FERRY_ENOMEM;
-                break;
-            }
-            self->rearm = r;
-            self->rearm_cap = cap;
-        }
-        fy_rearm_t *rearm = self->rearm;
+        uint64_t sub_id = fy_be64_get(tk + 8), first = fy_be64_get(tk + 16),
+                 last = fy_be64_get(tk + 24);
         fy_sub_rec_t *sub;
         if ((st = s_sub_by_id(self, sub_id, &sub)))
             break;
-        uint64_t run_first = 0, run_last = 0;
         for (uint64_t seq = first; sub && seq >= first && seq <= last; seq++) {
             budget = budget ? budget - 1 : 0;
             bool acked;
@@ -679,22 +677,16 @@ fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *u
             if ((st = s_acked(self, sub, seq, &acked)) ||
                 (!acked && (st = s_pend_get(self, sub_id, seq, &dc, &deadline))))
                 break;
+            /* A message with a later deadline of its own was re-timed (redelivered
+             * or nacked since): that timer will speak for it. */
             if (!acked && deadline <= self->now_ms) {
-                fn(user, sub_id, seq);
-                if (!run_first)
-                    run_first = seq;
-                run_last = seq;
-            } else if (run_first) {
-                rearm[nrearm++] =
-                    (fy_rearm_t){sub_id, run_first, run_last, self->now_ms + sub->ack_wait_ms};
-                run_first = 0;
+                if ((st = s_mark_due(self, sub_id, seq)))
+                    break;
+                (*due)++;
             }
         }
         if (st)
             break;
-        if (run_first)
-            rearm[nrearm++] =
-                (fy_rearm_t){sub_id, run_first, run_last, self->now_ms + sub->ack_wait_ms};
         if ((rc = mdb_cursor_del(cur, 0))) {
             st = fy_storei_mdb(self, rc, "delete timer");
             break;
@@ -705,8 +697,159 @@ fy_store_timers_due(fy_store_t *self, size_t budget, fy_store_due_fn fn, void *u
     if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
         st = fy_storei_mdb(self, rc, "timers next");
     mdb_cursor_close(cur);
-    for (size_t i = 0; st == FERRY_OK && i < nrearm; i++)
-        st = s_timer_put(self, self->rearm[i].deadline, self->rearm[i].sub, self->rearm[i].first,
-                         self->rearm[i].last);
+    return st;
+}
+
+fy_status_t
+fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms)
+{
+    fy_sub_rec_t *sub;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st)
+        return st;
+    if (!sub)
+        return FERRY_ENOTFOUND;
+    if (seq >= sub->cursor)
+        return FERRY_ESEQ;
+    bool acked;
+    uint32_t dc;
+    uint64_t deadline;
+    if ((st = s_acked(self, sub, seq, &acked)) || acked ||
+        (st = s_pend_get(self, sub->id, seq, &dc, &deadline)))
+        return st;
+    deadline = self->now_ms + delay_ms;
+    uint8_t pk[16], pv[12];
+    s_key2(pk, sub->id, seq);
+    fy_be32_put(pv, dc);
+    fy_be64_put(pv + 4, deadline);
+    MDB_val pkv = {16, pk}, pvv = {12, pv};
+    self->dirty = true;
+    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")))
+        return st;
+    return delay_ms ? s_timer_put(self, deadline, sub->id, seq, seq)
+                    : s_mark_due(self, sub->id, seq);
+}
+
+/* Moves message `seq` of `sub` to the topic's dead-letter topic with the
+ * reason in its headers, then acks it: after max_deliver nothing is left to
+ * loop on, and nothing is dropped without a trace. */
+static fy_status_t
+s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t deliveries,
+              const char *reason)
+{
+    char dlq[FERRY_NAME_MAX + 8];
+    int n = snprintf(dlq, sizeof dlq, "%.*s.dlq", (int)sub->topic_len, (const char *)sub->topic);
+    if (n < 0 || n > FERRY_NAME_MAX) {
+        fy_log(self->log, FY_LOG_ERROR, "store", "no dead-letter topic name fits",
+               "topic_id=%llu seq=%llu", (unsigned long long)sub->topic_id,
+               (unsigned long long)seq);
+        return FERRY_OK; /* stays pending, logged */
+    }
+    uint8_t key[16];
+    fy_storei_msg_key(key, sub->topic_id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(self->txn, self->messages, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fy_store_ack(self, sub->id, seq);
+    fy_stored_t m;
+    if (rc || !fy_storei_parse_message(&k, &v, &m))
+        return rc ? fy_storei_mdb(self, rc, "get message") : FERRY_EIO;
+    /* Copy out of the map: the appends below may rewrite the page it is on. */
+    size_t total = m.key.len + m.id.len + m.payload.len;
+    uint8_t *copy = malloc(total ? total : 1);
+    if (!copy)
+        return FERRY_ENOMEM;
+    memcpy(copy, m.key.ptr, m.key.len);
+    memcpy(copy + m.key.len, m.payload.ptr, m.payload.len);
+    char seqtext[24], dctext[16], topic[FERRY_NAME_MAX + 1];
+    snprintf(seqtext, sizeof seqtext, "%llu", (unsigned long long)seq);
+    snprintf(dctext, sizeof dctext, "%u", deliveries);
+    snprintf(topic, sizeof topic, "%.*s", (int)sub->topic_len, (const char *)sub->topic);
+    ferry_header_t extra[] = {{"ferry-dlq-topic", topic},
+                              {"ferry-dlq-seq", seqtext},
+                              {"ferry-dlq-deliveries", dctext},
+                              {"ferry-dlq-reason", reason}};
+    fy_encoder_reset(self->scratch);
+    fy_status_t st = fy_headers_merge(self->scratch, m.hdrs, extra, 4);
+    if (st == FERRY_OK) {
+        ferry_topic_info_t info;
+        bool created;
+        fy_pubmeta_t meta = {
+            .key = {copy, m.key.len},
+            .hdrs = {fy_encoder_data(self->scratch), fy_encoder_len(self->scratch)}};
+        fy_bytes_t payload = {copy + m.key.len, m.payload.len};
+        uint64_t dseq;
+        bool dup;
+        st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FERRY_KIND_TOPIC,
+                              0, &info, &created);
+        if (st == FERRY_EEXISTS)
+            st = FERRY_OK; /* a queue of that name: it takes dead letters as well */
+        if (st == FERRY_OK)
+            st = fy_store_append(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, &meta,
+                                 &payload, 1, &dseq, &dup);
+    }
+    free(copy);
+    if (st == FERRY_OK)
+        fy_log(self->log, FY_LOG_INFO, "store", "dead-lettered", "topic=%s seq=%llu reason=%s",
+               topic, (unsigned long long)seq, reason);
+    return st ? st : fy_store_ack(self, sub->id, seq);
+}
+
+fy_status_t
+fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn, void *user,
+               size_t *count)
+{
+    *count = 0;
+    fy_sub_rec_t *sub;
+    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    if (st)
+        return st;
+    if (!sub)
+        return FERRY_ENOTFOUND;
+    /* Due redeliveries first, in sequence order. */
+    for (;;) {
+        if (*count >= max)
+            return FERRY_OK;
+        uint8_t key[16];
+        s_key2(key, sub_id, 0);
+        MDB_val k = {16, key}, v;
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(self->txn, self->due, &cur);
+        if (rc)
+            return fy_storei_mdb(self, rc, "cursor open");
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        uint64_t seq = 0;
+        if (rc == 0 && k.mv_size == 16 && fy_be64_get(k.mv_data) == sub_id) {
+            seq = fy_be64_get((const uint8_t *)k.mv_data + 8);
+            rc = mdb_cursor_del(cur, 0);
+        } else if (rc == MDB_NOTFOUND || rc == 0) {
+            rc = 0;
+        }
+        mdb_cursor_close(cur);
+        if (rc)
+            return fy_storei_mdb(self, rc, "take due");
+        if (!seq)
+            break;
+        self->dirty = true;
+        uint32_t dc;
+        uint64_t deadline;
+        if ((st = s_pend_get(self, sub_id, seq, &dc, &deadline)))
+            return st;
+        if (deadline > self->now_ms)
+            continue; /* nacked with a delay since it was marked: its timer decides */
+        bool delivered, exhausted;
+        if ((st = s_redeliver(self, sub_id, seq, fn, user, &delivered, &exhausted)))
+            return st;
+        if (exhausted && (st = s_dead_letter(self, sub, seq, dc, "max-deliver")))
+            return st;
+        if (delivered)
+            (*count)++;
+        /* s_dead_letter may have grown the subscription cache: look it up again. */
+        if ((st = s_sub_by_id(self, sub_id, &sub)) || !sub)
+            return st ? st : FERRY_ENOTFOUND;
+    }
+    size_t fresh = 0;
+    st = fy_store_deliver_new(self, sub_id, max - (uint32_t)*count, fn, user, &fresh);
+    *count += fresh;
     return st;
 }

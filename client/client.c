@@ -700,38 +700,27 @@ ferry_client_in_flight(const ferry_client_t *self)
     return self ? self->count : 0;
 }
 
-ferry_status_t
-ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uint32_t limit,
-                 const ferry_stored_message_t **msgs, size_t *count)
+/* Copies the messages of a get or fetch reply (in self->rframes) into
+ * self->got: one allocation for the entries, one for headers, one for the
+ * strings (NUL-terminated copies); payloads point into the kept frames. */
+static ferry_status_t
+s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_message_t **msgs,
+                size_t *count)
 {
-    if (!self || !msgs || !count || limit == 0 || limit > FY_BATCH_MAX)
-        return FERRY_EINVAL;
-    *msgs = NULL;
-    *count = 0;
-    if (!s_name_ok(topic))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_get(self->enc, cid, topic, from_seq, limit);
-    fy_reply_t rep;
-    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
-        return st;
     size_t n;
-    if (fy_reply_get_count(&rep, &n) || n + 1 != self->nrframes)
-        return s_fail(self, FERRY_EPROTO, "malformed get reply");
-    /* One allocation for the entries, one for headers, one for the strings
-     * (NUL-terminated copies); payloads point into the kept reply frames. */
+    if (fy_reply_get_count(rep, &n) || n + 1 != self->nrframes)
+        return s_fail(self, FERRY_EPROTO, "malformed message reply");
     size_t nhdrs = 0, text = 0;
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;
-        if (fy_reply_get_msg(&rep, i, &g))
-            return s_fail(self, FERRY_EPROTO, "malformed get reply");
+        if (fy_reply_get_msg(rep, i, &g))
+            return s_fail(self, FERRY_EPROTO, "malformed message reply");
         nhdrs += g.header_count;
         text += g.key.len + g.id.len + 2;
         for (size_t j = 0; j < g.header_count; j++) {
             fy_bytes_t hn, hv;
-            if (fy_reply_get_header(&rep, i, j, &hn, &hv))
-                return s_fail(self, FERRY_EPROTO, "malformed get reply");
+            if (fy_reply_get_header(rep, i, j, &hn, &hv))
+                return s_fail(self, FERRY_EPROTO, "malformed message reply");
             text += hn.len + hv.len + 2;
         }
     }
@@ -754,10 +743,11 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
     } while (0)
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;
-        fy_reply_get_msg(&rep, i, &g);
+        fy_reply_get_msg(rep, i, &g);
         ferry_stored_message_t *m = &self->got[i];
         m->seq = g.seq;
         m->timestamp_ms = g.ts_ms;
+        m->delivery_count = g.dc;
         if (g.key.len)
             S_COPY(m->key, g.key);
         if (g.id.len)
@@ -766,7 +756,7 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
         m->header_count = g.header_count;
         for (size_t j = 0; j < g.header_count; j++, h++) {
             fy_bytes_t hn, hv;
-            fy_reply_get_header(&rep, i, j, &hn, &hv);
+            fy_reply_get_header(rep, i, j, &hn, &hv);
             S_COPY(h->name, hn);
             S_COPY(h->value, hv);
         }
@@ -777,4 +767,112 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
     *msgs = self->got;
     *count = n;
     return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uint32_t limit,
+                 const ferry_stored_message_t **msgs, size_t *count)
+{
+    if (!self || !msgs || !count || limit == 0 || limit > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    *msgs = NULL;
+    *count = 0;
+    if (!s_name_ok(topic))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_get(self->enc, cid, topic, from_seq, limit);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    return s_take_messages(self, &rep, msgs, count);
+}
+
+/* A subscription name: NULL or "" (a queue's), or a valid name. */
+static bool
+s_sub_ok(const char *sub)
+{
+    return !sub || !*sub || fy_name_valid(fy_bytes_str(sub));
+}
+
+ferry_status_t
+ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *sub,
+                         const ferry_sub_config_t *config, bool *created)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    fy_sub_request_t sr = {0};
+    if (config) {
+        if (config->start && strcmp(config->start, "first") != 0 &&
+            strcmp(config->start, "new") != 0)
+            return s_fail(self, FERRY_EINVAL, "start is \"first\" or \"new\"");
+        sr.start = config->start_seq ? 2 : config->start && !strcmp(config->start, "new") ? 1 : 0;
+        sr.start_seq = config->start_seq;
+        sr.ack_wait_ms = config->ack_wait_ms;
+        sr.max_deliver = config->max_deliver;
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_sub_declare(self->enc, cid, topic, sub, &sr);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    uint64_t cursor, floor;
+    bool c;
+    if (fy_reply_sub(&rep, &cursor, &floor, &c))
+        return s_fail(self, FERRY_EPROTO, "malformed sub_declare reply");
+    if (created)
+        *created = c;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uint32_t max,
+                   const ferry_stored_message_t **msgs, size_t *count)
+{
+    if (!self || !msgs || !count || max == 0 || max > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    *msgs = NULL;
+    *count = 0;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_fetch(self->enc, cid, topic, sub, max);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    return s_take_messages(self, &rep, msgs, count);
+}
+
+ferry_status_t
+ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const uint64_t *seqs,
+                 size_t n)
+{
+    if (!self || !seqs || n == 0 || n > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_nack(ferry_client_t *self, const char *topic, const char *sub, uint64_t seq,
+                  uint64_t delay_ms)
+{
+    if (!self || seq == 0)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_nack(self->enc, cid, topic, sub, seq, delay_ms, false);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }

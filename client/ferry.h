@@ -56,7 +56,7 @@ extern "C" {
     X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                            \
     X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")              \
     X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                  \
-    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")                \
+    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")            \
     X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
@@ -139,8 +139,9 @@ typedef struct ferry_stats {
 typedef struct ferry_stored_message {
     uint64_t seq;
     uint64_t timestamp_ms;
-    const char *key; /**< NULL if none */
-    const char *id;  /**< NULL if none */
+    uint32_t delivery_count; /**< fetch: 1 on first delivery; get: 0 */
+    const char *key;         /**< NULL if none */
+    const char *id;          /**< NULL if none */
     const ferry_header_t *headers;
     size_t header_count;
     const void *data;
@@ -264,6 +265,60 @@ FERRY_EXPORT size_t ferry_client_in_flight(const ferry_client_t *self);
 FERRY_EXPORT ferry_status_t ferry_client_get(ferry_client_t *self, const char *topic,
                                              uint64_t from_seq, uint32_t limit,
                                              const ferry_stored_message_t **msgs, size_t *count);
+
+/* ---- consuming: durable subscriptions, fetch, ack ------------------------
+ *
+ * A subscription is a durable cursor on a topic; each subscription gets every
+ * message (fan-out), and consumers fetching from the same subscription share
+ * its messages (each goes to one of them). A queue has one subscription,
+ * named "" (or NULL). A fetched message stays pending until acked; if it is
+ * not acked within the ack wait, or is nacked, a later fetch delivers it again
+ * with a higher delivery count; after max_deliver deliveries it moves to the
+ * topic `<topic>.dlq` with headers ferry-dlq-topic, ferry-dlq-seq,
+ * ferry-dlq-deliveries and ferry-dlq-reason.
+ */
+
+/** Options of a new subscription; zero fields mean broker defaults. */
+typedef struct ferry_sub_config {
+    const char *start;    /**< "first" (default) or "new"; ignored if start_seq != 0 */
+    uint64_t start_seq;   /**< start at this sequence */
+    uint64_t ack_wait_ms; /**< default 30000 */
+    uint32_t max_deliver; /**< default 5 */
+} ferry_sub_config_t;
+
+/**
+ * @brief Creates the subscription @p sub on @p topic, or finds it (its options
+ * then stay as they were).
+ * @param[out] created may be NULL.
+ * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EFIELD (a queue's is "",
+ *         a topic's needs a name), FERRY_EINVALID_NAME, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_sub_declare(ferry_client_t *self, const char *topic,
+                                                     const char *sub,
+                                                     const ferry_sub_config_t *config,
+                                                     bool *created);
+/**
+ * @brief Takes up to @p max (1..1000) messages of the subscription: those due
+ * for redelivery first, then new ones. Returns at once (0 messages if none).
+ * @param[out] msgs an array owned by the client, valid until the next call on it.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_fetch(ferry_client_t *self, const char *topic,
+                                               const char *sub, uint32_t max,
+                                               const ferry_stored_message_t **msgs, size_t *count);
+/**
+ * @brief Acks @p n (1..1000) fetched messages; returns once the acks are on disk.
+ * On a queue, acked messages are deleted. Acking twice is fine.
+ * @return FERRY_OK, FERRY_ESEQ (a sequence never delivered), FERRY_ENOTFOUND, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_ack(ferry_client_t *self, const char *topic,
+                                             const char *sub, const uint64_t *seqs, size_t n);
+/**
+ * @brief Gives a fetched message back: it is delivered again after @p delay_ms.
+ * @return FERRY_OK, FERRY_ESEQ, FERRY_ENOTFOUND, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_nack(ferry_client_t *self, const char *topic,
+                                              const char *sub, uint64_t seq, uint64_t delay_ms);
 
 #ifdef __cplusplus
 }

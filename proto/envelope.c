@@ -17,6 +17,7 @@
 
 struct fy_decoder {
     msgpack_unpacked unpacked; /* zone reused across decodes */
+    uint64_t *seqs;            /* ack sequences, FY_BATCH_MAX entries */
     fy_pubmeta_t *metas;       /* publish metadata, FY_BATCH_MAX entries */
     msgpack_sbuffer hdrs;      /* canonical headers of the decoded publish */
 };
@@ -36,6 +37,10 @@ static const char *const s_op_names[FY_OP_COUNT_] = {
     [FY_OP_PUBLISH_BATCH] = "publish_batch",
     [FY_OP_GET] = "get",
     [FY_OP_STATS] = "stats",
+    [FY_OP_SUB_DECLARE] = "sub_declare",
+    [FY_OP_FETCH] = "fetch",
+    [FY_OP_ACK] = "ack",
+    [FY_OP_NACK] = "nack",
 };
 
 const char *
@@ -326,7 +331,10 @@ fy_decoder_new(void)
     if (!self)
         return NULL;
     self->metas = calloc(FY_BATCH_MAX, sizeof *self->metas);
-    if (!self->metas) {
+    self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
+    if (!self->metas || !self->seqs) {
+        free(self->metas);
+        free(self->seqs);
         free(self);
         return NULL;
     }
@@ -344,6 +352,7 @@ fy_decoder_destroy(fy_decoder_t **self_p)
     msgpack_unpacked_destroy(&self->unpacked);
     msgpack_sbuffer_destroy(&self->hdrs);
     free(self->metas);
+    free(self->seqs);
     free(self);
     *self_p = NULL;
 }
@@ -448,6 +457,104 @@ s_decode_publish(fy_decoder_t *self, const msgpack_object *map, fy_request_t *re
     return FERRY_OK;
 }
 
+/* Optional subscription name: "" (a queue's) or a valid name. */
+static fy_status_t
+s_sub_name(const msgpack_object *map, fy_bytes_t *out, fy_err_t *err)
+{
+    const msgpack_object *o = s_field(map, "sub");
+    out->ptr = NULL;
+    out->len = 0;
+    if (!o)
+        return FERRY_OK;
+    if (!s_as_bytes(o, out))
+        return fy_err_set(err, FERRY_EFIELD, "field 'sub' must be a string");
+    if (out->len && !fy_name_valid(*out))
+        return fy_err_set(err, FERRY_EINVALID_NAME, "field 'sub' is not a valid name");
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_opt_bool(const msgpack_object *map, const char *key, bool *out, fy_err_t *err)
+{
+    const msgpack_object *o = s_field(map, key);
+    if (!o)
+        return FERRY_OK;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return fy_err_set(err, FERRY_EFIELD, "field '%s' must be a boolean", key);
+    *out = o->via.boolean;
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_req_uint(const msgpack_object *map, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+           fy_err_t *err)
+{
+    if (!s_field(map, key))
+        return fy_err_set(err, FERRY_EFIELD, "field '%s' is required", key);
+    uint64_t v = min;
+    fy_status_t st = s_opt_uint(map, key, max, &v, err);
+    if (st == FERRY_OK && v < min)
+        return fy_err_set(err, FERRY_EFIELD, "field '%s' must be %llu-%llu", key,
+                          (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return st;
+}
+
+static fy_status_t
+s_decode_sub_declare(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
+{
+    fy_status_t st;
+    if ((st = s_req_name(map, "topic", &req->name, err)) ||
+        (st = s_sub_name(map, &req->sub, err)) ||
+        (st = s_opt_uint(map, "ack_wait_ms", 24ull * 3600 * 1000, &req->ack_wait_ms, err)) ||
+        (st = s_opt_uint(map, "max_deliver", 1000, &req->max_deliver, err)))
+        return st;
+    const msgpack_object *start = s_field(map, "start");
+    fy_bytes_t word;
+    req->start = 0;
+    if (!start)
+        return FERRY_OK;
+    if (s_as_uint(start, &req->seq) && req->seq > 0)
+        req->start = 2;
+    else if (s_as_bytes(start, &word) && fy_bytes_eq(word, fy_bytes_str("first")))
+        req->start = 0;
+    else if (s_as_bytes(start, &word) && fy_bytes_eq(word, fy_bytes_str("new")))
+        req->start = 1;
+    else
+        return fy_err_set(err, FERRY_EFIELD,
+                          "field 'start' must be \"first\", \"new\" or a sequence >= 1");
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_decode_ack(fy_decoder_t *self, const msgpack_object *map, fy_request_t *req, fy_err_t *err)
+{
+    fy_status_t st;
+    if ((st = s_req_name(map, "topic", &req->name, err)) ||
+        (st = s_sub_name(map, &req->sub, err)) ||
+        (st = s_opt_bool(map, "noreply", &req->noreply, err)))
+        return st;
+    if (req->op == FY_OP_NACK) {
+        if ((st = s_req_uint(map, "seq", 1, UINT64_MAX, &self->seqs[0], err)) ||
+            (st = s_opt_uint(map, "delay_ms", 24ull * 3600 * 1000, &req->delay_ms, err)))
+            return st;
+        req->seqs = self->seqs;
+        req->seq_count = 1;
+        return FERRY_OK;
+    }
+    const msgpack_object *arr = s_field(map, "seqs");
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
+        return fy_err_set(err, FERRY_EFIELD, "field 'seqs' must be a non-empty array");
+    if (arr->via.array.size > FY_BATCH_MAX)
+        return fy_err_set(err, FERRY_ETOO_MANY, "at most %d sequences per ack", FY_BATCH_MAX);
+    for (uint32_t i = 0; i < arr->via.array.size; i++)
+        if (!s_as_uint(&arr->via.array.ptr[i], &self->seqs[i]) || self->seqs[i] == 0)
+            return fy_err_set(err, FERRY_EFIELD, "field 'seqs' must hold sequences >= 1");
+    req->seqs = self->seqs;
+    req->seq_count = arr->via.array.size;
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payload_frames,
                   fy_request_t *req, fy_err_t *err)
@@ -512,6 +619,20 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     case FY_OP_PUBLISH:
     case FY_OP_PUBLISH_BATCH:
         return s_decode_publish(self, map, req, payload_frames, err);
+    case FY_OP_SUB_DECLARE:
+        return s_decode_sub_declare(map, req, err);
+    case FY_OP_FETCH: {
+        uint64_t max;
+        if ((st = s_req_name(map, "topic", &req->name, err)) ||
+            (st = s_sub_name(map, &req->sub, err)) ||
+            (st = s_req_uint(map, "max", 1, FY_BATCH_MAX, &max, err)))
+            return st;
+        req->limit = (uint32_t)max;
+        return FERRY_OK;
+    }
+    case FY_OP_ACK:
+    case FY_OP_NACK:
+        return s_decode_ack(self, map, req, err);
     case FY_OP_GET: {
         if ((st = s_req_name(map, "topic", &req->name, err)))
             return st;
@@ -570,6 +691,15 @@ size_t
 fy_encoder_len(const fy_encoder_t *self)
 {
     return self->buf.size;
+}
+
+fy_status_t
+fy_encoder_append(fy_encoder_t *self, const fy_encoder_t *other)
+{
+    if (other->buf.size == 0)
+        return FERRY_OK;
+    return msgpack_sbuffer_write(&self->buf, other->buf.data, other->buf.size) ? FERRY_ENOMEM
+                                                                               : FERRY_OK;
 }
 
 /* The packer reports allocation failure through a non-zero return; we OR all
@@ -703,6 +833,118 @@ fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
 }
 
 fy_status_t
+fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                      const fy_sub_request_t *sr)
+{
+    size_t start = self->buf.size;
+    size_t n = 3 + (sr->ack_wait_ms != 0) + (sr->max_deliver != 0);
+    int rc = s_head(&self->pk, n, "sub_declare", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_str(&self->pk, "start");
+    if (sr->start == 2)
+        rc |= msgpack_pack_uint64(&self->pk, sr->start_seq);
+    else
+        rc |= s_str(&self->pk, sr->start == 1 ? "new" : "first");
+    if (sr->ack_wait_ms)
+        rc |= s_kv_uint(&self->pk, "ack_wait_ms", sr->ack_wait_ms);
+    if (sr->max_deliver)
+        rc |= s_kv_uint(&self->pk, "max_deliver", sr->max_deliver);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint32_t max)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 3, "fetch", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "max", max);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+              const uint64_t *seqs, size_t n, bool noreply)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 4, "ack", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_str(&self->pk, "noreply") |
+             (noreply ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk)) |
+             s_str(&self->pk, "seqs") | msgpack_pack_array(&self->pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= msgpack_pack_uint64(&self->pk, seqs[i]);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint64_t seq,
+               uint64_t delay_ms, bool noreply)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 5, "nack", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "seq", seq) |
+             s_kv_uint(&self->pk, "delay_ms", delay_ms) | s_str(&self->pk, "noreply") |
+             (noreply ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor, uint64_t ack_floor,
+                    uint64_t ack_wait_ms, uint64_t max_deliver, bool created)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 5, "ok", cid) | s_kv_uint(&self->pk, "cursor", cursor) |
+             s_kv_uint(&self->pk, "ack_floor", ack_floor) |
+             s_kv_uint(&self->pk, "ack_wait_ms", ack_wait_ms) |
+             s_kv_uint(&self->pk, "max_deliver", max_deliver) | s_str(&self->pk, "created_now") |
+             (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return s_done(self, start, rc);
+}
+
+/* Does header entry `kv` have one of the `n` extra names? */
+static bool
+s_replaced(const msgpack_object_kv *kv, const ferry_header_t *extra, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(extra[j].name) &&
+            memcmp(kv->key.via.str.ptr, extra[j].name, kv->key.via.str.size) == 0)
+            return true;
+    return false;
+}
+
+fy_status_t
+fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const ferry_header_t *extra, size_t n)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object_kv *kv = NULL;
+    size_t have = 0;
+    if (hdrs.len) {
+        size_t off = 0;
+        if (!s_precheck(hdrs.ptr, hdrs.len) ||
+            msgpack_unpack_next(&u, (const char *)hdrs.ptr, hdrs.len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            u.data.type != MSGPACK_OBJECT_MAP) {
+            msgpack_unpacked_destroy(&u);
+            return FERRY_EFIELD;
+        }
+        kv = u.data.via.map.ptr;
+        have = u.data.via.map.size;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < have; i++)
+        keep += !s_replaced(&kv[i], extra, n);
+    size_t start = self->buf.size;
+    int rc = msgpack_pack_map(&self->pk, keep + n);
+    for (size_t i = 0; i < have; i++)
+        if (!s_replaced(&kv[i], extra, n))
+            rc |= msgpack_pack_object(&self->pk, kv[i].key) |
+                  msgpack_pack_object(&self->pk, kv[i].val);
+    for (size_t j = 0; j < n; j++)
+        rc |= s_str(&self->pk, extra[j].name) | s_str(&self->pk, extra[j].value);
+    msgpack_unpacked_destroy(&u);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *msg)
 {
     size_t start = self->buf.size;
@@ -787,10 +1029,11 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 }
 
 /* Stats fields, in one table for the encoder and the decoder. */
-#define S_STATS_FIELDS(X)                                                                         \
-    X(topics)                                                                                     \
-    X(messages)                                                                                   \
-    X(bytes) X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) \
+#define S_STATS_FIELDS(X)                                                                \
+    X(topics)                                                                            \
+    X(messages)                                                                          \
+    X(bytes)                                                                             \
+    X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) \
         X(map_used)
 #define S_COUNT_FIELD(f) +1
 #define S_PACK_FIELD(f)  | s_kv_uint(&self->pk, #f, st->f)
@@ -817,9 +1060,19 @@ fy_status_t
 fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key, fy_bytes_t id,
                   fy_bytes_t hdrs)
 {
+    return fy_encode_delivery_msg(self, seq, ts_ms, 0, key, id, hdrs);
+}
+
+fy_status_t
+fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
+                       fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs)
+{
     size_t start = self->buf.size;
-    int rc = msgpack_pack_map(&self->pk, 2 + (key.len > 0) + (id.len > 0) + (hdrs.len > 0)) |
-             s_kv_uint(&self->pk, "seq", seq) | s_kv_uint(&self->pk, "ts", ts_ms);
+    int rc =
+        msgpack_pack_map(&self->pk, 2 + (dc > 0) + (key.len > 0) + (id.len > 0) + (hdrs.len > 0)) |
+        s_kv_uint(&self->pk, "seq", seq) | s_kv_uint(&self->pk, "ts", ts_ms);
+    if (dc)
+        rc |= s_kv_uint(&self->pk, "dc", dc);
     if (key.len)
         rc |= s_str(&self->pk, "key") | s_bytes(&self->pk, key);
     if (id.len)
@@ -851,6 +1104,7 @@ fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_reply_t *rep
     rep->obj_ = map;
     if (fy_bytes_eq(opname, fy_bytes_str("ok")))
         return FERRY_OK;
+
     if (!fy_bytes_eq(opname, fy_bytes_str("error")))
         return fy_err_set(err, FERRY_EUNKNOWN_OP, "unknown reply operation");
     const msgpack_object *code = s_field(map, "code"), *msg = s_field(map, "msg");
@@ -990,6 +1244,10 @@ fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out)
     const msgpack_object *m = s_get_entry(rep, i);
     if (!m || s_get_uint(m, "seq", &out->seq) || s_get_uint(m, "ts", &out->ts_ms))
         return FERRY_EFIELD;
+    uint64_t dc = 0;
+    if (s_opt_uint(m, "dc", UINT32_MAX, &dc, NULL))
+        return FERRY_EFIELD;
+    out->dc = (uint32_t)dc;
     const msgpack_object *k = s_field(m, "key"), *id = s_field(m, "id"), *h = s_field(m, "hdrs");
     if ((k && !s_as_bytes(k, &out->key)) || (id && !s_as_bytes(id, &out->id)))
         return FERRY_EFIELD;
@@ -1010,4 +1268,14 @@ fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name,
         return FERRY_EFIELD;
     const msgpack_object_kv *kv = &h->via.map.ptr[j];
     return s_as_bytes(&kv->key, name) && s_as_bytes(&kv->val, value) ? FERRY_OK : FERRY_EFIELD;
+}
+
+fy_status_t
+fy_reply_sub(const fy_reply_t *rep, uint64_t *cursor, uint64_t *ack_floor, bool *created)
+{
+    const msgpack_object *map = S_MAP(rep);
+    if (s_get_uint(map, "cursor", cursor) || s_get_uint(map, "ack_floor", ack_floor) ||
+        s_get_bool(map, "created_now", created))
+        return FERRY_EFIELD;
+    return FERRY_OK;
 }

@@ -42,6 +42,10 @@ typedef enum fy_op {
     FY_OP_PUBLISH_BATCH,
     FY_OP_GET,
     FY_OP_STATS,
+    FY_OP_SUB_DECLARE,
+    FY_OP_FETCH,
+    FY_OP_ACK,
+    FY_OP_NACK,
     FY_OP_COUNT_
 } fy_op_t;
 
@@ -75,7 +79,15 @@ typedef struct fy_request {
     uint64_t dedupe_window_ms; /**< declare; 0 = broker default */
     uint64_t seq;              /**< get: first sequence */
     uint32_t limit;            /**< get: most messages */
-    const fy_pubmeta_t *msgs;  /**< publish: 1, publish_batch: msg_count */
+    fy_bytes_t sub;            /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
+    int start;                 /**< sub_declare: 0 first, 1 new, 2 from `seq` */
+    uint64_t ack_wait_ms;      /**< sub_declare: 0 = default */
+    uint64_t max_deliver;      /**< sub_declare: 0 = default */
+    const uint64_t *seqs;      /**< ack: sequences; nack: one */
+    size_t seq_count;
+    uint64_t delay_ms;        /**< nack: redeliver not before this */
+    bool noreply;             /**< ack/nack: no "ok" reply wanted (errors still come) */
+    const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
 } fy_request_t;
 
@@ -109,6 +121,9 @@ void fy_encoder_reset(fy_encoder_t *self);
 /** Bytes written so far; borrowed, valid until the next append or reset. */
 const uint8_t *fy_encoder_data(const fy_encoder_t *self);
 size_t fy_encoder_len(const fy_encoder_t *self);
+/** Appends bytes another encoder produced (e.g. message entries encoded before
+ *  their count was known). @return FERRY_OK, FERRY_ENOMEM */
+fy_status_t fy_encoder_append(fy_encoder_t *self, const fy_encoder_t *other);
 
 /* Every encoder returns FERRY_OK or FERRY_ENOMEM (buffer unchanged then). */
 fy_status_t fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client);
@@ -121,6 +136,23 @@ fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char
                                     const ferry_message_t *msgs, size_t n);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
                           uint32_t limit);
+
+/** sub_declare options as sent by a client. */
+typedef struct fy_sub_request {
+    int start; /**< 0 first, 1 new, 2 sequence */
+    uint64_t start_seq;
+    uint64_t ack_wait_ms;
+    uint64_t max_deliver;
+} fy_sub_request_t;
+
+fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic,
+                                  const char *sub, const fy_sub_request_t *sr);
+fy_status_t fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                            uint32_t max);
+fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                          const uint64_t *seqs, size_t n, bool noreply);
+fy_status_t fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                           uint64_t seq, uint64_t delay_ms, bool noreply);
 
 /* Replies (broker side). */
 fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *msg);
@@ -138,10 +170,25 @@ fy_status_t fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const 
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
                                  int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
+/** Reply to sub_declare: where the subscription stands. */
+fy_status_t fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor,
+                                uint64_t ack_floor, uint64_t ack_wait_ms, uint64_t max_deliver,
+                                bool created);
+/**
+ * Appends to @p self a canonical header map: the entries of @p hdrs (a map
+ * this codec wrote, or empty) followed by @p n extra name/value pairs, which
+ * replace entries of the same name. Used to add dead-letter headers.
+ * @return FERRY_OK, FERRY_ENOMEM, FERRY_EFIELD (hdrs is not such a map)
+ */
+fy_status_t fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const ferry_header_t *extra,
+                             size_t n);
 /** A get reply: begin with the count, then exactly @p n fy_encode_get_msg calls. */
 fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
 fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key,
                               fy_bytes_t id, fy_bytes_t hdrs);
+/** As fy_encode_get_msg, with the delivery count @p dc (fetch replies). */
+fy_status_t fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
+                                   fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs);
 
 /* ---- reply decoding (client side) --------------------------------------- */
 
@@ -173,7 +220,12 @@ typedef struct fy_getmsg {
     fy_bytes_t key;
     fy_bytes_t id;
     size_t header_count;
+    uint32_t dc; /**< delivery count (fetch replies; 0 in get replies) */
 } fy_getmsg_t;
+
+/** Fields of a sub_declare reply. */
+fy_status_t fy_reply_sub(const fy_reply_t *rep, uint64_t *cursor, uint64_t *ack_floor,
+                         bool *created);
 
 fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);
 fy_status_t fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out);

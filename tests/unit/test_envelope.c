@@ -221,9 +221,9 @@ test_replies_round_trip(void **state)
     bool rdups[] = {false, false, true};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_confirm_run(fx->enc, 20, rseqs, rdups, 3), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     assert_int_equal(rep.cid, 20);
     assert_int_equal(fy_reply_run(&rep), 3);
     assert_int_equal(fy_reply_confirm_at(&rep, 1, &seq, &dup), FERRY_OK);
@@ -234,9 +234,9 @@ test_replies_round_trip(void **state)
     /* Anything else answers one request. */
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_confirm(fx->enc, 21, 9, false), FERRY_OK);
-    assert_int_equal(fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
-                                     &rep, NULL),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
     assert_int_equal(fy_reply_run(&rep), 1);
 
     uint64_t seqs[] = {5, 6, 3};

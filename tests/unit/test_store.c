@@ -365,14 +365,6 @@ s_on_deliver(void *user, const fy_stored_t *m, uint32_t dc)
     return FERRY_OK;
 }
 
-static void
-s_on_due(void *user, uint64_t sub_id, uint64_t seq)
-{
-    (void)sub_id;
-    s_got_t *g = user;
-    g->seqs[g->n++] = seq;
-}
-
 static uint64_t
 s_sub(fx_t *fx, uint64_t now, const char *topic, const char *name, fy_sub_opts_t o)
 {
@@ -470,20 +462,17 @@ test_sub_start_positions(void **state)
     bool created;
     fy_sub_opts_t o = {.start = FY_START_NEW};
     assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("new"), &o, &info, &created),
-                     FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("new"), &o, &info, &created), FERRY_OK);
     assert_true(created);
     assert_int_equal(info.cursor, 6);
     assert_int_equal(info.ack_wait_ms, 30000);
     assert_int_equal(info.max_deliver, 5);
     o = (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 3, .ack_wait_ms = 50};
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created),
-                     FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created), FERRY_OK);
     assert_int_equal(info.cursor, 3);
     assert_int_equal(info.ack_floor, 2);
     /* Opening again finds it; options of an existing subscription stay. */
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created),
-                     FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created), FERRY_OK);
     assert_false(created);
     assert_int_equal(info.ack_wait_ms, 50);
     /* A queue's one subscription is "", created with the queue. */
@@ -502,71 +491,77 @@ test_sub_start_positions(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
 
+static size_t
+s_fetch(fx_t *fx, uint64_t now, uint64_t sub, s_got_t *got)
+{
+    size_t n = 0, due = 0;
+    bool more;
+    got->n = 0;
+    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 1000, &due, &more), FERRY_OK);
+    assert_int_equal(fy_store_fetch(fx->store, sub, 10, s_on_deliver, got, &n), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(n, got->n);
+    return n;
+}
+
 static void
-test_sub_timers_and_redelivery(void **state)
+test_sub_redelivery_and_dead_letters(void **state)
 {
     fx_t *fx = *state;
     s_declare(fx, "t", FERRY_KIND_TOPIC);
     s_fill(fx, "t", 5);
-    uint64_t sub = s_sub(fx, 1000, "t", "s",
-                         (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100,
-                                         .max_deliver = 3});
-    s_got_t got = {0}, due = {0};
-    size_t n;
-    bool more, delivered, exhausted;
-    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 10, s_on_deliver, &got, &n), FERRY_OK);
-    assert_int_equal(fy_store_ack(fx->store, sub, 1), FERRY_OK);
-    assert_int_equal(fy_store_ack(fx->store, sub, 3), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    /* Not yet due. */
-    assert_int_equal(fy_store_begin(fx->store, 1099), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(due.n, 0);
-    /* Due: the unacked 2, 4, 5. */
-    assert_int_equal(fy_store_begin(fx->store, 1100), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
-    assert_false(more);
-    assert_int_equal(due.n, 3);
-    assert_int_equal(due.seqs[0], 2);
-    assert_int_equal(due.seqs[1], 4);
-    assert_int_equal(due.seqs[2], 5);
-    got.n = 0;
-    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
-                                        &exhausted),
-                     FERRY_OK);
-    assert_true(delivered);
+    uint64_t sub =
+        s_sub(fx, 1000, "t", "s",
+              (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100, .max_deliver = 3});
+    s_got_t got = {0};
+    assert_int_equal(s_fetch(fx, 1000, sub, &got), 5);
+    assert_int_equal(s_ack(fx, sub, 1), FERRY_OK);
+    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK);
+    /* Before the ack wait passes nothing comes again. */
+    assert_int_equal(s_fetch(fx, 1099, sub, &got), 0);
+    /* Then the unacked 2, 4, 5, as second deliveries. */
+    assert_int_equal(s_fetch(fx, 1100, sub, &got), 3);
+    assert_int_equal(got.seqs[0], 2);
+    assert_int_equal(got.seqs[1], 4);
+    assert_int_equal(got.seqs[2], 5);
     assert_int_equal(got.dcs[0], 2);
-    assert_int_equal(fy_store_redeliver(fx->store, sub, 3, s_on_deliver, &got, &delivered,
-                                        &exhausted),
-                     FERRY_OK);
-    assert_false(delivered); /* acked */
+    assert_int_equal(got.dcs[2], 2);
+    /* A nack without delay is due at once. */
+    assert_int_equal(fy_store_begin(fx->store, 1100), FERRY_OK);
+    assert_int_equal(fy_store_nack(fx->store, sub, 4, 0), FERRY_OK);
+    assert_int_equal(fy_store_nack(fx->store, sub, 9, 0), FERRY_ESEQ);
+    assert_int_equal(fy_store_nack(fx->store, sub, 1, 0), FERRY_OK); /* acked: nothing */
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    /* Re-armed and re-timed: nothing due before 1200; then 2, 4, 5 (2's own timer and
-     * the re-armed range 2..2 are the same key, so it comes once). */
-    due.n = 0;
-    assert_int_equal(fy_store_begin(fx->store, 1150), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(due.n, 0);
-    assert_int_equal(fy_store_begin(fx->store, 1200), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 100, s_on_due, &due, &more), FERRY_OK);
-    assert_int_equal(due.n, 3);
-    assert_int_equal(due.seqs[0], 2);
-    got.n = 0;
-    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
-                                        &exhausted),
-                     FERRY_OK);
-    assert_true(delivered);
+    assert_int_equal(s_fetch(fx, 1100, sub, &got), 1);
+    assert_int_equal(got.seqs[0], 4);
     assert_int_equal(got.dcs[0], 3);
-    /* A fourth delivery would pass max_deliver 3. */
-    assert_int_equal(fy_store_redeliver(fx->store, sub, 2, s_on_deliver, &got, &delivered,
-                                        &exhausted),
-                     FERRY_OK);
-    assert_false(delivered);
-    assert_true(exhausted);
+    /* At 1200 2 and 5 come a third time; 4 would be a fourth: dead-lettered. */
+    assert_int_equal(s_fetch(fx, 1200, sub, &got), 2);
+    assert_int_equal(got.seqs[0], 2);
+    assert_int_equal(got.seqs[1], 5);
+    assert_int_equal(got.dcs[1], 3);
+    /* A nack with a delay waits for it. */
+    assert_int_equal(fy_store_begin(fx->store, 1200), FERRY_OK);
+    assert_int_equal(fy_store_nack(fx->store, sub, 5, 50), FERRY_OK);
+    assert_int_equal(fy_store_ack(fx->store, sub, 2), FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(s_fetch(fx, 1249, sub, &got), 0);
+    assert_int_equal(s_fetch(fx, 1250, sub, &got), 0); /* 5 is exhausted too */
+    /* The dead-letter topic holds 4 and 5 with the reason; the subscription has none left. */
+    s_seen_t seen = {0};
+    size_t n;
+    fy_sub_info_t info;
+    ferry_topic_info_t ti;
+    assert_int_equal(fy_store_begin(fx->store, 1300), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("t.dlq"), 1, 10, s_collect, &seen, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
+    assert_int_equal(info.ack_floor, 5);
+    assert_int_equal(fy_store_info(fx->store, B("t"), &ti), FERRY_OK);
+    assert_int_equal(ti.messages, 5); /* a topic keeps its messages */
+    fy_store_abort(fx->store);
+    assert_string_equal(seen.payloads[0], "m");
 }
 
 static void
@@ -632,7 +627,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_deliver_and_ack_floor, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_sub_timers_and_redelivery, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

@@ -1,0 +1,353 @@
+/*
+ * test_consume.c - consuming from a real ferryd: competing consumers on a
+ * queue, fan-out to several subscriptions, redelivery after the ack wait and
+ * after a nack, dead letters after max_deliver, acks that survive kill -9,
+ * and the errors a consumer can get.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+    fy_ferryd_t d;
+    ferry_client_t *c;
+} fx_t;
+
+static int
+s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    *state = fx;
+    if (fy_ferryd_start(&fx->d) != 0)
+        return -1;
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    return fx->c ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    ferry_client_destroy(&fx->c);
+    fy_ferryd_cleanup(&fx->d);
+    free(fx);
+    return 0;
+}
+
+static void
+s_publish_n(ferry_client_t *c, const char *topic, size_t n)
+{
+    char buf[32];
+    for (size_t i = 1; i <= n; i++) {
+        int len = snprintf(buf, sizeof buf, "msg-%zu", i);
+        ferry_message_t m = {.data = buf, .len = (size_t)len};
+        assert_int_equal(ferry_client_publish_async(c, topic, &m, NULL, NULL), FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
+}
+
+/* Fetches until `want` messages arrived or the deadline passes. */
+static size_t
+s_fetch_until(ferry_client_t *c, const char *topic, const char *sub, size_t want, int ms,
+              uint64_t *seqs, uint32_t *dcs)
+{
+    size_t got = 0;
+    long long deadline = fy_now_ms() + ms;
+    while (got < want && fy_now_ms() < deadline) {
+        const ferry_stored_message_t *msgs;
+        size_t n;
+        assert_int_equal(ferry_client_fetch(c, topic, sub, 100, &msgs, &n), FERRY_OK);
+        for (size_t i = 0; i < n && got < want; i++) {
+            seqs[got] = msgs[i].seq;
+            if (dcs)
+                dcs[got] = msgs[i].delivery_count;
+            got++;
+        }
+        if (n == 0) {
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return got;
+}
+
+static void
+test_competing_consumers_on_queue(void **state)
+{
+    fx_t *fx = *state;
+    const size_t n = getenv("FERRY_TEST_QUICK") ? 600 : 3000;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobs", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "jobs", n);
+    ferry_client_t *cs[3] = {fx->c, fy_connect(fx->d.endpoint, 5000, 10),
+                             fy_connect(fx->d.endpoint, 5000, 10)};
+    assert_non_null(cs[1]);
+    assert_non_null(cs[2]);
+    uint8_t *seen = calloc(n + 1, 1);
+    size_t per[3] = {0}, total = 0;
+    for (int round = 0; total < n && round < 10000; round++) {
+        ferry_client_t *c = cs[round % 3];
+        const ferry_stored_message_t *msgs;
+        size_t got;
+        assert_int_equal(ferry_client_fetch(c, "jobs", NULL, 37, &msgs, &got), FERRY_OK);
+        uint64_t acks[37];
+        for (size_t i = 0; i < got; i++) {
+            assert_true(msgs[i].seq >= 1 && msgs[i].seq <= n);
+            assert_int_equal(seen[msgs[i].seq], 0); /* each message to one consumer */
+            seen[msgs[i].seq] = 1;
+            assert_int_equal(msgs[i].delivery_count, 1);
+            char expect[32];
+            snprintf(expect, sizeof expect, "msg-%llu", (unsigned long long)msgs[i].seq);
+            assert_int_equal(msgs[i].len, strlen(expect));
+            assert_memory_equal(msgs[i].data, expect, msgs[i].len);
+            acks[i] = msgs[i].seq;
+        }
+        if (got)
+            assert_int_equal(ferry_client_ack(c, "jobs", "", acks, got), FERRY_OK);
+        per[round % 3] += got;
+        total += got;
+    }
+    assert_int_equal(total, n);
+    for (int k = 0; k < 3; k++)
+        assert_true(per[k] >= n / 5); /* roughly even */
+    /* Acked messages of a queue are gone. */
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "jobs", &info), FERRY_OK);
+    assert_int_equal(info.messages, 0);
+    assert_int_equal(info.last_seq, n);
+    const ferry_stored_message_t *msgs;
+    size_t got;
+    assert_int_equal(ferry_client_fetch(fx->c, "jobs", NULL, 10, &msgs, &got), FERRY_OK);
+    assert_int_equal(got, 0);
+    free(seen);
+    ferry_client_destroy(&cs[1]);
+    ferry_client_destroy(&cs[2]);
+}
+
+static void
+test_fan_out(void **state)
+{
+    fx_t *fx = *state;
+    const size_t n = 1500;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "events", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "events", n / 2);
+    const char *subs[4] = {"audit", "billing", "search", "mail"};
+    for (int k = 0; k < 4; k++) {
+        bool created = false;
+        assert_int_equal(ferry_client_sub_declare(fx->c, "events", subs[k], NULL, &created),
+                         FERRY_OK);
+        assert_true(created);
+    }
+    /* A subscription starting at "new" sees only what comes after it. */
+    ferry_sub_config_t late = {.start = "new"};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "events", "late", &late, NULL), FERRY_OK);
+    s_publish_n(fx->c, "events", n / 2);
+    uint64_t *seqs = calloc(n, sizeof *seqs);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(s_fetch_until(fx->c, "events", subs[k], n, 5000, seqs, NULL), n);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(seqs[i], i + 1); /* all of them, in order */
+        for (size_t i = 0; i < n; i += 1000) {
+            size_t m = n - i < 1000 ? n - i : 1000;
+            assert_int_equal(ferry_client_ack(fx->c, "events", subs[k], seqs + i, m), FERRY_OK);
+        }
+    }
+    assert_int_equal(s_fetch_until(fx->c, "events", "late", n, 2000, seqs, NULL), n / 2);
+    assert_int_equal(seqs[0], n / 2 + 1);
+    /* A topic keeps its messages for everyone. */
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "events", &info), FERRY_OK);
+    assert_int_equal(info.messages, n);
+    free(seqs);
+}
+
+static void
+test_redelivery_after_ack_wait_and_nack(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "work", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t cfg = {.ack_wait_ms = 300};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "work", "w", &cfg, NULL), FERRY_OK);
+    s_publish_n(fx->c, "work", 5);
+    uint64_t seqs[16];
+    uint32_t dcs[16];
+    long long t0 = fy_now_ms();
+    assert_int_equal(s_fetch_until(fx->c, "work", "w", 5, 2000, seqs, dcs), 5);
+    uint64_t acked[] = {1, 3};
+    assert_int_equal(ferry_client_ack(fx->c, "work", "w", acked, 2), FERRY_OK);
+    /* Not before the ack wait; then 2, 4, 5 again with delivery count 2. */
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s_fetch_until(fx->c, "work", "w", 3, 5000, seqs, dcs), 3);
+    assert_true(fy_now_ms() - t0 >= 280);
+    assert_int_equal(seqs[0], 2);
+    assert_int_equal(seqs[1], 4);
+    assert_int_equal(seqs[2], 5);
+    assert_int_equal(dcs[0], 2);
+    /* A nack with a delay: not back before it. */
+    uint64_t done[] = {2, 5};
+    assert_int_equal(ferry_client_ack(fx->c, "work", "w", done, 2), FERRY_OK);
+    long long t1 = fy_now_ms();
+    assert_int_equal(ferry_client_nack(fx->c, "work", "w", 4, 200), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s_fetch_until(fx->c, "work", "w", 1, 5000, seqs, dcs), 1);
+    assert_true(fy_now_ms() - t1 >= 180);
+    assert_int_equal(seqs[0], 4);
+    assert_int_equal(dcs[0], 3);
+    assert_int_equal(ferry_client_ack(fx->c, "work", "w", seqs, 1), FERRY_OK);
+    /* Nothing left: no further redelivery after every ack. */
+    struct timespec ts = {0, 400 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+}
+
+static void
+test_dead_letters(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "pay", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t cfg = {.ack_wait_ms = 5000, .max_deliver = 2};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "pay", "p", &cfg, NULL), FERRY_OK);
+    ferry_header_t h[] = {{"trace", "t-9"}};
+    ferry_message_t m = {
+        .data = "poison", .len = 6, .key = "acct-1", .headers = h, .header_count = 1};
+    assert_int_equal(ferry_client_publish(fx->c, "pay", &m, NULL), FERRY_OK);
+    uint64_t seqs[4];
+    uint32_t dcs[4];
+    /* A handler that always fails: nack at once, twice. */
+    for (uint32_t round = 1; round <= 2; round++) {
+        assert_int_equal(s_fetch_until(fx->c, "pay", "p", 1, 2000, seqs, dcs), 1);
+        assert_int_equal(dcs[0], round);
+        assert_int_equal(ferry_client_nack(fx->c, "pay", "p", seqs[0], 0), FERRY_OK);
+    }
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "pay", "p", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0); /* a third delivery would pass max_deliver */
+    assert_int_equal(ferry_client_get(fx->c, "pay.dlq", 1, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].len, 6);
+    assert_memory_equal(msgs[0].data, "poison", 6);
+    assert_string_equal(msgs[0].key, "acct-1");
+    const char *want[][2] = {{"trace", "t-9"},
+                             {"ferry-dlq-topic", "pay"},
+                             {"ferry-dlq-seq", "1"},
+                             {"ferry-dlq-deliveries", "2"},
+                             {"ferry-dlq-reason", "max-deliver"}};
+    assert_int_equal(msgs[0].header_count, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(msgs[0].headers[i].name, want[i][0]);
+        assert_string_equal(msgs[0].headers[i].value, want[i][1]);
+    }
+}
+
+static void
+test_acks_survive_kill9(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "orders", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t cfg = {.ack_wait_ms = 300};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "orders", "ship", &cfg, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "tasks", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "orders", 1000);
+    s_publish_n(fx->c, "tasks", 100);
+    uint64_t *seqs = calloc(1000, sizeof *seqs);
+    uint32_t *dcs = calloc(1000, sizeof *dcs);
+    assert_int_equal(s_fetch_until(fx->c, "orders", "ship", 600, 5000, seqs, NULL), 600);
+    assert_int_equal(ferry_client_ack(fx->c, "orders", "ship", seqs, 400), FERRY_OK);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "tasks", NULL, 50, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 50);
+    uint64_t tacks[30];
+    for (size_t i = 0; i < 30; i++)
+        tacks[i] = msgs[i].seq;
+    assert_int_equal(ferry_client_ack(fx->c, "tasks", NULL, tacks, 30), FERRY_OK);
+    ferry_client_destroy(&fx->c);
+
+    fy_ferryd_signal(&fx->d, SIGKILL);
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    assert_non_null(fx->c);
+
+    /* Everything not acked comes (new ones at once, the fetched ones after the
+     * ack wait); nothing acked comes back. */
+    size_t got = s_fetch_until(fx->c, "orders", "ship", 600, 10000, seqs, dcs);
+    assert_int_equal(got, 600);
+    uint8_t seen[1001] = {0};
+    for (size_t i = 0; i < got; i++) {
+        assert_true(seqs[i] > 400 && seqs[i] <= 1000);
+        assert_int_equal(seen[seqs[i]], 0);
+        seen[seqs[i]] = 1;
+        assert_int_equal(dcs[i], seqs[i] <= 600 ? 2 : 1);
+    }
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "tasks", &info), FERRY_OK);
+    assert_int_equal(info.messages, 70);
+    free(seqs);
+    free(dcs);
+}
+
+static void
+test_consume_errors(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "t", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "q", NULL, NULL, NULL),
+                     FERRY_OK);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "nobody", 10, &msgs, &n), FERRY_ENOTFOUND);
+    assert_non_null(strstr(ferry_client_last_error(fx->c), "subscription"));
+    assert_int_equal(ferry_client_fetch(fx->c, "missing", "x", 10, &msgs, &n), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "q", "named", NULL, NULL), FERRY_EFIELD);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "t", "", NULL, NULL), FERRY_EFIELD);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "t", "bad name", NULL, NULL),
+                     FERRY_EINVALID_NAME);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "t", "s", NULL, NULL), FERRY_OK);
+    uint64_t never[] = {1};
+    assert_int_equal(ferry_client_ack(fx->c, "t", "s", never, 1), FERRY_ESEQ);
+    assert_int_equal(ferry_client_ack(fx->c, "q", NULL, never, 1), FERRY_ESEQ);
+    assert_int_equal(ferry_client_nack(fx->c, "t", "s", 5, 0), FERRY_ESEQ);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 0, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 1001, &msgs, &n), FERRY_EINVAL);
+    /* The connection keeps working. */
+    assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_competing_consumers_on_queue, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_fan_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name("consume", tests, NULL, NULL);
+}

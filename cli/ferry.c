@@ -34,6 +34,12 @@ s_usage(FILE *out)
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
             "                                                    publish and wait for the confirm\n"
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
+            "  sub TOPIC [NAME] [--from first|new|SEQ] [--ack-wait-ms N] [--max-deliver N]\n"
+            "                                                    create (or check) a subscription\n"
+            "  fetch TOPIC|QUEUE [NAME] [--count N] [--no-ack]   consume: print, then ack\n"
+            "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
+            "for a queue)\n"
+            "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
             "  stats                                             broker counters\n"
             "  ping                                              check the broker answers\n"
             "\n"
@@ -124,7 +130,9 @@ typedef struct {
     ferry_header_t headers[S_MAX_HEADERS];
     char *header_text[S_MAX_HEADERS];
     size_t nheaders;
-    uint64_t dedupe_ms, from, count;
+    uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms;
+    const char *from_word; /* --from first|new */
+    bool no_ack;
 } s_cmdopts_t;
 
 /* Splits the words after the command into options and positional arguments.
@@ -140,6 +148,10 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
                 return -1;
             }
             pos[(*npos)++] = argv[k];
+            continue;
+        }
+        if (strcmp(a, "--no-ack") == 0) {
+            o->no_ack = true;
             continue;
         }
         if (k + 1 >= argc) {
@@ -165,9 +177,17 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->headers[o->nheaders].name = copy;
             o->headers[o->nheaders].value = copy + (eq - v) + 1;
             o->nheaders++;
+        } else if (strcmp(a, "--from") == 0 && (!strcmp(v, "first") || !strcmp(v, "new"))) {
+            o->from_word = v;
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
-                   strcmp(a, "--count") == 0) {
-            uint64_t *dst = a[2] == 'd' ? &o->dedupe_ms : a[2] == 'f' ? &o->from : &o->count;
+                   strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
+                   strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0) {
+            uint64_t *dst = !strcmp(a, "--dedupe-window-ms") ? &o->dedupe_ms
+                            : !strcmp(a, "--from")           ? &o->from
+                            : !strcmp(a, "--count")          ? &o->count
+                            : !strcmp(a, "--ack-wait-ms")    ? &o->ack_wait_ms
+                            : !strcmp(a, "--max-deliver")    ? &o->max_deliver
+                                                             : &o->delay_ms;
             if (!s_parse_u64(v, dst)) {
                 fprintf(stderr, "ferry: %s wants a number\n", a);
                 return -1;
@@ -206,6 +226,50 @@ s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_c
     return 0;
 }
 
+static void
+s_print_msg(const ferry_stored_message_t *m)
+{
+    printf("seq=%" PRIu64 " ts_ms=%" PRIu64, m->seq, m->timestamp_ms);
+    if (m->delivery_count)
+        printf(" dc=%u", m->delivery_count);
+    if (m->key)
+        printf(" key=%s", m->key);
+    if (m->id)
+        printf(" id=%s", m->id);
+    for (size_t j = 0; j < m->header_count; j++)
+        printf(" %s=%s", m->headers[j].name, m->headers[j].value);
+    printf(" len=%zu\n", m->len);
+    fwrite(m->data, 1, m->len, stdout);
+    printf("\n");
+}
+
+/* fetch: print up to --count messages of a subscription and ack them
+ * (unless --no-ack), one fetch and one ack per 1000. */
+static int
+s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdopts_t *o)
+{
+    uint64_t left = o->count ? o->count : 10;
+    uint64_t seqs[1000];
+    while (left > 0) {
+        const ferry_stored_message_t *msgs;
+        size_t n;
+        uint32_t max = left > 1000 ? 1000 : (uint32_t)left;
+        ferry_status_t st = ferry_client_fetch(c, topic, sub, max, &msgs, &n);
+        if (st)
+            return s_report(c, st);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            s_print_msg(&msgs[i]);
+            seqs[i] = msgs[i].seq;
+        }
+        if (!o->no_ack && (st = ferry_client_ack(c, topic, sub, seqs, n)))
+            return s_report(c, st);
+        left -= n;
+    }
+    return 0;
+}
+
 static int
 s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 {
@@ -219,19 +283,8 @@ s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
             return s_report(c, st);
         if (n == 0)
             break;
-        for (size_t i = 0; i < n; i++) {
-            const ferry_stored_message_t *m = &msgs[i];
-            printf("seq=%" PRIu64 " ts_ms=%" PRIu64, m->seq, m->timestamp_ms);
-            if (m->key)
-                printf(" key=%s", m->key);
-            if (m->id)
-                printf(" id=%s", m->id);
-            for (size_t j = 0; j < m->header_count; j++)
-                printf(" %s=%s", m->headers[j].name, m->headers[j].value);
-            printf(" len=%zu\n", m->len);
-            fwrite(m->data, 1, m->len, stdout);
-            printf("\n");
-        }
+        for (size_t i = 0; i < n; i++)
+            s_print_msg(&msgs[i]);
         from = msgs[n - 1].seq + 1;
         left -= n;
     }
@@ -286,7 +339,8 @@ main(int argc, char **argv)
         const char *name;
         int min, max;
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
-                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}};
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 2},
+                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -355,6 +409,28 @@ main(int argc, char **argv)
         st = ferry_client_ping(c);
         if ((rc = s_report(c, st)) == 0)
             printf("pong\n");
+    } else if (strcmp(cmd, "sub") == 0) {
+        ferry_sub_config_t cfg = {.start = o.from_word,
+                                  .start_seq = o.from,
+                                  .ack_wait_ms = o.ack_wait_ms,
+                                  .max_deliver = (uint32_t)o.max_deliver};
+        bool created;
+        const char *name = npos > 1 ? pos[1] : "";
+        st = ferry_client_sub_declare(c, pos[0], name, &cfg, &created);
+        if ((rc = s_report(c, st)) == 0)
+            printf("%s subscription %s%s%s\n", created ? "created" : "exists", pos[0],
+                   *name ? " " : "", name);
+    } else if (strcmp(cmd, "fetch") == 0) {
+        rc = s_cmd_fetch(c, pos[0], npos > 1 ? pos[1] : "", &o);
+    } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
+        uint64_t seqs[6];
+        for (int k = 2; k < npos; k++)
+            if (!s_parse_u64(pos[k], &seqs[k - 2]) || seqs[k - 2] == 0)
+                goto usage;
+        st = cmd[0] == 'a' ? ferry_client_ack(c, pos[0], pos[1], seqs, (size_t)(npos - 2))
+                           : ferry_client_nack(c, pos[0], pos[1], seqs[0], o.delay_ms);
+        if ((rc = s_report(c, st)) == 0)
+            printf("%sed %d\n", cmd, npos - 2);
     }
     goto done;
 usage:

@@ -337,6 +337,48 @@ test_consume_errors(void **state)
     assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
 }
 
+static void
+test_cli_consume(void **state)
+{
+    fx_t *fx = *state;
+    const char *cli = getenv("FERRY_CLI");
+    assert_non_null(cli);
+    char cmd[1024], out[4096];
+    const char *ep = fx->d.endpoint;
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s declare queue q && %s --server %s pub q one && "
+             "%s --server %s pub q two",
+             cli, ep, cli, ep, cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    /* fetch --no-ack leaves it pending; nack gives it back; fetch acks. */
+    snprintf(cmd, sizeof cmd, "%s --server %s fetch q --count 1 --no-ack", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1 "));
+    assert_non_null(strstr(out, " dc=1 len=3\none\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s nack q '' 1", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s fetch q", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, " dc=2 len=3\none\n"));
+    assert_non_null(strstr(out, "seq=2 "));
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "q", &info), FERRY_OK);
+    assert_int_equal(info.messages, 0);
+    /* A topic subscription, and the errors' exit codes. */
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s declare topic t && %s --server %s sub t s "
+             "--from new --max-deliver 3",
+             cli, ep, cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "created subscription t s"));
+    snprintf(cmd, sizeof cmd, "%s --server %s ack t s 9 2>/dev/null", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd, "%s --server %s fetch t nobody 2>/dev/null", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd, "%s --server %s ack t s notanumber 2>/dev/null", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+}
+
 int
 main(void)
 {
@@ -348,6 +390,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_consume, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("consume", tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish \
-     $(BUILD)/bench/bench_publish
+     $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
@@ -116,16 +116,17 @@ run: all
 	@mkdir -p $(DATA)
 	$(BUILD)/ferryd --data $(DATA) --bind $(BIND)
 
-$(BUILD)/bench/bench_publish: $(call obj,bench/bench_publish.c $(SUPPORT_SRC)) $(LIBA)
+$(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 
 BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd)
 
-bench: all $(BUILD)/bench/bench_publish
+bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000 --ids
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 4000
+	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -f 1000
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -1,0 +1,157 @@
+/*
+ * bench_queue.c - work-queue throughput with fsync on: one producer
+ * publishing N messages through the async window while one consumer (its own
+ * connection and thread) fetches up to F at a time and acks each fetched
+ * batch (acks are durable before they are confirmed; acked messages are
+ * deleted). Reports messages per second from the first publish to the last
+ * ack, and fails if any message was lost or delivered twice.
+ *
+ *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ferry.h"
+#include "fixture.h"
+
+typedef struct {
+    const char *endpoint;
+    size_t n, fetch;
+    size_t received, dups;
+    double end;
+    int failed;
+} s_consumer_t;
+
+static double
+s_secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static ferry_client_t *
+s_connect(const char *endpoint, size_t window)
+{
+    ferry_options_t *o = ferry_options_new();
+    ferry_client_t *c = NULL;
+    if (o && ferry_options_set_server(o, endpoint) == FERRY_OK &&
+        ferry_options_set_window(o, window) == FERRY_OK &&
+        ferry_options_set_timeout_ms(o, 30000) == FERRY_OK)
+        ferry_client_new(o, &c);
+    ferry_options_destroy(&o);
+    return c;
+}
+
+static void *
+s_consume(void *arg)
+{
+    s_consumer_t *k = arg;
+    ferry_client_t *c = s_connect(k->endpoint, 10);
+    uint8_t *seen = calloc(k->n + 1, 1);
+    uint64_t *seqs = calloc(k->fetch, sizeof *seqs);
+    if (!c || !seen || !seqs) {
+        k->failed = 1;
+        goto done;
+    }
+    double deadline = s_secs() + 120;
+    while (k->received < k->n && s_secs() < deadline) {
+        const ferry_stored_message_t *msgs;
+        size_t got;
+        if (ferry_client_fetch(c, "w1", NULL, (uint32_t)k->fetch, &msgs, &got) != FERRY_OK) {
+            k->failed = 1;
+            break;
+        }
+        for (size_t i = 0; i < got; i++) {
+            uint64_t s = msgs[i].seq;
+            if (s == 0 || s > k->n || seen[s])
+                k->dups++;
+            else
+                seen[s] = 1;
+            seqs[i] = s;
+        }
+        if (got && ferry_client_ack(c, "w1", NULL, seqs, got) != FERRY_OK) {
+            k->failed = 1;
+            break;
+        }
+        k->received += got;
+        if (got == 0) {
+            struct timespec ts = {0, 200 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    k->end = s_secs();
+done:
+    free(seen);
+    free(seqs);
+    ferry_client_destroy(&c);
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t n = 200000, size = 128, window = 1000, fetch = 1000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            n = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+            size = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
+            window = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+            fetch = strtoul(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH]\n");
+            return 2;
+        }
+    }
+    if (fetch == 0 || fetch > FERRY_BATCH_MAX || n == 0)
+        return 2;
+    fy_ferryd_t d = {0};
+    if (fy_ferryd_start(&d) != 0)
+        return 1;
+    ferry_client_t *p = s_connect(d.endpoint, window);
+    if (!p || ferry_client_declare(p, FERRY_KIND_QUEUE, "w1", NULL, NULL, NULL) != FERRY_OK) {
+        fy_ferryd_cleanup(&d);
+        return 1;
+    }
+    char *payload = calloc(1, size ? size : 1);
+    s_consumer_t k = {.endpoint = d.endpoint, .n = n, .fetch = fetch};
+    pthread_t th;
+    double t0 = s_secs();
+    pthread_create(&th, NULL, s_consume, &k);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        ferry_message_t m = {.data = payload, .len = size};
+        if (ferry_client_publish_async(p, "w1", &m, NULL, NULL) != FERRY_OK) {
+            rc = 1;
+            break;
+        }
+    }
+    if (ferry_client_flush(p, 60000) != FERRY_OK)
+        rc = 1;
+    double published = s_secs() - t0;
+    pthread_join(th, NULL);
+    ferry_stats_t st;
+    ferry_client_stats(p, &st);
+    double secs = k.end - t0;
+    printf("work queue: %zu x %zu B, window %zu, fetch %zu, fsync on\n", n, size, window, fetch);
+    printf("published+confirmed in %.2f s (%.0f msg/s); all acked in %.2f s: %.0f msg/s, "
+           "%llu commits (%.0f/s)\n",
+           published, n / published, secs, k.received / secs, (unsigned long long)st.commits,
+           st.commits / secs);
+    if (k.failed || k.received != n || k.dups) {
+        fprintf(stderr, "bench: received %zu of %zu, %zu duplicates%s\n", k.received, n, k.dups,
+                k.failed ? ", a call failed" : "");
+        rc = 1;
+    }
+    free(payload);
+    ferry_client_destroy(&p);
+    fy_ferryd_signal(&d, 15);
+    fy_ferryd_cleanup(&d);
+    return rc;
+}

@@ -97,7 +97,7 @@ $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
            FERRY_BUILD=$(BUILD) FERRY_SAN="$(SAN)"

@@ -61,7 +61,7 @@ s_consume(void *arg)
     while (k->received < k->n && s_secs() < deadline) {
         const ferry_stored_message_t *msgs;
         size_t got;
-        if (ferry_client_fetch(c, "w1", NULL, (uint32_t)k->fetch, &msgs, &got) != FERRY_OK) {
+        if (ferry_client_fetch(c, "w1", NULL, (uint32_t)k->fetch, 100, &msgs, &got) != FERRY_OK) {
             k->failed = 1;
             break;
         }
@@ -78,10 +78,6 @@ s_consume(void *arg)
             break;
         }
         k->received += got;
-        if (got == 0) {
-            struct timespec ts = {0, 200 * 1000};
-            nanosleep(&ts, NULL);
-        }
     }
     k->end = s_secs();
 done:

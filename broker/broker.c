@@ -25,6 +25,8 @@
 #define S_FRAME_COST   64                 /* ...counting each frame as at least this */
 #define S_SWEEP_BUDGET 1024               /* dedupe/delete work items per turn */
 #define S_IDLE_MS      100                /* sweeps and ack-wait timers, when idle */
+#define S_WAITERS_MAX  4096               /* fetches waiting for messages at once */
+#define S_WAITERS_TURN 256                /* waiting fetches tried per loop turn */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -42,7 +44,22 @@ typedef struct s_reply {
     size_t dups;      /* duplicates answered */
     bool confirm;     /* a single publish confirm, encoded at send time (cid, seq, dup) */
     uint64_t cid, seq;
+    const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
+    size_t peer_len;
 } s_reply_t;
+
+/* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
+ * messages. Kept in memory only: a client whose broker restarted asks again. */
+typedef struct s_waiter {
+    uint8_t peer[256];
+    size_t peer_len;
+    uint64_t cid;
+    uint8_t topic[FERRY_NAME_MAX], sub[FERRY_NAME_MAX];
+    size_t topic_len, sub_len;
+    uint32_t max;
+    long long deadline_ms;
+    bool served; /* answered in the batch being applied */
+} s_waiter_t;
 
 /* A reply's place when replies are grouped by peer for sending. */
 typedef struct s_order {
@@ -66,7 +83,12 @@ struct fy_broker {
     size_t nreqs;
     s_reply_t *replies;
     size_t nreplies;
-    s_order_t *order; /* batch_max */
+    s_order_t *order; /* batch_max + S_WAITERS_TURN */
+    /* Waiting fetches: `waiters` is what the last committed batch left; a
+     * batch adds to `new_waiters` and marks served ones, and only after its
+     * commit are those changes made (a replayed batch starts again clean). */
+    s_waiter_t *waiters, *new_waiters;
+    size_t nwaiters, nnew_waiters, waiter_rr;
     zmq_msg_t *outs;
     size_t nouts, outs_cap;
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
@@ -109,13 +131,15 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->enc = fy_encoder_new();
     self->items = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
-    self->replies = calloc(cfg->batch_max, sizeof *self->replies);
-    self->order = calloc(cfg->batch_max, sizeof *self->order);
+    self->replies = calloc(cfg->batch_max + S_WAITERS_TURN, sizeof *self->replies);
+    self->order = calloc(cfg->batch_max + S_WAITERS_TURN, sizeof *self->order);
+    self->waiters = calloc(S_WAITERS_MAX, sizeof *self->waiters);
+    self->new_waiters = calloc(S_WAITERS_MAX, sizeof *self->new_waiters);
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
-        !self->payloads || !self->seqs || !self->dups) {
+        !self->waiters || !self->new_waiters || !self->payloads || !self->seqs || !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -194,6 +218,8 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->reqs);
     free(self->replies);
     free(self->order);
+    free(self->waiters);
+    free(self->new_waiters);
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
@@ -369,28 +395,35 @@ s_fetch_item(void *user, const fy_stored_t *m, uint32_t dc)
     return s_item(user, m, dc);
 }
 
-/* A reply carrying messages: get (read only) or fetch (delivers). */
+/* Reads (get) or fetches into a reply for `cid`. With `skip_empty`, nothing
+ * is queued when no message came (*count == 0). */
 static fy_status_t
-s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
+s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_len, fy_op_t op,
+                 uint64_t cid, fy_bytes_t topic, fy_bytes_t sub, uint64_t seq, uint32_t max,
+                 bool skip_empty, size_t *count)
 {
-    size_t outs_mark = self->nouts, count = 0;
+    size_t outs_mark = self->nouts;
+    *count = 0;
     fy_encoder_reset(self->items);
     fy_status_t st;
-    if (req->op == FY_OP_GET) {
-        st = fy_store_read(self->store, req->name, req->seq ? req->seq : 1, req->limit, s_get_item,
-                           self, &count);
+    if (op == FY_OP_GET) {
+        st = fy_store_read(self->store, topic, seq ? seq : 1, max, s_get_item, self, count);
     } else {
         fy_sub_info_t info;
         bool created;
-        st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+        st = fy_store_sub_open(self->store, topic, sub, NULL, &info, &created);
         if (st == FERRY_OK)
-            st = fy_store_fetch(self->store, info.id, req->limit, s_fetch_item, self, &count);
+            st = fy_store_fetch(self->store, info.id, max, s_fetch_item, self, count);
     }
+    if (st == FERRY_OK && skip_empty && *count == 0)
+        return FERRY_OK;
     s_reply_t *r = NULL;
     if (st == FERRY_OK) {
         s_reply_begin(self, ri, &r);
         r->out_first = outs_mark;
-        st = fy_encode_get_begin(self->enc, req->cid, count);
+        r->peer = peer;
+        r->peer_len = peer_len;
+        st = fy_encode_get_begin(self->enc, cid, *count);
         if (st == FERRY_OK)
             st = fy_encoder_append(self->enc, self->items);
     }
@@ -405,6 +438,76 @@ s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
     }
     s_reply_end(self, r);
     return FERRY_OK;
+}
+
+/* get, and fetch: a fetch with a wait that finds nothing becomes a waiter. */
+static fy_status_t
+s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    bool may_wait = req->op == FY_OP_FETCH && req->wait_ms > 0 &&
+                    self->nwaiters + self->nnew_waiters < S_WAITERS_MAX;
+    size_t count;
+    fy_status_t st = s_messages_reply(self, ri, NULL, 0, req->op, req->cid, req->name, req->sub,
+                                      req->seq, req->limit, may_wait, &count);
+    if (st || !may_wait || count > 0)
+        return st;
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    s_waiter_t *w = &self->new_waiters[self->nnew_waiters++];
+    memset(w, 0, sizeof *w);
+    w->peer_len = zmq_msg_size(ident) < sizeof w->peer ? zmq_msg_size(ident) : sizeof w->peer;
+    memcpy(w->peer, zmq_msg_data(ident), w->peer_len);
+    w->cid = req->cid;
+    memcpy(w->topic, req->name.ptr, req->name.len);
+    w->topic_len = req->name.len;
+    if (req->sub.len)
+        memcpy(w->sub, req->sub.ptr, req->sub.len);
+    w->sub_len = req->sub.len;
+    w->max = req->limit;
+    w->deadline_ms = s_mono_ms() + (long long)req->wait_ms;
+    return FERRY_OK;
+}
+
+/* Tries waiting fetches (a bounded number per turn, round robin): those that
+ * now find messages, or whose wait is over, get their reply in this batch. */
+static void
+s_serve_waiters(fy_broker_t *self)
+{
+    long long now = s_mono_ms();
+    size_t n = self->nwaiters < S_WAITERS_TURN ? self->nwaiters : S_WAITERS_TURN;
+    for (size_t k = 0; k < n && !fy_store_spoiled(self->store); k++) {
+        s_waiter_t *w = &self->waiters[(self->waiter_rr + k) % self->nwaiters];
+        fy_bytes_t topic = {w->topic, w->topic_len}, sub = {w->sub, w->sub_len};
+        bool expired = now >= w->deadline_ms;
+        size_t count;
+        fy_status_t st = s_messages_reply(self, SIZE_MAX, w->peer, w->peer_len, FY_OP_FETCH, w->cid,
+                                          topic, sub, 0, w->max, !expired, &count);
+        if (st && !fy_store_spoiled(self->store)) {
+            /* The subscription went away meanwhile: say so. */
+            s_reply_t *r;
+            s_reply_begin(self, SIZE_MAX, &r);
+            r->peer = w->peer;
+            r->peer_len = w->peer_len;
+            r->code = st;
+            fy_encode_error(self->enc, w->cid, st, NULL);
+            s_reply_end(self, r);
+        }
+        w->served = st || expired || count > 0;
+    }
+}
+
+/* After a commit: drop the waiters served, keep the rest, add the new ones. */
+static void
+s_commit_waiters(fy_broker_t *self)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nwaiters; i++)
+        if (!self->waiters[i].served)
+            self->waiters[kept++] = self->waiters[i];
+    self->nwaiters = kept;
+    memcpy(self->waiters + kept, self->new_waiters, self->nnew_waiters * sizeof *self->waiters);
+    self->nwaiters += self->nnew_waiters;
+    self->nnew_waiters = 0;
+    self->waiter_rr = self->nwaiters ? (self->waiter_rr + S_WAITERS_TURN) % self->nwaiters : 0;
 }
 
 static fy_status_t
@@ -665,8 +768,12 @@ s_send_replies(fy_broker_t *self)
     size_t n = self->nreplies;
     for (size_t i = 0; i < n; i++) {
         s_reply_t *r = &self->replies[i];
-        zmq_msg_t *ident = &self->frames[self->reqs[r->req].first];
-        self->order[i] = (s_order_t){zmq_msg_data(ident), zmq_msg_size(ident), i};
+        if (r->peer) {
+            self->order[i] = (s_order_t){r->peer, r->peer_len, i};
+        } else {
+            zmq_msg_t *ident = &self->frames[self->reqs[r->req].first];
+            self->order[i] = (s_order_t){zmq_msg_data(ident), zmq_msg_size(ident), i};
+        }
         self->stats.requests++;
         if (r->code)
             self->stats.errors++;
@@ -710,6 +817,9 @@ s_send_replies(fy_broker_t *self)
 static void
 s_reset_replies(fy_broker_t *self)
 {
+    self->nnew_waiters = 0;
+    for (size_t i = 0; i < self->nwaiters; i++)
+        self->waiters[i].served = false;
     fy_encoder_reset(self->enc);
     for (size_t i = 0; i < self->nouts; i++)
         zmq_msg_close(&self->outs[i]);
@@ -736,17 +846,19 @@ s_process_batch(fy_broker_t *self, bool sweep)
             if (fy_store_spoiled(self->store))
                 break;
         }
-        if (i == self->nreqs && sweep && full_from == SIZE_MAX) {
-            size_t due = 0;
-            bool timers_more = false;
-            st = fy_store_sweep(self->store, S_SWEEP_BUDGET, &self->sweep_more);
-            if (st == FERRY_OK)
-                st = fy_store_timers_due(self->store, S_SWEEP_BUDGET, &due, &timers_more);
-            self->sweep_more = self->sweep_more || timers_more;
-            if (st == FERRY_ESTORAGE_FULL) {
-                i = self->nreqs; /* replay without the sweep */
-                sweep = false;
+        /* Background work after the requests; if it fills the map, the
+         * replay below runs without it (full_from == nreqs). */
+        if (i == self->nreqs && full_from == SIZE_MAX) {
+            if (sweep) {
+                size_t due = 0;
+                bool timers_more = false;
+                st = fy_store_sweep(self->store, S_SWEEP_BUDGET, &self->sweep_more);
+                if (st == FERRY_OK)
+                    st = fy_store_timers_due(self->store, S_SWEEP_BUDGET, &due, &timers_more);
+                self->sweep_more = self->sweep_more || timers_more;
             }
+            if (!fy_store_spoiled(self->store))
+                s_serve_waiters(self);
         }
         if (fy_store_spoiled(self->store)) {
             fy_store_abort(self->store);
@@ -764,6 +876,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
                        "map_size=%llu refused_from=%zu batch=%zu",
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
             s_send_replies(self);
+            s_commit_waiters(self);
             return FERRY_OK;
         }
         if (st == FERRY_ESTORAGE_FULL) {
@@ -826,6 +939,7 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         now = s_mono_ms();
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;
         if (self->nreqs > 0 || sweep) {
+            /* Waiting fetches are tried on every batch, and at least every S_IDLE_MS. */
             if (sweep)
                 self->next_sweep_ms = now + S_IDLE_MS;
             s_process_batch(self, sweep);

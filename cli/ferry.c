@@ -36,7 +36,8 @@ s_usage(FILE *out)
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
             "  sub TOPIC [NAME] [--from first|new|SEQ] [--ack-wait-ms N] [--max-deliver N]\n"
             "                                                    create (or check) a subscription\n"
-            "  fetch TOPIC|QUEUE [NAME] [--count N] [--no-ack]   consume: print, then ack\n"
+            "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
+            "                                                    consume: print, then ack\n"
             "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
             "for a queue)\n"
             "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
@@ -130,7 +131,7 @@ typedef struct {
     ferry_header_t headers[S_MAX_HEADERS];
     char *header_text[S_MAX_HEADERS];
     size_t nheaders;
-    uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms;
+    uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms, wait_ms;
     const char *from_word; /* --from first|new */
     bool no_ack;
 } s_cmdopts_t;
@@ -181,12 +182,14 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->from_word = v;
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
                    strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
-                   strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0) {
+                   strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||
+                   strcmp(a, "--wait-ms") == 0) {
             uint64_t *dst = !strcmp(a, "--dedupe-window-ms") ? &o->dedupe_ms
                             : !strcmp(a, "--from")           ? &o->from
                             : !strcmp(a, "--count")          ? &o->count
                             : !strcmp(a, "--ack-wait-ms")    ? &o->ack_wait_ms
                             : !strcmp(a, "--max-deliver")    ? &o->max_deliver
+                            : !strcmp(a, "--wait-ms")        ? &o->wait_ms
                                                              : &o->delay_ms;
             if (!s_parse_u64(v, dst)) {
                 fprintf(stderr, "ferry: %s wants a number\n", a);
@@ -254,7 +257,9 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdop
         const ferry_stored_message_t *msgs;
         size_t n;
         uint32_t max = left > 1000 ? 1000 : (uint32_t)left;
-        ferry_status_t st = ferry_client_fetch(c, topic, sub, max, &msgs, &n);
+        /* Wait only for the first batch: then print what is there and stop. */
+        int wait = left == (o->count ? o->count : 10) && o->wait_ms <= 300000 ? (int)o->wait_ms : 0;
+        ferry_status_t st = ferry_client_fetch(c, topic, sub, max, wait, &msgs, &n);
         if (st)
             return s_report(c, st);
         if (n == 0)

@@ -344,20 +344,29 @@ s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, si
     return FERRY_OK;
 }
 
+/* Sends a request and waits for its reply: the client timeout, plus `extra_ms`
+ * for requests the broker may hold (a fetch with a wait). */
 static ferry_status_t
-s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
-       size_t n, fy_reply_t *rep)
+s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
+            size_t n, int extra_ms, fy_reply_t *rep)
 {
     ferry_status_t st = s_send(self, payloads, lens, n);
     if (st)
         return st;
-    st = s_wait(self, S_WAIT_CID, cid, s_now_ms() + self->opts.timeout_ms, rep);
+    st = s_wait(self, S_WAIT_CID, cid, s_now_ms() + self->opts.timeout_ms + extra_ms, rep);
     if (st)
         return st;
     if (rep->code)
         return s_fail(self, rep->code, "%.*s", (int)rep->msg.len, (const char *)rep->msg.ptr);
     self->last_error[0] = '\0';
     return FERRY_OK;
+}
+
+static ferry_status_t
+s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
+       size_t n, fy_reply_t *rep)
+{
+    return s_call_wait(self, cid, payloads, lens, n, 0, rep);
 }
 
 static bool
@@ -830,9 +839,10 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
 
 ferry_status_t
 ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uint32_t max,
-                   const ferry_stored_message_t **msgs, size_t *count)
+                   int wait_ms, const ferry_stored_message_t **msgs, size_t *count)
 {
-    if (!self || !msgs || !count || max == 0 || max > FY_BATCH_MAX)
+    if (!self || !msgs || !count || max == 0 || max > FY_BATCH_MAX || wait_ms < 0 ||
+        wait_ms > FY_FETCH_WAIT_MAX)
         return FERRY_EINVAL;
     *msgs = NULL;
     *count = 0;
@@ -840,9 +850,9 @@ ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uin
         return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_fetch(self->enc, cid, topic, sub, max);
+    ferry_status_t st = fy_encode_fetch(self->enc, cid, topic, sub, max, (uint64_t)wait_ms);
     fy_reply_t rep;
-    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = s_call_wait(self, cid, NULL, NULL, 0, wait_ms, &rep)))
         return st;
     return s_take_messages(self, &rep, msgs, count);
 }

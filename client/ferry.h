@@ -299,12 +299,13 @@ FERRY_EXPORT ferry_status_t ferry_client_sub_declare(ferry_client_t *self, const
                                                      bool *created);
 /**
  * @brief Takes up to @p max (1..1000) messages of the subscription: those due
- * for redelivery first, then new ones. Returns at once (0 messages if none).
+ * for redelivery first, then new ones. When none is ready, waits up to
+ * @p wait_ms (0..300000) for one, and returns with 0 messages if none came.
  * @param[out] msgs an array owned by the client, valid until the next call on it.
- * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ETIMEOUT, ...
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ETIMEOUT, FERRY_EINVAL, ...
  */
 FERRY_EXPORT ferry_status_t ferry_client_fetch(ferry_client_t *self, const char *topic,
-                                               const char *sub, uint32_t max,
+                                               const char *sub, uint32_t max, int wait_ms,
                                                const ferry_stored_message_t **msgs, size_t *count);
 /**
  * @brief Acks @p n (1..1000) fetched messages; returns once the acks are on disk.

@@ -625,7 +625,8 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         uint64_t max;
         if ((st = s_req_name(map, "topic", &req->name, err)) ||
             (st = s_sub_name(map, &req->sub, err)) ||
-            (st = s_req_uint(map, "max", 1, FY_BATCH_MAX, &max, err)))
+            (st = s_req_uint(map, "max", 1, FY_BATCH_MAX, &max, err)) ||
+            (st = s_opt_uint(map, "wait_ms", FY_FETCH_WAIT_MAX, &req->wait_ms, err)))
             return st;
         req->limit = (uint32_t)max;
         return FERRY_OK;
@@ -852,11 +853,13 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
 }
 
 fy_status_t
-fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint32_t max)
+fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint32_t max,
+                uint64_t wait_ms)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 3, "fetch", cid) | s_kv_str(&self->pk, "topic", topic) |
-             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "max", max);
+    int rc = s_head(&self->pk, 4, "fetch", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "max", max) |
+             s_kv_uint(&self->pk, "wait_ms", wait_ms);
     return s_done(self, start, rc);
 }
 

@@ -61,6 +61,7 @@ const char *fy_op_name(fy_op_t op);
 #define FY_HEADERS_MAX      64              /**< headers on one message */
 #define FY_HEADER_VALUE_MAX 4096            /**< bytes in one header value */
 #define FY_ENVELOPE_MAX     (1u << 20)      /**< bytes in one envelope frame */
+#define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
 
 /** Metadata of one published message. Borrowed from the decoder. */
 typedef struct fy_pubmeta {
@@ -86,6 +87,7 @@ typedef struct fy_request {
     const uint64_t *seqs;      /**< ack: sequences; nack: one */
     size_t seq_count;
     uint64_t delay_ms;        /**< nack: redeliver not before this */
+    uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
     bool noreply;             /**< ack/nack: no "ok" reply wanted (errors still come) */
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
@@ -148,7 +150,7 @@ typedef struct fy_sub_request {
 fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic,
                                   const char *sub, const fy_sub_request_t *sr);
 fy_status_t fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
-                            uint32_t max);
+                            uint32_t max, uint64_t wait_ms);
 fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
                           const uint64_t *seqs, size_t n, bool noreply);
 fy_status_t fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,

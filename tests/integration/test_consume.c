@@ -4,6 +4,7 @@
  * after a nack, dead letters after max_deliver, acks that survive kill -9,
  * and the errors a consumer can get.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -68,7 +69,7 @@ s_fetch_until(ferry_client_t *c, const char *topic, const char *sub, size_t want
     while (got < want && fy_now_ms() < deadline) {
         const ferry_stored_message_t *msgs;
         size_t n;
-        assert_int_equal(ferry_client_fetch(c, topic, sub, 100, &msgs, &n), FERRY_OK);
+        assert_int_equal(ferry_client_fetch(c, topic, sub, 100, 0, &msgs, &n), FERRY_OK);
         for (size_t i = 0; i < n && got < want; i++) {
             seqs[got] = msgs[i].seq;
             if (dcs)
@@ -101,7 +102,7 @@ test_competing_consumers_on_queue(void **state)
         ferry_client_t *c = cs[round % 3];
         const ferry_stored_message_t *msgs;
         size_t got;
-        assert_int_equal(ferry_client_fetch(c, "jobs", NULL, 37, &msgs, &got), FERRY_OK);
+        assert_int_equal(ferry_client_fetch(c, "jobs", NULL, 37, 0, &msgs, &got), FERRY_OK);
         uint64_t acks[37];
         for (size_t i = 0; i < got; i++) {
             assert_true(msgs[i].seq >= 1 && msgs[i].seq <= n);
@@ -129,7 +130,7 @@ test_competing_consumers_on_queue(void **state)
     assert_int_equal(info.last_seq, n);
     const ferry_stored_message_t *msgs;
     size_t got;
-    assert_int_equal(ferry_client_fetch(fx->c, "jobs", NULL, 10, &msgs, &got), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "jobs", NULL, 10, 0, &msgs, &got), FERRY_OK);
     assert_int_equal(got, 0);
     free(seen);
     ferry_client_destroy(&cs[1]);
@@ -192,7 +193,7 @@ test_redelivery_after_ack_wait_and_nack(void **state)
     /* Not before the ack wait; then 2, 4, 5 again with delivery count 2. */
     const ferry_stored_message_t *msgs;
     size_t n;
-    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, 0, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 0);
     assert_int_equal(s_fetch_until(fx->c, "work", "w", 3, 5000, seqs, dcs), 3);
     assert_true(fy_now_ms() - t0 >= 280);
@@ -205,7 +206,7 @@ test_redelivery_after_ack_wait_and_nack(void **state)
     assert_int_equal(ferry_client_ack(fx->c, "work", "w", done, 2), FERRY_OK);
     long long t1 = fy_now_ms();
     assert_int_equal(ferry_client_nack(fx->c, "work", "w", 4, 200), FERRY_OK);
-    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, 0, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 0);
     assert_int_equal(s_fetch_until(fx->c, "work", "w", 1, 5000, seqs, dcs), 1);
     assert_true(fy_now_ms() - t1 >= 180);
@@ -215,7 +216,7 @@ test_redelivery_after_ack_wait_and_nack(void **state)
     /* Nothing left: no further redelivery after every ack. */
     struct timespec ts = {0, 400 * 1000000};
     nanosleep(&ts, NULL);
-    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "work", "w", 10, 0, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 0);
 }
 
@@ -241,7 +242,7 @@ test_dead_letters(void **state)
     }
     const ferry_stored_message_t *msgs;
     size_t n;
-    assert_int_equal(ferry_client_fetch(fx->c, "pay", "p", 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "pay", "p", 10, 0, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 0); /* a third delivery would pass max_deliver */
     assert_int_equal(ferry_client_get(fx->c, "pay.dlq", 1, 10, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 1);
@@ -278,7 +279,7 @@ test_acks_survive_kill9(void **state)
     assert_int_equal(ferry_client_ack(fx->c, "orders", "ship", seqs, 400), FERRY_OK);
     const ferry_stored_message_t *msgs;
     size_t n;
-    assert_int_equal(ferry_client_fetch(fx->c, "tasks", NULL, 50, &msgs, &n), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "tasks", NULL, 50, 0, &msgs, &n), FERRY_OK);
     assert_int_equal(n, 50);
     uint64_t tacks[30];
     for (size_t i = 0; i < 30; i++)
@@ -319,9 +320,9 @@ test_consume_errors(void **state)
                      FERRY_OK);
     const ferry_stored_message_t *msgs;
     size_t n;
-    assert_int_equal(ferry_client_fetch(fx->c, "t", "nobody", 10, &msgs, &n), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "nobody", 10, 0, &msgs, &n), FERRY_ENOTFOUND);
     assert_non_null(strstr(ferry_client_last_error(fx->c), "subscription"));
-    assert_int_equal(ferry_client_fetch(fx->c, "missing", "x", 10, &msgs, &n), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_fetch(fx->c, "missing", "x", 10, 0, &msgs, &n), FERRY_ENOTFOUND);
     assert_int_equal(ferry_client_sub_declare(fx->c, "q", "named", NULL, NULL), FERRY_EFIELD);
     assert_int_equal(ferry_client_sub_declare(fx->c, "t", "", NULL, NULL), FERRY_EFIELD);
     assert_int_equal(ferry_client_sub_declare(fx->c, "t", "bad name", NULL, NULL),
@@ -331,10 +332,72 @@ test_consume_errors(void **state)
     assert_int_equal(ferry_client_ack(fx->c, "t", "s", never, 1), FERRY_ESEQ);
     assert_int_equal(ferry_client_ack(fx->c, "q", NULL, never, 1), FERRY_ESEQ);
     assert_int_equal(ferry_client_nack(fx->c, "t", "s", 5, 0), FERRY_ESEQ);
-    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 0, &msgs, &n), FERRY_EINVAL);
-    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 1001, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 0, 0, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 1001, 0, &msgs, &n), FERRY_EINVAL);
     /* The connection keeps working. */
     assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+}
+
+typedef struct {
+    const char *endpoint, *topic;
+    int delay_ms;
+    ferry_status_t st;
+} s_late_pub_t;
+
+static void *
+s_publish_later(void *arg)
+{
+    s_late_pub_t *lp = arg;
+    struct timespec ts = {lp->delay_ms / 1000, (lp->delay_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    ferry_client_t *c = fy_connect(lp->endpoint, 5000, 10);
+    ferry_message_t m = {.data = "late", .len = 4};
+    lp->st = c ? ferry_client_publish(c, lp->topic, &m, NULL) : FERRY_ECONNECT;
+    ferry_client_destroy(&c);
+    return NULL;
+}
+
+static void
+test_fetch_waits(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "wq", NULL, NULL, NULL),
+                     FERRY_OK);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    /* Nothing comes: an empty answer once the wait is over. */
+    long long t0 = fy_now_ms();
+    assert_int_equal(ferry_client_fetch(fx->c, "wq", NULL, 10, 300, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 0);
+    assert_true(fy_now_ms() - t0 >= 280);
+    /* A message published while the fetch waits is handed over at once. */
+    s_late_pub_t lp = {fx->d.endpoint, "wq", 200, FERRY_EINTERNAL};
+    pthread_t th;
+    t0 = fy_now_ms();
+    assert_int_equal(pthread_create(&th, NULL, s_publish_later, &lp), 0);
+    assert_int_equal(ferry_client_fetch(fx->c, "wq", NULL, 10, 5000, &msgs, &n), FERRY_OK);
+    long long waited = fy_now_ms() - t0;
+    pthread_join(th, NULL);
+    assert_int_equal(lp.st, FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(msgs[0].data, "late", 4);
+    assert_true(waited >= 150 && waited < 4000);
+    /* Not acked: after the ack wait a waiting fetch gets it again. */
+    ferry_sub_config_t cfg = {.ack_wait_ms = 200};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "wt", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "wt", "s", &cfg, NULL), FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1};
+    assert_int_equal(ferry_client_publish(fx->c, "wt", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "wt", "s", 10, 1000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    t0 = fy_now_ms();
+    assert_int_equal(ferry_client_fetch(fx->c, "wt", "s", 10, 3000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].delivery_count, 2);
+    assert_true(fy_now_ms() - t0 >= 150);
+    /* Out of range waits are refused. */
+    assert_int_equal(ferry_client_fetch(fx->c, "wt", "s", 10, 300001, &msgs, &n), FERRY_EINVAL);
 }
 
 static void
@@ -390,6 +453,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cli_consume, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("consume", tests, NULL, NULL);

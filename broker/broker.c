@@ -543,7 +543,8 @@ s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     return st;
 }
 
-/* ack and nack: applied in this batch's transaction, so an "ok" means durable. */
+/* ack, nack, term, progress: applied in this batch's transaction, so an "ok"
+ * means durable. */
 static fy_status_t
 s_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
@@ -551,9 +552,21 @@ s_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     bool created;
     fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
     for (size_t i = 0; st == FERRY_OK && i < req->seq_count; i++) {
-        st = req->op == FY_OP_ACK
-                 ? fy_store_ack(self->store, info.id, req->seqs[i])
-                 : fy_store_nack(self->store, info.id, req->seqs[i], req->delay_ms);
+        uint64_t seq = req->seqs[i];
+        switch (req->op) {
+        case FY_OP_ACK:
+            st = fy_store_ack(self->store, info.id, seq);
+            break;
+        case FY_OP_NACK:
+            st = fy_store_nack(self->store, info.id, seq, req->delay_ms);
+            break;
+        case FY_OP_TERM:
+            st = fy_store_term(self->store, info.id, seq, req->error);
+            break;
+        default:
+            st = fy_store_progress(self->store, info.id, seq);
+            break;
+        }
         if (st == FERRY_ESEQ)
             fy_err_set(err, st, "sequence %llu was never delivered to this subscription",
                        (unsigned long long)req->seqs[i]);
@@ -597,7 +610,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
                     req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
                     req.op == FY_OP_SUB_DECLARE || req.op == FY_OP_FETCH || req.op == FY_OP_ACK ||
-                    req.op == FY_OP_NACK;
+                    req.op == FY_OP_NACK || req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
     if (is_write && refuse_writes) {
         s_error(self, ri, &req, FERRY_ESTORAGE_FULL,
                 "storage is full; reads go on, publishes resume when space is freed");
@@ -701,6 +714,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         break;
     case FY_OP_ACK:
     case FY_OP_NACK:
+    case FY_OP_TERM:
+    case FY_OP_PROGRESS:
         st = s_handle_ack(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;
@@ -716,7 +731,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     if (fy_store_spoiled(self->store))
         return; /* the caller replays the batch */
     const char *msg = err.code == st && err.msg[0] ? err.msg : NULL;
-    bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK;
+    bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK ||
+                  req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
     if (st == FERRY_ENOTFOUND)
         msg = sub_op ? "no such topic, queue or subscription" : "no such topic or queue";
     else if (st == FERRY_EIO || st == FERRY_EINTERNAL) {

@@ -178,6 +178,17 @@ fy_status_t fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_s
  */
 fy_status_t fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms);
 /**
+ * Dead-letters @p seq now (reason "terminated", the consumer's @p error text
+ * in header ferry-dlq-error when not empty) and acks it.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_term(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_bytes_t error);
+/**
+ * The consumer is still working on @p seq: its ack wait starts again.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_progress(fy_store_t *self, uint64_t sub_id, uint64_t seq);
+/**
  * Acks @p seq. Acking twice is fine. On a queue the message is deleted.
  * @return FERRY_OK, FERRY_ENOTFOUND (subscription), FERRY_ESEQ (never delivered),
  *         FERRY_ESTORAGE_FULL, FERRY_EIO

@@ -735,7 +735,7 @@ fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms
  * loop on, and nothing is dropped without a trace. */
 static fy_status_t
 s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t deliveries,
-              const char *reason)
+              const char *reason, fy_bytes_t error)
 {
     char dlq[FERRY_NAME_MAX + 8];
     int n = snprintf(dlq, sizeof dlq, "%.*s.dlq", (int)sub->topic_len, (const char *)sub->topic);
@@ -765,12 +765,15 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
     snprintf(seqtext, sizeof seqtext, "%llu", (unsigned long long)seq);
     snprintf(dctext, sizeof dctext, "%u", deliveries);
     snprintf(topic, sizeof topic, "%.*s", (int)sub->topic_len, (const char *)sub->topic);
+    char errtext[FY_ERROR_TEXT_MAX + 1];
+    snprintf(errtext, sizeof errtext, "%.*s", (int)error.len, (const char *)error.ptr);
     ferry_header_t extra[] = {{"ferry-dlq-topic", topic},
                               {"ferry-dlq-seq", seqtext},
                               {"ferry-dlq-deliveries", dctext},
-                              {"ferry-dlq-reason", reason}};
+                              {"ferry-dlq-reason", reason},
+                              {"ferry-dlq-error", errtext}};
     fy_encoder_reset(self->scratch);
-    fy_status_t st = fy_headers_merge(self->scratch, m.hdrs, extra, 4);
+    fy_status_t st = fy_headers_merge(self->scratch, m.hdrs, extra, error.len ? 5 : 4);
     if (st == FERRY_OK) {
         ferry_topic_info_t info;
         bool created;
@@ -840,7 +843,8 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver
         bool delivered, exhausted;
         if ((st = s_redeliver(self, sub_id, seq, fn, user, &delivered, &exhausted)))
             return st;
-        if (exhausted && (st = s_dead_letter(self, sub, seq, dc, "max-deliver")))
+        if (exhausted &&
+            (st = s_dead_letter(self, sub, seq, dc, "max-deliver", (fy_bytes_t){NULL, 0})))
             return st;
         if (delivered)
             (*count)++;
@@ -852,4 +856,61 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver
     st = fy_store_deliver_new(self, sub_id, max - (uint32_t)*count, fn, user, &fresh);
     *count += fresh;
     return st;
+}
+
+/* The subscription and delivery count of a delivered, unacked `seq`; *sub
+ * NULL when there is nothing to do (already acked). */
+static fy_status_t
+s_pending_of(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_sub_rec_t **sub, uint32_t *dc,
+             uint64_t *deadline)
+{
+    fy_status_t st = s_sub_by_id(self, sub_id, sub);
+    if (st)
+        return st;
+    if (!*sub)
+        return FERRY_ENOTFOUND;
+    if (seq >= (*sub)->cursor)
+        return FERRY_ESEQ;
+    bool acked;
+    if ((st = s_acked(self, *sub, seq, &acked)))
+        return st;
+    if (acked) {
+        *sub = NULL;
+        return FERRY_OK;
+    }
+    return s_pend_get(self, sub_id, seq, dc, deadline);
+}
+
+fy_status_t
+fy_store_term(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_bytes_t error)
+{
+    fy_sub_rec_t *sub;
+    uint32_t dc;
+    uint64_t deadline;
+    fy_status_t st = s_pending_of(self, sub_id, seq, &sub, &dc, &deadline);
+    if (st || !sub)
+        return st;
+    return s_dead_letter(self, sub, seq, dc, "terminated", error);
+}
+
+fy_status_t
+fy_store_progress(fy_store_t *self, uint64_t sub_id, uint64_t seq)
+{
+    fy_sub_rec_t *sub;
+    uint32_t dc;
+    uint64_t deadline;
+    fy_status_t st = s_pending_of(self, sub_id, seq, &sub, &dc, &deadline);
+    if (st || !sub)
+        return st;
+    /* Its own entry with a later deadline: the range timer will skip it. */
+    deadline = self->now_ms + sub->ack_wait_ms;
+    uint8_t pk[16], pv[12];
+    s_key2(pk, sub->id, seq);
+    fy_be32_put(pv, dc);
+    fy_be64_put(pv + 4, deadline);
+    MDB_val pkv = {16, pk}, pvv = {12, pv};
+    self->dirty = true;
+    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")))
+        return st;
+    return s_timer_put(self, deadline, sub->id, seq, seq);
 }

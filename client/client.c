@@ -886,3 +886,32 @@ ferry_client_nack(ferry_client_t *self, const char *topic, const char *sub, uint
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }
+
+ferry_status_t
+ferry_client_term(ferry_client_t *self, const char *topic, const char *sub, uint64_t seq,
+                  const char *error)
+{
+    if (!self || seq == 0 || (error && strlen(error) > FY_ERROR_TEXT_MAX))
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_term(self->enc, cid, topic, sub, seq, error);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_progress(ferry_client_t *self, const char *topic, const char *sub, uint64_t seq)
+{
+    if (!self || seq == 0)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_progress(self->enc, cid, topic, sub, seq);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}

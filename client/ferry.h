@@ -321,6 +321,21 @@ FERRY_EXPORT ferry_status_t ferry_client_ack(ferry_client_t *self, const char *t
 FERRY_EXPORT ferry_status_t ferry_client_nack(ferry_client_t *self, const char *topic,
                                               const char *sub, uint64_t seq, uint64_t delay_ms);
 
+/**
+ * @brief Gives up on a fetched message: it moves to `<topic>.dlq` now, with
+ * ferry-dlq-reason "terminated" and @p error (may be NULL, at most 1024 bytes)
+ * in ferry-dlq-error, and is acked.
+ * @return FERRY_OK, FERRY_ESEQ, FERRY_ENOTFOUND, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_term(ferry_client_t *self, const char *topic,
+                                              const char *sub, uint64_t seq, const char *error);
+/**
+ * @brief Still working on a fetched message: its ack wait starts again.
+ * @return FERRY_OK, FERRY_ESEQ, FERRY_ENOTFOUND, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_progress(ferry_client_t *self, const char *topic,
+                                                  const char *sub, uint64_t seq);
+
 #ifdef __cplusplus
 }
 #endif

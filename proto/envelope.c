@@ -41,6 +41,8 @@ static const char *const s_op_names[FY_OP_COUNT_] = {
     [FY_OP_FETCH] = "fetch",
     [FY_OP_ACK] = "ack",
     [FY_OP_NACK] = "nack",
+    [FY_OP_TERM] = "term",
+    [FY_OP_PROGRESS] = "progress",
 };
 
 const char *
@@ -534,10 +536,16 @@ s_decode_ack(fy_decoder_t *self, const msgpack_object *map, fy_request_t *req, f
         (st = s_sub_name(map, &req->sub, err)) ||
         (st = s_opt_bool(map, "noreply", &req->noreply, err)))
         return st;
-    if (req->op == FY_OP_NACK) {
+    if (req->op == FY_OP_NACK || req->op == FY_OP_TERM || req->op == FY_OP_PROGRESS) {
         if ((st = s_req_uint(map, "seq", 1, UINT64_MAX, &self->seqs[0], err)) ||
             (st = s_opt_uint(map, "delay_ms", 24ull * 3600 * 1000, &req->delay_ms, err)))
             return st;
+        const msgpack_object *e = s_field(map, "error");
+        if (e && (!s_as_bytes(e, &req->error) || req->error.len > FY_ERROR_TEXT_MAX ||
+                  memchr(req->error.ptr, 0, req->error.len)))
+            return fy_err_set(err, FERRY_EFIELD,
+                              "field 'error' must be a string of at most %d bytes without NUL",
+                              FY_ERROR_TEXT_MAX);
         req->seqs = self->seqs;
         req->seq_count = 1;
         return FERRY_OK;
@@ -633,6 +641,8 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     }
     case FY_OP_ACK:
     case FY_OP_NACK:
+    case FY_OP_TERM:
+    case FY_OP_PROGRESS:
         return s_decode_ack(self, map, req, err);
     case FY_OP_GET: {
         if ((st = s_req_name(map, "topic", &req->name, err)))
@@ -890,6 +900,28 @@ fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *
 }
 
 fy_status_t
+fy_encode_term(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint64_t seq,
+               const char *error)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, error ? 4 : 3, "term", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "seq", seq);
+    if (error)
+        rc |= s_kv_str(&self->pk, "error", error);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_progress(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                   uint64_t seq)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 3, "progress", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "seq", seq);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor, uint64_t ack_floor,
                     uint64_t ack_wait_ms, uint64_t max_deliver, bool created)
 {
@@ -1032,12 +1064,11 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 }
 
 /* Stats fields, in one table for the encoder and the decoder. */
-#define S_STATS_FIELDS(X)                                                                \
-    X(topics)                                                                            \
-    X(messages)                                                                          \
-    X(bytes)                                                                             \
-    X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) \
-        X(map_used)
+#define S_STATS_FIELDS(X) \
+    X(topics)             \
+    X(messages)           \
+    X(bytes)              \
+    X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) X(map_used)
 #define S_COUNT_FIELD(f) +1
 #define S_PACK_FIELD(f)  | s_kv_uint(&self->pk, #f, st->f)
 

@@ -46,6 +46,8 @@ typedef enum fy_op {
     FY_OP_FETCH,
     FY_OP_ACK,
     FY_OP_NACK,
+    FY_OP_TERM,
+    FY_OP_PROGRESS,
     FY_OP_COUNT_
 } fy_op_t;
 
@@ -62,6 +64,7 @@ const char *fy_op_name(fy_op_t op);
 #define FY_HEADER_VALUE_MAX 4096            /**< bytes in one header value */
 #define FY_ENVELOPE_MAX     (1u << 20)      /**< bytes in one envelope frame */
 #define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
+#define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
 
 /** Metadata of one published message. Borrowed from the decoder. */
 typedef struct fy_pubmeta {
@@ -87,6 +90,7 @@ typedef struct fy_request {
     const uint64_t *seqs;      /**< ack: sequences; nack: one */
     size_t seq_count;
     uint64_t delay_ms;        /**< nack: redeliver not before this */
+    fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
     bool noreply;             /**< ack/nack: no "ok" reply wanted (errors still come) */
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
@@ -155,6 +159,11 @@ fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, c
                           const uint64_t *seqs, size_t n, bool noreply);
 fy_status_t fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
                            uint64_t seq, uint64_t delay_ms, bool noreply);
+/** term (@p error may be NULL) and progress, for one sequence. */
+fy_status_t fy_encode_term(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                           uint64_t seq, const char *error);
+fy_status_t fy_encode_progress(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                               uint64_t seq);
 
 /* Replies (broker side). */
 fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *msg);

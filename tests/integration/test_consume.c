@@ -262,6 +262,53 @@ test_dead_letters(void **state)
 }
 
 static void
+test_term_and_progress(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "mail", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "mail", 2);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "mail", NULL, 1, 0, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_client_term(fx->c, "mail", NULL, 1, "smtp 550: no such user"), FERRY_OK);
+    assert_int_equal(ferry_client_term(fx->c, "mail", NULL, 1, NULL), FERRY_OK); /* acked now */
+    assert_int_equal(ferry_client_get(fx->c, "mail.dlq", 1, 10, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(msgs[0].data, "msg-1", 5);
+    assert_int_equal(msgs[0].header_count, 5);
+    assert_string_equal(msgs[0].headers[3].value, "terminated");
+    assert_string_equal(msgs[0].headers[4].name, "ferry-dlq-error");
+    assert_string_equal(msgs[0].headers[4].value, "smtp 550: no such user");
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "mail", &info), FERRY_OK);
+    assert_int_equal(info.messages, 1); /* the terminated one left the queue */
+
+    /* progress: the ack wait starts again, so no redelivery while working. */
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "slow", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t cfg = {.ack_wait_ms = 400};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "slow", "s", &cfg, NULL), FERRY_OK);
+    s_publish_n(fx->c, "slow", 1);
+    long long t0 = fy_now_ms();
+    assert_int_equal(ferry_client_fetch(fx->c, "slow", "s", 1, 0, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    struct timespec ts = {0, 300 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(ferry_client_progress(fx->c, "slow", "s", 1), FERRY_OK);
+    /* 300 ms later the first ack wait is over, the extended one is not. */
+    assert_int_equal(ferry_client_fetch(fx->c, "slow", "s", 1, 250, &msgs, &n), FERRY_OK);
+    if (fy_now_ms() - t0 < 650) /* only meaningful if the machine kept up */
+        assert_int_equal(n, 0);
+    /* Then it does come back. */
+    assert_int_equal(ferry_client_fetch(fx->c, "slow", "s", 1, 3000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].delivery_count, 2);
+    assert_int_equal(ferry_client_progress(fx->c, "slow", "s", 2), FERRY_ESEQ);
+}
+
+static void
 test_acks_survive_kill9(void **state)
 {
     fx_t *fx = *state;
@@ -451,6 +498,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_term_and_progress, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_waits, s_setup, s_teardown),

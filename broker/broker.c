@@ -630,8 +630,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_DECLARE: {
         ferry_topic_info_t info;
         bool created = false;
-        st = fy_store_declare(self->store, req.name, req.kind, req.dedupe_window_ms, &info,
-                              &created);
+        st = fy_store_declare(self->store, req.name, req.kind, &req.topic_cfg, &info, &created);
         if (st == FERRY_EEXISTS) {
             s_error(self, ri, &req, st, "a destination of that name exists with another kind");
             return;

@@ -41,6 +41,7 @@ s_topic_encode(const fy_topic_rec_t *t, uint8_t *rec)
     memset(rec, 0, S_TOPIC_REC);
     rec[0] = 1;
     rec[1] = (uint8_t)t->kind;
+    rec[2] = t->discard_new;
     fy_be64_put(rec + 8, t->id);
     fy_be64_put(rec + 16, t->created_ms);
     fy_be64_put(rec + 24, t->dedupe_ms);
@@ -48,13 +49,16 @@ s_topic_encode(const fy_topic_rec_t *t, uint8_t *rec)
     fy_be64_put(rec + 40, t->last);
     fy_be64_put(rec + 48, t->count);
     fy_be64_put(rec + 56, t->bytes);
+    fy_be64_put(rec + 64, t->max_msgs);
+    fy_be64_put(rec + 72, t->max_bytes);
+    fy_be64_put(rec + 80, t->max_age_ms);
 }
 
 static bool
 s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
 {
     const uint8_t *rec = v->mv_data;
-    if (v->mv_size < S_TOPIC_REC || rec[0] != 1)
+    if (v->mv_size < S_TOPIC_REC_V1 || rec[0] != 1)
         return false;
     t->kind = rec[1] == FERRY_KIND_QUEUE ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
     t->id = fy_be64_get(rec + 8);
@@ -64,6 +68,12 @@ s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
     t->last = fy_be64_get(rec + 40);
     t->count = fy_be64_get(rec + 48);
     t->bytes = fy_be64_get(rec + 56);
+    /* A record written before limits existed has none. */
+    bool limits = v->mv_size >= S_TOPIC_REC;
+    t->discard_new = limits && rec[2];
+    t->max_msgs = limits ? fy_be64_get(rec + 64) : 0;
+    t->max_bytes = limits ? fy_be64_get(rec + 72) : 0;
+    t->max_age_ms = limits ? fy_be64_get(rec + 80) : 0;
     t->dirty = false;
     return true;
 }
@@ -80,6 +90,10 @@ s_topic_info(const fy_topic_rec_t *t, ferry_topic_info_t *info)
     info->bytes = t->bytes;
     info->dedupe_window_ms = t->dedupe_ms;
     info->created_ms = t->created_ms;
+    info->max_msgs = t->max_msgs;
+    info->max_bytes = t->max_bytes;
+    info->max_age_ms = t->max_age_ms;
+    info->discard_new = t->discard_new;
 }
 
 /* Finds a topic in the batch cache or loads it. *out NULL: no such topic. */
@@ -411,8 +425,8 @@ fy_store_dirty(const fy_store_t *self)
 }
 
 fy_status_t
-fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t dedupe_window_ms,
-                 ferry_topic_info_t *info, bool *created)
+fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
+                 const ferry_topic_config_t *cfg, ferry_topic_info_t *info, bool *created)
 {
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_get(self, name, &t);
@@ -427,11 +441,17 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind, uint64_t 
     bool found;
     if ((st = fy_storei_meta_get(self, self->txn, "next_topic_id", &next_id, &found)))
         return st;
+    static const ferry_topic_config_t none;
+    const ferry_topic_config_t *c = cfg ? cfg : &none;
     fy_topic_rec_t fresh = {.name_len = name.len,
                             .id = next_id,
                             .created_ms = self->now_ms,
                             .dedupe_ms =
-                                dedupe_window_ms ? dedupe_window_ms : self->default_dedupe_ms,
+                                c->dedupe_window_ms ? c->dedupe_window_ms : self->default_dedupe_ms,
+                            .max_msgs = c->max_msgs,
+                            .max_bytes = c->max_bytes,
+                            .max_age_ms = c->max_age_ms,
+                            .discard_new = c->discard_new,
                             .kind = kind};
     memcpy(fresh.name, name.ptr, name.len);
     self->dirty = true;
@@ -575,6 +595,58 @@ s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_
 }
 
 fy_status_t
+fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
+{
+    uint8_t key[16];
+    fy_storei_msg_key(key, t->id, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    fy_stored_t m;
+    if (rc)
+        return fy_storei_mdb(self, rc, "find message");
+    if (!fy_storei_parse_message(&k, &v, &m))
+        return FERRY_EIO;
+    uint64_t size = m.key.len + m.id.len + m.hdrs.len + m.payload.len;
+    if ((rc = mdb_cursor_del(self->msg_cur, 0)))
+        return fy_storei_mdb(self, rc, "delete message");
+    self->dirty = true;
+    t->dirty = true;
+    t->count--;
+    t->bytes -= size <= t->bytes ? size : t->bytes;
+    if (t->count == 0) {
+        t->first = 0;
+    } else if (seq == t->first) {
+        /* The cursor stands on the next message after the delete. */
+        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == 0 && k.mv_size == 16 && fy_be64_get(k.mv_data) == t->id)
+            t->first = fy_be64_get((const uint8_t *)k.mv_data + 8);
+        else
+            t->first = t->last + 1;
+    }
+    return FERRY_OK;
+}
+
+/* Drops the oldest messages while `t` is over max_msgs or max_bytes
+ * (discard old). Each append trims what it pushed over, so the work per
+ * message stays constant. */
+static fy_status_t
+s_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t)
+{
+    while (t->count > 0 &&
+           ((t->max_msgs && t->count > t->max_msgs) || (t->max_bytes && t->bytes > t->max_bytes))) {
+        uint64_t before = t->count;
+        fy_status_t st = fy_storei_remove_message(self, t, t->first);
+        if (st)
+            return st;
+        if (t->count == before)
+            return FERRY_EIO; /* the record says there is a first message; there is none */
+    }
+    return FERRY_OK;
+}
+
+fy_status_t
 fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                 const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups)
 {
@@ -584,6 +656,16 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         return st;
     if (!t)
         return FERRY_ENOTFOUND;
+    if (t->discard_new && (t->max_msgs || t->max_bytes)) {
+        /* Refuse the whole request up front if it would not fit (counting
+         * every message, duplicates too: a publish is all or nothing). */
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += metas[i].key.len + metas[i].id.len + metas[i].hdrs.len + payloads[i].len;
+        if ((t->max_msgs && t->count + n > t->max_msgs) ||
+            (t->max_bytes && t->bytes + bytes > t->max_bytes))
+            return FERRY_ELIMIT;
+    }
     uint8_t dkey[8 + FERRY_ID_MAX];
     for (size_t i = 0; i < n; i++) {
         const fy_pubmeta_t *m = &metas[i];
@@ -610,7 +692,7 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         t->dirty = true;
         seqs[i] = seq;
     }
-    return FERRY_OK;
+    return t->discard_new ? FERRY_OK : s_trim_to_limits(self, t);
 }
 
 bool
@@ -778,12 +860,68 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
     return st;
 }
 
+/* Removes messages older than their topic's max age, oldest first. Walks
+ * the topic records (a topic is one small record), then each topic's front. */
+static fy_status_t
+s_sweep_age(fy_store_t *self, size_t *budget, bool *more)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->topics, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    uint8_t names[64][FERRY_NAME_MAX];
+    size_t lens[64], n = 0;
+    MDB_val k, v;
+    /* Collect the names first: trimming writes topic records. */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        fy_topic_rec_t t;
+        if (!s_topic_decode(&v, &t) || !t.max_age_ms || t.count == 0 || k.mv_size > FERRY_NAME_MAX)
+            continue;
+        if (n == 64) {
+            *more = true;
+            break;
+        }
+        memcpy(names[n], k.mv_data, k.mv_size);
+        lens[n++] = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_storei_mdb(self, rc, "sweep age");
+    for (size_t i = 0; i < n; i++) {
+        fy_topic_rec_t *t;
+        fy_status_t st = fy_storei_topic_get(self, (fy_bytes_t){names[i], lens[i]}, &t);
+        if (st)
+            return st;
+        while (t && t->count > 0) {
+            uint8_t key[16];
+            fy_storei_msg_key(key, t->id, t->first);
+            MDB_val mk = {16, key}, mv;
+            fy_stored_t m;
+            rc = mdb_get(self->txn, self->messages, &mk, &mv);
+            if (rc || !fy_storei_parse_message(&mk, &mv, &m))
+                return rc ? fy_storei_mdb(self, rc, "get message") : FERRY_EIO;
+            if (m.ts_ms + t->max_age_ms > self->now_ms)
+                break;
+            if (*budget == 0) {
+                *more = true;
+                return FERRY_OK;
+            }
+            (*budget)--;
+            if ((st = fy_storei_remove_message(self, t, t->first)))
+                return st;
+        }
+    }
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_store_sweep(fy_store_t *self, size_t budget, bool *more)
 {
     *more = false;
     fy_status_t st = s_sweep_dedupe(self, &budget, more);
-    return st ? st : s_sweep_deleted(self, &budget, more);
+    if (st == FERRY_OK)
+        st = s_sweep_deleted(self, &budget, more);
+    return st ? st : s_sweep_age(self, &budget, more);
 }
 
 fy_status_t

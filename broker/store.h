@@ -60,11 +60,15 @@ bool fy_store_dirty(const fy_store_t *self);
 
 /**
  * Creates a topic or queue, or finds it with the same kind.
- * @param dedupe_window_ms 0: the store default. Ignored for an existing topic.
+ * @param cfg NULL or zero fields: store defaults (dedupe window) and no limits.
+ *            Ignored for an existing topic. With limits, appends drop the oldest
+ *            messages, or refuse (FERRY_ELIMIT) when cfg->discard_new; the
+ *            sweep removes messages older than max_age_ms.
  * @return FERRY_OK, FERRY_EEXISTS (other kind), FERRY_ESTORAGE_FULL, FERRY_EIO
  */
 fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
-                             uint64_t dedupe_window_ms, ferry_topic_info_t *info, bool *created);
+                             const ferry_topic_config_t *cfg, ferry_topic_info_t *info,
+                             bool *created);
 /** Deletes a topic; its messages are removed in later sweeps.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO */
 fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
@@ -76,7 +80,8 @@ fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t 
  * batch goes. A message whose id is in the topic's dedupe window is not
  * stored: its entry in @p seqs is the original sequence and @p dups is true.
  * @param payload_lens / payloads  one payload per message, copied into the map.
- * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL (batch spoiled), FERRY_EIO
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ELIMIT (nothing stored), FERRY_ESTORAGE_FULL
+ *         (batch spoiled), FERRY_EIO
  */
 fy_status_t fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                             const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups);

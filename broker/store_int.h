@@ -11,13 +11,16 @@
 
 #include "store.h"
 
-#define S_TOPIC_REC 64 /* bytes of a topic record */
-#define S_MSG_HDR   18 /* bytes before key/id/hdrs/payload in a message value */
+#define S_TOPIC_REC_V1 64 /* bytes of a topic record without limits */
+#define S_TOPIC_REC    96 /* bytes of a topic record */
+#define S_MSG_HDR      18 /* bytes before key/id/hdrs/payload in a message value */
 
 typedef struct fy_topic_rec {
     uint8_t name[FERRY_NAME_MAX];
     size_t name_len;
     uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
+    uint64_t max_msgs, max_bytes, max_age_ms; /* retention limits, 0 = none */
+    bool discard_new;
     ferry_kind_t kind;
     bool dirty;
 } fy_topic_rec_t;
@@ -63,6 +66,9 @@ fy_status_t fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, 
 void fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq);
 /* Parses a message record; false if it is malformed. Borrows from the map. */
 bool fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out);
+
+/* Deletes message `seq` of topic `t`, keeping its counters and first sequence. */
+fy_status_t fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq);
 
 /* Implemented in subs.c. */
 fy_status_t fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,

@@ -541,41 +541,6 @@ s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn
     return fn(user, &m, dc);
 }
 
-/* Deletes message `seq` of a queue once acked, keeping the topic counters. */
-static fy_status_t
-s_queue_remove(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
-{
-    uint8_t key[16];
-    fy_storei_msg_key(key, t->id, seq);
-    MDB_val k = {16, key}, v;
-    int rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_KEY);
-    if (rc == MDB_NOTFOUND)
-        return FERRY_OK;
-    fy_stored_t m;
-    if (rc)
-        return fy_storei_mdb(self, rc, "find message");
-    if (!fy_storei_parse_message(&k, &v, &m))
-        return FERRY_EIO;
-    uint64_t size = m.key.len + m.id.len + m.hdrs.len + m.payload.len;
-    if ((rc = mdb_cursor_del(self->msg_cur, 0)))
-        return fy_storei_mdb(self, rc, "delete message");
-    self->dirty = true;
-    t->dirty = true;
-    t->count--;
-    t->bytes -= size <= t->bytes ? size : t->bytes;
-    if (t->count == 0) {
-        t->first = 0;
-    } else if (seq == t->first) {
-        /* The cursor stands on the next message after the delete. */
-        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_GET_CURRENT);
-        if (rc == 0 && k.mv_size == 16 && fy_be64_get(k.mv_data) == t->id)
-            t->first = fy_be64_get((const uint8_t *)k.mv_data + 8);
-        else
-            t->first = t->last + 1;
-    }
-    return FERRY_OK;
-}
-
 fy_status_t
 fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
 {
@@ -626,7 +591,7 @@ fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
     if ((st = s_sub_topic(self, sub, &t)))
         return st;
     if (t && t->kind == FERRY_KIND_QUEUE)
-        return s_queue_remove(self, t, seq);
+        return fy_storei_remove_message(self, t, seq);
     return FERRY_OK;
 }
 
@@ -784,7 +749,7 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         uint64_t dseq;
         bool dup;
         st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FERRY_KIND_TOPIC,
-                              0, &info, &created);
+                              NULL, &info, &created);
         if (st == FERRY_EEXISTS)
             st = FERRY_OK; /* a queue of that name: it takes dead letters as well */
         if (st == FERRY_OK)

@@ -28,7 +28,8 @@ s_usage(FILE *out)
             "usage: ferry [--server EP] [--timeout MS] COMMAND [ARGS]\n"
             "\n"
             "Commands:\n"
-            "  declare topic|queue NAME [--dedupe-window-ms N]   create (or check) a destination\n"
+            "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
+            "          [--max-age-ms N] [--discard old|new]      create (or check) a destination\n"
             "  delete NAME                                       delete it and its messages\n"
             "  info NAME                                         show a topic or queue\n"
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
@@ -94,9 +95,12 @@ static void
 s_print_info(const ferry_topic_info_t *in)
 {
     printf("name: %s\nkind: %s\nmessages: %" PRIu64 "\nbytes: %" PRIu64 "\nfirst_seq: %" PRIu64
-           "\nlast_seq: %" PRIu64 "\ndedupe_window_ms: %" PRIu64 "\ncreated_ms: %" PRIu64 "\n",
+           "\nlast_seq: %" PRIu64 "\ndedupe_window_ms: %" PRIu64 "\ncreated_ms: %" PRIu64
+           "\nmax_msgs: %" PRIu64 "\nmax_bytes: %" PRIu64 "\nmax_age_ms: %" PRIu64
+           "\ndiscard: %s\n",
            in->name, in->kind == FERRY_KIND_QUEUE ? "queue" : "topic", in->messages, in->bytes,
-           in->first_seq, in->last_seq, in->dedupe_window_ms, in->created_ms);
+           in->first_seq, in->last_seq, in->dedupe_window_ms, in->created_ms, in->max_msgs,
+           in->max_bytes, in->max_age_ms, in->discard_new ? "new" : "old");
 }
 
 static char *
@@ -132,6 +136,8 @@ typedef struct {
     char *header_text[S_MAX_HEADERS];
     size_t nheaders;
     uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms, wait_ms;
+    uint64_t max_msgs, max_bytes, max_age_ms;
+    bool discard_new;
     const char *from_word; /* --from first|new */
     bool no_ack;
 } s_cmdopts_t;
@@ -178,6 +184,21 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->headers[o->nheaders].name = copy;
             o->headers[o->nheaders].value = copy + (eq - v) + 1;
             o->nheaders++;
+        } else if (strcmp(a, "--discard") == 0) {
+            if (strcmp(v, "old") != 0 && strcmp(v, "new") != 0) {
+                fprintf(stderr, "ferry: --discard wants old or new\n");
+                return -1;
+            }
+            o->discard_new = v[0] == 'n';
+        } else if (strcmp(a, "--max-msgs") == 0 || strcmp(a, "--max-bytes") == 0 ||
+                   strcmp(a, "--max-age-ms") == 0) {
+            uint64_t *dst = a[6] == 'm'   ? &o->max_msgs
+                            : a[6] == 'b' ? &o->max_bytes
+                                          : &o->max_age_ms;
+            if (!s_parse_u64(v, dst)) {
+                fprintf(stderr, "ferry: %s wants a number\n", a);
+                return -1;
+            }
         } else if (strcmp(a, "--from") == 0 && (!strcmp(v, "first") || !strcmp(v, "new"))) {
             o->from_word = v;
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
@@ -379,7 +400,11 @@ main(int argc, char **argv)
             kind = FERRY_KIND_QUEUE;
         else
             goto usage;
-        ferry_topic_config_t cfg = {.dedupe_window_ms = o.dedupe_ms};
+        ferry_topic_config_t cfg = {.dedupe_window_ms = o.dedupe_ms,
+                                    .max_msgs = o.max_msgs,
+                                    .max_bytes = o.max_bytes,
+                                    .max_age_ms = o.max_age_ms,
+                                    .discard_new = o.discard_new};
         ferry_topic_info_t info;
         bool created;
         st = ferry_client_declare(c, kind, pos[1], &cfg, &info, &created);

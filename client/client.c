@@ -501,8 +501,7 @@ ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
         return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    ferry_status_t st =
-        fy_encode_declare(self->enc, cid, kind, name, config ? config->dedupe_window_ms : 0);
+    ferry_status_t st = fy_encode_declare(self->enc, cid, kind, name, config);
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;

@@ -57,7 +57,8 @@ extern "C" {
     X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")              \
     X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                  \
     X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")            \
-    X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")
+    X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")    \
+    X(FERRY_ELIMIT, 23, "ELIMIT", "topic limit reached: publish refused")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */
@@ -103,21 +104,29 @@ typedef struct ferry_confirm {
     bool duplicate;        /**< true: the id was seen within the dedupe window */
 } ferry_confirm_t;
 
-/** Options for ferry_client_declare(); zero means "broker default". */
+/** Options for ferry_client_declare(); zero means "broker default" / "no limit".
+ *  The retention limits are kept by dropping the oldest messages, or with
+ *  discard_new by refusing publishes past a limit (FERRY_ELIMIT). */
 typedef struct ferry_topic_config {
     uint64_t dedupe_window_ms;
+    uint64_t max_msgs;   /**< most messages kept */
+    uint64_t max_bytes;  /**< most bytes kept (payload, key, id, headers) */
+    uint64_t max_age_ms; /**< messages older than this are removed */
+    bool discard_new;    /**< at max_msgs/max_bytes refuse new ones instead of dropping old */
 } ferry_topic_config_t;
 
 /** What the broker knows about a topic or queue. */
 typedef struct ferry_topic_info {
     char name[FERRY_NAME_MAX + 1];
     ferry_kind_t kind;
-    uint64_t first_seq;        /**< lowest stored sequence (0 if empty) */
-    uint64_t last_seq;         /**< highest sequence ever assigned (0 if none) */
-    uint64_t messages;         /**< messages stored */
-    uint64_t bytes;            /**< bytes stored (payload, key, id, headers) */
-    uint64_t dedupe_window_ms; /**< dedupe window of this topic */
-    uint64_t created_ms;       /**< creation time, ms since the Unix epoch */
+    uint64_t first_seq;                       /**< lowest stored sequence (0 if empty) */
+    uint64_t last_seq;                        /**< highest sequence ever assigned (0 if none) */
+    uint64_t messages;                        /**< messages stored */
+    uint64_t bytes;                           /**< bytes stored (payload, key, id, headers) */
+    uint64_t dedupe_window_ms;                /**< dedupe window of this topic */
+    uint64_t created_ms;                      /**< creation time, ms since the Unix epoch */
+    uint64_t max_msgs, max_bytes, max_age_ms; /**< retention limits, 0 = none */
+    bool discard_new;                         /**< at a limit: refuse, not drop */
 } ferry_topic_info_t;
 
 /** Broker-wide counters returned by ferry_client_stats(). */

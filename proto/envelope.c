@@ -619,7 +619,20 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         else
             return fy_err_set(err, FERRY_EFIELD, "field 'kind' must be \"topic\" or \"queue\"");
         /* One year at most: a window is a time, not a retention policy. */
-        return s_opt_uint(map, "dedupe_ms", 365ull * 24 * 3600 * 1000, &req->dedupe_window_ms, err);
+        ferry_topic_config_t *c = &req->topic_cfg;
+        if ((st = s_opt_uint(map, "dedupe_ms", 365ull * 24 * 3600 * 1000, &c->dedupe_window_ms,
+                             err)) ||
+            (st = s_opt_uint(map, "max_msgs", UINT64_MAX, &c->max_msgs, err)) ||
+            (st = s_opt_uint(map, "max_bytes", UINT64_MAX, &c->max_bytes, err)) ||
+            (st = s_opt_uint(map, "max_age_ms", UINT64_MAX, &c->max_age_ms, err)))
+            return st;
+        const msgpack_object *d = s_field(map, "discard");
+        fy_bytes_t word = {0};
+        if (d && !(s_as_bytes(d, &word) && (fy_bytes_eq(word, fy_bytes_str("old")) ||
+                                            fy_bytes_eq(word, fy_bytes_str("new")))))
+            return fy_err_set(err, FERRY_EFIELD, "field 'discard' must be \"old\" or \"new\"");
+        c->discard_new = d && fy_bytes_eq(word, fy_bytes_str("new"));
+        return FERRY_OK;
     }
     case FY_OP_DELETE:
     case FY_OP_INFO:
@@ -778,14 +791,24 @@ fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name)
 
 fy_status_t
 fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
-                  uint64_t dedupe_window_ms)
+                  const ferry_topic_config_t *cfg)
 {
+    static const ferry_topic_config_t none;
+    const ferry_topic_config_t *c = cfg ? cfg : &none;
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, dedupe_window_ms ? 3 : 2, "declare", cid) |
-             s_kv_str(&self->pk, "name", name) |
-             s_kv_str(&self->pk, "kind", kind == FERRY_KIND_QUEUE ? "queue" : "topic");
-    if (dedupe_window_ms)
-        rc |= s_kv_uint(&self->pk, "dedupe_ms", dedupe_window_ms);
+    size_t n = 3 + (c->dedupe_window_ms != 0) + (c->max_msgs != 0) + (c->max_bytes != 0) +
+               (c->max_age_ms != 0);
+    int rc = s_head(&self->pk, n, "declare", cid) | s_kv_str(&self->pk, "name", name) |
+             s_kv_str(&self->pk, "kind", kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
+             s_kv_str(&self->pk, "discard", c->discard_new ? "new" : "old");
+    if (c->dedupe_window_ms)
+        rc |= s_kv_uint(&self->pk, "dedupe_ms", c->dedupe_window_ms);
+    if (c->max_msgs)
+        rc |= s_kv_uint(&self->pk, "max_msgs", c->max_msgs);
+    if (c->max_bytes)
+        rc |= s_kv_uint(&self->pk, "max_bytes", c->max_bytes);
+    if (c->max_age_ms)
+        rc |= s_kv_uint(&self->pk, "max_age_ms", c->max_age_ms);
     return s_done(self, start, rc);
 }
 
@@ -1051,12 +1074,17 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 {
     size_t start = self->buf.size;
     int rc =
-        s_head(&self->pk, created >= 0 ? 9 : 8, "ok", cid) | s_kv_str(&self->pk, "name", in->name) |
+        s_head(&self->pk, created >= 0 ? 13 : 12, "ok", cid) |
+        s_kv_str(&self->pk, "name", in->name) |
         s_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
         s_kv_uint(&self->pk, "first", in->first_seq) | s_kv_uint(&self->pk, "last", in->last_seq) |
         s_kv_uint(&self->pk, "count", in->messages) | s_kv_uint(&self->pk, "bytes", in->bytes) |
         s_kv_uint(&self->pk, "dedupe_ms", in->dedupe_window_ms) |
-        s_kv_uint(&self->pk, "created", in->created_ms);
+        s_kv_uint(&self->pk, "created", in->created_ms) |
+        s_kv_uint(&self->pk, "max_msgs", in->max_msgs) |
+        s_kv_uint(&self->pk, "max_bytes", in->max_bytes) |
+        s_kv_uint(&self->pk, "max_age_ms", in->max_age_ms) |
+        s_kv_str(&self->pk, "discard", in->discard_new ? "new" : "old");
     if (created >= 0)
         rc |= s_str(&self->pk, "created_now") |
               (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -1236,8 +1264,14 @@ fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created)
     if (s_get_uint(map, "first", &info->first_seq) || s_get_uint(map, "last", &info->last_seq) ||
         s_get_uint(map, "count", &info->messages) || s_get_uint(map, "bytes", &info->bytes) ||
         s_get_uint(map, "dedupe_ms", &info->dedupe_window_ms) ||
-        s_get_uint(map, "created", &info->created_ms))
+        s_get_uint(map, "created", &info->created_ms) ||
+        s_get_uint(map, "max_msgs", &info->max_msgs) ||
+        s_get_uint(map, "max_bytes", &info->max_bytes) ||
+        s_get_uint(map, "max_age_ms", &info->max_age_ms))
         return FERRY_EFIELD;
+    const msgpack_object *d = s_field(map, "discard");
+    fy_bytes_t word;
+    info->discard_new = d && s_as_bytes(d, &word) && fy_bytes_eq(word, fy_bytes_str("new"));
     if (created && s_get_bool(map, "created_now", created))
         *created = false;
     return FERRY_OK;

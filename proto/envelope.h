@@ -76,18 +76,18 @@ typedef struct fy_pubmeta {
 /** A decoded request. Fields not used by `op` are zero. */
 typedef struct fy_request {
     fy_op_t op;
-    uint64_t cid;              /**< correlation id, echoed in the reply */
-    fy_bytes_t name;           /**< declare/delete/info: name; publish*, get: topic */
-    fy_bytes_t client;         /**< hello: client name (may be empty) */
-    ferry_kind_t kind;         /**< declare */
-    uint64_t dedupe_window_ms; /**< declare; 0 = broker default */
-    uint64_t seq;              /**< get: first sequence */
-    uint32_t limit;            /**< get: most messages */
-    fy_bytes_t sub;            /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
-    int start;                 /**< sub_declare: 0 first, 1 new, 2 from `seq` */
-    uint64_t ack_wait_ms;      /**< sub_declare: 0 = default */
-    uint64_t max_deliver;      /**< sub_declare: 0 = default */
-    const uint64_t *seqs;      /**< ack: sequences; nack: one */
+    uint64_t cid;                   /**< correlation id, echoed in the reply */
+    fy_bytes_t name;                /**< declare/delete/info: name; publish*, get: topic */
+    fy_bytes_t client;              /**< hello: client name (may be empty) */
+    ferry_kind_t kind;              /**< declare */
+    ferry_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
+    uint64_t seq;                   /**< get: first sequence */
+    uint32_t limit;                 /**< get: most messages */
+    fy_bytes_t sub;       /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
+    int start;            /**< sub_declare: 0 first, 1 new, 2 from `seq` */
+    uint64_t ack_wait_ms; /**< sub_declare: 0 = default */
+    uint64_t max_deliver; /**< sub_declare: 0 = default */
+    const uint64_t *seqs; /**< ack: sequences; nack: one */
     size_t seq_count;
     uint64_t delay_ms;        /**< nack: redeliver not before this */
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
@@ -134,8 +134,9 @@ fy_status_t fy_encoder_append(fy_encoder_t *self, const fy_encoder_t *other);
 /* Every encoder returns FERRY_OK or FERRY_ENOMEM (buffer unchanged then). */
 fy_status_t fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client);
 fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name);
+/** @p cfg may be NULL (broker defaults). */
 fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
-                              uint64_t dedupe_window_ms);
+                              const ferry_topic_config_t *cfg);
 fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
                               const ferry_message_t *msg);
 fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,

@@ -429,6 +429,58 @@ test_delete(void **state)
 }
 
 static void
+test_retention(void **state)
+{
+    fx_t *fx = *state;
+    ferry_topic_config_t keep = {.max_msgs = 100};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "recent", &keep, NULL, NULL),
+                     FERRY_OK);
+    char buf[32];
+    for (int i = 1; i <= 250; i++) {
+        int len = snprintf(buf, sizeof buf, "r-%d", i);
+        ferry_message_t m = {.data = buf, .len = (size_t)len};
+        assert_int_equal(ferry_client_publish_async(fx->c, "recent", &m, NULL, NULL), FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(fx->c, 10000), FERRY_OK);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "recent", &info), FERRY_OK);
+    assert_int_equal(info.messages, 100);
+    assert_int_equal(info.first_seq, 151);
+    assert_int_equal(info.max_msgs, 100);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_get(fx->c, "recent", 1, 5, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(msgs[0].seq, 151);
+    assert_memory_equal(msgs[0].data, "r-151", 5);
+
+    ferry_topic_config_t cap = {.max_msgs = 10, .discard_new = true};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "capped", &cap, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "capped", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(fx->c, "capped", &m, NULL), FERRY_ELIMIT);
+    ferry_message_t two[2] = {m, m};
+    assert_int_equal(ferry_client_publish_batch(fx->c, "capped", two, 2, NULL), FERRY_ELIMIT);
+    assert_int_equal(ferry_client_info(fx->c, "capped", &info), FERRY_OK);
+    assert_int_equal(info.messages, 10);
+    assert_true(info.discard_new);
+
+    ferry_topic_config_t young = {.max_age_ms = 200};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "young", &young, NULL, NULL),
+                     FERRY_OK);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "young", &m, NULL), FERRY_OK);
+    long long deadline = fy_now_ms() + 5000;
+    do {
+        assert_int_equal(ferry_client_info(fx->c, "young", &info), FERRY_OK);
+    } while (info.messages > 0 && fy_now_ms() < deadline);
+    assert_int_equal(info.messages, 0);
+    assert_int_equal(info.last_seq, 20);
+}
+
+static void
 test_cli(void **state)
 {
     fx_t *fx = *state;
@@ -457,6 +509,13 @@ test_cli(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s info work", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "kind: queue\nmessages: 2\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s declare topic lim --max-msgs 3 --discard new", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s info lim", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "max_msgs: 3\n"));
+    assert_non_null(strstr(out, "discard: new\n"));
     /* Exit codes: refused 1, usage 2, unreachable 3. */
     snprintf(cmd, sizeof cmd, "%s --server %s pub nowhere x 2>/dev/null", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);
@@ -468,7 +527,7 @@ test_cli(void **state)
     assert_int_equal(fy_run(cmd, out, sizeof out), 3);
     snprintf(cmd, sizeof cmd, "%s --server %s stats", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "topics: 1\nmessages: 2\n"));
+    assert_non_null(strstr(out, "topics: 2\nmessages: 2\n"));
 }
 
 static void
@@ -500,6 +559,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dedupe_window_expires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delete, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_retention, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, s_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
     };

@@ -158,11 +158,17 @@ test_control_round_trips(void **state)
 {
     fx_t *fx = *state;
     fy_request_t req;
-    assert_int_equal(fy_encode_declare(fx->enc, 1, FERRY_KIND_QUEUE, "jobs", 5000), FERRY_OK);
+    ferry_topic_config_t cfg = {.dedupe_window_ms = 5000, .max_msgs = 10, .max_age_ms = 60000,
+                                .discard_new = true};
+    assert_int_equal(fy_encode_declare(fx->enc, 1, FERRY_KIND_QUEUE, "jobs", &cfg), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_DECLARE);
     assert_int_equal(req.kind, FERRY_KIND_QUEUE);
-    assert_int_equal(req.dedupe_window_ms, 5000);
+    assert_int_equal(req.topic_cfg.dedupe_window_ms, 5000);
+    assert_int_equal(req.topic_cfg.max_msgs, 10);
+    assert_int_equal(req.topic_cfg.max_bytes, 0);
+    assert_int_equal(req.topic_cfg.max_age_ms, 60000);
+    assert_true(req.topic_cfg.discard_new);
 
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_hello(fx->enc, 2, "me"), FERRY_OK);
@@ -260,7 +266,10 @@ test_replies_round_trip(void **state)
                              .messages = 9,
                              .bytes = 900,
                              .dedupe_window_ms = 120000,
-                             .created_ms = 77};
+                             .created_ms = 77,
+                             .max_msgs = 1000,
+                             .max_age_ms = 3600000,
+                             .discard_new = true};
     strcpy(in.name, "jobs");
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_info_reply(fx->enc, 14, &in, 1), FERRY_OK);
@@ -276,6 +285,10 @@ test_replies_round_trip(void **state)
     assert_int_equal(out.last_seq, 9);
     assert_int_equal(out.bytes, 900);
     assert_int_equal(out.dedupe_window_ms, 120000);
+    assert_int_equal(out.max_msgs, 1000);
+    assert_int_equal(out.max_bytes, 0);
+    assert_int_equal(out.max_age_ms, 3600000);
+    assert_true(out.discard_new);
 
     ferry_stats_t st = {.topics = 2, .publishes = 10, .map_used = 4096, .errors = 1};
     fy_encoder_reset(fx->enc);
@@ -491,6 +504,7 @@ test_mutations(void **state)
                          .headers = hdrs,
                          .header_count = 2};
     ferry_message_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
+    ferry_topic_config_t cfg = {.dedupe_window_ms = 500, .max_bytes = 1 << 20};
     size_t offs[6], lens[6], frames[6] = {1, 3, 0, 0, 0, 0};
     size_t k = 0;
 #define S_ADD(call)                                  \
@@ -502,7 +516,7 @@ test_mutations(void **state)
     } while (0)
     S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m));
     S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
-    S_ADD(fy_encode_declare(fx->enc, 3, FERRY_KIND_QUEUE, "jobs", 500));
+    S_ADD(fy_encode_declare(fx->enc, 3, FERRY_KIND_QUEUE, "jobs", &cfg));
     S_ADD(fy_encode_get(fx->enc, 4, "orders", 7, 10));
     S_ADD(fy_encode_hello(fx->enc, 5, "client"));
     S_ADD(fy_encode_simple(fx->enc, 6, FY_OP_INFO, "x.y"));

@@ -65,7 +65,7 @@ s_declare(fx_t *fx, const char *name, ferry_kind_t kind)
     ferry_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B(name), kind, 0, &info, &created), FERRY_OK);
+    assert_int_equal(fy_store_declare(fx->store, B(name), kind, NULL, &info, &created), FERRY_OK);
     assert_true(created);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
@@ -111,16 +111,20 @@ test_declare_is_idempotent_and_typed(void **state)
     ferry_topic_info_t info;
     bool created = true;
     assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B("orders"), FERRY_KIND_TOPIC, 0, &info, &created),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_store_declare(fx->store, B("orders"), FERRY_KIND_TOPIC, NULL, &info, &created),
+        FERRY_OK);
     assert_false(created);
     assert_int_equal(info.created_ms, 1000);
     assert_int_equal(info.dedupe_window_ms, 120000);
-    assert_int_equal(fy_store_declare(fx->store, B("orders"), FERRY_KIND_QUEUE, 0, &info, &created),
-                     FERRY_EEXISTS);
-    assert_int_equal(fy_store_info(fx->store, B("nope"), &info), FERRY_ENOTFOUND);
     assert_int_equal(
-        fy_store_declare(fx->store, B("jobs"), FERRY_KIND_QUEUE, 5000, &info, &created), FERRY_OK);
+        fy_store_declare(fx->store, B("orders"), FERRY_KIND_QUEUE, NULL, &info, &created),
+        FERRY_EEXISTS);
+    assert_int_equal(fy_store_info(fx->store, B("nope"), &info), FERRY_ENOTFOUND);
+    assert_int_equal(fy_store_declare(fx->store, B("jobs"), FERRY_KIND_QUEUE,
+                                      &(ferry_topic_config_t){.dedupe_window_ms = 5000}, &info,
+                                      &created),
+                     FERRY_OK);
     assert_true(created);
     assert_int_equal(info.kind, FERRY_KIND_QUEUE);
     assert_int_equal(info.dedupe_window_ms, 5000);
@@ -183,7 +187,9 @@ test_dedupe_window(void **state)
     ferry_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 0), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B("t"), FERRY_KIND_TOPIC, 1000, &info, &created),
+    assert_int_equal(fy_store_declare(fx->store, B("t"), FERRY_KIND_TOPIC,
+                                      &(ferry_topic_config_t){.dedupe_window_ms = 1000}, &info,
+                                      &created),
                      FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     uint64_t seq;
@@ -614,6 +620,83 @@ test_queue_ack_deletes(void **state)
     fy_store_abort(fx->store);
 }
 
+static void
+s_declare_cfg(fx_t *fx, const char *name, ferry_topic_config_t cfg)
+{
+    ferry_topic_info_t info;
+    bool created;
+    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
+    assert_int_equal(fy_store_declare(fx->store, B(name), FERRY_KIND_TOPIC, &cfg, &info, &created),
+                     FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+}
+
+static ferry_topic_info_t
+s_info(fx_t *fx, uint64_t now, const char *name)
+{
+    ferry_topic_info_t info;
+    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
+    assert_int_equal(fy_store_info(fx->store, B(name), &info), FERRY_OK);
+    fy_store_abort(fx->store);
+    return info;
+}
+
+static void
+test_retention_limits(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t seq;
+    bool dup;
+    /* max_msgs, drop oldest. */
+    s_declare_cfg(fx, "last5", (ferry_topic_config_t){.max_msgs = 5});
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(s_append1(fx, 100, "last5", NULL, "0123456789", &seq, &dup), FERRY_OK);
+    ferry_topic_info_t ti = s_info(fx, 100, "last5");
+    assert_int_equal(ti.messages, 5);
+    assert_int_equal(ti.first_seq, 8);
+    assert_int_equal(ti.last_seq, 12);
+    assert_int_equal(ti.bytes, 50);
+    assert_int_equal(ti.max_msgs, 5);
+    s_seen_t seen = {0};
+    size_t n;
+    assert_int_equal(fy_store_begin(fx->store, 100), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("last5"), 1, 100, s_collect, &seen, &n), FERRY_OK);
+    fy_store_abort(fx->store);
+    assert_int_equal(n, 5);
+    assert_int_equal(seen.seqs[0], 8);
+    /* max_bytes, refuse new: nothing of a refused publish is stored. */
+    s_declare_cfg(fx, "cap", (ferry_topic_config_t){.max_bytes = 25, .discard_new = true});
+    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_ELIMIT);
+    assert_int_equal(s_append1(fx, 100, "cap", NULL, "01234", &seq, &dup), FERRY_OK);
+    ti = s_info(fx, 100, "cap");
+    assert_int_equal(ti.messages, 3);
+    assert_int_equal(ti.bytes, 25);
+    assert_true(ti.discard_new);
+    /* max_age: the sweep removes what is older, oldest first. */
+    s_declare_cfg(fx, "fresh", (ferry_topic_config_t){.max_age_ms = 1000});
+    assert_int_equal(s_append1(fx, 1000, "fresh", NULL, "a", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 1500, "fresh", NULL, "b", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 2200, "fresh", NULL, "c", &seq, &dup), FERRY_OK);
+    bool more;
+    assert_int_equal(fy_store_begin(fx->store, 2600), FERRY_OK);
+    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    ti = s_info(fx, 2600, "fresh");
+    assert_int_equal(ti.messages, 1);
+    assert_int_equal(ti.first_seq, 3);
+    /* A subscription behind the trimmed front simply continues at the first kept. */
+    uint64_t sub =
+        s_sub(fx, 2600, "last5", "late", (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 1});
+    s_got_t got = {0};
+    assert_int_equal(fy_store_begin(fx->store, 2700), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(got.seqs[0], 8);
+}
+
 int
 main(void)
 {
@@ -629,6 +712,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_limits, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

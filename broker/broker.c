@@ -521,7 +521,9 @@ s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
                        .max_deliver = req->max_deliver};
     fy_sub_info_t info;
     bool created;
-    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, &o, &info, &created);
+    /* sub_info finds only; sub_declare creates when missing. */
+    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub,
+                                       req->op == FY_OP_SUB_INFO ? NULL : &o, &info, &created);
     if (st == FERRY_EFIELD)
         return fy_err_set(err, st,
                           "a queue has one subscription, named \"\"; a topic's "
@@ -535,7 +537,7 @@ s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     s_reply_t *r;
     s_reply_begin(self, ri, &r);
     st = fy_encode_sub_reply(self->enc, req->cid, info.cursor, info.ack_floor, info.ack_wait_ms,
-                             info.max_deliver, created);
+                             info.max_deliver, info.last_seq, created);
     if (st == FERRY_OK)
         s_reply_end(self, r);
     else
@@ -707,6 +709,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             return;
         break;
     case FY_OP_SUB_DECLARE:
+    case FY_OP_SUB_INFO:
         st = s_handle_sub(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;
@@ -731,7 +734,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         return; /* the caller replays the batch */
     const char *msg = err.code == st && err.msg[0] ? err.msg : NULL;
     bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK ||
-                  req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
+                  req.op == FY_OP_SUB_INFO || req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
     if (st == FERRY_ENOTFOUND)
         msg = sub_op ? "no such topic, queue or subscription" : "no such topic or queue";
     else if (st == FERRY_EIO || st == FERRY_EINTERNAL) {

@@ -42,6 +42,8 @@ s_usage(FILE *out)
             "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
             "for a queue)\n"
             "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
+            "  sub-info TOPIC|QUEUE [NAME]                       where a subscription stands\n"
+            "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
             "  stats                                             broker counters\n"
             "  ping                                              check the broker answers\n"
             "\n"
@@ -296,6 +298,57 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdop
     return 0;
 }
 
+/* dlq replay TOPIC: publishes what TOPIC.dlq holds back to the topic each
+ * message came from (header ferry-dlq-topic), without the ferry-dlq-*
+ * headers, through a durable subscription "ferry-replay" on the dead-letter
+ * topic: each one is acked only after its publish was confirmed, so a replay
+ * cut short resumes where it stopped. */
+static int
+s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+{
+    char dlq[FERRY_NAME_MAX + 8];
+    int n = snprintf(dlq, sizeof dlq, "%s.dlq", topic);
+    if (n < 0 || n > FERRY_NAME_MAX) {
+        fprintf(stderr, "ferry: no dead-letter topic name fits for %s\n", topic);
+        return S_EXIT_USAGE;
+    }
+    ferry_status_t st = ferry_client_sub_declare(c, dlq, "ferry-replay", NULL, NULL);
+    if (st)
+        return s_report(c, st);
+    uint64_t left = o->count ? o->count : UINT64_MAX, done = 0;
+    while (left > 0) {
+        const ferry_stored_message_t *msgs;
+        size_t got;
+        if ((st = ferry_client_fetch(c, dlq, "ferry-replay", 1, 0, &msgs, &got)))
+            return s_report(c, st);
+        if (got == 0)
+            break;
+        /* One at a time: a fetched message's payload lives in the client's
+         * last reply, which the publish below replaces. */
+        for (size_t i = 0; i < got && left > 0; i++, left--) {
+            const ferry_stored_message_t *m = &msgs[i];
+            ferry_header_t hdrs[64];
+            size_t nh = 0;
+            const char *target = topic;
+            for (size_t j = 0; j < m->header_count && nh < 64; j++) {
+                if (strcmp(m->headers[j].name, "ferry-dlq-topic") == 0)
+                    target = m->headers[j].value;
+                else if (strncmp(m->headers[j].name, "ferry-dlq-", 10) != 0)
+                    hdrs[nh++] = m->headers[j];
+            }
+            ferry_message_t out = {
+                .data = m->data, .len = m->len, .key = m->key, .headers = hdrs, .header_count = nh};
+            uint64_t seq = m->seq;
+            if ((st = ferry_client_publish(c, target, &out, NULL)) ||
+                (st = ferry_client_ack(c, dlq, "ferry-replay", &seq, 1)))
+                return s_report(c, st);
+            done++;
+        }
+    }
+    printf("replayed %llu\n", (unsigned long long)done);
+    return 0;
+}
+
 static int
 s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 {
@@ -366,7 +419,8 @@ main(int argc, char **argv)
         int min, max;
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
                 {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 2},
-                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}};
+                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
+                {"dlq", 2, 2}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -450,6 +504,21 @@ main(int argc, char **argv)
         if ((rc = s_report(c, st)) == 0)
             printf("%s subscription %s%s%s\n", created ? "created" : "exists", pos[0],
                    *name ? " " : "", name);
+    } else if (strcmp(cmd, "sub-info") == 0) {
+        ferry_sub_info_t si;
+        st = ferry_client_sub_info(c, pos[0], npos > 1 ? pos[1] : "", &si);
+        if ((rc = s_report(c, st)) == 0)
+            printf(
+                "cursor: %llu\nack_floor: %llu\nlast_seq: %llu\nwaiting: %llu\n"
+                "ack_wait_ms: %llu\nmax_deliver: %u\n",
+                (unsigned long long)si.cursor, (unsigned long long)si.ack_floor,
+                (unsigned long long)si.last_seq,
+                (unsigned long long)(si.last_seq + 1 > si.cursor ? si.last_seq + 1 - si.cursor : 0),
+                (unsigned long long)si.ack_wait_ms, si.max_deliver);
+    } else if (strcmp(cmd, "dlq") == 0) {
+        if (strcmp(pos[0], "replay") != 0)
+            goto usage;
+        rc = s_cmd_dlq_replay(c, pos[1], &o);
     } else if (strcmp(cmd, "fetch") == 0) {
         rc = s_cmd_fetch(c, pos[0], npos > 1 ? pos[1] : "", &o);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {

@@ -827,9 +827,9 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    uint64_t cursor, floor;
+    ferry_sub_info_t info;
     bool c;
-    if (fy_reply_sub(&rep, &cursor, &floor, &c))
+    if (fy_reply_sub(&rep, &info, &c))
         return s_fail(self, FERRY_EPROTO, "malformed sub_declare reply");
     if (created)
         *created = c;
@@ -913,4 +913,23 @@ ferry_client_progress(ferry_client_t *self, const char *topic, const char *sub, 
     ferry_status_t st = fy_encode_progress(self->enc, cid, topic, sub, seq);
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
+                      ferry_sub_info_t *info)
+{
+    if (!self || !info)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_sub_info(self->enc, cid, topic, sub);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    bool created;
+    return fy_reply_sub(&rep, info, &created) ? s_fail(self, FERRY_EPROTO, "malformed reply")
+                                              : FERRY_OK;
 }

@@ -295,6 +295,19 @@ typedef struct ferry_sub_config {
     uint32_t max_deliver; /**< default 5 */
 } ferry_sub_config_t;
 
+/** Where a subscription stands (ferry_client_sub_info). */
+typedef struct ferry_sub_info {
+    uint64_t cursor;    /**< next sequence to deliver for the first time */
+    uint64_t ack_floor; /**< every sequence up to here is acked */
+    uint64_t last_seq;  /**< the topic's last sequence: last_seq - cursor + 1 wait */
+    uint64_t ack_wait_ms;
+    uint32_t max_deliver;
+} ferry_sub_info_t;
+
+/** @brief Where the subscription stands. @return FERRY_OK, FERRY_ENOTFOUND, ... */
+FERRY_EXPORT ferry_status_t ferry_client_sub_info(ferry_client_t *self, const char *topic,
+                                                  const char *sub, ferry_sub_info_t *info);
+
 /**
  * @brief Creates the subscription @p sub on @p topic, or finds it (its options
  * then stay as they were).

@@ -43,6 +43,7 @@ static const char *const s_op_names[FY_OP_COUNT_] = {
     [FY_OP_NACK] = "nack",
     [FY_OP_TERM] = "term",
     [FY_OP_PROGRESS] = "progress",
+    [FY_OP_SUB_INFO] = "sub_info",
 };
 
 const char *
@@ -642,6 +643,10 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         return s_decode_publish(self, map, req, payload_frames, err);
     case FY_OP_SUB_DECLARE:
         return s_decode_sub_declare(map, req, err);
+    case FY_OP_SUB_INFO:
+        if ((st = s_req_name(map, "topic", &req->name, err)))
+            return st;
+        return s_sub_name(map, &req->sub, err);
     case FY_OP_FETCH: {
         uint64_t max;
         if ((st = s_req_name(map, "topic", &req->name, err)) ||
@@ -886,6 +891,15 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
 }
 
 fy_status_t
+fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 2, "sub_info", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "");
+    return s_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint32_t max,
                 uint64_t wait_ms)
 {
@@ -946,13 +960,14 @@ fy_encode_progress(fy_encoder_t *self, uint64_t cid, const char *topic, const ch
 
 fy_status_t
 fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor, uint64_t ack_floor,
-                    uint64_t ack_wait_ms, uint64_t max_deliver, bool created)
+                    uint64_t ack_wait_ms, uint64_t max_deliver, uint64_t last_seq, bool created)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 5, "ok", cid) | s_kv_uint(&self->pk, "cursor", cursor) |
+    int rc = s_head(&self->pk, 6, "ok", cid) | s_kv_uint(&self->pk, "cursor", cursor) |
              s_kv_uint(&self->pk, "ack_floor", ack_floor) |
              s_kv_uint(&self->pk, "ack_wait_ms", ack_wait_ms) |
-             s_kv_uint(&self->pk, "max_deliver", max_deliver) | s_str(&self->pk, "created_now") |
+             s_kv_uint(&self->pk, "max_deliver", max_deliver) |
+             s_kv_uint(&self->pk, "last", last_seq) | s_str(&self->pk, "created_now") |
              (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
     return s_done(self, start, rc);
 }
@@ -1339,11 +1354,17 @@ fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name,
 }
 
 fy_status_t
-fy_reply_sub(const fy_reply_t *rep, uint64_t *cursor, uint64_t *ack_floor, bool *created)
+fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created)
 {
     const msgpack_object *map = S_MAP(rep);
-    if (s_get_uint(map, "cursor", cursor) || s_get_uint(map, "ack_floor", ack_floor) ||
+    memset(info, 0, sizeof *info);
+    uint64_t md;
+    if (s_get_uint(map, "cursor", &info->cursor) ||
+        s_get_uint(map, "ack_floor", &info->ack_floor) ||
+        s_get_uint(map, "ack_wait_ms", &info->ack_wait_ms) || s_get_uint(map, "max_deliver", &md) ||
+        md > UINT32_MAX || s_get_uint(map, "last", &info->last_seq) ||
         s_get_bool(map, "created_now", created))
         return FERRY_EFIELD;
+    info->max_deliver = (uint32_t)md;
     return FERRY_OK;
 }

@@ -48,6 +48,7 @@ typedef enum fy_op {
     FY_OP_NACK,
     FY_OP_TERM,
     FY_OP_PROGRESS,
+    FY_OP_SUB_INFO,
     FY_OP_COUNT_
 } fy_op_t;
 
@@ -154,6 +155,8 @@ typedef struct fy_sub_request {
 
 fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic,
                                   const char *sub, const fy_sub_request_t *sr);
+fy_status_t fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic,
+                               const char *sub);
 fy_status_t fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
                             uint32_t max, uint64_t wait_ms);
 fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
@@ -185,7 +188,7 @@ fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_
 /** Reply to sub_declare: where the subscription stands. */
 fy_status_t fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor,
                                 uint64_t ack_floor, uint64_t ack_wait_ms, uint64_t max_deliver,
-                                bool created);
+                                uint64_t last_seq, bool created);
 /**
  * Appends to @p self a canonical header map: the entries of @p hdrs (a map
  * this codec wrote, or empty) followed by @p n extra name/value pairs, which
@@ -236,8 +239,7 @@ typedef struct fy_getmsg {
 } fy_getmsg_t;
 
 /** Fields of a sub_declare reply. */
-fy_status_t fy_reply_sub(const fy_reply_t *rep, uint64_t *cursor, uint64_t *ack_floor,
-                         bool *created);
+fy_status_t fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created);
 
 fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);
 fy_status_t fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out);

@@ -259,6 +259,33 @@ test_dead_letters(void **state)
         assert_string_equal(msgs[0].headers[i].name, want[i][0]);
         assert_string_equal(msgs[0].headers[i].value, want[i][1]);
     }
+    /* ferry dlq replay puts it back on its topic, without the dead-letter headers. */
+    const char *cli = getenv("FERRY_CLI");
+    char cmd[1024], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --server %s dlq replay pay", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "replayed 1\n");
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "replayed 0\n"); /* each dead letter once */
+    assert_int_equal(s_fetch_until(fx->c, "pay", "p", 1, 2000, seqs, dcs), 1);
+    assert_int_equal(seqs[0], 2);
+    assert_int_equal(dcs[0], 1);
+    assert_int_equal(ferry_client_get(fx->c, "pay", 2, 1, &msgs, &n), FERRY_OK);
+    assert_int_equal(msgs[0].header_count, 1);
+    assert_string_equal(msgs[0].headers[0].name, "trace");
+    assert_string_equal(msgs[0].key, "acct-1");
+    assert_memory_equal(msgs[0].data, "poison", 6);
+    /* sub-info shows where it stands. */
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(fx->c, "pay", "p", &si), FERRY_OK);
+    assert_int_equal(si.cursor, 3);
+    assert_int_equal(si.ack_floor, 1);
+    assert_int_equal(si.last_seq, 2);
+    assert_int_equal(si.max_deliver, 2);
+    assert_int_equal(ferry_client_sub_info(fx->c, "pay", "nobody", &si), FERRY_ENOTFOUND);
+    snprintf(cmd, sizeof cmd, "%s --server %s sub-info pay p", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "cursor: 3\nack_floor: 1\nlast_seq: 2\nwaiting: 0\n"));
 }
 
 static void

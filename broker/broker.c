@@ -20,13 +20,15 @@
 
 #include "store.h"
 
-#define S_MAX_FRAMES   (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
-#define S_BATCH_BYTES  (64u << 20)        /* stop draining past this many bytes... */
-#define S_FRAME_COST   64                 /* ...counting each frame as at least this */
-#define S_SWEEP_BUDGET 1024               /* dedupe/delete work items per turn */
-#define S_IDLE_MS      100                /* sweeps and ack-wait timers, when idle */
-#define S_WAITERS_MAX  4096               /* fetches waiting for messages at once */
-#define S_WAITERS_TURN 256                /* waiting fetches tried per loop turn */
+#define S_MAX_FRAMES          (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define S_BATCH_BYTES         (64u << 20)        /* stop draining past this many bytes... */
+#define S_FRAME_COST          64                 /* ...counting each frame as at least this */
+#define S_SWEEP_BUDGET        1024               /* dedupe/delete work items per turn */
+#define S_IDLE_MS             100                /* sweeps and ack-wait timers, when idle */
+#define S_WAITERS_MAX         4096               /* fetches waiting for messages at once */
+#define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
+#define S_CONSUMERS_MAX       1024               /* push consumers at once */
+#define S_CONSUMER_TIMEOUT_MS 15000              /* a consumer's peer silent this long is gone */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -47,6 +49,21 @@ typedef struct s_reply {
     const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
     size_t peer_len;
 } s_reply_t;
+
+/* A push consumer: the broker sends messages of its subscription to its peer
+ * while it has credit. `credit` is what the last commit left; the other
+ * counters belong to the batch being applied. */
+typedef struct s_consumer {
+    uint64_t id, sub_id;
+    uint8_t peer[256];
+    size_t peer_len;
+    uint8_t topic[FERRY_NAME_MAX], sub[FERRY_NAME_MAX];
+    size_t topic_len, sub_len;
+    uint32_t credit;
+    long long last_seen_ms;
+    uint32_t added, used; /* this batch */
+    bool removed;         /* this batch */
+} s_consumer_t;
 
 /* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
  * messages. Kept in memory only: a client whose broker restarted asks again. */
@@ -89,6 +106,13 @@ struct fy_broker {
      * commit are those changes made (a replayed batch starts again clean). */
     s_waiter_t *waiters, *new_waiters;
     size_t nwaiters, nnew_waiters, waiter_rr;
+    /* Push consumers, journaled the same way: a batch records credit added,
+     * messages sent and removals per consumer, and new consumers apart; the
+     * commit applies them, a replay forgets them. */
+    s_consumer_t *consumers, *new_consumers;
+    size_t nconsumers, nnew_consumers, consumer_rr;
+    uint64_t next_consumer_id;
+    bool deliver_soon; /* consumers or credit were added: run a turn at once */
     zmq_msg_t *outs;
     size_t nouts, outs_cap;
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
@@ -131,15 +155,21 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->enc = fy_encoder_new();
     self->items = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
-    self->replies = calloc(cfg->batch_max + S_WAITERS_TURN, sizeof *self->replies);
-    self->order = calloc(cfg->batch_max + S_WAITERS_TURN, sizeof *self->order);
+    /* One reply per request, per waiter served and per consumer delivered to. */
+    size_t max_replies = cfg->batch_max + S_WAITERS_TURN + S_CONSUMERS_MAX;
+    self->replies = calloc(max_replies, sizeof *self->replies);
+    self->order = calloc(max_replies, sizeof *self->order);
     self->waiters = calloc(S_WAITERS_MAX, sizeof *self->waiters);
     self->new_waiters = calloc(S_WAITERS_MAX, sizeof *self->new_waiters);
+    self->consumers = calloc(S_CONSUMERS_MAX, sizeof *self->consumers);
+    self->new_consumers = calloc(S_CONSUMERS_MAX, sizeof *self->new_consumers);
+    self->next_consumer_id = 1;
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
-        !self->waiters || !self->new_waiters || !self->payloads || !self->seqs || !self->dups) {
+        !self->waiters || !self->new_waiters || !self->consumers || !self->new_consumers ||
+        !self->payloads || !self->seqs || !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -220,6 +250,8 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->order);
     free(self->waiters);
     free(self->new_waiters);
+    free(self->consumers);
+    free(self->new_consumers);
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
@@ -510,6 +542,168 @@ s_commit_waiters(fy_broker_t *self)
     self->waiter_rr = self->nwaiters ? (self->waiter_rr + S_WAITERS_TURN) % self->nwaiters : 0;
 }
 
+/* The consumer `id` as this batch sees it (committed or added in it), or NULL. */
+static s_consumer_t *
+s_consumer_find(fy_broker_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->nconsumers; i++)
+        if (self->consumers[i].id == id && !self->consumers[i].removed)
+            return &self->consumers[i];
+    for (size_t i = 0; i < self->nnew_consumers; i++)
+        if (self->new_consumers[i].id == id && !self->new_consumers[i].removed)
+            return &self->new_consumers[i];
+    return NULL;
+}
+
+/* subscribe, credit, unsubscribe. */
+static fy_status_t
+s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    s_reply_t *r;
+    fy_status_t st = FERRY_OK;
+    if (req->op == FY_OP_SUBSCRIBE) {
+        fy_sub_info_t info;
+        bool created;
+        if ((st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
+            return st;
+        if (self->nconsumers + self->nnew_consumers >= S_CONSUMERS_MAX)
+            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d consumers", S_CONSUMERS_MAX);
+        zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+        s_consumer_t *c = &self->new_consumers[self->nnew_consumers];
+        memset(c, 0, sizeof *c);
+        c->id = self->next_consumer_id + self->nnew_consumers;
+        self->nnew_consumers++;
+        c->sub_id = info.id;
+        c->peer_len = zmq_msg_size(ident) < sizeof c->peer ? zmq_msg_size(ident) : sizeof c->peer;
+        memcpy(c->peer, zmq_msg_data(ident), c->peer_len);
+        memcpy(c->topic, req->name.ptr, req->name.len);
+        c->topic_len = req->name.len;
+        if (req->sub.len)
+            memcpy(c->sub, req->sub.ptr, req->sub.len);
+        c->sub_len = req->sub.len;
+        c->credit = req->credit;
+        c->last_seen_ms = s_mono_ms();
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_subscribed(self->enc, req->cid, c->id);
+    } else {
+        s_consumer_t *c = s_consumer_find(self, req->consumer);
+        if (!c)
+            return fy_err_set(err, FERRY_ENOTFOUND, "no such consumer");
+        if (req->op == FY_OP_CREDIT) {
+            uint64_t total = (uint64_t)c->credit + c->added - c->used + req->credit;
+            c->added += total > FY_CREDIT_MAX ? 0 : req->credit;
+        } else {
+            c->removed = true;
+        }
+        if (req->noreply)
+            return FERRY_OK;
+        s_reply_begin(self, ri, &r);
+        st = fy_encode_ok(self->enc, req->cid);
+    }
+    if (st == FERRY_OK)
+        s_reply_end(self, r);
+    else
+        self->nreplies--;
+    return st;
+}
+
+/* Any request from a peer shows its consumers are alive. */
+static void
+s_touch_consumers(fy_broker_t *self, const zmq_msg_t *ident, long long now)
+{
+    const void *p = zmq_msg_data((zmq_msg_t *)ident);
+    size_t n = zmq_msg_size((zmq_msg_t *)ident);
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        s_consumer_t *c = &self->consumers[i];
+        if (c->peer_len == n && memcmp(c->peer, p, n) == 0)
+            c->last_seen_ms = now;
+    }
+}
+
+/* Sends each consumer with credit what its subscription has (due redeliveries
+ * first), one delivery per consumer per batch; consumers whose peer went
+ * silent, or whose subscription is gone, are removed. Starts at a rotating
+ * consumer so that competing consumers take turns. */
+static void
+s_deliver(fy_broker_t *self)
+{
+    long long now = s_mono_ms();
+    size_t n = self->nconsumers;
+    for (size_t k = 0; k < n && !fy_store_spoiled(self->store); k++) {
+        s_consumer_t *c = &self->consumers[(self->consumer_rr + k) % n];
+        if (c->removed)
+            continue;
+        if (now - c->last_seen_ms > S_CONSUMER_TIMEOUT_MS) {
+            c->removed = true;
+            fy_log(self->log, FY_LOG_INFO, "broker", "consumer expired", "consumer=%llu",
+                   (unsigned long long)c->id);
+            continue;
+        }
+        uint64_t avail = (uint64_t)c->credit + c->added - c->used;
+        if (avail == 0)
+            continue;
+        size_t outs_mark = self->nouts, count = 0;
+        fy_encoder_reset(self->items);
+        fy_status_t st = fy_store_fetch(self->store, c->sub_id,
+                                        avail < FY_BATCH_MAX ? (uint32_t)avail : FY_BATCH_MAX,
+                                        s_fetch_item, self, &count);
+        if (st == FERRY_ENOTFOUND) {
+            c->removed = true; /* its topic or subscription was deleted */
+            continue;
+        }
+        if (st || count == 0) {
+            while (self->nouts > outs_mark)
+                zmq_msg_close(&self->outs[--self->nouts]);
+            continue;
+        }
+        s_reply_t *r;
+        s_reply_begin(self, SIZE_MAX, &r);
+        r->out_first = outs_mark;
+        r->peer = c->peer;
+        r->peer_len = c->peer_len;
+        if (fy_encode_delivery_begin(self->enc, c->id, count) != FERRY_OK ||
+            fy_encoder_append(self->enc, self->items) != FERRY_OK) {
+            /* Out of memory: the messages stay delivered-unacked and come
+             * back after their ack wait. */
+            self->nreplies--;
+            while (self->nouts > outs_mark)
+                zmq_msg_close(&self->outs[--self->nouts]);
+            continue;
+        }
+        s_reply_end(self, r);
+        c->used += (uint32_t)count;
+    }
+}
+
+/* After a commit: credits, removals and new consumers take effect. */
+static void
+s_commit_consumers(fy_broker_t *self)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        s_consumer_t *c = &self->consumers[i];
+        if (c->removed)
+            continue;
+        self->deliver_soon = self->deliver_soon || c->added > 0;
+        c->credit = c->credit + c->added - c->used;
+        c->added = c->used = 0;
+        self->consumers[kept++] = *c;
+    }
+    for (size_t i = 0; i < self->nnew_consumers; i++) {
+        s_consumer_t *c = &self->new_consumers[i];
+        if (c->removed)
+            continue;
+        c->credit = c->credit + c->added - c->used;
+        c->added = c->used = 0;
+        self->consumers[kept++] = *c;
+    }
+    self->deliver_soon = self->deliver_soon || self->nnew_consumers > 0;
+    self->nconsumers = kept;
+    self->next_consumer_id += self->nnew_consumers;
+    self->nnew_consumers = 0;
+    self->consumer_rr = kept ? (self->consumer_rr + 1) % kept : 0;
+}
+
 static fy_status_t
 s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
@@ -609,6 +803,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         s_refuse(self, ri, &req, st, err.msg);
         return;
     }
+    if (self->nconsumers)
+        s_touch_consumers(self, &self->frames[rq->first], s_mono_ms());
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
                     req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
                     req.op == FY_OP_SUB_DECLARE || req.op == FY_OP_FETCH || req.op == FY_OP_ACK ||
@@ -711,6 +907,13 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_SUB_DECLARE:
     case FY_OP_SUB_INFO:
         st = s_handle_sub(self, ri, &req, &err);
+        if (st == FERRY_OK)
+            return;
+        break;
+    case FY_OP_SUBSCRIBE:
+    case FY_OP_CREDIT:
+    case FY_OP_UNSUBSCRIBE:
+        st = s_handle_consumer(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;
         break;
@@ -838,6 +1041,11 @@ s_reset_replies(fy_broker_t *self)
     self->nnew_waiters = 0;
     for (size_t i = 0; i < self->nwaiters; i++)
         self->waiters[i].served = false;
+    self->nnew_consumers = 0;
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        self->consumers[i].added = self->consumers[i].used = 0;
+        self->consumers[i].removed = false;
+    }
     fy_encoder_reset(self->enc);
     for (size_t i = 0; i < self->nouts; i++)
         zmq_msg_close(&self->outs[i]);
@@ -877,6 +1085,8 @@ s_process_batch(fy_broker_t *self, bool sweep)
             }
             if (!fy_store_spoiled(self->store))
                 s_serve_waiters(self);
+            if (!fy_store_spoiled(self->store))
+                s_deliver(self);
         }
         if (fy_store_spoiled(self->store)) {
             fy_store_abort(self->store);
@@ -895,6 +1105,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
             s_send_replies(self);
             s_commit_waiters(self);
+            s_commit_consumers(self);
             return FERRY_OK;
         }
         if (st == FERRY_ESTORAGE_FULL) {
@@ -932,7 +1143,8 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
     self->next_sweep_ms = s_mono_ms();
     while (!*stop) {
         long long now = s_mono_ms();
-        long timeout = self->sweep_more ? 0 : (long)(self->next_sweep_ms - now);
+        long timeout =
+            self->sweep_more || self->deliver_soon ? 0 : (long)(self->next_sweep_ms - now);
         if (timeout < 0)
             timeout = 0;
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
@@ -956,7 +1168,9 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         }
         now = s_mono_ms();
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;
-        if (self->nreqs > 0 || sweep) {
+        bool deliver = self->deliver_soon;
+        self->deliver_soon = false;
+        if (self->nreqs > 0 || sweep || deliver) {
             /* Waiting fetches are tried on every batch, and at least every S_IDLE_MS. */
             if (sweep)
                 self->next_sweep_ms = now + S_IDLE_MS;

@@ -19,6 +19,16 @@
 #include "envelope.h"
 
 #define S_MAX_REPLY_FRAMES (FY_BATCH_MAX + 1)
+#define S_SUBS_MAX         64   /* push subscriptions per client */
+#define S_HEARTBEAT_MS     5000 /* a subscribed client says something this often */
+
+typedef struct s_pushsub {
+    uint64_t consumer;
+    char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
+    uint32_t prefetch, consumed; /* consumed: processed since the last credit top-up */
+    ferry_msg_fn fn;
+    void *user;
+} s_pushsub_t;
 
 struct ferry_options {
     char *server;
@@ -50,6 +60,10 @@ struct ferry_client {
     ferry_header_t *got_hdrs;
     char *got_text;
     char last_error[256];
+    s_pushsub_t subs[S_SUBS_MAX];
+    size_t nsubs;
+    bool in_handler;
+    long long last_send_ms;
 };
 
 static long long
@@ -280,8 +294,11 @@ s_goal_met(const ferry_client_t *self, s_goal_t goal)
     return false;
 }
 
+static void s_dispatch(ferry_client_t *self, const fy_reply_t *rep);
+static void s_heartbeat(ferry_client_t *self);
+
 /* Reads replies until the goal is met or the deadline passes; async confirms
- * that arrive meanwhile fire their callbacks. */
+ * that arrive meanwhile fire their callbacks, deliveries their handlers. */
 static ferry_status_t
 s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy_reply_t *rep)
 {
@@ -298,6 +315,10 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
         long long left = deadline - s_now_ms();
         if (left < 0 || (goal == S_WAIT_ANY && handled > 0))
             left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */
+        if (self->nsubs)
+            s_heartbeat(self);
+        if (self->nsubs && left > S_HEARTBEAT_MS)
+            left = S_HEARTBEAT_MS;
         int got = s_read_reply(self, (long)left);
         if (got < 0)
             return s_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
@@ -314,6 +335,10 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
         if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
                             zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
             continue; /* not a reply we can read: nothing to match it to */
+        if (r.delivery) {
+            s_dispatch(self, &r);
+            continue;
+        }
         /* A cumulative confirm answers cids r.cid .. r.cid + n - 1, in order. */
         size_t n = fy_reply_run(&r);
         for (size_t i = 0; i < n; i++) {
@@ -333,6 +358,7 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
 static ferry_status_t
 s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, size_t n)
 {
+    self->last_send_ms = s_now_ms();
     int more = n ? ZMQ_SNDMORE : 0;
     if (zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
         return s_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED, "cannot send: %s",
@@ -350,6 +376,8 @@ static ferry_status_t
 s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
             size_t n, int extra_ms, fy_reply_t *rep)
 {
+    if (self->in_handler)
+        return s_fail(self, FERRY_EINVAL, "a message handler must not call its client");
     ferry_status_t st = s_send(self, payloads, lens, n);
     if (st)
         return st;
@@ -932,4 +960,124 @@ ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
     bool created;
     return fy_reply_sub(&rep, info, &created) ? s_fail(self, FERRY_EPROTO, "malformed reply")
                                               : FERRY_OK;
+}
+
+/* ---- push subscriptions ------------------------------------------------- */
+
+static s_pushsub_t *
+s_pushsub(ferry_client_t *self, uint64_t consumer)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i].consumer == consumer)
+            return &self->subs[i];
+    return NULL;
+}
+
+/* Sends the encoded request without waiting for a reply (acks, credit, pings
+ * from inside the reply loop). A failure leaves the broker to redeliver. */
+static void
+s_send_nowait(ferry_client_t *self)
+{
+    (void)s_send(self, NULL, NULL, 0); /* on failure last_error says why */
+}
+
+static void
+s_heartbeat(ferry_client_t *self)
+{
+    if (s_now_ms() - self->last_send_ms < S_HEARTBEAT_MS)
+        return;
+    fy_encoder_reset(self->enc);
+    if (fy_encode_simple(self->enc, self->next_cid++, FY_OP_PING, NULL) == FERRY_OK)
+        s_send_nowait(self);
+}
+
+/* Runs the handler on each pushed message, then acks (one request) and tops
+ * up the credit once half the prefetch was processed. */
+static void
+s_dispatch(ferry_client_t *self, const fy_reply_t *rep)
+{
+    uint64_t consumer;
+    s_pushsub_t *ps =
+        fy_reply_consumer(rep, &consumer) == FERRY_OK ? s_pushsub(self, consumer) : NULL;
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    if (!ps || s_take_messages(self, rep, &msgs, &n) != FERRY_OK)
+        return; /* unknown consumer: the messages come back after their ack wait */
+    uint64_t acks[FY_BATCH_MAX];
+    size_t nacks = 0;
+    self->in_handler = true;
+    for (size_t i = 0; i < n; i++) {
+        ferry_msg_action_t act = ps->fn(self, &msgs[i], ps->user);
+        if (act == FERRY_MSG_ACK) {
+            acks[nacks++] = msgs[i].seq;
+        } else if (act == FERRY_MSG_NACK) {
+            fy_encoder_reset(self->enc);
+            if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, 0,
+                               true) == FERRY_OK)
+                s_send_nowait(self);
+        }
+    }
+    self->in_handler = false;
+    if (nacks) {
+        fy_encoder_reset(self->enc);
+        if (fy_encode_ack(self->enc, self->next_cid++, ps->topic, ps->sub, acks, nacks, true) ==
+            FERRY_OK)
+            s_send_nowait(self);
+    }
+    ps->consumed += (uint32_t)n;
+    if (ps->consumed >= (ps->prefetch + 1) / 2) {
+        fy_encoder_reset(self->enc);
+        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_CREDIT, ps->consumer,
+                                  ps->consumed) == FERRY_OK)
+            s_send_nowait(self);
+        ps->consumed = 0;
+    }
+}
+
+ferry_status_t
+ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub, uint32_t prefetch,
+                       ferry_msg_fn fn, void *user, uint64_t *consumer)
+{
+    if (!self || !fn || prefetch == 0 || prefetch > FY_CREDIT_MAX)
+        return FERRY_EINVAL;
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    if (self->nsubs == S_SUBS_MAX)
+        return s_fail(self, FERRY_ETOO_MANY, "at most %d subscriptions per client", S_SUBS_MAX);
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_subscribe(self->enc, cid, topic, sub, prefetch);
+    fy_reply_t rep;
+    if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    uint64_t id;
+    if (fy_reply_consumer(&rep, &id))
+        return s_fail(self, FERRY_EPROTO, "malformed subscribe reply");
+    s_pushsub_t *ps = &self->subs[self->nsubs++];
+    memset(ps, 0, sizeof *ps);
+    ps->consumer = id;
+    snprintf(ps->topic, sizeof ps->topic, "%s", topic);
+    snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");
+    ps->prefetch = prefetch;
+    ps->fn = fn;
+    ps->user = user;
+    if (consumer)
+        *consumer = id;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    s_pushsub_t *ps = s_pushsub(self, consumer);
+    if (!ps)
+        return s_fail(self, FERRY_ENOTFOUND, "no such consumer on this client");
+    *ps = self->subs[--self->nsubs]; /* deliveries still in the pipe are dropped */
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_consumer_op(self->enc, cid, FY_OP_UNSUBSCRIBE, consumer, 0);
+    fy_reply_t rep;
+    return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }

@@ -358,6 +358,39 @@ FERRY_EXPORT ferry_status_t ferry_client_term(ferry_client_t *self, const char *
 FERRY_EXPORT ferry_status_t ferry_client_progress(ferry_client_t *self, const char *topic,
                                                   const char *sub, uint64_t seq);
 
+/* ---- push subscriptions ---------------------------------------------------
+ *
+ * ferry_client_subscribe() asks the broker to push the subscription's
+ * messages (due redeliveries first) while the client has credit: at most
+ * @p prefetch messages handed out and not yet processed. The handler runs
+ * inside calls on this client (ferry_client_poll and the others) and says what
+ * to do with each message; the client sends the acks and tops up the credit
+ * in batches, without waiting. A handler must not call functions of its client.
+ */
+
+/** What a handler wants done with a message. */
+typedef enum ferry_msg_action {
+    FERRY_MSG_ACK = 0,  /**< done: ack it */
+    FERRY_MSG_NACK = 1, /**< failed: deliver it again (counts toward max_deliver) */
+    FERRY_MSG_KEEP = 2  /**< leave it pending: the application acks it later */
+} ferry_msg_action_t;
+
+typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,
+                                           const ferry_stored_message_t *msg, void *user);
+
+/**
+ * @brief Starts push delivery of @p sub (NULL/"" for a queue) of @p topic.
+ * @param prefetch 1..65536 messages in flight to this consumer.
+ * @param[out] consumer may be NULL; the id for ferry_client_unsubscribe().
+ * @return FERRY_OK, FERRY_ENOTFOUND (topic or subscription), FERRY_ETOO_MANY, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_subscribe(ferry_client_t *self, const char *topic,
+                                                   const char *sub, uint32_t prefetch,
+                                                   ferry_msg_fn fn, void *user, uint64_t *consumer);
+/** @brief Stops a push consumer; messages it kept unacked come back after their ack wait.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, ... */
+FERRY_EXPORT ferry_status_t ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,9 @@ static const char *const s_op_names[FY_OP_COUNT_] = {
     [FY_OP_TERM] = "term",
     [FY_OP_PROGRESS] = "progress",
     [FY_OP_SUB_INFO] = "sub_info",
+    [FY_OP_SUBSCRIBE] = "subscribe",
+    [FY_OP_CREDIT] = "credit",
+    [FY_OP_UNSUBSCRIBE] = "unsubscribe",
 };
 
 const char *
@@ -647,6 +650,27 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         if ((st = s_req_name(map, "topic", &req->name, err)))
             return st;
         return s_sub_name(map, &req->sub, err);
+    case FY_OP_SUBSCRIBE: {
+        uint64_t credit;
+        if ((st = s_req_name(map, "topic", &req->name, err)) ||
+            (st = s_sub_name(map, &req->sub, err)) ||
+            (st = s_req_uint(map, "credit", 1, FY_CREDIT_MAX, &credit, err)))
+            return st;
+        req->credit = (uint32_t)credit;
+        return FERRY_OK;
+    }
+    case FY_OP_CREDIT:
+    case FY_OP_UNSUBSCRIBE: {
+        uint64_t credit = 0;
+        if ((st = s_req_uint(map, "consumer", 1, UINT64_MAX, &req->consumer, err)) ||
+            (st = s_opt_bool(map, "noreply", &req->noreply, err)))
+            return st;
+        if (req->op == FY_OP_CREDIT &&
+            (st = s_req_uint(map, "credit", 1, FY_CREDIT_MAX, &credit, err)))
+            return st;
+        req->credit = (uint32_t)credit;
+        return FERRY_OK;
+    }
     case FY_OP_FETCH: {
         uint64_t max;
         if ((st = s_req_name(map, "topic", &req->name, err)) ||
@@ -896,6 +920,47 @@ fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic, const ch
     size_t start = self->buf.size;
     int rc = s_head(&self->pk, 2, "sub_info", cid) | s_kv_str(&self->pk, "topic", topic) |
              s_kv_str(&self->pk, "sub", sub ? sub : "");
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                    uint32_t credit)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 3, "subscribe", cid) | s_kv_str(&self->pk, "topic", topic) |
+             s_kv_str(&self->pk, "sub", sub ? sub : "") | s_kv_uint(&self->pk, "credit", credit);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t consumer,
+                      uint32_t credit)
+{
+    size_t start = self->buf.size;
+    bool is_credit = op == FY_OP_CREDIT;
+    int rc = s_head(&self->pk, is_credit ? 3 : 1, fy_op_name(op), cid) |
+             s_kv_uint(&self->pk, "consumer", consumer);
+    if (is_credit)
+        rc |= s_kv_uint(&self->pk, "credit", credit) | s_str(&self->pk, "noreply") |
+              msgpack_pack_true(&self->pk);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 1, "ok", cid) | s_kv_uint(&self->pk, "consumer", consumer);
+    return s_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_delivery_begin(fy_encoder_t *self, uint64_t consumer, size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = s_head(&self->pk, 2, "msg", 0) | s_kv_uint(&self->pk, "consumer", consumer) |
+             s_str(&self->pk, "msgs") | msgpack_pack_array(&self->pk, n);
     return s_done(self, start, rc);
 }
 
@@ -1181,6 +1246,10 @@ fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_reply_t *rep
     rep->obj_ = map;
     if (fy_bytes_eq(opname, fy_bytes_str("ok")))
         return FERRY_OK;
+    if (fy_bytes_eq(opname, fy_bytes_str("msg"))) {
+        rep->delivery = true;
+        return FERRY_OK;
+    }
 
     if (!fy_bytes_eq(opname, fy_bytes_str("error")))
         return fy_err_set(err, FERRY_EUNKNOWN_OP, "unknown reply operation");
@@ -1351,6 +1420,12 @@ fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name,
         return FERRY_EFIELD;
     const msgpack_object_kv *kv = &h->via.map.ptr[j];
     return s_as_bytes(&kv->key, name) && s_as_bytes(&kv->val, value) ? FERRY_OK : FERRY_EFIELD;
+}
+
+fy_status_t
+fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer)
+{
+    return s_get_uint(S_MAP(rep), "consumer", consumer);
 }
 
 fy_status_t

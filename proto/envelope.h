@@ -49,6 +49,9 @@ typedef enum fy_op {
     FY_OP_TERM,
     FY_OP_PROGRESS,
     FY_OP_SUB_INFO,
+    FY_OP_SUBSCRIBE,
+    FY_OP_CREDIT,
+    FY_OP_UNSUBSCRIBE,
     FY_OP_COUNT_
 } fy_op_t;
 
@@ -66,6 +69,7 @@ const char *fy_op_name(fy_op_t op);
 #define FY_ENVELOPE_MAX     (1u << 20)      /**< bytes in one envelope frame */
 #define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
 #define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
+#define FY_CREDIT_MAX       65536           /**< credit of one push consumer */
 
 /** Metadata of one published message. Borrowed from the decoder. */
 typedef struct fy_pubmeta {
@@ -93,7 +97,9 @@ typedef struct fy_request {
     uint64_t delay_ms;        /**< nack: redeliver not before this */
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
-    bool noreply;             /**< ack/nack: no "ok" reply wanted (errors still come) */
+    bool noreply;             /**< ack/nack/credit: no "ok" reply wanted (errors still come) */
+    uint32_t credit;          /**< subscribe/credit: messages the consumer may be sent */
+    uint64_t consumer;        /**< credit/unsubscribe: id from subscribe */
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
 } fy_request_t;
@@ -157,6 +163,11 @@ fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *
                                   const char *sub, const fy_sub_request_t *sr);
 fy_status_t fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic,
                                const char *sub);
+fy_status_t fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *topic,
+                                const char *sub, uint32_t credit);
+/** credit (no reply wanted) or unsubscribe for consumer @p consumer. */
+fy_status_t fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t consumer,
+                                  uint32_t credit);
 fy_status_t fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
                             uint32_t max, uint64_t wait_ms);
 fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
@@ -185,6 +196,11 @@ fy_status_t fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const 
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
                                  int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
+/** Reply to subscribe: the consumer id. */
+fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer);
+/** A push delivery (op "msg", cid 0): then exactly @p n fy_encode_delivery_msg
+ *  entries, appended with fy_encoder_append, and one payload frame each. */
+fy_status_t fy_encode_delivery_begin(fy_encoder_t *self, uint64_t consumer, size_t n);
 /** Reply to sub_declare: where the subscription stands. */
 fy_status_t fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor,
                                 uint64_t ack_floor, uint64_t ack_wait_ms, uint64_t max_deliver,
@@ -212,6 +228,7 @@ typedef struct fy_reply {
     uint64_t cid;
     fy_status_t code; /**< FERRY_OK for "ok" replies, else the error code */
     fy_bytes_t msg;   /**< error message (len 0 for ok) */
+    bool delivery;    /**< op "msg": messages pushed to a consumer (read with fy_reply_get_*) */
     const void *obj_; /**< internal: the decoded envelope */
 } fy_reply_t;
 
@@ -239,6 +256,8 @@ typedef struct fy_getmsg {
 } fy_getmsg_t;
 
 /** Fields of a sub_declare reply. */
+/** The consumer id of a subscribe reply or of a delivery. */
+fy_status_t fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer);
 fy_status_t fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created);
 
 fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);

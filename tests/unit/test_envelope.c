@@ -158,8 +158,8 @@ test_control_round_trips(void **state)
 {
     fx_t *fx = *state;
     fy_request_t req;
-    ferry_topic_config_t cfg = {.dedupe_window_ms = 5000, .max_msgs = 10, .max_age_ms = 60000,
-                                .discard_new = true};
+    ferry_topic_config_t cfg = {
+        .dedupe_window_ms = 5000, .max_msgs = 10, .max_age_ms = 60000, .discard_new = true};
     assert_int_equal(fy_encode_declare(fx->enc, 1, FERRY_KIND_QUEUE, "jobs", &cfg), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_DECLARE);

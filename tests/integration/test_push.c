@@ -1,0 +1,228 @@
+/*
+ * test_push.c - push subscriptions against a real ferryd: competing push
+ * consumers on a queue, the broker never sending beyond a consumer's credit,
+ * nack from a handler, redelivery of what a vanished consumer kept, and
+ * unsubscribe.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+    fy_ferryd_t d;
+    ferry_client_t *c;
+} fx_t;
+
+static int
+s_setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    *state = fx;
+    if (fy_ferryd_start(&fx->d) != 0)
+        return -1;
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    return fx->c ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *fx = *state;
+    ferry_client_destroy(&fx->c);
+    fy_ferryd_cleanup(&fx->d);
+    free(fx);
+    return 0;
+}
+
+typedef struct {
+    uint8_t *seen; /* per sequence: times handled */
+    size_t n, calls;
+    uint32_t last_dc;
+    ferry_msg_action_t action;
+    int nack_first; /* NACK when delivery_count == 1 */
+} s_rec_t;
+
+static ferry_msg_action_t
+s_handler(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c;
+    s_rec_t *r = user;
+    r->calls++;
+    r->last_dc = m->delivery_count;
+    if (r->seen && m->seq < r->n)
+        r->seen[m->seq]++;
+    if (r->nack_first && m->delivery_count == 1)
+        return FERRY_MSG_NACK;
+    return r->action;
+}
+
+static void
+s_publish_n(ferry_client_t *c, const char *topic, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ferry_message_t m = {.data = "p", .len = 1};
+        assert_int_equal(ferry_client_publish_async(c, topic, &m, NULL, NULL), FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
+}
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void
+test_push_competing_consumers(void **state)
+{
+    fx_t *fx = *state;
+    const size_t n = getenv("FERRY_TEST_QUICK") ? 500 : 3000;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "pq", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_client_t *a = fy_connect(fx->d.endpoint, 5000, 10);
+    ferry_client_t *b = fy_connect(fx->d.endpoint, 5000, 10);
+    assert_non_null(a);
+    assert_non_null(b);
+    uint8_t *seen = calloc(n + 1, 1);
+    s_rec_t ra = {.seen = seen, .n = n + 1, .action = FERRY_MSG_ACK};
+    s_rec_t rb = ra;
+    assert_int_equal(ferry_client_subscribe(a, "pq", NULL, 64, s_handler, &ra, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(b, "pq", "", 64, s_handler, &rb, NULL), FERRY_OK);
+    s_publish_n(fx->c, "pq", n);
+    long long deadline = fy_now_ms() + 30000;
+    while (ra.calls + rb.calls < n && fy_now_ms() < deadline) {
+        assert_int_equal(ferry_client_poll(a, 20), FERRY_OK);
+        assert_int_equal(ferry_client_poll(b, 20), FERRY_OK);
+    }
+    assert_int_equal(ra.calls + rb.calls, n);
+    for (size_t s = 1; s <= n; s++)
+        assert_int_equal(seen[s], 1); /* each message to exactly one consumer */
+    assert_true(ra.calls >= n / 10 && rb.calls >= n / 10);
+    /* The acks are sent without waiting; they land shortly. */
+    ferry_topic_info_t info;
+    do {
+        ferry_client_poll(a, 10);
+        ferry_client_poll(b, 10);
+        assert_int_equal(ferry_client_info(fx->c, "pq", &info), FERRY_OK);
+    } while (info.messages > 0 && fy_now_ms() < deadline);
+    assert_int_equal(info.messages, 0);
+    free(seen);
+    ferry_client_destroy(&a);
+    ferry_client_destroy(&b);
+}
+
+static void
+test_push_respects_credit(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "pt", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "pt", "s", NULL, NULL), FERRY_OK);
+    s_publish_n(fx->c, "pt", 100);
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
+    s_rec_t r = {.action = FERRY_MSG_ACK};
+    assert_int_equal(ferry_client_subscribe(c, "pt", "s", 10, s_handler, &r, NULL), FERRY_OK);
+    /* Give the broker time to send everything it may: one delivery of 10. */
+    s_sleep_ms(300);
+    assert_int_equal(ferry_client_poll(c, 0), FERRY_OK);
+    assert_int_equal(r.calls, 10);
+    /* Processing them tops the credit up: the rest follows. */
+    long long deadline = fy_now_ms() + 10000;
+    while (r.calls < 100 && fy_now_ms() < deadline)
+        assert_int_equal(ferry_client_poll(c, 50), FERRY_OK);
+    assert_int_equal(r.calls, 100);
+    ferry_sub_info_t si;
+    do {
+        ferry_client_poll(c, 10);
+        assert_int_equal(ferry_client_sub_info(fx->c, "pt", "s", &si), FERRY_OK);
+    } while (si.ack_floor < 100 && fy_now_ms() < deadline);
+    assert_int_equal(si.ack_floor, 100);
+    ferry_client_destroy(&c);
+}
+
+static void
+test_push_nack_and_unsubscribe(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "nq", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
+    s_rec_t r = {.action = FERRY_MSG_ACK, .nack_first = 1};
+    uint64_t consumer;
+    assert_int_equal(ferry_client_subscribe(c, "nq", NULL, 10, s_handler, &r, &consumer), FERRY_OK);
+    s_publish_n(fx->c, "nq", 1);
+    long long deadline = fy_now_ms() + 10000;
+    while (r.calls < 2 && fy_now_ms() < deadline)
+        assert_int_equal(ferry_client_poll(c, 50), FERRY_OK);
+    assert_int_equal(r.calls, 2); /* nacked once, then acked */
+    assert_int_equal(r.last_dc, 2);
+    /* After unsubscribe nothing more is pushed. */
+    assert_int_equal(ferry_client_unsubscribe(c, consumer), FERRY_OK);
+    assert_int_equal(ferry_client_unsubscribe(c, consumer), FERRY_ENOTFOUND);
+    s_publish_n(fx->c, "nq", 3);
+    assert_int_equal(ferry_client_poll(c, 300), FERRY_OK);
+    assert_int_equal(r.calls, 2);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "nq", &info), FERRY_OK);
+    assert_int_equal(info.messages, 3);
+    /* Misuse. */
+    assert_int_equal(ferry_client_subscribe(c, "nq", NULL, 0, s_handler, &r, NULL), FERRY_EINVAL);
+    assert_int_equal(ferry_client_subscribe(c, "nq", NULL, 10, NULL, &r, NULL), FERRY_EINVAL);
+    assert_int_equal(ferry_client_subscribe(c, "nope", "x", 10, s_handler, &r, NULL),
+                     FERRY_ENOTFOUND);
+    ferry_client_destroy(&c);
+}
+
+static void
+test_push_kept_messages_come_back(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "kt", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t cfg = {.ack_wait_ms = 300};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "kt", "s", &cfg, NULL), FERRY_OK);
+    s_publish_n(fx->c, "kt", 5);
+    ferry_client_t *a = fy_connect(fx->d.endpoint, 5000, 10);
+    s_rec_t ra = {.action = FERRY_MSG_KEEP};
+    assert_int_equal(ferry_client_subscribe(a, "kt", "s", 100, s_handler, &ra, NULL), FERRY_OK);
+    long long deadline = fy_now_ms() + 10000;
+    while (ra.calls < 5 && fy_now_ms() < deadline)
+        assert_int_equal(ferry_client_poll(a, 50), FERRY_OK);
+    assert_int_equal(ra.calls, 5);
+    ferry_client_destroy(&a); /* gone without acking */
+    ferry_client_t *b = fy_connect(fx->d.endpoint, 5000, 10);
+    uint8_t seen[8] = {0};
+    s_rec_t rb = {.seen = seen, .n = 8, .action = FERRY_MSG_ACK};
+    assert_int_equal(ferry_client_subscribe(b, "kt", "s", 100, s_handler, &rb, NULL), FERRY_OK);
+    while (rb.calls < 5 && fy_now_ms() < deadline)
+        assert_int_equal(ferry_client_poll(b, 50), FERRY_OK);
+    assert_int_equal(rb.calls, 5);
+    assert_int_equal(rb.last_dc, 2);
+    for (int s = 1; s <= 5; s++)
+        assert_int_equal(seen[s], 1);
+    ferry_client_destroy(&b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_push_competing_consumers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_push_respects_credit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_push_nack_and_unsubscribe, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name("push", tests, NULL, NULL);
+}

@@ -6,7 +6,10 @@
  * deleted). Reports messages per second from the first publish to the last
  * ack, and fails if any message was lost or delivered twice.
  *
- *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH]
+ * With -p the consumer is a push consumer (prefetch P, acking from its
+ * handler) instead of fetching.
+ *
+ *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-p PREFETCH]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,7 +22,8 @@
 
 typedef struct {
     const char *endpoint;
-    size_t n, fetch;
+    size_t n, fetch, prefetch;
+    uint8_t *seen;
     size_t received, dups;
     double end;
     int failed;
@@ -44,6 +48,44 @@ s_connect(const char *endpoint, size_t window)
         ferry_client_new(o, &c);
     ferry_options_destroy(&o);
     return c;
+}
+
+static ferry_msg_action_t
+s_on_msg(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c;
+    s_consumer_t *k = user;
+    if (m->seq == 0 || m->seq > k->n || k->seen[m->seq])
+        k->dups++;
+    else
+        k->seen[m->seq] = 1;
+    k->received++;
+    return FERRY_MSG_ACK;
+}
+
+/* Push: the handler acks; the client sends acks and credit in batches. */
+static void *
+s_consume_push(void *arg)
+{
+    s_consumer_t *k = arg;
+    ferry_client_t *c = s_connect(k->endpoint, 10);
+    k->seen = calloc(k->n + 1, 1);
+    if (!c || !k->seen ||
+        ferry_client_subscribe(c, "w1", NULL, (uint32_t)k->prefetch, s_on_msg, k, NULL)) {
+        k->failed = 1;
+        goto done;
+    }
+    double deadline = s_secs() + 120;
+    while (k->received < k->n && s_secs() < deadline)
+        if (ferry_client_poll(c, 100) != FERRY_OK)
+            break;
+    /* The last acks go out without waiting: a round trip makes sure they landed. */
+    ferry_client_ping(c);
+    k->end = s_secs();
+done:
+    free(k->seen);
+    ferry_client_destroy(&c);
+    return NULL;
 }
 
 static void *
@@ -90,7 +132,7 @@ done:
 int
 main(int argc, char **argv)
 {
-    size_t n = 200000, size = 128, window = 1000, fetch = 1000;
+    size_t n = 200000, size = 128, window = 1000, fetch = 1000, prefetch = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -100,8 +142,11 @@ main(int argc, char **argv)
             window = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
             fetch = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
+            prefetch = strtoul(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH]\n");
+            fprintf(stderr, "usage: bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] "
+                            "[-p PREFETCH]\n");
             return 2;
         }
     }
@@ -116,10 +161,10 @@ main(int argc, char **argv)
         return 1;
     }
     char *payload = calloc(1, size ? size : 1);
-    s_consumer_t k = {.endpoint = d.endpoint, .n = n, .fetch = fetch};
+    s_consumer_t k = {.endpoint = d.endpoint, .n = n, .fetch = fetch, .prefetch = prefetch};
     pthread_t th;
     double t0 = s_secs();
-    pthread_create(&th, NULL, s_consume, &k);
+    pthread_create(&th, NULL, prefetch ? s_consume_push : s_consume, &k);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         ferry_message_t m = {.data = payload, .len = size};
@@ -135,7 +180,12 @@ main(int argc, char **argv)
     ferry_stats_t st;
     ferry_client_stats(p, &st);
     double secs = k.end - t0;
-    printf("work queue: %zu x %zu B, window %zu, fetch %zu, fsync on\n", n, size, window, fetch);
+    if (prefetch)
+        printf("work queue: %zu x %zu B, window %zu, push prefetch %zu, fsync on\n", n, size,
+               window, prefetch);
+    else
+        printf("work queue: %zu x %zu B, window %zu, fetch %zu, fsync on\n", n, size, window,
+               fetch);
     printf("published+confirmed in %.2f s (%.0f msg/s); all acked in %.2f s: %.0f msg/s, "
            "%llu commits (%.0f/s)\n",
            published, n / published, secs, k.received / secs, (unsigned long long)st.commits,

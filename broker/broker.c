@@ -590,8 +590,10 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         if (!c)
             return fy_err_set(err, FERRY_ENOTFOUND, "no such consumer");
         if (req->op == FY_OP_CREDIT) {
-            uint64_t total = (uint64_t)c->credit + c->added - c->used + req->credit;
-            c->added += total > FY_CREDIT_MAX ? 0 : req->credit;
+            /* The total is capped: a client cannot make the broker owe it more. */
+            uint64_t now_credit = (uint64_t)c->credit + c->added - c->used;
+            uint64_t room = now_credit < FY_CREDIT_MAX ? FY_CREDIT_MAX - now_credit : 0;
+            c->added += (uint32_t)(req->credit < room ? req->credit : room);
         } else {
             c->removed = true;
         }

@@ -474,6 +474,19 @@ s_pend_get(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t *dc, uint64
     return FERRY_OK;
 }
 
+/* Writes the per-message entry: delivery count and the deadline it is due at. */
+static fy_status_t
+s_pend_put(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t dc, uint64_t deadline)
+{
+    uint8_t pk[16], pv[12];
+    s_key2(pk, sub_id, seq);
+    fy_be32_put(pv, dc);
+    fy_be64_put(pv + 4, deadline);
+    MDB_val pkv = {16, pk}, pvv = {12, pv};
+    self->dirty = true;
+    return fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend");
+}
+
 fy_status_t
 fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked)
 {
@@ -524,13 +537,7 @@ s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn
     }
     dc++;
     deadline = self->now_ms + sub->ack_wait_ms;
-    uint8_t pk[16], pv[12];
-    s_key2(pk, sub->id, seq);
-    fy_be32_put(pv, dc);
-    fy_be64_put(pv + 4, deadline);
-    MDB_val pkv = {16, pk}, pvv = {12, pv};
-    self->dirty = true;
-    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")) ||
+    if ((st = s_pend_put(self, sub->id, seq, dc, deadline)) ||
         (st = s_timer_put(self, deadline, sub->id, seq, seq)))
         return st;
     /* `m` points into the map; the puts above may have moved pages: read again. */
@@ -683,13 +690,7 @@ fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms
         (st = s_pend_get(self, sub->id, seq, &dc, &deadline)))
         return st;
     deadline = self->now_ms + delay_ms;
-    uint8_t pk[16], pv[12];
-    s_key2(pk, sub->id, seq);
-    fy_be32_put(pv, dc);
-    fy_be64_put(pv + 4, deadline);
-    MDB_val pkv = {16, pk}, pvv = {12, pv};
-    self->dirty = true;
-    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")))
+    if ((st = s_pend_put(self, sub->id, seq, dc, deadline)))
         return st;
     return delay_ms ? s_timer_put(self, deadline, sub->id, seq, seq)
                     : s_mark_due(self, sub->id, seq);
@@ -869,13 +870,7 @@ fy_store_progress(fy_store_t *self, uint64_t sub_id, uint64_t seq)
         return st;
     /* Its own entry with a later deadline: the range timer will skip it. */
     deadline = self->now_ms + sub->ack_wait_ms;
-    uint8_t pk[16], pv[12];
-    s_key2(pk, sub->id, seq);
-    fy_be32_put(pv, dc);
-    fy_be64_put(pv + 4, deadline);
-    MDB_val pkv = {16, pk}, pvv = {12, pv};
-    self->dirty = true;
-    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend")))
+    if ((st = s_pend_put(self, sub->id, seq, dc, deadline)))
         return st;
     return s_timer_put(self, deadline, sub->id, seq, seq);
 }

@@ -831,6 +831,18 @@ s_sub_ok(const char *sub)
     return !sub || !*sub || fy_name_valid(fy_bytes_str(sub));
 }
 
+/* Starts a request on (topic, sub): checks both names, resets the encoder
+ * and hands out the request's cid. */
+static ferry_status_t
+s_sub_request(ferry_client_t *self, const char *topic, const char *sub, uint64_t *cid)
+{
+    if (!s_name_ok(topic) || !s_sub_ok(sub))
+        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    *cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    return FERRY_OK;
+}
+
 ferry_status_t
 ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *sub,
                          const ferry_sub_config_t *config, bool *created)
@@ -873,11 +885,11 @@ ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uin
         return FERRY_EINVAL;
     *msgs = NULL;
     *count = 0;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_fetch(self->enc, cid, topic, sub, max, (uint64_t)wait_ms);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_fetch(self->enc, cid, topic, sub, max, (uint64_t)wait_ms);
     fy_reply_t rep;
     if (st || (st = s_call_wait(self, cid, NULL, NULL, 0, wait_ms, &rep)))
         return st;
@@ -890,11 +902,11 @@ ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const
 {
     if (!self || !seqs || n == 0 || n > FY_BATCH_MAX)
         return FERRY_EINVAL;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false);
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }
@@ -905,11 +917,11 @@ ferry_client_nack(ferry_client_t *self, const char *topic, const char *sub, uint
 {
     if (!self || seq == 0)
         return FERRY_EINVAL;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_nack(self->enc, cid, topic, sub, seq, delay_ms, false);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_nack(self->enc, cid, topic, sub, seq, delay_ms, false);
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }
@@ -920,11 +932,11 @@ ferry_client_term(ferry_client_t *self, const char *topic, const char *sub, uint
 {
     if (!self || seq == 0 || (error && strlen(error) > FY_ERROR_TEXT_MAX))
         return FERRY_EINVAL;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_term(self->enc, cid, topic, sub, seq, error);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_term(self->enc, cid, topic, sub, seq, error);
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }
@@ -934,11 +946,11 @@ ferry_client_progress(ferry_client_t *self, const char *topic, const char *sub, 
 {
     if (!self || seq == 0)
         return FERRY_EINVAL;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_progress(self->enc, cid, topic, sub, seq);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_progress(self->enc, cid, topic, sub, seq);
     fy_reply_t rep;
     return st ? st : s_call(self, cid, NULL, NULL, 0, &rep);
 }
@@ -949,11 +961,11 @@ ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
 {
     if (!self || !info)
         return FERRY_EINVAL;
-    if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_sub_info(self->enc, cid, topic, sub);
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_sub_info(self->enc, cid, topic, sub);
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;

@@ -42,6 +42,7 @@ s_topic_encode(const fy_topic_rec_t *t, uint8_t *rec)
     rec[0] = 1;
     rec[1] = (uint8_t)t->kind;
     rec[2] = t->discard_new;
+    rec[3] = t->interest;
     fy_be64_put(rec + 8, t->id);
     fy_be64_put(rec + 16, t->created_ms);
     fy_be64_put(rec + 24, t->dedupe_ms);
@@ -71,6 +72,7 @@ s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
     /* A record written before limits existed has none. */
     bool limits = v->mv_size >= S_TOPIC_REC;
     t->discard_new = limits && rec[2];
+    t->interest = limits && rec[3];
     t->max_msgs = limits ? fy_be64_get(rec + 64) : 0;
     t->max_bytes = limits ? fy_be64_get(rec + 72) : 0;
     t->max_age_ms = limits ? fy_be64_get(rec + 80) : 0;
@@ -94,6 +96,7 @@ s_topic_info(const fy_topic_rec_t *t, ferry_topic_info_t *info)
     info->max_bytes = t->max_bytes;
     info->max_age_ms = t->max_age_ms;
     info->discard_new = t->discard_new;
+    info->interest = t->interest;
 }
 
 /* Finds a topic in the batch cache or loads it. *out NULL: no such topic. */
@@ -452,6 +455,7 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
                             .max_bytes = c->max_bytes,
                             .max_age_ms = c->max_age_ms,
                             .discard_new = c->discard_new,
+                            .interest = c->interest,
                             .kind = kind};
     memcpy(fresh.name, name.ptr, name.len);
     self->dirty = true;
@@ -860,58 +864,87 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
     return st;
 }
 
-/* Removes messages older than their topic's max age, oldest first. Walks
- * the topic records (a topic is one small record), then each topic's front. */
+/* Trims the front of one topic: what every subscription acked (interest
+ * retention) and what is older than max_age_ms. */
 static fy_status_t
-s_sweep_age(fy_store_t *self, size_t *budget, bool *more)
+s_trim_front(fy_store_t *self, fy_topic_rec_t *t, size_t *budget, bool *more)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->topics, &cur);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    uint8_t names[64][FERRY_NAME_MAX];
-    size_t lens[64], n = 0;
-    MDB_val k, v;
-    /* Collect the names first: trimming writes topic records. */
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        fy_topic_rec_t t;
-        if (!s_topic_decode(&v, &t) || !t.max_age_ms || t.count == 0 || k.mv_size > FERRY_NAME_MAX)
-            continue;
-        if (n == 64) {
-            *more = true;
-            break;
-        }
-        memcpy(names[n], k.mv_data, k.mv_size);
-        lens[n++] = k.mv_size;
-    }
-    mdb_cursor_close(cur);
-    if (rc && rc != MDB_NOTFOUND)
-        return fy_storei_mdb(self, rc, "sweep age");
-    for (size_t i = 0; i < n; i++) {
-        fy_topic_rec_t *t;
-        fy_status_t st = fy_storei_topic_get(self, (fy_bytes_t){names[i], lens[i]}, &t);
-        if (st)
-            return st;
-        while (t && t->count > 0) {
+    fy_status_t st;
+    uint64_t floor = 0;
+    bool any = false;
+    if (t->interest && (st = fy_storei_min_floor(self, t->id, &floor, &any)))
+        return st;
+    while (t->count > 0) {
+        bool drop = t->interest && any && t->first <= floor;
+        if (!drop && t->max_age_ms) {
             uint8_t key[16];
             fy_storei_msg_key(key, t->id, t->first);
             MDB_val mk = {16, key}, mv;
             fy_stored_t m;
-            rc = mdb_get(self->txn, self->messages, &mk, &mv);
+            int rc = mdb_get(self->txn, self->messages, &mk, &mv);
             if (rc || !fy_storei_parse_message(&mk, &mv, &m))
                 return rc ? fy_storei_mdb(self, rc, "get message") : FERRY_EIO;
-            if (m.ts_ms + t->max_age_ms > self->now_ms)
-                break;
-            if (*budget == 0) {
-                *more = true;
-                return FERRY_OK;
-            }
-            (*budget)--;
-            if ((st = fy_storei_remove_message(self, t, t->first)))
-                return st;
+            drop = m.ts_ms + t->max_age_ms <= self->now_ms;
         }
+        if (!drop)
+            return FERRY_OK;
+        if (*budget == 0) {
+            *more = true;
+            return FERRY_OK;
+        }
+        (*budget)--;
+        if ((st = fy_storei_remove_message(self, t, t->first)))
+            return st;
     }
     return FERRY_OK;
+}
+
+/* Applies max age and interest retention to every topic that has them,
+ * walking the topic records (one small record each) 64 names at a time. */
+static fy_status_t
+s_sweep_retention(fy_store_t *self, size_t *budget, bool *more)
+{
+    uint8_t names[64][FERRY_NAME_MAX];
+    size_t lens[64];
+    uint8_t last[FERRY_NAME_MAX];
+    size_t last_len = 0;
+    for (;;) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(self->txn, self->topics, &cur);
+        if (rc)
+            return fy_storei_mdb(self, rc, "cursor open");
+        MDB_val k = {last_len, last}, v;
+        rc = mdb_cursor_get(cur, &k, &v, last_len ? MDB_SET_RANGE : MDB_FIRST);
+        if (rc == 0 && last_len && k.mv_size == last_len && !memcmp(k.mv_data, last, last_len))
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        /* Collect names first: trimming writes topic records. */
+        size_t n = 0;
+        for (; rc == 0 && n < 64; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            fy_topic_rec_t t;
+            if (k.mv_size > FERRY_NAME_MAX || !s_topic_decode(&v, &t))
+                continue;
+            memcpy(last, k.mv_data, k.mv_size);
+            last_len = k.mv_size;
+            if ((t.max_age_ms || t.interest) && t.count > 0) {
+                memcpy(names[n], k.mv_data, k.mv_size);
+                lens[n++] = k.mv_size;
+            }
+        }
+        bool end = rc == MDB_NOTFOUND;
+        mdb_cursor_close(cur);
+        if (rc && rc != MDB_NOTFOUND)
+            return fy_storei_mdb(self, rc, "sweep retention");
+        for (size_t i = 0; i < n; i++) {
+            fy_topic_rec_t *t;
+            fy_status_t st = fy_storei_topic_get(self, (fy_bytes_t){names[i], lens[i]}, &t);
+            if (st || (t && (st = s_trim_front(self, t, budget, more))))
+                return st;
+            if (*more)
+                return FERRY_OK;
+        }
+        if (end)
+            return FERRY_OK;
+    }
 }
 
 fy_status_t
@@ -921,7 +954,7 @@ fy_store_sweep(fy_store_t *self, size_t budget, bool *more)
     fy_status_t st = s_sweep_dedupe(self, &budget, more);
     if (st == FERRY_OK)
         st = s_sweep_deleted(self, &budget, more);
-    return st ? st : s_sweep_age(self, &budget, more);
+    return st ? st : s_sweep_retention(self, &budget, more);
 }
 
 fy_status_t

@@ -21,6 +21,7 @@ typedef struct fy_topic_rec {
     uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
     uint64_t max_msgs, max_bytes, max_age_ms; /* retention limits, 0 = none */
     bool discard_new;
+    bool interest; /* delete what every subscription acked */
     ferry_kind_t kind;
     bool dirty;
 } fy_topic_rec_t;
@@ -71,6 +72,8 @@ bool fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *ou
 fy_status_t fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq);
 
 /* Implemented in subs.c. */
+/* The lowest ack floor of the topic's subscriptions; *any false if it has none. */
+fy_status_t fy_storei_min_floor(fy_store_t *self, uint64_t topic_id, uint64_t *floor, bool *any);
 fy_status_t fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
                                  const fy_sub_opts_t *o, fy_sub_rec_t **out);
 fy_status_t fy_storei_flush_subs(fy_store_t *self);

@@ -874,3 +874,32 @@ fy_store_progress(fy_store_t *self, uint64_t sub_id, uint64_t seq)
         return st;
     return s_timer_put(self, deadline, sub->id, seq, seq);
 }
+
+fy_status_t
+fy_storei_min_floor(fy_store_t *self, uint64_t topic_id, uint64_t *floor, bool *any)
+{
+    *any = false;
+    *floor = 0;
+    /* Subscriptions changed in this batch are in the cache: write them first. */
+    fy_status_t st = fy_storei_flush_subs(self);
+    if (st)
+        return st;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->subs, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    uint8_t key[8];
+    fy_be64_put(key, topic_id);
+    MDB_val k = {8, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == topic_id) {
+        fy_sub_rec_t sub;
+        if (s_sub_decode(&k, &v, &sub) && (!*any || sub.floor < *floor)) {
+            *floor = sub.floor;
+            *any = true;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "min floor");
+}

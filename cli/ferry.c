@@ -29,7 +29,8 @@ s_usage(FILE *out)
             "\n"
             "Commands:\n"
             "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
-            "          [--max-age-ms N] [--discard old|new]      create (or check) a destination\n"
+            "          [--max-age-ms N] [--discard old|new] [--interest]\n"
+            "                                                    create (or check) a destination\n"
             "  delete NAME                                       delete it and its messages\n"
             "  info NAME                                         show a topic or queue\n"
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
@@ -99,10 +100,11 @@ s_print_info(const ferry_topic_info_t *in)
     printf("name: %s\nkind: %s\nmessages: %" PRIu64 "\nbytes: %" PRIu64 "\nfirst_seq: %" PRIu64
            "\nlast_seq: %" PRIu64 "\ndedupe_window_ms: %" PRIu64 "\ncreated_ms: %" PRIu64
            "\nmax_msgs: %" PRIu64 "\nmax_bytes: %" PRIu64 "\nmax_age_ms: %" PRIu64
-           "\ndiscard: %s\n",
+           "\ndiscard: %s\nretention: %s\n",
            in->name, in->kind == FERRY_KIND_QUEUE ? "queue" : "topic", in->messages, in->bytes,
            in->first_seq, in->last_seq, in->dedupe_window_ms, in->created_ms, in->max_msgs,
-           in->max_bytes, in->max_age_ms, in->discard_new ? "new" : "old");
+           in->max_bytes, in->max_age_ms, in->discard_new ? "new" : "old",
+           in->interest ? "interest" : "limits");
 }
 
 static char *
@@ -139,7 +141,7 @@ typedef struct {
     size_t nheaders;
     uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms, wait_ms;
     uint64_t max_msgs, max_bytes, max_age_ms;
-    bool discard_new;
+    bool discard_new, interest;
     const char *from_word; /* --from first|new */
     bool no_ack;
 } s_cmdopts_t;
@@ -159,8 +161,11 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             pos[(*npos)++] = argv[k];
             continue;
         }
-        if (strcmp(a, "--no-ack") == 0) {
-            o->no_ack = true;
+        if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0) {
+            if (a[2] == 'n')
+                o->no_ack = true;
+            else
+                o->interest = true;
             continue;
         }
         if (k + 1 >= argc) {
@@ -458,7 +463,8 @@ main(int argc, char **argv)
                                     .max_msgs = o.max_msgs,
                                     .max_bytes = o.max_bytes,
                                     .max_age_ms = o.max_age_ms,
-                                    .discard_new = o.discard_new};
+                                    .discard_new = o.discard_new,
+                                    .interest = o.interest};
         ferry_topic_info_t info;
         bool created;
         st = ferry_client_declare(c, kind, pos[1], &cfg, &info, &created);

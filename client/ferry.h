@@ -113,6 +113,7 @@ typedef struct ferry_topic_config {
     uint64_t max_bytes;  /**< most bytes kept (payload, key, id, headers) */
     uint64_t max_age_ms; /**< messages older than this are removed */
     bool discard_new;    /**< at max_msgs/max_bytes refuse new ones instead of dropping old */
+    bool interest;       /**< delete a message once every subscription acked it */
 } ferry_topic_config_t;
 
 /** What the broker knows about a topic or queue. */
@@ -127,6 +128,7 @@ typedef struct ferry_topic_info {
     uint64_t created_ms;                      /**< creation time, ms since the Unix epoch */
     uint64_t max_msgs, max_bytes, max_age_ms; /**< retention limits, 0 = none */
     bool discard_new;                         /**< at a limit: refuse, not drop */
+    bool interest;                            /**< interest retention */
 } ferry_topic_info_t;
 
 /** Broker-wide counters returned by ferry_client_stats(). */

@@ -636,7 +636,7 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
                                             fy_bytes_eq(word, fy_bytes_str("new")))))
             return fy_err_set(err, FERRY_EFIELD, "field 'discard' must be \"old\" or \"new\"");
         c->discard_new = d && fy_bytes_eq(word, fy_bytes_str("new"));
-        return FERRY_OK;
+        return s_opt_bool(map, "interest", &c->interest, err);
     }
     case FY_OP_DELETE:
     case FY_OP_INFO:
@@ -825,11 +825,13 @@ fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const cha
     static const ferry_topic_config_t none;
     const ferry_topic_config_t *c = cfg ? cfg : &none;
     size_t start = self->buf.size;
-    size_t n = 3 + (c->dedupe_window_ms != 0) + (c->max_msgs != 0) + (c->max_bytes != 0) +
+    size_t n = 4 + (c->dedupe_window_ms != 0) + (c->max_msgs != 0) + (c->max_bytes != 0) +
                (c->max_age_ms != 0);
     int rc = s_head(&self->pk, n, "declare", cid) | s_kv_str(&self->pk, "name", name) |
              s_kv_str(&self->pk, "kind", kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
-             s_kv_str(&self->pk, "discard", c->discard_new ? "new" : "old");
+             s_kv_str(&self->pk, "discard", c->discard_new ? "new" : "old") |
+             s_str(&self->pk, "interest") |
+             (c->interest ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
     if (c->dedupe_window_ms)
         rc |= s_kv_uint(&self->pk, "dedupe_ms", c->dedupe_window_ms);
     if (c->max_msgs)
@@ -1154,7 +1156,7 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 {
     size_t start = self->buf.size;
     int rc =
-        s_head(&self->pk, created >= 0 ? 13 : 12, "ok", cid) |
+        s_head(&self->pk, created >= 0 ? 14 : 13, "ok", cid) |
         s_kv_str(&self->pk, "name", in->name) |
         s_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
         s_kv_uint(&self->pk, "first", in->first_seq) | s_kv_uint(&self->pk, "last", in->last_seq) |
@@ -1164,7 +1166,9 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
         s_kv_uint(&self->pk, "max_msgs", in->max_msgs) |
         s_kv_uint(&self->pk, "max_bytes", in->max_bytes) |
         s_kv_uint(&self->pk, "max_age_ms", in->max_age_ms) |
-        s_kv_str(&self->pk, "discard", in->discard_new ? "new" : "old");
+        s_kv_str(&self->pk, "discard", in->discard_new ? "new" : "old") |
+        s_str(&self->pk, "interest") |
+        (in->interest ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
     if (created >= 0)
         rc |= s_str(&self->pk, "created_now") |
               (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -1356,6 +1360,8 @@ fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created)
     const msgpack_object *d = s_field(map, "discard");
     fy_bytes_t word;
     info->discard_new = d && s_as_bytes(d, &word) && fy_bytes_eq(word, fy_bytes_str("new"));
+    bool interest = false;
+    info->interest = s_get_bool(map, "interest", &interest) == FERRY_OK && interest;
     if (created && s_get_bool(map, "created_now", created))
         *created = false;
     return FERRY_OK;

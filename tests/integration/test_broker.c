@@ -478,6 +478,28 @@ test_retention(void **state)
     } while (info.messages > 0 && fy_now_ms() < deadline);
     assert_int_equal(info.messages, 0);
     assert_int_equal(info.last_seq, 20);
+
+    /* Interest: gone once both subscriptions acked. */
+    ferry_topic_config_t interest = {.interest = true};
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "fan", &interest, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "fan", "a", NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "fan", "b", NULL, NULL), FERRY_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "fan", &m, NULL), FERRY_OK);
+    const char *subs[2] = {"a", "b"};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(ferry_client_fetch(fx->c, "fan", subs[k], 10, 0, &msgs, &n), FERRY_OK);
+        assert_int_equal(n, 4);
+        uint64_t seqs[4] = {1, 2, 3, 4};
+        assert_int_equal(ferry_client_ack(fx->c, "fan", subs[k], seqs, k == 0 ? 4 : 2), FERRY_OK);
+    }
+    do {
+        assert_int_equal(ferry_client_info(fx->c, "fan", &info), FERRY_OK);
+    } while (info.messages > 2 && fy_now_ms() < deadline + 5000);
+    assert_int_equal(info.messages, 2);
+    assert_int_equal(info.first_seq, 3);
+    assert_true(info.interest);
 }
 
 static void
@@ -515,7 +537,7 @@ test_cli(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s info lim", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "max_msgs: 3\n"));
-    assert_non_null(strstr(out, "discard: new\n"));
+    assert_non_null(strstr(out, "discard: new\nretention: limits\n"));
     /* Exit codes: refused 1, usage 2, unreachable 3. */
     snprintf(cmd, sizeof cmd, "%s --server %s pub nowhere x 2>/dev/null", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);

@@ -695,6 +695,35 @@ test_retention_limits(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     assert_int_equal(n, 5);
     assert_int_equal(got.seqs[0], 8);
+
+    /* Interest: a message goes once every subscription acked it. */
+    s_declare_cfg(fx, "fan", (ferry_topic_config_t){.interest = true});
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(s_append1(fx, 3000, "fan", NULL, "m", &seq, &dup), FERRY_OK);
+    uint64_t a = s_sub(fx, 3000, "fan", "a", (fy_sub_opts_t){.start = FY_START_FIRST});
+    uint64_t b = s_sub(fx, 3000, "fan", "b", (fy_sub_opts_t){.start = FY_START_FIRST});
+    s_got_t ga = {0}, gb = {0};
+    assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, a, 10, s_on_deliver, &ga, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, b, 10, s_on_deliver, &gb, &n), FERRY_OK);
+    for (uint64_t s2 = 1; s2 <= 3; s2++)
+        assert_int_equal(fy_store_ack(fx->store, a, s2), FERRY_OK);
+    for (uint64_t s2 = 1; s2 <= 2; s2++)
+        assert_int_equal(fy_store_ack(fx->store, b, s2), FERRY_OK);
+    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    ti = s_info(fx, 3000, "fan");
+    assert_int_equal(ti.messages, 3); /* 1 and 2: acked by both */
+    assert_int_equal(ti.first_seq, 3);
+    assert_true(ti.interest);
+    assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
+    assert_int_equal(fy_store_ack(fx->store, b, 3), FERRY_OK);
+    assert_int_equal(fy_store_ack(fx->store, b, 4), FERRY_OK);
+    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    ti = s_info(fx, 3000, "fan");
+    assert_int_equal(ti.messages, 2); /* 4 is still wanted by a */
+    assert_int_equal(ti.first_seq, 4);
 }
 
 int

@@ -63,6 +63,9 @@ typedef struct s_consumer {
     long long last_seen_ms;
     uint32_t added, used; /* this batch */
     bool removed;         /* this batch */
+    bool ephemeral;       /* no subscription: live messages from next_seq, no acks */
+    uint64_t next_seq;    /* ephemeral: committed position */
+    uint64_t next_batch;  /* ephemeral: position after this batch's deliveries */
 } s_consumer_t;
 
 /* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
@@ -93,7 +96,8 @@ struct fy_broker {
     fy_store_t *store;
     fy_decoder_t *dec;
     fy_encoder_t *enc;
-    fy_encoder_t *items; /* message entries of a get/fetch reply before its count is known */
+    fy_encoder_t *items;    /* message entries of a get/fetch reply before its count is known */
+    uint64_t last_item_seq; /* sequence of the last entry encoded into items */
     zmq_msg_t *frames;
     size_t nframes, frames_cap;
     s_req_t *reqs;
@@ -412,6 +416,7 @@ s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
     if (m->payload.len)
         memcpy(zmq_msg_data(f), m->payload.ptr, m->payload.len);
     self->nouts++;
+    self->last_item_seq = m->seq;
     return FERRY_OK;
 }
 
@@ -562,9 +567,16 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
     s_reply_t *r;
     fy_status_t st = FERRY_OK;
     if (req->op == FY_OP_SUBSCRIBE) {
-        fy_sub_info_t info;
+        fy_sub_info_t info = {0};
+        ferry_topic_info_t ti;
         bool created;
-        if ((st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
+        /* No subscription name on a topic: an ephemeral consumer of what is
+         * published from now on. A queue's "" is its own subscription. */
+        if ((st = fy_store_info(self->store, req->name, &ti)))
+            return st;
+        bool ephemeral = req->sub.len == 0 && ti.kind == FERRY_KIND_TOPIC;
+        if (!ephemeral &&
+            (st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
             return st;
         if (self->nconsumers + self->nnew_consumers >= S_CONSUMERS_MAX)
             return fy_err_set(err, FERRY_ETOO_MANY, "at most %d consumers", S_CONSUMERS_MAX);
@@ -583,8 +595,10 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         c->sub_len = req->sub.len;
         c->credit = req->credit;
         c->last_seen_ms = s_mono_ms();
+        c->ephemeral = ephemeral;
+        c->next_seq = c->next_batch = ti.last_seq + 1;
         s_reply_begin(self, ri, &r);
-        st = fy_encode_subscribed(self->enc, req->cid, c->id);
+        st = fy_encode_subscribed(self->enc, req->cid, c->id, ephemeral);
     } else {
         s_consumer_t *c = s_consumer_find(self, req->consumer);
         if (!c)
@@ -646,9 +660,17 @@ s_deliver(fy_broker_t *self)
             continue;
         size_t outs_mark = self->nouts, count = 0;
         fy_encoder_reset(self->items);
-        fy_status_t st = fy_store_fetch(self->store, c->sub_id,
-                                        avail < FY_BATCH_MAX ? (uint32_t)avail : FY_BATCH_MAX,
-                                        s_fetch_item, self, &count);
+        uint32_t max = avail < FY_BATCH_MAX ? (uint32_t)avail : FY_BATCH_MAX;
+        fy_status_t st;
+        if (c->ephemeral) {
+            /* Reads only: the position lives in memory; nothing to ack. */
+            fy_bytes_t topic = {c->topic, c->topic_len};
+            st = fy_store_read(self->store, topic, c->next_batch, max, s_get_item, self, &count);
+            if (st == FERRY_OK && count)
+                c->next_batch = self->last_item_seq + 1;
+        } else {
+            st = fy_store_fetch(self->store, c->sub_id, max, s_fetch_item, self, &count);
+        }
         if (st == FERRY_ENOTFOUND) {
             c->removed = true; /* its topic or subscription was deleted */
             continue;
@@ -689,6 +711,7 @@ s_commit_consumers(fy_broker_t *self)
         self->deliver_soon = self->deliver_soon || c->added > 0;
         c->credit = c->credit + c->added - c->used;
         c->added = c->used = 0;
+        c->next_seq = c->next_batch;
         self->consumers[kept++] = *c;
     }
     for (size_t i = 0; i < self->nnew_consumers; i++) {
@@ -697,6 +720,7 @@ s_commit_consumers(fy_broker_t *self)
             continue;
         c->credit = c->credit + c->added - c->used;
         c->added = c->used = 0;
+        c->next_seq = c->next_batch;
         self->consumers[kept++] = *c;
     }
     self->deliver_soon = self->deliver_soon || self->nnew_consumers > 0;
@@ -1047,6 +1071,7 @@ s_reset_replies(fy_broker_t *self)
     for (size_t i = 0; i < self->nconsumers; i++) {
         self->consumers[i].added = self->consumers[i].used = 0;
         self->consumers[i].removed = false;
+        self->consumers[i].next_batch = self->consumers[i].next_seq;
     }
     fy_encoder_reset(self->enc);
     for (size_t i = 0; i < self->nouts; i++)

@@ -26,6 +26,7 @@ typedef struct s_pushsub {
     uint64_t consumer;
     char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
     uint32_t prefetch, consumed; /* consumed: processed since the last credit top-up */
+    bool ephemeral;              /* live messages only: nothing to ack */
     ferry_msg_fn fn;
     void *user;
 } s_pushsub_t;
@@ -1020,6 +1021,8 @@ s_dispatch(ferry_client_t *self, const fy_reply_t *rep)
     self->in_handler = true;
     for (size_t i = 0; i < n; i++) {
         ferry_msg_action_t act = ps->fn(self, &msgs[i], ps->user);
+        if (ps->ephemeral)
+            continue;
         if (act == FERRY_MSG_ACK) {
             acks[nacks++] = msgs[i].seq;
         } else if (act == FERRY_MSG_NACK) {
@@ -1068,6 +1071,7 @@ ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub,
     s_pushsub_t *ps = &self->subs[self->nsubs++];
     memset(ps, 0, sizeof *ps);
     ps->consumer = id;
+    ps->ephemeral = fy_reply_ephemeral(&rep);
     snprintf(ps->topic, sizeof ps->topic, "%s", topic);
     snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");
     ps->prefetch = prefetch;

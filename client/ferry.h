@@ -381,7 +381,9 @@ typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,
                                            const ferry_stored_message_t *msg, void *user);
 
 /**
- * @brief Starts push delivery of @p sub (NULL/"" for a queue) of @p topic.
+ * @brief Starts push delivery of @p sub of @p topic. On a queue @p sub is NULL or "".
+ * On a topic, NULL or "" makes an ephemeral consumer: plain live pub/sub of
+ * what is published from now on, no acks, nothing kept for it (delivery_count 0).
  * @param prefetch 1..65536 messages in flight to this consumer.
  * @param[out] consumer may be NULL; the id for ferry_client_unsubscribe().
  * @return FERRY_OK, FERRY_ENOTFOUND (topic or subscription), FERRY_ETOO_MANY, ...

@@ -950,10 +950,12 @@ fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t con
 }
 
 fy_status_t
-fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer)
+fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer, bool ephemeral)
 {
     size_t start = self->buf.size;
-    int rc = s_head(&self->pk, 1, "ok", cid) | s_kv_uint(&self->pk, "consumer", consumer);
+    int rc = s_head(&self->pk, 2, "ok", cid) | s_kv_uint(&self->pk, "consumer", consumer) |
+             s_str(&self->pk, "ephemeral") |
+             (ephemeral ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
     return s_done(self, start, rc);
 }
 
@@ -1432,6 +1434,13 @@ fy_status_t
 fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer)
 {
     return s_get_uint(S_MAP(rep), "consumer", consumer);
+}
+
+bool
+fy_reply_ephemeral(const fy_reply_t *rep)
+{
+    bool e = false;
+    return s_get_bool(S_MAP(rep), "ephemeral", &e) == FERRY_OK && e;
 }
 
 fy_status_t

@@ -197,7 +197,8 @@ fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_t
                                  int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
 /** Reply to subscribe: the consumer id. */
-fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer);
+fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer,
+                                 bool ephemeral);
 /** A push delivery (op "msg", cid 0): then exactly @p n fy_encode_delivery_msg
  *  entries, appended with fy_encoder_append, and one payload frame each. */
 fy_status_t fy_encode_delivery_begin(fy_encoder_t *self, uint64_t consumer, size_t n);
@@ -258,6 +259,8 @@ typedef struct fy_getmsg {
 /** Fields of a sub_declare reply. */
 /** The consumer id of a subscribe reply or of a delivery. */
 fy_status_t fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer);
+/** True if a subscribe reply says the consumer is ephemeral (no acks). */
+bool fy_reply_ephemeral(const fy_reply_t *rep);
 fy_status_t fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created);
 
 fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);

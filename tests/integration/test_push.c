@@ -215,6 +215,44 @@ test_push_kept_messages_come_back(void **state)
     ferry_client_destroy(&b);
 }
 
+static void
+test_push_ephemeral(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "live", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "live", 3); /* before anyone listens: not delivered */
+    ferry_client_t *a = fy_connect(fx->d.endpoint, 5000, 10);
+    ferry_client_t *b = fy_connect(fx->d.endpoint, 5000, 10);
+    uint8_t seen_a[16] = {0}, seen_b[16] = {0};
+    s_rec_t ra = {.seen = seen_a, .n = 16, .action = FERRY_MSG_ACK};
+    s_rec_t rb = {.seen = seen_b, .n = 16, .action = FERRY_MSG_KEEP};
+    assert_int_equal(ferry_client_subscribe(a, "live", NULL, 4, s_handler, &ra, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(b, "live", "", 4, s_handler, &rb, NULL), FERRY_OK);
+    s_publish_n(fx->c, "live", 10);
+    long long deadline = fy_now_ms() + 10000;
+    while ((ra.calls < 10 || rb.calls < 10) && fy_now_ms() < deadline) {
+        assert_int_equal(ferry_client_poll(a, 20), FERRY_OK);
+        assert_int_equal(ferry_client_poll(b, 20), FERRY_OK);
+    }
+    /* Both get every new message once, in order of arrival, none of the old ones. */
+    assert_int_equal(ra.calls, 10);
+    assert_int_equal(rb.calls, 10);
+    for (int s = 1; s <= 13; s++) {
+        assert_int_equal(seen_a[s], s > 3 ? 1 : 0);
+        assert_int_equal(seen_b[s], s > 3 ? 1 : 0);
+    }
+    assert_int_equal(ra.last_dc, 0); /* live: no delivery count, nothing to ack */
+    /* Nothing was kept for them: the topic still has all 13, no subscription exists. */
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "live", &info), FERRY_OK);
+    assert_int_equal(info.messages, 13);
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(fx->c, "live", "", &si), FERRY_EFIELD);
+    ferry_client_destroy(&a);
+    ferry_client_destroy(&b);
+}
+
 int
 main(void)
 {
@@ -223,6 +261,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_push_respects_credit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_push_nack_and_unsubscribe, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_push_ephemeral, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("push", tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ferry.h"
@@ -36,8 +37,9 @@ s_usage(FILE *out)
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
             "                                                    publish and wait for the confirm\n"
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
-            "  sub TOPIC [NAME] [--from first|new|SEQ] [--ack-wait-ms N] [--max-deliver N]\n"
-            "                                                    create (or check) a subscription\n"
+            "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ] [--ack-wait-ms N]\n"
+            "      [--max-deliver N] [--count N] [--wait-ms N] [--no-ack] [--declare-only]\n"
+            "                                                    consume by push and print\n"
             "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
             "                                                    consume: print, then ack\n"
             "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
@@ -141,8 +143,9 @@ typedef struct {
     size_t nheaders;
     uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms, wait_ms;
     uint64_t max_msgs, max_bytes, max_age_ms;
-    bool discard_new, interest;
+    bool discard_new, interest, declare_only;
     const char *from_word; /* --from first|new */
+    const char *durable;   /* --durable NAME */
     bool no_ack;
 } s_cmdopts_t;
 
@@ -161,11 +164,14 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             pos[(*npos)++] = argv[k];
             continue;
         }
-        if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0) {
+        if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0 ||
+            strcmp(a, "--declare-only") == 0) {
             if (a[2] == 'n')
                 o->no_ack = true;
-            else
+            else if (a[2] == 'i')
                 o->interest = true;
+            else
+                o->declare_only = true;
             continue;
         }
         if (k + 1 >= argc) {
@@ -191,6 +197,8 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->headers[o->nheaders].name = copy;
             o->headers[o->nheaders].value = copy + (eq - v) + 1;
             o->nheaders++;
+        } else if (strcmp(a, "--durable") == 0) {
+            o->durable = v;
         } else if (strcmp(a, "--discard") == 0) {
             if (strcmp(v, "old") != 0 && strcmp(v, "new") != 0) {
                 fprintf(stderr, "ferry: --discard wants old or new\n");
@@ -354,6 +362,75 @@ s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
     return 0;
 }
 
+typedef struct {
+    uint64_t seen, want;
+    bool ack;
+} s_subctx_t;
+
+static ferry_msg_action_t
+s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c;
+    s_subctx_t *x = user;
+    if (x->want && x->seen >= x->want)
+        return FERRY_MSG_NACK; /* past --count: give it back untouched */
+    x->seen++;
+    s_print_msg(m);
+    fflush(stdout);
+    return x->ack ? FERRY_MSG_ACK : FERRY_MSG_KEEP;
+}
+
+/* sub: consume by push and print. --durable NAME makes (or reuses) a durable
+ * subscription; without it a topic is consumed live (ephemeral) and a queue
+ * through its own subscription. Stops after --count messages, after
+ * --wait-ms without one, or never. */
+static int
+s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+{
+    ferry_status_t st;
+    if (o->durable) {
+        ferry_sub_config_t cfg = {.start = o->from_word,
+                                  .start_seq = o->from,
+                                  .ack_wait_ms = o->ack_wait_ms,
+                                  .max_deliver = (uint32_t)o->max_deliver};
+        bool created;
+        if ((st = ferry_client_sub_declare(c, topic, o->durable, &cfg, &created)))
+            return s_report(c, st);
+        if (o->declare_only) {
+            printf("%s subscription %s %s\n", created ? "created" : "exists", topic, o->durable);
+            return 0;
+        }
+    } else if (o->declare_only) {
+        fprintf(stderr, "ferry: --declare-only needs --durable NAME\n");
+        return S_EXIT_USAGE;
+    }
+    s_subctx_t x = {.want = o->count, .ack = !o->no_ack};
+    uint32_t prefetch = o->count && o->count < 100 ? (uint32_t)o->count : 100;
+    uint64_t consumer;
+    if ((st =
+             ferry_client_subscribe(c, topic, o->durable, prefetch, s_print_pushed, &x, &consumer)))
+        return s_report(c, st);
+    long long quiet_since = 0;
+    for (;;) {
+        uint64_t before = x.seen;
+        if ((st = ferry_client_poll(c, 100)))
+            return s_report(c, st);
+        if (x.want && x.seen >= x.want)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (x.seen != before || !quiet_since)
+            quiet_since = now;
+        if (o->wait_ms && now - quiet_since >= (long long)o->wait_ms)
+            break;
+    }
+    /* Unsubscribe waits for its reply, so the acks sent before it have landed. */
+    if ((st = ferry_client_unsubscribe(c, consumer)))
+        return s_report(c, st);
+    return 0;
+}
+
 static int
 s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 {
@@ -423,7 +500,7 @@ main(int argc, char **argv)
         const char *name;
         int min, max;
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
-                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 2},
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 1},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
                 {"dlq", 2, 2}};
     int which = -1;
@@ -500,16 +577,7 @@ main(int argc, char **argv)
         if ((rc = s_report(c, st)) == 0)
             printf("pong\n");
     } else if (strcmp(cmd, "sub") == 0) {
-        ferry_sub_config_t cfg = {.start = o.from_word,
-                                  .start_seq = o.from,
-                                  .ack_wait_ms = o.ack_wait_ms,
-                                  .max_deliver = (uint32_t)o.max_deliver};
-        bool created;
-        const char *name = npos > 1 ? pos[1] : "";
-        st = ferry_client_sub_declare(c, pos[0], name, &cfg, &created);
-        if ((rc = s_report(c, st)) == 0)
-            printf("%s subscription %s%s%s\n", created ? "created" : "exists", pos[0],
-                   *name ? " " : "", name);
+        rc = s_cmd_sub(c, pos[0], &o);
     } else if (strcmp(cmd, "sub-info") == 0) {
         ferry_sub_info_t si;
         st = ferry_client_sub_info(c, pos[0], npos > 1 ? pos[1] : "", &si);

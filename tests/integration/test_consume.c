@@ -503,11 +503,31 @@ test_cli_consume(void **state)
     assert_int_equal(info.messages, 0);
     /* A topic subscription, and the errors' exit codes. */
     snprintf(cmd, sizeof cmd,
-             "%s --server %s declare topic t && %s --server %s sub t s "
-             "--from new --max-deliver 3",
+             "%s --server %s declare topic t && %s --server %s sub t --durable s "
+             "--from new --max-deliver 3 --declare-only",
              cli, ep, cli, ep);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "created subscription t s"));
+    /* sub consumes by push: durable, live (ephemeral) and on a queue. */
+    snprintf(cmd, sizeof cmd, "%s --server %s pub t one && %s --server %s pub t two", cli, ep, cli,
+             ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s sub t --durable s --count 2", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1 "));
+    assert_non_null(strstr(out, " dc=1 len=3\none\nseq=2 "));
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(fx->c, "t", "s", &si), FERRY_OK);
+    assert_int_equal(si.ack_floor, 2); /* acked before sub exited */
+    snprintf(cmd, sizeof cmd, "%s --server %s sub t --durable s --wait-ms 300", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, ""); /* nothing new, stops after the wait */
+    snprintf(cmd, sizeof cmd, "%s --server %s pub q three && %s --server %s sub q --count 1", cli,
+             ep, cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "len=5\nthree\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s sub t --declare-only 2>/dev/null", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "%s --server %s ack t s 9 2>/dev/null", cli, ep);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);
     snprintf(cmd, sizeof cmd, "%s --server %s fetch t nobody 2>/dev/null", cli, ep);

@@ -134,6 +134,7 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 4000
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -f 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -p 1000
+	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 100000 -w 1000 -p 1000 -k 4
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

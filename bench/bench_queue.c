@@ -7,9 +7,11 @@
  * ack, and fails if any message was lost or delivered twice.
  *
  * With -p the consumer is a push consumer (prefetch P, acking from its
- * handler) instead of fetching.
+ * handler) instead of fetching. With -k K (and -p) it is fan-out instead: a
+ * topic with K durable subscriptions, each consumed by its own push consumer
+ * (thread and connection); the rate counts deliveries (N x K).
  *
- *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-p PREFETCH]
+ *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-p PREFETCH] [-k SUBS]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 typedef struct {
     const char *endpoint;
+    const char *topic, *sub; /* "w1" and NULL for the queue */
     size_t n, fetch, prefetch;
     uint8_t *seen;
     size_t received, dups;
@@ -71,7 +74,7 @@ s_consume_push(void *arg)
     ferry_client_t *c = s_connect(k->endpoint, 10);
     k->seen = calloc(k->n + 1, 1);
     if (!c || !k->seen ||
-        ferry_client_subscribe(c, "w1", NULL, (uint32_t)k->prefetch, s_on_msg, k, NULL)) {
+        ferry_client_subscribe(c, k->topic, k->sub, (uint32_t)k->prefetch, s_on_msg, k, NULL)) {
         k->failed = 1;
         goto done;
     }
@@ -132,7 +135,7 @@ done:
 int
 main(int argc, char **argv)
 {
-    size_t n = 200000, size = 128, window = 1000, fetch = 1000, prefetch = 0;
+    size_t n = 200000, size = 128, window = 1000, fetch = 1000, prefetch = 0, subs = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -144,57 +147,86 @@ main(int argc, char **argv)
             fetch = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
             prefetch = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
+            subs = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] "
-                            "[-p PREFETCH]\n");
+                            "[-p PREFETCH] [-k SUBS]\n");
             return 2;
         }
     }
-    if (fetch == 0 || fetch > FERRY_BATCH_MAX || n == 0)
+    if (fetch == 0 || fetch > FERRY_BATCH_MAX || n == 0 || subs > 16 || (subs && !prefetch))
         return 2;
     fy_ferryd_t d = {0};
     if (fy_ferryd_start(&d) != 0)
         return 1;
     ferry_client_t *p = s_connect(d.endpoint, window);
-    if (!p || ferry_client_declare(p, FERRY_KIND_QUEUE, "w1", NULL, NULL, NULL) != FERRY_OK) {
+    const char *topic = subs ? "w3" : "w1";
+    if (!p || ferry_client_declare(p, subs ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE, topic, NULL, NULL,
+                                   NULL) != FERRY_OK) {
         fy_ferryd_cleanup(&d);
         return 1;
     }
+    size_t nk = subs ? subs : 1;
+    char names[16][16];
+    s_consumer_t ks[16];
+    pthread_t th[16];
+    for (size_t j = 0; j < nk; j++) {
+        snprintf(names[j], sizeof names[j], "s%zu", j);
+        if (subs && ferry_client_sub_declare(p, topic, names[j], NULL, NULL) != FERRY_OK) {
+            fy_ferryd_cleanup(&d);
+            return 1;
+        }
+        ks[j] = (s_consumer_t){.endpoint = d.endpoint,
+                               .topic = topic,
+                               .sub = subs ? names[j] : NULL,
+                               .n = n,
+                               .fetch = fetch,
+                               .prefetch = prefetch};
+    }
     char *payload = calloc(1, size ? size : 1);
-    s_consumer_t k = {.endpoint = d.endpoint, .n = n, .fetch = fetch, .prefetch = prefetch};
-    pthread_t th;
     double t0 = s_secs();
-    pthread_create(&th, NULL, prefetch ? s_consume_push : s_consume, &k);
+    for (size_t j = 0; j < nk; j++)
+        pthread_create(&th[j], NULL, prefetch ? s_consume_push : s_consume, &ks[j]);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         ferry_message_t m = {.data = payload, .len = size};
-        if (ferry_client_publish_async(p, "w1", &m, NULL, NULL) != FERRY_OK) {
+        if (ferry_client_publish_async(p, topic, &m, NULL, NULL) != FERRY_OK) {
             rc = 1;
             break;
         }
     }
     if (ferry_client_flush(p, 60000) != FERRY_OK)
         rc = 1;
-    double published = s_secs() - t0;
-    pthread_join(th, NULL);
+    double published = s_secs() - t0, end = 0;
+    size_t received = 0;
+    for (size_t j = 0; j < nk; j++) {
+        pthread_join(th[j], NULL);
+        received += ks[j].received;
+        end = ks[j].end > end ? ks[j].end : end;
+        if (ks[j].failed || ks[j].received != n || ks[j].dups) {
+            fprintf(stderr, "bench: consumer %zu received %zu of %zu, %zu duplicates%s\n", j,
+                    ks[j].received, n, ks[j].dups, ks[j].failed ? ", a call failed" : "");
+            rc = 1;
+        }
+    }
     ferry_stats_t st;
     ferry_client_stats(p, &st);
-    double secs = k.end - t0;
-    if (prefetch)
+    double secs = end - t0;
+    if (subs)
+        printf("fan-out: %zu x %zu B to %zu subscriptions, window %zu, push prefetch %zu, "
+               "fsync on\n",
+               n, size, subs, window, prefetch);
+    else if (prefetch)
         printf("work queue: %zu x %zu B, window %zu, push prefetch %zu, fsync on\n", n, size,
                window, prefetch);
     else
         printf("work queue: %zu x %zu B, window %zu, fetch %zu, fsync on\n", n, size, window,
                fetch);
-    printf("published+confirmed in %.2f s (%.0f msg/s); all acked in %.2f s: %.0f msg/s, "
-           "%llu commits (%.0f/s)\n",
-           published, n / published, secs, k.received / secs, (unsigned long long)st.commits,
+    printf("published+confirmed in %.2f s (%.0f msg/s); all acked in %.2f s: %.0f msg/s "
+           "delivered, %llu commits (%.0f/s)\n",
+           published, n / published, secs, received / secs, (unsigned long long)st.commits,
            st.commits / secs);
-    if (k.failed || k.received != n || k.dups) {
-        fprintf(stderr, "bench: received %zu of %zu, %zu duplicates%s\n", k.received, n, k.dups,
-                k.failed ? ", a call failed" : "");
-        rc = 1;
-    }
     free(payload);
     ferry_client_destroy(&p);
     fy_ferryd_signal(&d, 15);

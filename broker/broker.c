@@ -29,6 +29,7 @@
 #define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
 #define S_CONSUMERS_MAX       1024               /* push consumers at once */
 #define S_CONSUMER_TIMEOUT_MS 15000              /* a consumer's peer silent this long is gone */
+#define S_SENT_MAX            256 /* sequences a consumer remembers having been sent */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -66,6 +67,11 @@ typedef struct s_consumer {
     bool ephemeral;       /* no subscription: live messages from next_seq, no acks */
     uint64_t next_seq;    /* ephemeral: committed position */
     uint64_t next_batch;  /* ephemeral: position after this batch's deliveries */
+    /* The last S_SENT_MAX sequences sent, so that when the consumer goes away
+     * what it still holds unacked is given back at once. A ring: `sent_head`
+     * is the next slot; `sent_mark` is where the committed batches left it. */
+    uint64_t sent[S_SENT_MAX];
+    size_t sent_head, sent_count, sent_mark, sent_count_mark;
 } s_consumer_t;
 
 /* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
@@ -96,8 +102,9 @@ struct fy_broker {
     fy_store_t *store;
     fy_decoder_t *dec;
     fy_encoder_t *enc;
-    fy_encoder_t *items;    /* message entries of a get/fetch reply before its count is known */
-    uint64_t last_item_seq; /* sequence of the last entry encoded into items */
+    fy_encoder_t *items;      /* message entries of a get/fetch reply before its count is known */
+    uint64_t last_item_seq;   /* sequence of the last entry encoded into items */
+    s_consumer_t *delivering; /* the consumer s_item records sent sequences for, or NULL */
     zmq_msg_t *frames;
     size_t nframes, frames_cap;
     s_req_t *reqs;
@@ -417,6 +424,13 @@ s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
         memcpy(zmq_msg_data(f), m->payload.ptr, m->payload.len);
     self->nouts++;
     self->last_item_seq = m->seq;
+    s_consumer_t *c = self->delivering;
+    if (c) {
+        c->sent[c->sent_head] = m->seq;
+        c->sent_head = (c->sent_head + 1) % S_SENT_MAX;
+        if (c->sent_count < S_SENT_MAX)
+            c->sent_count++;
+    }
     return FERRY_OK;
 }
 
@@ -547,6 +561,22 @@ s_commit_waiters(fy_broker_t *self)
     self->waiter_rr = self->nwaiters ? (self->waiter_rr + S_WAITERS_TURN) % self->nwaiters : 0;
 }
 
+/* A consumer goes away: what it was sent and did not ack is due again now
+ * (acked ones are left alone by the nack), in this batch's transaction. */
+static void
+s_consumer_release(fy_broker_t *self, s_consumer_t *c)
+{
+    c->removed = true;
+    if (c->ephemeral)
+        return;
+    for (size_t k = 0; k < c->sent_count && !fy_store_spoiled(self->store); k++) {
+        size_t slot = (c->sent_head + S_SENT_MAX - 1 - k) % S_SENT_MAX;
+        fy_status_t st = fy_store_nack(self->store, c->sub_id, c->sent[slot], 0);
+        if (st && st != FERRY_ESEQ && st != FERRY_ENOTFOUND)
+            break; /* storage trouble: the ack wait brings them back instead */
+    }
+}
+
 /* The consumer `id` as this batch sees it (committed or added in it), or NULL. */
 static s_consumer_t *
 s_consumer_find(fy_broker_t *self, uint64_t id)
@@ -609,7 +639,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
             uint64_t room = now_credit < FY_CREDIT_MAX ? FY_CREDIT_MAX - now_credit : 0;
             c->added += (uint32_t)(req->credit < room ? req->credit : room);
         } else {
-            c->removed = true;
+            s_consumer_release(self, c);
         }
         if (req->noreply)
             return FERRY_OK;
@@ -650,7 +680,7 @@ s_deliver(fy_broker_t *self)
         if (c->removed)
             continue;
         if (now - c->last_seen_ms > S_CONSUMER_TIMEOUT_MS) {
-            c->removed = true;
+            s_consumer_release(self, c);
             fy_log(self->log, FY_LOG_INFO, "broker", "consumer expired", "consumer=%llu",
                    (unsigned long long)c->id);
             continue;
@@ -669,7 +699,9 @@ s_deliver(fy_broker_t *self)
             if (st == FERRY_OK && count)
                 c->next_batch = self->last_item_seq + 1;
         } else {
+            self->delivering = c;
             st = fy_store_fetch(self->store, c->sub_id, max, s_fetch_item, self, &count);
+            self->delivering = NULL;
         }
         if (st == FERRY_ENOTFOUND) {
             c->removed = true; /* its topic or subscription was deleted */
@@ -712,6 +744,8 @@ s_commit_consumers(fy_broker_t *self)
         c->credit = c->credit + c->added - c->used;
         c->added = c->used = 0;
         c->next_seq = c->next_batch;
+        c->sent_mark = c->sent_head;
+        c->sent_count_mark = c->sent_count;
         self->consumers[kept++] = *c;
     }
     for (size_t i = 0; i < self->nnew_consumers; i++) {
@@ -721,6 +755,8 @@ s_commit_consumers(fy_broker_t *self)
         c->credit = c->credit + c->added - c->used;
         c->added = c->used = 0;
         c->next_seq = c->next_batch;
+        c->sent_mark = c->sent_head;
+        c->sent_count_mark = c->sent_count;
         self->consumers[kept++] = *c;
     }
     self->deliver_soon = self->deliver_soon || self->nnew_consumers > 0;
@@ -1072,6 +1108,8 @@ s_reset_replies(fy_broker_t *self)
         self->consumers[i].added = self->consumers[i].used = 0;
         self->consumers[i].removed = false;
         self->consumers[i].next_batch = self->consumers[i].next_seq;
+        self->consumers[i].sent_head = self->consumers[i].sent_mark;
+        self->consumers[i].sent_count = self->consumers[i].sent_count_mark;
     }
     fy_encoder_reset(self->enc);
     for (size_t i = 0; i < self->nouts; i++)

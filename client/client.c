@@ -484,6 +484,19 @@ ferry_client_destroy(ferry_client_t **self_p)
             p->cb(self, &cf, p->user);
     }
     s_drop_reply(self);
+    if (self->sock && self->nsubs) {
+        /* Tell the broker our push consumers are gone, so that what they kept
+         * unacked is delivered again at once; give the sends a moment. */
+        for (size_t i = 0; i < self->nsubs; i++) {
+            fy_encoder_reset(self->enc);
+            if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE,
+                                      self->subs[i].consumer, 0) == FERRY_OK)
+                zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
+                         ZMQ_DONTWAIT);
+        }
+        int linger = 500;
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
     if (self->sock)
         zmq_close(self->sock);
     if (self->ctx)

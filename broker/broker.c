@@ -124,6 +124,7 @@ struct fy_broker {
     size_t nconsumers, nnew_consumers, consumer_rr;
     uint64_t next_consumer_id;
     bool deliver_soon; /* consumers or credit were added: run a turn at once */
+    bool full_logged;  /* "storage full" already logged for this batch */
     zmq_msg_t *outs;
     size_t nouts, outs_cap;
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
@@ -997,7 +998,17 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     }
     if (fy_store_spoiled(self->store))
         return; /* the caller replays the batch */
-    const char *msg = err.code == st && err.msg[0] ? err.msg : NULL;
+    if (st == FERRY_ESTORAGE_FULL && !self->full_logged) {
+        self->full_logged = true;
+        fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
+               "map_size=%llu op=%s detail=\"publishes refused; acks and deletes go on\"",
+               (unsigned long long)self->cfg.map_size, fy_op_name(req.op));
+    }
+    const char *msg = err.code == st && err.msg[0] ? err.msg
+                      : st == FERRY_ESTORAGE_FULL
+                          ? "storage is full; reads, acks and deletes go on, publishes resume "
+                            "when space is freed"
+                          : NULL;
     bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK ||
                   req.op == FY_OP_SUB_INFO || req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
     if (st == FERRY_ENOTFOUND)
@@ -1100,6 +1111,7 @@ s_send_replies(fy_broker_t *self)
 static void
 s_reset_replies(fy_broker_t *self)
 {
+    self->full_logged = false;
     self->nnew_waiters = 0;
     for (size_t i = 0; i < self->nwaiters; i++)
         self->waiters[i].served = false;

@@ -289,6 +289,7 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     }
     self->default_dedupe_ms = opts->dedupe_window_ms;
+    self->map_size = opts->map_size;
     fy_status_t st;
     int rc;
     if (s_mkdir_p(opts->dir) != 0) {
@@ -348,6 +349,44 @@ fy_store_destroy(fy_store_t **self_p)
     *self_p = NULL;
 }
 
+/* Bytes of the map in use: the high-water mark less the pages on LMDB's
+ * freelist (FREE_DBI, dbi 0: each entry is a count followed by page numbers).
+ * The freelist is read only near the limit, in a read-only transaction of its
+ * own before the batch's write transaction starts (touching FREE_DBI inside a
+ * write transaction makes LMDB save the freelist at commit). */
+static uint64_t
+s_map_in_use(fy_store_t *self, uint64_t reserve)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(self->env, &info);
+    mdb_env_stat(self->env, &ms);
+    uint64_t psize = ms.ms_psize, high = (uint64_t)(info.me_last_pgno + 1) * psize;
+    MDB_txn *rtxn;
+    MDB_cursor *cur;
+    if (high + reserve < self->map_size || mdb_txn_begin(self->env, NULL, MDB_RDONLY, &rtxn))
+        return high;
+    uint64_t free_pages = 0;
+    if (mdb_cursor_open(rtxn, 0, &cur) == 0) {
+        MDB_val k, v;
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(rtxn);
+    return free_pages * psize < high ? high - free_pages * psize : 0;
+}
+
+/* Room kept free for acks, deletes and retention once publishes stop:
+ * an eighth of the map, at least 128 KiB and at most 64 MiB. */
+static uint64_t
+s_reserve(const fy_store_t *self)
+{
+    uint64_t r = self->map_size / 8;
+    return r < (128u << 10) ? (128u << 10) : r > (64u << 20) ? (64u << 20) : r;
+}
+
 fy_status_t
 fy_store_begin(fy_store_t *self, uint64_t now_ms)
 {
@@ -357,6 +396,8 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
     self->dirty = false;
     self->cache_len = 0;
     self->subs_len = 0;
+    self->map_state = 0;
+    self->map_in_use = s_map_in_use(self, s_reserve(self));
     self->now_ms = now_ms;
     int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
     if (rc) {
@@ -427,6 +468,27 @@ fy_store_dirty(const fy_store_t *self)
     return self->dirty;
 }
 
+/* New data (publishes, declares) stops short of the map size so that the
+ * work that frees space never finds the map full. Checked once per batch,
+ * then counting what the batch appended. */
+static fy_status_t
+s_room_for(fy_store_t *self, uint64_t bytes)
+{
+    if (self->use_reserve)
+        return FERRY_OK;
+    uint64_t reserve = s_reserve(self);
+    if (self->map_state == 0) {
+        self->map_state = self->map_in_use + reserve < self->map_size ? 1 : 2;
+        self->batch_added = self->map_in_use;
+    }
+    /* Pages hold less than their size in payload: count appends at 1.5x. */
+    uint64_t want = self->batch_added + bytes + bytes / 2;
+    if (self->map_state == 2 || want + reserve >= self->map_size)
+        return FERRY_ESTORAGE_FULL;
+    self->batch_added = want;
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
                  const ferry_topic_config_t *cfg, ferry_topic_info_t *info, bool *created)
@@ -440,6 +502,8 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
         s_topic_info(t, info);
         return t->kind == kind ? FERRY_OK : FERRY_EEXISTS;
     }
+    if ((st = s_room_for(self, 4096)))
+        return st;
     uint64_t next_id = 1;
     bool found;
     if ((st = fy_storei_meta_get(self, self->txn, "next_topic_id", &next_id, &found)))
@@ -660,6 +724,12 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         return st;
     if (!t)
         return FERRY_ENOTFOUND;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += S_MSG_HDR + metas[i].key.len + metas[i].id.len + metas[i].hdrs.len +
+                 payloads[i].len + (metas[i].id.len ? 64 : 0);
+    if ((st = s_room_for(self, total)))
+        return st;
     if (t->discard_new && (t->max_msgs || t->max_bytes)) {
         /* Refuse the whole request up front if it would not fit (counting
          * every message, duplicates too: a publish is all or nothing). */
@@ -983,6 +1053,6 @@ fy_store_totals(fy_store_t *self, ferry_stats_t *st)
     mdb_env_info(self->env, &info);
     mdb_env_stat(self->env, &ms);
     st->map_size = info.me_mapsize;
-    st->map_used = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    st->map_used = self->map_in_use;
     return rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "cursor next");
 }

@@ -54,6 +54,11 @@ struct fy_store {
     fy_sub_rec_t *subs_cache; /* subscriptions touched by this batch */
     size_t subs_len, subs_cap;
     fy_encoder_t *scratch; /* dead-letter headers */
+    uint64_t map_size;     /* the storage limit */
+    uint64_t batch_added;  /* bytes appended by the batch (for the soft limit) */
+    uint64_t map_in_use;   /* at the batch's start */
+    int map_state;         /* per batch: 0 not checked, 1 room, 2 over the soft limit */
+    bool use_reserve;      /* dead-lettering: moving data may use the reserve */
 };
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */

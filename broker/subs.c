@@ -749,6 +749,8 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         fy_bytes_t payload = {copy + m.key.len, m.payload.len};
         uint64_t dseq;
         bool dup;
+        /* Moving a message aside must work near the limit too. */
+        self->use_reserve = true;
         st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FERRY_KIND_TOPIC,
                               NULL, &info, &created);
         if (st == FERRY_EEXISTS)
@@ -756,6 +758,7 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         if (st == FERRY_OK)
             st = fy_store_append(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, &meta,
                                  &payload, 1, &dseq, &dup);
+        self->use_reserve = false;
     }
     free(copy);
     if (st == FERRY_OK)

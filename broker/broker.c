@@ -770,7 +770,8 @@ s_commit_consumers(fy_broker_t *self)
 static fy_status_t
 s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
-    fy_sub_opts_t o = {.start = req->start == 2   ? FY_START_SEQ
+    fy_sub_opts_t o = {.start = req->start == 3   ? FY_START_TIME
+                                : req->start == 2 ? FY_START_SEQ
                                 : req->start == 1 ? FY_START_NEW
                                                   : FY_START_FIRST,
                        .start_seq = req->seq,

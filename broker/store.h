@@ -121,11 +121,12 @@ fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
  * work-queue delete.
  */
 
-typedef enum fy_start { FY_START_FIRST, FY_START_NEW, FY_START_SEQ } fy_start_t;
+typedef enum fy_start { FY_START_FIRST, FY_START_NEW, FY_START_SEQ, FY_START_TIME } fy_start_t;
 
 typedef struct fy_sub_opts {
     fy_start_t start;     /**< where a new subscription begins */
-    uint64_t start_seq;   /**< FY_START_SEQ: first sequence delivered */
+    uint64_t start_seq;   /**< FY_START_SEQ: first sequence delivered; FY_START_TIME: ms
+                               since the epoch - the first message stored at or after it */
     uint64_t ack_wait_ms; /**< 0: 30000 */
     uint64_t max_deliver; /**< 0: 5 */
 } fy_sub_opts_t;

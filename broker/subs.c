@@ -163,6 +163,42 @@ s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t
     return s_sub_load(self, &k, out);
 }
 
+/* The first sequence of `t` stored at or after `time_ms`, by binary search
+ * over sequences (store times grow with sequences); past the end if none. */
+static fy_status_t
+s_seq_at_time(fy_store_t *self, const fy_topic_rec_t *t, uint64_t time_ms, uint64_t *seq)
+{
+    uint64_t lo = t->count ? t->first : t->last + 1, hi = t->last + 1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->messages, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        uint8_t key[16];
+        fy_storei_msg_key(key, t->id, mid);
+        MDB_val k = {16, key}, v;
+        fy_stored_t m;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || (rc == 0 && fy_be64_get(k.mv_data) != t->id)) {
+            hi = mid; /* nothing stored from mid on */
+            rc = 0;
+            continue;
+        }
+        if (rc || !fy_storei_parse_message(&k, &v, &m))
+            break;
+        if (m.ts_ms >= time_ms)
+            hi = mid;
+        else
+            lo = m.seq + 1;
+    }
+    mdb_cursor_close(cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "seek time");
+    *seq = lo;
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
                      const fy_sub_opts_t *o, fy_sub_rec_t **out)
@@ -187,6 +223,10 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
         break;
     case FY_START_SEQ:
         sub->cursor = o->start_seq ? o->start_seq : 1;
+        break;
+    case FY_START_TIME:
+        if ((st = s_seq_at_time(self, t, o->start_seq, &sub->cursor)))
+            return st;
         break;
     }
     sub->floor = sub->cursor - 1;

@@ -6,6 +6,7 @@
  * Exit codes: 0 done, 1 the broker refused (code and message printed),
  * 2 usage error, 3 broker unreachable or no answer in time.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ s_usage(FILE *out)
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
             "                                                    publish and wait for the confirm\n"
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
-            "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ] [--ack-wait-ms N]\n"
+            "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
             "      [--max-deliver N] [--count N] [--wait-ms N] [--no-ack] [--declare-only]\n"
             "                                                    consume by push and print\n"
             "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
@@ -146,6 +147,7 @@ typedef struct {
     bool discard_new, interest, declare_only;
     const char *from_word; /* --from first|new */
     const char *durable;   /* --durable NAME */
+    uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
 } s_cmdopts_t;
 
@@ -216,6 +218,17 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             }
         } else if (strcmp(a, "--from") == 0 && (!strcmp(v, "first") || !strcmp(v, "new"))) {
             o->from_word = v;
+        } else if (strcmp(a, "--from") == 0 && strchr(v, 'T')) {
+            /* An ISO 8601 UTC time: 2026-11-23T10:00:00Z (seconds). */
+            struct tm tm;
+            memset(&tm, 0, sizeof tm);
+            const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+            if (!end || (*end && strcmp(end, "Z") != 0)) {
+                fprintf(stderr, "ferry: --from wants first, new, a sequence or "
+                                "YYYY-MM-DDTHH:MM:SSZ\n");
+                return -1;
+            }
+            o->from_time_ms = (uint64_t)timegm(&tm) * 1000;
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
                    strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
                    strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||
@@ -391,6 +404,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
     if (o->durable) {
         ferry_sub_config_t cfg = {.start = o->from_word,
                                   .start_seq = o->from,
+                                  .start_time_ms = o->from_time_ms,
                                   .ack_wait_ms = o->ack_wait_ms,
                                   .max_deliver = (uint32_t)o->max_deliver};
         bool created;

@@ -291,10 +291,12 @@ FERRY_EXPORT ferry_status_t ferry_client_get(ferry_client_t *self, const char *t
 
 /** Options of a new subscription; zero fields mean broker defaults. */
 typedef struct ferry_sub_config {
-    const char *start;    /**< "first" (default) or "new"; ignored if start_seq != 0 */
-    uint64_t start_seq;   /**< start at this sequence */
-    uint64_t ack_wait_ms; /**< default 30000 */
-    uint32_t max_deliver; /**< default 5 */
+    const char *start;      /**< "first" (default) or "new"; ignored if start_seq != 0 */
+    uint64_t start_seq;     /**< start at this sequence */
+    uint64_t start_time_ms; /**< start at the first message stored at or after this time
+                                 (ms since the Unix epoch); wins over the others */
+    uint64_t ack_wait_ms;   /**< default 30000 */
+    uint32_t max_deliver;   /**< default 5 */
 } ferry_sub_config_t;
 
 /** Where a subscription stands (ferry_client_sub_info). */

@@ -532,6 +532,19 @@ s_decode_sub_declare(const msgpack_object *map, fy_request_t *req, fy_err_t *err
     return FERRY_OK;
 }
 
+/* start_time_ms, when given, overrides start: 3 = from a time (in req->seq). */
+static fy_status_t
+s_decode_start_time(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
+{
+    uint64_t t = 0;
+    fy_status_t st = s_opt_uint(map, "start_time_ms", UINT64_MAX, &t, err);
+    if (st == FERRY_OK && t) {
+        req->start = 3;
+        req->seq = t;
+    }
+    return st;
+}
+
 static fy_status_t
 s_decode_ack(fy_decoder_t *self, const msgpack_object *map, fy_request_t *req, fy_err_t *err)
 {
@@ -645,7 +658,9 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     case FY_OP_PUBLISH_BATCH:
         return s_decode_publish(self, map, req, payload_frames, err);
     case FY_OP_SUB_DECLARE:
-        return s_decode_sub_declare(map, req, err);
+        if ((st = s_decode_sub_declare(map, req, err)))
+            return st;
+        return s_decode_start_time(map, req, err);
     case FY_OP_SUB_INFO:
         if ((st = s_req_name(map, "topic", &req->name, err)))
             return st;
@@ -902,7 +917,7 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
                       const fy_sub_request_t *sr)
 {
     size_t start = self->buf.size;
-    size_t n = 3 + (sr->ack_wait_ms != 0) + (sr->max_deliver != 0);
+    size_t n = 3 + (sr->ack_wait_ms != 0) + (sr->max_deliver != 0) + (sr->start_time_ms != 0);
     int rc = s_head(&self->pk, n, "sub_declare", cid) | s_kv_str(&self->pk, "topic", topic) |
              s_kv_str(&self->pk, "sub", sub ? sub : "") | s_str(&self->pk, "start");
     if (sr->start == 2)
@@ -913,6 +928,8 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
         rc |= s_kv_uint(&self->pk, "ack_wait_ms", sr->ack_wait_ms);
     if (sr->max_deliver)
         rc |= s_kv_uint(&self->pk, "max_deliver", sr->max_deliver);
+    if (sr->start_time_ms)
+        rc |= s_kv_uint(&self->pk, "start_time_ms", sr->start_time_ms);
     return s_done(self, start, rc);
 }
 

@@ -155,6 +155,7 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
 typedef struct fy_sub_request {
     int start; /**< 0 first, 1 new, 2 sequence */
     uint64_t start_seq;
+    uint64_t start_time_ms; /**< non-zero: start at the first message stored at or after it */
     uint64_t ack_wait_ms;
     uint64_t max_deliver;
 } fy_sub_request_t;

@@ -190,6 +190,16 @@ test_control_round_trips(void **state)
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_true(fy_bytes_eq(req.name, fy_bytes_str("a.b")));
 
+    fy_sub_request_t sr = {.start = 1, .start_time_ms = 1795400000000ull, .max_deliver = 7};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_sub_declare(fx->enc, 6, "a", "s", &sr), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_SUB_DECLARE);
+    assert_int_equal(req.start, 3); /* a start time wins over "new" */
+    assert_int_equal(req.seq, 1795400000000ull);
+    assert_int_equal(req.max_deliver, 7);
+    assert_true(fy_bytes_eq(req.sub, fy_bytes_str("s")));
+
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_get(fx->enc, 5, "a", 10, 20), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);

@@ -458,6 +458,33 @@ test_sub_deliver_and_ack_floor(void **state)
 }
 
 static void
+test_sub_start_at_time(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "tt", FERRY_KIND_TOPIC);
+    uint64_t seq;
+    bool dup;
+    for (uint64_t ts = 1000; ts <= 5000; ts += 1000) /* seqs 1..5 stored at 1000..5000 */
+        assert_int_equal(s_append1(fx, ts, "tt", NULL, "m", &seq, &dup), FERRY_OK);
+    const uint64_t at[][2] = {{1, 1}, {1000, 1}, {1500, 2}, {3000, 3}, {4999, 5}, {5001, 6}};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%zu", i);
+        fy_sub_opts_t o = {.start = FY_START_TIME, .start_seq = at[i][0]};
+        fy_sub_info_t info;
+        bool created;
+        assert_int_equal(fy_store_begin(fx->store, 6000), FERRY_OK);
+        assert_int_equal(fy_store_sub_open(fx->store, B("tt"), B(name), &o, &info, &created),
+                         FERRY_OK);
+        assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+        if (info.cursor != at[i][1])
+            fail_msg("time %llu: cursor %llu, want %llu", (unsigned long long)at[i][0],
+                     (unsigned long long)info.cursor, (unsigned long long)at[i][1]);
+        assert_int_equal(info.ack_floor, at[i][1] - 1);
+    }
+}
+
+static void
 test_sub_start_positions(void **state)
 {
     fx_t *fx = *state;
@@ -739,6 +766,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_deliver_and_ack_floor, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_start_at_time, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retention_limits, s_setup, s_teardown),

@@ -24,7 +24,7 @@ FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC 
               $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
-PROTO_SRC  := proto/envelope.c proto/status.c
+PROTO_SRC  := proto/envelope.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
@@ -92,6 +92,7 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 # start the real ferryd built above.
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
 $(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/subs.c broker/log.c)
+$(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
 $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 

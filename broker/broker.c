@@ -776,7 +776,8 @@ s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
                                                   : FY_START_FIRST,
                        .start_seq = req->seq,
                        .ack_wait_ms = req->ack_wait_ms,
-                       .max_deliver = req->max_deliver};
+                       .max_deliver = req->max_deliver,
+                       .filter = req->filter};
     fy_sub_info_t info;
     bool created;
     /* sub_info finds only; sub_declare creates when missing. */

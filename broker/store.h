@@ -129,6 +129,7 @@ typedef struct fy_sub_opts {
                                since the epoch - the first message stored at or after it */
     uint64_t ack_wait_ms; /**< 0: 30000 */
     uint64_t max_deliver; /**< 0: 5 */
+    fy_bytes_t filter;    /**< subject pattern over message keys; len 0: every message */
 } fy_sub_opts_t;
 
 typedef struct fy_sub_info {

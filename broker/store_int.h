@@ -35,6 +35,8 @@ typedef struct fy_sub_rec {
     size_t key_len;
     uint8_t topic[FERRY_NAME_MAX]; /* the topic's name */
     size_t topic_len;
+    uint8_t filter[FERRY_NAME_MAX]; /* subject pattern over keys; empty: all */
+    size_t filter_len;
     bool dirty;
 } fy_sub_rec_t;
 

@@ -8,6 +8,7 @@
 
 #include "store.h"
 #include "store_int.h"
+#include "subject.h"
 
 #define S_ACK_WAIT_DEFAULT_MS 30000
 #define S_MAX_DELIVER_DEFAULT 5
@@ -24,6 +25,7 @@ s_sub_encode(const fy_sub_rec_t *sub, uint8_t *rec)
 {
     memset(rec, 0, S_SUB_REC);
     rec[0] = 1;
+    rec[2] = (uint8_t)sub->filter_len;
     fy_be64_put(rec + 8, sub->id);
     fy_be64_put(rec + 16, sub->cursor);
     fy_be64_put(rec + 24, sub->floor);
@@ -32,14 +34,18 @@ s_sub_encode(const fy_sub_rec_t *sub, uint8_t *rec)
     fy_be64_put(rec + 48, sub->created_ms);
     fy_be64_put(rec + 56, sub->topic_id);
     memcpy(rec + S_SUB_REC, sub->topic, sub->topic_len);
+    memcpy(rec + S_SUB_REC + sub->topic_len, sub->filter, sub->filter_len);
 }
 
 static bool
 s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
 {
     const uint8_t *rec = v->mv_data;
-    if (v->mv_size < S_SUB_REC || v->mv_size > S_SUB_REC + FERRY_NAME_MAX || rec[0] != 1 ||
-        k->mv_size < 8 || k->mv_size > sizeof sub->key)
+    if (v->mv_size < S_SUB_REC || rec[0] != 1 || k->mv_size < 8 || k->mv_size > sizeof sub->key)
+        return false;
+    sub->filter_len = rec[2];
+    if (v->mv_size < S_SUB_REC + sub->filter_len ||
+        v->mv_size - S_SUB_REC - sub->filter_len > FERRY_NAME_MAX)
         return false;
     sub->id = fy_be64_get(rec + 8);
     sub->cursor = fy_be64_get(rec + 16);
@@ -48,8 +54,9 @@ s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
     sub->max_deliver = fy_be64_get(rec + 40);
     sub->created_ms = fy_be64_get(rec + 48);
     sub->topic_id = fy_be64_get(rec + 56);
-    sub->topic_len = v->mv_size - S_SUB_REC;
+    sub->topic_len = v->mv_size - S_SUB_REC - sub->filter_len;
     memcpy(sub->topic, rec + S_SUB_REC, sub->topic_len);
+    memcpy(sub->filter, rec + S_SUB_REC + sub->topic_len, sub->filter_len);
     sub->key_len = k->mv_size;
     memcpy(sub->key, k->mv_data, k->mv_size);
     sub->dirty = false;
@@ -59,9 +66,9 @@ s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
 static fy_status_t
 s_sub_put(fy_store_t *self, fy_sub_rec_t *sub)
 {
-    uint8_t rec[S_SUB_REC + FERRY_NAME_MAX];
+    uint8_t rec[S_SUB_REC + 2 * FERRY_NAME_MAX];
     s_sub_encode(sub, rec);
-    MDB_val k = {sub->key_len, sub->key}, v = {S_SUB_REC + sub->topic_len, rec};
+    MDB_val k = {sub->key_len, sub->key}, v = {S_SUB_REC + sub->topic_len + sub->filter_len, rec};
     fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub");
     if (st == FERRY_OK)
         sub->dirty = false;
@@ -238,6 +245,10 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
     sub->key_len = 8 + name.len;
     memcpy(sub->topic, t->name, t->name_len);
     sub->topic_len = t->name_len;
+    if (o->filter.len <= FERRY_NAME_MAX) {
+        memcpy(sub->filter, o->filter.ptr, o->filter.len);
+        sub->filter_len = o->filter.len;
+    }
     self->subs_len++;
     self->dirty = true;
     uint8_t idk[8];
@@ -446,30 +457,46 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
     uint8_t key[16];
     fy_storei_msg_key(key, t->id, sub->cursor);
     MDB_val k = {16, key}, v;
-    uint64_t first = 0, last = 0;
+    uint64_t first = 0, last = 0, scanned_to = 0;
+    /* With a filter, messages whose key does not match are skipped (and acked
+     * below); the scan is bounded so that a sparse filter cannot stall a turn. */
+    fy_bytes_t filter = {sub->filter, sub->filter_len};
+    uint64_t skipped[256];
+    size_t nskipped = 0, scan_left = (size_t)max * 4 + 1024;
     int rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && *count < max) {
+    while (rc == 0 && *count < max && scan_left-- > 0 && nskipped < 256) {
         fy_stored_t m;
         if (k.mv_size != 16 || fy_be64_get(k.mv_data) != t->id ||
             !fy_storei_parse_message(&k, &v, &m))
             break;
-        if ((st = fn(user, &m, 1)))
-            return st;
-        if (!first)
-            first = m.seq;
-        last = m.seq;
-        (*count)++;
+        scanned_to = m.seq;
+        if (filter.len && !fy_subject_match(filter, m.key)) {
+            skipped[nskipped++] = m.seq;
+        } else {
+            if ((st = fn(user, &m, 1)))
+                return st;
+            if (!first)
+                first = m.seq;
+            last = m.seq;
+            (*count)++;
+        }
         rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
     }
     if (rc && rc != MDB_NOTFOUND)
         return fy_storei_mdb(self, rc, "deliver");
-    /* Past the last delivered; or past the end when only gaps were left. */
-    uint64_t next = *count ? last + 1 : t->last + 1;
+    /* Past the last looked at; or past the end when the scan ran out of messages. */
+    bool at_end = rc == MDB_NOTFOUND || (rc == 0 && fy_be64_get(k.mv_data) != t->id);
+    uint64_t next = scanned_to ? scanned_to + 1 : t->last + 1;
+    if (at_end && (!scanned_to || *count < max))
+        next = t->last + 1;
     if (next != sub->cursor) {
         sub->cursor = next;
         sub->dirty = true;
         self->dirty = true;
     }
+    for (size_t i = 0; i < nskipped; i++)
+        if ((st = fy_store_ack(self, sub->id, skipped[i])))
+            return st;
     if (*count)
         return s_timer_put(self, self->now_ms + sub->ack_wait_ms, sub->id, first, last);
     return FERRY_OK;

@@ -39,7 +39,8 @@ s_usage(FILE *out)
             "                                                    publish and wait for the confirm\n"
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
             "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
-            "      [--max-deliver N] [--count N] [--wait-ms N] [--no-ack] [--declare-only]\n"
+            "      [--max-deliver N] [--filter PATTERN] [--count N] [--wait-ms N] [--no-ack]\n"
+            "      [--declare-only]\n"
             "                                                    consume by push and print\n"
             "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
             "                                                    consume: print, then ack\n"
@@ -147,6 +148,7 @@ typedef struct {
     bool discard_new, interest, declare_only;
     const char *from_word; /* --from first|new */
     const char *durable;   /* --durable NAME */
+    const char *filter;    /* --filter PATTERN */
     uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
 } s_cmdopts_t;
@@ -201,6 +203,8 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->nheaders++;
         } else if (strcmp(a, "--durable") == 0) {
             o->durable = v;
+        } else if (strcmp(a, "--filter") == 0) {
+            o->filter = v;
         } else if (strcmp(a, "--discard") == 0) {
             if (strcmp(v, "old") != 0 && strcmp(v, "new") != 0) {
                 fprintf(stderr, "ferry: --discard wants old or new\n");
@@ -405,6 +409,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
         ferry_sub_config_t cfg = {.start = o->from_word,
                                   .start_seq = o->from,
                                   .start_time_ms = o->from_time_ms,
+                                  .filter = o->filter,
                                   .ack_wait_ms = o->ack_wait_ms,
                                   .max_deliver = (uint32_t)o->max_deliver};
         bool created;

@@ -873,6 +873,7 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
         sr.start = config->start_seq ? 2 : config->start && !strcmp(config->start, "new") ? 1 : 0;
         sr.start_seq = config->start_seq;
         sr.start_time_ms = config->start_time_ms;
+        sr.filter = config->filter;
         sr.ack_wait_ms = config->ack_wait_ms;
         sr.max_deliver = config->max_deliver;
     }

@@ -297,6 +297,9 @@ typedef struct ferry_sub_config {
                                  (ms since the Unix epoch); wins over the others */
     uint64_t ack_wait_ms;   /**< default 30000 */
     uint32_t max_deliver;   /**< default 5 */
+    const char *filter;     /**< NULL, or a subject pattern over message keys: dot-separated
+                                 tokens, "*" one token, ">" (last) the rest. Messages whose
+                                 key does not match are skipped (acked for this subscription) */
 } ferry_sub_config_t;
 
 /** Where a subscription stands (ferry_client_sub_info). */

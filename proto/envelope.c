@@ -8,6 +8,7 @@
  * than the bytes left, truncated values and trailing bytes.
  */
 #include "envelope.h"
+#include "subject.h"
 
 #include <msgpack.h>
 #include <stdarg.h>
@@ -532,7 +533,8 @@ s_decode_sub_declare(const msgpack_object *map, fy_request_t *req, fy_err_t *err
     return FERRY_OK;
 }
 
-/* start_time_ms, when given, overrides start: 3 = from a time (in req->seq). */
+/* start_time_ms, when given, overrides start: 3 = from a time (in req->seq).
+ * filter: a subject pattern over message keys. */
 static fy_status_t
 s_decode_start_time(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
 {
@@ -542,6 +544,12 @@ s_decode_start_time(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
         req->start = 3;
         req->seq = t;
     }
+    const msgpack_object *f = s_field(map, "filter");
+    if (st == FERRY_OK && f &&
+        (!s_as_bytes(f, &req->filter) || !fy_subject_pattern_valid(req->filter)))
+        return fy_err_set(err, FERRY_EFIELD,
+                          "field 'filter' must be a subject pattern: dot-separated tokens of "
+                          "A-Z a-z 0-9 _ -, '*' for one token, '>' (last) for the rest");
     return st;
 }
 
@@ -917,7 +925,8 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
                       const fy_sub_request_t *sr)
 {
     size_t start = self->buf.size;
-    size_t n = 3 + (sr->ack_wait_ms != 0) + (sr->max_deliver != 0) + (sr->start_time_ms != 0);
+    size_t n = 3 + (sr->ack_wait_ms != 0) + (sr->max_deliver != 0) + (sr->start_time_ms != 0) +
+               (sr->filter != NULL);
     int rc = s_head(&self->pk, n, "sub_declare", cid) | s_kv_str(&self->pk, "topic", topic) |
              s_kv_str(&self->pk, "sub", sub ? sub : "") | s_str(&self->pk, "start");
     if (sr->start == 2)
@@ -930,6 +939,8 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
         rc |= s_kv_uint(&self->pk, "max_deliver", sr->max_deliver);
     if (sr->start_time_ms)
         rc |= s_kv_uint(&self->pk, "start_time_ms", sr->start_time_ms);
+    if (sr->filter)
+        rc |= s_kv_str(&self->pk, "filter", sr->filter);
     return s_done(self, start, rc);
 }
 

@@ -96,6 +96,7 @@ typedef struct fy_request {
     size_t seq_count;
     uint64_t delay_ms;        /**< nack: redeliver not before this */
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
+    fy_bytes_t filter;        /**< sub_declare: subject pattern over keys (len 0: none) */
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
     bool noreply;             /**< ack/nack/credit: no "ok" reply wanted (errors still come) */
     uint32_t credit;          /**< subscribe/credit: messages the consumer may be sent */
@@ -156,6 +157,7 @@ typedef struct fy_sub_request {
     int start; /**< 0 first, 1 new, 2 sequence */
     uint64_t start_seq;
     uint64_t start_time_ms; /**< non-zero: start at the first message stored at or after it */
+    const char *filter;     /**< NULL, or a subject pattern over message keys */
     uint64_t ack_wait_ms;
     uint64_t max_deliver;
 } fy_sub_request_t;

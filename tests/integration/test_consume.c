@@ -385,6 +385,47 @@ test_acks_survive_kill9(void **state)
 }
 
 static void
+test_subject_filters(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "ev", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_sub_config_t eu = {.filter = "*.eu.>"}, orders = {.filter = "orders.>"};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "ev", "eu", &eu, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "ev", "orders", &orders, NULL), FERRY_OK);
+    const char *keys[] = {"orders.eu.1", "orders.us.2", "payments.eu.3", NULL, "orders.eu"};
+    for (size_t i = 0; i < 5; i++) {
+        ferry_message_t m = {.data = "x", .len = 1, .key = keys[i]};
+        assert_int_equal(ferry_client_publish(fx->c, "ev", &m, NULL), FERRY_OK);
+    }
+    const uint64_t want_eu[] = {1, 3}, want_orders[] = {1, 2, 5};
+    struct {
+        const char *sub;
+        const uint64_t *want;
+        size_t n;
+    } cases[] = {{"eu", want_eu, 2}, {"orders", want_orders, 3}};
+    for (size_t c = 0; c < 2; c++) {
+        const ferry_stored_message_t *msgs;
+        size_t n;
+        assert_int_equal(ferry_client_fetch(fx->c, "ev", cases[c].sub, 100, 0, &msgs, &n),
+                         FERRY_OK);
+        assert_int_equal(n, cases[c].n);
+        uint64_t seqs[8];
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(msgs[i].seq, cases[c].want[i]);
+            seqs[i] = msgs[i].seq;
+        }
+        assert_int_equal(ferry_client_ack(fx->c, "ev", cases[c].sub, seqs, n), FERRY_OK);
+        /* Skipped messages count as acked: the floor passes all five. */
+        ferry_sub_info_t si;
+        assert_int_equal(ferry_client_sub_info(fx->c, "ev", cases[c].sub, &si), FERRY_OK);
+        assert_int_equal(si.ack_floor, 5);
+    }
+    ferry_sub_config_t bad = {.filter = "orders.>.eu"};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "ev", "bad", &bad, NULL), FERRY_EFIELD);
+}
+
+static void
 test_consume_errors(void **state)
 {
     fx_t *fx = *state;
@@ -547,6 +588,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_term_and_progress, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_subject_filters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cli_consume, s_setup, s_teardown),

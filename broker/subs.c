@@ -158,7 +158,8 @@ s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t
 {
     uint8_t key[8 + FERRY_NAME_MAX];
     fy_be64_put(key, topic_id);
-    memcpy(key + 8, name.ptr, name.len);
+    if (name.len) /* a queue's subscription has an empty name */
+        memcpy(key + 8, name.ptr, name.len);
     for (size_t i = 0; i < self->subs_len; i++) {
         fy_sub_rec_t *s = &self->subs_cache[i];
         if (s->key_len == 8 + name.len && memcmp(s->key, key, s->key_len) == 0) {
@@ -241,11 +242,12 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
     sub->max_deliver = o->max_deliver ? o->max_deliver : S_MAX_DELIVER_DEFAULT;
     sub->created_ms = self->now_ms;
     fy_be64_put(sub->key, t->id);
-    memcpy(sub->key + 8, name.ptr, name.len);
+    if (name.len)
+        memcpy(sub->key + 8, name.ptr, name.len);
     sub->key_len = 8 + name.len;
     memcpy(sub->topic, t->name, t->name_len);
     sub->topic_len = t->name_len;
-    if (o->filter.len <= FERRY_NAME_MAX) {
+    if (o->filter.len && o->filter.len <= FERRY_NAME_MAX) {
         memcpy(sub->filter, o->filter.ptr, o->filter.len);
         sub->filter_len = o->filter.len;
     }

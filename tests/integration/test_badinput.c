@@ -265,6 +265,47 @@ test_malformed_corpus(void **state)
     assert_true(zmq_send(fx->sock, "c", 1, 0) >= 0);
     s_expect(fx, FERRY_ETOO_LARGE, 62);
 
+    /* Consumption requests: no "sub" field means a queue's own subscription;
+     * a named one on a queue, credit for no consumer, a bad filter: errors. */
+    s_head(fx, "declare", 70, 2);
+    s_str(fx, "name");
+    s_str(fx, "q");
+    s_str(fx, "kind");
+    s_str(fx, "queue");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_OK, 70);
+    s_head(fx, "fetch", 71, 2);
+    s_str(fx, "topic");
+    s_str(fx, "q");
+    s_str(fx, "max");
+    msgpack_pack_uint64(&fx->pk, 5);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_OK, 71);
+    s_head(fx, "sub_declare", 72, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "filter");
+    s_str(fx, "a.>.b");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 72);
+    s_head(fx, "credit", 73, 2);
+    s_str(fx, "consumer");
+    msgpack_pack_uint64(&fx->pk, 999);
+    s_str(fx, "credit");
+    msgpack_pack_uint64(&fx->pk, 10);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_ENOTFOUND, 73);
+    s_head(fx, "ack", 74, 3);
+    s_str(fx, "topic");
+    s_str(fx, "q");
+    s_str(fx, "sub");
+    s_str(fx, "");
+    s_str(fx, "seqs");
+    msgpack_pack_array(&fx->pk, 1);
+    msgpack_pack_uint64(&fx->pk, 12);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_ESEQ, 74);
+
     /* The same connection still works, and nothing bad was stored. */
     s_publish(fx, "safe", 99, FERRY_OK);
     ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
@@ -275,7 +316,7 @@ test_malformed_corpus(void **state)
     assert_int_equal(info.last_seq, 2);
     ferry_stats_t st;
     assert_int_equal(ferry_client_stats(c, &st), FERRY_OK);
-    assert_int_equal(st.topics, 1);
+    assert_int_equal(st.topics, 2); /* safe and q */
     assert_int_equal(st.messages, 2);
     assert_true(st.errors >= 30);
     ferry_client_destroy(&c);

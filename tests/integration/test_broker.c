@@ -19,32 +19,14 @@
 #include "fixture.h"
 #include "harness.h"
 
-typedef struct {
-    fy_ferryd_t d;
-    ferry_client_t *c;
-} fx_t;
+typedef fy_fx_t fx_t;
 
+/* Every broker here runs with a 64 KiB message limit. */
 static int
 s_setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    fx->d.extra[0] = "--max-msg-bytes";
-    fx->d.extra[1] = "64K";
-    if (fy_ferryd_start(&fx->d) != 0)
-        return -1;
-    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
-    *state = fx;
-    return fx->c ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ferry_client_destroy(&fx->c);
-    fy_ferryd_cleanup(&fx->d);
-    free(fx);
-    return 0;
+    static const char *const extra[] = {"--max-msg-bytes", "64K", NULL};
+    return fy_fx_setup_with(state, extra);
 }
 
 static void
@@ -572,17 +554,20 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_declare_and_info, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_async_window_and_group_commit, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_two_async_publishers, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_publish_batch, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_dedupe_window_expires, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_delete, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_retention, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_cli, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_declare_and_info, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_window_and_group_commit, s_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_two_async_publishers, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_batch, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_window_expires, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_data_and_dedupe, s_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
     };
     return cmocka_run_group_tests_name("broker", tests, NULL, NULL);

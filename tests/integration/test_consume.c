@@ -21,31 +21,7 @@
 #include "fixture.h"
 #include "harness.h"
 
-typedef struct {
-    fy_ferryd_t d;
-    ferry_client_t *c;
-} fx_t;
-
-static int
-s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    *state = fx;
-    if (fy_ferryd_start(&fx->d) != 0)
-        return -1;
-    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
-    return fx->c ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ferry_client_destroy(&fx->c);
-    fy_ferryd_cleanup(&fx->d);
-    free(fx);
-    return 0;
-}
+typedef fy_fx_t fx_t;
 
 static void
 s_publish_n(ferry_client_t *c, const char *topic, size_t n)
@@ -581,17 +557,18 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_competing_consumers_on_queue, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_fan_out, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_dead_letters, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_term_and_progress, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_acks_survive_kill9, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_subject_filters, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_consume_errors, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_fetch_waits, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_cli_consume, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_competing_consumers_on_queue, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fan_out, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_term_and_progress, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_acks_survive_kill9, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_subject_filters, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consume_errors, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_waits, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_consume, fy_fx_setup, fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("consume", tests, NULL, NULL);
 }

@@ -19,31 +19,7 @@
 #include "fixture.h"
 #include "harness.h"
 
-typedef struct {
-    fy_ferryd_t d;
-    ferry_client_t *c;
-} fx_t;
-
-static int
-s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    *state = fx;
-    if (fy_ferryd_start(&fx->d) != 0)
-        return -1;
-    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
-    return fx->c ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    ferry_client_destroy(&fx->c);
-    fy_ferryd_cleanup(&fx->d);
-    free(fx);
-    return 0;
-}
+typedef fy_fx_t fx_t;
 
 typedef struct {
     uint8_t *seen; /* per sequence: times handled */
@@ -259,11 +235,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_push_competing_consumers, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_push_respects_credit, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_push_nack_and_unsubscribe, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_push_ephemeral, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_push_competing_consumers, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_respects_credit, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_nack_and_unsubscribe, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_ephemeral, fy_fx_setup, fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("push", tests, NULL, NULL);
 }

@@ -21,6 +21,40 @@ fy_connect(const char *endpoint, int timeout_ms, size_t window)
     return c;
 }
 
+int
+fy_fx_setup_with(void **state, const char *const *extra)
+{
+    fy_fx_t *fx = calloc(1, sizeof *fx);
+    *state = fx;
+    if (!fx)
+        return -1;
+    for (int i = 0; extra && extra[i] && i < 7; i++)
+        fx->d.extra[i] = extra[i];
+    if (fy_ferryd_start(&fx->d) != 0)
+        return -1;
+    fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
+    return fx->c ? 0 : -1;
+}
+
+int
+fy_fx_setup(void **state)
+{
+    return fy_fx_setup_with(state, NULL);
+}
+
+int
+fy_fx_teardown(void **state)
+{
+    fy_fx_t *fx = *state;
+    if (fx) {
+        ferry_client_destroy(&fx->c);
+        fy_ferryd_cleanup(&fx->d);
+        free(fx);
+    }
+    *state = NULL;
+    return 0;
+}
+
 ferry_status_t
 fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **out, size_t *n)
 {

@@ -9,6 +9,20 @@
 #include <stdint.h>
 
 #include "ferry.h"
+#include "fixture.h"
+
+/** A running ferryd and one client connected to it. */
+typedef struct fy_fx {
+    fy_ferryd_t d;
+    ferry_client_t *c;
+} fy_fx_t;
+
+/** cmocka setup/teardown pair: *state becomes a fy_fx_t with a fresh ferryd
+ *  (extra flags: none) and a client (timeout 5 s, window 1000). */
+int fy_fx_setup(void **state);
+int fy_fx_teardown(void **state);
+/** Same, starting ferryd with @p extra flags (NULL-terminated, at most 7). */
+int fy_fx_setup_with(void **state, const char *const *extra);
 
 /** Connects a client to @p endpoint with @p timeout_ms and @p window. NULL on failure. */
 ferry_client_t *fy_connect(const char *endpoint, int timeout_ms, size_t window);

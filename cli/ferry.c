@@ -38,6 +38,7 @@ s_usage(FILE *out)
             "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
             "                                                    publish and wait for the confirm\n"
             "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
+            "  peek TOPIC|QUEUE [--from SEQ] [--count N]         the same: look, consume nothing\n"
             "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
             "      [--max-deliver N] [--filter PATTERN] [--count N] [--wait-ms N] [--no-ack]\n"
             "      [--declare-only]\n"
@@ -48,6 +49,7 @@ s_usage(FILE *out)
             "for a queue)\n"
             "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
             "  sub-info TOPIC|QUEUE [NAME]                       where a subscription stands\n"
+            "  dlq list TOPIC [--from SEQ] [--count N]           print TOPIC.dlq with its headers\n"
             "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
             "  stats                                             broker counters\n"
             "  ping                                              check the broker answers\n"
@@ -328,6 +330,18 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdop
     return 0;
 }
 
+/* The dead-letter topic of @p topic: "<topic>.dlq". */
+static int
+s_dlq_name(const char *topic, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s.dlq", topic);
+    if (n < 0 || n > FERRY_NAME_MAX) {
+        fprintf(stderr, "ferry: no dead-letter topic name fits for %s\n", topic);
+        return -1;
+    }
+    return 0;
+}
+
 /* dlq replay TOPIC: publishes what TOPIC.dlq holds back to the topic each
  * message came from (header ferry-dlq-topic), without the ferry-dlq-*
  * headers, through a durable subscription "ferry-replay" on the dead-letter
@@ -337,11 +351,8 @@ static int
 s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 {
     char dlq[FERRY_NAME_MAX + 8];
-    int n = snprintf(dlq, sizeof dlq, "%s.dlq", topic);
-    if (n < 0 || n > FERRY_NAME_MAX) {
-        fprintf(stderr, "ferry: no dead-letter topic name fits for %s\n", topic);
+    if (s_dlq_name(topic, dlq, sizeof dlq) != 0)
         return S_EXIT_USAGE;
-    }
     ferry_status_t st = ferry_client_sub_declare(c, dlq, "ferry-replay", NULL, NULL);
     if (st)
         return s_report(c, st);
@@ -521,7 +532,7 @@ main(int argc, char **argv)
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
                 {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 1},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
-                {"dlq", 2, 2}};
+                {"dlq", 2, 2},     {"peek", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -579,7 +590,7 @@ main(int argc, char **argv)
             s_print_info(&info);
     } else if (strcmp(cmd, "pub") == 0) {
         rc = s_cmd_pub(c, pos[0], npos - 1, pos + 1, &o);
-    } else if (strcmp(cmd, "get") == 0) {
+    } else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "peek") == 0) {
         rc = s_cmd_get(c, pos[0], &o);
     } else if (strcmp(cmd, "stats") == 0) {
         ferry_stats_t s;
@@ -609,9 +620,13 @@ main(int argc, char **argv)
                 (unsigned long long)(si.last_seq + 1 > si.cursor ? si.last_seq + 1 - si.cursor : 0),
                 (unsigned long long)si.ack_wait_ms, si.max_deliver);
     } else if (strcmp(cmd, "dlq") == 0) {
-        if (strcmp(pos[0], "replay") != 0)
+        char dlq[FERRY_NAME_MAX + 8];
+        if (strcmp(pos[0], "replay") == 0)
+            rc = s_cmd_dlq_replay(c, pos[1], &o);
+        else if (strcmp(pos[0], "list") != 0)
             goto usage;
-        rc = s_cmd_dlq_replay(c, pos[1], &o);
+        else
+            rc = s_dlq_name(pos[1], dlq, sizeof dlq) ? S_EXIT_USAGE : s_cmd_get(c, dlq, &o);
     } else if (strcmp(cmd, "fetch") == 0) {
         rc = s_cmd_fetch(c, pos[0], npos > 1 ? pos[1] : "", &o);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {

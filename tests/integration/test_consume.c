@@ -235,9 +235,23 @@ test_dead_letters(void **state)
         assert_string_equal(msgs[0].headers[i].name, want[i][0]);
         assert_string_equal(msgs[0].headers[i].value, want[i][1]);
     }
-    /* ferry dlq replay puts it back on its topic, without the dead-letter headers. */
+    /* ferry dlq list shows it with the dead-letter headers; peek shows the original. */
     const char *cli = getenv("FERRY_CLI");
     char cmd[1024], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --server %s dlq list pay", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1 "));
+    assert_non_null(strstr(out, " key=acct-1 trace=t-9 ferry-dlq-topic=pay ferry-dlq-seq=1 "
+                                "ferry-dlq-deliveries=2 ferry-dlq-reason=max-deliver len=6\n"
+                                "poison\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s peek pay --count 5", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1 "));
+    assert_null(strstr(out, "seq=2 "));
+    assert_null(strstr(out, "ferry-dlq"));
+    snprintf(cmd, sizeof cmd, "%s --server %s dlq list nosuch", cli, fx->d.endpoint);
+    assert_int_not_equal(fy_run(cmd, out, sizeof out), 0); /* nosuch.dlq does not exist */
+    /* ferry dlq replay puts it back on its topic, without the dead-letter headers. */
     snprintf(cmd, sizeof cmd, "%s --server %s dlq replay pay", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_string_equal(out, "replayed 1\n");

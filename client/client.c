@@ -20,7 +20,7 @@
 
 #define S_MAX_REPLY_FRAMES (FY_BATCH_MAX + 1)
 #define S_SUBS_MAX         64   /* push subscriptions per client */
-#define S_HEARTBEAT_MS     5000 /* a subscribed client says something this often */
+#define S_HEARTBEAT_MS     5000 /* default: a subscribed client says something this often */
 
 typedef struct s_pushsub {
     uint64_t consumer;
@@ -35,6 +35,7 @@ struct ferry_options {
     char *server;
     char *name;
     int timeout_ms;
+    int heartbeat_ms;
     size_t window;
 };
 
@@ -65,6 +66,8 @@ struct ferry_client {
     size_t nsubs;
     bool in_handler;
     long long last_send_ms;
+    bool ping_out;         /* a heartbeat ping was sent and nothing came back since */
+    long long ping_out_ms; /* when that ping was sent */
 };
 
 static long long
@@ -114,6 +117,7 @@ ferry_options_new(void)
         return NULL;
     }
     o->timeout_ms = 5000;
+    o->heartbeat_ms = S_HEARTBEAT_MS;
     o->window = 1000;
     return o;
 }
@@ -152,6 +156,15 @@ ferry_status_t
 ferry_options_set_name(ferry_options_t *opts, const char *name)
 {
     return opts ? s_set_str(&opts->name, name, FERRY_NAME_MAX) : FERRY_EINVAL;
+}
+
+ferry_status_t
+ferry_options_set_heartbeat_ms(ferry_options_t *opts, int heartbeat_ms)
+{
+    if (!opts || heartbeat_ms < 100 || heartbeat_ms > S_HEARTBEAT_MS)
+        return FERRY_EINVAL;
+    opts->heartbeat_ms = heartbeat_ms;
+    return FERRY_OK;
 }
 
 ferry_status_t
@@ -318,12 +331,21 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
             left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */
         if (self->nsubs)
             s_heartbeat(self);
-        if (self->nsubs && left > S_HEARTBEAT_MS)
-            left = S_HEARTBEAT_MS;
+        int hb = self->opts.heartbeat_ms;
+        if (self->nsubs && left > hb)
+            left = hb;
         int got = s_read_reply(self, (long)left);
         if (got < 0)
             return s_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
+        if (got > 0)
+            self->ping_out = false;
         if (got == 0) {
+            /* The broker answers every ping: two heartbeats without a word
+             * back means it is gone or hung. */
+            if (self->ping_out && s_now_ms() - self->ping_out_ms >= 2LL * hb)
+                return s_fail(self, FERRY_ETIMEOUT,
+                              "broker silent for %lld ms (no answer to a heartbeat)",
+                              s_now_ms() - self->ping_out_ms);
             if (goal == S_WAIT_ANY && (handled > 0 || s_now_ms() >= deadline))
                 return FERRY_OK;
             if (s_now_ms() >= deadline)
@@ -424,6 +446,7 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     if (!self)
         goto done;
     self->opts.timeout_ms = opts->timeout_ms;
+    self->opts.heartbeat_ms = opts->heartbeat_ms;
     self->opts.window = opts->window;
     self->opts.server = s_strdup(opts->server);
     self->opts.name = s_strdup(opts->name);
@@ -1012,11 +1035,16 @@ s_send_nowait(ferry_client_t *self)
 static void
 s_heartbeat(ferry_client_t *self)
 {
-    if (s_now_ms() - self->last_send_ms < S_HEARTBEAT_MS)
+    long long now = s_now_ms();
+    if (now - self->last_send_ms < self->opts.heartbeat_ms)
         return;
     fy_encoder_reset(self->enc);
     if (fy_encode_simple(self->enc, self->next_cid++, FY_OP_PING, NULL) == FERRY_OK)
         s_send_nowait(self);
+    if (!self->ping_out) {
+        self->ping_out = true;
+        self->ping_out_ms = now;
+    }
 }
 
 /* Runs the handler on each pushed message, then acks (one request) and tops

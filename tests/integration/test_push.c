@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -231,6 +232,47 @@ test_push_ephemeral(void **state)
     ferry_client_destroy(&b);
 }
 
+/* Heartbeats both ways: a subscribed client pings when idle and the broker
+ * answers; a hung broker (SIGSTOP) is reported within two heartbeats, while
+ * a live, idle broker never is. */
+static void
+test_push_detects_silent_broker(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "hb", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_options_t *o = ferry_options_new();
+    assert_non_null(o);
+    assert_int_equal(ferry_options_set_heartbeat_ms(o, 99), FERRY_EINVAL);
+    assert_int_equal(ferry_options_set_heartbeat_ms(o, 5001), FERRY_EINVAL);
+    assert_int_equal(ferry_options_set_heartbeat_ms(o, 200), FERRY_OK);
+    assert_int_equal(ferry_options_set_server(o, fx->d.endpoint), FERRY_OK);
+    ferry_client_t *c = NULL;
+    assert_int_equal(ferry_client_new(o, &c), FERRY_OK);
+    ferry_options_destroy(&o);
+    s_rec_t r = {.action = FERRY_MSG_ACK};
+    assert_int_equal(ferry_client_subscribe(c, "hb", NULL, 4, s_handler, &r, NULL), FERRY_OK);
+    /* Idle but alive: ten heartbeats pass without an error. */
+    long long until = fy_now_ms() + 2000;
+    while (fy_now_ms() < until)
+        assert_int_equal(ferry_client_poll(c, 100), FERRY_OK);
+    /* Hung: the next poll that waits long enough says so. */
+    assert_int_equal(kill(fx->d.pid, SIGSTOP), 0);
+    long long t0 = fy_now_ms();
+    ferry_status_t st = FERRY_OK;
+    while (st == FERRY_OK && fy_now_ms() - t0 < 5000)
+        st = ferry_client_poll(c, 100);
+    long long took = fy_now_ms() - t0;
+    assert_int_equal(kill(fx->d.pid, SIGCONT), 0);
+    assert_int_equal(st, FERRY_ETIMEOUT);
+    assert_non_null(strstr(ferry_client_last_error(c), "broker silent"));
+    /* Two heartbeats of 200 ms after a ping that may have left just before the stop. */
+    assert_true(took >= 200 && took < 2000);
+    ferry_client_destroy(&c);
+    /* The broker goes on after SIGCONT. */
+    assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+}
+
 int
 main(void)
 {
@@ -242,6 +284,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_ephemeral, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_detects_silent_broker, fy_fx_setup,
+                                        fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("push", tests, NULL, NULL);
 }

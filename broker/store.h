@@ -205,8 +205,10 @@ fy_status_t fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq);
 fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked);
 
 /**
- * Fires the timers whose deadline passed, looking at most at @p budget
- * sequences: each one still unacked and not re-timed is marked due (a durable
+ * Fires the timers whose deadline passed, stopping once @p budget sequences
+ * were looked at (a timer's range, at most one delivery of FY_BATCH_MAX
+ * messages, is always finished, so a call looks at no more than budget +
+ * FY_BATCH_MAX): each one still unacked and not re-timed is marked due (a durable
  * entry that the next fetch of its subscription delivers).
  * @param[out] due how many were marked. @param[out] more true if timers are left.
  * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_install.sh - `make install` into a DESTDIR, then build examples/publish.c
-# against the installed header and library with pkg-config only, and run it
-# against a real ferryd. Needs FERRY_BUILD (build dir) and FERRYD; FERRY_SAN
+# and the README's C example against the installed header and library with
+# pkg-config only, and run the example against a real ferryd. Needs FERRY_BUILD (build dir) and FERRYD; FERRY_SAN
 # carries sanitizer flags when the suite runs under check-asan.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +37,13 @@ ${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/app.c" -o "$tmp/ap
     || fail "example builds with pkg-config flags ($flags)"
 echo "ok - example compiles and links with: $flags"
 
+# The README's C API tour must stay a program that builds.
+awk '/^```c/ {f = 1; next} /^```/ {f = 0} f' "$top/README.md" >"$tmp/readme.c"
+[ -s "$tmp/readme.c" ] || fail "README.md has a C example"
+${CC:-cc} -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter ${FERRY_SAN:-} "$tmp/readme.c" \
+    -o "$tmp/readme" $flags || fail "README.md's C example builds"
+echo "ok - README.md's C example compiles and links"
+
 mkdir -p "$tmp/data"
 "$FERRYD" --data "$tmp/data" --bind 'tcp://127.0.0.1:*' 2>"$tmp/ferryd.log" &
 pid=$!
@@ -51,4 +58,4 @@ out=$(LD_LIBRARY_PATH="$tmp/root/usr/lib" "$tmp/app" "$ep") || fail "example run
 echo "$out" | grep -q "stored as seq 1" || fail "example output: $out"
 echo "$out" | grep -q "1000 async publishes confirmed" || fail "example output: $out"
 echo "ok - installed example published against ferryd"
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"

@@ -24,7 +24,7 @@ FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC 
               $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
-PROTO_SRC  := proto/envelope.c proto/status.c proto/subject.c
+PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c

@@ -1,0 +1,422 @@
+/*
+ * reply.c - Ferry replies and deliveries: encoding (the broker) and decoding
+ * (libferry).
+ */
+#include "envelope_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+fy_status_t
+fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer, bool ephemeral)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) |
+             fy_envi_kv_uint(&self->pk, "consumer", consumer) |
+             fy_envi_str(&self->pk, "ephemeral") |
+             (ephemeral ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_delivery_begin(fy_encoder_t *self, uint64_t consumer, size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "msg", 0) |
+             fy_envi_kv_uint(&self->pk, "consumer", consumer) | fy_envi_str(&self->pk, "msgs") |
+             msgpack_pack_array(&self->pk, n);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t cursor, uint64_t ack_floor,
+                    uint64_t ack_wait_ms, uint64_t max_deliver, uint64_t last_seq, bool created)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 6, "ok", cid) | fy_envi_kv_uint(&self->pk, "cursor", cursor) |
+             fy_envi_kv_uint(&self->pk, "ack_floor", ack_floor) |
+             fy_envi_kv_uint(&self->pk, "ack_wait_ms", ack_wait_ms) |
+             fy_envi_kv_uint(&self->pk, "max_deliver", max_deliver) |
+             fy_envi_kv_uint(&self->pk, "last", last_seq) | fy_envi_str(&self->pk, "created_now") |
+             (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *msg)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 3, "error", cid) |
+             fy_envi_kv_uint(&self->pk, "code", (uint64_t)code) |
+             fy_envi_kv_str(&self->pk, "name", ferry_errname(code)) |
+             fy_envi_kv_str(&self->pk, "msg", msg ? msg : ferry_strerror(code));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_ok(fy_encoder_t *self, uint64_t cid)
+{
+    size_t start = self->buf.size;
+    return fy_envi_done(self, start, fy_envi_head(&self->pk, 0, "ok", cid));
+}
+
+fy_status_t
+fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *server, uint64_t max_msg_bytes)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_kv_str(&self->pk, "server", server) |
+             fy_envi_kv_uint(&self->pk, "max_msg", max_msg_bytes);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_kv_uint(&self->pk, "seq", seq) |
+             fy_envi_str(&self->pk, "dup") |
+             (dup ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+static int
+s_confirm_arrays(msgpack_packer *pk, const uint64_t *seqs, const bool *dups, size_t n)
+{
+    int rc = fy_envi_str(pk, "seqs") | msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= msgpack_pack_uint64(pk, seqs[i]);
+    rc |= fy_envi_str(pk, "dups") | msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= dups[i] ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    return rc;
+}
+
+fy_status_t
+fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs, const bool *dups,
+                        size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | s_confirm_arrays(&self->pk, seqs, dups, n);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *seqs,
+                      const bool *dups, size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 3, "ok", first_cid) | fy_envi_kv_uint(&self->pk, "n", n) |
+             s_confirm_arrays(&self->pk, seqs, dups, n);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *in, int created)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, created >= 0 ? 14 : 13, "ok", cid) |
+             fy_envi_kv_str(&self->pk, "name", in->name) |
+             fy_envi_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
+             fy_envi_kv_uint(&self->pk, "first", in->first_seq) |
+             fy_envi_kv_uint(&self->pk, "last", in->last_seq) |
+             fy_envi_kv_uint(&self->pk, "count", in->messages) |
+             fy_envi_kv_uint(&self->pk, "bytes", in->bytes) |
+             fy_envi_kv_uint(&self->pk, "dedupe_ms", in->dedupe_window_ms) |
+             fy_envi_kv_uint(&self->pk, "created", in->created_ms) |
+             fy_envi_kv_uint(&self->pk, "max_msgs", in->max_msgs) |
+             fy_envi_kv_uint(&self->pk, "max_bytes", in->max_bytes) |
+             fy_envi_kv_uint(&self->pk, "max_age_ms", in->max_age_ms) |
+             fy_envi_kv_str(&self->pk, "discard", in->discard_new ? "new" : "old") |
+             fy_envi_str(&self->pk, "interest") |
+             (in->interest ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    if (created >= 0)
+        rc |= fy_envi_str(&self->pk, "created_now") |
+              (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+/* Stats fields, in one table for the encoder and the decoder. */
+#define S_STATS_FIELDS(X) \
+    X(topics)             \
+    X(messages)           \
+    X(bytes)              \
+    X(publishes) X(duplicates) X(commits) X(requests) X(errors) X(uptime_ms) X(map_size) X(map_used)
+#define S_COUNT_FIELD(f) +1
+#define S_PACK_FIELD(f)  | fy_envi_kv_uint(&self->pk, #f, st->f)
+
+fy_status_t
+fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 0 S_STATS_FIELDS(S_COUNT_FIELD), "ok", cid)
+        S_STATS_FIELDS(S_PACK_FIELD);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 1, "ok", cid) | fy_envi_str(&self->pk, "msgs") |
+             msgpack_pack_array(&self->pk, n);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key, fy_bytes_t id,
+                  fy_bytes_t hdrs)
+{
+    return fy_encode_delivery_msg(self, seq, ts_ms, 0, key, id, hdrs);
+}
+
+fy_status_t
+fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
+                       fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs)
+{
+    size_t start = self->buf.size;
+    int rc =
+        msgpack_pack_map(&self->pk, 2 + (dc > 0) + (key.len > 0) + (id.len > 0) + (hdrs.len > 0)) |
+        fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "ts", ts_ms);
+    if (dc)
+        rc |= fy_envi_kv_uint(&self->pk, "dc", dc);
+    if (key.len)
+        rc |= fy_envi_str(&self->pk, "key") | fy_envi_bytes(&self->pk, key);
+    if (id.len)
+        rc |= fy_envi_str(&self->pk, "id") | fy_envi_bytes(&self->pk, id);
+    if (hdrs.len) /* stored in canonical msgpack already: copied as is */
+        rc |= fy_envi_str(&self->pk, "hdrs") |
+              msgpack_sbuffer_write(&self->buf, (const char *)hdrs.ptr, hdrs.len);
+    return fy_envi_done(self, start, rc);
+}
+
+/* ---- reply decoding ------------------------------------------------------ */
+
+#define S_MAP(rep) ((const msgpack_object *)(rep)->obj_)
+
+fy_status_t
+fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_reply_t *rep, fy_err_t *err)
+{
+    memset(rep, 0, sizeof *rep);
+    const msgpack_object *map;
+    fy_status_t st = fy_envi_unpack_map(self, buf, len, &map, err);
+    if (st)
+        return st;
+    const msgpack_object *cid = fy_envi_field(map, "cid"), *op = fy_envi_field(map, "op");
+    fy_bytes_t opname;
+    if (!cid || !fy_envi_as_uint(cid, &rep->cid) || !op || !fy_envi_as_bytes(op, &opname))
+        return fy_err_set(err, FERRY_EFIELD, "reply lacks 'cid' or 'op'");
+    if ((st = fy_envi_check_version(map, err)))
+        return st;
+    rep->obj_ = map;
+    if (fy_bytes_eq(opname, fy_bytes_str("ok")))
+        return FERRY_OK;
+    if (fy_bytes_eq(opname, fy_bytes_str("msg"))) {
+        rep->delivery = true;
+        return FERRY_OK;
+    }
+
+    if (!fy_bytes_eq(opname, fy_bytes_str("error")))
+        return fy_err_set(err, FERRY_EUNKNOWN_OP, "unknown reply operation");
+    const msgpack_object *code = fy_envi_field(map, "code"), *msg = fy_envi_field(map, "msg");
+    uint64_t c;
+    if (!code || !fy_envi_as_uint(code, &c) || c == 0 || c > INT32_MAX)
+        return fy_err_set(err, FERRY_EFIELD, "error reply lacks a valid 'code'");
+    rep->code = (fy_status_t)c;
+    if (msg)
+        fy_envi_as_bytes(msg, &rep->msg);
+    return FERRY_OK;
+}
+
+static fy_status_t
+s_get_uint(const msgpack_object *map, const char *key, uint64_t *out)
+{
+    const msgpack_object *o = fy_envi_field(map, key);
+    return o && fy_envi_as_uint(o, out) ? FERRY_OK : FERRY_EFIELD;
+}
+
+static fy_status_t
+s_get_bool(const msgpack_object *map, const char *key, bool *out)
+{
+    const msgpack_object *o = fy_envi_field(map, key);
+    if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return FERRY_EFIELD;
+    *out = o->via.boolean;
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_hello(const fy_reply_t *rep, uint64_t *max_msg_bytes)
+{
+    return s_get_uint(S_MAP(rep), "max_msg", max_msg_bytes);
+}
+
+fy_status_t
+fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup)
+{
+    fy_status_t st = s_get_uint(S_MAP(rep), "seq", seq);
+    return st ? st : s_get_bool(S_MAP(rep), "dup", dup);
+}
+
+static const msgpack_object *
+s_array(const fy_reply_t *rep, const char *key)
+{
+    const msgpack_object *o = fy_envi_field(S_MAP(rep), key);
+    return o && o->type == MSGPACK_OBJECT_ARRAY ? o : NULL;
+}
+
+fy_status_t
+fy_reply_confirm_count(const fy_reply_t *rep, size_t *n)
+{
+    const msgpack_object *seqs = s_array(rep, "seqs"), *dups = s_array(rep, "dups");
+    if (!seqs || !dups || seqs->via.array.size != dups->via.array.size)
+        return FERRY_EFIELD;
+    *n = seqs->via.array.size;
+    return FERRY_OK;
+}
+
+size_t
+fy_reply_run(const fy_reply_t *rep)
+{
+    uint64_t n;
+    size_t count;
+    if (rep->code != FERRY_OK || s_get_uint(S_MAP(rep), "n", &n) != FERRY_OK || n < 2 ||
+        fy_reply_confirm_count(rep, &count) != FERRY_OK || count != n)
+        return 1;
+    return (size_t)n;
+}
+
+fy_status_t
+fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup)
+{
+    const msgpack_object *seqs = s_array(rep, "seqs"), *dups = s_array(rep, "dups");
+    if (!seqs || !dups || i >= seqs->via.array.size || i >= dups->via.array.size)
+        return FERRY_EFIELD;
+    const msgpack_object *d = &dups->via.array.ptr[i];
+    if (!fy_envi_as_uint(&seqs->via.array.ptr[i], seq) || d->type != MSGPACK_OBJECT_BOOLEAN)
+        return FERRY_EFIELD;
+    *dup = d->via.boolean;
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created)
+{
+    const msgpack_object *map = S_MAP(rep);
+    memset(info, 0, sizeof *info);
+    fy_bytes_t name, kind;
+    const msgpack_object *n = fy_envi_field(map, "name"), *k = fy_envi_field(map, "kind");
+    if (!n || !fy_envi_as_bytes(n, &name) || name.len > FERRY_NAME_MAX || !k ||
+        !fy_envi_as_bytes(k, &kind))
+        return FERRY_EFIELD;
+    memcpy(info->name, name.ptr, name.len);
+    info->kind = fy_bytes_eq(kind, fy_bytes_str("queue")) ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
+    if (s_get_uint(map, "first", &info->first_seq) || s_get_uint(map, "last", &info->last_seq) ||
+        s_get_uint(map, "count", &info->messages) || s_get_uint(map, "bytes", &info->bytes) ||
+        s_get_uint(map, "dedupe_ms", &info->dedupe_window_ms) ||
+        s_get_uint(map, "created", &info->created_ms) ||
+        s_get_uint(map, "max_msgs", &info->max_msgs) ||
+        s_get_uint(map, "max_bytes", &info->max_bytes) ||
+        s_get_uint(map, "max_age_ms", &info->max_age_ms))
+        return FERRY_EFIELD;
+    const msgpack_object *d = fy_envi_field(map, "discard");
+    fy_bytes_t word;
+    info->discard_new = d && fy_envi_as_bytes(d, &word) && fy_bytes_eq(word, fy_bytes_str("new"));
+    bool interest = false;
+    info->interest = s_get_bool(map, "interest", &interest) == FERRY_OK && interest;
+    if (created && s_get_bool(map, "created_now", created))
+        *created = false;
+    return FERRY_OK;
+}
+
+#define S_GET_FIELD(f) || s_get_uint(S_MAP(rep), #f, &st->f)
+
+fy_status_t
+fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    return (0 S_STATS_FIELDS(S_GET_FIELD)) ? FERRY_EFIELD : FERRY_OK;
+}
+
+fy_status_t
+fy_reply_get_count(const fy_reply_t *rep, size_t *n)
+{
+    const msgpack_object *msgs = s_array(rep, "msgs");
+    if (!msgs)
+        return FERRY_EFIELD;
+    *n = msgs->via.array.size;
+    return FERRY_OK;
+}
+
+static const msgpack_object *
+s_get_entry(const fy_reply_t *rep, size_t i)
+{
+    const msgpack_object *msgs = s_array(rep, "msgs");
+    if (!msgs || i >= msgs->via.array.size || msgs->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    return &msgs->via.array.ptr[i];
+}
+
+fy_status_t
+fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const msgpack_object *m = s_get_entry(rep, i);
+    if (!m || s_get_uint(m, "seq", &out->seq) || s_get_uint(m, "ts", &out->ts_ms))
+        return FERRY_EFIELD;
+    uint64_t dc = 0;
+    if (fy_envi_opt_uint(m, "dc", UINT32_MAX, &dc, NULL))
+        return FERRY_EFIELD;
+    out->dc = (uint32_t)dc;
+    const msgpack_object *k = fy_envi_field(m, "key"), *id = fy_envi_field(m, "id"),
+                         *h = fy_envi_field(m, "hdrs");
+    if ((k && !fy_envi_as_bytes(k, &out->key)) || (id && !fy_envi_as_bytes(id, &out->id)))
+        return FERRY_EFIELD;
+    if (h) {
+        if (h->type != MSGPACK_OBJECT_MAP)
+            return FERRY_EFIELD;
+        out->header_count = h->via.map.size;
+    }
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_get_header(const fy_reply_t *rep, size_t i, size_t j, fy_bytes_t *name, fy_bytes_t *value)
+{
+    const msgpack_object *m = s_get_entry(rep, i);
+    const msgpack_object *h = m ? fy_envi_field(m, "hdrs") : NULL;
+    if (!h || h->type != MSGPACK_OBJECT_MAP || j >= h->via.map.size)
+        return FERRY_EFIELD;
+    const msgpack_object_kv *kv = &h->via.map.ptr[j];
+    return fy_envi_as_bytes(&kv->key, name) && fy_envi_as_bytes(&kv->val, value) ? FERRY_OK
+                                                                                 : FERRY_EFIELD;
+}
+
+fy_status_t
+fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer)
+{
+    return s_get_uint(S_MAP(rep), "consumer", consumer);
+}
+
+bool
+fy_reply_ephemeral(const fy_reply_t *rep)
+{
+    bool e = false;
+    return s_get_bool(S_MAP(rep), "ephemeral", &e) == FERRY_OK && e;
+}
+
+fy_status_t
+fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created)
+{
+    const msgpack_object *map = S_MAP(rep);
+    memset(info, 0, sizeof *info);
+    uint64_t md;
+    if (s_get_uint(map, "cursor", &info->cursor) ||
+        s_get_uint(map, "ack_floor", &info->ack_floor) ||
+        s_get_uint(map, "ack_wait_ms", &info->ack_wait_ms) || s_get_uint(map, "max_deliver", &md) ||
+        md > UINT32_MAX || s_get_uint(map, "last", &info->last_seq) ||
+        s_get_bool(map, "created_now", created))
+        return FERRY_EFIELD;
+    info->max_deliver = (uint32_t)md;
+    return FERRY_OK;
+}

@@ -742,6 +742,17 @@ s_deliver(fy_broker_t *self)
     }
 }
 
+/* The batch's changes to one consumer become its committed state. */
+static void
+s_consumer_settle(s_consumer_t *c)
+{
+    c->credit = c->credit + c->added - c->used;
+    c->added = c->used = 0;
+    c->next_seq = c->next_batch;
+    c->sent_mark = c->sent_head;
+    c->sent_count_mark = c->sent_count;
+}
+
 /* After a commit: credits, removals and new consumers take effect. */
 static void
 s_commit_consumers(fy_broker_t *self)
@@ -752,22 +763,14 @@ s_commit_consumers(fy_broker_t *self)
         if (c->removed)
             continue;
         self->deliver_soon = self->deliver_soon || c->added > 0;
-        c->credit = c->credit + c->added - c->used;
-        c->added = c->used = 0;
-        c->next_seq = c->next_batch;
-        c->sent_mark = c->sent_head;
-        c->sent_count_mark = c->sent_count;
+        s_consumer_settle(c);
         self->consumers[kept++] = *c;
     }
     for (size_t i = 0; i < self->nnew_consumers; i++) {
         s_consumer_t *c = &self->new_consumers[i];
         if (c->removed)
             continue;
-        c->credit = c->credit + c->added - c->used;
-        c->added = c->used = 0;
-        c->next_seq = c->next_batch;
-        c->sent_mark = c->sent_head;
-        c->sent_count_mark = c->sent_count;
+        s_consumer_settle(c);
         self->consumers[kept++] = *c;
     }
     self->deliver_soon = self->deliver_soon || self->nnew_consumers > 0;

@@ -396,10 +396,14 @@ static fy_status_t
 s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req, fy_err_t *err)
 {
     for (size_t i = 0; i < req->msg_count; i++) {
-        zmq_msg_t *f = &self->frames[rq->first + 2 + i];
-        self->payloads[i].ptr = zmq_msg_data(f);
-        self->payloads[i].len = zmq_msg_size(f);
         const fy_pubmeta_t *m = &req->msgs[i];
+        if (m->has_data) {
+            self->payloads[i] = m->data; /* points into the envelope frame */
+        } else {
+            zmq_msg_t *f = &self->frames[rq->first + 2 + i];
+            self->payloads[i].ptr = zmq_msg_data(f);
+            self->payloads[i].len = zmq_msg_size(f);
+        }
         uint64_t total = self->payloads[i].len + m->key.len + m->id.len + m->hdrs.len;
         if (total > self->cfg.max_msg_bytes)
             return fy_err_set(err, FERRY_ETOO_LARGE, "message %zu is %llu bytes; the limit is %llu",

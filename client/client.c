@@ -659,11 +659,12 @@ ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_messag
         return st;
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    if ((st = fy_encode_publish(self->enc, cid, topic, msg)))
+    bool inl = msg->len <= FY_INLINE_MAX;
+    if ((st = fy_encode_publish(self->enc, cid, topic, msg, inl)))
         return st;
     const void *data = msg->data ? msg->data : "";
     fy_reply_t rep;
-    st = s_call(self, cid, &data, &msg->len, 1, &rep);
+    st = s_call(self, cid, &data, &msg->len, inl ? 0 : 1, &rep);
     ferry_confirm_t cf = {.status = st};
     if (st == FERRY_OK)
         s_confirm_from(&rep, self->rep_index, &cf);
@@ -739,10 +740,12 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
     }
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    if ((st = fy_encode_publish(self->enc, cid, topic, msg)))
+    /* A small payload rides in the envelope: one frame per publish. */
+    bool inl = msg->len <= FY_INLINE_MAX;
+    if ((st = fy_encode_publish(self->enc, cid, topic, msg, inl)))
         return st;
     const void *data = msg->data ? msg->data : "";
-    if ((st = s_send(self, &data, &msg->len, 1)))
+    if ((st = s_send(self, &data, &msg->len, inl ? 0 : 1)))
         return st;
     s_pending_t *p = s_fifo_at(self, self->count++);
     *p = (s_pending_t){.cid = cid, .cb = cb, .user = user, .done = false};

@@ -76,6 +76,8 @@ typedef struct fy_pubmeta {
     fy_bytes_t key;  /**< len 0: no key */
     fy_bytes_t id;   /**< len 0: no message id */
     fy_bytes_t hdrs; /**< canonical msgpack map of str->str; len 0: no headers */
+    bool has_data;   /**< publish: the payload came inline (field 'data'), not as a frame */
+    fy_bytes_t data; /**< the inline payload when has_data */
 } fy_pubmeta_t;
 
 /** A decoded request. Fields not used by `op` are zero. */
@@ -145,8 +147,12 @@ fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const
 /** @p cfg may be NULL (broker defaults). */
 fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
                               const ferry_topic_config_t *cfg);
+/** Payloads up to this size go inline in a publish envelope (one frame in all). */
+#define FY_INLINE_MAX 4096
+/** With @p inline_data the payload is packed as field 'data' and no payload
+ *  frame follows; otherwise the caller sends it as the next frame. */
 fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
-                              const ferry_message_t *msg);
+                              const ferry_message_t *msg, bool inline_data);
 fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
                                     const ferry_message_t *msgs, size_t n);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,

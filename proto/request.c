@@ -39,10 +39,18 @@ s_decode_publish(fy_decoder_t *self, const msgpack_object *map, fy_request_t *re
     size_t offs[FY_BATCH_MAX];
     self->hdrs.size = 0;
     if (req->op == FY_OP_PUBLISH) {
-        if (payload_frames != 1)
-            return fy_err_set(err, FERRY_EFRAMES, "publish takes exactly one payload frame");
-        if ((st = s_decode_meta(self, map, &self->metas[0], &offs[0], err)))
+        const msgpack_object *d = fy_envi_field(map, "data");
+        fy_pubmeta_t *meta = &self->metas[0];
+        if (d && d->type != MSGPACK_OBJECT_BIN)
+            return fy_err_set(err, FERRY_EFIELD, "field 'data' must be bin");
+        if (payload_frames != (d ? 0u : 1u))
+            return fy_err_set(err, FERRY_EFRAMES,
+                              "publish takes one payload frame, or none with field 'data'");
+        if ((st = s_decode_meta(self, map, meta, &offs[0], err)))
             return st;
+        meta->has_data = d != NULL;
+        meta->data.ptr = d ? (const uint8_t *)d->via.bin.ptr : NULL;
+        meta->data.len = d ? d->via.bin.size : 0;
         req->msg_count = 1;
     } else {
         const msgpack_object *arr = fy_envi_field(map, "msgs");
@@ -59,6 +67,7 @@ s_decode_publish(fy_decoder_t *self, const msgpack_object *map, fy_request_t *re
                 return fy_err_set(err, FERRY_EFIELD, "each entry of 'msgs' must be a map");
             if ((st = s_decode_meta(self, m, &self->metas[i], &offs[i], err)))
                 return st;
+            self->metas[i].has_data = false;
         }
         req->msg_count = arr->via.array.size;
     }
@@ -402,11 +411,15 @@ s_meta_nfields(const ferry_message_t *m)
 }
 
 fy_status_t
-fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const ferry_message_t *msg)
+fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const ferry_message_t *msg,
+                  bool inline_data)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 1 + s_meta_nfields(msg), "publish", cid) |
+    int rc = fy_envi_head(&self->pk, 1 + s_meta_nfields(msg) + inline_data, "publish", cid) |
              fy_envi_kv_str(&self->pk, "topic", topic) | s_pack_meta_fields(&self->pk, msg);
+    if (inline_data)
+        rc |= fy_envi_str(&self->pk, "data") | msgpack_pack_bin(&self->pk, msg->len) |
+              msgpack_pack_bin_body(&self->pk, msg->data ? msg->data : "", msg->len);
     return fy_envi_done(self, start, rc);
 }
 

@@ -222,6 +222,22 @@ test_malformed_corpus(void **state)
     s_expect(fx, FERRY_EFRAMES, 15);
     s_send(fx, NULL, 0, FY_BATCH_MAX + 5, 1);
     s_expect(fx, FERRY_EFRAMES, 0);
+    /* Inline data: with a payload frame as well, or not bin. */
+    s_head(fx, "publish", 17, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "data");
+    msgpack_pack_bin(&fx->pk, 3);
+    msgpack_pack_bin_body(&fx->pk, "abc", 3);
+    s_send(fx, NULL, 0, 1, 3);
+    s_expect(fx, FERRY_EFRAMES, 17);
+    s_head(fx, "publish", 18, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "data");
+    s_str(fx, "abc");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 18);
     s_head(fx, "ping", 16, 0);
     s_send(fx, NULL, 0, 1, 1);
     s_expect(fx, FERRY_EFRAMES, 16);

@@ -91,7 +91,7 @@ test_publish_round_trip(void **state)
                          .id = "svc:42",
                          .headers = hdrs,
                          .header_count = 2};
-    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_PUBLISH);
@@ -101,6 +101,23 @@ test_publish_round_trip(void **state)
     assert_true(fy_bytes_eq(req.msgs[0].key, fy_bytes_str("order-7")));
     assert_true(fy_bytes_eq(req.msgs[0].id, fy_bytes_str("svc:42")));
     assert_true(req.msgs[0].hdrs.len > 0);
+    assert_false(req.msgs[0].has_data); /* the payload travels as a frame */
+
+    /* The same message with its payload inline: no frame, the bytes in 'data'. */
+    fy_encoder_reset(fx->enc);
+    ferry_message_t big = m;
+    big.data = "payload bytes";
+    big.len = 13;
+    assert_int_equal(fy_encode_publish(fx->enc, 100, "orders.created", &big, true), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_EFRAMES);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.cid, 100);
+    assert_true(req.msgs[0].has_data);
+    assert_true(fy_bytes_eq(req.msgs[0].data, fy_bytes_str("payload bytes")));
+    assert_true(fy_bytes_eq(req.msgs[0].id, fy_bytes_str("svc:42")));
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
 
     /* The canonical headers come back intact in a get reply. */
     fy_encoder_reset(fx->enc);
@@ -445,6 +462,24 @@ test_envelope_field_errors(void **state)
     assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFRAMES);
     assert_int_equal(s_decode_raw(fx, 2, &req, &err), FERRY_EFRAMES);
     assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_OK);
+    assert_false(req.msgs[0].has_data);
+    /* Inline data takes the place of the frame: none may follow; it must be bin. */
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "data");
+    msgpack_pack_bin(&fx->pk, 2);
+    msgpack_pack_bin_body(&fx->pk, "hi", 2);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFRAMES);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_OK);
+    assert_true(req.msgs[0].has_data);
+    assert_true(fy_bytes_eq(req.msgs[0].data, fy_bytes_str("hi")));
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "data");
+    s_str(&fx->pk, "hi");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
 
     /* publish_batch: too many messages. */
     s_raw_head(fx, "publish_batch", 35, 2);
@@ -524,7 +559,7 @@ test_mutations(void **state)
         lens[k] = fy_encoder_len(fx->enc) - offs[k]; \
         k++;                                         \
     } while (0)
-    S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m));
+    S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m, false));
     S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
     S_ADD(fy_encode_declare(fx->enc, 3, FERRY_KIND_QUEUE, "jobs", &cfg));
     S_ADD(fy_encode_get(fx->enc, 4, "orders", 7, 10));

@@ -26,7 +26,7 @@ FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c
-BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/broker.c broker/options.c
+BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c
@@ -93,6 +93,7 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
 $(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/subs.c broker/log.c)
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
+$(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
 $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "consumers.h"
 #include "store.h"
 
 #define S_MAX_FRAMES          (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
@@ -27,9 +28,7 @@
 #define S_IDLE_MS             100                /* sweeps and ack-wait timers, when idle */
 #define S_WAITERS_MAX         4096               /* fetches waiting for messages at once */
 #define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
-#define S_CONSUMERS_MAX       1024               /* push consumers at once */
 #define S_CONSUMER_TIMEOUT_MS 15000              /* a consumer's peer silent this long is gone */
-#define S_SENT_MAX            256 /* sequences a consumer remembers having been sent */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -50,29 +49,6 @@ typedef struct s_reply {
     const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
     size_t peer_len;
 } s_reply_t;
-
-/* A push consumer: the broker sends messages of its subscription to its peer
- * while it has credit. `credit` is what the last commit left; the other
- * counters belong to the batch being applied. */
-typedef struct s_consumer {
-    uint64_t id, sub_id;
-    uint8_t peer[256];
-    size_t peer_len;
-    uint8_t topic[FERRY_NAME_MAX], sub[FERRY_NAME_MAX];
-    size_t topic_len, sub_len;
-    uint32_t credit;
-    long long last_seen_ms;
-    uint32_t added, used; /* this batch */
-    bool removed;         /* this batch */
-    bool ephemeral;       /* no subscription: live messages from next_seq, no acks */
-    uint64_t next_seq;    /* ephemeral: committed position */
-    uint64_t next_batch;  /* ephemeral: position after this batch's deliveries */
-    /* The last S_SENT_MAX sequences sent, so that when the consumer goes away
-     * what it still holds unacked is given back at once. A ring: `sent_head`
-     * is the next slot; `sent_mark` is where the committed batches left it. */
-    uint64_t sent[S_SENT_MAX];
-    size_t sent_head, sent_count, sent_mark, sent_count_mark;
-} s_consumer_t;
 
 /* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
  * messages. Kept in memory only: a client whose broker restarted asks again. */
@@ -102,9 +78,9 @@ struct fy_broker {
     fy_store_t *store;
     fy_decoder_t *dec;
     fy_encoder_t *enc;
-    fy_encoder_t *items;      /* message entries of a get/fetch reply before its count is known */
-    uint64_t last_item_seq;   /* sequence of the last entry encoded into items */
-    s_consumer_t *delivering; /* the consumer s_item records sent sequences for, or NULL */
+    fy_encoder_t *items;       /* message entries of a get/fetch reply before its count is known */
+    uint64_t last_item_seq;    /* sequence of the last entry encoded into items */
+    fy_consumer_t *delivering; /* the consumer s_item records sent sequences for, or NULL */
     zmq_msg_t *frames;
     size_t nframes, frames_cap;
     s_req_t *reqs;
@@ -120,14 +96,9 @@ struct fy_broker {
     /* Push consumers, journaled the same way: a batch records credit added,
      * messages sent and removals per consumer, and new consumers apart; the
      * commit applies them, a replay forgets them. */
-    s_consumer_t *consumers, *new_consumers;
-    size_t nconsumers, nnew_consumers, consumer_rr;
-    uint64_t next_consumer_id;
-    bool deliver_soon;    /* consumers or credit were added: run a turn at once */
-    bool full_logged;     /* "storage full" already logged for this batch */
-    uint8_t touched[256]; /* the peer s_touch_consumers saw last, at touched_ms */
-    size_t touched_len;
-    long long touched_ms;
+    fy_consumers_t cons;
+    bool deliver_soon; /* consumers or credit were added: run a turn at once */
+    bool full_logged;  /* "storage full" already logged for this batch */
     zmq_msg_t *outs;
     size_t nouts, outs_cap;
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
@@ -171,20 +142,18 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->items = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
     /* One reply per request, per waiter served and per consumer delivered to. */
-    size_t max_replies = cfg->batch_max + S_WAITERS_TURN + S_CONSUMERS_MAX;
+    size_t max_replies = cfg->batch_max + S_WAITERS_TURN + FY_CONSUMERS_MAX;
     self->replies = calloc(max_replies, sizeof *self->replies);
     self->order = calloc(max_replies, sizeof *self->order);
     self->waiters = calloc(S_WAITERS_MAX, sizeof *self->waiters);
     self->new_waiters = calloc(S_WAITERS_MAX, sizeof *self->new_waiters);
-    self->consumers = calloc(S_CONSUMERS_MAX, sizeof *self->consumers);
-    self->new_consumers = calloc(S_CONSUMERS_MAX, sizeof *self->new_consumers);
-    self->next_consumer_id = 1;
+    int cons_rc = fy_consumers_init(&self->cons);
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
-        !self->waiters || !self->new_waiters || !self->consumers || !self->new_consumers ||
-        !self->payloads || !self->seqs || !self->dups) {
+        !self->waiters || !self->new_waiters || cons_rc != 0 || !self->payloads || !self->seqs ||
+        !self->dups) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -265,8 +234,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->order);
     free(self->waiters);
     free(self->new_waiters);
-    free(self->consumers);
-    free(self->new_consumers);
+    fy_consumers_free(&self->cons);
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
@@ -432,13 +400,8 @@ s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
         memcpy(zmq_msg_data(f), m->payload.ptr, m->payload.len);
     self->nouts++;
     self->last_item_seq = m->seq;
-    s_consumer_t *c = self->delivering;
-    if (c) {
-        c->sent[c->sent_head] = m->seq;
-        c->sent_head = (c->sent_head + 1) % S_SENT_MAX;
-        if (c->sent_count < S_SENT_MAX)
-            c->sent_count++;
-    }
+    if (self->delivering)
+        fy_consumer_sent(self->delivering, m->seq);
     return FERRY_OK;
 }
 
@@ -572,30 +535,16 @@ s_commit_waiters(fy_broker_t *self)
 /* A consumer goes away: what it was sent and did not ack is due again now
  * (acked ones are left alone by the nack), in this batch's transaction. */
 static void
-s_consumer_release(fy_broker_t *self, s_consumer_t *c)
+s_consumer_release(fy_broker_t *self, fy_consumer_t *c)
 {
     c->removed = true;
     if (c->ephemeral)
         return;
     for (size_t k = 0; k < c->sent_count && !fy_store_spoiled(self->store); k++) {
-        size_t slot = (c->sent_head + S_SENT_MAX - 1 - k) % S_SENT_MAX;
-        fy_status_t st = fy_store_nack(self->store, c->sub_id, c->sent[slot], 0);
+        fy_status_t st = fy_store_nack(self->store, c->sub_id, fy_consumer_sent_at(c, k), 0);
         if (st && st != FERRY_ESEQ && st != FERRY_ENOTFOUND)
             break; /* storage trouble: the ack wait brings them back instead */
     }
-}
-
-/* The consumer `id` as this batch sees it (committed or added in it), or NULL. */
-static s_consumer_t *
-s_consumer_find(fy_broker_t *self, uint64_t id)
-{
-    for (size_t i = 0; i < self->nconsumers; i++)
-        if (self->consumers[i].id == id && !self->consumers[i].removed)
-            return &self->consumers[i];
-    for (size_t i = 0; i < self->nnew_consumers; i++)
-        if (self->new_consumers[i].id == id && !self->new_consumers[i].removed)
-            return &self->new_consumers[i];
-    return NULL;
 }
 
 /* subscribe, credit, unsubscribe. */
@@ -616,13 +565,10 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         if (!ephemeral &&
             (st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
             return st;
-        if (self->nconsumers + self->nnew_consumers >= S_CONSUMERS_MAX)
-            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d consumers", S_CONSUMERS_MAX);
+        fy_consumer_t *c = fy_consumers_add(&self->cons);
+        if (!c)
+            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d consumers", FY_CONSUMERS_MAX);
         zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
-        s_consumer_t *c = &self->new_consumers[self->nnew_consumers];
-        memset(c, 0, sizeof *c);
-        c->id = self->next_consumer_id + self->nnew_consumers;
-        self->nnew_consumers++;
         c->sub_id = info.id;
         c->peer_len = zmq_msg_size(ident) < sizeof c->peer ? zmq_msg_size(ident) : sizeof c->peer;
         memcpy(c->peer, zmq_msg_data(ident), c->peer_len);
@@ -638,7 +584,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         s_reply_begin(self, ri, &r);
         st = fy_encode_subscribed(self->enc, req->cid, c->id, ephemeral);
     } else {
-        s_consumer_t *c = s_consumer_find(self, req->consumer);
+        fy_consumer_t *c = fy_consumers_find(&self->cons, req->consumer);
         if (!c)
             return fy_err_set(err, FERRY_ENOTFOUND, "no such consumer");
         if (req->op == FY_OP_CREDIT) {
@@ -661,26 +607,6 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
     return st;
 }
 
-/* Any request from a peer shows its consumers are alive. Liveness counts in
- * seconds, so a peer touched in this same millisecond is skipped: a stream of
- * requests from one client costs one comparison each, not a walk. */
-static void
-s_touch_consumers(fy_broker_t *self, const zmq_msg_t *ident, long long now)
-{
-    const void *p = zmq_msg_data((zmq_msg_t *)ident);
-    size_t n = zmq_msg_size((zmq_msg_t *)ident);
-    if (now == self->touched_ms && n == self->touched_len && memcmp(self->touched, p, n) == 0)
-        return;
-    self->touched_ms = now;
-    self->touched_len = n < sizeof self->touched ? n : 0;
-    memcpy(self->touched, p, self->touched_len);
-    for (size_t i = 0; i < self->nconsumers; i++) {
-        s_consumer_t *c = &self->consumers[i];
-        if (c->peer_len == n && memcmp(c->peer, p, n) == 0)
-            c->last_seen_ms = now;
-    }
-}
-
 /* Sends each consumer with credit what its subscription has (due redeliveries
  * first), one delivery per consumer per batch; consumers whose peer went
  * silent, or whose subscription is gone, are removed. Starts at a rotating
@@ -689,9 +615,9 @@ static void
 s_deliver(fy_broker_t *self)
 {
     long long now = s_mono_ms();
-    size_t n = self->nconsumers;
+    size_t n = self->cons.nlive;
     for (size_t k = 0; k < n && !fy_store_spoiled(self->store); k++) {
-        s_consumer_t *c = &self->consumers[(self->consumer_rr + k) % n];
+        fy_consumer_t *c = &self->cons.live[(self->cons.rr + k) % n];
         if (c->removed)
             continue;
         if (now - c->last_seen_ms > S_CONSUMER_TIMEOUT_MS) {
@@ -744,44 +670,6 @@ s_deliver(fy_broker_t *self)
         s_reply_end(self, r);
         c->used += (uint32_t)count;
     }
-}
-
-/* The batch's changes to one consumer become its committed state. */
-static void
-s_consumer_settle(s_consumer_t *c)
-{
-    c->credit = c->credit + c->added - c->used;
-    c->added = c->used = 0;
-    c->next_seq = c->next_batch;
-    c->sent_mark = c->sent_head;
-    c->sent_count_mark = c->sent_count;
-}
-
-/* After a commit: credits, removals and new consumers take effect. */
-static void
-s_commit_consumers(fy_broker_t *self)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < self->nconsumers; i++) {
-        s_consumer_t *c = &self->consumers[i];
-        if (c->removed)
-            continue;
-        self->deliver_soon = self->deliver_soon || c->added > 0;
-        s_consumer_settle(c);
-        self->consumers[kept++] = *c;
-    }
-    for (size_t i = 0; i < self->nnew_consumers; i++) {
-        s_consumer_t *c = &self->new_consumers[i];
-        if (c->removed)
-            continue;
-        s_consumer_settle(c);
-        self->consumers[kept++] = *c;
-    }
-    self->deliver_soon = self->deliver_soon || self->nnew_consumers > 0;
-    self->nconsumers = kept;
-    self->next_consumer_id += self->nnew_consumers;
-    self->nnew_consumers = 0;
-    self->consumer_rr = kept ? (self->consumer_rr + 1) % kept : 0;
 }
 
 static fy_status_t
@@ -885,8 +773,10 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         s_refuse(self, ri, &req, st, err.msg);
         return;
     }
-    if (self->nconsumers)
-        s_touch_consumers(self, &self->frames[rq->first], s_mono_ms());
+    if (self->cons.nlive) {
+        zmq_msg_t *ident = &self->frames[rq->first];
+        fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), s_mono_ms());
+    }
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
                     req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
                     req.op == FY_OP_SUB_DECLARE || req.op == FY_OP_FETCH || req.op == FY_OP_ACK ||
@@ -1134,14 +1024,7 @@ s_reset_replies(fy_broker_t *self)
     self->nnew_waiters = 0;
     for (size_t i = 0; i < self->nwaiters; i++)
         self->waiters[i].served = false;
-    self->nnew_consumers = 0;
-    for (size_t i = 0; i < self->nconsumers; i++) {
-        self->consumers[i].added = self->consumers[i].used = 0;
-        self->consumers[i].removed = false;
-        self->consumers[i].next_batch = self->consumers[i].next_seq;
-        self->consumers[i].sent_head = self->consumers[i].sent_mark;
-        self->consumers[i].sent_count = self->consumers[i].sent_count_mark;
-    }
+    fy_consumers_rollback(&self->cons);
     fy_encoder_reset(self->enc);
     for (size_t i = 0; i < self->nouts; i++)
         zmq_msg_close(&self->outs[i]);
@@ -1201,7 +1084,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
             s_send_replies(self);
             s_commit_waiters(self);
-            s_commit_consumers(self);
+            self->deliver_soon = fy_consumers_commit(&self->cons) || self->deliver_soon;
             return FERRY_OK;
         }
         if (st == FERRY_ESTORAGE_FULL) {

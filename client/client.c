@@ -784,13 +784,14 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
                 size_t *count)
 {
     size_t n;
-    if (fy_reply_get_count(rep, &n) || n + 1 != self->nrframes)
+    if (fy_reply_get_count(rep, &n))
         return s_fail(self, FERRY_EPROTO, "malformed message reply");
-    size_t nhdrs = 0, text = 0;
+    size_t nhdrs = 0, text = 0, frames = 1;
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;
         if (fy_reply_get_msg(rep, i, &g))
             return s_fail(self, FERRY_EPROTO, "malformed message reply");
+        frames += !g.has_data; /* an entry without inline data has the next frame */
         nhdrs += g.header_count;
         text += g.key.len + g.id.len + 2;
         for (size_t j = 0; j < g.header_count; j++) {
@@ -808,6 +809,9 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
     self->got_text = malloc(text ? text : 1);
     if (!self->got || !self->got_hdrs || !self->got_text)
         return s_fail(self, FERRY_ENOMEM, "out of memory");
+    if (frames != self->nrframes)
+        return s_fail(self, FERRY_EPROTO, "malformed message reply");
+    size_t next_frame = 1;
     char *t = self->got_text;
     ferry_header_t *h = self->got_hdrs;
 #define S_COPY(dst, b)               \
@@ -836,8 +840,14 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
             S_COPY(h->name, hn);
             S_COPY(h->value, hv);
         }
-        m->data = zmq_msg_data(&self->rframes[i + 1]);
-        m->len = zmq_msg_size(&self->rframes[i + 1]);
+        if (g.has_data) {
+            m->data = g.data.ptr ? (const void *)g.data.ptr : "";
+            m->len = g.data.len;
+        } else {
+            m->data = zmq_msg_data(&self->rframes[next_frame]);
+            m->len = zmq_msg_size(&self->rframes[next_frame]);
+            next_frame++;
+        }
     }
 #undef S_COPY
     *msgs = self->got;

@@ -228,8 +228,11 @@ fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
 fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key,
                               fy_bytes_t id, fy_bytes_t hdrs);
 /** As fy_encode_get_msg, with the delivery count @p dc (fetch replies). */
+/** ... and with @p inline_data non-NULL the payload goes in the entry (field
+ *  'data') instead of a payload frame. */
 fy_status_t fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
-                                   fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs);
+                                   fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs,
+                                   const fy_bytes_t *inline_data);
 
 /* ---- reply decoding (client side) --------------------------------------- */
 
@@ -262,7 +265,9 @@ typedef struct fy_getmsg {
     fy_bytes_t key;
     fy_bytes_t id;
     size_t header_count;
-    uint32_t dc; /**< delivery count (fetch replies; 0 in get replies) */
+    uint32_t dc;     /**< delivery count (fetch replies; 0 in get replies) */
+    bool has_data;   /**< the payload is inline (field 'data'), not the next frame */
+    fy_bytes_t data; /**< the inline payload when has_data */
 } fy_getmsg_t;
 
 /** Fields of a sub_declare reply. */

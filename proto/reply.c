@@ -167,17 +167,18 @@ fy_status_t
 fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key, fy_bytes_t id,
                   fy_bytes_t hdrs)
 {
-    return fy_encode_delivery_msg(self, seq, ts_ms, 0, key, id, hdrs);
+    return fy_encode_delivery_msg(self, seq, ts_ms, 0, key, id, hdrs, NULL);
 }
 
 fy_status_t
 fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
-                       fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs)
+                       fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs,
+                       const fy_bytes_t *inline_data)
 {
     size_t start = self->buf.size;
-    int rc =
-        msgpack_pack_map(&self->pk, 2 + (dc > 0) + (key.len > 0) + (id.len > 0) + (hdrs.len > 0)) |
-        fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "ts", ts_ms);
+    int rc = msgpack_pack_map(&self->pk, 2 + (dc > 0) + (key.len > 0) + (id.len > 0) +
+                                             (hdrs.len > 0) + (inline_data != NULL)) |
+             fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "ts", ts_ms);
     if (dc)
         rc |= fy_envi_kv_uint(&self->pk, "dc", dc);
     if (key.len)
@@ -187,6 +188,11 @@ fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_
     if (hdrs.len) /* stored in canonical msgpack already: copied as is */
         rc |= fy_envi_str(&self->pk, "hdrs") |
               msgpack_sbuffer_write(&self->buf, (const char *)hdrs.ptr, hdrs.len);
+    if (inline_data)
+        rc |=
+            fy_envi_str(&self->pk, "data") | msgpack_pack_bin(&self->pk, inline_data->len) |
+            msgpack_pack_bin_body(&self->pk, inline_data->ptr ? (const void *)inline_data->ptr : "",
+                                  inline_data->len);
     return fy_envi_done(self, start, rc);
 }
 
@@ -376,6 +382,14 @@ fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out)
         if (h->type != MSGPACK_OBJECT_MAP)
             return FERRY_EFIELD;
         out->header_count = h->via.map.size;
+    }
+    const msgpack_object *d = fy_envi_field(m, "data");
+    if (d) {
+        if (d->type != MSGPACK_OBJECT_BIN)
+            return FERRY_EFIELD;
+        out->has_data = true;
+        out->data.ptr = (const uint8_t *)d->via.bin.ptr;
+        out->data.len = d->via.bin.size;
     }
     return FERRY_OK;
 }

@@ -146,7 +146,29 @@ test_publish_round_trip(void **state)
     assert_true(fy_bytes_eq(hn, fy_bytes_str("type")));
     assert_true(fy_bytes_eq(hv, fy_bytes_str("OrderCreated")));
     assert_int_equal(fy_reply_get_header(&rep, 0, 2, &hn, &hv), FERRY_EFIELD);
+    assert_false(g.has_data); /* its payload is the next frame */
     free(copy);
+
+    /* A fetch reply whose second entry carries its payload inline. */
+    fy_encoder_reset(fx->enc);
+    fy_bytes_t small = fy_bytes_str("tiny");
+    assert_int_equal(fy_encode_get_begin(fx->enc, 6, 2), FERRY_OK);
+    assert_int_equal(fy_encode_delivery_msg(fx->enc, 1, 10, 1, (fy_bytes_t){0}, (fy_bytes_t){0},
+                                            (fy_bytes_t){0}, NULL),
+                     FERRY_OK);
+    assert_int_equal(fy_encode_delivery_msg(fx->enc, 2, 11, 3, (fy_bytes_t){0}, (fy_bytes_t){0},
+                                            (fy_bytes_t){0}, &small),
+                     FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
+    assert_int_equal(fy_reply_get_msg(&rep, 0, &g), FERRY_OK);
+    assert_false(g.has_data);
+    assert_int_equal(g.dc, 1);
+    assert_int_equal(fy_reply_get_msg(&rep, 1, &g), FERRY_OK);
+    assert_true(g.has_data);
+    assert_int_equal(g.dc, 3);
+    assert_true(fy_bytes_eq(g.data, small));
 }
 
 static void

@@ -26,36 +26,38 @@
 static void
 s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ferry [--server EP] [--timeout MS] COMMAND [ARGS]\n"
-            "\n"
-            "Commands:\n"
-            "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
-            "          [--max-age-ms N] [--discard old|new] [--interest]\n"
-            "                                                    create (or check) a destination\n"
-            "  delete NAME                                       delete it and its messages\n"
-            "  info NAME                                         show a topic or queue\n"
-            "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
-            "                                                    publish and wait for the confirm\n"
-            "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
-            "  peek TOPIC|QUEUE [--from SEQ] [--count N]         the same: look, consume nothing\n"
-            "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
-            "      [--max-deliver N] [--filter PATTERN] [--count N] [--wait-ms N] [--no-ack]\n"
-            "      [--declare-only]\n"
-            "                                                    consume by push and print\n"
-            "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
-            "                                                    consume: print, then ack\n"
-            "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
-            "for a queue)\n"
-            "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
-            "  sub-info TOPIC|QUEUE [NAME]                       where a subscription stands\n"
-            "  dlq list TOPIC [--from SEQ] [--count N]           print TOPIC.dlq with its headers\n"
-            "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
-            "  stats                                             broker counters\n"
-            "  ping                                              check the broker answers\n"
-            "\n"
-            "--server defaults to $FERRY_SERVER or tcp://127.0.0.1:5555.\n"
-            "Exit codes: 0 ok, 1 refused by the broker, 2 usage, 3 broker unreachable.\n");
+    fprintf(
+        out,
+        "usage: ferry [--server EP] [--timeout MS] COMMAND [ARGS]\n"
+        "\n"
+        "Commands:\n"
+        "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
+        "          [--max-age-ms N] [--discard old|new] [--interest]\n"
+        "                                                    create (or check) a destination\n"
+        "  delete NAME                                       delete it and its messages\n"
+        "  info NAME                                         show a topic or queue\n"
+        "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
+        "                                                    publish and wait for the confirm\n"
+        "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
+        "  peek TOPIC|QUEUE [--from SEQ] [--count N]         the same: look, consume nothing\n"
+        "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
+        "      [--max-deliver N] [--filter PATTERN] [--count N] [--wait-ms N] [--no-ack]\n"
+        "      [--declare-only]\n"
+        "                                                    consume by push and print\n"
+        "  fetch TOPIC|QUEUE [NAME] [--count N] [--wait-ms N] [--no-ack]\n"
+        "                                                    consume: print, then ack\n"
+        "  ack TOPIC|QUEUE NAME SEQ...                       ack fetched messages (NAME \"\" "
+        "for a queue)\n"
+        "  nack TOPIC|QUEUE NAME SEQ [--delay-ms N]          give one back for redelivery\n"
+        "  sub-info TOPIC|QUEUE [NAME]                       where a subscription stands\n"
+        "                                                    (also: sub info TOPIC|QUEUE [NAME])\n"
+        "  dlq list TOPIC [--from SEQ] [--count N]           print TOPIC.dlq with its headers\n"
+        "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
+        "  stats                                             broker counters\n"
+        "  ping                                              check the broker answers\n"
+        "\n"
+        "--server defaults to $FERRY_SERVER or tcp://127.0.0.1:5555.\n"
+        "Exit codes: 0 ok, 1 refused by the broker, 2 usage, 3 broker unreachable.\n");
 }
 
 static int
@@ -530,7 +532,7 @@ main(int argc, char **argv)
         const char *name;
         int min, max;
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
-                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 1},
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 3},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
                 {"dlq", 2, 2},     {"peek", 1, 1}};
     int which = -1;
@@ -606,11 +608,17 @@ main(int argc, char **argv)
         st = ferry_client_ping(c);
         if ((rc = s_report(c, st)) == 0)
             printf("pong\n");
-    } else if (strcmp(cmd, "sub") == 0) {
+    } else if (strcmp(cmd, "sub") == 0 && !(npos > 1 && strcmp(pos[0], "info") == 0)) {
+        if (npos != 1)
+            goto usage;
         rc = s_cmd_sub(c, pos[0], &o);
-    } else if (strcmp(cmd, "sub-info") == 0) {
+    } else if (strcmp(cmd, "sub-info") == 0 || strcmp(cmd, "sub") == 0) {
+        /* "sub-info TOPIC [NAME]", or the same spelled "sub info TOPIC [NAME]". */
+        int at = strcmp(cmd, "sub") == 0;
+        if (npos - at > 2)
+            goto usage;
         ferry_sub_info_t si;
-        st = ferry_client_sub_info(c, pos[0], npos > 1 ? pos[1] : "", &si);
+        st = ferry_client_sub_info(c, pos[at], npos > at + 1 ? pos[at + 1] : "", &si);
         if ((rc = s_report(c, st)) == 0)
             printf(
                 "cursor: %llu\nack_floor: %llu\nlast_seq: %llu\nwaiting: %llu\n"

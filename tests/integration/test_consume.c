@@ -64,7 +64,7 @@ static void
 test_competing_consumers_on_queue(void **state)
 {
     fx_t *fx = *state;
-    const size_t n = getenv("FERRY_TEST_QUICK") ? 600 : 3000;
+    const size_t n = getenv("FERRY_TEST_QUICK") ? 600 : 30000;
     assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobs", NULL, NULL, NULL),
                      FERRY_OK);
     s_publish_n(fx->c, "jobs", n);
@@ -74,7 +74,7 @@ test_competing_consumers_on_queue(void **state)
     assert_non_null(cs[2]);
     uint8_t *seen = calloc(n + 1, 1);
     size_t per[3] = {0}, total = 0;
-    for (int round = 0; total < n && round < 10000; round++) {
+    for (int round = 0; total < n && round < 100000; round++) {
         ferry_client_t *c = cs[round % 3];
         const ferry_stored_message_t *msgs;
         size_t got;
@@ -276,6 +276,11 @@ test_dead_letters(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s sub-info pay p", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "cursor: 3\nack_floor: 1\nlast_seq: 2\nwaiting: 0\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s sub info pay p", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "cursor: 3\nack_floor: 1\nlast_seq: 2\nwaiting: 0\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s sub pay p 2>/dev/null", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2); /* sub takes one topic */
 }
 
 static void

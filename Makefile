@@ -57,7 +57,7 @@ help:
 	@echo "make test            build and run every test"
 	@echo "make check-asan      every test under AddressSanitizer + UBSan"
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
-	@echo "make bench           publish throughput benchmark (bench/README.md)"
+	@echo "make bench           publish, work-queue, fan-out and pending-set benchmarks (bench/README.md)"
 	@echo "make install         PREFIX=$(PREFIX) DESTDIR=..."
 
 deps:

@@ -118,7 +118,7 @@ run: all
 	@mkdir -p $(DATA)
 	$(BUILD)/ferryd --data $(DATA) --bind $(BIND)
 
-$(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC)) $(LIBA)
+$(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 

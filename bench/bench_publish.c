@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ferry.h"
 #include "fixture.h"
+#include "harness.h"
 
 typedef struct {
     size_t ok, failed;
@@ -30,14 +30,6 @@ s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
         n->ok++;
     else
         n->failed++;
-}
-
-static double
-s_secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 int
@@ -65,17 +57,12 @@ main(int argc, char **argv)
     fy_ferryd_t d = {0};
     if (fy_ferryd_start(&d) != 0)
         return 1;
-    ferry_options_t *o = ferry_options_new();
-    ferry_options_set_server(o, d.endpoint);
-    ferry_options_set_window(o, window);
-    ferry_options_set_timeout_ms(o, 30000);
-    ferry_client_t *c = NULL;
-    if (ferry_client_new(o, &c) != FERRY_OK) {
+    ferry_client_t *c = fy_connect(d.endpoint, 30000, window);
+    if (!c) {
         fprintf(stderr, "bench: cannot connect\n");
         fy_ferryd_cleanup(&d);
         return 1;
     }
-    ferry_options_destroy(&o);
     ferry_client_declare(c, FERRY_KIND_TOPIC, "bench", NULL, NULL, NULL);
     char *payload = malloc(size ? size : 1);
     memset(payload, 'x', size);
@@ -88,7 +75,7 @@ main(int argc, char **argv)
         ferry_stats_t before, after;
         ferry_client_stats(c, &before);
         s_count_t count = {0};
-        double t0 = s_secs();
+        double t0 = fy_now_s();
         for (size_t i = 0; i < n; i++) {
             snprintf(id, sizeof id, "r%zu-%zu", r, i);
             ferry_message_t m = {.data = payload, .len = size, .id = ids ? id : NULL};
@@ -100,7 +87,7 @@ main(int argc, char **argv)
         }
         if (ferry_client_flush(c, 60000) != FERRY_OK)
             rc = 1;
-        double secs = s_secs() - t0;
+        double secs = fy_now_s() - t0;
         ferry_client_stats(c, &after);
         uint64_t commits = after.commits - before.commits;
         if (count.ok != n || count.failed)

@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ferry.h"
 #include "fixture.h"
+#include "harness.h"
 
 typedef struct {
     const char *endpoint;
@@ -31,27 +31,6 @@ typedef struct {
     double end;
     int failed;
 } s_consumer_t;
-
-static double
-s_secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static ferry_client_t *
-s_connect(const char *endpoint, size_t window)
-{
-    ferry_options_t *o = ferry_options_new();
-    ferry_client_t *c = NULL;
-    if (o && ferry_options_set_server(o, endpoint) == FERRY_OK &&
-        ferry_options_set_window(o, window) == FERRY_OK &&
-        ferry_options_set_timeout_ms(o, 30000) == FERRY_OK)
-        ferry_client_new(o, &c);
-    ferry_options_destroy(&o);
-    return c;
-}
 
 static ferry_msg_action_t
 s_on_msg(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
@@ -71,20 +50,20 @@ static void *
 s_consume_push(void *arg)
 {
     s_consumer_t *k = arg;
-    ferry_client_t *c = s_connect(k->endpoint, 10);
+    ferry_client_t *c = fy_connect(k->endpoint, 30000, 10);
     k->seen = calloc(k->n + 1, 1);
     if (!c || !k->seen ||
         ferry_client_subscribe(c, k->topic, k->sub, (uint32_t)k->prefetch, s_on_msg, k, NULL)) {
         k->failed = 1;
         goto done;
     }
-    double deadline = s_secs() + 120;
-    while (k->received < k->n && s_secs() < deadline)
+    double deadline = fy_now_s() + 120;
+    while (k->received < k->n && fy_now_s() < deadline)
         if (ferry_client_poll(c, 100) != FERRY_OK)
             break;
     /* The last acks go out without waiting: a round trip makes sure they landed. */
     ferry_client_ping(c);
-    k->end = s_secs();
+    k->end = fy_now_s();
 done:
     free(k->seen);
     ferry_client_destroy(&c);
@@ -95,15 +74,15 @@ static void *
 s_consume(void *arg)
 {
     s_consumer_t *k = arg;
-    ferry_client_t *c = s_connect(k->endpoint, 10);
+    ferry_client_t *c = fy_connect(k->endpoint, 30000, 10);
     uint8_t *seen = calloc(k->n + 1, 1);
     uint64_t *seqs = calloc(k->fetch, sizeof *seqs);
     if (!c || !seen || !seqs) {
         k->failed = 1;
         goto done;
     }
-    double deadline = s_secs() + 120;
-    while (k->received < k->n && s_secs() < deadline) {
+    double deadline = fy_now_s() + 120;
+    while (k->received < k->n && fy_now_s() < deadline) {
         const ferry_stored_message_t *msgs;
         size_t got;
         if (ferry_client_fetch(c, "w1", NULL, (uint32_t)k->fetch, 100, &msgs, &got) != FERRY_OK) {
@@ -124,7 +103,7 @@ s_consume(void *arg)
         }
         k->received += got;
     }
-    k->end = s_secs();
+    k->end = fy_now_s();
 done:
     free(seen);
     free(seqs);
@@ -160,7 +139,7 @@ main(int argc, char **argv)
     fy_ferryd_t d = {0};
     if (fy_ferryd_start(&d) != 0)
         return 1;
-    ferry_client_t *p = s_connect(d.endpoint, window);
+    ferry_client_t *p = fy_connect(d.endpoint, 30000, window);
     const char *topic = subs ? "w3" : "w1";
     if (!p || ferry_client_declare(p, subs ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE, topic, NULL, NULL,
                                    NULL) != FERRY_OK) {
@@ -185,7 +164,7 @@ main(int argc, char **argv)
                                .prefetch = prefetch};
     }
     char *payload = calloc(1, size ? size : 1);
-    double t0 = s_secs();
+    double t0 = fy_now_s();
     for (size_t j = 0; j < nk; j++)
         pthread_create(&th[j], NULL, prefetch ? s_consume_push : s_consume, &ks[j]);
     int rc = 0;
@@ -198,7 +177,7 @@ main(int argc, char **argv)
     }
     if (ferry_client_flush(p, 60000) != FERRY_OK)
         rc = 1;
-    double published = s_secs() - t0, end = 0;
+    double published = fy_now_s() - t0, end = 0;
     size_t received = 0;
     for (size_t j = 0; j < nk; j++) {
         pthread_join(th[j], NULL);

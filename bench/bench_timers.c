@@ -21,36 +21,16 @@
 
 #include "ferry.h"
 #include "fixture.h"
+#include "harness.h"
 
 #define S_PINGS 2000
 #define S_PUBS  100000
-
-static double
-s_secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 s_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-static ferry_client_t *
-s_connect(const char *endpoint)
-{
-    ferry_options_t *o = ferry_options_new();
-    ferry_client_t *c = NULL;
-    if (o && ferry_options_set_server(o, endpoint) == FERRY_OK &&
-        ferry_options_set_window(o, 1000) == FERRY_OK &&
-        ferry_options_set_timeout_ms(o, 60000) == FERRY_OK)
-        ferry_client_new(o, &c);
-    ferry_options_destroy(&o);
-    return c;
 }
 
 static int
@@ -70,16 +50,16 @@ s_probe(ferry_client_t *c, const char *label, const char *payload, size_t size)
 {
     double rtt[S_PINGS];
     for (size_t i = 0; i < S_PINGS; i++) {
-        double t = s_secs();
+        double t = fy_now_s();
         if (ferry_client_ping(c) != FERRY_OK)
             return -1;
-        rtt[i] = (s_secs() - t) * 1e6;
+        rtt[i] = (fy_now_s() - t) * 1e6;
     }
     qsort(rtt, S_PINGS, sizeof rtt[0], s_cmp_double);
-    double t0 = s_secs();
+    double t0 = fy_now_s();
     if (s_publish(c, "other", S_PUBS, payload, size) != 0)
         return -1;
-    double secs = s_secs() - t0;
+    double secs = fy_now_s() - t0;
     printf("%-22s ping p50 %6.0f us, p99 %6.0f us; publish %7.0f msg/s\n", label, rtt[S_PINGS / 2],
            rtt[S_PINGS * 99 / 100], S_PUBS / secs);
     return 0;
@@ -91,8 +71,8 @@ s_fetch_all(ferry_client_t *c, const char *sub, size_t n, uint32_t count, uint8_
 {
     memset(seen, 0, n + 1);
     size_t got_all = 0;
-    double deadline = s_secs() + 300;
-    while (got_all < n && s_secs() < deadline) {
+    double deadline = fy_now_s() + 300;
+    while (got_all < n && fy_now_s() < deadline) {
         const ferry_stored_message_t *msgs;
         size_t got;
         if (ferry_client_fetch(c, "pending", sub, 1000, 1000, &msgs, &got) != FERRY_OK)
@@ -134,7 +114,7 @@ main(int argc, char **argv)
     int rc = 1;
     char *payload = calloc(1, size ? size : 1);
     uint8_t *seen = calloc(n + 1, 1);
-    ferry_client_t *c = s_connect(d.endpoint);
+    ferry_client_t *c = fy_connect(d.endpoint, 60000, 1000);
     ferry_sub_config_t hold = {.ack_wait_ms = 3600000};
     if (!payload || !seen || !c ||
         ferry_client_declare(c, FERRY_KIND_TOPIC, "pending", NULL, NULL, NULL) != FERRY_OK ||
@@ -145,10 +125,10 @@ main(int argc, char **argv)
     if (s_probe(c, "0 pending:", payload, size) != 0 || s_publish(c, "pending", n, payload, size))
         goto out;
 
-    double t0 = s_secs();
+    double t0 = fy_now_s();
     if (s_fetch_all(c, "hold", n, 1, seen) != 0)
         goto out;
-    double fetch_secs = s_secs() - t0;
+    double fetch_secs = fy_now_s() - t0;
     printf("fetched %zu without acking in %.2f s (%.0f msg/s)\n", n, fetch_secs, n / fetch_secs);
     char label[64];
     snprintf(label, sizeof label, "%zu pending:", n);
@@ -166,10 +146,10 @@ main(int argc, char **argv)
         goto out;
     struct timespec ts = {.tv_sec = (time_t)(wait_ms / 1000), .tv_nsec = 0};
     nanosleep(&ts, NULL);
-    t0 = s_secs();
+    t0 = fy_now_s();
     if (s_fetch_all(c, "expire", n, 2, seen) != 0)
         goto out;
-    double re_secs = s_secs() - t0;
+    double re_secs = fy_now_s() - t0;
     printf("ack wait %llu ms expired for %zu: redelivered in %.2f s (%.0f msg/s)\n",
            (unsigned long long)wait_ms, n, re_secs, n / re_secs);
     ferry_stats_t st;

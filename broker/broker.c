@@ -322,6 +322,18 @@ s_reply_end(fy_broker_t *self, s_reply_t *r)
     r->out_count = self->nouts - r->out_first;
 }
 
+/* Ends reply @p r, the last one begun, if encoding it went well (@p st);
+ * otherwise takes it back so that no half-encoded reply is sent. */
+static fy_status_t
+s_reply_finish(fy_broker_t *self, s_reply_t *r, fy_status_t st)
+{
+    if (st == FERRY_OK)
+        s_reply_end(self, r);
+    else
+        self->nreplies--;
+    return st;
+}
+
 static void
 s_peer_hex(const zmq_msg_t *ident, char *out, size_t cap)
 {
@@ -604,11 +616,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         s_reply_begin(self, ri, &r);
         st = fy_encode_ok(self->enc, req->cid);
     }
-    if (st == FERRY_OK)
-        s_reply_end(self, r);
-    else
-        self->nreplies--;
-    return st;
+    return s_reply_finish(self, r, st);
 }
 
 /* Sends each consumer with credit what its subscription has (due redeliveries
@@ -706,11 +714,7 @@ s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     s_reply_begin(self, ri, &r);
     st = fy_encode_sub_reply(self->enc, req->cid, info.cursor, info.ack_floor, info.ack_wait_ms,
                              info.max_deliver, info.last_seq, created);
-    if (st == FERRY_OK)
-        s_reply_end(self, r);
-    else
-        self->nreplies--;
-    return st;
+    return s_reply_finish(self, r, st);
 }
 
 /* ack, nack, term, progress: applied in this batch's transaction, so an "ok"
@@ -746,11 +750,7 @@ s_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     s_reply_t *r;
     s_reply_begin(self, ri, &r);
     st = fy_encode_ok(self->enc, req->cid);
-    if (st == FERRY_OK)
-        s_reply_end(self, r);
-    else
-        self->nreplies--;
-    return st;
+    return s_reply_finish(self, r, st);
 }
 
 /* Handles one request inside the batch transaction. `refuse_writes`: the map
@@ -905,10 +905,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         st = FERRY_EINTERNAL;
         break;
     }
-    if (st == FERRY_OK && r) {
-        s_reply_end(self, r);
+    if (r && s_reply_finish(self, r, st) == FERRY_OK)
         return;
-    }
     if (fy_store_spoiled(self->store))
         return; /* the caller replays the batch */
     if (st == FERRY_ESTORAGE_FULL && !self->full_logged) {

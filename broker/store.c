@@ -145,6 +145,13 @@ fy_storei_topic_get(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out)
     return FERRY_OK;
 }
 
+fy_status_t
+fy_storei_topic_need(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out)
+{
+    fy_status_t st = fy_storei_topic_get(self, name, out);
+    return st ? st : *out ? FERRY_OK : FERRY_ENOTFOUND;
+}
+
 static fy_status_t
 s_topic_put(fy_store_t *self, fy_topic_rec_t *t)
 {
@@ -542,11 +549,9 @@ fy_status_t
 fy_store_delete(fy_store_t *self, fy_bytes_t name)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, name, &t);
+    fy_status_t st = fy_storei_topic_need(self, name, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     uint8_t key[8];
     fy_be64_put(key, t->id);
     MDB_val k = {name.len, (void *)name.ptr}, idk = {8, key}, empty = {0, NULL};
@@ -566,11 +571,9 @@ fy_status_t
 fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, name, &t);
+    fy_status_t st = fy_storei_topic_need(self, name, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     s_topic_info(t, info);
     return FERRY_OK;
 }
@@ -719,11 +722,9 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                 const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += S_MSG_HDR + metas[i].key.len + metas[i].id.len + metas[i].hdrs.len +
@@ -795,11 +796,9 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
 {
     *count = 0;
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     /* Messages not yet in the topic record's range (never) or deleted are skipped
      * by the key range check below. */
     uint8_t key[16];

@@ -67,6 +67,8 @@ struct fy_store {
 fy_status_t fy_storei_mdb(fy_store_t *self, int rc, const char *what);
 /* Finds a topic in the batch cache or loads it; *out NULL if there is none. */
 fy_status_t fy_storei_topic_get(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out);
+/* The same, but a topic that does not exist is FERRY_ENOTFOUND. */
+fy_status_t fy_storei_topic_need(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out);
 fy_status_t fy_storei_meta_get(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t *out,
                                bool *found);
 fy_status_t fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val);

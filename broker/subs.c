@@ -153,6 +153,14 @@ s_sub_by_id(fy_store_t *self, uint64_t id, fy_sub_rec_t **out)
     return s_sub_load(self, &sk, out);
 }
 
+/* As s_sub_by_id, but a subscription that does not exist is FERRY_ENOTFOUND. */
+static fy_status_t
+s_sub_need(fy_store_t *self, uint64_t sub_id, fy_sub_rec_t **out)
+{
+    fy_status_t st = s_sub_by_id(self, sub_id, out);
+    return st ? st : *out ? FERRY_OK : FERRY_ENOTFOUND;
+}
+
 static fy_status_t
 s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t **out)
 {
@@ -293,11 +301,9 @@ fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, const fy_
                   fy_sub_info_t *info, bool *created)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     if ((t->kind == FERRY_KIND_QUEUE) != (name.len == 0))
         return FERRY_EFIELD;
     fy_sub_rec_t *sub;
@@ -320,11 +326,9 @@ fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info)
 {
     fy_sub_rec_t *sub;
     fy_topic_rec_t *t;
-    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st)
         return st;
-    if (!sub)
-        return FERRY_ENOTFOUND;
     if ((st = s_sub_topic(self, sub, &t)))
         return st;
     if (!t)
@@ -382,11 +386,9 @@ fy_status_t
 fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_get(self, topic, &t);
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (!t)
-        return FERRY_ENOTFOUND;
     if (t->kind == FERRY_KIND_QUEUE || name.len == 0)
         return FERRY_EFIELD;
     fy_sub_rec_t *sub;
@@ -447,9 +449,7 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
     *count = 0;
     fy_sub_rec_t *sub;
     fy_topic_rec_t *t;
-    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
-    if (st == FERRY_OK && !sub)
-        return FERRY_ENOTFOUND;
+    fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st || (st = s_sub_topic(self, sub, &t)))
         return st;
     if (!t)
@@ -621,11 +621,9 @@ fy_status_t
 fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
 {
     fy_sub_rec_t *sub;
-    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st)
         return st;
-    if (!sub)
-        return FERRY_ENOTFOUND;
     if (seq <= sub->floor)
         return FERRY_OK;
     if (seq >= sub->cursor)
@@ -745,11 +743,9 @@ fy_status_t
 fy_store_nack(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint64_t delay_ms)
 {
     fy_sub_rec_t *sub;
-    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st)
         return st;
-    if (!sub)
-        return FERRY_ENOTFOUND;
     if (seq >= sub->cursor)
         return FERRY_ESEQ;
     bool acked;
@@ -842,11 +838,9 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver
 {
     *count = 0;
     fy_sub_rec_t *sub;
-    fy_status_t st = s_sub_by_id(self, sub_id, &sub);
+    fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st)
         return st;
-    if (!sub)
-        return FERRY_ENOTFOUND;
     /* Due redeliveries first, in sequence order. */
     for (;;) {
         if (*count >= max)

@@ -40,5 +40,7 @@ int fy_ferryd_state_new(void **state);
 int fy_ferryd_state_free(void **state);
 /** Milliseconds on CLOCK_MONOTONIC. */
 long long fy_now_ms(void);
+/** Seconds on CLOCK_MONOTONIC, to the nanosecond (for benchmarks). */
+double fy_now_s(void);
 
 #endif

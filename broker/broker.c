@@ -44,8 +44,8 @@ typedef struct s_reply {
     fy_status_t code; /* for counters and logs */
     size_t stored;    /* messages stored by this request */
     size_t dups;      /* duplicates answered */
-    bool confirm;     /* a single publish confirm, encoded at send time (cid, seq, dup) */
-    uint64_t cid, seq;
+    bool confirm;     /* a single publish confirm, encoded at send time (cid, seq, dup, kver) */
+    uint64_t cid, seq, kver;
     const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
     size_t peer_len;
 } s_reply_t;
@@ -104,10 +104,13 @@ struct fy_broker {
     fy_bytes_t *payloads; /* FY_BATCH_MAX */
     uint64_t *seqs;       /* FY_BATCH_MAX */
     bool *dups;           /* FY_BATCH_MAX */
+    uint64_t *kvers;      /* FY_BATCH_MAX */
+    size_t nitems;        /* entries encoded into items */
     bool sweep_more;
     long long next_sweep_ms;
     long long started_ms;
-    ferry_stats_t stats; /* counters since start */
+    uint64_t now_wall_ms; /* the batch's time, as the store has it */
+    ferry_stats_t stats;  /* counters since start */
 };
 
 static long long
@@ -151,9 +154,10 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
+    self->kvers = calloc(FY_BATCH_MAX, sizeof *self->kvers);
     if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
         !self->waiters || !self->new_waiters || cons_rc != 0 || !self->payloads || !self->seqs ||
-        !self->dups) {
+        !self->dups || !self->kvers) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -238,6 +242,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
+    free(self->kvers);
     free(self);
     *self_p = NULL;
 }
@@ -371,6 +376,27 @@ s_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code
     s_error(self, ri, req, code, msg);
 }
 
+/* An expectation failed: ECONFLICT with what the writer should know now. Not
+ * bad input (logged at debug only): it is how optimistic concurrency works. */
+static void
+s_conflict(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_conflict_t *cf)
+{
+    char msg[160];
+    if (cf->on_key)
+        snprintf(msg, sizeof msg, "message %zu expected key version %llu; the key is at %llu",
+                 cf->index, (unsigned long long)cf->expected, (unsigned long long)cf->kver);
+    else
+        snprintf(msg, sizeof msg, "message %zu expected last sequence %llu; the topic is at %llu",
+                 cf->index, (unsigned long long)cf->expected, (unsigned long long)cf->last);
+    s_reply_t *r;
+    s_reply_begin(self, ri, &r);
+    r->code = FERRY_ECONFLICT;
+    if (s_reply_finish(self, r, fy_encode_conflict(self->enc, req->cid, msg, cf->last, cf->kver)))
+        s_error(self, ri, req, FERRY_ECONFLICT, msg);
+    fy_log(self->log, FY_LOG_DEBUG, "broker", "conflict", "cid=%llu detail=\"%s\"",
+           (unsigned long long)req->cid, msg);
+}
+
 /* Payload frames of request ri as byte strings, and the total message sizes. */
 static fy_status_t
 s_collect_payloads(fy_broker_t *self, const s_req_t *rq, const fy_request_t *req, fy_err_t *err)
@@ -403,10 +429,18 @@ s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
         return FERRY_ENOMEM;
     /* Small payloads ride in the entry: fewer frames for both I/O threads. */
     bool inl = m->payload.len <= FY_INLINE_MAX;
-    fy_status_t st = fy_encode_delivery_msg(self->items, m->seq, m->ts_ms, dc, m->key, m->id,
-                                            m->hdrs, inl ? &m->payload : NULL);
+    fy_entry_t e = {.seq = m->seq,
+                    .ts_ms = m->ts_ms,
+                    .kver = m->kver,
+                    .dc = dc,
+                    .key = m->key,
+                    .id = m->id,
+                    .hdrs = m->hdrs,
+                    .inline_data = inl ? &m->payload : NULL};
+    fy_status_t st = fy_encode_entry(self->items, &e);
     if (st)
         return st;
+    self->nitems++;
     if (!inl) {
         zmq_msg_t *f = &self->outs[self->nouts];
         if (zmq_msg_init_size(f, m->payload.len) != 0)
@@ -433,6 +467,19 @@ s_fetch_item(void *user, const fy_stored_t *m, uint32_t dc)
     return s_item(user, m, dc);
 }
 
+/* A live (ephemeral) consumer gets what is released: a delayed message whose
+ * time has not come is passed over (it is for subscriptions). */
+static fy_status_t
+s_live_item(void *user, const fy_stored_t *m)
+{
+    fy_broker_t *self = user;
+    if (m->not_before_ms > self->now_wall_ms) {
+        self->last_item_seq = m->seq;
+        return FERRY_OK;
+    }
+    return s_item(user, m, 0);
+}
+
 /* Reads (get) or fetches into a reply for `cid`. With `skip_empty`, nothing
  * is queued when no message came (*count == 0). */
 static fy_status_t
@@ -444,8 +491,11 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
     *count = 0;
     fy_encoder_reset(self->items);
     fy_status_t st;
+    uint64_t next = 0;
     if (op == FY_OP_GET) {
         st = fy_store_read(self->store, topic, seq ? seq : 1, max, s_get_item, self, count);
+    } else if (op == FY_OP_READ) {
+        st = fy_store_read_key(self->store, topic, sub, seq, max, s_get_item, self, count, &next);
     } else {
         fy_sub_info_t info;
         bool created;
@@ -461,7 +511,8 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
         r->out_first = outs_mark;
         r->peer = peer;
         r->peer_len = peer_len;
-        st = fy_encode_get_begin(self->enc, cid, *count);
+        st = op == FY_OP_READ ? fy_encode_read_begin(self->enc, cid, *count, next)
+                              : fy_encode_get_begin(self->enc, cid, *count);
         if (st == FERRY_OK)
             st = fy_encoder_append(self->enc, self->items);
     }
@@ -485,7 +536,9 @@ s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
     bool may_wait = req->op == FY_OP_FETCH && req->wait_ms > 0 &&
                     self->nwaiters + self->nnew_waiters < S_WAITERS_MAX;
     size_t count;
-    fy_status_t st = s_messages_reply(self, ri, NULL, 0, req->op, req->cid, req->name, req->sub,
+    /* read: the key travels where fetch has its subscription. */
+    fy_bytes_t sub = req->op == FY_OP_READ ? req->key : req->sub;
+    fy_status_t st = s_messages_reply(self, ri, NULL, 0, req->op, req->cid, req->name, sub,
                                       req->seq, req->limit, may_wait, &count);
     if (st || !may_wait || count > 0)
         return st;
@@ -648,9 +701,12 @@ s_deliver(fy_broker_t *self)
         if (c->ephemeral) {
             /* Reads only: the position lives in memory; nothing to ack. */
             fy_bytes_t topic = {c->topic, c->topic_len};
-            st = fy_store_read(self->store, topic, c->next_batch, max, s_get_item, self, &count);
-            if (st == FERRY_OK && count)
+            self->nitems = 0;
+            self->last_item_seq = 0;
+            st = fy_store_read(self->store, topic, c->next_batch, max, s_live_item, self, &count);
+            if (st == FERRY_OK && self->last_item_seq)
                 c->next_batch = self->last_item_seq + 1;
+            count = self->nitems;
         } else {
             self->delivering = c;
             st = fy_store_fetch(self->store, c->sub_id, max, s_fetch_item, self, &count);
@@ -853,8 +909,13 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             s_refuse(self, ri, &req, st, err.msg);
             return;
         }
+        fy_conflict_t cf;
         st = fy_store_append(self->store, req.name, req.msgs, self->payloads, req.msg_count,
-                             self->seqs, self->dups);
+                             self->seqs, self->dups, self->kvers, &cf);
+        if (st == FERRY_ECONFLICT) {
+            s_conflict(self, ri, &req, &cf);
+            return;
+        }
         if (st)
             break;
         s_reply_begin(self, ri, &r);
@@ -869,13 +930,16 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             r->confirm = true;
             r->cid = req.cid;
             r->seq = self->seqs[0];
+            r->kver = self->kvers[0];
             st = FERRY_OK;
         } else {
-            st = fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups, req.msg_count);
+            st = fy_encode_confirm_batch(self->enc, req.cid, self->seqs, self->dups, self->kvers,
+                                         req.msg_count);
         }
         break;
     case FY_OP_GET:
     case FY_OP_FETCH:
+    case FY_OP_READ:
         st = s_handle_messages(self, ri, &req);
         if (st == FERRY_OK)
             return;
@@ -1005,12 +1069,14 @@ s_send_replies(fy_broker_t *self)
                 break;
             self->seqs[run] = q->seq;
             self->dups[run] = q->dups > 0;
+            self->kvers[run] = q->kver;
             run++;
         }
         size_t off = fy_encoder_len(self->enc);
-        fy_status_t st =
-            run == 1 ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0)
-                     : fy_encode_confirm_run(self->enc, first_cid, self->seqs, self->dups, run);
+        fy_status_t st = run == 1
+                             ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0, r->kver)
+                             : fy_encode_confirm_run(self->enc, first_cid, self->seqs, self->dups,
+                                                     self->kvers, run);
         if (st == FERRY_OK)
             s_send_one(self, o, off, fy_encoder_len(self->enc) - off, NULL);
         else
@@ -1045,6 +1111,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
     for (int attempt = 0; attempt < 4; attempt++) {
         s_reset_replies(self);
         uint64_t now = s_wall_ms();
+        self->now_wall_ms = now;
         if ((st = fy_store_begin(self->store, now)))
             break;
         size_t i;

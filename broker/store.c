@@ -202,6 +202,183 @@ fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val
     return fy_storei_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
 }
 
+/* ---- the per-key index --------------------------------------------------
+ *
+ * keyidx: (topic id, key length, key, key version) -> topic sequence. A key's
+ * newest entry holds its version; when that entry's message is removed
+ * (retention, a queue's ack) the entry stays as a tombstone (sequence 0) so
+ * that the count goes on, and the next append for the key replaces it. Older
+ * entries are deleted with their messages. */
+
+static size_t
+s_kidx_key(uint8_t *buf, uint64_t topic_id, fy_bytes_t key, uint64_t ver)
+{
+    fy_be64_put(buf, topic_id);
+    buf[8] = (uint8_t)key.len;
+    memcpy(buf + 9, key.ptr, key.len);
+    fy_be64_put(buf + 9 + key.len, ver);
+    return 17 + key.len;
+}
+
+/* True if index key `k` belongs to the key whose entries start with `prefix`. */
+static bool
+s_kidx_same(const MDB_val *k, const uint8_t *prefix, size_t prefix_len)
+{
+    return k->mv_size == prefix_len + 8 && memcmp(k->mv_data, prefix, prefix_len) == 0;
+}
+
+fy_status_t
+fy_storei_key_head(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t *ver, bool *tomb)
+{
+    uint8_t kb[S_KIDX_KEY_MAX];
+    size_t kl = s_kidx_key(kb, topic_id, key, UINT64_MAX);
+    MDB_val k = {kl, kb}, v;
+    *ver = 0;
+    *tomb = false;
+    /* The first entry past the key's last version, then one back. */
+    int rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "key head");
+    if (!s_kidx_same(&k, kb, kl - 8))
+        return FERRY_OK;
+    if (v.mv_size != 8)
+        return FERRY_EIO;
+    *ver = fy_be64_get((const uint8_t *)k.mv_data + kl - 8);
+    *tomb = fy_be64_get(v.mv_data) == 0;
+    return FERRY_OK;
+}
+
+/* Gives `key` of `topic_id` its next version, pointing at `seq`. */
+static fy_status_t
+s_kidx_add(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t seq, uint64_t *ver)
+{
+    bool tomb;
+    fy_status_t st = fy_storei_key_head(self, topic_id, key, ver, &tomb);
+    if (st)
+        return st;
+    int rc;
+    if (tomb && (rc = mdb_cursor_del(self->key_cur, 0)))
+        return fy_storei_mdb(self, rc, "delete key tombstone");
+    (*ver)++;
+    uint8_t kb[S_KIDX_KEY_MAX], vb[8];
+    size_t kl = s_kidx_key(kb, topic_id, key, *ver);
+    fy_be64_put(vb, seq);
+    MDB_val k = {kl, kb}, v = {8, vb};
+    return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &v, 0), "put key index");
+}
+
+/* The message of (key, ver) was removed: drop its entry, or make it the
+ * key's tombstone if it is the newest. */
+static fy_status_t
+s_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t ver)
+{
+    uint8_t kb[S_KIDX_KEY_MAX];
+    size_t kl = s_kidx_key(kb, topic_id, key, ver);
+    MDB_val k = {kl, kb}, v;
+    int rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_SET);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "find key entry");
+    rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_NEXT);
+    bool newest = rc == MDB_NOTFOUND || (rc == 0 && !s_kidx_same(&k, kb, kl - 8));
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_storei_mdb(self, rc, "next key entry");
+    k.mv_size = kl;
+    k.mv_data = kb;
+    if (newest) {
+        uint8_t zero[8] = {0};
+        MDB_val z = {8, zero};
+        return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &z, 0), "key tombstone");
+    }
+    return fy_storei_mdb(self, mdb_del(self->txn, self->keyidx, &k, NULL), "delete key entry");
+}
+
+/* Format 1 had no per-key index: build it from the messages, in slices of
+ * one transaction each, remembering where it stands so that a crash midway
+ * goes on from there. Format 2 is written once the index is whole. */
+static fy_status_t
+s_upgrade_v1(fy_store_t *self, fy_err_t *err)
+{
+    uint64_t done = 0;
+    for (;;) {
+        int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
+        if (rc)
+            return fy_err_set(err, FERRY_EIO, "upgrade: %s", mdb_strerror(rc));
+        MDB_cursor *cur = NULL;
+        uint64_t pos_topic = 0, pos_seq = 0;
+        bool f1, f2, finished = false;
+        fy_status_t st = fy_storei_meta_get(self, self->txn, "upgrade_topic", &pos_topic, &f1);
+        if (st == FERRY_OK)
+            st = fy_storei_meta_get(self, self->txn, "upgrade_seq", &pos_seq, &f2);
+        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->keyidx, &self->key_cur)))
+            st = fy_storei_mdb(self, rc, "cursor open");
+        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->messages, &cur)))
+            st = fy_storei_mdb(self, rc, "cursor open");
+        uint8_t key[16];
+        fy_storei_msg_key(key, pos_topic, pos_seq + 1);
+        MDB_val k = {16, key}, v;
+        rc = st ? 0 : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        for (size_t n = 0; st == FERRY_OK && rc == 0 && n < 50000; n++) {
+            fy_stored_t m;
+            if (!fy_storei_parse_message(&k, &v, &m)) {
+                st = FERRY_EIO;
+                break;
+            }
+            pos_topic = fy_be64_get(k.mv_data);
+            pos_seq = m.seq;
+            uint8_t kcopy[FERRY_ID_MAX];
+            fy_bytes_t mk = {kcopy, m.key.len};
+            memcpy(kcopy, m.key.ptr, m.key.len);
+            uint64_t ver;
+            if (mk.len && (st = s_kidx_add(self, pos_topic, mk, m.seq, &ver)))
+                break;
+            done++;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (st == FERRY_OK && rc == MDB_NOTFOUND)
+            finished = true;
+        else if (st == FERRY_OK && rc)
+            st = fy_storei_mdb(self, rc, "upgrade scan");
+        if (cur)
+            mdb_cursor_close(cur);
+        if (self->key_cur)
+            mdb_cursor_close(self->key_cur);
+        self->key_cur = NULL;
+        if (st == FERRY_OK && finished) {
+            MDB_val a = {13, "upgrade_topic"}, b = {11, "upgrade_seq"};
+            mdb_del(self->txn, self->meta, &a, NULL);
+            mdb_del(self->txn, self->meta, &b, NULL);
+            st = fy_storei_meta_put(self, self->txn, "format", FY_STORE_FORMAT);
+        } else if (st == FERRY_OK) {
+            if ((st = fy_storei_meta_put(self, self->txn, "upgrade_topic", pos_topic)) == FERRY_OK)
+                st = fy_storei_meta_put(self, self->txn, "upgrade_seq", pos_seq);
+        }
+        if (st) {
+            mdb_txn_abort(self->txn);
+            self->txn = NULL;
+            return fy_err_set(err, st, "upgrade from format 1 failed: %s", ferry_strerror(st));
+        }
+        rc = mdb_txn_commit(self->txn);
+        self->txn = NULL;
+        if (rc)
+            return fy_err_set(err, FERRY_EIO, "upgrade commit: %s", mdb_strerror(rc));
+        if (finished) {
+            fy_log(self->log, FY_LOG_INFO, "store", "upgraded storage format",
+                   "from=1 to=%d "
+                   "messages=%llu",
+                   FY_STORE_FORMAT, (unsigned long long)done);
+            return FERRY_OK;
+        }
+    }
+}
+
 static fy_status_t
 s_open_dbs(fy_store_t *self, fy_err_t *err)
 {
@@ -223,7 +400,8 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                {"acks", &self->acks},
                {"pend", &self->pend},
                {"timers", &self->timers},
-               {"due", &self->due}};
+               {"due", &self->due},
+               {"keyidx", &self->keyidx}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc) {
@@ -255,6 +433,8 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
         return fy_err_set(err, rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO,
                           "cannot commit store initialisation: %s", mdb_strerror(rc));
     self->spoiled = false;
+    if (found && format == 1)
+        return s_upgrade_v1(self, err);
     return FERRY_OK;
 }
 
@@ -412,9 +592,10 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
         return fy_storei_mdb(self, rc, "begin");
     }
     rc = mdb_cursor_open(self->txn, self->messages, &self->msg_cur);
+    if (rc == 0)
+        rc = mdb_cursor_open(self->txn, self->keyidx, &self->key_cur);
     if (rc) {
-        mdb_txn_abort(self->txn);
-        self->txn = NULL;
+        fy_store_abort(self);
         return fy_storei_mdb(self, rc, "cursor open");
     }
     return FERRY_OK;
@@ -433,7 +614,8 @@ fy_store_commit(fy_store_t *self)
         return st;
     }
     mdb_cursor_close(self->msg_cur);
-    self->msg_cur = NULL;
+    mdb_cursor_close(self->key_cur);
+    self->msg_cur = self->key_cur = NULL;
     int rc = mdb_txn_commit(self->txn); /* syncs before returning (no MDB_NOSYNC) */
     self->txn = NULL;
     self->cache_len = 0;
@@ -454,6 +636,10 @@ fy_store_abort(fy_store_t *self)
     if (self->msg_cur) {
         mdb_cursor_close(self->msg_cur);
         self->msg_cur = NULL;
+    }
+    if (self->key_cur) {
+        mdb_cursor_close(self->key_cur);
+        self->key_cur = NULL;
     }
     if (self->txn) {
         mdb_txn_abort(self->txn);
@@ -627,11 +813,13 @@ s_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, const uin
 /* Writes one message value in place (MDB_RESERVE): one copy of the payload. */
 static fy_status_t
 s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_pubmeta_t *m,
-              fy_bytes_t payload)
+              fy_bytes_t payload, uint64_t kver, uint64_t not_before)
 {
     uint8_t key[16];
     fy_storei_msg_key(key, t->id, seq);
-    size_t size = S_MSG_HDR + m->key.len + m->id.len + m->hdrs.len + payload.len;
+    uint8_t flags = (kver ? S_MSG_KVER : 0) | (not_before ? S_MSG_DELAYED : 0);
+    size_t ext = (kver ? 8 : 0) + (not_before ? 8 : 0);
+    size_t size = S_MSG_HDR + ext + m->key.len + m->id.len + m->hdrs.len + payload.len;
     MDB_val k = {16, key}, v = {size, NULL};
     /* Appending is cheapest and fills pages completely, but LMDB only allows
      * it past the last key of the whole database, i.e. for the newest topic. */
@@ -645,12 +833,20 @@ s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_
         return st;
     uint8_t *p = v.mv_data;
     p[0] = 1;
-    p[1] = 0;
+    p[1] = flags;
     fy_be16_put(p + 2, (uint16_t)m->key.len);
     fy_be16_put(p + 4, (uint16_t)m->id.len);
     fy_be32_put(p + 6, (uint32_t)m->hdrs.len);
     fy_be64_put(p + 10, self->now_ms);
     p += S_MSG_HDR;
+    if (kver) {
+        fy_be64_put(p, kver);
+        p += 8;
+    }
+    if (not_before) {
+        fy_be64_put(p, not_before);
+        p += 8;
+    }
     if (m->key.len)
         memcpy(p, m->key.ptr, m->key.len);
     p += m->key.len;
@@ -680,6 +876,13 @@ fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
     if (!fy_storei_parse_message(&k, &v, &m))
         return FERRY_EIO;
     uint64_t size = m.key.len + m.id.len + m.hdrs.len + m.payload.len;
+    if (m.kver) {
+        uint8_t kcopy[FERRY_ID_MAX];
+        memcpy(kcopy, m.key.ptr, m.key.len);
+        fy_status_t st = s_kidx_remove(self, t->id, (fy_bytes_t){kcopy, m.key.len}, m.kver);
+        if (st)
+            return st;
+    }
     if ((rc = mdb_cursor_del(self->msg_cur, 0)))
         return fy_storei_mdb(self, rc, "delete message");
     self->dirty = true;
@@ -717,18 +920,81 @@ s_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t)
     return FERRY_OK;
 }
 
+/* Is message i of the call a duplicate: of the dedupe window, or of an
+ * earlier message of the same call? (Only for the expectation pre-check.) */
+static fy_status_t
+s_pre_dup(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas, const bool *dup,
+          size_t i, bool *out)
+{
+    *out = false;
+    const fy_pubmeta_t *m = &metas[i];
+    if (!m->id.len)
+        return FERRY_OK;
+    for (size_t j = 0; j < i; j++)
+        if (!dup[j] && fy_bytes_eq(metas[j].id, m->id)) {
+            *out = true;
+            return FERRY_OK;
+        }
+    uint8_t dkey[8 + FERRY_ID_MAX];
+    uint64_t seq;
+    fy_status_t st = s_dedupe_find(self, t, m->id, dkey, &seq);
+    *out = seq != 0;
+    return st;
+}
+
+/* Checks every expectation of the call before anything is written, as if
+ * the messages were appended one by one (duplicates store nothing). */
+static fy_status_t
+s_check_expectations(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas, size_t n,
+                     bool *dup, fy_conflict_t *conflict)
+{
+    uint64_t last = t->last;
+    for (size_t i = 0; i < n; i++) {
+        const fy_pubmeta_t *m = &metas[i];
+        fy_status_t st = s_pre_dup(self, t, metas, dup, i, &dup[i]);
+        if (st)
+            return st;
+        if (dup[i])
+            continue;
+        uint64_t kver = 0;
+        if (m->key.len) {
+            bool tomb;
+            if ((st = fy_storei_key_head(self, t->id, m->key, &kver, &tomb)))
+                return st;
+            for (size_t j = 0; j < i; j++)
+                kver += !dup[j] && fy_bytes_eq(metas[j].key, m->key);
+        }
+        bool bad_last = m->has_expect_last && m->expect_last != last;
+        bool bad_key = m->has_expect_kver && m->expect_kver != kver;
+        if (bad_last || bad_key) {
+            *conflict = (fy_conflict_t){.index = i,
+                                        .last = last,
+                                        .kver = kver,
+                                        .on_key = bad_key,
+                                        .expected = bad_key ? m->expect_kver : m->expect_last};
+            return FERRY_ECONFLICT;
+        }
+        last++;
+    }
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
-                const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups)
+                const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups, uint64_t *kvers,
+                fy_conflict_t *conflict)
 {
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += S_MSG_HDR + metas[i].key.len + metas[i].id.len + metas[i].hdrs.len +
-                 payloads[i].len + (metas[i].id.len ? 64 : 0);
+    bool expects = false;
+    for (size_t i = 0; i < n; i++) {
+        total += S_MSG_HDR + 16 + metas[i].key.len + metas[i].id.len + metas[i].hdrs.len +
+                 payloads[i].len + (metas[i].id.len ? 64 : 0) + (metas[i].key.len ? 48 : 0);
+        expects = expects || metas[i].has_expect_last || metas[i].has_expect_kver;
+    }
     if ((st = s_room_for(self, total)))
         return st;
     if (t->discard_new && (t->max_msgs || t->max_bytes)) {
@@ -741,21 +1007,36 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
             (t->max_bytes && t->bytes + bytes > t->max_bytes))
             return FERRY_ELIMIT;
     }
+    if (expects && (st = s_check_expectations(self, t, metas, n, dups, conflict)))
+        return st;
     uint8_t dkey[8 + FERRY_ID_MAX];
     for (size_t i = 0; i < n; i++) {
         const fy_pubmeta_t *m = &metas[i];
         dups[i] = false;
+        kvers[i] = 0;
         if (m->id.len) {
             if ((st = s_dedupe_find(self, t, m->id, dkey, &seqs[i])))
                 return st;
             if (seqs[i]) {
                 dups[i] = true;
+                /* The original's key version, if it is still stored. */
+                uint8_t key[16];
+                fy_storei_msg_key(key, t->id, seqs[i]);
+                MDB_val k = {16, key}, v;
+                fy_stored_t orig;
+                if (mdb_get(self->txn, self->messages, &k, &v) == 0 &&
+                    fy_storei_parse_message(&k, &v, &orig))
+                    kvers[i] = orig.kver;
                 continue;
             }
         }
         uint64_t seq = t->last + 1;
         self->dirty = true;
-        if ((st = s_put_message(self, t, seq, m, payloads[i])))
+        if (m->key.len && (st = s_kidx_add(self, t->id, m->key, seq, &kvers[i])))
+            return st;
+        uint64_t nb = m->delay_ms ? self->now_ms + m->delay_ms : m->not_before_ms;
+        nb = nb > self->now_ms ? nb : 0;
+        if ((st = s_put_message(self, t, seq, m, payloads[i], kvers[i], nb)))
             return st;
         if (m->id.len && (st = s_dedupe_put(self, t, m->id, dkey, seq)))
             return st;
@@ -774,15 +1055,29 @@ bool
 fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out)
 {
     const uint8_t *p = v->mv_data;
-    if (k->mv_size != 16 || v->mv_size < S_MSG_HDR || p[0] != 1)
+    if (k->mv_size != 16 || v->mv_size < S_MSG_HDR || p[0] != 1 ||
+        (p[1] & ~(S_MSG_KVER | S_MSG_DELAYED)))
         return false;
+    size_t ext = ((p[1] & S_MSG_KVER) ? 8 : 0) + ((p[1] & S_MSG_DELAYED) ? 8 : 0);
     size_t klen = fy_be16_get(p + 2), ilen = fy_be16_get(p + 4), hlen = fy_be32_get(p + 6);
-    size_t body = v->mv_size - S_MSG_HDR;
+    if (v->mv_size < S_MSG_HDR + ext)
+        return false;
+    size_t body = v->mv_size - S_MSG_HDR - ext;
     if (klen > body || ilen > body - klen || hlen > body - klen - ilen)
         return false;
     out->seq = fy_be64_get((const uint8_t *)k->mv_data + 8);
     out->ts_ms = fy_be64_get(p + 10);
+    uint8_t flags = p[1];
     p += S_MSG_HDR;
+    out->kver = out->not_before_ms = 0;
+    if (flags & S_MSG_KVER) {
+        out->kver = fy_be64_get(p);
+        p += 8;
+    }
+    if (flags & S_MSG_DELAYED) {
+        out->not_before_ms = fy_be64_get(p);
+        p += 8;
+    }
     out->key = (fy_bytes_t){p, klen};
     out->id = (fy_bytes_t){p + klen, ilen};
     out->hdrs = (fy_bytes_t){p + klen + ilen, hlen};
@@ -828,6 +1123,86 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
     if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
         st = fy_storei_mdb(self, rc, "cursor next");
     return st;
+}
+
+fy_status_t
+fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t from, uint32_t limit,
+                  fy_store_read_fn fn, void *user, size_t *count, uint64_t *next)
+{
+    *count = 0;
+    *next = 0;
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    if (st)
+        return st;
+    if (key.len == 0 || key.len > FERRY_ID_MAX)
+        return FERRY_OK;
+    uint8_t kb[S_KIDX_KEY_MAX];
+    size_t kl = s_kidx_key(kb, t->id, key, from ? from : 1);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->keyidx, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    MDB_val k = {kl, kb}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && s_kidx_same(&k, kb, kl - 8)) {
+        uint64_t ver = fy_be64_get((const uint8_t *)k.mv_data + kl - 8);
+        if (*count >= limit) {
+            *next = ver;
+            break;
+        }
+        uint64_t seq = v.mv_size == 8 ? fy_be64_get(v.mv_data) : 0;
+        uint8_t mkey[16];
+        fy_storei_msg_key(mkey, t->id, seq);
+        MDB_val mk = {16, mkey}, mv;
+        int mrc = seq ? mdb_get(self->txn, self->messages, &mk, &mv) : MDB_NOTFOUND;
+        if (mrc == 0) {
+            fy_stored_t m;
+            if (!fy_storei_parse_message(&mk, &mv, &m)) {
+                st = FERRY_EIO;
+                break;
+            }
+            m.kver = ver; /* messages indexed by an upgrade do not carry it */
+            if ((st = fn(user, &m)))
+                break;
+            (*count)++;
+        } else if (mrc != MDB_NOTFOUND) {
+            rc = mrc;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = fy_storei_mdb(self, rc, "read key");
+    return st;
+}
+
+fy_status_t
+fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix, size_t *budget, bool *done)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, dbi, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    uint8_t key[8];
+    fy_be64_put(key, prefix);
+    MDB_val k = {8, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    bool mine = rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix;
+    while (mine && (!budget || *budget > 0)) {
+        if (budget)
+            (*budget)--;
+        if ((rc = mdb_cursor_del(cur, 0)))
+            break;
+        self->dirty = true;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* after a delete: the next item */
+        mine = rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix;
+    }
+    if (done)
+        *done = !mine && (rc == 0 || rc == MDB_NOTFOUND);
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "delete prefix");
 }
 
 /* Expires dedupe entries whose window has passed, oldest first. */
@@ -915,6 +1290,8 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
             break;
         }
         self->dirty = true;
+        if (done && (st = fy_storei_del_prefix(self, self->keyidx, id, budget, &done)))
+            break;
         if (!done) {
             *more = true;
             break;

@@ -22,7 +22,7 @@
 #include "log.h"
 
 /** Version of the on-disk layout; a newer one is refused at open. */
-#define FY_STORE_FORMAT 1
+#define FY_STORE_FORMAT 2
 
 typedef struct fy_store fy_store_t;
 
@@ -75,21 +75,41 @@ fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
 /** @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
 fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info);
 
+/** Why an append with expectations was refused. */
+typedef struct fy_conflict {
+    size_t index;      /**< the message whose expectation failed */
+    uint64_t last;     /**< the topic's last sequence at that message */
+    uint64_t kver;     /**< its key's version at that message (0: no key or a new one) */
+    bool on_key;       /**< the key version failed (else the last sequence) */
+    uint64_t expected; /**< what the message expected */
+} fy_conflict_t;
+
 /**
  * Appends @p n messages to a topic, all or nothing as far as the caller's
  * batch goes. A message whose id is in the topic's dedupe window is not
  * stored: its entry in @p seqs is the original sequence and @p dups is true.
- * @param payload_lens / payloads  one payload per message, copied into the map.
- * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ELIMIT (nothing stored), FERRY_ESTORAGE_FULL
- *         (batch spoiled), FERRY_EIO
+ * A keyed message gets the next version of its key (in @p kvers; 0 without
+ * key, and for duplicates) and an entry in the per-key index.
+ * Expectations (expect_last, expect_kver) are checked for every message
+ * before anything is written, counting the messages before it in the call;
+ * one that fails refuses the whole call with FERRY_ECONFLICT (@p conflict
+ * says which and the values now). A duplicate is not checked.
+ * Delays: a message with metas[i].not_before_ms later than the batch's
+ * time is delivered to subscriptions from then on.
+ * @param payloads  one payload per message, copied into the map.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ELIMIT (nothing stored),
+ *         FERRY_ECONFLICT (nothing stored), FERRY_ESTORAGE_FULL (batch spoiled), FERRY_EIO
  */
 fy_status_t fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
-                            const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups);
+                            const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups,
+                            uint64_t *kvers, fy_conflict_t *conflict);
 
 /** A stored message as handed to a read callback (borrowed from the map). */
 typedef struct fy_stored {
     uint64_t seq;
     uint64_t ts_ms;
+    uint64_t kver;          /**< version within its key; 0 without key */
+    uint64_t not_before_ms; /**< delayed: delivered to subscriptions from then; 0: not */
     fy_bytes_t key, id, hdrs, payload;
 } fy_stored_t;
 
@@ -99,6 +119,17 @@ typedef fy_status_t (*fy_store_read_fn)(void *user, const fy_stored_t *msg);
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO, or what @p fn returned */
 fy_status_t fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t limit,
                           fy_store_read_fn fn, void *user, size_t *count);
+
+/**
+ * Calls @p fn for up to @p limit messages with key @p key in @p topic, in key
+ * version order from version @p from on, through the per-key index (no topic
+ * scan). Versions whose message was removed are skipped.
+ * @param[out] next the version to go on from, 0 when the key has no more.
+ * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EIO, or what @p fn returned
+ */
+fy_status_t fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t from,
+                              uint32_t limit, fy_store_read_fn fn, void *user, size_t *count,
+                              uint64_t *next);
 
 /**
  * Does up to @p budget units of background work in the batch: expires dedupe

@@ -11,9 +11,13 @@
 
 #include "store.h"
 
-#define S_TOPIC_REC_V1 64 /* bytes of a topic record without limits */
-#define S_TOPIC_REC    96 /* bytes of a topic record */
-#define S_MSG_HDR      18 /* bytes before key/id/hdrs/payload in a message value */
+#define S_TOPIC_REC_V1 64  /* bytes of a topic record without limits */
+#define S_TOPIC_REC    96  /* bytes of a topic record */
+#define S_MSG_HDR      18  /* bytes of a message value's fixed header */
+#define S_MSG_KVER     0x1 /* flag: an 8-byte key version follows the header */
+#define S_MSG_DELAYED  0x2 /* flag: then an 8-byte not-before time (ms) */
+/* Key of the per-key index: topic id, key length, key, key version. */
+#define S_KIDX_KEY_MAX (8 + 1 + FERRY_ID_MAX + 8)
 
 typedef struct fy_topic_rec {
     uint8_t name[FERRY_NAME_MAX];
@@ -43,9 +47,9 @@ typedef struct fy_sub_rec {
 struct fy_store {
     MDB_env *env;
     MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
-    MDB_dbi sub_ids, acks, pend, timers, due;
+    MDB_dbi sub_ids, acks, pend, timers, due, keyidx;
     MDB_txn *txn;
-    MDB_cursor *msg_cur;
+    MDB_cursor *msg_cur, *key_cur;
     bool spoiled, dirty;
     uint64_t now_ms;
     uint64_t default_dedupe_ms;
@@ -76,6 +80,17 @@ fy_status_t fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, 
 void fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq);
 /* Parses a message record; false if it is malformed. Borrows from the map. */
 bool fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out);
+
+/* The version of `key` in topic `topic_id`: its newest index entry (0: none).
+ * *tomb: that entry is a tombstone (its message was removed). The key cursor
+ * is left on the entry. */
+fy_status_t fy_storei_key_head(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t *ver,
+                               bool *tomb);
+
+/* Deletes the keys of `dbi` that start with the 8-byte `prefix`: all, or up
+ * to *budget of them (counted down); *done (may be NULL) when none is left. */
+fy_status_t fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix, size_t *budget,
+                                 bool *done);
 
 /* Deletes message `seq` of topic `t`, keeping its counters and first sequence. */
 fy_status_t fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq);

@@ -337,28 +337,6 @@ fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info)
     return FERRY_OK;
 }
 
-/* Deletes every key of `dbi` that starts with the 8-byte `prefix`. */
-static fy_status_t
-s_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, dbi, &cur);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    uint8_t key[8];
-    fy_be64_put(key, prefix);
-    MDB_val k = {8, key}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix) {
-        if ((rc = mdb_cursor_del(cur, 0)))
-            break;
-        self->dirty = true;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "delete prefix");
-}
-
 /* Removes a subscription's record and ack state (its timers fire into nothing). */
 static fy_status_t
 s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
@@ -372,9 +350,9 @@ s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
         ((rc = mdb_del(self->txn, self->sub_ids, &ik, NULL)) && rc != MDB_NOTFOUND))
         return fy_storei_mdb(self, rc, "delete sub");
     self->dirty = true;
-    if ((st = s_del_prefix(self, self->acks, sub->id)) ||
-        (st = s_del_prefix(self, self->pend, sub->id)) ||
-        (st = s_del_prefix(self, self->due, sub->id)))
+    if ((st = fy_storei_del_prefix(self, self->acks, sub->id, NULL, NULL)) ||
+        (st = fy_storei_del_prefix(self, self->pend, sub->id, NULL, NULL)) ||
+        (st = fy_storei_del_prefix(self, self->due, sub->id, NULL, NULL)))
         return st;
     /* Forget it in the batch cache. */
     size_t i = (size_t)(sub - self->subs_cache);
@@ -442,6 +420,9 @@ s_timer_put(fy_store_t *self, uint64_t deadline, uint64_t sub_id, uint64_t first
     return fy_storei_mdb(self, mdb_put(self->txn, self->timers, &k, &v, 0), "put timer");
 }
 
+static fy_status_t s_pend_put(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t dc,
+                              uint64_t deadline);
+
 fy_status_t
 fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn,
                      void *user, size_t *count)
@@ -474,6 +455,20 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
         scanned_to = m.seq;
         if (filter.len && !fy_subject_match(filter, m.key)) {
             skipped[nskipped++] = m.seq;
+        } else if (m.not_before_ms > self->now_ms) {
+            /* Delayed: passed over now, given its own entry (no delivery yet)
+             * and a timer for its time; from then on it is due like a nack. */
+            uint64_t seq = m.seq, nb = m.not_before_ms;
+            if ((st = s_pend_put(self, sub->id, seq, 0, nb)) ||
+                (st = s_timer_put(self, nb, sub->id, seq, seq)))
+                return st;
+            /* The puts may have moved the cursor's page: stand on seq again. */
+            fy_storei_msg_key(key, t->id, seq);
+            k.mv_size = 16;
+            k.mv_data = key;
+            rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_KEY);
+            if (rc)
+                return fy_storei_mdb(self, rc, "deliver reposition");
         } else {
             if ((st = fn(user, &m, 1)))
                 return st;
@@ -812,8 +807,9 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
             .key = {copy, m.key.len},
             .hdrs = {fy_encoder_data(self->scratch), fy_encoder_len(self->scratch)}};
         fy_bytes_t payload = {copy + m.key.len, m.payload.len};
-        uint64_t dseq;
+        uint64_t dseq, kver;
         bool dup;
+        fy_conflict_t conflict;
         /* Moving a message aside must work near the limit too. */
         self->use_reserve = true;
         st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FERRY_KIND_TOPIC,
@@ -822,7 +818,7 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
             st = FERRY_OK; /* a queue of that name: it takes dead letters as well */
         if (st == FERRY_OK)
             st = fy_store_append(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, &meta,
-                                 &payload, 1, &dseq, &dup);
+                                 &payload, 1, &dseq, &dup, &kver, &conflict);
         self->use_reserve = false;
     }
     free(copy);

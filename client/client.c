@@ -16,6 +16,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "client_int.h"
 #include "envelope.h"
 
 #define S_MAX_REPLY_FRAMES (FY_BATCH_MAX + 1)
@@ -68,6 +69,7 @@ struct ferry_client {
     long long last_send_ms;
     bool ping_out;         /* a heartbeat ping was sent and nothing came back since */
     long long ping_out_ms; /* when that ping was sent */
+    struct fy_rpc *rpc;    /* request/reply state (rpc.c), NULL until used */
 };
 
 static long long
@@ -88,18 +90,30 @@ s_strdup(const char *s)
     return p;
 }
 
-static ferry_status_t
-s_fail(ferry_client_t *self, ferry_status_t st, const char *fmt, ...)
+ferry_status_t
+fy_client_fail(ferry_client_t *c, ferry_status_t st, const char *fmt, ...)
 {
-    if (self) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(self->last_error, sizeof self->last_error, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            self->last_error[0] = '\0';
-    }
+    if (!c)
+        return st;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        c->last_error[0] = '\0';
     return st;
+}
+
+bool
+fy_client_in_handler(const ferry_client_t *c)
+{
+    return c->in_handler;
+}
+
+struct fy_rpc **
+fy_client_rpc(ferry_client_t *c)
+{
+    return &c->rpc;
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -276,11 +290,18 @@ s_confirm_from(const fy_reply_t *rep, size_t index, ferry_confirm_t *cf)
 {
     memset(cf, 0, sizeof *cf);
     cf->status = rep->code;
+    if (rep->code == FERRY_ECONFLICT) {
+        /* The values the writer should know now; an old broker may not send them. */
+        if (fy_reply_conflict(rep, &cf->seq, &cf->key_version) != FERRY_OK)
+            cf->seq = cf->key_version = 0;
+        return;
+    }
     if (rep->code != FERRY_OK)
         return;
-    fy_status_t st = fy_reply_run(rep) > 1
-                         ? fy_reply_confirm_at(rep, index, &cf->seq, &cf->duplicate)
-                         : fy_reply_confirm(rep, &cf->seq, &cf->duplicate);
+    fy_status_t st =
+        fy_reply_run(rep) > 1
+            ? fy_reply_confirm_at(rep, index, &cf->seq, &cf->duplicate, &cf->key_version)
+            : fy_reply_confirm(rep, &cf->seq, &cf->duplicate, &cf->key_version);
     if (st != FERRY_OK)
         cf->status = FERRY_EPROTO;
 }
@@ -336,20 +357,20 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
             left = hb;
         int got = s_read_reply(self, (long)left);
         if (got < 0)
-            return s_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
+            return fy_client_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
         if (got > 0)
             self->ping_out = false;
         if (got == 0) {
             /* The broker answers every ping: two heartbeats without a word
              * back means it is gone or hung. */
             if (self->ping_out && s_now_ms() - self->ping_out_ms >= 2LL * hb)
-                return s_fail(self, FERRY_ETIMEOUT,
-                              "broker silent for %lld ms (no answer to a heartbeat)",
-                              s_now_ms() - self->ping_out_ms);
+                return fy_client_fail(self, FERRY_ETIMEOUT,
+                                      "broker silent for %lld ms (no answer to a heartbeat)",
+                                      s_now_ms() - self->ping_out_ms);
             if (goal == S_WAIT_ANY && (handled > 0 || s_now_ms() >= deadline))
                 return FERRY_OK;
             if (s_now_ms() >= deadline)
-                return s_fail(self, FERRY_ETIMEOUT, "no reply in time");
+                return fy_client_fail(self, FERRY_ETIMEOUT, "no reply in time");
             continue;
         }
         handled++;
@@ -384,11 +405,11 @@ s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, si
     self->last_send_ms = s_now_ms();
     int more = n ? ZMQ_SNDMORE : 0;
     if (zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
-        return s_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED, "cannot send: %s",
-                      zmq_strerror(errno));
+        return fy_client_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED,
+                              "cannot send: %s", zmq_strerror(errno));
     for (size_t i = 0; i < n; i++) {
         if (zmq_send(self->sock, payloads[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
-            return s_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
+            return fy_client_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
     }
     return FERRY_OK;
 }
@@ -400,7 +421,7 @@ s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, con
             size_t n, int extra_ms, fy_reply_t *rep)
 {
     if (self->in_handler)
-        return s_fail(self, FERRY_EINVAL, "a message handler must not call its client");
+        return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
     ferry_status_t st = s_send(self, payloads, lens, n);
     if (st)
         return st;
@@ -408,7 +429,8 @@ s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, con
     if (st)
         return st;
     if (rep->code)
-        return s_fail(self, rep->code, "%.*s", (int)rep->msg.len, (const char *)rep->msg.ptr);
+        return fy_client_fail(self, rep->code, "%.*s", (int)rep->msg.len,
+                              (const char *)rep->msg.ptr);
     self->last_error[0] = '\0';
     return FERRY_OK;
 }
@@ -467,8 +489,8 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->opts.timeout_ms, sizeof(int));
     if (zmq_connect(self->sock, self->opts.server) != 0) {
-        st = s_fail(self, FERRY_EINVAL, "bad server endpoint '%s': %s", self->opts.server,
-                    zmq_strerror(errno));
+        st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s': %s", self->opts.server,
+                            zmq_strerror(errno));
         goto done;
     }
     uint64_t cid = self->next_cid++;
@@ -478,8 +500,8 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     fy_reply_t rep;
     st = s_call(self, cid, NULL, NULL, 0, &rep);
     if (st == FERRY_ETIMEOUT)
-        st = s_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms", self->opts.server,
-                    self->opts.timeout_ms);
+        st = fy_client_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms",
+                            self->opts.server, self->opts.timeout_ms);
     if (st == FERRY_OK && fy_reply_hello(&rep, &self->max_msg_bytes) != FERRY_OK)
         st = FERRY_EPROTO;
 done:
@@ -506,6 +528,7 @@ ferry_client_destroy(ferry_client_t **self_p)
         if (!p->done && p->cb)
             p->cb(self, &cf, p->user);
     }
+    fy_rpc_destroy(self);
     s_drop_reply(self);
     if (self->sock && self->nsubs) {
         /* Tell the broker our push consumers are gone, so that what they kept
@@ -563,7 +586,7 @@ ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
     if (!self || (kind != FERRY_KIND_TOPIC && kind != FERRY_KIND_QUEUE))
         return FERRY_EINVAL;
     if (!s_name_ok(name))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_declare(self->enc, cid, kind, name, config);
@@ -573,7 +596,7 @@ ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
     ferry_topic_info_t tmp;
     bool c;
     if (fy_reply_info(&rep, info ? info : &tmp, &c) != FERRY_OK)
-        return s_fail(self, FERRY_EPROTO, "malformed declare reply");
+        return fy_client_fail(self, FERRY_EPROTO, "malformed declare reply");
     if (created)
         *created = c;
     return FERRY_OK;
@@ -585,7 +608,7 @@ ferry_client_delete(ferry_client_t *self, const char *name)
     if (!self)
         return FERRY_EINVAL;
     if (!s_name_ok(name))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_DELETE, name);
@@ -599,15 +622,16 @@ ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *in
     if (!self || !info)
         return FERRY_EINVAL;
     if (!s_name_ok(name))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_INFO, name);
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    return fy_reply_info(&rep, info, NULL) ? s_fail(self, FERRY_EPROTO, "malformed info reply")
-                                           : FERRY_OK;
+    return fy_reply_info(&rep, info, NULL)
+               ? fy_client_fail(self, FERRY_EPROTO, "malformed info reply")
+               : FERRY_OK;
 }
 
 ferry_status_t
@@ -621,7 +645,7 @@ ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    return fy_reply_stats(&rep, stats) ? s_fail(self, FERRY_EPROTO, "malformed stats reply")
+    return fy_reply_stats(&rep, stats) ? fy_client_fail(self, FERRY_EPROTO, "malformed stats reply")
                                        : FERRY_OK;
 }
 
@@ -630,21 +654,30 @@ static ferry_status_t
 s_check_message(ferry_client_t *self, const char *topic, const ferry_message_t *msg)
 {
     if (!msg || (!msg->data && msg->len) || (msg->header_count && !msg->headers))
-        return s_fail(self, FERRY_EINVAL, "invalid message");
+        return fy_client_fail(self, FERRY_EINVAL, "invalid message");
     if (!s_name_ok(topic))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
     size_t klen = msg->key ? strlen(msg->key) : 0, ilen = msg->id ? strlen(msg->id) : 0;
     if ((msg->key && (klen == 0 || klen > FERRY_ID_MAX)) ||
         (msg->id && (ilen == 0 || ilen > FERRY_ID_MAX)))
-        return s_fail(self, FERRY_EINVAL, "key and id must be 1-%d bytes", FERRY_ID_MAX);
+        return fy_client_fail(self, FERRY_EINVAL, "key and id must be 1-%d bytes", FERRY_ID_MAX);
     if (msg->header_count > FY_HEADERS_MAX)
-        return s_fail(self, FERRY_EINVAL, "at most %d headers", FY_HEADERS_MAX);
+        return fy_client_fail(self, FERRY_EINVAL, "at most %d headers", FY_HEADERS_MAX);
+    if ((msg->expect & FERRY_EXPECT_KEY_VERSION) && !msg->key)
+        return fy_client_fail(self, FERRY_EINVAL, "an expected key version needs a key");
+    if (msg->expect & ~(FERRY_EXPECT_LAST_SEQ | FERRY_EXPECT_KEY_VERSION))
+        return fy_client_fail(self, FERRY_EINVAL, "unknown FERRY_EXPECT_ bits");
+    if (msg->not_before_ms && msg->delay_ms)
+        return fy_client_fail(self, FERRY_EINVAL, "give not_before_ms or delay_ms, not both");
+    if (msg->delay_ms > FY_DELAY_MAX)
+        return fy_client_fail(self, FERRY_EINVAL, "delay_ms is at most ten years");
     for (size_t i = 0; i < msg->header_count; i++)
         if (!msg->headers[i].name || !msg->headers[i].value || !msg->headers[i].name[0])
-            return s_fail(self, FERRY_EINVAL, "header %zu has no name or value", i);
+            return fy_client_fail(self, FERRY_EINVAL, "header %zu has no name or value", i);
     if (self->max_msg_bytes && msg->len + klen + ilen > self->max_msg_bytes)
-        return s_fail(self, FERRY_ETOO_LARGE, "message of %zu bytes exceeds the limit of %llu",
-                      msg->len + klen + ilen, (unsigned long long)self->max_msg_bytes);
+        return fy_client_fail(self, FERRY_ETOO_LARGE,
+                              "message of %zu bytes exceeds the limit of %llu",
+                              msg->len + klen + ilen, (unsigned long long)self->max_msg_bytes);
     return FERRY_OK;
 }
 
@@ -666,7 +699,7 @@ ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_messag
     fy_reply_t rep;
     st = s_call(self, cid, &data, &msg->len, inl ? 0 : 1, &rep);
     ferry_confirm_t cf = {.status = st};
-    if (st == FERRY_OK)
+    if (st == FERRY_OK || st == FERRY_ECONFLICT)
         s_confirm_from(&rep, self->rep_index, &cf);
     if (confirm)
         *confirm = cf;
@@ -680,7 +713,8 @@ ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_
     if (!self || !msgs || n == 0)
         return FERRY_EINVAL;
     if (n > FERRY_BATCH_MAX)
-        return s_fail(self, FERRY_ETOO_MANY, "at most %d messages per batch", FERRY_BATCH_MAX);
+        return fy_client_fail(self, FERRY_ETOO_MANY, "at most %d messages per batch",
+                              FERRY_BATCH_MAX);
     ferry_status_t st = FERRY_OK;
     for (size_t i = 0; i < n && st == FERRY_OK; i++)
         st = s_check_message(self, topic, &msgs[i]);
@@ -694,7 +728,7 @@ ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_
     if (!datas || !lens) {
         free(datas);
         free(lens);
-        return s_fail(self, FERRY_ENOMEM, "out of memory");
+        return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         datas[i] = msgs[i].data ? msgs[i].data : "";
@@ -710,15 +744,44 @@ ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_
     free(lens);
     size_t got = 0;
     if (st == FERRY_OK && (fy_reply_confirm_count(&rep, &got) || got != n))
-        st = s_fail(self, FERRY_EPROTO, "malformed batch confirm");
+        st = fy_client_fail(self, FERRY_EPROTO, "malformed batch confirm");
     for (size_t i = 0; confirms && i < n; i++) {
         confirms[i] = (ferry_confirm_t){.status = st};
-        if (st == FERRY_OK &&
-            fy_reply_confirm_at(&rep, i, &confirms[i].seq, &confirms[i].duplicate) != FERRY_OK)
+        if (st == FERRY_ECONFLICT)
+            s_confirm_from(&rep, 0, &confirms[i]);
+        if (st == FERRY_OK && fy_reply_confirm_at(&rep, i, &confirms[i].seq, &confirms[i].duplicate,
+                                                  &confirms[i].key_version) != FERRY_OK)
             st = confirms[i].status = FERRY_EPROTO;
     }
     return st;
 }
+
+/* Encodes and sends a checked publish; it joins the window when there is
+ * room (the caller made some, or does not wait: then an untracked confirm is
+ * simply not matched to anything). */
+static ferry_status_t
+s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+               ferry_confirm_fn cb, void *user)
+{
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    /* A small payload rides in the envelope: one frame per publish. */
+    bool inl = msg->len <= FY_INLINE_MAX;
+    ferry_status_t st = fy_encode_publish(self->enc, cid, topic, msg, inl);
+    if (st)
+        return st;
+    const void *data = msg->data ? msg->data : "";
+    if ((st = s_send(self, &data, &msg->len, inl ? 0 : 1)))
+        return st;
+    if (self->count < self->opts.window) {
+        s_pending_t *p = s_fifo_at(self, self->count++);
+        *p = (s_pending_t){.cid = cid, .cb = cb, .user = user, .done = false};
+    }
+    return FERRY_OK;
+}
+
+static ferry_status_t s_take_messages(ferry_client_t *self, const fy_reply_t *rep,
+                                      const ferry_stored_message_t **msgs, size_t *count);
 
 ferry_status_t
 ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
@@ -734,22 +797,41 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
         fy_reply_t unused;
         st = s_wait(self, S_WAIT_SLOT, 0, s_now_ms() + self->opts.timeout_ms, &unused);
         if (st == FERRY_ETIMEOUT)
-            return s_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
+            return fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
         if (st)
             return st;
     }
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    /* A small payload rides in the envelope: one frame per publish. */
-    bool inl = msg->len <= FY_INLINE_MAX;
-    if ((st = fy_encode_publish(self->enc, cid, topic, msg, inl)))
+    return s_publish_send(self, topic, msg, cb, user);
+}
+
+ferry_status_t
+fy_client_publish_nowait(ferry_client_t *c, const char *topic, const ferry_message_t *m)
+{
+    ferry_status_t st = s_check_message(c, topic, m);
+    return st ? st : s_publish_send(c, topic, m, NULL, NULL);
+}
+
+void
+fy_client_delete_nowait(ferry_client_t *c, const char *name)
+{
+    fy_encoder_reset(c->enc);
+    if (fy_encode_simple(c->enc, c->next_cid++, FY_OP_DELETE, name) == FERRY_OK)
+        (void)s_send(c, NULL, NULL, 0);
+}
+
+ferry_status_t
+fy_client_read_page(ferry_client_t *c, const char *topic, const char *key, uint64_t from,
+                    uint32_t limit, const ferry_stored_message_t **msgs, size_t *n, uint64_t *next)
+{
+    uint64_t cid = c->next_cid++;
+    fy_encoder_reset(c->enc);
+    ferry_status_t st = fy_encode_read(c->enc, cid, topic, key, from, limit);
+    fy_reply_t rep;
+    if (st || (st = s_call(c, cid, NULL, NULL, 0, &rep)))
         return st;
-    const void *data = msg->data ? msg->data : "";
-    if ((st = s_send(self, &data, &msg->len, inl ? 0 : 1)))
-        return st;
-    s_pending_t *p = s_fifo_at(self, self->count++);
-    *p = (s_pending_t){.cid = cid, .cb = cb, .user = user, .done = false};
-    return FERRY_OK;
+    if (fy_reply_next(&rep, next))
+        return fy_client_fail(c, FERRY_EPROTO, "malformed read reply");
+    return s_take_messages(c, &rep, msgs, n);
 }
 
 ferry_status_t
@@ -758,7 +840,10 @@ ferry_client_poll(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    return s_wait(self, S_WAIT_ANY, 0, s_now_ms() + timeout_ms, &unused);
+    ferry_status_t st = s_wait(self, S_WAIT_ANY, 0, s_now_ms() + timeout_ms, &unused);
+    if (self->rpc)
+        fy_rpc_expire(self);
+    return st;
 }
 
 ferry_status_t
@@ -767,7 +852,10 @@ ferry_client_flush(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    return s_wait(self, S_WAIT_EMPTY, 0, s_now_ms() + timeout_ms, &unused);
+    ferry_status_t st = s_wait(self, S_WAIT_EMPTY, 0, s_now_ms() + timeout_ms, &unused);
+    if (self->rpc)
+        fy_rpc_expire(self);
+    return st;
 }
 
 size_t
@@ -785,19 +873,19 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
 {
     size_t n;
     if (fy_reply_get_count(rep, &n))
-        return s_fail(self, FERRY_EPROTO, "malformed message reply");
+        return fy_client_fail(self, FERRY_EPROTO, "malformed message reply");
     size_t nhdrs = 0, text = 0, frames = 1;
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;
         if (fy_reply_get_msg(rep, i, &g))
-            return s_fail(self, FERRY_EPROTO, "malformed message reply");
+            return fy_client_fail(self, FERRY_EPROTO, "malformed message reply");
         frames += !g.has_data; /* an entry without inline data has the next frame */
         nhdrs += g.header_count;
         text += g.key.len + g.id.len + 2;
         for (size_t j = 0; j < g.header_count; j++) {
             fy_bytes_t hn, hv;
             if (fy_reply_get_header(rep, i, j, &hn, &hv))
-                return s_fail(self, FERRY_EPROTO, "malformed message reply");
+                return fy_client_fail(self, FERRY_EPROTO, "malformed message reply");
             text += hn.len + hv.len + 2;
         }
     }
@@ -808,9 +896,9 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
     self->got_hdrs = calloc(nhdrs ? nhdrs : 1, sizeof *self->got_hdrs);
     self->got_text = malloc(text ? text : 1);
     if (!self->got || !self->got_hdrs || !self->got_text)
-        return s_fail(self, FERRY_ENOMEM, "out of memory");
+        return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
     if (frames != self->nrframes)
-        return s_fail(self, FERRY_EPROTO, "malformed message reply");
+        return fy_client_fail(self, FERRY_EPROTO, "malformed message reply");
     size_t next_frame = 1;
     char *t = self->got_text;
     ferry_header_t *h = self->got_hdrs;
@@ -828,6 +916,7 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
         m->seq = g.seq;
         m->timestamp_ms = g.ts_ms;
         m->delivery_count = g.dc;
+        m->key_version = g.kver;
         if (g.key.len)
             S_COPY(m->key, g.key);
         if (g.id.len)
@@ -864,7 +953,7 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
     *msgs = NULL;
     *count = 0;
     if (!s_name_ok(topic))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_get(self->enc, cid, topic, from_seq, limit);
@@ -887,7 +976,7 @@ static ferry_status_t
 s_sub_request(ferry_client_t *self, const char *topic, const char *sub, uint64_t *cid)
 {
     if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
     *cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     return FERRY_OK;
@@ -900,12 +989,12 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
     if (!self)
         return FERRY_EINVAL;
     if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
     fy_sub_request_t sr = {0};
     if (config) {
         if (config->start && strcmp(config->start, "first") != 0 &&
             strcmp(config->start, "new") != 0)
-            return s_fail(self, FERRY_EINVAL, "start is \"first\" or \"new\"");
+            return fy_client_fail(self, FERRY_EINVAL, "start is \"first\" or \"new\"");
         sr.start = config->start_seq ? 2 : config->start && !strcmp(config->start, "new") ? 1 : 0;
         sr.start_seq = config->start_seq;
         sr.start_time_ms = config->start_time_ms;
@@ -922,7 +1011,7 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
     ferry_sub_info_t info;
     bool c;
     if (fy_reply_sub(&rep, &info, &c))
-        return s_fail(self, FERRY_EPROTO, "malformed sub_declare reply");
+        return fy_client_fail(self, FERRY_EPROTO, "malformed sub_declare reply");
     if (created)
         *created = c;
     return FERRY_OK;
@@ -1022,8 +1111,9 @@ ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
     bool created;
-    return fy_reply_sub(&rep, info, &created) ? s_fail(self, FERRY_EPROTO, "malformed reply")
-                                              : FERRY_OK;
+    return fy_reply_sub(&rep, info, &created)
+               ? fy_client_fail(self, FERRY_EPROTO, "malformed reply")
+               : FERRY_OK;
 }
 
 /* ---- push subscriptions ------------------------------------------------- */
@@ -1112,9 +1202,10 @@ ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub,
     if (!self || !fn || prefetch == 0 || prefetch > FY_CREDIT_MAX)
         return FERRY_EINVAL;
     if (!s_name_ok(topic) || !s_sub_ok(sub))
-        return s_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
     if (self->nsubs == S_SUBS_MAX)
-        return s_fail(self, FERRY_ETOO_MANY, "at most %d subscriptions per client", S_SUBS_MAX);
+        return fy_client_fail(self, FERRY_ETOO_MANY, "at most %d subscriptions per client",
+                              S_SUBS_MAX);
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_subscribe(self->enc, cid, topic, sub, prefetch);
@@ -1123,7 +1214,7 @@ ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub,
         return st;
     uint64_t id;
     if (fy_reply_consumer(&rep, &id))
-        return s_fail(self, FERRY_EPROTO, "malformed subscribe reply");
+        return fy_client_fail(self, FERRY_EPROTO, "malformed subscribe reply");
     s_pushsub_t *ps = &self->subs[self->nsubs++];
     memset(ps, 0, sizeof *ps);
     ps->consumer = id;
@@ -1145,7 +1236,7 @@ ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer)
         return FERRY_EINVAL;
     s_pushsub_t *ps = s_pushsub(self, consumer);
     if (!ps)
-        return s_fail(self, FERRY_ENOTFOUND, "no such consumer on this client");
+        return fy_client_fail(self, FERRY_ENOTFOUND, "no such consumer on this client");
     *ps = self->subs[--self->nsubs]; /* deliveries still in the pipe are dropped */
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);

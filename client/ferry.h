@@ -34,31 +34,33 @@ extern "C" {
  * The status list: X(name, number, short name, message).
  * Numbers are stable and travel on the wire as the `code` of an error reply.
  */
-#define FERRY_STATUS_LIST(X)                                                        \
-    X(FERRY_OK, 0, "OK", "success")                                                 \
-    X(FERRY_EPROTO, 1, "EPROTO", "malformed request: not a valid msgpack envelope") \
-    X(FERRY_EVERSION, 2, "EVERSION", "unsupported protocol version")                \
-    X(FERRY_EUNKNOWN_OP, 3, "EUNKNOWN_OP", "unknown operation")                     \
-    X(FERRY_EFIELD, 4, "EFIELD", "missing or invalid field")                        \
-    X(FERRY_EFRAMES, 5, "EFRAMES", "wrong number of frames for this operation")     \
-    X(FERRY_ENOTFOUND, 6, "ENOTFOUND", "no such topic or queue")                    \
-    X(FERRY_EEXISTS, 7, "EEXISTS", "exists already with a different kind")          \
-    X(FERRY_EINVALID_NAME, 8, "EINVALID_NAME", "invalid name")                      \
-    X(FERRY_ETOO_LARGE, 9, "ETOO_LARGE", "message exceeds the maximum size")        \
-    X(FERRY_ESTORAGE_FULL, 10, "ESTORAGE_FULL", "storage is full")                  \
-    X(FERRY_EINTERNAL, 11, "EINTERNAL", "internal error")                           \
-    X(FERRY_ENOMEM, 12, "ENOMEM", "out of memory")                                  \
-    X(FERRY_ETIMEOUT, 13, "ETIMEOUT", "timed out")                                  \
-    X(FERRY_ECONNECT, 14, "ECONNECT", "cannot reach the broker")                    \
-    X(FERRY_EWOULD_BLOCK, 15, "EWOULD_BLOCK", "operation would block")              \
-    X(FERRY_EINVAL, 16, "EINVAL", "invalid argument")                               \
-    X(FERRY_EIO, 17, "EIO", "storage i/o error")                                    \
-    X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                            \
-    X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")              \
-    X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                  \
-    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")            \
-    X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")    \
-    X(FERRY_ELIMIT, 23, "ELIMIT", "topic limit reached: publish refused")
+#define FERRY_STATUS_LIST(X)                                                              \
+    X(FERRY_OK, 0, "OK", "success")                                                       \
+    X(FERRY_EPROTO, 1, "EPROTO", "malformed request: not a valid msgpack envelope")       \
+    X(FERRY_EVERSION, 2, "EVERSION", "unsupported protocol version")                      \
+    X(FERRY_EUNKNOWN_OP, 3, "EUNKNOWN_OP", "unknown operation")                           \
+    X(FERRY_EFIELD, 4, "EFIELD", "missing or invalid field")                              \
+    X(FERRY_EFRAMES, 5, "EFRAMES", "wrong number of frames for this operation")           \
+    X(FERRY_ENOTFOUND, 6, "ENOTFOUND", "no such topic or queue")                          \
+    X(FERRY_EEXISTS, 7, "EEXISTS", "exists already with a different kind")                \
+    X(FERRY_EINVALID_NAME, 8, "EINVALID_NAME", "invalid name")                            \
+    X(FERRY_ETOO_LARGE, 9, "ETOO_LARGE", "message exceeds the maximum size")              \
+    X(FERRY_ESTORAGE_FULL, 10, "ESTORAGE_FULL", "storage is full")                        \
+    X(FERRY_EINTERNAL, 11, "EINTERNAL", "internal error")                                 \
+    X(FERRY_ENOMEM, 12, "ENOMEM", "out of memory")                                        \
+    X(FERRY_ETIMEOUT, 13, "ETIMEOUT", "timed out")                                        \
+    X(FERRY_ECONNECT, 14, "ECONNECT", "cannot reach the broker")                          \
+    X(FERRY_EWOULD_BLOCK, 15, "EWOULD_BLOCK", "operation would block")                    \
+    X(FERRY_EINVAL, 16, "EINVAL", "invalid argument")                                     \
+    X(FERRY_EIO, 17, "EIO", "storage i/o error")                                          \
+    X(FERRY_ECLOSED, 18, "ECLOSED", "connection closed")                                  \
+    X(FERRY_EFORMAT, 19, "EFORMAT", "unsupported data format version")                    \
+    X(FERRY_ESHUTDOWN, 20, "ESHUTDOWN", "broker is shutting down")                        \
+    X(FERRY_ETOO_MANY, 21, "ETOO_MANY", "too many items in one request")                  \
+    X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")          \
+    X(FERRY_ELIMIT, 23, "ELIMIT", "topic limit reached: publish refused")                 \
+    X(FERRY_ECONFLICT, 24, "ECONFLICT", "expected sequence or key version did not match") \
+    X(FERRY_ENOREPLY, 25, "ENOREPLY", "no reply within the timeout")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */
@@ -84,9 +86,25 @@ typedef struct ferry_header {
     const char *value;
 } ferry_header_t;
 
+/** ferry_message_t.expect: which expectations the broker checks before storing. */
+#define FERRY_EXPECT_LAST_SEQ    0x1u /**< the topic's last sequence is expect_last_seq */
+#define FERRY_EXPECT_KEY_VERSION 0x2u /**< the key's version is expect_key_version */
+
 /**
  * A message to publish. Every pointer is borrowed for the duration of the call.
  * `key` and `id` are optional (NULL): `id` enables the broker's dedupe window.
+ * A zeroed struct plus data/len is a plain message; the other fields are options.
+ *
+ * Optimistic concurrency (event sourcing): with FERRY_EXPECT_* bits in `expect`
+ * the broker stores the message only if the topic's last sequence and/or the
+ * key's version (how many messages with this key the topic holds, 0 = none yet)
+ * are what the writer saw; otherwise it refuses with FERRY_ECONFLICT and the
+ * current values in the confirm. A resend of a stored message with the same id
+ * is answered as a duplicate first, whatever its expectations.
+ *
+ * Delayed delivery: a message with `not_before_ms` (ms since the Unix epoch) or
+ * `delay_ms` (from when the broker stores it) is stored and confirmed at once
+ * but delivered to subscriptions only from that time on.
  */
 typedef struct ferry_message {
     const void *data;
@@ -95,13 +113,23 @@ typedef struct ferry_message {
     const char *id;
     const ferry_header_t *headers;
     size_t header_count;
+    unsigned expect;          /**< FERRY_EXPECT_* bits; 0: no checks */
+    uint64_t expect_last_seq; /**< with FERRY_EXPECT_LAST_SEQ (0: the topic is empty) */
+    uint64_t
+        expect_key_version; /**< with FERRY_EXPECT_KEY_VERSION (0: the key is new); needs key */
+    uint64_t not_before_ms; /**< deliver from this wall-clock time on; 0: at once */
+    uint64_t delay_ms;      /**< deliver this long after it is stored; 0: at once */
 } ferry_message_t;
 
 /** The broker's answer to one publish. */
 typedef struct ferry_confirm {
     ferry_status_t status; /**< FERRY_OK once stored durably, else the refusal */
-    uint64_t seq;          /**< sequence of the message in its topic */
+    uint64_t seq;          /**< sequence of the message in its topic; with FERRY_ECONFLICT
+                                the topic's current last sequence */
     bool duplicate;        /**< true: the id was seen within the dedupe window */
+    uint64_t key_version;  /**< the message's version within its key (1 = the key's first
+                                message; 0 without key); with FERRY_ECONFLICT the key's
+                                current version */
 } ferry_confirm_t;
 
 /** Options for ferry_client_declare(); zero means "broker default" / "no limit".
@@ -151,6 +179,7 @@ typedef struct ferry_stored_message {
     uint64_t seq;
     uint64_t timestamp_ms;
     uint32_t delivery_count; /**< fetch: 1 on first delivery; get: 0 */
+    uint64_t key_version;    /**< its version within its key (1, 2, ...); 0 without key */
     const char *key;         /**< NULL if none */
     const char *id;          /**< NULL if none */
     const ferry_header_t *headers;
@@ -405,6 +434,93 @@ FERRY_EXPORT ferry_status_t ferry_client_subscribe(ferry_client_t *self, const c
 /** @brief Stops a push consumer; messages it kept unacked come back after their ack wait.
  *  @return FERRY_OK, FERRY_ENOTFOUND, ... */
 FERRY_EXPORT ferry_status_t ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer);
+
+/* ---- event sourcing: reading one key --------------------------------------
+ *
+ * Every message with a key gets the next version of its key (1, 2, ...),
+ * returned in its confirm; the broker indexes (topic, key, version), so the
+ * history of one aggregate is read without scanning the topic.
+ */
+
+typedef struct ferry_key_iter ferry_key_iter_t;
+
+/**
+ * @brief Starts reading the messages of @p key in @p topic, in version order,
+ * from version @p from_version (0 or 1: from the first) on. The first page is
+ * read at once (so a missing topic fails here); later pages as the iterator
+ * reaches them.
+ * @param page_size messages per round trip, 0 for 256, at most 1000.
+ * @param[out] out the iterator; free with ferry_key_iter_destroy(). It uses
+ *             @p self, which must outlive it.
+ * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EINVAL, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_read_key(ferry_client_t *self, const char *topic,
+                                                  const char *key, uint64_t from_version,
+                                                  uint32_t page_size, ferry_key_iter_t **out);
+/**
+ * @brief The next message of the key: *msg points to it (owned by the
+ * iterator, valid until the next call on it), or is NULL at the end.
+ * @return FERRY_OK, or the failure of reading the next page (the iterator can
+ *         be asked again).
+ */
+FERRY_EXPORT ferry_status_t ferry_key_iter_next(ferry_key_iter_t *it,
+                                                const ferry_stored_message_t **msg);
+/** @brief Frees @p *it_p (NULL accepted) and sets it to NULL. */
+FERRY_EXPORT void ferry_key_iter_destroy(ferry_key_iter_t **it_p);
+
+/* ---- request/reply ----------------------------------------------------------
+ *
+ * A request is a message with two headers: `reply_to` (the topic where the
+ * reply goes) and `correlation_id`. libferry keeps one temporary inbox topic
+ * per client, `_inbox.<random>` (messages kept 60 s, deleted when the client is
+ * destroyed), with a live subscription on it, and matches replies to requests
+ * by correlation id. Requests and replies are stored durably like any message.
+ */
+
+/** Called once per request: FERRY_OK with the reply (valid during the call
+ *  only), FERRY_ENOREPLY when the timeout passed, or the publish's refusal. */
+typedef void (*ferry_reply_fn)(ferry_client_t *client, ferry_status_t status,
+                               const ferry_stored_message_t *reply, void *user);
+
+/**
+ * @brief Publishes a request and returns at once; @p cb runs with the reply
+ * from inside calls on this client (ferry_client_poll and the others). A
+ * timeout is reported from ferry_client_poll, ferry_client_flush or
+ * ferry_client_request. The message's own headers travel along; `reply_to`
+ * and `correlation_id` are set by the library.
+ * @return FERRY_OK (sent), FERRY_EINVAL, FERRY_EINVALID_NAME, FERRY_ETIMEOUT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_request_async(ferry_client_t *self, const char *topic,
+                                                       const ferry_message_t *msg, int timeout_ms,
+                                                       ferry_reply_fn cb, void *user);
+/**
+ * @brief Publishes a request and waits up to @p timeout_ms for its reply.
+ * @param[out] reply owned by the client, valid until the next request.
+ * @return FERRY_OK, FERRY_ENOREPLY (no reply in time: no responder?),
+ *         FERRY_ENOTFOUND (no such topic), FERRY_EINVAL, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_request(ferry_client_t *self, const char *topic,
+                                                 const ferry_message_t *msg, int timeout_ms,
+                                                 const ferry_stored_message_t **reply);
+
+/** A responder: fill @p reply (data, len, headers; borrowed until the handler
+ *  returns) and return FERRY_MSG_ACK to send it and ack the request, or NACK /
+ *  KEEP as for a message handler (no reply is sent then). A request without
+ *  `reply_to` is acked with no reply. Must not call functions of its client. */
+typedef ferry_msg_action_t (*ferry_serve_fn)(ferry_client_t *client,
+                                             const ferry_stored_message_t *request,
+                                             ferry_message_t *reply, void *user);
+
+/**
+ * @brief Serves requests of @p topic (through subscription @p sub; a queue's
+ * own with NULL): a push subscription whose handler's replies are published
+ * to each request's `reply_to`, with its `correlation_id`, before the request
+ * is acked. Several responders on one subscription share the requests.
+ * @return as ferry_client_subscribe()
+ */
+FERRY_EXPORT ferry_status_t ferry_client_serve(ferry_client_t *self, const char *topic,
+                                               const char *sub, uint32_t prefetch,
+                                               ferry_serve_fn fn, void *user, uint64_t *consumer);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@ static const char *const s_op_names[FY_OP_COUNT_] = {
     [FY_OP_SUBSCRIBE] = "subscribe",
     [FY_OP_CREDIT] = "credit",
     [FY_OP_UNSUBSCRIBE] = "unsubscribe",
+    [FY_OP_READ] = "read",
 };
 
 const char *

@@ -52,6 +52,7 @@ typedef enum fy_op {
     FY_OP_SUBSCRIBE,
     FY_OP_CREDIT,
     FY_OP_UNSUBSCRIBE,
+    FY_OP_READ,
     FY_OP_COUNT_
 } fy_op_t;
 
@@ -70,6 +71,11 @@ const char *fy_op_name(fy_op_t op);
 #define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
 #define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
 #define FY_CREDIT_MAX       65536           /**< credit of one push consumer */
+#define FY_DELAY_MAX        (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
+/** The header naming where a request's reply goes (a topic); checked by the broker. */
+#define FY_HDR_REPLY_TO "reply_to"
+/** The header that ties a reply to its request. */
+#define FY_HDR_CORRELATION_ID "correlation_id"
 
 /** Metadata of one published message. Borrowed from the decoder. */
 typedef struct fy_pubmeta {
@@ -78,6 +84,11 @@ typedef struct fy_pubmeta {
     fy_bytes_t hdrs; /**< canonical msgpack map of str->str; len 0: no headers */
     bool has_data;   /**< publish: the payload came inline (field 'data'), not as a frame */
     fy_bytes_t data; /**< the inline payload when has_data */
+    bool has_expect_last, has_expect_kver;
+    uint64_t expect_last;   /**< 'expect_last': the topic's last sequence before this one */
+    uint64_t expect_kver;   /**< 'expect_kver': the key's version before this one */
+    uint64_t not_before_ms; /**< 'not_before': deliver from then on (ms since the epoch) */
+    uint64_t delay_ms;      /**< 'delay_ms': deliver this long after storing */
 } fy_pubmeta_t;
 
 /** A decoded request. Fields not used by `op` are zero. */
@@ -88,8 +99,9 @@ typedef struct fy_request {
     fy_bytes_t client;              /**< hello: client name (may be empty) */
     ferry_kind_t kind;              /**< declare */
     ferry_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
-    uint64_t seq;                   /**< get: first sequence */
-    uint32_t limit;                 /**< get: most messages */
+    uint64_t seq;                   /**< get: first sequence; read: first key version */
+    uint32_t limit;                 /**< get, read: most messages */
+    fy_bytes_t key;                 /**< read: the key */
     fy_bytes_t sub;       /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
     int start;            /**< sub_declare: 0 first, 1 new, 2 from `seq` */
     uint64_t ack_wait_ms; /**< sub_declare: 0 = default */
@@ -157,6 +169,9 @@ fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char
                                     const ferry_message_t *msgs, size_t n);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
                           uint32_t limit);
+/** read: the messages of one key from key version @p from on. */
+fy_status_t fy_encode_read(fy_encoder_t *self, uint64_t cid, const char *topic, const char *key,
+                           uint64_t from, uint32_t limit);
 
 /** sub_declare options as sent by a client. */
 typedef struct fy_sub_request {
@@ -194,13 +209,19 @@ fy_status_t fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, 
 fy_status_t fy_encode_ok(fy_encoder_t *self, uint64_t cid);
 fy_status_t fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *server,
                                uint64_t max_msg_bytes);
-fy_status_t fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup);
+/** @p kver: the message's key version, 0 without key (then left out). */
+fy_status_t fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup,
+                              uint64_t kver);
+/** @p kvers: NULL or all zero when no message has a key (then left out). */
 fy_status_t fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs,
-                                    const bool *dups, size_t n);
+                                    const bool *dups, const uint64_t *kvers, size_t n);
 /** Confirms @p n single publishes of one connection whose cids are
  *  @p first_cid .. first_cid + n - 1, in one reply (a cumulative confirm). */
 fy_status_t fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *seqs,
-                                  const bool *dups, size_t n);
+                                  const bool *dups, const uint64_t *kvers, size_t n);
+/** An ECONFLICT error carrying the topic's last sequence and the key's version now. */
+fy_status_t fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg, uint64_t last,
+                               uint64_t kver);
 /** @p created: -1 to leave the field out (info), else 0/1 (declare). */
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
                                  int created);
@@ -208,7 +229,7 @@ fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_
 /** Reply to subscribe: the consumer id. */
 fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer,
                                  bool ephemeral);
-/** A push delivery (op "msg", cid 0): then exactly @p n fy_encode_delivery_msg
+/** A push delivery (op "msg", cid 0): then exactly @p n fy_encode_entry
  *  entries, appended with fy_encoder_append, and one payload frame each. */
 fy_status_t fy_encode_delivery_begin(fy_encoder_t *self, uint64_t consumer, size_t n);
 /** Reply to sub_declare: where the subscription stands. */
@@ -223,16 +244,21 @@ fy_status_t fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t curso
  */
 fy_status_t fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const ferry_header_t *extra,
                              size_t n);
-/** A get reply: begin with the count, then exactly @p n fy_encode_get_msg calls. */
+/** A get/fetch reply: begin with the count, then exactly @p n message entries. */
 fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
-fy_status_t fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key,
-                              fy_bytes_t id, fy_bytes_t hdrs);
-/** As fy_encode_get_msg, with the delivery count @p dc (fetch replies). */
-/** ... and with @p inline_data non-NULL the payload goes in the entry (field
- *  'data') instead of a payload frame. */
-fy_status_t fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
-                                   fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs,
-                                   const fy_bytes_t *inline_data);
+/** A read reply: as a get reply, plus the key version to go on from (0: no more). */
+fy_status_t fy_encode_read_begin(fy_encoder_t *self, uint64_t cid, size_t n, uint64_t next);
+
+/** One message entry of a get/fetch/read reply or a delivery. */
+typedef struct fy_entry {
+    uint64_t seq, ts_ms;
+    uint64_t kver; /**< key version; 0: left out */
+    uint32_t dc;   /**< delivery count; 0: left out (get, read) */
+    fy_bytes_t key, id, hdrs;
+    const fy_bytes_t *inline_data; /**< non-NULL: the payload rides in the entry ('data')
+                                        instead of the next payload frame */
+} fy_entry_t;
+fy_status_t fy_encode_entry(fy_encoder_t *self, const fy_entry_t *e);
 
 /* ---- reply decoding (client side) --------------------------------------- */
 
@@ -249,12 +275,17 @@ typedef struct fy_reply {
 fy_status_t fy_reply_decode(fy_decoder_t *self, const void *buf, size_t len, fy_reply_t *rep,
                             fy_err_t *err);
 fy_status_t fy_reply_hello(const fy_reply_t *rep, uint64_t *max_msg_bytes);
-fy_status_t fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup);
+fy_status_t fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup, uint64_t *kver);
 fy_status_t fy_reply_confirm_count(const fy_reply_t *rep, size_t *n);
+/** The current values an ECONFLICT error carries. */
+fy_status_t fy_reply_conflict(const fy_reply_t *rep, uint64_t *last, uint64_t *kver);
+/** The 'next' key version of a read reply (0: the key has no more). */
+fy_status_t fy_reply_next(const fy_reply_t *rep, uint64_t *next);
 /** Number of requests a reply answers: its `n` for a cumulative confirm
  *  (cids rep->cid .. rep->cid + n - 1, read with fy_reply_confirm_at), else 1. */
 size_t fy_reply_run(const fy_reply_t *rep);
-fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup);
+fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup,
+                                uint64_t *kver);
 fy_status_t fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created);
 fy_status_t fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st);
 
@@ -266,6 +297,7 @@ typedef struct fy_getmsg {
     fy_bytes_t id;
     size_t header_count;
     uint32_t dc;     /**< delivery count (fetch replies; 0 in get replies) */
+    uint64_t kver;   /**< key version (0 without key) */
     bool has_data;   /**< the payload is inline (field 'data'), not the next frame */
     fy_bytes_t data; /**< the inline payload when has_data */
 } fy_getmsg_t;

@@ -71,17 +71,42 @@ fy_encode_hello_ok(fy_encoder_t *self, uint64_t cid, const char *server, uint64_
 }
 
 fy_status_t
-fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup)
+fy_encode_confirm(fy_encoder_t *self, uint64_t cid, uint64_t seq, bool dup, uint64_t kver)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_kv_uint(&self->pk, "seq", seq) |
-             fy_envi_str(&self->pk, "dup") |
+    int rc = fy_envi_head(&self->pk, 2 + (kver != 0), "ok", cid) |
+             fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_str(&self->pk, "dup") |
              (dup ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    if (kver)
+        rc |= fy_envi_kv_uint(&self->pk, "kver", kver);
     return fy_envi_done(self, start, rc);
 }
 
+fy_status_t
+fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg, uint64_t last, uint64_t kver)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 5, "error", cid) |
+             fy_envi_kv_uint(&self->pk, "code", (uint64_t)FERRY_ECONFLICT) |
+             fy_envi_kv_str(&self->pk, "name", ferry_errname(FERRY_ECONFLICT)) |
+             fy_envi_kv_str(&self->pk, "msg", msg ? msg : ferry_strerror(FERRY_ECONFLICT)) |
+             fy_envi_kv_uint(&self->pk, "last", last) | fy_envi_kv_uint(&self->pk, "kver", kver);
+    return fy_envi_done(self, start, rc);
+}
+
+static bool
+s_any(const uint64_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        if (v[i])
+            return true;
+    return false;
+}
+
+/* seqs, dups and (when any message has a key) kvers: 2 or 3 fields. */
 static int
-s_confirm_arrays(msgpack_packer *pk, const uint64_t *seqs, const bool *dups, size_t n)
+s_confirm_arrays(msgpack_packer *pk, const uint64_t *seqs, const bool *dups, const uint64_t *kvers,
+                 size_t n)
 {
     int rc = fy_envi_str(pk, "seqs") | msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++)
@@ -89,25 +114,31 @@ s_confirm_arrays(msgpack_packer *pk, const uint64_t *seqs, const bool *dups, siz
     rc |= fy_envi_str(pk, "dups") | msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++)
         rc |= dups[i] ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    if (s_any(kvers, n)) {
+        rc |= fy_envi_str(pk, "kvers") | msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < n; i++)
+            rc |= msgpack_pack_uint64(pk, kvers[i]);
+    }
     return rc;
 }
 
 fy_status_t
 fy_encode_confirm_batch(fy_encoder_t *self, uint64_t cid, const uint64_t *seqs, const bool *dups,
-                        size_t n)
+                        const uint64_t *kvers, size_t n)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | s_confirm_arrays(&self->pk, seqs, dups, n);
+    int rc = fy_envi_head(&self->pk, 2 + s_any(kvers, n), "ok", cid) |
+             s_confirm_arrays(&self->pk, seqs, dups, kvers, n);
     return fy_envi_done(self, start, rc);
 }
 
 fy_status_t
 fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *seqs,
-                      const bool *dups, size_t n)
+                      const bool *dups, const uint64_t *kvers, size_t n)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 3, "ok", first_cid) | fy_envi_kv_uint(&self->pk, "n", n) |
-             s_confirm_arrays(&self->pk, seqs, dups, n);
+    int rc = fy_envi_head(&self->pk, 3 + s_any(kvers, n), "ok", first_cid) |
+             fy_envi_kv_uint(&self->pk, "n", n) | s_confirm_arrays(&self->pk, seqs, dups, kvers, n);
     return fy_envi_done(self, start, rc);
 }
 
@@ -164,35 +195,36 @@ fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n)
 }
 
 fy_status_t
-fy_encode_get_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, fy_bytes_t key, fy_bytes_t id,
-                  fy_bytes_t hdrs)
+fy_encode_read_begin(fy_encoder_t *self, uint64_t cid, size_t n, uint64_t next)
 {
-    return fy_encode_delivery_msg(self, seq, ts_ms, 0, key, id, hdrs, NULL);
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_kv_uint(&self->pk, "next", next) |
+             fy_envi_str(&self->pk, "msgs") | msgpack_pack_array(&self->pk, n);
+    return fy_envi_done(self, start, rc);
 }
 
 fy_status_t
-fy_encode_delivery_msg(fy_encoder_t *self, uint64_t seq, uint64_t ts_ms, uint32_t dc,
-                       fy_bytes_t key, fy_bytes_t id, fy_bytes_t hdrs,
-                       const fy_bytes_t *inline_data)
+fy_encode_entry(fy_encoder_t *self, const fy_entry_t *e)
 {
     size_t start = self->buf.size;
-    int rc = msgpack_pack_map(&self->pk, 2 + (dc > 0) + (key.len > 0) + (id.len > 0) +
-                                             (hdrs.len > 0) + (inline_data != NULL)) |
-             fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "ts", ts_ms);
-    if (dc)
-        rc |= fy_envi_kv_uint(&self->pk, "dc", dc);
-    if (key.len)
-        rc |= fy_envi_str(&self->pk, "key") | fy_envi_bytes(&self->pk, key);
-    if (id.len)
-        rc |= fy_envi_str(&self->pk, "id") | fy_envi_bytes(&self->pk, id);
-    if (hdrs.len) /* stored in canonical msgpack already: copied as is */
+    const fy_bytes_t *inl = e->inline_data;
+    int rc = msgpack_pack_map(&self->pk, 2 + (e->dc > 0) + (e->kver > 0) + (e->key.len > 0) +
+                                             (e->id.len > 0) + (e->hdrs.len > 0) + (inl != NULL)) |
+             fy_envi_kv_uint(&self->pk, "seq", e->seq) | fy_envi_kv_uint(&self->pk, "ts", e->ts_ms);
+    if (e->dc)
+        rc |= fy_envi_kv_uint(&self->pk, "dc", e->dc);
+    if (e->kver)
+        rc |= fy_envi_kv_uint(&self->pk, "kver", e->kver);
+    if (e->key.len)
+        rc |= fy_envi_str(&self->pk, "key") | fy_envi_bytes(&self->pk, e->key);
+    if (e->id.len)
+        rc |= fy_envi_str(&self->pk, "id") | fy_envi_bytes(&self->pk, e->id);
+    if (e->hdrs.len) /* stored in canonical msgpack already: copied as is */
         rc |= fy_envi_str(&self->pk, "hdrs") |
-              msgpack_sbuffer_write(&self->buf, (const char *)hdrs.ptr, hdrs.len);
-    if (inline_data)
-        rc |=
-            fy_envi_str(&self->pk, "data") | msgpack_pack_bin(&self->pk, inline_data->len) |
-            msgpack_pack_bin_body(&self->pk, inline_data->ptr ? (const void *)inline_data->ptr : "",
-                                  inline_data->len);
+              msgpack_sbuffer_write(&self->buf, (const char *)e->hdrs.ptr, e->hdrs.len);
+    if (inl)
+        rc |= fy_envi_str(&self->pk, "data") | msgpack_pack_bin(&self->pk, inl->len) |
+              msgpack_pack_bin_body(&self->pk, inl->ptr ? (const void *)inl->ptr : "", inl->len);
     return fy_envi_done(self, start, rc);
 }
 
@@ -258,10 +290,26 @@ fy_reply_hello(const fy_reply_t *rep, uint64_t *max_msg_bytes)
 }
 
 fy_status_t
-fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup)
+fy_reply_confirm(const fy_reply_t *rep, uint64_t *seq, bool *dup, uint64_t *kver)
 {
+    *kver = 0;
     fy_status_t st = s_get_uint(S_MAP(rep), "seq", seq);
+    if (st == FERRY_OK)
+        st = fy_envi_opt_uint(S_MAP(rep), "kver", UINT64_MAX, kver, NULL);
     return st ? st : s_get_bool(S_MAP(rep), "dup", dup);
+}
+
+fy_status_t
+fy_reply_conflict(const fy_reply_t *rep, uint64_t *last, uint64_t *kver)
+{
+    fy_status_t st = s_get_uint(S_MAP(rep), "last", last);
+    return st ? st : s_get_uint(S_MAP(rep), "kver", kver);
+}
+
+fy_status_t
+fy_reply_next(const fy_reply_t *rep, uint64_t *next)
+{
+    return s_get_uint(S_MAP(rep), "next", next);
 }
 
 static const msgpack_object *
@@ -293,13 +341,17 @@ fy_reply_run(const fy_reply_t *rep)
 }
 
 fy_status_t
-fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup)
+fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup, uint64_t *kver)
 {
-    const msgpack_object *seqs = s_array(rep, "seqs"), *dups = s_array(rep, "dups");
+    const msgpack_object *seqs = s_array(rep, "seqs"), *dups = s_array(rep, "dups"),
+                         *kvers = s_array(rep, "kvers");
+    *kver = 0;
     if (!seqs || !dups || i >= seqs->via.array.size || i >= dups->via.array.size)
         return FERRY_EFIELD;
     const msgpack_object *d = &dups->via.array.ptr[i];
     if (!fy_envi_as_uint(&seqs->via.array.ptr[i], seq) || d->type != MSGPACK_OBJECT_BOOLEAN)
+        return FERRY_EFIELD;
+    if (kvers && (i >= kvers->via.array.size || !fy_envi_as_uint(&kvers->via.array.ptr[i], kver)))
         return FERRY_EFIELD;
     *dup = d->via.boolean;
     return FERRY_OK;
@@ -374,6 +426,8 @@ fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out)
     if (fy_envi_opt_uint(m, "dc", UINT32_MAX, &dc, NULL))
         return FERRY_EFIELD;
     out->dc = (uint32_t)dc;
+    if (fy_envi_opt_uint(m, "kver", UINT64_MAX, &out->kver, NULL))
+        return FERRY_EFIELD;
     const msgpack_object *k = fy_envi_field(m, "key"), *id = fy_envi_field(m, "id"),
                          *h = fy_envi_field(m, "hdrs");
     if ((k && !fy_envi_as_bytes(k, &out->key)) || (id && !fy_envi_as_bytes(id, &out->id)))

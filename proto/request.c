@@ -9,20 +9,63 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An optional unsigned field that is there or not: *has says which. */
+static fy_status_t
+s_opt_uint_has(const msgpack_object *map, const char *key, uint64_t max, bool *has, uint64_t *out,
+               fy_err_t *err)
+{
+    *has = fy_envi_field(map, key) != NULL;
+    return fy_envi_opt_uint(map, key, max, out, err);
+}
+
+/* A request's reply_to header must name a topic a reply can be published to. */
+static fy_status_t
+s_check_reply_to(const msgpack_object *h, fy_err_t *err)
+{
+    fy_bytes_t want = fy_bytes_str(FY_HDR_REPLY_TO);
+    for (uint32_t i = 0; i < h->via.map.size; i++) {
+        const msgpack_object_kv *kv = &h->via.map.ptr[i];
+        fy_bytes_t name, value;
+        if (fy_envi_as_bytes(&kv->key, &name) && fy_bytes_eq(name, want) &&
+            (!fy_envi_as_bytes(&kv->val, &value) || !fy_name_valid(value)))
+            return fy_err_set(err, FERRY_EINVALID_NAME,
+                              "header '" FY_HDR_REPLY_TO "' must be a valid topic name");
+    }
+    return FERRY_OK;
+}
+
 static fy_status_t
 s_decode_meta(fy_decoder_t *self, const msgpack_object *m, fy_pubmeta_t *meta, size_t *hdr_off,
               fy_err_t *err)
 {
     fy_status_t st;
+    memset(meta, 0, sizeof *meta);
     if ((st = fy_envi_opt_ident(m, "key", &meta->key, err)) ||
-        (st = fy_envi_opt_ident(m, "id", &meta->id, err)))
+        (st = fy_envi_opt_ident(m, "id", &meta->id, err)) ||
+        (st = s_opt_uint_has(m, "expect_last", UINT64_MAX, &meta->has_expect_last,
+                             &meta->expect_last, err)) ||
+        (st = s_opt_uint_has(m, "expect_kver", UINT64_MAX, &meta->has_expect_kver,
+                             &meta->expect_kver, err)))
         return st;
+    if (meta->has_expect_kver && meta->key.len == 0)
+        return fy_err_set(err, FERRY_EFIELD, "field 'expect_kver' needs a 'key'");
+    const msgpack_object *nb = fy_envi_field(m, "not_before"), *dl = fy_envi_field(m, "delay_ms");
+    uint64_t v;
+    if (nb && !fy_envi_as_uint(nb, &meta->not_before_ms))
+        return fy_err_set(err, FERRY_EFIELD,
+                          "field 'not_before' must be a time in ms since the Unix epoch");
+    if (dl && (!fy_envi_as_uint(dl, &v) || v > FY_DELAY_MAX))
+        return fy_err_set(err, FERRY_EFIELD,
+                          "field 'delay_ms' must be a delay of 0 to %llu ms (ten years)",
+                          FY_DELAY_MAX);
+    if (dl)
+        meta->delay_ms = v;
+    if (nb && dl)
+        return fy_err_set(err, FERRY_EFIELD, "give 'not_before' or 'delay_ms', not both");
     const msgpack_object *h = fy_envi_field(m, "hdrs");
     *hdr_off = self->hdrs.size;
-    meta->hdrs.ptr = NULL;
-    meta->hdrs.len = 0;
     if (h && h->type != MSGPACK_OBJECT_NIL) {
-        if ((st = fy_envi_pack_headers(h, &self->hdrs, err)))
+        if ((st = fy_envi_pack_headers(h, &self->hdrs, err)) || (st = s_check_reply_to(h, err)))
             return st;
         meta->hdrs.len = self->hdrs.size - *hdr_off;
     }
@@ -324,12 +367,23 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     case FY_OP_TERM:
     case FY_OP_PROGRESS:
         return s_decode_ack(self, map, req, err);
-    case FY_OP_GET: {
+    case FY_OP_GET:
+    case FY_OP_READ: {
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)))
             return st;
+        if (req->op == FY_OP_READ) {
+            const msgpack_object *k = fy_envi_field(map, "key");
+            if (!k)
+                return fy_err_set(err, FERRY_EFIELD, "field 'key' is required");
+            if ((st = fy_envi_opt_ident(map, "key", &req->key, err)))
+                return st;
+            if (req->key.len == 0)
+                return fy_err_set(err, FERRY_EFIELD, "field 'key' must not be empty");
+        }
         req->seq = 1;
         uint64_t limit = 100;
-        if ((st = fy_envi_opt_uint(map, "seq", UINT64_MAX, &req->seq, err)) ||
+        if ((st = fy_envi_opt_uint(map, req->op == FY_OP_READ ? "from" : "seq", UINT64_MAX,
+                                   &req->seq, err)) ||
             (st = fy_envi_opt_uint(map, "limit", FY_BATCH_MAX, &limit, err)))
             return st;
         if (limit == 0)
@@ -395,6 +449,14 @@ s_pack_meta_fields(msgpack_packer *pk, const ferry_message_t *m)
         rc |= fy_envi_kv_str(pk, "key", m->key);
     if (m->id)
         rc |= fy_envi_kv_str(pk, "id", m->id);
+    if (m->expect & FERRY_EXPECT_LAST_SEQ)
+        rc |= fy_envi_kv_uint(pk, "expect_last", m->expect_last_seq);
+    if (m->expect & FERRY_EXPECT_KEY_VERSION)
+        rc |= fy_envi_kv_uint(pk, "expect_kver", m->expect_key_version);
+    if (m->not_before_ms)
+        rc |= fy_envi_kv_uint(pk, "not_before", m->not_before_ms);
+    else if (m->delay_ms)
+        rc |= fy_envi_kv_uint(pk, "delay_ms", m->delay_ms);
     if (m->header_count) {
         rc |= fy_envi_str(pk, "hdrs") | msgpack_pack_map(pk, m->header_count);
         for (size_t i = 0; i < m->header_count; i++)
@@ -407,7 +469,10 @@ s_pack_meta_fields(msgpack_packer *pk, const ferry_message_t *m)
 static size_t
 s_meta_nfields(const ferry_message_t *m)
 {
-    return (m->key != NULL) + (m->id != NULL) + (m->header_count != 0);
+    return (m->key != NULL) + (m->id != NULL) + (m->header_count != 0) +
+           ((m->expect & FERRY_EXPECT_LAST_SEQ) != 0) +
+           ((m->expect & FERRY_EXPECT_KEY_VERSION) != 0) +
+           (m->not_before_ms != 0 || m->delay_ms != 0);
 }
 
 fy_status_t
@@ -443,6 +508,17 @@ fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 3, "get", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "limit", limit);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_read(fy_encoder_t *self, uint64_t cid, const char *topic, const char *key, uint64_t from,
+               uint32_t limit)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 4, "read", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
+             fy_envi_kv_str(&self->pk, "key", key) | fy_envi_kv_uint(&self->pk, "from", from) |
+             fy_envi_kv_uint(&self->pk, "limit", limit);
     return fy_envi_done(self, start, rc);
 }
 

@@ -118,13 +118,44 @@ test_publish_round_trip(void **state)
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
+    assert_false(req.msgs[0].has_expect_kver);
+    assert_false(req.msgs[0].has_expect_last);
+    assert_int_equal(req.msgs[0].not_before_ms, 0);
+
+    /* Expectations and a delay travel with the message. */
+    ferry_message_t es = m;
+    es.expect = FERRY_EXPECT_KEY_VERSION | FERRY_EXPECT_LAST_SEQ;
+    es.expect_key_version = 0;
+    es.expect_last_seq = 41;
+    es.delay_ms = 1500;
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_publish(fx->enc, 98, "orders.created", &es, false), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
+    assert_true(req.msgs[0].has_expect_kver);
+    assert_int_equal(req.msgs[0].expect_kver, 0);
+    assert_true(req.msgs[0].has_expect_last);
+    assert_int_equal(req.msgs[0].expect_last, 41);
+    assert_int_equal(req.msgs[0].delay_ms, 1500);
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_read(fx->enc, 97, "orders", "order-7", 3, 50), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_READ);
+    assert_true(fy_bytes_eq(req.key, fy_bytes_str("order-7")));
+    assert_int_equal(req.seq, 3);
+    assert_int_equal(req.limit, 50);
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
 
     /* The canonical headers come back intact in a get reply. */
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_get_begin(fx->enc, 5, 1), FERRY_OK);
-    assert_int_equal(
-        fy_encode_get_msg(fx->enc, 12, 1700, req.msgs[0].key, req.msgs[0].id, req.msgs[0].hdrs),
-        FERRY_OK);
+    fy_entry_t e = {.seq = 12,
+                    .ts_ms = 1700,
+                    .key = req.msgs[0].key,
+                    .id = req.msgs[0].id,
+                    .hdrs = req.msgs[0].hdrs};
+    assert_int_equal(fy_encode_entry(fx->enc, &e), FERRY_OK);
     /* The request borrowed from the decoder: copy the encoded reply first. */
     size_t len = fy_encoder_len(fx->enc);
     uint8_t *copy = malloc(len);
@@ -153,21 +184,21 @@ test_publish_round_trip(void **state)
     fy_encoder_reset(fx->enc);
     fy_bytes_t small = fy_bytes_str("tiny");
     assert_int_equal(fy_encode_get_begin(fx->enc, 6, 2), FERRY_OK);
-    assert_int_equal(fy_encode_delivery_msg(fx->enc, 1, 10, 1, (fy_bytes_t){0}, (fy_bytes_t){0},
-                                            (fy_bytes_t){0}, NULL),
-                     FERRY_OK);
-    assert_int_equal(fy_encode_delivery_msg(fx->enc, 2, 11, 3, (fy_bytes_t){0}, (fy_bytes_t){0},
-                                            (fy_bytes_t){0}, &small),
-                     FERRY_OK);
+    fy_entry_t e1 = {.seq = 1, .ts_ms = 10, .dc = 1},
+               e2 = {.seq = 2, .ts_ms = 11, .dc = 3, .kver = 9, .inline_data = &small};
+    assert_int_equal(fy_encode_entry(fx->enc, &e1), FERRY_OK);
+    assert_int_equal(fy_encode_entry(fx->enc, &e2), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
     assert_int_equal(fy_reply_get_msg(&rep, 0, &g), FERRY_OK);
     assert_false(g.has_data);
     assert_int_equal(g.dc, 1);
+    assert_int_equal(g.kver, 0);
     assert_int_equal(fy_reply_get_msg(&rep, 1, &g), FERRY_OK);
     assert_true(g.has_data);
     assert_int_equal(g.dc, 3);
+    assert_int_equal(g.kver, 9);
     assert_true(fy_bytes_eq(g.data, small));
 }
 
@@ -251,17 +282,37 @@ test_replies_round_trip(void **state)
 {
     fx_t *fx = *state;
     fy_reply_t rep;
-    uint64_t seq;
+    uint64_t seq, kver;
     bool dup;
-    assert_int_equal(fy_encode_confirm(fx->enc, 11, 42, true), FERRY_OK);
+    assert_int_equal(fy_encode_confirm(fx->enc, 11, 42, true, 0), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
     assert_int_equal(rep.cid, 11);
     assert_int_equal(rep.code, FERRY_OK);
-    assert_int_equal(fy_reply_confirm(&rep, &seq, &dup), FERRY_OK);
+    assert_int_equal(fy_reply_confirm(&rep, &seq, &dup, &kver), FERRY_OK);
     assert_int_equal(seq, 42);
     assert_true(dup);
+    assert_int_equal(kver, 0);
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_confirm(fx->enc, 11, 43, false, 5), FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
+    assert_int_equal(fy_reply_confirm(&rep, &seq, &dup, &kver), FERRY_OK);
+    assert_int_equal(kver, 5);
+
+    /* A conflict carries the values the writer should know now. */
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_conflict(fx->enc, 14, "expected 3", 77, 4), FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
+    assert_int_equal(rep.code, FERRY_ECONFLICT);
+    uint64_t last;
+    assert_int_equal(fy_reply_conflict(&rep, &last, &kver), FERRY_OK);
+    assert_int_equal(last, 77);
+    assert_int_equal(kver, 4);
 
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_error(fx->enc, 12, FERRY_ENOTFOUND, "no such topic"), FERRY_OK);
@@ -275,20 +326,23 @@ test_replies_round_trip(void **state)
     uint64_t rseqs[] = {40, 41, 7};
     bool rdups[] = {false, false, true};
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_confirm_run(fx->enc, 20, rseqs, rdups, 3), FERRY_OK);
+    uint64_t rkvers[] = {0, 2, 1};
+    assert_int_equal(fy_encode_confirm_run(fx->enc, 20, rseqs, rdups, rkvers, 3), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
     assert_int_equal(rep.cid, 20);
     assert_int_equal(fy_reply_run(&rep), 3);
-    assert_int_equal(fy_reply_confirm_at(&rep, 1, &seq, &dup), FERRY_OK);
+    assert_int_equal(fy_reply_confirm_at(&rep, 1, &seq, &dup, &kver), FERRY_OK);
     assert_int_equal(seq, 41);
     assert_false(dup);
-    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup), FERRY_OK);
+    assert_int_equal(kver, 2);
+    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup, &kver), FERRY_OK);
     assert_true(dup);
+    assert_int_equal(kver, 1);
     /* Anything else answers one request. */
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_confirm(fx->enc, 21, 9, false), FERRY_OK);
+    assert_int_equal(fy_encode_confirm(fx->enc, 21, 9, false, 0), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
@@ -297,17 +351,18 @@ test_replies_round_trip(void **state)
     uint64_t seqs[] = {5, 6, 3};
     bool dups[] = {false, false, true};
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_confirm_batch(fx->enc, 13, seqs, dups, 3), FERRY_OK);
+    assert_int_equal(fy_encode_confirm_batch(fx->enc, 13, seqs, dups, NULL, 3), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
     size_t n;
     assert_int_equal(fy_reply_confirm_count(&rep, &n), FERRY_OK);
     assert_int_equal(n, 3);
-    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup), FERRY_OK);
+    assert_int_equal(fy_reply_confirm_at(&rep, 2, &seq, &dup, &kver), FERRY_OK);
     assert_int_equal(seq, 3);
     assert_true(dup);
-    assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup), FERRY_EFIELD);
+    assert_int_equal(kver, 0);
+    assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup, &kver), FERRY_EFIELD);
 
     ferry_topic_info_t in = {.kind = FERRY_KIND_QUEUE,
                              .first_seq = 1,
@@ -477,6 +532,54 @@ test_envelope_field_errors(void **state)
     s_str(&fx->pk, "n");
     msgpack_pack_uint64(&fx->pk, 1);
     assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    /* Event sourcing and delays: wrong types, a negative delay, both times,
+     * an expected version without key, a reply_to that names no topic. */
+    s_raw_head(fx, "publish", 34, 3);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "key");
+    s_str(&fx->pk, "k");
+    s_str(&fx->pk, "expect_kver");
+    s_str(&fx->pk, "3");
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "expect_kver"));
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "expect_kver");
+    msgpack_pack_uint64(&fx->pk, 0);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "needs a 'key'"));
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "delay_ms");
+    msgpack_pack_int64(&fx->pk, -1000);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "delay_ms"));
+    s_raw_head(fx, "publish", 34, 3);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "delay_ms");
+    msgpack_pack_uint64(&fx->pk, 10);
+    s_str(&fx->pk, "not_before");
+    msgpack_pack_uint64(&fx->pk, 10);
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EFIELD);
+    s_raw_head(fx, "publish", 34, 2);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    s_str(&fx->pk, "hdrs");
+    msgpack_pack_map(&fx->pk, 1);
+    s_str(&fx->pk, "reply_to");
+    s_str(&fx->pk, "no spaces allowed");
+    assert_int_equal(s_decode_raw(fx, 1, &req, &err), FERRY_EINVALID_NAME);
+    assert_non_null(strstr(err.msg, "reply_to"));
+    /* read: a key is required. */
+    s_raw_head(fx, "read", 35, 1);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "t");
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+
     /* publish without or with two payload frames. */
     s_raw_head(fx, "publish", 34, 1);
     s_str(&fx->pk, "topic");

@@ -77,8 +77,11 @@ s_append1(fx_t *fx, uint64_t now, const char *topic, const char *id, const char 
     fy_pubmeta_t m = {.id = id ? B(id) : (fy_bytes_t){0}};
     fy_bytes_t p = B(payload);
     fy_status_t st = fy_store_begin(fx->store, now);
-    if (st == FERRY_OK)
-        st = fy_store_append(fx->store, B(topic), &m, &p, 1, seq, dup);
+    if (st == FERRY_OK) {
+        uint64_t kver;
+        fy_conflict_t cf;
+        st = fy_store_append(fx->store, B(topic), &m, &p, 1, seq, dup, &kver, &cf);
+    }
     if (st == FERRY_OK)
         st = fy_store_commit(fx->store);
     else
@@ -209,7 +212,10 @@ test_dedupe_window(void **state)
     uint64_t seqs[2];
     bool dups[2];
     assert_int_equal(fy_store_begin(fx->store, 10900), FERRY_OK);
-    assert_int_equal(fy_store_append(fx->store, B("t"), ms, ps, 2, seqs, dups), FERRY_OK);
+    uint64_t kvers[2];
+    fy_conflict_t cf;
+    assert_int_equal(fy_store_append(fx->store, B("t"), ms, ps, 2, seqs, dups, kvers, &cf),
+                     FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     assert_int_equal(seqs[0], 3);
     assert_false(dups[0]);
@@ -307,7 +313,9 @@ test_newer_format_refused(void **state)
     fy_err_t err;
     assert_int_equal(fy_store_open(&o, &fx->store, &err), FERRY_EFORMAT);
     assert_null(fx->store);
-    assert_non_null(strstr(err.msg, "format 2"));
+    char want[32];
+    snprintf(want, sizeof want, "format %d", FY_STORE_FORMAT + 1);
+    assert_non_null(strstr(err.msg, want));
 }
 
 static void
@@ -753,6 +761,237 @@ test_retention_limits(void **state)
     assert_int_equal(ti.first_seq, 4);
 }
 
+/* ---- per-key index, expectations, delays ---------------------------------- */
+
+static fy_status_t
+s_append_n(fx_t *fx, uint64_t now, const char *topic, const fy_pubmeta_t *ms, size_t n,
+           uint64_t *seqs, uint64_t *kvers, fy_conflict_t *cf)
+{
+    fy_bytes_t ps[16];
+    bool dups[16];
+    for (size_t i = 0; i < n; i++)
+        ps[i] = B("p");
+    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
+    fy_status_t st = fy_store_append(fx->store, B(topic), ms, ps, n, seqs, dups, kvers, cf);
+    if (st == FERRY_OK)
+        assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    else
+        fy_store_abort(fx->store);
+    return st;
+}
+
+/* Appends one keyed message; returns its key version. */
+static uint64_t
+s_keyed(fx_t *fx, const char *topic, const char *key)
+{
+    fy_pubmeta_t m = {.key = B(key)};
+    uint64_t seq, kver;
+    fy_conflict_t cf;
+    assert_int_equal(s_append_n(fx, 2000, topic, &m, 1, &seq, &kver, &cf), FERRY_OK);
+    return kver;
+}
+
+static size_t
+s_read_key(fx_t *fx, const char *topic, const char *key, uint64_t from, uint32_t limit,
+           s_seen_t *seen, uint64_t *next)
+{
+    size_t count;
+    seen->n = 0;
+    assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
+    assert_int_equal(
+        fy_store_read_key(fx->store, B(topic), B(key), from, limit, s_collect, seen, &count, next),
+        FERRY_OK);
+    fy_store_abort(fx->store);
+    return count;
+}
+
+static void
+test_key_versions_and_read_by_key(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    /* Keys interleaved with messages without key and with a key that has
+     * "a" as a prefix: each key counts its own messages. */
+    for (int i = 1; i <= 20; i++) {
+        assert_int_equal(s_keyed(fx, "t", "a"), (uint64_t)i);
+        assert_int_equal(s_keyed(fx, "t", "ab"), (uint64_t)i);
+        uint64_t seq;
+        bool dup;
+        assert_int_equal(s_append1(fx, 2000, "t", NULL, "x", &seq, &dup), FERRY_OK);
+    }
+    s_seen_t seen;
+    uint64_t next;
+    assert_int_equal(s_read_key(fx, "t", "a", 1, 100, &seen, &next), 20);
+    assert_int_equal(next, 0);
+    for (size_t i = 0; i < 20; i++)
+        assert_int_equal(seen.seqs[i], 1 + 3 * i); /* a, ab, none, a, ... */
+    /* Paging: each version once. */
+    assert_int_equal(s_read_key(fx, "t", "ab", 1, 8, &seen, &next), 8);
+    assert_int_equal(next, 9);
+    assert_int_equal(seen.seqs[0], 2);
+    assert_int_equal(s_read_key(fx, "t", "ab", next, 8, &seen, &next), 8);
+    assert_int_equal(next, 17);
+    assert_int_equal(seen.seqs[0], 2 + 3 * 8);
+    assert_int_equal(s_read_key(fx, "t", "ab", next, 8, &seen, &next), 4);
+    assert_int_equal(next, 0);
+    assert_int_equal(s_read_key(fx, "t", "zz", 1, 8, &seen, &next), 0);
+    assert_int_equal(next, 0);
+}
+
+static void
+test_key_version_survives_removal(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    assert_int_equal(s_keyed(fx, "q", "k"), 1);
+    assert_int_equal(s_keyed(fx, "q", "k"), 2);
+    fy_sub_info_t info;
+    bool created;
+    assert_int_equal(fy_store_begin(fx->store, 2100), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), NULL, &info, &created), FERRY_OK);
+    s_got_t got = {0};
+    size_t n;
+    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, s_on_deliver, &got, &n),
+                     FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    /* Acking deletes both messages; the key's count goes on from 2. */
+    assert_int_equal(s_ack(fx, info.id, 1), FERRY_OK);
+    assert_int_equal(s_ack(fx, info.id, 2), FERRY_OK);
+    s_seen_t seen;
+    uint64_t next;
+    assert_int_equal(s_read_key(fx, "q", "k", 1, 10, &seen, &next), 0);
+    assert_int_equal(s_keyed(fx, "q", "k"), 3);
+    assert_int_equal(s_read_key(fx, "q", "k", 1, 10, &seen, &next), 1);
+    assert_int_equal(seen.seqs[0], 3);
+}
+
+static void
+test_expectations(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "es", FERRY_KIND_TOPIC);
+    uint64_t seqs[4], kvers[4];
+    fy_conflict_t cf;
+    /* A new key: expected version 0. */
+    fy_pubmeta_t m = {.key = B("order-1"), .id = B("e1"), .has_expect_kver = true};
+    assert_int_equal(s_append_n(fx, 2000, "es", &m, 1, seqs, kvers, &cf), FERRY_OK);
+    assert_int_equal(kvers[0], 1);
+    /* A second writer that saw the same version loses, and learns the truth. */
+    m.id = B("e1-other");
+    assert_int_equal(s_append_n(fx, 2000, "es", &m, 1, seqs, kvers, &cf), FERRY_ECONFLICT);
+    assert_int_equal(cf.kver, 1);
+    assert_int_equal(cf.last, 1);
+    assert_true(cf.on_key);
+    /* The first writer's resend of e1 is a duplicate, not a conflict. */
+    m.id = B("e1");
+    bool dups[1];
+    fy_bytes_t p = B("p");
+    assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
+    assert_int_equal(fy_store_append(fx->store, B("es"), &m, &p, 1, seqs, dups, kvers, &cf),
+                     FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_true(dups[0]);
+    assert_int_equal(seqs[0], 1);
+    assert_int_equal(kvers[0], 1);
+    /* A batch: versions 1 and 2 of the key follow each other inside it. */
+    fy_pubmeta_t b[2] = {{.key = B("order-1"), .has_expect_kver = true, .expect_kver = 1},
+                         {.key = B("order-1"), .has_expect_kver = true, .expect_kver = 2}};
+    assert_int_equal(s_append_n(fx, 2000, "es", b, 2, seqs, kvers, &cf), FERRY_OK);
+    assert_int_equal(kvers[0], 2);
+    assert_int_equal(kvers[1], 3);
+    /* All or nothing: the second expectation fails, the first is not stored. */
+    b[0].expect_kver = 3;
+    b[1].expect_kver = 3;
+    assert_int_equal(s_append_n(fx, 2000, "es", b, 2, seqs, kvers, &cf), FERRY_ECONFLICT);
+    assert_int_equal(cf.index, 1);
+    assert_int_equal(cf.kver, 4);
+    ferry_topic_info_t info;
+    assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
+    assert_int_equal(fy_store_info(fx->store, B("es"), &info), FERRY_OK);
+    fy_store_abort(fx->store);
+    assert_int_equal(info.last_seq, 3);
+    /* The topic's last sequence. */
+    fy_pubmeta_t l = {.has_expect_last = true, .expect_last = 2};
+    assert_int_equal(s_append_n(fx, 2000, "es", &l, 1, seqs, kvers, &cf), FERRY_ECONFLICT);
+    assert_false(cf.on_key);
+    assert_int_equal(cf.last, 3);
+    l.expect_last = 3;
+    assert_int_equal(s_append_n(fx, 2000, "es", &l, 1, seqs, kvers, &cf), FERRY_OK);
+    assert_int_equal(seqs[0], 4);
+    assert_int_equal(kvers[0], 0);
+}
+
+static void
+test_delayed_delivery(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "d", FERRY_KIND_TOPIC);
+    fy_sub_opts_t o = {.start = FY_START_FIRST, .ack_wait_ms = 100000};
+    uint64_t sub = s_sub(fx, 1000, "d", "s", o);
+    /* At t=1000: a message for t=5000, one for now, one with a delay of 2 s. */
+    fy_pubmeta_t ms[3] = {{.not_before_ms = 5000}, {.has_data = false}, {.delay_ms = 2000}};
+    uint64_t seqs[3], kvers[3];
+    fy_conflict_t cf;
+    assert_int_equal(s_append_n(fx, 1000, "d", ms, 3, seqs, kvers, &cf), FERRY_OK);
+    s_got_t got;
+    assert_int_equal(s_fetch(fx, 1000, sub, &got), 1);
+    assert_int_equal(got.seqs[0], 2);
+    assert_int_equal(s_fetch(fx, 2999, sub, &got), 0); /* not early */
+    assert_int_equal(s_fetch(fx, 3000, sub, &got), 1);
+    assert_int_equal(got.seqs[0], 3);
+    assert_int_equal(got.dcs[0], 1); /* its first delivery */
+    /* A reopen changes nothing: the wait is on disk. */
+    fy_store_destroy(&fx->store);
+    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
+    assert_int_equal(s_fetch(fx, 4000, sub, &got), 0);
+    assert_int_equal(s_fetch(fx, 5000, sub, &got), 1);
+    assert_int_equal(got.seqs[0], 1);
+    assert_int_equal(got.dcs[0], 1);
+    /* A read sees every message at once: the log is not delivery. */
+    s_seen_t seen = {0};
+    size_t count;
+    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("d"), 1, 10, s_collect, &seen, &count), FERRY_OK);
+    fy_store_abort(fx->store);
+    assert_int_equal(count, 3);
+}
+
+static void
+test_upgrade_from_format_1(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    for (int i = 0; i < 5; i++) {
+        s_keyed(fx, "t", "a");
+        s_keyed(fx, "t", "b");
+    }
+    fy_store_destroy(&fx->store);
+    /* Make it look like format 1: no per-key index yet. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, kidx;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "keyidx", 0, &kidx), 0);
+    assert_int_equal(mdb_drop(txn, kidx, 1), 0);
+    uint8_t v8[8];
+    fy_be64_put(v8, 1);
+    MDB_val k = {6, "format"}, v = {8, v8};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
+    s_seen_t seen;
+    uint64_t next;
+    assert_int_equal(s_read_key(fx, "t", "b", 1, 100, &seen, &next), 5);
+    assert_int_equal(seen.seqs[4], 10);
+    assert_int_equal(s_keyed(fx, "t", "b"), 6);
+}
+
 int
 main(void)
 {
@@ -770,6 +1009,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retention_limits, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_key_versions_and_read_by_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_key_version_survives_removal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expectations, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_delayed_delivery, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_format_1, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,318 @@
+/*
+ * rpc.c - request/reply over Ferry topics: one inbox topic per client with a
+ * live subscription, requests matched to replies by correlation id, and
+ * responders that publish their reply before acking the request.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_int.h"
+#include "envelope.h"
+
+#define S_INBOX_AGE_MS  60000 /* replies nobody collected are removed after this */
+#define S_INBOX_CREDIT  4096  /* replies in flight to the inbox's live consumer */
+#define S_SERVERS_MAX   64
+
+typedef struct s_req {
+    uint64_t corr;
+    long long deadline_ms;
+    ferry_reply_fn cb;
+    void *user;
+} s_req_t;
+
+typedef struct s_server {
+    ferry_serve_fn fn;
+    void *user;
+} s_server_t;
+
+struct fy_rpc {
+    char inbox[32]; /* "_inbox.<16 hex digits>"; empty until the first request */
+    uint64_t next_corr;
+    s_req_t *reqs; /* outstanding requests, in no particular order */
+    size_t nreqs, cap;
+    s_server_t *servers[S_SERVERS_MAX];
+    size_t nservers;
+    /* The blocking ferry_client_request's result. */
+    bool done;
+    ferry_status_t status;
+    ferry_stored_message_t *reply; /* fy_msgs_clone block */
+};
+
+static long long
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct fy_rpc *
+s_rpc(ferry_client_t *c)
+{
+    struct fy_rpc **p = fy_client_rpc(c);
+    if (!*p)
+        *p = calloc(1, sizeof **p);
+    return *p;
+}
+
+static const char *
+s_header(const ferry_stored_message_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->header_count; i++)
+        if (strcmp(m->headers[i].name, name) == 0)
+            return m->headers[i].value;
+    return NULL;
+}
+
+/* Takes request `corr` out of the table; false if it is not there (answered
+ * or timed out already: a late or duplicate reply). */
+static bool
+s_take(struct fy_rpc *rpc, uint64_t corr, s_req_t *out)
+{
+    for (size_t i = 0; i < rpc->nreqs; i++) {
+        if (rpc->reqs[i].corr == corr) {
+            *out = rpc->reqs[i];
+            rpc->reqs[i] = rpc->reqs[--rpc->nreqs];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The inbox's handler: a reply, matched by correlation id. */
+static ferry_msg_action_t
+s_inbox_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
+{
+    struct fy_rpc *rpc = user;
+    const char *corr = s_header(msg, FY_HDR_CORRELATION_ID);
+    char *end;
+    s_req_t r;
+    if (corr && *corr) {
+        unsigned long long id = strtoull(corr, &end, 10);
+        if (*end == '\0' && s_take(rpc, id, &r) && r.cb)
+            r.cb(c, FERRY_OK, msg, r.user);
+    }
+    return FERRY_MSG_ACK;
+}
+
+/* The request's publish was refused: that is its answer. */
+static void
+s_request_confirmed(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
+{
+    struct fy_rpc *rpc = *fy_client_rpc(c);
+    s_req_t r;
+    if (cf->status != FERRY_OK && rpc && s_take(rpc, (uint64_t)(uintptr_t)user, &r) && r.cb)
+        r.cb(c, cf->status, NULL, r.user);
+}
+
+/* Creates the inbox topic and its live subscription on first use. */
+static ferry_status_t
+s_inbox(ferry_client_t *c, struct fy_rpc *rpc)
+{
+    if (rpc->inbox[0])
+        return FERRY_OK;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint64_t)s_now_ms() * 2654435761u ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)rpc;
+    char name[32];
+    snprintf(name, sizeof name, "_inbox.%016llx", (unsigned long long)r);
+    ferry_topic_config_t cfg = {.max_age_ms = S_INBOX_AGE_MS};
+    ferry_status_t st = ferry_client_declare(c, FERRY_KIND_TOPIC, name, &cfg, NULL, NULL);
+    if (st == FERRY_OK)
+        st = ferry_client_subscribe(c, name, NULL, S_INBOX_CREDIT, s_inbox_msg, rpc, NULL);
+    if (st == FERRY_OK)
+        memcpy(rpc->inbox, name, sizeof name);
+    return st;
+}
+
+ferry_status_t
+ferry_client_request_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                           int timeout_ms, ferry_reply_fn cb, void *user)
+{
+    if (!self || !msg || !cb || timeout_ms <= 0 || (msg->header_count && !msg->headers) ||
+        msg->header_count >= FY_HEADERS_MAX - 1)
+        return FERRY_EINVAL;
+    if (fy_client_in_handler(self))
+        return fy_client_fail(self, FERRY_EINVAL, "a handler must not call its client");
+    struct fy_rpc *rpc = s_rpc(self);
+    if (!rpc)
+        return FERRY_ENOMEM;
+    ferry_status_t st = s_inbox(self, rpc);
+    if (st)
+        return st;
+    if (rpc->nreqs == rpc->cap) {
+        size_t cap = rpc->cap ? rpc->cap * 2 : 64;
+        s_req_t *n = realloc(rpc->reqs, cap * sizeof *n);
+        if (!n)
+            return FERRY_ENOMEM;
+        rpc->reqs = n;
+        rpc->cap = cap;
+    }
+    /* The caller's headers, less any reply_to/correlation_id, plus ours. */
+    ferry_header_t hdrs[FY_HEADERS_MAX];
+    size_t nh = 0;
+    for (size_t i = 0; i < msg->header_count; i++) {
+        const char *name = msg->headers[i].name;
+        if (name && strcmp(name, FY_HDR_REPLY_TO) != 0 && strcmp(name, FY_HDR_CORRELATION_ID) != 0)
+            hdrs[nh++] = msg->headers[i];
+    }
+    uint64_t corr = ++rpc->next_corr;
+    char corr_text[24];
+    snprintf(corr_text, sizeof corr_text, "%llu", (unsigned long long)corr);
+    hdrs[nh++] = (ferry_header_t){FY_HDR_REPLY_TO, rpc->inbox};
+    hdrs[nh++] = (ferry_header_t){FY_HDR_CORRELATION_ID, corr_text};
+    ferry_message_t req = *msg;
+    req.headers = hdrs;
+    req.header_count = nh;
+    rpc->reqs[rpc->nreqs++] =
+        (s_req_t){.corr = corr, .deadline_ms = s_now_ms() + timeout_ms, .cb = cb, .user = user};
+    st = ferry_client_publish_async(self, topic, &req, s_request_confirmed,
+                                    (void *)(uintptr_t)corr);
+    if (st) {
+        s_req_t gone;
+        s_take(rpc, corr, &gone);
+    }
+    return st;
+}
+
+static void
+s_block_done(ferry_client_t *c, ferry_status_t status, const ferry_stored_message_t *reply,
+             void *user)
+{
+    (void)c;
+    struct fy_rpc *rpc = user;
+    free(rpc->reply);
+    rpc->reply = reply ? fy_msgs_clone(reply, 1) : NULL;
+    rpc->status = reply && !rpc->reply ? FERRY_ENOMEM : status;
+    rpc->done = true;
+}
+
+ferry_status_t
+ferry_client_request(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                     int timeout_ms, const ferry_stored_message_t **reply)
+{
+    if (!self || !reply)
+        return FERRY_EINVAL;
+    *reply = NULL;
+    struct fy_rpc *rpc = s_rpc(self);
+    if (!rpc)
+        return FERRY_ENOMEM;
+    rpc->done = false;
+    uint64_t corr = rpc->next_corr + 1;
+    ferry_status_t st = ferry_client_request_async(self, topic, msg, timeout_ms, s_block_done, rpc);
+    if (st)
+        return st;
+    long long deadline = s_now_ms() + timeout_ms;
+    while (!rpc->done) {
+        long long left = deadline - s_now_ms();
+        st = ferry_client_poll(self, left > 0 ? (int)left : 0);
+        if (st && !rpc->done) {
+            s_req_t gone;
+            s_take(rpc, corr, &gone); /* the connection failed: nobody answers it now */
+            return st;
+        }
+    }
+    if (rpc->status == FERRY_OK) {
+        *reply = rpc->reply;
+        return FERRY_OK;
+    }
+    return rpc->status == FERRY_ENOREPLY
+               ? fy_client_fail(self, FERRY_ENOREPLY, "no reply within %d ms", timeout_ms)
+               : rpc->status;
+}
+
+void
+fy_rpc_expire(ferry_client_t *c)
+{
+    struct fy_rpc *rpc = *fy_client_rpc(c);
+    if (!rpc || rpc->nreqs == 0)
+        return;
+    long long now = s_now_ms();
+    for (size_t i = 0; i < rpc->nreqs;) {
+        if (rpc->reqs[i].deadline_ms > now) {
+            i++;
+            continue;
+        }
+        s_req_t r = rpc->reqs[i];
+        rpc->reqs[i] = rpc->reqs[--rpc->nreqs];
+        if (r.cb)
+            r.cb(c, FERRY_ENOREPLY, NULL, r.user);
+    }
+}
+
+/* A responder's handler: the application's reply goes to the request's
+ * reply_to, sent before the ack that the dispatch sends after the batch, so
+ * the broker stores the reply no later than it records the ack. */
+static ferry_msg_action_t
+s_serve_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
+{
+    s_server_t *srv = user;
+    ferry_message_t reply = {0};
+    ferry_msg_action_t act = srv->fn(c, msg, &reply, srv->user);
+    const char *to = s_header(msg, FY_HDR_REPLY_TO), *corr = s_header(msg, FY_HDR_CORRELATION_ID);
+    if (act != FERRY_MSG_ACK || !to)
+        return act;
+    ferry_header_t hdrs[FY_HEADERS_MAX];
+    size_t nh = 0;
+    for (size_t i = 0; i < reply.header_count && reply.headers && nh + 1 < FY_HEADERS_MAX; i++)
+        if (reply.headers[i].name && strcmp(reply.headers[i].name, FY_HDR_CORRELATION_ID) != 0)
+            hdrs[nh++] = reply.headers[i];
+    if (corr)
+        hdrs[nh++] = (ferry_header_t){FY_HDR_CORRELATION_ID, corr};
+    reply.headers = hdrs;
+    reply.header_count = nh;
+    /* A reply that cannot be sent: the request comes back, and after
+     * max_deliver goes to the dead-letter topic. */
+    return fy_client_publish_nowait(c, to, &reply) == FERRY_OK ? FERRY_MSG_ACK : FERRY_MSG_NACK;
+}
+
+ferry_status_t
+ferry_client_serve(ferry_client_t *self, const char *topic, const char *sub, uint32_t prefetch,
+                   ferry_serve_fn fn, void *user, uint64_t *consumer)
+{
+    if (!self || !fn)
+        return FERRY_EINVAL;
+    struct fy_rpc *rpc = s_rpc(self);
+    if (!rpc)
+        return FERRY_ENOMEM;
+    if (rpc->nservers == S_SERVERS_MAX)
+        return fy_client_fail(self, FERRY_ETOO_MANY, "at most %d responders per client",
+                              S_SERVERS_MAX);
+    s_server_t *srv = malloc(sizeof *srv);
+    if (!srv)
+        return FERRY_ENOMEM;
+    *srv = (s_server_t){fn, user};
+    ferry_status_t st = ferry_client_subscribe(self, topic, sub, prefetch, s_serve_msg, srv, consumer);
+    if (st) {
+        free(srv);
+        return st;
+    }
+    rpc->servers[rpc->nservers++] = srv;
+    return FERRY_OK;
+}
+
+void
+fy_rpc_destroy(ferry_client_t *c)
+{
+    struct fy_rpc **p = fy_client_rpc(c), *rpc = *p;
+    if (!rpc)
+        return;
+    while (rpc->nreqs > 0) {
+        s_req_t r = rpc->reqs[--rpc->nreqs];
+        if (r.cb)
+            r.cb(c, FERRY_ECLOSED, NULL, r.user);
+    }
+    if (rpc->inbox[0])
+        fy_client_delete_nowait(c, rpc->inbox);
+    for (size_t i = 0; i < rpc->nservers; i++)
+        free(rpc->servers[i]);
+    free(rpc->reqs);
+    free(rpc->reply);
+    free(rpc);
+    *p = NULL;
+}

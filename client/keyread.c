@@ -26,8 +26,8 @@ s_load(ferry_key_iter_t *it)
     const ferry_stored_message_t *msgs;
     size_t n;
     uint64_t next;
-    ferry_status_t st = fy_client_read_page(it->client, it->topic, it->key, it->next,
-                                            it->page_size, &msgs, &n, &next);
+    ferry_status_t st = fy_client_read_page(it->client, it->topic, it->key, it->next, it->page_size,
+                                            &msgs, &n, &next);
     if (st)
         return st;
     ferry_stored_message_t *copy = n ? fy_msgs_clone(msgs, n) : NULL;

@@ -14,9 +14,9 @@
 #include "client_int.h"
 #include "envelope.h"
 
-#define S_INBOX_AGE_MS  60000 /* replies nobody collected are removed after this */
-#define S_INBOX_CREDIT  4096  /* replies in flight to the inbox's live consumer */
-#define S_SERVERS_MAX   64
+#define S_INBOX_AGE_MS 60000 /* replies nobody collected are removed after this */
+#define S_INBOX_CREDIT 4096  /* replies in flight to the inbox's live consumer */
+#define S_SERVERS_MAX  64
 
 typedef struct s_req {
     uint64_t corr;
@@ -171,8 +171,8 @@ ferry_client_request_async(ferry_client_t *self, const char *topic, const ferry_
     req.header_count = nh;
     rpc->reqs[rpc->nreqs++] =
         (s_req_t){.corr = corr, .deadline_ms = s_now_ms() + timeout_ms, .cb = cb, .user = user};
-    st = ferry_client_publish_async(self, topic, &req, s_request_confirmed,
-                                    (void *)(uintptr_t)corr);
+    st =
+        ferry_client_publish_async(self, topic, &req, s_request_confirmed, (void *)(uintptr_t)corr);
     if (st) {
         s_req_t gone;
         s_take(rpc, corr, &gone);
@@ -287,7 +287,8 @@ ferry_client_serve(ferry_client_t *self, const char *topic, const char *sub, uin
     if (!srv)
         return FERRY_ENOMEM;
     *srv = (s_server_t){fn, user};
-    ferry_status_t st = ferry_client_subscribe(self, topic, sub, prefetch, s_serve_msg, srv, consumer);
+    ferry_status_t st =
+        ferry_client_subscribe(self, topic, sub, prefetch, s_serve_msg, srv, consumer);
     if (st) {
         free(srv);
         return st;

@@ -242,6 +242,39 @@ test_malformed_corpus(void **state)
     s_send(fx, NULL, 0, 1, 1);
     s_expect(fx, FERRY_EFRAMES, 16);
 
+    /* Event sourcing and time: an expected version that is not a number, a
+     * negative delay, a reply_to that names no topic, a read without key. */
+    s_head(fx, "publish", 90, 3);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "key");
+    s_str(fx, "k");
+    s_str(fx, "expect_kver");
+    s_str(fx, "seven");
+    s_send(fx, NULL, 0, 1, 1);
+    s_expect(fx, FERRY_EFIELD, 90);
+    s_head(fx, "publish", 91, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "delay_ms");
+    msgpack_pack_int64(&fx->pk, -500);
+    s_send(fx, NULL, 0, 1, 1);
+    s_expect(fx, FERRY_EFIELD, 91);
+    s_head(fx, "publish", 92, 2);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_str(fx, "hdrs");
+    msgpack_pack_map(&fx->pk, 1);
+    s_str(fx, "reply_to");
+    s_str(fx, "inbox with spaces");
+    s_send(fx, NULL, 0, 1, 1);
+    s_expect(fx, FERRY_EINVALID_NAME, 92);
+    s_head(fx, "read", 93, 1);
+    s_str(fx, "topic");
+    s_str(fx, "safe");
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 93);
+
     /* Invalid names, including bytes that are not UTF-8. */
     const char *bad_names[] = {"has space", "\xff\xfe\xfd", "a..b", ".x", "orders.*", ""};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {

@@ -38,6 +38,14 @@ s_usage(FILE *out)
         "  info NAME                                         show a topic or queue\n"
         "  pub TOPIC [--key K] [--id ID] [--header k=v]... [DATA|-]\n"
         "                                                    publish and wait for the confirm\n"
+        "      [--expect-version V] [--expect-last-seq S] [--delay-ms N] [--not-before TIME]\n"
+        "  read TOPIC KEY [--from VERSION] [--count N]       print one key's messages in order\n"
+        "  request TOPIC [DATA|-] [--timeout MS] [--header k=v]...\n"
+        "                                                    send a request, print the reply\n"
+        "  reply TOPIC|QUEUE --exec CMD [--durable NAME] [--count N]\n"
+        "                                                    answer requests: CMD gets the "
+        "request\n"
+        "                                                    on stdin, its stdout is the reply\n"
         "  get TOPIC [--from SEQ] [--count N]                print stored messages\n"
         "  peek TOPIC|QUEUE [--from SEQ] [--count N]         the same: look, consume nothing\n"
         "  sub TOPIC|QUEUE [--durable NAME] [--from first|new|SEQ|TIME] [--ack-wait-ms N]\n"
@@ -57,7 +65,9 @@ s_usage(FILE *out)
         "  ping                                              check the broker answers\n"
         "\n"
         "--server defaults to $FERRY_SERVER or tcp://127.0.0.1:5555.\n"
-        "Exit codes: 0 ok, 1 refused by the broker, 2 usage, 3 broker unreachable.\n");
+        "TIME is ms since the Unix epoch or YYYY-MM-DDTHH:MM:SSZ.\n"
+        "Exit codes: 0 ok, 1 refused by the broker (ECONFLICT: an expectation failed),\n"
+        "2 usage, 3 broker unreachable or no reply in time.\n");
 }
 
 static int
@@ -69,6 +79,7 @@ s_exit_for(ferry_status_t st)
     case FERRY_ECONNECT:
     case FERRY_ETIMEOUT:
     case FERRY_ECLOSED:
+    case FERRY_ENOREPLY:
         return S_EXIT_UNREACHABLE;
     case FERRY_EINVAL:
     case FERRY_EINVALID_NAME:
@@ -155,7 +166,28 @@ typedef struct {
     const char *filter;    /* --filter PATTERN */
     uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
+    unsigned expect;         /* FERRY_EXPECT_* given */
+    uint64_t expect_version; /* --expect-version */
+    uint64_t expect_last;    /* --expect-last-seq */
+    uint64_t not_before_ms;  /* --not-before */
+    uint64_t timeout_ms;     /* --timeout (request) */
+    const char *exec;        /* --exec CMD (reply) */
 } s_cmdopts_t;
+
+/* A time: ms since the Unix epoch, or YYYY-MM-DDTHH:MM:SSZ. */
+static bool
+s_parse_time(const char *v, uint64_t *ms)
+{
+    if (s_parse_u64(v, ms))
+        return true;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return false;
+    *ms = (uint64_t)timegm(&tm) * 1000;
+    return true;
+}
 
 /* Splits the words after the command into options and positional arguments.
  * Options may come anywhere; "-" is a positional argument (standard input). */
@@ -228,15 +260,28 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
             o->from_word = v;
         } else if (strcmp(a, "--from") == 0 && strchr(v, 'T')) {
             /* An ISO 8601 UTC time: 2026-11-23T10:00:00Z (seconds). */
-            struct tm tm;
-            memset(&tm, 0, sizeof tm);
-            const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
-            if (!end || (*end && strcmp(end, "Z") != 0)) {
+            if (!s_parse_time(v, &o->from_time_ms)) {
                 fprintf(stderr, "ferry: --from wants first, new, a sequence or "
                                 "YYYY-MM-DDTHH:MM:SSZ\n");
                 return -1;
             }
-            o->from_time_ms = (uint64_t)timegm(&tm) * 1000;
+        } else if (strcmp(a, "--not-before") == 0) {
+            if (!s_parse_time(v, &o->not_before_ms)) {
+                fprintf(stderr, "ferry: --not-before wants ms since the epoch or "
+                                "YYYY-MM-DDTHH:MM:SSZ\n");
+                return -1;
+            }
+        } else if (strcmp(a, "--exec") == 0) {
+            o->exec = v;
+        } else if (strcmp(a, "--expect-version") == 0 || strcmp(a, "--expect-last-seq") == 0 ||
+                   strcmp(a, "--timeout") == 0) {
+            bool ver = a[9] == 'v', last = a[9] == 'l';
+            uint64_t *dst = ver ? &o->expect_version : last ? &o->expect_last : &o->timeout_ms;
+            if (!s_parse_u64(v, dst) || (!ver && !last && (*dst == 0 || *dst > 3600000))) {
+                fprintf(stderr, "ferry: %s wants a number\n", a);
+                return -1;
+            }
+            o->expect |= ver ? FERRY_EXPECT_KEY_VERSION : last ? FERRY_EXPECT_LAST_SEQ : 0;
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
                    strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
                    strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||
@@ -264,8 +309,15 @@ static int
 s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
 {
     char *owned = NULL;
-    ferry_message_t m = {
-        .key = o->key, .id = o->id, .headers = o->headers, .header_count = o->nheaders};
+    ferry_message_t m = {.key = o->key,
+                         .id = o->id,
+                         .headers = o->headers,
+                         .header_count = o->nheaders,
+                         .expect = o->expect,
+                         .expect_key_version = o->expect_version,
+                         .expect_last_seq = o->expect_last,
+                         .delay_ms = o->delay_ms,
+                         .not_before_ms = o->not_before_ms};
     if (argc == 0 || strcmp(argv[0], "-") == 0) {
         owned = s_read_stdin(&m.len);
         if (!owned) {
@@ -283,6 +335,8 @@ s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_c
     if (st)
         return s_report(c, st);
     printf("seq: %" PRIu64 "%s\n", cf.seq, cf.duplicate ? " (duplicate)" : "");
+    if (cf.key_version)
+        printf("key_version: %" PRIu64 "\n", cf.key_version);
     return 0;
 }
 
@@ -294,6 +348,8 @@ s_print_msg(const ferry_stored_message_t *m)
         printf(" dc=%u", m->delivery_count);
     if (m->key)
         printf(" key=%s", m->key);
+    if (m->key_version)
+        printf(" version=%" PRIu64, m->key_version);
     if (m->id)
         printf(" id=%s", m->id);
     for (size_t j = 0; j < m->header_count; j++)
@@ -463,6 +519,134 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
     return 0;
 }
 
+/* read TOPIC KEY: the key's messages in version order. */
+static int
+s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const s_cmdopts_t *o)
+{
+    ferry_key_iter_t *it;
+    ferry_status_t st = ferry_client_read_key(c, topic, key, o->from, 0, &it);
+    if (st)
+        return s_report(c, st);
+    const ferry_stored_message_t *m;
+    uint64_t shown = 0;
+    while ((!o->count || shown < o->count) && (st = ferry_key_iter_next(it, &m)) == FERRY_OK && m) {
+        s_print_msg(m);
+        shown++;
+    }
+    ferry_key_iter_destroy(&it);
+    return s_report(c, st);
+}
+
+/* request TOPIC DATA: one request, its reply's payload on stdout. */
+static int
+s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
+{
+    char *owned = NULL;
+    ferry_message_t m = {.key = o->key, .headers = o->headers, .header_count = o->nheaders};
+    if (argc == 0 || strcmp(argv[0], "-") == 0) {
+        if (!(owned = s_read_stdin(&m.len))) {
+            fprintf(stderr, "ferry: cannot read standard input (at most %u bytes)\n", S_STDIN_MAX);
+            return S_EXIT_USAGE;
+        }
+        m.data = owned;
+    } else {
+        m.data = argv[0];
+        m.len = strlen(argv[0]);
+    }
+    const ferry_stored_message_t *reply;
+    int timeout = o->timeout_ms ? (int)o->timeout_ms : 5000;
+    ferry_status_t st = ferry_client_request(c, topic, &m, timeout, &reply);
+    free(owned);
+    if (st)
+        return s_report(c, st);
+    fwrite(reply->data, 1, reply->len, stdout);
+    if (reply->len && ((const char *)reply->data)[reply->len - 1] != '\n')
+        printf("\n");
+    return 0;
+}
+
+typedef struct {
+    const char *cmd;
+    uint64_t served, want;
+    char *out;
+    size_t out_len;
+} s_replyctx_t;
+
+/* Runs the --exec command with the request on its standard input (a
+ * temporary file) and takes its standard output as the reply. */
+static ferry_msg_action_t
+s_exec_reply(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *reply,
+             void *user)
+{
+    (void)c;
+    s_replyctx_t *x = user;
+    if (x->want && x->served >= x->want)
+        return FERRY_MSG_NACK; /* past --count: leave it for another responder */
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ferry-request-XXXXXX", tmpdir);
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, req->data, req->len) != (ssize_t)req->len) {
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "ferry: cannot write the request to %s: %s\n", path, strerror(errno));
+        return FERRY_MSG_NACK;
+    }
+    close(fd);
+    char *line = NULL;
+    FILE *p = NULL;
+    if (asprintf(&line, "(%s) < '%s'", x->cmd, path) >= 0)
+        p = popen(line, "r");
+    free(line);
+    free(x->out);
+    x->out = NULL;
+    x->out_len = 0;
+    size_t cap = 0;
+    for (int ch; p && (ch = fgetc(p)) != EOF;) {
+        if (x->out_len + 1 >= cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *nb = realloc(x->out, cap);
+            if (!nb)
+                break;
+            x->out = nb;
+        }
+        x->out[x->out_len++] = (char)ch;
+    }
+    int status = p ? pclose(p) : -1;
+    unlink(path);
+    if (status != 0) {
+        fprintf(stderr, "ferry: '%s' failed (status %d): the request goes back\n", x->cmd, status);
+        return FERRY_MSG_NACK;
+    }
+    reply->data = x->out ? x->out : "";
+    reply->len = x->out_len;
+    x->served++;
+    return FERRY_MSG_ACK;
+}
+
+/* reply TOPIC --exec CMD: serve requests until --count are answered. */
+static int
+s_cmd_reply(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+{
+    if (!o->exec) {
+        fprintf(stderr, "ferry: reply needs --exec CMD\n");
+        return S_EXIT_USAGE;
+    }
+    ferry_status_t st;
+    if (o->durable && (st = ferry_client_sub_declare(c, topic, o->durable, NULL, NULL)))
+        return s_report(c, st);
+    s_replyctx_t x = {.cmd = o->exec, .want = o->count};
+    if ((st = ferry_client_serve(c, topic, o->durable, 1, s_exec_reply, &x, NULL)))
+        return s_report(c, st);
+    while (!x.want || x.served < x.want)
+        if ((st = ferry_client_poll(c, 100)))
+            break;
+    if (st == FERRY_OK)
+        st = ferry_client_flush(c, 5000); /* the last reply is confirmed */
+    free(x.out);
+    return s_report(c, st);
+}
+
 static int
 s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 {
@@ -534,7 +718,8 @@ main(int argc, char **argv)
     } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
                 {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 3},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
-                {"dlq", 2, 2},     {"peek", 1, 1}};
+                {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2}, {"request", 1, 2},
+                {"reply", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -637,6 +822,12 @@ main(int argc, char **argv)
             rc = s_dlq_name(pos[1], dlq, sizeof dlq) ? S_EXIT_USAGE : s_cmd_get(c, dlq, &o);
     } else if (strcmp(cmd, "fetch") == 0) {
         rc = s_cmd_fetch(c, pos[0], npos > 1 ? pos[1] : "", &o);
+    } else if (strcmp(cmd, "read") == 0) {
+        rc = s_cmd_read(c, pos[0], pos[1], &o);
+    } else if (strcmp(cmd, "request") == 0) {
+        rc = s_cmd_request(c, pos[0], npos - 1, pos + 1, &o);
+    } else if (strcmp(cmd, "reply") == 0) {
+        rc = s_cmd_reply(c, pos[0], &o);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
         uint64_t seqs[6];
         for (int k = 2; k < npos; k++)

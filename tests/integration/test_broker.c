@@ -517,9 +517,9 @@ test_cli(void **state)
              "%s --server %s pub work 'hello world' --key k1 --id one --header a=b", cli,
              fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-    assert_string_equal(out, "seq: 1\n");
+    assert_string_equal(out, "seq: 1\nkey_version: 1\n");
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-    assert_string_equal(out, "seq: 1 (duplicate)\n");
+    assert_string_equal(out, "seq: 1 (duplicate)\nkey_version: 1\n");
     snprintf(cmd, sizeof cmd, "printf 'from\\nstdin' | %s --server %s pub work -", cli,
              fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
@@ -527,7 +527,7 @@ test_cli(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s get work", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "seq=1 "));
-    assert_non_null(strstr(out, "key=k1 id=one a=b len=11\nhello world\n"));
+    assert_non_null(strstr(out, "key=k1 version=1 id=one a=b len=11\nhello world\n"));
     assert_non_null(strstr(out, "len=10\nfrom\nstdin\n"));
     snprintf(cmd, sizeof cmd, "%s --server %s info work", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);

@@ -241,9 +241,10 @@ test_dead_letters(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s dlq list pay", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "seq=1 "));
-    assert_non_null(strstr(out, " key=acct-1 trace=t-9 ferry-dlq-topic=pay ferry-dlq-seq=1 "
-                                "ferry-dlq-deliveries=2 ferry-dlq-reason=max-deliver len=6\n"
-                                "poison\n"));
+    assert_non_null(strstr(out,
+                           " key=acct-1 version=1 trace=t-9 ferry-dlq-topic=pay ferry-dlq-seq=1 "
+                           "ferry-dlq-deliveries=2 ferry-dlq-reason=max-deliver len=6\n"
+                           "poison\n"));
     snprintf(cmd, sizeof cmd, "%s --server %s peek pay --count 5", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "seq=1 "));

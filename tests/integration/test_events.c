@@ -165,12 +165,17 @@ test_expected_last_seq_and_atomic_batch(void **state)
     assert_int_equal(cf.seq, 1); /* where the topic stands */
     assert_non_null(strstr(ferry_client_last_error(fx->c), "expected last sequence 0"));
     /* A batch whose third message expects the wrong version stores nothing. */
-    ferry_message_t b[3] = {
-        {.data = "x", .len = 1, .key = "k", .expect = FERRY_EXPECT_KEY_VERSION},
-        {.data = "y", .len = 1, .key = "k", .expect = FERRY_EXPECT_KEY_VERSION,
-         .expect_key_version = 1},
-        {.data = "z", .len = 1, .key = "k", .expect = FERRY_EXPECT_KEY_VERSION,
-         .expect_key_version = 1}};
+    ferry_message_t b[3] = {{.data = "x", .len = 1, .key = "k", .expect = FERRY_EXPECT_KEY_VERSION},
+                            {.data = "y",
+                             .len = 1,
+                             .key = "k",
+                             .expect = FERRY_EXPECT_KEY_VERSION,
+                             .expect_key_version = 1},
+                            {.data = "z",
+                             .len = 1,
+                             .key = "k",
+                             .expect = FERRY_EXPECT_KEY_VERSION,
+                             .expect_key_version = 1}};
     ferry_confirm_t cfs[3];
     assert_int_equal(ferry_client_publish_batch(fx->c, "ledger", b, 3, cfs), FERRY_ECONFLICT);
     assert_int_equal(cfs[2].status, FERRY_ECONFLICT);
@@ -187,15 +192,60 @@ test_expected_last_seq_and_atomic_batch(void **state)
     assert_int_equal(ferry_client_publish(fx->c, "ledger", &bad, NULL), FERRY_EINVAL);
 }
 
+static void
+test_cli_events_and_requests(void **state)
+{
+    fx_t *fx = *state;
+    const char *cli = getenv("FERRY_CLI");
+    assert_non_null(cli);
+    const char *ep = fx->d.endpoint;
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s --server %s declare topic cart", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s pub cart added --key c1 --expect-version 0", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "seq: 1\nkey_version: 1\n");
+    /* The same expectation again: refused, exit 1, with the version now. */
+    snprintf(cmd, sizeof cmd, "%s --server %s pub cart again --key c1 --expect-version 0 2>&1", cli,
+             ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ECONFLICT"));
+    assert_non_null(strstr(out, "the key is at 1"));
+    snprintf(cmd, sizeof cmd, "%s --server %s pub cart paid --key c1 --expect-version 1", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s pub cart other --key c2", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s read cart c1", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "key=c1 version=1 len=5\nadded\n"));
+    assert_non_null(strstr(out, "key=c1 version=2 len=4\npaid\n"));
+    assert_null(strstr(out, "other"));
+    snprintf(cmd, sizeof cmd, "%s --server %s read cart c1 --from 2", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_null(strstr(out, "added"));
+    /* request/reply through two CLI processes. */
+    snprintf(cmd, sizeof cmd, "%s --server %s declare queue upper", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s reply upper --exec 'tr a-z A-Z' --count 1 >/dev/null & "
+             "%s --server %s request upper hello --timeout 10000; st=$?; wait; exit $st",
+             cli, ep, cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "HELLO\n");
+    snprintf(cmd, sizeof cmd, "%s --server %s request upper nobody --timeout 200 2>&1", cli, ep);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 3);
+    assert_non_null(strstr(out, "ENOREPLY"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_racing_writers_one_wins, fy_fx_setup, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_read_by_key_among_others, fy_fx_setup,
-                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_read_by_key_among_others, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_expected_last_seq_and_atomic_batch, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_events_and_requests, fy_fx_setup, fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("events", tests, NULL, NULL);
 }

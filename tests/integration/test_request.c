@@ -121,9 +121,9 @@ test_requests_with_responder(void **state)
         int len = snprintf(body, sizeof body, "req-%zu", i);
         refs[i] = (s_ref_t){&book, i};
         ferry_message_t q = {.data = body, .len = (size_t)len};
-        assert_int_equal(ferry_client_request_async(fx->c, "rpc.echo", &q, 60000, s_on_reply,
-                                                    &refs[i]),
-                         FERRY_OK);
+        assert_int_equal(
+            ferry_client_request_async(fx->c, "rpc.echo", &q, 60000, s_on_reply, &refs[i]),
+            FERRY_OK);
         if (i % 256 == 255)
             ferry_client_poll(fx->c, 0);
     }
@@ -170,8 +170,7 @@ test_request_without_responder_times_out(void **state)
     assert_int_equal(ferry_client_info(fx->c, "rpc.void", &info), FERRY_OK);
     assert_int_equal(info.messages, 1);
     /* No such topic: the publish's refusal is the answer. */
-    assert_int_equal(ferry_client_request(fx->c, "rpc.nowhere", &m, 2000, &reply),
-                     FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_request(fx->c, "rpc.nowhere", &m, 2000, &reply), FERRY_ENOTFOUND);
     /* The inbox goes away with its client. */
     ferry_stats_t before, during, after;
     ferry_client_t *c2 = fy_connect(fx->d.endpoint, 5000, 10);
@@ -192,8 +191,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_requests_with_responder, fy_fx_setup,
-                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_requests_with_responder, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_request_without_responder_times_out, fy_fx_setup,
                                         fy_fx_teardown),
     };

@@ -305,6 +305,25 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
     return 0;
 }
 
+/* The payload: the argument, or standard input when it is "-" or missing
+ * (then *owned holds it). @return 0, or -1 (reported). */
+static int
+s_payload(int argc, char **argv, ferry_message_t *m, char **owned)
+{
+    *owned = NULL;
+    if (argc > 0 && strcmp(argv[0], "-") != 0) {
+        m->data = argv[0];
+        m->len = strlen(argv[0]);
+        return 0;
+    }
+    if (!(*owned = s_read_stdin(&m->len))) {
+        fprintf(stderr, "ferry: cannot read standard input (at most %u bytes)\n", S_STDIN_MAX);
+        return -1;
+    }
+    m->data = *owned;
+    return 0;
+}
+
 static int
 s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
 {
@@ -318,17 +337,8 @@ s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_c
                          .expect_last_seq = o->expect_last,
                          .delay_ms = o->delay_ms,
                          .not_before_ms = o->not_before_ms};
-    if (argc == 0 || strcmp(argv[0], "-") == 0) {
-        owned = s_read_stdin(&m.len);
-        if (!owned) {
-            fprintf(stderr, "ferry: cannot read standard input (at most %u bytes)\n", S_STDIN_MAX);
-            return S_EXIT_USAGE;
-        }
-        m.data = owned;
-    } else {
-        m.data = argv[0];
-        m.len = strlen(argv[0]);
-    }
+    if (s_payload(argc, argv, &m, &owned) != 0)
+        return S_EXIT_USAGE;
     ferry_confirm_t cf;
     ferry_status_t st = ferry_client_publish(c, topic, &m, &cf);
     free(owned);
@@ -543,16 +553,8 @@ s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const
 {
     char *owned = NULL;
     ferry_message_t m = {.key = o->key, .headers = o->headers, .header_count = o->nheaders};
-    if (argc == 0 || strcmp(argv[0], "-") == 0) {
-        if (!(owned = s_read_stdin(&m.len))) {
-            fprintf(stderr, "ferry: cannot read standard input (at most %u bytes)\n", S_STDIN_MAX);
-            return S_EXIT_USAGE;
-        }
-        m.data = owned;
-    } else {
-        m.data = argv[0];
-        m.len = strlen(argv[0]);
-    }
+    if (s_payload(argc, argv, &m, &owned) != 0)
+        return S_EXIT_USAGE;
     const ferry_stored_message_t *reply;
     int timeout = o->timeout_ms ? (int)o->timeout_ms : 5000;
     ferry_status_t st = ferry_client_request(c, topic, &m, timeout, &reply);

@@ -50,7 +50,8 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish \
-     $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers
+     $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
+     $(BUILD)/bench/bench_events
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
@@ -132,6 +133,7 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -p 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 100000 -w 1000 -p 1000 -k 4
 	$(BENCH_ENV) $(BUILD)/bench/bench_timers -n 1000000
+	$(BENCH_ENV) $(BUILD)/bench/bench_events
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -7,7 +7,10 @@
  * number of publishes per commit. Every confirm arrives only after the
  * commit holding its message synced.
  *
- *   bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids]
+ *   bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids] [--keys K]
+ *
+ * --keys K gives message i the key "key-<i % K>": each publish then also
+ * finds and writes its key's entry in the per-key index.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,7 @@ main(int argc, char **argv)
 {
     size_t n = 200000, size = 128, window = 1000, runs = 3;
     bool ids = false;
+    size_t keys = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -48,9 +52,12 @@ main(int argc, char **argv)
             runs = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--ids") == 0)
             ids = true;
+        else if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc)
+            keys = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr,
-                    "usage: bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids]\n");
+                    "usage: bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids] "
+                    "[--keys K]\n");
             return 2;
         }
     }
@@ -66,11 +73,11 @@ main(int argc, char **argv)
     ferry_client_declare(c, FERRY_KIND_TOPIC, "bench", NULL, NULL, NULL);
     char *payload = malloc(size ? size : 1);
     memset(payload, 'x', size);
-    printf("publish: %zu x %zu B, window %zu, ids %s, fsync on\n", n, size, window,
-           ids ? "yes" : "no");
+    printf("publish: %zu x %zu B, window %zu, ids %s, keys %zu, fsync on\n", n, size, window,
+           ids ? "yes" : "no", keys);
     printf("%-4s %12s %12s %12s %10s\n", "run", "msg/s", "commits/s", "msgs/commit", "seconds");
     int rc = 0;
-    char id[48];
+    char id[48], key[32];
     for (size_t r = 0; r < runs; r++) {
         ferry_stats_t before, after;
         ferry_client_stats(c, &before);
@@ -78,7 +85,10 @@ main(int argc, char **argv)
         double t0 = fy_now_s();
         for (size_t i = 0; i < n; i++) {
             snprintf(id, sizeof id, "r%zu-%zu", r, i);
-            ferry_message_t m = {.data = payload, .len = size, .id = ids ? id : NULL};
+            if (keys)
+                snprintf(key, sizeof key, "key-%zu", i % keys);
+            ferry_message_t m = {
+                .data = payload, .len = size, .id = ids ? id : NULL, .key = keys ? key : NULL};
             if (ferry_client_publish_async(c, "bench", &m, s_on_confirm, &count) != FERRY_OK) {
                 fprintf(stderr, "bench: publish failed: %s\n", ferry_client_last_error(c));
                 rc = 1;

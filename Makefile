@@ -25,7 +25,7 @@ FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC 
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
-CLIENT_SRC := client/client.c client/keyread.c client/msgcopy.c client/rpc.c
+CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 SUPPORT_SRC := tests/support/fixture.c

@@ -61,7 +61,10 @@ s_appends(ferry_client_t *c, size_t keys, size_t rounds)
     for (size_t r = 0; r < rounds; r++) {
         for (size_t k = 0; k < keys; k++) {
             snprintf(key, sizeof key, "order-%zu", k);
-            int len = snprintf(body, sizeof body, "{\"order\":%zu,\"event\":%zu,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", k, r);
+            int len = snprintf(body, sizeof body,
+                               "{\"order\":%zu,\"event\":%zu,\"pad\":"
+                               "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+                               k, r);
             ferry_message_t m = {.data = body,
                                  .len = (size_t)len,
                                  .key = key,

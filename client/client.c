@@ -17,14 +17,17 @@
 #include <zmq.h>
 
 #include "client_int.h"
+#include "conn.h"
 #include "envelope.h"
 
 #define S_MAX_REPLY_FRAMES (FY_BATCH_MAX + 1)
 #define S_SUBS_MAX         64   /* push subscriptions per client */
-#define S_HEARTBEAT_MS     5000 /* default: a subscribed client says something this often */
+#define S_HEARTBEAT_MS     5000 /* default: an idle client says something this often */
+#define S_SERVERS_MAX      16
 
 typedef struct s_pushsub {
     uint64_t consumer;
+    uint64_t resub_cid; /* the subscribe sent after a reconnect, until answered */
     char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
     uint32_t prefetch, consumed; /* consumed: processed since the last credit top-up */
     bool ephemeral;              /* live messages only: nothing to ack */
@@ -33,26 +36,47 @@ typedef struct s_pushsub {
 } s_pushsub_t;
 
 struct ferry_options {
-    char *server;
+    char *servers[S_SERVERS_MAX];
+    size_t nservers;
     char *name;
     int timeout_ms;
     int heartbeat_ms;
     size_t window;
+    int reconnect_initial_ms, reconnect_max_ms, reconnect_jitter_pct;
+    bool block_on_full;
+    ferry_state_fn state_cb;
+    void *state_user;
+    ferry_log_fn log_cb;
+    void *log_user;
+    char *user, *password;
 };
 
+/* An async publish not yet confirmed, with its request as sent, so that it
+ * can be sent again on a new connection (same cid, same message id). */
 typedef struct s_pending {
     uint64_t cid;
     ferry_confirm_fn cb;
     void *user;
     bool done;
+    uint8_t *req;   /* envelope bytes, then the payload frame's bytes if any */
+    size_t env_len; /* bytes of the envelope */
+    size_t data_len;
+    bool frame; /* a payload frame follows the envelope */
 } s_pending_t;
 
 struct ferry_client {
-    void *ctx, *sock;
+    void *ctx;
+    fy_conn_t conn;
+    bool connected;      /* the current socket's hello was answered */
+    uint64_t hello_cid;  /* the hello in flight on a new socket (0: none) */
+    long long hello_at;  /* when it was sent */
+    unsigned losses;     /* connections lost so far */
+    bool ever_connected; /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;
     uint64_t max_msg_bytes;
     fy_encoder_t *enc;
+    fy_encoder_t *stash; /* a request waiting for a connection */
     fy_decoder_t *dec;
     s_pending_t *fifo; /* ring of opts.window entries */
     size_t head, count;
@@ -124,16 +148,29 @@ ferry_options_new(void)
     ferry_options_t *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
-    o->server = s_strdup("tcp://127.0.0.1:5555");
+    o->servers[0] = s_strdup("tcp://127.0.0.1:5555");
+    o->nservers = 1;
     o->name = s_strdup("libferry");
-    if (!o->server || !o->name) {
+    if (!o->servers[0] || !o->name) {
         ferry_options_destroy(&o);
         return NULL;
     }
     o->timeout_ms = 5000;
     o->heartbeat_ms = S_HEARTBEAT_MS;
     o->window = 1000;
+    o->reconnect_initial_ms = 100;
+    o->reconnect_max_ms = 5000;
+    o->reconnect_jitter_pct = 20;
+    o->block_on_full = true;
     return o;
+}
+
+static void
+s_free_servers(ferry_options_t *o)
+{
+    for (size_t i = 0; i < o->nservers; i++)
+        free(o->servers[i]);
+    o->nservers = 0;
 }
 
 void
@@ -141,9 +178,12 @@ ferry_options_destroy(ferry_options_t **opts_p)
 {
     if (!opts_p || !*opts_p)
         return;
-    free((*opts_p)->server);
-    free((*opts_p)->name);
-    free(*opts_p);
+    ferry_options_t *o = *opts_p;
+    s_free_servers(o);
+    free(o->name);
+    free(o->user);
+    free(o->password);
+    free(o);
     *opts_p = NULL;
 }
 
@@ -163,7 +203,26 @@ s_set_str(char **field, const char *value, size_t max)
 ferry_status_t
 ferry_options_set_server(ferry_options_t *opts, const char *endpoint)
 {
-    return opts ? s_set_str(&opts->server, endpoint, 1024) : FERRY_EINVAL;
+    if (!opts || !endpoint || !*endpoint || strlen(endpoint) > 1024)
+        return FERRY_EINVAL;
+    char *copy = s_strdup(endpoint);
+    if (!copy)
+        return FERRY_ENOMEM;
+    s_free_servers(opts);
+    opts->servers[opts->nservers++] = copy;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_add_server(ferry_options_t *opts, const char *endpoint)
+{
+    if (!opts || opts->nservers == S_SERVERS_MAX)
+        return FERRY_EINVAL;
+    opts->servers[opts->nservers] = NULL;
+    ferry_status_t st = s_set_str(&opts->servers[opts->nservers], endpoint, 1024);
+    if (st == FERRY_OK)
+        opts->nservers++;
+    return st;
 }
 
 ferry_status_t
@@ -199,6 +258,58 @@ ferry_options_set_window(ferry_options_t *opts, size_t window)
     return FERRY_OK;
 }
 
+ferry_status_t
+ferry_options_set_reconnect(ferry_options_t *opts, int initial_ms, int max_ms, int jitter_pct)
+{
+    if (!opts || initial_ms < 1 || max_ms < initial_ms || max_ms > 600000 || jitter_pct < 0 ||
+        jitter_pct > 100)
+        return FERRY_EINVAL;
+    opts->reconnect_initial_ms = initial_ms;
+    opts->reconnect_max_ms = max_ms;
+    opts->reconnect_jitter_pct = jitter_pct;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_block_on_full(ferry_options_t *opts, bool block)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    opts->block_on_full = block;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_state_cb(ferry_options_t *opts, ferry_state_fn fn, void *user)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    opts->state_cb = fn;
+    opts->state_user = user;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_log_cb(ferry_options_t *opts, ferry_log_fn fn, void *user)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    opts->log_cb = fn;
+    opts->log_user = user;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_credentials(ferry_options_t *opts, const char *user, const char *password)
+{
+    if (!opts || !user || !password)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_set_str(&opts->user, user, FERRY_NAME_MAX);
+    if (st == FERRY_OK && *password)
+        st = s_set_str(&opts->password, password, 1024);
+    return st;
+}
+
 /* ---- replies --------------------------------------------------------------- */
 
 static void
@@ -209,16 +320,26 @@ s_drop_reply(ferry_client_t *self)
     self->nrframes = 0;
 }
 
-/* Reads one whole reply if one arrives within timeout_ms (-1: wait forever).
+/* Reads one whole reply if one arrives within timeout_ms. Wakes early for a
+ * monitor event (a dropped connection), which the caller then handles.
  * @return 1 read, 0 nothing in time, -1 socket error. */
 static int
 s_read_reply(ferry_client_t *self, long timeout_ms)
 {
     s_drop_reply(self);
+    void *sock = self->conn.sock;
+    if (!sock) {
+        /* No socket between attempts: wait out the time given. */
+        if (timeout_ms > 0) {
+            struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        return 0;
+    }
     /* Try without a system call first: under load a reply is usually queued. */
     zmq_msg_t m;
     zmq_msg_init(&m);
-    int rc = zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT);
+    int rc = zmq_msg_recv(&m, sock, ZMQ_DONTWAIT);
     if (rc < 0) {
         if (errno != EAGAIN && errno != EINTR) {
             zmq_msg_close(&m);
@@ -228,13 +349,13 @@ s_read_reply(ferry_client_t *self, long timeout_ms)
             zmq_msg_close(&m);
             return 0;
         }
-        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        rc = zmq_poll(&item, 1, timeout_ms);
-        if (rc <= 0) {
+        zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {self->conn.mon, 0, ZMQ_POLLIN, 0}};
+        rc = zmq_poll(items, self->conn.mon ? 2 : 1, timeout_ms);
+        if (rc <= 0 || !(items[0].revents & ZMQ_POLLIN)) {
             zmq_msg_close(&m);
             return rc < 0 && errno != EINTR ? -1 : 0;
         }
-        if (zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&m);
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
         }
@@ -249,7 +370,7 @@ s_read_reply(ferry_client_t *self, long timeout_ms)
             return 1;
         /* The remaining parts of a message arrive together with the first. */
         zmq_msg_init(&m);
-        while (zmq_msg_recv(&m, self->sock, 0) < 0) {
+        while (zmq_msg_recv(&m, sock, 0) < 0) {
             if (errno != EINTR) {
                 zmq_msg_close(&m);
                 return -1;
@@ -274,6 +395,8 @@ s_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
         if (p->cid != cid || p->done)
             continue;
         p->done = true;
+        free(p->req);
+        p->req = NULL;
         if (p->cb)
             p->cb(self, cf, p->user);
         while (self->count > 0 && s_fifo_at(self, 0)->done) {
@@ -306,12 +429,203 @@ s_confirm_from(const fy_reply_t *rep, size_t index, ferry_confirm_t *cf)
         cf->status = FERRY_EPROTO;
 }
 
+/* ---- the connection ------------------------------------------------------
+ *
+ * A client is connected once the broker answered the hello sent on its
+ * current socket. A dropped TCP connection (socket monitor), a broker silent
+ * for two heartbeats, or a hello left unanswered for the timeout loses the
+ * connection: the socket is closed, and after the backoff a new one goes to
+ * the next server and says hello. When that is answered, push subscriptions
+ * are made again and every unconfirmed async publish is sent again, in
+ * order, with its cid and message id: the broker's dedupe window answers
+ * those it had stored as duplicates, so with ids nothing is stored twice.
+ */
+
+static void s_log(ferry_client_t *self, ferry_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_log(ferry_client_t *self, ferry_log_level_t level, const char *fmt, ...)
+{
+    if (!self->opts.log_cb)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    self->opts.log_cb(level, line, self->opts.log_user);
+}
+
+static void
+s_state(ferry_client_t *self, ferry_conn_state_t state, const char *server, const char *reason)
+{
+    if (self->opts.state_cb) {
+        bool was = self->in_handler;
+        self->in_handler = true; /* a callback must not call its client */
+        self->opts.state_cb(self, state, server, reason, self->opts.state_user);
+        self->in_handler = was;
+    }
+}
+
+/* Sends the hello on a new socket; its answer makes the client connected.
+ * @return 0, or the errno of a socket that could not be opened. */
+static int
+s_attempt(ferry_client_t *self)
+{
+    if (fy_conn_open(&self->conn) != 0) {
+        int e = errno;
+        s_log(self, FERRY_LOG_WARN, "cannot open a connection to %s: %s",
+              fy_conn_server(&self->conn), zmq_strerror(e));
+        fy_conn_lost(&self->conn, s_now_ms());
+        return e;
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    if (fy_encode_hello(self->enc, cid, self->opts.name) != FERRY_OK ||
+        zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
+                 ZMQ_DONTWAIT) < 0) {
+        fy_conn_lost(&self->conn, s_now_ms());
+        return EIO;
+    }
+    self->hello_cid = cid;
+    self->hello_at = s_now_ms();
+    s_log(self, FERRY_LOG_INFO, "connecting to %s", fy_conn_server(&self->conn));
+    return 0;
+}
+
+/* The connection is gone: close it and schedule the next attempt. */
+static void
+s_lose(ferry_client_t *self, const char *reason)
+{
+    char server[1100];
+    snprintf(server, sizeof server, "%s", fy_conn_server(&self->conn));
+    bool was = self->connected;
+    self->connected = false;
+    self->hello_cid = 0;
+    self->ping_out = false;
+    fy_conn_lost(&self->conn, s_now_ms());
+    if (was) {
+        self->losses++;
+        s_log(self, FERRY_LOG_WARN, "connection to %s lost: %s; %zu publishes to resend", server,
+              reason, self->count);
+        s_state(self, FERRY_CONN_DISCONNECTED, server, reason);
+    } else {
+        s_log(self, FERRY_LOG_INFO, "no connection to %s: %s", server, reason);
+    }
+}
+
+static ferry_status_t s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens,
+                             size_t n);
+
+/* Sends an async publish's stored request. */
+static ferry_status_t
+s_send_pending(ferry_client_t *self, const s_pending_t *p)
+{
+    const void *parts[1] = {p->req + p->env_len};
+    size_t lens[1] = {p->data_len};
+    self->last_send_ms = s_now_ms();
+    int more = p->frame ? ZMQ_SNDMORE : 0;
+    if (zmq_send(self->conn.sock, p->req, p->env_len, more) < 0 ||
+        (p->frame && zmq_send(self->conn.sock, parts[0], lens[0], 0) < 0))
+        return fy_client_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
+    return FERRY_OK;
+}
+
+/* The hello was answered: connected. Push subscriptions are made again and
+ * unconfirmed publishes sent again, in order. */
+static void
+s_on_hello(ferry_client_t *self, const fy_reply_t *r)
+{
+    self->hello_cid = 0;
+    if (r->code != FERRY_OK || fy_reply_hello(r, &self->max_msg_bytes) != FERRY_OK) {
+        fy_client_fail(self, r->code ? r->code : FERRY_EPROTO, "hello refused: %.*s",
+                       (int)r->msg.len, (const char *)r->msg.ptr);
+        s_lose(self, "hello refused");
+        return;
+    }
+    self->connected = true;
+    self->ping_out = false;
+    self->last_send_ms = s_now_ms();
+    fy_conn_ok(&self->conn);
+    bool again = self->ever_connected;
+    self->ever_connected = true;
+    for (size_t i = 0; i < self->nsubs; i++) {
+        s_pushsub_t *ps = &self->subs[i];
+        /* If the broker still has the old consumer (it did not restart), it
+         * would keep handing it messages for a peer that is gone: release it
+         * first, which also makes what it held due again at once. The answer
+         * (ok, or ENOTFOUND from a restarted broker) matches nothing. */
+        fy_encoder_reset(self->enc);
+        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE, ps->consumer,
+                                  0) == FERRY_OK)
+            (void)s_send(self, NULL, NULL, 0);
+        ps->resub_cid = self->next_cid++;
+        ps->consumed = 0;
+        fy_encoder_reset(self->enc);
+        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch) ==
+            FERRY_OK)
+            (void)s_send(self, NULL, NULL, 0);
+    }
+    size_t resent = 0;
+    for (size_t i = 0; i < self->count && self->connected; i++) {
+        s_pending_t *p = s_fifo_at(self, i);
+        if (!p->done && p->req) {
+            if (s_send_pending(self, p) != FERRY_OK) {
+                s_lose(self, "send failed");
+                return;
+            }
+            resent++;
+        }
+    }
+    s_log(self, FERRY_LOG_INFO, "connected to %s%s; %zu publishes resent, %zu subscriptions",
+          fy_conn_server(&self->conn), again ? " again" : "", resent, self->nsubs);
+    s_state(self, FERRY_CONN_CONNECTED, fy_conn_server(&self->conn), NULL);
+}
+
+/* The answer to a subscribe sent after a reconnect: the consumer's new id. */
+static bool
+s_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
+{
+    for (size_t i = 0; i < self->nsubs; i++) {
+        s_pushsub_t *ps = &self->subs[i];
+        if (!ps->resub_cid || ps->resub_cid != r->cid)
+            continue;
+        ps->resub_cid = 0;
+        uint64_t id;
+        if (r->code == FERRY_OK && fy_reply_consumer(r, &id) == FERRY_OK) {
+            ps->consumer = id;
+        } else {
+            s_log(self, FERRY_LOG_WARN, "subscription %s/%s not restored: %s", ps->topic, ps->sub,
+                  ferry_errname(r->code));
+            *ps = self->subs[--self->nsubs];
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Connection housekeeping, once per turn of the reply loop. */
+static void
+s_tick(ferry_client_t *self)
+{
+    long long now = s_now_ms();
+    if (self->conn.sock && fy_conn_dropped(&self->conn))
+        s_lose(self, "connection dropped");
+    if (!self->conn.sock && now >= self->conn.retry_at)
+        s_attempt(self);
+    if (self->conn.sock && !self->connected && self->hello_cid &&
+        now - self->hello_at >= self->opts.timeout_ms)
+        s_lose(self, "no answer to hello");
+}
+
 /* What s_wait waits for. */
 typedef enum {
-    S_WAIT_CID,   /* the reply to one request */
-    S_WAIT_EMPTY, /* no async publish left unconfirmed */
-    S_WAIT_SLOT,  /* room in the publish window */
-    S_WAIT_ANY    /* whatever has arrived (at least one reply, or the deadline) */
+    S_WAIT_CID,      /* the reply to one request */
+    S_WAIT_EMPTY,    /* no async publish left unconfirmed */
+    S_WAIT_SLOT,     /* room in the publish window */
+    S_WAIT_ANY,      /* whatever has arrived (at least one reply, or the deadline) */
+    S_WAIT_CONNECTED /* a connection */
 } s_goal_t;
 
 static bool
@@ -322,6 +636,8 @@ s_goal_met(const ferry_client_t *self, s_goal_t goal)
         return self->count == 0;
     case S_WAIT_SLOT:
         return self->count < self->opts.window;
+    case S_WAIT_CONNECTED:
+        return self->connected;
     case S_WAIT_ANY:
     case S_WAIT_CID:
         break;
@@ -333,12 +649,20 @@ static void s_dispatch(ferry_client_t *self, const fy_reply_t *rep);
 static void s_heartbeat(ferry_client_t *self);
 
 /* Reads replies until the goal is met or the deadline passes; async confirms
- * that arrive meanwhile fire their callbacks, deliveries their handlers. */
+ * that arrive meanwhile fire their callbacks, deliveries their handlers, and
+ * a lost connection is made again. S_WAIT_CID fails with ECLOSED when the
+ * connection its request went out on is lost. */
 static ferry_status_t
 s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy_reply_t *rep)
 {
     size_t handled = 0;
+    unsigned gen = self->conn.gen;
     for (;;) {
+        s_tick(self);
+        if (goal == S_WAIT_CID && (!self->connected || self->conn.gen != gen))
+            return fy_client_fail(self, FERRY_ECLOSED,
+                                  "connection lost with the request unanswered; it may or may "
+                                  "not have been applied");
         if (s_goal_met(self, goal)) {
             if (goal != S_WAIT_SLOT)
                 return FERRY_OK;
@@ -347,30 +671,42 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
             goal = S_WAIT_ANY;
             handled++;
         }
-        long long left = deadline - s_now_ms();
+        long long now = s_now_ms(), left = deadline - now;
         if (left < 0 || (goal == S_WAIT_ANY && handled > 0))
             left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */
-        if (self->nsubs)
-            s_heartbeat(self);
         int hb = self->opts.heartbeat_ms;
-        if (self->nsubs && left > hb)
-            left = hb;
+        if (self->connected) {
+            s_heartbeat(self);
+            if (left > hb)
+                left = hb;
+        } else if (left > 50) {
+            left = 50; /* reconnecting: look again soon */
+        }
         int got = s_read_reply(self, (long)left);
-        if (got < 0)
-            return fy_client_fail(self, FERRY_ECLOSED, "socket error: %s", zmq_strerror(errno));
+        if (got < 0) {
+            s_lose(self, zmq_strerror(errno));
+            continue;
+        }
         if (got > 0)
             self->ping_out = false;
         if (got == 0) {
             /* The broker answers every ping: two heartbeats without a word
              * back means it is gone or hung. */
-            if (self->ping_out && s_now_ms() - self->ping_out_ms >= 2LL * hb)
-                return fy_client_fail(self, FERRY_ETIMEOUT,
-                                      "broker silent for %lld ms (no answer to a heartbeat)",
-                                      s_now_ms() - self->ping_out_ms);
+            if (self->connected && self->ping_out && s_now_ms() - self->ping_out_ms >= 2LL * hb) {
+                char why[96];
+                snprintf(why, sizeof why, "broker silent for %lld ms (no answer to a heartbeat)",
+                         s_now_ms() - self->ping_out_ms);
+                fy_client_fail(self, FERRY_ETIMEOUT, "%s", why);
+                s_lose(self, why);
+                continue;
+            }
             if (goal == S_WAIT_ANY && (handled > 0 || s_now_ms() >= deadline))
                 return FERRY_OK;
             if (s_now_ms() >= deadline)
-                return fy_client_fail(self, FERRY_ETIMEOUT, "no reply in time");
+                return goal == S_WAIT_CONNECTED || !self->connected
+                           ? fy_client_fail(self, FERRY_EDISCONNECTED,
+                                            "not connected to a broker (reconnecting)")
+                           : fy_client_fail(self, FERRY_ETIMEOUT, "no reply in time");
             continue;
         }
         handled++;
@@ -379,10 +715,17 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
         if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
                             zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
             continue; /* not a reply we can read: nothing to match it to */
+        if (self->hello_cid && r.cid == self->hello_cid) {
+            s_on_hello(self, &r);
+            gen = goal == S_WAIT_CID ? gen : self->conn.gen;
+            continue;
+        }
         if (r.delivery) {
             s_dispatch(self, &r);
             continue;
         }
+        if (s_on_resubscribed(self, &r))
+            continue;
         /* A cumulative confirm answers cids r.cid .. r.cid + n - 1, in order. */
         size_t n = fy_reply_run(&r);
         for (size_t i = 0; i < n; i++) {
@@ -398,34 +741,49 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
     }
 }
 
-/* Sends the encoded envelope plus payload frames, then (if rep) waits. */
+/* Sends the encoded envelope plus payload frames on the current connection. */
 static ferry_status_t
 s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, size_t n)
 {
+    if (!self->connected || !self->conn.sock)
+        return fy_client_fail(self, FERRY_EDISCONNECTED, "not connected to a broker");
     self->last_send_ms = s_now_ms();
     int more = n ? ZMQ_SNDMORE : 0;
-    if (zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
+    if (zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
         return fy_client_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED,
                               "cannot send: %s", zmq_strerror(errno));
     for (size_t i = 0; i < n; i++) {
-        if (zmq_send(self->sock, payloads[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+        if (zmq_send(self->conn.sock, payloads[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
             return fy_client_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
     }
     return FERRY_OK;
 }
 
 /* Sends a request and waits for its reply: the client timeout, plus `extra_ms`
- * for requests the broker may hold (a fetch with a wait). */
+ * for requests the broker may hold (a fetch with a wait). While reconnecting,
+ * it first waits (within the same time) for the connection. */
 static ferry_status_t
 s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
             size_t n, int extra_ms, fy_reply_t *rep)
 {
     if (self->in_handler)
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
-    ferry_status_t st = s_send(self, payloads, lens, n);
-    if (st)
+    long long deadline = s_now_ms() + self->opts.timeout_ms + extra_ms;
+    ferry_status_t st;
+    if (!self->connected) {
+        /* The wait may encode (resubscribe, resend, acks): keep the request. */
+        fy_encoder_reset(self->stash);
+        if ((st = fy_encoder_append(self->stash, self->enc)))
+            return st;
+        if ((st = s_wait(self, S_WAIT_CONNECTED, 0, deadline, rep)))
+            return st;
+        fy_encoder_reset(self->enc);
+        if ((st = fy_encoder_append(self->enc, self->stash)))
+            return st;
+    }
+    if ((st = s_send(self, payloads, lens, n)))
         return st;
-    st = s_wait(self, S_WAIT_CID, cid, s_now_ms() + self->opts.timeout_ms + extra_ms, rep);
+    st = s_wait(self, S_WAIT_CID, cid, deadline, rep);
     if (st)
         return st;
     if (rep->code)
@@ -467,43 +825,42 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     ferry_status_t st = FERRY_ENOMEM;
     if (!self)
         goto done;
-    self->opts.timeout_ms = opts->timeout_ms;
-    self->opts.heartbeat_ms = opts->heartbeat_ms;
-    self->opts.window = opts->window;
-    self->opts.server = s_strdup(opts->server);
+    self->opts = *opts; /* the scalars and callbacks; strings are copied below */
+    self->opts.nservers = 0;
+    memset(self->opts.servers, 0, sizeof self->opts.servers);
     self->opts.name = s_strdup(opts->name);
+    self->opts.user = opts->user ? s_strdup(opts->user) : NULL;
+    self->opts.password = opts->password ? s_strdup(opts->password) : NULL;
     self->fifo = calloc(opts->window, sizeof *self->fifo);
     self->enc = fy_encoder_new();
+    self->stash = fy_encoder_new();
     self->dec = fy_decoder_new();
     self->next_cid = 1;
-    if (!self->opts.server || !self->opts.name || !self->fifo || !self->enc || !self->dec)
-        goto done;
     self->ctx = zmq_ctx_new();
-    self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
-    if (!self->sock)
+    if (!self->opts.name || !self->fifo || !self->enc || !self->stash || !self->dec || !self->ctx ||
+        fy_conn_init(&self->conn, self->ctx, opts->servers, opts->nservers,
+                     opts->reconnect_initial_ms, opts->reconnect_max_ms, opts->reconnect_jitter_pct,
+                     opts->timeout_ms) != 0)
         goto done;
-    int linger = 0, hwm = 0;
-    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
-    /* The window bounds what is in flight; the socket itself need not. */
-    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->opts.timeout_ms, sizeof(int));
-    if (zmq_connect(self->sock, self->opts.server) != 0) {
-        st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s': %s", self->opts.server,
-                            zmq_strerror(errno));
+    /* Every server once: the first that answers the hello. */
+    long long deadline = s_now_ms() + (long long)opts->timeout_ms * (long long)opts->nservers;
+    if (s_attempt(self) == EINVAL) {
+        st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s'",
+                            opts->servers[0] ? opts->servers[0] : "");
         goto done;
     }
-    uint64_t cid = self->next_cid++;
-    fy_encoder_reset(self->enc);
-    if ((st = fy_encode_hello(self->enc, cid, self->opts.name)))
-        goto done;
     fy_reply_t rep;
-    st = s_call(self, cid, NULL, NULL, 0, &rep);
-    if (st == FERRY_ETIMEOUT)
-        st = fy_client_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms",
-                            self->opts.server, self->opts.timeout_ms);
-    if (st == FERRY_OK && fy_reply_hello(&rep, &self->max_msg_bytes) != FERRY_OK)
-        st = FERRY_EPROTO;
+    while (!self->connected && s_now_ms() < deadline && !self->last_error[0])
+        s_wait(self, S_WAIT_CONNECTED, 0, deadline, &rep);
+    if (self->connected) {
+        st = FERRY_OK;
+    } else if (self->last_error[0] && strncmp(self->last_error, "hello refused", 13) == 0) {
+        st = FERRY_EVERSION;
+    } else {
+        st =
+            fy_client_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms",
+                           opts->nservers == 1 ? opts->servers[0] : "any server", opts->timeout_ms);
+    }
 done:
     ferry_options_destroy(&defaults);
     if (st != FERRY_OK) {
@@ -525,38 +882,75 @@ ferry_client_destroy(ferry_client_t **self_p)
         s_pending_t *p = s_fifo_at(self, 0);
         self->head = (self->head + 1) % self->opts.window;
         self->count--;
+        free(p->req);
         if (!p->done && p->cb)
             p->cb(self, &cf, p->user);
     }
     fy_rpc_destroy(self);
     s_drop_reply(self);
-    if (self->sock && self->nsubs) {
+    if (self->connected && self->nsubs) {
         /* Tell the broker our push consumers are gone, so that what they kept
          * unacked is delivered again at once; give the sends a moment. */
         for (size_t i = 0; i < self->nsubs; i++) {
             fy_encoder_reset(self->enc);
             if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE,
                                       self->subs[i].consumer, 0) == FERRY_OK)
-                zmq_send(self->sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
+                zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
                          ZMQ_DONTWAIT);
         }
         int linger = 500;
-        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(self->conn.sock, ZMQ_LINGER, &linger, sizeof linger);
     }
-    if (self->sock)
-        zmq_close(self->sock);
+    fy_conn_free(&self->conn);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     fy_encoder_destroy(&self->enc);
+    fy_encoder_destroy(&self->stash);
     fy_decoder_destroy(&self->dec);
     free(self->fifo);
     free(self->got);
     free(self->got_hdrs);
     free(self->got_text);
-    free(self->opts.server);
     free(self->opts.name);
+    free(self->opts.user);
+    free(self->opts.password);
     free(self);
     *self_p = NULL;
+}
+
+bool
+ferry_client_connected(const ferry_client_t *self)
+{
+    return self && self->connected;
+}
+
+unsigned
+ferry_client_reconnects(const ferry_client_t *self)
+{
+    return self ? self->losses : 0;
+}
+
+ferry_status_t
+ferry_client_fd(ferry_client_t *self, int *fd)
+{
+    if (!self || !fd)
+        return FERRY_EINVAL;
+    size_t len = sizeof *fd;
+    if (!self->conn.sock || zmq_getsockopt(self->conn.sock, ZMQ_FD, fd, &len) != 0)
+        return fy_client_fail(self, FERRY_ECLOSED, "no connection right now");
+    return FERRY_OK;
+}
+
+int
+ferry_client_next_timeout_ms(const ferry_client_t *self)
+{
+    if (!self)
+        return 0;
+    if (!self->connected)
+        return 50;
+    long long idle = s_now_ms() - self->last_send_ms, hb = self->opts.heartbeat_ms;
+    long long t = hb - idle;
+    return t < 10 ? 10 : t > hb ? (int)hb : (int)t;
 }
 
 const char *
@@ -756,9 +1150,10 @@ ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_
     return st;
 }
 
-/* Encodes and sends a checked publish; it joins the window when there is
- * room (the caller made some, or does not wait: then an untracked confirm is
- * simply not matched to anything). */
+/* Encodes a checked publish and keeps its request in the window (so that a
+ * new connection can carry it again), then sends it if connected. Without
+ * room in the window (a responder's reply from inside a handler) it is sent
+ * untracked if connected: its confirm is simply not matched to anything. */
 static ferry_status_t
 s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
                ferry_confirm_fn cb, void *user)
@@ -771,12 +1166,26 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
     if (st)
         return st;
     const void *data = msg->data ? msg->data : "";
-    if ((st = s_send(self, &data, &msg->len, inl ? 0 : 1)))
-        return st;
-    if (self->count < self->opts.window) {
-        s_pending_t *p = s_fifo_at(self, self->count++);
-        *p = (s_pending_t){.cid = cid, .cb = cb, .user = user, .done = false};
-    }
+    if (self->count == self->opts.window)
+        return s_send(self, &data, &msg->len, inl ? 0 : 1);
+    size_t env = fy_encoder_len(self->enc), extra = inl ? 0 : msg->len;
+    uint8_t *req = malloc(env + extra + 1);
+    if (!req)
+        return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
+    memcpy(req, fy_encoder_data(self->enc), env);
+    if (extra)
+        memcpy(req + env, data, extra);
+    s_pending_t *p = s_fifo_at(self, self->count++);
+    *p = (s_pending_t){.cid = cid,
+                       .cb = cb,
+                       .user = user,
+                       .req = req,
+                       .env_len = env,
+                       .data_len = extra,
+                       .frame = !inl};
+    /* Not connected: it waits in the window and goes out after the hello. */
+    if (self->connected && s_send_pending(self, p) != FERRY_OK)
+        s_lose(self, "send failed");
     return FERRY_OK;
 }
 
@@ -793,11 +1202,21 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
     if (st)
         return st;
     if (self->count == self->opts.window) {
+        if (!self->opts.block_on_full)
+            return self->connected
+                       ? fy_client_fail(self, FERRY_EWOULD_BLOCK, "publish window full")
+                       : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                        "not connected and %zu publishes wait: buffer full",
+                                        self->count);
         /* Window full: process confirms until a slot frees. */
         fy_reply_t unused;
         st = s_wait(self, S_WAIT_SLOT, 0, s_now_ms() + self->opts.timeout_ms, &unused);
-        if (st == FERRY_ETIMEOUT)
-            return fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full");
+        if (st == FERRY_ETIMEOUT || st == FERRY_EDISCONNECTED)
+            return self->connected
+                       ? fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full")
+                       : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                        "not connected and %zu publishes wait: buffer full",
+                                        self->count);
         if (st)
             return st;
     }

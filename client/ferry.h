@@ -60,7 +60,8 @@ extern "C" {
     X(FERRY_ESEQ, 22, "ESEQ", "sequence was not delivered to this subscription")          \
     X(FERRY_ELIMIT, 23, "ELIMIT", "topic limit reached: publish refused")                 \
     X(FERRY_ECONFLICT, 24, "ECONFLICT", "expected sequence or key version did not match") \
-    X(FERRY_ENOREPLY, 25, "ENOREPLY", "no reply within the timeout")
+    X(FERRY_ENOREPLY, 25, "ENOREPLY", "no reply within the timeout")                      \
+    X(FERRY_EDISCONNECTED, 26, "EDISCONNECTED", "not connected and the buffer is full")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */
@@ -196,9 +197,48 @@ typedef struct ferry_client ferry_client_t;
 FERRY_EXPORT ferry_options_t *ferry_options_new(void);
 /** @brief Frees @p *opts_p (NULL accepted) and sets it to NULL. */
 FERRY_EXPORT void ferry_options_destroy(ferry_options_t **opts_p);
-/** @brief ZeroMQ endpoint of the broker, e.g. "tcp://127.0.0.1:5555". Copied.
- *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+/** @brief ZeroMQ endpoint of the broker, e.g. "tcp://127.0.0.1:5555"; replaces
+ *  the server list with this one. Copied. @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_server(ferry_options_t *opts, const char *endpoint);
+/** @brief Adds a broker to the list (at most 16). The client connects to the
+ *  first that answers and, after losing a connection, tries the next in turn.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+FERRY_EXPORT ferry_status_t ferry_options_add_server(ferry_options_t *opts, const char *endpoint);
+/** @brief Backoff between reconnect attempts: starts at @p initial_ms (1..),
+ *  doubles up to @p max_ms (..600000), each wait randomised by +-@p jitter_pct
+ *  percent (0..100). Default 100, 5000, 20. @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_reconnect(ferry_options_t *opts, int initial_ms,
+                                                        int max_ms, int jitter_pct);
+/** @brief When the publish window is full: true (default) waits up to the
+ *  timeout for a slot; false returns FERRY_EWOULD_BLOCK at once.
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_block_on_full(ferry_options_t *opts, bool block);
+
+/** Connection states reported to a ferry_state_fn. */
+typedef enum ferry_conn_state {
+    FERRY_CONN_CONNECTED = 1,   /**< a broker answered hello (first time, or again) */
+    FERRY_CONN_DISCONNECTED = 2 /**< the connection was lost; reconnecting */
+} ferry_conn_state_t;
+/** Called from inside calls on the client when its connection state changes;
+ *  @p server is the endpoint, @p reason a sentence (lost connections). */
+typedef void (*ferry_state_fn)(ferry_client_t *client, ferry_conn_state_t state, const char *server,
+                               const char *reason, void *user);
+/** @brief Connection state callback (NULL: none). @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_state_cb(ferry_options_t *opts, ferry_state_fn fn,
+                                                       void *user);
+/** Log levels of a ferry_log_fn. */
+typedef enum ferry_log_level { FERRY_LOG_WARN = 1, FERRY_LOG_INFO = 2 } ferry_log_level_t;
+/** Receives the library's log lines (NUL-terminated, no newline). */
+typedef void (*ferry_log_fn)(ferry_log_level_t level, const char *line, void *user);
+/** @brief Log callback (NULL, the default: the library logs nothing).
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_log_cb(ferry_options_t *opts, ferry_log_fn fn,
+                                                     void *user);
+/** @brief Credentials for brokers that check them. Copied. ferryd 0.1 does not
+ *  check credentials yet; they are kept for the security work.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+FERRY_EXPORT ferry_status_t ferry_options_set_credentials(ferry_options_t *opts, const char *user,
+                                                          const char *password);
 /** @brief Client name sent in hello (for the broker's logs). Copied.
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_name(ferry_options_t *opts, const char *name);
@@ -228,6 +268,24 @@ FERRY_EXPORT ferry_status_t ferry_client_new(const ferry_options_t *opts, ferry_
 FERRY_EXPORT void ferry_client_destroy(ferry_client_t **self_p);
 /** @brief Text of the last failure on this client (borrowed, valid until the next call). */
 FERRY_EXPORT const char *ferry_client_last_error(const ferry_client_t *self);
+/** @brief True while connected to a broker (false while reconnecting). */
+FERRY_EXPORT bool ferry_client_connected(const ferry_client_t *self);
+/** @brief Connections lost since the client was created. */
+FERRY_EXPORT unsigned ferry_client_reconnects(const ferry_client_t *self);
+
+/**
+ * @brief For embedding in an event loop (poll, epoll, libuv): a file
+ * descriptor that becomes readable when the client may have something to do.
+ * It is edge-triggered (ZMQ_FD): when it fires, or after your loop's timeout,
+ * call ferry_client_poll(client, 0), which does everything waiting. Call it
+ * at least every ferry_client_next_timeout_ms() ms as well (heartbeats,
+ * reconnects, request timeouts). The descriptor changes after a reconnect:
+ * ask again after each ferry_client_poll().
+ * @return FERRY_OK, FERRY_ECLOSED (no connection right now: use the timeout), FERRY_EINVAL
+ */
+FERRY_EXPORT ferry_status_t ferry_client_fd(ferry_client_t *self, int *fd);
+/** @brief How long an event loop may wait before calling ferry_client_poll(). */
+FERRY_EXPORT int ferry_client_next_timeout_ms(const ferry_client_t *self);
 
 /** @brief Round trip to the broker. @return FERRY_OK, FERRY_ETIMEOUT, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_client_ping(ferry_client_t *self);

@@ -13,8 +13,10 @@
  *
  *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-p PREFETCH] [-k SUBS]
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +31,19 @@ typedef struct {
     uint8_t *seen;
     size_t received, dups;
     double end;
+    double cpu; /* seconds of CPU this consumer's thread used */
     int failed;
 } s_consumer_t;
+
+/* CPU seconds (user + system) of the calling thread, or of the process. */
+static double
+s_cpu(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
 
 static ferry_msg_action_t
 s_on_msg(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
@@ -64,6 +77,7 @@ s_consume_push(void *arg)
     /* The last acks go out without waiting: a round trip makes sure they landed. */
     ferry_client_ping(c);
     k->end = fy_now_s();
+    k->cpu = s_cpu(RUSAGE_THREAD);
 done:
     free(k->seen);
     ferry_client_destroy(&c);
@@ -104,6 +118,7 @@ s_consume(void *arg)
         k->received += got;
     }
     k->end = fy_now_s();
+    k->cpu = s_cpu(RUSAGE_THREAD);
 done:
     free(seen);
     free(seqs);
@@ -164,6 +179,7 @@ main(int argc, char **argv)
                                .prefetch = prefetch};
     }
     char *payload = calloc(1, size ? size : 1);
+    double cpu0 = s_cpu(RUSAGE_SELF), pub_cpu0 = s_cpu(RUSAGE_THREAD);
     double t0 = fy_now_s();
     for (size_t j = 0; j < nk; j++)
         pthread_create(&th[j], NULL, prefetch ? s_consume_push : s_consume, &ks[j]);
@@ -177,6 +193,7 @@ main(int argc, char **argv)
     }
     if (ferry_client_flush(p, 60000) != FERRY_OK)
         rc = 1;
+    double pub_cpu = s_cpu(RUSAGE_THREAD) - pub_cpu0;
     double published = fy_now_s() - t0, end = 0;
     size_t received = 0;
     for (size_t j = 0; j < nk; j++) {
@@ -189,6 +206,9 @@ main(int argc, char **argv)
             rc = 1;
         }
     }
+    double all_cpu = s_cpu(RUSAGE_SELF) - cpu0, cons_cpu = 0;
+    for (size_t j = 0; j < nk; j++)
+        cons_cpu += ks[j].cpu;
     ferry_stats_t st;
     ferry_client_stats(p, &st);
     double secs = end - t0;
@@ -206,6 +226,11 @@ main(int argc, char **argv)
            "delivered, %llu commits (%.0f/s)\n",
            published, n / published, secs, received / secs, (unsigned long long)st.commits,
            st.commits / secs);
+    /* Client CPU per message: the producer's and consumers' own threads, and
+     * the whole client process (with libzmq's I/O threads). */
+    printf("client CPU: publish %.2f us/msg, consume %.2f us/msg (application threads); "
+           "whole client process %.2f us/msg\n",
+           pub_cpu * 1e6 / n, cons_cpu * 1e6 / (double)received, all_cpu * 1e6 / n);
     free(payload);
     ferry_client_destroy(&p);
     fy_ferryd_signal(&d, 15);

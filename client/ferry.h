@@ -3,7 +3,10 @@
  *
  * This is the only installed header. It uses standard headers only; every
  * object is opaque. A ferry_client_t is used by one thread at a time: give
- * each thread its own client, or serialise calls yourself.
+ * each thread its own client, or serialise calls yourself. Callbacks run
+ * inside calls on their client and must not call it. What you pass in is
+ * borrowed for the call; what the library hands out it owns (each function
+ * says how long it stays valid). docs/client.md is the guide.
  *
  * Every fallible call returns a ferry_status_t (FERRY_OK = 0). The status
  * numbers are part of the wire protocol: they are appended to, never

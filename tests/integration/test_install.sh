@@ -44,6 +44,18 @@ ${CC:-cc} -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter ${FERRY_SAN:-} "$
     -o "$tmp/readme" $flags || fail "README.md's C example builds"
 echo "ok - README.md's C example compiles and links"
 
+# Every C program in docs/client.md builds as well.
+awk -v dir="$tmp" '/^```c/ {f = 1; n++; next} /^```/ {f = 0} f {print > (dir "/client" n ".c")}' \
+    "$top/docs/client.md"
+count=0
+for src in "$tmp"/client*.c; do
+    [ -e "$src" ] || fail "docs/client.md has C examples"
+    ${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$src" -o "${src%.c}" $flags \
+        || fail "docs/client.md example $(basename "$src") builds"
+    count=$((count + 1))
+done
+echo "ok - docs/client.md's $count C examples compile and link"
+
 mkdir -p "$tmp/data"
 "$FERRYD" --data "$tmp/data" --bind 'tcp://127.0.0.1:*' 2>"$tmp/ferryd.log" &
 pid=$!

@@ -290,9 +290,8 @@ test_external_poll_loop(void **state)
             char body[24];
             int len = snprintf(body, sizeof body, "%zu", sent);
             ferry_message_t m = {.data = body, .len = (size_t)len};
-            assert_int_equal(ferry_client_publish_async(pub, "ext", &m, s_count_confirm,
-                                                        &confirmed),
-                             FERRY_OK);
+            assert_int_equal(
+                ferry_client_publish_async(pub, "ext", &m, s_count_confirm, &confirmed), FERRY_OK);
             sent++;
         }
         struct pollfd fds[2];

@@ -76,7 +76,8 @@ struct ferry_client {
     uint64_t next_cid;
     uint64_t max_msg_bytes;
     fy_encoder_t *enc;
-    fy_encoder_t *stash; /* a request waiting for a connection */
+    fy_encoder_t *stash;                /* a request waiting for a connection */
+    char got_topic[FERRY_NAME_MAX + 1]; /* topic of the messages in got */
     fy_decoder_t *dec;
     s_pending_t *fifo; /* ring of opts.window entries */
     size_t head, count;
@@ -1190,7 +1191,8 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
 }
 
 static ferry_status_t s_take_messages(ferry_client_t *self, const fy_reply_t *rep,
-                                      const ferry_stored_message_t **msgs, size_t *count);
+                                      const char *topic, const ferry_stored_message_t **msgs,
+                                      size_t *count);
 
 ferry_status_t
 ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
@@ -1250,7 +1252,7 @@ fy_client_read_page(ferry_client_t *c, const char *topic, const char *key, uint6
         return st;
     if (fy_reply_next(&rep, next))
         return fy_client_fail(c, FERRY_EPROTO, "malformed read reply");
-    return s_take_messages(c, &rep, msgs, n);
+    return s_take_messages(c, &rep, topic, msgs, n);
 }
 
 ferry_status_t
@@ -1287,12 +1289,13 @@ ferry_client_in_flight(const ferry_client_t *self)
  * self->got: one allocation for the entries, one for headers, one for the
  * strings (NUL-terminated copies); payloads point into the kept frames. */
 static ferry_status_t
-s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_message_t **msgs,
-                size_t *count)
+s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const char *topic,
+                const ferry_stored_message_t **msgs, size_t *count)
 {
     size_t n;
     if (fy_reply_get_count(rep, &n))
         return fy_client_fail(self, FERRY_EPROTO, "malformed message reply");
+    snprintf(self->got_topic, sizeof self->got_topic, "%s", topic ? topic : "");
     size_t nhdrs = 0, text = 0, frames = 1;
     for (size_t i = 0; i < n; i++) {
         fy_getmsg_t g;
@@ -1336,6 +1339,7 @@ s_take_messages(ferry_client_t *self, const fy_reply_t *rep, const ferry_stored_
         m->timestamp_ms = g.ts_ms;
         m->delivery_count = g.dc;
         m->key_version = g.kver;
+        m->topic = self->got_topic;
         if (g.key.len)
             S_COPY(m->key, g.key);
         if (g.id.len)
@@ -1379,7 +1383,7 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    return s_take_messages(self, &rep, msgs, count);
+    return s_take_messages(self, &rep, topic, msgs, count);
 }
 
 /* A subscription name: NULL or "" (a queue's), or a valid name. */
@@ -1453,7 +1457,7 @@ ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uin
     fy_reply_t rep;
     if (st || (st = s_call_wait(self, cid, NULL, NULL, 0, wait_ms, &rep)))
         return st;
-    return s_take_messages(self, &rep, msgs, count);
+    return s_take_messages(self, &rep, topic, msgs, count);
 }
 
 ferry_status_t
@@ -1579,7 +1583,7 @@ s_dispatch(ferry_client_t *self, const fy_reply_t *rep)
         fy_reply_consumer(rep, &consumer) == FERRY_OK ? s_pushsub(self, consumer) : NULL;
     const ferry_stored_message_t *msgs;
     size_t n;
-    if (!ps || s_take_messages(self, rep, &msgs, &n) != FERRY_OK)
+    if (!ps || s_take_messages(self, rep, ps->topic, &msgs, &n) != FERRY_OK)
         return; /* unknown consumer: the messages come back after their ack wait */
     uint64_t acks[FY_BATCH_MAX];
     size_t nacks = 0;

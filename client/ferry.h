@@ -180,6 +180,7 @@ typedef struct ferry_stats {
 
 /** A message read back from a topic (ferry_client_get). Owned by the client. */
 typedef struct ferry_stored_message {
+    const char *topic; /**< the topic (or queue) it is stored in */
     uint64_t seq;
     uint64_t timestamp_ms;
     uint32_t delivery_count; /**< fetch: 1 on first delivery; get: 0 */
@@ -191,6 +192,10 @@ typedef struct ferry_stored_message {
     const void *data;
     size_t len;
 } ferry_stored_message_t;
+
+/** @brief The value of header @p name of @p msg (borrowed, like the message),
+ *  or NULL if it has none. */
+FERRY_EXPORT const char *ferry_msg_header(const ferry_stored_message_t *msg, const char *name);
 
 typedef struct ferry_options ferry_options_t;
 typedef struct ferry_client ferry_client_t;

@@ -1,5 +1,5 @@
 /*
- * msgcopy.c - deep copies of received messages, for what must outlive the
+ * msgcopy.c - received messages: header lookup, and deep copies for what must outlive the
  * client's next call (pages of a key iterator, a request's reply).
  */
 #include <stdlib.h>
@@ -24,6 +24,15 @@ s_put(char **at, const char *s)
     return p;
 }
 
+const char *
+ferry_msg_header(const ferry_stored_message_t *msg, const char *name)
+{
+    for (size_t i = 0; msg && name && i < msg->header_count; i++)
+        if (strcmp(msg->headers[i].name, name) == 0)
+            return msg->headers[i].value;
+    return NULL;
+}
+
 ferry_stored_message_t *
 fy_msgs_clone(const ferry_stored_message_t *src, size_t n)
 {
@@ -32,7 +41,7 @@ fy_msgs_clone(const ferry_stored_message_t *src, size_t n)
     size_t nhdrs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
         nhdrs += src[i].header_count;
-        bytes += s_str(src[i].key) + s_str(src[i].id) + src[i].len;
+        bytes += s_str(src[i].topic) + s_str(src[i].key) + s_str(src[i].id) + src[i].len;
         for (size_t j = 0; j < src[i].header_count; j++)
             bytes += s_str(src[i].headers[j].name) + s_str(src[i].headers[j].value);
     }
@@ -45,6 +54,7 @@ fy_msgs_clone(const ferry_stored_message_t *src, size_t n)
     char *at = (char *)out + head;
     for (size_t i = 0; i < n; i++) {
         out[i] = src[i];
+        out[i].topic = s_put(&at, src[i].topic);
         out[i].key = s_put(&at, src[i].key);
         out[i].id = s_put(&at, src[i].id);
         out[i].headers = h;

@@ -60,15 +60,6 @@ s_rpc(ferry_client_t *c)
     return *p;
 }
 
-static const char *
-s_header(const ferry_stored_message_t *m, const char *name)
-{
-    for (size_t i = 0; i < m->header_count; i++)
-        if (strcmp(m->headers[i].name, name) == 0)
-            return m->headers[i].value;
-    return NULL;
-}
-
 /* Takes request `corr` out of the table; false if it is not there (answered
  * or timed out already: a late or duplicate reply). */
 static bool
@@ -89,7 +80,7 @@ static ferry_msg_action_t
 s_inbox_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
 {
     struct fy_rpc *rpc = user;
-    const char *corr = s_header(msg, FY_HDR_CORRELATION_ID);
+    const char *corr = ferry_msg_header(msg, FY_HDR_CORRELATION_ID);
     char *end;
     s_req_t r;
     if (corr && *corr) {
@@ -254,7 +245,8 @@ s_serve_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
     s_server_t *srv = user;
     ferry_message_t reply = {0};
     ferry_msg_action_t act = srv->fn(c, msg, &reply, srv->user);
-    const char *to = s_header(msg, FY_HDR_REPLY_TO), *corr = s_header(msg, FY_HDR_CORRELATION_ID);
+    const char *to = ferry_msg_header(msg, FY_HDR_REPLY_TO),
+               *corr = ferry_msg_header(msg, FY_HDR_CORRELATION_ID);
     if (act != FERRY_MSG_ACK || !to)
         return act;
     ferry_header_t hdrs[FY_HEADERS_MAX];

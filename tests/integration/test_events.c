@@ -130,6 +130,7 @@ test_read_by_key_among_others(void **state)
         assert_int_equal(m->len, strlen(want));
         assert_memory_equal(m->data, want, m->len);
         assert_string_equal(m->key, "acct-7");
+        assert_string_equal(m->topic, "acct");
         assert_int_equal(m->key_version, got);
         assert_true(m->seq > last_seq);
         last_seq = m->seq;

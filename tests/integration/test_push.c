@@ -36,6 +36,7 @@ s_handler(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     (void)c;
     s_rec_t *r = user;
     r->calls++;
+    assert_non_null(m->topic);
     r->last_dc = m->delivery_count;
     if (r->seen && m->seq < r->n)
         r->seen[m->seq]++;

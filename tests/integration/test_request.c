@@ -112,6 +112,9 @@ test_requests_with_responder(void **state)
     assert_int_equal(ferry_client_request(fx->c, "rpc.echo", &m, 5000, &reply), FERRY_OK);
     assert_int_equal(reply->len, 7);
     assert_memory_equal(reply->data, "re:ping", 7);
+    assert_non_null(ferry_msg_header(reply, "correlation_id"));
+    assert_null(ferry_msg_header(reply, "reply_to"));
+    assert_memory_equal(reply->topic, "_inbox.", 7);
 
     s_book_t book = {.n = n, .calls = calloc(n, 1)};
     s_ref_t *refs = calloc(n, sizeof *refs);

@@ -47,18 +47,20 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 # Keep object files of examples and benchmarks (make would delete them as intermediates).
 .SECONDARY:
 
-.PHONY: all deps run test check-asan check-valgrind valgrind bench install uninstall clean help format
+.PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
-     $(BUILD)/bench/bench_events
+     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
 	@echo "make test            build and run every test"
 	@echo "make check-asan      every test under AddressSanitizer + UBSan"
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
-	@echo "make bench           publish, work-queue, fan-out and pending-set benchmarks (bench/README.md)"
+	@echo "make bench           Ferry vs Redis Streams (W1-W3, backlog) into bench/results/DATE.tsv,"
+	@echo "                     then publish, queue, pending-set and event benchmarks (bench/README.md)"
+	@echo "make bench-profile   W1 with ferryd under perf; top functions in bench/results/DATE-profile/"
 	@echo "make install         PREFIX=$(PREFIX) DESTDIR=..."
 
 deps:
@@ -119,13 +121,21 @@ run: all
 	@mkdir -p $(DATA)
 	$(BUILD)/ferryd --data $(DATA) --bind $(BIND)
 
+# bench_compare also drives Redis Streams, through hiredis.
+$(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs hiredis 2>/dev/null) -lpthread
+
 $(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 
 BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd)
+RESULTS   = bench/results/$(shell date -u +%Y-%m-%d)
 
 bench: all
+	@mkdir -p bench/results
+	$(BENCH_ENV) $(BUILD)/bench/bench_compare --out $(RESULTS).tsv
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000 --ids
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 4000
@@ -134,6 +144,13 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 100000 -w 1000 -p 1000 -k 4
 	$(BENCH_ENV) $(BUILD)/bench/bench_timers -n 1000000
 	$(BENCH_ENV) $(BUILD)/bench/bench_events
+
+# W1 with ferryd under perf (Debian linux-perf), top functions saved.
+bench-profile: all
+	@command -v perf >/dev/null || { echo "bench-profile: perf is not installed (apt-get install linux-perf)"; exit 1; }
+	@mkdir -p $(RESULTS)-profile
+	$(BENCH_ENV) $(BUILD)/bench/bench_compare --only ferry --workloads w1 -n 400000 --profile $(abspath $(RESULTS)-profile)
+	@cat $(RESULTS)-profile/profile.txt
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -12,15 +12,17 @@
  *       log-linear histogram (error < 1%).
  *   W3  fan-out: 4 durable subscriptions (consumer groups) on one stream;
  *       deliveries/s.
- *   Backlog (Ferry): W1's publish rate with 0, 1M and 10M messages already
- *       stored, its ratio to the empty case, and the broker's RSS.
+ *   Backlog (Ferry): the confirmed publish rate of 1M more messages (window
+ *       1000) with 0, 1M and 10M already stored, its ratio to the empty case,
+ *       and the broker's RSS.
  *
  * Every workload counts lost and duplicated messages and fails if either is
  * not zero. Broker CPU seconds per workload come from /proc/<pid>/stat.
  * Results go to stdout as a table and to a TSV file (--out).
  *
  *   bench_compare [-n W1_MSGS] [-s BYTES] [--fanout-msgs N] [--rate R] [--secs S]
- *                 [--backlog 0,1000000,10000000] [--only ferry] [--workloads w1,w2,w3,backlog]
+ *                 [--backlog 0,1000000,10000000] [--backlog-msgs N] [--only ferry]
+ *                 [--workloads w1,w2,w3,backlog]
  *                 [--out FILE] [--profile DIR]
  */
 #define _GNU_SOURCE
@@ -229,7 +231,7 @@ typedef struct {
 } s_result_t;
 
 typedef struct {
-    size_t n, size, fan_n, rate, secs;
+    size_t n, size, fan_n, rate, secs, backlog_n;
     bool w1, w2, w3, backlog;
     const char *profile;
     FILE *tsv;
@@ -410,19 +412,22 @@ s_backlog(const s_cfg_t *cfg, const char *ep, pid_t broker, const size_t *levels
         }
         if (bk_ferry.flush(p) != 0)
             return -1;
+        /* Let the file system finish with the fill before measuring. */
+        struct timespec pause = {2, 0};
+        nanosleep(&pause, NULL);
         size_t before = bk_ferry.confirmed(p);
         uint64_t t0 = s_now_ns();
-        for (size_t i = 0; i < cfg->n; i++) {
+        for (size_t i = 0; i < cfg->backlog_n; i++) {
             s_stamp(buf, cfg->size, seq++);
             if (bk_ferry.send(p, "backlog", buf, cfg->size) != 0)
                 return -1;
         }
-        if (bk_ferry.flush(p) != 0 || bk_ferry.confirmed(p) - before != cfg->n) {
+        if (bk_ferry.flush(p) != 0 || bk_ferry.confirmed(p) - before != cfg->backlog_n) {
             fprintf(stderr, "bench: backlog: LOST confirms\n");
             return -1;
         }
-        stored += cfg->n;
-        double rate = (double)cfg->n / ((double)(s_now_ns() - t0) / 1e9);
+        stored += cfg->backlog_n;
+        double rate = (double)cfg->backlog_n / ((double)(s_now_ns() - t0) / 1e9);
         if (l == 0)
             base = rate;
         double rss = s_proc_rss_mib(broker);
@@ -480,6 +485,7 @@ int
 main(int argc, char **argv)
 {
     s_cfg_t cfg = {.n = 200000, .size = 128, .fan_n = 100000, .rate = 5000, .secs = 10,
+                   .backlog_n = 1000000,
                    .w1 = true, .w2 = true, .w3 = true, .backlog = true};
     const char *out = NULL, *only = NULL, *backlog = "0,1000000,10000000";
     for (int i = 1; i < argc; i++) {
@@ -498,6 +504,8 @@ main(int argc, char **argv)
             cfg.secs = strtoul(v, NULL, 10);
         else if (strcmp(a, "--backlog") == 0)
             backlog = v;
+        else if (strcmp(a, "--backlog-msgs") == 0)
+            cfg.backlog_n = strtoul(v, NULL, 10);
         else if (strcmp(a, "--only") == 0)
             only = v;
         else if (strcmp(a, "--out") == 0)
@@ -539,6 +547,14 @@ main(int argc, char **argv)
     rc = s_run_system(&cfg, &bk_ferry, d.endpoint, d.pid, &res[0]);
     if (rc == 0 && cfg.backlog && nlevels)
         rc = s_backlog(&cfg, d.endpoint, d.pid, levels, nlevels);
+    int slow = fy_ferryd_log_count(&d, "slow batch");
+    if (slow > 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "grep 'slow batch' '%s' | tail -5 >&2", d.log_path);
+        fprintf(stderr, "bench: ferryd logged %d slow batches; the last ones:\n", slow);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench: cannot read %s\n", d.log_path);
+    }
     fy_ferryd_signal(&d, SIGTERM);
     fy_ferryd_cleanup(&d);
     const char *fsync_modes[] = {NULL, "always", "everysec"};
@@ -607,7 +623,7 @@ main(int argc, char **argv)
     if (cfg.profile) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd,
-                 "perf report -i '%s/perf.data' --no-children --stdio --percent-limit 0.5 "
+                 "perf report -i '%s/perf.data' --no-children -g none --stdio --percent-limit 0.5 "
                  "2>/dev/null | grep -E '^ +[0-9]' | head -40 > '%s/profile.txt'",
                  cfg.profile, cfg.profile);
         if (system(cmd) == 0)

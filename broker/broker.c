@@ -29,6 +29,7 @@
 #define S_WAITERS_MAX         4096               /* fetches waiting for messages at once */
 #define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
 #define S_CONSUMER_TIMEOUT_MS 15000              /* a consumer's peer silent this long is gone */
+#define S_SLOW_BATCH_MS       50                 /* a turn slower than this is logged */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -1108,6 +1109,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
     fy_status_t st = FERRY_ESTORAGE_FULL;
     /* At most: a request hits the limit, the topic write-back at commit
      * hits it, then a batch with every write refused commits. */
+    long long t_start = s_mono_ms();
     for (int attempt = 0; attempt < 4; attempt++) {
         s_reset_replies(self);
         uint64_t now = s_wall_ms();
@@ -1143,6 +1145,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
             continue;
         }
         bool dirty = fy_store_dirty(self->store);
+        long long t_commit = s_mono_ms();
         st = fy_store_commit(self->store);
         if (st == FERRY_OK) {
             if (dirty)
@@ -1151,6 +1154,13 @@ s_process_batch(fy_broker_t *self, bool sweep)
                 fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
                        "map_size=%llu refused_from=%zu batch=%zu",
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
+            long long t_done = s_mono_ms();
+            /* Every confirm of the batch waited this long: say where it went. */
+            if (t_done - t_start >= S_SLOW_BATCH_MS)
+                fy_log(self->log, FY_LOG_WARN, "broker", "slow batch",
+                       "requests=%zu total_ms=%lld apply_ms=%lld commit_ms=%lld sweep=%d",
+                       self->nreqs, t_done - t_start, t_commit - t_start, t_done - t_commit,
+                       (int)sweep);
             s_send_replies(self);
             s_commit_waiters(self);
             self->deliver_soon = fy_consumers_commit(&self->cons) || self->deliver_soon;

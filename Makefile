@@ -28,6 +28,7 @@ PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c prot
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
+RELAY_SRC  := outbox-relay/main.c outbox-relay/relay.c outbox-relay/src_sqlite.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c
 
@@ -49,7 +50,8 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 
 .PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
-all: deps $(BUILD)/ferryd $(BUILD)/ferry $(LIBA) $(LIBSO) $(BUILD)/examples/publish \
+all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
+     $(BUILD)/examples/publish \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
      $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare
 
@@ -87,6 +89,9 @@ $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
+$(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null)
+
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
@@ -102,9 +107,10 @@ $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
+           FERRY_RELAY=$(abspath $(BUILD)/ferry-relay) FERRY_TOP=$(CURDIR) \
            FERRY_BUILD=$(BUILD) FERRY_SAN="$(SAN)"
 
 test: all $(TEST_BINS)
@@ -155,7 +161,7 @@ bench-profile: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(BUILD)/ferryd $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVERSION)
@@ -165,7 +171,7 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry \
+	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
 	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 

@@ -80,8 +80,8 @@ static int
 s_ferry_setup(bk_conn_t *c, const char *stream, int nsubs)
 {
     ferry_client_delete(c->fc, stream); /* ENOTFOUND the first time */
-    if (ferry_client_declare(c->fc, nsubs ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE, stream, NULL,
-                             NULL, NULL) != FERRY_OK)
+    if (ferry_client_declare(c->fc, nsubs ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE, stream, NULL, NULL,
+                             NULL) != FERRY_OK)
         return -1;
     for (int i = 0; i < nsubs; i++) {
         char name[16];
@@ -145,8 +145,8 @@ s_ferry_consume(bk_conn_t *c, const char *stream, int sub, size_t max, int wait_
     if (!c->subscribed) {
         char name[16];
         snprintf(name, sizeof name, "g%d", sub);
-        if (ferry_client_subscribe(c->fc, stream, sub < 0 ? NULL : name, (uint32_t)max,
-                                   s_ferry_msg, c, NULL) != FERRY_OK)
+        if (ferry_client_subscribe(c->fc, stream, sub < 0 ? NULL : name, (uint32_t)max, s_ferry_msg,
+                                   c, NULL) != FERRY_OK)
             return -1;
         c->subscribed = true;
     }
@@ -168,9 +168,9 @@ s_ferry_close(bk_conn_t *c)
     }
 }
 
-const bk_ops_t bk_ferry = {"ferry",         s_ferry_connect, s_ferry_setup,  s_ferry_send,
-                           s_ferry_pump,    s_ferry_flush,   s_confirmed,    s_ferry_consume,
-                           s_ferry_settle,  s_ferry_close};
+const bk_ops_t bk_ferry = {"ferry",        s_ferry_connect, s_ferry_setup, s_ferry_send,
+                           s_ferry_pump,   s_ferry_flush,   s_confirmed,   s_ferry_consume,
+                           s_ferry_settle, s_ferry_close};
 
 /* ---- Redis Streams ------------------------------------------------------------ */
 
@@ -365,9 +365,9 @@ s_redis_close(bk_conn_t *c)
     free(c);
 }
 
-const bk_ops_t bk_redis = {"redis",         s_redis_connect, s_redis_setup,  s_redis_send,
-                           s_redis_pump,    s_redis_flush,   s_confirmed,    s_redis_consume,
-                           s_redis_settle,  s_redis_close};
+const bk_ops_t bk_redis = {"redis",        s_redis_connect, s_redis_setup, s_redis_send,
+                           s_redis_pump,   s_redis_flush,   s_confirmed,   s_redis_consume,
+                           s_redis_settle, s_redis_close};
 
 /* ---- redis-server ------------------------------------------------------------- */
 

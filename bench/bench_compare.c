@@ -44,7 +44,7 @@
 
 /* ---- a log-linear histogram of nanoseconds --------------------------------- */
 
-#define S_SUB 128 /* linear steps per power of two: error < 1/128 */
+#define S_SUB     128 /* linear steps per power of two: error < 1/128 */
 #define S_BUCKETS (S_SUB + 57 * S_SUB)
 
 typedef struct {
@@ -360,8 +360,8 @@ s_w3(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t broker, s_re
     s_consumer_t k[SUBS];
     pthread_t th[SUBS];
     for (int j = 0; j < SUBS; j++) {
-        k[j] = (s_consumer_t){.ops = ops, .endpoint = ep, .stream = "w3", .sub = j,
-                              .n = cfg->fan_n};
+        k[j] =
+            (s_consumer_t){.ops = ops, .endpoint = ep, .stream = "w3", .sub = j, .n = cfg->fan_n};
         pthread_create(&th[j], NULL, s_consume, &k[j]);
     }
     for (int j = 0; j < SUBS; j++)
@@ -446,8 +446,7 @@ s_backlog(const s_cfg_t *cfg, const char *ep, pid_t broker, const size_t *levels
 }
 
 static int
-s_run_system(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t broker,
-             s_result_t *res)
+s_run_system(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t broker, s_result_t *res)
 {
     res->ran = true;
     if (cfg->w1 && s_w1(cfg, ops, ep, broker, res) != 0)
@@ -484,9 +483,16 @@ s_row(const char *name, const s_result_t *r, size_t off, bool higher_better)
 int
 main(int argc, char **argv)
 {
-    s_cfg_t cfg = {.n = 200000, .size = 128, .fan_n = 100000, .rate = 5000, .secs = 10,
+    s_cfg_t cfg = {.n = 200000,
+                   .size = 128,
+                   .fan_n = 100000,
+                   .rate = 5000,
+                   .secs = 10,
                    .backlog_n = 1000000,
-                   .w1 = true, .w2 = true, .w3 = true, .backlog = true};
+                   .w1 = true,
+                   .w2 = true,
+                   .w3 = true,
+                   .backlog = true};
     const char *out = NULL, *only = NULL, *backlog = "0,1000000,10000000";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -537,9 +543,8 @@ main(int argc, char **argv)
         perror(out);
         return 1;
     }
-    s_result_t res[S_SYSTEMS] = {{.system = "ferry"},
-                                 {.system = "redis-always"},
-                                 {.system = "redis-everysec"}};
+    s_result_t res[S_SYSTEMS] = {
+        {.system = "ferry"}, {.system = "redis-always"}, {.system = "redis-everysec"}};
     int rc = 0;
     fy_ferryd_t d = {0};
     if (fy_ferryd_start(&d) != 0)
@@ -561,8 +566,7 @@ main(int argc, char **argv)
     for (int i = 1; rc == 0 && i < S_SYSTEMS && !(only && strcmp(only, "ferry") == 0); i++) {
         bk_redis_server_t rs;
         if (bk_redis_start(&rs, fsync_modes[i]) != 0) {
-            fprintf(stderr, "bench: cannot start redis-server (appendfsync %s)\n",
-                    fsync_modes[i]);
+            fprintf(stderr, "bench: cannot start redis-server (appendfsync %s)\n", fsync_modes[i]);
             rc = 1;
             break;
         }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "consumers.h"
 #include "store.h"
 
@@ -114,22 +115,6 @@ struct fy_broker {
     ferry_stats_t stats;  /* counters since start */
 };
 
-static long long
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 fy_status_t
 fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy_err_t *err)
 {
@@ -139,7 +124,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     self->cfg = *cfg;
     self->log = log;
-    self->started_ms = s_mono_ms();
+    self->started_ms = fy_mono_ms();
     fy_status_t st;
     self->dec = fy_decoder_new();
     self->enc = fy_encoder_new();
@@ -555,7 +540,7 @@ s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
         memcpy(w->sub, req->sub.ptr, req->sub.len);
     w->sub_len = req->sub.len;
     w->max = req->limit;
-    w->deadline_ms = s_mono_ms() + (long long)req->wait_ms;
+    w->deadline_ms = fy_mono_ms() + (long long)req->wait_ms;
     return FERRY_OK;
 }
 
@@ -564,7 +549,7 @@ s_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
 static void
 s_serve_waiters(fy_broker_t *self)
 {
-    long long now = s_mono_ms();
+    long long now = fy_mono_ms();
     size_t n = self->nwaiters < S_WAITERS_TURN ? self->nwaiters : S_WAITERS_TURN;
     for (size_t k = 0; k < n && !fy_store_spoiled(self->store); k++) {
         s_waiter_t *w = &self->waiters[(self->waiter_rr + k) % self->nwaiters];
@@ -648,7 +633,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
             memcpy(c->sub, req->sub.ptr, req->sub.len);
         c->sub_len = req->sub.len;
         c->credit = req->credit;
-        c->last_seen_ms = s_mono_ms();
+        c->last_seen_ms = fy_mono_ms();
         c->ephemeral = ephemeral;
         c->next_seq = c->next_batch = ti.last_seq + 1;
         s_reply_begin(self, ri, &r);
@@ -680,7 +665,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
 static void
 s_deliver(fy_broker_t *self)
 {
-    long long now = s_mono_ms();
+    long long now = fy_mono_ms();
     size_t n = self->cons.nlive;
     for (size_t k = 0; k < n && !fy_store_spoiled(self->store); k++) {
         fy_consumer_t *c = &self->cons.live[(self->cons.rr + k) % n];
@@ -836,7 +821,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     }
     if (self->cons.nlive) {
         zmq_msg_t *ident = &self->frames[rq->first];
-        fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), s_mono_ms());
+        fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms());
     }
     bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
                     req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
@@ -895,7 +880,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     }
     case FY_OP_STATS: {
         ferry_stats_t s = self->stats;
-        s.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
+        s.uptime_ms = (uint64_t)(fy_mono_ms() - self->started_ms);
         st = fy_store_totals(self->store, &s);
         if (st)
             break;
@@ -1109,10 +1094,10 @@ s_process_batch(fy_broker_t *self, bool sweep)
     fy_status_t st = FERRY_ESTORAGE_FULL;
     /* At most: a request hits the limit, the topic write-back at commit
      * hits it, then a batch with every write refused commits. */
-    long long t_start = s_mono_ms();
+    long long t_start = fy_mono_ms();
     for (int attempt = 0; attempt < 4; attempt++) {
         s_reset_replies(self);
-        uint64_t now = s_wall_ms();
+        uint64_t now = fy_wall_ms();
         self->now_wall_ms = now;
         if ((st = fy_store_begin(self->store, now)))
             break;
@@ -1145,7 +1130,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
             continue;
         }
         bool dirty = fy_store_dirty(self->store);
-        long long t_commit = s_mono_ms();
+        long long t_commit = fy_mono_ms();
         st = fy_store_commit(self->store);
         if (st == FERRY_OK) {
             if (dirty)
@@ -1154,7 +1139,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
                 fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
                        "map_size=%llu refused_from=%zu batch=%zu",
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
-            long long t_done = s_mono_ms();
+            long long t_done = fy_mono_ms();
             /* Every confirm of the batch waited this long: say where it went. */
             if (t_done - t_start >= S_SLOW_BATCH_MS)
                 fy_log(self->log, FY_LOG_WARN, "broker", "slow batch",
@@ -1198,9 +1183,9 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
     fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ", self->endpoint,
            self->cfg.data_dir, (int)getpid());
-    self->next_sweep_ms = s_mono_ms();
+    self->next_sweep_ms = fy_mono_ms();
     while (!*stop) {
-        long long now = s_mono_ms();
+        long long now = fy_mono_ms();
         long timeout =
             self->sweep_more || self->deliver_soon ? 0 : (long)(self->next_sweep_ms - now);
         if (timeout < 0)
@@ -1224,7 +1209,7 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
             if (got == 0)
                 break;
         }
-        now = s_mono_ms();
+        now = fy_mono_ms();
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;
         bool deliver = self->deliver_soon;
         self->deliver_soon = false;

@@ -1,0 +1,41 @@
+/*
+ * relay.h - the outbox relay loop: read rows in id order from a source,
+ * publish them through libferry's async window with a stable message id
+ * (source name + row id) and the aggregate id as key, wait for every confirm,
+ * then record the position in the source (or delete the rows). A crash
+ * anywhere replays rows after the recorded position with the same ids; the
+ * broker's dedupe window answers those it had as duplicates, so each row is
+ * in the broker once, and rows of one aggregate keep their order.
+ */
+#ifndef FR_RELAY_H
+#define FR_RELAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "source.h"
+
+typedef enum fr_poison { FR_POISON_DLQ, FR_POISON_STOP } fr_poison_t;
+
+typedef struct fr_config {
+    const char *broker;         /* ferryd endpoint */
+    const fr_source_ops_t *ops; /* the source kind */
+    const char *location;       /* the source's file or connection string */
+    const char *table;          /* the outbox table */
+    const char *name;           /* source name: position key and message id prefix */
+    const char *topic_template; /* "{aggregate_type}", optionally with a prefix/suffix */
+    bool delete_published;      /* --on-publish delete */
+    fr_poison_t on_poison;      /* a row the broker refuses for good */
+    const char *dlq_topic;      /* where poison rows go */
+    int poll_ms;                /* idle wait between reads */
+    size_t batch;               /* rows per read (<= 1000) */
+    uint64_t dedupe_window_ms;  /* for topics the relay creates */
+    int stats_ms;               /* how often to log stats */
+} fr_config_t;
+
+/** Runs until *stop is set (then finishes the batch in flight) or a fatal
+ *  error. @return 0 after a stop, 1 on a fatal error (logged). */
+int fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * source.h - where ferry-relay reads outbox rows from. Every source gives
+ * rows in id order after a position, and records the position (or deletes
+ * published rows) durably in the same store as the rows, so that position
+ * and rows can never disagree after a crash.
+ */
+#ifndef FR_SOURCE_H
+#define FR_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry.h"
+
+/** One outbox row; every pointer is owned by the source until its next read. */
+typedef struct fr_row {
+    uint64_t id;
+    const char *aggregate_type;
+    const char *aggregate_id;
+    const char *event_type;
+    const void *payload;
+    size_t payload_len;
+    const ferry_header_t *headers; /* the row's own headers */
+    size_t header_count;
+    uint64_t created_ms;
+} fr_row_t;
+
+typedef struct fr_source fr_source_t;
+
+typedef struct fr_source_ops {
+    const char *kind; /* "sqlite", "lmdb", ... */
+    /** Opens the source at @p location for relay position name @p name.
+     *  @return 0, or -1 with a sentence in err. */
+    int (*open)(const char *location, const char *table, const char *name, fr_source_t **out,
+                char *err, size_t errlen);
+    /** The last id recorded as published (0: none). */
+    int (*position)(fr_source_t *s, uint64_t *pos, char *err, size_t errlen);
+    /** Up to @p max rows with id > @p after, in id order. */
+    int (*read)(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n,
+                char *err, size_t errlen);
+    /** Records @p pos durably; with @p delete, removes the rows up to it too. */
+    int (*advance)(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen);
+    /** The highest id in the table (for lag), 0 when empty. */
+    int (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms, uint64_t after,
+                char *err, size_t errlen);
+    void (*close)(fr_source_t **s);
+} fr_source_ops_t;
+
+extern const fr_source_ops_t fr_sqlite_source;
+
+#endif

@@ -1,0 +1,22 @@
+-- The transactional outbox for PostgreSQL (docs/outbox.md).
+CREATE TABLE IF NOT EXISTS outbox (
+    id             BIGSERIAL PRIMARY KEY,
+    aggregate_type TEXT        NOT NULL,
+    aggregate_id   TEXT        NOT NULL,
+    event_type     TEXT        NOT NULL,
+    payload        BYTEA       NOT NULL,
+    headers        JSONB,                 -- object of strings (trace context, ...)
+    created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- For the polling source: the writing transaction, so that a row whose
+    -- transaction commits after a higher id is not skipped (docs/outbox.md).
+    xid            XID8        NOT NULL DEFAULT pg_current_xact_id()
+);
+
+CREATE TABLE IF NOT EXISTS ferry_relay_position (
+    source  TEXT PRIMARY KEY,
+    last_id BIGINT NOT NULL
+);
+
+-- For the log-tailing source (logical replication with pgoutput):
+-- ALTER SYSTEM SET wal_level = logical;  -- then restart
+CREATE PUBLICATION ferry_outbox FOR TABLE outbox;

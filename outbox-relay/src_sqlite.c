@@ -1,0 +1,302 @@
+/*
+ * src_sqlite.c - the SQLite outbox source: polls `SELECT ... WHERE id > ?
+ * ORDER BY id` (SQLite serialises writers, so ids become visible in order)
+ * and keeps the relay position in table ferry_relay_position of the same
+ * file, updated in one transaction with the deletes of --on-publish delete.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source.h"
+
+struct fr_source {
+    sqlite3 *db;
+    sqlite3_stmt *select, *hdrs, *pos_get, *pos_set, *del, *head, *oldest;
+    char name[256];
+    /* The rows of the last read, and everything they point to. */
+    fr_row_t *rows;
+    ferry_header_t *hdr;
+    char *text;
+    size_t cap_rows, cap_hdr, cap_text, used_text, nhdr;
+    bool oom; /* the text arena could not grow during this read */
+};
+
+static int
+s_fail(sqlite3 *db, char *err, size_t errlen, const char *what)
+{
+    snprintf(err, errlen, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return -1;
+}
+
+static void
+s_close(fr_source_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    fr_source_t *s = *sp;
+    sqlite3_stmt *st[] = {s->select, s->hdrs, s->pos_get, s->pos_set, s->del, s->head, s->oldest};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+        sqlite3_finalize(st[i]);
+    sqlite3_close(s->db);
+    free(s->rows);
+    free(s->hdr);
+    free(s->text);
+    free(s);
+    *sp = NULL;
+}
+
+static bool
+s_ident_ok(const char *t)
+{
+    if (!t || !*t || strlen(t) > 64)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
+static int
+s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
+       size_t errlen)
+{
+    *out = NULL;
+    if (!s_ident_ok(table)) {
+        snprintf(err, errlen, "table name '%s' is not a plain identifier", table ? table : "");
+        return -1;
+    }
+    fr_source_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return s_fail(NULL, err, errlen, "open");
+    snprintf(s->name, sizeof s->name, "%s", name);
+    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        s_fail(s->db, err, errlen, location);
+        s_close(&s);
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    char sql[512];
+    char *msg = NULL;
+    /* Our position writes are durable when their commit returns. */
+    if (sqlite3_exec(s->db,
+                     "PRAGMA synchronous = FULL;"
+                     "CREATE TABLE IF NOT EXISTS ferry_relay_position ("
+                     " source TEXT PRIMARY KEY, last_id INTEGER NOT NULL)",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: %s", msg ? msg : "cannot prepare the position table");
+        sqlite3_free(msg);
+        s_close(&s);
+        return -1;
+    }
+    struct {
+        sqlite3_stmt **st;
+        const char *fmt;
+    } stmts[] = {
+        {&s->select, "SELECT id, aggregate_type, aggregate_id, event_type, payload, headers, "
+                     "created_at FROM %s WHERE id > ?1 ORDER BY id LIMIT ?2"},
+        {&s->hdrs, "SELECT key, value FROM json_each(?1) WHERE type = 'text'"},
+        {&s->pos_get, "SELECT last_id FROM ferry_relay_position WHERE source = ?1"},
+        {&s->pos_set, "INSERT INTO ferry_relay_position(source, last_id) VALUES(?1, ?2) "
+                      "ON CONFLICT(source) DO UPDATE SET last_id = excluded.last_id"},
+        {&s->del, "DELETE FROM %s WHERE id <= ?1"},
+        {&s->head, "SELECT COALESCE(MAX(id), 0) FROM %s"},
+        {&s->oldest, "SELECT created_at FROM %s WHERE id > ?1 ORDER BY id LIMIT 1"},
+    };
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        snprintf(sql, sizeof sql, stmts[i].fmt, table);
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) !=
+            SQLITE_OK) {
+            s_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/sqlite.sql)");
+            s_close(&s);
+            return -1;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+s_position(fr_source_t *s, uint64_t *pos, char *err, size_t errlen)
+{
+    *pos = 0;
+    sqlite3_reset(s->pos_get);
+    sqlite3_bind_text(s->pos_get, 1, s->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s->pos_get);
+    if (rc == SQLITE_ROW)
+        *pos = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
+    sqlite3_reset(s->pos_get);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, errlen, "position");
+}
+
+/* Copies a string into the text arena; returns its offset (+1), 0 if NULL. */
+static size_t
+s_keep(fr_source_t *s, const void *p, size_t len, bool nul)
+{
+    if (!p)
+        return 0;
+    size_t need = s->used_text + len + 1;
+    if (need > s->cap_text) {
+        size_t cap = s->cap_text ? s->cap_text : 65536;
+        while (cap < need)
+            cap *= 2;
+        char *t = realloc(s->text, cap);
+        if (!t) {
+            s->oom = true;
+            return 0;
+        }
+        s->text = t;
+        s->cap_text = cap;
+    }
+    size_t off = s->used_text;
+    memcpy(s->text + off, p, len);
+    if (nul)
+        s->text[off + len] = '\0';
+    s->used_text += len + (nul ? 1 : 0);
+    return off + 1;
+}
+
+/* Offsets are fixed up into pointers once the arena stops moving. */
+#define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off) - 1 : NULL)
+
+static int
+s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
+       size_t errlen)
+{
+    *n = 0;
+    if (max > s->cap_rows) {
+        fr_row_t *r = realloc(s->rows, max * sizeof *r);
+        if (!r)
+            return s_fail(NULL, err, errlen, "read");
+        s->rows = r;
+        s->cap_rows = max;
+    }
+    s->used_text = 0;
+    s->nhdr = 0;
+    s->oom = false;
+    /* Offsets first (the arena may move while it grows). */
+    size_t offs[1000][6];
+    size_t hoff[1000][2];
+    if (max > 1000)
+        max = 1000;
+    sqlite3_reset(s->select);
+    sqlite3_bind_int64(s->select, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(s->select, 2, (sqlite3_int64)max);
+    int rc;
+    while ((rc = sqlite3_step(s->select)) == SQLITE_ROW) {
+        size_t i = *n;
+        fr_row_t *r = &s->rows[i];
+        memset(r, 0, sizeof *r);
+        r->id = (uint64_t)sqlite3_column_int64(s->select, 0);
+        for (int c = 1; c <= 3; c++)
+            offs[i][c - 1] = s_keep(s, sqlite3_column_text(s->select, c),
+                                    (size_t)sqlite3_column_bytes(s->select, c), true);
+        const void *pl = sqlite3_column_blob(s->select, 4);
+        r->payload_len = (size_t)sqlite3_column_bytes(s->select, 4);
+        offs[i][3] = s_keep(s, pl ? pl : "", r->payload_len, false);
+        r->created_ms = (uint64_t)sqlite3_column_int64(s->select, 6);
+        hoff[i][0] = s->nhdr;
+        const unsigned char *json = sqlite3_column_text(s->select, 5);
+        if (json && *json) {
+            sqlite3_reset(s->hdrs);
+            sqlite3_bind_text(s->hdrs, 1, (const char *)json, -1, SQLITE_TRANSIENT);
+            while (sqlite3_step(s->hdrs) == SQLITE_ROW) {
+                if (s->nhdr == s->cap_hdr) {
+                    size_t cap = s->cap_hdr ? s->cap_hdr * 2 : 1024;
+                    ferry_header_t *h = realloc(s->hdr, cap * sizeof *h);
+                    if (!h)
+                        return s_fail(NULL, err, errlen, "read");
+                    s->hdr = h;
+                    s->cap_hdr = cap;
+                }
+                /* name and value offsets, stored in the pointer slots for now */
+                size_t kn = s_keep(s, sqlite3_column_text(s->hdrs, 0),
+                                   (size_t)sqlite3_column_bytes(s->hdrs, 0), true);
+                size_t kv = s_keep(s, sqlite3_column_text(s->hdrs, 1),
+                                   (size_t)sqlite3_column_bytes(s->hdrs, 1), true);
+                s->hdr[s->nhdr].name = (const char *)(uintptr_t)kn;
+                s->hdr[s->nhdr].value = (const char *)(uintptr_t)kv;
+                s->nhdr++;
+            }
+            sqlite3_reset(s->hdrs);
+        }
+        hoff[i][1] = s->nhdr - hoff[i][0];
+        (*n)++;
+    }
+    sqlite3_reset(s->select);
+    if (rc != SQLITE_DONE)
+        return s_fail(s->db, err, errlen, "read");
+    if (s->oom)
+        return s_fail(NULL, err, errlen, "read");
+    for (size_t i = 0; i < *n; i++) {
+        fr_row_t *r = &s->rows[i];
+        r->aggregate_type = S_PTR(s, offs[i][0]);
+        r->aggregate_id = S_PTR(s, offs[i][1]);
+        r->event_type = S_PTR(s, offs[i][2]);
+        r->payload = S_PTR(s, offs[i][3]);
+        r->headers = s->hdr + hoff[i][0];
+        r->header_count = hoff[i][1];
+        if (!r->aggregate_type || !r->aggregate_id || !r->event_type) {
+            snprintf(err, errlen, "row %llu has a NULL column", (unsigned long long)r->id);
+            return -1;
+        }
+    }
+    for (size_t j = 0; j < s->nhdr; j++) {
+        s->hdr[j].name = S_PTR(s, (size_t)(uintptr_t)s->hdr[j].name);
+        s->hdr[j].value = S_PTR(s, (size_t)(uintptr_t)s->hdr[j].value);
+    }
+    *rows = s->rows;
+    return 0;
+}
+
+static int
+s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return s_fail(s->db, err, errlen, "begin");
+    sqlite3_reset(s->pos_set);
+    sqlite3_bind_text(s->pos_set, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->pos_set, 2, (sqlite3_int64)pos);
+    int rc = sqlite3_step(s->pos_set);
+    sqlite3_reset(s->pos_set);
+    if (rc == SQLITE_DONE && delete_rows) {
+        sqlite3_reset(s->del);
+        sqlite3_bind_int64(s->del, 1, (sqlite3_int64)pos);
+        rc = sqlite3_step(s->del);
+        sqlite3_reset(s->del);
+    }
+    if (rc != SQLITE_DONE) {
+        s_fail(s->db, err, errlen, "record the position");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : s_fail(s->db, err, errlen, "commit the position");
+}
+
+static int
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char *err,
+       size_t errlen)
+{
+    *head = 0;
+    *oldest_ms = 0;
+    sqlite3_reset(s->head);
+    int rc = sqlite3_step(s->head);
+    if (rc == SQLITE_ROW)
+        *head = (uint64_t)sqlite3_column_int64(s->head, 0);
+    sqlite3_reset(s->head);
+    if (rc != SQLITE_ROW)
+        return s_fail(s->db, err, errlen, "head");
+    sqlite3_reset(s->oldest);
+    sqlite3_bind_int64(s->oldest, 1, (sqlite3_int64)after);
+    if (sqlite3_step(s->oldest) == SQLITE_ROW)
+        *oldest_ms = (uint64_t)sqlite3_column_int64(s->oldest, 0);
+    sqlite3_reset(s->oldest);
+    return 0;
+}
+
+const fr_source_ops_t fr_sqlite_source = {"sqlite", s_open, s_position, s_read,
+                                          s_advance, s_head,     s_close};

@@ -1,0 +1,28 @@
+/*
+ * clock.h - the two clocks Ferry's programs read: monotonic milliseconds for
+ * timeouts and intervals, wall-clock milliseconds since the Unix epoch for
+ * what is stored or shown.
+ */
+#ifndef FY_CLOCK_H
+#define FY_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline long long
+fy_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline uint64_t
+fy_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#endif

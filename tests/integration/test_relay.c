@@ -1,0 +1,412 @@
+/*
+ * test_relay.c - ferry-relay with a real SQLite file and a real ferryd:
+ *
+ * - 8 writer threads insert 50,000 events over 500 aggregates while the
+ *   relay is killed with -9 at random moments (at least 5 times) and
+ *   restarted: afterwards the broker holds every event exactly once, and
+ *   the events of each aggregate in insert order;
+ * - a poison row (its topic name is invalid) goes to the dead-letter topic
+ *   with the reason, and the relay goes on;
+ * - the broker away at start, then back: rows wait, then arrive (in order);
+ * - bad configuration: a missing database, a missing table, a bad option:
+ *   a clear error and a non-zero exit.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef fy_fx_t fx_t;
+
+#define S_WRITERS    8
+#define S_AGGREGATES 500
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void
+s_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("sqlite: %s: %s", sql, msg ? msg : "?");
+}
+
+/* A fresh database with the outbox DDL of outbox-relay/sql/sqlite.sql. */
+static void
+s_make_db(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' < '%s/outbox-relay/sql/sqlite.sql' >/dev/null", path,
+             getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".");
+    sqlite3_close(db);
+    char out[256];
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+}
+
+/* The test's database (a fresh outbox) and relay log paths, in its ferryd's
+ * directory; returns an open handle on the database. */
+static sqlite3 *
+s_fresh_outbox(fx_t *fx, char *db, char *log)
+{
+    snprintf(db, 400, "%s/app.db", fx->d.dir);
+    snprintf(log, 400, "%s/relay.log", fx->d.dir);
+    s_make_db(db);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    return h;
+}
+
+/* ---- the relay process ------------------------------------------------------ */
+
+static pid_t
+s_relay_start(const char *db, const char *endpoint, const char *log, const char *extra)
+{
+    const char *bin = getenv("FERRY_RELAY");
+    assert_non_null(bin);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        char source[512];
+        snprintf(source, sizeof source, "sqlite:%s", db);
+        const char *argv[16] = {bin,          "--source", source, "--broker", endpoint,
+                                "--poll-ms", "5",        "--stats-ms", "1000"};
+        int argc = 9;
+        if (extra) {
+            argv[argc++] = "--on-publish";
+            argv[argc++] = extra;
+        }
+        argv[argc] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits until relay @p pid logged that it started (its signal handlers are set). */
+static void
+s_wait_started(const char *log, pid_t pid)
+{
+    char cmd[600], out[64];
+    snprintf(cmd, sizeof cmd, "grep -c 'relay started.* pid=%d$' '%s' 2>/dev/null", (int)pid,
+             log);
+    long long until = fy_now_ms() + 20000;
+    while (fy_now_ms() < until) {
+        fy_run(cmd, out, sizeof out);
+        if (atoi(out) >= 1)
+            return;
+        s_sleep_ms(10);
+    }
+    fail_msg("relay %d did not start (%s)", (int)pid, log);
+}
+
+static int
+s_relay_stop(pid_t pid, int sig)
+{
+    int status = -1;
+    kill(pid, sig);
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+static uint64_t
+s_query_u64(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    uint64_t v = 0;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(h, 5000);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                v = (uint64_t)sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+/* Waits until the relay's position reaches the last id ever given (rows may
+ * have been deleted by --on-publish delete). */
+static bool
+s_caught_up(const char *db, int timeout_ms)
+{
+    long long until = fy_now_ms() + timeout_ms;
+    while (fy_now_ms() < until) {
+        uint64_t head =
+            s_query_u64(db, "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'");
+        uint64_t pos =
+            s_query_u64(db, "SELECT COALESCE(MAX(last_id), 0) FROM ferry_relay_position");
+        if (head > 0 && pos >= head)
+            return true;
+        s_sleep_ms(20);
+    }
+    return false;
+}
+
+/* ---- writers ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *db;
+    int w;
+    size_t events;
+    atomic_size_t *written;
+    int failed;
+} s_writer_t;
+
+static void *
+s_write(void *arg)
+{
+    s_writer_t *wr = arg;
+    sqlite3 *db;
+    if (sqlite3_open(wr->db, &db) != SQLITE_OK) {
+        wr->failed = 1;
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    sqlite3_stmt *ins;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload, "
+                           "headers) VALUES('order', ?1, 'OrderChanged', ?2, ?3)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        wr->failed = 1;
+        sqlite3_close(db);
+        return NULL;
+    }
+    /* This writer owns aggregates w, w + 8, ...: their order is its order. */
+    size_t mine = S_AGGREGATES / S_WRITERS, seq[S_AGGREGATES / S_WRITERS + 1] = {0};
+    unsigned seed = (unsigned)wr->w * 7919u + 1;
+    size_t done = 0;
+    while (done < wr->events && !wr->failed) {
+        size_t tx = 1 + (size_t)rand_r(&seed) % 20;
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+            wr->failed = 1;
+            break;
+        }
+        for (size_t k = 0; k < tx && done < wr->events; k++, done++) {
+            size_t a = (size_t)rand_r(&seed) % mine;
+            char agg[32], body[64];
+            snprintf(agg, sizeof agg, "agg-%zu", a * S_WRITERS + (size_t)wr->w);
+            int len = snprintf(body, sizeof body, "%s:%zu", agg, ++seq[a]);
+            sqlite3_reset(ins);
+            sqlite3_bind_text(ins, 1, agg, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_blob(ins, 2, body, len, SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins, 3, "{\"traceparent\":\"00-test\"}", -1, SQLITE_STATIC);
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                wr->failed = 1;
+        }
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            wr->failed = 1;
+        atomic_fetch_add(wr->written, tx);
+        s_sleep_ms(1); /* spread the writes over the kills */
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* Every event once, each aggregate's in order: agg-A:1, agg-A:2, ... */
+static void
+s_verify(ferry_client_t *c, size_t events)
+{
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(c, "order", &all, &n), FERRY_OK);
+    assert_int_equal(n, events);
+    size_t *next = calloc(S_AGGREGATES, sizeof *next);
+    uint8_t *seen = calloc(events + 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned long id;
+        assert_int_equal(sscanf(all[i].id, "sqlite:%lu", &id), 1);
+        assert_true(id >= 1 && id <= events);
+        assert_int_equal(seen[id]++, 0); /* exactly once */
+        size_t a, s;
+        assert_int_equal(sscanf(all[i].payload, "agg-%zu:%zu", &a, &s), 2);
+        assert_true(a < S_AGGREGATES);
+        assert_int_equal(s, ++next[a]); /* in insert order, no gap */
+        char key[32];
+        snprintf(key, sizeof key, "agg-%zu", a);
+        assert_string_equal(all[i].key, key);
+    }
+    free(next);
+    free(seen);
+    free(all);
+}
+
+static void
+test_relay_survives_kills(void **state)
+{
+    fx_t *fx = *state;
+    const size_t events = getenv("FERRY_TEST_QUICK") ? 8000 : 50000;
+    char db[400], log[400];
+    snprintf(db, sizeof db, "%s/app.db", fx->d.dir);
+    snprintf(log, sizeof log, "%s/relay.log", fx->d.dir);
+    s_make_db(db);
+    atomic_size_t written = 0;
+    s_writer_t w[S_WRITERS];
+    pthread_t th[S_WRITERS];
+    for (int i = 0; i < S_WRITERS; i++) {
+        w[i] = (s_writer_t){.db = db, .w = i, .events = events / S_WRITERS, .written = &written};
+        assert_int_equal(pthread_create(&th[i], NULL, s_write, &w[i]), 0);
+    }
+    pid_t relay = s_relay_start(db, fx->d.endpoint, log, NULL);
+    unsigned seed = (unsigned)time(NULL);
+    int kills = 0;
+    while (atomic_load(&written) < events || kills < 5) {
+        s_sleep_ms(100 + (int)(rand_r(&seed) % 400));
+        assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
+        kills++;
+        relay = s_relay_start(db, fx->d.endpoint, log, NULL);
+        if (kills > 40)
+            break;
+    }
+    for (int i = 0; i < S_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    assert_true(s_caught_up(db, 60000));
+    s_wait_started(log, relay); /* the last one is up: SIGTERM finds its handler */
+    int status = s_relay_stop(relay, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("relay killed %d times while %zu events were written\n", kills, events);
+    s_verify(fx->c, events);
+    /* Restarted relays resumed from their recorded position. */
+    char out[512];
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -c 'relay started' '%s'", log);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_true(atoi(out) >= 2);
+}
+
+static void
+test_poison_row_and_delete(void **state)
+{
+    fx_t *fx = *state;
+    char db[400], log[400];
+    sqlite3 *h = s_fresh_outbox(fx, db, log);
+    s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
+              "('order', 'o-1', 'Placed', 'one'),"
+              "('not a topic', 'o-1', 'Placed', 'poison'),"
+              "('order', 'o-1', 'Paid', 'two')");
+    sqlite3_close(h);
+    pid_t relay = s_relay_start(db, fx->d.endpoint, log, "delete");
+    assert_true(s_caught_up(db, 20000));
+    s_wait_started(log, relay);
+    int status = s_relay_stop(relay, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(fx->c, "order", &all, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(all[0].payload, "one");
+    assert_string_equal(all[1].payload, "two");
+    free(all);
+    const ferry_stored_message_t *dl;
+    size_t got;
+    assert_int_equal(ferry_client_get(fx->c, "ferry-relay.dlq", 1, 10, &dl, &got), FERRY_OK);
+    assert_int_equal(got, 1);
+    const char *reason = ferry_msg_header(&dl[0], "ferry-relay-reason");
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "EINVALID_NAME"));
+    assert_string_equal(ferry_msg_header(&dl[0], "ferry-relay-id"), "2");
+    /* --on-publish delete: the published rows are gone, the position kept. */
+    assert_int_equal(s_query_u64(db, "SELECT COUNT(*) FROM outbox"), 0);
+    assert_int_equal(s_query_u64(db, "SELECT last_id FROM ferry_relay_position"), 3);
+}
+
+static void
+test_broker_away_then_back(void **state)
+{
+    fx_t *fx = *state;
+    char db[400], log[400];
+    sqlite3 *h = s_fresh_outbox(fx, db, log);
+    s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
+              "('order', 'o-1', 'Placed', 'early')");
+    ferry_client_destroy(&fx->c);
+    assert_true(fy_ferryd_signal(&fx->d, SIGKILL) >= 0);
+    pid_t relay = s_relay_start(db, fx->d.endpoint, log, NULL);
+    s_sleep_ms(700);
+    s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
+              "('order', 'o-1', 'Paid', 'late')");
+    sqlite3_close(h);
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    assert_true(s_caught_up(db, 30000));
+    s_wait_started(log, relay);
+    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
+    fx->c = fy_connect(fx->d.endpoint, 5000, 100);
+    assert_non_null(fx->c);
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(fx->c, "order", &all, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(all[0].payload, "early");
+    free(all);
+}
+
+static void
+test_bad_configuration(void **state)
+{
+    fx_t *fx = *state;
+    const char *bin = getenv("FERRY_RELAY");
+    char cmd[1200], out[2048], db[400];
+    snprintf(cmd, sizeof cmd, "'%s' --source sqlite:/nonexistent/app.db --broker %s 2>&1", bin,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "cannot open the source"));
+    snprintf(db, sizeof db, "%s/empty.db", fx->d.dir);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'CREATE TABLE t(x)' && '%s' --source sqlite:%s 2>&1",
+             db, bin, db);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "outbox table"));
+    snprintf(cmd, sizeof cmd, "'%s' --source sqlite:%s --batch 5000 2>&1", bin, db);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' --source kafka:x 2>&1", bin);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "unknown source"));
+    snprintf(cmd, sizeof cmd, "'%s' 2>&1", bin);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_poison_row_and_delete, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),
+    };
+    return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
+}

@@ -19,25 +19,24 @@
 static void
 s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ferry-relay --source sqlite:PATH [options]\n"
-            "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db\n"
-            "  --table NAME             outbox table (default outbox)\n"
-            "  --name NAME              source name: position key and message id prefix\n"
-            "                           (default: the source kind)\n"
-            "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
-            "                           tcp://127.0.0.1:5555)\n"
-            "  --topic-template T       topic per row, {aggregate_type} replaced\n"
-            "                           (default {aggregate_type})\n"
-            "  --on-publish keep|delete keep published rows (position only) or delete them\n"
-            "  --on-poison dlq|stop     a row the broker refuses for good: dead-letter it\n"
-            "                           (default) or stop\n"
-            "  --dlq-topic T            dead-letter topic (default ferry-relay.dlq)\n"
-            "  --poll-ms N              idle wait between reads (default 20)\n"
-            "  --batch N                rows per read, 1-1000 (default 1000)\n"
-            "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
-            "                           (default 86400000: a day of restarts)\n"
-            "  --stats-ms N             stats log interval (default 10000)\n");
+    fprintf(out, "usage: ferry-relay --source sqlite:PATH [options]\n"
+                 "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db\n"
+                 "  --table NAME             outbox table (default outbox)\n"
+                 "  --name NAME              source name: position key and message id prefix\n"
+                 "                           (default: the source kind)\n"
+                 "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
+                 "                           tcp://127.0.0.1:5555)\n"
+                 "  --topic-template T       topic per row, {aggregate_type} replaced\n"
+                 "                           (default {aggregate_type})\n"
+                 "  --on-publish keep|delete keep published rows (position only) or delete them\n"
+                 "  --on-poison dlq|stop     a row the broker refuses for good: dead-letter it\n"
+                 "                           (default) or stop\n"
+                 "  --dlq-topic T            dead-letter topic (default ferry-relay.dlq)\n"
+                 "  --poll-ms N              idle wait between reads (default 20)\n"
+                 "  --batch N                rows per read, 1-1000 (default 1000)\n"
+                 "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
+                 "                           (default 86400000: a day of restarts)\n"
+                 "  --stats-ms N             stats log interval (default 10000)\n");
 }
 
 static volatile sig_atomic_t s_stop;

@@ -17,16 +17,26 @@
 #define S_BATCH_MAX   1000
 #define S_TOPICS_MAX  512 /* topics remembered as declared */
 
+/* A row sent and not yet retired: its confirm lands here. */
 typedef struct {
+    uint64_t id;
     ferry_status_t status;
     bool done, duplicate;
-} s_result_t;
+} s_flight_t;
+
+#define S_RING 4096 /* rows in flight or waiting to retire; > the client window */
 
 typedef struct {
     const fr_config_t *cfg;
     ferry_client_t *c;
-    s_result_t res[S_BATCH_MAX];                    /* the batch's confirms */
-    char row_topic[S_BATCH_MAX][FERRY_NAME_MAX + 1]; /* the batch's topics */
+    /* Rows in publish order; retired from the head once confirmed. */
+    s_flight_t ring[S_RING];
+    size_t head, count;
+    uint64_t sent_pos; /* the last id handed to the broker */
+    uint64_t done_pos; /* every id up to here is in the broker (or dead-lettered) */
+    bool trouble;      /* a transient failure: drain, record, read again */
+    uint64_t retired;  /* rows retired since the position was last recorded */
+    long long recorded_at;
     fr_source_t *src;
     char topics[S_TOPICS_MAX][FERRY_NAME_MAX + 1]; /* declared already */
     size_t ntopics;
@@ -35,7 +45,6 @@ typedef struct {
     uint64_t published, duplicates, dead, batches;
     long long last_stats;
 } s_relay_t;
-
 
 static void
 s_sleep_ms(int ms)
@@ -101,10 +110,10 @@ static void
 s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
 {
     (void)c;
-    s_result_t *res = user;
-    res->status = cf->status;
-    res->duplicate = cf->duplicate;
-    res->done = true;
+    s_flight_t *f = user;
+    f->status = cf->status;
+    f->duplicate = cf->duplicate;
+    f->done = true;
 }
 
 /* Moves a row the broker refuses for good to the dead-letter topic, with the
@@ -120,12 +129,9 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     char idtext[24], reason[96];
     snprintf(idtext, sizeof idtext, "%llu", (unsigned long long)row->id);
     snprintf(reason, sizeof reason, "%s: %s", ferry_errname(why), ferry_strerror(why));
-    ferry_header_t h[] = {{"ferry-relay-reason", reason},
-                          {"ferry-relay-source", r->cfg->name},
-                          {"ferry-relay-id", idtext},
-                          {"ferry-relay-topic", topic},
-                          {"event_type", row->event_type},
-                          {"aggregate_type", row->aggregate_type}};
+    ferry_header_t h[] = {{"ferry-relay-reason", reason},  {"ferry-relay-source", r->cfg->name},
+                          {"ferry-relay-id", idtext},      {"ferry-relay-topic", topic},
+                          {"event_type", row->event_type}, {"aggregate_type", row->aggregate_type}};
     char mid[300];
     snprintf(mid, sizeof mid, "%s:%llu", r->cfg->name, (unsigned long long)row->id);
     ferry_message_t m = {.data = row->payload,
@@ -171,102 +177,171 @@ s_stats(s_relay_t *r, bool force)
           (unsigned long long)r->dead);
 }
 
-/* One batch: publish, wait for every confirm, record how far it got.
- * @return 0 progress or idle, 1 transient trouble (back off), -1 fatal. */
+/* Retires confirmed rows from the head of the ring, moving done_pos. A row
+ * refused for good is dead-lettered (read again by id) when @p may_reread
+ * (the source's rows of the current read are not in use), else retiring
+ * stops there for now. A transient refusal sets trouble. */
 static int
-s_batch(s_relay_t *r)
+s_retire(s_relay_t *r, bool may_reread)
 {
-    const fr_config_t *cfg = r->cfg;
-    char err[256];
-    const fr_row_t *rows;
-    size_t n;
-    if (cfg->ops->read(r->src, r->pos, cfg->batch, &rows, &n, err, sizeof err) != 0) {
-        s_log("warn", "cannot read the outbox", "detail=\"%s\"", err);
-        return 1;
-    }
-    if (n == 0)
-        return 0;
-    s_result_t *res = r->res;
-    char(*topics)[FERRY_NAME_MAX + 1] = r->row_topic;
-    size_t sent = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const fr_row_t *row = &rows[i];
-        res[i] = (s_result_t){.status = FERRY_OK};
-        ferry_status_t st = FERRY_OK;
-        if (!s_topic(cfg->topic_template, row->aggregate_type, topics[i], sizeof topics[i]))
-            st = FERRY_EINVALID_NAME;
-        else if ((st = s_ensure_topic(r, topics[i])) != FERRY_OK && !s_permanent(st))
-            break; /* the broker is away: later */
-        if (st == FERRY_OK) {
-            ferry_header_t h[S_HEADERS_MAX];
-            size_t nh = 0;
-            char created[40];
-            time_t secs = (time_t)(row->created_ms / 1000);
-            struct tm tm;
-            gmtime_r(&secs, &tm);
-            size_t cl = strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%S", &tm);
-            snprintf(created + cl, sizeof created - cl, ".%03uZ",
-                     (unsigned)(row->created_ms % 1000));
-            h[nh++] = (ferry_header_t){"event_type", row->event_type};
-            h[nh++] = (ferry_header_t){"created_at", created};
-            for (size_t j = 0; j < row->header_count && nh < S_HEADERS_MAX; j++)
-                h[nh++] = row->headers[j];
-            char mid[300];
-            snprintf(mid, sizeof mid, "%s:%llu", cfg->name, (unsigned long long)row->id);
-            ferry_message_t m = {.data = row->payload,
-                                 .len = row->payload_len,
-                                 .key = row->aggregate_id,
-                                 .id = mid,
-                                 .headers = h,
-                                 .header_count = nh};
-            st = ferry_client_publish_async(r->c, topics[i], &m, s_on_confirm, &res[i]);
-        }
-        if (st != FERRY_OK) {
-            if (!s_permanent(st))
-                break; /* disconnected or timed out: the rest waits */
-            res[i] = (s_result_t){.status = st, .done = true}; /* refused before the wire */
-        }
-        sent = i + 1;
-    }
-    if (ferry_client_flush(r->c, 60000) != FERRY_OK)
-        rc = 1;
-    /* How far every row is in the broker (or dead-lettered): the new position. */
-    uint64_t pos = r->pos;
-    for (size_t i = 0; i < sent; i++) {
-        if (!res[i].done) {
-            rc = 1;
-            break;
-        }
-        if (res[i].status != FERRY_OK) {
-            if (!s_permanent(res[i].status)) {
-                rc = 1; /* e.g. storage full: retry from here */
-                break;
+    while (r->count > 0) {
+        s_flight_t *f = &r->ring[r->head];
+        if (!f->done)
+            return 0;
+        if (f->status != FERRY_OK) {
+            if (!s_permanent(f->status)) {
+                r->trouble = true; /* e.g. storage full: read again from done_pos */
+                return 0;
             }
-            int d = s_dead_letter(r, &rows[i], topics[i], res[i].status);
+            if (!may_reread)
+                return 0;
+            const fr_row_t *rows;
+            size_t n;
+            char err[256], topic[FERRY_NAME_MAX + 1];
+            if (r->cfg->ops->read(r->src, f->id - 1, 1, &rows, &n, err, sizeof err) != 0 ||
+                n != 1 || rows[0].id != f->id) {
+                r->trouble = true;
+                return 0;
+            }
+            if (!s_topic(r->cfg->topic_template, rows[0].aggregate_type, topic, sizeof topic))
+                snprintf(topic, sizeof topic, "?");
+            int d = s_dead_letter(r, &rows[0], topic, f->status);
             if (d < 0)
                 return -1;
             if (d > 0) {
-                rc = 1;
-                break;
+                r->trouble = true;
+                return 0;
             }
         } else {
             r->published++;
-            r->duplicates += res[i].duplicate;
+            r->duplicates += f->duplicate;
         }
-        pos = rows[i].id;
+        r->done_pos = f->id;
+        r->retired++;
+        r->head = (r->head + 1) % S_RING;
+        r->count--;
     }
-    if (sent < n)
-        rc = 1;
-    if (pos > r->pos) {
-        if (cfg->ops->advance(r->src, pos, cfg->delete_published, err, sizeof err) != 0) {
-            s_log("warn", "cannot record the position", "detail=\"%s\"", err);
-            return 1; /* the rows go again, as duplicates */
-        }
-        r->pos = pos;
-        r->batches++;
+    return 0;
+}
+
+/* Records done_pos in the source when enough time or rows passed (or when
+ * @p now). @return 0, or 1 if the source could not record it. */
+static int
+s_record(s_relay_t *r, bool now)
+{
+    long long t = fy_mono_ms();
+    if (r->done_pos <= r->pos || (!now && r->retired < 10000 && t - r->recorded_at < 50))
+        return 0;
+    char err[256];
+    if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, err, sizeof err) != 0) {
+        s_log("warn", "cannot record the position", "detail=\"%s\"", err);
+        return 1; /* the rows go again, as duplicates */
     }
-    return rc;
+    r->pos = r->done_pos;
+    r->retired = 0;
+    r->recorded_at = t;
+    r->batches++;
+    return 0;
+}
+
+/* Sends one row; a refusal before the wire is either permanent (recorded
+ * in its ring entry, dead-lettered when retired) or transient (trouble). */
+static int
+s_send_row(s_relay_t *r, const fr_row_t *row)
+{
+    const fr_config_t *cfg = r->cfg;
+    while (r->count == S_RING) { /* every slot waits for a confirm */
+        ferry_client_poll(r->c, 10);
+        if (s_retire(r, false) < 0)
+            return -1;
+        if (r->trouble)
+            return 0;
+    }
+    s_flight_t *f = &r->ring[(r->head + r->count) % S_RING];
+    *f = (s_flight_t){.id = row->id, .status = FERRY_OK};
+    char topic[FERRY_NAME_MAX + 1];
+    ferry_status_t st = FERRY_OK;
+    if (!s_topic(cfg->topic_template, row->aggregate_type, topic, sizeof topic))
+        st = FERRY_EINVALID_NAME;
+    else
+        st = s_ensure_topic(r, topic);
+    if (st == FERRY_OK) {
+        ferry_header_t h[S_HEADERS_MAX];
+        size_t nh = 0;
+        char created[40];
+        time_t secs = (time_t)(row->created_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        size_t cl = strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(created + cl, sizeof created - cl, ".%03uZ", (unsigned)(row->created_ms % 1000));
+        h[nh++] = (ferry_header_t){"event_type", row->event_type};
+        h[nh++] = (ferry_header_t){"created_at", created};
+        for (size_t j = 0; j < row->header_count && nh < S_HEADERS_MAX; j++)
+            h[nh++] = row->headers[j];
+        char mid[300];
+        snprintf(mid, sizeof mid, "%s:%llu", cfg->name, (unsigned long long)row->id);
+        ferry_message_t m = {.data = row->payload,
+                             .len = row->payload_len,
+                             .key = row->aggregate_id,
+                             .id = mid,
+                             .headers = h,
+                             .header_count = nh};
+        st = ferry_client_publish_async(r->c, topic, &m, s_on_confirm, f);
+    }
+    if (st != FERRY_OK && !s_permanent(st)) {
+        r->trouble = true; /* disconnected, timed out: the rest waits */
+        return 0;
+    }
+    if (st != FERRY_OK)
+        *f = (s_flight_t){.id = row->id, .status = st, .done = true};
+    r->count++;
+    r->sent_pos = row->id;
+    return 0;
+}
+
+/* One turn: read the rows after what was sent, send them without waiting
+ * for their confirms (the window bounds what is in flight), retire what was
+ * confirmed, record the position now and then. After a transient failure:
+ * wait for what is in flight, record, and read again after it.
+ * @return 0 progress or idle, 1 transient trouble (back off), -1 fatal. */
+static int
+s_turn(s_relay_t *r)
+{
+    const fr_config_t *cfg = r->cfg;
+    char err[256];
+    if (r->trouble) {
+        /* Every sent row must have its answer before the ring is reused:
+         * libferry resends what a lost connection left unconfirmed. */
+        ferry_client_flush(r->c, 1000);
+        if (ferry_client_in_flight(r->c) > 0)
+            return 1;
+        r->trouble = false;
+        if (s_retire(r, true) < 0)
+            return -1;
+        s_record(r, true);
+        /* What was not retired goes again (dedupe answers the duplicates). */
+        r->count = 0;
+        r->head = 0;
+        r->sent_pos = r->done_pos;
+        r->trouble = false;
+        return 1;
+    }
+    const fr_row_t *rows;
+    size_t n;
+    if (cfg->ops->read(r->src, r->sent_pos, cfg->batch, &rows, &n, err, sizeof err) != 0) {
+        s_log("warn", "cannot read the outbox", "detail=\"%s\"", err);
+        return 1;
+    }
+    for (size_t i = 0; i < n && !r->trouble; i++)
+        if (s_send_row(r, &rows[i]) < 0)
+            return -1;
+    /* The rows of this read are no longer needed: poison rows may be read again. */
+    ferry_client_poll(r->c, n ? 0 : (r->count ? 5 : cfg->poll_ms));
+    if (s_retire(r, true) < 0)
+        return -1;
+    if (s_record(r, n == 0) != 0)
+        return 1;
+    return r->trouble ? 1 : 0;
 }
 
 int
@@ -315,9 +390,11 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
     s_log("info", "relay started", "source=%s location=%s name=%s position=%llu broker=%s pid=%d",
           cfg->ops->kind, cfg->location, cfg->name, (unsigned long long)r->pos, cfg->broker,
           (int)getpid());
+    r->sent_pos = r->done_pos = r->pos;
+    r->recorded_at = fy_mono_ms();
     backoff = 50;
     while (!*stop) {
-        int b = s_batch(r);
+        int b = s_turn(r);
         if (b < 0)
             goto out;
         if (b > 0) {
@@ -327,13 +404,11 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
             backoff = 50;
         }
         s_stats(r, false);
-        if (b == 0) {
-            uint64_t head = 0, oldest = 0;
-            if (cfg->ops->head(r->src, &head, &oldest, r->pos, err, sizeof err) == 0 &&
-                head <= r->pos)
-                ferry_client_poll(r->c, cfg->poll_ms); /* idle: keeps the connection alive */
-        }
     }
+    /* Stopping: what is in flight is confirmed and recorded first. */
+    ferry_client_flush(r->c, 10000);
+    if (s_retire(r, true) == 0)
+        s_record(r, true);
     rc = 0;
 out:
     if (r->src) {

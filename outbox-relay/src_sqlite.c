@@ -159,7 +159,7 @@ s_keep(fr_source_t *s, const void *p, size_t len, bool nul)
 }
 
 /* Offsets are fixed up into pointers once the arena stops moving. */
-#define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off) - 1 : NULL)
+#define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off)-1 : NULL)
 
 static int
 s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
@@ -298,5 +298,5 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char
     return 0;
 }
 
-const fr_source_ops_t fr_sqlite_source = {"sqlite", s_open, s_position, s_read,
-                                          s_advance, s_head,     s_close};
+const fr_source_ops_t fr_sqlite_source = {"sqlite",  s_open, s_position, s_read,
+                                          s_advance, s_head, s_close};

@@ -99,7 +99,7 @@ s_relay_start(const char *db, const char *endpoint, const char *log, const char 
         }
         char source[512];
         snprintf(source, sizeof source, "sqlite:%s", db);
-        const char *argv[16] = {bin,          "--source", source, "--broker", endpoint,
+        const char *argv[16] = {bin,         "--source", source,       "--broker", endpoint,
                                 "--poll-ms", "5",        "--stats-ms", "1000"};
         int argc = 9;
         if (extra) {
@@ -118,8 +118,7 @@ static void
 s_wait_started(const char *log, pid_t pid)
 {
     char cmd[600], out[64];
-    snprintf(cmd, sizeof cmd, "grep -c 'relay started.* pid=%d$' '%s' 2>/dev/null", (int)pid,
-             log);
+    snprintf(cmd, sizeof cmd, "grep -c 'relay started.* pid=%d$' '%s' 2>/dev/null", (int)pid, log);
     long long until = fy_now_ms() + 20000;
     while (fy_now_ms() < until) {
         fy_run(cmd, out, sizeof out);
@@ -164,8 +163,8 @@ s_caught_up(const char *db, int timeout_ms)
 {
     long long until = fy_now_ms() + timeout_ms;
     while (fy_now_ms() < until) {
-        uint64_t head =
-            s_query_u64(db, "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'");
+        uint64_t head = s_query_u64(
+            db, "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'");
         uint64_t pos =
             s_query_u64(db, "SELECT COALESCE(MAX(last_id), 0) FROM ferry_relay_position");
         if (head > 0 && pos >= head)

@@ -25,10 +25,12 @@ FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC 
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
-CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
+CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
+              client/outbox.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
-RELAY_SRC  := outbox-relay/main.c outbox-relay/relay.c outbox-relay/src_sqlite.c
+RELAY_SRC  := outbox-relay/main.c outbox-relay/relay.c outbox-relay/src_sqlite.c \
+              outbox-relay/src_lmdb.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c
 
@@ -166,14 +168,15 @@ install: all
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVERSION)
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so
-	install -m 644 client/ferry.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 client/ferry.h client/ferry_outbox.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/ferry.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
-	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
+	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/include/ferry_outbox.h \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

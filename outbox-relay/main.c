@@ -2,7 +2,7 @@
  * main.c - ferry-relay: publishes a service's outbox rows to ferryd exactly
  * once, in order per aggregate (docs/outbox.md).
  *
- *   ferry-relay --source sqlite:PATH [--table outbox] [--name NAME]
+ *   ferry-relay --source sqlite:PATH|lmdb:DIR [--table outbox] [--name NAME]
  *               [--broker EP] [--topic-template T] [--on-publish keep|delete]
  *               [--on-poison dlq|stop] [--dlq-topic T] [--poll-ms N] [--batch N]
  *               [--dedupe-window-ms N] [--stats-ms N]
@@ -19,24 +19,26 @@
 static void
 s_usage(FILE *out)
 {
-    fprintf(out, "usage: ferry-relay --source sqlite:PATH [options]\n"
-                 "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db\n"
-                 "  --table NAME             outbox table (default outbox)\n"
-                 "  --name NAME              source name: position key and message id prefix\n"
-                 "                           (default: the source kind)\n"
-                 "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
-                 "                           tcp://127.0.0.1:5555)\n"
-                 "  --topic-template T       topic per row, {aggregate_type} replaced\n"
-                 "                           (default {aggregate_type})\n"
-                 "  --on-publish keep|delete keep published rows (position only) or delete them\n"
-                 "  --on-poison dlq|stop     a row the broker refuses for good: dead-letter it\n"
-                 "                           (default) or stop\n"
-                 "  --dlq-topic T            dead-letter topic (default ferry-relay.dlq)\n"
-                 "  --poll-ms N              idle wait between reads (default 20)\n"
-                 "  --batch N                rows per read, 1-1000 (default 1000)\n"
-                 "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
-                 "                           (default 86400000: a day of restarts)\n"
-                 "  --stats-ms N             stats log interval (default 10000)\n");
+    fprintf(out,
+            "usage: ferry-relay --source sqlite:PATH|lmdb:DIR [options]\n"
+            "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db, or lmdb:/path/to/env\n"
+            "                           (the service's LMDB environment, ferry_outbox.h)\n"
+            "  --table NAME             outbox table (default outbox)\n"
+            "  --name NAME              source name: position key and message id prefix\n"
+            "                           (default: the source kind)\n"
+            "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
+            "                           tcp://127.0.0.1:5555)\n"
+            "  --topic-template T       topic per row, {aggregate_type} replaced\n"
+            "                           (default {aggregate_type})\n"
+            "  --on-publish keep|delete keep published rows (position only) or delete them\n"
+            "  --on-poison dlq|stop     a row the broker refuses for good: dead-letter it\n"
+            "                           (default) or stop\n"
+            "  --dlq-topic T            dead-letter topic (default ferry-relay.dlq)\n"
+            "  --poll-ms N              idle wait between reads (default 20)\n"
+            "  --batch N                rows per read, 1-1000 (default 1000)\n"
+            "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
+            "                           (default 86400000: a day of restarts)\n"
+            "  --stats-ms N             stats log interval (default 10000)\n");
 }
 
 static volatile sig_atomic_t s_stop;
@@ -122,8 +124,11 @@ main(int argc, char **argv)
     if (colon && (size_t)(colon - source) == 6 && !strncmp(source, "sqlite", 6)) {
         cfg.ops = &fr_sqlite_source;
         cfg.location = colon + 1;
+    } else if (colon && (size_t)(colon - source) == 4 && !strncmp(source, "lmdb", 4)) {
+        cfg.ops = &fr_lmdb_source;
+        cfg.location = colon + 1;
     } else {
-        fprintf(stderr, "ferry-relay: unknown source '%s' (sqlite:PATH)\n", source);
+        fprintf(stderr, "ferry-relay: unknown source '%s' (sqlite:PATH or lmdb:DIR)\n", source);
         return 2;
     }
     if (!cfg.name)

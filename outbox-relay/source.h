@@ -48,5 +48,6 @@ typedef struct fr_source_ops {
 } fr_source_ops_t;
 
 extern const fr_source_ops_t fr_sqlite_source;
+extern const fr_source_ops_t fr_lmdb_source;
 
 #endif

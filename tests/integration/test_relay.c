@@ -22,8 +22,10 @@
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <lmdb.h>
 #include <sqlite3.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@
 #include <cmocka.h>
 
 #include "ferry.h"
+#include "ferry_outbox.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -98,7 +101,8 @@ s_relay_start(const char *db, const char *endpoint, const char *log, const char 
             close(fd);
         }
         char source[512];
-        snprintf(source, sizeof source, "sqlite:%s", db);
+        /* A directory is an LMDB environment; anything else a SQLite file. */
+        snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
         const char *argv[16] = {bin,         "--source", source,       "--broker", endpoint,
                                 "--poll-ms", "5",        "--stats-ms", "1000"};
         int argc = 9;
@@ -238,7 +242,7 @@ s_write(void *arg)
 
 /* Every event once, each aggregate's in order: agg-A:1, agg-A:2, ... */
 static void
-s_verify(ferry_client_t *c, size_t events)
+s_verify(ferry_client_t *c, size_t events, const char *source)
 {
     fy_copied_t *all;
     size_t n;
@@ -248,7 +252,9 @@ s_verify(ferry_client_t *c, size_t events)
     uint8_t *seen = calloc(events + 1, 1);
     for (size_t i = 0; i < n; i++) {
         unsigned long id;
-        assert_int_equal(sscanf(all[i].id, "sqlite:%lu", &id), 1);
+        char fmt[32];
+        snprintf(fmt, sizeof fmt, "%s:%%lu", source);
+        assert_int_equal(sscanf(all[i].id, fmt, &id), 1);
         assert_true(id >= 1 && id <= events);
         assert_int_equal(seen[id]++, 0); /* exactly once */
         size_t a, s;
@@ -300,7 +306,7 @@ test_relay_survives_kills(void **state)
     int status = s_relay_stop(relay, SIGTERM);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("relay killed %d times while %zu events were written\n", kills, events);
-    s_verify(fx->c, events);
+    s_verify(fx->c, events, "sqlite");
     /* Restarted relays resumed from their recorded position. */
     char out[512];
     char cmd[600];
@@ -374,6 +380,138 @@ test_broker_away_then_back(void **state)
     free(all);
 }
 
+/* ---- the LMDB source ------------------------------------------------------ */
+
+typedef struct {
+    MDB_env *env;
+    MDB_dbi dbi;
+    int w;
+    size_t events;
+    atomic_size_t *written;
+    int failed;
+} s_lwriter_t;
+
+static void *
+s_lwrite(void *arg)
+{
+    s_lwriter_t *wr = arg;
+    size_t mine = S_AGGREGATES / S_WRITERS, seq[S_AGGREGATES / S_WRITERS + 1] = {0};
+    unsigned seed = (unsigned)wr->w * 104729u + 3;
+    size_t done = 0;
+    ferry_header_t trace = {"traceparent", "00-test"};
+    while (done < wr->events && !wr->failed) {
+        MDB_txn *txn;
+        if (mdb_txn_begin(wr->env, NULL, 0, &txn) != 0) {
+            wr->failed = 1;
+            break;
+        }
+        size_t tx = 1 + (size_t)rand_r(&seed) % 20, k = 0;
+        for (; k < tx && done + k < wr->events; k++) {
+            size_t a = (size_t)rand_r(&seed) % mine;
+            char agg[32], body[64];
+            snprintf(agg, sizeof agg, "agg-%zu", a * S_WRITERS + (size_t)wr->w);
+            int len = snprintf(body, sizeof body, "%s:%zu", agg, ++seq[a]);
+            ferry_outbox_event_t ev = {.aggregate_type = "order",
+                                       .aggregate_id = agg,
+                                       .event_type = "OrderChanged",
+                                       .payload = body,
+                                       .len = (size_t)len,
+                                       .headers = &trace,
+                                       .header_count = 1};
+            if (ferry_outbox_put(txn, wr->dbi, &ev, NULL) != FERRY_OK)
+                wr->failed = 1;
+        }
+        if (mdb_txn_commit(txn) != 0)
+            wr->failed = 1;
+        done += k;
+        atomic_fetch_add(wr->written, k);
+        s_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static uint64_t
+s_lmdb_u64(MDB_env *env, const char *db, int last_key)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint64_t v = 0;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    if (mdb_dbi_open(txn, db, 0, &dbi) == 0) {
+        MDB_cursor *cur;
+        MDB_val k, val;
+        if (mdb_cursor_open(txn, dbi, &cur) == 0) {
+            if (mdb_cursor_get(cur, &k, &val, MDB_LAST) == 0) {
+                const uint8_t *p = last_key ? k.mv_data : val.mv_data;
+                for (int i = 0; i < 8; i++)
+                    v = v << 8 | p[i];
+            }
+            mdb_cursor_close(cur);
+        }
+    }
+    mdb_txn_abort(txn);
+    return v;
+}
+
+static void
+test_lmdb_relay_survives_kills(void **state)
+{
+    fx_t *fx = *state;
+    const size_t events = getenv("FERRY_TEST_QUICK") ? 8000 : 50000;
+    char dir[400], log[400];
+    snprintf(dir, sizeof dir, "%s/app-env", fx->d.dir);
+    snprintf(log, sizeof log, "%s/relay.log", fx->d.dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1ull << 30), 0);
+    /* The service's own commits need not sync for this test (the relay's do). */
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOSYNC, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(ferry_outbox_open(txn, &dbi), FERRY_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    atomic_size_t written = 0;
+    s_lwriter_t w[S_WRITERS];
+    pthread_t th[S_WRITERS];
+    for (int i = 0; i < S_WRITERS; i++) {
+        w[i] = (s_lwriter_t){
+            .env = env, .dbi = dbi, .w = i, .events = events / S_WRITERS, .written = &written};
+        assert_int_equal(pthread_create(&th[i], NULL, s_lwrite, &w[i]), 0);
+    }
+    pid_t relay = s_relay_start(dir, fx->d.endpoint, log, NULL);
+    unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
+    int kills = 0;
+    while (atomic_load(&written) < events || kills < 5) {
+        s_sleep_ms(100 + (int)(rand_r(&seed) % 400));
+        assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
+        kills++;
+        relay = s_relay_start(dir, fx->d.endpoint, log, NULL);
+        if (kills > 40)
+            break;
+    }
+    for (int i = 0; i < S_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    /* Caught up: the relay's position reaches the last id. */
+    uint64_t head = s_lmdb_u64(env, FERRY_OUTBOX_DB, 1);
+    assert_int_equal(head, events);
+    long long until = fy_now_ms() + 60000;
+    while (s_lmdb_u64(env, FERRY_OUTBOX_POS_DB, 0) < head && fy_now_ms() < until)
+        s_sleep_ms(20);
+    assert_int_equal(s_lmdb_u64(env, FERRY_OUTBOX_POS_DB, 0), head);
+    s_wait_started(log, relay);
+    int status = s_relay_stop(relay, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    mdb_env_close(env);
+    printf("lmdb relay killed %d times while %zu events were written\n", kills, events);
+    s_verify(fx->c, events, "lmdb");
+}
+
 static void
 test_bad_configuration(void **state)
 {
@@ -405,6 +543,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_poison_row_and_delete, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lmdb_relay_survives_kills, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("relay", tests, NULL, NULL);

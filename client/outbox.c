@@ -1,0 +1,108 @@
+/*
+ * outbox.c - ferry_outbox_put(): events into the service's LMDB outbox.
+ *
+ * Key: the id, u64 big-endian (so keys sort by id). Value, all integers
+ * big-endian: u8 version (1), u64 created_ms, u16 aggregate_type length,
+ * u16 aggregate_id length, u16 event_type length, u16 header count, u32
+ * payload length, then the three strings, then per header u16 name length,
+ * u16 value length, name, value, then the payload. outbox-relay/src_lmdb.c
+ * reads it.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "bytes.h"
+#include "ferry_outbox.h"
+
+static ferry_status_t
+s_mdb(int rc)
+{
+    return rc == MDB_SUCCESS ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
+}
+
+ferry_status_t
+ferry_outbox_open(MDB_txn *txn, MDB_dbi *dbi)
+{
+    if (!txn || !dbi)
+        return FERRY_EINVAL;
+    return s_mdb(mdb_dbi_open(txn, FERRY_OUTBOX_DB, MDB_CREATE, dbi));
+}
+
+static bool
+s_len_ok(const char *s, size_t max)
+{
+    return s && *s && strlen(s) <= max;
+}
+
+ferry_status_t
+ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi, const ferry_outbox_event_t *ev, uint64_t *id)
+{
+    if (!txn || !ev || !s_len_ok(ev->aggregate_type, FERRY_NAME_MAX) ||
+        !s_len_ok(ev->aggregate_id, FERRY_ID_MAX) || !s_len_ok(ev->event_type, 65535) ||
+        (ev->len && !ev->payload) || ev->len > UINT32_MAX || ev->header_count > 64 ||
+        (ev->header_count && !ev->headers))
+        return FERRY_EINVAL;
+    size_t size = 1 + 8 + 2 + 2 + 2 + 2 + 4 + strlen(ev->aggregate_type) +
+                  strlen(ev->aggregate_id) + strlen(ev->event_type) + ev->len;
+    for (size_t i = 0; i < ev->header_count; i++) {
+        const ferry_header_t *h = &ev->headers[i];
+        if (!s_len_ok(h->name, 255) || !h->value || strlen(h->value) > 4096)
+            return FERRY_EINVAL;
+        size += 4 + strlen(h->name) + strlen(h->value);
+    }
+    /* The next id: one past the last key (one writer at a time). */
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return s_mdb(rc);
+    MDB_val k, v;
+    uint64_t next = 1;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        next = fy_be64_get(k.mv_data) + 1;
+    uint8_t key[8];
+    fy_be64_put(key, next);
+    k.mv_size = 8;
+    k.mv_data = key;
+    v.mv_size = size;
+    rc = rc && rc != MDB_NOTFOUND ? rc : mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE);
+    mdb_cursor_close(cur);
+    if (rc)
+        return s_mdb(rc);
+    uint64_t created = ev->created_ms;
+    if (!created) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        created = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
+    uint8_t *p = v.mv_data;
+    size_t lt = strlen(ev->aggregate_type), li = strlen(ev->aggregate_id),
+           le = strlen(ev->event_type);
+    *p++ = 1;
+    fy_be64_put(p, created);
+    fy_be16_put(p + 8, (uint16_t)lt);
+    fy_be16_put(p + 10, (uint16_t)li);
+    fy_be16_put(p + 12, (uint16_t)le);
+    fy_be16_put(p + 14, (uint16_t)ev->header_count);
+    fy_be32_put(p + 16, (uint32_t)ev->len);
+    p += 20;
+    memcpy(p, ev->aggregate_type, lt);
+    p += lt;
+    memcpy(p, ev->aggregate_id, li);
+    p += li;
+    memcpy(p, ev->event_type, le);
+    p += le;
+    for (size_t i = 0; i < ev->header_count; i++) {
+        size_t ln = strlen(ev->headers[i].name), lv = strlen(ev->headers[i].value);
+        fy_be16_put(p, (uint16_t)ln);
+        fy_be16_put(p + 2, (uint16_t)lv);
+        memcpy(p + 4, ev->headers[i].name, ln);
+        memcpy(p + 4 + ln, ev->headers[i].value, lv);
+        p += 4 + ln + lv;
+    }
+    if (ev->len)
+        memcpy(p, ev->payload, ev->len);
+    if (id)
+        *id = next;
+    return FERRY_OK;
+}

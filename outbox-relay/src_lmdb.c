@@ -1,0 +1,343 @@
+/*
+ * src_lmdb.c - the LMDB outbox source: the service appends events with
+ * ferry_outbox_put() inside its own write transactions (client/outbox.c has
+ * the record format); the relay opens the same environment, reads with read
+ * transactions, and keeps its position in FERRY_OUTBOX_POS_DB of that
+ * environment, written (with the deletes of --on-publish delete) in one
+ * durable write transaction.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "ferry_outbox.h"
+#include "source.h"
+
+struct fr_source {
+    MDB_env *env;
+    MDB_dbi events, pos;
+    bool have_events; /* the outbox database exists (the service wrote once) */
+    char name[256];
+    fr_row_t *rows;
+    ferry_header_t *hdr;
+    uint8_t *copy; /* the values of the last read */
+    size_t cap_rows, cap_hdr, cap_copy;
+};
+
+static int
+s_fail(int rc, char *err, size_t errlen, const char *what)
+{
+    snprintf(err, errlen, "lmdb: %s: %s", what, mdb_strerror(rc));
+    return -1;
+}
+
+static void
+s_close(fr_source_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    fr_source_t *s = *sp;
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s->rows);
+    free(s->hdr);
+    free(s->copy);
+    free(s);
+    *sp = NULL;
+}
+
+/* Begins a transaction; when the service grew its map, adopts the new size. */
+static int
+s_begin(fr_source_t *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    return rc;
+}
+
+/* The outbox database, once the service created it. */
+static int
+s_events(fr_source_t *s, MDB_txn *txn)
+{
+    if (s->have_events)
+        return 0;
+    int rc = mdb_dbi_open(txn, FERRY_OUTBOX_DB, 0, &s->events);
+    if (rc == 0)
+        s->have_events = true;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
+       size_t errlen)
+{
+    (void)table; /* the database name is fixed: FERRY_OUTBOX_DB */
+    *out = NULL;
+    fr_source_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, 64);
+    /* No MDB_CREATE of files: the service owns the environment. */
+    if (rc == 0)
+        rc = mdb_env_open(s->env, location, MDB_NOTLS, 0644);
+    if (rc) {
+        s_fail(rc, err, errlen, location);
+        s_close(&s);
+        return -1;
+    }
+    MDB_txn *txn;
+    if ((rc = s_begin(s, 0, &txn)) ||
+        (rc = mdb_dbi_open(txn, FERRY_OUTBOX_POS_DB, MDB_CREATE, &s->pos)) ||
+        (rc = s_events(s, txn)) || (rc = mdb_txn_commit(txn))) {
+        s_fail(rc, err, errlen, "the outbox databases (maxdbs of the environment too small?)");
+        s_close(&s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+s_position(fr_source_t *s, uint64_t *pos, char *err, size_t errlen)
+{
+    *pos = 0;
+    MDB_txn *txn;
+    int rc = s_begin(s, MDB_RDONLY, &txn);
+    if (rc)
+        return s_fail(rc, err, errlen, "position");
+    MDB_val k = {strlen(s->name), s->name}, v;
+    rc = mdb_get(txn, s->pos, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        *pos = fy_be64_get(v.mv_data);
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_fail(rc, err, errlen, "position");
+}
+
+/* Copies `src` (a value of `size` bytes) to `dst` with a NUL after each
+ * string, so that the row's strings can be used as C strings; returns the
+ * copy's size. Layout: the same as the record, strings followed by NUL. */
+static size_t
+s_terminate(const uint8_t *src, size_t size, uint8_t *dst)
+{
+    /* header (21 bytes) as is, then each string + NUL, then the payload */
+    if (size < 21)
+        return 0;
+    size_t lt = fy_be16_get(src + 9), li = fy_be16_get(src + 11), le = fy_be16_get(src + 13);
+    size_t hc = fy_be16_get(src + 15);
+    size_t in = 21, out = 21;
+    memcpy(dst, src, 21);
+    size_t lens[3] = {lt, li, le};
+    for (int i = 0; i < 3; i++) {
+        if (in + lens[i] > size)
+            return 0;
+        memcpy(dst + out, src + in, lens[i]);
+        dst[out + lens[i]] = '\0';
+        in += lens[i];
+        out += lens[i] + 1;
+    }
+    for (size_t i = 0; i < hc; i++) {
+        if (in + 4 > size)
+            return 0;
+        size_t ln = fy_be16_get(src + in), lv = fy_be16_get(src + in + 2);
+        if (in + 4 + ln + lv > size)
+            return 0;
+        memcpy(dst + out, src + in, 4);
+        memcpy(dst + out + 4, src + in + 4, ln);
+        dst[out + 4 + ln] = '\0';
+        memcpy(dst + out + 5 + ln, src + in + 4 + ln, lv);
+        dst[out + 5 + ln + lv] = '\0';
+        in += 4 + ln + lv;
+        out += 6 + ln + lv;
+    }
+    memcpy(dst + out, src + in, size - in);
+    return out + (size - in);
+}
+
+static int
+s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
+       size_t errlen)
+{
+    *n = 0;
+    MDB_txn *txn;
+    int rc = s_begin(s, MDB_RDONLY, &txn);
+    if (rc)
+        return s_fail(rc, err, errlen, "read");
+    if ((rc = s_events(s, txn)) || !s->have_events) {
+        mdb_txn_abort(txn);
+        return rc ? s_fail(rc, err, errlen, "read") : 0;
+    }
+    if (max > s->cap_rows) {
+        fr_row_t *r = realloc(s->rows, max * sizeof *r);
+        if (!r) {
+            mdb_txn_abort(txn);
+            return s_fail(ENOMEM, err, errlen, "read");
+        }
+        s->rows = r;
+        s->cap_rows = max;
+    }
+    /* First pass: copy the values (with NULs) into one buffer. */
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, s->events, &cur))) {
+        mdb_txn_abort(txn);
+        return s_fail(rc, err, errlen, "read");
+    }
+    uint8_t key[8];
+    fy_be64_put(key, after + 1);
+    MDB_val k = {8, key}, v;
+    size_t used = 0, nh_total = 0;
+    size_t offs[1000], sizes[1000];
+    uint64_t ids[1000];
+    if (max > 1000)
+        max = 1000;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *n < max && k.mv_size == 8) {
+        size_t need = used + v.mv_size + 3 + 2 * 64 + 1;
+        if (need > s->cap_copy) {
+            size_t cap = s->cap_copy ? s->cap_copy : 1 << 20;
+            while (cap < need)
+                cap *= 2;
+            uint8_t *c = realloc(s->copy, cap);
+            if (!c) {
+                rc = ENOMEM;
+                break;
+            }
+            s->copy = c;
+            s->cap_copy = cap;
+        }
+        size_t sz = s_terminate(v.mv_data, v.mv_size, s->copy + used);
+        if (!sz) {
+            snprintf(err, errlen, "lmdb: outbox record %llu is malformed",
+                     (unsigned long long)fy_be64_get(k.mv_data));
+            mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            return -1;
+        }
+        ids[*n] = fy_be64_get(k.mv_data);
+        offs[*n] = used;
+        sizes[*n] = sz;
+        nh_total += fy_be16_get((const uint8_t *)v.mv_data + 15);
+        used += sz;
+        (*n)++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return s_fail(rc, err, errlen, "read");
+    if (nh_total > s->cap_hdr) {
+        ferry_header_t *h = realloc(s->hdr, (nh_total + 1) * sizeof *h);
+        if (!h)
+            return s_fail(ENOMEM, err, errlen, "read");
+        s->hdr = h;
+        s->cap_hdr = nh_total + 1;
+    }
+    /* Second pass: rows pointing into the copy (strings now end in NUL). */
+    size_t hused = 0;
+    for (size_t i = 0; i < *n; i++) {
+        const uint8_t *p = s->copy + offs[i];
+        fr_row_t *r = &s->rows[i];
+        memset(r, 0, sizeof *r);
+        r->id = ids[i];
+        size_t lt = fy_be16_get(p + 9), li = fy_be16_get(p + 11), le = fy_be16_get(p + 13);
+        size_t hc = fy_be16_get(p + 15), lp = fy_be32_get(p + 17), off = 21;
+        r->created_ms = fy_be64_get(p + 1);
+        r->aggregate_type = (const char *)p + off;
+        off += lt + 1;
+        r->aggregate_id = (const char *)p + off;
+        off += li + 1;
+        r->event_type = (const char *)p + off;
+        off += le + 1;
+        r->headers = s->hdr + hused;
+        r->header_count = hc;
+        for (size_t j = 0; j < hc; j++) {
+            size_t ln = fy_be16_get(p + off), lv = fy_be16_get(p + off + 2);
+            s->hdr[hused + j].name = (const char *)p + off + 4;
+            s->hdr[hused + j].value = (const char *)p + off + 5 + ln;
+            off += 6 + ln + lv;
+        }
+        hused += hc;
+        r->payload = p + off;
+        r->payload_len = lp;
+        if (off + lp != sizes[i]) {
+            snprintf(err, errlen, "lmdb: outbox record %llu is malformed",
+                     (unsigned long long)r->id);
+            return -1;
+        }
+    }
+    *rows = s->rows;
+    return 0;
+}
+
+static int
+s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    int rc = s_begin(s, 0, &txn);
+    if (rc)
+        return s_fail(rc, err, errlen, "begin");
+    uint8_t val[8];
+    fy_be64_put(val, pos);
+    MDB_val k = {strlen(s->name), s->name}, v = {8, val};
+    rc = mdb_put(txn, s->pos, &k, &v, 0);
+    if (rc == 0 && delete_rows && s->have_events) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
+            MDB_val ek, ev;
+            while ((rc = mdb_cursor_get(cur, &ek, &ev, MDB_FIRST)) == 0 && ek.mv_size == 8 &&
+                   fy_be64_get(ek.mv_data) <= pos)
+                if ((rc = mdb_cursor_del(cur, 0)))
+                    break;
+            if (rc == MDB_NOTFOUND || (rc == 0 && ek.mv_size == 8))
+                rc = 0;
+            mdb_cursor_close(cur);
+        }
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return s_fail(rc, err, errlen, "record the position");
+    }
+    /* The environment's own sync settings apply: the default syncs here. */
+    rc = mdb_txn_commit(txn);
+    return rc ? s_fail(rc, err, errlen, "commit the position") : 0;
+}
+
+static int
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char *err,
+       size_t errlen)
+{
+    *head = 0;
+    *oldest_ms = 0;
+    MDB_txn *txn;
+    int rc = s_begin(s, MDB_RDONLY, &txn);
+    if (rc)
+        return s_fail(rc, err, errlen, "head");
+    if ((rc = s_events(s, txn)) == 0 && s->have_events) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
+            MDB_val k, v;
+            if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+                *head = fy_be64_get(k.mv_data);
+            uint8_t key[8];
+            fy_be64_put(key, after + 1);
+            k.mv_size = 8;
+            k.mv_data = key;
+            if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && v.mv_size >= 9)
+                *oldest_ms = fy_be64_get((const uint8_t *)v.mv_data + 1);
+            mdb_cursor_close(cur);
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc ? s_fail(rc, err, errlen, "head") : 0;
+}
+
+const fr_source_ops_t fr_lmdb_source = {"lmdb", s_open, s_position, s_read,
+                                        s_advance, s_head, s_close};

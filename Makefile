@@ -29,8 +29,8 @@ CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c cl
               client/outbox.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
-RELAY_SRC  := outbox-relay/main.c outbox-relay/relay.c outbox-relay/src_sqlite.c \
-              outbox-relay/src_lmdb.c
+RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay.c \
+              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c
 
@@ -92,7 +92,7 @@ $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih 2>/dev/null) -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)

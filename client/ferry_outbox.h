@@ -25,9 +25,9 @@ extern "C" {
 
 /** One event. Every pointer is borrowed for the call. */
 typedef struct ferry_outbox_event {
-    const char *aggregate_type;    /**< becomes the topic (required) */
-    const char *aggregate_id;      /**< becomes the message key (required, 1-255 bytes) */
-    const char *event_type;        /**< header event_type (required) */
+    const char *aggregate_type; /**< becomes the topic (required) */
+    const char *aggregate_id;   /**< becomes the message key (required, 1-255 bytes) */
+    const char *event_type;     /**< header event_type (required) */
     const void *payload;
     size_t len;
     const ferry_header_t *headers; /**< more headers, e.g. traceparent */

@@ -1,28 +1,36 @@
 /*
- * main.c - ferry-relay: publishes a service's outbox rows to ferryd exactly
- * once, in order per aggregate (docs/outbox.md).
+ * main.c - ferry-relay: publishes services' outbox rows to ferryd exactly
+ * once, in order per aggregate (docs/outbox.md). One source from flags, or
+ * several from an INI file (--config), each relayed by its own thread and
+ * connection.
  *
- *   ferry-relay --source sqlite:PATH|lmdb:DIR [--table outbox] [--name NAME]
- *               [--broker EP] [--topic-template T] [--on-publish keep|delete]
- *               [--on-poison dlq|stop] [--dlq-topic T] [--poll-ms N] [--batch N]
- *               [--dedupe-window-ms N] [--stats-ms N]
+ *   ferry-relay --source sqlite:PATH|lmdb:DIR [options]
+ *   ferry-relay --config FILE [options that override the file]
  *
- * Exit codes: 0 stopped by SIGTERM/SIGINT, 1 fatal error (logged), 2 usage.
+ * Exit codes: 0 stopped by SIGTERM/SIGINT, 1 a source failed (logged),
+ * 2 usage or configuration error.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay.h"
+#include "config.h"
+
+#define S_SOURCES_MAX 32
 
 static void
 s_usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry-relay --source sqlite:PATH|lmdb:DIR [options]\n"
+            "       ferry-relay --config FILE [options]\n"
             "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db, or lmdb:/path/to/env\n"
             "                           (the service's LMDB environment, ferry_outbox.h)\n"
+            "  --config FILE            INI file: [relay] settings for all sources, then one\n"
+            "                           [source NAME] section per source (docs/outbox.md);\n"
+            "                           options given as well override the file\n"
             "  --table NAME             outbox table (default outbox)\n"
             "  --name NAME              source name: position key and message id prefix\n"
             "                           (default: the source kind)\n"
@@ -50,96 +58,101 @@ s_on_signal(int sig)
     s_stop = 1;
 }
 
-static bool
-s_num(const char *v, long long lo, long long hi, long long *out)
+typedef struct {
+    fr_source_cfg_t *c;
+    int rc;
+    pthread_t th;
+} s_worker_t;
+
+static void *
+s_run(void *arg)
 {
-    char *end;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < lo || x > hi)
-        return false;
-    *out = x;
-    return true;
+    s_worker_t *w = arg;
+    w->rc = fr_relay_run(&w->c->cfg, &s_stop);
+    return NULL;
 }
 
 int
 main(int argc, char **argv)
 {
-    const char *env = getenv("FERRY_SERVER");
-    fr_config_t cfg = {.broker = env ? env : "tcp://127.0.0.1:5555",
-                       .table = "outbox",
-                       .topic_template = "{aggregate_type}",
-                       .on_poison = FR_POISON_DLQ,
-                       .dlq_topic = "ferry-relay.dlq",
-                       .poll_ms = 20,
-                       .batch = 1000,
-                       .dedupe_window_ms = 86400000,
-                       .stats_ms = 10000};
-    const char *source = NULL;
+    const char *config = NULL;
+    fr_source_cfg_t flags, *sources[S_SOURCES_MAX];
+    fr_config_defaults(&flags);
+    const char *overrides[64][2];
+    size_t noverrides = 0;
+    char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             s_usage(stdout);
             return 0;
         }
-        if (!v) {
+        if (strncmp(a, "--", 2) != 0 || !v) {
             fprintf(stderr, "ferry-relay: %s wants a value (see --help)\n", a);
             return 2;
         }
         i++;
-        if (!strcmp(a, "--source"))
-            source = v;
-        else if (!strcmp(a, "--table"))
-            cfg.table = v;
-        else if (!strcmp(a, "--name"))
-            cfg.name = v;
-        else if (!strcmp(a, "--broker"))
-            cfg.broker = v;
-        else if (!strcmp(a, "--topic-template"))
-            cfg.topic_template = v;
-        else if (!strcmp(a, "--dlq-topic"))
-            cfg.dlq_topic = v;
-        else if (!strcmp(a, "--on-publish") && (!strcmp(v, "keep") || !strcmp(v, "delete")))
-            cfg.delete_published = v[0] == 'd';
-        else if (!strcmp(a, "--on-poison") && (!strcmp(v, "dlq") || !strcmp(v, "stop")))
-            cfg.on_poison = v[0] == 's' ? FR_POISON_STOP : FR_POISON_DLQ;
-        else if (!strcmp(a, "--poll-ms") && s_num(v, 1, 60000, &x))
-            cfg.poll_ms = (int)x;
-        else if (!strcmp(a, "--batch") && s_num(v, 1, 1000, &x))
-            cfg.batch = (size_t)x;
-        else if (!strcmp(a, "--dedupe-window-ms") && s_num(v, 1000, 365LL * 86400000, &x))
-            cfg.dedupe_window_ms = (uint64_t)x;
-        else if (!strcmp(a, "--stats-ms") && s_num(v, 100, 3600000, &x))
-            cfg.stats_ms = (int)x;
-        else {
-            fprintf(stderr, "ferry-relay: bad option %s %s (see --help)\n", a, v);
+        if (!strcmp(a, "--config")) {
+            config = v;
+        } else if (fr_config_set(&flags, a + 2, v, err, sizeof err) != 0) {
+            fprintf(stderr, "ferry-relay: %s\n", err);
             return 2;
+        } else if (noverrides < 64) {
+            overrides[noverrides][0] = a + 2;
+            overrides[noverrides++][1] = v;
         }
     }
-    if (!source) {
-        fprintf(stderr, "ferry-relay: --source is required (see --help)\n");
-        return 2;
-    }
-    const char *colon = strchr(source, ':');
-    if (colon && (size_t)(colon - source) == 6 && !strncmp(source, "sqlite", 6)) {
-        cfg.ops = &fr_sqlite_source;
-        cfg.location = colon + 1;
-    } else if (colon && (size_t)(colon - source) == 4 && !strncmp(source, "lmdb", 4)) {
-        cfg.ops = &fr_lmdb_source;
-        cfg.location = colon + 1;
+    int n;
+    if (config) {
+        if (flags.source[0] || flags.name[0]) {
+            fprintf(stderr, "ferry-relay: --source and --name go in the file's [source NAME] "
+                            "sections with --config\n");
+            return 2;
+        }
+        fr_source_cfg_t defaults;
+        fr_config_defaults(&defaults);
+        n = fr_config_load(config, &defaults, sources, S_SOURCES_MAX, err, sizeof err);
+        /* Options on the command line win over the file. */
+        for (int s = 0; s < n; s++)
+            for (size_t k = 0; k < noverrides; k++)
+                if (fr_config_set(sources[s], overrides[k][0], overrides[k][1], err, sizeof err) !=
+                        0 ||
+                    fr_config_finish(sources[s], err, sizeof err) != 0)
+                    n = -1;
     } else {
-        fprintf(stderr, "ferry-relay: unknown source '%s' (sqlite:PATH or lmdb:DIR)\n", source);
-        return 2;
+        n = fr_config_finish(&flags, err, sizeof err) == 0 ? 1 : -1;
+        sources[0] = &flags;
     }
-    if (!cfg.name)
-        cfg.name = cfg.ops->kind;
-    if (!*cfg.location || strlen(cfg.name) > 200) {
-        fprintf(stderr, "ferry-relay: empty source location or name too long\n");
+    if (n < 0) {
+        fprintf(stderr, "ferry-relay: %s\n", err);
         return 2;
     }
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return fr_relay_run(&cfg, &s_stop);
+    int rc = 0;
+    if (n == 1) {
+        rc = fr_relay_run(&sources[0]->cfg, &s_stop);
+    } else {
+        s_worker_t w[S_SOURCES_MAX];
+        for (int s = 0; s < n; s++) {
+            w[s] = (s_worker_t){.c = sources[s]};
+            if (pthread_create(&w[s].th, NULL, s_run, &w[s]) != 0) {
+                fprintf(stderr, "ferry-relay: cannot start a thread for %s\n", sources[s]->name);
+                s_stop = 1;
+                n = s;
+                rc = 1;
+                break;
+            }
+        }
+        for (int s = 0; s < n; s++) {
+            pthread_join(w[s].th, NULL);
+            rc = rc || w[s].rc;
+        }
+    }
+    if (config)
+        for (int s = 0; s < n; s++)
+            free(sources[s]);
+    return rc;
 }

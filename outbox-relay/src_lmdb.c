@@ -339,5 +339,5 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char
     return rc ? s_fail(rc, err, errlen, "head") : 0;
 }
 
-const fr_source_ops_t fr_lmdb_source = {"lmdb", s_open, s_position, s_read,
+const fr_source_ops_t fr_lmdb_source = {"lmdb",    s_open, s_position, s_read,
                                         s_advance, s_head, s_close};

@@ -512,6 +512,58 @@ test_lmdb_relay_survives_kills(void **state)
     s_verify(fx->c, events, "lmdb");
 }
 
+/* Two sources from one INI file, one process. */
+static void
+test_config_file_two_sources(void **state)
+{
+    fx_t *fx = *state;
+    char a[400], b[400], ini[400], log[400], cmd[4000], out[2048];
+    snprintf(a, sizeof a, "%s/a.db", fx->d.dir);
+    snprintf(b, sizeof b, "%s/b.db", fx->d.dir);
+    snprintf(ini, sizeof ini, "%s/relay.ini", fx->d.dir);
+    snprintf(log, sizeof log, "%s/relay.log", fx->d.dir);
+    s_make_db(a);
+    s_make_db(b);
+    const char *rows = "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
+                       "VALUES ('order', 'o-1', 'E', 'x'), ('order', 'o-2', 'E', 'y')";
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"%s\" && sqlite3 '%s' \"%s\"", a, rows, b, rows);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "; two services' outboxes\n[relay]\nbroker = %s\npoll-ms = 5\n\n"
+            "[source billing]\nsource = sqlite:%s\n\n"
+            "[source shipping]\nsource = sqlite:%s\ntopic-template = shipping.{aggregate_type}\n",
+            fx->d.endpoint, a, b);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --config '%s' --stats-ms 1000 2>>'%s' & pid=$!; "
+             "for i in $(seq 1 200); do "
+             "  [ \"$(sqlite3 '%s' 'select count(*) from ferry_relay_position')\" = 1 ] && "
+             "  [ \"$(sqlite3 '%s' 'select count(*) from ferry_relay_position')\" = 1 ] && break; "
+             "  sleep 0.05; done; sleep 0.2; kill -TERM $pid; wait $pid",
+             getenv("FERRY_RELAY"), ini, log, a, b);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(fx->c, "order", &all, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(all[0].id, "billing:1");
+    free(all);
+    assert_int_equal(fy_read_all(fx->c, "shipping.order", &all, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(all[1].id, "shipping:2");
+    free(all);
+    /* A bad file: the line and what is wrong. */
+    f = fopen(ini, "w");
+    fprintf(f, "[source x]\nsource = sqlite:%s\nbatchsize = 5\n", a);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' --config '%s' 2>&1", getenv("FERRY_RELAY"), ini);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "relay.ini:3:"));
+    assert_non_null(strstr(out, "batchsize"));
+}
+
 static void
 test_bad_configuration(void **state)
 {
@@ -545,6 +597,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_relay_survives_kills, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_file_two_sources, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),
     };
     return cmocka_run_group_tests_name("relay", tests, NULL, NULL);

@@ -1,0 +1,197 @@
+/*
+ * config.c - ferry-relay settings from flags and INI files (config.h).
+ */
+#include "config.h"
+
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+fr_config_defaults(fr_source_cfg_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *env = getenv("FERRY_SERVER");
+    snprintf(c->broker, sizeof c->broker, "%s", env ? env : "tcp://127.0.0.1:5555");
+    snprintf(c->table, sizeof c->table, "outbox");
+    snprintf(c->tmpl, sizeof c->tmpl, "{aggregate_type}");
+    snprintf(c->dlq, sizeof c->dlq, "ferry-relay.dlq");
+    c->cfg = (fr_config_t){.on_poison = FR_POISON_DLQ,
+                           .poll_ms = 20,
+                           .batch = 1000,
+                           .dedupe_window_ms = 86400000,
+                           .stats_ms = 10000};
+}
+
+static bool
+s_num(const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    long long x = v && *v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < lo || x > hi)
+        return false;
+    *out = x;
+    return true;
+}
+
+static int
+s_copy(char *dst, size_t cap, const char *v, const char *key, char *err, size_t errlen)
+{
+    if (strlen(v) >= cap) {
+        snprintf(err, errlen, "%s is too long (at most %zu bytes)", key, cap - 1);
+        return -1;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+int
+fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    long long x;
+    fr_config_t *g = &c->cfg;
+    if (!strcmp(key, "source"))
+        return s_copy(c->source, sizeof c->source, v, key, err, errlen);
+    if (!strcmp(key, "table"))
+        return s_copy(c->table, sizeof c->table, v, key, err, errlen);
+    if (!strcmp(key, "name"))
+        return s_copy(c->name, sizeof c->name, v, key, err, errlen);
+    if (!strcmp(key, "broker"))
+        return s_copy(c->broker, sizeof c->broker, v, key, err, errlen);
+    if (!strcmp(key, "topic-template"))
+        return s_copy(c->tmpl, sizeof c->tmpl, v, key, err, errlen);
+    if (!strcmp(key, "dlq-topic"))
+        return s_copy(c->dlq, sizeof c->dlq, v, key, err, errlen);
+    if (!strcmp(key, "on-publish") && (!strcmp(v, "keep") || !strcmp(v, "delete")))
+        g->delete_published = v[0] == 'd';
+    else if (!strcmp(key, "on-poison") && (!strcmp(v, "dlq") || !strcmp(v, "stop")))
+        g->on_poison = v[0] == 's' ? FR_POISON_STOP : FR_POISON_DLQ;
+    else if (!strcmp(key, "poll-ms") && s_num(v, 1, 60000, &x))
+        g->poll_ms = (int)x;
+    else if (!strcmp(key, "batch") && s_num(v, 1, 1000, &x))
+        g->batch = (size_t)x;
+    else if (!strcmp(key, "dedupe-window-ms") && s_num(v, 1000, 365LL * 86400000, &x))
+        g->dedupe_window_ms = (uint64_t)x;
+    else if (!strcmp(key, "stats-ms") && s_num(v, 100, 3600000, &x))
+        g->stats_ms = (int)x;
+    else {
+        snprintf(err, errlen, "bad setting %s = %s (see ferry-relay --help)", key, v);
+        return -1;
+    }
+    return 0;
+}
+
+int
+fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
+{
+    fr_config_t *g = &c->cfg;
+    const char *colon = strchr(c->source, ':');
+    size_t kind = colon ? (size_t)(colon - c->source) : 0;
+    if (!c->source[0]) {
+        snprintf(err, errlen, "a source is required (source = sqlite:PATH or lmdb:DIR)");
+        return -1;
+    }
+    if (kind == 6 && !strncmp(c->source, "sqlite", 6))
+        g->ops = &fr_sqlite_source;
+    else if (kind == 4 && !strncmp(c->source, "lmdb", 4))
+        g->ops = &fr_lmdb_source;
+    else {
+        snprintf(err, errlen, "unknown source '%s' (sqlite:PATH or lmdb:DIR)", c->source);
+        return -1;
+    }
+    g->location = colon + 1;
+    if (!*g->location) {
+        snprintf(err, errlen, "source '%s' has no location", c->source);
+        return -1;
+    }
+    if (!c->name[0])
+        snprintf(c->name, sizeof c->name, "%s", g->ops->kind);
+    g->broker = c->broker;
+    g->table = c->table;
+    g->name = c->name;
+    g->topic_template = c->tmpl;
+    g->dlq_topic = c->dlq;
+    return 0;
+}
+
+typedef struct {
+    fr_source_cfg_t shared; /* [relay] */
+    fr_source_cfg_t **out;
+    size_t n, max;
+    char *err;
+    size_t errlen;
+    bool failed;
+} s_load_t;
+
+static int
+s_on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    s_load_t *l = user;
+    if (l->failed)
+        return 0;
+    if (!strcmp(section, "relay")) {
+        if (fr_config_set(&l->shared, name, value, l->err, l->errlen) != 0)
+            l->failed = true;
+        return !l->failed;
+    }
+    if (strncmp(section, "source ", 7) != 0 || !section[7]) {
+        snprintf(l->err, l->errlen, "unknown section [%s] ([relay] or [source NAME])", section);
+        l->failed = true;
+        return 0;
+    }
+    /* A new [source NAME] starts from the [relay] settings read so far. */
+    const char *sname = section + 7;
+    fr_source_cfg_t *c = l->n ? l->out[l->n - 1] : NULL;
+    if (!c || strcmp(c->name, sname) != 0) {
+        if (l->n == l->max) {
+            snprintf(l->err, l->errlen, "at most %zu sources", l->max);
+            l->failed = true;
+            return 0;
+        }
+        c = malloc(sizeof *c);
+        if (!c) {
+            l->failed = true;
+            return 0;
+        }
+        *c = l->shared;
+        snprintf(c->name, sizeof c->name, "%s", sname);
+        l->out[l->n++] = c;
+    }
+    if (!strcmp(name, "name")) {
+        snprintf(l->err, l->errlen, "[source %s]: the section names the source", sname);
+        l->failed = true;
+        return 0;
+    }
+    if (fr_config_set(c, name, value, l->err, l->errlen) != 0)
+        l->failed = true;
+    return !l->failed;
+}
+
+int
+fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out,
+               size_t max, char *err, size_t errlen)
+{
+    s_load_t l = {.shared = *defaults, .out = out, .max = max, .err = err, .errlen = errlen};
+    int rc = ini_parse(path, s_on_entry, &l);
+    if (rc == -1) {
+        snprintf(err, errlen, "cannot read %s", path);
+    } else if (rc != 0 || l.failed) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "%s", l.failed ? err : "not an INI line");
+        snprintf(err, errlen, "%s:%d: %s", path, rc > 0 ? rc : 0, detail);
+        rc = -1;
+    } else if (l.n == 0) {
+        snprintf(err, errlen, "%s has no [source NAME] section", path);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < l.n; i++)
+        if (fr_config_finish(out[i], err, errlen) != 0)
+            rc = -1;
+    if (rc != 0) {
+        for (size_t i = 0; i < l.n; i++)
+            free(out[i]);
+        return -1;
+    }
+    return (int)l.n;
+}

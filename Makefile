@@ -55,7 +55,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
      $(BUILD)/examples/publish \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
-     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare
+     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
@@ -136,9 +136,9 @@ $(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c 
 
 $(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null) -lpthread
 
-BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd)
+BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_RELAY=$(abspath $(BUILD)/ferry-relay)
 RESULTS   = bench/results/$(shell date -u +%Y-%m-%d)
 
 bench: all
@@ -152,6 +152,7 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 100000 -w 1000 -p 1000 -k 4
 	$(BENCH_ENV) $(BUILD)/bench/bench_timers -n 1000000
 	$(BENCH_ENV) $(BUILD)/bench/bench_events
+	$(BENCH_ENV) $(BUILD)/bench/bench_relay
 
 # W1 with ferryd under perf (Debian linux-perf), top functions saved.
 bench-profile: all

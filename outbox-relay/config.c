@@ -169,8 +169,8 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
 }
 
 int
-fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out,
-               size_t max, char *err, size_t errlen)
+fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out, size_t max,
+               char *err, size_t errlen)
 {
     s_load_t l = {.shared = *defaults, .out = out, .max = max, .err = err, .errlen = errlen};
     int rc = ini_parse(path, s_on_entry, &l);

@@ -21,8 +21,7 @@ typedef struct fr_source_cfg {
 void fr_config_defaults(fr_source_cfg_t *c);
 /** Applies one setting (a flag without its "--", or an INI key).
  *  @return 0, or -1 with a sentence in err. */
-int fr_config_set(fr_source_cfg_t *c, const char *key, const char *value, char *err,
-                  size_t errlen);
+int fr_config_set(fr_source_cfg_t *c, const char *key, const char *value, char *err, size_t errlen);
 /** Checks a source's settings and resolves its kind; fills in the name.
  *  @return 0, or -1 with a sentence in err. */
 int fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen);

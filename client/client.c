@@ -44,6 +44,7 @@ struct ferry_options {
     size_t window;
     int reconnect_initial_ms, reconnect_max_ms, reconnect_jitter_pct;
     bool block_on_full;
+    bool retry_connect; /* ferry_client_new succeeds without a broker and keeps trying */
     ferry_state_fn state_cb;
     void *state_user;
     ferry_log_fn log_cb;
@@ -268,6 +269,15 @@ ferry_options_set_reconnect(ferry_options_t *opts, int initial_ms, int max_ms, i
     opts->reconnect_initial_ms = initial_ms;
     opts->reconnect_max_ms = max_ms;
     opts->reconnect_jitter_pct = jitter_pct;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_retry_connect(ferry_options_t *opts, bool retry)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    opts->retry_connect = retry;
     return FERRY_OK;
 }
 
@@ -843,8 +853,12 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
                      opts->reconnect_initial_ms, opts->reconnect_max_ms, opts->reconnect_jitter_pct,
                      opts->timeout_ms) != 0)
         goto done;
-    /* Every server once: the first that answers the hello. */
-    long long deadline = s_now_ms() + (long long)opts->timeout_ms * (long long)opts->nservers;
+    /* Every server once: the first that answers the hello (with
+     * retry_connect only a moment: the client goes on trying by itself). */
+    long long deadline =
+        s_now_ms() + (opts->retry_connect
+                          ? (opts->timeout_ms < 200 ? opts->timeout_ms : 200)
+                          : (long long)opts->timeout_ms * (long long)opts->nservers);
     if (s_attempt(self) == EINVAL) {
         st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s'",
                             opts->servers[0] ? opts->servers[0] : "");
@@ -857,6 +871,10 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
         st = FERRY_OK;
     } else if (self->last_error[0] && strncmp(self->last_error, "hello refused", 13) == 0) {
         st = FERRY_EVERSION;
+    } else if (opts->retry_connect) {
+        st = FERRY_OK; /* not connected yet: calls wait for it, publishes are buffered */
+        self->last_error[0] = '\0';
+        s_log(self, FERRY_LOG_INFO, "no broker yet; connecting in the background");
     } else {
         st =
             fy_client_fail(self, FERRY_ECONNECT, "no answer from %s within %d ms",

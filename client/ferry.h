@@ -217,6 +217,12 @@ FERRY_EXPORT ferry_status_t ferry_options_add_server(ferry_options_t *opts, cons
  *  percent (0..100). Default 100, 5000, 20. @return FERRY_OK, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_options_set_reconnect(ferry_options_t *opts, int initial_ms,
                                                         int max_ms, int jitter_pct);
+/** @brief true: ferry_client_new succeeds even when no broker answers yet
+ *  (after at most 200 ms); the client connects in the background, blocking
+ *  calls wait for it within their timeout and async publishes are buffered in
+ *  the window. Default false: ferry_client_new fails with FERRY_ECONNECT.
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_retry_connect(ferry_options_t *opts, bool retry);
 /** @brief When the publish window is full: true (default) waits up to the
  *  timeout for a slot; false returns FERRY_EWOULD_BLOCK at once.
  *  @return FERRY_OK, FERRY_EINVAL */

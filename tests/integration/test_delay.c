@@ -70,7 +70,10 @@ s_collect(ferry_client_t *c, const char *topic, const char *sub, uint64_t t0,
                 seen_now++;
                 continue;
             }
-            int k = atoi((const char *)msgs[i].data + 1);
+            char num[16] = {0}; /* the payload "d<k>" is not NUL-terminated */
+            memcpy(num, (const char *)msgs[i].data + 1,
+                   msgs[i].len - 1 < sizeof num - 1 ? msgs[i].len - 1 : sizeof num - 1);
+            int k = atoi(num);
             assert_true(k >= 0 && k < S_N);
             assert_true(now >= t0 + delays[k]); /* never early */
             assert_int_equal(msgs[i].delivery_count, 1);

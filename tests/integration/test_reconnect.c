@@ -188,7 +188,12 @@ s_record(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     (void)c;
     s_rec_t *r = user;
     r->calls++;
-    size_t i = (size_t)atol((const char *)m->data);
+    /* The payload is not NUL-terminated: read exactly its bytes. */
+    char num[24];
+    size_t len = m->len < sizeof num - 1 ? m->len : sizeof num - 1;
+    memcpy(num, m->data, len);
+    num[len] = '\0';
+    size_t i = (size_t)atol(num);
     if (i < r->n && r->seen[i]++ == 0)
         r->distinct++;
     return FERRY_MSG_ACK;
@@ -223,6 +228,7 @@ test_consumer_survives_kill(void **state)
     ferry_options_t *o = ferry_options_new();
     assert_int_equal(ferry_options_set_server(o, fx->d.endpoint), FERRY_OK);
     assert_int_equal(ferry_options_set_reconnect(o, 20, 200, 0), FERRY_OK);
+    assert_int_equal(ferry_options_set_log_cb(o, s_log_line, NULL), FERRY_OK);
     ferry_client_t *c;
     assert_int_equal(ferry_client_new(o, &c), FERRY_OK);
     ferry_options_destroy(&o);
@@ -242,6 +248,25 @@ test_consumer_survives_kill(void **state)
         assert_int_equal(ferry_client_poll(c, 10), FERRY_OK);
     printf("consumer: %zu deliveries for %zu messages, reconnects %u\n", r.calls, n,
            ferry_client_reconnects(c));
+    if (r.distinct < n) {
+        ferry_client_t *q = fy_connect(fx->d.endpoint, 5000, 10);
+        ferry_sub_info_t qi = {0};
+        ferry_client_sub_info(q, "feed", "reader", &qi);
+        printf("DIAG cursor=%llu floor=%llu last=%llu connected=%d\n",
+               (unsigned long long)qi.cursor, (unsigned long long)qi.ack_floor,
+               (unsigned long long)qi.last_seq, ferry_client_connected(c));
+        ferry_client_destroy(&q);
+        size_t shown = 0;
+        for (size_t i = 0; i < n && shown < 5; i++)
+            if (!r.seen[i]) {
+                printf("DIAG missing %zu\n", i);
+                shown++;
+            }
+        char cmd[600], out[4096];
+        snprintf(cmd, sizeof cmd, "grep -v 'level=info' '%s' | tail -5", fx->d.log_path);
+        fy_run(cmd, out, sizeof out);
+        printf("DIAG ferryd:\n%s\n", out);
+    }
     assert_int_equal(r.distinct, n);
     assert_true(ferry_client_reconnects(c) >= 1);
     /* Everything acked (acks are sent without waiting: they land shortly). */
@@ -276,8 +301,15 @@ test_external_poll_loop(void **state)
     const size_t n = 5000;
     assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "ext", NULL, NULL, NULL),
                      FERRY_OK);
-    ferry_client_t *pub = fy_connect(fx->d.endpoint, 5000, 500);
-    ferry_client_t *sub = fy_connect(fx->d.endpoint, 5000, 100);
+    ferry_options_t *lo = ferry_options_new();
+    ferry_options_set_server(lo, fx->d.endpoint);
+    ferry_options_set_window(lo, 500);
+    ferry_options_set_log_cb(lo, s_log_line, NULL);
+    ferry_client_t *pub = NULL, *sub = NULL;
+    ferry_client_new(lo, &pub);
+    ferry_options_set_window(lo, 100);
+    ferry_client_new(lo, &sub);
+    ferry_options_destroy(&lo);
     assert_non_null(pub);
     assert_non_null(sub);
     s_rec_t r = {.seen = calloc(n, 1), .n = n};
@@ -308,6 +340,15 @@ test_external_poll_loop(void **state)
     }
     printf("external loop: %zu sent, %zu confirmed, %zu received, %zu fd wakeups\n", sent,
            confirmed, r.distinct, wakeups);
+    if (confirmed < n || r.distinct < n) {
+        char cmd[600], out[4096];
+        snprintf(cmd, sizeof cmd, "grep -v 'level=info' '%s' | tail -5", fx->d.log_path);
+        fy_run(cmd, out, sizeof out);
+        printf("ferryd log:\n%s\n", out);
+        for (size_t i = 0; i < n; i++)
+            if (!r.seen[i])
+                printf("missing message %zu\n", i);
+    }
     assert_int_equal(confirmed, n);
     assert_int_equal(r.distinct, n);
     assert_true(wakeups > 0);
@@ -386,7 +427,32 @@ test_misuse_returns_status(void **state)
     assert_false(ferry_client_connected(lone));
     ferry_client_destroy(&lone); /* the 4 get ECLOSED */
     ferry_client_destroy(&fx->c);
+
+    /* Starting before the broker: with retry_connect the client comes up at
+     * once, buffers, and delivers once the broker is there. */
+    ferry_options_t *ro = ferry_options_new();
+    assert_int_equal(ferry_options_set_server(ro, fx->d.endpoint), FERRY_OK);
+    assert_int_equal(ferry_options_set_retry_connect(ro, true), FERRY_OK);
+    assert_int_equal(ferry_options_set_reconnect(ro, 20, 200, 0), FERRY_OK);
+    ferry_client_t *early;
+    t0 = fy_now_ms();
+    assert_int_equal(ferry_client_new(ro, &early), FERRY_OK);
+    assert_true(fy_now_ms() - t0 < 1000);
+    assert_false(ferry_client_connected(early));
+    ferry_options_destroy(&ro);
+    ferry_message_t e = {.data = "early", .len = 5, .id = "early-1"};
+    assert_int_equal(ferry_client_publish_async(early, "mq", &e, NULL, NULL), FERRY_OK);
     assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    assert_int_equal(ferry_client_flush(early, 10000), FERRY_OK);
+    assert_true(ferry_client_connected(early));
+    ferry_client_destroy(&early);
+    /* Without it, no broker is an error. */
+    ferry_options_t *no = ferry_options_new();
+    assert_int_equal(ferry_options_set_server(no, "tcp://127.0.0.1:1"), FERRY_OK);
+    assert_int_equal(ferry_options_set_timeout_ms(no, 200), FERRY_OK);
+    assert_int_equal(ferry_client_new(no, &early), FERRY_ECONNECT);
+    assert_null(early);
+    ferry_options_destroy(&no);
 }
 
 int

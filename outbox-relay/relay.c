@@ -19,7 +19,7 @@
 
 /* A row sent and not yet retired: its confirm lands here. */
 typedef struct {
-    uint64_t id;
+    uint64_t hi, id;
     ferry_status_t status;
     bool done, duplicate;
 } s_flight_t;
@@ -32,15 +32,15 @@ typedef struct {
     /* Rows in publish order; retired from the head once confirmed. */
     s_flight_t ring[S_RING];
     size_t head, count;
-    uint64_t sent_pos; /* the last id handed to the broker */
-    uint64_t done_pos; /* every id up to here is in the broker (or dead-lettered) */
+    fr_pos_t sent_pos; /* the last row handed to the broker */
+    fr_pos_t done_pos; /* every row up to here is in the broker (or dead-lettered) */
     bool trouble;      /* a transient failure: drain, record, read again */
     uint64_t retired;  /* rows retired since the position was last recorded */
     long long recorded_at;
     fr_source_t *src;
     char topics[S_TOPICS_MAX][FERRY_NAME_MAX + 1]; /* declared already */
     size_t ntopics;
-    uint64_t pos;
+    fr_pos_t pos;
     /* stats */
     uint64_t published, duplicates, dead, batches;
     long long last_stats;
@@ -171,8 +171,8 @@ s_stats(s_relay_t *r, bool force)
     s_log("info", "relay stats",
           "source=%s position=%llu head=%llu lag_rows=%llu lag_s=%.1f published=%llu "
           "duplicates=%llu dead_lettered=%llu",
-          r->cfg->name, (unsigned long long)r->pos, (unsigned long long)head,
-          (unsigned long long)(head > r->pos ? head - r->pos : 0), lag_s,
+          r->cfg->name, (unsigned long long)r->pos.id, (unsigned long long)head,
+          (unsigned long long)(head > r->pos.id ? head - r->pos.id : 0), lag_s,
           (unsigned long long)r->published, (unsigned long long)r->duplicates,
           (unsigned long long)r->dead);
 }
@@ -198,8 +198,9 @@ s_retire(s_relay_t *r, bool may_reread)
             const fr_row_t *rows;
             size_t n;
             char err[256], topic[FERRY_NAME_MAX + 1];
-            if (r->cfg->ops->read(r->src, f->id - 1, 1, &rows, &n, err, sizeof err) != 0 ||
-                n != 1 || rows[0].id != f->id) {
+            fr_pos_t before = {f->hi, f->id - 1};
+            if (r->cfg->ops->read(r->src, before, 1, &rows, &n, err, sizeof err) != 0 || n != 1 ||
+                rows[0].id != f->id) {
                 r->trouble = true;
                 return 0;
             }
@@ -216,7 +217,7 @@ s_retire(s_relay_t *r, bool may_reread)
             r->published++;
             r->duplicates += f->duplicate;
         }
-        r->done_pos = f->id;
+        r->done_pos = (fr_pos_t){f->hi, f->id};
         r->retired++;
         r->head = (r->head + 1) % S_RING;
         r->count--;
@@ -230,7 +231,8 @@ static int
 s_record(s_relay_t *r, bool now)
 {
     long long t = fy_mono_ms();
-    if (r->done_pos <= r->pos || (!now && r->retired < 10000 && t - r->recorded_at < 50))
+    if (fr_pos_cmp(r->done_pos, r->pos) <= 0 ||
+        (!now && r->retired < 10000 && t - r->recorded_at < 50))
         return 0;
     char err[256];
     if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, err, sizeof err) != 0) {
@@ -258,7 +260,7 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
             return 0;
     }
     s_flight_t *f = &r->ring[(r->head + r->count) % S_RING];
-    *f = (s_flight_t){.id = row->id, .status = FERRY_OK};
+    *f = (s_flight_t){.hi = row->hi, .id = row->id, .status = FERRY_OK};
     char topic[FERRY_NAME_MAX + 1];
     ferry_status_t st = FERRY_OK;
     if (!s_topic(cfg->topic_template, row->aggregate_type, topic, sizeof topic))
@@ -293,9 +295,9 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
         return 0;
     }
     if (st != FERRY_OK)
-        *f = (s_flight_t){.id = row->id, .status = st, .done = true};
+        *f = (s_flight_t){.hi = row->hi, .id = row->id, .status = st, .done = true};
     r->count++;
-    r->sent_pos = row->id;
+    r->sent_pos = (fr_pos_t){row->hi, row->id};
     return 0;
 }
 
@@ -388,7 +390,7 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
         goto out;
     }
     s_log("info", "relay started", "source=%s location=%s name=%s position=%llu broker=%s pid=%d",
-          cfg->ops->kind, cfg->location, cfg->name, (unsigned long long)r->pos, cfg->broker,
+          cfg->ops->kind, cfg->location, cfg->name, (unsigned long long)r->pos.id, cfg->broker,
           (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
     r->recorded_at = fy_mono_ms();

@@ -13,9 +13,23 @@
 
 #include "ferry.h"
 
+/** Where a row stands in the source's reading order: (hi, id), compared in
+ *  that order. hi is 0 for sources that read in id order; the PostgreSQL
+ *  polling source puts the writing transaction's xid8 there. */
+typedef struct fr_pos {
+    uint64_t hi, id;
+} fr_pos_t;
+
+static inline int
+fr_pos_cmp(fr_pos_t a, fr_pos_t b)
+{
+    return a.hi != b.hi ? (a.hi < b.hi ? -1 : 1) : a.id != b.id ? (a.id < b.id ? -1 : 1) : 0;
+}
+
 /** One outbox row; every pointer is owned by the source until its next read. */
 typedef struct fr_row {
     uint64_t id;
+    uint64_t hi; /* its fr_pos_t.hi */
     const char *aggregate_type;
     const char *aggregate_id;
     const char *event_type;
@@ -34,15 +48,16 @@ typedef struct fr_source_ops {
      *  @return 0, or -1 with a sentence in err. */
     int (*open)(const char *location, const char *table, const char *name, fr_source_t **out,
                 char *err, size_t errlen);
-    /** The last id recorded as published (0: none). */
-    int (*position)(fr_source_t *s, uint64_t *pos, char *err, size_t errlen);
-    /** Up to @p max rows with id > @p after, in id order. */
-    int (*read)(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n,
+    /** The last position recorded as published ({0, 0}: none). */
+    int (*position)(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen);
+    /** Up to @p max rows after @p after, in reading order. */
+    int (*read)(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n,
                 char *err, size_t errlen);
     /** Records @p pos durably; with @p delete, removes the rows up to it too. */
-    int (*advance)(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen);
-    /** The highest id in the table (for lag), 0 when empty. */
-    int (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms, uint64_t after,
+    int (*advance)(fr_source_t *s, fr_pos_t pos, bool delete_rows, char *err, size_t errlen);
+    /** The highest id in the table (for lag), 0 when empty, and the creation
+     *  time of the first row after @p after. */
+    int (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms, fr_pos_t after,
                 char *err, size_t errlen);
     void (*close)(fr_source_t **s);
 } fr_source_ops_t;

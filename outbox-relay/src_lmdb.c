@@ -107,9 +107,9 @@ s_open(const char *location, const char *table, const char *name, fr_source_t **
 }
 
 static int
-s_position(fr_source_t *s, uint64_t *pos, char *err, size_t errlen)
+s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
 {
-    *pos = 0;
+    *pos = (fr_pos_t){0, 0};
     MDB_txn *txn;
     int rc = s_begin(s, MDB_RDONLY, &txn);
     if (rc)
@@ -117,7 +117,7 @@ s_position(fr_source_t *s, uint64_t *pos, char *err, size_t errlen)
     MDB_val k = {strlen(s->name), s->name}, v;
     rc = mdb_get(txn, s->pos, &k, &v);
     if (rc == 0 && v.mv_size == 8)
-        *pos = fy_be64_get(v.mv_data);
+        pos->id = fy_be64_get(v.mv_data);
     mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_fail(rc, err, errlen, "position");
 }
@@ -163,7 +163,7 @@ s_terminate(const uint8_t *src, size_t size, uint8_t *dst)
 }
 
 static int
-s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, char *err,
        size_t errlen)
 {
     *n = 0;
@@ -191,7 +191,7 @@ s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t
         return s_fail(rc, err, errlen, "read");
     }
     uint8_t key[8];
-    fy_be64_put(key, after + 1);
+    fy_be64_put(key, after_pos.id + 1);
     MDB_val k = {8, key}, v;
     size_t used = 0, nh_total = 0;
     size_t offs[1000], sizes[1000];
@@ -278,13 +278,14 @@ s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t
 }
 
 static int
-s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen)
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
 {
     MDB_txn *txn;
     int rc = s_begin(s, 0, &txn);
     if (rc)
         return s_fail(rc, err, errlen, "begin");
     uint8_t val[8];
+    uint64_t pos = at.id;
     fy_be64_put(val, pos);
     MDB_val k = {strlen(s->name), s->name}, v = {8, val};
     rc = mdb_put(txn, s->pos, &k, &v, 0);
@@ -311,7 +312,7 @@ s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errl
 }
 
 static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char *err,
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, char *err,
        size_t errlen)
 {
     *head = 0;
@@ -327,7 +328,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char
             if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
                 *head = fy_be64_get(k.mv_data);
             uint8_t key[8];
-            fy_be64_put(key, after + 1);
+            fy_be64_put(key, after_pos.id + 1);
             k.mv_size = 8;
             k.mv_data = key;
             if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && v.mv_size >= 9)

@@ -119,14 +119,14 @@ s_open(const char *location, const char *table, const char *name, fr_source_t **
 }
 
 static int
-s_position(fr_source_t *s, uint64_t *pos, char *err, size_t errlen)
+s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
 {
-    *pos = 0;
+    *pos = (fr_pos_t){0, 0};
     sqlite3_reset(s->pos_get);
     sqlite3_bind_text(s->pos_get, 1, s->name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s->pos_get);
     if (rc == SQLITE_ROW)
-        *pos = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
+        pos->id = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
     sqlite3_reset(s->pos_get);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, errlen, "position");
 }
@@ -162,7 +162,7 @@ s_keep(fr_source_t *s, const void *p, size_t len, bool nul)
 #define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off)-1 : NULL)
 
 static int
-s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, char *err,
        size_t errlen)
 {
     *n = 0;
@@ -182,7 +182,7 @@ s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t
     if (max > 1000)
         max = 1000;
     sqlite3_reset(s->select);
-    sqlite3_bind_int64(s->select, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(s->select, 1, (sqlite3_int64)after_pos.id);
     sqlite3_bind_int64(s->select, 2, (sqlite3_int64)max);
     int rc;
     while ((rc = sqlite3_step(s->select)) == SQLITE_ROW) {
@@ -252,18 +252,18 @@ s_read(fr_source_t *s, uint64_t after, size_t max, const fr_row_t **rows, size_t
 }
 
 static int
-s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errlen)
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return s_fail(s->db, err, errlen, "begin");
     sqlite3_reset(s->pos_set);
     sqlite3_bind_text(s->pos_set, 1, s->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->pos_set, 2, (sqlite3_int64)pos);
+    sqlite3_bind_int64(s->pos_set, 2, (sqlite3_int64)at.id);
     int rc = sqlite3_step(s->pos_set);
     sqlite3_reset(s->pos_set);
     if (rc == SQLITE_DONE && delete_rows) {
         sqlite3_reset(s->del);
-        sqlite3_bind_int64(s->del, 1, (sqlite3_int64)pos);
+        sqlite3_bind_int64(s->del, 1, (sqlite3_int64)at.id);
         rc = sqlite3_step(s->del);
         sqlite3_reset(s->del);
     }
@@ -278,7 +278,7 @@ s_advance(fr_source_t *s, uint64_t pos, bool delete_rows, char *err, size_t errl
 }
 
 static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char *err,
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
        size_t errlen)
 {
     *head = 0;
@@ -291,7 +291,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, uint64_t after, char
     if (rc != SQLITE_ROW)
         return s_fail(s->db, err, errlen, "head");
     sqlite3_reset(s->oldest);
-    sqlite3_bind_int64(s->oldest, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(s->oldest, 1, (sqlite3_int64)after.id);
     if (sqlite3_step(s->oldest) == SQLITE_ROW)
         *oldest_ms = (uint64_t)sqlite3_column_int64(s->oldest, 0);
     sqlite3_reset(s->oldest);

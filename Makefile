@@ -21,6 +21,7 @@ WARN       := -Wall -Wextra -Wshadow -Werror
 SAN        ?=
 FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
               -fvisibility=hidden -Iclient -Iproto -Ibroker -Itests/support \
+              $(shell pkg-config --cflags libpq 2>/dev/null) \
               $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
@@ -30,9 +31,9 @@ CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c cl
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay.c \
-              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c
+              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c outbox-relay/src_pg.c
 SUPPORT_SRC := tests/support/fixture.c
-HARNESS_SRC := tests/support/harness.c
+HARNESS_SRC := tests/support/harness.c tests/support/pgserver.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -92,7 +93,7 @@ $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih libpq 2>/dev/null) -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)
@@ -109,7 +110,7 @@ $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) $(shell pkg-config --libs sqlite3 libpq 2>/dev/null) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
            FERRY_RELAY=$(abspath $(BUILD)/ferry-relay) FERRY_TOP=$(CURDIR) \

@@ -29,6 +29,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ferry.h"
+#include "fixture.h"
 
 #define S_ACKS_MAX 1000
 
@@ -371,28 +372,13 @@ const bk_ops_t bk_redis = {"redis",        s_redis_connect, s_redis_setup, s_red
 
 /* ---- redis-server ------------------------------------------------------------- */
 
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 int
 bk_redis_start(bk_redis_server_t *s, const char *appendfsync)
 {
     memset(s, 0, sizeof *s);
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(s->dir, sizeof s->dir, "%s/ferry-redis-XXXXXX", tmp);
-    int port = s_free_port();
+    int port = fy_free_port();
     if (!mkdtemp(s->dir) || port < 0)
         return -1;
     snprintf(s->endpoint, sizeof s->endpoint, "127.0.0.1:%d", port);

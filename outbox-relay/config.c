@@ -96,8 +96,11 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
         g->ops = &fr_sqlite_source;
     else if (kind == 4 && !strncmp(c->source, "lmdb", 4))
         g->ops = &fr_lmdb_source;
+    else if (kind == 2 && !strncmp(c->source, "pg", 2))
+        g->ops = &fr_pg_source;
     else {
-        snprintf(err, errlen, "unknown source '%s' (sqlite:PATH or lmdb:DIR)", c->source);
+        snprintf(err, errlen, "unknown source '%s' (sqlite:PATH, lmdb:DIR or pg:CONNINFO)",
+                 c->source);
         return -1;
     }
     g->location = colon + 1;

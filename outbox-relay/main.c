@@ -24,10 +24,11 @@ static void
 s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry-relay --source sqlite:PATH|lmdb:DIR [options]\n"
+            "usage: ferry-relay --source sqlite:PATH|lmdb:DIR|pg:CONNINFO [options]\n"
             "       ferry-relay --config FILE [options]\n"
             "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db, or lmdb:/path/to/env\n"
-            "                           (the service's LMDB environment, ferry_outbox.h)\n"
+            "                           (the service's LMDB environment, ferry_outbox.h), or\n"
+            "                           pg:'host=... dbname=...' (PostgreSQL, polling)\n"
             "  --config FILE            INI file: [relay] settings for all sources, then one\n"
             "                           [source NAME] section per source (docs/outbox.md);\n"
             "                           options given as well override the file\n"

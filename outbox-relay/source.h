@@ -64,5 +64,6 @@ typedef struct fr_source_ops {
 
 extern const fr_source_ops_t fr_sqlite_source;
 extern const fr_source_ops_t fr_lmdb_source;
+extern const fr_source_ops_t fr_pg_source;
 
 #endif

@@ -12,11 +12,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     xid            XID8        NOT NULL DEFAULT pg_current_xact_id()
 );
 
+-- The polling source reads in (xid, id) order.
+CREATE INDEX IF NOT EXISTS outbox_xid_id ON outbox (xid, id);
+
+-- Kept by ferry-relay: per source name, the last row published.
 CREATE TABLE IF NOT EXISTS ferry_relay_position (
-    source  TEXT PRIMARY KEY,
-    last_id BIGINT NOT NULL
+    source   TEXT PRIMARY KEY,
+    last_id  BIGINT NOT NULL,
+    last_xid XID8   NOT NULL DEFAULT '0'
 );
 
 -- For the log-tailing source (logical replication with pgoutput):
 -- ALTER SYSTEM SET wal_level = logical;  -- then restart
-CREATE PUBLICATION ferry_outbox FOR TABLE outbox;
+-- CREATE PUBLICATION ferry_outbox FOR TABLE outbox;  -- the log-tailing source (to come)

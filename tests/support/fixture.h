@@ -38,6 +38,8 @@ void fy_ferryd_cleanup(fy_ferryd_t *self);
  *  fy_ferryd_t, stopped and removed by the teardown even if a test failed. */
 int fy_ferryd_state_new(void **state);
 int fy_ferryd_state_free(void **state);
+/** A TCP port on 127.0.0.1 that was free a moment ago; -1 if none. */
+int fy_free_port(void);
 /** Milliseconds on CLOCK_MONOTONIC. */
 long long fy_now_ms(void);
 /** Seconds on CLOCK_MONOTONIC, to the nanosecond (for benchmarks). */

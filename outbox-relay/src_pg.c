@@ -1,0 +1,271 @@
+/*
+ * src_pg.c - the PostgreSQL outbox source, by polling (docs/outbox.md).
+ *
+ * Ids come from a sequence when a row is inserted, but transactions commit
+ * in any order: a row with a lower id can become visible after a higher one,
+ * so reading `WHERE id > position` would skip it. Instead every row carries
+ * the id of its writing transaction (xid8, column default
+ * pg_current_xact_id()), and the relay reads in (xid, id) order only the rows
+ * whose transaction is older than every transaction still running
+ * (xid < pg_snapshot_xmin(pg_current_snapshot())): those are final, and any
+ * row that commits later has a larger xid. The position is the pair.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "source.h"
+
+struct fr_source {
+    PGconn *db;
+    char name[256];
+    char table[65];
+    PGresult *last; /* the rows of the last read point into it */
+    fr_row_t *rows;
+    ferry_header_t *hdr;
+    size_t cap_rows, cap_hdr;
+};
+
+static int
+s_fail(PGconn *db, char *err, size_t errlen, const char *what)
+{
+    const char *m = db ? PQerrorMessage(db) : "out of memory";
+    size_t len = strlen(m);
+    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+        len--;
+    snprintf(err, errlen, "postgresql: %s: %.*s", what, (int)len, m);
+    return -1;
+}
+
+static bool
+s_ident_ok(const char *t)
+{
+    if (!t || !*t || strlen(t) > 63)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    return true;
+}
+
+static void
+s_close(fr_source_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    fr_source_t *s = *sp;
+    PQclear(s->last);
+    PQfinish(s->db);
+    free(s->rows);
+    free(s->hdr);
+    free(s);
+    *sp = NULL;
+}
+
+/* Runs a command that returns no rows. */
+static int
+s_exec(fr_source_t *s, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(s->db, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : s_fail(s->db, err, errlen, sql);
+}
+
+static int
+s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
+       size_t errlen)
+{
+    *out = NULL;
+    if (!s_ident_ok(table)) {
+        snprintf(err, errlen, "table name '%s' is not a plain lower-case identifier", table);
+        return -1;
+    }
+    fr_source_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return s_fail(NULL, err, errlen, "open");
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->table, sizeof s->table, "%s", table);
+    s->db = PQconnectdb(location);
+    if (PQstatus(s->db) != CONNECTION_OK) {
+        s_fail(s->db, err, errlen, "cannot connect");
+        s_close(&s);
+        return -1;
+    }
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT id, xid, aggregate_type, aggregate_id, event_type, payload, "
+                              "headers, created_at FROM %s LIMIT 0",
+             table);
+    PGresult *r = PQexec(s->db, sql);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (!ok) {
+        s_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/postgres.sql)");
+        s_close(&s);
+        return -1;
+    }
+    if (s_exec(s,
+               "CREATE TABLE IF NOT EXISTS ferry_relay_position (source TEXT PRIMARY KEY, "
+               "last_id BIGINT NOT NULL, last_xid XID8 NOT NULL DEFAULT '0')",
+               err, errlen) != 0 ||
+        s_exec(s,
+               "ALTER TABLE ferry_relay_position ADD COLUMN IF NOT EXISTS last_xid XID8 NOT NULL "
+               "DEFAULT '0'",
+               err, errlen) != 0) {
+        s_close(&s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
+{
+    *pos = (fr_pos_t){0, 0};
+    const char *params[1] = {s->name};
+    PGresult *r = PQexecParams(s->db,
+                               "SELECT last_xid::text, last_id FROM ferry_relay_position "
+                               "WHERE source = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return s_fail(s->db, err, errlen, "position");
+    }
+    if (PQntuples(r) == 1) {
+        pos->hi = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        pos->id = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int
+s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
+       size_t errlen)
+{
+    *n = 0;
+    char sql[1200], hi[24], id[24], lim[16];
+    snprintf(sql, sizeof sql,
+             "SELECT o.id, o.xid, o.aggregate_type, o.aggregate_id, o.event_type, o.payload, "
+             "(extract(epoch FROM o.created_at) * 1000)::int8, h.key, h.value "
+             "FROM (SELECT * FROM %s WHERE (xid, id) > ($1::xid8, $2::int8) "
+             "      AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
+             "      ORDER BY xid, id LIMIT $3::int8) o "
+             "LEFT JOIN LATERAL jsonb_each_text(o.headers) h ON true ORDER BY o.xid, o.id",
+             s->table);
+    snprintf(hi, sizeof hi, "%llu", (unsigned long long)after.hi);
+    snprintf(id, sizeof id, "%llu", (unsigned long long)after.id);
+    snprintf(lim, sizeof lim, "%zu", max);
+    const char *params[3] = {hi, id, lim};
+    PQclear(s->last);
+    s->last = PQexecParams(s->db, sql, 3, NULL, params, NULL, NULL, 1); /* binary results */
+    PGresult *r = s->last;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return s_fail(s->db, err, errlen, "read");
+    size_t tuples = (size_t)PQntuples(r);
+    if (tuples > s->cap_rows) {
+        fr_row_t *nr = realloc(s->rows, tuples * sizeof *nr);
+        ferry_header_t *nh = realloc(s->hdr, tuples * sizeof *nh);
+        if (nr)
+            s->rows = nr;
+        if (nh)
+            s->hdr = nh;
+        if (!nr || !nh)
+            return s_fail(NULL, err, errlen, "read");
+        s->cap_rows = s->cap_hdr = tuples;
+    }
+    /* One tuple per header (or one without): consecutive tuples of one row.
+     * Binary text values are not NUL-terminated, but libpq adds a NUL after
+     * every value it returns. */
+    size_t nh = 0;
+    for (size_t t = 0; t < tuples; t++) {
+        uint64_t rid = fy_be64_get((const uint8_t *)PQgetvalue(r, (int)t, 0));
+        fr_row_t *row = *n ? &s->rows[*n - 1] : NULL;
+        if (!row || row->id != rid) {
+            row = &s->rows[(*n)++];
+            memset(row, 0, sizeof *row);
+            row->id = rid;
+            row->hi = fy_be64_get((const uint8_t *)PQgetvalue(r, (int)t, 1));
+            row->aggregate_type = PQgetvalue(r, (int)t, 2);
+            row->aggregate_id = PQgetvalue(r, (int)t, 3);
+            row->event_type = PQgetvalue(r, (int)t, 4);
+            row->payload = PQgetvalue(r, (int)t, 5);
+            row->payload_len = (size_t)PQgetlength(r, (int)t, 5);
+            row->created_ms = fy_be64_get((const uint8_t *)PQgetvalue(r, (int)t, 6));
+            row->headers = s->hdr + nh;
+        }
+        if (!PQgetisnull(r, (int)t, 7)) {
+            s->hdr[nh].name = PQgetvalue(r, (int)t, 7);
+            s->hdr[nh].value = PQgetisnull(r, (int)t, 8) ? "" : PQgetvalue(r, (int)t, 8);
+            nh++;
+            row->header_count++;
+        }
+    }
+    *rows = s->rows;
+    return 0;
+}
+
+static int
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
+{
+    char hi[24], id[24], sql[300];
+    snprintf(hi, sizeof hi, "%llu", (unsigned long long)at.hi);
+    snprintf(id, sizeof id, "%llu", (unsigned long long)at.id);
+    const char *params[3] = {s->name, hi, id};
+    if (s_exec(s, "BEGIN", err, errlen) != 0)
+        return -1;
+    PGresult *r = PQexecParams(s->db,
+                               "INSERT INTO ferry_relay_position(source, last_xid, last_id) "
+                               "VALUES($1, $2::xid8, $3::int8) ON CONFLICT (source) DO UPDATE "
+                               "SET last_xid = excluded.last_xid, last_id = excluded.last_id",
+                               3, NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (ok && delete_rows) {
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE (xid, id) <= ($1::xid8, $2::int8)",
+                 s->table);
+        r = PQexecParams(s->db, sql, 2, NULL, params + 1, NULL, NULL, 0);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (!ok) {
+        s_fail(s->db, err, errlen, "record the position");
+        PQclear(PQexec(s->db, "ROLLBACK"));
+        return -1;
+    }
+    /* synchronous_commit (on by default): durable when COMMIT returns. */
+    return s_exec(s, "COMMIT", err, errlen);
+}
+
+static int
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
+       size_t errlen)
+{
+    *head = 0;
+    *oldest_ms = 0;
+    char sql[400], hi[24], id[24];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT COALESCE(MAX(id), 0) FROM %s), "
+             "(SELECT (extract(epoch FROM created_at) * 1000)::int8 FROM %s "
+             " WHERE (xid, id) > ($1::xid8, $2::int8) ORDER BY xid, id LIMIT 1)",
+             s->table, s->table);
+    snprintf(hi, sizeof hi, "%llu", (unsigned long long)after.hi);
+    snprintf(id, sizeof id, "%llu", (unsigned long long)after.id);
+    const char *params[2] = {hi, id};
+    PGresult *r = PQexecParams(s->db, sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return s_fail(s->db, err, errlen, "head");
+    }
+    *head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    if (!PQgetisnull(r, 0, 1))
+        *oldest_ms = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+const fr_source_ops_t fr_pg_source = {"pg", s_open, s_position, s_read, s_advance, s_head,
+                                      s_close};

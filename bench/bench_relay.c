@@ -30,6 +30,7 @@
 #include "ferry_outbox.h"
 #include "fixture.h"
 #include "harness.h"
+#include "pgserver.h"
 
 static uint64_t
 s_wall_ms(void)
@@ -238,6 +239,44 @@ main(int argc, char **argv)
     kill(relay, SIGTERM);
     waitpid(relay, NULL, 0);
     mdb_env_close(env);
+
+    /* PostgreSQL (polling): the same rows in one INSERT ... SELECT. */
+    fy_pg_t pg;
+    if (fy_pg_start(&pg) == 0) {
+        char sql[600];
+        snprintf(sql, sizeof sql,
+                 "\\i outbox-relay/sql/postgres.sql\n"
+                 "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
+                 "SELECT 'porder', 'agg-' || (i %% 500), 'E', decode(repeat('72', 128), 'hex') "
+                 "FROM generate_series(1, %zu) i;\n",
+                 n);
+        if (fy_pg_sql(&pg, sql) == 0) {
+            snprintf(src, sizeof src, "pg:%s", pg.conninfo);
+            t0 = fy_now_s();
+            relay = s_relay(src, d.endpoint, log);
+            char q[400];
+            snprintf(q, sizeof q,
+                     "psql -At '%s' -c 'SELECT COALESCE(MAX(last_id), 0) FROM "
+                     "ferry_relay_position' 2>/dev/null",
+                     pg.conninfo);
+            size_t pos = 0;
+            while (pos < n && fy_now_s() - t0 < 120) {
+                usleep(20000);
+                FILE *f = popen(q, "r");
+                char line[64] = "0";
+                if (f && fgets(line, sizeof line, f))
+                    pos = strtoul(line, NULL, 10);
+                if (f)
+                    pclose(f);
+            }
+            double pgs = fy_now_s() - t0;
+            printf("postgresql (polling): %zu rows relayed in %.2f s: %.0f rows/s\n", n, pgs,
+                   (double)n / pgs);
+            kill(relay, SIGTERM);
+            waitpid(relay, NULL, 0);
+        }
+        fy_pg_stop(&pg);
+    }
     free(l.lat);
     fy_ferryd_signal(&d, SIGTERM);
     fy_ferryd_cleanup(&d);

@@ -95,8 +95,9 @@ s_open(const char *location, const char *table, const char *name, fr_source_t **
         return -1;
     }
     char sql[600];
-    snprintf(sql, sizeof sql, "SELECT id, xid, aggregate_type, aggregate_id, event_type, payload, "
-                              "headers, created_at FROM %s LIMIT 0",
+    snprintf(sql, sizeof sql,
+             "SELECT id, xid, aggregate_type, aggregate_id, event_type, payload, "
+             "headers, created_at FROM %s LIMIT 0",
              table);
     PGresult *r = PQexec(s->db, sql);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -267,5 +268,4 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
     return 0;
 }
 
-const fr_source_ops_t fr_pg_source = {"pg", s_open, s_position, s_read, s_advance, s_head,
-                                      s_close};
+const fr_source_ops_t fr_pg_source = {"pg", s_open, s_position, s_read, s_advance, s_head, s_close};

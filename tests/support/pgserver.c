@@ -15,7 +15,6 @@
 
 #include "fixture.h"
 
-
 /* "runuser -u postgres -- " as root, "" otherwise. */
 static const char *
 s_as(void)

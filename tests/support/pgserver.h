@@ -9,8 +9,8 @@
 #define FY_PGSERVER_H
 
 typedef struct fy_pg {
-    char dir[256];      /* the temporary directory (data, socket, log) */
-    char bin[128];      /* /usr/lib/postgresql/<version>/bin */
+    char dir[256]; /* the temporary directory (data, socket, log) */
+    char bin[128]; /* /usr/lib/postgresql/<version>/bin */
     int port;
     char conninfo[300]; /* host=127.0.0.1 port=... user=ferry dbname=app */
     int started;

@@ -28,6 +28,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
 
@@ -50,13 +51,6 @@ struct bk_conn {
     char ack_group[16];
     char ack_stream[64];
 };
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- Ferry -------------------------------------------------------------- */
 
@@ -414,7 +408,7 @@ bk_redis_start(bk_redis_server_t *s, const char *appendfsync)
         } else if (rc) {
             redisFree(rc);
         }
-        s_sleep_ms(50);
+        fy_sleep_ms(50);
     }
     bk_redis_stop(s);
     return -1;

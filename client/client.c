@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "client_int.h"
+#include "clock.h"
 #include "conn.h"
 #include "envelope.h"
 
@@ -60,6 +61,7 @@ typedef struct s_pending {
     void *user;
     bool done;
     uint8_t *req;   /* envelope bytes, then the payload frame's bytes if any */
+    size_t req_cap; /* the slot's buffer, kept for the slot's next publish */
     size_t env_len; /* bytes of the envelope */
     size_t data_len;
     bool frame; /* a payload frame follows the envelope */
@@ -97,14 +99,6 @@ struct ferry_client {
     long long ping_out_ms; /* when that ping was sent */
     struct fy_rpc *rpc;    /* request/reply state (rpc.c), NULL until used */
 };
-
-static long long
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *
 s_strdup(const char *s)
@@ -406,8 +400,6 @@ s_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
         if (p->cid != cid || p->done)
             continue;
         p->done = true;
-        free(p->req);
-        p->req = NULL;
         if (p->cb)
             p->cb(self, cf, p->user);
         while (self->count > 0 && s_fifo_at(self, 0)->done) {
@@ -488,7 +480,7 @@ s_attempt(ferry_client_t *self)
         int e = errno;
         s_log(self, FERRY_LOG_WARN, "cannot open a connection to %s: %s",
               fy_conn_server(&self->conn), zmq_strerror(e));
-        fy_conn_lost(&self->conn, s_now_ms());
+        fy_conn_lost(&self->conn, fy_mono_ms());
         return e;
     }
     uint64_t cid = self->next_cid++;
@@ -496,11 +488,11 @@ s_attempt(ferry_client_t *self)
     if (fy_encode_hello(self->enc, cid, self->opts.name) != FERRY_OK ||
         zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
                  ZMQ_DONTWAIT) < 0) {
-        fy_conn_lost(&self->conn, s_now_ms());
+        fy_conn_lost(&self->conn, fy_mono_ms());
         return EIO;
     }
     self->hello_cid = cid;
-    self->hello_at = s_now_ms();
+    self->hello_at = fy_mono_ms();
     s_log(self, FERRY_LOG_INFO, "connecting to %s", fy_conn_server(&self->conn));
     return 0;
 }
@@ -515,7 +507,7 @@ s_lose(ferry_client_t *self, const char *reason)
     self->connected = false;
     self->hello_cid = 0;
     self->ping_out = false;
-    fy_conn_lost(&self->conn, s_now_ms());
+    fy_conn_lost(&self->conn, fy_mono_ms());
     if (was) {
         self->losses++;
         s_log(self, FERRY_LOG_WARN, "connection to %s lost: %s; %zu publishes to resend", server,
@@ -533,12 +525,10 @@ static ferry_status_t s_send(ferry_client_t *self, const void *const *payloads, 
 static ferry_status_t
 s_send_pending(ferry_client_t *self, const s_pending_t *p)
 {
-    const void *parts[1] = {p->req + p->env_len};
-    size_t lens[1] = {p->data_len};
-    self->last_send_ms = s_now_ms();
+    self->last_send_ms = fy_mono_ms();
     int more = p->frame ? ZMQ_SNDMORE : 0;
     if (zmq_send(self->conn.sock, p->req, p->env_len, more) < 0 ||
-        (p->frame && zmq_send(self->conn.sock, parts[0], lens[0], 0) < 0))
+        (p->frame && zmq_send(self->conn.sock, p->req + p->env_len, p->data_len, 0) < 0))
         return fy_client_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
     return FERRY_OK;
 }
@@ -557,7 +547,7 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
     }
     self->connected = true;
     self->ping_out = false;
-    self->last_send_ms = s_now_ms();
+    self->last_send_ms = fy_mono_ms();
     fy_conn_ok(&self->conn);
     bool again = self->ever_connected;
     self->ever_connected = true;
@@ -620,7 +610,7 @@ s_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
 static void
 s_tick(ferry_client_t *self)
 {
-    long long now = s_now_ms();
+    long long now = fy_mono_ms();
     if (self->conn.sock && fy_conn_dropped(&self->conn))
         s_lose(self, "connection dropped");
     if (!self->conn.sock && now >= self->conn.retry_at)
@@ -682,7 +672,7 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
             goal = S_WAIT_ANY;
             handled++;
         }
-        long long now = s_now_ms(), left = deadline - now;
+        long long now = fy_mono_ms(), left = deadline - now;
         if (left < 0 || (goal == S_WAIT_ANY && handled > 0))
             left = 0; /* S_WAIT_ANY: once something arrived, take only what waits */
         int hb = self->opts.heartbeat_ms;
@@ -703,17 +693,17 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
         if (got == 0) {
             /* The broker answers every ping: two heartbeats without a word
              * back means it is gone or hung. */
-            if (self->connected && self->ping_out && s_now_ms() - self->ping_out_ms >= 2LL * hb) {
+            if (self->connected && self->ping_out && fy_mono_ms() - self->ping_out_ms >= 2LL * hb) {
                 char why[96];
                 snprintf(why, sizeof why, "broker silent for %lld ms (no answer to a heartbeat)",
-                         s_now_ms() - self->ping_out_ms);
+                         fy_mono_ms() - self->ping_out_ms);
                 fy_client_fail(self, FERRY_ETIMEOUT, "%s", why);
                 s_lose(self, why);
                 continue;
             }
-            if (goal == S_WAIT_ANY && (handled > 0 || s_now_ms() >= deadline))
+            if (goal == S_WAIT_ANY && (handled > 0 || fy_mono_ms() >= deadline))
                 return FERRY_OK;
-            if (s_now_ms() >= deadline)
+            if (fy_mono_ms() >= deadline)
                 return goal == S_WAIT_CONNECTED || !self->connected
                            ? fy_client_fail(self, FERRY_EDISCONNECTED,
                                             "not connected to a broker (reconnecting)")
@@ -728,7 +718,6 @@ s_wait(ferry_client_t *self, s_goal_t goal, uint64_t cid, long long deadline, fy
             continue; /* not a reply we can read: nothing to match it to */
         if (self->hello_cid && r.cid == self->hello_cid) {
             s_on_hello(self, &r);
-            gen = goal == S_WAIT_CID ? gen : self->conn.gen;
             continue;
         }
         if (r.delivery) {
@@ -758,7 +747,7 @@ s_send(ferry_client_t *self, const void *const *payloads, const size_t *lens, si
 {
     if (!self->connected || !self->conn.sock)
         return fy_client_fail(self, FERRY_EDISCONNECTED, "not connected to a broker");
-    self->last_send_ms = s_now_ms();
+    self->last_send_ms = fy_mono_ms();
     int more = n ? ZMQ_SNDMORE : 0;
     if (zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc), more) < 0)
         return fy_client_fail(self, errno == EAGAIN ? FERRY_ETIMEOUT : FERRY_ECLOSED,
@@ -779,7 +768,7 @@ s_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, con
 {
     if (self->in_handler)
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
-    long long deadline = s_now_ms() + self->opts.timeout_ms + extra_ms;
+    long long deadline = fy_mono_ms() + self->opts.timeout_ms + extra_ms;
     ferry_status_t st;
     if (!self->connected) {
         /* The wait may encode (resubscribe, resend, acks): keep the request. */
@@ -856,16 +845,16 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     /* Every server once: the first that answers the hello (with
      * retry_connect only a moment: the client goes on trying by itself). */
     long long deadline =
-        s_now_ms() + (opts->retry_connect
-                          ? (opts->timeout_ms < 200 ? opts->timeout_ms : 200)
-                          : (long long)opts->timeout_ms * (long long)opts->nservers);
+        fy_mono_ms() + (opts->retry_connect
+                            ? (opts->timeout_ms < 200 ? opts->timeout_ms : 200)
+                            : (long long)opts->timeout_ms * (long long)opts->nservers);
     if (s_attempt(self) == EINVAL) {
         st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s'",
                             opts->servers[0] ? opts->servers[0] : "");
         goto done;
     }
     fy_reply_t rep;
-    while (!self->connected && s_now_ms() < deadline && !self->last_error[0])
+    while (!self->connected && fy_mono_ms() < deadline && !self->last_error[0])
         s_wait(self, S_WAIT_CONNECTED, 0, deadline, &rep);
     if (self->connected) {
         st = FERRY_OK;
@@ -901,10 +890,11 @@ ferry_client_destroy(ferry_client_t **self_p)
         s_pending_t *p = s_fifo_at(self, 0);
         self->head = (self->head + 1) % self->opts.window;
         self->count--;
-        free(p->req);
         if (!p->done && p->cb)
             p->cb(self, &cf, p->user);
     }
+    for (size_t i = 0; self->fifo && i < self->opts.window; i++)
+        free(self->fifo[i].req);
     fy_rpc_destroy(self);
     s_drop_reply(self);
     if (self->connected && self->nsubs) {
@@ -967,7 +957,7 @@ ferry_client_next_timeout_ms(const ferry_client_t *self)
         return 0;
     if (!self->connected)
         return 50;
-    long long idle = s_now_ms() - self->last_send_ms, hb = self->opts.heartbeat_ms;
+    long long idle = fy_mono_ms() - self->last_send_ms, hb = self->opts.heartbeat_ms;
     long long t = hb - idle;
     return t < 10 ? 10 : t > hb ? (int)hb : (int)t;
 }
@@ -1188,20 +1178,26 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
     if (self->count == self->opts.window)
         return s_send(self, &data, &msg->len, inl ? 0 : 1);
     size_t env = fy_encoder_len(self->enc), extra = inl ? 0 : msg->len;
-    uint8_t *req = malloc(env + extra + 1);
-    if (!req)
-        return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
-    memcpy(req, fy_encoder_data(self->enc), env);
+    /* Each window slot keeps its buffer: no allocation per publish once warm. */
+    s_pending_t *p = s_fifo_at(self, self->count);
+    if (env + extra > p->req_cap) {
+        uint8_t *req = realloc(p->req, env + extra);
+        if (!req)
+            return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
+        p->req = req;
+        p->req_cap = env + extra;
+    }
+    memcpy(p->req, fy_encoder_data(self->enc), env);
     if (extra)
-        memcpy(req + env, data, extra);
-    s_pending_t *p = s_fifo_at(self, self->count++);
-    *p = (s_pending_t){.cid = cid,
-                       .cb = cb,
-                       .user = user,
-                       .req = req,
-                       .env_len = env,
-                       .data_len = extra,
-                       .frame = !inl};
+        memcpy(p->req + env, data, extra);
+    self->count++;
+    p->cid = cid;
+    p->cb = cb;
+    p->user = user;
+    p->done = false;
+    p->env_len = env;
+    p->data_len = extra;
+    p->frame = !inl;
     /* Not connected: it waits in the window and goes out after the hello. */
     if (self->connected && s_send_pending(self, p) != FERRY_OK)
         s_lose(self, "send failed");
@@ -1230,7 +1226,7 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
                                         self->count);
         /* Window full: process confirms until a slot frees. */
         fy_reply_t unused;
-        st = s_wait(self, S_WAIT_SLOT, 0, s_now_ms() + self->opts.timeout_ms, &unused);
+        st = s_wait(self, S_WAIT_SLOT, 0, fy_mono_ms() + self->opts.timeout_ms, &unused);
         if (st == FERRY_ETIMEOUT || st == FERRY_EDISCONNECTED)
             return self->connected
                        ? fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full")
@@ -1279,7 +1275,7 @@ ferry_client_poll(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    ferry_status_t st = s_wait(self, S_WAIT_ANY, 0, s_now_ms() + timeout_ms, &unused);
+    ferry_status_t st = s_wait(self, S_WAIT_ANY, 0, fy_mono_ms() + timeout_ms, &unused);
     if (self->rpc)
         fy_rpc_expire(self);
     return st;
@@ -1291,7 +1287,7 @@ ferry_client_flush(ferry_client_t *self, int timeout_ms)
     if (!self || timeout_ms < 0)
         return FERRY_EINVAL;
     fy_reply_t unused;
-    ferry_status_t st = s_wait(self, S_WAIT_EMPTY, 0, s_now_ms() + timeout_ms, &unused);
+    ferry_status_t st = s_wait(self, S_WAIT_EMPTY, 0, fy_mono_ms() + timeout_ms, &unused);
     if (self->rpc)
         fy_rpc_expire(self);
     return st;
@@ -1579,7 +1575,7 @@ s_send_nowait(ferry_client_t *self)
 static void
 s_heartbeat(ferry_client_t *self)
 {
-    long long now = s_now_ms();
+    long long now = fy_mono_ms();
     if (now - self->last_send_ms < self->opts.heartbeat_ms)
         return;
     fy_encoder_reset(self->enc);

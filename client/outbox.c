@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "bytes.h"
+#include "clock.h"
 #include "ferry_outbox.h"
 
 static ferry_status_t
@@ -70,11 +71,8 @@ ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi, const ferry_outbox_event_t *ev, uint
     if (rc)
         return s_mdb(rc);
     uint64_t created = ev->created_ms;
-    if (!created) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        created = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    }
+    if (!created)
+        created = fy_wall_ms();
     uint8_t *p = v.mv_data;
     size_t lt = strlen(ev->aggregate_type), li = strlen(ev->aggregate_id),
            le = strlen(ev->event_type);

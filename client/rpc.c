@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client_int.h"
+#include "clock.h"
 #include "envelope.h"
 
 #define S_INBOX_AGE_MS 60000 /* replies nobody collected are removed after this */
@@ -42,14 +43,6 @@ struct fy_rpc {
     ferry_status_t status;
     ferry_stored_message_t *reply; /* fy_msgs_clone block */
 };
-
-static long long
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct fy_rpc *
 s_rpc(ferry_client_t *c)
@@ -109,7 +102,7 @@ s_inbox(ferry_client_t *c, struct fy_rpc *rpc)
         return FERRY_OK;
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (uint64_t)s_now_ms() * 2654435761u ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)rpc;
+        r = (uint64_t)fy_mono_ms() * 2654435761u ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)rpc;
     char name[32];
     snprintf(name, sizeof name, "_inbox.%016llx", (unsigned long long)r);
     ferry_topic_config_t cfg = {.max_age_ms = S_INBOX_AGE_MS};
@@ -161,7 +154,7 @@ ferry_client_request_async(ferry_client_t *self, const char *topic, const ferry_
     req.headers = hdrs;
     req.header_count = nh;
     rpc->reqs[rpc->nreqs++] =
-        (s_req_t){.corr = corr, .deadline_ms = s_now_ms() + timeout_ms, .cb = cb, .user = user};
+        (s_req_t){.corr = corr, .deadline_ms = fy_mono_ms() + timeout_ms, .cb = cb, .user = user};
     st =
         ferry_client_publish_async(self, topic, &req, s_request_confirmed, (void *)(uintptr_t)corr);
     if (st) {
@@ -198,9 +191,9 @@ ferry_client_request(ferry_client_t *self, const char *topic, const ferry_messag
     ferry_status_t st = ferry_client_request_async(self, topic, msg, timeout_ms, s_block_done, rpc);
     if (st)
         return st;
-    long long deadline = s_now_ms() + timeout_ms;
+    long long deadline = fy_mono_ms() + timeout_ms;
     while (!rpc->done) {
-        long long left = deadline - s_now_ms();
+        long long left = deadline - fy_mono_ms();
         st = ferry_client_poll(self, left > 0 ? (int)left : 0);
         if (st && !rpc->done) {
             s_req_t gone;
@@ -223,7 +216,7 @@ fy_rpc_expire(ferry_client_t *c)
     struct fy_rpc *rpc = *fy_client_rpc(c);
     if (!rpc || rpc->nreqs == 0)
         return;
-    long long now = s_now_ms();
+    long long now = fy_mono_ms();
     for (size_t i = 0; i < rpc->nreqs;) {
         if (rpc->reqs[i].deadline_ms > now) {
             i++;

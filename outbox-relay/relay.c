@@ -32,10 +32,12 @@ typedef struct {
     /* Rows in publish order; retired from the head once confirmed. */
     s_flight_t ring[S_RING];
     size_t head, count;
-    fr_pos_t sent_pos; /* the last row handed to the broker */
-    fr_pos_t done_pos; /* every row up to here is in the broker (or dead-lettered) */
-    bool trouble;      /* a transient failure: drain, record, read again */
-    uint64_t retired;  /* rows retired since the position was last recorded */
+    fr_pos_t sent_pos;    /* the last row handed to the broker */
+    fr_pos_t done_pos;    /* every row up to here is in the broker (or dead-lettered) */
+    bool trouble;         /* a transient failure: drain, record, read again */
+    time_t created_sec;   /* the second created_day is formatted for */
+    char created_day[24]; /* "YYYY-MM-DDTHH:MM:SS" of created_sec */
+    uint64_t retired;     /* rows retired since the position was last recorded */
     long long recorded_at;
     fr_source_t *src;
     char topics[S_TOPICS_MAX][FERRY_NAME_MAX + 1]; /* declared already */
@@ -45,13 +47,6 @@ typedef struct {
     uint64_t published, duplicates, dead, batches;
     long long last_stats;
 } s_relay_t;
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* logfmt lines on stderr, like ferryd's. */
 static void
@@ -148,7 +143,7 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
         st = ferry_client_publish(r->c, r->cfg->dlq_topic, &m, NULL);
     }
     if (st != FERRY_OK)
-        return st == FERRY_OK ? 0 : 1; /* 1: try again later */
+        return 1; /* try again later */
     r->dead++;
     s_log("warn", "poison row dead-lettered", "id=%llu topic=%s code=%s dlq=%s",
           (unsigned long long)row->id, topic, ferry_errname(why), r->cfg->dlq_topic);
@@ -270,12 +265,17 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
     if (st == FERRY_OK) {
         ferry_header_t h[S_HEADERS_MAX];
         size_t nh = 0;
-        char created[40];
+        /* Rows come in bursts from one second: format the date once per second. */
         time_t secs = (time_t)(row->created_ms / 1000);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        size_t cl = strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(created + cl, sizeof created - cl, ".%03uZ", (unsigned)(row->created_ms % 1000));
+        if (secs != r->created_sec || !r->created_day[0]) {
+            struct tm tm;
+            gmtime_r(&secs, &tm);
+            strftime(r->created_day, sizeof r->created_day, "%Y-%m-%dT%H:%M:%S", &tm);
+            r->created_sec = secs;
+        }
+        char created[40];
+        snprintf(created, sizeof created, "%s.%03uZ", r->created_day,
+                 (unsigned)(row->created_ms % 1000));
         h[nh++] = (ferry_header_t){"event_type", row->event_type};
         h[nh++] = (ferry_header_t){"created_at", created};
         for (size_t j = 0; j < row->header_count && nh < S_HEADERS_MAX; j++)
@@ -317,7 +317,6 @@ s_turn(s_relay_t *r)
         ferry_client_flush(r->c, 1000);
         if (ferry_client_in_flight(r->c) > 0)
             return 1;
-        r->trouble = false;
         if (s_retire(r, true) < 0)
             return -1;
         s_record(r, true);
@@ -381,7 +380,7 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
         }
         s_log("warn", "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
               backoff);
-        s_sleep_ms(backoff);
+        fy_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
     ferry_options_destroy(&o);

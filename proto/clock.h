@@ -1,7 +1,7 @@
 /*
  * clock.h - the two clocks Ferry's programs read: monotonic milliseconds for
  * timeouts and intervals, wall-clock milliseconds since the Unix epoch for
- * what is stored or shown.
+ * what is stored or shown; and a sleep in milliseconds.
  */
 #ifndef FY_CLOCK_H
 #define FY_CLOCK_H
@@ -23,6 +23,13 @@ fy_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline void
+fy_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
 #include "harness.h"
@@ -53,13 +54,6 @@ s_publish_n(ferry_client_t *c, const char *topic, size_t n)
         assert_int_equal(ferry_client_publish_async(c, topic, &m, NULL, NULL), FERRY_OK);
     }
     assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
-}
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void
@@ -113,7 +107,7 @@ test_push_respects_credit(void **state)
     s_rec_t r = {.action = FERRY_MSG_ACK};
     assert_int_equal(ferry_client_subscribe(c, "pt", "s", 10, s_handler, &r, NULL), FERRY_OK);
     /* Give the broker time to send everything it may: one delivery of 10. */
-    s_sleep_ms(300);
+    fy_sleep_ms(300);
     assert_int_equal(ferry_client_poll(c, 0), FERRY_OK);
     assert_int_equal(r.calls, 10);
     /* Processing them tops the credit up: the rest follows. */

@@ -27,18 +27,12 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
 #include "harness.h"
 
 typedef fy_fx_t fx_t;
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- publishing through three kills -------------------------------------- */
 
@@ -57,9 +51,9 @@ s_killer(void *arg)
     s_killer_t *k = arg;
     for (int i = 0; i < 3; i++) {
         while (atomic_load(&k->sent) < k->kill_at[i])
-            s_sleep_ms(1);
+            fy_sleep_ms(1);
         fy_ferryd_signal(k->d, SIGKILL);
-        s_sleep_ms(50 + 100 * i); /* down for a moment: the client buffers */
+        fy_sleep_ms(50 + 100 * i); /* down for a moment: the client buffers */
         if (fy_ferryd_start(k->d) != 0) {
             atomic_store(&k->failed, 1);
             return NULL;
@@ -69,7 +63,7 @@ s_killer(void *arg)
     /* The fixture's ferryd dies with the thread that started it
      * (PR_SET_PDEATHSIG): stay until the test is done with it. */
     while (!atomic_load(&k->done))
-        s_sleep_ms(5);
+        fy_sleep_ms(5);
     return NULL;
 }
 

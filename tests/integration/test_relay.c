@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "ferry_outbox.h"
 #include "fixture.h"
@@ -43,13 +44,6 @@ typedef fy_fx_t fx_t;
 
 #define S_WRITERS    8
 #define S_AGGREGATES 500
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void
 s_exec(sqlite3 *db, const char *sql)
@@ -63,13 +57,9 @@ s_exec(sqlite3 *db, const char *sql)
 static void
 s_make_db(const char *path)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char cmd[600];
+    char cmd[600], out[256];
     snprintf(cmd, sizeof cmd, "sqlite3 '%s' < '%s/outbox-relay/sql/sqlite.sql' >/dev/null", path,
              getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".");
-    sqlite3_close(db);
-    char out[256];
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
 }
 
@@ -133,7 +123,7 @@ s_wait_started(const char *log, pid_t pid)
         fy_run(cmd, out, sizeof out);
         if (atoi(out) >= 1)
             return;
-        s_sleep_ms(10);
+        fy_sleep_ms(10);
     }
     fail_msg("relay %d did not start (%s)", (int)pid, log);
 }
@@ -178,7 +168,7 @@ s_caught_up(const char *db, int timeout_ms)
             s_query_u64(db, "SELECT COALESCE(MAX(last_id), 0) FROM ferry_relay_position");
         if (head > 0 && pos >= head)
             return true;
-        s_sleep_ms(20);
+        fy_sleep_ms(20);
     }
     return false;
 }
@@ -238,7 +228,7 @@ s_write(void *arg)
         if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
             wr->failed = 1;
         atomic_fetch_add(wr->written, tx);
-        s_sleep_ms(1); /* spread the writes over the kills */
+        fy_sleep_ms(1); /* spread the writes over the kills */
     }
     sqlite3_finalize(ins);
     sqlite3_close(db);
@@ -295,7 +285,7 @@ test_relay_survives_kills(void **state)
     unsigned seed = (unsigned)time(NULL);
     int kills = 0;
     while (atomic_load(&written) < events || kills < 5) {
-        s_sleep_ms(100 + (int)(rand_r(&seed) % 400));
+        fy_sleep_ms(100 + (int)(rand_r(&seed) % 400));
         assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
         kills++;
         relay = s_relay_start(db, fx->d.endpoint, log, NULL);
@@ -367,7 +357,7 @@ test_broker_away_then_back(void **state)
     ferry_client_destroy(&fx->c);
     assert_true(fy_ferryd_signal(&fx->d, SIGKILL) >= 0);
     pid_t relay = s_relay_start(db, fx->d.endpoint, log, NULL);
-    s_sleep_ms(700);
+    fy_sleep_ms(700);
     s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
               "('order', 'o-1', 'Paid', 'late')");
     sqlite3_close(h);
@@ -430,7 +420,7 @@ s_lwrite(void *arg)
             wr->failed = 1;
         done += k;
         atomic_fetch_add(wr->written, k);
-        s_sleep_ms(1);
+        fy_sleep_ms(1);
     }
     return NULL;
 }
@@ -491,7 +481,7 @@ test_lmdb_relay_survives_kills(void **state)
     unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
     int kills = 0;
     while (atomic_load(&written) < events || kills < 5) {
-        s_sleep_ms(100 + (int)(rand_r(&seed) % 400));
+        fy_sleep_ms(100 + (int)(rand_r(&seed) % 400));
         assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
         kills++;
         relay = s_relay_start(dir, fx->d.endpoint, log, NULL);
@@ -507,7 +497,7 @@ test_lmdb_relay_survives_kills(void **state)
     assert_int_equal(head, events);
     long long until = fy_now_ms() + 60000;
     while (s_lmdb_u64(env, FERRY_OUTBOX_POS_DB, 0) < head && fy_now_ms() < until)
-        s_sleep_ms(20);
+        fy_sleep_ms(20);
     assert_int_equal(s_lmdb_u64(env, FERRY_OUTBOX_POS_DB, 0), head);
     s_wait_started(log, relay);
     int status = s_relay_stop(relay, SIGTERM);
@@ -682,7 +672,7 @@ test_pg_relay_survives_kills(void **state)
     unsigned seed = (unsigned)time(NULL) ^ 0x3c3c;
     int kills = 0;
     while (atomic_load(&written) < events || kills < 5) {
-        s_sleep_ms(100 + (int)(rand_r(&seed) % 400));
+        fy_sleep_ms(100 + (int)(rand_r(&seed) % 400));
         assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
         kills++;
         relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
@@ -700,7 +690,7 @@ test_pg_relay_survives_kills(void **state)
     while (fy_now_ms() < until &&
            s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox o, ferry_relay_position p "
                                  "WHERE (o.xid, o.id) > (p.last_xid, p.last_id)") > 0)
-        s_sleep_ms(20);
+        fy_sleep_ms(20);
     assert_int_equal(s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox o, ferry_relay_position p "
                                            "WHERE (o.xid, o.id) > (p.last_xid, p.last_id)"),
                      0);
@@ -733,7 +723,7 @@ test_pg_late_commit_is_not_skipped(void **state)
     snprintf(sql, sizeof sql, ins, "fast", "fast");
     assert_true(s_pg_ok(b, PQexec(b, sql))); /* id 2, committed */
     pid_t relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
-    s_sleep_ms(800);
+    fy_sleep_ms(800);
     ferry_topic_info_t info;
     ferry_status_t st = ferry_client_info(fx->c, "order", &info);
     /* Nothing yet: the committed row waits behind the open transaction. */
@@ -741,7 +731,7 @@ test_pg_late_commit_is_not_skipped(void **state)
     assert_true(s_pg_ok(a, PQexec(a, "COMMIT")));
     long long until = fy_now_ms() + 20000;
     do {
-        s_sleep_ms(20);
+        fy_sleep_ms(20);
         st = ferry_client_info(fx->c, "order", &info);
     } while ((st != FERRY_OK || info.messages < 2) && fy_now_ms() < until);
     assert_int_equal(info.messages, 2);

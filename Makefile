@@ -31,7 +31,7 @@ CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c cl
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay.c \
-              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c outbox-relay/src_pg.c
+              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c tests/support/pgserver.c
 
@@ -93,7 +93,7 @@ $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
 
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih libpq 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih libpq jansson 2>/dev/null) -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)

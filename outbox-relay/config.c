@@ -61,6 +61,10 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, char *err, siz
         return s_copy(c->broker, sizeof c->broker, v, key, err, errlen);
     if (!strcmp(key, "topic-template"))
         return s_copy(c->tmpl, sizeof c->tmpl, v, key, err, errlen);
+    if (!strcmp(key, "slot"))
+        return s_copy(c->slot, sizeof c->slot, v, key, err, errlen);
+    if (!strcmp(key, "publication"))
+        return s_copy(c->publication, sizeof c->publication, v, key, err, errlen);
     if (!strcmp(key, "dlq-topic"))
         return s_copy(c->dlq, sizeof c->dlq, v, key, err, errlen);
     if (!strcmp(key, "on-publish") && (!strcmp(v, "keep") || !strcmp(v, "delete")))
@@ -89,7 +93,9 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
     const char *colon = strchr(c->source, ':');
     size_t kind = colon ? (size_t)(colon - c->source) : 0;
     if (!c->source[0]) {
-        snprintf(err, errlen, "a source is required (source = sqlite:PATH or lmdb:DIR)");
+        snprintf(err, errlen,
+                 "a source is required (source = sqlite:PATH, lmdb:DIR, pg:CONNINFO "
+                 "or pg-logical:CONNINFO)");
         return -1;
     }
     if (kind == 6 && !strncmp(c->source, "sqlite", 6))
@@ -98,8 +104,12 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
         g->ops = &fr_lmdb_source;
     else if (kind == 2 && !strncmp(c->source, "pg", 2))
         g->ops = &fr_pg_source;
+    else if (kind == 10 && !strncmp(c->source, "pg-logical", 10))
+        g->ops = &fr_pglog_source;
     else {
-        snprintf(err, errlen, "unknown source '%s' (sqlite:PATH, lmdb:DIR or pg:CONNINFO)",
+        snprintf(err, errlen,
+                 "unknown source '%s' (sqlite:PATH, lmdb:DIR, pg:CONNINFO or "
+                 "pg-logical:CONNINFO)",
                  c->source);
         return -1;
     }
@@ -115,6 +125,8 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
     g->name = c->name;
     g->topic_template = c->tmpl;
     g->dlq_topic = c->dlq;
+    g->slot = c->slot;
+    g->publication = c->publication;
     return 0;
 }
 

@@ -24,11 +24,14 @@ static void
 s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry-relay --source sqlite:PATH|lmdb:DIR|pg:CONNINFO [options]\n"
+            "usage: ferry-relay --source sqlite:PATH|lmdb:DIR|pg:CONNINFO|pg-logical:CONNINFO\n"
+            "                   [options]\n"
             "       ferry-relay --config FILE [options]\n"
             "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db, or lmdb:/path/to/env\n"
             "                           (the service's LMDB environment, ferry_outbox.h), or\n"
-            "                           pg:'host=... dbname=...' (PostgreSQL, polling)\n"
+            "                           pg:'host=... dbname=...' (PostgreSQL, polling), or\n"
+            "                           pg-logical:'host=... dbname=...' (PostgreSQL, tailing\n"
+            "                           the log through a logical replication slot)\n"
             "  --config FILE            INI file: [relay] settings for all sources, then one\n"
             "                           [source NAME] section per source (docs/outbox.md);\n"
             "                           options given as well override the file\n"
@@ -40,6 +43,10 @@ s_usage(FILE *out)
             "  --topic-template T       topic per row, {aggregate_type} replaced\n"
             "                           (default {aggregate_type})\n"
             "  --on-publish keep|delete keep published rows (position only) or delete them\n"
+            "  --slot NAME              pg-logical: replication slot, created when missing\n"
+            "                           (default ferry_relay_<name>)\n"
+            "  --publication NAME       pg-logical: publication of the outbox table, created\n"
+            "                           when missing (default ferry_outbox)\n"
             "  --on-poison dlq|stop     a row the broker refuses for good: dead-letter it\n"
             "                           (default) or stop\n"
             "  --dlq-topic T            dead-letter topic (default ferry-relay.dlq)\n"

@@ -354,7 +354,9 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
     r->cfg = cfg;
     char err[256];
     int rc = 1;
-    if (cfg->ops->open(cfg->location, cfg->table, cfg->name, &r->src, err, sizeof err) != 0 ||
+    fr_source_args_t args = {cfg->location, cfg->table,       cfg->name,
+                             cfg->slot,     cfg->publication, cfg->delete_published};
+    if (cfg->ops->open(&args, &r->src, err, sizeof err) != 0 ||
         cfg->ops->position(r->src, &r->pos, err, sizeof err) != 0) {
         s_log("error", "cannot open the source", "source=%s location=%s detail=\"%s\"",
               cfg->ops->kind, cfg->location, err);

@@ -24,6 +24,8 @@ typedef struct fr_config {
     const char *location;       /* the source's file or connection string */
     const char *table;          /* the outbox table */
     const char *name;           /* source name: position key and message id prefix */
+    const char *slot;           /* pg-logical: replication slot ("" = ferry_relay_<name>) */
+    const char *publication;    /* pg-logical: publication ("" = ferry_outbox) */
     const char *topic_template; /* "{aggregate_type}", optionally with a prefix/suffix */
     bool delete_published;      /* --on-publish delete */
     fr_poison_t on_poison;      /* a row the broker refuses for good */

@@ -42,12 +42,20 @@ typedef struct fr_row {
 
 typedef struct fr_source fr_source_t;
 
+/** What a source is opened with. */
+typedef struct fr_source_args {
+    const char *location;    /* file, directory or connection string */
+    const char *table;       /* the outbox table (or LMDB database) */
+    const char *name;        /* source name: the relay position's key */
+    const char *slot;        /* pg-logical: replication slot ("" = from name) */
+    const char *publication; /* pg-logical: publication ("" = ferry_outbox) */
+    bool delete_rows;        /* --on-publish delete */
+} fr_source_args_t;
+
 typedef struct fr_source_ops {
     const char *kind; /* "sqlite", "lmdb", ... */
-    /** Opens the source at @p location for relay position name @p name.
-     *  @return 0, or -1 with a sentence in err. */
-    int (*open)(const char *location, const char *table, const char *name, fr_source_t **out,
-                char *err, size_t errlen);
+    /** Opens the source. @return 0, or -1 with a sentence in err. */
+    int (*open)(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen);
     /** The last position recorded as published ({0, 0}: none). */
     int (*position)(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen);
     /** Up to @p max rows after @p after, in reading order. */
@@ -65,5 +73,6 @@ typedef struct fr_source_ops {
 extern const fr_source_ops_t fr_sqlite_source;
 extern const fr_source_ops_t fr_lmdb_source;
 extern const fr_source_ops_t fr_pg_source;
+extern const fr_source_ops_t fr_pglog_source;
 
 #endif

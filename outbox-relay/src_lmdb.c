@@ -72,9 +72,9 @@ s_events(fr_source_t *s, MDB_txn *txn)
 }
 
 static int
-s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
-       size_t errlen)
+s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
 {
+    const char *location = a->location, *table = a->table, *name = a->name;
     (void)table; /* the database name is fixed: FERRY_OUTBOX_DB */
     *out = NULL;
     fr_source_t *s = calloc(1, sizeof *s);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "pgutil.h"
 #include "source.h"
 
 struct fr_source {
@@ -27,28 +28,6 @@ struct fr_source {
     ferry_header_t *hdr;
     size_t cap_rows, cap_hdr;
 };
-
-static int
-s_fail(PGconn *db, char *err, size_t errlen, const char *what)
-{
-    const char *m = db ? PQerrorMessage(db) : "out of memory";
-    size_t len = strlen(m);
-    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-        len--;
-    snprintf(err, errlen, "postgresql: %s: %.*s", what, (int)len, m);
-    return -1;
-}
-
-static bool
-s_ident_ok(const char *t)
-{
-    if (!t || !*t || strlen(t) > 63)
-        return false;
-    for (const char *p = t; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return false;
-    return true;
-}
 
 static void
 s_close(fr_source_t **sp)
@@ -71,26 +50,26 @@ s_exec(fr_source_t *s, const char *sql, char *err, size_t errlen)
     PGresult *r = PQexec(s->db, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
-    return ok ? 0 : s_fail(s->db, err, errlen, sql);
+    return ok ? 0 : fr_pg_fail(s->db, err, errlen, sql);
 }
 
 static int
-s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
-       size_t errlen)
+s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
 {
+    const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
-    if (!s_ident_ok(table)) {
+    if (!fr_pg_ident_ok(table)) {
         snprintf(err, errlen, "table name '%s' is not a plain lower-case identifier", table);
         return -1;
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
-        return s_fail(NULL, err, errlen, "open");
+        return fr_pg_fail(NULL, err, errlen, "open");
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->table, sizeof s->table, "%s", table);
     s->db = PQconnectdb(location);
     if (PQstatus(s->db) != CONNECTION_OK) {
-        s_fail(s->db, err, errlen, "cannot connect");
+        fr_pg_fail(s->db, err, errlen, "cannot connect");
         s_close(&s);
         return -1;
     }
@@ -103,7 +82,7 @@ s_open(const char *location, const char *table, const char *name, fr_source_t **
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     if (!ok) {
-        s_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/postgres.sql)");
+        fr_pg_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/postgres.sql)");
         s_close(&s);
         return -1;
     }
@@ -133,7 +112,7 @@ s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
                                1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        return s_fail(s->db, err, errlen, "position");
+        return fr_pg_fail(s->db, err, errlen, "position");
     }
     if (PQntuples(r) == 1) {
         pos->hi = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
@@ -165,7 +144,7 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
     s->last = PQexecParams(s->db, sql, 3, NULL, params, NULL, NULL, 1); /* binary results */
     PGresult *r = s->last;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return s_fail(s->db, err, errlen, "read");
+        return fr_pg_fail(s->db, err, errlen, "read");
     size_t tuples = (size_t)PQntuples(r);
     if (tuples > s->cap_rows) {
         fr_row_t *nr = realloc(s->rows, tuples * sizeof *nr);
@@ -175,7 +154,7 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
         if (nh)
             s->hdr = nh;
         if (!nr || !nh)
-            return s_fail(NULL, err, errlen, "read");
+            return fr_pg_fail(NULL, err, errlen, "read");
         s->cap_rows = s->cap_hdr = tuples;
     }
     /* One tuple per header (or one without): consecutive tuples of one row.
@@ -233,7 +212,7 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errle
         PQclear(r);
     }
     if (!ok) {
-        s_fail(s->db, err, errlen, "record the position");
+        fr_pg_fail(s->db, err, errlen, "record the position");
         PQclear(PQexec(s->db, "ROLLBACK"));
         return -1;
     }
@@ -259,7 +238,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
     PGresult *r = PQexecParams(s->db, sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        return s_fail(s->db, err, errlen, "head");
+        return fr_pg_fail(s->db, err, errlen, "head");
     }
     *head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     if (!PQgetisnull(r, 0, 1))

@@ -60,9 +60,9 @@ s_ident_ok(const char *t)
 }
 
 static int
-s_open(const char *location, const char *table, const char *name, fr_source_t **out, char *err,
-       size_t errlen)
+s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
 {
+    const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
     if (!s_ident_ok(table)) {
         snprintf(err, errlen, "table name '%s' is not a plain identifier", table ? table : "");

@@ -412,5 +412,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_too_big_frame_drops_only_that_peer, s_setup,
                                         s_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("badinput", tests, NULL, NULL);
 }

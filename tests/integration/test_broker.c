@@ -589,5 +589,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("broker", tests, NULL, NULL);
 }

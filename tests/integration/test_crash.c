@@ -195,5 +195,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_loses_no_confirmed_message, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
 }

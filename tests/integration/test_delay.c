@@ -148,5 +148,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_delays_are_kept, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_delays_survive_kill9, fy_fx_setup, fy_fx_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("delay", tests, NULL, NULL);
 }

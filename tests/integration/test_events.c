@@ -248,5 +248,7 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli_events_and_requests, fy_fx_setup, fy_fx_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("events", tests, NULL, NULL);
 }

@@ -459,5 +459,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_external_poll_loop, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_misuse_returns_status, fy_fx_setup, fy_fx_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("reconnect", tests, NULL, NULL);
 }

@@ -93,8 +93,9 @@ s_relay_start(const char *db, const char *endpoint, const char *log, const char 
             close(fd);
         }
         char source[512];
-        /* "pg:..." as is; a directory is an LMDB environment; else a SQLite file. */
-        if (!strncmp(db, "pg:", 3))
+        /* "pg:..." and "pg-logical:..." as they are; a directory is an LMDB
+         * environment; else a SQLite file. */
+        if (!strncmp(db, "pg", 2))
             snprintf(source, sizeof source, "%s", db);
         else
             snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
@@ -652,14 +653,49 @@ s_pg_source(const fy_pg_t *pg, char *src, size_t cap)
     return src;
 }
 
-static void
-test_pg_relay_survives_kills(void **state)
+static const char *
+s_pglog_source(const fy_pg_t *pg, char *src, size_t cap)
 {
-    fx_t *fx = *state;
+    snprintf(src, cap, "pg-logical:%s", pg->conninfo);
+    return src;
+}
+
+/* Waits until @p topic holds @p n messages. */
+static void
+s_wait_topic(ferry_client_t *c, const char *topic, uint64_t n, int timeout_ms)
+{
+    ferry_topic_info_t info = {0};
+    long long until = fy_now_ms() + timeout_ms;
+    ferry_status_t st;
+    while (((st = ferry_client_info(c, topic, &info)) != FERRY_OK || info.messages < n) &&
+           fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(info.messages, n);
+}
+
+static void
+s_wait_messages(ferry_client_t *c, uint64_t n, int timeout_ms)
+{
+    s_wait_topic(c, "order", n, timeout_ms);
+}
+
+/* 8 writers, 50,000 events, the relay kill -9-ed at random moments at least
+ * five times; then every event is in the broker once and in order. */
+static void
+s_pg_kill_run(fx_t *fx, bool logical)
+{
     fy_pg_t pg;
     char log[400], src[400];
     s_pg_outbox(fx, &pg, log);
     const size_t events = getenv("FERRY_TEST_QUICK") ? 8000 : 50000;
+    const char *kind = logical ? "pg-logical" : "pg";
+    if (logical)
+        s_pglog_source(&pg, src, sizeof src);
+    else
+        s_pg_source(&pg, src, sizeof src);
+    /* The log-tailing relay makes its slot at start: rows before it are not in it. */
+    pid_t relay = s_relay_start(src, fx->d.endpoint, log, NULL);
+    s_wait_started(log, relay);
     atomic_size_t written = 0;
     s_pgwriter_t w[S_WRITERS];
     pthread_t th[S_WRITERS];
@@ -668,14 +704,13 @@ test_pg_relay_survives_kills(void **state)
             .conninfo = pg.conninfo, .w = i, .events = events / S_WRITERS, .written = &written};
         assert_int_equal(pthread_create(&th[i], NULL, s_pgwrite, &w[i]), 0);
     }
-    pid_t relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
     unsigned seed = (unsigned)time(NULL) ^ 0x3c3c;
     int kills = 0;
     while (atomic_load(&written) < events || kills < 5) {
         fy_sleep_ms(100 + (int)(rand_r(&seed) % 400));
         assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
         kills++;
-        relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
+        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
         if (kills > 60)
             break;
     }
@@ -685,6 +720,27 @@ test_pg_relay_survives_kills(void **state)
     }
     uint64_t head = s_pg_u64(pg.conninfo, "SELECT MAX(id) FROM outbox");
     assert_int_equal(s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox"), events);
+    if (logical) {
+        /* Caught up: every event in the broker, and the slot past the last
+         * write once the relay is idle. */
+        uint64_t end = s_pg_u64(pg.conninfo, "SELECT pg_current_wal_lsn() - '0/0'");
+        s_wait_messages(fx->c, events, 60000);
+        long long until = fy_now_ms() + 20000;
+        while (fy_now_ms() < until &&
+               s_pg_u64(pg.conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM "
+                                     "pg_replication_slots") < end)
+            fy_sleep_ms(20);
+        assert_true(
+            s_pg_u64(pg.conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots") >=
+            end);
+        s_wait_started(log, relay);
+        int status = s_relay_stop(relay, SIGTERM);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        printf("pg-logical relay killed %d times while %zu events were written\n", kills, events);
+        s_verify(fx->c, events, kind);
+        fy_pg_stop(&pg);
+        return;
+    }
     long long until = fy_now_ms() + 60000;
     /* Caught up: the last row in (xid, id) order is recorded. */
     while (fy_now_ms() < until &&
@@ -699,7 +755,99 @@ test_pg_relay_survives_kills(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("pg relay killed %d times while %zu events (ids up to %llu) were written\n", kills,
            events, (unsigned long long)head);
-    s_verify(fx->c, events, "pg");
+    s_verify(fx->c, events, kind);
+    fy_pg_stop(&pg);
+}
+
+static void
+test_pg_relay_survives_kills(void **state)
+{
+    s_pg_kill_run(*state, false);
+}
+
+static void
+test_pglog_relay_survives_kills(void **state)
+{
+    s_pg_kill_run(*state, true);
+}
+
+static uint64_t
+s_slot_lsn(const fy_pg_t *pg)
+{
+    return s_pg_u64(pg->conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots");
+}
+
+/* pg-logical: a poison row is dead-lettered between its neighbours, the
+ * headers and created_at come through, and an idle relay moves its slot past
+ * unrelated WAL traffic (else the server would keep that WAL forever). */
+static void
+test_pglog_poison_and_idle_slot(void **state)
+{
+    fx_t *fx = *state;
+    fy_pg_t pg;
+    char log[400], src[400];
+    s_pg_outbox(fx, &pg, log);
+    pid_t relay = s_relay_start(s_pglog_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
+    s_wait_started(log, relay);
+    assert_int_equal(
+        fy_pg_sql(&pg, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload, "
+                       "headers, created_at) VALUES "
+                       "('order', 'o-1', 'Placed', 'one', '{\"traceparent\": \"00-abc\", "
+                       "\"n\": 7}', '2026-01-02T03:04:05.678Z'), "
+                       "('not a topic', 'o-1', 'Placed', 'poison', NULL, now()), "
+                       "('order', 'o-1', 'Paid', 'two', NULL, now());"),
+        0);
+    s_wait_messages(fx->c, 2, 20000);
+    const ferry_stored_message_t *m;
+    size_t got;
+    assert_int_equal(ferry_client_get(fx->c, "order", 1, 10, &m, &got), FERRY_OK);
+    assert_int_equal(got, 2);
+    assert_int_equal(m[0].len, 3);
+    assert_memory_equal(m[0].data, "one", 3);
+    assert_string_equal(ferry_msg_header(&m[0], "traceparent"), "00-abc");
+    assert_string_equal(ferry_msg_header(&m[0], "n"), "7"); /* as jsonb_each_text */
+    assert_string_equal(ferry_msg_header(&m[0], "event_type"), "Placed");
+    assert_string_equal(ferry_msg_header(&m[0], "created_at"), "2026-01-02T03:04:05.678Z");
+    assert_string_equal(m[0].key, "o-1");
+    assert_string_equal(m[0].id, "pg-logical:1");
+    assert_memory_equal(m[1].data, "two", 3);
+    assert_string_equal(m[1].id, "pg-logical:3");
+    const ferry_stored_message_t *dl;
+    s_wait_topic(fx->c, "ferry-relay.dlq", 1, 20000); /* after "two" maybe: it went first */
+    assert_int_equal(ferry_client_get(fx->c, "ferry-relay.dlq", 1, 10, &dl, &got), FERRY_OK);
+    assert_int_equal(got, 1);
+    assert_non_null(strstr(ferry_msg_header(&dl[0], "ferry-relay-reason"), "EINVALID_NAME"));
+    assert_string_equal(ferry_msg_header(&dl[0], "ferry-relay-id"), "2");
+    /* Idle, with other tables written: the slot follows the end of WAL. */
+    uint64_t before = s_slot_lsn(&pg);
+    assert_int_equal(fy_pg_sql(&pg, "CREATE TABLE other(x int); "
+                                    "INSERT INTO other SELECT generate_series(1, 50000);"),
+                     0);
+    uint64_t end = s_pg_u64(pg.conninfo, "SELECT pg_current_wal_lsn() - '0/0'");
+    assert_true(end > before + 1000000); /* a megabyte and more of unrelated WAL */
+    long long until = fy_now_ms() + 20000;
+    while (s_slot_lsn(&pg) < end && fy_now_ms() < until)
+        fy_sleep_ms(50);
+    assert_true(s_slot_lsn(&pg) >= end);
+    int status = s_relay_stop(relay, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Nothing new after a restart: the slot skips what was confirmed. */
+    relay = s_relay_start(src, fx->d.endpoint, log, NULL);
+    s_wait_started(log, relay);
+    fy_sleep_ms(500);
+    s_wait_messages(fx->c, 2, 1000);
+    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
+    /* Misuse: --on-publish delete, a publication without the table. */
+    char cmd[1200], out[2048];
+    snprintf(cmd, sizeof cmd, "'%s' --source '%s' --on-publish delete 2>&1", getenv("FERRY_RELAY"),
+             src);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "polling sources"));
+    snprintf(cmd, sizeof cmd, "'%s' --source '%s' --publication other_pub --slot s2 2>&1",
+             getenv("FERRY_RELAY"), src);
+    assert_int_equal(fy_pg_sql(&pg, "CREATE PUBLICATION other_pub FOR TABLE other;"), 0);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "does not publish table outbox"));
     fy_pg_stop(&pg);
 }
 
@@ -795,9 +943,15 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_config_file_two_sources, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pg_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pglog_relay_survives_kills, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pglog_poison_and_idle_slot, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pg_late_commit_is_not_skipped, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
 }

@@ -198,5 +198,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_request_without_responder_times_out, fy_fx_setup,
                                         fy_fx_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("request", tests, NULL, NULL);
 }

@@ -154,5 +154,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_touch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_limit, s_setup, s_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -761,5 +761,7 @@ main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_status_text),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
 }

@@ -116,5 +116,7 @@ main(void)
         cmocka_unit_test(test_bad_values_name_the_key),
         cmocka_unit_test(test_sizes),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }

@@ -1015,5 +1015,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_delayed_delivery, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_format_1, s_setup, s_teardown),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -63,5 +64,7 @@ main(void)
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_valid_patterns),
     };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
     return cmocka_run_group_tests_name("subject", tests, NULL, NULL);
 }

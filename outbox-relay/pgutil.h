@@ -1,0 +1,21 @@
+/*
+ * pgutil.h - what the two PostgreSQL sources (src_pg.c polling, src_pglog.c
+ * log tailing) share: error sentences from libpq and the identifier check
+ * for names they put into SQL text.
+ */
+#ifndef FR_PGUTIL_H
+#define FR_PGUTIL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/** "postgresql: WHAT: <libpq's message>" into err (db NULL: out of memory).
+ *  @return -1, for `return fr_pg_fail(...)`. */
+int fr_pg_fail(PGconn *db, char *err, size_t errlen, const char *what);
+
+/** True for a plain lower-case identifier (a-z, 0-9, _; 1-63 bytes): safe to
+ *  put into SQL and replication commands without quoting. */
+bool fr_pg_ident_ok(const char *name);
+
+#endif

@@ -137,7 +137,7 @@ $(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c 
 
 $(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 libpq 2>/dev/null) -lpthread
 
 BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_RELAY=$(abspath $(BUILD)/ferry-relay)
 RESULTS   = bench/results/$(shell date -u +%Y-%m-%d)

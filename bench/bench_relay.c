@@ -4,19 +4,24 @@
  *
  *   1. throughput: N rows (default 200,000 x 128 B) already in the outbox;
  *      rows/s from the relay's start until its recorded position reaches
- *      the last row (SQLite, then LMDB);
- *   2. lag: a writer inserts 10,000 rows/s (100 every 10 ms, absolute
- *      deadlines) into SQLite for S seconds (default 10); a consumer on the
- *      topic measures insert-to-receive time (the payload carries the insert
- *      time): p50, p99, max.
+ *      the last row
+ *      (SQLite, LMDB, PostgreSQL polling, PostgreSQL log tailing - for the
+ *      last, rows/s until the topic holds them all);
+ *   2. lag, for each source: a writer inserts 10,000 rows/s (100 per
+ *      transaction every 10 ms, absolute deadlines) for S seconds (default
+ *      10); a consumer on the topic measures insert-to-receive time (the
+ *      payload carries the insert time): p50, p99, max.
  *
  *   bench_relay [-n ROWS] [--secs S]        (needs FERRYD and FERRY_RELAY)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +135,222 @@ s_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Inserts @p rows in one transaction; each payload starts with the wall ms. */
+typedef int (*s_write_fn)(void *ctx, size_t rows);
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+    size_t seq;
+} s_sqlite_w_t;
+
+static int
+s_sqlite_write(void *ctx, size_t rows)
+{
+    s_sqlite_w_t *w = ctx;
+    s_insert(w->db, w->ins, rows, &w->seq);
+    return 0;
+}
+
+typedef struct {
+    MDB_env *env;
+    MDB_dbi dbi;
+    size_t seq;
+} s_lmdb_w_t;
+
+static int
+s_lmdb_write(void *ctx, size_t rows)
+{
+    s_lmdb_w_t *w = ctx;
+    MDB_txn *txn;
+    if (mdb_txn_begin(w->env, NULL, 0, &txn) != 0)
+        return -1;
+    char body[128] = {0}, agg[24];
+    for (size_t i = 0; i < rows; i++) {
+        uint64_t now = s_wall_ms();
+        memcpy(body, &now, 8);
+        snprintf(agg, sizeof agg, "agg-%zu", w->seq++ % 500);
+        ferry_outbox_event_t ev = {.aggregate_type = "lorder",
+                                   .aggregate_id = agg,
+                                   .event_type = "E",
+                                   .payload = body,
+                                   .len = sizeof body};
+        if (ferry_outbox_put(txn, w->dbi, &ev, NULL) != FERRY_OK) {
+            mdb_txn_abort(txn);
+            return -1;
+        }
+    }
+    return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+typedef struct {
+    PGconn *db;
+    const char *aggregate_type;
+} s_pg_w_t;
+
+static int
+s_pg_write(void *ctx, size_t rows)
+{
+    s_pg_w_t *w = ctx;
+    char body[128], n[16];
+    memset(body, 'r', sizeof body);
+    uint64_t now = s_wall_ms();
+    memcpy(body, &now, 8);
+    snprintf(n, sizeof n, "%zu", rows);
+    const char *params[3] = {w->aggregate_type, body, n};
+    int lens[3] = {0, (int)sizeof body, 0}, fmts[3] = {0, 1, 0};
+    PGresult *r = PQexecParams(w->db,
+                               "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, "
+                               "payload) SELECT $1, 'agg-' || (i % 500), 'E', $2::bytea "
+                               "FROM generate_series(1, $3::int) i",
+                               3, NULL, params, lens, fmts, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* The consumer of a lag run: its own thread and client, so that messages
+ * are taken when they arrive, not between the writer's ticks. */
+typedef struct {
+    ferry_client_t *c;
+    s_lat_t *l;
+    atomic_int writing; /* 1 while the writer runs */
+} s_consumer_t;
+
+static void *
+s_consume(void *arg)
+{
+    s_consumer_t *k = arg;
+    double until = 0;
+    while (k->l->n < k->l->cap) {
+        ferry_client_poll(k->c, 20);
+        if (!atomic_load(&k->writing) && until == 0)
+            until = fy_now_s() + 30;
+        if (until > 0 && fy_now_s() > until)
+            break;
+    }
+    return NULL;
+}
+
+/* Lag at a steady 10,000 rows/s into one source; @return 0 if every row came. */
+static int
+s_lag(const char *endpoint, const char *topic, size_t secs, s_write_fn write, void *ctx,
+      const char *label)
+{
+    s_lat_t l = {.lat = calloc(secs * 10000 + 1, sizeof(uint64_t)), .cap = secs * 10000};
+    s_consumer_t k = {.c = fy_connect(endpoint, 10000, 100), .l = &l, .writing = 1};
+    pthread_t th;
+    if (!k.c || !l.lat ||
+        ferry_client_subscribe(k.c, topic, NULL, 1000, s_on_msg, &l, NULL) != FERRY_OK ||
+        pthread_create(&th, NULL, s_consume, &k) != 0) {
+        fprintf(stderr, "bench_relay: cannot subscribe to %s\n", topic);
+        ferry_client_destroy(&k.c);
+        free(l.lat);
+        return 1;
+    }
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    int rc = 0;
+    for (size_t tick = 0; tick < secs * 100 && rc == 0; tick++) {
+        rc = write(ctx, 100);
+        next.tv_nsec += 10 * 1000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    }
+    atomic_store(&k.writing, 0);
+    pthread_join(th, NULL);
+    qsort(l.lat, l.n, sizeof l.lat[0], s_cmp);
+    if (l.n)
+        printf("%s lag at 10,000 rows/s for %zu s: %zu received, insert-to-receive p50 %llu "
+               "ms, p99 %llu ms, max %llu ms\n",
+               label, secs, l.n, (unsigned long long)l.lat[l.n / 2],
+               (unsigned long long)l.lat[l.n * 99 / 100], (unsigned long long)l.lat[l.n - 1]);
+    if (rc != 0 || l.n != l.cap)
+        fprintf(stderr, "bench_relay: %s lag: %zu of %zu rows received\n", label, l.n, l.cap);
+    rc = rc != 0 || l.n != l.cap;
+    ferry_client_destroy(&k.c);
+    free(l.lat);
+    return rc;
+}
+
+static void
+s_relay_stop(pid_t relay)
+{
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+}
+
+/* One value of a query, through psql (0 when it fails). */
+static uint64_t
+s_psql_u64(const char *conninfo, const char *sql)
+{
+    char q[1000], line[64] = "0";
+    snprintf(q, sizeof q, "psql -At '%s' -c \"%s\" 2>/dev/null", conninfo, sql);
+    FILE *f = popen(q, "r");
+    if (f && !fgets(line, sizeof line, f))
+        line[0] = '\0';
+    if (f)
+        pclose(f);
+    return strtoull(line, NULL, 10);
+}
+
+/* PostgreSQL, polling then log tailing (each on a fresh server). */
+static int
+s_postgres(const char *endpoint, const char *log, size_t n, size_t secs, bool logical)
+{
+    fy_pg_t pg;
+    if (fy_pg_start(&pg) != 0) {
+        fprintf(stderr, "bench_relay: cannot start PostgreSQL\n");
+        return 1;
+    }
+    const char *label = logical ? "postgresql (log tailing)" : "postgresql (polling)";
+    const char *agg = logical ? "gorder" : "porder";
+    char src[600], sql[1000];
+    snprintf(src, sizeof src, "%s:%s", logical ? "pg-logical" : "pg", pg.conninfo);
+    int rc = fy_pg_sql(&pg, "\\i outbox-relay/sql/postgres.sql\n");
+    pid_t relay;
+    if (rc == 0 && logical) { /* the slot first: rows before it are not in it */
+        relay = s_relay(src, endpoint, log);
+        double until = fy_now_s() + 20;
+        while (s_psql_u64(pg.conninfo, "SELECT count(*) FROM pg_replication_slots") == 0 &&
+               fy_now_s() < until)
+            usleep(20000);
+        s_relay_stop(relay);
+    }
+    /* n rows in transactions of 100, as services write them. */
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN FOR t IN 1..%zu LOOP "
+             "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
+             "SELECT '%s', 'agg-' || (i %% 500), 'E', decode(repeat('72', 128), 'hex') "
+             "FROM generate_series(1, 100) i; COMMIT; END LOOP; END $$;\n",
+             n / 100, agg);
+    if (rc == 0)
+        rc = fy_pg_sql(&pg, sql);
+    ferry_client_t *c = rc == 0 ? fy_connect(endpoint, 10000, 100) : NULL;
+    if (c) {
+        double t0 = fy_now_s();
+        relay = s_relay(src, endpoint, log);
+        ferry_topic_info_t info = {0};
+        while ((ferry_client_info(c, agg, &info) != FERRY_OK || info.messages < n / 100 * 100) &&
+               fy_now_s() - t0 < 120)
+            usleep(5000);
+        double t = fy_now_s() - t0;
+        printf("%s: %zu rows relayed in %.2f s: %.0f rows/s\n", label, (size_t)info.messages, t,
+               (double)info.messages / t);
+        PGconn *db = PQconnectdb(pg.conninfo);
+        s_pg_w_t w = {db, agg};
+        rc = PQstatus(db) == CONNECTION_OK ? s_lag(endpoint, agg, secs, s_pg_write, &w, label) : 1;
+        PQfinish(db);
+        s_relay_stop(relay);
+        ferry_client_destroy(&c);
+    }
+    fy_pg_stop(&pg);
+    return rc != 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -140,8 +361,9 @@ main(int argc, char **argv)
         else if (!strcmp(argv[i], "--secs"))
             secs = strtoul(argv[i + 1], NULL, 10);
     }
-    if (!getenv("FERRY_RELAY") || n == 0 || secs == 0) {
-        fprintf(stderr, "usage: FERRYD=... FERRY_RELAY=... bench_relay [-n ROWS] [--secs S]\n");
+    if (!getenv("FERRY_RELAY") || n < 100 || secs == 0) {
+        fprintf(stderr, "usage: FERRYD=... FERRY_RELAY=... bench_relay [-n ROWS >= 100] "
+                        "[--secs S]\n");
         return 2;
     }
     fy_ferryd_t d = {0};
@@ -151,133 +373,56 @@ main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/app.db", d.dir);
     snprintf(log, sizeof log, "%s/relay.log", d.dir);
     snprintf(cmd, sizeof cmd, "sqlite3 '%s' < outbox-relay/sql/sqlite.sql > /dev/null", path);
-    sqlite3 *db;
-    sqlite3_stmt *ins;
-    if (system(cmd) != 0 || sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
+    s_sqlite_w_t sw = {0};
+    if (system(cmd) != 0 || sqlite3_open(path, &sw.db) != SQLITE_OK ||
+        sqlite3_prepare_v2(sw.db,
                            "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
                            "VALUES('order', ?1, 'E', ?2)",
-                           -1, &ins, NULL) != SQLITE_OK) {
+                           -1, &sw.ins, NULL) != SQLITE_OK) {
         fprintf(stderr, "bench_relay: cannot create the SQLite outbox (run from the repository)\n");
         return 1;
     }
-    sqlite3_busy_timeout(db, 10000);
-    size_t seq = 0;
-    s_insert(db, ins, n, &seq);
+    sqlite3_busy_timeout(sw.db, 10000);
+    s_insert(sw.db, sw.ins, n, &sw.seq);
     snprintf(src, sizeof src, "sqlite:%s", path);
     double t0 = fy_now_s();
     pid_t relay = s_relay(src, d.endpoint, log);
-    while (s_sqlite_pos(db) < n && fy_now_s() - t0 < 120)
+    while (s_sqlite_pos(sw.db) < n && fy_now_s() - t0 < 120)
         usleep(2000);
     double sq = fy_now_s() - t0;
     printf("sqlite: %zu rows relayed in %.2f s: %.0f rows/s\n", n, sq, (double)n / sq);
-
-    /* Lag at a steady 10,000 rows/s. */
-    ferry_client_t *c = fy_connect(d.endpoint, 10000, 100);
-    s_lat_t l = {.lat = calloc(secs * 10000 + 1, sizeof(uint64_t)), .cap = secs * 10000};
-    if (!c || ferry_client_subscribe(c, "order", NULL, 1000, s_on_msg, &l, NULL) != FERRY_OK)
-        return 1;
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
-    for (size_t tick = 0; tick < secs * 100; tick++) {
-        s_insert(db, ins, 100, &seq);
-        ferry_client_poll(c, 0);
-        next.tv_nsec += 10 * 1000000L;
-        if (next.tv_nsec >= 1000000000L) {
-            next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
-        }
-        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-    }
-    double until = fy_now_s() + 30;
-    while (l.n < l.cap && fy_now_s() < until)
-        ferry_client_poll(c, 50);
-    qsort(l.lat, l.n, sizeof l.lat[0], s_cmp);
-    if (l.n)
-        printf("sqlite lag at 10,000 rows/s for %zu s: %zu received, insert-to-receive p50 %llu "
-               "ms, p99 %llu ms, max %llu ms\n",
-               secs, l.n, (unsigned long long)l.lat[l.n / 2],
-               (unsigned long long)l.lat[l.n * 99 / 100], (unsigned long long)l.lat[l.n - 1]);
-    ferry_client_destroy(&c);
-    kill(relay, SIGTERM);
-    waitpid(relay, NULL, 0);
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
-    int rc = l.n == l.cap ? 0 : 1;
+    int rc = s_lag(d.endpoint, "order", secs, s_sqlite_write, &sw, "sqlite");
+    s_relay_stop(relay);
+    sqlite3_finalize(sw.ins);
+    sqlite3_close(sw.db);
 
     /* LMDB: the same rows through ferry_outbox_put. */
     char envdir[400];
     snprintf(envdir, sizeof envdir, "%s/app-env", d.dir);
     mkdir(envdir, 0755);
-    MDB_env *env;
+    s_lmdb_w_t lw = {0};
     MDB_txn *txn;
-    MDB_dbi dbi;
-    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
-        mdb_env_set_mapsize(env, 4ull << 30) || mdb_env_open(env, envdir, 0, 0644) ||
-        mdb_txn_begin(env, NULL, 0, &txn) || ferry_outbox_open(txn, &dbi) != FERRY_OK)
+    if (mdb_env_create(&lw.env) || mdb_env_set_maxdbs(lw.env, 8) ||
+        mdb_env_set_mapsize(lw.env, 4ull << 30) || mdb_env_open(lw.env, envdir, 0, 0644) ||
+        mdb_txn_begin(lw.env, NULL, 0, &txn) || ferry_outbox_open(txn, &lw.dbi) != FERRY_OK ||
+        mdb_txn_commit(txn))
         return 1;
-    char body[128] = {0}, agg[24];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(agg, sizeof agg, "agg-%zu", i % 500);
-        ferry_outbox_event_t ev = {.aggregate_type = "lorder",
-                                   .aggregate_id = agg,
-                                   .event_type = "E",
-                                   .payload = body,
-                                   .len = sizeof body};
-        if (ferry_outbox_put(txn, dbi, &ev, NULL) != FERRY_OK)
+    for (size_t done = 0; done < n; done += 10000)
+        if (s_lmdb_write(&lw, n - done < 10000 ? n - done : 10000) != 0)
             return 1;
-    }
-    if (mdb_txn_commit(txn))
-        return 1;
     snprintf(src, sizeof src, "lmdb:%s", envdir);
     t0 = fy_now_s();
     relay = s_relay(src, d.endpoint, log);
-    while (s_lmdb_pos(env) < n && fy_now_s() - t0 < 120)
+    while (s_lmdb_pos(lw.env) < n && fy_now_s() - t0 < 120)
         usleep(2000);
     double lm = fy_now_s() - t0;
     printf("lmdb: %zu rows relayed in %.2f s: %.0f rows/s\n", n, lm, (double)n / lm);
-    kill(relay, SIGTERM);
-    waitpid(relay, NULL, 0);
-    mdb_env_close(env);
+    rc |= s_lag(d.endpoint, "lorder", secs, s_lmdb_write, &lw, "lmdb");
+    s_relay_stop(relay);
+    mdb_env_close(lw.env);
 
-    /* PostgreSQL (polling): the same rows in one INSERT ... SELECT. */
-    fy_pg_t pg;
-    if (fy_pg_start(&pg) == 0) {
-        char sql[600];
-        snprintf(sql, sizeof sql,
-                 "\\i outbox-relay/sql/postgres.sql\n"
-                 "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
-                 "SELECT 'porder', 'agg-' || (i %% 500), 'E', decode(repeat('72', 128), 'hex') "
-                 "FROM generate_series(1, %zu) i;\n",
-                 n);
-        if (fy_pg_sql(&pg, sql) == 0) {
-            snprintf(src, sizeof src, "pg:%s", pg.conninfo);
-            t0 = fy_now_s();
-            relay = s_relay(src, d.endpoint, log);
-            char q[400];
-            snprintf(q, sizeof q,
-                     "psql -At '%s' -c 'SELECT COALESCE(MAX(last_id), 0) FROM "
-                     "ferry_relay_position' 2>/dev/null",
-                     pg.conninfo);
-            size_t pos = 0;
-            while (pos < n && fy_now_s() - t0 < 120) {
-                usleep(20000);
-                FILE *f = popen(q, "r");
-                char line[64] = "0";
-                if (f && fgets(line, sizeof line, f))
-                    pos = strtoul(line, NULL, 10);
-                if (f)
-                    pclose(f);
-            }
-            double pgs = fy_now_s() - t0;
-            printf("postgresql (polling): %zu rows relayed in %.2f s: %.0f rows/s\n", n, pgs,
-                   (double)n / pgs);
-            kill(relay, SIGTERM);
-            waitpid(relay, NULL, 0);
-        }
-        fy_pg_stop(&pg);
-    }
-    free(l.lat);
+    rc |= s_postgres(d.endpoint, log, n, secs, false);
+    rc |= s_postgres(d.endpoint, log, n, secs, true);
     fy_ferryd_signal(&d, SIGTERM);
     fy_ferryd_cleanup(&d);
     return rc;

@@ -35,11 +35,11 @@
 #include "clock.h"
 #include "source.h"
 
-#define S_RELS_MAX     64
-#define S_STATUS_MS    1000          /* feedback at least this often */
-#define S_PG_EPOCH_MS  946684800000LL /* 2000-01-01T00:00:00Z in Unix ms */
-#define S_IDENT_MAX    63
-#define S_HEADERS_MAX  64
+#define S_RELS_MAX    64
+#define S_STATUS_MS   1000           /* feedback at least this often */
+#define S_PG_EPOCH_MS 946684800000LL /* 2000-01-01T00:00:00Z in Unix ms */
+#define S_IDENT_MAX   63
+#define S_HEADERS_MAX 64
 
 /* PostgreSQL type oids the decoder knows (pg_type.dat). */
 enum {
@@ -58,9 +58,8 @@ enum {
 };
 
 enum { C_ID, C_AGG_TYPE, C_AGG_ID, C_EVENT, C_PAYLOAD, C_HEADERS, C_CREATED, C_N };
-static const char *const s_col_names[C_N] = {"id",         "aggregate_type", "aggregate_id",
-                                             "event_type", "payload",        "headers",
-                                             "created_at"};
+static const char *const s_col_names[C_N] = {
+    "id", "aggregate_type", "aggregate_id", "event_type", "payload", "headers", "created_at"};
 
 /* A table pgoutput described; ours when it is the outbox. */
 typedef struct {
@@ -523,14 +522,18 @@ s_on_relation(fr_source_t *s, s_cur_t *c, char *err, size_t errlen)
         return -1;
     }
     if (rel.ours) {
-        static const char *const want[C_N] = {
-            "bigint or integer", "text", "text", "text", "bytea, text or json(b)", "jsonb or json",
-            "timestamptz or timestamp"};
+        static const char *const want[C_N] = {"bigint or integer",
+                                              "text",
+                                              "text",
+                                              "text",
+                                              "bytea, text or json(b)",
+                                              "jsonb or json",
+                                              "timestamptz or timestamp"};
         for (int k = 0; k < C_N; k++) {
             uint32_t t = rel.type[k];
-            bool ok = k == C_ID        ? (t == S_INT8 || t == S_INT4 || t == S_INT2)
-                      : k == C_PAYLOAD ? (t == S_BYTEA || s_stringish(t) || t == S_JSON ||
-                                          t == S_JSONB)
+            bool ok = k == C_ID ? (t == S_INT8 || t == S_INT4 || t == S_INT2)
+                      : k == C_PAYLOAD
+                          ? (t == S_BYTEA || s_stringish(t) || t == S_JSON || t == S_JSONB)
                       : k == C_HEADERS ? (t == S_JSONB || t == S_JSON)
                       : k == C_CREATED ? (t == S_TIMESTAMPTZ || t == S_TIMESTAMP)
                                        : s_stringish(t);
@@ -701,8 +704,7 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
     s_rowoff_t *row = &s->off[s->nrows];
     *row = (s_rowoff_t){.id = pos.id, .hi = pos.hi, .created_ms = s->txn_ms};
     if (rel->col[C_CREATED] >= 0 && v[C_CREATED].kind == 'b' && v[C_CREATED].len == 8)
-        row->created_ms =
-            (uint64_t)((long long)fy_be64_get(v[C_CREATED].p) / 1000 + S_PG_EPOCH_MS);
+        row->created_ms = (uint64_t)((long long)fy_be64_get(v[C_CREATED].p) / 1000 + S_PG_EPOCH_MS);
     s_val_t at = s_text_of(v[C_AGG_TYPE], rel->type[C_AGG_TYPE]);
     s_val_t ai = s_text_of(v[C_AGG_ID], rel->type[C_AGG_ID]);
     s_val_t ev = s_text_of(v[C_EVENT], rel->type[C_EVENT]);
@@ -723,8 +725,7 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
 
 /* One CopyData message of the stream. */
 static int
-s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, char *err,
-             size_t errlen)
+s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, char *err, size_t errlen)
 {
     s_cur_t c = {m, len, false};
     unsigned kind = s_u8(&c);

@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS ferry_relay_position (
     last_xid XID8   NOT NULL DEFAULT '0'
 );
 
--- For the log-tailing source (logical replication with pgoutput):
--- ALTER SYSTEM SET wal_level = logical;  -- then restart
--- CREATE PUBLICATION ferry_outbox FOR TABLE outbox;  -- the log-tailing source (to come)
+-- For the log-tailing source (pg-logical: logical replication with pgoutput)
+-- the server needs wal_level = logical (ALTER SYSTEM SET wal_level = logical;
+-- then restart) and the relay's user the REPLICATION attribute. ferry-relay
+-- creates what is missing at start: this publication (when it may) and its
+-- replication slot (ferry_relay_<name>). Rows written before the slot exists
+-- are not in it: start the relay before the service writes events.
+-- CREATE PUBLICATION ferry_outbox FOR TABLE outbox WITH (publish = 'insert');

@@ -20,18 +20,20 @@ TEST_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null)
 WARN       := -Wall -Wextra -Wshadow -Werror
 SAN        ?=
 FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
-              -fvisibility=hidden -Iclient -Iproto -Ibroker -Itests/support \
+              -fvisibility=hidden -Iclient -Iproto -Ibroker -Ioutbox-relay -Itests/support \
               $(shell pkg-config --cflags libpq 2>/dev/null) \
               $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
-              client/outbox.c
+              client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
-RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay.c \
-              outbox-relay/src_sqlite.c outbox-relay/src_lmdb.c outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
+# relay.c and src_lmdb.c are in libferry (the in-process relay); ferry-relay
+# links them from there.
+RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
+              outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 SUPPORT_SRC := tests/support/fixture.c
 HARNESS_SRC := tests/support/harness.c tests/support/pgserver.c
 
@@ -54,7 +56,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
-     $(BUILD)/examples/publish \
+     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
      $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay
 
@@ -87,17 +89,17 @@ $(LIBSO): $(LIB_OBJ)
 	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so
 
 $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih libpq jansson 2>/dev/null) -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
 
 # Unit tests link the module they test; integration tests use libferry and
 # start the real ferryd built above.

@@ -5,6 +5,10 @@
  * reads them with read transactions and publishes them exactly once, in
  * order per aggregate.
  *
+ * The relay can also run as a thread of the service, on the service's own
+ * environment handle (LMDB forbids opening one environment twice in a
+ * process): ferry_outbox_relay_start().
+ *
  * Installed beside ferry.h; needs lmdb.h (Debian liblmdb-dev). The service's
  * environment needs room for two more named databases (mdb_env_set_maxdbs):
  * FERRY_OUTBOX_DB and the relay's position, FERRY_OUTBOX_POS_DB.
@@ -52,6 +56,57 @@ FERRY_EXPORT ferry_status_t ferry_outbox_open(MDB_txn *txn, MDB_dbi *dbi);
  */
 FERRY_EXPORT ferry_status_t ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi,
                                              const ferry_outbox_event_t *ev, uint64_t *id);
+
+/** A relay running in a thread of the service. */
+typedef struct ferry_outbox_relay ferry_outbox_relay_t;
+
+/** Settings of an in-process relay; NULL / 0 fields take the defaults of
+ *  ferry-relay (docs/outbox.md). Strings are copied. */
+typedef struct ferry_outbox_relay_config {
+    const char *broker;         /**< ferryd endpoint; NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
+    const char *name;           /**< position key and message id prefix; NULL: "lmdb" */
+    const char *topic_template; /**< NULL: "{aggregate_type}" */
+    const char *dlq_topic;      /**< NULL: "ferry-relay.dlq" */
+    bool delete_published;      /**< delete events once published (else keep them) */
+    bool stop_on_poison;        /**< stop at an event the broker refuses for good
+                                     (else dead-letter it and go on) */
+    uint64_t dedupe_window_ms;  /**< of topics the relay creates; 0: a day */
+    int poll_ms;                /**< idle wait between reads; 0: 20 */
+    int stats_ms;               /**< stats log interval; 0: 10000 */
+    /** Log lines (logfmt, without newline); NULL: stderr. Called from the
+     *  relay's thread. */
+    void (*log)(void *user, const char *level, const char *line);
+    void *log_user;
+} ferry_outbox_relay_config_t;
+
+/**
+ * @brief Starts relaying the outbox of @p env (the service's environment,
+ * opened with room for FERRY_OUTBOX_DB and FERRY_OUTBOX_POS_DB) in a new
+ * thread: the same loop as ferry-relay --source lmdb:DIR, with its own broker
+ * connection; the broker may be away (it retries). @p env must stay open
+ * until ferry_outbox_relay_stop() returned.
+ * @return FERRY_OK, FERRY_EINVAL (NULL env or out, bad endpoint), FERRY_EIO
+ *         (the outbox databases cannot be opened: maxdbs too small?),
+ *         FERRY_ENOMEM
+ */
+FERRY_EXPORT ferry_status_t ferry_outbox_relay_start(MDB_env *env,
+                                                     const ferry_outbox_relay_config_t *cfg,
+                                                     ferry_outbox_relay_t **out);
+
+/**
+ * @brief Waits until every event committed before the call is in the broker
+ * (the relay recorded a position at or past the newest event).
+ * @return FERRY_OK, FERRY_ETIMEOUT, FERRY_ECLOSED (the relay stopped on an
+ *         error; see its log), FERRY_EINVAL
+ */
+FERRY_EXPORT ferry_status_t ferry_outbox_relay_wait(ferry_outbox_relay_t *relay, int timeout_ms);
+
+/**
+ * @brief Stops the relay: the events in flight are confirmed and the
+ * position recorded first. Frees @p *relay_p (NULL accepted), sets it NULL.
+ * @return FERRY_OK, or FERRY_ECLOSED if the relay had stopped on an error
+ */
+FERRY_EXPORT ferry_status_t ferry_outbox_relay_stop(ferry_outbox_relay_t **relay_p);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@
  * u16 aggregate_id length, u16 event_type length, u16 header count, u32
  * payload length, then the three strings, then per header u16 name length,
  * u16 value length, name, value, then the payload. outbox-relay/src_lmdb.c
- * reads it.
+ * reads it. Key 0 is not an event: outbox_int.h.
  */
 #include <string.h>
 #include <time.h>
@@ -14,11 +14,40 @@
 #include "bytes.h"
 #include "clock.h"
 #include "ferry_outbox.h"
+#include "outbox_int.h"
 
 static ferry_status_t
 s_mdb(int rc)
 {
     return rc == MDB_SUCCESS ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
+}
+
+int
+fy_outbox_last_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *last)
+{
+    *last = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) {
+        *last = fy_be64_get(k.mv_data);
+        if (*last == 0) /* only the keeper is left */
+            *last = v.mv_size == 8 ? fy_be64_get(v.mv_data) : 0;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+fy_outbox_keep_last_id(MDB_txn *txn, MDB_dbi dbi, uint64_t last)
+{
+    uint8_t key[8] = {0}, val[8];
+    fy_be64_put(val, last);
+    MDB_val k = {8, key}, v = {8, val};
+    return mdb_put(txn, dbi, &k, &v, 0);
 }
 
 ferry_status_t
@@ -52,23 +81,15 @@ ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi, const ferry_outbox_event_t *ev, uint
         size += 4 + strlen(h->name) + strlen(h->value);
     }
     /* The next id: one past the last key (one writer at a time). */
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
+    uint64_t last;
+    int rc = fy_outbox_last_id(txn, dbi, &last);
     if (rc)
         return s_mdb(rc);
-    MDB_val k, v;
-    uint64_t next = 1;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
-        next = fy_be64_get(k.mv_data) + 1;
+    uint64_t next = last + 1;
     uint8_t key[8];
     fy_be64_put(key, next);
-    k.mv_size = 8;
-    k.mv_data = key;
-    v.mv_size = size;
-    rc = rc && rc != MDB_NOTFOUND ? rc : mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE);
-    mdb_cursor_close(cur);
-    if (rc)
+    MDB_val k = {8, key}, v = {size, NULL};
+    if ((rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND | MDB_RESERVE)))
         return s_mdb(rc);
     uint64_t created = ev->created_ms;
     if (!created)

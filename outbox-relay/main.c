@@ -57,13 +57,13 @@ s_usage(FILE *out)
             "  --stats-ms N             stats log interval (default 10000)\n");
 }
 
-static volatile sig_atomic_t s_stop;
+static atomic_int s_stop; /* lock-free, so safe to set from a signal handler */
 
 static void
 s_on_signal(int sig)
 {
     (void)sig;
-    s_stop = 1;
+    atomic_store(&s_stop, 1);
 }
 
 typedef struct {
@@ -148,7 +148,7 @@ main(int argc, char **argv)
             w[s] = (s_worker_t){.c = sources[s]};
             if (pthread_create(&w[s].th, NULL, s_run, &w[s]) != 0) {
                 fprintf(stderr, "ferry-relay: cannot start a thread for %s\n", sources[s]->name);
-                s_stop = 1;
+                atomic_store(&s_stop, 1);
                 n = s;
                 rc = 1;
                 break;

@@ -48,22 +48,26 @@ typedef struct {
     long long last_stats;
 } s_relay_t;
 
-/* logfmt lines on stderr, like ferryd's. */
+/* logfmt lines, like ferryd's: to the configured callback, else stderr. */
 static void
-s_log(const char *level, const char *msg, const char *fmt, ...)
+s_log(const fr_config_t *cfg, const char *level, const char *msg, const char *fmt, ...)
 {
-    char when[32];
+    char when[32], line[1024];
     time_t t = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    fprintf(stderr, "ts=%s level=%s mod=relay msg=\"%s\"", when, level, msg);
-    if (fmt) {
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    int n = snprintf(line, sizeof line, "ts=%s level=%s mod=relay msg=\"%s\"", when, level, msg);
+    if (fmt && n > 0 && (size_t)n + 1 < sizeof line) {
         va_list ap;
         va_start(ap, fmt);
-        fputc(' ', stderr);
-        vfprintf(stderr, fmt, ap);
+        line[n++] = ' ';
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
         va_end(ap);
     }
-    fputc('\n', stderr);
+    if (cfg->log)
+        cfg->log(cfg->log_user, level, line);
+    else
+        fprintf(stderr, "%s\n", line);
 }
 
 /* The topic of a row: the template with {aggregate_type} replaced. */
@@ -117,8 +121,8 @@ static int
 s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status_t why)
 {
     if (r->cfg->on_poison == FR_POISON_STOP) {
-        s_log("error", "poison row, stopping (--on-poison stop)", "id=%llu topic=%s code=%s",
-              (unsigned long long)row->id, topic, ferry_errname(why));
+        s_log(r->cfg, "error", "poison row, stopping (--on-poison stop)",
+              "id=%llu topic=%s code=%s", (unsigned long long)row->id, topic, ferry_errname(why));
         return -1;
     }
     char idtext[24], reason[96];
@@ -145,7 +149,7 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     if (st != FERRY_OK)
         return 1; /* try again later */
     r->dead++;
-    s_log("warn", "poison row dead-lettered", "id=%llu topic=%s code=%s dlq=%s",
+    s_log(r->cfg, "warn", "poison row dead-lettered", "id=%llu topic=%s code=%s dlq=%s",
           (unsigned long long)row->id, topic, ferry_errname(why), r->cfg->dlq_topic);
     return 0;
 }
@@ -163,7 +167,7 @@ s_stats(s_relay_t *r, bool force)
         return;
     uint64_t wall = fy_wall_ms();
     double lag_s = oldest && wall > oldest ? (double)(wall - oldest) / 1000.0 : 0.0;
-    s_log("info", "relay stats",
+    s_log(r->cfg, "info", "relay stats",
           "source=%s position=%llu head=%llu lag_rows=%llu lag_s=%.1f published=%llu "
           "duplicates=%llu dead_lettered=%llu",
           r->cfg->name, (unsigned long long)r->pos.id, (unsigned long long)head,
@@ -231,7 +235,7 @@ s_record(s_relay_t *r, bool now)
         return 0;
     char err[256];
     if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, err, sizeof err) != 0) {
-        s_log("warn", "cannot record the position", "detail=\"%s\"", err);
+        s_log(r->cfg, "warn", "cannot record the position", "detail=\"%s\"", err);
         return 1; /* the rows go again, as duplicates */
     }
     r->pos = r->done_pos;
@@ -330,7 +334,7 @@ s_turn(s_relay_t *r)
     const fr_row_t *rows;
     size_t n;
     if (cfg->ops->read(r->src, r->sent_pos, cfg->batch, &rows, &n, err, sizeof err) != 0) {
-        s_log("warn", "cannot read the outbox", "detail=\"%s\"", err);
+        s_log(r->cfg, "warn", "cannot read the outbox", "detail=\"%s\"", err);
         return 1;
     }
     for (size_t i = 0; i < n && !r->trouble; i++)
@@ -346,7 +350,7 @@ s_turn(s_relay_t *r)
 }
 
 int
-fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
+fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
 {
     s_relay_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -354,11 +358,16 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
     r->cfg = cfg;
     char err[256];
     int rc = 1;
-    fr_source_args_t args = {cfg->location, cfg->table,       cfg->name,
-                             cfg->slot,     cfg->publication, cfg->delete_published};
+    fr_source_args_t args = {.location = cfg->location,
+                             .table = cfg->table,
+                             .name = cfg->name,
+                             .slot = cfg->slot,
+                             .publication = cfg->publication,
+                             .delete_rows = cfg->delete_published,
+                             .env = cfg->env};
     if (cfg->ops->open(&args, &r->src, err, sizeof err) != 0 ||
         cfg->ops->position(r->src, &r->pos, err, sizeof err) != 0) {
-        s_log("error", "cannot open the source", "source=%s location=%s detail=\"%s\"",
+        s_log(r->cfg, "error", "cannot open the source", "source=%s location=%s detail=\"%s\"",
               cfg->ops->kind, cfg->location, err);
         goto out;
     }
@@ -367,20 +376,20 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
     snprintf(cname, sizeof cname, "ferry-relay:%s", cfg->name);
     if (!o || ferry_options_set_server(o, cfg->broker) || ferry_options_set_name(o, cname) ||
         ferry_options_set_timeout_ms(o, 10000)) {
-        s_log("error", "invalid broker endpoint", "broker=%s", cfg->broker);
+        s_log(r->cfg, "error", "invalid broker endpoint", "broker=%s", cfg->broker);
         ferry_options_destroy(&o);
         goto out;
     }
     /* The broker may be away at start: keep trying, rows are safe meanwhile. */
     int backoff = 100;
     ferry_status_t st;
-    while (!*stop && (st = ferry_client_new(o, &r->c)) != FERRY_OK) {
+    while (!atomic_load(stop) && (st = ferry_client_new(o, &r->c)) != FERRY_OK) {
         if (st == FERRY_EINVAL) {
-            s_log("error", "invalid broker endpoint", "broker=%s", cfg->broker);
+            s_log(r->cfg, "error", "invalid broker endpoint", "broker=%s", cfg->broker);
             ferry_options_destroy(&o);
             goto out;
         }
-        s_log("warn", "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
+        s_log(r->cfg, "warn", "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
               backoff);
         fy_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -390,13 +399,13 @@ fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop)
         rc = 0;
         goto out;
     }
-    s_log("info", "relay started", "source=%s location=%s name=%s position=%llu broker=%s pid=%d",
-          cfg->ops->kind, cfg->location, cfg->name, (unsigned long long)r->pos.id, cfg->broker,
-          (int)getpid());
+    s_log(r->cfg, "info", "relay started",
+          "source=%s location=%s name=%s position=%llu broker=%s pid=%d", cfg->ops->kind,
+          cfg->location, cfg->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
     r->recorded_at = fy_mono_ms();
     backoff = 50;
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         int b = s_turn(r);
         if (b < 0)
             goto out;
@@ -420,7 +429,7 @@ out:
     }
     ferry_client_destroy(&r->c);
     if (rc == 0)
-        s_log("info", "relay stopped", "source=%s", cfg->name);
+        s_log(r->cfg, "info", "relay stopped", "source=%s", cfg->name);
     free(r);
     return rc;
 }

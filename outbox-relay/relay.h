@@ -10,7 +10,7 @@
 #ifndef FR_RELAY_H
 #define FR_RELAY_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,10 +34,14 @@ typedef struct fr_config {
     size_t batch;               /* rows per read (<= 1000) */
     uint64_t dedupe_window_ms;  /* for topics the relay creates */
     int stats_ms;               /* how often to log stats */
+    void *env;                  /* lmdb: the service's own MDB_env (in-process relay) */
+    /* Where log lines go (one logfmt line, no newline); NULL: stderr. */
+    void (*log)(void *user, const char *level, const char *line);
+    void *log_user;
 } fr_config_t;
 
 /** Runs until *stop is set (then finishes the batch in flight) or a fatal
  *  error. @return 0 after a stop, 1 on a fatal error (logged). */
-int fr_relay_run(const fr_config_t *cfg, volatile sig_atomic_t *stop);
+int fr_relay_run(const fr_config_t *cfg, atomic_int *stop);
 
 #endif

@@ -50,6 +50,7 @@ typedef struct fr_source_args {
     const char *slot;        /* pg-logical: replication slot ("" = from name) */
     const char *publication; /* pg-logical: publication ("" = ferry_outbox) */
     bool delete_rows;        /* --on-publish delete */
+    void *env;               /* lmdb: an MDB_env the caller opened (NULL: open location) */
 } fr_source_args_t;
 
 typedef struct fr_source_ops {

@@ -14,10 +14,12 @@
 
 #include "bytes.h"
 #include "ferry_outbox.h"
+#include "outbox_int.h"
 #include "source.h"
 
 struct fr_source {
     MDB_env *env;
+    bool own_env; /* opened here (ferry-relay), else the service's (in-process) */
     MDB_dbi events, pos;
     bool have_events; /* the outbox database exists (the service wrote once) */
     char name[256];
@@ -40,7 +42,7 @@ s_close(fr_source_t **sp)
     if (!sp || !*sp)
         return;
     fr_source_t *s = *sp;
-    if (s->env)
+    if (s->env && s->own_env)
         mdb_env_close(s->env);
     free(s->rows);
     free(s->hdr);
@@ -54,7 +56,7 @@ static int
 s_begin(fr_source_t *s, unsigned flags, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
+    if (rc == MDB_MAP_RESIZED && s->own_env && mdb_env_set_mapsize(s->env, 0) == 0)
         rc = mdb_txn_begin(s->env, NULL, flags, txn);
     return rc;
 }
@@ -83,12 +85,18 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
         return -1;
     }
     snprintf(s->name, sizeof s->name, "%s", name);
-    int rc = mdb_env_create(&s->env);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(s->env, 64);
-    /* No MDB_CREATE of files: the service owns the environment. */
-    if (rc == 0)
-        rc = mdb_env_open(s->env, location, MDB_NOTLS, 0644);
+    int rc = 0;
+    if (a->env) { /* a thread of the service: its environment */
+        s->env = a->env;
+    } else {
+        s->own_env = true;
+        rc = mdb_env_create(&s->env);
+        if (rc == 0)
+            rc = mdb_env_set_maxdbs(s->env, 64);
+        /* No MDB_CREATE of files: the service owns the environment. */
+        if (rc == 0)
+            rc = mdb_env_open(s->env, location, MDB_NOTLS, 0644);
+    }
     if (rc) {
         s_fail(rc, err, errlen, location);
         s_close(&s);
@@ -289,16 +297,24 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errle
     fy_be64_put(val, pos);
     MDB_val k = {strlen(s->name), s->name}, v = {8, val};
     rc = mdb_put(txn, s->pos, &k, &v, 0);
+    uint64_t last = 0;
+    if (rc == 0 && delete_rows && s->have_events &&
+        (rc = fy_outbox_last_id(txn, s->events, &last)) == 0 && last <= pos)
+        rc = fy_outbox_keep_last_id(txn, s->events, last); /* ids go on from there */
     if (rc == 0 && delete_rows && s->have_events) {
         MDB_cursor *cur;
         if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
-            MDB_val ek, ev;
-            while ((rc = mdb_cursor_get(cur, &ek, &ev, MDB_FIRST)) == 0 && ek.mv_size == 8 &&
-                   fy_be64_get(ek.mv_data) <= pos)
-                if ((rc = mdb_cursor_del(cur, 0)))
+            uint8_t first[8];
+            fy_be64_put(first, 1); /* key 0 keeps the last id */
+            for (;;) {
+                MDB_val ek = {8, first}, ev;
+                rc = mdb_cursor_get(cur, &ek, &ev, MDB_SET_RANGE);
+                if (rc || ek.mv_size != 8 || fy_be64_get(ek.mv_data) > pos ||
+                    (rc = mdb_cursor_del(cur, 0)))
                     break;
-            if (rc == MDB_NOTFOUND || (rc == 0 && ek.mv_size == 8))
-                rc = 0;
+            }
+            if (rc == MDB_NOTFOUND)
+                rc = 0; /* all gone */
             mdb_cursor_close(cur);
         }
     }
@@ -325,8 +341,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, 
         MDB_cursor *cur;
         if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
             MDB_val k, v;
-            if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-                *head = fy_be64_get(k.mv_data);
+            rc = fy_outbox_last_id(txn, s->events, head);
             uint8_t key[8];
             fy_be64_put(key, after_pos.id + 1);
             k.mv_size = 8;

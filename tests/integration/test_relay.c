@@ -508,6 +508,116 @@ test_lmdb_relay_survives_kills(void **state)
     s_verify(fx->c, events, "lmdb");
 }
 
+/* The relay as a thread of the service (examples/outbox_service.c): the
+ * whole service - writer and relay - is killed with kill -9 at random
+ * moments and started again; every committed event is published once, in
+ * order per aggregate. */
+static void
+test_inprocess_relay_survives_kills(void **state)
+{
+    fx_t *fx = *state;
+    const size_t events = getenv("FERRY_TEST_QUICK") ? 8000 : 50000;
+    char dir[400], log[400], bin[400], count[24];
+    snprintf(dir, sizeof dir, "%s/svc-env", fx->d.dir);
+    snprintf(log, sizeof log, "%s/svc.log", fx->d.dir);
+    snprintf(bin, sizeof bin, "%s/%s/examples/outbox_service", getenv("FERRY_TOP"),
+             getenv("FERRY_BUILD"));
+    snprintf(count, sizeof count, "%zu", events);
+    unsigned seed = (unsigned)time(NULL) ^ 0x7e7e;
+    int kills = 0, status = -1;
+    for (;;) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+            execl(bin, bin, dir, count, fx->d.endpoint, (char *)NULL);
+            _exit(127);
+        }
+        if (kills < 5) {
+            fy_sleep_ms(30 + (int)(rand_r(&seed) % 120));
+            status = s_relay_stop(pid, SIGKILL);
+            if (WIFSIGNALED(status)) {
+                kills++;
+                continue;
+            }
+            break; /* it finished before the kill */
+        }
+        waitpid(pid, &status, 0);
+        break;
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(kills >= 5);
+    printf("service with its relay thread killed %d times while writing %zu events\n", kills,
+           events);
+    s_verify(fx->c, events, "svc");
+}
+
+/* --on-publish delete empties the outbox; ids must still never repeat (the
+ * broker would drop a repeated id as a duplicate). In-process relay API. */
+static void
+test_delete_keeps_ids_growing(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/del-env", fx->d.dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    ferry_outbox_relay_config_t cfg = {
+        .broker = fx->d.endpoint, .name = "del", .delete_published = true, .poll_ms = 5};
+    ferry_outbox_relay_t *relay;
+    assert_int_equal(ferry_outbox_relay_start(NULL, &cfg, &relay), FERRY_EINVAL);
+    assert_int_equal(ferry_outbox_relay_start(env, &cfg, &relay), FERRY_OK);
+    uint64_t id = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(ferry_outbox_open(txn, &dbi), FERRY_OK);
+        for (int i = 0; i < 2; i++) {
+            char body[32];
+            int len = snprintf(body, sizeof body, "agg-0:%d", round * 2 + i + 1);
+            ferry_outbox_event_t ev = {.aggregate_type = "order",
+                                       .aggregate_id = "agg-0",
+                                       .event_type = "E",
+                                       .payload = body,
+                                       .len = (size_t)len};
+            assert_int_equal(ferry_outbox_put(txn, dbi, &ev, &id), FERRY_OK);
+            assert_int_equal(id, (uint64_t)(round * 2 + i + 1)); /* 1..6, never again 1 */
+        }
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        assert_int_equal(ferry_outbox_relay_wait(relay, 20000), FERRY_OK);
+        /* Published and deleted: the outbox holds no event. */
+        MDB_stat st;
+        assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+        assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+        assert_true(st.ms_entries <= 1); /* at most the id keeper */
+        mdb_txn_abort(txn);
+    }
+    assert_int_equal(ferry_outbox_relay_stop(&relay), FERRY_OK);
+    assert_null(relay);
+    assert_int_equal(ferry_outbox_relay_stop(&relay), FERRY_OK); /* NULL accepted */
+    mdb_env_close(env);
+    fy_copied_t *all;
+    size_t n;
+    assert_int_equal(fy_read_all(fx->c, "order", &all, &n), FERRY_OK);
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "del:%zu", i + 1);
+        assert_string_equal(all[i].id, want);
+    }
+    free(all);
+}
+
 /* Two sources from one INI file, one process. */
 static void
 test_config_file_two_sources(void **state)
@@ -941,6 +1051,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_relay_survives_kills, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_inprocess_relay_survives_kills, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_keeps_ids_growing, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_config_file_two_sources, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pg_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pglog_relay_survives_kills, fy_fx_setup,

@@ -69,25 +69,25 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
     mdb_env_get_path(env, &path);
     snprintf(r->location, sizeof r->location, "%s (in-process)", path ? path : "?");
     r->env = env;
-    r->cfg = (fr_config_t){.broker = r->broker,
-                           .ops = &fr_lmdb_source,
-                           .location = r->location,
-                           .table = FERRY_OUTBOX_DB,
-                           .name = r->name,
-                           .slot = "",
-                           .publication = "",
-                           .topic_template = r->tmpl,
-                           .delete_published = cfg->delete_published,
-                           .on_poison = cfg->stop_on_poison ? FR_POISON_STOP : FR_POISON_DLQ,
-                           .dlq_topic = r->dlq,
-                           .poll_ms = cfg->poll_ms ? cfg->poll_ms : 20,
-                           .batch = 1000,
-                           .dedupe_window_ms =
-                               cfg->dedupe_window_ms ? cfg->dedupe_window_ms : 86400000,
-                           .stats_ms = cfg->stats_ms ? cfg->stats_ms : 10000,
-                           .env = env,
-                           .log = cfg->log,
-                           .log_user = cfg->log_user};
+    r->cfg =
+        (fr_config_t){.broker = r->broker,
+                      .ops = &fr_lmdb_source,
+                      .location = r->location,
+                      .table = FERRY_OUTBOX_DB,
+                      .name = r->name,
+                      .slot = "",
+                      .publication = "",
+                      .topic_template = r->tmpl,
+                      .delete_published = cfg->delete_published,
+                      .on_poison = cfg->stop_on_poison ? FR_POISON_STOP : FR_POISON_DLQ,
+                      .dlq_topic = r->dlq,
+                      .poll_ms = cfg->poll_ms ? cfg->poll_ms : 20,
+                      .batch = 1000,
+                      .dedupe_window_ms = cfg->dedupe_window_ms ? cfg->dedupe_window_ms : 86400000,
+                      .stats_ms = cfg->stats_ms ? cfg->stats_ms : 10000,
+                      .env = env,
+                      .log = cfg->log,
+                      .log_user = cfg->log_user};
     /* Opening the source here reports a misfit environment to the caller. */
     fr_source_args_t args = {.location = r->location, .name = r->name, .env = env};
     fr_source_t *probe = NULL;

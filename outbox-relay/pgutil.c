@@ -9,12 +9,34 @@
 int
 fr_pg_fail(PGconn *db, char *err, size_t errlen, const char *what)
 {
-    const char *m = db ? PQerrorMessage(db) : "out of memory";
+    return fr_pg_fail_msg(db ? PQerrorMessage(db) : "out of memory", err, errlen, what);
+}
+
+int
+fr_pg_fail_msg(const char *m, char *err, size_t errlen, const char *what)
+{
     size_t len = strlen(m);
     while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
         len--;
-    snprintf(err, errlen, "postgresql: %s: %.*s", what, (int)len, m);
+    if (len == 0) {
+        m = "the server ended the connection";
+        len = strlen(m);
+    }
+    int n = snprintf(err, errlen, "postgresql: %s: %.*s", what, (int)len, m);
+    /* One logfmt line: libpq's messages span lines and quote host names. */
+    for (char *p = err; n > 0 && *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+        else if (*p == '"')
+            *p = '\'';
     return -1;
+}
+
+void
+fr_pg_revive(PGconn *db)
+{
+    if (db && PQstatus(db) == CONNECTION_BAD)
+        PQreset(db);
 }
 
 bool

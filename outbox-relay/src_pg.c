@@ -104,6 +104,7 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
 static int
 s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
 {
+    fr_pg_revive(s->db); /* after a server restart */
     *pos = (fr_pos_t){0, 0};
     const char *params[1] = {s->name};
     PGresult *r = PQexecParams(s->db,
@@ -126,6 +127,7 @@ static int
 s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
        size_t errlen)
 {
+    fr_pg_revive(s->db); /* after a server restart */
     *n = 0;
     char sql[1200], hi[24], id[24], lim[16];
     snprintf(sql, sizeof sql,
@@ -191,6 +193,7 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
 static int
 s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
 {
+    fr_pg_revive(s->db); /* after a server restart */
     char hi[24], id[24], sql[300];
     snprintf(hi, sizeof hi, "%llu", (unsigned long long)at.hi);
     snprintf(id, sizeof id, "%llu", (unsigned long long)at.id);
@@ -224,6 +227,7 @@ static int
 s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
        size_t errlen)
 {
+    fr_pg_revive(s->db); /* after a server restart */
     *head = 0;
     *oldest_ms = 0;
     char sql[400], hi[24], id[24];

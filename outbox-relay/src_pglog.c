@@ -142,6 +142,7 @@ static int
 s_query1(fr_source_t *s, const char *sql, int nparams, const char *const *params, char *out,
          size_t cap, bool *found, char *err, size_t errlen)
 {
+    fr_pg_revive(s->sql);
     PGresult *r = PQexecParams(s->sql, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fr_pg_fail(s->sql, err, errlen, sql);
@@ -847,8 +848,10 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
     *n = s->nrows;
     return 0;
 lost:;
+    /* The reason is in the result that ends the copy, if any. */
     PGresult *r = PQgetResult(s->repl);
-    fr_pg_fail(s->repl, err, errlen, "replication stream");
+    const char *why = r ? PQresultErrorMessage(r) : "";
+    fr_pg_fail_msg(why && *why ? why : PQerrorMessage(s->repl), err, errlen, "replication stream");
     PQclear(r);
     s_stream_close(s);
     return -1;

@@ -961,6 +961,86 @@ test_pglog_poison_and_idle_slot(void **state)
     fy_pg_stop(&pg);
 }
 
+/* @p topic holds @p n messages with ids "<source>:<id>", each once, every
+ * id at most @p max (a crash makes a sequence skip values: not 1..n). */
+static void
+s_ids_once(ferry_client_t *c, const char *topic, const char *source, size_t n, size_t max)
+{
+    fy_copied_t *all;
+    size_t got;
+    assert_int_equal(fy_read_all(c, topic, &all, &got), FERRY_OK);
+    assert_int_equal(got, n);
+    uint8_t *seen = calloc(max + 1, 1);
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "%s:%%lu", source);
+    for (size_t i = 0; i < got; i++) {
+        unsigned long id = 0;
+        assert_int_equal(sscanf(all[i].id, fmt, &id), 1);
+        assert_true(id >= 1 && id <= max);
+        assert_int_equal(seen[id]++, 0);
+    }
+    free(seen);
+    free(all);
+}
+
+/* Both PostgreSQL sources in one relay process (an INI file) while the
+ * server crashes (pg_ctl restart -m immediate) between two batches of rows:
+ * the relay reconnects by itself and each row is published once. */
+static void
+test_pg_server_crash(void **state)
+{
+    fx_t *fx = *state;
+    fy_pg_t pg;
+    char log[400], ini[400], text[1200];
+    s_pg_outbox(fx, &pg, log);
+    snprintf(ini, sizeof ini, "%s/pg.ini", fx->d.dir);
+    snprintf(text, sizeof text,
+             "[relay]\nbroker = %s\npoll-ms = 5\nstats-ms = 1000\n"
+             "[source poll]\nsource = pg:%s\ntopic-template = poll.{aggregate_type}\n"
+             "[source wal]\nsource = pg-logical:%s\ntopic-template = wal.{aggregate_type}\n",
+             fx->d.endpoint, pg.conninfo, pg.conninfo);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0)
+            dup2(fd, 2);
+        execl(getenv("FERRY_RELAY"), "ferry-relay", "--config", ini, (char *)NULL);
+        _exit(127);
+    }
+    long long until = fy_now_ms() + 20000; /* the slot exists: rows from now on are in it */
+    while (s_pg_u64(pg.conninfo, "SELECT count(*) FROM pg_replication_slots") == 0 &&
+           fy_now_ms() < until)
+        fy_sleep_ms(20);
+    const char *batch = "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
+                        "SELECT 'order', 'agg-' || (i % 50), 'E', 'x' "
+                        "FROM generate_series(1, 1000) i;";
+    assert_int_equal(fy_pg_sql(&pg, batch), 0);
+    s_wait_topic(fx->c, "poll.order", 1000, 20000);
+    s_wait_topic(fx->c, "wal.order", 1000, 20000);
+    assert_int_equal(fy_pg_crash_restart(&pg), 0);
+    assert_int_equal(fy_pg_sql(&pg, batch), 0);
+    s_wait_topic(fx->c, "poll.order", 2000, 30000);
+    s_wait_topic(fx->c, "wal.order", 2000, 30000);
+    s_wait_started(log, pid);
+    int status = s_relay_stop(pid, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    size_t max = (size_t)s_pg_u64(pg.conninfo, "SELECT max(id) FROM outbox");
+    s_ids_once(fx->c, "poll.order", "poll", 2000, max);
+    s_ids_once(fx->c, "wal.order", "wal", 2000, max);
+    /* The relay said why it could not read, on one logfmt line. */
+    char cmd[600], out[256];
+    snprintf(cmd, sizeof cmd, "grep -c 'cannot read the outbox.*detail=\"postgresql: ' '%s'", log);
+    fy_run(cmd, out, sizeof out);
+    assert_true(atoi(out) >= 1);
+    fy_pg_stop(&pg);
+}
+
 /* A transaction with a lower id commits after one with a higher id: the
  * relay publishes both, the lower one first (its transaction began first). */
 static void
@@ -1060,6 +1140,7 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pglog_poison_and_idle_slot, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_server_crash, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pg_late_commit_is_not_skipped, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),

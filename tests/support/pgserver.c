@@ -100,6 +100,18 @@ fy_pg_sql(const fy_pg_t *pg, const char *sql)
     return s_sh(cmd);
 }
 
+int
+fy_pg_crash_restart(const fy_pg_t *pg)
+{
+    char cmd[1000];
+    /* restart reuses the options of the last start (postmaster.opts). */
+    snprintf(cmd, sizeof cmd,
+             "%s'%s/pg_ctl' -D '%s/data' -l '%s/pg.log' -m immediate -w -t 60 restart "
+             ">/dev/null 2>&1",
+             s_as(), pg->bin, pg->dir, pg->dir);
+    return s_sh(cmd) == 0 ? 0 : -1;
+}
+
 void
 fy_pg_stop(fy_pg_t *pg)
 {

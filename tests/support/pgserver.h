@@ -21,6 +21,10 @@ typedef struct fy_pg {
 int fy_pg_start(fy_pg_t *pg);
 /** Runs SQL (a string) in database app with psql. @return psql's exit status. */
 int fy_pg_sql(const fy_pg_t *pg, const char *sql);
+/** Crashes the server (`pg_ctl restart -m immediate`: no shutdown
+ *  checkpoint, crash recovery at start) and waits until it is up again.
+ *  @return 0, or -1. */
+int fy_pg_crash_restart(const fy_pg_t *pg);
 /** Stops the server (immediate) and removes the directory. */
 void fy_pg_stop(fy_pg_t *pg);
 

@@ -10,7 +10,10 @@
  * published once, each order's events in order. Event i (from 0) belongs to
  * order "agg-<i % 500>" and carries "agg-<order>:<its count>".
  *
- *   build/examples/outbox_service DIR EVENTS [tcp://127.0.0.1:5555]
+ *   build/examples/outbox_service DIR EVENTS [tcp://127.0.0.1:5555 [PAUSE_MS]]
+ *
+ * PAUSE_MS: a pause between transactions, for a service that writes at a
+ * steadier pace (the crash test uses it to be sure to kill it mid-way).
  */
 #include <inttypes.h>
 #include <lmdb.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ferry_outbox.h"
 
@@ -52,11 +56,12 @@ int
 main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: outbox_service DIR EVENTS [BROKER]\n");
+        fprintf(stderr, "usage: outbox_service DIR EVENTS [BROKER [PAUSE_MS]]\n");
         return 2;
     }
     const char *dir = argv[1];
     uint64_t events = strtoull(argv[2], NULL, 10);
+    long pause_ms = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
     mkdir(dir, 0755);
     MDB_env *env;
     MDB_txn *txn;
@@ -107,6 +112,8 @@ main(int argc, char **argv)
         }
         if ((rc = put_count(txn, orders, "_events", done)) || (rc = mdb_txn_commit(txn)))
             return fail("commit", rc);
+        if (pause_ms > 0)
+            nanosleep(&(struct timespec){pause_ms / 1000, pause_ms % 1000 * 1000000L}, NULL);
     }
 
     /* Everything written: wait until it is in the broker, then stop. */

@@ -536,11 +536,13 @@ test_inprocess_relay_survives_kills(void **state)
                 dup2(fd, 2);
                 close(fd);
             }
-            execl(bin, bin, dir, count, fx->d.endpoint, (char *)NULL);
+            /* A millisecond between transactions: 50,000 events take seconds,
+             * so the kills land while it writes. */
+            execl(bin, bin, dir, count, fx->d.endpoint, "1", (char *)NULL);
             _exit(127);
         }
         if (kills < 5) {
-            fy_sleep_ms(30 + (int)(rand_r(&seed) % 120));
+            fy_sleep_ms(20 + (int)(rand_r(&seed) % 60));
             status = s_relay_stop(pid, SIGKILL);
             if (WIFSIGNALED(status)) {
                 kills++;
@@ -958,6 +960,17 @@ test_pglog_poison_and_idle_slot(void **state)
     assert_int_equal(fy_pg_sql(&pg, "CREATE PUBLICATION other_pub FOR TABLE other;"), 0);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "does not publish table outbox"));
+    /* An unreachable server; a database without the table. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' --source 'pg-logical:host=127.0.0.1 port=1 user=ferry dbname=app "
+             "connect_timeout=2' 2>&1",
+             getenv("FERRY_RELAY"));
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "cannot connect"));
+    assert_int_equal(fy_pg_sql(&pg, "DROP TABLE outbox;"), 0);
+    snprintf(cmd, sizeof cmd, "'%s' --source '%s' 2>&1", getenv("FERRY_RELAY"), src);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "outbox table"));
     fy_pg_stop(&pg);
 }
 

@@ -27,7 +27,8 @@ FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
-              client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c
+              client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
+              client/saga.c client/saga_participant.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 # relay.c and src_lmdb.c are in libferry (the in-process relay); ferry-relay
@@ -56,7 +57,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
-     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service \
+     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
      $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay
 
@@ -172,14 +173,14 @@ install: all
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVERSION)
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so
-	install -m 644 client/ferry.h client/ferry_outbox.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 client/ferry.h client/ferry_outbox.h client/ferry_saga.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/ferry.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
-	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/include/ferry_outbox.h \
+	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/include/ferry_outbox.h $(DESTDIR)$(PREFIX)/include/ferry_saga.h \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 format:

@@ -1,0 +1,178 @@
+/*
+ * ferry_saga.h - sagas orchestrated by a service, on its own LMDB
+ * environment (docs/sagas.md).
+ *
+ * A saga definition is a list of steps; each step sends a command to a
+ * participant's queue and waits for its reply. A failure reply or a step
+ * timeout runs the compensations of the steps that may have taken effect,
+ * newest first. Every state change and the command it causes commit in one
+ * LMDB transaction of the service (the command through the outbox,
+ * ferry_outbox.h, published by an in-process relay), so a crash never loses
+ * a command nor sends one the saga's state does not know about; after a
+ * restart the orchestrator simply goes on: the outbox still holds the
+ * unpublished commands, the reply queue the unread replies, the timer index
+ * the deadlines.
+ *
+ * Participants serve their queue with ferry_saga_participant_new(): an inbox
+ * in their own LMDB environment records each command's result in the same
+ * transaction as the participant's work, so a command delivered twice is
+ * answered again, never executed twice, a compensation that overtakes its
+ * command cancels it, and a command that arrives after its step's deadline
+ * (the orchestrator has moved on) is refused without running - keep the
+ * machines' clocks in step (NTP).
+ *
+ * Installed beside ferry.h; needs lmdb.h. The environments need room for
+ * more named databases (mdb_env_set_maxdbs): the orchestrator's
+ * "ferry_saga", "ferry_saga_timer" and the outbox's two; a participant's
+ * "ferry_saga_inbox".
+ */
+#ifndef FERRY_SAGA_H
+#define FERRY_SAGA_H
+
+#include <lmdb.h>
+
+#include "ferry.h"
+#include "ferry_outbox.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_SAGA_DB       "ferry_saga"       /**< saga instances, by id */
+#define FERRY_SAGA_TIMER_DB "ferry_saga_timer" /**< deadline + id of awaited replies */
+#define FERRY_SAGA_INBOX_DB "ferry_saga_inbox" /**< a participant's answered commands */
+
+/** One step. */
+typedef struct ferry_saga_step {
+    const char *name;  /**< unique in its saga: "reserve-stock" */
+    const char *queue; /**< the participant's command queue */
+    bool compensable;  /**< has a compensation (the same queue, undo = true) */
+    int timeout_ms;    /**< for the reply (and between compensation retries); 0: 30000 */
+} ferry_saga_step_t;
+
+/** A saga definition; copied by ferry_saga_orchestrator_new(). */
+typedef struct ferry_saga_def {
+    const char *name; /**< "order" (a valid topic token) */
+    const ferry_saga_step_t *steps;
+    size_t step_count; /**< 1..64 */
+} ferry_saga_def_t;
+
+typedef enum ferry_saga_state {
+    FERRY_SAGA_RUNNING = 1,      /**< waiting for step `step` */
+    FERRY_SAGA_COMPENSATING = 2, /**< waiting for the compensation of step `step` */
+    FERRY_SAGA_DONE = 3,         /**< every step succeeded */
+    FERRY_SAGA_COMPENSATED = 4   /**< a step failed or timed out; compensated */
+} ferry_saga_state_t;
+
+/** Where a saga stands. */
+typedef struct ferry_saga_status {
+    char def[64];
+    ferry_saga_state_t state;
+    size_t step;          /**< the step run or compensated (DONE: the step count) */
+    uint32_t attempt;     /**< of the awaited command (compensations are retried) */
+    uint64_t deadline_ms; /**< wall clock; 0 when ended */
+    char reason[256];     /**< why it compensates ("" when it does not) */
+} ferry_saga_status_t;
+
+typedef struct ferry_saga_orchestrator ferry_saga_orchestrator_t;
+
+/** Called from ferry_saga_poll() after a saga ended (its end committed).
+ *  A notification: a crash right after the commit loses it, the status
+ *  stays (ferry_saga_get). */
+typedef void (*ferry_saga_end_fn)(const char *id, const ferry_saga_status_t *status, void *user);
+
+typedef struct ferry_saga_config {
+    const char *name;   /**< this orchestrator: its reply queue is "saga.<name>.replies" and
+                             its outbox relay's name "saga-<name>-<epoch>" (the epoch is
+                             random, made with the environment); NULL: "saga" */
+    const char *broker; /**< NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
+    ferry_saga_end_fn on_end;
+    void *user;
+    /** Relay log lines (NULL: stderr); see ferry_outbox_relay_config_t. */
+    void (*log)(void *user, const char *level, const char *line);
+} ferry_saga_config_t;
+
+/**
+ * @brief Starts an orchestrator on @p env (opened by the service, with
+ * maxdbs room): declares the reply queue and every step's queue, consumes
+ * the replies, and relays the commands from the outbox in a thread. Sagas
+ * left unfinished by an earlier run go on.
+ * @return FERRY_OK, FERRY_EINVAL (bad definition: names, steps),
+ *         FERRY_EIO (the databases cannot be opened), FERRY_ECONNECT, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_orchestrator_new(MDB_env *env, const ferry_saga_def_t *defs,
+                                                        size_t def_count,
+                                                        const ferry_saga_config_t *cfg,
+                                                        ferry_saga_orchestrator_t **out);
+
+/**
+ * @brief Starts saga @p id (1-200 printable bytes) of definition @p def with @p data
+ * (given to every command, up to 256 KiB): the record and the first command
+ * commit in one transaction.
+ * @return FERRY_OK, FERRY_EEXISTS (that id was started before: nothing
+ *         changes, so a restarted service may start its sagas again),
+ *         FERRY_ENOTFOUND (no such definition), FERRY_EINVAL, FERRY_EIO
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def,
+                                             const char *id, const void *data, size_t len);
+
+/**
+ * @brief Takes replies and fires deadlines for up to @p timeout_ms (0: what
+ * is there). Call it in the service's loop, from the thread that made @p o.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_poll(ferry_saga_orchestrator_t *o, int timeout_ms);
+
+/** @brief Where saga @p id stands. @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_saga_get(ferry_saga_orchestrator_t *o, const char *id,
+                                           ferry_saga_status_t *out);
+
+/** @brief Sagas not yet ended (RUNNING or COMPENSATING). */
+FERRY_EXPORT size_t ferry_saga_active(ferry_saga_orchestrator_t *o);
+
+/** @brief Stops the relay (commands in flight are confirmed first) and frees
+ *  @p *o_p (NULL accepted); the environment stays open. */
+FERRY_EXPORT void ferry_saga_orchestrator_destroy(ferry_saga_orchestrator_t **o_p);
+
+/* ---- participants ---------------------------------------------------------- */
+
+/** A command as a participant sees it. */
+typedef struct ferry_saga_command {
+    const char *saga_id;
+    const char *def;  /**< the saga definition's name */
+    const char *step; /**< the step's name */
+    bool undo;        /**< the compensation of that step */
+    const void *data; /**< the saga's data */
+    size_t len;
+} ferry_saga_command_t;
+
+/** Does the participant's work for @p cmd inside @p txn (a write
+ *  transaction of its environment; the inbox record commits with it).
+ *  Return true for success, false for a failure with a @p reason (a
+ *  failure's work is rolled back). A compensation should succeed; a failed
+ *  one is retried by the orchestrator. Runs inside calls on the client. */
+typedef bool (*ferry_saga_handler_fn)(MDB_txn *txn, const ferry_saga_command_t *cmd,
+                                      char *reason, size_t reason_cap, void *user);
+
+typedef struct ferry_saga_participant ferry_saga_participant_t;
+
+/**
+ * @brief Serves the commands of @p queue with @p fn on @p client (a push
+ * subscription; ferry_client_poll drives it), answering each command once
+ * per command id: a redelivered command gets its recorded answer, a
+ * compensation for a command never executed is answered at once and cancels
+ * that command should it still come.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO (inbox database), or the
+ *         declare's / subscribe's error
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_participant_new(ferry_client_t *client, MDB_env *env,
+                                                       const char *queue, ferry_saga_handler_fn fn,
+                                                       void *user, ferry_saga_participant_t **out);
+
+/** @brief Stops serving and frees @p *p_p (NULL accepted). */
+FERRY_EXPORT void ferry_saga_participant_destroy(ferry_saga_participant_t **p_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_SAGA_H */

@@ -10,7 +10,7 @@
  * ferry_outbox.h, published by an in-process relay), so a crash never loses
  * a command nor sends one the saga's state does not know about; after a
  * restart the orchestrator simply goes on: the outbox still holds the
- * unpublished commands, the reply queue the unread replies, the timer index
+ * unpublished commands, the reply topic the unread replies, the timer index
  * the deadlines.
  *
  * Participants serve their queue with ferry_saga_participant_new(): an inbox
@@ -82,7 +82,8 @@ typedef struct ferry_saga_orchestrator ferry_saga_orchestrator_t;
 typedef void (*ferry_saga_end_fn)(const char *id, const ferry_saga_status_t *status, void *user);
 
 typedef struct ferry_saga_config {
-    const char *name;   /**< this orchestrator: its reply queue is "saga.<name>.replies" and
+    const char *name;   /**< this orchestrator: replies come to topic "saga.<name>.replies"
+                             (durable subscription "orchestrator"), and
                              its outbox relay's name "saga-<name>-<epoch>" (the epoch is
                              random, made with the environment); NULL: "saga" */
     const char *broker; /**< NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
@@ -94,7 +95,7 @@ typedef struct ferry_saga_config {
 
 /**
  * @brief Starts an orchestrator on @p env (opened by the service, with
- * maxdbs room): declares the reply queue and every step's queue, consumes
+ * maxdbs room): declares the reply topic and every step's queue, consumes
  * the replies, and relays the commands from the outbox in a thread. Sagas
  * left unfinished by an earlier run go on.
  * @return FERRY_OK, FERRY_EINVAL (bad definition: names, steps),
@@ -151,8 +152,8 @@ typedef struct ferry_saga_command {
  *  Return true for success, false for a failure with a @p reason (a
  *  failure's work is rolled back). A compensation should succeed; a failed
  *  one is retried by the orchestrator. Runs inside calls on the client. */
-typedef bool (*ferry_saga_handler_fn)(MDB_txn *txn, const ferry_saga_command_t *cmd,
-                                      char *reason, size_t reason_cap, void *user);
+typedef bool (*ferry_saga_handler_fn)(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason,
+                                      size_t reason_cap, void *user);
 
 typedef struct ferry_saga_participant ferry_saga_participant_t;
 

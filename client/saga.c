@@ -12,7 +12,7 @@
  *
  * Every transition (a reply, a deadline, a start) is one write transaction:
  * the record, its timer entry and the command it sends commit together.
- * A command carries reply_to (this orchestrator's reply queue) and
+ * A command carries reply_to (this orchestrator's reply topic) and
  * correlation_id "<step>/<d|u>/<attempt>/<saga id>"; a reply that does not
  * match what the saga waits for (a late or repeated one) is dropped.
  */
@@ -31,7 +31,7 @@
 #define S_STEPS_MAX    64
 #define S_NAME_MAX     63
 #define S_DUE_BATCH    256
-#define S_DEDUPE_MS    86400000ULL /* command and reply queues: a day of restarts */
+#define S_DEDUPE_MS    86400000ULL /* command queues, reply topic: a day of restarts */
 #define S_TIMEOUT_DFLT 30000
 
 typedef struct {
@@ -213,8 +213,7 @@ s_rec_put(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, const s_re
 /* The timer entry of @p id: removes the one at @p old (0: none), adds one
  * at @p deadline (0: none). */
 static int
-s_timer(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, uint64_t old,
-        uint64_t deadline)
+s_timer(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, uint64_t old, uint64_t deadline)
 {
     uint8_t key[8 + S_ID_MAX];
     size_t len = strlen(id);
@@ -261,13 +260,11 @@ s_send(ferry_saga_orchestrator_t *o, MDB_txn *txn, const s_def_t *d, const char 
      * is refused there; compensations never expire. */
     snprintf(expires, sizeof expires, "%llu", undo ? 0ULL : (unsigned long long)r->deadline);
     snprintf(event, sizeof event, "%s%s", st->name, undo ? ":undo" : "");
-    ferry_header_t h[] = {{"reply_to", o->replies},
-                          {"correlation_id", corr},
-                          {"ferry-saga-def", d->name},
-                          {"ferry-saga-id", id},
-                          {"ferry-saga-step", st->name},
-                          {"ferry-saga-action", undo ? "undo" : "do"},
-                          {"ferry-saga-expires", expires}};
+    ferry_header_t h[] = {
+        {"reply_to", o->replies},       {"correlation_id", corr},
+        {"ferry-saga-def", d->name},    {"ferry-saga-id", id},
+        {"ferry-saga-step", st->name},  {"ferry-saga-action", undo ? "undo" : "do"},
+        {"ferry-saga-expires", expires}};
     ferry_outbox_event_t ev = {.aggregate_type = st->queue,
                                .aggregate_id = id,
                                .event_type = event,
@@ -332,11 +329,10 @@ s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, 
         } else {
             /* A failed step did nothing; one that timed out may have. */
             if (ev == S_EV_FAIL)
-                snprintf(r->reason, sizeof r->reason, "step %s failed: %s",
-                         d->steps[r->step].name, reason && *reason ? reason : "(no reason)");
+                snprintf(r->reason, sizeof r->reason, "step %s failed: %s", d->steps[r->step].name,
+                         reason && *reason ? reason : "(no reason)");
             else
-                snprintf(r->reason, sizeof r->reason, "step %s timed out",
-                         d->steps[r->step].name);
+                snprintf(r->reason, sizeof r->reason, "step %s timed out", d->steps[r->step].name);
             int from = (int)r->step - (ev == S_EV_FAIL ? 1 : 0);
             rc = s_compensate(o, txn, d, id, r, s_compensable_at_or_below(d, from));
         }
@@ -430,7 +426,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         return s_mdb(rc);
     }
     /* Collect first: the transitions change the timer index. */
-    char (*due)[S_ID_MAX + 1] = malloc(S_DUE_BATCH * sizeof *due);
+    char(*due)[S_ID_MAX + 1] = malloc(S_DUE_BATCH * sizeof *due);
     uint64_t at[S_DUE_BATCH];
     size_t n = 0;
     MDB_val k, v;
@@ -584,21 +580,30 @@ ferry_saga_orchestrator_new(MDB_env *env, const ferry_saga_def_t *defs, size_t d
     char cname[100];
     snprintf(cname, sizeof cname, "saga:%s", o->name);
     const char *server = cfg->broker ? cfg->broker : getenv("FERRY_SERVER");
-    st = !opts ? FERRY_ENOMEM
+    st = !opts                                                          ? FERRY_ENOMEM
          : server && ferry_options_set_server(opts, server) != FERRY_OK ? FERRY_EINVAL
-                                                                         : FERRY_OK;
+                                                                        : FERRY_OK;
     if (st == FERRY_OK) {
         ferry_options_set_name(opts, cname);
         st = ferry_client_new(opts, &o->c);
     }
     ferry_options_destroy(&opts);
+    /* Replies: a topic with one durable subscription that never gives up on
+     * a reply in practice (a queue's would dead-letter one after 5 deliveries; an
+     * orchestrator killed repeatedly strands a reply that often) and takes
+     * back what a dead orchestrator held within 10 s; interest retention
+     * drops each reply once acked. */
+    ferry_topic_config_t rt = {.dedupe_window_ms = S_DEDUPE_MS, .interest = true};
+    ferry_sub_config_t rs = {.ack_wait_ms = 10000, .max_deliver = 1000}; /* the most there is */
     if (st == FERRY_OK)
-        st = s_declare_queue(o->c, o->replies);
+        st = ferry_client_declare(o->c, FERRY_KIND_TOPIC, o->replies, &rt, NULL, NULL);
+    if (st == FERRY_OK)
+        st = ferry_client_sub_declare(o->c, o->replies, "orchestrator", &rs, NULL);
     for (size_t i = 0; st == FERRY_OK && i < o->ndefs; i++)
         for (size_t s = 0; st == FERRY_OK && s < o->defs[i].n; s++)
             st = s_declare_queue(o->c, o->defs[i].steps[s].queue);
     if (st == FERRY_OK)
-        st = ferry_client_subscribe(o->c, o->replies, NULL, 256, s_on_reply, o, NULL);
+        st = ferry_client_subscribe(o->c, o->replies, "orchestrator", 256, s_on_reply, o, NULL);
     char rname[S_NAME_MAX + 32];
     snprintf(rname, sizeof rname, "saga-%s-%s", o->name, epoch);
     ferry_outbox_relay_config_t rc_cfg = {.broker = server,

@@ -45,8 +45,8 @@ s_key(uint8_t *key, char dir, const char *def, const char *step, const char *id)
 
 /* The recorded result of (dir, command): 1 ok, 0 failed, -1 none. */
 static int
-s_recorded(ferry_saga_participant_t *p, MDB_txn *txn, const uint8_t *key, size_t klen,
-           char *reason, size_t cap)
+s_recorded(ferry_saga_participant_t *p, MDB_txn *txn, const uint8_t *key, size_t klen, char *reason,
+           size_t cap)
 {
     MDB_val k = {klen, (void *)key}, v;
     if (mdb_get(txn, p->inbox, &k, &v) != 0 || v.mv_size < 1)
@@ -147,7 +147,7 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
             }
         }
         if (rc == 0 && write)
-            rc = s_record(p, txn, key, klen, ok, ok ? "" : p->reason);
+            rc = s_record(p, txn, key, klen, ok, p->reason);
         if (rc == 0)
             rc = mdb_txn_commit(txn);
         else
@@ -158,8 +158,8 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
     p->hdr[0] = (ferry_header_t){"ferry-saga-result", ok ? "ok" : "fail"};
     reply->headers = p->hdr;
     reply->header_count = 1;
-    reply->data = ok ? NULL : p->reason;
-    reply->len = ok ? 0 : strlen(p->reason);
+    reply->data = p->reason; /* why it failed, or a note ("nothing to undo") */
+    reply->len = strlen(p->reason);
     return FERRY_MSG_ACK;
 }
 

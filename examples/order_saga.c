@@ -122,8 +122,7 @@ shipping(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap
         snprintf(reason, cap, "a shipped order cannot be unshipped");
         return false;
     }
-    return count_run(txn, shop, cmd) == 0 &&
-           add(txn, shop, "shipped", cmd->saga_id, 1) == 0;
+    return count_run(txn, shop, cmd) == 0 && add(txn, shop, "shipped", cmd->saga_id, 1) == 0;
 }
 
 static void *
@@ -210,6 +209,8 @@ run_orchestrator(const char *dir, long orders, const char *broker, int ship_time
         if (ferry_saga_get(o, id, &s) == FERRY_OK) {
             done += s.state == FERRY_SAGA_DONE;
             compensated += s.state == FERRY_SAGA_COMPENSATED;
+            if (s.state == FERRY_SAGA_COMPENSATED && compensated <= 3)
+                fprintf(stderr, "order_saga: %s compensated: %s\n", id, s.reason);
         }
     }
     ferry_saga_orchestrator_destroy(&o);

@@ -523,36 +523,11 @@ test_inprocess_relay_survives_kills(void **state)
     snprintf(bin, sizeof bin, "%s/%s/examples/outbox_service", getenv("FERRY_TOP"),
              getenv("FERRY_BUILD"));
     snprintf(count, sizeof count, "%zu", events);
-    unsigned seed = (unsigned)time(NULL) ^ 0x7e7e;
-    int kills = 0, status = -1;
-    for (;;) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-            /* A millisecond between transactions: 50,000 events take seconds,
-             * so the kills land while it writes. */
-            execl(bin, bin, dir, count, fx->d.endpoint, "1", (char *)NULL);
-            _exit(127);
-        }
-        if (kills < 5) {
-            fy_sleep_ms(20 + (int)(rand_r(&seed) % 60));
-            status = s_relay_stop(pid, SIGKILL);
-            if (WIFSIGNALED(status)) {
-                kills++;
-                continue;
-            }
-            break; /* it finished before the kill */
-        }
-        waitpid(pid, &status, 0);
-        break;
-    }
+    /* A millisecond between transactions: 50,000 events take seconds, so the
+     * kills land while it writes. */
+    const char *argv[] = {bin, dir, count, fx->d.endpoint, "1", NULL};
+    int kills = 0;
+    int status = fy_run_killing(log, argv, 5, 20, 60, &kills);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(kills >= 5);
     printf("service with its relay thread killed %d times while writing %zu events\n", kills,

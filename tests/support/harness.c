@@ -3,10 +3,17 @@
  */
 #include "harness.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
 
 ferry_client_t *
 fy_connect(const char *endpoint, int timeout_ms, size_t window)
@@ -114,4 +121,54 @@ fy_run(const char *cmdline, char *out, size_t cap)
     }
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int
+fy_spawn(const char *log, const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int
+fy_kill_wait(int pid, int sig)
+{
+    int status = -1;
+    kill(pid, sig);
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+int
+fy_run_killing(const char *log, const char *const *argv, int kills, int min_ms, int spread_ms,
+               int *killed)
+{
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    int status = -1;
+    *killed = 0;
+    for (;;) {
+        int pid = fy_spawn(log, argv);
+        if (pid < 0)
+            return -1;
+        if (*killed >= kills) {
+            waitpid(pid, &status, 0);
+            return status;
+        }
+        fy_sleep_ms(min_ms + (int)(rand_r(&seed) % (unsigned)(spread_ms > 0 ? spread_ms : 1)));
+        status = fy_kill_wait(pid, SIGKILL);
+        if (!WIFSIGNALED(status))
+            return status; /* it finished before the kill */
+        (*killed)++;
+    }
 }

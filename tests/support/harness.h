@@ -44,4 +44,19 @@ ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **o
  *  @return the exit status (0-255), or -1. */
 int fy_run(const char *cmdline, char *out, size_t cap);
 
+/** Starts @p argv (argv[0] the program's path; NULL-terminated) in the
+ *  background with stdout and stderr appended to @p log; it is killed if the
+ *  calling thread ends. @return its pid, or -1. */
+int fy_spawn(const char *log, const char *const *argv);
+
+/** Sends @p sig to @p pid and waits for it. @return its wait status. */
+int fy_kill_wait(int pid, int sig);
+
+/** Crash test driver: starts @p argv (as fy_spawn), kill -9s it after a
+ *  random @p min_ms .. min_ms + spread_ms and starts it again, @p kills
+ *  times, then lets the last run finish. *killed: how many kills landed (a
+ *  run may end before its kill). @return the last run's wait status. */
+int fy_run_killing(const char *log, const char *const *argv, int kills, int min_ms, int spread_ms,
+                   int *killed);
+
 #endif

@@ -1,0 +1,480 @@
+/*
+ * test_saga.c - sagas against a real ferryd, with the participants of
+ * examples/order_saga.c (stock, payment, shipping) in their own process and
+ * LMDB environment:
+ *
+ * - 300 orders: those over 150 fail at payment and are compensated (stock
+ *   released), the others are done; every command's work ran once;
+ * - a step that times out (no shipping participant) compensates the steps
+ *   before it; its command, served late, is refused and never runs;
+ * - the orchestrator killed with -9 at random moments (at least 5 times)
+ *   while 300 sagas run: restarted, it finishes all of them, each command's
+ *   work ran once, none is half done;
+ * - participants: a repeated command is answered again without running, a
+ *   compensation that overtakes its command cancels it;
+ * - bad input: definitions, ids, unknown definition, duplicate start.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "ferry.h"
+#include "ferry_saga.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef fy_fx_t fx_t;
+
+#define S_ORDERS 300
+
+static const char *
+s_example(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s/examples/order_saga", getenv("FERRY_TOP"), getenv("FERRY_BUILD"));
+    return buf;
+}
+
+/* Runs order_saga with @p args (NULL-terminated) in the background, its
+ * output appended to @p log. */
+static pid_t
+s_spawn(const char *log, const char *const *args)
+{
+    char bin[400];
+    s_example(bin, sizeof bin);
+    const char *argv[12] = {bin};
+    for (int i = 0; args[i] && i < 10; i++)
+        argv[i + 1] = args[i];
+    pid_t pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static int
+s_stop(pid_t pid, int sig)
+{
+    return fy_kill_wait(pid, sig);
+}
+
+/* Waits until @p queue exists (the participants declare theirs; commands
+ * wait in a queue until somebody serves it). */
+static void
+s_wait_queue(ferry_client_t *c, const char *queue)
+{
+    long long until = fy_now_ms() + 20000;
+    ferry_topic_info_t info;
+    while (fy_now_ms() < until) {
+        if (ferry_client_info(c, queue, &info) == FERRY_OK)
+            return;
+        fy_sleep_ms(20);
+    }
+    fail_msg("%s was not declared", queue);
+}
+
+/* The shop's counter "<what>:<id>" (0 when absent). */
+static int64_t
+s_shop(MDB_txn *txn, MDB_dbi dbi, const char *what, const char *id)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s:%s", what, id);
+    MDB_val k = {strlen(key), key}, v;
+    int64_t n = 0;
+    if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof n)
+        memcpy(&n, v.mv_data, sizeof n);
+    return n;
+}
+
+static int64_t
+s_amount(long i)
+{
+    return i * 37 % 200 + 1; /* as examples/order_saga.c */
+}
+
+/* Checks the participants' state: each order done (reserved, charged,
+ * shipped, each once) or compensated (reserved then released, never
+ * charged, never shipped). @return how many were done. */
+static long
+s_check_shop(const char *dir, long orders, bool shipping)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "shop", 0, &dbi), 0);
+    long done = 0;
+    for (long i = 0; i < orders; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "order-%ld", i);
+        int64_t reserved = s_shop(txn, dbi, "reserved", id);
+        int64_t charged = s_shop(txn, dbi, "charged", id);
+        int64_t shipped = s_shop(txn, dbi, "shipped", id);
+        /* Each command's work ran at most once. */
+        assert_int_equal(s_shop(txn, dbi, "runs:d:reserve-stock", id), 1);
+        assert_true(s_shop(txn, dbi, "runs:u:reserve-stock", id) <= 1);
+        assert_true(s_shop(txn, dbi, "runs:d:charge-payment", id) <= 1);
+        assert_true(s_shop(txn, dbi, "runs:u:charge-payment", id) <= 1);
+        assert_true(s_shop(txn, dbi, "runs:d:ship", id) <= 1);
+        if (shipped) {
+            assert_true(shipping);
+            assert_int_equal(reserved, 1);
+            assert_int_equal(charged, s_amount(i));
+            assert_int_equal(shipped, 1);
+            assert_true(s_amount(i) <= 150);
+            done++;
+        } else {
+            assert_int_equal(reserved, 0); /* released */
+            assert_int_equal(charged, 0);  /* never charged, or refunded */
+            assert_int_equal(s_shop(txn, dbi, "runs:u:reserve-stock", id), 1);
+        }
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return done;
+}
+
+static MDB_env *
+s_env(const char *dir)
+{
+    MDB_env *env;
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1ull << 30), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    return env;
+}
+
+typedef struct {
+    long ended, done, compensated;
+    bool reasons_ok;
+} s_ends_t;
+
+static void
+s_on_end(const char *id, const ferry_saga_status_t *st, void *user)
+{
+    s_ends_t *e = user;
+    long i = strtol(id + strlen("order-"), NULL, 10);
+    e->ended++;
+    e->done += st->state == FERRY_SAGA_DONE;
+    e->compensated += st->state == FERRY_SAGA_COMPENSATED;
+    bool want_done = s_amount(i) <= 150;
+    if (want_done != (st->state == FERRY_SAGA_DONE) ||
+        (!want_done && !strstr(st->reason, "step charge-payment failed: insufficient funds")))
+        e->reasons_ok = false;
+}
+
+static const ferry_saga_step_t s_steps[] = {
+    {.name = "reserve-stock", .queue = "stock.commands", .compensable = true},
+    {.name = "charge-payment", .queue = "payment.commands", .compensable = true},
+    {.name = "ship", .queue = "shipping.commands"}};
+
+static void
+test_orders_done_or_compensated(void **state)
+{
+    fx_t *fx = *state;
+    char shop[400], orch[400], log[400];
+    snprintf(shop, sizeof shop, "%s/shop", fx->d.dir);
+    snprintf(orch, sizeof orch, "%s/orch", fx->d.dir);
+    snprintf(log, sizeof log, "%s/saga.log", fx->d.dir);
+    const char *pargs[] = {"participants", shop, fx->d.endpoint, NULL};
+    pid_t parts = s_spawn(log, pargs);
+    MDB_env *env = s_env(orch);
+    ferry_saga_def_t def = {.name = "order", .steps = s_steps, .step_count = 3};
+    s_ends_t ends = {.reasons_ok = true};
+    ferry_saga_config_t cfg = {
+        .name = "orders", .broker = fx->d.endpoint, .on_end = s_on_end, .user = &ends};
+    ferry_saga_orchestrator_t *o;
+    assert_int_equal(ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o), FERRY_OK);
+    s_wait_queue(fx->c, "shipping.commands");
+    for (long i = 0; i < S_ORDERS; i++) {
+        char id[32], data[64];
+        snprintf(id, sizeof id, "order-%ld", i);
+        int len = snprintf(data, sizeof data, "item=book amount=%lld", (long long)s_amount(i));
+        assert_int_equal(ferry_saga_start(o, "order", id, data, (size_t)len), FERRY_OK);
+    }
+    /* Bad input changes nothing. */
+    assert_int_equal(ferry_saga_start(o, "order", "order-0", "x", 1), FERRY_EEXISTS);
+    assert_int_equal(ferry_saga_start(o, "refund", "r-1", "x", 1), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_saga_start(o, "order", "", "x", 1), FERRY_EINVAL);
+    assert_int_equal(ferry_saga_start(o, "order", "bad\nid", "x", 1), FERRY_EINVAL);
+    assert_int_equal(ferry_saga_start(o, "order", "big", "x", 300 * 1024), FERRY_EINVAL);
+    ferry_saga_status_t st;
+    assert_int_equal(ferry_saga_get(o, "order-999", &st), FERRY_ENOTFOUND);
+    long long until = fy_now_ms() + 60000;
+    while (ferry_saga_active(o) > 0 && fy_now_ms() < until)
+        assert_int_equal(ferry_saga_poll(o, 50), FERRY_OK);
+    assert_int_equal(ferry_saga_active(o), 0);
+    assert_int_equal(ends.ended, S_ORDERS);
+    assert_true(ends.reasons_ok);
+    assert_int_equal(ends.done, 225); /* amounts 1..150 of i * 37 % 200 + 1 */
+    assert_int_equal(ends.compensated, 75);
+    assert_int_equal(ferry_saga_get(o, "order-7", &st), FERRY_OK); /* amount 60 */
+    assert_int_equal(st.state, FERRY_SAGA_DONE);
+    assert_int_equal(st.step, 3);
+    assert_string_equal(st.def, "order");
+    assert_int_equal(ferry_saga_get(o, "order-5", &st), FERRY_OK); /* amount 186 */
+    assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+    assert_non_null(strstr(st.reason, "insufficient funds for 186"));
+    ferry_saga_orchestrator_destroy(&o);
+    mdb_env_close(env);
+    assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    assert_int_equal(s_check_shop(shop, S_ORDERS, true), 225);
+}
+
+static void
+test_step_timeout_compensates_and_late_command_is_refused(void **state)
+{
+    fx_t *fx = *state;
+    char shop[400], orch[400], log[400];
+    snprintf(shop, sizeof shop, "%s/shop", fx->d.dir);
+    snprintf(orch, sizeof orch, "%s/orch", fx->d.dir);
+    snprintf(log, sizeof log, "%s/saga.log", fx->d.dir);
+    const char *pargs[] = {"participants", shop, fx->d.endpoint, "--no-shipping", NULL};
+    pid_t parts = s_spawn(log, pargs);
+    MDB_env *env = s_env(orch);
+    ferry_saga_step_t steps[3];
+    memcpy(steps, s_steps, sizeof steps);
+    steps[2].timeout_ms = 300; /* nobody ships */
+    ferry_saga_def_t def = {.name = "order", .steps = steps, .step_count = 3};
+    ferry_saga_config_t cfg = {.name = "orders", .broker = fx->d.endpoint};
+    ferry_saga_orchestrator_t *o;
+    assert_int_equal(ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o), FERRY_OK);
+    s_wait_queue(fx->c, "payment.commands");
+    const long n = 20;
+    for (long i = 0; i < n; i++) {
+        char id[32], data[64];
+        snprintf(id, sizeof id, "order-%ld", i);
+        int len = snprintf(data, sizeof data, "amount=%lld", (long long)s_amount(i));
+        assert_int_equal(ferry_saga_start(o, "order", id, data, (size_t)len), FERRY_OK);
+    }
+    long long until = fy_now_ms() + 30000;
+    while (ferry_saga_active(o) > 0 && fy_now_ms() < until)
+        assert_int_equal(ferry_saga_poll(o, 50), FERRY_OK);
+    assert_int_equal(ferry_saga_active(o), 0);
+    long timed_out = 0;
+    for (long i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "order-%ld", i);
+        ferry_saga_status_t st;
+        assert_int_equal(ferry_saga_get(o, id, &st), FERRY_OK);
+        assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+        timed_out += strstr(st.reason, "step ship timed out") != NULL;
+    }
+    assert_int_equal(timed_out, 16); /* orders 5, 10, 15, 16 (over 150) failed at payment */
+    ferry_saga_orchestrator_destroy(&o);
+    mdb_env_close(env);
+    assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    /* Shipping comes up late: the waiting ship commands are refused. */
+    const char *all[] = {"participants", shop, fx->d.endpoint, NULL};
+    parts = s_spawn(log, all);
+    ferry_topic_info_t info = {0};
+    until = fy_now_ms() + 20000;
+    while ((ferry_client_info(fx->c, "shipping.commands", &info) != FERRY_OK ||
+            info.messages > 0) &&
+           fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(info.messages, 0);
+    assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    assert_int_equal(s_check_shop(shop, n, false), 0);
+}
+
+static void
+test_orchestrator_killed(void **state)
+{
+    fx_t *fx = *state;
+    char shop[400], orch[400], log[400], out[400], count[16];
+    snprintf(shop, sizeof shop, "%s/shop", fx->d.dir);
+    snprintf(orch, sizeof orch, "%s/orch", fx->d.dir);
+    snprintf(log, sizeof log, "%s/saga.log", fx->d.dir);
+    snprintf(out, sizeof out, "%s/orchestrator.out", fx->d.dir);
+    snprintf(count, sizeof count, "%d", S_ORDERS);
+    const char *pargs[] = {"participants", shop, fx->d.endpoint, NULL};
+    pid_t parts = s_spawn(log, pargs);
+    s_wait_queue(fx->c, "shipping.commands");
+    char bin[400];
+    const char *oargs[] = {s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint,
+                           NULL};
+    int kills = 0;
+    int status = fy_run_killing(out, oargs, 5, 40, 160, &kills);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(kills >= 5);
+    char cmd[1200], summary[128];
+    snprintf(cmd, sizeof cmd, "grep '^done' '%s' | tail -1", out);
+    fy_run(cmd, summary, sizeof summary);
+    printf("orchestrator killed %d times; last run: %s", kills, summary);
+    /* Exactly as without kills: no reply lost (none timed out), none twice. */
+    assert_non_null(strstr(summary, "done 225 compensated 75"));
+    assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    assert_int_equal(s_check_shop(shop, S_ORDERS, true), 225);
+}
+
+/* A participant's inbox, driven by hand with requests. */
+static int s_runs; /* how often the handler ran (one thread) */
+
+static bool
+s_count(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    (void)txn, (void)user;
+    s_runs++;
+    if (cmd->len == 4 && memcmp(cmd->data, "fail", 4) == 0) {
+        snprintf(reason, cap, "as asked");
+        return false;
+    }
+    return true;
+}
+
+static const char *
+s_command(ferry_client_t *c, const char *id, const char *action, const char *data)
+{
+    ferry_header_t h[] = {{"ferry-saga-id", id},
+                          {"ferry-saga-def", "t"},
+                          {"ferry-saga-step", "s"},
+                          {"ferry-saga-action", action}};
+    ferry_message_t m = {.data = data, .len = strlen(data), .headers = h, .header_count = 4};
+    const ferry_stored_message_t *reply;
+    assert_int_equal(ferry_client_request(c, "svc.commands", &m, 10000, &reply), FERRY_OK);
+    static char result[300];
+    snprintf(result, sizeof result, "%s %.*s", ferry_msg_header(reply, "ferry-saga-result"),
+             (int)reply->len, (const char *)reply->data);
+    return result;
+}
+
+typedef struct {
+    const char *endpoint;
+    MDB_env *env;
+    atomic_int stop;
+    ferry_status_t bad, st; /* what participant_new said to bad and good input */
+} s_server_t;
+
+/* A participant in its own thread with its own client (cmocka's asserts
+ * belong to the main thread: results go back in the struct). */
+static void *
+s_serve_thread(void *arg)
+{
+    s_server_t *s = arg;
+    ferry_options_t *o = ferry_options_new();
+    ferry_client_t *c = NULL;
+    ferry_options_set_server(o, s->endpoint);
+    s->st = ferry_client_new(o, &c);
+    ferry_options_destroy(&o);
+    ferry_saga_participant_t *p = NULL;
+    s->bad = ferry_saga_participant_new(NULL, s->env, "q", s_count, NULL, &p);
+    if (s->st == FERRY_OK)
+        s->st = ferry_saga_participant_new(c, s->env, "svc.commands", s_count, NULL, &p);
+    while (s->st == FERRY_OK && !atomic_load(&s->stop))
+        ferry_client_poll(c, 20);
+    ferry_saga_participant_destroy(&p);
+    ferry_saga_participant_destroy(&p); /* NULL accepted */
+    ferry_client_destroy(&c);
+    return NULL;
+}
+
+static void
+test_participant_answers_once(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/svc", fx->d.dir);
+    s_server_t srv = {.endpoint = fx->d.endpoint, .env = s_env(dir)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_serve_thread, &srv), 0);
+    s_wait_queue(fx->c, "svc.commands");
+    assert_string_equal(s_command(fx->c, "a", "do", "x"), "ok ");
+    assert_string_equal(s_command(fx->c, "a", "do", "x"), "ok "); /* answered, not run */
+    assert_int_equal(s_runs, 1);
+    assert_string_equal(s_command(fx->c, "a", "undo", "x"), "ok ");
+    assert_string_equal(s_command(fx->c, "a", "undo", "x"), "ok ");
+    assert_int_equal(s_runs, 2);
+    /* A failed command: its work rolled back, the answer kept. */
+    assert_string_equal(s_command(fx->c, "b", "do", "fail"), "fail as asked");
+    assert_string_equal(s_command(fx->c, "b", "do", "fail"), "fail as asked");
+    assert_int_equal(s_runs, 3);
+    assert_string_equal(s_command(fx->c, "b", "undo", "x"), "ok nothing to undo");
+    assert_int_equal(s_runs, 3);
+    /* The compensation overtakes its command: the command never runs. */
+    assert_string_equal(s_command(fx->c, "c", "undo", "x"), "ok nothing to undo");
+    assert_string_equal(s_command(fx->c, "c", "do", "x"), "fail cancelled by its compensation");
+    assert_int_equal(s_runs, 3);
+    /* Not a saga command; a command past its deadline. */
+    assert_string_equal(s_command(fx->c, "d", "maybe", "x"), "fail not a saga command");
+    ferry_header_t h[] = {{"ferry-saga-id", "e"},
+                          {"ferry-saga-def", "t"},
+                          {"ferry-saga-step", "s"},
+                          {"ferry-saga-action", "do"},
+                          {"ferry-saga-expires", "1000"}};
+    ferry_message_t m = {.data = "x", .len = 1, .headers = h, .header_count = 5};
+    const ferry_stored_message_t *reply;
+    assert_int_equal(ferry_client_request(fx->c, "svc.commands", &m, 10000, &reply), FERRY_OK);
+    assert_string_equal(ferry_msg_header(reply, "ferry-saga-result"), "fail");
+    assert_int_equal(s_runs, 3);
+    atomic_store(&srv.stop, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(srv.bad, FERRY_EINVAL);
+    assert_int_equal(srv.st, FERRY_OK);
+    mdb_env_close(srv.env);
+}
+
+static void
+test_bad_definitions(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/bad", fx->d.dir);
+    MDB_env *env = s_env(dir);
+    ferry_saga_orchestrator_t *o = NULL;
+    ferry_saga_config_t cfg = {.broker = fx->d.endpoint};
+    ferry_saga_step_t dup[] = {{.name = "a", .queue = "q"}, {.name = "a", .queue = "q"}};
+    ferry_saga_step_t noq[] = {{.name = "a", .queue = NULL}};
+    ferry_saga_step_t bad[] = {{.name = "a b", .queue = "q"}};
+    ferry_saga_def_t defs[] = {{.name = "x", .steps = dup, .step_count = 2},
+                               {.name = "x", .steps = noq, .step_count = 1},
+                               {.name = "x", .steps = bad, .step_count = 1},
+                               {.name = "x y", .steps = s_steps, .step_count = 3},
+                               {.name = "x", .steps = s_steps, .step_count = 0}};
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        assert_int_equal(ferry_saga_orchestrator_new(env, &defs[i], 1, &cfg, &o), FERRY_EINVAL);
+    ferry_saga_def_t twice[] = {{.name = "x", .steps = s_steps, .step_count = 3},
+                                {.name = "x", .steps = s_steps, .step_count = 3}};
+    assert_int_equal(ferry_saga_orchestrator_new(env, twice, 2, &cfg, &o), FERRY_EINVAL);
+    assert_int_equal(ferry_saga_orchestrator_new(NULL, twice, 1, &cfg, &o), FERRY_EINVAL);
+    assert_null(o);
+    ferry_saga_orchestrator_destroy(&o); /* NULL accepted */
+    mdb_env_close(env);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_orders_done_or_compensated, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_step_timeout_compensates_and_late_command_is_refused,
+                                        fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_orchestrator_killed, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
+    };
+    if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

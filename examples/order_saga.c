@@ -15,6 +15,7 @@
  *       those started before are left as they are), run them to their end,
  *       print how many were done and compensated
  */
+#define _POSIX_C_SOURCE 200809L /* rand_r, nanosleep, sigaction: built outside the tree too */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>

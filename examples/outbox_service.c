@@ -15,6 +15,7 @@
  * PAUSE_MS: a pause between transactions, for a service that writes at a
  * steadier pace (the crash test uses it to be sure to kill it mid-way).
  */
+#define _POSIX_C_SOURCE 200809L /* rand_r, nanosleep, sigaction: built outside the tree too */
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>

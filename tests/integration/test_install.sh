@@ -57,6 +57,15 @@ for src in "$tmp"/client*.c; do
 done
 echo "ok - docs/client.md's $count C examples compile and link"
 
+# The LMDB outbox and saga programs build from the installed headers too
+# (ferry.pc requires lmdb: ferry_outbox.h and ferry_saga.h include lmdb.h).
+for ex in outbox_service order_saga; do
+    cp "$top/examples/$ex.c" "$tmp/$ex.c"
+    ${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/$ex.c" -o "$tmp/$ex" $flags \
+        -lpthread || fail "examples/$ex.c builds with pkg-config flags"
+done
+echo "ok - examples/outbox_service.c and order_saga.c compile and link"
+
 mkdir -p "$tmp/data"
 "$FERRYD" --data "$tmp/data" --bind 'tcp://127.0.0.1:*' 2>"$tmp/ferryd.log" &
 pid=$!
@@ -71,4 +80,4 @@ out=$(LD_LIBRARY_PATH="$tmp/root/usr/lib" "$tmp/app" "$ep") || fail "example run
 echo "$out" | grep -q "stored as seq 1" || fail "example output: $out"
 echo "$out" | grep -q "1000 async publishes confirmed" || fail "example output: $out"
 echo "ok - installed example published against ferryd"
-echo "5 passed, 0 failed"
+echo "6 passed, 0 failed"

@@ -288,9 +288,9 @@ test_step_timeout_compensates_and_late_command_is_refused(void **state)
     parts = s_spawn(log, all);
     ferry_topic_info_t info = {0};
     until = fy_now_ms() + 20000;
-    while ((ferry_client_info(fx->c, "shipping.commands", &info) != FERRY_OK ||
-            info.messages > 0) &&
-           fy_now_ms() < until)
+    while (
+        (ferry_client_info(fx->c, "shipping.commands", &info) != FERRY_OK || info.messages > 0) &&
+        fy_now_ms() < until)
         fy_sleep_ms(20);
     assert_int_equal(info.messages, 0);
     assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
@@ -311,8 +311,8 @@ test_orchestrator_killed(void **state)
     pid_t parts = s_spawn(log, pargs);
     s_wait_queue(fx->c, "shipping.commands");
     char bin[400];
-    const char *oargs[] = {s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint,
-                           NULL};
+    const char *oargs[] = {
+        s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint, NULL};
     int kills = 0;
     int status = fy_run_killing(out, oargs, 5, 40, 160, &kills);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -470,8 +470,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_step_timeout_compensates_and_late_command_is_refused,
                                         fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_orchestrator_killed, fy_fx_setup, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup,
-                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */

@@ -28,7 +28,7 @@ FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
               client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
-              client/saga.c client/saga_participant.c
+              client/saga.c client/saga_participant.c client/inbox.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
 CLI_SRC    := cli/ferry.c
 # relay.c and src_lmdb.c are in libferry (the in-process relay); ferry-relay
@@ -57,7 +57,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
-     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga \
+     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga $(BUILD)/examples/choreography \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
      $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay
 

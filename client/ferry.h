@@ -64,7 +64,8 @@ extern "C" {
     X(FERRY_ELIMIT, 23, "ELIMIT", "topic limit reached: publish refused")                 \
     X(FERRY_ECONFLICT, 24, "ECONFLICT", "expected sequence or key version did not match") \
     X(FERRY_ENOREPLY, 25, "ENOREPLY", "no reply within the timeout")                      \
-    X(FERRY_EDISCONNECTED, 26, "EDISCONNECTED", "not connected and the buffer is full")
+    X(FERRY_EDISCONNECTED, 26, "EDISCONNECTED", "not connected and the buffer is full")   \
+    X(FERRY_ECANCELLED, 27, "ECANCELLED", "the handler refused: nothing was recorded")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

@@ -57,6 +57,49 @@ FERRY_EXPORT ferry_status_t ferry_outbox_open(MDB_txn *txn, MDB_dbi *dbi);
 FERRY_EXPORT ferry_status_t ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi,
                                              const ferry_outbox_event_t *ev, uint64_t *id);
 
+/* ---- the inbox: idempotent consumers ----------------------------------------
+ *
+ * Messages are delivered at least once. A service that consumes them (a
+ * choreography step, a projection) makes its work happen once by recording
+ * each message it handled in its own environment, in the same transaction as
+ * the work - and, for a reaction, as the events it writes to the outbox.
+ */
+
+#define FERRY_INBOX_DB "ferry_inbox" /**< handled messages: topic + id -> when */
+
+/** The work for @p msg inside @p txn (a write transaction of the service's
+ *  environment). Return 0 to commit it together with the inbox record; any
+ *  other value aborts both (the message may be handled again later). */
+typedef int (*ferry_inbox_fn)(MDB_txn *txn, const ferry_stored_message_t *msg, void *user);
+
+/** @brief Opens (creating) the inbox database inside write transaction @p txn.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_EIO */
+FERRY_EXPORT ferry_status_t ferry_inbox_open(MDB_txn *txn, MDB_dbi *dbi);
+
+/**
+ * @brief Handles @p msg once: in one write transaction of @p env, looks the
+ * message up in the inbox (by topic and message id; by topic and sequence
+ * when it has no id), runs @p fn if it is new, records it, commits (synced
+ * as the environment syncs).
+ * @param[out] fn_rc may be NULL; fn's result (0 when fn did not run).
+ * @return FERRY_OK (handled now: ack it), FERRY_EEXISTS (handled before: ack
+ *         it), FERRY_ECANCELLED when fn refused (nothing recorded),
+ *         FERRY_EINVAL, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+FERRY_EXPORT ferry_status_t ferry_inbox_handle(MDB_env *env, MDB_dbi dbi,
+                                               const ferry_stored_message_t *msg, ferry_inbox_fn fn,
+                                               void *user, int *fn_rc);
+
+/**
+ * @brief Forgets messages handled before @p before_ms (wall clock, ms since
+ * the Unix epoch), in one write transaction. Keep them longer than a
+ * message can come again (the broker's dedupe window, the redelivery of
+ * pending messages). @param[out] removed may be NULL.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO
+ */
+FERRY_EXPORT ferry_status_t ferry_inbox_prune(MDB_env *env, MDB_dbi dbi, uint64_t before_ms,
+                                              size_t *removed);
+
 /** A relay running in a thread of the service. */
 typedef struct ferry_outbox_relay ferry_outbox_relay_t;
 

@@ -26,6 +26,7 @@
  */
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,13 @@
 #include "clock.h"
 #include "source.h"
 
-#define S_RELS_MAX    64
-#define S_STATUS_MS   1000           /* feedback at least this often */
-#define S_PG_EPOCH_MS 946684800000LL /* 2000-01-01T00:00:00Z in Unix ms */
-#define S_IDENT_MAX   63
-#define S_HEADERS_MAX 64
+#define S_RELS_MAX       64
+#define S_STATUS_MS      1000           /* feedback at least this often */
+#define S_PG_EPOCH_MS    946684800000LL /* 2000-01-01T00:00:00Z in Unix ms */
+#define S_IDENT_MAX      63
+#define S_HEADERS_MAX    64
+#define S_REREAD_WAIT_MS 5000 /* for the rows a restarted stream replays */
+#define S_START_TRIES    50   /* x 100 ms: the slot's previous walsender exiting */
 
 /* PostgreSQL type oids the decoder knows (pg_type.dat). */
 enum {
@@ -353,11 +356,23 @@ s_stream_start(fr_source_t *s, char *err, size_t errlen)
              "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
              "publication_names '%s', binary 'true')",
              s->slot, (unsigned)(s->flushed >> 32), (unsigned)s->flushed, s->pub);
-    PGresult *r = PQexec(s->repl, sql);
-    bool ok = PQresultStatus(r) == PGRES_COPY_BOTH;
-    PQclear(r);
+    /* Right after we closed the previous stream, its walsender may still hold
+     * the slot ("replication slot ... is active for PID ..."): a moment. */
+    bool ok = false;
+    for (int tries = 0; !ok && tries < S_START_TRIES; tries++) {
+        PGresult *r = PQexec(s->repl, sql);
+        ok = PQresultStatus(r) == PGRES_COPY_BOTH;
+        const char *state = ok ? NULL : PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool busy = state && strcmp(state, "55006") == 0; /* object_in_use */
+        if (!ok && (!busy || tries + 1 == S_START_TRIES))
+            fr_pg_fail(s->repl, err, errlen, "START_REPLICATION");
+        PQclear(r);
+        if (!ok && !busy)
+            break;
+        if (!ok)
+            fy_sleep_ms(100);
+    }
     if (!ok) {
-        fr_pg_fail(s->repl, err, errlen, "START_REPLICATION");
         s_stream_close(s);
         return -1;
     }
@@ -791,9 +806,16 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
 {
     *n = 0;
     s->nrows = s->nhdr = s->arena_len = 0;
-    /* Going back (or not streaming): start again at the slot, skip to after. */
-    if ((!s->repl || fr_pos_cmp(after, s->stream_pos) < 0) && s_stream_start(s, err, errlen) != 0)
-        return -1;
+    /* Going back (or not streaming): start again at the slot, skip to after.
+     * The rows after it were read before, so they come again: wait for the
+     * first of them (the server decodes from the slot's restart point first)
+     * rather than answer "nothing" - a re-read must find its row. */
+    long long wait_until = 0;
+    if (!s->repl || fr_pos_cmp(after, s->stream_pos) < 0) {
+        if (s_stream_start(s, err, errlen) != 0)
+            return -1;
+        wait_until = fy_mono_ms() + S_REREAD_WAIT_MS;
+    }
     bool consumed = false;
     while (s->nrows < max) {
         char *buf = NULL;
@@ -803,6 +825,12 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
             if (!PQconsumeInput(s->repl))
                 goto lost;
             len = PQgetCopyData(s->repl, &buf, 1);
+        }
+        if (len == 0 && s->nrows == 0 && fy_mono_ms() < wait_until) {
+            struct pollfd pfd = {.fd = PQsocket(s->repl), .events = POLLIN};
+            poll(&pfd, 1, 20);
+            consumed = false;
+            continue;
         }
         if (len == 0)
             break;

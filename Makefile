@@ -59,7 +59,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
      $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga $(BUILD)/examples/choreography \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
-     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay
+     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay $(BUILD)/bench/bench_saga
 
 help:
 	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
@@ -157,6 +157,7 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_timers -n 1000000
 	$(BENCH_ENV) $(BUILD)/bench/bench_events
 	$(BENCH_ENV) $(BUILD)/bench/bench_relay
+	$(BENCH_ENV) $(BUILD)/bench/bench_saga
 
 # W1 with ferryd under perf (Debian linux-perf), top functions saved.
 bench-profile: all

@@ -27,8 +27,8 @@ ferry_inbox_open(MDB_txn *txn, MDB_dbi *dbi)
 }
 
 ferry_status_t
-ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
-                   ferry_inbox_fn fn, void *user, int *fn_rc)
+ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg, ferry_inbox_fn fn,
+                   void *user, int *fn_rc)
 {
     if (fn_rc)
         *fn_rc = 0;
@@ -36,10 +36,9 @@ ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
         return FERRY_EINVAL;
     /* Keys are at most 511 bytes (LMDB's default limit). */
     char key[511];
-    int n = msg->id && *msg->id
-                ? snprintf(key, sizeof key, "%s\x1f%s", msg->topic, msg->id)
-                : snprintf(key, sizeof key, "%s\x1f#%llu", msg->topic,
-                           (unsigned long long)msg->seq);
+    int n = msg->id && *msg->id ? snprintf(key, sizeof key, "%s\x1f%s", msg->topic, msg->id)
+                                : snprintf(key, sizeof key, "%s\x1f#%llu", msg->topic,
+                                           (unsigned long long)msg->seq);
     if (n <= 0 || (size_t)n >= sizeof key)
         return FERRY_EINVAL;
     MDB_txn *txn;

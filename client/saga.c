@@ -63,6 +63,14 @@ typedef struct {
     ferry_saga_status_t st;
 } s_ended_t;
 
+/* A reply taken in the current poll, not yet acked. */
+typedef struct {
+    uint64_t seq;
+    bool ours, ok;
+    char corr[S_ID_MAX + 40];
+    char reason[200];
+} s_reply_t;
+
 struct ferry_saga_orchestrator {
     MDB_env *env;
     MDB_dbi sagas, timers, outbox;
@@ -74,7 +82,8 @@ struct ferry_saga_orchestrator {
     char replies[FERRY_NAME_MAX + 1];
     ferry_saga_end_fn on_end;
     void *user;
-    ferry_status_t failed; /* an LMDB error seen inside a reply handler */
+    s_reply_t *replies_in; /* taken by the handler, applied after the poll */
+    size_t nreplies, cap_replies;
 };
 
 static ferry_status_t
@@ -359,6 +368,9 @@ s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, 
 
 /* ---- replies and deadlines ---------------------------------------------------- */
 
+/* The handler only takes a reply down (KEEP: it stays pending); the
+ * transitions of all replies taken in one poll commit in one transaction,
+ * and only then are the replies acked (ferry_saga_poll). */
 static ferry_msg_action_t
 s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
 {
@@ -366,49 +378,99 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     ferry_saga_orchestrator_t *o = user;
     const char *corr = ferry_msg_header(m, "correlation_id");
     const char *result = ferry_msg_header(m, "ferry-saga-result");
+    if (o->nreplies == o->cap_replies) {
+        size_t cap = o->cap_replies ? o->cap_replies * 2 : 256;
+        s_reply_t *n = realloc(o->replies_in, cap * sizeof *n);
+        if (!n)
+            return FERRY_MSG_NACK;
+        o->replies_in = n;
+        o->cap_replies = cap;
+    }
+    s_reply_t *r = &o->replies_in[o->nreplies++];
+    memset(r, 0, sizeof *r);
+    r->seq = m->seq;
+    r->ours = corr && result && strlen(corr) < sizeof r->corr;
+    if (r->ours) {
+        snprintf(r->corr, sizeof r->corr, "%s", corr);
+        r->ok = strcmp(result, "ok") == 0;
+        size_t rl = m->len < sizeof r->reason - 1 ? m->len : sizeof r->reason - 1;
+        memcpy(r->reason, m->data, rl);
+    }
+    return FERRY_MSG_KEEP;
+}
+
+/* Applies one reply in @p txn; *ended set (and *st filled) when its saga ended. */
+static int
+s_apply_reply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const s_reply_t *rp, bool *ended,
+              s_ended_t *st)
+{
+    *ended = false;
     unsigned step, attempt;
     char dir;
     int off = 0;
-    if (!corr || !result || sscanf(corr, "%u/%c/%u/%n", &step, &dir, &attempt, &off) != 3 ||
-        off <= 0 || !corr[off] || strlen(corr + off) > S_ID_MAX)
-        return FERRY_MSG_ACK; /* not a reply of ours: nothing to do with it */
-    const char *id = corr + off;
-    char reason[200];
-    size_t rl = m->len < sizeof reason - 1 ? m->len : sizeof reason - 1;
-    memcpy(reason, m->data, rl);
-    reason[rl] = '\0';
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
-    if (rc) {
-        o->failed = s_mdb(rc);
-        return FERRY_MSG_NACK;
-    }
+    if (!rp->ours || sscanf(rp->corr, "%u/%c/%u/%n", &step, &dir, &attempt, &off) != 3 ||
+        off <= 0 || !rp->corr[off] || strlen(rp->corr + off) > S_ID_MAX)
+        return 0; /* not a reply of ours: nothing to do with it */
+    const char *id = rp->corr + off;
     s_rec_t r;
-    bool ended = false;
-    rc = s_rec_get(o, txn, id, &r);
+    int rc = s_rec_get(o, txn, id, &r);
     bool expected = rc == 0 && r.step == step &&
                     ((r.state == FERRY_SAGA_RUNNING && dir == 'd' && r.attempt == attempt) ||
                      (r.state == FERRY_SAGA_COMPENSATING && dir == 'u'));
     if (rc == MDB_NOTFOUND)
-        rc = 0;
+        rc = 0; /* a late or repeated reply: dropped */
     if (rc == 0 && expected)
-        rc = s_apply(o, txn, id, &r, strcmp(result, "ok") == 0 ? S_EV_OK : S_EV_FAIL, reason,
-                     &ended);
-    if (rc == 0 && expected)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    ferry_saga_status_t st;
-    if (rc == 0 && ended)
-        s_status_of(&r, &st);
-    s_rec_free(&r);
-    if (rc) {
-        o->failed = s_mdb(rc);
-        return FERRY_MSG_NACK; /* again later */
+        rc = s_apply(o, txn, id, &r, rp->ok ? S_EV_OK : S_EV_FAIL, rp->reason, ended);
+    if (rc == 0 && *ended) {
+        snprintf(st->id, sizeof st->id, "%s", id);
+        s_status_of(&r, &st->st);
     }
-    if (ended && o->on_end)
-        o->on_end(id, &st, o->user);
-    return FERRY_MSG_ACK;
+    s_rec_free(&r);
+    return rc;
+}
+
+/* Commits the transitions of the replies taken, then acks them. */
+static ferry_status_t
+s_apply_replies(ferry_saga_orchestrator_t *o)
+{
+    if (o->nreplies == 0)
+        return FERRY_OK;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
+    s_ended_t *ended = rc ? NULL : calloc(o->nreplies, sizeof *ended);
+    size_t nended = 0;
+    if (!rc && !ended)
+        rc = ENOMEM;
+    for (size_t i = 0; rc == 0 && i < o->nreplies; i++) {
+        bool end = false;
+        rc = s_apply_reply(o, txn, &o->replies_in[i], &end, &ended[nended]);
+        nended += end;
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    ferry_status_t st = s_mdb(rc);
+    /* Acked only once their transitions are on disk; on a failure they stay
+     * pending and come again after the subscription's ack wait. The ack
+     * call runs the handler for replies arriving meanwhile: they start the
+     * next batch, so the batch is emptied first. */
+    size_t n = o->nreplies;
+    uint64_t *seqs = st == FERRY_OK ? malloc(n * sizeof *seqs) : NULL;
+    for (size_t i = 0; seqs && i < n; i++)
+        seqs[i] = o->replies_in[i].seq;
+    o->nreplies = 0;
+    for (size_t i = 0; seqs && i < n; i += 1000) {
+        size_t k = n - i < 1000 ? n - i : 1000;
+        ferry_status_t ack = ferry_client_ack(o->c, o->replies, "orchestrator", seqs + i, k);
+        if (ack != FERRY_OK && ack != FERRY_ESEQ)
+            break; /* not acked: they come again, and are dropped as stale */
+    }
+    free(seqs);
+    for (size_t i = 0; st == FERRY_OK && o->on_end && i < nended; i++)
+        o->on_end(ended[i].id, &ended[i].st, o->user);
+    free(ended);
+    return st;
 }
 
 /* Fires the deadlines that passed, in one transaction. */
@@ -603,7 +665,7 @@ ferry_saga_orchestrator_new(MDB_env *env, const ferry_saga_def_t *defs, size_t d
         for (size_t s = 0; st == FERRY_OK && s < o->defs[i].n; s++)
             st = s_declare_queue(o->c, o->defs[i].steps[s].queue);
     if (st == FERRY_OK)
-        st = ferry_client_subscribe(o->c, o->replies, "orchestrator", 256, s_on_reply, o, NULL);
+        st = ferry_client_subscribe(o->c, o->replies, "orchestrator", 1000, s_on_reply, o, NULL);
     char rname[S_NAME_MAX + 32];
     snprintf(rname, sizeof rname, "saga-%s-%s", o->name, epoch);
     ferry_outbox_relay_config_t rc_cfg = {.broker = server,
@@ -666,10 +728,10 @@ ferry_saga_poll(ferry_saga_orchestrator_t *o, int timeout_ms)
 {
     if (!o)
         return FERRY_EINVAL;
-    o->failed = FERRY_OK;
     ferry_client_poll(o->c, timeout_ms);
-    ferry_status_t st = s_fire_due(o);
-    return st != FERRY_OK ? st : o->failed;
+    ferry_status_t st = s_apply_replies(o);
+    ferry_status_t due = s_fire_due(o);
+    return st != FERRY_OK ? st : due;
 }
 
 ferry_status_t
@@ -711,6 +773,7 @@ ferry_saga_orchestrator_destroy(ferry_saga_orchestrator_t **o_p)
     ferry_outbox_relay_stop(&o->relay);
     ferry_client_destroy(&o->c);
     s_free_defs(o);
+    free(o->replies_in);
     free(o);
     *o_p = NULL;
 }

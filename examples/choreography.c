@@ -264,8 +264,8 @@ run_orders(const char *dir, long orders, const char *broker)
             mdb_txn_abort(txn);
             continue;
         }
-        if (put_str(txn, s.state, id, "pending") || emit(txn, &s, "orders", id, "OrderPlaced", qty) ||
-            mdb_txn_commit(txn))
+        if (put_str(txn, s.state, id, "pending") ||
+            emit(txn, &s, "orders", id, "OrderPlaced", qty) || mdb_txn_commit(txn))
             return 1;
         ferry_client_poll(c, 0);
     }

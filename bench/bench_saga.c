@@ -1,0 +1,159 @@
+/*
+ * bench_saga.c - saga throughput and latency against a real ferryd, fsync
+ * on everywhere: an orchestrator (ferry_saga.h) in the main thread, three
+ * participants in their own threads, clients and LMDB environments.
+ *
+ *   1. throughput: N sagas of three steps started at once (default 2000),
+ *      all succeed: sagas/s from the first start to the last end;
+ *   2. latency: sagas one at a time (default 200): start to end, p50/p99.
+ *
+ *   bench_saga [-n SAGAS] [-l LATENCY_SAGAS]      (needs FERRYD)
+ */
+#define _GNU_SOURCE
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "ferry_saga.h"
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+    const char *endpoint, *queue;
+    char dir[400];
+    atomic_int *stop;
+    MDB_dbi dbi;
+} s_part_t;
+
+static MDB_env *
+s_env(const char *dir)
+{
+    MDB_env *env;
+    mkdir(dir, 0755);
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
+        mdb_env_set_mapsize(env, 4ull << 30) || mdb_env_open(env, dir, 0, 0644)) {
+        fprintf(stderr, "bench_saga: cannot open %s\n", dir);
+        exit(1);
+    }
+    return env;
+}
+
+/* The work: one counter per saga in the participant's own database. */
+static bool
+s_work(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    (void)reason, (void)cap;
+    s_part_t *p = user;
+    MDB_val k = {strlen(cmd->saga_id), (void *)cmd->saga_id}, v = {1, "1"};
+    return mdb_put(txn, p->dbi, &k, &v, 0) == 0;
+}
+
+static void *
+s_participant(void *arg)
+{
+    s_part_t *p = arg;
+    MDB_env *env = s_env(p->dir);
+    MDB_txn *txn;
+    if (mdb_txn_begin(env, NULL, 0, &txn) || mdb_dbi_open(txn, "work", MDB_CREATE, &p->dbi) ||
+        mdb_txn_commit(txn))
+        exit(1);
+    ferry_client_t *c = fy_connect(p->endpoint, 10000, 1000);
+    ferry_saga_participant_t *sp;
+    if (!c || ferry_saga_participant_new(c, env, p->queue, s_work, p, &sp) != FERRY_OK) {
+        fprintf(stderr, "bench_saga: participant %s\n", p->queue);
+        exit(1);
+    }
+    while (!atomic_load(p->stop))
+        ferry_client_poll(c, 20);
+    ferry_saga_participant_destroy(&sp);
+    ferry_client_destroy(&c);
+    mdb_env_close(env);
+    return NULL;
+}
+
+static int
+s_cmp(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+int
+main(int argc, char **argv)
+{
+    long n = 2000, lat_n = 200;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n"))
+            n = strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "-l"))
+            lat_n = strtol(argv[i + 1], NULL, 10);
+    }
+    fy_ferryd_t d = {0};
+    if (n <= 0 || lat_n <= 0 || fy_ferryd_start(&d) != 0) {
+        fprintf(stderr, "usage: FERRYD=... bench_saga [-n SAGAS] [-l LATENCY_SAGAS]\n");
+        return 2;
+    }
+    atomic_int stop = 0;
+    const char *queues[3] = {"stock.commands", "payment.commands", "shipping.commands"};
+    s_part_t parts[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        parts[i] = (s_part_t){.endpoint = d.endpoint, .queue = queues[i], .stop = &stop};
+        snprintf(parts[i].dir, sizeof parts[i].dir, "%s/p%d", d.dir, i);
+        pthread_create(&th[i], NULL, s_participant, &parts[i]);
+    }
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/orch", d.dir);
+    MDB_env *env = s_env(dir);
+    const ferry_saga_step_t steps[] = {{.name = "reserve", .queue = queues[0], .compensable = true},
+                                       {.name = "charge", .queue = queues[1], .compensable = true},
+                                       {.name = "ship", .queue = queues[2]}};
+    const ferry_saga_def_t def = {.name = "order", .steps = steps, .step_count = 3};
+    ferry_saga_config_t cfg = {.name = "bench", .broker = d.endpoint};
+    ferry_saga_orchestrator_t *o;
+    if (ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o) != FERRY_OK)
+        return 1;
+    char id[32], data[128];
+    memset(data, 'd', sizeof data);
+    long long t0 = fy_mono_ms();
+    for (long i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "t-%ld", i);
+        if (ferry_saga_start(o, "order", id, data, sizeof data) != FERRY_OK)
+            return 1;
+        if (i % 100 == 0)
+            ferry_saga_poll(o, 0);
+    }
+    while (ferry_saga_active(o) > 0 && fy_mono_ms() - t0 < 300000)
+        ferry_saga_poll(o, 20);
+    double secs = (double)(fy_mono_ms() - t0) / 1000.0;
+    printf("sagas: %ld of 3 steps in %.2f s: %.0f sagas/s (%.0f transitions/s)\n", n, secs,
+           (double)n / secs, 4.0 * (double)n / secs);
+    long long *lat = calloc((size_t)lat_n, sizeof *lat);
+    for (long i = 0; i < lat_n; i++) {
+        snprintf(id, sizeof id, "l-%ld", i);
+        long long s0 = fy_mono_ms();
+        if (ferry_saga_start(o, "order", id, data, sizeof data) != FERRY_OK)
+            return 1;
+        while (ferry_saga_active(o) > 0)
+            ferry_saga_poll(o, 1);
+        lat[i] = fy_mono_ms() - s0;
+    }
+    qsort(lat, (size_t)lat_n, sizeof *lat, s_cmp);
+    printf("saga latency, one at a time (%ld): p50 %lld ms, p99 %lld ms\n", lat_n,
+           lat[lat_n / 2], lat[lat_n * 99 / 100]);
+    free(lat);
+    ferry_saga_orchestrator_destroy(&o);
+    mdb_env_close(env);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    fy_ferryd_signal(&d, SIGTERM);
+    fy_ferryd_cleanup(&d);
+    return 0;
+}

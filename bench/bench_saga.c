@@ -145,8 +145,8 @@ main(int argc, char **argv)
         lat[i] = fy_mono_ms() - s0;
     }
     qsort(lat, (size_t)lat_n, sizeof *lat, s_cmp);
-    printf("saga latency, one at a time (%ld): p50 %lld ms, p99 %lld ms\n", lat_n,
-           lat[lat_n / 2], lat[lat_n * 99 / 100]);
+    printf("saga latency, one at a time (%ld): p50 %lld ms, p99 %lld ms\n", lat_n, lat[lat_n / 2],
+           lat[lat_n * 99 / 100]);
     free(lat);
     ferry_saga_orchestrator_destroy(&o);
     mdb_env_close(env);

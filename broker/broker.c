@@ -29,8 +29,8 @@
 #define S_IDLE_MS             100                /* sweeps and ack-wait timers, when idle */
 #define S_WAITERS_MAX         4096               /* fetches waiting for messages at once */
 #define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
-#define S_CONSUMER_TIMEOUT_MS 15000              /* a consumer's peer silent this long is gone */
-#define S_SLOW_BATCH_MS       50                 /* a turn slower than this is logged */
+#define S_CONSUMER_TIMEOUT_MS FY_CONSUMER_TIMEOUT_MS
+#define S_SLOW_BATCH_MS       50 /* a turn slower than this is logged */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */

@@ -25,6 +25,7 @@
 #define S_SUBS_MAX         64   /* push subscriptions per client */
 #define S_HEARTBEAT_MS     5000 /* default: an idle client says something this often */
 #define S_SERVERS_MAX      16
+#define S_STALL_MARGIN_MS  1000 /* resubscribe this long before the broker may drop us */
 
 typedef struct s_pushsub {
     uint64_t consumer;
@@ -533,6 +534,29 @@ s_send_pending(ferry_client_t *self, const s_pending_t *p)
     return FERRY_OK;
 }
 
+/* Makes every push subscription again. If the broker still has the old
+ * consumer (it did not restart), it would keep handing it messages for a
+ * peer that is gone, or it has expired it: release it first, which also
+ * makes what it held due again at once. The answer (ok, or ENOTFOUND) matches
+ * nothing; the new subscribe's answer carries the new consumer id. */
+static void
+s_resubscribe(ferry_client_t *self)
+{
+    for (size_t i = 0; i < self->nsubs; i++) {
+        s_pushsub_t *ps = &self->subs[i];
+        fy_encoder_reset(self->enc);
+        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE, ps->consumer,
+                                  0) == FERRY_OK)
+            (void)s_send(self, NULL, NULL, 0);
+        ps->resub_cid = self->next_cid++;
+        ps->consumed = 0;
+        fy_encoder_reset(self->enc);
+        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch) ==
+            FERRY_OK)
+            (void)s_send(self, NULL, NULL, 0);
+    }
+}
+
 /* The hello was answered: connected. Push subscriptions are made again and
  * unconfirmed publishes sent again, in order. */
 static void
@@ -551,23 +575,7 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
     fy_conn_ok(&self->conn);
     bool again = self->ever_connected;
     self->ever_connected = true;
-    for (size_t i = 0; i < self->nsubs; i++) {
-        s_pushsub_t *ps = &self->subs[i];
-        /* If the broker still has the old consumer (it did not restart), it
-         * would keep handing it messages for a peer that is gone: release it
-         * first, which also makes what it held due again at once. The answer
-         * (ok, or ENOTFOUND from a restarted broker) matches nothing. */
-        fy_encoder_reset(self->enc);
-        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE, ps->consumer,
-                                  0) == FERRY_OK)
-            (void)s_send(self, NULL, NULL, 0);
-        ps->resub_cid = self->next_cid++;
-        ps->consumed = 0;
-        fy_encoder_reset(self->enc);
-        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch) ==
-            FERRY_OK)
-            (void)s_send(self, NULL, NULL, 0);
-    }
+    s_resubscribe(self);
     size_t resent = 0;
     for (size_t i = 0; i < self->count && self->connected; i++) {
         s_pending_t *p = s_fifo_at(self, i);
@@ -618,6 +626,17 @@ s_tick(ferry_client_t *self)
     if (self->conn.sock && !self->connected && self->hello_cid &&
         now - self->hello_at >= self->opts.timeout_ms)
         s_lose(self, "no answer to hello");
+    /* The application did not call in for so long that the broker, which
+     * heard nothing from us, may have dropped our push consumers: make them
+     * again, or they would stay silent on a live connection. */
+    if (self->connected && self->nsubs > 0 &&
+        now - self->last_send_ms >= FY_CONSUMER_TIMEOUT_MS - S_STALL_MARGIN_MS) {
+        s_log(self, FERRY_LOG_WARN,
+              "no word to the broker for %lld ms (the application did not call in): push "
+              "subscriptions made again",
+              now - self->last_send_ms);
+        s_resubscribe(self);
+    }
 }
 
 /* What s_wait waits for. */

@@ -71,7 +71,10 @@ const char *fy_op_name(fy_op_t op);
 #define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
 #define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
 #define FY_CREDIT_MAX       65536           /**< credit of one push consumer */
-#define FY_DELAY_MAX        (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
+/** A push consumer whose peer sent nothing for this long is dropped by the
+ *  broker; a client silent that long subscribes again. */
+#define FY_CONSUMER_TIMEOUT_MS 15000
+#define FY_DELAY_MAX           (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
 /** The header naming where a request's reply goes (a topic); checked by the broker. */
 #define FY_HDR_REPLY_TO "reply_to"
 /** The header that ties a reply to its request. */

@@ -305,6 +305,35 @@ test_push_detects_silent_broker(void **state)
     ferry_client_destroy(&c);
 }
 
+/* An application that does not call into its client for longer than the
+ * broker keeps a silent consumer (15 s): the broker drops the consumer, and
+ * the client, seeing how long it said nothing, subscribes again - messages
+ * published afterwards still arrive (they used to stop for good). */
+static void
+test_push_survives_a_stalled_application(void **state)
+{
+    fx_t *fx = *state;
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 100);
+    assert_non_null(c);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "stall", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_rec_t r = {.action = FERRY_MSG_ACK};
+    assert_int_equal(ferry_client_subscribe(c, "stall", NULL, 10, s_handler, &r, NULL), FERRY_OK);
+    s_publish_n(fx->c, "stall", 1);
+    long long until = fy_now_ms() + 5000;
+    while (r.calls < 1 && fy_now_ms() < until)
+        ferry_client_poll(c, 50);
+    assert_int_equal(r.calls, 1);
+    fy_sleep_ms(16000); /* the application is busy: no call into c */
+    assert_true(fy_ferryd_log_count(&fx->d, "consumer expired") >= 1);
+    s_publish_n(fx->c, "stall", 5);
+    until = fy_now_ms() + 10000;
+    while (r.calls < 6 && fy_now_ms() < until)
+        ferry_client_poll(c, 50);
+    assert_int_equal(r.calls, 6);
+    ferry_client_destroy(&c);
+}
+
 int
 main(void)
 {
@@ -316,6 +345,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_push_kept_messages_come_back, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_ephemeral, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_survives_a_stalled_application, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_detects_silent_broker, fy_fx_setup,
                                         fy_fx_teardown),
     };

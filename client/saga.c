@@ -473,11 +473,34 @@ s_apply_replies(ferry_saga_orchestrator_t *o)
     return st;
 }
 
-/* Fires the deadlines that passed, in one transaction. */
+/* The earliest deadline of an active saga (0: none), from a read transaction. */
+static uint64_t
+s_next_deadline(ferry_saga_orchestrator_t *o)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t next = 0;
+    if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    if (mdb_cursor_open(txn, o->timers, &cur) == 0) {
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size > 8)
+            next = fy_be64_get(k.mv_data);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return next;
+}
+
+/* Fires the deadlines that passed, in one transaction (looked for with a
+ * read transaction first: most polls find none, and a write transaction
+ * would wait for, and hold up, the relay's). */
 static ferry_status_t
 s_fire_due(ferry_saga_orchestrator_t *o)
 {
-    uint64_t now = fy_wall_ms();
+    uint64_t now = fy_wall_ms(), next = s_next_deadline(o);
+    if (next == 0 || next > now)
+        return FERRY_OK;
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc)

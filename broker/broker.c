@@ -22,15 +22,14 @@
 #include "consumers.h"
 #include "store.h"
 
-#define S_MAX_FRAMES          (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
-#define S_BATCH_BYTES         (64u << 20)        /* stop draining past this many bytes... */
-#define S_FRAME_COST          64                 /* ...counting each frame as at least this */
-#define S_SWEEP_BUDGET        1024               /* dedupe/delete work items per turn */
-#define S_IDLE_MS             100                /* sweeps and ack-wait timers, when idle */
-#define S_WAITERS_MAX         4096               /* fetches waiting for messages at once */
-#define S_WAITERS_TURN        256                /* waiting fetches tried per loop turn */
-#define S_CONSUMER_TIMEOUT_MS FY_CONSUMER_TIMEOUT_MS
-#define S_SLOW_BATCH_MS       50 /* a turn slower than this is logged */
+#define S_MAX_FRAMES    (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define S_BATCH_BYTES   (64u << 20)        /* stop draining past this many bytes... */
+#define S_FRAME_COST    64                 /* ...counting each frame as at least this */
+#define S_SWEEP_BUDGET  1024               /* dedupe/delete work items per turn */
+#define S_IDLE_MS       100                /* sweeps and ack-wait timers, when idle */
+#define S_WAITERS_MAX   4096               /* fetches waiting for messages at once */
+#define S_WAITERS_TURN  256                /* waiting fetches tried per loop turn */
+#define S_SLOW_BATCH_MS 50                 /* a turn slower than this is logged */
 
 typedef struct s_req {
     size_t first;   /* index of the identity frame in frames[] */
@@ -633,6 +632,7 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
             memcpy(c->sub, req->sub.ptr, req->sub.len);
         c->sub_len = req->sub.len;
         c->credit = req->credit;
+        c->timeout_ms = fy_consumer_timeout_ms(req->heartbeat_ms);
         c->last_seen_ms = fy_mono_ms();
         c->ephemeral = ephemeral;
         c->next_seq = c->next_batch = ti.last_seq + 1;
@@ -671,7 +671,7 @@ s_deliver(fy_broker_t *self)
         fy_consumer_t *c = &self->cons.live[(self->cons.rr + k) % n];
         if (c->removed)
             continue;
-        if (now - c->last_seen_ms > S_CONSUMER_TIMEOUT_MS) {
+        if (now - c->last_seen_ms > c->timeout_ms) {
             s_consumer_release(self, c);
             fy_log(self->log, FY_LOG_INFO, "broker", "consumer expired", "consumer=%llu",
                    (unsigned long long)c->id);

@@ -31,6 +31,7 @@ typedef struct fy_consumer {
     size_t topic_len, sub_len;
     uint32_t credit;
     long long last_seen_ms;
+    long long timeout_ms; /* silent this long: gone (fy_consumer_timeout_ms) */
     uint32_t added, used; /* this batch */
     bool removed;         /* this batch */
     bool ephemeral;       /* no subscription: live messages from next_seq, no acks */

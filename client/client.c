@@ -25,7 +25,7 @@
 #define S_SUBS_MAX         64   /* push subscriptions per client */
 #define S_HEARTBEAT_MS     5000 /* default: an idle client says something this often */
 #define S_SERVERS_MAX      16
-#define S_STALL_MARGIN_MS  1000 /* resubscribe this long before the broker may drop us */
+#define S_STALL_MARGIN_DIV 15 /* resubscribe a fifteenth before the broker may drop us */
 
 typedef struct s_pushsub {
     uint64_t consumer;
@@ -551,8 +551,8 @@ s_resubscribe(ferry_client_t *self)
         ps->resub_cid = self->next_cid++;
         ps->consumed = 0;
         fy_encoder_reset(self->enc);
-        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch) ==
-            FERRY_OK)
+        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch,
+                                (uint32_t)self->opts.heartbeat_ms) == FERRY_OK)
             (void)s_send(self, NULL, NULL, 0);
     }
 }
@@ -629,8 +629,9 @@ s_tick(ferry_client_t *self)
     /* The application did not call in for so long that the broker, which
      * heard nothing from us, may have dropped our push consumers: make them
      * again, or they would stay silent on a live connection. */
+    long long expiry = fy_consumer_timeout_ms((uint32_t)self->opts.heartbeat_ms);
     if (self->connected && self->nsubs > 0 &&
-        now - self->last_send_ms >= FY_CONSUMER_TIMEOUT_MS - S_STALL_MARGIN_MS) {
+        now - self->last_send_ms >= expiry - expiry / S_STALL_MARGIN_DIV) {
         s_log(self, FERRY_LOG_WARN,
               "no word to the broker for %lld ms (the application did not call in): push "
               "subscriptions made again",
@@ -1664,7 +1665,8 @@ ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub,
                               S_SUBS_MAX);
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_subscribe(self->enc, cid, topic, sub, prefetch);
+    ferry_status_t st = fy_encode_subscribe(self->enc, cid, topic, sub, prefetch,
+                                            (uint32_t)self->opts.heartbeat_ms);
     fy_reply_t rep;
     if (st || (st = s_call(self, cid, NULL, NULL, 0, &rep)))
         return st;

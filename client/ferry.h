@@ -260,11 +260,13 @@ FERRY_EXPORT ferry_status_t ferry_options_set_name(ferry_options_t *opts, const 
 /** @brief Timeout of each blocking call, in ms (> 0). @return FERRY_OK, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_options_set_timeout_ms(ferry_options_t *opts, int timeout_ms);
 /** @brief How often a client with push subscriptions pings the broker when it
- *  has nothing else to send, in ms (100..5000, default 5000). The broker drops
- *  consumers silent for 15 s (an application that does not call into its
- *  client that long: the client then makes its push subscriptions again);
- *  the client gives up (FERRY_ETIMEOUT from the call it is in) when two
- *  intervals pass without an answer to a ping.
+ *  has nothing else to send, in ms (100..5000, default 5000). The broker
+ *  drops this client's push consumers when it is silent for three intervals
+ *  (at least 1 s; 15 s with the default), and what they held is delivered
+ *  again: a shorter interval brings back what a crashed consumer held sooner.
+ *  An application that does not call into its client that long finds its
+ *  push subscriptions made again. The client gives up (FERRY_ETIMEOUT from
+ *  the call it is in) when two intervals pass without an answer to a ping.
  *  @return FERRY_OK, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_options_set_heartbeat_ms(ferry_options_t *opts, int heartbeat_ms);
 /** @brief Most unconfirmed async publishes in flight (1..65536). @return FERRY_OK, FERRY_EINVAL */

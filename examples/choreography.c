@@ -118,6 +118,8 @@ connect_to(const char *broker)
     ferry_client_t *c = NULL;
     if (broker)
         ferry_options_set_server(o, broker);
+    /* Events a crashed service held come back after 3 s, not 15. */
+    ferry_options_set_heartbeat_ms(o, 1000);
     ferry_status_t st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
     if (st != FERRY_OK)

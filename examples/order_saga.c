@@ -135,6 +135,8 @@ serve(void *arg)
     ferry_saga_participant_t *sp = NULL;
     if (p->broker)
         ferry_options_set_server(o, p->broker);
+    /* Commands a crashed participant held come back after 3 s, not 15. */
+    ferry_options_set_heartbeat_ms(o, 1000);
     ferry_status_t st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
     if (st == FERRY_OK)

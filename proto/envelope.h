@@ -72,9 +72,23 @@ const char *fy_op_name(fy_op_t op);
 #define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
 #define FY_CREDIT_MAX       65536           /**< credit of one push consumer */
 /** A push consumer whose peer sent nothing for this long is dropped by the
- *  broker; a client silent that long subscribes again. */
-#define FY_CONSUMER_TIMEOUT_MS 15000
-#define FY_DELAY_MAX           (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
+ *  broker; a client silent that long subscribes again. A subscribe that
+ *  gives the client's heartbeat interval gets three intervals instead (at
+ *  least FY_CONSUMER_TIMEOUT_MIN_MS). */
+#define FY_CONSUMER_TIMEOUT_MS     15000
+#define FY_CONSUMER_TIMEOUT_MIN_MS 1000
+#define FY_HEARTBEAT_MIN_MS        100
+#define FY_HEARTBEAT_MAX_MS        60000
+
+/** How long a consumer of a client with heartbeat @p heartbeat_ms (0: not
+ *  given) may be silent before the broker drops it. */
+static inline long long
+fy_consumer_timeout_ms(uint32_t heartbeat_ms)
+{
+    long long t = heartbeat_ms ? 3LL * heartbeat_ms : FY_CONSUMER_TIMEOUT_MS;
+    return t < FY_CONSUMER_TIMEOUT_MIN_MS ? FY_CONSUMER_TIMEOUT_MIN_MS : t;
+}
+#define FY_DELAY_MAX (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
 /** The header naming where a request's reply goes (a topic); checked by the broker. */
 #define FY_HDR_REPLY_TO "reply_to"
 /** The header that ties a reply to its request. */
@@ -117,6 +131,7 @@ typedef struct fy_request {
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
     bool noreply;             /**< ack/nack/credit: no "ok" reply wanted (errors still come) */
     uint32_t credit;          /**< subscribe/credit: messages the consumer may be sent */
+    uint32_t heartbeat_ms;    /**< subscribe: the client's heartbeat (0: not given) */
     uint64_t consumer;        /**< credit/unsubscribe: id from subscribe */
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
@@ -191,7 +206,7 @@ fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *
 fy_status_t fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic,
                                const char *sub);
 fy_status_t fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *topic,
-                                const char *sub, uint32_t credit);
+                                const char *sub, uint32_t credit, uint32_t heartbeat_ms);
 /** credit (no reply wanted) or unsubscribe for consumer @p consumer. */
 fy_status_t fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t consumer,
                                   uint32_t credit);

@@ -332,12 +332,16 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
             return st;
         return s_sub_name(map, &req->sub, err);
     case FY_OP_SUBSCRIBE: {
-        uint64_t credit;
+        uint64_t credit, hb = 0;
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
             (st = s_sub_name(map, &req->sub, err)) ||
-            (st = s_req_uint(map, "credit", 1, FY_CREDIT_MAX, &credit, err)))
+            (st = s_req_uint(map, "credit", 1, FY_CREDIT_MAX, &credit, err)) ||
+            (fy_envi_field(map, "heartbeat_ms") &&
+             (st = s_req_uint(map, "heartbeat_ms", FY_HEARTBEAT_MIN_MS, FY_HEARTBEAT_MAX_MS, &hb,
+                              err))))
             return st;
         req->credit = (uint32_t)credit;
+        req->heartbeat_ms = (uint32_t)hb;
         return FERRY_OK;
     }
     case FY_OP_CREDIT:
@@ -559,13 +563,15 @@ fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic, const ch
 
 fy_status_t
 fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
-                    uint32_t credit)
+                    uint32_t credit, uint32_t heartbeat_ms)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 3, "subscribe", cid) |
+    int rc = fy_envi_head(&self->pk, heartbeat_ms ? 4 : 3, "subscribe", cid) |
              fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_str(&self->pk, "sub", sub ? sub : "") |
              fy_envi_kv_uint(&self->pk, "credit", credit);
+    if (heartbeat_ms)
+        rc |= fy_envi_kv_uint(&self->pk, "heartbeat_ms", heartbeat_ms);
     return fy_envi_done(self, start, rc);
 }
 

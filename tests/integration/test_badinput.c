@@ -354,6 +354,15 @@ test_malformed_corpus(void **state)
     msgpack_pack_uint64(&fx->pk, 12);
     s_send(fx, NULL, 0, 0, 0);
     s_expect(fx, FERRY_ESEQ, 74);
+    s_head(fx, "subscribe", 75, 3); /* a heartbeat below 100 ms */
+    s_str(fx, "topic");
+    s_str(fx, "q");
+    s_str(fx, "credit");
+    msgpack_pack_uint64(&fx->pk, 10);
+    s_str(fx, "heartbeat_ms");
+    msgpack_pack_uint64(&fx->pk, 5);
+    s_send(fx, NULL, 0, 0, 0);
+    s_expect(fx, FERRY_EFIELD, 75);
 
     /* The same connection still works, and nothing bad was stored. */
     s_publish(fx, "safe", 99, FERRY_OK);

@@ -334,6 +334,41 @@ test_push_survives_a_stalled_application(void **state)
     ferry_client_destroy(&c);
 }
 
+/* A client with a short heartbeat: when it goes silent, the broker drops
+ * its consumer after three intervals and what it held goes to another
+ * consumer - in about a second, not the default 15 s. */
+static void
+test_push_short_heartbeat_releases_soon(void **state)
+{
+    fx_t *fx = *state;
+    ferry_options_t *o = ferry_options_new();
+    ferry_client_t *a = NULL, *b = fy_connect(fx->d.endpoint, 5000, 100);
+    assert_int_equal(ferry_options_set_server(o, fx->d.endpoint), FERRY_OK);
+    assert_int_equal(ferry_options_set_heartbeat_ms(o, 300), FERRY_OK);
+    assert_int_equal(ferry_client_new(o, &a), FERRY_OK);
+    ferry_options_destroy(&o);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "hb", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_rec_t held = {.action = FERRY_MSG_KEEP}, got = {.action = FERRY_MSG_ACK};
+    assert_int_equal(ferry_client_subscribe(a, "hb", NULL, 10, s_handler, &held, NULL), FERRY_OK);
+    s_publish_n(fx->c, "hb", 5);
+    long long until = fy_now_ms() + 5000;
+    while (held.calls < 5 && fy_now_ms() < until)
+        ferry_client_poll(a, 50);
+    assert_int_equal(held.calls, 5); /* a holds all five, unacked */
+    assert_int_equal(ferry_client_subscribe(b, "hb", NULL, 10, s_handler, &got, NULL), FERRY_OK);
+    long long t0 = fy_now_ms(); /* a says nothing from here on */
+    until = t0 + 10000;
+    while (got.calls < 5 && fy_now_ms() < until)
+        ferry_client_poll(b, 50);
+    long long took = fy_now_ms() - t0;
+    assert_int_equal(got.calls, 5);
+    assert_true(took < 5000); /* three 300 ms intervals (at least 1 s), not 15 s */
+    printf("held messages redelivered %lld ms after their consumer went silent\n", took);
+    ferry_client_destroy(&a);
+    ferry_client_destroy(&b);
+}
+
 int
 main(void)
 {
@@ -346,6 +381,8 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_ephemeral, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_survives_a_stalled_application, fy_fx_setup,
+                                        fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_short_heartbeat_releases_soon, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_detects_silent_broker, fy_fx_setup,
                                         fy_fx_teardown),

@@ -71,6 +71,7 @@ typedef struct ferry_saga_status {
     size_t step;          /**< the step run or compensated (DONE: the step count) */
     uint32_t attempt;     /**< of the awaited command (compensations are retried) */
     uint64_t deadline_ms; /**< wall clock; 0 when ended */
+    uint64_t ended_ms;    /**< when it ended (wall clock); 0 while active */
     char reason[256];     /**< why it compensates ("" when it does not) */
 } ferry_saga_status_t;
 
@@ -127,6 +128,16 @@ FERRY_EXPORT ferry_status_t ferry_saga_poll(ferry_saga_orchestrator_t *o, int ti
 /** @brief Where saga @p id stands. @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_saga_get(ferry_saga_orchestrator_t *o, const char *id,
                                            ferry_saga_status_t *out);
+
+/**
+ * @brief Forgets the sagas that ended before @p before_ms (wall clock, ms
+ * since the Unix epoch); their ids may be started again. Ended sagas are
+ * kept until then, so that ferry_saga_get and ferry_saga_start's EEXISTS
+ * know them. @param[out] removed may be NULL.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_purge(ferry_saga_orchestrator_t *o, uint64_t before_ms,
+                                             size_t *removed);
 
 /** @brief Sagas not yet ended (RUNNING or COMPENSATING). */
 FERRY_EXPORT size_t ferry_saga_active(ferry_saga_orchestrator_t *o);

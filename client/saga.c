@@ -3,7 +3,8 @@
  *
  * Storage, in the service's environment:
  *   FERRY_SAGA_DB        id -> record: u8 version (1), u8 state, u16 step,
- *                        u32 attempt, u64 deadline_ms, u16 def length,
+ *                        u32 attempt, u64 deadline_ms (when ended: the end
+ *                        time), u16 def length,
  *                        u16 reason length, u32 data length, then the three
  *                        (all integers big-endian)
  *   FERRY_SAGA_TIMER_DB  u64 deadline_ms + id -> empty: one entry per active
@@ -250,7 +251,9 @@ s_status_of(const s_rec_t *r, ferry_saga_status_t *st)
     st->state = r->state;
     st->step = r->step;
     st->attempt = r->attempt;
-    st->deadline_ms = r->deadline;
+    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    st->deadline_ms = ended ? 0 : r->deadline;
+    st->ended_ms = ended ? r->deadline : 0;
     snprintf(st->reason, sizeof st->reason, "%s", r->reason);
 }
 
@@ -358,11 +361,14 @@ s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, 
     } else {
         return 0;
     }
+    *ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    if (*ended) /* an ended saga keeps when it ended in its deadline's place */
+        r->deadline = fy_wall_ms();
     if (rc == 0)
-        rc = s_timer(o, txn, id, old, r->deadline);
+        rc = s_timer(o, txn, id, old, *ended ? 0 : r->deadline);
     if (rc == 0)
         rc = s_rec_put(o, txn, id, r);
-    *ended = rc == 0 && (r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED);
+    *ended = *ended && rc == 0;
     return rc;
 }
 
@@ -788,6 +794,45 @@ ferry_saga_active(ferry_saga_orchestrator_t *o)
     mdb_stat(txn, o->timers, &st);
     mdb_txn_abort(txn);
     return st.ms_entries;
+}
+
+ferry_status_t
+ferry_saga_purge(ferry_saga_orchestrator_t *o, uint64_t before_ms, size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!o)
+        return FERRY_EINVAL;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
+    if (rc)
+        return s_mdb(rc);
+    if ((rc = mdb_cursor_open(txn, o->sagas, &cur))) {
+        mdb_txn_abort(txn);
+        return s_mdb(rc);
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data;
+        if (k.mv_size == 0 || ((const uint8_t *)k.mv_data)[0] < 0x20 || v.mv_size < S_HDR ||
+            p[0] != 1)
+            continue; /* the epoch, or not a record */
+        bool ended = p[1] == FERRY_SAGA_DONE || p[1] == FERRY_SAGA_COMPENSATED;
+        if (ended && fy_be64_get(p + 8) < before_ms) {
+            if ((rc = mdb_cursor_del(cur, 0)))
+                break;
+            if (removed)
+                (*removed)++;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return s_mdb(rc);
 }
 
 void

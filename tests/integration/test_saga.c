@@ -239,6 +239,18 @@ test_orders_done_or_compensated(void **state)
     assert_int_equal(ferry_saga_get(o, "order-5", &st), FERRY_OK); /* amount 186 */
     assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
     assert_non_null(strstr(st.reason, "insufficient funds for 186"));
+    assert_int_equal(st.deadline_ms, 0);
+    assert_true(st.ended_ms > 0 && st.ended_ms <= fy_wall_ms());
+    /* Purging forgets ended sagas only; a purged id may start again. */
+    size_t removed;
+    assert_int_equal(ferry_saga_purge(o, st.ended_ms - 600000, &removed), FERRY_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(ferry_saga_start(o, "order", "live", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_purge(o, fy_wall_ms() + 1, &removed), FERRY_OK);
+    assert_int_equal(removed, S_ORDERS);
+    assert_int_equal(ferry_saga_get(o, "order-5", &st), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_saga_get(o, "live", &st), FERRY_OK); /* still running */
+    assert_int_equal(ferry_saga_active(o), 1);
     ferry_saga_orchestrator_destroy(&o);
     mdb_env_close(env);
     assert_true(WIFEXITED(s_stop(parts, SIGTERM)));

@@ -57,7 +57,7 @@ LIBSO = $(BUILD)/libferry.so.$(VERSION)
 .PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
 
 all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
-     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga $(BUILD)/examples/choreography \
+     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga $(BUILD)/examples/choreography $(BUILD)/examples/event_sourcing \
      $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
      $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay $(BUILD)/bench/bench_saga
 

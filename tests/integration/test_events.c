@@ -238,6 +238,26 @@ test_cli_events_and_requests(void **state)
     assert_non_null(strstr(out, "ENOREPLY"));
 }
 
+/* examples/event_sourcing.c against this broker: 8 writers x 300 commands
+ * on 5 accounts (much contention): no balance below zero, the projection
+ * agrees with the events, and conflicts did happen (and were retried). */
+static void
+test_example_accounts(void **state)
+{
+    fx_t *fx = *state;
+    char cmd[800], out[512];
+    snprintf(cmd, sizeof cmd, "'%s/%s/examples/event_sourcing' '%s' 5 8 300", getenv("FERRY_TOP"),
+             getenv("FERRY_BUILD"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "0 negative balances, 0 projection mismatches"));
+    long conflicts = 0;
+    const char *p = strstr(out, "mismatches; ");
+    assert_non_null(p);
+    conflicts = strtol(p + strlen("mismatches; "), NULL, 10);
+    assert_true(conflicts > 0);
+}
+
 int
 main(void)
 {
@@ -247,6 +267,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_expected_last_seq_and_atomic_batch, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli_events_and_requests, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_example_accounts, fy_fx_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

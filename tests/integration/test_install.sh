@@ -59,12 +59,12 @@ echo "ok - docs/client.md's $count C examples compile and link"
 
 # The LMDB outbox and saga programs build from the installed headers too
 # (ferry.pc requires lmdb: ferry_outbox.h and ferry_saga.h include lmdb.h).
-for ex in outbox_service order_saga; do
+for ex in outbox_service order_saga choreography event_sourcing; do
     cp "$top/examples/$ex.c" "$tmp/$ex.c"
     ${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/$ex.c" -o "$tmp/$ex" $flags \
         -lpthread || fail "examples/$ex.c builds with pkg-config flags"
 done
-echo "ok - examples/outbox_service.c and order_saga.c compile and link"
+echo "ok - examples/outbox_service.c, order_saga.c, choreography.c, event_sourcing.c compile and link"
 
 mkdir -p "$tmp/data"
 "$FERRYD" --data "$tmp/data" --bind 'tcp://127.0.0.1:*' 2>"$tmp/ferryd.log" &

@@ -116,8 +116,9 @@ typedef struct ferry_outbox_relay_config {
     uint64_t dedupe_window_ms;  /**< of topics the relay creates; 0: a day */
     int poll_ms;                /**< idle wait between reads; 0: 20 */
     int stats_ms;               /**< stats log interval; 0: 10000 */
-    /** Log lines (logfmt, without newline); NULL: stderr. Called from the
-     *  relay's thread. */
+    /** Log lines (logfmt, without newline: relay started, stats, poison
+     *  rows, broker unreachable); NULL: none, like the rest of libferry.
+     *  Called from the relay's thread. */
     void (*log)(void *user, const char *level, const char *line);
     void *log_user;
 } ferry_outbox_relay_config_t;

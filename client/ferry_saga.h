@@ -90,7 +90,7 @@ typedef struct ferry_saga_config {
     const char *broker; /**< NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
     ferry_saga_end_fn on_end;
     void *user;
-    /** Relay log lines (NULL: stderr); see ferry_outbox_relay_config_t. */
+    /** The relay's log lines (NULL: none); see ferry_outbox_relay_config_t. */
     void (*log)(void *user, const char *level, const char *line);
 } ferry_saga_config_t;
 

@@ -25,6 +25,13 @@ struct ferry_outbox_relay {
     char broker[1025], name[201], tmpl[256], dlq[256], location[512];
 };
 
+/* Like the rest of libferry, silent unless given a log callback. */
+static void
+s_quiet(void *user, const char *level, const char *line)
+{
+    (void)user, (void)level, (void)line;
+}
+
 static void *
 s_run(void *arg)
 {
@@ -86,7 +93,7 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
                       .dedupe_window_ms = cfg->dedupe_window_ms ? cfg->dedupe_window_ms : 86400000,
                       .stats_ms = cfg->stats_ms ? cfg->stats_ms : 10000,
                       .env = env,
-                      .log = cfg->log,
+                      .log = cfg->log ? cfg->log : s_quiet,
                       .log_user = cfg->log_user};
     /* Opening the source here reports a misfit environment to the caller. */
     fr_source_args_t args = {.location = r->location, .name = r->name, .env = env};

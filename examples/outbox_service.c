@@ -28,6 +28,14 @@
 
 #define ORDERS 500
 
+/* The relay's log lines (libferry is silent without a callback). */
+static void
+log_line(void *user, const char *level, const char *line)
+{
+    (void)user, (void)level;
+    fprintf(stderr, "%s\n", line);
+}
+
 static int
 fail(const char *what, int rc)
 {
@@ -77,7 +85,8 @@ main(int argc, char **argv)
         (rc = ferry_outbox_open(txn, &outbox) != FERRY_OK) || (rc = mdb_txn_commit(txn)))
         return fail("databases", rc);
 
-    ferry_outbox_relay_config_t cfg = {.broker = argc > 3 ? argv[3] : NULL, .name = "svc"};
+    ferry_outbox_relay_config_t cfg = {
+        .broker = argc > 3 ? argv[3] : NULL, .name = "svc", .log = log_line};
     ferry_outbox_relay_t *relay;
     ferry_status_t st = ferry_outbox_relay_start(env, &cfg, &relay);
     if (st != FERRY_OK) {

@@ -29,7 +29,8 @@ PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c prot
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
               client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
               client/saga.c client/saga_participant.c client/inbox.c
-BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c
+BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c \
+              broker/metrics.c
 CLI_SRC    := cli/ferry.c
 # relay.c and src_lmdb.c are in libferry (the in-process relay); ferry-relay
 # links them from there.
@@ -90,7 +91,7 @@ $(LIBSO): $(LIB_OBJ)
 	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so
 
 $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) -lpthread
 
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread

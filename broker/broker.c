@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "consumers.h"
+#include "metrics.h"
 #include "store.h"
 
 #define S_MAX_FRAMES    (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
@@ -27,6 +28,7 @@
 #define S_FRAME_COST    64                 /* ...counting each frame as at least this */
 #define S_SWEEP_BUDGET  1024               /* dedupe/delete work items per turn */
 #define S_IDLE_MS       100                /* sweeps and ack-wait timers, when idle */
+#define S_METRICS_MS    500                /* snapshots for the metrics endpoint */
 #define S_WAITERS_MAX   4096               /* fetches waiting for messages at once */
 #define S_WAITERS_TURN  256                /* waiting fetches tried per loop turn */
 #define S_SLOW_BATCH_MS 50                 /* a turn slower than this is logged */
@@ -73,6 +75,8 @@ typedef struct s_order {
 
 struct fy_broker {
     fy_config_t cfg;
+    fy_metrics_t *metrics; /* the HTTP endpoint, or NULL */
+    long long metrics_at;  /* when it was last given a snapshot */
     const fy_log_t *log;
     void *ctx, *sock;
     char endpoint[256];
@@ -177,6 +181,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     size_t len = sizeof self->endpoint;
     if (zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len) != 0)
         snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->bind);
+    if (cfg->metrics[0] && (st = fy_metrics_start(cfg->metrics, &self->metrics, err)))
+        goto fail;
     *out = self;
     return FERRY_OK;
 fail:
@@ -188,6 +194,15 @@ const char *
 fy_broker_endpoint(const fy_broker_t *self)
 {
     return self->endpoint;
+}
+
+/* The counters since start and the stored totals. */
+static fy_status_t
+s_stats(fy_broker_t *self, ferry_stats_t *s)
+{
+    *s = self->stats;
+    s->uptime_ms = (uint64_t)(fy_mono_ms() - self->started_ms);
+    return fy_store_totals(self->store, s);
 }
 
 static void
@@ -207,6 +222,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     fy_broker_t *self = *self_p;
+    fy_metrics_stop(&self->metrics);
     s_close_frames(self);
     if (self->sock)
         zmq_close(self->sock);
@@ -879,10 +895,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         break;
     }
     case FY_OP_STATS: {
-        ferry_stats_t s = self->stats;
-        s.uptime_ms = (uint64_t)(fy_mono_ms() - self->started_ms);
-        st = fy_store_totals(self->store, &s);
-        if (st)
+        ferry_stats_t s;
+        if ((st = s_stats(self, &s)))
             break;
         s_reply_begin(self, ri, &r);
         st = fy_encode_stats_reply(self->enc, req.cid, &s);
@@ -1086,6 +1100,23 @@ s_reset_replies(fy_broker_t *self)
     self->nreplies = 0;
 }
 
+/* Twice a second, inside a batch (the totals are read in its transaction;
+ * an idle broker runs one for its sweeps every S_IDLE_MS): a snapshot for
+ * the metrics endpoint, whose thread never reads the broker's state. */
+static void
+s_metrics_tick(fy_broker_t *self, long long now)
+{
+    if (!self->metrics || now - self->metrics_at < S_METRICS_MS)
+        return;
+    self->metrics_at = now;
+    fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store)};
+    if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
+        snap.storage_ok = false;
+    for (size_t i = 0; i < self->cons.nlive; i++)
+        snap.consumers += !self->cons.live[i].removed;
+    fy_metrics_update(self->metrics, &snap);
+}
+
 /* Applies the drained batch in one transaction and commits it durably. */
 static fy_status_t
 s_process_batch(fy_broker_t *self, bool sweep)
@@ -1122,6 +1153,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
                 s_serve_waiters(self);
             if (!fy_store_spoiled(self->store))
                 s_deliver(self);
+            s_metrics_tick(self, fy_mono_ms());
         }
         if (fy_store_spoiled(self->store)) {
             fy_store_abort(self->store);
@@ -1183,6 +1215,10 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
     fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ", self->endpoint,
            self->cfg.data_dir, (int)getpid());
+    if (self->metrics)
+        fy_log(self->log, FY_LOG_INFO, "broker", "metrics", "url=http://%.*s:%u/metrics",
+               (int)(strrchr(self->cfg.metrics, ':') - self->cfg.metrics), self->cfg.metrics,
+               fy_metrics_port(self->metrics));
     self->next_sweep_ms = fy_mono_ms();
     while (!*stop) {
         long long now = fy_mono_ms();

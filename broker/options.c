@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { S_STR_DATA, S_STR_BIND, S_LEVEL, S_SIZE, S_UINT } s_kind_t;
+typedef enum { S_STR_DATA, S_STR_BIND, S_STR_METRICS, S_LEVEL, S_SIZE, S_UINT } s_kind_t;
 
 typedef struct {
     const char *flag; /* long option name */
@@ -39,6 +39,9 @@ static const s_key_t s_keys[] = {
      "most requests applied in one group commit"},
     {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
      365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},
+    {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
+     "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464 "
+     "(empty: off)"},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -76,9 +79,12 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     uint64_t n;
     switch (k->kind) {
     case S_STR_DATA:
-    case S_STR_BIND: {
-        size_t cap = k->kind == S_STR_DATA ? sizeof cfg->data_dir : sizeof cfg->bind;
-        if (!*val || strlen(val) >= cap) {
+    case S_STR_BIND:
+    case S_STR_METRICS: {
+        size_t cap = k->kind == S_STR_DATA   ? sizeof cfg->data_dir
+                     : k->kind == S_STR_BIND ? sizeof cfg->bind
+                                             : sizeof cfg->metrics;
+        if ((!*val && k->kind != S_STR_METRICS) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
                        cap - 1);
             return false;

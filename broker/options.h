@@ -21,6 +21,7 @@ typedef struct fy_config {
     uint64_t max_msg_bytes;    /* payload + key + id + headers */
     uint64_t batch_max;        /* requests per group commit */
     uint64_t dedupe_window_ms; /* default for new topics */
+    char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
 } fy_config_t;
 
 typedef enum fy_options_result {

@@ -11,10 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
 #include "harness.h"
@@ -27,6 +32,83 @@ s_setup(void **state)
 {
     static const char *const extra[] = {"--max-msg-bytes", "64K", NULL};
     return fy_fx_setup_with(state, extra);
+}
+
+/* A broker serving metrics on a free port (remembered for the test). */
+static int s_metrics_port;
+
+static int
+s_setup_metrics(void **state)
+{
+    static char addr[64];
+    s_metrics_port = fy_free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", s_metrics_port);
+    const char *extra[] = {"--metrics", addr, NULL};
+    return fy_fx_setup_with(state, extra);
+}
+
+/* One HTTP/1.0 exchange with the metrics endpoint; the whole answer. */
+static void
+s_http(const char *method, const char *path, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_metrics_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    char req[200];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n\r\n", method, path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+}
+
+/* GET /metrics speaks Prometheus text with what the broker did; /health
+ * says ok; other paths and methods get 404 and 405. */
+static void
+test_metrics_endpoint(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "m", NULL, NULL, NULL),
+                     FERRY_OK);
+    for (int i = 0; i < 3; i++) {
+        ferry_message_t m = {.data = "abcd", .len = 4};
+        assert_int_equal(ferry_client_publish(fx->c, "m", &m, NULL), FERRY_OK);
+    }
+    static char body[8192];
+    long long until = fy_now_ms() + 5000;
+    do { /* snapshots are taken twice a second */
+        fy_sleep_ms(100);
+        s_http("GET", "/metrics", body, sizeof body);
+    } while (!strstr(body, "\nferry_publishes_total 3\n") && fy_now_ms() < until);
+    assert_non_null(strstr(body, "HTTP/1.0 200") ? body : strstr(body, "HTTP/1.1 200"));
+    assert_non_null(strstr(body, "\nferry_publishes_total 3\n"));
+    assert_non_null(strstr(body, "\nferry_topics 1\n"));
+    assert_non_null(strstr(body, "\nferry_messages 3\n"));
+    assert_non_null(strstr(body, "# TYPE ferry_publishes_total counter"));
+    assert_non_null(strstr(body, "\nferry_map_size_bytes "));
+    s_http("GET", "/health", body, sizeof body);
+    assert_non_null(strstr(body, " 200 "));
+    assert_non_null(strstr(body, "\r\n\r\nok\n"));
+    s_http("GET", "/nope", body, sizeof body);
+    assert_non_null(strstr(body, " 404 "));
+    s_http("POST", "/metrics", body, sizeof body);
+    assert_non_null(strstr(body, " 405 "));
+    /* A bad address, and a port already taken: ferryd says so and stops. */
+    char cmd[1200], out[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s/x' --bind 'tcp://127.0.0.1:*' --metrics nohost 2>&1",
+             getenv("FERRYD"), fx->d.dir);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "not host:port"));
+    snprintf(cmd, sizeof cmd,
+             "'%s' --data '%s/y' --bind 'tcp://127.0.0.1:*' --metrics 127.0.0.1:%d 2>&1",
+             getenv("FERRYD"), fx->d.dir, s_metrics_port);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "cannot serve metrics"));
 }
 
 static void
@@ -588,6 +670,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
+        cmocka_unit_test_setup_teardown(test_metrics_endpoint, s_setup_metrics, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -1,0 +1,173 @@
+/*
+ * metrics.c - see metrics.h.
+ */
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define S_STALE_MS 5000 /* no snapshot for this long: the loop is stuck */
+
+struct fy_metrics {
+    struct MHD_Daemon *d;
+    unsigned port;
+    pthread_mutex_t mu;
+    fy_metrics_snapshot_t snap; /* guarded by mu */
+    long long snap_at;          /* fy_mono_ms of the last update; 0: none yet */
+};
+
+/* The Prometheus text exposition of @p s into buf. */
+static size_t
+s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } rows[] = {
+#define S_ROW(n, t, h, f) {n, t, h, offsetof(ferry_stats_t, f)}
+        S_ROW("ferry_topics", "gauge", "Topics and queues stored.", topics),
+        S_ROW("ferry_messages", "gauge", "Messages stored.", messages),
+        S_ROW("ferry_stored_bytes", "gauge", "Bytes of messages stored.", bytes),
+        S_ROW("ferry_publishes_total", "counter", "Messages stored since start.", publishes),
+        S_ROW("ferry_duplicates_total", "counter",
+              "Publishes answered from the dedupe window since start.", duplicates),
+        S_ROW("ferry_commits_total", "counter", "Durable write transactions since start.",
+              commits),
+        S_ROW("ferry_requests_total", "counter", "Requests handled since start.", requests),
+        S_ROW("ferry_errors_total", "counter", "Error replies sent since start.", errors),
+        S_ROW("ferry_map_size_bytes", "gauge", "Storage limit (LMDB map size).", map_size),
+        S_ROW("ferry_map_used_bytes", "gauge", "Storage in use.", map_used),
+#undef S_ROW
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0] && n < cap; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&s->stats + rows[i].off, sizeof v);
+        n += (size_t)snprintf(buf + n, cap - n, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
+                              rows[i].name, rows[i].help, rows[i].name, rows[i].type,
+                              rows[i].name, (unsigned long long)v);
+    }
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP ferry_consumers Push consumers connected.\n"
+                              "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
+                              "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
+                              "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n",
+                              (unsigned long long)s->consumers,
+                              (double)s->stats.uptime_ms / 1000.0);
+    return n < cap ? n : cap;
+}
+
+static enum MHD_Result
+s_reply(struct MHD_Connection *conn, unsigned status, const char *type, const char *body,
+        size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ok = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result
+s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+         const char *version, const char *upload, size_t *upload_size, void **state)
+{
+    (void)version, (void)upload, (void)upload_size, (void)state;
+    fy_metrics_t *m = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return s_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n", 9);
+    pthread_mutex_lock(&m->mu);
+    fy_metrics_snapshot_t s = m->snap;
+    long long at = m->snap_at;
+    pthread_mutex_unlock(&m->mu);
+    if (strcmp(url, "/metrics") == 0) {
+        char buf[4096];
+        size_t n = s_format(&s, buf, sizeof buf);
+        return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
+    }
+    if (strcmp(url, "/health") == 0) {
+        const char *why = at == 0                               ? "starting\n"
+                          : fy_mono_ms() - at > S_STALE_MS      ? "broker loop stalled\n"
+                          : !s.storage_ok                       ? "storage failed\n"
+                                                                : NULL;
+        return why ? s_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", why, strlen(why))
+                   : s_reply(conn, MHD_HTTP_OK, "text/plain", "ok\n", 3);
+    }
+    return s_reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", "/metrics or /health\n", 20);
+}
+
+fy_status_t
+fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err)
+{
+    *out = NULL;
+    char host[64];
+    unsigned port;
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    if (!colon || (size_t)(colon - addr) >= sizeof host ||
+        sscanf(colon + 1, "%u", &port) != 1 || port > 65535)
+        return fy_err_set(err, FERRY_EINVAL, "metrics address '%s' is not host:port",
+                          addr ? addr : "");
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+        return fy_err_set(err, FERRY_EINVAL, "metrics host '%s' is not an IPv4 address", host);
+    sin.sin_port = htons((uint16_t)port);
+    fy_metrics_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->mu, NULL);
+    m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
+                            s_handle, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_END);
+    if (!m->d) {
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+        return fy_err_set(err, FERRY_EIO, "cannot serve metrics on %s (port in use?)", addr);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+    m->port = info ? info->port : port;
+    *out = m;
+    return FERRY_OK;
+}
+
+unsigned
+fy_metrics_port(const fy_metrics_t *m)
+{
+    return m ? m->port : 0;
+}
+
+void
+fy_metrics_update(fy_metrics_t *m, const fy_metrics_snapshot_t *s)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->snap = *s;
+    m->snap_at = fy_mono_ms();
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
+fy_metrics_stop(fy_metrics_t **mp)
+{
+    if (!mp || !*mp)
+        return;
+    fy_metrics_t *m = *mp;
+    MHD_stop_daemon(m->d);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    *mp = NULL;
+}

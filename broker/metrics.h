@@ -1,0 +1,39 @@
+/*
+ * metrics.h - ferryd's HTTP endpoint for monitoring (docs/operations.md):
+ * GET /metrics in the Prometheus text format and GET /health, served by
+ * libmicrohttpd (Debian libmicrohttpd-dev) in its own thread. The broker's
+ * loop hands it a snapshot twice a second; the HTTP thread never touches
+ * the broker's state.
+ */
+#ifndef FY_METRICS_H
+#define FY_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "envelope.h"
+#include "ferry.h"
+
+typedef struct fy_metrics fy_metrics_t;
+
+/** What the broker reports. */
+typedef struct fy_metrics_snapshot {
+    ferry_stats_t stats;
+    uint64_t consumers; /* push consumers connected */
+    bool storage_ok;    /* the store is usable (not spoiled by an I/O error) */
+} fy_metrics_snapshot_t;
+
+/** Serves on @p addr ("host:port", an IPv4 address; port 0 picks one).
+ *  @return FERRY_OK, or FERRY_EINVAL / FERRY_EIO with a sentence in err. */
+fy_status_t fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err);
+
+/** The port it listens on. */
+unsigned fy_metrics_port(const fy_metrics_t *m);
+
+/** Publishes a new snapshot (called by the broker's loop). */
+void fy_metrics_update(fy_metrics_t *m, const fy_metrics_snapshot_t *s);
+
+/** Stops serving and frees @p *m (NULL accepted). */
+void fy_metrics_stop(fy_metrics_t **m);
+
+#endif

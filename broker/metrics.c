@@ -38,8 +38,7 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
         S_ROW("ferry_publishes_total", "counter", "Messages stored since start.", publishes),
         S_ROW("ferry_duplicates_total", "counter",
               "Publishes answered from the dedupe window since start.", duplicates),
-        S_ROW("ferry_commits_total", "counter", "Durable write transactions since start.",
-              commits),
+        S_ROW("ferry_commits_total", "counter", "Durable write transactions since start.", commits),
         S_ROW("ferry_requests_total", "counter", "Requests handled since start.", requests),
         S_ROW("ferry_errors_total", "counter", "Error replies sent since start.", errors),
         S_ROW("ferry_map_size_bytes", "gauge", "Storage limit (LMDB map size).", map_size),
@@ -51,17 +50,17 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
         uint64_t v;
         memcpy(&v, (const char *)&s->stats + rows[i].off, sizeof v);
         n += (size_t)snprintf(buf + n, cap - n, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
-                              rows[i].name, rows[i].help, rows[i].name, rows[i].type,
-                              rows[i].name, (unsigned long long)v);
+                              rows[i].name, rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+                              (unsigned long long)v);
     }
     if (n < cap)
-        n += (size_t)snprintf(buf + n, cap - n,
-                              "# HELP ferry_consumers Push consumers connected.\n"
-                              "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
-                              "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
-                              "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n",
-                              (unsigned long long)s->consumers,
-                              (double)s->stats.uptime_ms / 1000.0);
+        n +=
+            (size_t)snprintf(buf + n, cap - n,
+                             "# HELP ferry_consumers Push consumers connected.\n"
+                             "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
+                             "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
+                             "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n",
+                             (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0);
     return n < cap ? n : cap;
 }
 
@@ -97,10 +96,10 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
     }
     if (strcmp(url, "/health") == 0) {
-        const char *why = at == 0                               ? "starting\n"
-                          : fy_mono_ms() - at > S_STALE_MS      ? "broker loop stalled\n"
-                          : !s.storage_ok                       ? "storage failed\n"
-                                                                : NULL;
+        const char *why = at == 0                          ? "starting\n"
+                          : fy_mono_ms() - at > S_STALE_MS ? "broker loop stalled\n"
+                          : !s.storage_ok                  ? "storage failed\n"
+                                                           : NULL;
         return why ? s_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", why, strlen(why))
                    : s_reply(conn, MHD_HTTP_OK, "text/plain", "ok\n", 3);
     }
@@ -115,8 +114,8 @@ fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err)
     unsigned port;
     const char *colon = addr ? strrchr(addr, ':') : NULL;
     struct sockaddr_in sin = {.sin_family = AF_INET};
-    if (!colon || (size_t)(colon - addr) >= sizeof host ||
-        sscanf(colon + 1, "%u", &port) != 1 || port > 65535)
+    if (!colon || (size_t)(colon - addr) >= sizeof host || sscanf(colon + 1, "%u", &port) != 1 ||
+        port > 65535)
         return fy_err_set(err, FERRY_EINVAL, "metrics address '%s' is not host:port",
                           addr ? addr : "");
     memcpy(host, addr, (size_t)(colon - addr));
@@ -128,10 +127,10 @@ fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err)
     if (!m)
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
-    m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-                            s_handle, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_END);
+    m->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, s_handle, m,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_LIMIT,
+                         64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!m->d) {
         pthread_mutex_destroy(&m->mu);
         free(m);

@@ -324,8 +324,8 @@ s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, 
 {
     *ended = false;
     const s_def_t *d = s_def(o, r->def);
-    if (!d) /* a definition this build no longer has: leave it alone */
-        return 0;
+    if (!d) /* a definition this build no longer has: leave it be, but stop its timer */
+        return s_timer(o, txn, id, r->deadline, 0);
     uint64_t old = r->deadline;
     int rc = 0;
     if (r->state == FERRY_SAGA_RUNNING) {

@@ -475,6 +475,23 @@ test_bad_definitions(void **state)
     assert_int_equal(ferry_saga_orchestrator_new(NULL, twice, 1, &cfg, &o), FERRY_EINVAL);
     assert_null(o);
     ferry_saga_orchestrator_destroy(&o); /* NULL accepted */
+    /* A saga whose definition a later build dropped stays where it was. */
+    ferry_saga_step_t slow[] = {{.name = "a", .queue = "nobody.commands", .timeout_ms = 200}};
+    ferry_saga_def_t old = {.name = "old", .steps = slow, .step_count = 1};
+    ferry_saga_def_t new = {.name = "new", .steps = slow, .step_count = 1};
+    assert_int_equal(ferry_saga_orchestrator_new(env, &old, 1, &cfg, &o), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "old", "s-1", "x", 1), FERRY_OK);
+    ferry_saga_orchestrator_destroy(&o);
+    assert_int_equal(ferry_saga_orchestrator_new(env, &new, 1, &cfg, &o), FERRY_OK);
+    assert_int_equal(ferry_saga_active(o), 1);
+    for (int i = 0; i < 10; i++) /* its deadline passes: nothing to do with it */
+        assert_int_equal(ferry_saga_poll(o, 50), FERRY_OK);
+    ferry_saga_status_t st;
+    assert_int_equal(ferry_saga_get(o, "s-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_RUNNING);
+    assert_string_equal(st.def, "old");
+    assert_int_equal(ferry_saga_active(o), 0);
+    ferry_saga_orchestrator_destroy(&o);
     mdb_env_close(env);
 }
 

@@ -12,6 +12,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ s_usage(FILE *out)
             "                           pg:'host=... dbname=...' (PostgreSQL, polling), or\n"
             "                           pg-logical:'host=... dbname=...' (PostgreSQL, tailing\n"
             "                           the log through a logical replication slot)\n"
+            "  --setup                  open every source, make what the relay needs there\n"
+            "                           (position table, pg-logical publication and slot),\n"
+            "                           then exit: run it before the services write\n"
             "  --config FILE            INI file: [relay] settings for all sources, then one\n"
             "                           [source NAME] section per source (docs/outbox.md);\n"
             "                           options given as well override the file\n"
@@ -84,6 +88,7 @@ int
 main(int argc, char **argv)
 {
     const char *config = NULL;
+    bool setup = false;
     fr_source_cfg_t flags, *sources[S_SOURCES_MAX];
     fr_config_defaults(&flags);
     const char *overrides[64][2];
@@ -94,6 +99,10 @@ main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             s_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--setup")) {
+            setup = true;
+            continue;
         }
         if (strncmp(a, "--", 2) != 0 || !v) {
             fprintf(stderr, "ferry-relay: %s wants a value (see --help)\n", a);
@@ -134,6 +143,30 @@ main(int argc, char **argv)
     if (n < 0) {
         fprintf(stderr, "ferry-relay: %s\n", err);
         return 2;
+    }
+    if (setup) { /* open each source (which makes what it needs), and stop */
+        int rc = 0;
+        for (int s = 0; s < n; s++) {
+            const fr_config_t *g = &sources[s]->cfg;
+            fr_source_args_t args = {.location = g->location,
+                                     .table = g->table,
+                                     .name = g->name,
+                                     .slot = g->slot,
+                                     .publication = g->publication,
+                                     .delete_rows = g->delete_published};
+            fr_source_t *src = NULL;
+            if (g->ops->open(&args, &src, err, sizeof err) != 0) {
+                fprintf(stderr, "ferry-relay: source %s: %s\n", g->name, err);
+                rc = 1;
+                continue;
+            }
+            g->ops->close(&src);
+            printf("source %s (%s): ready\n", g->name, g->ops->kind);
+        }
+        if (config)
+            for (int s = 0; s < n; s++)
+                free(sources[s]);
+        return rc;
     }
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigaction(SIGTERM, &sa, NULL);

@@ -27,5 +27,6 @@ CREATE TABLE IF NOT EXISTS ferry_relay_position (
 -- then restart) and the relay's user the REPLICATION attribute. ferry-relay
 -- creates what is missing at start: this publication (when it may) and its
 -- replication slot (ferry_relay_<name>). Rows written before the slot exists
--- are not in it: start the relay before the service writes events.
+-- are not in it: run `ferry-relay --setup --source pg-logical:...` (or the
+-- relay) before the service writes events.
 -- CREATE PUBLICATION ferry_outbox FOR TABLE outbox WITH (publish = 'insert');

@@ -780,9 +780,18 @@ s_pg_kill_run(fx_t *fx, bool logical)
         s_pglog_source(&pg, src, sizeof src);
     else
         s_pg_source(&pg, src, sizeof src);
-    /* The log-tailing relay makes its slot at start: rows before it are not in it. */
-    pid_t relay = s_relay_start(src, fx->d.endpoint, log, NULL);
-    s_wait_started(log, relay);
+    /* The log-tailing source's slot holds only what comes after it: made
+     * first with --setup, it keeps the rows written before the relay runs. */
+    pid_t relay = -1;
+    if (logical) {
+        char cmd[1200], out[512];
+        snprintf(cmd, sizeof cmd, "'%s' --setup --source '%s'", getenv("FERRY_RELAY"), src);
+        assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+        assert_non_null(strstr(out, "ready"));
+    } else {
+        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
+        s_wait_started(log, relay);
+    }
     atomic_size_t written = 0;
     s_pgwriter_t w[S_WRITERS];
     pthread_t th[S_WRITERS];
@@ -790,6 +799,12 @@ s_pg_kill_run(fx_t *fx, bool logical)
         w[i] = (s_pgwriter_t){
             .conninfo = pg.conninfo, .w = i, .events = events / S_WRITERS, .written = &written};
         assert_int_equal(pthread_create(&th[i], NULL, s_pgwrite, &w[i]), 0);
+    }
+    if (logical) { /* rows are being written before the relay starts */
+        long long until = fy_now_ms() + 30000;
+        while (atomic_load(&written) < 500 && fy_now_ms() < until)
+            fy_sleep_ms(5);
+        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
     }
     unsigned seed = (unsigned)time(NULL) ^ 0x3c3c;
     int kills = 0;

@@ -40,8 +40,7 @@ static const s_key_t s_keys[] = {
     {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
      365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
-     "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464 "
-     "(empty: off)"},
+     "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -124,7 +123,7 @@ s_usage(FILE *out)
     fprintf(out, "usage: ferryd [options]\n\nOptions (environment variable in brackets):\n");
     for (size_t i = 0; i < S_NKEYS; i++)
         fprintf(out, "  --%-18s %s (default %s) [%s]\n", s_keys[i].flag, s_keys[i].help,
-                s_keys[i].deflt, s_keys[i].env);
+                *s_keys[i].deflt ? s_keys[i].deflt : "off", s_keys[i].env);
     fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "show this help", "version",
             "show the version");
 }

@@ -28,7 +28,7 @@ FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
 CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
               client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
-              client/saga.c client/saga_participant.c client/inbox.c
+              client/saga.c client/saga_participant.c client/inbox.c client/mdb_util.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c \
               broker/metrics.c
 CLI_SRC    := cli/ferry.c

@@ -31,34 +31,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "ferry_outbox.h"
 #include "fixture.h"
 #include "harness.h"
 #include "pgserver.h"
 
-static uint64_t
-s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static pid_t
 s_relay(const char *source, const char *endpoint, const char *log)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0)
-            dup2(fd, 2);
-        execl(getenv("FERRY_RELAY"), "ferry-relay", "--source", source, "--broker", endpoint,
-              "--poll-ms", "2", "--stats-ms", "60000", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    const char *argv[] = {getenv("FERRY_RELAY"), "--source", source,       "--broker", endpoint,
+                          "--poll-ms",           "2",        "--stats-ms", "60000",    NULL};
+    return fy_spawn(log, argv);
 }
 
 static uint64_t
@@ -98,7 +83,7 @@ s_insert(sqlite3 *db, sqlite3_stmt *ins, size_t n, size_t *seq)
     memset(body, 'r', sizeof body);
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) {
-        uint64_t now = s_wall_ms();
+        uint64_t now = fy_wall_ms();
         memcpy(body, &now, 8);
         char agg[24];
         snprintf(agg, sizeof agg, "agg-%zu", (*seq)++ % 500);
@@ -123,7 +108,7 @@ s_on_msg(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     uint64_t sent;
     if (m->len >= 8 && l->n < l->cap) {
         memcpy(&sent, m->data, 8);
-        l->lat[l->n++] = s_wall_ms() - sent;
+        l->lat[l->n++] = fy_wall_ms() - sent;
     }
     return FERRY_MSG_ACK;
 }
@@ -167,7 +152,7 @@ s_lmdb_write(void *ctx, size_t rows)
         return -1;
     char body[128] = {0}, agg[24];
     for (size_t i = 0; i < rows; i++) {
-        uint64_t now = s_wall_ms();
+        uint64_t now = fy_wall_ms();
         memcpy(body, &now, 8);
         snprintf(agg, sizeof agg, "agg-%zu", w->seq++ % 500);
         ferry_outbox_event_t ev = {.aggregate_type = "lorder",
@@ -194,7 +179,7 @@ s_pg_write(void *ctx, size_t rows)
     s_pg_w_t *w = ctx;
     char body[128], n[16];
     memset(body, 'r', sizeof body);
-    uint64_t now = s_wall_ms();
+    uint64_t now = fy_wall_ms();
     memcpy(body, &now, 8);
     snprintf(n, sizeof n, "%zu", rows);
     const char *params[3] = {w->aggregate_type, body, n};

@@ -11,19 +11,14 @@
 #include "bytes.h"
 #include "clock.h"
 #include "ferry_outbox.h"
-
-static ferry_status_t
-s_mdb(int rc)
-{
-    return rc == 0 ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
-}
+#include "mdb_util.h"
 
 ferry_status_t
 ferry_inbox_open(MDB_txn *txn, MDB_dbi *dbi)
 {
     if (!txn || !dbi)
         return FERRY_EINVAL;
-    return s_mdb(mdb_dbi_open(txn, FERRY_INBOX_DB, MDB_CREATE, dbi));
+    return fy_mdb_status(mdb_dbi_open(txn, FERRY_INBOX_DB, MDB_CREATE, dbi));
 }
 
 ferry_status_t
@@ -44,7 +39,7 @@ ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     MDB_val k = {(size_t)n, key}, v;
     rc = mdb_get(txn, dbi, &k, &v);
     if (rc == 0) { /* handled before */
@@ -53,7 +48,7 @@ ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
     }
     if (rc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     }
     int r = fn(txn, msg, user);
     if (fn_rc)
@@ -69,7 +64,15 @@ ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    return s_mdb(rc);
+    return fy_mdb_status(rc);
+}
+
+/* Handled before *ctx (ms). */
+static bool
+s_older(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    (void)k;
+    return v->mv_size == 8 && fy_be64_get(v->mv_data) < *(const uint64_t *)ctx;
 }
 
 ferry_status_t
@@ -79,29 +82,5 @@ ferry_inbox_prune(MDB_env *env, MDB_dbi dbi, uint64_t before_ms, size_t *removed
         *removed = 0;
     if (!env)
         return FERRY_EINVAL;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int rc = mdb_txn_begin(env, NULL, 0, &txn);
-    if (rc)
-        return s_mdb(rc);
-    if ((rc = mdb_cursor_open(txn, dbi, &cur))) {
-        mdb_txn_abort(txn);
-        return s_mdb(rc);
-    }
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == 8 && fy_be64_get(v.mv_data) < before_ms) {
-            if ((rc = mdb_cursor_del(cur, 0)))
-                break;
-            if (removed)
-                (*removed)++;
-        }
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    return s_mdb(rc);
+    return fy_mdb_delete_if(env, dbi, s_older, &before_ms, removed);
 }

@@ -14,13 +14,8 @@
 #include "bytes.h"
 #include "clock.h"
 #include "ferry_outbox.h"
+#include "mdb_util.h"
 #include "outbox_int.h"
-
-static ferry_status_t
-s_mdb(int rc)
-{
-    return rc == MDB_SUCCESS ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
-}
 
 int
 fy_outbox_last_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *last)
@@ -55,7 +50,7 @@ ferry_outbox_open(MDB_txn *txn, MDB_dbi *dbi)
 {
     if (!txn || !dbi)
         return FERRY_EINVAL;
-    return s_mdb(mdb_dbi_open(txn, FERRY_OUTBOX_DB, MDB_CREATE, dbi));
+    return fy_mdb_status(mdb_dbi_open(txn, FERRY_OUTBOX_DB, MDB_CREATE, dbi));
 }
 
 static bool
@@ -84,13 +79,13 @@ ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi, const ferry_outbox_event_t *ev, uint
     uint64_t last;
     int rc = fy_outbox_last_id(txn, dbi, &last);
     if (rc)
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     uint64_t next = last + 1;
     uint8_t key[8];
     fy_be64_put(key, next);
     MDB_val k = {8, key}, v = {size, NULL};
     if ((rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND | MDB_RESERVE)))
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     uint64_t created = ev->created_ms;
     if (!created)
         created = fy_wall_ms();

@@ -25,6 +25,7 @@
 #include "bytes.h"
 #include "clock.h"
 #include "ferry_saga.h"
+#include "mdb_util.h"
 
 #define S_HDR          24
 #define S_ID_MAX       200
@@ -86,12 +87,6 @@ struct ferry_saga_orchestrator {
     s_reply_t *replies_in; /* taken by the handler, applied after the poll */
     size_t nreplies, cap_replies;
 };
-
-static ferry_status_t
-s_mdb(int rc)
-{
-    return rc == 0 ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
-}
 
 static bool
 s_token_ok(const char *s, size_t max)
@@ -456,7 +451,7 @@ s_apply_replies(ferry_saga_orchestrator_t *o)
         rc = mdb_txn_commit(txn);
     else if (txn)
         mdb_txn_abort(txn);
-    ferry_status_t st = s_mdb(rc);
+    ferry_status_t st = fy_mdb_status(rc);
     /* Acked only once their transitions are on disk; on a failure they stay
      * pending and come again after the subscription's ack wait. The ack
      * call runs the handler for replies arriving meanwhile: they start the
@@ -510,11 +505,11 @@ s_fire_due(ferry_saga_orchestrator_t *o)
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc)
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, o->timers, &cur))) {
         mdb_txn_abort(txn);
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     }
     /* Collect first: the transitions change the timer index. */
     char(*due)[S_ID_MAX + 1] = malloc(S_DUE_BATCH * sizeof *due);
@@ -564,7 +559,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         o->on_end(ended[i].id, &ended[i].st, o->user);
     free(ended);
     free(due);
-    return s_mdb(rc);
+    return fy_mdb_status(rc);
 }
 
 /* ---- the API ------------------------------------------------------------------ */
@@ -728,13 +723,13 @@ ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def, const char *id, 
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc)
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     s_rec_t r;
     rc = s_rec_get(o, txn, id, &r);
     s_rec_free(&r);
     if (rc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return rc == 0 ? FERRY_EEXISTS : s_mdb(rc);
+        return rc == 0 ? FERRY_EEXISTS : fy_mdb_status(rc);
     }
     r = (s_rec_t){.state = FERRY_SAGA_RUNNING,
                   .step = 0,
@@ -752,7 +747,7 @@ ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def, const char *id, 
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    return s_mdb(rc);
+    return fy_mdb_status(rc);
 }
 
 ferry_status_t
@@ -774,14 +769,14 @@ ferry_saga_get(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_status_t
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn);
     if (rc)
-        return s_mdb(rc);
+        return fy_mdb_status(rc);
     s_rec_t r;
     rc = s_rec_get(o, txn, id, &r);
     mdb_txn_abort(txn);
     if (rc == 0)
         s_status_of(&r, out);
     s_rec_free(&r);
-    return rc == MDB_NOTFOUND ? FERRY_ENOTFOUND : s_mdb(rc);
+    return rc == MDB_NOTFOUND ? FERRY_ENOTFOUND : fy_mdb_status(rc);
 }
 
 size_t
@@ -796,6 +791,18 @@ ferry_saga_active(ferry_saga_orchestrator_t *o)
     return st.ms_entries;
 }
 
+/* A record of a saga that ended before *ctx (ms); not the epoch. */
+static bool
+s_ended_before(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    const uint8_t *p = v->mv_data;
+    if (k->mv_size == 0 || ((const uint8_t *)k->mv_data)[0] < 0x20 || v->mv_size < S_HDR ||
+        p[0] != 1)
+        return false;
+    bool ended = p[1] == FERRY_SAGA_DONE || p[1] == FERRY_SAGA_COMPENSATED;
+    return ended && fy_be64_get(p + 8) < *(const uint64_t *)ctx;
+}
+
 ferry_status_t
 ferry_saga_purge(ferry_saga_orchestrator_t *o, uint64_t before_ms, size_t *removed)
 {
@@ -803,36 +810,7 @@ ferry_saga_purge(ferry_saga_orchestrator_t *o, uint64_t before_ms, size_t *remov
         *removed = 0;
     if (!o)
         return FERRY_EINVAL;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
-    if (rc)
-        return s_mdb(rc);
-    if ((rc = mdb_cursor_open(txn, o->sagas, &cur))) {
-        mdb_txn_abort(txn);
-        return s_mdb(rc);
-    }
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *p = v.mv_data;
-        if (k.mv_size == 0 || ((const uint8_t *)k.mv_data)[0] < 0x20 || v.mv_size < S_HDR ||
-            p[0] != 1)
-            continue; /* the epoch, or not a record */
-        bool ended = p[1] == FERRY_SAGA_DONE || p[1] == FERRY_SAGA_COMPENSATED;
-        if (ended && fy_be64_get(p + 8) < before_ms) {
-            if ((rc = mdb_cursor_del(cur, 0)))
-                break;
-            if (removed)
-                (*removed)++;
-        }
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    return s_mdb(rc);
+    return fy_mdb_delete_if(o->env, o->sagas, s_ended_before, &before_ms, removed);
 }
 
 void

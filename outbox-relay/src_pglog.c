@@ -641,13 +641,17 @@ s_headers(fr_source_t *s, s_val_t v, uint32_t type, s_rowoff_t *row)
         if (s->nhdr == s->cap_hdr) {
             size_t cap = s->cap_hdr ? s->cap_hdr * 2 : 256;
             size_t(*n)[2] = realloc(s->hoff, cap * sizeof *n);
-            if (!n) {
+            if (n)
+                s->hoff = n;
+            ferry_header_t *h = n ? realloc(s->hdr, cap * sizeof *h) : NULL;
+            if (h)
+                s->hdr = h;
+            if (!n || !h) {
                 free(dump);
                 rc = -1;
                 break;
             }
-            s->hoff = n;
-            s->cap_hdr = cap;
+            s->cap_hdr = cap; /* hoff and hdr grow together */
         }
         size_t k = s_put(s, key, strlen(key));
         size_t t = s_put(s, text, strlen(text));
@@ -862,14 +866,8 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
                                 .header_count = o->hdr_count,
                                 .created_ms = o->created_ms};
     }
-    if (s->nhdr > 0) {
-        ferry_header_t *h = realloc(s->hdr, s->nhdr * sizeof *h);
-        if (!h)
-            return fr_pg_fail(NULL, err, errlen, "read");
-        s->hdr = h;
-        for (size_t i = 0; i < s->nhdr; i++)
-            s->hdr[i] = (ferry_header_t){s->arena + s->hoff[i][0], s->arena + s->hoff[i][1]};
-    }
+    for (size_t i = 0; i < s->nhdr; i++) /* the arena may have moved: pointers now */
+        s->hdr[i] = (ferry_header_t){s->arena + s->hoff[i][0], s->arena + s->hoff[i][1]};
     for (size_t i = 0; i < s->nrows; i++)
         s->rows[i].headers = s->hdr ? s->hdr + s->off[i].hdr_first : NULL;
     *rows = s->rows;

@@ -83,33 +83,23 @@ s_relay_start(const char *db, const char *endpoint, const char *log, const char 
 {
     const char *bin = getenv("FERRY_RELAY");
     assert_non_null(bin);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            close(fd);
-        }
-        char source[512];
-        /* "pg:..." and "pg-logical:..." as they are; a directory is an LMDB
-         * environment; else a SQLite file. */
-        if (!strncmp(db, "pg", 2))
-            snprintf(source, sizeof source, "%s", db);
-        else
-            snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
-        const char *argv[16] = {bin,         "--source", source,       "--broker", endpoint,
-                                "--poll-ms", "5",        "--stats-ms", "1000"};
-        int argc = 9;
-        if (extra) {
-            argv[argc++] = "--on-publish";
-            argv[argc++] = extra;
-        }
-        argv[argc] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
+    char source[512];
+    /* "pg:..." and "pg-logical:..." as they are; a directory is an LMDB
+     * environment; else a SQLite file. */
+    if (!strncmp(db, "pg", 2))
+        snprintf(source, sizeof source, "%s", db);
+    else
+        snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
+    const char *argv[16] = {bin,         "--source", source,       "--broker", endpoint,
+                            "--poll-ms", "5",        "--stats-ms", "1000"};
+    int argc = 9;
+    if (extra) {
+        argv[argc++] = "--on-publish";
+        argv[argc++] = extra;
     }
+    argv[argc] = NULL;
+    pid_t pid = fy_spawn(log, argv); /* dies with the test */
+    assert_true(pid > 0);
     return pid;
 }
 
@@ -132,10 +122,7 @@ s_wait_started(const char *log, pid_t pid)
 static int
 s_relay_stop(pid_t pid, int sig)
 {
-    int status = -1;
-    kill(pid, sig);
-    waitpid(pid, &status, 0);
-    return status;
+    return fy_kill_wait(pid, sig);
 }
 
 static uint64_t
@@ -1006,16 +993,9 @@ test_pg_server_crash(void **state)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0)
-            dup2(fd, 2);
-        execl(getenv("FERRY_RELAY"), "ferry-relay", "--config", ini, (char *)NULL);
-        _exit(127);
-    }
+    const char *argv[] = {getenv("FERRY_RELAY"), "--config", ini, NULL};
+    pid_t pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
     long long until = fy_now_ms() + 20000; /* the slot exists: rows from now on are in it */
     while (s_pg_u64(pg.conninfo, "SELECT count(*) FROM pg_replication_slots") == 0 &&
            fy_now_ms() < until)

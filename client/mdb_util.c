@@ -1,0 +1,38 @@
+/*
+ * mdb_util.c - see mdb_util.h.
+ */
+#include "mdb_util.h"
+
+ferry_status_t
+fy_mdb_delete_if(MDB_env *env, MDB_dbi dbi,
+                 bool (*pred)(const MDB_val *k, const MDB_val *v, void *ctx), void *ctx,
+                 size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc)
+        return fy_mdb_status(rc);
+    if ((rc = mdb_cursor_open(txn, dbi, &cur))) {
+        mdb_txn_abort(txn);
+        return fy_mdb_status(rc);
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!pred(&k, &v, ctx))
+            continue;
+        if ((rc = mdb_cursor_del(cur, 0)))
+            break;
+        if (removed)
+            (*removed)++;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return fy_mdb_status(rc);
+}

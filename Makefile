@@ -20,13 +20,16 @@ TEST_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null)
 WARN       := -Wall -Wextra -Wshadow -Werror
 SAN        ?=
 FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
-              -fvisibility=hidden -Iclient -Iproto -Ibroker -Ioutbox-relay -Itests/support \
+              -fvisibility=hidden -Iinclude -Iclient -Iproto -Ibroker -Ioutbox-relay -Itests/support \
               $(shell pkg-config --cflags libpq 2>/dev/null) \
               $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
+# Installed as they are: everything in include/.
+PUBLIC_HEADERS := $(wildcard include/*.h)
+
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
-CLIENT_SRC := client/client.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
+CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c client/push.c client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
               client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
               client/saga.c client/saga_participant.c client/inbox.c client/mdb_util.c
 BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c \
@@ -175,14 +178,14 @@ install: all
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVERSION)
 	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so
-	install -m 644 client/ferry.h client/ferry_outbox.h client/ferry_saga.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/ferry.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
-	    $(DESTDIR)$(PREFIX)/include/ferry.h $(DESTDIR)$(PREFIX)/include/ferry_outbox.h $(DESTDIR)$(PREFIX)/include/ferry_saga.h \
+	    $(addprefix $(DESTDIR)$(PREFIX)/,$(PUBLIC_HEADERS)) \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 
 format:

@@ -59,7 +59,7 @@ typedef struct s_waiter {
     uint8_t peer[256];
     size_t peer_len;
     uint64_t cid;
-    uint8_t topic[FERRY_NAME_MAX], sub[FERRY_NAME_MAX];
+    uint8_t topic[FY_NAME_MAX], sub[FY_NAME_MAX];
     size_t topic_len, sub_len;
     uint32_t max;
     long long deadline_ms;
@@ -115,7 +115,7 @@ struct fy_broker {
     long long next_sweep_ms;
     long long started_ms;
     uint64_t now_wall_ms; /* the batch's time, as the store has it */
-    ferry_stats_t stats;  /* counters since start */
+    fy_stats_t stats;  /* counters since start */
 };
 
 fy_status_t
@@ -198,7 +198,7 @@ fy_broker_endpoint(const fy_broker_t *self)
 
 /* The counters since start and the stored totals. */
 static fy_status_t
-s_stats(fy_broker_t *self, ferry_stats_t *s)
+s_stats(fy_broker_t *self, fy_stats_t *s)
 {
     *s = self->stats;
     s->uptime_ms = (uint64_t)(fy_mono_ms() - self->started_ms);
@@ -371,7 +371,7 @@ s_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code
         char peer[64];
         s_peer_hex(&self->frames[self->reqs[ri].first], peer, sizeof peer);
         fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
-               "code=%s op=%s cid=%llu peer=%s detail=\"%s\"", ferry_errname(code),
+               "code=%s op=%s cid=%llu peer=%s detail=\"%s\"", fy_status_name(code),
                fy_op_name(req->op), (unsigned long long)req->cid, peer, msg);
     }
     s_error(self, ri, req, code, msg);
@@ -625,13 +625,13 @@ s_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
     fy_status_t st = FERRY_OK;
     if (req->op == FY_OP_SUBSCRIBE) {
         fy_sub_info_t info = {0};
-        ferry_topic_info_t ti;
+        fy_topic_info_t ti;
         bool created;
         /* No subscription name on a topic: an ephemeral consumer of what is
          * published from now on. A queue's "" is its own subscription. */
         if ((st = fy_store_info(self->store, req->name, &ti)))
             return st;
-        bool ephemeral = req->sub.len == 0 && ti.kind == FERRY_KIND_TOPIC;
+        bool ephemeral = req->sub.len == 0 && ti.kind == FY_KIND_TOPIC;
         if (!ephemeral &&
             (st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
             return st;
@@ -745,10 +745,7 @@ s_deliver(fy_broker_t *self)
 static fy_status_t
 s_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
-    fy_sub_opts_t o = {.start = req->start == 3   ? FY_START_TIME
-                                : req->start == 2 ? FY_START_SEQ
-                                : req->start == 1 ? FY_START_NEW
-                                                  : FY_START_FIRST,
+    fy_sub_opts_t o = {.start = req->start,
                        .start_seq = req->seq,
                        .ack_wait_ms = req->ack_wait_ms,
                        .max_deliver = req->max_deliver,
@@ -839,11 +836,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         zmq_msg_t *ident = &self->frames[rq->first];
         fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms());
     }
-    bool is_write = req.op == FY_OP_PUBLISH || req.op == FY_OP_PUBLISH_BATCH ||
-                    req.op == FY_OP_DECLARE || req.op == FY_OP_DELETE ||
-                    req.op == FY_OP_SUB_DECLARE || req.op == FY_OP_FETCH || req.op == FY_OP_ACK ||
-                    req.op == FY_OP_NACK || req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
-    if (is_write && refuse_writes) {
+    if (refuse_writes && fy_op_is(req.op, FY_OPF_WRITE)) {
         s_error(self, ri, &req, FERRY_ESTORAGE_FULL,
                 "storage is full; reads go on, publishes resume when space is freed");
         return;
@@ -852,7 +845,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     switch (req.op) {
     case FY_OP_HELLO:
         s_reply_begin(self, ri, &r);
-        st = fy_encode_hello_ok(self->enc, req.cid, "ferryd " FERRY_VERSION_STRING,
+        st = fy_encode_hello_ok(self->enc, req.cid, "ferryd " FY_VERSION_STRING,
                                 self->cfg.max_msg_bytes);
         break;
     case FY_OP_PING:
@@ -860,7 +853,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         st = fy_encode_ok(self->enc, req.cid);
         break;
     case FY_OP_DECLARE: {
-        ferry_topic_info_t info;
+        fy_topic_info_t info;
         bool created = false;
         st = fy_store_declare(self->store, req.name, req.kind, &req.topic_cfg, &info, &created);
         if (st == FERRY_EEXISTS) {
@@ -871,7 +864,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             break;
         if (created)
             fy_log(self->log, FY_LOG_INFO, "broker", "declared", "name=%s kind=%s", info.name,
-                   info.kind == FERRY_KIND_QUEUE ? "queue" : "topic");
+                   info.kind == FY_KIND_QUEUE ? "queue" : "topic");
         s_reply_begin(self, ri, &r);
         st = fy_encode_info_reply(self->enc, req.cid, &info, created);
         break;
@@ -886,7 +879,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         st = fy_encode_ok(self->enc, req.cid);
         break;
     case FY_OP_INFO: {
-        ferry_topic_info_t info;
+        fy_topic_info_t info;
         st = fy_store_info(self->store, req.name, &info);
         if (st)
             break;
@@ -895,7 +888,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         break;
     }
     case FY_OP_STATS: {
-        ferry_stats_t s;
+        fy_stats_t s;
         if ((st = s_stats(self, &s)))
             break;
         s_reply_begin(self, ri, &r);
@@ -984,13 +977,11 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
                           ? "storage is full; reads, acks and deletes go on, publishes resume "
                             "when space is freed"
                           : NULL;
-    bool sub_op = req.op == FY_OP_FETCH || req.op == FY_OP_ACK || req.op == FY_OP_NACK ||
-                  req.op == FY_OP_SUB_INFO || req.op == FY_OP_TERM || req.op == FY_OP_PROGRESS;
     if (st == FERRY_ENOTFOUND)
-        msg = sub_op ? "no such topic, queue or subscription" : "no such topic or queue";
+        msg = fy_op_is(req.op, FY_OPF_SUB) ? "no such topic, queue or subscription" : "no such topic or queue";
     else if (st == FERRY_EIO || st == FERRY_EINTERNAL) {
         fy_log(self->log, FY_LOG_ERROR, "broker", "request failed", "op=%s cid=%llu code=%s",
-               fy_op_name(req.op), (unsigned long long)req.cid, ferry_errname(st));
+               fy_op_name(req.op), (unsigned long long)req.cid, fy_status_name(st));
         st = FERRY_EINTERNAL;
         msg = "internal error; see the broker log";
     }
@@ -1192,7 +1183,7 @@ s_process_batch(fy_broker_t *self, bool sweep)
     /* The commit failed: nothing of the batch is stored, so nobody may get a
      * confirm, and reads answered from the lost transaction are void too. */
     fy_log(self->log, FY_LOG_ERROR, "broker", "batch failed", "code=%s requests=%zu",
-           ferry_errname(st), self->nreqs);
+           fy_status_name(st), self->nreqs);
     s_reset_replies(self);
     for (size_t i = 0; i < self->nreqs; i++) {
         fy_request_t none = {0};

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ferry.h"
+#include "wire_limits.h"
 
 #define FY_CONSUMERS_MAX     1024 /**< push consumers at once */
 #define FY_CONSUMER_SENT_MAX 256  /**< sequences a consumer remembers having been sent */
@@ -27,7 +27,7 @@ typedef struct fy_consumer {
     uint64_t id, sub_id;
     uint8_t peer[256];
     size_t peer_len;
-    uint8_t topic[FERRY_NAME_MAX], sub[FERRY_NAME_MAX];
+    uint8_t topic[FY_NAME_MAX], sub[FY_NAME_MAX];
     size_t topic_len, sub_len;
     uint32_t credit;
     long long last_seen_ms;

@@ -48,11 +48,11 @@ main(int argc, char **argv)
     fy_broker_t *broker;
     if (fy_broker_new(&cfg, &log, &broker, &err) != FERRY_OK) {
         fy_log(&log, FY_LOG_ERROR, "main", "cannot start", "code=%s detail=\"%s\"",
-               ferry_errname(err.code), err.msg);
+               fy_status_name(err.code), err.msg);
         return 1;
     }
     fy_status_t st = fy_broker_run(broker, &s_stop);
     fy_broker_destroy(&broker);
-    fy_log(&log, FY_LOG_INFO, "main", "stopped", "code=%s", ferry_errname(st));
+    fy_log(&log, FY_LOG_INFO, "main", "stopped", "code=%s", fy_status_name(st));
     return st == FERRY_OK ? 0 : 1;
 }

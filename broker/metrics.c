@@ -31,7 +31,7 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
         const char *name, *type, *help;
         size_t off;
     } rows[] = {
-#define S_ROW(n, t, h, f) {n, t, h, offsetof(ferry_stats_t, f)}
+#define S_ROW(n, t, h, f) {n, t, h, offsetof(fy_stats_t, f)}
         S_ROW("ferry_topics", "gauge", "Topics and queues stored.", topics),
         S_ROW("ferry_messages", "gauge", "Messages stored.", messages),
         S_ROW("ferry_stored_bytes", "gauge", "Bytes of messages stored.", bytes),

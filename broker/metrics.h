@@ -12,13 +12,12 @@
 #include <stddef.h>
 
 #include "envelope.h"
-#include "ferry.h"
 
 typedef struct fy_metrics fy_metrics_t;
 
 /** What the broker reports. */
 typedef struct fy_metrics_snapshot {
-    ferry_stats_t stats;
+    fy_stats_t stats;
     uint64_t consumers; /* push consumers connected */
     bool storage_ok;    /* the store is usable (not spoiled by an I/O error) */
 } fy_metrics_snapshot_t;

@@ -27,7 +27,7 @@ typedef struct {
 static const s_key_t s_keys[] = {
     {"data", "FERRY_DATA", S_STR_DATA, S_OFF(data_dir), "./data", 0, 0,
      "data directory (LMDB environment)"},
-    {"bind", "FERRY_BIND", S_STR_BIND, S_OFF(bind), "tcp://127.0.0.1:5555", 0, 0,
+    {"bind", "FERRY_BIND", S_STR_BIND, S_OFF(bind), FY_DEFAULT_ENDPOINT, 0, 0,
      "ZeroMQ endpoint to bind (port * picks a free one)"},
     {"log-level", "FERRY_LOG_LEVEL", S_LEVEL, S_OFF(log_level), "info", 0, 0,
      "error, warn, info or debug"},
@@ -35,7 +35,7 @@ static const s_key_t s_keys[] = {
      "storage limit (LMDB map size), e.g. 512M, 8G"},
     {"max-msg-bytes", "FERRY_MAX_MSG_BYTES", S_SIZE, S_OFF(max_msg_bytes), "1M", 1, 64 << 20,
      "largest message (payload + key + id + headers)"},
-    {"batch-max", "FERRY_BATCH_MAX", S_UINT, S_OFF(batch_max), "4096", 1, 65536,
+    {"batch-max", "FY_BATCH_MAX", S_UINT, S_OFF(batch_max), "4096", 1, 65536,
      "most requests applied in one group commit"},
     {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
      365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},
@@ -155,7 +155,7 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
             return FY_OPTIONS_HELP;
         }
         if (c == 'V') {
-            printf("ferryd %s (protocol %d)\n", FERRY_VERSION_STRING, FERRY_PROTOCOL_VERSION);
+            printf("ferryd %s (protocol %d)\n", FY_VERSION_STRING, FY_PROTOCOL_VERSION);
             return FY_OPTIONS_VERSION;
         }
         if (c == '?' || c == ':' || c < 0 || (size_t)c >= S_NKEYS) {

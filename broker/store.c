@@ -61,7 +61,7 @@ s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
     const uint8_t *rec = v->mv_data;
     if (v->mv_size < S_TOPIC_REC_V1 || rec[0] != 1)
         return false;
-    t->kind = rec[1] == FERRY_KIND_QUEUE ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
+    t->kind = rec[1] == FY_KIND_QUEUE ? FY_KIND_QUEUE : FY_KIND_TOPIC;
     t->id = fy_be64_get(rec + 8);
     t->created_ms = fy_be64_get(rec + 16);
     t->dedupe_ms = fy_be64_get(rec + 24);
@@ -81,7 +81,7 @@ s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
 }
 
 static void
-s_topic_info(const fy_topic_rec_t *t, ferry_topic_info_t *info)
+s_topic_info(const fy_topic_rec_t *t, fy_topic_info_t *info)
 {
     memset(info, 0, sizeof *info);
     memcpy(info->name, t->name, t->name_len);
@@ -333,7 +333,7 @@ s_upgrade_v1(fy_store_t *self, fy_err_t *err)
             }
             pos_topic = fy_be64_get(k.mv_data);
             pos_seq = m.seq;
-            uint8_t kcopy[FERRY_ID_MAX];
+            uint8_t kcopy[FY_ID_MAX];
             fy_bytes_t mk = {kcopy, m.key.len};
             memcpy(kcopy, m.key.ptr, m.key.len);
             uint64_t ver;
@@ -363,7 +363,7 @@ s_upgrade_v1(fy_store_t *self, fy_err_t *err)
         if (st) {
             mdb_txn_abort(self->txn);
             self->txn = NULL;
-            return fy_err_set(err, st, "upgrade from format 1 failed: %s", ferry_strerror(st));
+            return fy_err_set(err, st, "upgrade from format 1 failed: %s", fy_status_text(st));
         }
         rc = mdb_txn_commit(self->txn);
         self->txn = NULL;
@@ -426,7 +426,7 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
         st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
     if (st) {
         mdb_txn_abort(txn);
-        return fy_err_set(err, st, "cannot initialise the store: %s", ferry_strerror(st));
+        return fy_err_set(err, st, "cannot initialise the store: %s", fy_status_text(st));
     }
     rc = mdb_txn_commit(txn);
     if (rc)
@@ -683,8 +683,8 @@ s_room_for(fy_store_t *self, uint64_t bytes)
 }
 
 fy_status_t
-fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
-                 const ferry_topic_config_t *cfg, ferry_topic_info_t *info, bool *created)
+fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind,
+                 const fy_topic_config_t *cfg, fy_topic_info_t *info, bool *created)
 {
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_get(self, name, &t);
@@ -701,8 +701,8 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
     bool found;
     if ((st = fy_storei_meta_get(self, self->txn, "next_topic_id", &next_id, &found)))
         return st;
-    static const ferry_topic_config_t none;
-    const ferry_topic_config_t *c = cfg ? cfg : &none;
+    static const fy_topic_config_t none;
+    const fy_topic_config_t *c = cfg ? cfg : &none;
     fy_topic_rec_t fresh = {.name_len = name.len,
                             .id = next_id,
                             .created_ms = self->now_ms,
@@ -719,7 +719,7 @@ fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
     if ((st = fy_storei_meta_put(self, self->txn, "next_topic_id", next_id + 1)) ||
         (st = s_topic_put(self, &fresh)))
         return st;
-    if (kind == FERRY_KIND_QUEUE) {
+    if (kind == FY_KIND_QUEUE) {
         /* The queue's implicit subscription, named "", from the first message. */
         fy_sub_opts_t o = {.start = FY_START_FIRST};
         fy_sub_rec_t *sub;
@@ -754,7 +754,7 @@ fy_store_delete(fy_store_t *self, fy_bytes_t name)
 }
 
 fy_status_t
-fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info)
+fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info)
 {
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_need(self, name, &t);
@@ -877,7 +877,7 @@ fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
         return FERRY_EIO;
     uint64_t size = m.key.len + m.id.len + m.hdrs.len + m.payload.len;
     if (m.kver) {
-        uint8_t kcopy[FERRY_ID_MAX];
+        uint8_t kcopy[FY_ID_MAX];
         memcpy(kcopy, m.key.ptr, m.key.len);
         fy_status_t st = s_kidx_remove(self, t->id, (fy_bytes_t){kcopy, m.key.len}, m.kver);
         if (st)
@@ -935,7 +935,7 @@ s_pre_dup(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas, 
             *out = true;
             return FERRY_OK;
         }
-    uint8_t dkey[8 + FERRY_ID_MAX];
+    uint8_t dkey[8 + FY_ID_MAX];
     uint64_t seq;
     fy_status_t st = s_dedupe_find(self, t, m->id, dkey, &seq);
     *out = seq != 0;
@@ -1009,7 +1009,7 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
     }
     if (expects && (st = s_check_expectations(self, t, metas, n, dups, conflict)))
         return st;
-    uint8_t dkey[8 + FERRY_ID_MAX];
+    uint8_t dkey[8 + FY_ID_MAX];
     for (size_t i = 0; i < n; i++) {
         const fy_pubmeta_t *m = &metas[i];
         dups[i] = false;
@@ -1135,7 +1135,7 @@ fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t f
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (key.len == 0 || key.len > FERRY_ID_MAX)
+    if (key.len == 0 || key.len > FY_ID_MAX)
         return FERRY_OK;
     uint8_t kb[S_KIDX_KEY_MAX];
     size_t kl = s_kidx_key(kb, t->id, key, from ? from : 1);
@@ -1217,7 +1217,7 @@ s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
-        if (k.mv_size != 24 || v.mv_size > FERRY_ID_MAX) {
+        if (k.mv_size != 24 || v.mv_size > FY_ID_MAX) {
             st = FERRY_EIO;
             break;
         }
@@ -1231,7 +1231,7 @@ s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
         (*budget)--;
         /* Delete the dedupe entry only if it still belongs to this message:
          * after expiry the same id may have been published again. */
-        uint8_t dkey[8 + FERRY_ID_MAX];
+        uint8_t dkey[8 + FY_ID_MAX];
         memcpy(dkey, ek + 8, 8);
         memcpy(dkey + 8, v.mv_data, v.mv_size);
         MDB_val dk = {8 + v.mv_size, dkey}, dv;
@@ -1350,9 +1350,9 @@ s_trim_front(fy_store_t *self, fy_topic_rec_t *t, size_t *budget, bool *more)
 static fy_status_t
 s_sweep_retention(fy_store_t *self, size_t *budget, bool *more)
 {
-    uint8_t names[64][FERRY_NAME_MAX];
+    uint8_t names[64][FY_NAME_MAX];
     size_t lens[64];
-    uint8_t last[FERRY_NAME_MAX];
+    uint8_t last[FY_NAME_MAX];
     size_t last_len = 0;
     for (;;) {
         MDB_cursor *cur;
@@ -1367,7 +1367,7 @@ s_sweep_retention(fy_store_t *self, size_t *budget, bool *more)
         size_t n = 0;
         for (; rc == 0 && n < 64; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             fy_topic_rec_t t;
-            if (k.mv_size > FERRY_NAME_MAX || !s_topic_decode(&v, &t))
+            if (k.mv_size > FY_NAME_MAX || !s_topic_decode(&v, &t))
                 continue;
             memcpy(last, k.mv_data, k.mv_size);
             last_len = k.mv_size;
@@ -1404,7 +1404,7 @@ fy_store_sweep(fy_store_t *self, size_t budget, bool *more)
 }
 
 fy_status_t
-fy_store_totals(fy_store_t *self, ferry_stats_t *st)
+fy_store_totals(fy_store_t *self, fy_stats_t *st)
 {
     fy_status_t s = s_flush_topics(self);
     if (s)

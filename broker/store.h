@@ -66,14 +66,14 @@ bool fy_store_dirty(const fy_store_t *self);
  *            sweep removes messages older than max_age_ms.
  * @return FERRY_OK, FERRY_EEXISTS (other kind), FERRY_ESTORAGE_FULL, FERRY_EIO
  */
-fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, ferry_kind_t kind,
-                             const ferry_topic_config_t *cfg, ferry_topic_info_t *info,
+fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind,
+                             const fy_topic_config_t *cfg, fy_topic_info_t *info,
                              bool *created);
 /** Deletes a topic; its messages are removed in later sweeps.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO */
 fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
 /** @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
-fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, ferry_topic_info_t *info);
+fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info);
 
 /** Why an append with expectations was refused. */
 typedef struct fy_conflict {
@@ -152,8 +152,6 @@ fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
  * work-queue delete.
  */
 
-typedef enum fy_start { FY_START_FIRST, FY_START_NEW, FY_START_SEQ, FY_START_TIME } fy_start_t;
-
 typedef struct fy_sub_opts {
     fy_start_t start;     /**< where a new subscription begins */
     uint64_t start_seq;   /**< FY_START_SEQ: first sequence delivered; FY_START_TIME: ms
@@ -171,7 +169,7 @@ typedef struct fy_sub_info {
     uint64_t ack_wait_ms;
     uint64_t max_deliver;
     uint64_t created_ms;
-    ferry_kind_t kind; /**< of the topic: a queue deletes acked messages */
+    fy_kind_t kind; /**< of the topic: a queue deletes acked messages */
 } fy_sub_info_t;
 
 /**
@@ -247,6 +245,6 @@ fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, b
 fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more);
 
 /** Fills the store's part of @p st: topics, messages, bytes, map_size, map_used. */
-fy_status_t fy_store_totals(fy_store_t *self, ferry_stats_t *st);
+fy_status_t fy_store_totals(fy_store_t *self, fy_stats_t *st);
 
 #endif /* FY_STORE_H */

@@ -17,16 +17,16 @@
 #define S_MSG_KVER     0x1 /* flag: an 8-byte key version follows the header */
 #define S_MSG_DELAYED  0x2 /* flag: then an 8-byte not-before time (ms) */
 /* Key of the per-key index: topic id, key length, key, key version. */
-#define S_KIDX_KEY_MAX (8 + 1 + FERRY_ID_MAX + 8)
+#define S_KIDX_KEY_MAX (8 + 1 + FY_ID_MAX + 8)
 
 typedef struct fy_topic_rec {
-    uint8_t name[FERRY_NAME_MAX];
+    uint8_t name[FY_NAME_MAX];
     size_t name_len;
     uint64_t id, created_ms, dedupe_ms, first, last, count, bytes;
     uint64_t max_msgs, max_bytes, max_age_ms; /* retention limits, 0 = none */
     bool discard_new;
     bool interest; /* delete what every subscription acked */
-    ferry_kind_t kind;
+    fy_kind_t kind;
     bool dirty;
 } fy_topic_rec_t;
 
@@ -35,11 +35,11 @@ typedef struct fy_topic_rec {
 /* A subscription record as cached for one batch. */
 typedef struct fy_sub_rec {
     uint64_t id, topic_id, cursor, floor, ack_wait_ms, max_deliver, created_ms;
-    uint8_t key[8 + FERRY_NAME_MAX]; /* its key in `subs`: topic id + name */
+    uint8_t key[8 + FY_NAME_MAX]; /* its key in `subs`: topic id + name */
     size_t key_len;
-    uint8_t topic[FERRY_NAME_MAX]; /* the topic's name */
+    uint8_t topic[FY_NAME_MAX]; /* the topic's name */
     size_t topic_len;
-    uint8_t filter[FERRY_NAME_MAX]; /* subject pattern over keys; empty: all */
+    uint8_t filter[FY_NAME_MAX]; /* subject pattern over keys; empty: all */
     size_t filter_len;
     bool dirty;
 } fy_sub_rec_t;

@@ -45,7 +45,7 @@ s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
         return false;
     sub->filter_len = rec[2];
     if (v->mv_size < S_SUB_REC + sub->filter_len ||
-        v->mv_size - S_SUB_REC - sub->filter_len > FERRY_NAME_MAX)
+        v->mv_size - S_SUB_REC - sub->filter_len > FY_NAME_MAX)
         return false;
     sub->id = fy_be64_get(rec + 8);
     sub->cursor = fy_be64_get(rec + 16);
@@ -66,7 +66,7 @@ s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
 static fy_status_t
 s_sub_put(fy_store_t *self, fy_sub_rec_t *sub)
 {
-    uint8_t rec[S_SUB_REC + 2 * FERRY_NAME_MAX];
+    uint8_t rec[S_SUB_REC + 2 * FY_NAME_MAX];
     s_sub_encode(sub, rec);
     MDB_val k = {sub->key_len, sub->key}, v = {S_SUB_REC + sub->topic_len + sub->filter_len, rec};
     fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub");
@@ -145,7 +145,7 @@ s_sub_by_id(fy_store_t *self, uint64_t id, fy_sub_rec_t **out)
         return FERRY_OK;
     if (rc)
         return fy_storei_mdb(self, rc, "get sub id");
-    uint8_t key[8 + FERRY_NAME_MAX];
+    uint8_t key[8 + FY_NAME_MAX];
     if (v.mv_size < 8 || v.mv_size > sizeof key)
         return FERRY_EIO;
     memcpy(key, v.mv_data, v.mv_size);
@@ -164,7 +164,7 @@ s_sub_need(fy_store_t *self, uint64_t sub_id, fy_sub_rec_t **out)
 static fy_status_t
 s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t **out)
 {
-    uint8_t key[8 + FERRY_NAME_MAX];
+    uint8_t key[8 + FY_NAME_MAX];
     fy_be64_put(key, topic_id);
     if (name.len) /* a queue's subscription has an empty name */
         memcpy(key + 8, name.ptr, name.len);
@@ -255,7 +255,7 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
     sub->key_len = 8 + name.len;
     memcpy(sub->topic, t->name, t->name_len);
     sub->topic_len = t->name_len;
-    if (o->filter.len && o->filter.len <= FERRY_NAME_MAX) {
+    if (o->filter.len && o->filter.len <= FY_NAME_MAX) {
         memcpy(sub->filter, o->filter.ptr, o->filter.len);
         sub->filter_len = o->filter.len;
     }
@@ -293,7 +293,7 @@ s_sub_info(const fy_sub_rec_t *sub, const fy_topic_rec_t *t, fy_sub_info_t *info
     info->max_deliver = sub->max_deliver;
     info->created_ms = sub->created_ms;
     info->last_seq = t ? t->last : 0;
-    info->kind = t ? t->kind : FERRY_KIND_TOPIC;
+    info->kind = t ? t->kind : FY_KIND_TOPIC;
 }
 
 fy_status_t
@@ -304,7 +304,7 @@ fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, const fy_
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if ((t->kind == FERRY_KIND_QUEUE) != (name.len == 0))
+    if ((t->kind == FY_KIND_QUEUE) != (name.len == 0))
         return FERRY_EFIELD;
     fy_sub_rec_t *sub;
     if ((st = s_sub_by_name(self, t->id, name, &sub)))
@@ -367,7 +367,7 @@ fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name)
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
         return st;
-    if (t->kind == FERRY_KIND_QUEUE || name.len == 0)
+    if (t->kind == FY_KIND_QUEUE || name.len == 0)
         return FERRY_EFIELD;
     fy_sub_rec_t *sub;
     if ((st = s_sub_by_name(self, t->id, name, &sub)))
@@ -387,7 +387,7 @@ fy_storei_drop_subs_of(fy_store_t *self, uint64_t topic_id)
         if (rc)
             return fy_storei_mdb(self, rc, "cursor open");
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        uint8_t found[8 + FERRY_NAME_MAX];
+        uint8_t found[8 + FY_NAME_MAX];
         size_t found_len = 0;
         if (rc == 0 && k.mv_size >= 8 && k.mv_size <= sizeof found &&
             fy_be64_get(k.mv_data) == topic_id) {
@@ -659,7 +659,7 @@ fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
     fy_topic_rec_t *t;
     if ((st = s_sub_topic(self, sub, &t)))
         return st;
-    if (t && t->kind == FERRY_KIND_QUEUE)
+    if (t && t->kind == FY_KIND_QUEUE)
         return fy_storei_remove_message(self, t, seq);
     return FERRY_OK;
 }
@@ -763,9 +763,9 @@ static fy_status_t
 s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t deliveries,
               const char *reason, fy_bytes_t error)
 {
-    char dlq[FERRY_NAME_MAX + 8];
+    char dlq[FY_NAME_MAX + 8];
     int n = snprintf(dlq, sizeof dlq, "%.*s.dlq", (int)sub->topic_len, (const char *)sub->topic);
-    if (n < 0 || n > FERRY_NAME_MAX) {
+    if (n < 0 || n > FY_NAME_MAX) {
         fy_log(self->log, FY_LOG_ERROR, "store", "no dead-letter topic name fits",
                "topic_id=%llu seq=%llu", (unsigned long long)sub->topic_id,
                (unsigned long long)seq);
@@ -787,13 +787,13 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         return FERRY_ENOMEM;
     memcpy(copy, m.key.ptr, m.key.len);
     memcpy(copy + m.key.len, m.payload.ptr, m.payload.len);
-    char seqtext[24], dctext[16], topic[FERRY_NAME_MAX + 1];
+    char seqtext[24], dctext[16], topic[FY_NAME_MAX + 1];
     snprintf(seqtext, sizeof seqtext, "%llu", (unsigned long long)seq);
     snprintf(dctext, sizeof dctext, "%u", deliveries);
     snprintf(topic, sizeof topic, "%.*s", (int)sub->topic_len, (const char *)sub->topic);
     char errtext[FY_ERROR_TEXT_MAX + 1];
     snprintf(errtext, sizeof errtext, "%.*s", (int)error.len, (const char *)error.ptr);
-    ferry_header_t extra[] = {{"ferry-dlq-topic", topic},
+    fy_header_t extra[] = {{"ferry-dlq-topic", topic},
                               {"ferry-dlq-seq", seqtext},
                               {"ferry-dlq-deliveries", dctext},
                               {"ferry-dlq-reason", reason},
@@ -801,7 +801,7 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
     fy_encoder_reset(self->scratch);
     fy_status_t st = fy_headers_merge(self->scratch, m.hdrs, extra, error.len ? 5 : 4);
     if (st == FERRY_OK) {
-        ferry_topic_info_t info;
+        fy_topic_info_t info;
         bool created;
         fy_pubmeta_t meta = {
             .key = {copy, m.key.len},
@@ -812,7 +812,7 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         fy_conflict_t conflict;
         /* Moving a message aside must work near the limit too. */
         self->use_reserve = true;
-        st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FERRY_KIND_TOPIC,
+        st = fy_store_declare(self, (fy_bytes_t){(const uint8_t *)dlq, (size_t)n}, FY_KIND_TOPIC,
                               NULL, &info, &created);
         if (st == FERRY_EEXISTS)
             st = FERRY_OK; /* a queue of that name: it takes dead letters as well */

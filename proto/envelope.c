@@ -1,5 +1,5 @@
 /*
- * envelope.c - what every Ferry envelope shares: op names, errors, the
+ * envelope.c - what every Ferry envelope shares: the op table, the
  * strict pre-walk of a frame, msgpack field helpers, and the decoder and
  * encoder objects. Requests are in request.c, replies in reply.c.
  *
@@ -19,72 +19,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const s_op_names[FY_OP_COUNT_] = {
-    [FY_OP_HELLO] = "hello",
-    [FY_OP_PING] = "ping",
-    [FY_OP_DECLARE] = "declare",
-    [FY_OP_DELETE] = "delete",
-    [FY_OP_INFO] = "info",
-    [FY_OP_PUBLISH] = "publish",
-    [FY_OP_PUBLISH_BATCH] = "publish_batch",
-    [FY_OP_GET] = "get",
-    [FY_OP_STATS] = "stats",
-    [FY_OP_SUB_DECLARE] = "sub_declare",
-    [FY_OP_FETCH] = "fetch",
-    [FY_OP_ACK] = "ack",
-    [FY_OP_NACK] = "nack",
-    [FY_OP_TERM] = "term",
-    [FY_OP_PROGRESS] = "progress",
-    [FY_OP_SUB_INFO] = "sub_info",
-    [FY_OP_SUBSCRIBE] = "subscribe",
-    [FY_OP_CREDIT] = "credit",
-    [FY_OP_UNSUBSCRIBE] = "unsubscribe",
-    [FY_OP_READ] = "read",
-};
+#define S_OP_ROW(e, name, flags) [FY_OP_##e] = {name, flags},
+static const struct {
+    const char *name;
+    unsigned flags;
+} s_ops[FY_OP_COUNT_] = {FY_OP_LIST(S_OP_ROW)};
+#undef S_OP_ROW
 
 const char *
 fy_op_name(fy_op_t op)
 {
-    return (unsigned)op < FY_OP_COUNT_ ? s_op_names[op] : "?";
+    return (unsigned)op < FY_OP_COUNT_ ? s_ops[op].name : "?";
+}
+
+unsigned
+fy_op_flags(fy_op_t op)
+{
+    return (unsigned)op < FY_OP_COUNT_ ? s_ops[op].flags : 0;
 }
 
 bool
-fy_status_bad_input(fy_status_t code)
+fy_op_lookup(fy_bytes_t name, fy_op_t *op)
 {
-    switch (code) {
-    case FERRY_EPROTO:
-    case FERRY_EVERSION:
-    case FERRY_EUNKNOWN_OP:
-    case FERRY_EFIELD:
-    case FERRY_EFRAMES:
-    case FERRY_EINVALID_NAME:
-    case FERRY_ETOO_LARGE:
-    case FERRY_ETOO_MANY:
-        return true;
-    default:
-        return false;
-    }
-}
-
-fy_status_t
-fy_err_set(fy_err_t *err, fy_status_t code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            err->msg[0] = '\0';
-        err->code = code;
-    }
-    return code;
+    for (int i = 0; i < FY_OP_COUNT_; i++)
+        if (fy_bytes_eq(name, fy_bytes_str(s_ops[i].name))) {
+            *op = (fy_op_t)i;
+            return true;
+        }
+    return false;
 }
 
 bool
 fy_name_valid(fy_bytes_t name)
 {
-    if (name.len == 0 || name.len > FERRY_NAME_MAX)
+    if (name.len == 0 || name.len > FY_NAME_MAX)
         return false;
     size_t token = 0;
     for (size_t i = 0; i < name.len; i++) {
@@ -281,7 +249,7 @@ fy_envi_req_name(const msgpack_object *map, const char *key, fy_bytes_t *out, fy
     return FERRY_OK;
 }
 
-/* Optional key or id: a string of 1..FERRY_ID_MAX bytes without NUL. */
+/* Optional key or id: a string of 1..FY_ID_MAX bytes without NUL. */
 fy_status_t
 fy_envi_opt_ident(const msgpack_object *map, const char *key, fy_bytes_t *out, fy_err_t *err)
 {
@@ -290,11 +258,11 @@ fy_envi_opt_ident(const msgpack_object *map, const char *key, fy_bytes_t *out, f
     out->len = 0;
     if (!o || o->type == MSGPACK_OBJECT_NIL)
         return FERRY_OK;
-    if (!fy_envi_as_bytes(o, out) || out->len == 0 || out->len > FERRY_ID_MAX ||
+    if (!fy_envi_as_bytes(o, out) || out->len == 0 || out->len > FY_ID_MAX ||
         memchr(out->ptr, 0, out->len))
         return fy_err_set(err, FERRY_EFIELD,
                           "field '%s' must be a string of 1-%d bytes without NUL", key,
-                          FERRY_ID_MAX);
+                          FY_ID_MAX);
     return FERRY_OK;
 }
 
@@ -308,7 +276,7 @@ fy_envi_pack_headers(const msgpack_object *o, msgpack_sbuffer *out, fy_err_t *er
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR ||
-            kv->key.via.str.size == 0 || kv->key.via.str.size > FERRY_NAME_MAX ||
+            kv->key.via.str.size == 0 || kv->key.via.str.size > FY_NAME_MAX ||
             kv->val.via.str.size > FY_HEADER_VALUE_MAX ||
             memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size) ||
             memchr(kv->val.via.str.ptr, 0, kv->val.via.str.size))
@@ -390,9 +358,9 @@ fy_envi_check_version(const msgpack_object *map, fy_err_t *err)
     uint64_t ver;
     if (!v || !fy_envi_as_uint(v, &ver))
         return fy_err_set(err, FERRY_EFIELD, "field 'v' (protocol version) is required");
-    if (ver != FERRY_PROTOCOL_VERSION)
+    if (ver != FY_PROTOCOL_VERSION)
         return fy_err_set(err, FERRY_EVERSION, "protocol version %llu not supported (server: %d)",
-                          (unsigned long long)ver, FERRY_PROTOCOL_VERSION);
+                          (unsigned long long)ver, FY_PROTOCOL_VERSION);
     return FERRY_OK;
 }
 
@@ -476,7 +444,7 @@ fy_envi_kv_str(msgpack_packer *pk, const char *k, const char *v)
 int
 fy_envi_head(msgpack_packer *pk, size_t nfields, const char *op, uint64_t cid)
 {
-    return msgpack_pack_map(pk, nfields + 3) | fy_envi_kv_uint(pk, "v", FERRY_PROTOCOL_VERSION) |
+    return msgpack_pack_map(pk, nfields + 3) | fy_envi_kv_uint(pk, "v", FY_PROTOCOL_VERSION) |
            fy_envi_kv_str(pk, "op", op) | fy_envi_kv_uint(pk, "cid", cid);
 }
 

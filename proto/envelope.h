@@ -18,67 +18,10 @@
 #include <stdint.h>
 
 #include "bytes.h"
-#include "ferry.h"
-
-typedef ferry_status_t fy_status_t;
-
-/** Detail of a failure: a status and one sentence (no peer bytes echoed). */
-typedef struct fy_err {
-    fy_status_t code;
-    char msg[160];
-} fy_err_t;
-
-/** Sets @p err (NULL accepted) and returns @p code. */
-fy_status_t fy_err_set(fy_err_t *err, fy_status_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-typedef enum fy_op {
-    FY_OP_HELLO,
-    FY_OP_PING,
-    FY_OP_DECLARE,
-    FY_OP_DELETE,
-    FY_OP_INFO,
-    FY_OP_PUBLISH,
-    FY_OP_PUBLISH_BATCH,
-    FY_OP_GET,
-    FY_OP_STATS,
-    FY_OP_SUB_DECLARE,
-    FY_OP_FETCH,
-    FY_OP_ACK,
-    FY_OP_NACK,
-    FY_OP_TERM,
-    FY_OP_PROGRESS,
-    FY_OP_SUB_INFO,
-    FY_OP_SUBSCRIBE,
-    FY_OP_CREDIT,
-    FY_OP_UNSUBSCRIBE,
-    FY_OP_READ,
-    FY_OP_COUNT_
-} fy_op_t;
-
-/** True for the statuses that mean "the peer sent something invalid"
- *  (EPROTO, EVERSION, EUNKNOWN_OP, EFIELD, EFRAMES, EINVALID_NAME, ETOO_LARGE,
- *  ETOO_MANY), as opposed to a state of the broker. */
-bool fy_status_bad_input(fy_status_t code);
-
-/** Wire name of @p op ("publish"); "?" if out of range. */
-const char *fy_op_name(fy_op_t op);
-
-#define FY_BATCH_MAX        FERRY_BATCH_MAX /**< messages in one publish_batch or get reply */
-#define FY_HEADERS_MAX      64              /**< headers on one message */
-#define FY_HEADER_VALUE_MAX 4096            /**< bytes in one header value */
-#define FY_ENVELOPE_MAX     (1u << 20)      /**< bytes in one envelope frame */
-#define FY_FETCH_WAIT_MAX   300000          /**< longest fetch wait, ms */
-#define FY_ERROR_TEXT_MAX   1024            /**< bytes of a term's error text */
-#define FY_CREDIT_MAX       65536           /**< credit of one push consumer */
-/** A push consumer whose peer sent nothing for this long is dropped by the
- *  broker; a client silent that long subscribes again. A subscribe that
- *  gives the client's heartbeat interval gets three intervals instead (at
- *  least FY_CONSUMER_TIMEOUT_MIN_MS). */
-#define FY_CONSUMER_TIMEOUT_MS     15000
-#define FY_CONSUMER_TIMEOUT_MIN_MS 1000
-#define FY_HEARTBEAT_MIN_MS        100
-#define FY_HEARTBEAT_MAX_MS        60000
+#include "wire_limits.h"
+#include "ops.h"
+#include "records.h"
+#include "status.h"
 
 /** How long a consumer of a client with heartbeat @p heartbeat_ms (0: not
  *  given) may be silent before the broker drops it. */
@@ -88,7 +31,6 @@ fy_consumer_timeout_ms(uint32_t heartbeat_ms)
     long long t = heartbeat_ms ? 3LL * heartbeat_ms : FY_CONSUMER_TIMEOUT_MS;
     return t < FY_CONSUMER_TIMEOUT_MIN_MS ? FY_CONSUMER_TIMEOUT_MIN_MS : t;
 }
-#define FY_DELAY_MAX (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */
 /** The header naming where a request's reply goes (a topic); checked by the broker. */
 #define FY_HDR_REPLY_TO "reply_to"
 /** The header that ties a reply to its request. */
@@ -114,13 +56,13 @@ typedef struct fy_request {
     uint64_t cid;                   /**< correlation id, echoed in the reply */
     fy_bytes_t name;                /**< declare/delete/info: name; publish*, get: topic */
     fy_bytes_t client;              /**< hello: client name (may be empty) */
-    ferry_kind_t kind;              /**< declare */
-    ferry_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
+    fy_kind_t kind;              /**< declare */
+    fy_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
     uint64_t seq;                   /**< get: first sequence; read: first key version */
     uint32_t limit;                 /**< get, read: most messages */
     fy_bytes_t key;                 /**< read: the key */
     fy_bytes_t sub;       /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
-    int start;            /**< sub_declare: 0 first, 1 new, 2 from `seq` */
+    fy_start_t start;     /**< sub_declare: where a new subscription begins */
     uint64_t ack_wait_ms; /**< sub_declare: 0 = default */
     uint64_t max_deliver; /**< sub_declare: 0 = default */
     const uint64_t *seqs; /**< ack: sequences; nack: one */
@@ -175,16 +117,14 @@ fy_status_t fy_encoder_append(fy_encoder_t *self, const fy_encoder_t *other);
 fy_status_t fy_encode_hello(fy_encoder_t *self, uint64_t cid, const char *client);
 fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name);
 /** @p cfg may be NULL (broker defaults). */
-fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
-                              const ferry_topic_config_t *cfg);
-/** Payloads up to this size go inline in a publish envelope (one frame in all). */
-#define FY_INLINE_MAX 4096
+fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, fy_kind_t kind, const char *name,
+                              const fy_topic_config_t *cfg);
 /** With @p inline_data the payload is packed as field 'data' and no payload
  *  frame follows; otherwise the caller sends it as the next frame. */
 fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
-                              const ferry_message_t *msg, bool inline_data);
+                              const fy_outmsg_t *msg, bool inline_data);
 fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
-                                    const ferry_message_t *msgs, size_t n);
+                                    const fy_outmsg_t *msgs, size_t n);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
                           uint32_t limit);
 /** read: the messages of one key from key version @p from on. */
@@ -193,7 +133,7 @@ fy_status_t fy_encode_read(fy_encoder_t *self, uint64_t cid, const char *topic, 
 
 /** sub_declare options as sent by a client. */
 typedef struct fy_sub_request {
-    int start; /**< 0 first, 1 new, 2 sequence */
+    fy_start_t start;
     uint64_t start_seq;
     uint64_t start_time_ms; /**< non-zero: start at the first message stored at or after it */
     const char *filter;     /**< NULL, or a subject pattern over message keys */
@@ -241,9 +181,9 @@ fy_status_t fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const 
 fy_status_t fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg, uint64_t last,
                                uint64_t kver);
 /** @p created: -1 to leave the field out (info), else 0/1 (declare). */
-fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *info,
+fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *info,
                                  int created);
-fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st);
+fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_stats_t *st);
 /** Reply to subscribe: the consumer id. */
 fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer,
                                  bool ephemeral);
@@ -260,7 +200,7 @@ fy_status_t fy_encode_sub_reply(fy_encoder_t *self, uint64_t cid, uint64_t curso
  * replace entries of the same name. Used to add dead-letter headers.
  * @return FERRY_OK, FERRY_ENOMEM, FERRY_EFIELD (hdrs is not such a map)
  */
-fy_status_t fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const ferry_header_t *extra,
+fy_status_t fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const fy_header_t *extra,
                              size_t n);
 /** A get/fetch reply: begin with the count, then exactly @p n message entries. */
 fy_status_t fy_encode_get_begin(fy_encoder_t *self, uint64_t cid, size_t n);
@@ -304,8 +244,8 @@ fy_status_t fy_reply_next(const fy_reply_t *rep, uint64_t *next);
 size_t fy_reply_run(const fy_reply_t *rep);
 fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup,
                                 uint64_t *kver);
-fy_status_t fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created);
-fy_status_t fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st);
+fy_status_t fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created);
+fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
 
 /** One message of a get reply; byte strings borrow from the reply. */
 typedef struct fy_getmsg {
@@ -325,7 +265,7 @@ typedef struct fy_getmsg {
 fy_status_t fy_reply_consumer(const fy_reply_t *rep, uint64_t *consumer);
 /** True if a subscribe reply says the consumer is ephemeral (no acks). */
 bool fy_reply_ephemeral(const fy_reply_t *rep);
-fy_status_t fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created);
+fy_status_t fy_reply_sub(const fy_reply_t *rep, fy_sub_state_t *info, bool *created);
 
 fy_status_t fy_reply_get_count(const fy_reply_t *rep, size_t *n);
 fy_status_t fy_reply_get_msg(const fy_reply_t *rep, size_t i, fy_getmsg_t *out);

@@ -49,8 +49,8 @@ fy_encode_error(fy_encoder_t *self, uint64_t cid, fy_status_t code, const char *
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 3, "error", cid) |
              fy_envi_kv_uint(&self->pk, "code", (uint64_t)code) |
-             fy_envi_kv_str(&self->pk, "name", ferry_errname(code)) |
-             fy_envi_kv_str(&self->pk, "msg", msg ? msg : ferry_strerror(code));
+             fy_envi_kv_str(&self->pk, "name", fy_status_name(code)) |
+             fy_envi_kv_str(&self->pk, "msg", msg ? msg : fy_status_text(code));
     return fy_envi_done(self, start, rc);
 }
 
@@ -88,8 +88,8 @@ fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg, uint64_t l
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 5, "error", cid) |
              fy_envi_kv_uint(&self->pk, "code", (uint64_t)FERRY_ECONFLICT) |
-             fy_envi_kv_str(&self->pk, "name", ferry_errname(FERRY_ECONFLICT)) |
-             fy_envi_kv_str(&self->pk, "msg", msg ? msg : ferry_strerror(FERRY_ECONFLICT)) |
+             fy_envi_kv_str(&self->pk, "name", fy_status_name(FERRY_ECONFLICT)) |
+             fy_envi_kv_str(&self->pk, "msg", msg ? msg : fy_status_text(FERRY_ECONFLICT)) |
              fy_envi_kv_uint(&self->pk, "last", last) | fy_envi_kv_uint(&self->pk, "kver", kver);
     return fy_envi_done(self, start, rc);
 }
@@ -143,12 +143,12 @@ fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *se
 }
 
 fy_status_t
-fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t *in, int created)
+fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *in, int created)
 {
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, created >= 0 ? 14 : 13, "ok", cid) |
              fy_envi_kv_str(&self->pk, "name", in->name) |
-             fy_envi_kv_str(&self->pk, "kind", in->kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
+             fy_envi_kv_str(&self->pk, "kind", in->kind == FY_KIND_QUEUE ? "queue" : "topic") |
              fy_envi_kv_uint(&self->pk, "first", in->first_seq) |
              fy_envi_kv_uint(&self->pk, "last", in->last_seq) |
              fy_envi_kv_uint(&self->pk, "count", in->messages) |
@@ -177,7 +177,7 @@ fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const ferry_topic_info_t 
 #define S_PACK_FIELD(f)  | fy_envi_kv_uint(&self->pk, #f, st->f)
 
 fy_status_t
-fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const ferry_stats_t *st)
+fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_stats_t *st)
 {
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 0 S_STATS_FIELDS(S_COUNT_FIELD), "ok", cid)
@@ -358,17 +358,17 @@ fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup, u
 }
 
 fy_status_t
-fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created)
+fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created)
 {
     const msgpack_object *map = S_MAP(rep);
     memset(info, 0, sizeof *info);
     fy_bytes_t name, kind;
     const msgpack_object *n = fy_envi_field(map, "name"), *k = fy_envi_field(map, "kind");
-    if (!n || !fy_envi_as_bytes(n, &name) || name.len > FERRY_NAME_MAX || !k ||
+    if (!n || !fy_envi_as_bytes(n, &name) || name.len > FY_NAME_MAX || !k ||
         !fy_envi_as_bytes(k, &kind))
         return FERRY_EFIELD;
     memcpy(info->name, name.ptr, name.len);
-    info->kind = fy_bytes_eq(kind, fy_bytes_str("queue")) ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
+    info->kind = fy_bytes_eq(kind, fy_bytes_str("queue")) ? FY_KIND_QUEUE : FY_KIND_TOPIC;
     if (s_get_uint(map, "first", &info->first_seq) || s_get_uint(map, "last", &info->last_seq) ||
         s_get_uint(map, "count", &info->messages) || s_get_uint(map, "bytes", &info->bytes) ||
         s_get_uint(map, "dedupe_ms", &info->dedupe_window_ms) ||
@@ -390,7 +390,7 @@ fy_reply_info(const fy_reply_t *rep, ferry_topic_info_t *info, bool *created)
 #define S_GET_FIELD(f) || s_get_uint(S_MAP(rep), #f, &st->f)
 
 fy_status_t
-fy_reply_stats(const fy_reply_t *rep, ferry_stats_t *st)
+fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     return (0 S_STATS_FIELDS(S_GET_FIELD)) ? FERRY_EFIELD : FERRY_OK;
@@ -474,7 +474,7 @@ fy_reply_ephemeral(const fy_reply_t *rep)
 }
 
 fy_status_t
-fy_reply_sub(const fy_reply_t *rep, ferry_sub_info_t *info, bool *created)
+fy_reply_sub(const fy_reply_t *rep, fy_sub_state_t *info, bool *created)
 {
     const msgpack_object *map = S_MAP(rep);
     memset(info, 0, sizeof *info);

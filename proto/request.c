@@ -176,22 +176,22 @@ s_decode_sub_declare(const msgpack_object *map, fy_request_t *req, fy_err_t *err
         return st;
     const msgpack_object *start = fy_envi_field(map, "start");
     fy_bytes_t word;
-    req->start = 0;
+    req->start = FY_START_FIRST;
     if (!start)
         return FERRY_OK;
     if (fy_envi_as_uint(start, &req->seq) && req->seq > 0)
-        req->start = 2;
+        req->start = FY_START_SEQ;
     else if (fy_envi_as_bytes(start, &word) && fy_bytes_eq(word, fy_bytes_str("first")))
-        req->start = 0;
+        req->start = FY_START_FIRST;
     else if (fy_envi_as_bytes(start, &word) && fy_bytes_eq(word, fy_bytes_str("new")))
-        req->start = 1;
+        req->start = FY_START_NEW;
     else
         return fy_err_set(err, FERRY_EFIELD,
                           "field 'start' must be \"first\", \"new\" or a sequence >= 1");
     return FERRY_OK;
 }
 
-/* start_time_ms, when given, overrides start: 3 = from a time (in req->seq).
+/* start_time_ms, when given, overrides start: FY_START_TIME, the time in req->seq.
  * filter: a subject pattern over message keys. */
 static fy_status_t
 s_decode_start_time(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
@@ -199,7 +199,7 @@ s_decode_start_time(const msgpack_object *map, fy_request_t *req, fy_err_t *err)
     uint64_t t = 0;
     fy_status_t st = fy_envi_opt_uint(map, "start_time_ms", UINT64_MAX, &t, err);
     if (st == FERRY_OK && t) {
-        req->start = 3;
+        req->start = FY_START_TIME;
         req->seq = t;
     }
     const msgpack_object *f = fy_envi_field(map, "filter");
@@ -265,23 +265,17 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     fy_bytes_t opname;
     if (!op || !fy_envi_as_bytes(op, &opname))
         return fy_err_set(err, FERRY_EFIELD, "field 'op' (string) is required");
-    for (int i = 0; i < FY_OP_COUNT_; i++) {
-        if (fy_bytes_eq(opname, fy_bytes_str(fy_op_name((fy_op_t)i)))) {
-            req->op = (fy_op_t)i;
-            break;
-        }
-    }
-    if (req->op == FY_OP_COUNT_)
+    if (!fy_op_lookup(opname, &req->op))
         return fy_err_set(err, FERRY_EUNKNOWN_OP, "unknown operation");
-    if (req->op != FY_OP_PUBLISH && req->op != FY_OP_PUBLISH_BATCH && payload_frames != 0)
+    if (!fy_op_is(req->op, FY_OPF_PAYLOADS) && payload_frames != 0)
         return fy_err_set(err, FERRY_EFRAMES, "%s takes no payload frames", fy_op_name(req->op));
 
     switch (req->op) {
     case FY_OP_HELLO: {
         const msgpack_object *c = fy_envi_field(map, "client");
-        if (c && (!fy_envi_as_bytes(c, &req->client) || req->client.len > FERRY_NAME_MAX))
+        if (c && (!fy_envi_as_bytes(c, &req->client) || req->client.len > FY_NAME_MAX))
             return fy_err_set(err, FERRY_EFIELD, "field 'client' must be a string of <= %d bytes",
-                              FERRY_NAME_MAX);
+                              FY_NAME_MAX);
         return FERRY_OK;
     }
     case FY_OP_PING:
@@ -296,13 +290,13 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
             return fy_err_set(err, FERRY_EFIELD,
                               "field 'kind' (\"topic\" or \"queue\") is required");
         if (fy_bytes_eq(kind, fy_bytes_str("topic")))
-            req->kind = FERRY_KIND_TOPIC;
+            req->kind = FY_KIND_TOPIC;
         else if (fy_bytes_eq(kind, fy_bytes_str("queue")))
-            req->kind = FERRY_KIND_QUEUE;
+            req->kind = FY_KIND_QUEUE;
         else
             return fy_err_set(err, FERRY_EFIELD, "field 'kind' must be \"topic\" or \"queue\"");
         /* One year at most: a window is a time, not a retention policy. */
-        ferry_topic_config_t *c = &req->topic_cfg;
+        fy_topic_config_t *c = &req->topic_cfg;
         if ((st = fy_envi_opt_uint(map, "dedupe_ms", 365ull * 24 * 3600 * 1000,
                                    &c->dedupe_window_ms, err)) ||
             (st = fy_envi_opt_uint(map, "max_msgs", UINT64_MAX, &c->max_msgs, err)) ||
@@ -421,16 +415,16 @@ fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *name)
 }
 
 fy_status_t
-fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const char *name,
-                  const ferry_topic_config_t *cfg)
+fy_encode_declare(fy_encoder_t *self, uint64_t cid, fy_kind_t kind, const char *name,
+                  const fy_topic_config_t *cfg)
 {
-    static const ferry_topic_config_t none;
-    const ferry_topic_config_t *c = cfg ? cfg : &none;
+    static const fy_topic_config_t none;
+    const fy_topic_config_t *c = cfg ? cfg : &none;
     size_t start = self->buf.size;
     size_t n = 4 + (c->dedupe_window_ms != 0) + (c->max_msgs != 0) + (c->max_bytes != 0) +
                (c->max_age_ms != 0);
     int rc = fy_envi_head(&self->pk, n, "declare", cid) | fy_envi_kv_str(&self->pk, "name", name) |
-             fy_envi_kv_str(&self->pk, "kind", kind == FERRY_KIND_QUEUE ? "queue" : "topic") |
+             fy_envi_kv_str(&self->pk, "kind", kind == FY_KIND_QUEUE ? "queue" : "topic") |
              fy_envi_kv_str(&self->pk, "discard", c->discard_new ? "new" : "old") |
              fy_envi_str(&self->pk, "interest") |
              (c->interest ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -446,16 +440,16 @@ fy_encode_declare(fy_encoder_t *self, uint64_t cid, ferry_kind_t kind, const cha
 }
 
 static int
-s_pack_meta_fields(msgpack_packer *pk, const ferry_message_t *m)
+s_pack_meta_fields(msgpack_packer *pk, const fy_outmsg_t *m)
 {
     int rc = 0;
     if (m->key)
         rc |= fy_envi_kv_str(pk, "key", m->key);
     if (m->id)
         rc |= fy_envi_kv_str(pk, "id", m->id);
-    if (m->expect & FERRY_EXPECT_LAST_SEQ)
+    if (m->expect & FY_EXPECT_LAST_SEQ)
         rc |= fy_envi_kv_uint(pk, "expect_last", m->expect_last_seq);
-    if (m->expect & FERRY_EXPECT_KEY_VERSION)
+    if (m->expect & FY_EXPECT_KEY_VERSION)
         rc |= fy_envi_kv_uint(pk, "expect_kver", m->expect_key_version);
     if (m->not_before_ms)
         rc |= fy_envi_kv_uint(pk, "not_before", m->not_before_ms);
@@ -471,16 +465,16 @@ s_pack_meta_fields(msgpack_packer *pk, const ferry_message_t *m)
 }
 
 static size_t
-s_meta_nfields(const ferry_message_t *m)
+s_meta_nfields(const fy_outmsg_t *m)
 {
     return (m->key != NULL) + (m->id != NULL) + (m->header_count != 0) +
-           ((m->expect & FERRY_EXPECT_LAST_SEQ) != 0) +
-           ((m->expect & FERRY_EXPECT_KEY_VERSION) != 0) +
+           ((m->expect & FY_EXPECT_LAST_SEQ) != 0) +
+           ((m->expect & FY_EXPECT_KEY_VERSION) != 0) +
            (m->not_before_ms != 0 || m->delay_ms != 0);
 }
 
 fy_status_t
-fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const ferry_message_t *msg,
+fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const fy_outmsg_t *msg,
                   bool inline_data)
 {
     size_t start = self->buf.size;
@@ -494,7 +488,7 @@ fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const fer
 
 fy_status_t
 fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
-                        const ferry_message_t *msgs, size_t n)
+                        const fy_outmsg_t *msgs, size_t n)
 {
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 2, "publish_batch", cid) |
@@ -536,10 +530,10 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
     int rc = fy_envi_head(&self->pk, n, "sub_declare", cid) |
              fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_str(&self->pk, "sub", sub ? sub : "") | fy_envi_str(&self->pk, "start");
-    if (sr->start == 2)
+    if (sr->start == FY_START_SEQ)
         rc |= msgpack_pack_uint64(&self->pk, sr->start_seq);
     else
-        rc |= fy_envi_str(&self->pk, sr->start == 1 ? "new" : "first");
+        rc |= fy_envi_str(&self->pk, sr->start == FY_START_NEW ? "new" : "first");
     if (sr->ack_wait_ms)
         rc |= fy_envi_kv_uint(&self->pk, "ack_wait_ms", sr->ack_wait_ms);
     if (sr->max_deliver)
@@ -655,7 +649,7 @@ fy_encode_progress(fy_encoder_t *self, uint64_t cid, const char *topic, const ch
 
 /* Does header entry `kv` have one of the `n` extra names? */
 static bool
-s_replaced(const msgpack_object_kv *kv, const ferry_header_t *extra, size_t n)
+s_replaced(const msgpack_object_kv *kv, const fy_header_t *extra, size_t n)
 {
     for (size_t j = 0; j < n; j++)
         if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(extra[j].name) &&
@@ -665,7 +659,7 @@ s_replaced(const msgpack_object_kv *kv, const ferry_header_t *extra, size_t n)
 }
 
 fy_status_t
-fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const ferry_header_t *extra, size_t n)
+fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const fy_header_t *extra, size_t n)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);

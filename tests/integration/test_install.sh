@@ -17,7 +17,7 @@ fail() { echo "not ok - $1"; exit 1; }
 make -s -C "$top" install BUILD="$FERRY_BUILD" SAN="${FERRY_SAN:-}" PREFIX=/usr DESTDIR="$tmp/root" \
     >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log"; fail "make install"; }
 for f in usr/bin/ferryd usr/bin/ferry usr/bin/ferry-relay usr/include/ferry.h \
-         usr/include/ferry_outbox.h usr/include/ferry_saga.h usr/lib/libferry.a \
+         usr/include/ferry_outbox.h usr/include/ferry_saga.h usr/include/ferry_status.h usr/lib/libferry.a \
          usr/lib/libferry.so usr/lib/libferry.so.0 usr/lib/pkgconfig/ferry.pc; do
     [ -e "$tmp/root/$f" ] || fail "installed $f"
 done

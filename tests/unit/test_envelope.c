@@ -84,8 +84,8 @@ static void
 test_publish_round_trip(void **state)
 {
     fx_t *fx = *state;
-    ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
-    ferry_message_t m = {.data = "x",
+    fy_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
+    fy_outmsg_t m = {.data = "x",
                          .len = 1,
                          .key = "order-7",
                          .id = "svc:42",
@@ -105,7 +105,7 @@ test_publish_round_trip(void **state)
 
     /* The same message with its payload inline: no frame, the bytes in 'data'. */
     fy_encoder_reset(fx->enc);
-    ferry_message_t big = m;
+    fy_outmsg_t big = m;
     big.data = "payload bytes";
     big.len = 13;
     assert_int_equal(fy_encode_publish(fx->enc, 100, "orders.created", &big, true), FERRY_OK);
@@ -123,8 +123,8 @@ test_publish_round_trip(void **state)
     assert_int_equal(req.msgs[0].not_before_ms, 0);
 
     /* Expectations and a delay travel with the message. */
-    ferry_message_t es = m;
-    es.expect = FERRY_EXPECT_KEY_VERSION | FERRY_EXPECT_LAST_SEQ;
+    fy_outmsg_t es = m;
+    es.expect = FY_EXPECT_KEY_VERSION | FY_EXPECT_LAST_SEQ;
     es.expect_key_version = 0;
     es.expect_last_seq = 41;
     es.delay_ms = 1500;
@@ -206,7 +206,7 @@ static void
 test_publish_batch_round_trip(void **state)
 {
     fx_t *fx = *state;
-    ferry_message_t msgs[3] = {{.data = "a", .len = 1, .id = "1"},
+    fy_outmsg_t msgs[3] = {{.data = "a", .len = 1, .id = "1"},
                                {.data = "b", .len = 1, .key = "k"},
                                {.data = "c", .len = 1}};
     assert_int_equal(fy_encode_publish_batch(fx->enc, 7, "t", msgs, 3), FERRY_OK);
@@ -228,12 +228,12 @@ test_control_round_trips(void **state)
 {
     fx_t *fx = *state;
     fy_request_t req;
-    ferry_topic_config_t cfg = {
+    fy_topic_config_t cfg = {
         .dedupe_window_ms = 5000, .max_msgs = 10, .max_age_ms = 60000, .discard_new = true};
-    assert_int_equal(fy_encode_declare(fx->enc, 1, FERRY_KIND_QUEUE, "jobs", &cfg), FERRY_OK);
+    assert_int_equal(fy_encode_declare(fx->enc, 1, FY_KIND_QUEUE, "jobs", &cfg), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_DECLARE);
-    assert_int_equal(req.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(req.kind, FY_KIND_QUEUE);
     assert_int_equal(req.topic_cfg.dedupe_window_ms, 5000);
     assert_int_equal(req.topic_cfg.max_msgs, 10);
     assert_int_equal(req.topic_cfg.max_bytes, 0);
@@ -260,12 +260,12 @@ test_control_round_trips(void **state)
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_true(fy_bytes_eq(req.name, fy_bytes_str("a.b")));
 
-    fy_sub_request_t sr = {.start = 1, .start_time_ms = 1795400000000ull, .max_deliver = 7};
+    fy_sub_request_t sr = {.start = FY_START_NEW, .start_time_ms = 1795400000000ull, .max_deliver = 7};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_sub_declare(fx->enc, 6, "a", "s", &sr), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_SUB_DECLARE);
-    assert_int_equal(req.start, 3); /* a start time wins over "new" */
+    assert_int_equal(req.start, FY_START_TIME); /* a start time wins over "new" */
     assert_int_equal(req.seq, 1795400000000ull);
     assert_int_equal(req.max_deliver, 7);
     assert_true(fy_bytes_eq(req.sub, fy_bytes_str("s")));
@@ -364,7 +364,7 @@ test_replies_round_trip(void **state)
     assert_int_equal(kver, 0);
     assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup, &kver), FERRY_EFIELD);
 
-    ferry_topic_info_t in = {.kind = FERRY_KIND_QUEUE,
+    fy_topic_info_t in = {.kind = FY_KIND_QUEUE,
                              .first_seq = 1,
                              .last_seq = 9,
                              .messages = 9,
@@ -380,12 +380,12 @@ test_replies_round_trip(void **state)
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
-    ferry_topic_info_t out;
+    fy_topic_info_t out;
     bool created = false;
     assert_int_equal(fy_reply_info(&rep, &out, &created), FERRY_OK);
     assert_true(created);
     assert_string_equal(out.name, "jobs");
-    assert_int_equal(out.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(out.kind, FY_KIND_QUEUE);
     assert_int_equal(out.last_seq, 9);
     assert_int_equal(out.bytes, 900);
     assert_int_equal(out.dedupe_window_ms, 120000);
@@ -394,13 +394,13 @@ test_replies_round_trip(void **state)
     assert_int_equal(out.max_age_ms, 3600000);
     assert_true(out.discard_new);
 
-    ferry_stats_t st = {.topics = 2, .publishes = 10, .map_used = 4096, .errors = 1};
+    fy_stats_t st = {.topics = 2, .publishes = 10, .map_used = 4096, .errors = 1};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_stats_reply(fx->enc, 15, &st), FERRY_OK);
     assert_int_equal(
         fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
         FERRY_OK);
-    ferry_stats_t st2;
+    fy_stats_t st2;
     assert_int_equal(fy_reply_stats(&rep, &st2), FERRY_OK);
     assert_memory_equal(&st, &st2, sizeof st);
 }
@@ -639,11 +639,11 @@ test_names(void **state)
     assert_false(fy_name_valid(fy_bytes_str("orders.*")));
     assert_false(fy_name_valid(fy_bytes_str("caf\xc3\xa9")));
     assert_false(fy_name_valid(fy_bytes_str("\xff\xfe")));
-    char big[FERRY_NAME_MAX + 2];
+    char big[FY_NAME_MAX + 2];
     memset(big, 'a', sizeof big);
-    fy_bytes_t b = {(const uint8_t *)big, FERRY_NAME_MAX};
+    fy_bytes_t b = {(const uint8_t *)big, FY_NAME_MAX};
     assert_true(fy_name_valid(b));
-    b.len = FERRY_NAME_MAX + 1;
+    b.len = FY_NAME_MAX + 1;
     assert_false(fy_name_valid(b));
 
     /* An invalid name inside a request gives EINVALID_NAME. */
@@ -666,15 +666,15 @@ static void
 test_mutations(void **state)
 {
     fx_t *fx = *state;
-    ferry_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
-    ferry_message_t m = {.data = "x",
+    fy_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
+    fy_outmsg_t m = {.data = "x",
                          .len = 1,
                          .key = "order-7",
                          .id = "svc:42",
                          .headers = hdrs,
                          .header_count = 2};
-    ferry_message_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
-    ferry_topic_config_t cfg = {.dedupe_window_ms = 500, .max_bytes = 1 << 20};
+    fy_outmsg_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
+    fy_topic_config_t cfg = {.dedupe_window_ms = 500, .max_bytes = 1 << 20};
     size_t offs[6], lens[6], frames[6] = {1, 3, 0, 0, 0, 0};
     size_t k = 0;
 #define S_ADD(call)                                  \
@@ -686,7 +686,7 @@ test_mutations(void **state)
     } while (0)
     S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m, false));
     S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
-    S_ADD(fy_encode_declare(fx->enc, 3, FERRY_KIND_QUEUE, "jobs", &cfg));
+    S_ADD(fy_encode_declare(fx->enc, 3, FY_KIND_QUEUE, "jobs", &cfg));
     S_ADD(fy_encode_get(fx->enc, 4, "orders", 7, 10));
     S_ADD(fy_encode_hello(fx->enc, 5, "client"));
     S_ADD(fy_encode_simple(fx->enc, 6, FY_OP_INFO, "x.y"));
@@ -717,8 +717,8 @@ test_mutations(void **state)
                 assert_int_equal(req.msg_count, nframes);
                 assert_true(fy_name_valid(req.name));
                 for (size_t i = 0; i < req.msg_count; i++)
-                    assert_true(req.msgs[i].key.len <= FERRY_ID_MAX &&
-                                req.msgs[i].id.len <= FERRY_ID_MAX);
+                    assert_true(req.msgs[i].key.len <= FY_ID_MAX &&
+                                req.msgs[i].id.len <= FY_ID_MAX);
             }
             break;
         default:
@@ -737,10 +737,10 @@ static void
 test_status_text(void **state)
 {
     (void)state;
-    assert_string_equal(ferry_errname(FERRY_ESTORAGE_FULL), "ESTORAGE_FULL");
-    assert_string_equal(ferry_strerror(FERRY_OK), "success");
-    assert_string_equal(ferry_errname(9999), "EUNKNOWN");
-    assert_string_equal(ferry_strerror(-1), "unknown status");
+    assert_string_equal(fy_status_name(FERRY_ESTORAGE_FULL), "ESTORAGE_FULL");
+    assert_string_equal(fy_status_text(FERRY_OK), "success");
+    assert_string_equal(fy_status_name(9999), "EUNKNOWN");
+    assert_string_equal(fy_status_text(-1), "unknown status");
     assert_string_equal(fy_op_name(FY_OP_PUBLISH_BATCH), "publish_batch");
     assert_true(fy_status_bad_input(FERRY_EFRAMES));
     assert_false(fy_status_bad_input(FERRY_ENOTFOUND));

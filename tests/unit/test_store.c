@@ -60,9 +60,9 @@ B(const char *s)
 }
 
 static void
-s_declare(fx_t *fx, const char *name, ferry_kind_t kind)
+s_declare(fx_t *fx, const char *name, fy_kind_t kind)
 {
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
     assert_int_equal(fy_store_declare(fx->store, B(name), kind, NULL, &info, &created), FERRY_OK);
@@ -110,26 +110,26 @@ static void
 test_declare_is_idempotent_and_typed(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "orders", FERRY_KIND_TOPIC);
-    ferry_topic_info_t info;
+    s_declare(fx, "orders", FY_KIND_TOPIC);
+    fy_topic_info_t info;
     bool created = true;
     assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
     assert_int_equal(
-        fy_store_declare(fx->store, B("orders"), FERRY_KIND_TOPIC, NULL, &info, &created),
+        fy_store_declare(fx->store, B("orders"), FY_KIND_TOPIC, NULL, &info, &created),
         FERRY_OK);
     assert_false(created);
     assert_int_equal(info.created_ms, 1000);
     assert_int_equal(info.dedupe_window_ms, 120000);
     assert_int_equal(
-        fy_store_declare(fx->store, B("orders"), FERRY_KIND_QUEUE, NULL, &info, &created),
+        fy_store_declare(fx->store, B("orders"), FY_KIND_QUEUE, NULL, &info, &created),
         FERRY_EEXISTS);
     assert_int_equal(fy_store_info(fx->store, B("nope"), &info), FERRY_ENOTFOUND);
-    assert_int_equal(fy_store_declare(fx->store, B("jobs"), FERRY_KIND_QUEUE,
-                                      &(ferry_topic_config_t){.dedupe_window_ms = 5000}, &info,
+    assert_int_equal(fy_store_declare(fx->store, B("jobs"), FY_KIND_QUEUE,
+                                      &(fy_topic_config_t){.dedupe_window_ms = 5000}, &info,
                                       &created),
                      FERRY_OK);
     assert_true(created);
-    assert_int_equal(info.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(info.kind, FY_KIND_QUEUE);
     assert_int_equal(info.dedupe_window_ms, 5000);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
@@ -138,8 +138,8 @@ static void
 test_append_read_and_reopen(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "a", FERRY_KIND_TOPIC);
-    s_declare(fx, "b", FERRY_KIND_TOPIC);
+    s_declare(fx, "a", FY_KIND_TOPIC);
+    s_declare(fx, "b", FY_KIND_TOPIC);
     uint64_t seq;
     bool dup;
     char buf[16];
@@ -171,12 +171,12 @@ test_append_read_and_reopen(void **state)
     assert_int_equal(fy_store_read(fx->store, B("a"), 18, 10, s_collect, &seen, &count), FERRY_OK);
     assert_int_equal(count, 3);
     assert_string_equal(seen.payloads[2], "a20");
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     assert_int_equal(fy_store_info(fx->store, B("b"), &info), FERRY_OK);
     assert_int_equal(info.first_seq, 1);
     assert_int_equal(info.last_seq, 20);
     assert_int_equal(info.messages, 20);
-    ferry_stats_t st;
+    fy_stats_t st;
     assert_int_equal(fy_store_totals(fx->store, &st), FERRY_OK);
     assert_int_equal(st.topics, 2);
     assert_int_equal(st.messages, 40);
@@ -187,11 +187,11 @@ static void
 test_dedupe_window(void **state)
 {
     fx_t *fx = *state;
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 0), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B("t"), FERRY_KIND_TOPIC,
-                                      &(ferry_topic_config_t){.dedupe_window_ms = 1000}, &info,
+    assert_int_equal(fy_store_declare(fx->store, B("t"), FY_KIND_TOPIC,
+                                      &(fy_topic_config_t){.dedupe_window_ms = 1000}, &info,
                                       &created),
                      FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
@@ -252,7 +252,7 @@ static void
 test_delete_and_sweep(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "gone", FERRY_KIND_QUEUE);
+    s_declare(fx, "gone", FY_KIND_QUEUE);
     uint64_t seq;
     bool dup;
     for (int i = 0; i < 30; i++)
@@ -263,7 +263,7 @@ test_delete_and_sweep(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 
     /* Redeclared at once: a new, empty topic. */
-    s_declare(fx, "gone", FERRY_KIND_TOPIC);
+    s_declare(fx, "gone", FY_KIND_TOPIC);
     assert_int_equal(s_append1(fx, 300, "gone", NULL, "fresh", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 1);
 
@@ -338,7 +338,7 @@ test_map_full(void **state)
     fy_rmtree(fx->dir);
     assert_int_equal(fy_tmpdir(fx->dir, sizeof fx->dir), 0);
     assert_int_equal(s_open(fx, 256 << 10, 1000), FERRY_OK);
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "t", FY_KIND_TOPIC);
     char payload[2048];
     memset(payload, 'x', sizeof payload - 1);
     payload[sizeof payload - 1] = 0;
@@ -353,7 +353,7 @@ test_map_full(void **state)
     assert_int_equal(st, FERRY_ESTORAGE_FULL);
     assert_true(stored > 10);
     /* Reads still work and nothing confirmed was lost. */
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     assert_int_equal(fy_store_begin(fx->store, 20), FERRY_OK);
     assert_int_equal(fy_store_info(fx->store, B("t"), &info), FERRY_OK);
     assert_int_equal(info.last_seq, stored);
@@ -413,7 +413,7 @@ static void
 test_sub_deliver_and_ack_floor(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "t", FY_KIND_TOPIC);
     s_fill(fx, "t", 10);
     uint64_t sub = s_sub(fx, 200, "t", "s", (fy_sub_opts_t){.start = FY_START_FIRST});
     s_got_t got = {0};
@@ -458,7 +458,7 @@ test_sub_deliver_and_ack_floor(void **state)
     assert_int_equal(info.cursor, 11);
     assert_int_equal(info.last_seq, 10);
     /* The topic keeps its messages: a plain topic is not a work queue. */
-    ferry_topic_info_t ti;
+    fy_topic_info_t ti;
     assert_int_equal(fy_store_begin(fx->store, 700), FERRY_OK);
     assert_int_equal(fy_store_info(fx->store, B("t"), &ti), FERRY_OK);
     fy_store_abort(fx->store);
@@ -469,7 +469,7 @@ static void
 test_sub_start_at_time(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "tt", FERRY_KIND_TOPIC);
+    s_declare(fx, "tt", FY_KIND_TOPIC);
     uint64_t seq;
     bool dup;
     for (uint64_t ts = 1000; ts <= 5000; ts += 1000) /* seqs 1..5 stored at 1000..5000 */
@@ -496,8 +496,8 @@ static void
 test_sub_start_positions(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
-    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    s_declare(fx, "t", FY_KIND_TOPIC);
+    s_declare(fx, "q", FY_KIND_QUEUE);
     s_fill(fx, "t", 5);
     fy_sub_info_t info;
     bool created;
@@ -519,7 +519,7 @@ test_sub_start_positions(void **state)
     /* A queue's one subscription is "", created with the queue. */
     assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
     assert_false(created);
-    assert_int_equal(info.kind, FERRY_KIND_QUEUE);
+    assert_int_equal(info.kind, FY_KIND_QUEUE);
     assert_int_equal(fy_store_sub_open(fx->store, B("q"), B("x"), &o, &info, &created),
                      FERRY_EFIELD);
     assert_int_equal(fy_store_sub_open(fx->store, B("t"), B(""), &o, &info, &created),
@@ -550,7 +550,7 @@ static void
 test_sub_redelivery_and_dead_letters(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "t", FY_KIND_TOPIC);
     s_fill(fx, "t", 5);
     uint64_t sub =
         s_sub(fx, 1000, "t", "s",
@@ -593,7 +593,7 @@ test_sub_redelivery_and_dead_letters(void **state)
     s_seen_t seen = {0};
     size_t n;
     fy_sub_info_t info;
-    ferry_topic_info_t ti;
+    fy_topic_info_t ti;
     assert_int_equal(fy_store_begin(fx->store, 1300), FERRY_OK);
     assert_int_equal(fy_store_read(fx->store, B("t.dlq"), 1, 10, s_collect, &seen, &n), FERRY_OK);
     assert_int_equal(n, 2);
@@ -609,7 +609,7 @@ static void
 test_queue_ack_deletes(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    s_declare(fx, "q", FY_KIND_QUEUE);
     s_fill(fx, "q", 5);
     fy_sub_info_t info;
     bool created;
@@ -622,7 +622,7 @@ test_queue_ack_deletes(void **state)
                      FERRY_OK);
     assert_int_equal(n, 5);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    ferry_topic_info_t ti;
+    fy_topic_info_t ti;
     uint64_t acks[] = {2, 1, 5};
     uint64_t left[] = {4, 3, 2}, first[] = {1, 3, 3};
     for (int i = 0; i < 3; i++) {
@@ -656,20 +656,20 @@ test_queue_ack_deletes(void **state)
 }
 
 static void
-s_declare_cfg(fx_t *fx, const char *name, ferry_topic_config_t cfg)
+s_declare_cfg(fx_t *fx, const char *name, fy_topic_config_t cfg)
 {
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B(name), FERRY_KIND_TOPIC, &cfg, &info, &created),
+    assert_int_equal(fy_store_declare(fx->store, B(name), FY_KIND_TOPIC, &cfg, &info, &created),
                      FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
 
-static ferry_topic_info_t
+static fy_topic_info_t
 s_info(fx_t *fx, uint64_t now, const char *name)
 {
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
     assert_int_equal(fy_store_info(fx->store, B(name), &info), FERRY_OK);
     fy_store_abort(fx->store);
@@ -683,10 +683,10 @@ test_retention_limits(void **state)
     uint64_t seq;
     bool dup;
     /* max_msgs, drop oldest. */
-    s_declare_cfg(fx, "last5", (ferry_topic_config_t){.max_msgs = 5});
+    s_declare_cfg(fx, "last5", (fy_topic_config_t){.max_msgs = 5});
     for (int i = 0; i < 12; i++)
         assert_int_equal(s_append1(fx, 100, "last5", NULL, "0123456789", &seq, &dup), FERRY_OK);
-    ferry_topic_info_t ti = s_info(fx, 100, "last5");
+    fy_topic_info_t ti = s_info(fx, 100, "last5");
     assert_int_equal(ti.messages, 5);
     assert_int_equal(ti.first_seq, 8);
     assert_int_equal(ti.last_seq, 12);
@@ -700,7 +700,7 @@ test_retention_limits(void **state)
     assert_int_equal(n, 5);
     assert_int_equal(seen.seqs[0], 8);
     /* max_bytes, refuse new: nothing of a refused publish is stored. */
-    s_declare_cfg(fx, "cap", (ferry_topic_config_t){.max_bytes = 25, .discard_new = true});
+    s_declare_cfg(fx, "cap", (fy_topic_config_t){.max_bytes = 25, .discard_new = true});
     assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
     assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
     assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_ELIMIT);
@@ -710,7 +710,7 @@ test_retention_limits(void **state)
     assert_int_equal(ti.bytes, 25);
     assert_true(ti.discard_new);
     /* max_age: the sweep removes what is older, oldest first. */
-    s_declare_cfg(fx, "fresh", (ferry_topic_config_t){.max_age_ms = 1000});
+    s_declare_cfg(fx, "fresh", (fy_topic_config_t){.max_age_ms = 1000});
     assert_int_equal(s_append1(fx, 1000, "fresh", NULL, "a", &seq, &dup), FERRY_OK);
     assert_int_equal(s_append1(fx, 1500, "fresh", NULL, "b", &seq, &dup), FERRY_OK);
     assert_int_equal(s_append1(fx, 2200, "fresh", NULL, "c", &seq, &dup), FERRY_OK);
@@ -732,7 +732,7 @@ test_retention_limits(void **state)
     assert_int_equal(got.seqs[0], 8);
 
     /* Interest: a message goes once every subscription acked it. */
-    s_declare_cfg(fx, "fan", (ferry_topic_config_t){.interest = true});
+    s_declare_cfg(fx, "fan", (fy_topic_config_t){.interest = true});
     for (int i = 0; i < 5; i++)
         assert_int_equal(s_append1(fx, 3000, "fan", NULL, "m", &seq, &dup), FERRY_OK);
     uint64_t a = s_sub(fx, 3000, "fan", "a", (fy_sub_opts_t){.start = FY_START_FIRST});
@@ -809,7 +809,7 @@ static void
 test_key_versions_and_read_by_key(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "t", FY_KIND_TOPIC);
     /* Keys interleaved with messages without key and with a key that has
      * "a" as a prefix: each key counts its own messages. */
     for (int i = 1; i <= 20; i++) {
@@ -842,7 +842,7 @@ static void
 test_key_version_survives_removal(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "q", FERRY_KIND_QUEUE);
+    s_declare(fx, "q", FY_KIND_QUEUE);
     assert_int_equal(s_keyed(fx, "q", "k"), 1);
     assert_int_equal(s_keyed(fx, "q", "k"), 2);
     fy_sub_info_t info;
@@ -869,7 +869,7 @@ static void
 test_expectations(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "es", FERRY_KIND_TOPIC);
+    s_declare(fx, "es", FY_KIND_TOPIC);
     uint64_t seqs[4], kvers[4];
     fy_conflict_t cf;
     /* A new key: expected version 0. */
@@ -905,7 +905,7 @@ test_expectations(void **state)
     assert_int_equal(s_append_n(fx, 2000, "es", b, 2, seqs, kvers, &cf), FERRY_ECONFLICT);
     assert_int_equal(cf.index, 1);
     assert_int_equal(cf.kver, 4);
-    ferry_topic_info_t info;
+    fy_topic_info_t info;
     assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
     assert_int_equal(fy_store_info(fx->store, B("es"), &info), FERRY_OK);
     fy_store_abort(fx->store);
@@ -925,7 +925,7 @@ static void
 test_delayed_delivery(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "d", FERRY_KIND_TOPIC);
+    s_declare(fx, "d", FY_KIND_TOPIC);
     fy_sub_opts_t o = {.start = FY_START_FIRST, .ack_wait_ms = 100000};
     uint64_t sub = s_sub(fx, 1000, "d", "s", o);
     /* At t=1000: a message for t=5000, one for now, one with a delay of 2 s. */
@@ -960,7 +960,7 @@ static void
 test_upgrade_from_format_1(void **state)
 {
     fx_t *fx = *state;
-    s_declare(fx, "t", FERRY_KIND_TOPIC);
+    s_declare(fx, "t", FY_KIND_TOPIC);
     for (int i = 0; i < 5; i++) {
         s_keyed(fx, "t", "a");
         s_keyed(fx, "t", "b");

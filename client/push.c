@@ -1,0 +1,160 @@
+/*
+ * push.c - push subscriptions: subscribe with credit, run the handler on
+ * each delivery, ack and top up the credit, and make the subscriptions again
+ * on a new connection.
+ */
+#include <stdio.h>
+
+#include "client_int.h"
+
+/* ---- push subscriptions ------------------------------------------------- */
+
+static fy_cli_pushsub_t *
+s_pushsub(ferry_client_t *self, uint64_t consumer)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i].consumer == consumer)
+            return &self->subs[i];
+    return NULL;
+}
+
+/* Makes every push subscription again. If the broker still has the old
+ * consumer (it did not restart), it would keep handing it messages for a
+ * peer that is gone, or it has expired it: release it first, which also
+ * makes what it held due again at once. The answer (ok, or ENOTFOUND) matches
+ * nothing; the new subscribe's answer carries the new consumer id. */
+void
+fy_cli_resubscribe(ferry_client_t *self)
+{
+    for (size_t i = 0; i < self->nsubs; i++) {
+        fy_cli_pushsub_t *ps = &self->subs[i];
+        fy_encoder_reset(self->enc);
+        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE, ps->consumer,
+                                  0) == FERRY_OK)
+            (void)fy_cli_send(self, NULL, NULL, 0);
+        ps->resub_cid = self->next_cid++;
+        ps->consumed = 0;
+        fy_encoder_reset(self->enc);
+        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch,
+                                (uint32_t)self->opts.heartbeat_ms) == FERRY_OK)
+            (void)fy_cli_send(self, NULL, NULL, 0);
+    }
+}
+
+/* The answer to a subscribe sent after a reconnect: the consumer's new id. */
+bool
+fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
+{
+    for (size_t i = 0; i < self->nsubs; i++) {
+        fy_cli_pushsub_t *ps = &self->subs[i];
+        if (!ps->resub_cid || ps->resub_cid != r->cid)
+            continue;
+        ps->resub_cid = 0;
+        uint64_t id;
+        if (r->code == FERRY_OK && fy_reply_consumer(r, &id) == FERRY_OK) {
+            ps->consumer = id;
+        } else {
+            fy_cli_log(self, FERRY_LOG_WARN, "subscription %s/%s not restored: %s", ps->topic, ps->sub,
+                  ferry_errname(r->code));
+            *ps = self->subs[--self->nsubs];
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Runs the handler on each pushed message, then acks (one request) and tops
+ * up the credit once half the prefetch was processed. */
+void
+fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
+{
+    uint64_t consumer;
+    fy_cli_pushsub_t *ps =
+        fy_reply_consumer(rep, &consumer) == FERRY_OK ? s_pushsub(self, consumer) : NULL;
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    if (!ps || fy_cli_take_messages(self, rep, ps->topic, &msgs, &n) != FERRY_OK)
+        return; /* unknown consumer: the messages come back after their ack wait */
+    uint64_t acks[FY_BATCH_MAX];
+    size_t nacks = 0;
+    self->in_handler = true;
+    for (size_t i = 0; i < n; i++) {
+        ferry_msg_action_t act = ps->fn(self, &msgs[i], ps->user);
+        if (ps->ephemeral)
+            continue;
+        if (act == FERRY_MSG_ACK) {
+            acks[nacks++] = msgs[i].seq;
+        } else if (act == FERRY_MSG_NACK) {
+            fy_encoder_reset(self->enc);
+            if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, 0,
+                               true) == FERRY_OK)
+                fy_cli_send_nowait(self);
+        }
+    }
+    self->in_handler = false;
+    if (nacks) {
+        fy_encoder_reset(self->enc);
+        if (fy_encode_ack(self->enc, self->next_cid++, ps->topic, ps->sub, acks, nacks, true) ==
+            FERRY_OK)
+            fy_cli_send_nowait(self);
+    }
+    ps->consumed += (uint32_t)n;
+    if (ps->consumed >= (ps->prefetch + 1) / 2) {
+        fy_encoder_reset(self->enc);
+        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_CREDIT, ps->consumer,
+                                  ps->consumed) == FERRY_OK)
+            fy_cli_send_nowait(self);
+        ps->consumed = 0;
+    }
+}
+
+ferry_status_t
+ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub, uint32_t prefetch,
+                       ferry_msg_fn fn, void *user, uint64_t *consumer)
+{
+    if (!self || !fn || prefetch == 0 || prefetch > FY_CREDIT_MAX)
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(topic) || !fy_cli_sub_ok(sub))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic or subscription name");
+    if (self->nsubs == FY_CLI_SUBS_MAX)
+        return fy_client_fail(self, FERRY_ETOO_MANY, "at most %d subscriptions per client",
+                              FY_CLI_SUBS_MAX);
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_subscribe(self->enc, cid, topic, sub, prefetch,
+                                            (uint32_t)self->opts.heartbeat_ms);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    uint64_t id;
+    if (fy_reply_consumer(&rep, &id))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed subscribe reply");
+    fy_cli_pushsub_t *ps = &self->subs[self->nsubs++];
+    memset(ps, 0, sizeof *ps);
+    ps->consumer = id;
+    ps->ephemeral = fy_reply_ephemeral(&rep);
+    snprintf(ps->topic, sizeof ps->topic, "%s", topic);
+    snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");
+    ps->prefetch = prefetch;
+    ps->fn = fn;
+    ps->user = user;
+    if (consumer)
+        *consumer = id;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    fy_cli_pushsub_t *ps = s_pushsub(self, consumer);
+    if (!ps)
+        return fy_client_fail(self, FERRY_ENOTFOUND, "no such consumer on this client");
+    *ps = self->subs[--self->nsubs]; /* deliveries still in the pipe are dropped */
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_consumer_op(self->enc, cid, FY_OP_UNSUBSCRIBE, consumer, 0);
+    fy_reply_t rep;
+    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+}

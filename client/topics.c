@@ -1,0 +1,137 @@
+/*
+ * topics.c - topics and queues: declare, delete, info, and the broker's
+ * stats; the protocol's records (proto/records.h) are mapped to the public
+ * structs of ferry.h here.
+ */
+#include "client_int.h"
+
+/* The protocol's records and the public structs hold the same fields; the
+ * broker and the codec never see the public ones. */
+static void
+s_info_from(const fy_topic_info_t *in, ferry_topic_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->name, in->name, sizeof out->name);
+    out->kind = in->kind == FY_KIND_QUEUE ? FERRY_KIND_QUEUE : FERRY_KIND_TOPIC;
+    out->first_seq = in->first_seq;
+    out->last_seq = in->last_seq;
+    out->messages = in->messages;
+    out->bytes = in->bytes;
+    out->dedupe_window_ms = in->dedupe_window_ms;
+    out->created_ms = in->created_ms;
+    out->max_msgs = in->max_msgs;
+    out->max_bytes = in->max_bytes;
+    out->max_age_ms = in->max_age_ms;
+    out->discard_new = in->discard_new;
+    out->interest = in->interest;
+}
+
+static void
+s_stats_from(const fy_stats_t *in, ferry_stats_t *out)
+{
+    *out = (ferry_stats_t){.topics = in->topics,
+                           .messages = in->messages,
+                           .bytes = in->bytes,
+                           .publishes = in->publishes,
+                           .duplicates = in->duplicates,
+                           .commits = in->commits,
+                           .requests = in->requests,
+                           .errors = in->errors,
+                           .uptime_ms = in->uptime_ms,
+                           .map_size = in->map_size,
+                           .map_used = in->map_used};
+}
+
+ferry_status_t
+ferry_client_declare(ferry_client_t *self, ferry_kind_t kind, const char *name,
+                     const ferry_topic_config_t *config, ferry_topic_info_t *info, bool *created)
+{
+    if (!self || (kind != FERRY_KIND_TOPIC && kind != FERRY_KIND_QUEUE))
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(name))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    fy_topic_config_t cfg = {0};
+    if (config)
+        cfg = (fy_topic_config_t){.dedupe_window_ms = config->dedupe_window_ms,
+                                  .max_msgs = config->max_msgs,
+                                  .max_bytes = config->max_bytes,
+                                  .max_age_ms = config->max_age_ms,
+                                  .discard_new = config->discard_new,
+                                  .interest = config->interest};
+    ferry_status_t st = fy_encode_declare(
+        self->enc, cid, kind == FERRY_KIND_QUEUE ? FY_KIND_QUEUE : FY_KIND_TOPIC, name, &cfg);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    fy_topic_info_t ti;
+    bool c;
+    if (fy_reply_info(&rep, &ti, &c) != FERRY_OK)
+        return fy_client_fail(self, FERRY_EPROTO, "malformed declare reply");
+    if (info)
+        s_info_from(&ti, info);
+    if (created)
+        *created = c;
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_delete(ferry_client_t *self, const char *name)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(name))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_DELETE, name);
+    fy_reply_t rep;
+    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *info)
+{
+    if (!self || !info)
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(name))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_INFO, name);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    fy_topic_info_t ti;
+    if (fy_reply_info(&rep, &ti, NULL))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed info reply");
+    s_info_from(&ti, info);
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
+{
+    if (!self || !stats)
+        return FERRY_EINVAL;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_STATS, NULL);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    fy_stats_t fs;
+    if (fy_reply_stats(&rep, &fs))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed stats reply");
+    s_stats_from(&fs, stats);
+    return FERRY_OK;
+}
+
+void
+fy_client_delete_nowait(ferry_client_t *c, const char *name)
+{
+    fy_encoder_reset(c->enc);
+    if (fy_encode_simple(c->enc, c->next_cid++, FY_OP_DELETE, name) == FERRY_OK)
+        (void)fy_cli_send(c, NULL, NULL, 0);
+}

@@ -1,0 +1,301 @@
+/*
+ * window.c - publishing: blocking single and batch publishes, and the async
+ * publish window, a ring of requests as sent that a new connection sends
+ * again (same cid, same message id) until each is confirmed.
+ */
+#include <errno.h>
+
+#include "client_int.h"
+#include "clock.h"
+
+/* Completes the async publish with this cid, if it is one. Replies come in
+ * request order, so it is almost always the head of the FIFO. */
+bool
+fy_cli_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        fy_cli_pending_t *p = fy_cli_fifo_at(self, i);
+        if (p->cid != cid || p->done)
+            continue;
+        p->done = true;
+        if (p->cb)
+            p->cb(self, cf, p->user);
+        while (self->count > 0 && fy_cli_fifo_at(self, 0)->done) {
+            self->head = (self->head + 1) % self->opts.window;
+            self->count--;
+        }
+        return true;
+    }
+    return false;
+}
+
+void
+fy_cli_confirm_from(const fy_reply_t *rep, size_t index, ferry_confirm_t *cf)
+{
+    memset(cf, 0, sizeof *cf);
+    cf->status = rep->code;
+    if (rep->code == FERRY_ECONFLICT) {
+        /* The values the writer should know now; an old broker may not send them. */
+        if (fy_reply_conflict(rep, &cf->seq, &cf->key_version) != FERRY_OK)
+            cf->seq = cf->key_version = 0;
+        return;
+    }
+    if (rep->code != FERRY_OK)
+        return;
+    fy_status_t st =
+        fy_reply_run(rep) > 1
+            ? fy_reply_confirm_at(rep, index, &cf->seq, &cf->duplicate, &cf->key_version)
+            : fy_reply_confirm(rep, &cf->seq, &cf->duplicate, &cf->key_version);
+    if (st != FERRY_OK)
+        cf->status = FERRY_EPROTO;
+}
+
+/* Sends an async publish's stored request. */
+ferry_status_t
+fy_cli_send_pending(ferry_client_t *self, const fy_cli_pending_t *p)
+{
+    self->last_send_ms = fy_mono_ms();
+    int more = p->frame ? ZMQ_SNDMORE : 0;
+    if (zmq_send(self->conn.sock, p->req, p->env_len, more) < 0 ||
+        (p->frame && zmq_send(self->conn.sock, p->req + p->env_len, p->data_len, 0) < 0))
+        return fy_client_fail(self, FERRY_ECLOSED, "cannot send: %s", zmq_strerror(errno));
+    return FERRY_OK;
+}
+
+/* Checks what the broker would refuse anyway, so misuse fails fast and locally. */
+static ferry_status_t
+s_check_message(ferry_client_t *self, const char *topic, const ferry_message_t *msg)
+{
+    if (!msg || (!msg->data && msg->len) || (msg->header_count && !msg->headers))
+        return fy_client_fail(self, FERRY_EINVAL, "invalid message");
+    if (!fy_cli_name_ok(topic))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid topic name");
+    size_t klen = msg->key ? strlen(msg->key) : 0, ilen = msg->id ? strlen(msg->id) : 0;
+    if ((msg->key && (klen == 0 || klen > FERRY_ID_MAX)) ||
+        (msg->id && (ilen == 0 || ilen > FERRY_ID_MAX)))
+        return fy_client_fail(self, FERRY_EINVAL, "key and id must be 1-%d bytes", FERRY_ID_MAX);
+    if (msg->header_count > FY_HEADERS_MAX)
+        return fy_client_fail(self, FERRY_EINVAL, "at most %d headers", FY_HEADERS_MAX);
+    if ((msg->expect & FERRY_EXPECT_KEY_VERSION) && !msg->key)
+        return fy_client_fail(self, FERRY_EINVAL, "an expected key version needs a key");
+    if (msg->expect & ~(FERRY_EXPECT_LAST_SEQ | FERRY_EXPECT_KEY_VERSION))
+        return fy_client_fail(self, FERRY_EINVAL, "unknown FERRY_EXPECT_ bits");
+    if (msg->not_before_ms && msg->delay_ms)
+        return fy_client_fail(self, FERRY_EINVAL, "give not_before_ms or delay_ms, not both");
+    if (msg->delay_ms > FY_DELAY_MAX)
+        return fy_client_fail(self, FERRY_EINVAL, "delay_ms is at most ten years");
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!msg->headers[i].name || !msg->headers[i].value || !msg->headers[i].name[0])
+            return fy_client_fail(self, FERRY_EINVAL, "header %zu has no name or value", i);
+    if (self->max_msg_bytes && msg->len + klen + ilen > self->max_msg_bytes)
+        return fy_client_fail(self, FERRY_ETOO_LARGE,
+                              "message of %zu bytes exceeds the limit of %llu",
+                              msg->len + klen + ilen, (unsigned long long)self->max_msg_bytes);
+    return FERRY_OK;
+}
+
+/* The codec's view of a public message (proto/records.h); the headers go to
+ * @p hbuf, which has room for msg->header_count. */
+static fy_outmsg_t
+s_outmsg(const ferry_message_t *m, fy_header_t *hbuf)
+{
+    for (size_t i = 0; i < m->header_count; i++)
+        hbuf[i] = (fy_header_t){m->headers[i].name, m->headers[i].value};
+    return (fy_outmsg_t){.data = m->data,
+                         .len = m->len,
+                         .key = m->key,
+                         .id = m->id,
+                         .headers = hbuf,
+                         .header_count = m->header_count,
+                         .expect = (m->expect & FERRY_EXPECT_LAST_SEQ ? FY_EXPECT_LAST_SEQ : 0) |
+                                   (m->expect & FERRY_EXPECT_KEY_VERSION ? FY_EXPECT_KEY_VERSION : 0),
+                         .expect_last_seq = m->expect_last_seq,
+                         .expect_key_version = m->expect_key_version,
+                         .not_before_ms = m->not_before_ms,
+                         .delay_ms = m->delay_ms};
+}
+
+/* Encodes one checked publish (at most FY_HEADERS_MAX headers). */
+static ferry_status_t
+s_encode_publish(ferry_client_t *self, uint64_t cid, const char *topic, const ferry_message_t *msg,
+                 bool inl)
+{
+    fy_header_t hbuf[FY_HEADERS_MAX];
+    fy_outmsg_t om = s_outmsg(msg, hbuf);
+    return fy_encode_publish(self->enc, cid, topic, &om, inl);
+}
+
+ferry_status_t
+ferry_client_publish(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                     ferry_confirm_t *confirm)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_check_message(self, topic, msg);
+    if (st)
+        return st;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    bool inl = msg->len <= FY_INLINE_MAX;
+    if ((st = s_encode_publish(self, cid, topic, msg, inl)))
+        return st;
+    const void *data = msg->data ? msg->data : "";
+    fy_reply_t rep;
+    st = fy_cli_call(self, cid, &data, &msg->len, inl ? 0 : 1, &rep);
+    ferry_confirm_t cf = {.status = st};
+    if (st == FERRY_OK || st == FERRY_ECONFLICT)
+        fy_cli_confirm_from(&rep, self->rep_index, &cf);
+    if (confirm)
+        *confirm = cf;
+    return cf.status;
+}
+
+ferry_status_t
+ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_message_t *msgs,
+                           size_t n, ferry_confirm_t *confirms)
+{
+    if (!self || !msgs || n == 0)
+        return FERRY_EINVAL;
+    if (n > FERRY_BATCH_MAX)
+        return fy_client_fail(self, FERRY_ETOO_MANY, "at most %d messages per batch",
+                              FERRY_BATCH_MAX);
+    ferry_status_t st = FERRY_OK;
+    for (size_t i = 0; i < n && st == FERRY_OK; i++)
+        st = s_check_message(self, topic, &msgs[i]);
+    if (st) {
+        for (size_t i = 0; confirms && i < n; i++)
+            confirms[i] = (ferry_confirm_t){.status = st};
+        return st;
+    }
+    size_t nh = 0;
+    for (size_t i = 0; i < n; i++)
+        nh += msgs[i].header_count;
+    const void **datas = malloc(n * sizeof *datas);
+    size_t *lens = malloc(n * sizeof *lens);
+    fy_outmsg_t *oms = malloc(n * sizeof *oms);
+    fy_header_t *hbuf = malloc((nh ? nh : 1) * sizeof *hbuf);
+    if (!datas || !lens || !oms || !hbuf) {
+        free(datas);
+        free(lens);
+        free(oms);
+        free(hbuf);
+        return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0, h = 0; i < n; i++) {
+        datas[i] = msgs[i].data ? msgs[i].data : "";
+        lens[i] = msgs[i].len;
+        oms[i] = s_outmsg(&msgs[i], hbuf + h);
+        h += msgs[i].header_count;
+    }
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    fy_reply_t rep;
+    st = fy_encode_publish_batch(self->enc, cid, topic, oms, n);
+    if (st == FERRY_OK)
+        st = fy_cli_call(self, cid, (const void *const *)datas, lens, n, &rep);
+    free(datas);
+    free(lens);
+    free(oms);
+    free(hbuf);
+    size_t got = 0;
+    if (st == FERRY_OK && (fy_reply_confirm_count(&rep, &got) || got != n))
+        st = fy_client_fail(self, FERRY_EPROTO, "malformed batch confirm");
+    for (size_t i = 0; confirms && i < n; i++) {
+        confirms[i] = (ferry_confirm_t){.status = st};
+        if (st == FERRY_ECONFLICT)
+            fy_cli_confirm_from(&rep, 0, &confirms[i]);
+        if (st == FERRY_OK && fy_reply_confirm_at(&rep, i, &confirms[i].seq, &confirms[i].duplicate,
+                                                  &confirms[i].key_version) != FERRY_OK)
+            st = confirms[i].status = FERRY_EPROTO;
+    }
+    return st;
+}
+
+/* Encodes a checked publish and keeps its request in the window (so that a
+ * new connection can carry it again), then sends it if connected. Without
+ * room in the window (a responder's reply from inside a handler) it is sent
+ * untracked if connected: its confirm is simply not matched to anything. */
+static ferry_status_t
+s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+               ferry_confirm_fn cb, void *user)
+{
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    /* A small payload rides in the envelope: one frame per publish. */
+    bool inl = msg->len <= FY_INLINE_MAX;
+    ferry_status_t st = s_encode_publish(self, cid, topic, msg, inl);
+    if (st)
+        return st;
+    const void *data = msg->data ? msg->data : "";
+    if (self->count == self->opts.window)
+        return fy_cli_send(self, &data, &msg->len, inl ? 0 : 1);
+    size_t env = fy_encoder_len(self->enc), extra = inl ? 0 : msg->len;
+    /* Each window slot keeps its buffer: no allocation per publish once warm. */
+    fy_cli_pending_t *p = fy_cli_fifo_at(self, self->count);
+    if (env + extra > p->req_cap) {
+        uint8_t *req = realloc(p->req, env + extra);
+        if (!req)
+            return fy_client_fail(self, FERRY_ENOMEM, "out of memory");
+        p->req = req;
+        p->req_cap = env + extra;
+    }
+    memcpy(p->req, fy_encoder_data(self->enc), env);
+    if (extra)
+        memcpy(p->req + env, data, extra);
+    self->count++;
+    p->cid = cid;
+    p->cb = cb;
+    p->user = user;
+    p->done = false;
+    p->env_len = env;
+    p->data_len = extra;
+    p->frame = !inl;
+    /* Not connected: it waits in the window and goes out after the hello. */
+    if (self->connected && fy_cli_send_pending(self, p) != FERRY_OK)
+        fy_cli_lose(self, "send failed");
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_message_t *msg,
+                           ferry_confirm_fn cb, void *user)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_check_message(self, topic, msg);
+    if (st)
+        return st;
+    if (self->count == self->opts.window) {
+        if (!self->opts.block_on_full)
+            return self->connected
+                       ? fy_client_fail(self, FERRY_EWOULD_BLOCK, "publish window full")
+                       : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                        "not connected and %zu publishes wait: buffer full",
+                                        self->count);
+        /* Window full: process confirms until a slot frees. */
+        fy_reply_t unused;
+        st = fy_cli_wait(self, FY_CLI_WAIT_SLOT, 0, fy_mono_ms() + self->opts.timeout_ms, &unused);
+        if (st == FERRY_ETIMEOUT || st == FERRY_EDISCONNECTED)
+            return self->connected
+                       ? fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full")
+                       : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                        "not connected and %zu publishes wait: buffer full",
+                                        self->count);
+        if (st)
+            return st;
+    }
+    return s_publish_send(self, topic, msg, cb, user);
+}
+
+ferry_status_t
+fy_client_publish_nowait(ferry_client_t *c, const char *topic, const ferry_message_t *m)
+{
+    ferry_status_t st = s_check_message(c, topic, m);
+    return st ? st : s_publish_send(c, topic, m, NULL, NULL);
+}
+
+size_t
+ferry_client_in_flight(const ferry_client_t *self)
+{
+    return self ? self->count : 0;
+}

@@ -1,73 +1,106 @@
-# Ferry - one Makefile for the broker, the client library, the CLI, the tests
-# and the benchmarks. `make help` lists the targets.
+# Ferry - one Makefile for the broker, the client library, the relay, the CLI,
+# the tests and the benchmarks. `make help` lists the targets.
+#
+# `make` / `make all` builds the programs and the library and installs
+# nothing. `make run`, `make test`, `make bench` and `make deps` install the
+# Debian packages they need first (scripts/install-deps GROUP), each only
+# what it needs.
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 DATA    ?= ./data
-BIND    ?= tcp://127.0.0.1:5555
+BIND    ?=
 
 VERSION    := 0.1.0
 SOVERSION  := 0
-PKGS       := libzmq lmdb msgpack
 
-# Evaluated lazily (=) so that a first `make` can install the packages first.
-DEP_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-TEST_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null)
+# pkg-config names, per part. Evaluated lazily (=): `make run` and `make test`
+# install the packages before the recipes that need the flags run.
+PKG_BASE   := libzmq lmdb msgpack
+PKG_BROKER := $(PKG_BASE) libmicrohttpd
+PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
+PKG_TEST   := cmocka sqlite3 libpq
+PKG_BENCH  := hiredis sqlite3 libpq
 
-WARN       := -Wall -Wextra -Wshadow -Werror
-SAN        ?=
-FY_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
-              -fvisibility=hidden -Iinclude -Iclient -Iproto -Ibroker -Ioutbox-relay -Itests/support \
-              $(shell pkg-config --cflags libpq 2>/dev/null) \
-              $(DEP_CFLAGS) $(WARN) $(SAN) $(CFLAGS)
+pkg_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
+pkg_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Wshadow -Werror
+SAN      ?=
+BASE_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC \
+              -fvisibility=hidden $(WARN) $(SAN)
 FY_LDFLAGS  = $(SAN) $(LDFLAGS)
 
-# Installed as they are: everything in include/.
-PUBLIC_HEADERS := $(wildcard include/*.h)
+# Each folder sees the headers of what it may use, nothing more: arrows run
+# programs -> saga -> relay -> client -> proto (docs/hacking.md).
+INC_proto    := -Iinclude -Iproto
+INC_broker   := $(INC_proto) -Ibroker
+INC_client   := $(INC_proto) -Iclient
+INC_relay    := $(INC_proto) -Irelay
+INC_saga     := $(INC_relay) -Isaga
+INC_outbox-relay := $(INC_relay) -Ioutbox-relay
+INC_cli      := -Iinclude -Iproto
+INC_examples := -Iinclude
+INC_lib      := -Iinclude -Iproto -Itests/lib
+INC_bench    := $(INC_lib) -Ibench
+INC_integration := $(INC_lib)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c
-CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c client/push.c client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c \
-              client/outbox.c client/outbox_relay.c outbox-relay/relay.c outbox-relay/src_lmdb.c \
-              client/saga.c client/saga_participant.c client/inbox.c client/mdb_util.c
-BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c broker/options.c \
-              broker/metrics.c
+CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c client/push.c \
+              client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
+# The relay core: the LMDB outbox, the relay loop, its LMDB source and the
+# in-process relay. In libferry; ferry-relay links it from there.
+RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
+SAGA_SRC   := saga/saga.c saga/saga_participant.c saga/inbox.c
+BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c \
+              broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
-# relay.c and src_lmdb.c are in libferry (the in-process relay); ferry-relay
-# links them from there.
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
-SUPPORT_SRC := tests/support/fixture.c
-HARNESS_SRC := tests/support/harness.c tests/support/pgserver.c
+FIXTURE_SRC := tests/lib/fixture.c
+HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-LIB_OBJ    = $(call obj,$(PROTO_SRC) $(CLIENT_SRC))
+LIB_OBJ    = $(call obj,$(PROTO_SRC) $(CLIENT_SRC) $(RELAYCORE_SRC) $(SAGA_SRC))
 BROKER_OBJ = $(call obj,$(PROTO_SRC) $(BROKER_SRC))
 
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
 TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS))
 TEST_SCRIPTS := $(wildcard tests/integration/test_*.sh)
+EXAMPLES     = $(addprefix $(BUILD)/examples/,publish outbox_service order_saga choreography \
+                 event_sourcing)
+BENCHES      = $(addprefix $(BUILD)/bench/,bench_publish bench_queue bench_timers bench_events \
+                 bench_compare bench_relay bench_saga)
 
 LIBA  = $(BUILD)/libferry.a
 LIBSO = $(BUILD)/libferry.so.$(VERSION)
+PROGRAMS = $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO)
+
+# Installed as they are: everything in include/.
+PUBLIC_HEADERS := $(wildcard include/*.h)
 
 # Keep object files of examples and benchmarks (make would delete them as intermediates).
 .SECONDARY:
 
-.PHONY: all deps run test check-asan check-valgrind valgrind bench bench-profile install uninstall clean help format
+.PHONY: all deps deps-run deps-build deps-test deps-bench check-pkgs run test test-run \
+        examples benches check-asan check-valgrind valgrind bench bench-run bench-profile \
+        install uninstall clean help format
 
-all: deps $(BUILD)/ferryd $(BUILD)/ferry $(BUILD)/ferry-relay $(LIBA) $(LIBSO) \
-     $(BUILD)/examples/publish $(BUILD)/examples/outbox_service $(BUILD)/examples/order_saga $(BUILD)/examples/choreography $(BUILD)/examples/event_sourcing \
-     $(BUILD)/bench/bench_publish $(BUILD)/bench/bench_queue $(BUILD)/bench/bench_timers \
-     $(BUILD)/bench/bench_events $(BUILD)/bench/bench_compare $(BUILD)/bench/bench_relay $(BUILD)/bench/bench_saga
+all: check-pkgs $(PROGRAMS)
+
+examples: $(EXAMPLES)
+benches: $(BENCHES)
 
 help:
-	@echo "make run             build and start ferryd ($(BIND), data in $(DATA))"
-	@echo "make test            build and run every test"
+	@echo "make                 build ferryd, ferry, ferry-relay and libferry (installs nothing)"
+	@echo "make run             install what ferryd needs, build and start it (data in $(DATA))"
+	@echo "make test            install what the tests need, build and run every test"
+	@echo "make deps            install every Debian package any target needs"
+	@echo "make examples        build the examples; make benches: the benchmarks"
 	@echo "make check-asan      every test under AddressSanitizer + UBSan"
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
 	@echo "make bench           Ferry vs Redis Streams (W1-W3, backlog) into bench/results/DATE.tsv,"
@@ -76,11 +109,35 @@ help:
 	@echo "make install         PREFIX=$(PREFIX) DESTDIR=..."
 
 deps:
-	@scripts/install-deps
+	@scripts/install-deps all
+deps-run:
+	@scripts/install-deps run
+deps-build:
+	@scripts/install-deps build
+deps-test:
+	@scripts/install-deps test
+deps-bench:
+	@scripts/install-deps bench
 
+# A plain `make` installs nothing: it names what is missing and how to get it.
+check-pkgs:
+	@scripts/install-deps --check build || { \
+	    echo "ferry: missing Debian packages for the build (listed above);" >&2; \
+	    echo "ferry: run 'make deps' (as root) or install them, then make again." >&2; exit 1; }
+
+# Objects take the include paths of their folder (INC_<folder>).
+folder_of = $(lastword $(subst /, ,$(patsubst $(BUILD)/obj/%,%,$(dir $(1)))))
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(FY_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(INC_$(call folder_of,$@)) $(EXTRA_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Per-folder package flags.
+$(BUILD)/obj/proto/%.o $(BUILD)/obj/client/%.o $(BUILD)/obj/relay/%.o $(BUILD)/obj/saga/%.o \
+$(BUILD)/obj/cli/%.o $(BUILD)/obj/examples/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_BASE))
+$(BUILD)/obj/broker/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_BROKER))
+$(BUILD)/obj/outbox-relay/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_RELAY))
+$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: EXTRA_CFLAGS = \
+    $(call pkg_cflags,$(PKG_BASE) $(PKG_TEST))
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -89,67 +146,86 @@ $(LIBA): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(LIBSO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libferry.so.$(SOVERSION) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS)
+	$(CC) -shared -Wl,-soname,libferry.so.$(SOVERSION) -o $@ $^ $(FY_LDFLAGS) \
+	    $(call pkg_libs,$(PKG_BASE)) -lpthread
 	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so.$(SOVERSION)
 	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so
 
 $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BROKER)) -lpthread
 
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE)) -lpthread
 
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 inih libpq jansson 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_RELAY)) -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE)) -lpthread
 
-# Unit tests link the module they test; integration tests use libferry and
-# start the real ferryd built above.
+# Unit tests link the module they test (with the include paths of its
+# folder); integration tests use libferry and start the real ferryd.
+UNIT_INC = $(INC_broker) $(INC_client) $(INC_relay) $(INC_saga) $(INC_outbox-relay) -Itests/lib
+INC_unit = $(UNIT_INC)
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
-$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(SUPPORT_SRC) broker/store.c broker/subs.c broker/log.c)
+$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIXTURE_SRC) broker/store.c broker/subs.c broker/log.c)
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
-$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
+$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(TEST_LIBS) $(shell pkg-config --libs sqlite3 libpq 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_TEST)) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
            FERRY_RELAY=$(abspath $(BUILD)/ferry-relay) FERRY_TOP=$(CURDIR) \
            FERRY_BUILD=$(BUILD) FERRY_SAN="$(SAN)"
 
-test: all $(TEST_BINS)
+# `make test` installs what the tests need, then builds (examples and
+# benchmarks too, so they keep building) and runs every test.
+test: deps-test
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all examples benches $(TEST_BINS)
 	$(TEST_ENV) tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 
-check-asan:
-	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+check-asan: deps-test
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
 
-check-valgrind valgrind: all $(TEST_BINS)
+check-valgrind valgrind: deps-test
+	@scripts/install-deps valgrind
+	@$(MAKE) --no-print-directory valgrind-run
+
+valgrind-run: all $(TEST_BINS)
 	$(TEST_ENV) FERRY_TEST_QUICK=1 RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	    tests/run-tests $(TEST_BINS)
 
-run: all
+# ferryd alone: only what it needs is installed and built. BIND empty:
+# ferryd's own default endpoint (ferryd --help).
+run: deps-run
+	@$(MAKE) --no-print-directory $(BUILD)/ferryd
 	@mkdir -p $(DATA)
-	$(BUILD)/ferryd --data $(DATA) --bind $(BIND)
+	$(BUILD)/ferryd --data $(DATA) $(if $(BIND),--bind $(BIND))
 
 # bench_compare also drives Redis Streams, through hiredis.
-$(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
+$(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs hiredis 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_BENCH)) -lpthread
 
-$(BUILD)/bench/%: $(call obj,bench/%.c $(SUPPORT_SRC) $(HARNESS_SRC)) $(LIBA)
+$(BUILD)/bench/%: $(call obj,bench/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(DEP_LIBS) $(shell pkg-config --libs sqlite3 libpq 2>/dev/null) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_BENCH)) -lpthread
 
 BENCH_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_RELAY=$(abspath $(BUILD)/ferry-relay)
 RESULTS   = bench/results/$(shell date -u +%Y-%m-%d)
 
-bench: all
+bench: deps-bench
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: all benches
 	@mkdir -p bench/results
 	$(BENCH_ENV) $(BUILD)/bench/bench_compare --out $(RESULTS).tsv
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000
@@ -164,8 +240,9 @@ bench: all
 	$(BENCH_ENV) $(BUILD)/bench/bench_saga
 
 # W1 with ferryd under perf (Debian linux-perf), top functions saved.
-bench-profile: all
+bench-profile: deps-bench
 	@command -v perf >/dev/null || { echo "bench-profile: perf is not installed (apt-get install linux-perf)"; exit 1; }
+	@$(MAKE) --no-print-directory all benches
 	@mkdir -p $(RESULTS)-profile
 	$(BENCH_ENV) $(BUILD)/bench/bench_compare --only ferry --workloads w1 -n 400000 --profile $(abspath $(RESULTS)-profile)
 	@cat $(RESULTS)-profile/profile.txt

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ferry.h"
+#include "wire_limits.h"
 
 #define S_EXIT_REFUSED     1
 #define S_EXIT_USAGE       2
@@ -64,7 +65,7 @@ s_usage(FILE *out)
         "  stats                                             broker counters\n"
         "  ping                                              check the broker answers\n"
         "\n"
-        "--server defaults to $FERRY_SERVER or tcp://127.0.0.1:5555.\n"
+        "--server defaults to $FERRY_SERVER or " FY_DEFAULT_ENDPOINT ".\n"
         "TIME is ms since the Unix epoch or YYYY-MM-DDTHH:MM:SSZ.\n"
         "Exit codes: 0 ok, 1 refused by the broker (ECONFLICT: an expectation failed),\n"
         "2 usage, 3 broker unreachable or no reply in time.\n");
@@ -743,7 +744,7 @@ main(int argc, char **argv)
     ferry_status_t st = ferry_client_new(opts, &c);
     if (st) {
         fprintf(stderr, "ferry: %s: cannot reach ferryd at %s\n", ferry_errname(st),
-                server ? server : "tcp://127.0.0.1:5555");
+                server ? server : FY_DEFAULT_ENDPOINT);
         rc = s_exit_for(st) == S_EXIT_USAGE ? S_EXIT_USAGE : S_EXIT_UNREACHABLE;
         goto done;
     }

@@ -14,7 +14,7 @@ ferry_options_new(void)
     ferry_options_t *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
-    o->servers[0] = fy_cli_strdup("tcp://127.0.0.1:5555");
+    o->servers[0] = fy_cli_strdup(FY_DEFAULT_ENDPOINT);
     o->nservers = 1;
     o->name = fy_cli_strdup("libferry");
     if (!o->servers[0] || !o->name) {

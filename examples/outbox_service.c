@@ -10,7 +10,7 @@
  * published once, each order's events in order. Event i (from 0) belongs to
  * order "agg-<i % 500>" and carries "agg-<order>:<its count>".
  *
- *   build/examples/outbox_service DIR EVENTS [tcp://127.0.0.1:5555 [PAUSE_MS]]
+ *   build/examples/outbox_service DIR EVENTS [ENDPOINT [PAUSE_MS]]
  *
  * PAUSE_MS: a pause between transactions, for a service that writes at a
  * steadier pace (the crash test uses it to be sure to kill it mid-way).
@@ -30,9 +30,9 @@
 
 /* The relay's log lines (libferry is silent without a callback). */
 static void
-log_line(void *user, const char *level, const char *line)
+log_line(ferry_log_level_t level, const char *line, void *user)
 {
-    (void)user, (void)level;
+    (void)level, (void)user;
     fprintf(stderr, "%s\n", line);
 }
 

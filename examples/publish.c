@@ -2,7 +2,7 @@
  * publish.c - a complete libferry program: connect, declare a topic, publish
  * one message with a confirm, then 1000 through the async window.
  *
- *   build/examples/publish [tcp://127.0.0.1:5555]
+ *   build/examples/publish [ENDPOINT]
  */
 #include <stdio.h>
 #include <string.h>

@@ -195,8 +195,14 @@ typedef void (*ferry_state_fn)(ferry_client_t *client, ferry_conn_state_t state,
 FERRY_EXPORT ferry_status_t ferry_options_set_state_cb(ferry_options_t *opts, ferry_state_fn fn,
                                                        void *user);
 /** Log levels of a ferry_log_fn. */
-typedef enum ferry_log_level { FERRY_LOG_WARN = 1, FERRY_LOG_INFO = 2 } ferry_log_level_t;
-/** Receives the library's log lines (NUL-terminated, no newline). */
+typedef enum ferry_log_level {
+    FERRY_LOG_ERROR = 0, /**< something stopped: a relay that gives up, ... */
+    FERRY_LOG_WARN = 1,
+    FERRY_LOG_INFO = 2
+} ferry_log_level_t;
+/** Receives the library's log lines (NUL-terminated, no newline). Every log
+ *  callback of libferry (client options, the in-process relay, sagas) has
+ *  this type: the level, the line, then the callback's own user pointer. */
 typedef void (*ferry_log_fn)(ferry_log_level_t level, const char *line, void *user);
 /** @brief Log callback (NULL, the default: the library logs nothing).
  *  @return FERRY_OK, FERRY_EINVAL */

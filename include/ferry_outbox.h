@@ -118,8 +118,8 @@ typedef struct ferry_outbox_relay_config {
     int stats_ms;               /**< stats log interval; 0: 10000 */
     /** Log lines (logfmt, without newline: relay started, stats, poison
      *  rows, broker unreachable); NULL: none, like the rest of libferry.
-     *  Called from the relay's thread. */
-    void (*log)(void *user, const char *level, const char *line);
+     *  Called from the relay's thread with @p log_user. */
+    ferry_log_fn log;
     void *log_user;
 } ferry_outbox_relay_config_t;
 

@@ -89,9 +89,11 @@ typedef struct ferry_saga_config {
                              random, made with the environment); NULL: "saga" */
     const char *broker; /**< NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
     ferry_saga_end_fn on_end;
-    void *user;
-    /** The relay's log lines (NULL: none); see ferry_outbox_relay_config_t. */
-    void (*log)(void *user, const char *level, const char *line);
+    void *user; /**< for on_end */
+    /** The relay's log lines (NULL: none), with @p log_user; see
+     *  ferry_outbox_relay_config_t. */
+    ferry_log_fn log;
+    void *log_user;
 } ferry_saga_config_t;
 
 /**

@@ -12,16 +12,11 @@ void
 fr_config_defaults(fr_source_cfg_t *c)
 {
     memset(c, 0, sizeof *c);
-    const char *env = getenv("FERRY_SERVER");
-    snprintf(c->broker, sizeof c->broker, "%s", env ? env : "tcp://127.0.0.1:5555");
-    snprintf(c->table, sizeof c->table, "outbox");
-    snprintf(c->tmpl, sizeof c->tmpl, "{aggregate_type}");
-    snprintf(c->dlq, sizeof c->dlq, "ferry-relay.dlq");
-    c->cfg = (fr_config_t){.on_poison = FR_POISON_DLQ,
-                           .poll_ms = 20,
-                           .batch = 1000,
-                           .dedupe_window_ms = 86400000,
-                           .stats_ms = 10000};
+    fr_config_init(&c->cfg);
+    snprintf(c->broker, sizeof c->broker, "%s", c->cfg.broker);
+    snprintf(c->table, sizeof c->table, "%s", c->cfg.table);
+    snprintf(c->tmpl, sizeof c->tmpl, "%s", c->cfg.topic_template);
+    snprintf(c->dlq, sizeof c->dlq, "%s", c->cfg.dlq_topic);
 }
 
 static bool
@@ -35,38 +30,37 @@ s_num(const char *v, long long lo, long long hi, long long *out)
     return true;
 }
 
-static int
-s_copy(char *dst, size_t cap, const char *v, const char *key, char *err, size_t errlen)
+static fy_status_t
+s_copy(char *dst, size_t cap, const char *v, const char *key, fy_err_t *err)
 {
     if (strlen(v) >= cap) {
-        snprintf(err, errlen, "%s is too long (at most %zu bytes)", key, cap - 1);
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "%s is too long (at most %zu bytes)", key, cap - 1);
     }
     memcpy(dst, v, strlen(v) + 1);
-    return 0;
+    return FERRY_OK;
 }
 
-int
-fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, char *err, size_t errlen)
+fy_status_t
+fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
 {
     long long x;
     fr_config_t *g = &c->cfg;
     if (!strcmp(key, "source"))
-        return s_copy(c->source, sizeof c->source, v, key, err, errlen);
+        return s_copy(c->source, sizeof c->source, v, key, err);
     if (!strcmp(key, "table"))
-        return s_copy(c->table, sizeof c->table, v, key, err, errlen);
+        return s_copy(c->table, sizeof c->table, v, key, err);
     if (!strcmp(key, "name"))
-        return s_copy(c->name, sizeof c->name, v, key, err, errlen);
+        return s_copy(c->name, sizeof c->name, v, key, err);
     if (!strcmp(key, "broker"))
-        return s_copy(c->broker, sizeof c->broker, v, key, err, errlen);
+        return s_copy(c->broker, sizeof c->broker, v, key, err);
     if (!strcmp(key, "topic-template"))
-        return s_copy(c->tmpl, sizeof c->tmpl, v, key, err, errlen);
+        return s_copy(c->tmpl, sizeof c->tmpl, v, key, err);
     if (!strcmp(key, "slot"))
-        return s_copy(c->slot, sizeof c->slot, v, key, err, errlen);
+        return s_copy(c->slot, sizeof c->slot, v, key, err);
     if (!strcmp(key, "publication"))
-        return s_copy(c->publication, sizeof c->publication, v, key, err, errlen);
+        return s_copy(c->publication, sizeof c->publication, v, key, err);
     if (!strcmp(key, "dlq-topic"))
-        return s_copy(c->dlq, sizeof c->dlq, v, key, err, errlen);
+        return s_copy(c->dlq, sizeof c->dlq, v, key, err);
     if (!strcmp(key, "on-publish") && (!strcmp(v, "keep") || !strcmp(v, "delete")))
         g->delete_published = v[0] == 'd';
     else if (!strcmp(key, "on-poison") && (!strcmp(v, "dlq") || !strcmp(v, "stop")))
@@ -80,23 +74,21 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, char *err, siz
     else if (!strcmp(key, "stats-ms") && s_num(v, 100, 3600000, &x))
         g->stats_ms = (int)x;
     else {
-        snprintf(err, errlen, "bad setting %s = %s (see ferry-relay --help)", key, v);
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "bad setting %s = %s (see ferry-relay --help)", key, v);
     }
-    return 0;
+    return FERRY_OK;
 }
 
-int
-fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
+fy_status_t
+fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
 {
     fr_config_t *g = &c->cfg;
     const char *colon = strchr(c->source, ':');
     size_t kind = colon ? (size_t)(colon - c->source) : 0;
     if (!c->source[0]) {
-        snprintf(err, errlen,
+        return fy_err_set(err, FERRY_EINVAL,
                  "a source is required (source = sqlite:PATH, lmdb:DIR, pg:CONNINFO "
                  "or pg-logical:CONNINFO)");
-        return -1;
     }
     if (kind == 6 && !strncmp(c->source, "sqlite", 6))
         g->ops = &fr_sqlite_source;
@@ -107,16 +99,14 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
     else if (kind == 10 && !strncmp(c->source, "pg-logical", 10))
         g->ops = &fr_pglog_source;
     else {
-        snprintf(err, errlen,
+        return fy_err_set(err, FERRY_EINVAL,
                  "unknown source '%s' (sqlite:PATH, lmdb:DIR, pg:CONNINFO or "
                  "pg-logical:CONNINFO)",
                  c->source);
-        return -1;
     }
     g->location = colon + 1;
     if (!*g->location) {
-        snprintf(err, errlen, "source '%s' has no location", c->source);
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "source '%s' has no location", c->source);
     }
     if (!c->name[0])
         snprintf(c->name, sizeof c->name, "%s", g->ops->kind);
@@ -127,15 +117,14 @@ fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen)
     g->dlq_topic = c->dlq;
     g->slot = c->slot;
     g->publication = c->publication;
-    return 0;
+    return FERRY_OK;
 }
 
 typedef struct {
     fr_source_cfg_t shared; /* [relay] */
     fr_source_cfg_t **out;
     size_t n, max;
-    char *err;
-    size_t errlen;
+    fy_err_t *err;
     bool failed;
 } s_load_t;
 
@@ -146,12 +135,12 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
     if (l->failed)
         return 0;
     if (!strcmp(section, "relay")) {
-        if (fr_config_set(&l->shared, name, value, l->err, l->errlen) != 0)
+        if (fr_config_set(&l->shared, name, value, l->err) != 0)
             l->failed = true;
         return !l->failed;
     }
     if (strncmp(section, "source ", 7) != 0 || !section[7]) {
-        snprintf(l->err, l->errlen, "unknown section [%s] ([relay] or [source NAME])", section);
+        fy_err_set(l->err, FERRY_EINVAL, "unknown section [%s] ([relay] or [source NAME])", section);
         l->failed = true;
         return 0;
     }
@@ -160,7 +149,7 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
     fr_source_cfg_t *c = l->n ? l->out[l->n - 1] : NULL;
     if (!c || strcmp(c->name, sname) != 0) {
         if (l->n == l->max) {
-            snprintf(l->err, l->errlen, "at most %zu sources", l->max);
+            fy_err_set(l->err, FERRY_EINVAL, "at most %zu sources", l->max);
             l->failed = true;
             return 0;
         }
@@ -174,39 +163,42 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
         l->out[l->n++] = c;
     }
     if (!strcmp(name, "name")) {
-        snprintf(l->err, l->errlen, "[source %s]: the section names the source", sname);
+        fy_err_set(l->err, FERRY_EINVAL, "[source %s]: the section names the source", sname);
         l->failed = true;
         return 0;
     }
-    if (fr_config_set(c, name, value, l->err, l->errlen) != 0)
+    if (fr_config_set(c, name, value, l->err) != 0)
         l->failed = true;
     return !l->failed;
 }
 
-int
+fy_status_t
 fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out, size_t max,
-               char *err, size_t errlen)
+               size_t *n, fy_err_t *err)
 {
-    s_load_t l = {.shared = *defaults, .out = out, .max = max, .err = err, .errlen = errlen};
+    *n = 0;
+    s_load_t l = {.shared = *defaults, .out = out, .max = max, .err = err};
     int rc = ini_parse(path, s_on_entry, &l);
+    fy_status_t st = FERRY_EINVAL;
     if (rc == -1) {
-        snprintf(err, errlen, "cannot read %s", path);
+        st = fy_err_set(err, FERRY_EIO, "cannot read %s", path);
     } else if (rc != 0 || l.failed) {
-        char detail[256];
-        snprintf(detail, sizeof detail, "%s", l.failed ? err : "not an INI line");
-        snprintf(err, errlen, "%s:%d: %s", path, rc > 0 ? rc : 0, detail);
+        char detail[sizeof err->msg];
+        snprintf(detail, sizeof detail, "%s", l.failed ? err->msg : "not an INI line");
+        fy_err_set(err, FERRY_EINVAL, "%s:%d: %s", path, rc > 0 ? rc : 0, detail);
         rc = -1;
     } else if (l.n == 0) {
-        snprintf(err, errlen, "%s has no [source NAME] section", path);
+        fy_err_set(err, FERRY_EINVAL, "%s has no [source NAME] section", path);
         rc = -1;
     }
     for (size_t i = 0; rc == 0 && i < l.n; i++)
-        if (fr_config_finish(out[i], err, errlen) != 0)
+        if (fr_config_finish(out[i], err) != 0)
             rc = -1;
     if (rc != 0) {
         for (size_t i = 0; i < l.n; i++)
             free(out[i]);
-        return -1;
+        return st;
     }
-    return (int)l.n;
+    *n = l.n;
+    return FERRY_OK;
 }

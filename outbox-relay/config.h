@@ -20,16 +20,17 @@ typedef struct fr_source_cfg {
 /** Sets defaults (broker from $FERRY_SERVER, table outbox, ...). */
 void fr_config_defaults(fr_source_cfg_t *c);
 /** Applies one setting (a flag without its "--", or an INI key).
- *  @return 0, or -1 with a sentence in err. */
-int fr_config_set(fr_source_cfg_t *c, const char *key, const char *value, char *err, size_t errlen);
+ *  @return FERRY_OK, or FERRY_EINVAL with a sentence in err. */
+fy_status_t fr_config_set(fr_source_cfg_t *c, const char *key, const char *value, fy_err_t *err);
 /** Checks a source's settings and resolves its kind; fills in the name.
- *  @return 0, or -1 with a sentence in err. */
-int fr_config_finish(fr_source_cfg_t *c, char *err, size_t errlen);
+ *  @return FERRY_OK, or FERRY_EINVAL with a sentence in err. */
+fy_status_t fr_config_finish(fr_source_cfg_t *c, fy_err_t *err);
 
 /** Reads an INI file: [relay] settings become the defaults of every
- *  [source NAME] section, each one source (at most @p max).
- *  @return the number of sources, or -1 with a sentence in err. */
-int fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out,
-                   size_t max, char *err, size_t errlen);
+ *  [source NAME] section, each one source (at most @p max), into *n.
+ *  @return FERRY_OK, or FERRY_EINVAL / FERRY_EIO (unreadable) with a
+ *  sentence in err. */
+fy_status_t fr_config_load(const char *path, const fr_source_cfg_t *defaults, fr_source_cfg_t **out,
+                           size_t max, size_t *n, fy_err_t *err);
 
 #endif

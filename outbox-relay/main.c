@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "wire_limits.h"
 
 #define S_SOURCES_MAX 32
 
@@ -43,7 +44,7 @@ s_usage(FILE *out)
             "  --name NAME              source name: position key and message id prefix\n"
             "                           (default: the source kind)\n"
             "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
-            "                           tcp://127.0.0.1:5555)\n"
+            "                           " FY_DEFAULT_ENDPOINT ")\n"
             "  --topic-template T       topic per row, {aggregate_type} replaced\n"
             "                           (default {aggregate_type})\n"
             "  --on-publish keep|delete keep published rows (position only) or delete them\n"
@@ -93,7 +94,7 @@ main(int argc, char **argv)
     fr_config_defaults(&flags);
     const char *overrides[64][2];
     size_t noverrides = 0;
-    char err[512];
+    fy_err_t err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -111,8 +112,8 @@ main(int argc, char **argv)
         i++;
         if (!strcmp(a, "--config")) {
             config = v;
-        } else if (fr_config_set(&flags, a + 2, v, err, sizeof err) != 0) {
-            fprintf(stderr, "ferry-relay: %s\n", err);
+        } else if (fr_config_set(&flags, a + 2, v, &err) != 0) {
+            fprintf(stderr, "ferry-relay: %s\n", err.msg);
             return 2;
         } else if (noverrides < 64) {
             overrides[noverrides][0] = a + 2;
@@ -128,20 +129,22 @@ main(int argc, char **argv)
         }
         fr_source_cfg_t defaults;
         fr_config_defaults(&defaults);
-        n = fr_config_load(config, &defaults, sources, S_SOURCES_MAX, err, sizeof err);
+        size_t loaded = 0;
+        n = fr_config_load(config, &defaults, sources, S_SOURCES_MAX, &loaded, &err) == FERRY_OK
+                ? (int)loaded
+                : -1;
         /* Options on the command line win over the file. */
         for (int s = 0; s < n; s++)
             for (size_t k = 0; k < noverrides; k++)
-                if (fr_config_set(sources[s], overrides[k][0], overrides[k][1], err, sizeof err) !=
-                        0 ||
-                    fr_config_finish(sources[s], err, sizeof err) != 0)
+                if (fr_config_set(sources[s], overrides[k][0], overrides[k][1], &err) != FERRY_OK ||
+                    fr_config_finish(sources[s], &err) != FERRY_OK)
                     n = -1;
     } else {
-        n = fr_config_finish(&flags, err, sizeof err) == 0 ? 1 : -1;
+        n = fr_config_finish(&flags, &err) == 0 ? 1 : -1;
         sources[0] = &flags;
     }
     if (n < 0) {
-        fprintf(stderr, "ferry-relay: %s\n", err);
+        fprintf(stderr, "ferry-relay: %s\n", err.msg);
         return 2;
     }
     if (setup) { /* open each source (which makes what it needs), and stop */
@@ -155,8 +158,9 @@ main(int argc, char **argv)
                                      .publication = g->publication,
                                      .delete_rows = g->delete_published};
             fr_source_t *src = NULL;
-            if (g->ops->open(&args, &src, err, sizeof err) != 0) {
-                fprintf(stderr, "ferry-relay: source %s: %s\n", g->name, err);
+            if (g->ops->open(&args, &src, &err) != 0) {
+                fprintf(stderr, "ferry-relay: source %s: %s (%s)\n", g->name, err.msg,
+                        ferry_errname(err.code));
                 rc = 1;
                 continue;
             }

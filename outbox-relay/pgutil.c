@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-int
-fr_pg_fail(PGconn *db, char *err, size_t errlen, const char *what)
+fy_status_t
+fr_pg_fail(PGconn *db, fy_err_t *err, const char *what)
 {
-    return fr_pg_fail_msg(db ? PQerrorMessage(db) : "out of memory", err, errlen, what);
+    return fr_pg_fail_msg(db ? PQerrorMessage(db) : "out of memory", err, what);
 }
 
-int
-fr_pg_fail_msg(const char *m, char *err, size_t errlen, const char *what)
+fy_status_t
+fr_pg_fail_msg(const char *m, fy_err_t *err, const char *what)
 {
     size_t len = strlen(m);
     while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
@@ -22,14 +22,14 @@ fr_pg_fail_msg(const char *m, char *err, size_t errlen, const char *what)
         m = "the server ended the connection";
         len = strlen(m);
     }
-    int n = snprintf(err, errlen, "postgresql: %s: %.*s", what, (int)len, m);
+    fy_err_set(err, FERRY_EIO, "postgresql: %s: %.*s", what, (int)len, m);
     /* One logfmt line: libpq's messages span lines and quote host names. */
-    for (char *p = err; n > 0 && *p; p++)
+    for (char *p = err ? err->msg : ""; *p; p++)
         if (*p == '\n' || *p == '\t')
             *p = ' ';
         else if (*p == '"')
             *p = '\'';
-    return -1;
+    return FERRY_EIO;
 }
 
 void

@@ -10,17 +10,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "status.h"
+
 /** "postgresql: WHAT: <libpq's message>" into err (db NULL: out of memory),
  *  on one line and without double quotes (it goes into logfmt values).
- *  @return -1, for `return fr_pg_fail(...)`. */
-int fr_pg_fail(PGconn *db, char *err, size_t errlen, const char *what);
+ *  @return FERRY_EIO, for `return fr_pg_fail(...)`. */
+fy_status_t fr_pg_fail(PGconn *db, fy_err_t *err, const char *what);
 
 /** Reconnects @p db if it broke (the server restarted); the next command
  *  then works or fails with the reason. */
 void fr_pg_revive(PGconn *db);
 
 /** The same with the server's message @p msg (e.g. PQresultErrorMessage). */
-int fr_pg_fail_msg(const char *msg, char *err, size_t errlen, const char *what);
+fy_status_t fr_pg_fail_msg(const char *msg, fy_err_t *err, const char *what);
 
 /** True for a plain lower-case identifier (a-z, 0-9, _; 1-63 bytes): safe to
  *  put into SQL and replication commands without quoting. */

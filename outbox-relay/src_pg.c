@@ -44,34 +44,33 @@ s_close(fr_source_t **sp)
 }
 
 /* Runs a command that returns no rows. */
-static int
-s_exec(fr_source_t *s, const char *sql, char *err, size_t errlen)
+static fy_status_t
+s_exec(fr_source_t *s, const char *sql, fy_err_t *err)
 {
     PGresult *r = PQexec(s->db, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
-    return ok ? 0 : fr_pg_fail(s->db, err, errlen, sql);
+    return ok ? 0 : fr_pg_fail(s->db, err, sql);
 }
 
-static int
-s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
+static fy_status_t
+s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
     const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
     if (!fr_pg_ident_ok(table)) {
-        snprintf(err, errlen, "table name '%s' is not a plain lower-case identifier", table);
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier", table);
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
-        return fr_pg_fail(NULL, err, errlen, "open");
+        return fr_pg_fail(NULL, err, "open");
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->table, sizeof s->table, "%s", table);
     s->db = PQconnectdb(location);
     if (PQstatus(s->db) != CONNECTION_OK) {
-        fr_pg_fail(s->db, err, errlen, "cannot connect");
+        fr_pg_fail(s->db, err, "cannot connect");
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     char sql[600];
     snprintf(sql, sizeof sql,
@@ -82,27 +81,27 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     if (!ok) {
-        fr_pg_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/postgres.sql)");
+        fr_pg_fail(s->db, err, "the outbox table (see outbox-relay/sql/postgres.sql)");
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     if (s_exec(s,
                "CREATE TABLE IF NOT EXISTS ferry_relay_position (source TEXT PRIMARY KEY, "
                "last_id BIGINT NOT NULL, last_xid XID8 NOT NULL DEFAULT '0')",
-               err, errlen) != 0 ||
+               err) != 0 ||
         s_exec(s,
                "ALTER TABLE ferry_relay_position ADD COLUMN IF NOT EXISTS last_xid XID8 NOT NULL "
                "DEFAULT '0'",
-               err, errlen) != 0) {
+               err) != 0) {
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     *out = s;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
+static fy_status_t
+s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
 {
     fr_pg_revive(s->db); /* after a server restart */
     *pos = (fr_pos_t){0, 0};
@@ -113,19 +112,18 @@ s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
                                1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        return fr_pg_fail(s->db, err, errlen, "position");
+        return fr_pg_fail(s->db, err, "position");
     }
     if (PQntuples(r) == 1) {
         pos->hi = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         pos->id = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
     }
     PQclear(r);
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
-       size_t errlen)
+static fy_status_t
+s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
 {
     fr_pg_revive(s->db); /* after a server restart */
     *n = 0;
@@ -146,7 +144,7 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
     s->last = PQexecParams(s->db, sql, 3, NULL, params, NULL, NULL, 1); /* binary results */
     PGresult *r = s->last;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fr_pg_fail(s->db, err, errlen, "read");
+        return fr_pg_fail(s->db, err, "read");
     size_t tuples = (size_t)PQntuples(r);
     if (tuples > s->cap_rows) {
         fr_row_t *nr = realloc(s->rows, tuples * sizeof *nr);
@@ -156,7 +154,7 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
         if (nh)
             s->hdr = nh;
         if (!nr || !nh)
-            return fr_pg_fail(NULL, err, errlen, "read");
+            return fr_pg_fail(NULL, err, "read");
         s->cap_rows = s->cap_hdr = tuples;
     }
     /* One tuple per header (or one without): consecutive tuples of one row.
@@ -187,19 +185,19 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
         }
     }
     *rows = s->rows;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
+static fy_status_t
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 {
     fr_pg_revive(s->db); /* after a server restart */
     char hi[24], id[24], sql[300];
     snprintf(hi, sizeof hi, "%llu", (unsigned long long)at.hi);
     snprintf(id, sizeof id, "%llu", (unsigned long long)at.id);
     const char *params[3] = {s->name, hi, id};
-    if (s_exec(s, "BEGIN", err, errlen) != 0)
-        return -1;
+    if (s_exec(s, "BEGIN", err) != 0)
+        return FERRY_EIO;
     PGresult *r = PQexecParams(s->db,
                                "INSERT INTO ferry_relay_position(source, last_xid, last_id) "
                                "VALUES($1, $2::xid8, $3::int8) ON CONFLICT (source) DO UPDATE "
@@ -215,17 +213,16 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errle
         PQclear(r);
     }
     if (!ok) {
-        fr_pg_fail(s->db, err, errlen, "record the position");
+        fr_pg_fail(s->db, err, "record the position");
         PQclear(PQexec(s->db, "ROLLBACK"));
-        return -1;
+        return FERRY_EIO;
     }
     /* synchronous_commit (on by default): durable when COMMIT returns. */
-    return s_exec(s, "COMMIT", err, errlen);
+    return s_exec(s, "COMMIT", err);
 }
 
-static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
-       size_t errlen)
+static fy_status_t
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
 {
     fr_pg_revive(s->db); /* after a server restart */
     *head = 0;
@@ -242,13 +239,13 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
     PGresult *r = PQexecParams(s->db, sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        return fr_pg_fail(s->db, err, errlen, "head");
+        return fr_pg_fail(s->db, err, "head");
     }
     *head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     if (!PQgetisnull(r, 0, 1))
         *oldest_ms = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    return 0;
+    return FERRY_OK;
 }
 
 const fr_source_ops_t fr_pg_source = {"pg", s_open, s_position, s_read, s_advance, s_head, s_close};

@@ -141,36 +141,36 @@ s_close(fr_source_t **sp)
 
 /* One value of a one-row query on the plain connection, copied to out;
  * *found false when it returned no row or NULL. */
-static int
+static fy_status_t
 s_query1(fr_source_t *s, const char *sql, int nparams, const char *const *params, char *out,
-         size_t cap, bool *found, char *err, size_t errlen)
+         size_t cap, bool *found, fy_err_t *err)
 {
     fr_pg_revive(s->sql);
     PGresult *r = PQexecParams(s->sql, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fr_pg_fail(s->sql, err, errlen, sql);
+        fr_pg_fail(s->sql, err, sql);
         PQclear(r);
-        return -1;
+        return FERRY_EIO;
     }
     *found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0);
     snprintf(out, cap, "%s", *found ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_command(PGconn *db, const char *sql, char *err, size_t errlen)
+static fy_status_t
+s_command(PGconn *db, const char *sql, fy_err_t *err)
 {
     PGresult *r = PQexec(db, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
-    return ok ? 0 : fr_pg_fail(db, err, errlen, sql);
+    return ok ? 0 : fr_pg_fail(db, err, sql);
 }
 
 /* The replication connection: the user's connection string with
  * replication=database added (later keywords override the expanded ones). */
-static int
-s_repl_connect(fr_source_t *s, char *err, size_t errlen)
+static fy_status_t
+s_repl_connect(fr_source_t *s, fy_err_t *err)
 {
     const char *keys[] = {"dbname", "replication", "application_name", NULL};
     char app[100];
@@ -178,32 +178,31 @@ s_repl_connect(fr_source_t *s, char *err, size_t errlen)
     const char *vals[] = {s->conninfo, "database", app, NULL};
     s->repl = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(s->repl) != CONNECTION_OK) {
-        fr_pg_fail(s->repl, err, errlen, "replication connection");
+        fr_pg_fail(s->repl, err, "replication connection");
         s_stream_close(s);
-        return -1;
+        return FERRY_EIO;
     }
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
+static fy_status_t
+s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
     *out = NULL;
     if (!fr_pg_ident_ok(a->table)) {
-        snprintf(err, errlen, "table name '%s' is not a plain lower-case identifier", a->table);
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier", a->table);
     }
     if (a->delete_rows) {
-        snprintf(err, errlen,
+        fy_err_set(err, FERRY_EIO,
                  "pg-logical reads inserts from the log and leaves the table alone: "
                  "--on-publish delete is for the polling sources (delete outbox rows in the "
                  "inserting transaction, or prune them by created_at; docs/outbox.md)");
-        return -1;
+        return FERRY_EIO;
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s || !(s->conninfo = strdup(a->location))) {
         free(s);
-        return fr_pg_fail(NULL, err, errlen, "open");
+        return fr_pg_fail(NULL, err, "open");
     }
     snprintf(s->table, sizeof s->table, "%s", a->table);
     snprintf(s->pub, sizeof s->pub, "%s",
@@ -221,23 +220,23 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
         }
     }
     if (!fr_pg_ident_ok(s->slot) || !fr_pg_ident_ok(s->pub)) {
-        snprintf(err, errlen, "slot '%s' and publication '%s' must be plain lower-case identifiers",
+        fy_err_set(err, FERRY_EIO, "slot '%s' and publication '%s' must be plain lower-case identifiers",
                  s->slot, s->pub);
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     s->sql = PQconnectdb(s->conninfo);
     if (PQstatus(s->sql) != CONNECTION_OK) {
-        fr_pg_fail(s->sql, err, errlen, "cannot connect");
+        fr_pg_fail(s->sql, err, "cannot connect");
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     char val[200], sql[600];
     bool found;
-    if (s_query1(s, "SHOW wal_level", 0, NULL, val, sizeof val, &found, err, errlen) != 0)
+    if (s_query1(s, "SHOW wal_level", 0, NULL, val, sizeof val, &found, err) != 0)
         goto fail;
     if (strcmp(val, "logical") != 0) {
-        snprintf(err, errlen,
+        fy_err_set(err, FERRY_EIO,
                  "postgresql: wal_level is '%s'; the log-tailing source needs wal_level = "
                  "logical (ALTER SYSTEM SET wal_level = logical, then restart the server), "
                  "or use the polling source pg:",
@@ -248,28 +247,28 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
              "SELECT id, aggregate_type, aggregate_id, event_type, payload, headers, created_at "
              "FROM %s LIMIT 0",
              s->table);
-    if (s_command(s->sql, sql, err, errlen) != 0) {
-        fr_pg_fail(s->sql, err, errlen, "the outbox table (see outbox-relay/sql/postgres.sql)");
+    if (s_command(s->sql, sql, err) != 0) {
+        fr_pg_fail(s->sql, err, "the outbox table (see outbox-relay/sql/postgres.sql)");
         goto fail;
     }
     /* The publication: made when missing (inserts only). */
     const char *pp[2] = {s->pub, s->table};
     if (s_query1(s, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, pp, val, sizeof val,
-                 &found, err, errlen) != 0)
+                 &found, err) != 0)
         goto fail;
     if (!found) {
         snprintf(sql, sizeof sql, "CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')",
                  s->pub, s->table);
-        if (s_command(s->sql, sql, err, errlen) != 0)
+        if (s_command(s->sql, sql, err) != 0)
             goto fail;
     }
     if (s_query1(s,
                  "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND tablename = $2 "
                  "AND schemaname = ANY (current_schemas(false))",
-                 2, pp, val, sizeof val, &found, err, errlen) != 0)
+                 2, pp, val, sizeof val, &found, err) != 0)
         goto fail;
     if (!found) {
-        snprintf(err, errlen, "postgresql: publication %s does not publish table %s", s->pub,
+        fy_err_set(err, FERRY_EIO, "postgresql: publication %s does not publish table %s", s->pub,
                  s->table);
         goto fail;
     }
@@ -278,34 +277,34 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
     if (s_query1(s,
                  "SELECT plugin || ' ' || (database = current_database()) FROM "
                  "pg_replication_slots WHERE slot_name = $1",
-                 1, sp, val, sizeof val, &found, err, errlen) != 0)
+                 1, sp, val, sizeof val, &found, err) != 0)
         goto fail;
     if (found && strcmp(val, "pgoutput true") != 0) {
-        snprintf(err, errlen,
+        fy_err_set(err, FERRY_EIO,
                  "postgresql: replication slot %s exists but is not a pgoutput slot of this "
                  "database (%s)",
                  s->slot, val);
         goto fail;
     }
     if (!found) {
-        if (s_repl_connect(s, err, errlen) != 0)
+        if (s_repl_connect(s, err) != 0)
             goto fail;
         snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT",
                  s->slot);
-        if (s_command(s->repl, sql, err, errlen) != 0)
+        if (s_command(s->repl, sql, err) != 0)
             goto fail;
         s_stream_close(s);
     }
     *out = s;
-    return 0;
+    return FERRY_OK;
 fail:
     s_close(&s);
-    return -1;
+    return FERRY_EIO;
 }
 
 /* The slot's confirmed position: rows of transactions committed from there on. */
-static int
-s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
+static fy_status_t
+s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
 {
     char val[64];
     bool found;
@@ -313,20 +312,19 @@ s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
     if (s_query1(s,
                  "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots "
                  "WHERE slot_name = $1",
-                 1, sp, val, sizeof val, &found, err, errlen) != 0)
-        return -1;
+                 1, sp, val, sizeof val, &found, err) != 0)
+        return FERRY_EIO;
     if (!found) {
-        snprintf(err, errlen, "postgresql: replication slot %s is gone", s->slot);
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "postgresql: replication slot %s is gone", s->slot);
     }
     s->flushed = s->told = strtoull(val, NULL, 10);
     s->acked = *pos = (fr_pos_t){s->flushed, 0};
-    return 0;
+    return FERRY_OK;
 }
 
 /* Tells the server what is received and what may be dropped (flushed). */
-static int
-s_status(fr_source_t *s, bool want_reply, char *err, size_t errlen)
+static fy_status_t
+s_status(fr_source_t *s, bool want_reply, fy_err_t *err)
 {
     uint8_t m[34];
     long long now_us = (long long)fy_wall_ms() * 1000 - S_PG_EPOCH_MS * 1000;
@@ -337,20 +335,20 @@ s_status(fr_source_t *s, bool want_reply, char *err, size_t errlen)
     fy_be64_put(m + 25, (uint64_t)now_us);
     m[33] = want_reply;
     if (PQputCopyData(s->repl, (const char *)m, sizeof m) != 1 || PQflush(s->repl) != 0)
-        return fr_pg_fail(s->repl, err, errlen, "standby status update");
+        return fr_pg_fail(s->repl, err, "standby status update");
     s->told = s->flushed;
     s->status_at = fy_mono_ms();
-    return 0;
+    return FERRY_OK;
 }
 
 /* Starts streaming from the slot's position (the server never goes back
  * behind what it was told). */
-static int
-s_stream_start(fr_source_t *s, char *err, size_t errlen)
+static fy_status_t
+s_stream_start(fr_source_t *s, fy_err_t *err)
 {
     s_stream_close(s);
-    if (s_repl_connect(s, err, errlen) != 0)
-        return -1;
+    if (s_repl_connect(s, err) != 0)
+        return FERRY_EIO;
     char sql[400];
     snprintf(sql, sizeof sql,
              "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
@@ -365,7 +363,7 @@ s_stream_start(fr_source_t *s, char *err, size_t errlen)
         const char *state = ok ? NULL : PQresultErrorField(r, PG_DIAG_SQLSTATE);
         bool busy = state && strcmp(state, "55006") == 0; /* object_in_use */
         if (!ok && (!busy || tries + 1 == S_START_TRIES))
-            fr_pg_fail(s->repl, err, errlen, "START_REPLICATION");
+            fr_pg_fail(s->repl, err, "START_REPLICATION");
         PQclear(r);
         if (!ok && !busy)
             break;
@@ -374,14 +372,14 @@ s_stream_start(fr_source_t *s, char *err, size_t errlen)
     }
     if (!ok) {
         s_stream_close(s);
-        return -1;
+        return FERRY_EIO;
     }
     s->nrels = 0; /* pgoutput describes tables again in a new session */
     s->in_txn = false;
     s->stream_pos = (fr_pos_t){0, 0};
     s->ck_head = s->ck_count = 0;
     s->status_at = fy_mono_ms();
-    return 0;
+    return FERRY_OK;
 }
 
 static int
@@ -511,8 +509,8 @@ s_stringish(uint32_t t)
 }
 
 /* Relation: remembers the table; for the outbox, where each column is. */
-static int
-s_on_relation(fr_source_t *s, s_cur_t *c, char *err, size_t errlen)
+static fy_status_t
+s_on_relation(fr_source_t *s, s_cur_t *c, fy_err_t *err)
 {
     s_rel_t rel = {.relid = s_u32(c)};
     (void)s_str(c); /* schema: the publication chose the table */
@@ -534,8 +532,7 @@ s_on_relation(fr_source_t *s, s_cur_t *c, char *err, size_t errlen)
             }
     }
     if (c->bad) {
-        snprintf(err, errlen, "postgresql: malformed Relation message");
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "postgresql: malformed Relation message");
     }
     if (rel.ours) {
         static const char *const want[C_N] = {"bigint or integer",
@@ -555,21 +552,20 @@ s_on_relation(fr_source_t *s, s_cur_t *c, char *err, size_t errlen)
                                        : s_stringish(t);
             bool optional = k == C_HEADERS || k == C_CREATED;
             if (rel.col[k] < 0 ? !optional : !ok) {
-                snprintf(err, errlen, "postgresql: outbox column %s %s (want %s)", s_col_names[k],
+                return fy_err_set(err, FERRY_EIO, "postgresql: outbox column %s %s (want %s)", s_col_names[k],
                          rel.col[k] < 0 ? "is missing" : "has an unsupported type", want[k]);
-                return -1;
             }
         }
     }
     for (size_t i = 0; i < s->nrels; i++)
         if (s->rels[i].relid == rel.relid) {
             s->rels[i] = rel;
-            return 0;
+            return FERRY_OK;
         }
     if (s->nrels == S_RELS_MAX) /* forget the oldest: pgoutput sends it again if needed */
         memmove(s->rels, s->rels + 1, --s->nrels * sizeof *s->rels);
     s->rels[s->nrels++] = rel;
-    return 0;
+    return FERRY_OK;
 }
 
 /* A column value of an Insert's tuple. */
@@ -671,8 +667,8 @@ s_headers(fr_source_t *s, s_val_t v, uint32_t type, s_rowoff_t *row)
 
 /* Insert: a row of the outbox, skipped when at or before @p after.
  * @return 0, or -1 with err. */
-static int
-s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen)
+static fy_status_t
+s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, fy_err_t *err)
 {
     uint32_t relid = s_u32(c);
     const s_rel_t *rel = NULL;
@@ -680,14 +676,12 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
         if (s->rels[i].relid == relid)
             rel = &s->rels[i];
     if (!rel) {
-        snprintf(err, errlen, "postgresql: Insert for table %u before its Relation", relid);
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "postgresql: Insert for table %u before its Relation", relid);
     }
     if (!rel->ours)
-        return 0;
+        return FERRY_OK;
     if (s_u8(c) != 'N') {
-        snprintf(err, errlen, "postgresql: malformed Insert message");
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "postgresql: malformed Insert message");
     }
     s_val_t v[C_N] = {0};
     unsigned ncols = s_u16(c);
@@ -702,13 +696,12 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
                 v[k] = x;
     }
     if (c->bad) {
-        snprintf(err, errlen, "postgresql: malformed Insert message");
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "postgresql: malformed Insert message");
     }
     fr_pos_t pos = {s->txn_lsn, s_int_value(v[C_ID], rel->type[C_ID])};
     s->stream_pos = pos;
     if (fr_pos_cmp(pos, after) <= 0)
-        return 0; /* the relay has it already */
+        return FERRY_OK; /* the relay has it already */
     if (s->nrows == s->cap_rows) {
         size_t cap = s->cap_rows ? s->cap_rows * 2 : 256;
         s_rowoff_t *n = realloc(s->off, cap * sizeof *n);
@@ -718,7 +711,7 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
         if (m)
             s->rows = m;
         if (!n || !m)
-            return fr_pg_fail(NULL, err, errlen, "read");
+            return fr_pg_fail(NULL, err, "read");
         s->cap_rows = cap;
     }
     s_rowoff_t *row = &s->off[s->nrows];
@@ -738,14 +731,14 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, char *err, size_t errlen
                                        : (row->hdr_first = s->nhdr, 0);
     if (hrc != 0 || row->agg_type == SIZE_MAX || row->agg_id == SIZE_MAX ||
         row->event == SIZE_MAX || row->payload == SIZE_MAX)
-        return fr_pg_fail(NULL, err, errlen, "read");
+        return fr_pg_fail(NULL, err, "read");
     s->nrows++;
-    return 0;
+    return FERRY_OK;
 }
 
 /* One CopyData message of the stream. */
-static int
-s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, char *err, size_t errlen)
+static fy_status_t
+s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, fy_err_t *err)
 {
     s_cur_t c = {m, len, false};
     unsigned kind = s_u8(&c);
@@ -758,8 +751,8 @@ s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, char 
         if (wal_end > s->received)
             s->received = wal_end;
         if (!s->in_txn && s_ckpt_add(s, wal_end, s->stream_pos, 0) != 0)
-            return fr_pg_fail(NULL, err, errlen, "read");
-        return reply ? s_status(s, false, err, errlen) : 0;
+            return fr_pg_fail(NULL, err, "read");
+        return reply ? s_status(s, false, err) : 0;
     }
     if (kind != 'w')
         goto bad;
@@ -785,28 +778,26 @@ s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, char 
         s->in_txn = false;
         /* Rows of the transaction are all at or before stream_pos. */
         if (s_ckpt_add(s, end, s->stream_pos, s->txn_ms) != 0)
-            return fr_pg_fail(NULL, err, errlen, "read");
+            return fr_pg_fail(NULL, err, "read");
         break;
     }
     case 'R':
-        return s_on_relation(s, &c, err, errlen);
+        return s_on_relation(s, &c, err);
     case 'I':
-        return s_on_insert(s, &c, after, err, errlen);
+        return s_on_insert(s, &c, after, err);
     default: /* Type, Origin, Update, Delete, Truncate, Message: not ours */
         break;
     }
     if (c.bad)
         goto bad;
-    return 0;
+    return FERRY_OK;
 bad:
-    snprintf(err, errlen, "postgresql: malformed replication message (type %u, %zu bytes)", kind,
+    return fy_err_set(err, FERRY_EIO, "postgresql: malformed replication message (type %u, %zu bytes)", kind,
              len);
-    return -1;
 }
 
-static int
-s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, char *err,
-       size_t errlen)
+static fy_status_t
+s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
 {
     *n = 0;
     s->nrows = s->nhdr = s->arena_len = 0;
@@ -816,8 +807,8 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
      * rather than answer "nothing" - a re-read must find its row. */
     long long wait_until = 0;
     if (!s->repl || fr_pos_cmp(after, s->stream_pos) < 0) {
-        if (s_stream_start(s, err, errlen) != 0)
-            return -1;
+        if (s_stream_start(s, err) != 0)
+            return FERRY_EIO;
         wait_until = fy_mono_ms() + S_REREAD_WAIT_MS;
     }
     bool consumed = false;
@@ -840,19 +831,19 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
             break;
         if (len < 0)
             goto lost;
-        int rc = s_on_message(s, (const uint8_t *)buf, (size_t)len, after, err, errlen);
+        int rc = s_on_message(s, (const uint8_t *)buf, (size_t)len, after, err);
         PQfreemem(buf);
         if (rc != 0) {
             s_stream_close(s);
-            return -1;
+            return FERRY_EIO;
         }
     }
     s_ckpt_pop(s);
     bool idle = s->nrows == 0 && !s->in_txn && s->ck_count == 0;
     if ((s->flushed != s->told || fy_mono_ms() - s->status_at >= S_STATUS_MS) &&
-        s_status(s, idle, err, errlen) != 0) {
+        s_status(s, idle, err) != 0) {
         s_stream_close(s);
-        return -1;
+        return FERRY_EIO;
     }
     for (size_t i = 0; i < s->nrows; i++) {
         const s_rowoff_t *o = &s->off[i];
@@ -872,38 +863,37 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
         s->rows[i].headers = s->hdr ? s->hdr + s->off[i].hdr_first : NULL;
     *rows = s->rows;
     *n = s->nrows;
-    return 0;
+    return FERRY_OK;
 lost:;
     /* The reason is in the result that ends the copy, if any. */
     PGresult *r = PQgetResult(s->repl);
     const char *why = r ? PQresultErrorMessage(r) : "";
-    fr_pg_fail_msg(why && *why ? why : PQerrorMessage(s->repl), err, errlen, "replication stream");
+    fr_pg_fail_msg(why && *why ? why : PQerrorMessage(s->repl), err, "replication stream");
     PQclear(r);
     s_stream_close(s);
-    return -1;
+    return FERRY_EIO;
 }
 
 /* The slot moves on the next status update, once whole transactions are
  * confirmed. The server keeps it in memory and writes it at its next
  * checkpoint: a relay restart resumes from it, a server crash from the
  * checkpoint before (what comes twice is deduplicated by the broker). */
-static int
-s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
+static fy_status_t
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 {
     (void)delete_rows; /* refused at open */
     if (fr_pos_cmp(at, s->acked) > 0)
         s->acked = at;
     s_ckpt_pop(s);
-    if (s->repl && s->flushed != s->told && s_status(s, false, err, errlen) != 0) {
+    if (s->repl && s->flushed != s->told && s_status(s, false, err) != 0) {
         s_stream_close(s);
-        return -1;
+        return FERRY_EIO;
     }
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
-       size_t errlen)
+static fy_status_t
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
 {
     (void)after;
     *head = 0;
@@ -911,8 +901,8 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
     char sql[200], val[32];
     bool found;
     snprintf(sql, sizeof sql, "SELECT COALESCE(MAX(id), 0) FROM %s", s->table);
-    if (s_query1(s, sql, 0, NULL, val, sizeof val, &found, err, errlen) != 0)
-        return -1;
+    if (s_query1(s, sql, 0, NULL, val, sizeof val, &found, err) != 0)
+        return FERRY_EIO;
     *head = strtoull(val, NULL, 10);
     /* Oldest transaction read and not yet confirmed whole. */
     for (size_t i = 0; i < s->ck_count; i++)
@@ -920,7 +910,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
             *oldest_ms = s->ck[(s->ck_head + i) % s->ck_cap].commit_ms;
             break;
         }
-    return 0;
+    return FERRY_OK;
 }
 
 const fr_source_ops_t fr_pglog_source = {"pg-logical", s_open, s_position, s_read,

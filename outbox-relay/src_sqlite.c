@@ -23,11 +23,10 @@ struct fr_source {
     bool oom; /* the text arena could not grow during this read */
 };
 
-static int
-s_fail(sqlite3 *db, char *err, size_t errlen, const char *what)
+static fy_status_t
+s_fail(sqlite3 *db, fy_err_t *err, const char *what)
 {
-    snprintf(err, errlen, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
-    return -1;
+    return fy_err_set(err, FERRY_EIO, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
 }
 
 static void
@@ -59,23 +58,22 @@ s_ident_ok(const char *t)
     return true;
 }
 
-static int
-s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
+static fy_status_t
+s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
     const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
     if (!s_ident_ok(table)) {
-        snprintf(err, errlen, "table name '%s' is not a plain identifier", table ? table : "");
-        return -1;
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain identifier", table ? table : "");
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
-        return s_fail(NULL, err, errlen, "open");
+        return s_fail(NULL, err, "open");
     snprintf(s->name, sizeof s->name, "%s", name);
     if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        s_fail(s->db, err, errlen, location);
+        s_fail(s->db, err, location);
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     sqlite3_busy_timeout(s->db, 10000);
     char sql[512];
@@ -86,10 +84,10 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
                      "CREATE TABLE IF NOT EXISTS ferry_relay_position ("
                      " source TEXT PRIMARY KEY, last_id INTEGER NOT NULL)",
                      NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "sqlite: %s", msg ? msg : "cannot prepare the position table");
+        fy_err_set(err, FERRY_EIO, "sqlite: %s", msg ? msg : "cannot prepare the position table");
         sqlite3_free(msg);
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     struct {
         sqlite3_stmt **st;
@@ -109,17 +107,17 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
         snprintf(sql, sizeof sql, stmts[i].fmt, table);
         if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) !=
             SQLITE_OK) {
-            s_fail(s->db, err, errlen, "the outbox table (see outbox-relay/sql/sqlite.sql)");
+            s_fail(s->db, err, "the outbox table (see outbox-relay/sql/sqlite.sql)");
             s_close(&s);
-            return -1;
+            return FERRY_EIO;
         }
     }
     *out = s;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
+static fy_status_t
+s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
 {
     *pos = (fr_pos_t){0, 0};
     sqlite3_reset(s->pos_get);
@@ -128,7 +126,7 @@ s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
     if (rc == SQLITE_ROW)
         pos->id = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
     sqlite3_reset(s->pos_get);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, errlen, "position");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, "position");
 }
 
 /* Copies a string into the text arena; returns its offset (+1), 0 if NULL. */
@@ -161,15 +159,14 @@ s_keep(fr_source_t *s, const void *p, size_t len, bool nul)
 /* Offsets are fixed up into pointers once the arena stops moving. */
 #define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off)-1 : NULL)
 
-static int
-s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, char *err,
-       size_t errlen)
+static fy_status_t
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
 {
     *n = 0;
     if (max > s->cap_rows) {
         fr_row_t *r = realloc(s->rows, max * sizeof *r);
         if (!r)
-            return s_fail(NULL, err, errlen, "read");
+            return s_fail(NULL, err, "read");
         s->rows = r;
         s->cap_rows = max;
     }
@@ -207,7 +204,7 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
                     size_t cap = s->cap_hdr ? s->cap_hdr * 2 : 1024;
                     ferry_header_t *h = realloc(s->hdr, cap * sizeof *h);
                     if (!h)
-                        return s_fail(NULL, err, errlen, "read");
+                        return s_fail(NULL, err, "read");
                     s->hdr = h;
                     s->cap_hdr = cap;
                 }
@@ -227,9 +224,9 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
     }
     sqlite3_reset(s->select);
     if (rc != SQLITE_DONE)
-        return s_fail(s->db, err, errlen, "read");
+        return s_fail(s->db, err, "read");
     if (s->oom)
-        return s_fail(NULL, err, errlen, "read");
+        return s_fail(NULL, err, "read");
     for (size_t i = 0; i < *n; i++) {
         fr_row_t *r = &s->rows[i];
         r->aggregate_type = S_PTR(s, offs[i][0]);
@@ -239,8 +236,7 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         r->headers = s->hdr + hoff[i][0];
         r->header_count = hoff[i][1];
         if (!r->aggregate_type || !r->aggregate_id || !r->event_type) {
-            snprintf(err, errlen, "row %llu has a NULL column", (unsigned long long)r->id);
-            return -1;
+            return fy_err_set(err, FERRY_EIO, "row %llu has a NULL column", (unsigned long long)r->id);
         }
     }
     for (size_t j = 0; j < s->nhdr; j++) {
@@ -248,14 +244,14 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         s->hdr[j].value = S_PTR(s, (size_t)(uintptr_t)s->hdr[j].value);
     }
     *rows = s->rows;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
+static fy_status_t
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return s_fail(s->db, err, errlen, "begin");
+        return s_fail(s->db, err, "begin");
     sqlite3_reset(s->pos_set);
     sqlite3_bind_text(s->pos_set, 1, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->pos_set, 2, (sqlite3_int64)at.id);
@@ -268,18 +264,17 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errle
         sqlite3_reset(s->del);
     }
     if (rc != SQLITE_DONE) {
-        s_fail(s->db, err, errlen, "record the position");
+        s_fail(s->db, err, "record the position");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
+        return FERRY_EIO;
     }
     return sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
                ? 0
-               : s_fail(s->db, err, errlen, "commit the position");
+               : s_fail(s->db, err, "commit the position");
 }
 
-static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char *err,
-       size_t errlen)
+static fy_status_t
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
 {
     *head = 0;
     *oldest_ms = 0;
@@ -289,13 +284,13 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, char
         *head = (uint64_t)sqlite3_column_int64(s->head, 0);
     sqlite3_reset(s->head);
     if (rc != SQLITE_ROW)
-        return s_fail(s->db, err, errlen, "head");
+        return s_fail(s->db, err, "head");
     sqlite3_reset(s->oldest);
     sqlite3_bind_int64(s->oldest, 1, (sqlite3_int64)after.id);
     if (sqlite3_step(s->oldest) == SQLITE_ROW)
         *oldest_ms = (uint64_t)sqlite3_column_int64(s->oldest, 0);
     sqlite3_reset(s->oldest);
-    return 0;
+    return FERRY_OK;
 }
 
 const fr_source_ops_t fr_sqlite_source = {"sqlite",  s_open, s_position, s_read,

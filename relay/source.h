@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ferry.h"
+#include "status.h"
 
 /** Where a row stands in the source's reading order: (hi, id), compared in
  *  that order. hi is 0 for sources that read in id order; the PostgreSQL
@@ -55,19 +56,22 @@ typedef struct fr_source_args {
 
 typedef struct fr_source_ops {
     const char *kind; /* "sqlite", "lmdb", ... */
-    /** Opens the source. @return 0, or -1 with a sentence in err. */
-    int (*open)(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen);
+    /* Every call returns FERRY_OK, or a status with a sentence in @p err
+     * (FERRY_EINVAL: the settings cannot work; FERRY_EIO: the store failed,
+     * a later call may succeed). */
+    /** Opens the source. */
+    fy_status_t (*open)(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err);
     /** The last position recorded as published ({0, 0}: none). */
-    int (*position)(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen);
+    fy_status_t (*position)(fr_source_t *s, fr_pos_t *pos, fy_err_t *err);
     /** Up to @p max rows after @p after, in reading order. */
-    int (*read)(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t *n,
-                char *err, size_t errlen);
+    fy_status_t (*read)(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows,
+                        size_t *n, fy_err_t *err);
     /** Records @p pos durably; with @p delete, removes the rows up to it too. */
-    int (*advance)(fr_source_t *s, fr_pos_t pos, bool delete_rows, char *err, size_t errlen);
+    fy_status_t (*advance)(fr_source_t *s, fr_pos_t pos, bool delete_rows, fy_err_t *err);
     /** The highest id in the table (for lag), 0 when empty, and the creation
      *  time of the first row after @p after. */
-    int (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms, fr_pos_t after,
-                char *err, size_t errlen);
+    fy_status_t (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms,
+                        fr_pos_t after, fy_err_t *err);
     void (*close)(fr_source_t **s);
 } fr_source_ops_t;
 

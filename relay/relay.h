@@ -14,9 +14,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ferry.h"
 #include "source.h"
 
 typedef enum fr_poison { FR_POISON_DLQ, FR_POISON_STOP } fr_poison_t;
+
+/* The defaults of every relay, ferry-relay's and the in-process one's,
+ * written once (docs/outbox.md lists them). */
+#define FR_DEFAULT_TABLE          "outbox"
+#define FR_DEFAULT_TOPIC_TEMPLATE "{aggregate_type}"
+#define FR_DEFAULT_DLQ_TOPIC      "ferry-relay.dlq"
+#define FR_DEFAULT_POLL_MS        20
+#define FR_DEFAULT_BATCH          1000
+#define FR_DEFAULT_DEDUPE_MS      86400000ull /* a day */
+#define FR_DEFAULT_STATS_MS       10000
+
+/** The broker a relay talks to when told nothing: $FERRY_SERVER, else
+ *  the protocol's default endpoint. Borrowed from the environment. */
+const char *fr_default_broker(void);
 
 typedef struct fr_config {
     const char *broker;         /* ferryd endpoint */
@@ -36,9 +51,12 @@ typedef struct fr_config {
     int stats_ms;               /* how often to log stats */
     void *env;                  /* lmdb: the service's own MDB_env (in-process relay) */
     /* Where log lines go (one logfmt line, no newline); NULL: stderr. */
-    void (*log)(void *user, const char *level, const char *line);
+    ferry_log_fn log;
     void *log_user;
 } fr_config_t;
+
+/** @p cfg with every default above (strings point to static text). */
+void fr_config_init(fr_config_t *cfg);
 
 /** Runs until *stop is set (then finishes the batch in flight) or a fatal
  *  error. @return 0 after a stop, 1 on a fatal error (logged). */

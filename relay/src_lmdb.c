@@ -29,11 +29,10 @@ struct fr_source {
     size_t cap_rows, cap_hdr, cap_copy;
 };
 
-static int
-s_fail(int rc, char *err, size_t errlen, const char *what)
+static fy_status_t
+s_fail(int rc, fy_err_t *err, const char *what)
 {
-    snprintf(err, errlen, "lmdb: %s: %s", what, mdb_strerror(rc));
-    return -1;
+    return fy_err_set(err, FERRY_EIO, "lmdb: %s: %s", what, mdb_strerror(rc));
 }
 
 static void
@@ -73,16 +72,15 @@ s_events(fr_source_t *s, MDB_txn *txn)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int
-s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
+static fy_status_t
+s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
     const char *location = a->location, *table = a->table, *name = a->name;
     (void)table; /* the database name is fixed: FERRY_OUTBOX_DB */
     *out = NULL;
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return fy_err_set(err, FERRY_EIO, "out of memory");
     }
     snprintf(s->name, sizeof s->name, "%s", name);
     int rc = 0;
@@ -98,36 +96,36 @@ s_open(const fr_source_args_t *a, fr_source_t **out, char *err, size_t errlen)
             rc = mdb_env_open(s->env, location, MDB_NOTLS, 0644);
     }
     if (rc) {
-        s_fail(rc, err, errlen, location);
+        s_fail(rc, err, location);
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     MDB_txn *txn;
     if ((rc = s_begin(s, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, FERRY_OUTBOX_POS_DB, MDB_CREATE, &s->pos)) ||
         (rc = s_events(s, txn)) || (rc = mdb_txn_commit(txn))) {
-        s_fail(rc, err, errlen, "the outbox databases (maxdbs of the environment too small?)");
+        s_fail(rc, err, "the outbox databases (maxdbs of the environment too small?)");
         s_close(&s);
-        return -1;
+        return FERRY_EIO;
     }
     *out = s;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_position(fr_source_t *s, fr_pos_t *pos, char *err, size_t errlen)
+static fy_status_t
+s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
 {
     *pos = (fr_pos_t){0, 0};
     MDB_txn *txn;
     int rc = s_begin(s, MDB_RDONLY, &txn);
     if (rc)
-        return s_fail(rc, err, errlen, "position");
+        return s_fail(rc, err, "position");
     MDB_val k = {strlen(s->name), s->name}, v;
     rc = mdb_get(txn, s->pos, &k, &v);
     if (rc == 0 && v.mv_size == 8)
         pos->id = fy_be64_get(v.mv_data);
     mdb_txn_abort(txn);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_fail(rc, err, errlen, "position");
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_fail(rc, err, "position");
 }
 
 /* Copies `src` (a value of `size` bytes) to `dst` with a NUL after each
@@ -170,24 +168,23 @@ s_terminate(const uint8_t *src, size_t size, uint8_t *dst)
     return out + (size - in);
 }
 
-static int
-s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, char *err,
-       size_t errlen)
+static fy_status_t
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
 {
     *n = 0;
     MDB_txn *txn;
     int rc = s_begin(s, MDB_RDONLY, &txn);
     if (rc)
-        return s_fail(rc, err, errlen, "read");
+        return s_fail(rc, err, "read");
     if ((rc = s_events(s, txn)) || !s->have_events) {
         mdb_txn_abort(txn);
-        return rc ? s_fail(rc, err, errlen, "read") : 0;
+        return rc ? s_fail(rc, err, "read") : 0;
     }
     if (max > s->cap_rows) {
         fr_row_t *r = realloc(s->rows, max * sizeof *r);
         if (!r) {
             mdb_txn_abort(txn);
-            return s_fail(ENOMEM, err, errlen, "read");
+            return s_fail(ENOMEM, err, "read");
         }
         s->rows = r;
         s->cap_rows = max;
@@ -196,7 +193,7 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, s->events, &cur))) {
         mdb_txn_abort(txn);
-        return s_fail(rc, err, errlen, "read");
+        return s_fail(rc, err, "read");
     }
     uint8_t key[8];
     fy_be64_put(key, after_pos.id + 1);
@@ -223,11 +220,11 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         }
         size_t sz = s_terminate(v.mv_data, v.mv_size, s->copy + used);
         if (!sz) {
-            snprintf(err, errlen, "lmdb: outbox record %llu is malformed",
+            fy_err_set(err, FERRY_EIO, "lmdb: outbox record %llu is malformed",
                      (unsigned long long)fy_be64_get(k.mv_data));
             mdb_cursor_close(cur);
             mdb_txn_abort(txn);
-            return -1;
+            return FERRY_EIO;
         }
         ids[*n] = fy_be64_get(k.mv_data);
         offs[*n] = used;
@@ -240,11 +237,11 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     if (rc && rc != MDB_NOTFOUND)
-        return s_fail(rc, err, errlen, "read");
+        return s_fail(rc, err, "read");
     if (nh_total > s->cap_hdr) {
         ferry_header_t *h = realloc(s->hdr, (nh_total + 1) * sizeof *h);
         if (!h)
-            return s_fail(ENOMEM, err, errlen, "read");
+            return s_fail(ENOMEM, err, "read");
         s->hdr = h;
         s->cap_hdr = nh_total + 1;
     }
@@ -276,22 +273,21 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         r->payload = p + off;
         r->payload_len = lp;
         if (off + lp != sizes[i]) {
-            snprintf(err, errlen, "lmdb: outbox record %llu is malformed",
+            return fy_err_set(err, FERRY_EIO, "lmdb: outbox record %llu is malformed",
                      (unsigned long long)r->id);
-            return -1;
         }
     }
     *rows = s->rows;
-    return 0;
+    return FERRY_OK;
 }
 
-static int
-s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errlen)
+static fy_status_t
+s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 {
     MDB_txn *txn;
     int rc = s_begin(s, 0, &txn);
     if (rc)
-        return s_fail(rc, err, errlen, "begin");
+        return s_fail(rc, err, "begin");
     uint8_t val[8];
     uint64_t pos = at.id;
     fy_be64_put(val, pos);
@@ -320,23 +316,22 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, char *err, size_t errle
     }
     if (rc) {
         mdb_txn_abort(txn);
-        return s_fail(rc, err, errlen, "record the position");
+        return s_fail(rc, err, "record the position");
     }
     /* The environment's own sync settings apply: the default syncs here. */
     rc = mdb_txn_commit(txn);
-    return rc ? s_fail(rc, err, errlen, "commit the position") : 0;
+    return rc ? s_fail(rc, err, "commit the position") : 0;
 }
 
-static int
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, char *err,
-       size_t errlen)
+static fy_status_t
+s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, fy_err_t *err)
 {
     *head = 0;
     *oldest_ms = 0;
     MDB_txn *txn;
     int rc = s_begin(s, MDB_RDONLY, &txn);
     if (rc)
-        return s_fail(rc, err, errlen, "head");
+        return s_fail(rc, err, "head");
     if ((rc = s_events(s, txn)) == 0 && s->have_events) {
         MDB_cursor *cur;
         if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
@@ -352,7 +347,7 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, 
         }
     }
     mdb_txn_abort(txn);
-    return rc ? s_fail(rc, err, errlen, "head") : 0;
+    return rc ? s_fail(rc, err, "head") : 0;
 }
 
 const fr_source_ops_t fr_lmdb_source = {"lmdb",    s_open, s_position, s_read,

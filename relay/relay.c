@@ -4,6 +4,7 @@
 #include "relay.h"
 
 #include "clock.h"
+#include "wire_limits.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -48,15 +49,45 @@ typedef struct {
     long long last_stats;
 } s_relay_t;
 
+const char *
+fr_default_broker(void)
+{
+    const char *env = getenv("FERRY_SERVER");
+    return env && *env ? env : FY_DEFAULT_ENDPOINT;
+}
+
+void
+fr_config_init(fr_config_t *cfg)
+{
+    *cfg = (fr_config_t){.broker = fr_default_broker(),
+                         .table = FR_DEFAULT_TABLE,
+                         .topic_template = FR_DEFAULT_TOPIC_TEMPLATE,
+                         .dlq_topic = FR_DEFAULT_DLQ_TOPIC,
+                         .slot = "",
+                         .publication = "",
+                         .on_poison = FR_POISON_DLQ,
+                         .poll_ms = FR_DEFAULT_POLL_MS,
+                         .batch = FR_DEFAULT_BATCH,
+                         .dedupe_window_ms = FR_DEFAULT_DEDUPE_MS,
+                         .stats_ms = FR_DEFAULT_STATS_MS};
+}
+
+static const char *
+s_level_name(ferry_log_level_t level)
+{
+    return level == FERRY_LOG_ERROR ? "error" : level == FERRY_LOG_WARN ? "warn" : "info";
+}
+
 /* logfmt lines, like ferryd's: to the configured callback, else stderr. */
 static void
-s_log(const fr_config_t *cfg, const char *level, const char *msg, const char *fmt, ...)
+s_log(const fr_config_t *cfg, ferry_log_level_t level, const char *msg, const char *fmt, ...)
 {
     char when[32], line[1024];
     time_t t = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    int n = snprintf(line, sizeof line, "ts=%s level=%s mod=relay msg=\"%s\"", when, level, msg);
+    int n = snprintf(line, sizeof line, "ts=%s level=%s mod=relay msg=\"%s\"", when,
+                     s_level_name(level), msg);
     if (fmt && n > 0 && (size_t)n + 1 < sizeof line) {
         va_list ap;
         va_start(ap, fmt);
@@ -65,7 +96,7 @@ s_log(const fr_config_t *cfg, const char *level, const char *msg, const char *fm
         va_end(ap);
     }
     if (cfg->log)
-        cfg->log(cfg->log_user, level, line);
+        cfg->log(level, line, cfg->log_user);
     else
         fprintf(stderr, "%s\n", line);
 }
@@ -121,7 +152,7 @@ static int
 s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status_t why)
 {
     if (r->cfg->on_poison == FR_POISON_STOP) {
-        s_log(r->cfg, "error", "poison row, stopping (--on-poison stop)",
+        s_log(r->cfg, FERRY_LOG_ERROR, "poison row, stopping (--on-poison stop)",
               "id=%llu topic=%s code=%s", (unsigned long long)row->id, topic, ferry_errname(why));
         return -1;
     }
@@ -149,7 +180,7 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     if (st != FERRY_OK)
         return 1; /* try again later */
     r->dead++;
-    s_log(r->cfg, "warn", "poison row dead-lettered", "id=%llu topic=%s code=%s dlq=%s",
+    s_log(r->cfg, FERRY_LOG_WARN, "poison row dead-lettered", "id=%llu topic=%s code=%s dlq=%s",
           (unsigned long long)row->id, topic, ferry_errname(why), r->cfg->dlq_topic);
     return 0;
 }
@@ -162,12 +193,12 @@ s_stats(s_relay_t *r, bool force)
         return;
     r->last_stats = now;
     uint64_t head = 0, oldest = 0;
-    char err[256];
-    if (r->cfg->ops->head(r->src, &head, &oldest, r->pos, err, sizeof err) != 0)
+    fy_err_t err = {0};
+    if (r->cfg->ops->head(r->src, &head, &oldest, r->pos, &err) != 0)
         return;
     uint64_t wall = fy_wall_ms();
     double lag_s = oldest && wall > oldest ? (double)(wall - oldest) / 1000.0 : 0.0;
-    s_log(r->cfg, "info", "relay stats",
+    s_log(r->cfg, FERRY_LOG_INFO, "relay stats",
           "source=%s position=%llu head=%llu lag_rows=%llu lag_s=%.1f published=%llu "
           "duplicates=%llu dead_lettered=%llu",
           r->cfg->name, (unsigned long long)r->pos.id, (unsigned long long)head,
@@ -196,9 +227,10 @@ s_retire(s_relay_t *r, bool may_reread)
                 return 0;
             const fr_row_t *rows;
             size_t n;
-            char err[256], topic[FERRY_NAME_MAX + 1];
+            fy_err_t err = {0};
+            char topic[FERRY_NAME_MAX + 1];
             fr_pos_t before = {f->hi, f->id - 1};
-            if (r->cfg->ops->read(r->src, before, 1, &rows, &n, err, sizeof err) != 0 || n != 1 ||
+            if (r->cfg->ops->read(r->src, before, 1, &rows, &n, &err) != 0 || n != 1 ||
                 rows[0].id != f->id) {
                 r->trouble = true;
                 return 0;
@@ -233,9 +265,9 @@ s_record(s_relay_t *r, bool now)
     if (fr_pos_cmp(r->done_pos, r->pos) <= 0 ||
         (!now && r->retired < 10000 && t - r->recorded_at < 50))
         return 0;
-    char err[256];
-    if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, err, sizeof err) != 0) {
-        s_log(r->cfg, "warn", "cannot record the position", "detail=\"%s\"", err);
+    fy_err_t err = {0};
+    if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, &err) != 0) {
+        s_log(r->cfg, FERRY_LOG_WARN, "cannot record the position", "code=%s detail=\"%s\"", ferry_errname(err.code), err.msg);
         return 1; /* the rows go again, as duplicates */
     }
     r->pos = r->done_pos;
@@ -314,7 +346,7 @@ static int
 s_turn(s_relay_t *r)
 {
     const fr_config_t *cfg = r->cfg;
-    char err[256];
+    fy_err_t err = {0};
     if (r->trouble) {
         /* Every sent row must have its answer before the ring is reused:
          * libferry resends what a lost connection left unconfirmed. */
@@ -333,8 +365,8 @@ s_turn(s_relay_t *r)
     }
     const fr_row_t *rows;
     size_t n;
-    if (cfg->ops->read(r->src, r->sent_pos, cfg->batch, &rows, &n, err, sizeof err) != 0) {
-        s_log(r->cfg, "warn", "cannot read the outbox", "detail=\"%s\"", err);
+    if (cfg->ops->read(r->src, r->sent_pos, cfg->batch, &rows, &n, &err) != 0) {
+        s_log(r->cfg, FERRY_LOG_WARN, "cannot read the outbox", "code=%s detail=\"%s\"", ferry_errname(err.code), err.msg);
         return 1;
     }
     for (size_t i = 0; i < n && !r->trouble; i++)
@@ -356,7 +388,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     if (!r)
         return 1;
     r->cfg = cfg;
-    char err[256];
+    fy_err_t err = {0};
     int rc = 1;
     fr_source_args_t args = {.location = cfg->location,
                              .table = cfg->table,
@@ -365,10 +397,11 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
                              .publication = cfg->publication,
                              .delete_rows = cfg->delete_published,
                              .env = cfg->env};
-    if (cfg->ops->open(&args, &r->src, err, sizeof err) != 0 ||
-        cfg->ops->position(r->src, &r->pos, err, sizeof err) != 0) {
-        s_log(r->cfg, "error", "cannot open the source", "source=%s location=%s detail=\"%s\"",
-              cfg->ops->kind, cfg->location, err);
+    if (cfg->ops->open(&args, &r->src, &err) != 0 ||
+        cfg->ops->position(r->src, &r->pos, &err) != 0) {
+        s_log(r->cfg, FERRY_LOG_ERROR, "cannot open the source",
+              "source=%s location=%s code=%s detail=\"%s\"", cfg->ops->kind, cfg->location,
+              ferry_errname(err.code), err.msg);
         goto out;
     }
     ferry_options_t *o = ferry_options_new();
@@ -376,7 +409,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     snprintf(cname, sizeof cname, "ferry-relay:%s", cfg->name);
     if (!o || ferry_options_set_server(o, cfg->broker) || ferry_options_set_name(o, cname) ||
         ferry_options_set_timeout_ms(o, 10000)) {
-        s_log(r->cfg, "error", "invalid broker endpoint", "broker=%s", cfg->broker);
+        s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s", cfg->broker);
         ferry_options_destroy(&o);
         goto out;
     }
@@ -385,11 +418,11 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     ferry_status_t st;
     while (!atomic_load(stop) && (st = ferry_client_new(o, &r->c)) != FERRY_OK) {
         if (st == FERRY_EINVAL) {
-            s_log(r->cfg, "error", "invalid broker endpoint", "broker=%s", cfg->broker);
+            s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s", cfg->broker);
             ferry_options_destroy(&o);
             goto out;
         }
-        s_log(r->cfg, "warn", "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
+        s_log(r->cfg, FERRY_LOG_WARN, "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
               backoff);
         fy_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -399,7 +432,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
         rc = 0;
         goto out;
     }
-    s_log(r->cfg, "info", "relay started",
+    s_log(r->cfg, FERRY_LOG_INFO, "relay started",
           "source=%s location=%s name=%s position=%llu broker=%s pid=%d", cfg->ops->kind,
           cfg->location, cfg->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
@@ -429,7 +462,7 @@ out:
     }
     ferry_client_destroy(&r->c);
     if (rc == 0)
-        s_log(r->cfg, "info", "relay stopped", "source=%s", cfg->name);
+        s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s", cfg->name);
     free(r);
     return rc;
 }

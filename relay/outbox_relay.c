@@ -1,7 +1,7 @@
 /*
- * outbox_relay.c - ferry-relay's loop as a thread of the service
- * (ferry_outbox.h): outbox-relay/relay.c with the LMDB source
- * (outbox-relay/src_lmdb.c) on the service's own environment handle.
+ * outbox_relay.c - the relay loop as a thread of the service
+ * (ferry_outbox.h): relay.c with the LMDB source (src_lmdb.c) on the
+ * service's own environment handle, and ferry-relay's defaults (relay.h).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,9 +27,9 @@ struct ferry_outbox_relay {
 
 /* Like the rest of libferry, silent unless given a log callback. */
 static void
-s_quiet(void *user, const char *level, const char *line)
+s_quiet(ferry_log_level_t level, const char *line, void *user)
 {
-    (void)user, (void)level, (void)line;
+    (void)level, (void)line, (void)user;
 }
 
 static void *
@@ -62,12 +62,10 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
     ferry_outbox_relay_t *r = calloc(1, sizeof *r);
     if (!r)
         return FERRY_ENOMEM;
-    const char *env_server = getenv("FERRY_SERVER");
-    if (s_copy(r->broker, sizeof r->broker, cfg->broker,
-               env_server ? env_server : "tcp://127.0.0.1:5555") ||
+    if (s_copy(r->broker, sizeof r->broker, cfg->broker, fr_default_broker()) ||
         s_copy(r->name, sizeof r->name, cfg->name, "lmdb") ||
-        s_copy(r->tmpl, sizeof r->tmpl, cfg->topic_template, "{aggregate_type}") ||
-        s_copy(r->dlq, sizeof r->dlq, cfg->dlq_topic, "ferry-relay.dlq") || cfg->poll_ms < 0 ||
+        s_copy(r->tmpl, sizeof r->tmpl, cfg->topic_template, FR_DEFAULT_TOPIC_TEMPLATE) ||
+        s_copy(r->dlq, sizeof r->dlq, cfg->dlq_topic, FR_DEFAULT_DLQ_TOPIC) || cfg->poll_ms < 0 ||
         cfg->stats_ms < 0) {
         free(r);
         return FERRY_EINVAL;
@@ -76,32 +74,39 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
     mdb_env_get_path(env, &path);
     snprintf(r->location, sizeof r->location, "%s (in-process)", path ? path : "?");
     r->env = env;
-    r->cfg =
-        (fr_config_t){.broker = r->broker,
-                      .ops = &fr_lmdb_source,
-                      .location = r->location,
-                      .table = FERRY_OUTBOX_DB,
-                      .name = r->name,
-                      .slot = "",
-                      .publication = "",
-                      .topic_template = r->tmpl,
-                      .delete_published = cfg->delete_published,
-                      .on_poison = cfg->stop_on_poison ? FR_POISON_STOP : FR_POISON_DLQ,
-                      .dlq_topic = r->dlq,
-                      .poll_ms = cfg->poll_ms ? cfg->poll_ms : 20,
-                      .batch = 1000,
-                      .dedupe_window_ms = cfg->dedupe_window_ms ? cfg->dedupe_window_ms : 86400000,
-                      .stats_ms = cfg->stats_ms ? cfg->stats_ms : 10000,
-                      .env = env,
-                      .log = cfg->log ? cfg->log : s_quiet,
-                      .log_user = cfg->log_user};
+    fr_config_init(&r->cfg);
+    r->cfg.broker = r->broker;
+    r->cfg.ops = &fr_lmdb_source;
+    r->cfg.location = r->location;
+    r->cfg.table = FERRY_OUTBOX_DB;
+    r->cfg.name = r->name;
+    r->cfg.topic_template = r->tmpl;
+    r->cfg.delete_published = cfg->delete_published;
+    r->cfg.on_poison = cfg->stop_on_poison ? FR_POISON_STOP : FR_POISON_DLQ;
+    r->cfg.dlq_topic = r->dlq;
+    if (cfg->poll_ms)
+        r->cfg.poll_ms = cfg->poll_ms;
+    if (cfg->dedupe_window_ms)
+        r->cfg.dedupe_window_ms = cfg->dedupe_window_ms;
+    if (cfg->stats_ms)
+        r->cfg.stats_ms = cfg->stats_ms;
+    r->cfg.env = env;
+    r->cfg.log = cfg->log ? cfg->log : s_quiet;
+    r->cfg.log_user = cfg->log_user;
     /* Opening the source here reports a misfit environment to the caller. */
     fr_source_args_t args = {.location = r->location, .name = r->name, .env = env};
     fr_source_t *probe = NULL;
-    char err[256];
-    if (fr_lmdb_source.open(&args, &probe, err, sizeof err) != 0) {
+    fy_err_t err = {0};
+    ferry_status_t st = fr_lmdb_source.open(&args, &probe, &err);
+    if (st != FERRY_OK) {
+        /* The caller learns why through its log callback, with the code. */
+        char line[300];
+        snprintf(line, sizeof line,
+                 "level=error mod=relay msg=\"cannot open the outbox\" code=%s detail=\"%s\"",
+                 ferry_errname(st), err.msg);
+        r->cfg.log(FERRY_LOG_ERROR, line, r->cfg.log_user);
         free(r);
-        return FERRY_EIO;
+        return st;
     }
     fr_lmdb_source.close(&probe);
     atomic_store(&r->running, 1);

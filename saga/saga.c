@@ -700,7 +700,7 @@ ferry_saga_orchestrator_new(MDB_env *env, const ferry_saga_def_t *defs, size_t d
                                           .dedupe_window_ms = S_DEDUPE_MS,
                                           .poll_ms = 5,
                                           .log = cfg->log,
-                                          .log_user = cfg->user};
+                                          .log_user = cfg->log_user};
     if (st == FERRY_OK)
         st = ferry_outbox_relay_start(env, &rc_cfg, &o->relay);
     if (st != FERRY_OK) {

@@ -54,8 +54,10 @@ CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c
 # in-process relay. In libferry; ferry-relay links it from there.
 RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
 SAGA_SRC   := saga/saga.c saga/saga_participant.c saga/inbox.c
-BROKER_SRC := broker/log.c broker/store.c broker/subs.c broker/consumers.c broker/broker.c \
-              broker/options.c broker/metrics.c
+STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
+              broker/store_dedupe.c broker/store_retention.c broker/subs.c
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/broker.c broker/broker_reply.c \
+              broker/broker_deliver.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
@@ -169,7 +171,7 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 UNIT_INC = $(INC_broker) $(INC_client) $(INC_relay) $(INC_saga) $(INC_outbox-relay) -Itests/lib
 INC_unit = $(UNIT_INC)
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
-$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIXTURE_SRC) broker/store.c broker/subs.c broker/log.c)
+$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIXTURE_SRC) $(STORE_SRC) broker/log.c)
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)

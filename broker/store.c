@@ -9,16 +9,6 @@
 #include "store.h"
 #include "store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <lmdb.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 /* Translates an LMDB result at the boundary; MDB_MAP_FULL spoils the txn. */
 fy_status_t
 fy_storei_mdb(fy_store_t *self, int rc, const char *what)
@@ -55,8 +45,8 @@ s_topic_encode(const fy_topic_rec_t *t, uint8_t *rec)
     fy_be64_put(rec + 80, t->max_age_ms);
 }
 
-static bool
-s_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
+bool
+fy_storei_topic_decode(const MDB_val *v, fy_topic_rec_t *t)
 {
     const uint8_t *rec = v->mv_data;
     if (v->mv_size < S_TOPIC_REC_V1 || rec[0] != 1)
@@ -99,48 +89,37 @@ s_topic_info(const fy_topic_rec_t *t, fy_topic_info_t *info)
     info->interest = t->interest;
 }
 
+static bool
+s_topic_match(const void *rec, const void *key)
+{
+    const fy_topic_rec_t *t = rec;
+    const fy_bytes_t *name = key;
+    return t->name_len == name->len && memcmp(t->name, name->ptr, name->len) == 0;
+}
+
 /* Finds a topic in the batch cache or loads it. *out NULL: no such topic. */
 fy_status_t
 fy_storei_topic_get(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out)
 {
-    *out = NULL;
-    if (self->cache_last < self->cache_len) {
-        fy_topic_rec_t *t = &self->cache[self->cache_last];
-        if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
-            *out = t;
-            return FERRY_OK;
-        }
-    }
-    for (size_t i = 0; i < self->cache_len; i++) {
-        fy_topic_rec_t *t = &self->cache[i];
-        if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0) {
-            self->cache_last = i;
-            *out = t;
-            return FERRY_OK;
-        }
-    }
+    *out = fy_reccache_find(&self->topics_cache, s_topic_match, &name);
+    if (*out)
+        return FERRY_OK;
     MDB_val k = {name.len, (void *)name.ptr}, v;
     int rc = mdb_get(self->txn, self->topics, &k, &v);
     if (rc == MDB_NOTFOUND)
         return FERRY_OK;
     if (rc)
         return fy_storei_mdb(self, rc, "get topic");
-    if (self->cache_len == self->cache_cap) {
-        size_t cap = self->cache_cap ? self->cache_cap * 2 : 16;
-        fy_topic_rec_t *c = realloc(self->cache, cap * sizeof *c);
-        if (!c)
-            return FERRY_ENOMEM;
-        self->cache = c;
-        self->cache_cap = cap;
-    }
-    fy_topic_rec_t *t = &self->cache[self->cache_len];
-    if (!s_topic_decode(&v, t)) {
+    fy_topic_rec_t *t = fy_reccache_slot(&self->topics_cache);
+    if (!t)
+        return FERRY_ENOMEM;
+    if (!fy_storei_topic_decode(&v, t)) {
         fy_log(self->log, FY_LOG_ERROR, "store", "corrupt topic record", NULL);
         return FERRY_EIO;
     }
     memcpy(t->name, name.ptr, name.len);
     t->name_len = name.len;
-    self->cache_last = self->cache_len++;
+    fy_reccache_push(&self->topics_cache);
     *out = t;
     return FERRY_OK;
 }
@@ -152,29 +131,27 @@ fy_storei_topic_need(fy_store_t *self, fy_bytes_t name, fy_topic_rec_t **out)
     return st ? st : *out ? FERRY_OK : FERRY_ENOTFOUND;
 }
 
+size_t
+fy_storei_topic_kv(const void *rec, MDB_val *key, uint8_t *buf)
+{
+    const fy_topic_rec_t *t = rec;
+    s_topic_encode(t, buf);
+    *key = (MDB_val){t->name_len, (void *)t->name};
+    return S_TOPIC_REC;
+}
+
 static fy_status_t
 s_topic_put(fy_store_t *self, fy_topic_rec_t *t)
 {
-    uint8_t rec[S_TOPIC_REC];
-    s_topic_encode(t, rec);
-    MDB_val k = {t->name_len, t->name}, v = {S_TOPIC_REC, rec};
-    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->topics, &k, &v, 0), "put topic");
-    if (st == FERRY_OK)
-        t->dirty = false;
-    return st;
+    return fy_storei_mdb(self, fy_reccache_put(&self->topics_cache, self->txn, self->topics, t),
+                         "put topic");
 }
 
 static fy_status_t
 s_flush_topics(fy_store_t *self)
 {
-    for (size_t i = 0; i < self->cache_len; i++) {
-        if (self->cache[i].dirty) {
-            fy_status_t st = s_topic_put(self, &self->cache[i]);
-            if (st)
-                return st;
-        }
-    }
-    return FERRY_OK;
+    return fy_storei_mdb(self, fy_reccache_flush(&self->topics_cache, self->txn, self->topics),
+                         "put topic");
 }
 
 fy_status_t
@@ -200,340 +177,6 @@ fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val
     fy_be64_put(buf, val);
     MDB_val k = {strlen(key), (void *)key}, v = {8, buf};
     return fy_storei_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
-}
-
-/* ---- the per-key index --------------------------------------------------
- *
- * keyidx: (topic id, key length, key, key version) -> topic sequence. A key's
- * newest entry holds its version; when that entry's message is removed
- * (retention, a queue's ack) the entry stays as a tombstone (sequence 0) so
- * that the count goes on, and the next append for the key replaces it. Older
- * entries are deleted with their messages. */
-
-static size_t
-s_kidx_key(uint8_t *buf, uint64_t topic_id, fy_bytes_t key, uint64_t ver)
-{
-    fy_be64_put(buf, topic_id);
-    buf[8] = (uint8_t)key.len;
-    memcpy(buf + 9, key.ptr, key.len);
-    fy_be64_put(buf + 9 + key.len, ver);
-    return 17 + key.len;
-}
-
-/* True if index key `k` belongs to the key whose entries start with `prefix`. */
-static bool
-s_kidx_same(const MDB_val *k, const uint8_t *prefix, size_t prefix_len)
-{
-    return k->mv_size == prefix_len + 8 && memcmp(k->mv_data, prefix, prefix_len) == 0;
-}
-
-fy_status_t
-fy_storei_key_head(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t *ver, bool *tomb)
-{
-    uint8_t kb[S_KIDX_KEY_MAX];
-    size_t kl = s_kidx_key(kb, topic_id, key, UINT64_MAX);
-    MDB_val k = {kl, kb}, v;
-    *ver = 0;
-    *tomb = false;
-    /* The first entry past the key's last version, then one back. */
-    int rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_SET_RANGE);
-    if (rc == 0)
-        rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_PREV);
-    else if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_LAST);
-    if (rc == MDB_NOTFOUND)
-        return FERRY_OK;
-    if (rc)
-        return fy_storei_mdb(self, rc, "key head");
-    if (!s_kidx_same(&k, kb, kl - 8))
-        return FERRY_OK;
-    if (v.mv_size != 8)
-        return FERRY_EIO;
-    *ver = fy_be64_get((const uint8_t *)k.mv_data + kl - 8);
-    *tomb = fy_be64_get(v.mv_data) == 0;
-    return FERRY_OK;
-}
-
-/* Gives `key` of `topic_id` its next version, pointing at `seq`. */
-static fy_status_t
-s_kidx_add(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t seq, uint64_t *ver)
-{
-    bool tomb;
-    fy_status_t st = fy_storei_key_head(self, topic_id, key, ver, &tomb);
-    if (st)
-        return st;
-    int rc;
-    if (tomb && (rc = mdb_cursor_del(self->key_cur, 0)))
-        return fy_storei_mdb(self, rc, "delete key tombstone");
-    (*ver)++;
-    uint8_t kb[S_KIDX_KEY_MAX], vb[8];
-    size_t kl = s_kidx_key(kb, topic_id, key, *ver);
-    fy_be64_put(vb, seq);
-    MDB_val k = {kl, kb}, v = {8, vb};
-    return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &v, 0), "put key index");
-}
-
-/* The message of (key, ver) was removed: drop its entry, or make it the
- * key's tombstone if it is the newest. */
-static fy_status_t
-s_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t ver)
-{
-    uint8_t kb[S_KIDX_KEY_MAX];
-    size_t kl = s_kidx_key(kb, topic_id, key, ver);
-    MDB_val k = {kl, kb}, v;
-    int rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_SET);
-    if (rc == MDB_NOTFOUND)
-        return FERRY_OK;
-    if (rc)
-        return fy_storei_mdb(self, rc, "find key entry");
-    rc = mdb_cursor_get(self->key_cur, &k, &v, MDB_NEXT);
-    bool newest = rc == MDB_NOTFOUND || (rc == 0 && !s_kidx_same(&k, kb, kl - 8));
-    if (rc && rc != MDB_NOTFOUND)
-        return fy_storei_mdb(self, rc, "next key entry");
-    k.mv_size = kl;
-    k.mv_data = kb;
-    if (newest) {
-        uint8_t zero[8] = {0};
-        MDB_val z = {8, zero};
-        return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &z, 0), "key tombstone");
-    }
-    return fy_storei_mdb(self, mdb_del(self->txn, self->keyidx, &k, NULL), "delete key entry");
-}
-
-/* Format 1 had no per-key index: build it from the messages, in slices of
- * one transaction each, remembering where it stands so that a crash midway
- * goes on from there. Format 2 is written once the index is whole. */
-static fy_status_t
-s_upgrade_v1(fy_store_t *self, fy_err_t *err)
-{
-    uint64_t done = 0;
-    for (;;) {
-        int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
-        if (rc)
-            return fy_err_set(err, FERRY_EIO, "upgrade: %s", mdb_strerror(rc));
-        MDB_cursor *cur = NULL;
-        uint64_t pos_topic = 0, pos_seq = 0;
-        bool f1, f2, finished = false;
-        fy_status_t st = fy_storei_meta_get(self, self->txn, "upgrade_topic", &pos_topic, &f1);
-        if (st == FERRY_OK)
-            st = fy_storei_meta_get(self, self->txn, "upgrade_seq", &pos_seq, &f2);
-        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->keyidx, &self->key_cur)))
-            st = fy_storei_mdb(self, rc, "cursor open");
-        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->messages, &cur)))
-            st = fy_storei_mdb(self, rc, "cursor open");
-        uint8_t key[16];
-        fy_storei_msg_key(key, pos_topic, pos_seq + 1);
-        MDB_val k = {16, key}, v;
-        rc = st ? 0 : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        for (size_t n = 0; st == FERRY_OK && rc == 0 && n < 50000; n++) {
-            fy_stored_t m;
-            if (!fy_storei_parse_message(&k, &v, &m)) {
-                st = FERRY_EIO;
-                break;
-            }
-            pos_topic = fy_be64_get(k.mv_data);
-            pos_seq = m.seq;
-            uint8_t kcopy[FY_ID_MAX];
-            fy_bytes_t mk = {kcopy, m.key.len};
-            memcpy(kcopy, m.key.ptr, m.key.len);
-            uint64_t ver;
-            if (mk.len && (st = s_kidx_add(self, pos_topic, mk, m.seq, &ver)))
-                break;
-            done++;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (st == FERRY_OK && rc == MDB_NOTFOUND)
-            finished = true;
-        else if (st == FERRY_OK && rc)
-            st = fy_storei_mdb(self, rc, "upgrade scan");
-        if (cur)
-            mdb_cursor_close(cur);
-        if (self->key_cur)
-            mdb_cursor_close(self->key_cur);
-        self->key_cur = NULL;
-        if (st == FERRY_OK && finished) {
-            MDB_val a = {13, "upgrade_topic"}, b = {11, "upgrade_seq"};
-            mdb_del(self->txn, self->meta, &a, NULL);
-            mdb_del(self->txn, self->meta, &b, NULL);
-            st = fy_storei_meta_put(self, self->txn, "format", FY_STORE_FORMAT);
-        } else if (st == FERRY_OK) {
-            if ((st = fy_storei_meta_put(self, self->txn, "upgrade_topic", pos_topic)) == FERRY_OK)
-                st = fy_storei_meta_put(self, self->txn, "upgrade_seq", pos_seq);
-        }
-        if (st) {
-            mdb_txn_abort(self->txn);
-            self->txn = NULL;
-            return fy_err_set(err, st, "upgrade from format 1 failed: %s", fy_status_text(st));
-        }
-        rc = mdb_txn_commit(self->txn);
-        self->txn = NULL;
-        if (rc)
-            return fy_err_set(err, FERRY_EIO, "upgrade commit: %s", mdb_strerror(rc));
-        if (finished) {
-            fy_log(self->log, FY_LOG_INFO, "store", "upgraded storage format",
-                   "from=1 to=%d "
-                   "messages=%llu",
-                   FY_STORE_FORMAT, (unsigned long long)done);
-            return FERRY_OK;
-        }
-    }
-}
-
-static fy_status_t
-s_open_dbs(fy_store_t *self, fy_err_t *err)
-{
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
-    if (rc)
-        return fy_err_set(err, FERRY_EIO, "cannot begin transaction: %s", mdb_strerror(rc));
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } dbs[] = {{"meta", &self->meta},
-               {"topics", &self->topics},
-               {"messages", &self->messages},
-               {"dedupe", &self->dedupe},
-               {"dedupe_exp", &self->dedupe_exp},
-               {"subs", &self->subs},
-               {"deleted", &self->deleted},
-               {"sub_ids", &self->sub_ids},
-               {"acks", &self->acks},
-               {"pend", &self->pend},
-               {"timers", &self->timers},
-               {"due", &self->due},
-               {"keyidx", &self->keyidx}};
-    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
-        if (rc) {
-            mdb_txn_abort(txn);
-            if (rc == MDB_MAP_FULL)
-                return fy_err_set(err, FERRY_ESTORAGE_FULL, "map too small to create the store");
-            return fy_err_set(err, FERRY_EIO, "cannot open database %s: %s", dbs[i].name,
-                              mdb_strerror(rc));
-        }
-    }
-    uint64_t format = 0;
-    bool found;
-    fy_status_t st = fy_storei_meta_get(self, txn, "format", &format, &found);
-    if (st == FERRY_OK && found && format > FY_STORE_FORMAT) {
-        mdb_txn_abort(txn);
-        return fy_err_set(err, FERRY_EFORMAT,
-                          "data directory has storage format %llu; this ferryd reads up to %d "
-                          "(upgrade ferryd)",
-                          (unsigned long long)format, FY_STORE_FORMAT);
-    }
-    if (st == FERRY_OK && !found)
-        st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
-    if (st) {
-        mdb_txn_abort(txn);
-        return fy_err_set(err, st, "cannot initialise the store: %s", fy_status_text(st));
-    }
-    rc = mdb_txn_commit(txn);
-    if (rc)
-        return fy_err_set(err, rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO,
-                          "cannot commit store initialisation: %s", mdb_strerror(rc));
-    self->spoiled = false;
-    if (found && format == 1)
-        return s_upgrade_v1(self, err);
-    return FERRY_OK;
-}
-
-/* Creates `dir` and its missing parents, like mkdir -p. */
-static int
-s_mkdir_p(const char *dir)
-{
-    char path[4096];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        char c = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return -1;
-        path[i] = c;
-    }
-    return 0;
-}
-
-fy_status_t
-fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
-{
-    *out = NULL;
-    fy_store_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
-    self->lock_fd = -1;
-    self->log = opts->log;
-    self->scratch = fy_encoder_new();
-    if (!self->scratch) {
-        free(self);
-        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
-    }
-    self->default_dedupe_ms = opts->dedupe_window_ms;
-    self->map_size = opts->map_size;
-    fy_status_t st;
-    int rc;
-    if (s_mkdir_p(opts->dir) != 0) {
-        st = fy_err_set(err, FERRY_EIO, "cannot create data directory: %s", strerror(errno));
-        goto fail;
-    }
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/ferryd.lock", opts->dir);
-    if (n < 0 || (size_t)n >= sizeof path) {
-        st = fy_err_set(err, FERRY_EINVAL, "data directory path too long");
-        goto fail;
-    }
-    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd < 0) {
-        st = fy_err_set(err, FERRY_EIO, "cannot open lock file: %s", strerror(errno));
-        goto fail;
-    }
-    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        st = fy_err_set(err, FERRY_EIO, "data directory is in use by another ferryd");
-        goto fail;
-    }
-    if ((rc = mdb_env_create(&self->env)) || (rc = mdb_env_set_maxdbs(self->env, 16)) ||
-        (rc = mdb_env_set_mapsize(self->env, (size_t)opts->map_size))) {
-        st = fy_err_set(err, FERRY_EIO, "cannot create LMDB environment: %s", mdb_strerror(rc));
-        goto fail;
-    }
-    /* Default flags: every commit syncs data pages, then the meta page. */
-    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0644);
-    if (rc) {
-        st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
-        goto fail;
-    }
-    if ((st = s_open_dbs(self, err)))
-        goto fail;
-    *out = self;
-    return FERRY_OK;
-fail:
-    fy_store_destroy(&self);
-    return st;
-}
-
-void
-fy_store_destroy(fy_store_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    fy_store_t *self = *self_p;
-    fy_store_abort(self);
-    if (self->env)
-        mdb_env_close(self->env);
-    if (self->lock_fd >= 0)
-        close(self->lock_fd);
-    free(self->cache);
-    free(self->subs_cache);
-    fy_encoder_destroy(&self->scratch);
-    free(self);
-    *self_p = NULL;
 }
 
 /* Bytes of the map in use: the high-water mark less the pages on LMDB's
@@ -581,8 +224,8 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
         fy_store_abort(self);
     self->spoiled = false;
     self->dirty = false;
-    self->cache_len = 0;
-    self->subs_len = 0;
+    fy_reccache_clear(&self->topics_cache);
+    fy_reccache_clear(&self->subs_cache);
     self->map_state = 0;
     self->map_in_use = s_map_in_use(self, s_reserve(self));
     self->now_ms = now_ms;
@@ -618,8 +261,8 @@ fy_store_commit(fy_store_t *self)
     self->msg_cur = self->key_cur = NULL;
     int rc = mdb_txn_commit(self->txn); /* syncs before returning (no MDB_NOSYNC) */
     self->txn = NULL;
-    self->cache_len = 0;
-    self->subs_len = 0;
+    fy_reccache_clear(&self->topics_cache);
+    fy_reccache_clear(&self->subs_cache);
     if (rc == MDB_MAP_FULL)
         return FERRY_ESTORAGE_FULL;
     if (rc) {
@@ -645,8 +288,8 @@ fy_store_abort(fy_store_t *self)
         mdb_txn_abort(self->txn);
         self->txn = NULL;
     }
-    self->cache_len = 0;
-    self->subs_len = 0;
+    fy_reccache_clear(&self->topics_cache);
+    fy_reccache_clear(&self->subs_cache);
 }
 
 bool
@@ -683,8 +326,8 @@ s_room_for(fy_store_t *self, uint64_t bytes)
 }
 
 fy_status_t
-fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind,
-                 const fy_topic_config_t *cfg, fy_topic_info_t *info, bool *created)
+fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind, const fy_topic_config_t *cfg,
+                 fy_topic_info_t *info, bool *created)
 {
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_get(self, name, &t);
@@ -747,9 +390,7 @@ fy_store_delete(fy_store_t *self, fy_bytes_t name)
                             "put deleted")))
         return st;
     /* Forget the cached record so a later declare in this batch starts afresh. */
-    size_t i = (size_t)(t - self->cache);
-    self->cache[i] = self->cache[--self->cache_len];
-    self->cache_last = 0;
+    fy_reccache_remove(&self->topics_cache, t);
     return FERRY_OK;
 }
 
@@ -769,45 +410,6 @@ fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
 {
     fy_be64_put(key, topic_id);
     fy_be64_put(key + 8, seq);
-}
-
-/* Looks the id up in the dedupe window. *seq = 0: not a duplicate. */
-static fy_status_t
-s_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, uint8_t *key, uint64_t *seq)
-{
-    *seq = 0;
-    fy_be64_put(key, t->id);
-    memcpy(key + 8, id.ptr, id.len);
-    MDB_val k = {8 + id.len, key}, v;
-    int rc = mdb_get(self->txn, self->dedupe, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return FERRY_OK;
-    if (rc)
-        return fy_storei_mdb(self, rc, "get dedupe");
-    if (v.mv_size != 16)
-        return FERRY_EIO;
-    /* An entry past its expiry that the sweep has not reached yet no longer counts. */
-    if (fy_be64_get((uint8_t *)v.mv_data + 8) > self->now_ms)
-        *seq = fy_be64_get(v.mv_data);
-    return FERRY_OK;
-}
-
-static fy_status_t
-s_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, const uint8_t *key,
-             uint64_t seq)
-{
-    uint64_t expire = self->now_ms + t->dedupe_ms;
-    uint8_t val[16], ekey[24];
-    fy_be64_put(val, seq);
-    fy_be64_put(val + 8, expire);
-    fy_be64_put(ekey, expire);
-    fy_be64_put(ekey + 8, t->id);
-    fy_be64_put(ekey + 16, seq);
-    MDB_val k = {8 + id.len, (void *)key}, v = {16, val};
-    MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
-    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
-    return st ? st
-              : fy_storei_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
 }
 
 /* Writes one message value in place (MDB_RESERVE): one copy of the payload. */
@@ -879,7 +481,7 @@ fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
     if (m.kver) {
         uint8_t kcopy[FY_ID_MAX];
         memcpy(kcopy, m.key.ptr, m.key.len);
-        fy_status_t st = s_kidx_remove(self, t->id, (fy_bytes_t){kcopy, m.key.len}, m.kver);
+        fy_status_t st = fy_storei_kidx_remove(self, t->id, (fy_bytes_t){kcopy, m.key.len}, m.kver);
         if (st)
             return st;
     }
@@ -902,24 +504,6 @@ fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
     return FERRY_OK;
 }
 
-/* Drops the oldest messages while `t` is over max_msgs or max_bytes
- * (discard old). Each append trims what it pushed over, so the work per
- * message stays constant. */
-static fy_status_t
-s_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t)
-{
-    while (t->count > 0 &&
-           ((t->max_msgs && t->count > t->max_msgs) || (t->max_bytes && t->bytes > t->max_bytes))) {
-        uint64_t before = t->count;
-        fy_status_t st = fy_storei_remove_message(self, t, t->first);
-        if (st)
-            return st;
-        if (t->count == before)
-            return FERRY_EIO; /* the record says there is a first message; there is none */
-    }
-    return FERRY_OK;
-}
-
 /* Is message i of the call a duplicate: of the dedupe window, or of an
  * earlier message of the same call? (Only for the expectation pre-check.) */
 static fy_status_t
@@ -937,7 +521,7 @@ s_pre_dup(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas, 
         }
     uint8_t dkey[8 + FY_ID_MAX];
     uint64_t seq;
-    fy_status_t st = s_dedupe_find(self, t, m->id, dkey, &seq);
+    fy_status_t st = fy_storei_dedupe_find(self, t, m->id, dkey, &seq);
     *out = seq != 0;
     return st;
 }
@@ -1015,7 +599,7 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         dups[i] = false;
         kvers[i] = 0;
         if (m->id.len) {
-            if ((st = s_dedupe_find(self, t, m->id, dkey, &seqs[i])))
+            if ((st = fy_storei_dedupe_find(self, t, m->id, dkey, &seqs[i])))
                 return st;
             if (seqs[i]) {
                 dups[i] = true;
@@ -1032,13 +616,13 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         }
         uint64_t seq = t->last + 1;
         self->dirty = true;
-        if (m->key.len && (st = s_kidx_add(self, t->id, m->key, seq, &kvers[i])))
+        if (m->key.len && (st = fy_storei_kidx_add(self, t->id, m->key, seq, &kvers[i])))
             return st;
         uint64_t nb = m->delay_ms ? self->now_ms + m->delay_ms : m->not_before_ms;
         nb = nb > self->now_ms ? nb : 0;
         if ((st = s_put_message(self, t, seq, m, payloads[i], kvers[i], nb)))
             return st;
-        if (m->id.len && (st = s_dedupe_put(self, t, m->id, dkey, seq)))
+        if (m->id.len && (st = fy_storei_dedupe_put(self, t, m->id, dkey, seq)))
             return st;
         if (t->count == 0)
             t->first = seq;
@@ -1048,7 +632,7 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         t->dirty = true;
         seqs[i] = seq;
     }
-    return t->discard_new ? FERRY_OK : s_trim_to_limits(self, t);
+    return t->discard_new ? FERRY_OK : fy_storei_trim_to_limits(self, t);
 }
 
 bool
@@ -1126,284 +710,6 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
 }
 
 fy_status_t
-fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t from, uint32_t limit,
-                  fy_store_read_fn fn, void *user, size_t *count, uint64_t *next)
-{
-    *count = 0;
-    *next = 0;
-    fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_need(self, topic, &t);
-    if (st)
-        return st;
-    if (key.len == 0 || key.len > FY_ID_MAX)
-        return FERRY_OK;
-    uint8_t kb[S_KIDX_KEY_MAX];
-    size_t kl = s_kidx_key(kb, t->id, key, from ? from : 1);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->keyidx, &cur);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    MDB_val k = {kl, kb}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && s_kidx_same(&k, kb, kl - 8)) {
-        uint64_t ver = fy_be64_get((const uint8_t *)k.mv_data + kl - 8);
-        if (*count >= limit) {
-            *next = ver;
-            break;
-        }
-        uint64_t seq = v.mv_size == 8 ? fy_be64_get(v.mv_data) : 0;
-        uint8_t mkey[16];
-        fy_storei_msg_key(mkey, t->id, seq);
-        MDB_val mk = {16, mkey}, mv;
-        int mrc = seq ? mdb_get(self->txn, self->messages, &mk, &mv) : MDB_NOTFOUND;
-        if (mrc == 0) {
-            fy_stored_t m;
-            if (!fy_storei_parse_message(&mk, &mv, &m)) {
-                st = FERRY_EIO;
-                break;
-            }
-            m.kver = ver; /* messages indexed by an upgrade do not carry it */
-            if ((st = fn(user, &m)))
-                break;
-            (*count)++;
-        } else if (mrc != MDB_NOTFOUND) {
-            rc = mrc;
-            break;
-        }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = fy_storei_mdb(self, rc, "read key");
-    return st;
-}
-
-fy_status_t
-fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix, size_t *budget, bool *done)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, dbi, &cur);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    uint8_t key[8];
-    fy_be64_put(key, prefix);
-    MDB_val k = {8, key}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    bool mine = rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix;
-    while (mine && (!budget || *budget > 0)) {
-        if (budget)
-            (*budget)--;
-        if ((rc = mdb_cursor_del(cur, 0)))
-            break;
-        self->dirty = true;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* after a delete: the next item */
-        mine = rc == 0 && k.mv_size >= 8 && fy_be64_get(k.mv_data) == prefix;
-    }
-    if (done)
-        *done = !mine && (rc == 0 || rc == MDB_NOTFOUND);
-    mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? FERRY_OK : fy_storei_mdb(self, rc, "delete prefix");
-}
-
-/* Expires dedupe entries whose window has passed, oldest first. */
-static fy_status_t
-s_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->dedupe_exp, &cur);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    fy_status_t st = FERRY_OK;
-    MDB_val k, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size != 24 || v.mv_size > FY_ID_MAX) {
-            st = FERRY_EIO;
-            break;
-        }
-        const uint8_t *ek = k.mv_data;
-        if (fy_be64_get(ek) > self->now_ms)
-            break;
-        if (*budget == 0) {
-            *more = true;
-            break;
-        }
-        (*budget)--;
-        /* Delete the dedupe entry only if it still belongs to this message:
-         * after expiry the same id may have been published again. */
-        uint8_t dkey[8 + FY_ID_MAX];
-        memcpy(dkey, ek + 8, 8);
-        memcpy(dkey + 8, v.mv_data, v.mv_size);
-        MDB_val dk = {8 + v.mv_size, dkey}, dv;
-        rc = mdb_get(self->txn, self->dedupe, &dk, &dv);
-        if (rc == 0 && dv.mv_size == 16 && fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
-            rc = mdb_del(self->txn, self->dedupe, &dk, NULL);
-        else if (rc == MDB_NOTFOUND || rc == 0)
-            rc = 0;
-        if (rc || (rc = mdb_cursor_del(cur, 0))) {
-            st = fy_storei_mdb(self, rc, "sweep dedupe");
-            break;
-        }
-        self->dirty = true;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = fy_storei_mdb(self, rc, "sweep dedupe next");
-    mdb_cursor_close(cur);
-    return st;
-}
-
-/* Removes messages and subscriptions of deleted topics. */
-static fy_status_t
-s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
-{
-    MDB_val dk, dv;
-    MDB_cursor *del;
-    int rc = mdb_cursor_open(self->txn, self->deleted, &del);
-    if (rc)
-        return fy_storei_mdb(self, rc, "cursor open");
-    fy_status_t st = FERRY_OK;
-    while ((rc = mdb_cursor_get(del, &dk, &dv, MDB_FIRST)) == 0 && dk.mv_size == 8) {
-        uint64_t id = fy_be64_get(dk.mv_data);
-        uint8_t key[16];
-        fy_storei_msg_key(key, id, 0);
-        MDB_val k = {16, key}, v;
-        bool done = false;
-        rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_SET_RANGE);
-        while (true) {
-            if (rc == MDB_NOTFOUND || (rc == 0 && fy_be64_get(k.mv_data) != id)) {
-                done = true;
-                break;
-            }
-            if (rc)
-                break;
-            if (*budget == 0)
-                break;
-            (*budget)--;
-            if ((rc = mdb_cursor_del(self->msg_cur, 0)))
-                break;
-            /* After a delete LMDB leaves the cursor on the next item: MDB_NEXT returns it. */
-            rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
-        }
-        if (rc && rc != MDB_NOTFOUND) {
-            st = fy_storei_mdb(self, rc, "sweep messages");
-            break;
-        }
-        self->dirty = true;
-        if (done && (st = fy_storei_del_prefix(self, self->keyidx, id, budget, &done)))
-            break;
-        if (!done) {
-            *more = true;
-            break;
-        }
-        if ((st = fy_storei_drop_subs_of(self, id)))
-            break;
-        if ((rc = mdb_cursor_del(del, 0))) {
-            st = fy_storei_mdb(self, rc, "sweep deleted");
-            break;
-        }
-        rc = 0;
-    }
-    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = fy_storei_mdb(self, rc, "sweep deleted next");
-    mdb_cursor_close(del);
-    return st;
-}
-
-/* Trims the front of one topic: what every subscription acked (interest
- * retention) and what is older than max_age_ms. */
-static fy_status_t
-s_trim_front(fy_store_t *self, fy_topic_rec_t *t, size_t *budget, bool *more)
-{
-    fy_status_t st;
-    uint64_t floor = 0;
-    bool any = false;
-    if (t->interest && (st = fy_storei_min_floor(self, t->id, &floor, &any)))
-        return st;
-    while (t->count > 0) {
-        bool drop = t->interest && any && t->first <= floor;
-        if (!drop && t->max_age_ms) {
-            uint8_t key[16];
-            fy_storei_msg_key(key, t->id, t->first);
-            MDB_val mk = {16, key}, mv;
-            fy_stored_t m;
-            int rc = mdb_get(self->txn, self->messages, &mk, &mv);
-            if (rc || !fy_storei_parse_message(&mk, &mv, &m))
-                return rc ? fy_storei_mdb(self, rc, "get message") : FERRY_EIO;
-            drop = m.ts_ms + t->max_age_ms <= self->now_ms;
-        }
-        if (!drop)
-            return FERRY_OK;
-        if (*budget == 0) {
-            *more = true;
-            return FERRY_OK;
-        }
-        (*budget)--;
-        if ((st = fy_storei_remove_message(self, t, t->first)))
-            return st;
-    }
-    return FERRY_OK;
-}
-
-/* Applies max age and interest retention to every topic that has them,
- * walking the topic records (one small record each) 64 names at a time. */
-static fy_status_t
-s_sweep_retention(fy_store_t *self, size_t *budget, bool *more)
-{
-    uint8_t names[64][FY_NAME_MAX];
-    size_t lens[64];
-    uint8_t last[FY_NAME_MAX];
-    size_t last_len = 0;
-    for (;;) {
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(self->txn, self->topics, &cur);
-        if (rc)
-            return fy_storei_mdb(self, rc, "cursor open");
-        MDB_val k = {last_len, last}, v;
-        rc = mdb_cursor_get(cur, &k, &v, last_len ? MDB_SET_RANGE : MDB_FIRST);
-        if (rc == 0 && last_len && k.mv_size == last_len && !memcmp(k.mv_data, last, last_len))
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        /* Collect names first: trimming writes topic records. */
-        size_t n = 0;
-        for (; rc == 0 && n < 64; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            fy_topic_rec_t t;
-            if (k.mv_size > FY_NAME_MAX || !s_topic_decode(&v, &t))
-                continue;
-            memcpy(last, k.mv_data, k.mv_size);
-            last_len = k.mv_size;
-            if ((t.max_age_ms || t.interest) && t.count > 0) {
-                memcpy(names[n], k.mv_data, k.mv_size);
-                lens[n++] = k.mv_size;
-            }
-        }
-        bool end = rc == MDB_NOTFOUND;
-        mdb_cursor_close(cur);
-        if (rc && rc != MDB_NOTFOUND)
-            return fy_storei_mdb(self, rc, "sweep retention");
-        for (size_t i = 0; i < n; i++) {
-            fy_topic_rec_t *t;
-            fy_status_t st = fy_storei_topic_get(self, (fy_bytes_t){names[i], lens[i]}, &t);
-            if (st || (t && (st = s_trim_front(self, t, budget, more))))
-                return st;
-            if (*more)
-                return FERRY_OK;
-        }
-        if (end)
-            return FERRY_OK;
-    }
-}
-
-fy_status_t
-fy_store_sweep(fy_store_t *self, size_t budget, bool *more)
-{
-    *more = false;
-    fy_status_t st = s_sweep_dedupe(self, &budget, more);
-    if (st == FERRY_OK)
-        st = s_sweep_deleted(self, &budget, more);
-    return st ? st : s_sweep_retention(self, &budget, more);
-}
-
-fy_status_t
 fy_store_totals(fy_store_t *self, fy_stats_t *st)
 {
     fy_status_t s = s_flush_topics(self);
@@ -1417,7 +723,7 @@ fy_store_totals(fy_store_t *self, fy_stats_t *st)
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         fy_topic_rec_t t;
-        if (s_topic_decode(&v, &t)) {
+        if (fy_storei_topic_decode(&v, &t)) {
             st->topics++;
             st->messages += t.count;
             st->bytes += t.bytes;

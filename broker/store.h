@@ -67,8 +67,7 @@ bool fy_store_dirty(const fy_store_t *self);
  * @return FERRY_OK, FERRY_EEXISTS (other kind), FERRY_ESTORAGE_FULL, FERRY_EIO
  */
 fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind,
-                             const fy_topic_config_t *cfg, fy_topic_info_t *info,
-                             bool *created);
+                             const fy_topic_config_t *cfg, fy_topic_info_t *info, bool *created);
 /** Deletes a topic; its messages are removed in later sweeps.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO */
 fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);

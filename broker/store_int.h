@@ -1,14 +1,15 @@
 /*
- * store_int.h - what store.c (topics, messages, dedupe) and subs.c
- * (subscriptions, acks, timers) share: the store struct and a few helpers.
- * Private to the store module; nothing outside broker/store.c and
- * broker/subs.c includes it.
+ * store_int.h - what the files of the store module share: store.c (topics,
+ * messages, batches), store_open.c, store_keyidx.c, store_dedupe.c,
+ * store_retention.c and subs.c (subscriptions, acks, timers): the store
+ * struct, its records and a few helpers. Nothing outside them includes it.
  */
 #ifndef FY_STORE_INT_H
 #define FY_STORE_INT_H
 
 #include <lmdb.h>
 
+#include "reccache.h"
 #include "store.h"
 
 #define S_TOPIC_REC_V1 64  /* bytes of a topic record without limits */
@@ -55,16 +56,14 @@ struct fy_store {
     uint64_t default_dedupe_ms;
     const fy_log_t *log;
     int lock_fd;
-    fy_topic_rec_t *cache; /* topics touched by this batch */
-    size_t cache_len, cache_cap, cache_last;
-    fy_sub_rec_t *subs_cache; /* subscriptions touched by this batch */
-    size_t subs_len, subs_cap;
-    fy_encoder_t *scratch; /* dead-letter headers */
-    uint64_t map_size;     /* the storage limit */
-    uint64_t batch_added;  /* bytes appended by the batch (for the soft limit) */
-    uint64_t map_in_use;   /* at the batch's start */
-    int map_state;         /* per batch: 0 not checked, 1 room, 2 over the soft limit */
-    bool use_reserve;      /* dead-lettering: moving data may use the reserve */
+    fy_reccache_t topics_cache; /* fy_topic_rec_t: topics touched by this batch */
+    fy_reccache_t subs_cache;   /* fy_sub_rec_t: subscriptions touched by this batch */
+    fy_encoder_t *scratch;      /* dead-letter headers */
+    uint64_t map_size;          /* the storage limit */
+    uint64_t batch_added;       /* bytes appended by the batch (for the soft limit) */
+    uint64_t map_in_use;        /* at the batch's start */
+    int map_state;              /* per batch: 0 not checked, 1 room, 2 over the soft limit */
+    bool use_reserve;           /* dead-lettering: moving data may use the reserve */
 };
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */
@@ -94,6 +93,35 @@ fy_status_t fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix,
 
 /* Deletes message `seq` of topic `t`, keeping its counters and first sequence. */
 fy_status_t fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq);
+
+/* The key and stored value of a topic or subscription record (the record
+ * caches' encode functions). */
+size_t fy_storei_topic_kv(const void *rec, MDB_val *key, uint8_t *buf);
+size_t fy_storei_sub_kv(const void *rec, MDB_val *key, uint8_t *buf);
+
+/* Decodes a topic record; false if it is malformed. */
+bool fy_storei_topic_decode(const MDB_val *v, fy_topic_rec_t *t);
+
+/* store_keyidx.c: gives `key` of `topic_id` its next version (*ver), pointing
+ * at `seq`; and drops the entry of (key, ver) whose message was removed, or
+ * makes it the key's tombstone if it is the newest. */
+fy_status_t fy_storei_kidx_add(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t seq,
+                               uint64_t *ver);
+fy_status_t fy_storei_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_t key,
+                                  uint64_t ver);
+
+/* store_dedupe.c: looks `id` up in the topic's window (*seq 0: not seen;
+ * `key` receives the index key, 8 + FY_ID_MAX bytes), records it, and
+ * expires entries whose window passed (bounded by *budget). */
+fy_status_t fy_storei_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id,
+                                  uint8_t *key, uint64_t *seq);
+fy_status_t fy_storei_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id,
+                                 const uint8_t *key, uint64_t seq);
+fy_status_t fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more);
+
+/* store_retention.c: drops the oldest messages while `t` is over max_msgs or
+ * max_bytes (discard old). */
+fy_status_t fy_storei_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t);
 
 /* Implemented in subs.c. */
 /* The lowest ack floor of the topic's subscriptions; *any false if it has none. */

@@ -63,44 +63,35 @@ s_sub_decode(const MDB_val *k, const MDB_val *v, fy_sub_rec_t *sub)
     return true;
 }
 
+size_t
+fy_storei_sub_kv(const void *rec, MDB_val *key, uint8_t *buf)
+{
+    const fy_sub_rec_t *sub = rec;
+    _Static_assert(S_SUB_REC + 2 * FY_NAME_MAX <= FY_RECCACHE_VALUE_MAX, "subscription record");
+    s_sub_encode(sub, buf);
+    *key = (MDB_val){sub->key_len, (void *)sub->key};
+    return S_SUB_REC + sub->topic_len + sub->filter_len;
+}
+
 static fy_status_t
 s_sub_put(fy_store_t *self, fy_sub_rec_t *sub)
 {
-    uint8_t rec[S_SUB_REC + 2 * FY_NAME_MAX];
-    s_sub_encode(sub, rec);
-    MDB_val k = {sub->key_len, sub->key}, v = {S_SUB_REC + sub->topic_len + sub->filter_len, rec};
-    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->subs, &k, &v, 0), "put sub");
-    if (st == FERRY_OK)
-        sub->dirty = false;
-    return st;
+    return fy_storei_mdb(self, fy_reccache_put(&self->subs_cache, self->txn, self->subs, sub),
+                         "put sub");
 }
 
 fy_status_t
 fy_storei_flush_subs(fy_store_t *self)
 {
-    for (size_t i = 0; i < self->subs_len; i++) {
-        if (self->subs_cache[i].dirty) {
-            fy_status_t st = s_sub_put(self, &self->subs_cache[i]);
-            if (st)
-                return st;
-        }
-    }
-    return FERRY_OK;
+    return fy_storei_mdb(self, fy_reccache_flush(&self->subs_cache, self->txn, self->subs),
+                         "put sub");
 }
 
 static fy_status_t
 s_sub_slot(fy_store_t *self, fy_sub_rec_t **out)
 {
-    if (self->subs_len == self->subs_cap) {
-        size_t cap = self->subs_cap ? self->subs_cap * 2 : 16;
-        fy_sub_rec_t *c = realloc(self->subs_cache, cap * sizeof *c);
-        if (!c)
-            return FERRY_ENOMEM;
-        self->subs_cache = c;
-        self->subs_cap = cap;
-    }
-    *out = &self->subs_cache[self->subs_len];
-    return FERRY_OK;
+    *out = fy_reccache_slot(&self->subs_cache);
+    return *out ? FERRY_OK : FERRY_ENOMEM;
 }
 
 /* Loads the subscription stored under `key` into the batch cache. */
@@ -122,21 +113,31 @@ s_sub_load(fy_store_t *self, const MDB_val *key, fy_sub_rec_t **out)
         fy_log(self->log, FY_LOG_ERROR, "store", "corrupt subscription record", NULL);
         return FERRY_EIO;
     }
-    self->subs_len++;
+    fy_reccache_push(&self->subs_cache);
     *out = slot;
     return FERRY_OK;
+}
+
+static bool
+s_sub_match_id(const void *rec, const void *key)
+{
+    return ((const fy_sub_rec_t *)rec)->id == *(const uint64_t *)key;
+}
+
+static bool
+s_sub_match_key(const void *rec, const void *key)
+{
+    const fy_sub_rec_t *sub = rec;
+    const MDB_val *k = key;
+    return sub->key_len == k->mv_size && memcmp(sub->key, k->mv_data, k->mv_size) == 0;
 }
 
 static fy_status_t
 s_sub_by_id(fy_store_t *self, uint64_t id, fy_sub_rec_t **out)
 {
-    for (size_t i = 0; i < self->subs_len; i++) {
-        if (self->subs_cache[i].id == id) {
-            *out = &self->subs_cache[i];
-            return FERRY_OK;
-        }
-    }
-    *out = NULL;
+    *out = fy_reccache_find(&self->subs_cache, s_sub_match_id, &id);
+    if (*out)
+        return FERRY_OK;
     uint8_t idk[8];
     fy_be64_put(idk, id);
     MDB_val k = {8, idk}, v;
@@ -168,14 +169,10 @@ s_sub_by_name(fy_store_t *self, uint64_t topic_id, fy_bytes_t name, fy_sub_rec_t
     fy_be64_put(key, topic_id);
     if (name.len) /* a queue's subscription has an empty name */
         memcpy(key + 8, name.ptr, name.len);
-    for (size_t i = 0; i < self->subs_len; i++) {
-        fy_sub_rec_t *s = &self->subs_cache[i];
-        if (s->key_len == 8 + name.len && memcmp(s->key, key, s->key_len) == 0) {
-            *out = s;
-            return FERRY_OK;
-        }
-    }
     MDB_val k = {8 + name.len, key};
+    *out = fy_reccache_find(&self->subs_cache, s_sub_match_key, &k);
+    if (*out)
+        return FERRY_OK;
     return s_sub_load(self, &k, out);
 }
 
@@ -259,7 +256,7 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
         memcpy(sub->filter, o->filter.ptr, o->filter.len);
         sub->filter_len = o->filter.len;
     }
-    self->subs_len++;
+    fy_reccache_push(&self->subs_cache);
     self->dirty = true;
     uint8_t idk[8];
     fy_be64_put(idk, id);
@@ -355,8 +352,7 @@ s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
         (st = fy_storei_del_prefix(self, self->due, sub->id, NULL, NULL)))
         return st;
     /* Forget it in the batch cache. */
-    size_t i = (size_t)(sub - self->subs_cache);
-    self->subs_cache[i] = self->subs_cache[--self->subs_len];
+    fy_reccache_remove(&self->subs_cache, sub);
     return FERRY_OK;
 }
 
@@ -794,10 +790,10 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
     char errtext[FY_ERROR_TEXT_MAX + 1];
     snprintf(errtext, sizeof errtext, "%.*s", (int)error.len, (const char *)error.ptr);
     fy_header_t extra[] = {{"ferry-dlq-topic", topic},
-                              {"ferry-dlq-seq", seqtext},
-                              {"ferry-dlq-deliveries", dctext},
-                              {"ferry-dlq-reason", reason},
-                              {"ferry-dlq-error", errtext}};
+                           {"ferry-dlq-seq", seqtext},
+                           {"ferry-dlq-deliveries", dctext},
+                           {"ferry-dlq-reason", reason},
+                           {"ferry-dlq-error", errtext}};
     fy_encoder_reset(self->scratch);
     fy_status_t st = fy_headers_merge(self->scratch, m.hdrs, extra, error.len ? 5 : 4);
     if (st == FERRY_OK) {

@@ -78,12 +78,12 @@ typedef struct fy_cli_pending {
 struct ferry_client {
     void *ctx;
     fy_conn_t conn;
-    bool connected;                 /* the current socket's hello was answered */
-    uint64_t hello_cid;             /* the hello in flight on a new socket (0: none) */
-    long long hello_at;             /* when it was sent */
-    ferry_status_t hello_refused;   /* the broker refused our hello with this code (0: not) */
-    unsigned losses;                /* connections lost so far */
-    bool ever_connected;            /* a connection worked once (ferry_client_new) */
+    bool connected;               /* the current socket's hello was answered */
+    uint64_t hello_cid;           /* the hello in flight on a new socket (0: none) */
+    long long hello_at;           /* when it was sent */
+    ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
+    unsigned losses;              /* connections lost so far */
+    bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;
     uint64_t max_msg_bytes;
@@ -205,9 +205,8 @@ ferry_status_t fy_client_publish_nowait(ferry_client_t *c, const char *topic,
 
 /** Copies the messages of a get, fetch, read or delivery reply (in
  *  self->rframes) into self->got. */
-ferry_status_t fy_cli_take_messages(ferry_client_t *self, const fy_reply_t *rep,
-                                    const char *topic, const ferry_stored_message_t **msgs,
-                                    size_t *count);
+ferry_status_t fy_cli_take_messages(ferry_client_t *self, const fy_reply_t *rep, const char *topic,
+                                    const ferry_stored_message_t **msgs, size_t *count);
 
 /** One `read` round trip: up to @p limit messages of @p key from version @p from.
  *  @p msgs is owned by the client until its next call; @p next is 0 at the end. */

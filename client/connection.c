@@ -149,7 +149,7 @@ s_attempt(ferry_client_t *self)
     if (fy_conn_open(&self->conn) != 0) {
         int e = errno;
         fy_cli_log(self, FERRY_LOG_WARN, "cannot open a connection to %s: %s",
-              fy_conn_server(&self->conn), zmq_strerror(e));
+                   fy_conn_server(&self->conn), zmq_strerror(e));
         fy_conn_lost(&self->conn, fy_mono_ms());
         return e;
     }
@@ -180,8 +180,8 @@ fy_cli_lose(ferry_client_t *self, const char *reason)
     fy_conn_lost(&self->conn, fy_mono_ms());
     if (was) {
         self->losses++;
-        fy_cli_log(self, FERRY_LOG_WARN, "connection to %s lost: %s; %zu publishes to resend", server,
-              reason, self->count);
+        fy_cli_log(self, FERRY_LOG_WARN, "connection to %s lost: %s; %zu publishes to resend",
+                   server, reason, self->count);
         s_state(self, FERRY_CONN_DISCONNECTED, server, reason);
     } else {
         fy_cli_log(self, FERRY_LOG_INFO, "no connection to %s: %s", server, reason);
@@ -196,8 +196,8 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
     self->hello_cid = 0;
     if (r->code != FERRY_OK || fy_reply_hello(r, &self->max_msg_bytes) != FERRY_OK) {
         self->hello_refused = r->code ? r->code : FERRY_EPROTO;
-        fy_client_fail(self, self->hello_refused, "hello refused: %.*s",
-                       (int)r->msg.len, (const char *)r->msg.ptr);
+        fy_client_fail(self, self->hello_refused, "hello refused: %.*s", (int)r->msg.len,
+                       (const char *)r->msg.ptr);
         fy_cli_lose(self, "hello refused");
         return;
     }
@@ -220,7 +220,7 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
         }
     }
     fy_cli_log(self, FERRY_LOG_INFO, "connected to %s%s; %zu publishes resent, %zu subscriptions",
-          fy_conn_server(&self->conn), again ? " again" : "", resent, self->nsubs);
+               fy_conn_server(&self->conn), again ? " again" : "", resent, self->nsubs);
     s_state(self, FERRY_CONN_CONNECTED, fy_conn_server(&self->conn), NULL);
 }
 
@@ -243,9 +243,9 @@ s_tick(ferry_client_t *self)
     if (self->connected && self->nsubs > 0 &&
         now - self->last_send_ms >= expiry - expiry / FY_CLI_STALL_MARGIN_DIV) {
         fy_cli_log(self, FERRY_LOG_WARN,
-              "no word to the broker for %lld ms (the application did not call in): push "
-              "subscriptions made again",
-              now - self->last_send_ms);
+                   "no word to the broker for %lld ms (the application did not call in): push "
+                   "subscriptions made again",
+                   now - self->last_send_ms);
         fy_cli_resubscribe(self);
     }
 }
@@ -287,7 +287,8 @@ s_goal_met(const ferry_client_t *self, fy_cli_goal_t goal)
  * a lost connection is made again. FY_CLI_WAIT_CID fails with ECLOSED when the
  * connection its request went out on is lost. */
 ferry_status_t
-fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long deadline, fy_reply_t *rep)
+fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long deadline,
+            fy_reply_t *rep)
 {
     size_t handled = 0;
     unsigned gen = self->conn.gen;
@@ -402,8 +403,8 @@ fy_cli_send_nowait(ferry_client_t *self)
  * for requests the broker may hold (a fetch with a wait). While reconnecting,
  * it first waits (within the same time) for the connection. */
 ferry_status_t
-fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
-            size_t n, int extra_ms, fy_reply_t *rep)
+fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads,
+                 const size_t *lens, size_t n, int extra_ms, fy_reply_t *rep)
 {
     if (self->in_handler)
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
@@ -434,7 +435,7 @@ fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads
 
 ferry_status_t
 fy_cli_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
-       size_t n, fy_reply_t *rep)
+            size_t n, fy_reply_t *rep)
 {
     return fy_cli_call_wait(self, cid, payloads, lens, n, 0, rep);
 }
@@ -638,4 +639,3 @@ ferry_client_flush(ferry_client_t *self, int timeout_ms)
         fy_rpc_expire(self);
     return st;
 }
-

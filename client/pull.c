@@ -12,7 +12,7 @@
  * strings (NUL-terminated copies); payloads point into the kept frames. */
 ferry_status_t
 fy_cli_take_messages(ferry_client_t *self, const fy_reply_t *rep, const char *topic,
-                const ferry_stored_message_t **msgs, size_t *count)
+                     const ferry_stored_message_t **msgs, size_t *count)
 {
     size_t n;
     if (fy_reply_get_count(rep, &n))
@@ -133,9 +133,9 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
         if (config->start && strcmp(config->start, "first") != 0 &&
             strcmp(config->start, "new") != 0)
             return fy_client_fail(self, FERRY_EINVAL, "start is \"first\" or \"new\"");
-        sr.start = config->start_seq                                 ? FY_START_SEQ
+        sr.start = config->start_seq                                ? FY_START_SEQ
                    : config->start && !strcmp(config->start, "new") ? FY_START_NEW
-                                                                : FY_START_FIRST;
+                                                                    : FY_START_FIRST;
         sr.start_seq = config->start_seq;
         sr.start_time_ms = config->start_time_ms;
         sr.filter = config->filter;

@@ -54,8 +54,8 @@ fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
         if (r->code == FERRY_OK && fy_reply_consumer(r, &id) == FERRY_OK) {
             ps->consumer = id;
         } else {
-            fy_cli_log(self, FERRY_LOG_WARN, "subscription %s/%s not restored: %s", ps->topic, ps->sub,
-                  ferry_errname(r->code));
+            fy_cli_log(self, FERRY_LOG_WARN, "subscription %s/%s not restored: %s", ps->topic,
+                       ps->sub, ferry_errname(r->code));
             *ps = self->subs[--self->nsubs];
         }
         return true;

@@ -13,6 +13,7 @@
 
 #include "client_int.h"
 #include "clock.h"
+#include "grow.h"
 #include "envelope.h"
 
 #define S_INBOX_AGE_MS 60000 /* replies nobody collected are removed after this */
@@ -129,14 +130,8 @@ ferry_client_request_async(ferry_client_t *self, const char *topic, const ferry_
     ferry_status_t st = s_inbox(self, rpc);
     if (st)
         return st;
-    if (rpc->nreqs == rpc->cap) {
-        size_t cap = rpc->cap ? rpc->cap * 2 : 64;
-        s_req_t *n = realloc(rpc->reqs, cap * sizeof *n);
-        if (!n)
-            return FERRY_ENOMEM;
-        rpc->reqs = n;
-        rpc->cap = cap;
-    }
+    if (!fy_grow(&rpc->reqs, &rpc->cap, rpc->nreqs + 1, sizeof *rpc->reqs, 64))
+        return FERRY_ENOMEM;
     /* The caller's headers, less any reply_to/correlation_id, plus ours. */
     ferry_header_t hdrs[FY_HEADERS_MAX];
     size_t nh = 0;

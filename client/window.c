@@ -107,8 +107,9 @@ s_outmsg(const ferry_message_t *m, fy_header_t *hbuf)
                          .id = m->id,
                          .headers = hbuf,
                          .header_count = m->header_count,
-                         .expect = (m->expect & FERRY_EXPECT_LAST_SEQ ? FY_EXPECT_LAST_SEQ : 0) |
-                                   (m->expect & FERRY_EXPECT_KEY_VERSION ? FY_EXPECT_KEY_VERSION : 0),
+                         .expect =
+                             (m->expect & FERRY_EXPECT_LAST_SEQ ? FY_EXPECT_LAST_SEQ : 0) |
+                             (m->expect & FERRY_EXPECT_KEY_VERSION ? FY_EXPECT_KEY_VERSION : 0),
                          .expect_last_seq = m->expect_last_seq,
                          .expect_key_version = m->expect_key_version,
                          .not_before_ms = m->not_before_ms,

@@ -74,7 +74,8 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
     else if (!strcmp(key, "stats-ms") && s_num(v, 100, 3600000, &x))
         g->stats_ms = (int)x;
     else {
-        return fy_err_set(err, FERRY_EINVAL, "bad setting %s = %s (see ferry-relay --help)", key, v);
+        return fy_err_set(err, FERRY_EINVAL, "bad setting %s = %s (see ferry-relay --help)", key,
+                          v);
     }
     return FERRY_OK;
 }
@@ -87,8 +88,8 @@ fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
     size_t kind = colon ? (size_t)(colon - c->source) : 0;
     if (!c->source[0]) {
         return fy_err_set(err, FERRY_EINVAL,
-                 "a source is required (source = sqlite:PATH, lmdb:DIR, pg:CONNINFO "
-                 "or pg-logical:CONNINFO)");
+                          "a source is required (source = sqlite:PATH, lmdb:DIR, pg:CONNINFO "
+                          "or pg-logical:CONNINFO)");
     }
     if (kind == 6 && !strncmp(c->source, "sqlite", 6))
         g->ops = &fr_sqlite_source;
@@ -100,9 +101,9 @@ fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
         g->ops = &fr_pglog_source;
     else {
         return fy_err_set(err, FERRY_EINVAL,
-                 "unknown source '%s' (sqlite:PATH, lmdb:DIR, pg:CONNINFO or "
-                 "pg-logical:CONNINFO)",
-                 c->source);
+                          "unknown source '%s' (sqlite:PATH, lmdb:DIR, pg:CONNINFO or "
+                          "pg-logical:CONNINFO)",
+                          c->source);
     }
     g->location = colon + 1;
     if (!*g->location) {
@@ -140,7 +141,8 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
         return !l->failed;
     }
     if (strncmp(section, "source ", 7) != 0 || !section[7]) {
-        fy_err_set(l->err, FERRY_EINVAL, "unknown section [%s] ([relay] or [source NAME])", section);
+        fy_err_set(l->err, FERRY_EINVAL, "unknown section [%s] ([relay] or [source NAME])",
+                   section);
         l->failed = true;
         return 0;
     }

@@ -59,7 +59,8 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
     if (!fr_pg_ident_ok(table)) {
-        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier", table);
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier",
+                          table);
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)

@@ -190,13 +190,14 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
     *out = NULL;
     if (!fr_pg_ident_ok(a->table)) {
-        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier", a->table);
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain lower-case identifier",
+                          a->table);
     }
     if (a->delete_rows) {
         fy_err_set(err, FERRY_EIO,
-                 "pg-logical reads inserts from the log and leaves the table alone: "
-                 "--on-publish delete is for the polling sources (delete outbox rows in the "
-                 "inserting transaction, or prune them by created_at; docs/outbox.md)");
+                   "pg-logical reads inserts from the log and leaves the table alone: "
+                   "--on-publish delete is for the polling sources (delete outbox rows in the "
+                   "inserting transaction, or prune them by created_at; docs/outbox.md)");
         return FERRY_EIO;
     }
     fr_source_t *s = calloc(1, sizeof *s);
@@ -220,8 +221,9 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         }
     }
     if (!fr_pg_ident_ok(s->slot) || !fr_pg_ident_ok(s->pub)) {
-        fy_err_set(err, FERRY_EIO, "slot '%s' and publication '%s' must be plain lower-case identifiers",
-                 s->slot, s->pub);
+        fy_err_set(err, FERRY_EIO,
+                   "slot '%s' and publication '%s' must be plain lower-case identifiers", s->slot,
+                   s->pub);
         s_close(&s);
         return FERRY_EIO;
     }
@@ -237,10 +239,10 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         goto fail;
     if (strcmp(val, "logical") != 0) {
         fy_err_set(err, FERRY_EIO,
-                 "postgresql: wal_level is '%s'; the log-tailing source needs wal_level = "
-                 "logical (ALTER SYSTEM SET wal_level = logical, then restart the server), "
-                 "or use the polling source pg:",
-                 val);
+                   "postgresql: wal_level is '%s'; the log-tailing source needs wal_level = "
+                   "logical (ALTER SYSTEM SET wal_level = logical, then restart the server), "
+                   "or use the polling source pg:",
+                   val);
         goto fail;
     }
     snprintf(sql, sizeof sql,
@@ -269,7 +271,7 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         goto fail;
     if (!found) {
         fy_err_set(err, FERRY_EIO, "postgresql: publication %s does not publish table %s", s->pub,
-                 s->table);
+                   s->table);
         goto fail;
     }
     /* The slot: made when missing; it must be a pgoutput slot of this database. */
@@ -281,9 +283,9 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         goto fail;
     if (found && strcmp(val, "pgoutput true") != 0) {
         fy_err_set(err, FERRY_EIO,
-                 "postgresql: replication slot %s exists but is not a pgoutput slot of this "
-                 "database (%s)",
-                 s->slot, val);
+                   "postgresql: replication slot %s exists but is not a pgoutput slot of this "
+                   "database (%s)",
+                   s->slot, val);
         goto fail;
     }
     if (!found) {
@@ -552,8 +554,9 @@ s_on_relation(fr_source_t *s, s_cur_t *c, fy_err_t *err)
                                        : s_stringish(t);
             bool optional = k == C_HEADERS || k == C_CREATED;
             if (rel.col[k] < 0 ? !optional : !ok) {
-                return fy_err_set(err, FERRY_EIO, "postgresql: outbox column %s %s (want %s)", s_col_names[k],
-                         rel.col[k] < 0 ? "is missing" : "has an unsupported type", want[k]);
+                return fy_err_set(
+                    err, FERRY_EIO, "postgresql: outbox column %s %s (want %s)", s_col_names[k],
+                    rel.col[k] < 0 ? "is missing" : "has an unsupported type", want[k]);
             }
         }
     }
@@ -676,7 +679,8 @@ s_on_insert(fr_source_t *s, s_cur_t *c, fr_pos_t after, fy_err_t *err)
         if (s->rels[i].relid == relid)
             rel = &s->rels[i];
     if (!rel) {
-        return fy_err_set(err, FERRY_EIO, "postgresql: Insert for table %u before its Relation", relid);
+        return fy_err_set(err, FERRY_EIO, "postgresql: Insert for table %u before its Relation",
+                          relid);
     }
     if (!rel->ours)
         return FERRY_OK;
@@ -792,8 +796,8 @@ s_on_message(fr_source_t *s, const uint8_t *m, size_t len, fr_pos_t after, fy_er
         goto bad;
     return FERRY_OK;
 bad:
-    return fy_err_set(err, FERRY_EIO, "postgresql: malformed replication message (type %u, %zu bytes)", kind,
-             len);
+    return fy_err_set(err, FERRY_EIO,
+                      "postgresql: malformed replication message (type %u, %zu bytes)", kind, len);
 }
 
 static fy_status_t

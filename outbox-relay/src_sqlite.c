@@ -26,7 +26,8 @@ struct fr_source {
 static fy_status_t
 s_fail(sqlite3 *db, fy_err_t *err, const char *what)
 {
-    return fy_err_set(err, FERRY_EIO, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return fy_err_set(err, FERRY_EIO, "sqlite: %s: %s", what,
+                      db ? sqlite3_errmsg(db) : "out of memory");
 }
 
 static void
@@ -64,7 +65,8 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     const char *location = a->location, *table = a->table, *name = a->name;
     *out = NULL;
     if (!s_ident_ok(table)) {
-        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain identifier", table ? table : "");
+        return fy_err_set(err, FERRY_EINVAL, "table name '%s' is not a plain identifier",
+                          table ? table : "");
     }
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -160,7 +162,8 @@ s_keep(fr_source_t *s, const void *p, size_t len, bool nul)
 #define S_PTR(s, off) ((off) ? (const char *)(s)->text + (off)-1 : NULL)
 
 static fy_status_t
-s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n,
+       fy_err_t *err)
 {
     *n = 0;
     if (max > s->cap_rows) {
@@ -236,7 +239,8 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         r->headers = s->hdr + hoff[i][0];
         r->header_count = hoff[i][1];
         if (!r->aggregate_type || !r->aggregate_id || !r->event_type) {
-            return fy_err_set(err, FERRY_EIO, "row %llu has a NULL column", (unsigned long long)r->id);
+            return fy_err_set(err, FERRY_EIO, "row %llu has a NULL column",
+                              (unsigned long long)r->id);
         }
     }
     for (size_t j = 0; j < s->nhdr; j++) {

@@ -261,8 +261,7 @@ fy_envi_opt_ident(const msgpack_object *map, const char *key, fy_bytes_t *out, f
     if (!fy_envi_as_bytes(o, out) || out->len == 0 || out->len > FY_ID_MAX ||
         memchr(out->ptr, 0, out->len))
         return fy_err_set(err, FERRY_EFIELD,
-                          "field '%s' must be a string of 1-%d bytes without NUL", key,
-                          FY_ID_MAX);
+                          "field '%s' must be a string of 1-%d bytes without NUL", key, FY_ID_MAX);
     return FERRY_OK;
 }
 

@@ -53,19 +53,19 @@ typedef struct fy_pubmeta {
 /** A decoded request. Fields not used by `op` are zero. */
 typedef struct fy_request {
     fy_op_t op;
-    uint64_t cid;                   /**< correlation id, echoed in the reply */
-    fy_bytes_t name;                /**< declare/delete/info: name; publish*, get: topic */
-    fy_bytes_t client;              /**< hello: client name (may be empty) */
+    uint64_t cid;                /**< correlation id, echoed in the reply */
+    fy_bytes_t name;             /**< declare/delete/info: name; publish*, get: topic */
+    fy_bytes_t client;           /**< hello: client name (may be empty) */
     fy_kind_t kind;              /**< declare */
     fy_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
-    uint64_t seq;                   /**< get: first sequence; read: first key version */
-    uint32_t limit;                 /**< get, read: most messages */
-    fy_bytes_t key;                 /**< read: the key */
-    fy_bytes_t sub;       /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
-    fy_start_t start;     /**< sub_declare: where a new subscription begins */
-    uint64_t ack_wait_ms; /**< sub_declare: 0 = default */
-    uint64_t max_deliver; /**< sub_declare: 0 = default */
-    const uint64_t *seqs; /**< ack: sequences; nack: one */
+    uint64_t seq;                /**< get: first sequence; read: first key version */
+    uint32_t limit;              /**< get, read: most messages */
+    fy_bytes_t key;              /**< read: the key */
+    fy_bytes_t sub;              /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
+    fy_start_t start;            /**< sub_declare: where a new subscription begins */
+    uint64_t ack_wait_ms;        /**< sub_declare: 0 = default */
+    uint64_t max_deliver;        /**< sub_declare: 0 = default */
+    const uint64_t *seqs;        /**< ack: sequences; nack: one */
     size_t seq_count;
     uint64_t delay_ms;        /**< nack: redeliver not before this */
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */

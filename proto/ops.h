@@ -23,26 +23,26 @@ enum {
 };
 
 /** X(ENUM, "wire name", flags) */
-#define FY_OP_LIST(X)                                                       \
-    X(HELLO, "hello", 0)                                                    \
-    X(PING, "ping", 0)                                                      \
-    X(DECLARE, "declare", FY_OPF_WRITE | FY_OPF_ADMIN)                      \
-    X(DELETE, "delete", FY_OPF_WRITE | FY_OPF_ADMIN)                        \
-    X(INFO, "info", 0)                                                      \
-    X(PUBLISH, "publish", FY_OPF_WRITE | FY_OPF_PAYLOADS)                   \
-    X(PUBLISH_BATCH, "publish_batch", FY_OPF_WRITE | FY_OPF_PAYLOADS)       \
-    X(GET, "get", 0)                                                        \
-    X(STATS, "stats", 0)                                                    \
-    X(SUB_DECLARE, "sub_declare", FY_OPF_WRITE)                             \
-    X(FETCH, "fetch", FY_OPF_WRITE | FY_OPF_SUB)                            \
-    X(ACK, "ack", FY_OPF_WRITE | FY_OPF_SUB)                                \
-    X(NACK, "nack", FY_OPF_WRITE | FY_OPF_SUB)                              \
-    X(TERM, "term", FY_OPF_WRITE | FY_OPF_SUB)                              \
-    X(PROGRESS, "progress", FY_OPF_WRITE | FY_OPF_SUB)                      \
-    X(SUB_INFO, "sub_info", FY_OPF_SUB)                                     \
-    X(SUBSCRIBE, "subscribe", FY_OPF_CONSUMER)                              \
-    X(CREDIT, "credit", FY_OPF_CONSUMER)                                    \
-    X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                          \
+#define FY_OP_LIST(X)                                                 \
+    X(HELLO, "hello", 0)                                              \
+    X(PING, "ping", 0)                                                \
+    X(DECLARE, "declare", FY_OPF_WRITE | FY_OPF_ADMIN)                \
+    X(DELETE, "delete", FY_OPF_WRITE | FY_OPF_ADMIN)                  \
+    X(INFO, "info", 0)                                                \
+    X(PUBLISH, "publish", FY_OPF_WRITE | FY_OPF_PAYLOADS)             \
+    X(PUBLISH_BATCH, "publish_batch", FY_OPF_WRITE | FY_OPF_PAYLOADS) \
+    X(GET, "get", 0)                                                  \
+    X(STATS, "stats", 0)                                              \
+    X(SUB_DECLARE, "sub_declare", FY_OPF_WRITE)                       \
+    X(FETCH, "fetch", FY_OPF_WRITE | FY_OPF_SUB)                      \
+    X(ACK, "ack", FY_OPF_WRITE | FY_OPF_SUB)                          \
+    X(NACK, "nack", FY_OPF_WRITE | FY_OPF_SUB)                        \
+    X(TERM, "term", FY_OPF_WRITE | FY_OPF_SUB)                        \
+    X(PROGRESS, "progress", FY_OPF_WRITE | FY_OPF_SUB)                \
+    X(SUB_INFO, "sub_info", FY_OPF_SUB)                               \
+    X(SUBSCRIBE, "subscribe", FY_OPF_CONSUMER)                        \
+    X(CREDIT, "credit", FY_OPF_CONSUMER)                              \
+    X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                    \
     X(READ, "read", 0)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,

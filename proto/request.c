@@ -468,8 +468,7 @@ static size_t
 s_meta_nfields(const fy_outmsg_t *m)
 {
     return (m->key != NULL) + (m->id != NULL) + (m->header_count != 0) +
-           ((m->expect & FY_EXPECT_LAST_SEQ) != 0) +
-           ((m->expect & FY_EXPECT_KEY_VERSION) != 0) +
+           ((m->expect & FY_EXPECT_LAST_SEQ) != 0) + ((m->expect & FY_EXPECT_KEY_VERSION) != 0) +
            (m->not_before_ms != 0 || m->delay_ms != 0);
 }
 

@@ -267,7 +267,8 @@ s_record(s_relay_t *r, bool now)
         return 0;
     fy_err_t err = {0};
     if (r->cfg->ops->advance(r->src, r->done_pos, r->cfg->delete_published, &err) != 0) {
-        s_log(r->cfg, FERRY_LOG_WARN, "cannot record the position", "code=%s detail=\"%s\"", ferry_errname(err.code), err.msg);
+        s_log(r->cfg, FERRY_LOG_WARN, "cannot record the position", "code=%s detail=\"%s\"",
+              ferry_errname(err.code), err.msg);
         return 1; /* the rows go again, as duplicates */
     }
     r->pos = r->done_pos;
@@ -366,7 +367,8 @@ s_turn(s_relay_t *r)
     const fr_row_t *rows;
     size_t n;
     if (cfg->ops->read(r->src, r->sent_pos, cfg->batch, &rows, &n, &err) != 0) {
-        s_log(r->cfg, FERRY_LOG_WARN, "cannot read the outbox", "code=%s detail=\"%s\"", ferry_errname(err.code), err.msg);
+        s_log(r->cfg, FERRY_LOG_WARN, "cannot read the outbox", "code=%s detail=\"%s\"",
+              ferry_errname(err.code), err.msg);
         return 1;
     }
     for (size_t i = 0; i < n && !r->trouble; i++)
@@ -422,8 +424,8 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
             ferry_options_destroy(&o);
             goto out;
         }
-        s_log(r->cfg, FERRY_LOG_WARN, "broker unreachable, retrying", "broker=%s retry_ms=%d", cfg->broker,
-              backoff);
+        s_log(r->cfg, FERRY_LOG_WARN, "broker unreachable, retrying", "broker=%s retry_ms=%d",
+              cfg->broker, backoff);
         fy_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }

@@ -169,7 +169,8 @@ s_terminate(const uint8_t *src, size_t size, uint8_t *dst)
 }
 
 static fy_status_t
-s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n, fy_err_t *err)
+s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, size_t *n,
+       fy_err_t *err)
 {
     *n = 0;
     MDB_txn *txn;
@@ -221,7 +222,7 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         size_t sz = s_terminate(v.mv_data, v.mv_size, s->copy + used);
         if (!sz) {
             fy_err_set(err, FERRY_EIO, "lmdb: outbox record %llu is malformed",
-                     (unsigned long long)fy_be64_get(k.mv_data));
+                       (unsigned long long)fy_be64_get(k.mv_data));
             mdb_cursor_close(cur);
             mdb_txn_abort(txn);
             return FERRY_EIO;
@@ -274,7 +275,7 @@ s_read(fr_source_t *s, fr_pos_t after_pos, size_t max, const fr_row_t **rows, si
         r->payload_len = lp;
         if (off + lp != sizes[i]) {
             return fy_err_set(err, FERRY_EIO, "lmdb: outbox record %llu is malformed",
-                     (unsigned long long)r->id);
+                              (unsigned long long)r->id);
         }
     }
     *rows = s->rows;

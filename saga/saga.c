@@ -24,6 +24,7 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "grow.h"
 #include "ferry_saga.h"
 #include "mdb_util.h"
 
@@ -379,14 +380,8 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     ferry_saga_orchestrator_t *o = user;
     const char *corr = ferry_msg_header(m, "correlation_id");
     const char *result = ferry_msg_header(m, "ferry-saga-result");
-    if (o->nreplies == o->cap_replies) {
-        size_t cap = o->cap_replies ? o->cap_replies * 2 : 256;
-        s_reply_t *n = realloc(o->replies_in, cap * sizeof *n);
-        if (!n)
-            return FERRY_MSG_NACK;
-        o->replies_in = n;
-        o->cap_replies = cap;
-    }
+    if (!fy_grow(&o->replies_in, &o->cap_replies, o->nreplies + 1, sizeof *o->replies_in, 256))
+        return FERRY_MSG_NACK;
     s_reply_t *r = &o->replies_in[o->nreplies++];
     memset(r, 0, sizeof *r);
     r->seq = m->seq;

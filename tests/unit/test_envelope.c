@@ -86,11 +86,11 @@ test_publish_round_trip(void **state)
     fx_t *fx = *state;
     fy_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
     fy_outmsg_t m = {.data = "x",
-                         .len = 1,
-                         .key = "order-7",
-                         .id = "svc:42",
-                         .headers = hdrs,
-                         .header_count = 2};
+                     .len = 1,
+                     .key = "order-7",
+                     .id = "svc:42",
+                     .headers = hdrs,
+                     .header_count = 2};
     assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
@@ -207,8 +207,8 @@ test_publish_batch_round_trip(void **state)
 {
     fx_t *fx = *state;
     fy_outmsg_t msgs[3] = {{.data = "a", .len = 1, .id = "1"},
-                               {.data = "b", .len = 1, .key = "k"},
-                               {.data = "c", .len = 1}};
+                           {.data = "b", .len = 1, .key = "k"},
+                           {.data = "c", .len = 1}};
     assert_int_equal(fy_encode_publish_batch(fx->enc, 7, "t", msgs, 3), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 3, &req), FERRY_OK);
@@ -260,7 +260,8 @@ test_control_round_trips(void **state)
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_true(fy_bytes_eq(req.name, fy_bytes_str("a.b")));
 
-    fy_sub_request_t sr = {.start = FY_START_NEW, .start_time_ms = 1795400000000ull, .max_deliver = 7};
+    fy_sub_request_t sr = {
+        .start = FY_START_NEW, .start_time_ms = 1795400000000ull, .max_deliver = 7};
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_sub_declare(fx->enc, 6, "a", "s", &sr), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
@@ -365,15 +366,15 @@ test_replies_round_trip(void **state)
     assert_int_equal(fy_reply_confirm_at(&rep, 3, &seq, &dup, &kver), FERRY_EFIELD);
 
     fy_topic_info_t in = {.kind = FY_KIND_QUEUE,
-                             .first_seq = 1,
-                             .last_seq = 9,
-                             .messages = 9,
-                             .bytes = 900,
-                             .dedupe_window_ms = 120000,
-                             .created_ms = 77,
-                             .max_msgs = 1000,
-                             .max_age_ms = 3600000,
-                             .discard_new = true};
+                          .first_seq = 1,
+                          .last_seq = 9,
+                          .messages = 9,
+                          .bytes = 900,
+                          .dedupe_window_ms = 120000,
+                          .created_ms = 77,
+                          .max_msgs = 1000,
+                          .max_age_ms = 3600000,
+                          .discard_new = true};
     strcpy(in.name, "jobs");
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_info_reply(fx->enc, 14, &in, 1), FERRY_OK);
@@ -668,11 +669,11 @@ test_mutations(void **state)
     fx_t *fx = *state;
     fy_header_t hdrs[] = {{"trace", "abc"}, {"type", "OrderCreated"}};
     fy_outmsg_t m = {.data = "x",
-                         .len = 1,
-                         .key = "order-7",
-                         .id = "svc:42",
-                         .headers = hdrs,
-                         .header_count = 2};
+                     .len = 1,
+                     .key = "order-7",
+                     .id = "svc:42",
+                     .headers = hdrs,
+                     .header_count = 2};
     fy_outmsg_t batch[3] = {m, {.data = "y", .len = 1}, {.data = "z", .len = 1, .id = "q"}};
     fy_topic_config_t cfg = {.dedupe_window_ms = 500, .max_bytes = 1 << 20};
     size_t offs[6], lens[6], frames[6] = {1, 3, 0, 0, 0, 0};

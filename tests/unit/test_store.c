@@ -114,15 +114,13 @@ test_declare_is_idempotent_and_typed(void **state)
     fy_topic_info_t info;
     bool created = true;
     assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
-    assert_int_equal(
-        fy_store_declare(fx->store, B("orders"), FY_KIND_TOPIC, NULL, &info, &created),
-        FERRY_OK);
+    assert_int_equal(fy_store_declare(fx->store, B("orders"), FY_KIND_TOPIC, NULL, &info, &created),
+                     FERRY_OK);
     assert_false(created);
     assert_int_equal(info.created_ms, 1000);
     assert_int_equal(info.dedupe_window_ms, 120000);
-    assert_int_equal(
-        fy_store_declare(fx->store, B("orders"), FY_KIND_QUEUE, NULL, &info, &created),
-        FERRY_EEXISTS);
+    assert_int_equal(fy_store_declare(fx->store, B("orders"), FY_KIND_QUEUE, NULL, &info, &created),
+                     FERRY_EEXISTS);
     assert_int_equal(fy_store_info(fx->store, B("nope"), &info), FERRY_ENOTFOUND);
     assert_int_equal(fy_store_declare(fx->store, B("jobs"), FY_KIND_QUEUE,
                                       &(fy_topic_config_t){.dedupe_window_ms = 5000}, &info,

@@ -1,0 +1,156 @@
+/*
+ * broker_int.h - what the broker's files share: the broker struct, its
+ * per-batch request and reply tables, and the calls between the loop
+ * (broker.c), the replies (broker_reply.c) and the handlers of messages,
+ * consumers and subscriptions (broker_deliver.c). Nothing outside those
+ * files includes it. Everything runs on the broker's one thread.
+ */
+#ifndef FY_BROKER_INT_H
+#define FY_BROKER_INT_H
+
+#include <zmq.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "consumers.h"
+#include "grow.h"
+#include "metrics.h"
+#include "store.h"
+
+#define FY_BRK_MAX_FRAMES    (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define FY_BRK_BATCH_BYTES   (64u << 20)        /* stop draining past this many bytes... */
+#define FY_BRK_FRAME_COST    64                 /* ...counting each frame as at least this */
+#define FY_BRK_SWEEP_BUDGET  1024               /* dedupe/delete work items per turn */
+#define FY_BRK_IDLE_MS       100                /* sweeps and ack-wait timers, when idle */
+#define FY_BRK_METRICS_MS    500                /* snapshots for the metrics endpoint */
+#define FY_BRK_WAITERS_MAX   4096               /* fetches waiting for messages at once */
+#define FY_BRK_WAITERS_TURN  256                /* waiting fetches tried per loop turn */
+#define FY_BRK_SLOW_BATCH_MS 50                 /* a turn slower than this is logged */
+
+typedef struct fy_brk_req {
+    size_t first;   /* index of the identity frame in frames[] */
+    size_t nframes; /* frames kept (identity, envelope, payloads) */
+    bool overflow;  /* more frames arrived than FY_BRK_MAX_FRAMES: refused */
+} fy_brk_req_t;
+
+typedef struct fy_brk_reply {
+    size_t req;       /* index into reqs[] (for the identity) */
+    size_t off, len;  /* envelope bytes in the encoder */
+    size_t out_first; /* payload frames in outs[] */
+    size_t out_count;
+    fy_status_t code; /* for counters and logs */
+    size_t stored;    /* messages stored by this request */
+    size_t dups;      /* duplicates answered */
+    bool confirm;     /* a single publish confirm, encoded at send time (cid, seq, dup, kver) */
+    uint64_t cid, seq, kver;
+    const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
+    size_t peer_len;
+} fy_brk_reply_t;
+
+/* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
+ * messages. Kept in memory only: a client whose broker restarted asks again. */
+typedef struct fy_brk_waiter {
+    uint8_t peer[256];
+    size_t peer_len;
+    uint64_t cid;
+    uint8_t topic[FY_NAME_MAX], sub[FY_NAME_MAX];
+    size_t topic_len, sub_len;
+    uint32_t max;
+    long long deadline_ms;
+    bool served; /* answered in the batch being applied */
+} fy_brk_waiter_t;
+
+/* A reply's place when replies are grouped by peer for sending. */
+typedef struct fy_brk_order {
+    const uint8_t *peer;
+    size_t peer_len;
+    size_t index;
+} fy_brk_order_t;
+
+struct fy_broker {
+    fy_config_t cfg;
+    fy_metrics_t *metrics; /* the HTTP endpoint, or NULL */
+    long long metrics_at;  /* when it was last given a snapshot */
+    const fy_log_t *log;
+    void *ctx, *sock;
+    char endpoint[256];
+    fy_store_t *store;
+    fy_decoder_t *dec;
+    fy_encoder_t *enc;
+    fy_encoder_t *items;       /* message entries of a get/fetch reply before its count is known */
+    uint64_t last_item_seq;    /* sequence of the last entry encoded into items */
+    fy_consumer_t *delivering; /* the consumer s_item records sent sequences for, or NULL */
+    zmq_msg_t *frames;
+    size_t nframes, frames_cap;
+    fy_brk_req_t *reqs;
+    size_t nreqs;
+    fy_brk_reply_t *replies;
+    size_t nreplies;
+    fy_brk_order_t *order; /* batch_max + FY_BRK_WAITERS_TURN */
+    /* Waiting fetches: `waiters` is what the last committed batch left; a
+     * batch adds to `new_waiters` and marks served ones, and only after its
+     * commit are those changes made (a replayed batch starts again clean). */
+    fy_brk_waiter_t *waiters, *new_waiters;
+    size_t nwaiters, nnew_waiters, waiter_rr;
+    /* Push consumers, journaled the same way: a batch records credit added,
+     * messages sent and removals per consumer, and new consumers apart; the
+     * commit applies them, a replay forgets them. */
+    fy_consumers_t cons;
+    bool deliver_soon; /* consumers or credit were added: run a turn at once */
+    bool full_logged;  /* "storage full" already logged for this batch */
+    zmq_msg_t *outs;
+    size_t nouts, outs_cap;
+    fy_bytes_t *payloads; /* FY_BATCH_MAX */
+    uint64_t *seqs;       /* FY_BATCH_MAX */
+    bool *dups;           /* FY_BATCH_MAX */
+    uint64_t *kvers;      /* FY_BATCH_MAX */
+    size_t nitems;        /* entries encoded into items */
+    bool sweep_more;
+    long long next_sweep_ms;
+    long long started_ms;
+    uint64_t now_wall_ms; /* the batch's time, as the store has it */
+    fy_stats_t stats;     /* counters since start */
+};
+
+/* ---- broker_reply.c ---------------------------------------------------- */
+
+/** Begins the reply to request @p req_index; its envelope is encoded next. */
+fy_status_t fy_brk_reply_begin(fy_broker_t *self, size_t req_index, fy_brk_reply_t **out);
+/** Ends reply @p r: what was encoded since it began is its envelope. */
+void fy_brk_reply_end(fy_broker_t *self, fy_brk_reply_t *r);
+/** Ends reply @p r, the last one begun, if encoding it went well (@p st);
+ *  otherwise takes it back so that no half-encoded reply is sent. */
+fy_status_t fy_brk_reply_finish(fy_broker_t *self, fy_brk_reply_t *r, fy_status_t st);
+/** An error reply to request @p ri. */
+void fy_brk_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
+                  const char *msg);
+/** An error reply for bad input, logged once as a warning with the peer. */
+void fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
+                   const char *msg);
+/** ECONFLICT with what the writer should know now (logged at debug only). */
+void fy_brk_conflict(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                     const fy_conflict_t *cf);
+/** Sends the batch's replies after its commit, grouped by peer; never blocks. */
+void fy_brk_send_replies(fy_broker_t *self);
+/** Forgets the batch's replies (after sending, or before a replay). */
+void fy_brk_reset_replies(fy_broker_t *self);
+
+/* ---- broker_deliver.c -------------------------------------------------- */
+
+/** get, fetch and read: a fetch with a wait that finds nothing becomes a waiter. */
+fy_status_t fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req);
+/** Tries waiting fetches (a bounded number per turn, round robin). */
+void fy_brk_serve_waiters(fy_broker_t *self);
+/** After a commit: drop the waiters served, keep the rest, add the new ones. */
+void fy_brk_commit_waiters(fy_broker_t *self);
+/** subscribe, credit, unsubscribe. */
+fy_status_t fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                                   fy_err_t *err);
+/** Sends push consumers what their credit allows. */
+void fy_brk_deliver(fy_broker_t *self);
+/** sub_declare and sub_info. */
+fy_status_t fy_brk_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err);
+/** ack, nack, term, progress, in the batch's transaction. */
+fy_status_t fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err);
+
+#endif /* FY_BROKER_INT_H */

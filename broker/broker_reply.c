@@ -1,0 +1,203 @@
+/*
+ * broker_reply.c - the replies of a batch: begun while a request is handled,
+ * sent only after the commit, grouped by peer (one send per peer), error
+ * replies with their log lines, and single publish confirms merged into
+ * cumulative ones.
+ */
+#include "broker_int.h"
+
+fy_status_t
+fy_brk_reply_begin(fy_broker_t *self, size_t req_index, fy_brk_reply_t **out)
+{
+    fy_brk_reply_t *r = &self->replies[self->nreplies++];
+    memset(r, 0, sizeof *r);
+    r->req = req_index;
+    r->off = fy_encoder_len(self->enc);
+    r->out_first = self->nouts;
+    *out = r;
+    return FERRY_OK;
+}
+
+void
+fy_brk_reply_end(fy_broker_t *self, fy_brk_reply_t *r)
+{
+    r->len = fy_encoder_len(self->enc) - r->off;
+    r->out_count = self->nouts - r->out_first;
+}
+
+/* Ends reply @p r, the last one begun, if encoding it went well (@p st);
+ * otherwise takes it back so that no half-encoded reply is sent. */
+fy_status_t
+fy_brk_reply_finish(fy_broker_t *self, fy_brk_reply_t *r, fy_status_t st)
+{
+    if (st == FERRY_OK)
+        fy_brk_reply_end(self, r);
+    else
+        self->nreplies--;
+    return st;
+}
+
+static void
+s_peer_hex(const zmq_msg_t *ident, char *out, size_t cap)
+{
+    const uint8_t *p = zmq_msg_data((zmq_msg_t *)ident);
+    size_t n = zmq_msg_size((zmq_msg_t *)ident);
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", p[i]);
+    out[o] = '\0';
+}
+
+void
+fy_brk_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
+             const char *msg)
+{
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    /* If even the error does not fit in memory, the reply is left out and the
+     * client times out; the broker goes on. */
+    fy_encode_error(self->enc, req->cid, code, msg);
+    r->code = code;
+    fy_brk_reply_end(self, r);
+}
+
+/* Replies with an error for bad input, logged once as a warning with the peer. */
+void
+fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
+              const char *msg)
+{
+    if (fy_status_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN)) {
+        char peer[64];
+        s_peer_hex(&self->frames[self->reqs[ri].first], peer, sizeof peer);
+        fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
+               "code=%s op=%s cid=%llu peer=%s detail=\"%s\"", fy_status_name(code),
+               fy_op_name(req->op), (unsigned long long)req->cid, peer, msg);
+    }
+    fy_brk_error(self, ri, req, code, msg);
+}
+
+/* An expectation failed: ECONFLICT with what the writer should know now. Not
+ * bad input (logged at debug only): it is how optimistic concurrency works. */
+void
+fy_brk_conflict(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_conflict_t *cf)
+{
+    char msg[160];
+    if (cf->on_key)
+        snprintf(msg, sizeof msg, "message %zu expected key version %llu; the key is at %llu",
+                 cf->index, (unsigned long long)cf->expected, (unsigned long long)cf->kver);
+    else
+        snprintf(msg, sizeof msg, "message %zu expected last sequence %llu; the topic is at %llu",
+                 cf->index, (unsigned long long)cf->expected, (unsigned long long)cf->last);
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    r->code = FERRY_ECONFLICT;
+    if (fy_brk_reply_finish(self, r,
+                            fy_encode_conflict(self->enc, req->cid, msg, cf->last, cf->kver)))
+        fy_brk_error(self, ri, req, FERRY_ECONFLICT, msg);
+    fy_log(self->log, FY_LOG_DEBUG, "broker", "conflict", "cid=%llu detail=\"%s\"",
+           (unsigned long long)req->cid, msg);
+}
+
+static int
+s_order_cmp(const void *a, const void *b)
+{
+    const fy_brk_order_t *x = a, *y = b;
+    if (x->peer_len != y->peer_len)
+        return x->peer_len < y->peer_len ? -1 : 1;
+    int c = memcmp(x->peer, y->peer, x->peer_len);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int
+s_send_one(fy_broker_t *self, const fy_brk_order_t *o, size_t off, size_t len,
+           const fy_brk_reply_t *r)
+{
+    const uint8_t *env = fy_encoder_data(self->enc) + off;
+    size_t outs = r ? r->out_count : 0;
+    int rc = zmq_send(self->sock, o->peer, o->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(self->sock, env, len, ZMQ_DONTWAIT | (outs ? ZMQ_SNDMORE : 0));
+    for (size_t j = 0; rc >= 0 && j < outs; j++)
+        rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
+                          ZMQ_DONTWAIT | (j + 1 < outs ? ZMQ_SNDMORE : 0));
+    if (rc < 0)
+        fy_log(self->log, errno == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
+               "reply dropped", "reason=\"%s\"", zmq_strerror(errno));
+    return rc;
+}
+
+/* Sends every reply of the batch, grouped by peer and in request order within
+ * a peer. Confirms of single publishes with consecutive cids from one peer go
+ * out as one cumulative confirm: one send and one decode instead of hundreds.
+ * Never blocks: a peer that went away or stopped reading loses its replies
+ * (logged), the others get theirs. */
+void
+fy_brk_send_replies(fy_broker_t *self)
+{
+    size_t n = self->nreplies;
+    for (size_t i = 0; i < n; i++) {
+        fy_brk_reply_t *r = &self->replies[i];
+        if (r->peer) {
+            self->order[i] = (fy_brk_order_t){r->peer, r->peer_len, i};
+        } else {
+            zmq_msg_t *ident = &self->frames[self->reqs[r->req].first];
+            self->order[i] = (fy_brk_order_t){zmq_msg_data(ident), zmq_msg_size(ident), i};
+        }
+        self->stats.requests++;
+        if (r->code)
+            self->stats.errors++;
+        self->stats.publishes += r->stored;
+        self->stats.duplicates += r->dups;
+    }
+    qsort(self->order, n, sizeof *self->order, s_order_cmp);
+    for (size_t i = 0; i < n;) {
+        const fy_brk_order_t *o = &self->order[i];
+        fy_brk_reply_t *r = &self->replies[o->index];
+        if (!r->confirm) {
+            s_send_one(self, o, r->off, r->len, r);
+            i++;
+            continue;
+        }
+        /* The longest run of confirms with consecutive cids to this peer. */
+        size_t run = 0;
+        uint64_t first_cid = r->cid;
+        while (i + run < n && run < FY_BATCH_MAX) {
+            const fy_brk_order_t *p = &self->order[i + run];
+            const fy_brk_reply_t *q = &self->replies[p->index];
+            if (!q->confirm || q->cid != first_cid + run || p->peer_len != o->peer_len ||
+                memcmp(p->peer, o->peer, o->peer_len) != 0)
+                break;
+            self->seqs[run] = q->seq;
+            self->dups[run] = q->dups > 0;
+            self->kvers[run] = q->kver;
+            run++;
+        }
+        size_t off = fy_encoder_len(self->enc);
+        fy_status_t st = run == 1
+                             ? fy_encode_confirm(self->enc, first_cid, r->seq, r->dups > 0, r->kver)
+                             : fy_encode_confirm_run(self->enc, first_cid, self->seqs, self->dups,
+                                                     self->kvers, run);
+        if (st == FERRY_OK)
+            s_send_one(self, o, off, fy_encoder_len(self->enc) - off, NULL);
+        else
+            fy_log(self->log, FY_LOG_WARN, "broker", "reply dropped", "reason=\"out of memory\"");
+        i += run;
+    }
+}
+
+void
+fy_brk_reset_replies(fy_broker_t *self)
+{
+    self->full_logged = false;
+    self->nnew_waiters = 0;
+    for (size_t i = 0; i < self->nwaiters; i++)
+        self->waiters[i].served = false;
+    fy_consumers_rollback(&self->cons);
+    fy_encoder_reset(self->enc);
+    for (size_t i = 0; i < self->nouts; i++)
+        zmq_msg_close(&self->outs[i]);
+    self->nouts = 0;
+    self->nreplies = 0;
+}

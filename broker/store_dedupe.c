@@ -1,0 +1,94 @@
+/*
+ * store_dedupe.c - the dedupe index: message ids seen within a topic's window
+ * (answered with the original sequence), and their expiry in bounded sweeps.
+ */
+#include "store.h"
+#include "store_int.h"
+
+/* Looks the id up in the dedupe window. *seq = 0: not a duplicate. */
+fy_status_t
+fy_storei_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, uint8_t *key,
+                      uint64_t *seq)
+{
+    *seq = 0;
+    fy_be64_put(key, t->id);
+    memcpy(key + 8, id.ptr, id.len);
+    MDB_val k = {8 + id.len, key}, v;
+    int rc = mdb_get(self->txn, self->dedupe, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_storei_mdb(self, rc, "get dedupe");
+    if (v.mv_size != 16)
+        return FERRY_EIO;
+    /* An entry past its expiry that the sweep has not reached yet no longer counts. */
+    if (fy_be64_get((uint8_t *)v.mv_data + 8) > self->now_ms)
+        *seq = fy_be64_get(v.mv_data);
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_storei_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, const uint8_t *key,
+                     uint64_t seq)
+{
+    uint64_t expire = self->now_ms + t->dedupe_ms;
+    uint8_t val[16], ekey[24];
+    fy_be64_put(val, seq);
+    fy_be64_put(val + 8, expire);
+    fy_be64_put(ekey, expire);
+    fy_be64_put(ekey + 8, t->id);
+    fy_be64_put(ekey + 16, seq);
+    MDB_val k = {8 + id.len, (void *)key}, v = {16, val};
+    MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
+    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
+    return st ? st
+              : fy_storei_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
+}
+
+/* Expires dedupe entries whose window has passed, oldest first. */
+fy_status_t
+fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dedupe_exp, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "cursor open");
+    fy_status_t st = FERRY_OK;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != 24 || v.mv_size > FY_ID_MAX) {
+            st = FERRY_EIO;
+            break;
+        }
+        const uint8_t *ek = k.mv_data;
+        if (fy_be64_get(ek) > self->now_ms)
+            break;
+        if (*budget == 0) {
+            *more = true;
+            break;
+        }
+        (*budget)--;
+        /* Delete the dedupe entry only if it still belongs to this message:
+         * after expiry the same id may have been published again. */
+        uint8_t dkey[8 + FY_ID_MAX];
+        memcpy(dkey, ek + 8, 8);
+        memcpy(dkey + 8, v.mv_data, v.mv_size);
+        MDB_val dk = {8 + v.mv_size, dkey}, dv;
+        rc = mdb_get(self->txn, self->dedupe, &dk, &dv);
+        if (rc == 0 && dv.mv_size == 16 && fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
+            rc = mdb_del(self->txn, self->dedupe, &dk, NULL);
+        else if (rc == MDB_NOTFOUND || rc == 0)
+            rc = 0;
+        if (rc || (rc = mdb_cursor_del(cur, 0))) {
+            st = fy_storei_mdb(self, rc, "sweep dedupe");
+            break;
+        }
+        self->dirty = true;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = fy_storei_mdb(self, rc, "sweep dedupe next");
+    mdb_cursor_close(cur);
+    return st;
+}

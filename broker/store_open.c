@@ -1,0 +1,255 @@
+/*
+ * store_open.c - opening the store: the data directory and its lock, the
+ * LMDB environment and its databases, the format check and the upgrade of
+ * version-1 data; and closing it.
+ */
+#include "store.h"
+#include "store_int.h"
+
+#include <stddef.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Format 1 had no per-key index: build it from the messages, in slices of
+ * one transaction each, remembering where it stands so that a crash midway
+ * goes on from there. Format 2 is written once the index is whole. */
+static fy_status_t
+s_upgrade_v1(fy_store_t *self, fy_err_t *err)
+{
+    uint64_t done = 0;
+    for (;;) {
+        int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
+        if (rc)
+            return fy_err_set(err, FERRY_EIO, "upgrade: %s", mdb_strerror(rc));
+        MDB_cursor *cur = NULL;
+        uint64_t pos_topic = 0, pos_seq = 0;
+        bool f1, f2, finished = false;
+        fy_status_t st = fy_storei_meta_get(self, self->txn, "upgrade_topic", &pos_topic, &f1);
+        if (st == FERRY_OK)
+            st = fy_storei_meta_get(self, self->txn, "upgrade_seq", &pos_seq, &f2);
+        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->keyidx, &self->key_cur)))
+            st = fy_storei_mdb(self, rc, "cursor open");
+        if (st == FERRY_OK && (rc = mdb_cursor_open(self->txn, self->messages, &cur)))
+            st = fy_storei_mdb(self, rc, "cursor open");
+        uint8_t key[16];
+        fy_storei_msg_key(key, pos_topic, pos_seq + 1);
+        MDB_val k = {16, key}, v;
+        rc = st ? 0 : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        for (size_t n = 0; st == FERRY_OK && rc == 0 && n < 50000; n++) {
+            fy_stored_t m;
+            if (!fy_storei_parse_message(&k, &v, &m)) {
+                st = FERRY_EIO;
+                break;
+            }
+            pos_topic = fy_be64_get(k.mv_data);
+            pos_seq = m.seq;
+            uint8_t kcopy[FY_ID_MAX];
+            fy_bytes_t mk = {kcopy, m.key.len};
+            memcpy(kcopy, m.key.ptr, m.key.len);
+            uint64_t ver;
+            if (mk.len && (st = fy_storei_kidx_add(self, pos_topic, mk, m.seq, &ver)))
+                break;
+            done++;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (st == FERRY_OK && rc == MDB_NOTFOUND)
+            finished = true;
+        else if (st == FERRY_OK && rc)
+            st = fy_storei_mdb(self, rc, "upgrade scan");
+        if (cur)
+            mdb_cursor_close(cur);
+        if (self->key_cur)
+            mdb_cursor_close(self->key_cur);
+        self->key_cur = NULL;
+        if (st == FERRY_OK && finished) {
+            MDB_val a = {13, "upgrade_topic"}, b = {11, "upgrade_seq"};
+            mdb_del(self->txn, self->meta, &a, NULL);
+            mdb_del(self->txn, self->meta, &b, NULL);
+            st = fy_storei_meta_put(self, self->txn, "format", FY_STORE_FORMAT);
+        } else if (st == FERRY_OK) {
+            if ((st = fy_storei_meta_put(self, self->txn, "upgrade_topic", pos_topic)) == FERRY_OK)
+                st = fy_storei_meta_put(self, self->txn, "upgrade_seq", pos_seq);
+        }
+        if (st) {
+            mdb_txn_abort(self->txn);
+            self->txn = NULL;
+            return fy_err_set(err, st, "upgrade from format 1 failed: %s", fy_status_text(st));
+        }
+        rc = mdb_txn_commit(self->txn);
+        self->txn = NULL;
+        if (rc)
+            return fy_err_set(err, FERRY_EIO, "upgrade commit: %s", mdb_strerror(rc));
+        if (finished) {
+            fy_log(self->log, FY_LOG_INFO, "store", "upgraded storage format",
+                   "from=1 to=%d "
+                   "messages=%llu",
+                   FY_STORE_FORMAT, (unsigned long long)done);
+            return FERRY_OK;
+        }
+    }
+}
+
+static fy_status_t
+s_open_dbs(fy_store_t *self, fy_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (rc)
+        return fy_err_set(err, FERRY_EIO, "cannot begin transaction: %s", mdb_strerror(rc));
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"meta", &self->meta},
+               {"topics", &self->topics},
+               {"messages", &self->messages},
+               {"dedupe", &self->dedupe},
+               {"dedupe_exp", &self->dedupe_exp},
+               {"subs", &self->subs},
+               {"deleted", &self->deleted},
+               {"sub_ids", &self->sub_ids},
+               {"acks", &self->acks},
+               {"pend", &self->pend},
+               {"timers", &self->timers},
+               {"due", &self->due},
+               {"keyidx", &self->keyidx}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc) {
+            mdb_txn_abort(txn);
+            if (rc == MDB_MAP_FULL)
+                return fy_err_set(err, FERRY_ESTORAGE_FULL, "map too small to create the store");
+            return fy_err_set(err, FERRY_EIO, "cannot open database %s: %s", dbs[i].name,
+                              mdb_strerror(rc));
+        }
+    }
+    uint64_t format = 0;
+    bool found;
+    fy_status_t st = fy_storei_meta_get(self, txn, "format", &format, &found);
+    if (st == FERRY_OK && found && format > FY_STORE_FORMAT) {
+        mdb_txn_abort(txn);
+        return fy_err_set(err, FERRY_EFORMAT,
+                          "data directory has storage format %llu; this ferryd reads up to %d "
+                          "(upgrade ferryd)",
+                          (unsigned long long)format, FY_STORE_FORMAT);
+    }
+    if (st == FERRY_OK && !found)
+        st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
+    if (st) {
+        mdb_txn_abort(txn);
+        return fy_err_set(err, st, "cannot initialise the store: %s", fy_status_text(st));
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc)
+        return fy_err_set(err, rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO,
+                          "cannot commit store initialisation: %s", mdb_strerror(rc));
+    self->spoiled = false;
+    if (found && format == 1)
+        return s_upgrade_v1(self, err);
+    return FERRY_OK;
+}
+
+/* Creates `dir` and its missing parents, like mkdir -p. */
+static int
+s_mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        path[i] = c;
+    }
+    return 0;
+}
+
+fy_status_t
+fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
+{
+    *out = NULL;
+    fy_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    self->lock_fd = -1;
+    fy_reccache_init(&self->topics_cache, sizeof(fy_topic_rec_t), offsetof(fy_topic_rec_t, dirty),
+                     fy_storei_topic_kv);
+    fy_reccache_init(&self->subs_cache, sizeof(fy_sub_rec_t), offsetof(fy_sub_rec_t, dirty),
+                     fy_storei_sub_kv);
+    self->log = opts->log;
+    self->scratch = fy_encoder_new();
+    if (!self->scratch) {
+        free(self);
+        return fy_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    self->default_dedupe_ms = opts->dedupe_window_ms;
+    self->map_size = opts->map_size;
+    fy_status_t st;
+    int rc;
+    if (s_mkdir_p(opts->dir) != 0) {
+        st = fy_err_set(err, FERRY_EIO, "cannot create data directory: %s", strerror(errno));
+        goto fail;
+    }
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/ferryd.lock", opts->dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        st = fy_err_set(err, FERRY_EINVAL, "data directory path too long");
+        goto fail;
+    }
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd < 0) {
+        st = fy_err_set(err, FERRY_EIO, "cannot open lock file: %s", strerror(errno));
+        goto fail;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        st = fy_err_set(err, FERRY_EIO, "data directory is in use by another ferryd");
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&self->env)) || (rc = mdb_env_set_maxdbs(self->env, 16)) ||
+        (rc = mdb_env_set_mapsize(self->env, (size_t)opts->map_size))) {
+        st = fy_err_set(err, FERRY_EIO, "cannot create LMDB environment: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    /* Default flags: every commit syncs data pages, then the meta page. */
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0644);
+    if (rc) {
+        st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    if ((st = s_open_dbs(self, err)))
+        goto fail;
+    *out = self;
+    return FERRY_OK;
+fail:
+    fy_store_destroy(&self);
+    return st;
+}
+
+void
+fy_store_destroy(fy_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fy_store_t *self = *self_p;
+    fy_store_abort(self);
+    if (self->env)
+        mdb_env_close(self->env);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
+    fy_reccache_free(&self->topics_cache);
+    fy_reccache_free(&self->subs_cache);
+    fy_encoder_destroy(&self->scratch);
+    free(self);
+    *self_p = NULL;
+}

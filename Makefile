@@ -53,7 +53,7 @@ CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
 # in-process relay. In libferry; ferry-relay links it from there.
 RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
-SAGA_SRC   := saga/saga.c saga/saga_participant.c saga/inbox.c
+SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/subs.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/broker.c broker/broker_reply.c \
@@ -140,6 +140,7 @@ $(BUILD)/obj/broker/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_BROKER))
 $(BUILD)/obj/outbox-relay/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_RELAY))
 $(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: EXTRA_CFLAGS = \
     $(call pkg_cflags,$(PKG_BASE) $(PKG_TEST))
+$(BUILD)/obj/tests/unit/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_RELAY) $(PKG_TEST))
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -175,11 +176,18 @@ $(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIX
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
+$(BUILD)/tests/test_conn: $(call obj,tests/unit/test_conn.c client/conn.c)
+$(BUILD)/tests/test_saga_transition: $(call obj,tests/unit/test_saga_transition.c saga/transition.c)
+$(BUILD)/tests/test_relay_config: $(call obj,tests/unit/test_relay_config.c $(FIXTURE_SRC) \
+    outbox-relay/config.c outbox-relay/src_sqlite.c outbox-relay/src_pg.c outbox-relay/src_pglog.c \
+    outbox-relay/pgutil.c) $(LIBA)
+$(BUILD)/tests/test_relay_loop: $(call obj,tests/unit/test_relay_loop.c $(FIXTURE_SRC)) $(LIBA)
+$(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY))
 $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_TEST)) -lpthread
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_TEST)) $(TEST_EXTRA_LIBS) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
            FERRY_RELAY=$(abspath $(BUILD)/ferry-relay) FERRY_TOP=$(CURDIR) \

@@ -27,6 +27,7 @@
 #include "grow.h"
 #include "ferry_saga.h"
 #include "mdb_util.h"
+#include "transition.h"
 
 #define S_HDR          24
 #define S_ID_MAX       200
@@ -284,80 +285,40 @@ s_send(ferry_saga_orchestrator_t *o, MDB_txn *txn, const s_def_t *d, const char 
     return fs == FERRY_OK ? 0 : fs == FERRY_ESTORAGE_FULL ? MDB_MAP_FULL : EIO;
 }
 
-/* The newest step at or below @p from with a compensation, or -1. */
+/* Applies @p ev to saga @p id in @p txn (transition.c decides where it goes);
+ * *ended set when it ended. */
 static int
-s_compensable_at_or_below(const s_def_t *d, int from)
-{
-    for (int j = from; j >= 0; j--)
-        if (d->steps[j].compensable)
-            return j;
-    return -1;
-}
-
-/* Moves @p r to compensating step @p j (or to COMPENSATED when -1). */
-static int
-s_compensate(ferry_saga_orchestrator_t *o, MDB_txn *txn, const s_def_t *d, const char *id,
-             s_rec_t *r, int j)
-{
-    if (j < 0) {
-        r->state = FERRY_SAGA_COMPENSATED;
-        r->deadline = 0;
-        return 0;
-    }
-    r->state = FERRY_SAGA_COMPENSATING;
-    r->step = (uint32_t)j;
-    r->attempt = 1;
-    r->deadline = fy_wall_ms() + (uint64_t)d->steps[j].timeout_ms;
-    return s_send(o, txn, d, id, r, true);
-}
-
-typedef enum { S_EV_OK, S_EV_FAIL, S_EV_TIMEOUT } s_event_t;
-
-/* Applies @p ev to saga @p id in @p txn; *ended set when it ended. */
-static int
-s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, s_event_t ev,
+s_apply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const char *id, s_rec_t *r, fy_saga_event_t ev,
         const char *reason, bool *ended)
 {
     *ended = false;
     const s_def_t *d = s_def(o, r->def);
     if (!d) /* a definition this build no longer has: leave it be, but stop its timer */
         return s_timer(o, txn, id, r->deadline, 0);
-    uint64_t old = r->deadline;
-    int rc = 0;
-    if (r->state == FERRY_SAGA_RUNNING) {
-        if (ev == S_EV_OK && r->step + 1 < d->n) {
-            r->step++;
-            r->attempt = 1;
-            r->deadline = fy_wall_ms() + (uint64_t)d->steps[r->step].timeout_ms;
-            rc = s_send(o, txn, d, id, r, false);
-        } else if (ev == S_EV_OK) {
-            r->state = FERRY_SAGA_DONE;
-            r->step = (uint32_t)d->n;
-            r->deadline = 0;
-        } else {
-            /* A failed step did nothing; one that timed out may have. */
-            if (ev == S_EV_FAIL)
-                snprintf(r->reason, sizeof r->reason, "step %s failed: %s", d->steps[r->step].name,
-                         reason && *reason ? reason : "(no reason)");
-            else
-                snprintf(r->reason, sizeof r->reason, "step %s timed out", d->steps[r->step].name);
-            int from = (int)r->step - (ev == S_EV_FAIL ? 1 : 0);
-            rc = s_compensate(o, txn, d, id, r, s_compensable_at_or_below(d, from));
-        }
-    } else if (r->state == FERRY_SAGA_COMPENSATING) {
-        if (ev == S_EV_OK) {
-            rc = s_compensate(o, txn, d, id, r, s_compensable_at_or_below(d, (int)r->step - 1));
-        } else if (ev == S_EV_TIMEOUT) { /* a compensation must happen: again */
-            r->attempt++;
-            r->deadline = fy_wall_ms() + (uint64_t)d->steps[r->step].timeout_ms;
-            rc = s_send(o, txn, d, id, r, true);
-        } else {
-            return 0; /* a failed compensation is retried at its deadline */
-        }
-    } else {
+    bool compensable[S_STEPS_MAX];
+    for (size_t i = 0; i < d->n; i++)
+        compensable[i] = d->steps[i].compensable;
+    fy_saga_next_t n =
+        fy_saga_transition(compensable, d->n, (fy_saga_at_t){r->state, r->step, r->attempt}, ev);
+    if (!n.changed)
         return 0;
+    if (r->state == FERRY_SAGA_RUNNING && ev != FY_SAGA_EV_OK) {
+        if (ev == FY_SAGA_EV_FAIL)
+            snprintf(r->reason, sizeof r->reason, "step %s failed: %s", d->steps[r->step].name,
+                     reason && *reason ? reason : "(no reason)");
+        else
+            snprintf(r->reason, sizeof r->reason, "step %s timed out", d->steps[r->step].name);
     }
-    *ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    uint64_t old = r->deadline;
+    r->state = n.at.state;
+    r->step = n.at.step;
+    r->attempt = n.at.attempt;
+    int rc = 0;
+    if (n.send != FY_SAGA_SEND_NONE) {
+        r->deadline = fy_wall_ms() + (uint64_t)d->steps[r->step].timeout_ms;
+        rc = s_send(o, txn, d, id, r, n.send == FY_SAGA_SEND_UNDO);
+    }
+    *ended = n.ended;
     if (*ended) /* an ended saga keeps when it ended in its deadline's place */
         r->deadline = fy_wall_ms();
     if (rc == 0)
@@ -416,7 +377,7 @@ s_apply_reply(ferry_saga_orchestrator_t *o, MDB_txn *txn, const s_reply_t *rp, b
     if (rc == MDB_NOTFOUND)
         rc = 0; /* a late or repeated reply: dropped */
     if (rc == 0 && expected)
-        rc = s_apply(o, txn, id, &r, rp->ok ? S_EV_OK : S_EV_FAIL, rp->reason, ended);
+        rc = s_apply(o, txn, id, &r, rp->ok ? FY_SAGA_EV_OK : FY_SAGA_EV_FAIL, rp->reason, ended);
     if (rc == 0 && *ended) {
         snprintf(st->id, sizeof st->id, "%s", id);
         s_status_of(&r, &st->st);
@@ -538,7 +499,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         if (rc == MDB_NOTFOUND || (rc == 0 && r.deadline != at[i])) /* a stale entry */
             rc = s_timer(o, txn, due[i], at[i], 0);
         else if (rc == 0)
-            rc = s_apply(o, txn, due[i], &r, S_EV_TIMEOUT, NULL, &end);
+            rc = s_apply(o, txn, due[i], &r, FY_SAGA_EV_TIMEOUT, NULL, &end);
         if (rc == 0 && end && ended) {
             snprintf(ended[nended].id, sizeof ended[nended].id, "%s", due[i]);
             s_status_of(&r, &ended[nended++].st);

@@ -176,7 +176,7 @@ $(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIX
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
-$(BUILD)/tests/test_conn: $(call obj,tests/unit/test_conn.c client/conn.c)
+$(BUILD)/tests/test_conn: $(call obj,tests/unit/test_conn.c client/conn.c proto/status.c)
 $(BUILD)/tests/test_saga_transition: $(call obj,tests/unit/test_saga_transition.c saga/transition.c)
 $(BUILD)/tests/test_relay_config: $(call obj,tests/unit/test_relay_config.c $(FIXTURE_SRC) \
     outbox-relay/config.c outbox-relay/src_sqlite.c outbox-relay/src_pg.c outbox-relay/src_pglog.c \

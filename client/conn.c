@@ -11,21 +11,21 @@
 #include <time.h>
 #include <zmq.h>
 
-int
+fy_status_t
 fy_conn_init(fy_conn_t *c, void *ctx, char *const *servers, size_t n, int initial_ms, int max_ms,
              int jitter_pct, int send_timeout_ms)
 {
     memset(c, 0, sizeof *c);
     c->ctx = ctx;
-    c->servers = calloc(n, sizeof *c->servers);
+    c->servers = calloc(n ? n : 1, sizeof *c->servers);
     if (!c->servers)
-        return -1;
+        return FERRY_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(servers[i]) + 1;
         if (!(c->servers[i] = malloc(len))) {
             c->nservers = i;
             fy_conn_free(c);
-            return -1;
+            return FERRY_ENOMEM;
         }
         memcpy(c->servers[i], servers[i], len);
     }
@@ -37,7 +37,7 @@ fy_conn_init(fy_conn_t *c, void *ctx, char *const *servers, size_t n, int initia
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     c->rand_state = (unsigned)ts.tv_nsec ^ (unsigned)(uintptr_t)c;
-    return 0;
+    return FERRY_OK;
 }
 
 void
@@ -51,13 +51,25 @@ fy_conn_free(fy_conn_t *c)
     c->nservers = 0;
 }
 
-int
-fy_conn_open(fy_conn_t *c)
+/* A zmq failure (errno) as a status with its sentence. */
+static fy_status_t
+s_fail(fy_err_t *err, const char *what, const char *server)
+{
+    int e = errno;
+    fy_status_t st = e == EINVAL || e == EPROTONOSUPPORT || e == ENOCOMPATPROTO ? FERRY_EINVAL
+                     : e == ETERM || e == EFAULT                                ? FERRY_ECLOSED
+                     : e == ENOMEM || e == EMFILE                               ? FERRY_ENOMEM
+                                                                                : FERRY_ECONNECT;
+    return fy_err_set(err, st, "%s %s: %s", what, server, zmq_strerror(e));
+}
+
+fy_status_t
+fy_conn_open(fy_conn_t *c, fy_err_t *err)
 {
     fy_conn_close(c);
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s)
-        return -1;
+        return s_fail(err, "cannot make a socket for", fy_conn_server(c));
     int linger = 0, hwm = 0, ivl = c->initial_ms, ivl_max = c->max_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     /* The publish window bounds what is in flight; the socket need not. */
@@ -75,16 +87,15 @@ fy_conn_open(fy_conn_t *c)
         mon = NULL;
     }
     if (zmq_connect(s, fy_conn_server(c)) != 0) {
-        int e = errno;
+        fy_status_t st = s_fail(err, "cannot connect to", fy_conn_server(c));
         if (mon)
             zmq_close(mon);
         zmq_close(s);
-        errno = e;
-        return -1;
+        return st;
     }
     c->sock = s;
     c->mon = mon;
-    return 0;
+    return FERRY_OK;
 }
 
 void

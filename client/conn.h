@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "status.h"
+
 typedef struct fy_conn {
     void *ctx;
     void *sock; /* NULL while there is none (between attempts) */
@@ -30,14 +32,15 @@ typedef struct fy_conn {
     unsigned rand_state; /* for the jitter */
 } fy_conn_t;
 
-/** Copies the server list; sets the backoff. @return 0, or -1 if out of memory. */
-int fy_conn_init(fy_conn_t *c, void *ctx, char *const *servers, size_t n, int initial_ms,
-                 int max_ms, int jitter_pct, int send_timeout_ms);
+/** Copies the server list; sets the backoff. @return FERRY_OK, FERRY_ENOMEM */
+fy_status_t fy_conn_init(fy_conn_t *c, void *ctx, char *const *servers, size_t n, int initial_ms,
+                         int max_ms, int jitter_pct, int send_timeout_ms);
 void fy_conn_free(fy_conn_t *c);
 
 /** Opens a socket to the current server (connecting in the background).
- *  @return 0, or -1 (errno; the endpoint is invalid or the context is gone). */
-int fy_conn_open(fy_conn_t *c);
+ *  @return FERRY_OK, FERRY_EINVAL (the endpoint is invalid), FERRY_ECLOSED
+ *  (the context is gone), FERRY_ENOMEM, with a sentence in @p err. */
+fy_status_t fy_conn_open(fy_conn_t *c, fy_err_t *err);
 /** Closes the socket and its monitor; pending outgoing messages are dropped. */
 void fy_conn_close(fy_conn_t *c);
 /** After a loss: closes, moves to the next server, schedules the next attempt. */

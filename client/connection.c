@@ -142,16 +142,16 @@ s_state(ferry_client_t *self, ferry_conn_state_t state, const char *server, cons
 }
 
 /* Sends the hello on a new socket; its answer makes the client connected.
- * @return 0, or the errno of a socket that could not be opened. */
-static int
+ * @return FERRY_OK, or why no socket could be opened or the hello not sent. */
+static ferry_status_t
 s_attempt(ferry_client_t *self)
 {
-    if (fy_conn_open(&self->conn) != 0) {
-        int e = errno;
-        fy_cli_log(self, FERRY_LOG_WARN, "cannot open a connection to %s: %s",
-                   fy_conn_server(&self->conn), zmq_strerror(e));
+    fy_err_t err = {0};
+    ferry_status_t st = fy_conn_open(&self->conn, &err);
+    if (st != FERRY_OK) {
+        fy_cli_log(self, FERRY_LOG_WARN, "%s (%s)", err.msg, ferry_errname(st));
         fy_conn_lost(&self->conn, fy_mono_ms());
-        return e;
+        return st;
     }
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
@@ -159,12 +159,12 @@ s_attempt(ferry_client_t *self)
         zmq_send(self->conn.sock, fy_encoder_data(self->enc), fy_encoder_len(self->enc),
                  ZMQ_DONTWAIT) < 0) {
         fy_conn_lost(&self->conn, fy_mono_ms());
-        return EIO;
+        return FERRY_ECLOSED;
     }
     self->hello_cid = cid;
     self->hello_at = fy_mono_ms();
     fy_cli_log(self, FERRY_LOG_INFO, "connecting to %s", fy_conn_server(&self->conn));
-    return 0;
+    return FERRY_OK;
 }
 
 /* The connection is gone: close it and schedule the next attempt. */
@@ -474,7 +474,7 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     if (!self->opts.name || !self->fifo || !self->enc || !self->stash || !self->dec || !self->ctx ||
         fy_conn_init(&self->conn, self->ctx, opts->servers, opts->nservers,
                      opts->reconnect_initial_ms, opts->reconnect_max_ms, opts->reconnect_jitter_pct,
-                     opts->timeout_ms) != 0)
+                     opts->timeout_ms) != FERRY_OK)
         goto done;
     /* Every server once: the first that answers the hello (with
      * retry_connect only a moment: the client goes on trying by itself). */
@@ -482,7 +482,7 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
         fy_mono_ms() + (opts->retry_connect
                             ? (opts->timeout_ms < 200 ? opts->timeout_ms : 200)
                             : (long long)opts->timeout_ms * (long long)opts->nservers);
-    if (s_attempt(self) == EINVAL) {
+    if (s_attempt(self) == FERRY_EINVAL) {
         st = fy_client_fail(self, FERRY_EINVAL, "bad server endpoint '%s'",
                             opts->servers[0] ? opts->servers[0] : "");
         goto done;

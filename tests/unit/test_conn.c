@@ -22,7 +22,7 @@ test_servers_in_turn(void **state)
     void *ctx = zmq_ctx_new();
     char *servers[] = {"tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3"};
     fy_conn_t c;
-    assert_int_equal(fy_conn_init(&c, ctx, servers, 3, 100, 1000, 0, 1000), 0);
+    assert_int_equal(fy_conn_init(&c, ctx, servers, 3, 100, 1000, 0, 1000), FERRY_OK);
     assert_string_equal(fy_conn_server(&c), servers[0]);
     const char *want[] = {servers[1], servers[2], servers[0], servers[1]};
     for (size_t i = 0; i < 4; i++) {
@@ -40,7 +40,7 @@ test_backoff_doubles_to_max_and_resets(void **state)
     void *ctx = zmq_ctx_new();
     char *servers[] = {"tcp://127.0.0.1:1"};
     fy_conn_t c;
-    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 100, 1000, 0, 1000), 0);
+    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 100, 1000, 0, 1000), FERRY_OK);
     const long long want[] = {100, 200, 400, 800, 1000, 1000, 1000};
     long long now = 5000;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -62,7 +62,7 @@ test_jitter_stays_within_its_span(void **state)
     void *ctx = zmq_ctx_new();
     char *servers[] = {"tcp://127.0.0.1:1"};
     fy_conn_t c;
-    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 1000, 1000, 20, 1000), 0);
+    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 1000, 1000, 20, 1000), FERRY_OK);
     long long lo = 1000000, hi = 0;
     for (int i = 0; i < 2000; i++) {
         fy_conn_lost(&c, 0);
@@ -85,9 +85,9 @@ test_no_socket_until_opened(void **state)
     void *ctx = zmq_ctx_new();
     char *servers[] = {"tcp://127.0.0.1:1"};
     fy_conn_t c;
-    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 10, 100, 0, 1000), 0);
+    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 10, 100, 0, 1000), FERRY_OK);
     assert_null(c.sock);
-    assert_int_equal(fy_conn_open(&c), 0);
+    assert_int_equal(fy_conn_open(&c, NULL), FERRY_OK);
     assert_non_null(c.sock);
     assert_false(fy_conn_dropped(&c)); /* nothing connected yet, nothing dropped */
     fy_conn_lost(&c, 0);
@@ -103,8 +103,12 @@ test_bad_endpoint(void **state)
     void *ctx = zmq_ctx_new();
     char *servers[] = {"not-an-endpoint"};
     fy_conn_t c;
-    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 10, 100, 0, 1000), 0);
-    assert_int_equal(fy_conn_open(&c), -1);
+    assert_int_equal(fy_conn_init(&c, ctx, servers, 1, 10, 100, 0, 1000), FERRY_OK);
+    fy_err_t err = {0};
+    assert_int_equal(fy_conn_open(&c, &err), FERRY_EINVAL);
+    assert_int_equal(err.code, FERRY_EINVAL);
+    assert_non_null(strstr(err.msg, "not-an-endpoint"));
+    assert_null(c.sock);
     fy_conn_free(&c);
     zmq_ctx_term(ctx);
 }

@@ -80,15 +80,18 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
     fy_status_t st;
     uint64_t next = 0;
     if (op == FY_OP_GET) {
-        st = fy_store_read(self->store, topic, seq ? seq : 1, max, s_get_item, self, count);
+        st = fy_store_read(self->store, topic, seq ? seq : 1, max, FY_REPLY_BYTES_MAX, s_get_item,
+                           self, count);
     } else if (op == FY_OP_READ) {
-        st = fy_store_read_key(self->store, topic, sub, seq, max, s_get_item, self, count, &next);
+        st = fy_store_read_key(self->store, topic, sub, seq, max, FY_REPLY_BYTES_MAX, s_get_item,
+                               self, count, &next);
     } else {
         fy_sub_info_t info;
         bool created;
         st = fy_store_sub_open(self->store, topic, sub, NULL, &info, &created);
         if (st == FERRY_OK)
-            st = fy_store_fetch(self->store, info.id, max, s_fetch_item, self, count);
+            st = fy_store_fetch(self->store, info.id, max, FY_REPLY_BYTES_MAX, s_fetch_item, self,
+                                count);
     }
     if (st == FERRY_OK && skip_empty && *count == 0)
         return FERRY_OK;
@@ -291,13 +294,15 @@ fy_brk_deliver(fy_broker_t *self)
             fy_bytes_t topic = {c->topic, c->topic_len};
             self->nitems = 0;
             self->last_item_seq = 0;
-            st = fy_store_read(self->store, topic, c->next_batch, max, s_live_item, self, &count);
+            st = fy_store_read(self->store, topic, c->next_batch, max, FY_REPLY_BYTES_MAX,
+                               s_live_item, self, &count);
             if (st == FERRY_OK && self->last_item_seq)
                 c->next_batch = self->last_item_seq + 1;
             count = self->nitems;
         } else {
             self->delivering = c;
-            st = fy_store_fetch(self->store, c->sub_id, max, s_fetch_item, self, &count);
+            st = fy_store_fetch(self->store, c->sub_id, max, FY_REPLY_BYTES_MAX, s_fetch_item, self,
+                                &count);
             self->delivering = NULL;
         }
         if (st == FERRY_ENOTFOUND) {

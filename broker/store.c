@@ -671,9 +671,10 @@ fy_storei_parse_message(const MDB_val *k, const MDB_val *v, fy_stored_t *out)
 
 fy_status_t
 fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t limit,
-              fy_store_read_fn fn, void *user, size_t *count)
+              size_t max_bytes, fy_store_read_fn fn, void *user, size_t *count)
 {
     *count = 0;
+    size_t used = 0;
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
     if (st)
@@ -698,6 +699,10 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
             st = FERRY_EIO;
             break;
         }
+        size_t cost = fy_stored_cost(&m);
+        if (*count > 0 && used + cost > max_bytes)
+            break; /* the rest goes in the next reply */
+        used += cost;
         if ((st = fn(user, &m)))
             break;
         (*count)++;

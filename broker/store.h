@@ -114,10 +114,22 @@ typedef struct fy_stored {
 
 typedef fy_status_t (*fy_store_read_fn)(void *user, const fy_stored_t *msg);
 
+/** What a message costs a reply, roughly its bytes on the wire: a fixed
+ *  entry overhead, key, id, headers and payload. Every read below takes a
+ *  byte budget besides its count: it stops before a message that would take
+ *  the reply past @p max_bytes (the first message always goes, whatever its
+ *  size), so no reply outgrows what a client accepts (FY_REPLY_BYTES_MAX). */
+#define FY_STORED_OVERHEAD 64
+static inline size_t
+fy_stored_cost(const fy_stored_t *m)
+{
+    return FY_STORED_OVERHEAD + m->key.len + m->id.len + m->hdrs.len + m->payload.len;
+}
+
 /** Calls @p fn for up to @p limit messages of @p topic from @p from_seq on, in order.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO, or what @p fn returned */
 fy_status_t fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t limit,
-                          fy_store_read_fn fn, void *user, size_t *count);
+                          size_t max_bytes, fy_store_read_fn fn, void *user, size_t *count);
 
 /**
  * Calls @p fn for up to @p limit messages with key @p key in @p topic, in key
@@ -127,8 +139,8 @@ fy_status_t fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq,
  * @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EIO, or what @p fn returned
  */
 fy_status_t fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t from,
-                              uint32_t limit, fy_store_read_fn fn, void *user, size_t *count,
-                              uint64_t *next);
+                              uint32_t limit, size_t max_bytes, fy_store_read_fn fn, void *user,
+                              size_t *count, uint64_t *next);
 
 /**
  * Does up to @p budget units of background work in the batch: expires dedupe
@@ -194,7 +206,7 @@ typedef fy_status_t (*fy_store_deliver_fn)(void *user, const fy_stored_t *msg, u
  * one ack-wait timer for the range. @p count is 0 when nothing is new.
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO, or fn's status
  */
-fy_status_t fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max,
+fy_status_t fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes,
                                  fy_store_deliver_fn fn, void *user, size_t *count);
 /**
  * Fetches up to @p max messages for a consumer of the subscription: first
@@ -204,8 +216,8 @@ fy_status_t fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max
  * ferry-dlq-topic, -seq, -deliveries, -reason) and is acked.
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESTORAGE_FULL, FERRY_EIO, or fn's status
  */
-fy_status_t fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn,
-                           void *user, size_t *count);
+fy_status_t fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes,
+                           fy_store_deliver_fn fn, void *user, size_t *count);
 /**
  * Gives @p seq back for redelivery after @p delay_ms (0: at once). Nacking an
  * acked message does nothing.

@@ -105,9 +105,10 @@ fy_storei_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint6
 
 fy_status_t
 fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t from, uint32_t limit,
-                  fy_store_read_fn fn, void *user, size_t *count, uint64_t *next)
+                  size_t max_bytes, fy_store_read_fn fn, void *user, size_t *count, uint64_t *next)
 {
     *count = 0;
+    size_t used = 0;
     *next = 0;
     fy_topic_rec_t *t;
     fy_status_t st = fy_storei_topic_need(self, topic, &t);
@@ -141,6 +142,12 @@ fy_store_read_key(fy_store_t *self, fy_bytes_t topic, fy_bytes_t key, uint64_t f
                 break;
             }
             m.kver = ver; /* messages indexed by an upgrade do not carry it */
+            size_t cost = fy_stored_cost(&m);
+            if (*count > 0 && used + cost > max_bytes) {
+                *next = ver; /* the rest in the next page */
+                break;
+            }
+            used += cost;
             if ((st = fn(user, &m)))
                 break;
             (*count)++;

@@ -419,9 +419,11 @@ s_timer_put(fy_store_t *self, uint64_t deadline, uint64_t sub_id, uint64_t first
 static fy_status_t s_pend_put(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t dc,
                               uint64_t deadline);
 
-fy_status_t
-fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn,
-                     void *user, size_t *count)
+/* Delivers new messages; the reply already holds @p have messages of
+ * @p used budget bytes (a fetch's redeliveries). */
+static fy_status_t
+s_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes, size_t have,
+              size_t used, fy_store_deliver_fn fn, void *user, size_t *count)
 {
     *count = 0;
     fy_sub_rec_t *sub;
@@ -436,7 +438,7 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
     uint8_t key[16];
     fy_storei_msg_key(key, t->id, sub->cursor);
     MDB_val k = {16, key}, v;
-    uint64_t first = 0, last = 0, scanned_to = 0;
+    uint64_t first = 0, last = 0, scanned_to = 0, cut_at = 0;
     /* With a filter, messages whose key does not match are skipped (and acked
      * below); the scan is bounded so that a sparse filter cannot stall a turn. */
     fy_bytes_t filter = {sub->filter, sub->filter_len};
@@ -448,6 +450,12 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
         if (k.mv_size != 16 || fy_be64_get(k.mv_data) != t->id ||
             !fy_storei_parse_message(&k, &v, &m))
             break;
+        size_t cost = fy_stored_cost(&m);
+        if (have + *count > 0 && used + cost > max_bytes &&
+            !(filter.len && !fy_subject_match(filter, m.key)) && m.not_before_ms <= self->now_ms) {
+            cut_at = m.seq; /* the reply is full: this one goes in the next */
+            break;
+        }
         scanned_to = m.seq;
         if (filter.len && !fy_subject_match(filter, m.key)) {
             skipped[nskipped++] = m.seq;
@@ -466,6 +474,7 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
             if (rc)
                 return fy_storei_mdb(self, rc, "deliver reposition");
         } else {
+            used += cost;
             if ((st = fn(user, &m, 1)))
                 return st;
             if (!first)
@@ -482,6 +491,8 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
     uint64_t next = scanned_to ? scanned_to + 1 : t->last + 1;
     if (at_end && (!scanned_to || *count < max))
         next = t->last + 1;
+    if (cut_at)
+        next = cut_at; /* the cursor stays on the message left out */
     if (next != sub->cursor) {
         sub->cursor = next;
         sub->dirty = true;
@@ -493,6 +504,13 @@ fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_d
     if (*count)
         return s_timer_put(self, self->now_ms + sub->ack_wait_ms, sub->id, first, last);
     return FERRY_OK;
+}
+
+fy_status_t
+fy_store_deliver_new(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes,
+                     fy_store_deliver_fn fn, void *user, size_t *count)
+{
+    return s_deliver_new(self, sub_id, max, max_bytes, 0, 0, fn, user, count);
 }
 
 /* Is `seq` acked by `sub`? */
@@ -560,12 +578,16 @@ fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, bool *acked)
 
 /* Delivers `seq` again if it is still unacked and its message exists: counts
  * the delivery and arms its own ack-wait timer. When the count would pass
- * max_deliver, nothing is delivered and *exhausted is set. */
+ * max_deliver, nothing is delivered and *exhausted is set; when its *cost
+ * is more than @p room (and not @p may_exceed), nothing happens and *full
+ * is set. */
 static fy_status_t
-s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn fn, void *user,
-            bool *delivered, bool *exhausted)
+s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, size_t room, bool may_exceed,
+            fy_store_deliver_fn fn, void *user, bool *delivered, bool *exhausted, bool *full,
+            size_t *cost)
 {
-    *delivered = *exhausted = false;
+    *delivered = *exhausted = *full = false;
+    *cost = 0;
     fy_sub_rec_t *sub;
     fy_topic_rec_t *t;
     fy_status_t st = s_sub_by_id(self, sub_id, &sub);
@@ -593,6 +615,11 @@ s_redeliver(fy_store_t *self, uint64_t sub_id, uint64_t seq, fy_store_deliver_fn
         return st;
     if (dc >= sub->max_deliver) {
         *exhausted = true;
+        return FERRY_OK;
+    }
+    *cost = fy_stored_cost(&m);
+    if (!may_exceed && *cost > room) {
+        *full = true; /* no room in this reply: it stays due for the next one */
         return FERRY_OK;
     }
     dc++;
@@ -825,10 +852,11 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
 }
 
 fy_status_t
-fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver_fn fn, void *user,
-               size_t *count)
+fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes,
+               fy_store_deliver_fn fn, void *user, size_t *count)
 {
     *count = 0;
+    size_t used = 0;
     fy_sub_rec_t *sub;
     fy_status_t st = s_sub_need(self, sub_id, &sub);
     if (st)
@@ -864,9 +892,14 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver
             return st;
         if (deadline > self->now_ms)
             continue; /* nacked with a delay since it was marked: its timer decides */
-        bool delivered, exhausted;
-        if ((st = s_redeliver(self, sub_id, seq, fn, user, &delivered, &exhausted)))
+        bool delivered, exhausted, full;
+        size_t cost;
+        if ((st = s_redeliver(self, sub_id, seq, used < max_bytes ? max_bytes - used : 0,
+                              *count == 0, fn, user, &delivered, &exhausted, &full, &cost)))
             return st;
+        if (full) /* the reply is full: it stays due, for the next fetch */
+            return s_mark_due(self, sub_id, seq);
+        used += delivered ? cost : 0;
         if (exhausted &&
             (st = s_dead_letter(self, sub, seq, dc, "max-deliver", (fy_bytes_t){NULL, 0})))
             return st;
@@ -877,7 +910,8 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, fy_store_deliver
             return st ? st : FERRY_ENOTFOUND;
     }
     size_t fresh = 0;
-    st = fy_store_deliver_new(self, sub_id, max - (uint32_t)*count, fn, user, &fresh);
+    st = s_deliver_new(self, sub_id, max - (uint32_t)*count, max_bytes, *count, used, fn, user,
+                       &fresh);
     *count += fresh;
     return st;
 }

@@ -83,6 +83,7 @@ struct ferry_client {
     long long hello_at;           /* when it was sent */
     ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
     unsigned losses;              /* connections lost so far */
+    uint64_t bad_replies;    /* replies that could not be decoded */
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;

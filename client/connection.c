@@ -348,8 +348,22 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
         fy_reply_t r;
         fy_err_t err;
         if (fy_reply_decode(self->dec, zmq_msg_data(&self->rframes[0]),
-                            zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK)
-            continue; /* not a reply we can read: nothing to match it to */
+                            zmq_msg_size(&self->rframes[0]), &r, &err) != FERRY_OK) {
+            /* Nothing to match it to: say so, count it, and fail the call
+             * waiting (its reply may have been this one). A delivery lost
+             * this way comes again after its ack wait. */
+            self->bad_replies++;
+            fy_cli_log(self, FERRY_LOG_WARN,
+                       "a reply of %zu bytes in %zu frames could not be decoded (%s: %s); "
+                       "%llu so far",
+                       zmq_msg_size(&self->rframes[0]), self->nrframes, ferry_errname(err.code),
+                       err.msg, (unsigned long long)self->bad_replies);
+            if (goal == FY_CLI_WAIT_CID)
+                return fy_client_fail(self, FERRY_EPROTO,
+                                      "a reply of %zu bytes could not be decoded: %s",
+                                      zmq_msg_size(&self->rframes[0]), err.msg);
+            continue;
+        }
         if (self->hello_cid && r.cid == self->hello_cid) {
             s_on_hello(self, &r);
             continue;
@@ -571,6 +585,12 @@ unsigned
 ferry_client_reconnects(const ferry_client_t *self)
 {
     return self ? self->losses : 0;
+}
+
+uint64_t
+ferry_client_bad_replies(const ferry_client_t *self)
+{
+    return self ? self->bad_replies : 0;
 }
 
 ferry_status_t

@@ -250,6 +250,11 @@ FERRY_EXPORT const char *ferry_client_last_error(const ferry_client_t *self);
 FERRY_EXPORT bool ferry_client_connected(const ferry_client_t *self);
 /** @brief Connections lost since the client was created. */
 FERRY_EXPORT unsigned ferry_client_reconnects(const ferry_client_t *self);
+/** @brief Replies and deliveries this client received but could not decode
+ *  (each logged at warn with its size and reason; the blocking call waiting
+ *  then fails with FERRY_EPROTO, a delivery comes again after its ack wait).
+ *  0 unless a broker or the network misbehaves. */
+FERRY_EXPORT uint64_t ferry_client_bad_replies(const ferry_client_t *self);
 
 /**
  * @brief For embedding in an event loop (poll, epoll, libuv): a file

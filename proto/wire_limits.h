@@ -19,6 +19,11 @@
 #define FY_FETCH_WAIT_MAX   300000     /**< longest fetch wait, ms */
 #define FY_ERROR_TEXT_MAX   1024       /**< bytes of a term's error text */
 #define FY_CREDIT_MAX       65536      /**< credit of one push consumer */
+/** Bytes of messages (entries and their payload frames, fy_stored_cost in
+ *  the broker) in one get, fetch or read reply or push delivery: the broker
+ *  cuts a reply there and the rest goes in the next one, so no envelope
+ *  nears FY_ENVELOPE_MAX, whatever the batch size. One message always goes. */
+#define FY_REPLY_BYTES_MAX (512u << 10)
 /** Payloads up to this size go inline in a publish envelope (one frame in all). */
 #define FY_INLINE_MAX 4096
 #define FY_DELAY_MAX  (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */

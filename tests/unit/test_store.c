@@ -157,7 +157,8 @@ test_append_read_and_reopen(void **state)
     s_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 6000), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("a"), 5, 10, s_collect, &seen, &count), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("a"), 5, 10, SIZE_MAX, s_collect, &seen, &count),
+                     FERRY_OK);
     assert_int_equal(count, 10);
     for (size_t i = 0; i < 10; i++) {
         assert_int_equal(seen.seqs[i], 5 + i);
@@ -166,7 +167,8 @@ test_append_read_and_reopen(void **state)
     }
     /* Reading past the end of "a" never runs into "b". */
     seen.n = 0;
-    assert_int_equal(fy_store_read(fx->store, B("a"), 18, 10, s_collect, &seen, &count), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("a"), 18, 10, SIZE_MAX, s_collect, &seen, &count),
+                     FERRY_OK);
     assert_int_equal(count, 3);
     assert_string_equal(seen.payloads[2], "a20");
     fy_topic_info_t info;
@@ -279,7 +281,7 @@ test_delete_and_sweep(void **state)
     s_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 500), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("gone"), 1, 50, s_collect, &seen, &count),
+    assert_int_equal(fy_store_read(fx->store, B("gone"), 1, 50, SIZE_MAX, s_collect, &seen, &count),
                      FERRY_OK);
     assert_int_equal(count, 1);
     assert_string_equal(seen.payloads[0], "fresh");
@@ -377,6 +379,12 @@ s_on_deliver(void *user, const fy_stored_t *m, uint32_t dc)
     return FERRY_OK;
 }
 
+static fy_status_t
+s_get_any(void *user, const fy_stored_t *m)
+{
+    return s_on_deliver(user, m, 0);
+}
+
 static uint64_t
 s_sub(fx_t *fx, uint64_t now, const char *topic, const char *name, fy_sub_opts_t o)
 {
@@ -417,11 +425,14 @@ test_sub_deliver_and_ack_floor(void **state)
     s_got_t got = {0};
     size_t n;
     assert_int_equal(fy_store_begin(fx->store, 300), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 4, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 4, SIZE_MAX, s_on_deliver, &got, &n),
+                     FERRY_OK);
     assert_int_equal(n, 4);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
+                     FERRY_OK);
     assert_int_equal(n, 6);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
+                     FERRY_OK);
     assert_int_equal(n, 0);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     for (size_t i = 0; i < 10; i++) {
@@ -530,6 +541,68 @@ test_sub_start_positions(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
 
+/* Reads stop at their byte budget (the rest comes with the next read, in
+ * order, none lost); the first message always goes, whatever its size. */
+static void
+test_reads_cut_by_bytes(void **state)
+{
+    fx_t *fx = *state;
+    s_declare(fx, "big", FY_KIND_TOPIC);
+    static char payload[10001];
+    memset(payload, 'p', 10000);
+    uint64_t seq;
+    bool dup;
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(s_append1(fx, 100, "big", NULL, payload, &seq, &dup), FERRY_OK);
+    const size_t cost = FY_STORED_OVERHEAD + 10000, budget = 6 * cost + cost / 2;
+    size_t n;
+    s_got_t got = {0};
+    assert_int_equal(fy_store_begin(fx->store, 200), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("big"), 1, 100, budget, s_get_any, &got, &n),
+                     FERRY_OK);
+    assert_int_equal(n, 6);
+    assert_int_equal(got.seqs[5], 6);
+    got.n = 0;
+    assert_int_equal(fy_store_read(fx->store, B("big"), 7, 100, 1, s_get_any, &got, &n), FERRY_OK);
+    assert_int_equal(n, 1); /* one message always goes */
+    assert_int_equal(got.seqs[0], 7);
+    fy_store_abort(fx->store);
+
+    uint64_t sub = s_sub(fx, 300, "big", "s",
+                         (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100});
+    /* New messages: six per reply, the cursor stays on the one left out. */
+    got.n = 0;
+    assert_int_equal(fy_store_begin(fx->store, 400), FERRY_OK);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, budget, s_on_deliver, &got, &n),
+                         FERRY_OK);
+        assert_int_equal(n, 6);
+    }
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    for (size_t i = 0; i < got.n; i++)
+        assert_int_equal(got.seqs[i], i + 1);
+    /* Their ack wait passes: fetches take the redeliveries six at a time
+     * (those left out stay due), then the new messages, each once, in order. */
+    size_t due;
+    bool more;
+    got.n = 0;
+    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
+    assert_int_equal(fy_store_timers_due(fx->store, 1000, &due, &more), FERRY_OK);
+    size_t rounds = 0;
+    do {
+        assert_int_equal(fy_store_fetch(fx->store, sub, 1000, budget, s_on_deliver, &got, &n),
+                         FERRY_OK);
+        assert_true(n <= 6);
+        rounds++;
+    } while (n > 0 && rounds < 20);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    assert_int_equal(got.n, 40);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(got.seqs[i], i + 1);
+        assert_int_equal(got.dcs[i], i < 18 ? 2 : 1);
+    }
+}
+
 static size_t
 s_fetch(fx_t *fx, uint64_t now, uint64_t sub, s_got_t *got)
 {
@@ -538,7 +611,7 @@ s_fetch(fx_t *fx, uint64_t now, uint64_t sub, s_got_t *got)
     got->n = 0;
     assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
     assert_int_equal(fy_store_timers_due(fx->store, 1000, &due, &more), FERRY_OK);
-    assert_int_equal(fy_store_fetch(fx->store, sub, 10, s_on_deliver, got, &n), FERRY_OK);
+    assert_int_equal(fy_store_fetch(fx->store, sub, 10, SIZE_MAX, s_on_deliver, got, &n), FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     assert_int_equal(n, got->n);
     return n;
@@ -593,7 +666,8 @@ test_sub_redelivery_and_dead_letters(void **state)
     fy_sub_info_t info;
     fy_topic_info_t ti;
     assert_int_equal(fy_store_begin(fx->store, 1300), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("t.dlq"), 1, 10, s_collect, &seen, &n), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("t.dlq"), 1, 10, SIZE_MAX, s_collect, &seen, &n),
+                     FERRY_OK);
     assert_int_equal(n, 2);
     assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
     assert_int_equal(info.ack_floor, 5);
@@ -616,7 +690,7 @@ test_queue_ack_deletes(void **state)
     assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
     s_got_t got = {0};
     size_t n;
-    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, s_on_deliver, &got, &n),
+    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, SIZE_MAX, s_on_deliver, &got, &n),
                      FERRY_OK);
     assert_int_equal(n, 5);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
@@ -639,7 +713,8 @@ test_queue_ack_deletes(void **state)
     assert_int_equal(ti.bytes, 0);
     assert_int_equal(ti.last_seq, 5);
     s_seen_t seen = {0};
-    assert_int_equal(fy_store_read(fx->store, B("q"), 1, 10, s_collect, &seen, &n), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("q"), 1, 10, SIZE_MAX, s_collect, &seen, &n),
+                     FERRY_OK);
     assert_int_equal(n, 0);
     fy_store_abort(fx->store);
     /* Deleting the queue drops its subscription in the sweep. */
@@ -693,7 +768,8 @@ test_retention_limits(void **state)
     s_seen_t seen = {0};
     size_t n;
     assert_int_equal(fy_store_begin(fx->store, 100), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("last5"), 1, 100, s_collect, &seen, &n), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("last5"), 1, 100, SIZE_MAX, s_collect, &seen, &n),
+                     FERRY_OK);
     fy_store_abort(fx->store);
     assert_int_equal(n, 5);
     assert_int_equal(seen.seqs[0], 8);
@@ -724,7 +800,8 @@ test_retention_limits(void **state)
         s_sub(fx, 2600, "last5", "late", (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 1});
     s_got_t got = {0};
     assert_int_equal(fy_store_begin(fx->store, 2700), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, s_on_deliver, &got, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
+                     FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     assert_int_equal(n, 5);
     assert_int_equal(got.seqs[0], 8);
@@ -737,8 +814,10 @@ test_retention_limits(void **state)
     uint64_t b = s_sub(fx, 3000, "fan", "b", (fy_sub_opts_t){.start = FY_START_FIRST});
     s_got_t ga = {0}, gb = {0};
     assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, a, 10, s_on_deliver, &ga, &n), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, b, 10, s_on_deliver, &gb, &n), FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, a, 10, SIZE_MAX, s_on_deliver, &ga, &n),
+                     FERRY_OK);
+    assert_int_equal(fy_store_deliver_new(fx->store, b, 10, SIZE_MAX, s_on_deliver, &gb, &n),
+                     FERRY_OK);
     for (uint64_t s2 = 1; s2 <= 3; s2++)
         assert_int_equal(fy_store_ack(fx->store, a, s2), FERRY_OK);
     for (uint64_t s2 = 1; s2 <= 2; s2++)
@@ -796,9 +875,9 @@ s_read_key(fx_t *fx, const char *topic, const char *key, uint64_t from, uint32_t
     size_t count;
     seen->n = 0;
     assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
-    assert_int_equal(
-        fy_store_read_key(fx->store, B(topic), B(key), from, limit, s_collect, seen, &count, next),
-        FERRY_OK);
+    assert_int_equal(fy_store_read_key(fx->store, B(topic), B(key), from, limit, SIZE_MAX,
+                                       s_collect, seen, &count, next),
+                     FERRY_OK);
     fy_store_abort(fx->store);
     return count;
 }
@@ -849,7 +928,7 @@ test_key_version_survives_removal(void **state)
     assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), NULL, &info, &created), FERRY_OK);
     s_got_t got = {0};
     size_t n;
-    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, s_on_deliver, &got, &n),
+    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, SIZE_MAX, s_on_deliver, &got, &n),
                      FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     /* Acking deletes both messages; the key's count goes on from 2. */
@@ -949,7 +1028,8 @@ test_delayed_delivery(void **state)
     s_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("d"), 1, 10, s_collect, &seen, &count), FERRY_OK);
+    assert_int_equal(fy_store_read(fx->store, B("d"), 1, 10, SIZE_MAX, s_collect, &seen, &count),
+                     FERRY_OK);
     fy_store_abort(fx->store);
     assert_int_equal(count, 3);
 }
@@ -1005,6 +1085,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_start_at_time, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_cut_by_bytes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retention_limits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_key_versions_and_read_by_key, s_setup, s_teardown),

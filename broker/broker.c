@@ -216,6 +216,31 @@ s_collect_payloads(fy_broker_t *self, const fy_brk_req_t *rq, const fy_request_t
     return FERRY_OK;
 }
 
+/* A publish whose id holds a different message: refused, logged, counted.
+ * Never answered "duplicate": that would drop the new message in silence. */
+static void
+s_id_reused(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_conflict_t *cf)
+{
+    const fy_pubmeta_t *m = &req->msgs[cf->index];
+    char msg[FY_ID_MAX + 200];
+    if (cf->last)
+        snprintf(msg, sizeof msg,
+                 "message %zu: id '%.*s' is held by a different message (seq %llu) within the "
+                 "dedupe window; nothing stored",
+                 cf->index, (int)m->id.len, (const char *)m->id.ptr, (unsigned long long)cf->last);
+    else
+        snprintf(msg, sizeof msg,
+                 "message %zu: id '%.*s' is used by a different message earlier in the batch; "
+                 "nothing stored",
+                 cf->index, (int)m->id.len, (const char *)m->id.ptr);
+    self->ids_reused++;
+    fy_log(self->log, FY_LOG_WARN, "broker", "message id reused",
+           "topic=%.*s id=\"%.*s\" seq=%llu cid=%llu", (int)req->name.len,
+           (const char *)req->name.ptr, (int)m->id.len, (const char *)m->id.ptr,
+           (unsigned long long)cf->last, (unsigned long long)req->cid);
+    fy_brk_error(self, ri, req, FERRY_EIDREUSED, msg);
+}
+
 /* Handles one request inside the batch transaction. `refuse_writes`: the map
  * is full (replay after MDB_MAP_FULL), so writes are refused. */
 static void
@@ -318,6 +343,10 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             fy_brk_conflict(self, ri, &req, &cf);
             return;
         }
+        if (st == FERRY_EIDREUSED) {
+            s_id_reused(self, ri, &req, &cf);
+            return;
+        }
         if (st)
             break;
         fy_brk_reply_begin(self, ri, &r);
@@ -407,7 +436,8 @@ s_metrics_tick(fy_broker_t *self, long long now)
     if (!self->metrics || now - self->metrics_at < FY_BRK_METRICS_MS)
         return;
     self->metrics_at = now;
-    fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store)};
+    fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store),
+                                  .ids_reused = self->ids_reused};
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)

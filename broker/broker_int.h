@@ -110,6 +110,7 @@ struct fy_broker {
     long long started_ms;
     uint64_t now_wall_ms; /* the batch's time, as the store has it */
     fy_stats_t stats;     /* counters since start */
+    uint64_t ids_reused; /* publishes refused with EIDREUSED since start */
 };
 
 /* ---- broker_reply.c ---------------------------------------------------- */

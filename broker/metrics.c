@@ -59,8 +59,12 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
                              "# HELP ferry_consumers Push consumers connected.\n"
                              "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
                              "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
-                             "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n",
-                             (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0);
+                             "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n"
+                             "# HELP ferry_ids_reused_total Publishes refused since start: their "
+                             "message id held a different message (EIDREUSED).\n"
+                             "# TYPE ferry_ids_reused_total counter\nferry_ids_reused_total %llu\n",
+                             (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0,
+                             (unsigned long long)s->ids_reused);
     return n < cap ? n : cap;
 }
 

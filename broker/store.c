@@ -520,8 +520,8 @@ s_pre_dup(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas, 
             return FERRY_OK;
         }
     uint8_t dkey[8 + FY_ID_MAX];
-    uint64_t seq;
-    fy_status_t st = fy_storei_dedupe_find(self, t, m->id, dkey, &seq);
+    uint64_t seq, hash;
+    fy_status_t st = fy_storei_dedupe_find(self, t, m->id, dkey, &seq, &hash);
     *out = seq != 0;
     return st;
 }
@@ -563,6 +563,34 @@ s_check_expectations(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta
     return FERRY_OK;
 }
 
+/* A call with several messages: is any id in the window, or earlier in the
+ * call, with other content? Checked before anything is written, so that the
+ * call is refused whole. */
+static fy_status_t
+s_check_ids(fy_store_t *self, const fy_topic_rec_t *t, const fy_pubmeta_t *metas,
+            const uint64_t *hashes, size_t n, fy_conflict_t *conflict)
+{
+    uint8_t dkey[8 + FY_ID_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (!metas[i].id.len)
+            continue;
+        uint64_t seq, held;
+        fy_status_t st = fy_storei_dedupe_find(self, t, metas[i].id, dkey, &seq, &held);
+        if (st)
+            return st;
+        if (seq && held && held != hashes[i]) {
+            *conflict = (fy_conflict_t){.index = i, .last = seq};
+            return FERRY_EIDREUSED;
+        }
+        for (size_t j = 0; !seq && j < i; j++)
+            if (fy_bytes_eq(metas[j].id, metas[i].id) && hashes[j] != hashes[i]) {
+                *conflict = (fy_conflict_t){.index = i};
+                return FERRY_EIDREUSED;
+            }
+    }
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                 const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups, uint64_t *kvers,
@@ -593,14 +621,26 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
     }
     if (expects && (st = s_check_expectations(self, t, metas, n, dups, conflict)))
         return st;
+    uint64_t *hashes = self->hashes;
+    for (size_t i = 0; i < n; i++)
+        hashes[i] = metas[i].id.len ? fy_storei_content_hash(&metas[i], payloads[i]) : 0;
+    if (n > 1 && (st = s_check_ids(self, t, metas, hashes, n, conflict)))
+        return st;
     uint8_t dkey[8 + FY_ID_MAX];
     for (size_t i = 0; i < n; i++) {
         const fy_pubmeta_t *m = &metas[i];
         dups[i] = false;
         kvers[i] = 0;
         if (m->id.len) {
-            if ((st = fy_storei_dedupe_find(self, t, m->id, dkey, &seqs[i])))
+            uint64_t held;
+            if ((st = fy_storei_dedupe_find(self, t, m->id, dkey, &seqs[i], &held)))
                 return st;
+            if (seqs[i] && held && held != hashes[i]) {
+                /* Only a single publish gets here (s_check_ids saw the
+                 * others): nothing is written yet. */
+                *conflict = (fy_conflict_t){.index = i, .last = seqs[i]};
+                return FERRY_EIDREUSED;
+            }
             if (seqs[i]) {
                 dups[i] = true;
                 /* The original's key version, if it is still stored. */
@@ -622,7 +662,7 @@ fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
         nb = nb > self->now_ms ? nb : 0;
         if ((st = s_put_message(self, t, seq, m, payloads[i], kvers[i], nb)))
             return st;
-        if (m->id.len && (st = fy_storei_dedupe_put(self, t, m->id, dkey, seq)))
+        if (m->id.len && (st = fy_storei_dedupe_put(self, t, m->id, dkey, seq, hashes[i])))
             return st;
         if (t->count == 0)
             t->first = seq;

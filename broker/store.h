@@ -22,7 +22,7 @@
 #include "log.h"
 
 /** Version of the on-disk layout; a newer one is refused at open. */
-#define FY_STORE_FORMAT 2
+#define FY_STORE_FORMAT 3
 
 typedef struct fy_store fy_store_t;
 
@@ -74,9 +74,9 @@ fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
 /** @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
 fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info);
 
-/** Why an append with expectations was refused. */
+/** Why an append with expectations (or a reused id) was refused. */
 typedef struct fy_conflict {
-    size_t index;      /**< the message whose expectation failed */
+    size_t index;      /**< the message whose expectation failed (or whose id was reused) */
     uint64_t last;     /**< the topic's last sequence at that message */
     uint64_t kver;     /**< its key's version at that message (0: no key or a new one) */
     bool on_key;       /**< the key version failed (else the last sequence) */
@@ -93,11 +93,17 @@ typedef struct fy_conflict {
  * before anything is written, counting the messages before it in the call;
  * one that fails refuses the whole call with FERRY_ECONFLICT (@p conflict
  * says which and the values now). A duplicate is not checked.
+ * Ids: the dedupe entry keeps a hash of the message's key, headers and
+ * payload; a message whose id is in the window with different content is
+ * no duplicate but a reused id: the whole call is refused with
+ * FERRY_EIDREUSED (@p conflict: which message, and in `last` the sequence
+ * that holds the id), never answered "duplicate" and dropped.
  * Delays: a message with metas[i].not_before_ms later than the batch's
  * time is delivered to subscriptions from then on.
  * @param payloads  one payload per message, copied into the map.
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ELIMIT (nothing stored),
- *         FERRY_ECONFLICT (nothing stored), FERRY_ESTORAGE_FULL (batch spoiled), FERRY_EIO
+ *         FERRY_ECONFLICT, FERRY_EIDREUSED (nothing stored), FERRY_ESTORAGE_FULL (batch
+ *         spoiled), FERRY_EIO
  */
 fy_status_t fy_store_append(fy_store_t *self, fy_bytes_t topic, const fy_pubmeta_t *metas,
                             const fy_bytes_t *payloads, size_t n, uint64_t *seqs, bool *dups,

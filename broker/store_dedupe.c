@@ -5,12 +5,34 @@
 #include "store.h"
 #include "store_int.h"
 
+/* A dedupe entry's value: the sequence, when it expires, and (since format
+ * 3) the content hash. Entries of format 2 have no hash: not compared. */
+#define S_DEDUPE_V2 16
+#define S_DEDUPE_V3 24
+
+uint64_t
+fy_storei_content_hash(const fy_pubmeta_t *m, fy_bytes_t payload)
+{
+    const fy_bytes_t parts[] = {m->key, m->hdrs, payload};
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t len[8];
+        fy_be64_put(len, parts[i].len); /* lengths too: ("ab","") differs from ("a","b") */
+        for (size_t j = 0; j < 8; j++)
+            h = (h ^ len[j]) * 1099511628211ull;
+        for (size_t j = 0; j < parts[i].len; j++)
+            h = (h ^ parts[i].ptr[j]) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
 /* Looks the id up in the dedupe window. *seq = 0: not a duplicate. */
 fy_status_t
 fy_storei_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, uint8_t *key,
-                      uint64_t *seq)
+                      uint64_t *seq, uint64_t *hash)
 {
     *seq = 0;
+    *hash = 0;
     fy_be64_put(key, t->id);
     memcpy(key + 8, id.ptr, id.len);
     MDB_val k = {8 + id.len, key}, v;
@@ -19,26 +41,30 @@ fy_storei_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, 
         return FERRY_OK;
     if (rc)
         return fy_storei_mdb(self, rc, "get dedupe");
-    if (v.mv_size != 16)
+    if (v.mv_size != S_DEDUPE_V2 && v.mv_size != S_DEDUPE_V3)
         return FERRY_EIO;
     /* An entry past its expiry that the sweep has not reached yet no longer counts. */
-    if (fy_be64_get((uint8_t *)v.mv_data + 8) > self->now_ms)
+    if (fy_be64_get((uint8_t *)v.mv_data + 8) > self->now_ms) {
         *seq = fy_be64_get(v.mv_data);
+        if (v.mv_size == S_DEDUPE_V3)
+            *hash = fy_be64_get((uint8_t *)v.mv_data + 16);
+    }
     return FERRY_OK;
 }
 
 fy_status_t
 fy_storei_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, const uint8_t *key,
-                     uint64_t seq)
+                     uint64_t seq, uint64_t hash)
 {
     uint64_t expire = self->now_ms + t->dedupe_ms;
-    uint8_t val[16], ekey[24];
+    uint8_t val[S_DEDUPE_V3], ekey[24];
     fy_be64_put(val, seq);
     fy_be64_put(val + 8, expire);
+    fy_be64_put(val + 16, hash);
     fy_be64_put(ekey, expire);
     fy_be64_put(ekey + 8, t->id);
     fy_be64_put(ekey + 16, seq);
-    MDB_val k = {8 + id.len, (void *)key}, v = {16, val};
+    MDB_val k = {8 + id.len, (void *)key}, v = {S_DEDUPE_V3, val};
     MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
     fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
     return st ? st

@@ -59,6 +59,7 @@ struct fy_store {
     fy_reccache_t topics_cache; /* fy_topic_rec_t: topics touched by this batch */
     fy_reccache_t subs_cache;   /* fy_sub_rec_t: subscriptions touched by this batch */
     fy_encoder_t *scratch;      /* dead-letter headers */
+    uint64_t *hashes;           /* FY_BATCH_MAX: content hashes of the messages of one append */
     uint64_t map_size;          /* the storage limit */
     uint64_t batch_added;       /* bytes appended by the batch (for the soft limit) */
     uint64_t map_in_use;        /* at the batch's start */
@@ -111,12 +112,16 @@ fy_status_t fy_storei_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_
                                   uint64_t ver);
 
 /* store_dedupe.c: looks `id` up in the topic's window (*seq 0: not seen;
- * `key` receives the index key, 8 + FY_ID_MAX bytes), records it, and
- * expires entries whose window passed (bounded by *budget). */
+ * *hash the content hash kept with it, 0 for an older entry; `key` receives
+ * the index key, 8 + FY_ID_MAX bytes), records it, and expires entries
+ * whose window passed (bounded by *budget). */
 fy_status_t fy_storei_dedupe_find(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id,
-                                  uint8_t *key, uint64_t *seq);
+                                  uint8_t *key, uint64_t *seq, uint64_t *hash);
 fy_status_t fy_storei_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id,
-                                 const uint8_t *key, uint64_t seq);
+                                 const uint8_t *key, uint64_t seq, uint64_t hash);
+/* The content hash kept with a dedupe entry: key, headers and payload
+ * (FNV-1a, 64 bits, never 0: 0 means an entry written before hashes). */
+uint64_t fy_storei_content_hash(const fy_pubmeta_t *m, fy_bytes_t payload);
 fy_status_t fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more);
 
 /* store_retention.c: drops the oldest messages while `t` is over max_msgs or

@@ -136,7 +136,9 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                           "(upgrade ferryd)",
                           (unsigned long long)format, FY_STORE_FORMAT);
     }
-    if (st == FERRY_OK && !found)
+    /* Format 3 only adds content hashes to new dedupe entries: format 2 data
+     * is format 3 data, marked so that an older ferryd refuses it. */
+    if (st == FERRY_OK && (!found || format == 2))
         st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
     if (st) {
         mdb_txn_abort(txn);
@@ -189,7 +191,10 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
                      fy_storei_sub_kv);
     self->log = opts->log;
     self->scratch = fy_encoder_new();
-    if (!self->scratch) {
+    self->hashes = calloc(FY_BATCH_MAX, sizeof *self->hashes);
+    if (!self->scratch || !self->hashes) {
+        fy_encoder_destroy(&self->scratch);
+        free(self->hashes);
         free(self);
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     }
@@ -250,6 +255,7 @@ fy_store_destroy(fy_store_t **self_p)
     fy_reccache_free(&self->topics_cache);
     fy_reccache_free(&self->subs_cache);
     fy_encoder_destroy(&self->scratch);
+    free(self->hashes);
     free(self);
     *self_p = NULL;
 }

@@ -49,7 +49,9 @@ extern "C" {
     X(FERRY_ECONFLICT, 24, "ECONFLICT", "expected sequence or key version did not match") \
     X(FERRY_ENOREPLY, 25, "ENOREPLY", "no reply within the timeout")                      \
     X(FERRY_EDISCONNECTED, 26, "EDISCONNECTED", "not connected and the buffer is full")   \
-    X(FERRY_ECANCELLED, 27, "ECANCELLED", "the handler refused: nothing was recorded")
+    X(FERRY_ECANCELLED, 27, "ECANCELLED", "the handler refused: nothing was recorded")    \
+    X(FERRY_EIDREUSED, 28, "EIDREUSED",                                                   \
+      "message id already used for a different message: nothing stored")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

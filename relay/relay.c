@@ -218,6 +218,16 @@ s_retire(s_relay_t *r, bool may_reread)
         s_flight_t *f = &r->ring[r->head];
         if (!f->done)
             return 0;
+        if (f->status == FERRY_EIDREUSED) {
+            /* Another outbox publishes under this source's name: its row
+             * with this id is in the broker, ours would be lost as a
+             * "duplicate". Stop before anything more is confused. */
+            s_log(r->cfg, FERRY_LOG_ERROR, "message id held by a different event, stopping",
+                  "id=%s:%llu source=%s detail=\"another outbox publishes under the name '%s'; "
+                  "give each source its own name (--name or [source NAME])\"",
+                  r->cfg->name, (unsigned long long)f->id, r->cfg->name, r->cfg->name);
+            return -1;
+        }
         if (f->status != FERRY_OK) {
             if (!s_permanent(f->status)) {
                 r->trouble = true; /* e.g. storage full: read again from done_pos */

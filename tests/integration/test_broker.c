@@ -162,11 +162,13 @@ test_publish_confirm_dedupe_and_get(void **state)
     ferry_message_t m2 = {.data = "second", .len = 6, .key = "agg-1"};
     assert_int_equal(ferry_client_publish(fx->c, "t", &m2, &cf), FERRY_OK);
     assert_int_equal(cf.seq, 2);
-    /* Same id again: confirmed with the original sequence, not stored. */
-    ferry_message_t again = {.data = "other bytes", .len = 11, .id = "id-1"};
-    assert_int_equal(ferry_client_publish(fx->c, "t", &again, &cf), FERRY_OK);
+    /* Same message again: confirmed with the original sequence, not stored. */
+    assert_int_equal(ferry_client_publish(fx->c, "t", &m, &cf), FERRY_OK);
     assert_int_equal(cf.seq, 1);
     assert_true(cf.duplicate);
+    /* The same id for other bytes: refused (EIDREUSED), not a silent duplicate. */
+    ferry_message_t again = {.data = "other bytes", .len = 11, .id = "id-1"};
+    assert_int_equal(ferry_client_publish(fx->c, "t", &again, &cf), FERRY_EIDREUSED);
     ferry_topic_info_t info;
     assert_int_equal(ferry_client_info(fx->c, "t", &info), FERRY_OK);
     assert_int_equal(info.messages, 2);
@@ -393,9 +395,9 @@ test_publish_batch(void **state)
     ferry_header_t h[] = {{"k", "v"}};
     ferry_message_t msgs[4] = {
         {.data = "a", .len = 1, .key = "x"},
-        {.data = "b", .len = 1, .id = "b-1"}, /* seen before: a duplicate of seq 1 */
+        {.data = "solo", .len = 4, .id = "b-1"}, /* seen before: a duplicate of seq 1 */
         {.data = "c", .len = 1, .id = "b-2", .headers = h, .header_count = 1},
-        {.data = "d", .len = 1, .id = "b-2"}, /* same id twice in one batch */
+        {.data = "c", .len = 1, .id = "b-2", .headers = h, .header_count = 1}, /* twice */
     };
     ferry_confirm_t cf[4];
     assert_int_equal(ferry_client_publish_batch(fx->c, "batch", msgs, 4, cf), FERRY_OK);
@@ -478,7 +480,7 @@ test_restart_keeps_data_and_dedupe(void **state)
     ferry_topic_info_t info;
     assert_int_equal(ferry_client_info(fx->c, "keep", &info), FERRY_OK);
     assert_int_equal(info.messages, 10);
-    ferry_message_t m = {.data = "x", .len = 1, .id = "k-3"};
+    ferry_message_t m = {.data = "k-3", .len = 3, .id = "k-3"};
     assert_int_equal(ferry_client_publish(fx->c, "keep", &m, &cf), FERRY_OK);
     assert_true(cf.duplicate);
     assert_int_equal(cf.seq, 4);

@@ -202,13 +202,15 @@ test_dedupe_window(void **state)
     assert_int_equal(s_append1(fx, 10500, "t", "y", "two", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 2);
     /* Within the window: the original sequence, not stored again. */
-    assert_int_equal(s_append1(fx, 10900, "t", "x", "again", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 10900, "t", "x", "one", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 1);
     assert_true(dup);
+    /* The same id for a different message is refused, not a duplicate. */
+    assert_int_equal(s_append1(fx, 10900, "t", "x", "again", &seq, &dup), FERRY_EIDREUSED);
 
     /* Two messages with one id in the same append: the second is a duplicate. */
     fy_pubmeta_t ms[2] = {{.id = B("z")}, {.id = B("z")}};
-    fy_bytes_t ps[2] = {B("z1"), B("z2")};
+    fy_bytes_t ps[2] = {B("z1"), B("z1")};
     uint64_t seqs[2];
     bool dups[2];
     assert_int_equal(fy_store_begin(fx->store, 10900), FERRY_OK);
@@ -228,7 +230,7 @@ test_dedupe_window(void **state)
     assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
     assert_false(more);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_append1(fx, 11200, "t", "y", "dupe", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 11200, "t", "y", "two", &seq, &dup), FERRY_OK);
     assert_true(dup);
     assert_int_equal(seq, 2);
     /* After the window the same id is a new message. */
@@ -243,7 +245,7 @@ test_dedupe_window(void **state)
     assert_int_equal(fy_store_begin(fx->store, 11600), FERRY_OK);
     assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_append1(fx, 11700, "t", "y", "dupe-y", &seq, &dup), FERRY_OK);
+    assert_int_equal(s_append1(fx, 11700, "t", "y", "new-y", &seq, &dup), FERRY_OK);
     assert_true(dup);
     assert_int_equal(seq, 5);
 }

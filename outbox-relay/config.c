@@ -73,6 +73,8 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
         g->dedupe_window_ms = (uint64_t)x;
     else if (!strcmp(key, "stats-ms") && s_num(v, 100, 3600000, &x))
         g->stats_ms = (int)x;
+    else if (!strcmp(key, "stuck-error-ms") && s_num(v, 0, 7LL * 86400000, &x))
+        g->stuck_error_ms = x;
     else {
         return fy_err_set(err, FERRY_EINVAL, "bad setting %s = %s (see ferry-relay --help)", key,
                           v);

@@ -59,7 +59,11 @@ s_usage(FILE *out)
             "  --batch N                rows per read, 1-1000 (default 1000)\n"
             "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
             "                           (default 86400000: a day of restarts)\n"
-            "  --stats-ms N             stats log interval (default 10000)\n");
+            "  --stats-ms N             stats log interval (default 10000)\n"
+            "  --stuck-error-ms N       rows refused this long (a deleted topic, a full\n"
+            "                           broker) are logged as errors, not warnings\n"
+            "                           (default 300000; every refusal is logged at once\n"
+            "                           and every minute after)\n");
 }
 
 static atomic_int s_stop; /* lock-free, so safe to set from a signal handler */

@@ -23,7 +23,24 @@ typedef struct {
     uint64_t hi, id;
     ferry_status_t status;
     bool done, duplicate;
+    int topic; /* index into the declared topics, -1: none */
 } s_flight_t;
+
+/* A declared topic: whether this relay created it (then it declares it
+ * again if it is deleted; a topic someone else made is theirs to make). */
+typedef struct {
+    char name[FERRY_NAME_MAX + 1];
+    bool created, gone;
+} s_topic_t;
+
+/* What keeps rows from the broker: first seen, last logged, and why. */
+typedef struct {
+    long long since, logged; /* monotonic ms; since 0: no trouble */
+    ferry_status_t code;
+    uint64_t id;
+    int topic;
+    uint64_t retries;
+} s_stuck_t;
 
 #define S_RING 4096 /* rows in flight or waiting to retire; > the client window */
 
@@ -41,8 +58,9 @@ typedef struct {
     uint64_t retired;     /* rows retired since the position was last recorded */
     long long recorded_at;
     fr_source_t *src;
-    char topics[S_TOPICS_MAX][FERRY_NAME_MAX + 1]; /* declared already */
+    s_topic_t topics[S_TOPICS_MAX]; /* declared already */
     size_t ntopics;
+    s_stuck_t stuck;
     fr_pos_t pos;
     /* stats */
     uint64_t published, duplicates, dead, batches;
@@ -69,7 +87,8 @@ fr_config_init(fr_config_t *cfg)
                          .poll_ms = FR_DEFAULT_POLL_MS,
                          .batch = FR_DEFAULT_BATCH,
                          .dedupe_window_ms = FR_DEFAULT_DEDUPE_MS,
-                         .stats_ms = FR_DEFAULT_STATS_MS};
+                         .stats_ms = FR_DEFAULT_STATS_MS,
+                         .stuck_error_ms = FR_DEFAULT_STUCK_ERROR_MS};
 }
 
 static const char *
@@ -112,20 +131,87 @@ s_topic(const char *tmpl, const char *aggregate_type, char *out, size_t cap)
     return n > 0 && (size_t)n < cap;
 }
 
-/* Declares a topic once per run (idempotent at the broker). */
+/* Declares a topic once per run (idempotent at the broker); *index is its
+ * entry (-1 when the table is full: declared every time). */
 static ferry_status_t
-s_ensure_topic(s_relay_t *r, const char *topic)
+s_ensure_topic(s_relay_t *r, const char *topic, int *index)
 {
+    *index = -1;
     for (size_t i = 0; i < r->ntopics; i++)
-        if (strcmp(r->topics[i], topic) == 0)
-            return FERRY_OK;
+        if (strcmp(r->topics[i].name, topic) == 0) {
+            *index = (int)i;
+            if (!r->topics[i].gone)
+                return FERRY_OK;
+            if (!r->topics[i].created) {
+                /* Not ours to make again: the rows wait until its owner does. */
+                ferry_topic_info_t info;
+                ferry_status_t st = ferry_client_info(r->c, topic, &info);
+                if (st == FERRY_OK)
+                    r->topics[i].gone = false;
+                return st;
+            }
+            break;
+        }
     ferry_topic_config_t tc = {.dedupe_window_ms = r->cfg->dedupe_window_ms};
-    ferry_status_t st = ferry_client_declare(r->c, FERRY_KIND_TOPIC, topic, &tc, NULL, NULL);
+    bool created = false;
+    ferry_status_t st = ferry_client_declare(r->c, FERRY_KIND_TOPIC, topic, &tc, NULL, &created);
     if (st == FERRY_EEXISTS)
         st = FERRY_OK; /* a queue of that name takes the events as well */
-    if (st == FERRY_OK && r->ntopics < S_TOPICS_MAX)
-        snprintf(r->topics[r->ntopics++], FERRY_NAME_MAX + 1, "%s", topic);
-    return st;
+    if (st != FERRY_OK)
+        return st;
+    if (*index >= 0) {
+        s_topic_t *t = &r->topics[*index];
+        t->gone = false;
+        s_log(r->cfg, FERRY_LOG_WARN, "topic was deleted, declared it again", "topic=%s source=%s",
+              topic, r->cfg->name);
+    } else if (r->ntopics < S_TOPICS_MAX) {
+        *index = (int)r->ntopics;
+        s_topic_t *t = &r->topics[r->ntopics++];
+        snprintf(t->name, sizeof t->name, "%s", topic);
+        t->created = created;
+        t->gone = false;
+    }
+    return FERRY_OK;
+}
+
+/* Rows cannot reach the broker (a refusal that may clear, or no broker):
+ * the first time and every minute after, a line with the reason; past
+ * stuck_error_ms the lines are errors. Nothing is ever stuck in silence. */
+static void
+s_stuck(s_relay_t *r, ferry_status_t code, uint64_t id, int topic)
+{
+    long long now = fy_mono_ms();
+    s_stuck_t *k = &r->stuck;
+    k->retries++;
+    if (!k->since) {
+        *k = (s_stuck_t){.since = now, .code = code, .id = id, .topic = topic, .retries = 1};
+    } else {
+        k->code = code, k->id = id, k->topic = topic;
+        if (now - k->logged < 60000)
+            return;
+    }
+    k->logged = now;
+    bool error = now - k->since >= r->cfg->stuck_error_ms;
+    const char *tname = topic >= 0 ? r->topics[topic].name : "";
+    s_log(r->cfg, error ? FERRY_LOG_ERROR : FERRY_LOG_WARN, "rows refused, retrying",
+          "source=%s code=%s id=%llu topic=%s since_s=%.1f retries=%llu detail=\"%s\"",
+          r->cfg->name, ferry_errname(code), (unsigned long long)id, tname,
+          (double)(now - k->since) / 1000.0, (unsigned long long)k->retries,
+          code == FERRY_ENOTFOUND && topic >= 0 && !r->topics[topic].created
+              ? "the topic was deleted and the relay did not create it: declare it again"
+              : ferry_strerror(code));
+}
+
+/* Rows go through again after trouble. */
+static void
+s_unstuck(s_relay_t *r)
+{
+    if (!r->stuck.since)
+        return;
+    s_log(r->cfg, FERRY_LOG_INFO, "publishing again", "source=%s after_s=%.1f retries=%llu",
+          r->cfg->name, (double)(fy_mono_ms() - r->stuck.since) / 1000.0,
+          (unsigned long long)r->stuck.retries);
+    r->stuck = (s_stuck_t){0};
 }
 
 /* A refusal that a retry cannot cure. */
@@ -169,7 +255,8 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
                          .id = mid,
                          .headers = h,
                          .header_count = sizeof h / sizeof h[0]};
-    ferry_status_t st = s_ensure_topic(r, r->cfg->dlq_topic);
+    int dlq_index;
+    ferry_status_t st = s_ensure_topic(r, r->cfg->dlq_topic, &dlq_index);
     if (st == FERRY_OK)
         st = ferry_client_publish(r->c, r->cfg->dlq_topic, &m, NULL);
     if (st == FERRY_ETOO_LARGE) { /* headers too big: the reason alone */
@@ -231,6 +318,9 @@ s_retire(s_relay_t *r, bool may_reread)
         if (f->status != FERRY_OK) {
             if (!s_permanent(f->status)) {
                 r->trouble = true; /* e.g. storage full: read again from done_pos */
+                if (f->status == FERRY_ENOTFOUND && f->topic >= 0)
+                    r->topics[f->topic].gone = true; /* deleted under us */
+                s_stuck(r, f->status, f->id, f->topic);
                 return 0;
             }
             if (!may_reread)
@@ -260,6 +350,7 @@ s_retire(s_relay_t *r, bool may_reread)
         }
         r->done_pos = (fr_pos_t){f->hi, f->id};
         r->retired++;
+        s_unstuck(r);
         r->head = (r->head + 1) % S_RING;
         r->count--;
     }
@@ -302,13 +393,13 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
             return 0;
     }
     s_flight_t *f = &r->ring[(r->head + r->count) % S_RING];
-    *f = (s_flight_t){.hi = row->hi, .id = row->id, .status = FERRY_OK};
+    *f = (s_flight_t){.hi = row->hi, .id = row->id, .status = FERRY_OK, .topic = -1};
     char topic[FERRY_NAME_MAX + 1];
     ferry_status_t st = FERRY_OK;
     if (!s_topic(cfg->topic_template, row->aggregate_type, topic, sizeof topic))
         st = FERRY_EINVALID_NAME;
     else
-        st = s_ensure_topic(r, topic);
+        st = s_ensure_topic(r, topic, &f->topic);
     if (st == FERRY_OK) {
         ferry_header_t h[S_HEADERS_MAX];
         size_t nh = 0;
@@ -338,11 +429,13 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
         st = ferry_client_publish_async(r->c, topic, &m, s_on_confirm, f);
     }
     if (st != FERRY_OK && !s_permanent(st)) {
-        r->trouble = true; /* disconnected, timed out: the rest waits */
+        r->trouble = true; /* disconnected, timed out, topic gone: the rest waits */
+        s_stuck(r, st, row->id, f->topic);
         return 0;
     }
     if (st != FERRY_OK)
-        *f = (s_flight_t){.hi = row->hi, .id = row->id, .status = st, .done = true};
+        *f = (s_flight_t){
+            .hi = row->hi, .id = row->id, .status = st, .done = true, .topic = f->topic};
     r->count++;
     r->sent_pos = (fr_pos_t){row->hi, row->id};
     return 0;
@@ -362,8 +455,12 @@ s_turn(s_relay_t *r)
         /* Every sent row must have its answer before the ring is reused:
          * libferry resends what a lost connection left unconfirmed. */
         ferry_client_flush(r->c, 1000);
-        if (ferry_client_in_flight(r->c) > 0)
+        if (ferry_client_in_flight(r->c) > 0) {
+            /* No answer for what is in flight: the broker is away or stuck. */
+            s_stuck(r, ferry_client_connected(r->c) ? FERRY_ETIMEOUT : FERRY_EDISCONNECTED,
+                    r->done_pos.id + 1, -1);
             return 1;
+        }
         if (s_retire(r, true) < 0)
             return -1;
         s_record(r, true);

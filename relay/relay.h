@@ -28,6 +28,7 @@ typedef enum fr_poison { FR_POISON_DLQ, FR_POISON_STOP } fr_poison_t;
 #define FR_DEFAULT_BATCH          1000
 #define FR_DEFAULT_DEDUPE_MS      86400000ull /* a day */
 #define FR_DEFAULT_STATS_MS       10000
+#define FR_DEFAULT_STUCK_ERROR_MS 300000 /* rows refused this long: error lines */
 
 /** The broker a relay talks to when told nothing: $FERRY_SERVER, else
  *  the protocol's default endpoint. Borrowed from the environment. */
@@ -49,6 +50,7 @@ typedef struct fr_config {
     size_t batch;               /* rows per read (<= 1000) */
     uint64_t dedupe_window_ms;  /* for topics the relay creates */
     int stats_ms;               /* how often to log stats */
+    long long stuck_error_ms;   /* rows refused this long are logged as errors */
     void *env;                  /* lmdb: the service's own MDB_env (in-process relay) */
     /* Where log lines go (one logfmt line, no newline); NULL: stderr. */
     ferry_log_fn log;

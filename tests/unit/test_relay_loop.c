@@ -66,11 +66,14 @@ s_read(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows, size_t
         s->fail_reads--;
         return fy_err_set(err, FERRY_EIO, "the test's source is away");
     }
+    pthread_mutex_lock(&s->mu);
+    size_t nrows = s->nrows;
+    pthread_mutex_unlock(&s->mu);
     size_t i = 0;
-    while (i < s->nrows && s->rows[i].id <= after.id)
+    while (i < nrows && s->rows[i].id <= after.id)
         i++;
     *rows = &s->rows[i];
-    *n = s->nrows - i < max ? s->nrows - i : max;
+    *n = nrows - i < max ? nrows - i : max;
     return FERRY_OK;
 }
 
@@ -133,7 +136,7 @@ static const fr_source_ops_t s_ops = {"memory",  s_open, s_position, s_read,
 static void
 s_add(struct fr_source *s, const char *type, const char *agg)
 {
-    size_t i = s->nrows++;
+    size_t i = s->nrows; /* filled before it is counted: the relay reads nrows */
     snprintf(s->types[i], sizeof s->types[i], "%s", type);
     snprintf(s->aggs[i], sizeof s->aggs[i], "%s", agg);
     snprintf(s->payloads[i], sizeof s->payloads[i], "event-%zu", i + 1);
@@ -144,6 +147,9 @@ s_add(struct fr_source *s, const char *type, const char *agg)
                             .payload = s->payloads[i],
                             .payload_len = strlen(s->payloads[i]),
                             .created_ms = 1790000000000ull + i};
+    pthread_mutex_lock(&s->mu);
+    s->nrows = i + 1;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* Log lines of the relay, kept for the checks. */
@@ -179,7 +185,8 @@ s_thread(void *arg)
 }
 
 static void
-s_start(s_run_t *r, fy_ferryd_t *d, struct fr_source *src, s_log_t *log, fr_poison_t poison)
+s_start_with(s_run_t *r, fy_ferryd_t *d, struct fr_source *src, s_log_t *log, fr_poison_t poison,
+             long long stuck_error_ms)
 {
     s_src = src;
     src->endpoint = d->endpoint;
@@ -194,8 +201,15 @@ s_start(s_run_t *r, fy_ferryd_t *d, struct fr_source *src, s_log_t *log, fr_pois
     r->cfg.stats_ms = 3600000;
     r->cfg.log = s_on_log;
     r->cfg.log_user = log;
+    r->cfg.stuck_error_ms = stuck_error_ms;
     atomic_store(&r->stop, 0);
     assert_int_equal(pthread_create(&r->th, NULL, s_thread, r), 0);
+}
+
+static void
+s_start(s_run_t *r, fy_ferryd_t *d, struct fr_source *src, s_log_t *log, fr_poison_t poison)
+{
+    s_start_with(r, d, src, log, poison, FR_DEFAULT_STUCK_ERROR_MS);
 }
 
 /* Waits (up to 20 s) for the recorded position to reach @p id, or for the
@@ -393,6 +407,102 @@ test_poison_row_stops(void **state)
     free(src);
 }
 
+/* Waits (up to 20 s) for a line of the relay's log holding @p needle. */
+static void
+s_wait_log(s_log_t *l, const char *needle)
+{
+    long long until = fy_now_ms() + 20000;
+    while (fy_now_ms() < until) {
+        pthread_mutex_lock(&l->mu);
+        bool found = strstr(l->text, needle) != NULL;
+        pthread_mutex_unlock(&l->mu);
+        if (found)
+            return;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("the relay never logged '%s'; it logged:\n%s", needle, l->text);
+}
+
+/* A topic the relay created is deleted under it: it says so, declares it
+ * again, and the rows written since arrive. */
+static void
+test_deleted_topic_declared_again(void **state)
+{
+    fy_ferryd_t *d = *state;
+    assert_int_equal(fy_ferryd_start(d), 0);
+    struct fr_source *src = s_source_new();
+    for (int i = 0; i < 10; i++)
+        s_add(src, "orders", "order-1");
+    static s_log_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    s_run_t r;
+    s_start(&r, d, src, &log, FR_POISON_DLQ);
+    assert_int_equal(s_wait_pos(src, 10), 10);
+    ferry_client_t *c = s_client(d);
+    assert_int_equal(ferry_client_delete(c, "orders"), FERRY_OK);
+    for (int i = 0; i < 10; i++)
+        s_add(src, "orders", "order-1");
+    assert_int_equal(s_wait_pos(src, 20), 20);
+    atomic_store(&r.stop, 1);
+    pthread_join(r.th, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(log.text, "msg=\"topic was deleted, declared it again\" topic=orders"));
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(c, "orders", &info), FERRY_OK);
+    assert_int_equal(info.messages, 10); /* the rows written after the delete */
+    const ferry_stored_message_t *m;
+    size_t n;
+    assert_int_equal(ferry_client_get(c, "orders", 1, 100, &m, &n), FERRY_OK);
+    assert_int_equal(n, 10);
+    assert_string_equal(m[0].id, "fake:11");
+    assert_string_equal(m[9].id, "fake:20");
+    ferry_client_destroy(&c);
+    free(src);
+}
+
+/* A topic someone else made is deleted: the relay does not make it again;
+ * it logs why the rows wait, at once, then as errors past stuck_error_ms,
+ * and goes on when the topic is back. */
+static void
+test_deleted_foreign_topic_reported(void **state)
+{
+    fy_ferryd_t *d = *state;
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_client_t *c = s_client(d);
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "orders", NULL, NULL, NULL),
+                     FERRY_OK);
+    struct fr_source *src = s_source_new();
+    for (int i = 0; i < 10; i++)
+        s_add(src, "orders", "order-1");
+    static s_log_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    s_run_t r;
+    s_start_with(&r, d, src, &log, FR_POISON_DLQ, 0); /* every line about a refusal: an error */
+    assert_int_equal(s_wait_pos(src, 10), 10);
+    assert_int_equal(ferry_client_delete(c, "orders"), FERRY_OK);
+    for (int i = 0; i < 10; i++)
+        s_add(src, "orders", "order-1");
+    s_wait_log(&log, "level=error mod=relay msg=\"rows refused, retrying\" source=fake "
+                     "code=ENOTFOUND id=11 topic=orders");
+    s_wait_log(&log, "the topic was deleted and the relay did not create it");
+    assert_null(strstr(log.text, "declared it again"));
+    pthread_mutex_lock(&src->mu);
+    assert_int_equal(src->pos.id, 10); /* the rows wait; none is passed over */
+    pthread_mutex_unlock(&src->mu);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(c, "orders", &info), FERRY_ENOTFOUND);
+    /* Its owner makes it again: the rows go through. */
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "orders", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(s_wait_pos(src, 20), 20);
+    s_wait_log(&log, "msg=\"publishing again\" source=fake");
+    atomic_store(&r.stop, 1);
+    pthread_join(r.th, NULL);
+    assert_int_equal(ferry_client_info(c, "orders", &info), FERRY_OK);
+    assert_int_equal(info.messages, 10);
+    ferry_client_destroy(&c);
+    free(src);
+}
+
 int
 main(void)
 {
@@ -402,6 +512,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poison_row_dead_lettered, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_poison_row_stops, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_deleted_topic_declared_again, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_deleted_foreign_topic_reported, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))

@@ -29,6 +29,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->cfg = *cfg;
     self->log = log;
     self->started_ms = fy_mono_ms();
+    fy_ratelog_init(&self->bad_log, 10000);
     fy_status_t st;
     self->dec = fy_decoder_new();
     self->enc = fy_encoder_new();

@@ -15,6 +15,7 @@
 #include "consumers.h"
 #include "grow.h"
 #include "metrics.h"
+#include "ratelog.h"
 #include "store.h"
 
 #define FY_BRK_MAX_FRAMES    (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
@@ -111,6 +112,7 @@ struct fy_broker {
     uint64_t now_wall_ms; /* the batch's time, as the store has it */
     fy_stats_t stats;     /* counters since start */
     uint64_t ids_reused; /* publishes refused with EIDREUSED since start */
+    fy_ratelog_t bad_log; /* "bad request" lines: once per peer per 10 s */
 };
 
 /* ---- broker_reply.c ---------------------------------------------------- */

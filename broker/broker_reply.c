@@ -61,17 +61,23 @@ fy_brk_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t 
     fy_brk_reply_end(self, r);
 }
 
-/* Replies with an error for bad input, logged once as a warning with the peer. */
+/* Replies with an error for bad input, logged as a warning with the peer:
+ * at most once per peer per 10 s, with how many were held back between. */
 void
 fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
               const char *msg)
 {
-    if (fy_status_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN)) {
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    uint64_t held;
+    if (fy_status_bad_input(code) && fy_log_enabled(self->log, FY_LOG_WARN) &&
+        fy_ratelog_allow(&self->bad_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
+                         &held)) {
         char peer[64];
-        s_peer_hex(&self->frames[self->reqs[ri].first], peer, sizeof peer);
+        s_peer_hex(ident, peer, sizeof peer);
         fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
-               "code=%s op=%s cid=%llu peer=%s detail=\"%s\"", fy_status_name(code),
-               fy_op_name(req->op), (unsigned long long)req->cid, peer, msg);
+               "code=%s op=%s cid=%llu peer=%s held_back=%llu detail=\"%s\"", fy_status_name(code),
+               fy_op_name(req->op), (unsigned long long)req->cid, peer, (unsigned long long)held,
+               msg);
     }
     fy_brk_error(self, ri, req, code, msg);
 }

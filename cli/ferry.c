@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ferry.h"
+#include "text.h"
 #include "wire_limits.h"
 
 #define S_EXIT_REFUSED     1
@@ -67,6 +68,9 @@ s_usage(FILE *out)
         "\n"
         "--server defaults to $FERRY_SERVER or " FY_DEFAULT_ENDPOINT ".\n"
         "TIME is ms since the Unix epoch or YYYY-MM-DDTHH:MM:SSZ.\n"
+        "What get, peek, read, fetch, sub, request and dlq list print is escaped for the\n"
+        "terminal: control characters and bytes that are not UTF-8 become \\xNN (a\n"
+        "payload keeps its newlines and tabs); --raw prints payloads as they are.\n"
         "Exit codes: 0 ok, 1 refused by the broker (ECONFLICT: an expectation failed),\n"
         "2 usage, 3 broker unreachable or no reply in time.\n");
 }
@@ -167,6 +171,7 @@ typedef struct {
     const char *filter;    /* --filter PATTERN */
     uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
+    bool raw;                /* --raw: payloads as they are, not escaped */
     unsigned expect;         /* FERRY_EXPECT_* given */
     uint64_t expect_version; /* --expect-version */
     uint64_t expect_last;    /* --expect-last-seq */
@@ -203,6 +208,10 @@ s_parse_args(int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos, int m
                 return -1;
             }
             pos[(*npos)++] = argv[k];
+            continue;
+        }
+        if (strcmp(a, "--raw") == 0) {
+            o->raw = true;
             continue;
         }
         if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0 ||
@@ -351,22 +360,60 @@ s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_c
     return 0;
 }
 
+/* Prints @p b for a terminal (text.h): control characters and bytes that
+ * are not UTF-8 as \\xNN, so that a stored byte cannot drive the terminal.
+ * With @p lines, newlines and tabs stay as they are (a payload's lines). */
 static void
-s_print_msg(const ferry_stored_message_t *m)
+s_print_text(const void *b, size_t len, bool lines)
+{
+    const uint8_t *p = b;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        bool cut = i == len || (lines && (p[i] == '\n' || p[i] == '\t'));
+        if (!cut)
+            continue;
+        fy_bytes_t seg = {p + start, i - start};
+        size_t need = fy_text_escape(seg, NULL, 0);
+        char small[512], *buf = need < sizeof small ? small : malloc(need + 1);
+        if (buf) {
+            fy_text_escape(seg, buf, need + 1);
+            fwrite(buf, 1, need, stdout);
+            if (buf != small)
+                free(buf);
+        }
+        if (i < len)
+            putchar(p[i]);
+        start = i + 1;
+    }
+}
+
+static void
+s_print_msg(const ferry_stored_message_t *m, bool raw)
 {
     printf("seq=%" PRIu64 " ts_ms=%" PRIu64, m->seq, m->timestamp_ms);
     if (m->delivery_count)
         printf(" dc=%u", m->delivery_count);
-    if (m->key)
-        printf(" key=%s", m->key);
+    if (m->key) {
+        printf(" key=");
+        s_print_text(m->key, strlen(m->key), false);
+    }
     if (m->key_version)
         printf(" version=%" PRIu64, m->key_version);
-    if (m->id)
-        printf(" id=%s", m->id);
-    for (size_t j = 0; j < m->header_count; j++)
-        printf(" %s=%s", m->headers[j].name, m->headers[j].value);
+    if (m->id) {
+        printf(" id=");
+        s_print_text(m->id, strlen(m->id), false);
+    }
+    for (size_t j = 0; j < m->header_count; j++) {
+        putchar(' ');
+        s_print_text(m->headers[j].name, strlen(m->headers[j].name), false);
+        putchar('=');
+        s_print_text(m->headers[j].value, strlen(m->headers[j].value), false);
+    }
     printf(" len=%zu\n", m->len);
-    fwrite(m->data, 1, m->len, stdout);
+    if (raw)
+        fwrite(m->data, 1, m->len, stdout);
+    else
+        s_print_text(m->data, m->len, true);
     printf("\n");
 }
 
@@ -389,7 +436,7 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdop
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
-            s_print_msg(&msgs[i]);
+            s_print_msg(&msgs[i], o->raw);
             seqs[i] = msgs[i].seq;
         }
         if (!o->no_ack && (st = ferry_client_ack(c, topic, sub, seqs, n)))
@@ -461,7 +508,7 @@ s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 
 typedef struct {
     uint64_t seen, want;
-    bool ack;
+    bool ack, raw;
 } s_subctx_t;
 
 static ferry_msg_action_t
@@ -472,7 +519,7 @@ s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     if (x->want && x->seen >= x->want)
         return FERRY_MSG_NACK; /* past --count: give it back untouched */
     x->seen++;
-    s_print_msg(m);
+    s_print_msg(m, x->raw);
     fflush(stdout);
     return x->ack ? FERRY_MSG_ACK : FERRY_MSG_KEEP;
 }
@@ -503,7 +550,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
         fprintf(stderr, "ferry: --declare-only needs --durable NAME\n");
         return S_EXIT_USAGE;
     }
-    s_subctx_t x = {.want = o->count, .ack = !o->no_ack};
+    s_subctx_t x = {.want = o->count, .ack = !o->no_ack, .raw = o->raw};
     uint32_t prefetch = o->count && o->count < 100 ? (uint32_t)o->count : 100;
     uint64_t consumer;
     if ((st =
@@ -541,7 +588,7 @@ s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const s_cmdopt
     const ferry_stored_message_t *m;
     uint64_t shown = 0;
     while ((!o->count || shown < o->count) && (st = ferry_key_iter_next(it, &m)) == FERRY_OK && m) {
-        s_print_msg(m);
+        s_print_msg(m, o->raw);
         shown++;
     }
     ferry_key_iter_destroy(&it);
@@ -562,7 +609,10 @@ s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const
     free(owned);
     if (st)
         return s_report(c, st);
-    fwrite(reply->data, 1, reply->len, stdout);
+    if (o->raw)
+        fwrite(reply->data, 1, reply->len, stdout);
+    else
+        s_print_text(reply->data, reply->len, true);
     if (reply->len && ((const char *)reply->data)[reply->len - 1] != '\n')
         printf("\n");
     return 0;
@@ -664,7 +714,7 @@ s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)
-            s_print_msg(&msgs[i]);
+            s_print_msg(&msgs[i], o->raw);
         from = msgs[n - 1].seq + 1;
         left -= n;
     }

@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "client_int.h"
+#include "text.h"
 #include "clock.h"
 
 /* Completes the async publish with this cid, if it is one. Replies come in
@@ -87,6 +88,19 @@ s_check_message(ferry_client_t *self, const char *topic, const ferry_message_t *
     for (size_t i = 0; i < msg->header_count; i++)
         if (!msg->headers[i].name || !msg->headers[i].value || !msg->headers[i].name[0])
             return fy_client_fail(self, FERRY_EINVAL, "header %zu has no name or value", i);
+    /* What the broker would refuse (EFIELD): text that is not UTF-8, or
+     * holds control characters. */
+    if ((msg->key && !fy_text_valid(fy_bytes_str(msg->key))) ||
+        (msg->id && !fy_text_valid(fy_bytes_str(msg->id))))
+        return fy_client_fail(self, FERRY_EINVAL,
+                              "key and id must be valid UTF-8 without control characters");
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!fy_text_valid(fy_bytes_str(msg->headers[i].name)) ||
+            !fy_text_valid(fy_bytes_str(msg->headers[i].value)))
+            return fy_client_fail(self, FERRY_EINVAL,
+                                  "header %zu: names and values must be valid UTF-8 without "
+                                  "control characters",
+                                  i);
     if (self->max_msg_bytes && msg->len + klen + ilen > self->max_msg_bytes)
         return fy_client_fail(self, FERRY_ETOO_LARGE,
                               "message of %zu bytes exceeds the limit of %llu",

@@ -12,6 +12,7 @@
 #include "envelope.h"
 #include "envelope_int.h"
 #include "subject.h"
+#include "text.h"
 
 #include <msgpack.h>
 #include <stdarg.h>
@@ -249,7 +250,7 @@ fy_envi_req_name(const msgpack_object *map, const char *key, fy_bytes_t *out, fy
     return FERRY_OK;
 }
 
-/* Optional key or id: a string of 1..FY_ID_MAX bytes without NUL. */
+/* Optional key or id: 1..FY_ID_MAX bytes of text (text.h). */
 fy_status_t
 fy_envi_opt_ident(const msgpack_object *map, const char *key, fy_bytes_t *out, fy_err_t *err)
 {
@@ -258,10 +259,12 @@ fy_envi_opt_ident(const msgpack_object *map, const char *key, fy_bytes_t *out, f
     out->len = 0;
     if (!o || o->type == MSGPACK_OBJECT_NIL)
         return FERRY_OK;
-    if (!fy_envi_as_bytes(o, out) || out->len == 0 || out->len > FY_ID_MAX ||
-        memchr(out->ptr, 0, out->len))
+    if (!fy_envi_as_bytes(o, out) || out->len == 0 || out->len > FY_ID_MAX)
+        return fy_err_set(err, FERRY_EFIELD, "field '%s' must be a string of 1-%d bytes", key,
+                          FY_ID_MAX);
+    if (!fy_text_valid(*out))
         return fy_err_set(err, FERRY_EFIELD,
-                          "field '%s' must be a string of 1-%d bytes without NUL", key, FY_ID_MAX);
+                          "field '%s' must be valid UTF-8 without control characters", key);
     return FERRY_OK;
 }
 
@@ -276,13 +279,16 @@ fy_envi_pack_headers(const msgpack_object *o, msgpack_sbuffer *out, fy_err_t *er
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR ||
             kv->key.via.str.size == 0 || kv->key.via.str.size > FY_NAME_MAX ||
-            kv->val.via.str.size > FY_HEADER_VALUE_MAX ||
-            memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size) ||
-            memchr(kv->val.via.str.ptr, 0, kv->val.via.str.size))
+            kv->val.via.str.size > FY_HEADER_VALUE_MAX)
             return fy_err_set(err, FERRY_EFIELD,
-                              "header names are 1-255 bytes and values at most %d bytes, "
-                              "strings without NUL",
+                              "header names are 1-255 bytes and values at most %d bytes",
                               FY_HEADER_VALUE_MAX);
+        fy_bytes_t name = {(const uint8_t *)kv->key.via.str.ptr, kv->key.via.str.size};
+        fy_bytes_t value = {(const uint8_t *)kv->val.via.str.ptr, kv->val.via.str.size};
+        if (!fy_text_valid(name) || !fy_text_valid(value))
+            return fy_err_set(err, FERRY_EFIELD,
+                              "header %u: %s must be valid UTF-8 without control characters", i,
+                              fy_text_valid(name) ? "its value" : "its name");
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);

@@ -4,6 +4,7 @@
  */
 #include "envelope_int.h"
 #include "subject.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,9 +226,10 @@ s_decode_ack(fy_decoder_t *self, const msgpack_object *map, fy_request_t *req, f
             return st;
         const msgpack_object *e = fy_envi_field(map, "error");
         if (e && (!fy_envi_as_bytes(e, &req->error) || req->error.len > FY_ERROR_TEXT_MAX ||
-                  memchr(req->error.ptr, 0, req->error.len)))
+                  !fy_text_valid(req->error)))
             return fy_err_set(err, FERRY_EFIELD,
-                              "field 'error' must be a string of at most %d bytes without NUL",
+                              "field 'error' must be at most %d bytes of UTF-8 without control "
+                              "characters",
                               FY_ERROR_TEXT_MAX);
         req->seqs = self->seqs;
         req->seq_count = 1;
@@ -273,8 +275,11 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     switch (req->op) {
     case FY_OP_HELLO: {
         const msgpack_object *c = fy_envi_field(map, "client");
-        if (c && (!fy_envi_as_bytes(c, &req->client) || req->client.len > FY_NAME_MAX))
-            return fy_err_set(err, FERRY_EFIELD, "field 'client' must be a string of <= %d bytes",
+        if (c && (!fy_envi_as_bytes(c, &req->client) || req->client.len > FY_NAME_MAX ||
+                  !fy_text_valid(req->client)))
+            return fy_err_set(err, FERRY_EFIELD,
+                              "field 'client' must be at most %d bytes of UTF-8 without control "
+                              "characters",
                               FY_NAME_MAX);
         return FERRY_OK;
     }

@@ -259,8 +259,11 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     ferry_status_t st = s_ensure_topic(r, r->cfg->dlq_topic, &dlq_index);
     if (st == FERRY_OK)
         st = ferry_client_publish(r->c, r->cfg->dlq_topic, &m, NULL);
-    if (st == FERRY_ETOO_LARGE) { /* headers too big: the reason alone */
-        m.len = 0;
+    if (st == FERRY_ETOO_LARGE || st == FERRY_EINVAL || st == FERRY_EFIELD) {
+        /* The row's own fields cannot travel (too big, not UTF-8, control
+         * characters): the reason and the payload, without them. */
+        if (st == FERRY_ETOO_LARGE)
+            m.len = 0;
         m.header_count = 3;
         st = ferry_client_publish(r->c, r->cfg->dlq_topic, &m, NULL);
     }

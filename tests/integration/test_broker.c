@@ -613,6 +613,21 @@ test_cli(void **state)
     assert_non_null(strstr(out, "seq=1 "));
     assert_non_null(strstr(out, "key=k1 version=1 id=one a=b len=11\nhello world\n"));
     assert_non_null(strstr(out, "len=10\nfrom\nstdin\n"));
+    /* What reaches the terminal is escaped: a payload with ESC and a byte
+     * that is not UTF-8 prints as \x1b and \xff (newlines stay); --raw
+     * prints the bytes. */
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s declare topic esc >/dev/null && "
+             "printf 'red\\033[31m\\377\\nend' | %s --server %s pub esc -",
+             cli, fx->d.endpoint, cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s --server %s get esc", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "len=13\nred\\x1b[31m\\xff\nend\n"));
+    assert_null(strchr(out, 0x1b));
+    snprintf(cmd, sizeof cmd, "%s --server %s get esc --raw", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "len=13\nred\033[31m\377\nend\n"));
     snprintf(cmd, sizeof cmd, "%s --server %s info work", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "kind: queue\nmessages: 2\n"));
@@ -634,7 +649,7 @@ test_cli(void **state)
     assert_int_equal(fy_run(cmd, out, sizeof out), 3);
     snprintf(cmd, sizeof cmd, "%s --server %s stats", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "topics: 2\nmessages: 2\n"));
+    assert_non_null(strstr(out, "topics: 3\nmessages: 3\n"));
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "envelope.h"
+#include "text.h"
 
 typedef struct {
     fy_decoder_t *dec;
@@ -748,10 +749,58 @@ test_status_text(void **state)
     assert_false(fy_status_bad_input(FERRY_ESTORAGE_FULL));
 }
 
+/* The text rule (proto/text.c): UTF-8, shortest forms, no surrogates, no
+ * control characters; and its escaping for terminals. */
+static void
+test_text_rule(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+        bool ok;
+    } cases[] = {
+        {"", 0, true},
+        {"plain-ascii.123", 15, true},
+        {"\xc3\xa4", 2, true},          /* U+00E4 */
+        {"\xe2\x82\xac", 3, true},      /* U+20AC */
+        {"\xf0\x9f\x9a\xa2", 4, true},  /* U+1F6A2 */
+        {"\xf4\x8f\xbf\xbf", 4, true},  /* U+10FFFF, the last */
+        {"\xc2\xa0", 2, true},          /* U+00A0, just past C1 */
+        {"\x1f", 1, false},             /* C0 */
+        {"\x7f", 1, false},             /* DEL */
+        {"\xc2\x80", 2, false},         /* U+0080, C1 */
+        {"\xc2\x9f", 2, false},         /* U+009F, C1 */
+        {"\xc0\x80", 2, false},         /* overlong NUL */
+        {"\xe0\x80\xaf", 3, false},     /* overlong */
+        {"\xf0\x80\x80\xaf", 4, false}, /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false}, /* past U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, false}, /* no such lead */
+        {"\x80", 1, false},             /* a continuation alone */
+        {"\xe2\x82", 2, false},         /* cut short */
+        {"ok\x00", 3, false},           /* NUL */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fy_bytes_t b = {(const uint8_t *)cases[i].s, cases[i].len};
+        if (fy_text_valid(b) != cases[i].ok)
+            fail_msg("case %zu: expected %s", i, cases[i].ok ? "valid" : "invalid");
+    }
+    char out[64];
+    fy_bytes_t b = {(const uint8_t *)"a\x1b[1m\\\xc3\xa4\xff", 9};
+    assert_int_equal(fy_text_escape(b, out, sizeof out), 16);
+    assert_string_equal(out, "a\\x1b[1m\\\\\xc3\xa4\\xff");
+    /* Cut at a whole character, always terminated; the length it needs. */
+    assert_int_equal(fy_text_escape(b, out, 4), 16);
+    assert_string_equal(out, "a");
+    assert_int_equal(fy_text_escape(b, NULL, 0), 16);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_rule),
         cmocka_unit_test_setup_teardown(test_publish_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_publish_batch_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_control_round_trips, s_setup, s_teardown),

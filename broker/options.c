@@ -35,7 +35,7 @@ static const s_key_t s_keys[] = {
      "storage limit (LMDB map size), e.g. 512M, 8G"},
     {"max-msg-bytes", "FERRY_MAX_MSG_BYTES", S_SIZE, S_OFF(max_msg_bytes), "1M", 1, 64 << 20,
      "largest message (payload + key + id + headers)"},
-    {"batch-max", "FY_BATCH_MAX", S_UINT, S_OFF(batch_max), "4096", 1, 65536,
+    {"batch-max", "FERRY_BATCH_MAX", S_UINT, S_OFF(batch_max), "4096", 1, 65536,
      "most requests applied in one group commit"},
     {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
      365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},

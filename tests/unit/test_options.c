@@ -56,6 +56,24 @@ test_env_then_flags(void **state)
     unsetenv("FERRY_DATA");
     unsetenv("FERRY_MAP_SIZE");
     unsetenv("FERRY_LOG_LEVEL");
+    /* Every key's variable, as docs/config.md names it. */
+    setenv("FERRY_BIND", "tcp://127.0.0.1:7001", 1);
+    setenv("FERRY_MAX_MSG_BYTES", "2M", 1);
+    setenv("FERRY_BATCH_MAX", "7", 1);
+    setenv("FERRY_DEDUPE_WINDOW_MS", "5000", 1);
+    setenv("FERRY_METRICS", "127.0.0.1:9464", 1);
+    char *bare[] = {"ferryd", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 1, bare), FY_OPTIONS_RUN);
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:7001");
+    assert_int_equal(cfg.max_msg_bytes, 2u << 20);
+    assert_int_equal(cfg.batch_max, 7);
+    assert_int_equal(cfg.dedupe_window_ms, 5000);
+    assert_string_equal(cfg.metrics, "127.0.0.1:9464");
+    unsetenv("FERRY_BIND");
+    unsetenv("FERRY_MAX_MSG_BYTES");
+    unsetenv("FERRY_BATCH_MAX");
+    unsetenv("FERRY_DEDUPE_WINDOW_MS");
+    unsetenv("FERRY_METRICS");
 }
 
 static void

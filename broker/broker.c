@@ -55,6 +55,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     fy_store_opts_t so = {.dir = cfg->data_dir,
                           .map_size = cfg->map_size,
                           .dedupe_window_ms = cfg->dedupe_window_ms,
+                          .reserve_bytes = cfg->disk_reserve,
                           .log = log};
     if ((st = fy_store_open(&so, &self->store, err)))
         goto fail;
@@ -271,9 +272,23 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         zmq_msg_t *ident = &self->frames[rq->first];
         fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms());
     }
-    if (refuse_writes && fy_op_is(req.op, FY_OPF_WRITE)) {
-        fy_brk_error(self, ri, &req, FERRY_ESTORAGE_FULL,
-                     "storage is full; reads go on, publishes resume when space is freed");
+    bool disk_full = fy_store_disk_full(self->store);
+    if ((refuse_writes && fy_op_is(req.op, FY_OPF_WRITE)) ||
+        (disk_full && fy_op_is(req.op, FY_OPF_GROWS))) {
+        char msg[160];
+        fy_store_disk_t d;
+        fy_store_disk(self->store, &d);
+        if (disk_full)
+            snprintf(msg, sizeof msg,
+                     "the disk is full (%llu bytes free): %s refused; reads, acks and deletes go "
+                     "on",
+                     (unsigned long long)d.free, fy_op_name(req.op));
+        else
+            snprintf(msg, sizeof msg,
+                     "storage is full (the map size of %llu bytes is reached): %s refused; reads "
+                     "go on, publishes resume when space is freed",
+                     (unsigned long long)self->cfg.map_size, fy_op_name(req.op));
+        fy_brk_error(self, ri, &req, FERRY_ESTORAGE_FULL, msg);
         return;
     }
     fy_brk_reply_t *r = NULL;
@@ -437,8 +452,13 @@ s_metrics_tick(fy_broker_t *self, long long now)
     if (!self->metrics || now - self->metrics_at < FY_BRK_METRICS_MS)
         return;
     self->metrics_at = now;
+    fy_store_disk_t disk;
+    fy_store_disk(self->store, &disk);
     fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store),
-                                  .ids_reused = self->ids_reused};
+                                  .ids_reused = self->ids_reused,
+                                  .disk_total = disk.total,
+                                  .disk_free = disk.free,
+                                  .disk_full = disk.full};
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)
@@ -447,6 +467,55 @@ s_metrics_tick(fy_broker_t *self, long long now)
 }
 
 /* Applies the drained batch in one transaction and commits it durably. */
+/* Cleanup (expired dedupe entries, deleted topics, retention) and timers
+ * (ack waits, delays), in a transaction of their own before the turn's
+ * requests: when they cannot write (a full disk), no client's batch fails
+ * for it; they are tried again every second and say so once a minute. */
+static void
+s_background(fy_broker_t *self)
+{
+    long long now = fy_mono_ms();
+    if (now < self->background_retry_ms) {
+        self->sweep_more = false;
+        return;
+    }
+    fy_store_disk_recheck(self->store);
+    size_t due = 0;
+    bool more = false, timers_more = false;
+    fy_status_t st = fy_store_begin(self->store, fy_wall_ms());
+    if (st == FERRY_OK)
+        st = fy_store_sweep(self->store, FY_BRK_SWEEP_BUDGET, &more);
+    if (st == FERRY_OK)
+        st = fy_store_timers_due(self->store, FY_BRK_SWEEP_BUDGET, &due, &timers_more);
+    if (st == FERRY_OK && fy_store_spoiled(self->store))
+        st = FERRY_ESTORAGE_FULL;
+    if (st == FERRY_OK) {
+        bool dirty = fy_store_dirty(self->store);
+        st = fy_store_commit(self->store);
+        if (st == FERRY_OK && dirty)
+            self->stats.commits++;
+    } else {
+        fy_store_abort(self->store);
+    }
+    if (st == FERRY_OK) {
+        self->sweep_more = more || timers_more;
+        if (self->background_failing)
+            fy_log(self->log, FY_LOG_INFO, "broker", "background cleanup works again", NULL);
+        self->background_failing = false;
+        return;
+    }
+    self->sweep_more = false;
+    self->background_retry_ms = now + 1000;
+    if (!self->background_failing || now - self->background_logged_ms >= 60000) {
+        fy_log(self->log, FY_LOG_WARN, "broker", "background cleanup failed",
+               "code=%s detail=\"expired entries, deleted topics and timers wait; retried every "
+               "second\"",
+               fy_status_name(st));
+        self->background_logged_ms = now;
+    }
+    self->background_failing = true;
+}
+
 static fy_status_t
 s_process_batch(fy_broker_t *self, bool sweep)
 {
@@ -467,17 +536,9 @@ s_process_batch(fy_broker_t *self, bool sweep)
             if (fy_store_spoiled(self->store))
                 break;
         }
-        /* Background work after the requests; if it fills the map, the
-         * replay below runs without it (full_from == nreqs). */
+        /* Waiting fetches and push consumers after the requests; if they
+         * fill the map, the replay below runs without them. */
         if (i == self->nreqs && full_from == SIZE_MAX) {
-            if (sweep) {
-                size_t due = 0;
-                bool timers_more = false;
-                st = fy_store_sweep(self->store, FY_BRK_SWEEP_BUDGET, &self->sweep_more);
-                if (st == FERRY_OK)
-                    st = fy_store_timers_due(self->store, FY_BRK_SWEEP_BUDGET, &due, &timers_more);
-                self->sweep_more = self->sweep_more || timers_more;
-            }
             if (!fy_store_spoiled(self->store))
                 fy_brk_serve_waiters(self);
             if (!fy_store_spoiled(self->store))
@@ -580,8 +641,10 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         self->deliver_soon = false;
         if (self->nreqs > 0 || sweep || deliver) {
             /* Waiting fetches are tried on every batch, and at least every FY_BRK_IDLE_MS. */
-            if (sweep)
+            if (sweep) {
                 self->next_sweep_ms = now + FY_BRK_IDLE_MS;
+                s_background(self);
+            }
             s_process_batch(self, sweep);
         }
         s_close_frames(self);

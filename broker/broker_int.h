@@ -107,11 +107,14 @@ struct fy_broker {
     uint64_t *kvers;      /* FY_BATCH_MAX */
     size_t nitems;        /* entries encoded into items */
     bool sweep_more;
+    long long background_retry_ms;  /* cleanup failed: not before then */
+    long long background_logged_ms; /* its last log line */
+    bool background_failing;
     long long next_sweep_ms;
     long long started_ms;
     uint64_t now_wall_ms; /* the batch's time, as the store has it */
     fy_stats_t stats;     /* counters since start */
-    uint64_t ids_reused; /* publishes refused with EIDREUSED since start */
+    uint64_t ids_reused;  /* publishes refused with EIDREUSED since start */
     fy_ratelog_t bad_log; /* "bad request" lines: once per peer per 10 s */
 };
 

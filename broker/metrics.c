@@ -54,17 +54,26 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
                               (unsigned long long)v);
     }
     if (n < cap)
-        n +=
-            (size_t)snprintf(buf + n, cap - n,
-                             "# HELP ferry_consumers Push consumers connected.\n"
-                             "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
-                             "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
-                             "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n"
-                             "# HELP ferry_ids_reused_total Publishes refused since start: their "
-                             "message id held a different message (EIDREUSED).\n"
-                             "# TYPE ferry_ids_reused_total counter\nferry_ids_reused_total %llu\n",
-                             (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0,
-                             (unsigned long long)s->ids_reused);
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP ferry_consumers Push consumers connected.\n"
+                              "# TYPE ferry_consumers gauge\nferry_consumers %llu\n"
+                              "# HELP ferry_uptime_seconds Seconds since the broker started.\n"
+                              "# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds %.3f\n"
+                              "# HELP ferry_ids_reused_total Publishes refused since start: their "
+                              "message id held a different message (EIDREUSED).\n"
+                              "# TYPE ferry_ids_reused_total counter\nferry_ids_reused_total %llu\n"
+                              "# HELP ferry_disk_total_bytes Size of the data directory's file "
+                              "system.\n"
+                              "# TYPE ferry_disk_total_bytes gauge\nferry_disk_total_bytes %llu\n"
+                              "# HELP ferry_disk_free_bytes Free space of the data directory's "
+                              "file system.\n"
+                              "# TYPE ferry_disk_free_bytes gauge\nferry_disk_free_bytes %llu\n"
+                              "# HELP ferry_storage_full 1 while the disk is full: publishes "
+                              "refused, reads, acks and deletes go on.\n"
+                              "# TYPE ferry_storage_full gauge\nferry_storage_full %d\n",
+                              (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0,
+                              (unsigned long long)s->ids_reused, (unsigned long long)s->disk_total,
+                              (unsigned long long)s->disk_free, (int)s->disk_full);
     return n < cap ? n : cap;
 }
 
@@ -95,7 +104,7 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     long long at = m->snap_at;
     pthread_mutex_unlock(&m->mu);
     if (strcmp(url, "/metrics") == 0) {
-        char buf[4096];
+        char buf[8192];
         size_t n = s_format(&s, buf, sizeof buf);
         return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
     }
@@ -103,6 +112,7 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         const char *why = at == 0                          ? "starting\n"
                           : fy_mono_ms() - at > S_STALE_MS ? "broker loop stalled\n"
                           : !s.storage_ok                  ? "storage failed\n"
+                          : s.disk_full                    ? "storage full: publishes refused\n"
                                                            : NULL;
         return why ? s_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", why, strlen(why))
                    : s_reply(conn, MHD_HTTP_OK, "text/plain", "ok\n", 3);

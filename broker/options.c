@@ -39,6 +39,9 @@ static const s_key_t s_keys[] = {
      "most requests applied in one group commit"},
     {"dedupe-window-ms", "FERRY_DEDUPE_WINDOW_MS", S_UINT, S_OFF(dedupe_window_ms), "120000", 0,
      365ull * 24 * 3600 * 1000, "default dedupe window of new topics"},
+    {"disk-reserve", "FERRY_DISK_RESERVE", S_SIZE, S_OFF(disk_reserve), "8M", 0, 1ull << 30,
+     "disk space held in DATA/ferryd.reserve, given back when the disk is full so that acks, "
+     "deletes and cleanup go on (0: none)"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };

@@ -9,6 +9,8 @@
 #include "store.h"
 #include "store_int.h"
 
+#include <errno.h>
+
 /* Translates an LMDB result at the boundary; MDB_MAP_FULL spoils the txn. */
 fy_status_t
 fy_storei_mdb(fy_store_t *self, int rc, const char *what)
@@ -184,18 +186,15 @@ fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val
  * The freelist is read only near the limit, in a read-only transaction of its
  * own before the batch's write transaction starts (touching FREE_DBI inside a
  * write transaction makes LMDB save the freelist at commit). */
-static uint64_t
-s_map_in_use(fy_store_t *self, uint64_t reserve)
+uint64_t
+fy_storei_freelist_bytes(fy_store_t *self)
 {
-    MDB_envinfo info;
     MDB_stat ms;
-    mdb_env_info(self->env, &info);
     mdb_env_stat(self->env, &ms);
-    uint64_t psize = ms.ms_psize, high = (uint64_t)(info.me_last_pgno + 1) * psize;
     MDB_txn *rtxn;
     MDB_cursor *cur;
-    if (high + reserve < self->map_size || mdb_txn_begin(self->env, NULL, MDB_RDONLY, &rtxn))
-        return high;
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &rtxn))
+        return 0;
     uint64_t free_pages = 0;
     if (mdb_cursor_open(rtxn, 0, &cur) == 0) {
         MDB_val k, v;
@@ -205,7 +204,21 @@ s_map_in_use(fy_store_t *self, uint64_t reserve)
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(rtxn);
-    return free_pages * psize < high ? high - free_pages * psize : 0;
+    return free_pages * ms.ms_psize;
+}
+
+static uint64_t
+s_map_in_use(fy_store_t *self, uint64_t reserve)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(self->env, &info);
+    mdb_env_stat(self->env, &ms);
+    uint64_t high = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    if (high + reserve < self->map_size)
+        return high;
+    uint64_t free_bytes = fy_storei_freelist_bytes(self);
+    return free_bytes < high ? high - free_bytes : 0;
 }
 
 /* Room kept free for acks, deletes and retention once publishes stop:
@@ -265,6 +278,27 @@ fy_store_commit(fy_store_t *self)
     fy_reccache_clear(&self->subs_cache);
     if (rc == MDB_MAP_FULL)
         return FERRY_ESTORAGE_FULL;
+    /* LMDB reports a short write as EIO: on a file system with (almost)
+     * nothing left that is a full disk too. */
+    fy_store_disk_t now;
+    if (rc == EIO)
+        fy_store_disk(self, &now);
+    if (rc == ENOSPC || rc == EDQUOT || (rc == EIO && now.total && now.free < (1u << 20))) {
+        /* The file system is full: nothing of the batch is stored. Give the
+         * reserve back so that acks, deletes and cleanup can write. */
+        bool had = self->reserve_held;
+        fy_storei_reserve_give(self);
+        fy_store_disk_t d;
+        fy_store_disk(self, &d);
+        if (!self->disk_full)
+            fy_log(self->log, FY_LOG_WARN, "store", "disk full",
+                   "free_bytes=%llu total_bytes=%llu reserve_released=%d detail=\"%s; "
+                   "publishes refused until there is room\"",
+                   (unsigned long long)d.free, (unsigned long long)d.total, (int)had,
+                   mdb_strerror(rc));
+        self->disk_full = true;
+        return FERRY_ESTORAGE_FULL;
+    }
     if (rc) {
         fy_log(self->log, FY_LOG_ERROR, "store", "commit failed", "rc=%d detail=\"%s\"", rc,
                mdb_strerror(rc));

@@ -30,6 +30,9 @@ typedef struct fy_store_opts {
     const char *dir;           /**< data directory; created if missing */
     uint64_t map_size;         /**< LMDB map size in bytes (the storage limit) */
     uint64_t dedupe_window_ms; /**< default dedupe window for new topics */
+    uint64_t reserve_bytes;    /**< disk space held in DIR/ferryd.reserve and given back when
+                                    the file system is full, so that acks, deletes and cleanup
+                                    can still write; 0: none */
     const fy_log_t *log;       /**< borrowed; may be NULL */
 } fy_store_opts_t;
 
@@ -260,6 +263,28 @@ fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, b
  * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO
  */
 fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more);
+
+/* ---- the file system ----------------------------------------------------
+ *
+ * A commit that fails because the file system is full (ENOSPC, EDQUOT) is
+ * FERRY_ESTORAGE_FULL, not an I/O error: the store gives its reserve back to
+ * the file system and says it is full until free space is back (at least
+ * twice the reserve, checked by fy_store_disk_recheck), when it takes the
+ * reserve again. Meanwhile the broker refuses what adds data and lets acks
+ * and deletes free space. */
+
+/** The data directory's file system. */
+typedef struct fy_store_disk {
+    uint64_t total, free; /**< bytes (statvfs; 0 when it cannot be read) */
+    bool full;            /**< writes that add data are refused */
+} fy_store_disk_t;
+
+void fy_store_disk(const fy_store_t *self, fy_store_disk_t *out);
+/** True while the file system is full. */
+bool fy_store_disk_full(const fy_store_t *self);
+/** While full: is there room again? Then it takes its reserve back and is
+ *  no longer full. @return true if it changed. */
+bool fy_store_disk_recheck(fy_store_t *self);
 
 /** Fills the store's part of @p st: topics, messages, bytes, map_size, map_used. */
 fy_status_t fy_store_totals(fy_store_t *self, fy_stats_t *st);

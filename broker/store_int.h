@@ -65,7 +65,22 @@ struct fy_store {
     uint64_t map_in_use;        /* at the batch's start */
     int map_state;              /* per batch: 0 not checked, 1 room, 2 over the soft limit */
     bool use_reserve;           /* dead-lettering: moving data may use the reserve */
+    char dir[1024];             /* the data directory */
+    uint64_t reserve_bytes;     /* ferryd.reserve's size; 0: none */
+    bool reserve_held;          /* ferryd.reserve exists with its size */
+    bool disk_full;             /* a commit failed with ENOSPC/EDQUOT, room not back yet */
+    long long reserve_tried_ms; /* last attempt to take the reserve back */
 };
+
+/* Bytes of the pages on LMDB's freelist: room inside the data file that
+ * writes reuse before the file grows. Reads FREE_DBI in a read transaction
+ * of its own (not inside a write transaction). */
+uint64_t fy_storei_freelist_bytes(fy_store_t *self);
+
+/* store_open.c: takes the reserve (true if it now holds it) and gives it
+ * back to the file system. */
+bool fy_storei_reserve_take(fy_store_t *self);
+void fy_storei_reserve_give(fy_store_t *self);
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */
 fy_status_t fy_storei_mdb(fy_store_t *self, int rc, const char *what);

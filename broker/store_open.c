@@ -6,12 +6,15 @@
 #include "store.h"
 #include "store_int.h"
 
+#include "clock.h"
+
 #include <stddef.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Format 1 had no per-key index: build it from the messages, in slices of
@@ -200,6 +203,8 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
     }
     self->default_dedupe_ms = opts->dedupe_window_ms;
     self->map_size = opts->map_size;
+    self->reserve_bytes = opts->reserve_bytes;
+    snprintf(self->dir, sizeof self->dir, "%s", opts->dir);
     fy_status_t st;
     int rc;
     if (s_mkdir_p(opts->dir) != 0) {
@@ -234,6 +239,13 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
     }
     if ((st = s_open_dbs(self, err)))
         goto fail;
+    /* A full file system at start: serve reads, acks and deletes. */
+    if (self->reserve_bytes && !fy_storei_reserve_take(self)) {
+        self->disk_full = true;
+        fy_log(self->log, FY_LOG_WARN, "store", "disk full at start",
+               "reserve_bytes=%llu detail=\"publishes refused until there is room\"",
+               (unsigned long long)self->reserve_bytes);
+    }
     *out = self;
     return FERRY_OK;
 fail:
@@ -258,4 +270,92 @@ fy_store_destroy(fy_store_t **self_p)
     free(self->hashes);
     free(self);
     *self_p = NULL;
+}
+
+/* ---- the reserve: disk space to give back when the file system is full -- */
+
+static int
+s_reserve_path(const fy_store_t *self, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/ferryd.reserve", self->dir);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+bool
+fy_storei_reserve_take(fy_store_t *self)
+{
+    char path[1100];
+    if (!self->reserve_bytes || s_reserve_path(self, path, sizeof path) != 0)
+        return false;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    /* Blocks really allocated (not a sparse file), then synced. */
+    int rc = posix_fallocate(fd, 0, (off_t)self->reserve_bytes);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = errno;
+    close(fd);
+    if (rc != 0) {
+        unlink(path);
+        return false;
+    }
+    self->reserve_held = true;
+    return true;
+}
+
+void
+fy_storei_reserve_give(fy_store_t *self)
+{
+    char path[1100];
+    if (s_reserve_path(self, path, sizeof path) == 0)
+        unlink(path);
+    self->reserve_held = false;
+}
+
+void
+fy_store_disk(const fy_store_t *self, fy_store_disk_t *out)
+{
+    struct statvfs sv;
+    *out = (fy_store_disk_t){.full = self->disk_full};
+    if (statvfs(self->dir, &sv) == 0) {
+        out->total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        out->free = (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
+}
+
+bool
+fy_store_disk_full(const fy_store_t *self)
+{
+    return self->disk_full;
+}
+
+bool
+fy_store_disk_recheck(fy_store_t *self)
+{
+    if (!self->disk_full) {
+        /* Room came back without the reserve: take it when it fits, now and
+         * then (fallocate is not free). */
+        long long now = fy_mono_ms();
+        if (self->reserve_bytes && !self->reserve_held && now - self->reserve_tried_ms >= 10000) {
+            self->reserve_tried_ms = now;
+            fy_storei_reserve_take(self);
+        }
+        return false;
+    }
+    if (self->txn)
+        return false; /* FREE_DBI is read outside write transactions only */
+    /* Room: the file system's free space, and the pages LMDB freed inside
+     * its file (deletes and acks do not shrink the file; writes reuse them). */
+    fy_store_disk_t d;
+    fy_store_disk(self, &d);
+    uint64_t inside = fy_storei_freelist_bytes(self);
+    uint64_t want = 2 * self->reserve_bytes + (1u << 20);
+    if (d.free + inside < want)
+        return false;
+    bool held = self->reserve_held || !self->reserve_bytes || fy_storei_reserve_take(self);
+    self->disk_full = false;
+    fy_log(self->log, FY_LOG_INFO, "store", "disk has room again",
+           "free_bytes=%llu free_in_file_bytes=%llu reserve_held=%d", (unsigned long long)d.free,
+           (unsigned long long)inside, (int)held);
+    return true;
 }

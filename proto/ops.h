@@ -20,29 +20,31 @@ enum {
     FY_OPF_PAYLOADS = 1u << 2, /**< may be followed by payload frames */
     FY_OPF_ADMIN = 1u << 3,    /**< changes what exists: declare, delete */
     FY_OPF_CONSUMER = 1u << 4, /**< acts on a push consumer of the connection */
+    FY_OPF_GROWS = 1u << 5,    /**< adds data: refused while the disk is full (acks and
+                                    deletes, which free space, go on) */
 };
 
 /** X(ENUM, "wire name", flags) */
-#define FY_OP_LIST(X)                                                 \
-    X(HELLO, "hello", 0)                                              \
-    X(PING, "ping", 0)                                                \
-    X(DECLARE, "declare", FY_OPF_WRITE | FY_OPF_ADMIN)                \
-    X(DELETE, "delete", FY_OPF_WRITE | FY_OPF_ADMIN)                  \
-    X(INFO, "info", 0)                                                \
-    X(PUBLISH, "publish", FY_OPF_WRITE | FY_OPF_PAYLOADS)             \
-    X(PUBLISH_BATCH, "publish_batch", FY_OPF_WRITE | FY_OPF_PAYLOADS) \
-    X(GET, "get", 0)                                                  \
-    X(STATS, "stats", 0)                                              \
-    X(SUB_DECLARE, "sub_declare", FY_OPF_WRITE)                       \
-    X(FETCH, "fetch", FY_OPF_WRITE | FY_OPF_SUB)                      \
-    X(ACK, "ack", FY_OPF_WRITE | FY_OPF_SUB)                          \
-    X(NACK, "nack", FY_OPF_WRITE | FY_OPF_SUB)                        \
-    X(TERM, "term", FY_OPF_WRITE | FY_OPF_SUB)                        \
-    X(PROGRESS, "progress", FY_OPF_WRITE | FY_OPF_SUB)                \
-    X(SUB_INFO, "sub_info", FY_OPF_SUB)                               \
-    X(SUBSCRIBE, "subscribe", FY_OPF_CONSUMER)                        \
-    X(CREDIT, "credit", FY_OPF_CONSUMER)                              \
-    X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                    \
+#define FY_OP_LIST(X)                                                                \
+    X(HELLO, "hello", 0)                                                             \
+    X(PING, "ping", 0)                                                               \
+    X(DECLARE, "declare", FY_OPF_WRITE | FY_OPF_ADMIN | FY_OPF_GROWS)                \
+    X(DELETE, "delete", FY_OPF_WRITE | FY_OPF_ADMIN)                                 \
+    X(INFO, "info", 0)                                                               \
+    X(PUBLISH, "publish", FY_OPF_WRITE | FY_OPF_PAYLOADS | FY_OPF_GROWS)             \
+    X(PUBLISH_BATCH, "publish_batch", FY_OPF_WRITE | FY_OPF_PAYLOADS | FY_OPF_GROWS) \
+    X(GET, "get", 0)                                                                 \
+    X(STATS, "stats", 0)                                                             \
+    X(SUB_DECLARE, "sub_declare", FY_OPF_WRITE | FY_OPF_GROWS)                       \
+    X(FETCH, "fetch", FY_OPF_WRITE | FY_OPF_SUB)                                     \
+    X(ACK, "ack", FY_OPF_WRITE | FY_OPF_SUB)                                         \
+    X(NACK, "nack", FY_OPF_WRITE | FY_OPF_SUB)                                       \
+    X(TERM, "term", FY_OPF_WRITE | FY_OPF_SUB)                                       \
+    X(PROGRESS, "progress", FY_OPF_WRITE | FY_OPF_SUB)                               \
+    X(SUB_INFO, "sub_info", FY_OPF_SUB)                                              \
+    X(SUBSCRIBE, "subscribe", FY_OPF_CONSUMER)                                       \
+    X(CREDIT, "credit", FY_OPF_CONSUMER)                                             \
+    X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                                   \
     X(READ, "read", 0)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,

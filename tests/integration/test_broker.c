@@ -51,20 +51,7 @@ s_setup_metrics(void **state)
 static void
 s_http(const char *method, const char *path, char *out, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_metrics_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    char req[200];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n\r\n", method, path);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
-        got += (size_t)r;
-    out[got] = '\0';
-    close(fd);
+    assert_int_equal(fy_http(s_metrics_port, method, path, out, cap), 0);
 }
 
 /* GET /metrics speaks Prometheus text with what the broker did; /health

@@ -3,12 +3,15 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,4 +174,32 @@ fy_run_killing(const char *log, const char *const *argv, int kills, int min_ms, 
             return status; /* it finished before the kill */
         (*killed)++;
     }
+}
+
+int
+fy_http(int port, const char *method, const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[200];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n\r\n", method, path);
+    if (n <= 0 || write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    return 0;
 }

@@ -40,6 +40,11 @@ typedef struct fy_copied {
  *  @return FERRY_OK or the failing status. */
 ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **out, size_t *n);
 
+/** One HTTP/1.0 exchange with 127.0.0.1:@p port (the metrics endpoint):
+ *  the whole answer, status line and headers included, NUL-terminated.
+ *  @return 0, or -1 if the connection failed. */
+int fy_http(int port, const char *method, const char *path, char *out, size_t cap);
+
 /** Runs a command line through /bin/sh; captures up to cap-1 bytes of stdout.
  *  @return the exit status (0-255), or -1. */
 int fy_run(const char *cmdline, char *out, size_t cap);

@@ -7,17 +7,24 @@
  * once, in order, with intact bytes, through the public API alone, to a
  * real ferryd. (Before the broker cut replies by bytes, 1-4 KiB payloads
  * with a batch of 1000 built frames the client refused: nothing arrived.)
+ * The same sizes go through request/reply (an echo responder in a thread)
+ * and through ferry-relay (a SQLite outbox).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 
+#include "clock.h"
 #include "harness.h"
 
 #define S_MAX_MSG  (2u << 20) /* ferryd --max-msg-bytes 2M */
@@ -267,6 +274,157 @@ test_report_4k_prefetch_1000(void **state)
     free(buf);
 }
 
+/* ---- request/reply ------------------------------------------------------- */
+
+typedef struct {
+    const char *endpoint;
+    atomic_bool stop;
+    atomic_int ready;
+} s_echo_t;
+
+static ferry_msg_action_t
+s_echo(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *reply, void *user)
+{
+    (void)c, (void)user;
+    reply->data = req->data; /* borrowed until the handler returns: sent by then */
+    reply->len = req->len;
+    return FERRY_MSG_ACK;
+}
+
+static void *
+s_echo_thread(void *arg)
+{
+    s_echo_t *e = arg;
+    ferry_client_t *c = fy_connect(e->endpoint, 5000, 1000);
+    if (!c || ferry_client_serve(c, "rpc.echo", NULL, 64, s_echo, e, NULL) != FERRY_OK) {
+        atomic_store(&e->ready, -1);
+        ferry_client_destroy(&c);
+        return NULL;
+    }
+    atomic_store(&e->ready, 1);
+    while (!atomic_load(&e->stop))
+        ferry_client_poll(c, 20);
+    ferry_client_flush(c, 5000);
+    ferry_client_destroy(&c);
+    return NULL;
+}
+
+/* Every size as a request, echoed back byte for byte. */
+static void
+test_request_reply_every_size(void **state)
+{
+    fy_fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "rpc.echo", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_echo_t e = {.endpoint = fx->d.endpoint};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_echo_thread, &e), 0);
+    long long until = fy_now_ms() + 10000;
+    while (atomic_load(&e.ready) == 0 && fy_now_ms() < until)
+        fy_sleep_ms(5);
+    assert_int_equal(atomic_load(&e.ready), 1);
+    uint8_t *buf = malloc(S_MAX_MSG);
+    assert_non_null(buf);
+    /* The request and the reply carry correlation headers and the inbox
+     * topic besides the payload: the largest is a little under the limit. */
+    for (size_t s = 0; s < sizeof s_sizes / sizeof s_sizes[0]; s++) {
+        size_t size = s_sizes[s] == S_MAX_MSG - S_ID_BYTES ? S_MAX_MSG - 512 : s_sizes[s];
+        for (int round = 0; round < 3; round++) {
+            for (size_t j = 0; j < size; j++)
+                buf[j] = s_byte((size_t)round, j);
+            ferry_message_t m = {.data = buf, .len = size};
+            const ferry_stored_message_t *reply;
+            ferry_status_t st = ferry_client_request(fx->c, "rpc.echo", &m, 10000, &reply);
+            if (st != FERRY_OK)
+                fail_msg("request of %zu bytes: %s (%s)", size, ferry_errname(st),
+                         ferry_client_last_error(fx->c));
+            assert_int_equal(reply->len, size);
+            if (size && memcmp(reply->data, buf, size) != 0)
+                fail_msg("the reply to a request of %zu bytes differs", size);
+        }
+    }
+    free(buf);
+    atomic_store(&e.stop, true);
+    pthread_join(th, NULL);
+}
+
+/* ---- ferry-relay ---------------------------------------------------------- */
+
+/* Every size as an outbox row, published by ferry-relay, read back intact. */
+static void
+test_relay_every_size(void **state)
+{
+    fy_fx_t *fx = *state;
+    char db[400], log[400], cmd[800], out[256];
+    snprintf(db, sizeof db, "%s/app.db", fx->d.dir);
+    snprintf(log, sizeof log, "%s/relay.log", fx->d.dir);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' < '%s/outbox-relay/sql/sqlite.sql' >/dev/null", db,
+             getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".");
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *ins;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "INSERT INTO outbox(aggregate_type, aggregate_id, "
+                                        "event_type, payload) VALUES('sized', ?1, 'e', ?2)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    const size_t n = sizeof s_sizes / sizeof s_sizes[0];
+    uint8_t *buf = malloc(S_MAX_MSG);
+    assert_non_null(buf);
+    size_t sizes[sizeof s_sizes / sizeof s_sizes[0]];
+    for (size_t i = 0; i < n; i++) {
+        /* The row becomes key, id and headers too: the largest fits under the limit. */
+        sizes[i] = s_sizes[i] == S_MAX_MSG - S_ID_BYTES ? S_MAX_MSG - 1024 : s_sizes[i];
+        for (size_t j = 0; j < sizes[i]; j++)
+            buf[j] = s_byte(i, j);
+        char agg[32];
+        snprintf(agg, sizeof agg, "agg-%zu", i);
+        sqlite3_bind_text(ins, 1, agg, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(ins, 2, sizes[i] ? buf : (const void *)"", (int)sizes[i],
+                          SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(h);
+
+    char source[450];
+    snprintf(source, sizeof source, "sqlite:%s", db);
+    const char *argv[] = {getenv("FERRY_RELAY"), "--source",  source, "--broker",
+                          fx->d.endpoint,        "--poll-ms", "5",    NULL};
+    int pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
+    ferry_topic_info_t info = {0};
+    long long until = fy_now_ms() + 20000;
+    while (fy_now_ms() < until &&
+           (ferry_client_info(fx->c, "sized", &info) != FERRY_OK || info.messages < n))
+        fy_sleep_ms(10);
+    fy_kill_wait(pid, SIGTERM);
+    assert_int_equal(info.messages, n);
+    uint64_t from = 1;
+    for (size_t i = 0; i < n;) {
+        const ferry_stored_message_t *m;
+        size_t got;
+        assert_int_equal(ferry_client_get(fx->c, "sized", from, 1000, &m, &got), FERRY_OK);
+        assert_true(got > 0);
+        for (size_t k = 0; k < got; k++, i++) {
+            char id[32];
+            snprintf(id, sizeof id, "sqlite:%zu", i + 1);
+            assert_string_equal(m[k].id, id);
+            if (m[k].len != sizes[i])
+                fail_msg("row %zu: %zu bytes arrived of %zu", i + 1, m[k].len, sizes[i]);
+            for (size_t j = 0; j < sizes[i]; j++)
+                if (((const uint8_t *)m[k].data)[j] != s_byte(i, j))
+                    fail_msg("row %zu: byte %zu differs", i + 1, j);
+            from = m[k].seq + 1;
+        }
+    }
+    ferry_topic_info_t dlq;
+    assert_int_equal(ferry_client_info(fx->c, "ferry-relay.dlq", &dlq), FERRY_ENOTFOUND);
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -274,6 +432,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_report_4k_prefetch_1000, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_every_size_and_batch, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_every_size_and_prefetch, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_reply_every_size, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_every_size, s_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -37,6 +37,7 @@ s_item(fy_broker_t *self, const fy_stored_t *m, uint32_t dc)
         self->nouts++;
     }
     self->last_item_seq = m->seq;
+    self->item_bytes += fy_stored_cost(m);
     if (self->delivering)
         fy_consumer_sent(self->delivering, m->seq);
     return FERRY_OK;
@@ -283,9 +284,14 @@ fy_brk_deliver(fy_broker_t *self)
             continue;
         }
         uint64_t avail = (uint64_t)c->credit + c->added - c->used;
-        if (avail == 0)
-            continue;
+        uint64_t held = c->held_bytes + c->used_bytes;
+        if (avail == 0 || held >= FY_CONSUMER_BYTES_MAX)
+            continue; /* no credit, or it holds enough bytes: memory stays bounded */
+        size_t budget = FY_CONSUMER_BYTES_MAX - held < FY_REPLY_BYTES_MAX
+                            ? (size_t)(FY_CONSUMER_BYTES_MAX - held)
+                            : FY_REPLY_BYTES_MAX;
         size_t outs_mark = self->nouts, count = 0;
+        self->item_bytes = 0;
         fy_encoder_reset(self->items);
         uint32_t max = avail < FY_BATCH_MAX ? (uint32_t)avail : FY_BATCH_MAX;
         fy_status_t st;
@@ -294,15 +300,14 @@ fy_brk_deliver(fy_broker_t *self)
             fy_bytes_t topic = {c->topic, c->topic_len};
             self->nitems = 0;
             self->last_item_seq = 0;
-            st = fy_store_read(self->store, topic, c->next_batch, max, FY_REPLY_BYTES_MAX,
-                               s_live_item, self, &count);
+            st = fy_store_read(self->store, topic, c->next_batch, max, budget, s_live_item, self,
+                               &count);
             if (st == FERRY_OK && self->last_item_seq)
                 c->next_batch = self->last_item_seq + 1;
             count = self->nitems;
         } else {
             self->delivering = c;
-            st = fy_store_fetch(self->store, c->sub_id, max, FY_REPLY_BYTES_MAX, s_fetch_item, self,
-                                &count);
+            st = fy_store_fetch(self->store, c->sub_id, max, budget, s_fetch_item, self, &count);
             self->delivering = NULL;
         }
         if (st == FERRY_ENOTFOUND) {
@@ -330,6 +335,7 @@ fy_brk_deliver(fy_broker_t *self)
         }
         fy_brk_reply_end(self, r);
         c->used += (uint32_t)count;
+        c->used_bytes += self->item_bytes;
     }
 }
 

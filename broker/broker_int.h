@@ -106,6 +106,7 @@ struct fy_broker {
     bool *dups;           /* FY_BATCH_MAX */
     uint64_t *kvers;      /* FY_BATCH_MAX */
     size_t nitems;        /* entries encoded into items */
+    uint64_t item_bytes;  /* their fy_stored_cost, for a consumer's held bytes */
     bool sweep_more;
     long long background_retry_ms;  /* cleanup failed: not before then */
     long long background_logged_ms; /* its last log line */

@@ -87,7 +87,19 @@ static void
 s_settle(fy_consumer_t *c)
 {
     c->credit = c->credit + c->added - c->used;
+    /* Credit given back means messages consumed: their bytes are no longer
+     * held (an average over what is held; exact once all came back). */
+    c->held_msgs += c->used;
+    c->held_bytes += c->used_bytes;
+    uint64_t back = c->added < c->held_msgs ? c->added : c->held_msgs;
+    if (back) {
+        c->held_bytes -= c->held_bytes / c->held_msgs * back;
+        c->held_msgs -= back;
+        if (c->held_msgs == 0)
+            c->held_bytes = 0;
+    }
     c->added = c->used = 0;
+    c->used_bytes = 0;
     c->next_seq = c->next_batch;
     c->sent_mark = c->sent_head;
     c->sent_count_mark = c->sent_count;
@@ -127,6 +139,7 @@ fy_consumers_rollback(fy_consumers_t *self)
     for (size_t i = 0; i < self->nlive; i++) {
         fy_consumer_t *c = &self->live[i];
         c->added = c->used = 0;
+        c->used_bytes = 0;
         c->removed = false;
         c->next_batch = c->next_seq;
         c->sent_head = c->sent_mark;

@@ -33,6 +33,9 @@ typedef struct fy_consumer {
     long long last_seen_ms;
     long long timeout_ms; /* silent this long: gone (fy_consumer_timeout_ms) */
     uint32_t added, used; /* this batch */
+    uint64_t used_bytes;  /* this batch: bytes of the messages sent (fy_stored_cost) */
+    uint64_t held_msgs;   /* sent and not yet given back as credit (committed) */
+    uint64_t held_bytes;  /* their bytes: no more is sent past FY_CONSUMER_BYTES_MAX */
     bool removed;         /* this batch */
     bool ephemeral;       /* no subscription: live messages from next_seq, no acks */
     uint64_t next_seq;    /* ephemeral: committed position */

@@ -39,6 +39,7 @@ typedef struct fy_cli_pushsub {
     uint64_t resub_cid; /* the subscribe sent after a reconnect, until answered */
     char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
     uint32_t prefetch, consumed; /* consumed: processed since the last credit top-up */
+    uint64_t consumed_bytes;     /* their bytes, roughly as the broker counts them */
     bool ephemeral;              /* live messages only: nothing to ack */
     ferry_msg_fn fn;
     void *user;
@@ -83,7 +84,7 @@ struct ferry_client {
     long long hello_at;           /* when it was sent */
     ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
     unsigned losses;              /* connections lost so far */
-    uint64_t bad_replies;    /* replies that could not be decoded */
+    uint64_t bad_replies;         /* replies that could not be decoded */
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;

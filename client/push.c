@@ -34,6 +34,7 @@ fy_cli_resubscribe(ferry_client_t *self)
             (void)fy_cli_send(self, NULL, NULL, 0);
         ps->resub_cid = self->next_cid++;
         ps->consumed = 0;
+        ps->consumed_bytes = 0;
         fy_encoder_reset(self->enc);
         if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch,
                                 (uint32_t)self->opts.heartbeat_ms) == FERRY_OK)
@@ -99,12 +100,19 @@ fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
             fy_cli_send_nowait(self);
     }
     ps->consumed += (uint32_t)n;
-    if (ps->consumed >= (ps->prefetch + 1) / 2) {
+    for (size_t i = 0; i < n; i++) /* as the broker counts them (fy_stored_cost) */
+        ps->consumed_bytes += 64 + msgs[i].len + (msgs[i].key ? strlen(msgs[i].key) : 0) +
+                              (msgs[i].id ? strlen(msgs[i].id) : 0);
+    /* Credit back after half the prefetch, or half of what the broker lets a
+     * consumer hold in bytes (FY_CONSUMER_BYTES_MAX): with large messages and
+     * a large prefetch the bytes run out first, and the broker would wait. */
+    if (ps->consumed >= (ps->prefetch + 1) / 2 || ps->consumed_bytes >= FY_CONSUMER_BYTES_MAX / 2) {
         fy_encoder_reset(self->enc);
         if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_CREDIT, ps->consumer,
                                   ps->consumed) == FERRY_OK)
             fy_cli_send_nowait(self);
         ps->consumed = 0;
+        ps->consumed_bytes = 0;
     }
 }
 

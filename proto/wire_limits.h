@@ -24,6 +24,11 @@
  *  cuts a reply there and the rest goes in the next one, so no envelope
  *  nears FY_ENVELOPE_MAX, whatever the batch size. One message always goes. */
 #define FY_REPLY_BYTES_MAX (512u << 10)
+/** Bytes of messages a push consumer may hold (sent, not yet given back
+ *  as credit): the broker stops sending it past this, whatever its credit
+ *  in messages, so a consumer that stops reading costs the broker this much
+ *  memory at most (plus one delivery), not credit x message size. */
+#define FY_CONSUMER_BYTES_MAX (8u << 20)
 /** Payloads up to this size go inline in a publish envelope (one frame in all). */
 #define FY_INLINE_MAX 4096
 #define FY_DELAY_MAX  (3650ull * 24 * 3600 * 1000) /**< longest delay: ten years, ms */

@@ -27,9 +27,9 @@
 #include "clock.h"
 #include "harness.h"
 
-#define S_MAX_MSG  (2u << 20) /* ferryd --max-msg-bytes 2M */
-#define S_ID_BYTES 16         /* "m-" + index, NUL-padded to a fixed length below */
-#define S_VOLUME   (8u << 20) /* bytes published per combination */
+#define S_MAX_MSG  (2u << 20)  /* ferryd --max-msg-bytes 2M */
+#define S_ID_BYTES 16          /* "m-" + index, NUL-padded to a fixed length below */
+#define S_VOLUME   (12u << 20) /* bytes per combination: past a consumer's 8 MiB */
 
 static const size_t s_sizes[] = {
     0, 1, 1000, 1023, 1024, 4095, 4096, 4097, 65536, 1u << 20, S_MAX_MSG - S_ID_BYTES};

@@ -30,6 +30,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->log = log;
     self->started_ms = fy_mono_ms();
     fy_ratelog_init(&self->bad_log, 10000);
+    fy_ratelog_init(&self->drop_log, 10000);
     fy_status_t st;
     self->dec = fy_decoder_new();
     self->enc = fy_encoder_new();
@@ -456,6 +457,7 @@ s_metrics_tick(fy_broker_t *self, long long now)
     fy_store_disk(self->store, &disk);
     fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store),
                                   .ids_reused = self->ids_reused,
+                                  .replies_dropped = self->replies_dropped,
                                   .disk_total = disk.total,
                                   .disk_free = disk.free,
                                   .disk_full = disk.full};

@@ -113,10 +113,12 @@ struct fy_broker {
     bool background_failing;
     long long next_sweep_ms;
     long long started_ms;
-    uint64_t now_wall_ms; /* the batch's time, as the store has it */
-    fy_stats_t stats;     /* counters since start */
-    uint64_t ids_reused;  /* publishes refused with EIDREUSED since start */
-    fy_ratelog_t bad_log; /* "bad request" lines: once per peer per 10 s */
+    uint64_t now_wall_ms;     /* the batch's time, as the store has it */
+    fy_stats_t stats;         /* counters since start */
+    uint64_t ids_reused;      /* publishes refused with EIDREUSED since start */
+    fy_ratelog_t bad_log;     /* "bad request" lines: once per peer per 10 s */
+    fy_ratelog_t drop_log;    /* "reply dropped" lines: the same */
+    uint64_t replies_dropped; /* replies that could not be queued to their peer */
 };
 
 /* ---- broker_reply.c ---------------------------------------------------- */

@@ -38,10 +38,9 @@ fy_brk_reply_finish(fy_broker_t *self, fy_brk_reply_t *r, fy_status_t st)
 }
 
 static void
-s_peer_hex(const zmq_msg_t *ident, char *out, size_t cap)
+s_peer_hex(const void *peer, size_t n, char *out, size_t cap)
 {
-    const uint8_t *p = zmq_msg_data((zmq_msg_t *)ident);
-    size_t n = zmq_msg_size((zmq_msg_t *)ident);
+    const uint8_t *p = peer;
     size_t o = 0;
     for (size_t i = 0; i < n && o + 3 < cap; i++)
         o += (size_t)snprintf(out + o, cap - o, "%02x", p[i]);
@@ -73,7 +72,7 @@ fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t
         fy_ratelog_allow(&self->bad_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
                          &held)) {
         char peer[64];
-        s_peer_hex(ident, peer, sizeof peer);
+        s_peer_hex(zmq_msg_data(ident), zmq_msg_size(ident), peer, sizeof peer);
         fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
                "code=%s op=%s cid=%llu peer=%s held_back=%llu detail=\"%s\"", fy_status_name(code),
                fy_op_name(req->op), (unsigned long long)req->cid, peer, (unsigned long long)held,
@@ -128,9 +127,21 @@ s_send_one(fy_broker_t *self, const fy_brk_order_t *o, size_t off, size_t len,
     for (size_t j = 0; rc >= 0 && j < outs; j++)
         rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
                           ZMQ_DONTWAIT | (j + 1 < outs ? ZMQ_SNDMORE : 0));
-    if (rc < 0)
-        fy_log(self->log, errno == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
-               "reply dropped", "reason=\"%s\"", zmq_strerror(errno));
+    if (rc < 0) {
+        /* A peer gone (EHOSTUNREACH) or 10,000 replies behind (EAGAIN): the
+         * reply cannot be queued. Counted, and logged once per peer per 10 s. */
+        int e = errno;
+        uint64_t held;
+        self->replies_dropped++;
+        if (fy_ratelog_allow(&self->drop_log, o->peer, o->peer_len, fy_mono_ms(), &held)) {
+            char peer[64];
+            s_peer_hex(o->peer, o->peer_len, peer, sizeof peer);
+            fy_log(self->log, e == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
+                   "reply dropped", "peer=%s held_back=%llu reason=\"%s\"", peer,
+                   (unsigned long long)held,
+                   e == EAGAIN ? "the peer does not read its replies" : zmq_strerror(e));
+        }
+    }
     return rc;
 }
 

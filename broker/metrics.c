@@ -70,10 +70,15 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
                               "# TYPE ferry_disk_free_bytes gauge\nferry_disk_free_bytes %llu\n"
                               "# HELP ferry_storage_full 1 while the disk is full: publishes "
                               "refused, reads, acks and deletes go on.\n"
-                              "# TYPE ferry_storage_full gauge\nferry_storage_full %d\n",
+                              "# TYPE ferry_storage_full gauge\nferry_storage_full %d\n"
+                              "# HELP ferry_replies_dropped_total Replies that could not be queued "
+                              "to their peer (gone, or not reading).\n"
+                              "# TYPE ferry_replies_dropped_total counter\n"
+                              "ferry_replies_dropped_total %llu\n",
                               (unsigned long long)s->consumers, (double)s->stats.uptime_ms / 1000.0,
                               (unsigned long long)s->ids_reused, (unsigned long long)s->disk_total,
-                              (unsigned long long)s->disk_free, (int)s->disk_full);
+                              (unsigned long long)s->disk_free, (int)s->disk_full,
+                              (unsigned long long)s->replies_dropped);
     return n < cap ? n : cap;
 }
 

@@ -20,6 +20,7 @@ typedef struct fy_metrics_snapshot {
     fy_stats_t stats;
     uint64_t consumers;             /* push consumers connected */
     uint64_t ids_reused;            /* publishes refused: their id held a different message */
+    uint64_t replies_dropped;       /* replies that could not be queued to their peer */
     uint64_t disk_total, disk_free; /* the data directory's file system, bytes */
     bool disk_full;                 /* writes that add data are refused */
     bool storage_ok;                /* the store is usable (not spoiled by an I/O error) */

@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zmq.h>
 
 #include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
+#include "envelope.h"
 #include "harness.h"
 
 typedef fy_fx_t fx_t;
@@ -639,6 +641,51 @@ test_cli(void **state)
     assert_non_null(strstr(out, "topics: 3\nmessages: 3\n"));
 }
 
+/* A peer that pipelines requests and does not read its replies: what
+ * cannot be queued to it is counted (ferry_replies_dropped_total) and logged
+ * once per peer per 10 s, not a line per reply. */
+static void
+test_replies_to_a_peer_that_does_not_read(void **state)
+{
+    fx_t *fx = *state;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    assert_int_equal(zmq_connect(sock, fx->d.endpoint), 0);
+    fy_encoder_t *enc = fy_encoder_new();
+    const int n = 60000;
+    for (int i = 0; i < n; i++) {
+        fy_encoder_reset(enc);
+        assert_int_equal(fy_encode_declare(enc, (uint64_t)i + 1, FY_KIND_TOPIC,
+                                           "a-topic-with-a-longish-name.to-make-replies-larger",
+                                           NULL),
+                         FERRY_OK);
+        assert_true(zmq_send(sock, fy_encoder_data(enc), fy_encoder_len(enc), 0) >= 0);
+    }
+    static char body[8192];
+    long long until = fy_now_ms() + 20000, handled = 0;
+    do { /* every declare handled (the count also has the fixture client's) */
+        fy_sleep_ms(100);
+        s_http("GET", "/metrics", body, sizeof body);
+        const char *r = strstr(body, "\nferry_requests_total ");
+        handled = r ? atoll(r + strlen("\nferry_requests_total ")) : 0;
+    } while (handled < n && fy_now_ms() < until);
+    assert_true(handled >= n);
+    const char *d = strstr(body, "\nferry_replies_dropped_total ");
+    assert_non_null(d);
+    long long dropped = atoll(d + strlen("\nferry_replies_dropped_total "));
+    assert_true(dropped > 0);
+    assert_true(fy_ferryd_log_count(&fx->d, "msg=\"reply dropped\"") <= 2);
+    assert_true(fy_ferryd_log_count(&fx->d, "reason=\"the peer does not read its replies\"") >= 1);
+    fy_encoder_destroy(&enc);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    /* Other clients are served all along. */
+    assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+}
+
 static void
 test_ferryd_refuses_bad_flags(void **state)
 {
@@ -675,6 +722,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_metrics_endpoint, s_setup_metrics, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_replies_to_a_peer_that_does_not_read, s_setup_metrics,
+                                        fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -58,7 +58,7 @@ SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/subs.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/broker.c broker/broker_reply.c \
-              broker/broker_deliver.c broker/ratelog.c broker/options.c broker/metrics.c
+              broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c

@@ -31,6 +31,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->started_ms = fy_mono_ms();
     fy_ratelog_init(&self->bad_log, 10000);
     fy_ratelog_init(&self->drop_log, 10000);
+    fy_fence_init(&self->fences);
     fy_status_t st;
     self->dec = fy_decoder_new();
     self->enc = fy_encoder_new();
@@ -348,6 +349,13 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     }
     case FY_OP_PUBLISH:
     case FY_OP_PUBLISH_BATCH:
+        if (req.fence && fy_fence_blocks(&self->fences, zmq_msg_data(&self->frames[rq->first]),
+                                         zmq_msg_size(&self->frames[rq->first]), req.fence)) {
+            fy_brk_error(self, ri, &req, FERRY_EFENCED,
+                         "an earlier publish of this connection was refused: nothing stored; "
+                         "send this one again after it");
+            return;
+        }
         st = s_collect_payloads(self, rq, &req, &err);
         if (st) {
             fy_brk_refuse(self, ri, &req, st, err.msg);

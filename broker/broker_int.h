@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "consumers.h"
 #include "grow.h"
+#include "fence.h"
 #include "metrics.h"
 #include "ratelog.h"
 #include "store.h"
@@ -118,6 +119,7 @@ struct fy_broker {
     uint64_t ids_reused;      /* publishes refused with EIDREUSED since start */
     fy_ratelog_t bad_log;     /* "bad request" lines: once per peer per 10 s */
     fy_ratelog_t drop_log;    /* "reply dropped" lines: the same */
+    fy_fence_t fences;        /* peers whose ordered publishes were refused */
     uint64_t replies_dropped; /* replies that could not be queued to their peer */
 };
 

@@ -47,10 +47,22 @@ s_peer_hex(const void *peer, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* A refused publish of an ordered pipeline fences the peer's later ones. */
+static void
+s_fence(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    if (!req->fence || ri >= self->nreqs ||
+        (req->op != FY_OP_PUBLISH && req->op != FY_OP_PUBLISH_BATCH))
+        return;
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    fy_fence_refused(&self->fences, zmq_msg_data(ident), zmq_msg_size(ident), req->fence);
+}
+
 void
 fy_brk_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
              const char *msg)
 {
+    s_fence(self, ri, req);
     fy_brk_reply_t *r;
     fy_brk_reply_begin(self, ri, &r);
     /* If even the error does not fit in memory, the reply is left out and the
@@ -86,6 +98,7 @@ fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t
 void
 fy_brk_conflict(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_conflict_t *cf)
 {
+    s_fence(self, ri, req);
     char msg[160];
     if (cf->on_key)
         snprintf(msg, sizeof msg, "message %zu expected key version %llu; the key is at %llu",

@@ -54,6 +54,7 @@ struct ferry_options {
     size_t window;
     int reconnect_initial_ms, reconnect_max_ms, reconnect_jitter_pct;
     bool block_on_full;
+    bool ordered;       /* publishes carry a fence (ferry_options_set_ordered) */
     bool retry_connect; /* ferry_client_new succeeds without a broker and keeps trying */
     ferry_state_fn state_cb;
     void *state_user;
@@ -73,7 +74,8 @@ typedef struct fy_cli_pending {
     size_t req_cap; /* the slot's buffer, kept for the slot's next publish */
     size_t env_len; /* bytes of the envelope */
     size_t data_len;
-    bool frame; /* a payload frame follows the envelope */
+    bool frame;     /* a payload frame follows the envelope */
+    uint64_t fence; /* the pipeline number it was sent with (ordered publishing) */
 } fy_cli_pending_t;
 
 struct ferry_client {
@@ -85,6 +87,7 @@ struct ferry_client {
     ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
     unsigned losses;              /* connections lost so far */
     uint64_t bad_replies;         /* replies that could not be decoded */
+    uint64_t fence;               /* ordered publishing: the pipeline number, raised on a refusal */
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;

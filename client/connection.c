@@ -484,6 +484,7 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
     self->stash = fy_encoder_new();
     self->dec = fy_decoder_new();
     self->next_cid = 1;
+    self->fence = 1;
     self->ctx = zmq_ctx_new();
     if (!self->opts.name || !self->fifo || !self->enc || !self->stash || !self->dec || !self->ctx ||
         fy_conn_init(&self->conn, self->ctx, opts->servers, opts->nservers,

@@ -155,6 +155,15 @@ ferry_options_set_block_on_full(ferry_options_t *opts, bool block)
 }
 
 ferry_status_t
+ferry_options_set_ordered(ferry_options_t *opts, bool ordered)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    opts->ordered = ordered;
+    return FERRY_OK;
+}
+
+ferry_status_t
 ferry_options_set_state_cb(ferry_options_t *opts, ferry_state_fn fn, void *user)
 {
     if (!opts)

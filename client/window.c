@@ -137,7 +137,7 @@ s_encode_publish(ferry_client_t *self, uint64_t cid, const char *topic, const fe
 {
     fy_header_t hbuf[FY_HEADERS_MAX];
     fy_outmsg_t om = s_outmsg(msg, hbuf);
-    return fy_encode_publish(self->enc, cid, topic, &om, inl);
+    return fy_encode_publish(self->enc, cid, topic, &om, inl, self->opts.ordered ? self->fence : 0);
 }
 
 ferry_status_t
@@ -205,7 +205,8 @@ ferry_client_publish_batch(ferry_client_t *self, const char *topic, const ferry_
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
     fy_reply_t rep;
-    st = fy_encode_publish_batch(self->enc, cid, topic, oms, n);
+    uint64_t fence = self->opts.ordered ? self->fence : 0;
+    st = fy_encode_publish_batch(self->enc, cid, topic, oms, n, fence);
     if (st == FERRY_OK)
         st = fy_cli_call(self, cid, (const void *const *)datas, lens, n, &rep);
     free(datas);
@@ -265,6 +266,7 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
     p->env_len = env;
     p->data_len = extra;
     p->frame = !inl;
+    p->fence = self->opts.ordered ? self->fence : 0;
     /* Not connected: it waits in the window and goes out after the hello. */
     if (self->connected && fy_cli_send_pending(self, p) != FERRY_OK)
         fy_cli_lose(self, "send failed");
@@ -313,4 +315,13 @@ size_t
 ferry_client_in_flight(const ferry_client_t *self)
 {
     return self ? self->count : 0;
+}
+
+ferry_status_t
+ferry_client_publish_resume(ferry_client_t *self)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    self->fence++; /* what is sent from now on is not fenced by earlier refusals */
+    return FERRY_OK;
 }

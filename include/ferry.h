@@ -181,6 +181,21 @@ FERRY_EXPORT ferry_status_t ferry_options_set_retry_connect(ferry_options_t *opt
  *  timeout for a slot; false returns FERRY_EWOULD_BLOCK at once.
  *  @return FERRY_OK, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_options_set_block_on_full(ferry_options_t *opts, bool block);
+/** @brief Ordered publishing (default false). Async publishes are pipelined:
+ *  when one is refused (a queue at its limit, a full disk, a deleted topic)
+ *  a later one may still be stored, ahead of it. With @p ordered, once a
+ *  publish is refused the broker refuses every later publish of this client
+ *  (FERRY_EFENCED, nothing stored) until it calls
+ *  ferry_client_publish_resume(); send the refused message and those after
+ *  it again from there, and they keep their order. ferry-relay and the
+ *  in-process relay publish this way. docs/protocol.md.
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_options_set_ordered(ferry_options_t *opts, bool ordered);
+/** @brief Ordered publishing: starts a new run of publishes that earlier
+ *  refusals do not fence. Call it when the publishes in flight are all
+ *  answered, before sending the refused message again.
+ *  @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_client_publish_resume(ferry_client_t *self);
 
 /** Connection states reported to a ferry_state_fn. */
 typedef enum ferry_conn_state {

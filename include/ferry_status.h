@@ -51,7 +51,9 @@ extern "C" {
     X(FERRY_EDISCONNECTED, 26, "EDISCONNECTED", "not connected and the buffer is full")   \
     X(FERRY_ECANCELLED, 27, "ECANCELLED", "the handler refused: nothing was recorded")    \
     X(FERRY_EIDREUSED, 28, "EIDREUSED",                                                   \
-      "message id already used for a different message: nothing stored")
+      "message id already used for a different message: nothing stored")                  \
+    X(FERRY_EFENCED, 29, "EFENCED",                                                       \
+      "an earlier publish of this connection was refused: send this one again after it")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

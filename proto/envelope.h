@@ -77,6 +77,7 @@ typedef struct fy_request {
     uint64_t consumer;        /**< credit/unsubscribe: id from subscribe */
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
+    uint64_t fence; /**< publish*: the sender's pipeline number (0: none), see fence.h */
 } fy_request_t;
 
 typedef struct fy_decoder fy_decoder_t;
@@ -120,11 +121,12 @@ fy_status_t fy_encode_simple(fy_encoder_t *self, uint64_t cid, fy_op_t op, const
 fy_status_t fy_encode_declare(fy_encoder_t *self, uint64_t cid, fy_kind_t kind, const char *name,
                               const fy_topic_config_t *cfg);
 /** With @p inline_data the payload is packed as field 'data' and no payload
- *  frame follows; otherwise the caller sends it as the next frame. */
+ *  frame follows; otherwise the caller sends it as the next frame. A
+ *  non-zero @p fence orders the connection's publishes (docs/protocol.md). */
 fy_status_t fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic,
-                              const fy_outmsg_t *msg, bool inline_data);
+                              const fy_outmsg_t *msg, bool inline_data, uint64_t fence);
 fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
-                                    const fy_outmsg_t *msgs, size_t n);
+                                    const fy_outmsg_t *msgs, size_t n, uint64_t fence);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
                           uint32_t limit);
 /** read: the messages of one key from key version @p from on. */

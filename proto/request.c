@@ -78,6 +78,8 @@ s_decode_publish(fy_decoder_t *self, const msgpack_object *map, fy_request_t *re
                  size_t payload_frames, fy_err_t *err)
 {
     fy_status_t st = fy_envi_req_name(map, "topic", &req->name, err);
+    if (st == FERRY_OK)
+        st = fy_envi_opt_uint(map, "fence", UINT64_MAX, &req->fence, err);
     if (st)
         return st;
     size_t offs[FY_BATCH_MAX];
@@ -479,11 +481,14 @@ s_meta_nfields(const fy_outmsg_t *m)
 
 fy_status_t
 fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const fy_outmsg_t *msg,
-                  bool inline_data)
+                  bool inline_data, uint64_t fence)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 1 + s_meta_nfields(msg) + inline_data, "publish", cid) |
+    int rc = fy_envi_head(&self->pk, 1 + s_meta_nfields(msg) + inline_data + (fence != 0),
+                          "publish", cid) |
              fy_envi_kv_str(&self->pk, "topic", topic) | s_pack_meta_fields(&self->pk, msg);
+    if (fence)
+        rc |= fy_envi_kv_uint(&self->pk, "fence", fence);
     if (inline_data)
         rc |= fy_envi_str(&self->pk, "data") | msgpack_pack_bin(&self->pk, msg->len) |
               msgpack_pack_bin_body(&self->pk, msg->data ? msg->data : "", msg->len);
@@ -492,10 +497,11 @@ fy_encode_publish(fy_encoder_t *self, uint64_t cid, const char *topic, const fy_
 
 fy_status_t
 fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char *topic,
-                        const fy_outmsg_t *msgs, size_t n)
+                        const fy_outmsg_t *msgs, size_t n, uint64_t fence)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 2, "publish_batch", cid) |
+    int rc = fy_envi_head(&self->pk, 2 + (fence != 0), "publish_batch", cid) |
+             (fence ? fy_envi_kv_uint(&self->pk, "fence", fence) : 0) |
              fy_envi_kv_str(&self->pk, "topic", topic) | fy_envi_str(&self->pk, "msgs") |
              msgpack_pack_array(&self->pk, n);
     for (size_t i = 0; i < n; i++)

@@ -464,6 +464,9 @@ s_turn(s_relay_t *r)
                     r->done_pos.id + 1, -1);
             return 1;
         }
+        /* Nothing in flight: what goes out from here (dead letters, then the
+         * rows from done_pos again, in order) is not fenced by the refusal. */
+        ferry_client_publish_resume(r->c);
         if (s_retire(r, true) < 0)
             return -1;
         s_record(r, true);
@@ -519,8 +522,10 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     ferry_options_t *o = ferry_options_new();
     char cname[300];
     snprintf(cname, sizeof cname, "ferry-relay:%s", cfg->name);
+    /* Ordered: a row refused for a while must not be overtaken by the rows
+     * sent after it (fence.h): they are refused too and sent again after it. */
     if (!o || ferry_options_set_server(o, cfg->broker) || ferry_options_set_name(o, cname) ||
-        ferry_options_set_timeout_ms(o, 10000)) {
+        ferry_options_set_timeout_ms(o, 10000) || ferry_options_set_ordered(o, true)) {
         s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s", cfg->broker);
         ferry_options_destroy(&o);
         goto out;

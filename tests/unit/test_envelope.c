@@ -92,7 +92,7 @@ test_publish_round_trip(void **state)
                      .id = "svc:42",
                      .headers = hdrs,
                      .header_count = 2};
-    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false, 0), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_PUBLISH);
@@ -109,7 +109,7 @@ test_publish_round_trip(void **state)
     fy_outmsg_t big = m;
     big.data = "payload bytes";
     big.len = 13;
-    assert_int_equal(fy_encode_publish(fx->enc, 100, "orders.created", &big, true), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 100, "orders.created", &big, true, 0), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_EFRAMES);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.cid, 100);
@@ -117,7 +117,7 @@ test_publish_round_trip(void **state)
     assert_true(fy_bytes_eq(req.msgs[0].data, fy_bytes_str("payload bytes")));
     assert_true(fy_bytes_eq(req.msgs[0].id, fy_bytes_str("svc:42")));
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false, 0), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
     assert_false(req.msgs[0].has_expect_kver);
     assert_false(req.msgs[0].has_expect_last);
@@ -130,7 +130,7 @@ test_publish_round_trip(void **state)
     es.expect_last_seq = 41;
     es.delay_ms = 1500;
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_publish(fx->enc, 98, "orders.created", &es, false), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 98, "orders.created", &es, false, 0), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
     assert_true(req.msgs[0].has_expect_kver);
     assert_int_equal(req.msgs[0].expect_kver, 0);
@@ -145,7 +145,7 @@ test_publish_round_trip(void **state)
     assert_int_equal(req.seq, 3);
     assert_int_equal(req.limit, 50);
     fy_encoder_reset(fx->enc);
-    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false), FERRY_OK);
+    assert_int_equal(fy_encode_publish(fx->enc, 99, "orders.created", &m, false, 0), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 1, &req), FERRY_OK);
 
     /* The canonical headers come back intact in a get reply. */
@@ -210,7 +210,7 @@ test_publish_batch_round_trip(void **state)
     fy_outmsg_t msgs[3] = {{.data = "a", .len = 1, .id = "1"},
                            {.data = "b", .len = 1, .key = "k"},
                            {.data = "c", .len = 1}};
-    assert_int_equal(fy_encode_publish_batch(fx->enc, 7, "t", msgs, 3), FERRY_OK);
+    assert_int_equal(fy_encode_publish_batch(fx->enc, 7, "t", msgs, 3, 0), FERRY_OK);
     fy_request_t req;
     assert_int_equal(s_decode_enc(fx, 3, &req), FERRY_OK);
     assert_int_equal(req.op, FY_OP_PUBLISH_BATCH);
@@ -686,8 +686,8 @@ test_mutations(void **state)
         lens[k] = fy_encoder_len(fx->enc) - offs[k]; \
         k++;                                         \
     } while (0)
-    S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m, false));
-    S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3));
+    S_ADD(fy_encode_publish(fx->enc, 1, "orders.created", &m, false, 0));
+    S_ADD(fy_encode_publish_batch(fx->enc, 2, "orders", batch, 3, 0));
     S_ADD(fy_encode_declare(fx->enc, 3, FY_KIND_QUEUE, "jobs", &cfg));
     S_ADD(fy_encode_get(fx->enc, 4, "orders", 7, 10));
     S_ADD(fy_encode_hello(fx->enc, 5, "client"));

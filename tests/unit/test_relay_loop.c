@@ -503,6 +503,61 @@ test_deleted_foreign_topic_reported(void **state)
     free(src);
 }
 
+/* Rows refused for a while (a small queue at its limit) while a consumer
+ * drains it at the same time: without ordered publishing, rows sent after a
+ * refused one were stored ahead of it (seen: 1045 before 1001). The relay
+ * publishes ordered, so every row arrives once and in order. */
+static void
+test_refusals_keep_order(void **state)
+{
+    fy_ferryd_t *d = *state;
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_client_t *c = s_client(d);
+    ferry_topic_config_t tc = {.max_msgs = 150, .discard_new = true};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_QUEUE, "orders", &tc, NULL, NULL),
+                     FERRY_OK);
+    struct fr_source *src = s_source_new();
+    for (int i = 0; i < 1500; i++)
+        s_add(src, "orders", "order-1");
+    static s_log_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    s_run_t r;
+    s_start(&r, d, src, &log, FR_POISON_DLQ);
+    uint64_t next = 1, fenced_seen = 0;
+    long long until = fy_now_ms() + 60000;
+    while (next <= 1500 && fy_now_ms() < until) {
+        const ferry_stored_message_t *m;
+        size_t n;
+        ferry_status_t st = ferry_client_fetch(c, "orders", NULL, 40, 100, &m, &n);
+        if (st == FERRY_ETIMEOUT)
+            continue;
+        assert_int_equal(st, FERRY_OK);
+        uint64_t seqs[40];
+        for (size_t i = 0; i < n; i++, next++) {
+            char id[32];
+            snprintf(id, sizeof id, "fake:%llu", (unsigned long long)next);
+            if (strcmp(m[i].id, id) != 0)
+                fail_msg("expected %s, got %s", id, m[i].id);
+            seqs[i] = m[i].seq;
+        }
+        if (n)
+            assert_int_equal(ferry_client_ack(c, "orders", NULL, seqs, n), FERRY_OK);
+    }
+    assert_int_equal(next, 1501);
+    assert_int_equal(s_wait_pos(src, 1500), 1500);
+    atomic_store(&r.stop, 1);
+    pthread_join(r.th, NULL);
+    assert_false(src->went_back);
+    assert_false(src->ahead_of_broker);
+    /* The queue was full again and again: refusals happened, and were ordered. */
+    pthread_mutex_lock(&log.mu);
+    fenced_seen =
+        strstr(log.text, "code=ELIMIT") != NULL || strstr(log.text, "code=EFENCED") != NULL;
+    pthread_mutex_unlock(&log.mu);
+    assert_true(fenced_seen);
+    ferry_client_destroy(&c);
+    free(src);
+}
+
 int
 main(void)
 {
@@ -512,6 +567,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poison_row_dead_lettered, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_poison_row_stops, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_refusals_keep_order, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_deleted_topic_declared_again, fy_ferryd_state_new,
                                         fy_ferryd_state_free),

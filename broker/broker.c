@@ -38,12 +38,12 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->items = fy_encoder_new();
     self->reqs = calloc(cfg->batch_max, sizeof *self->reqs);
     /* One reply per request, per waiter served and per consumer delivered to. */
-    size_t max_replies = cfg->batch_max + FY_BRK_WAITERS_TURN + FY_CONSUMERS_MAX;
+    size_t max_replies = cfg->batch_max + FY_BRK_WAITERS_TURN + cfg->max_consumers;
     self->replies = calloc(max_replies, sizeof *self->replies);
     self->order = calloc(max_replies, sizeof *self->order);
     self->waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->waiters);
     self->new_waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->new_waiters);
-    int cons_rc = fy_consumers_init(&self->cons);
+    int cons_rc = fy_consumers_init(&self->cons, cfg->max_consumers);
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);

@@ -227,7 +227,10 @@ fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy
             return st;
         fy_consumer_t *c = fy_consumers_add(&self->cons);
         if (!c)
-            return fy_err_set(err, FERRY_ETOO_MANY, "at most %d consumers", FY_CONSUMERS_MAX);
+            return fy_err_set(err, FERRY_ETOO_MANY,
+                              "the broker serves at most %zu push consumers at once "
+                              "(--max-consumers)",
+                              self->cons.max);
         zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
         c->sub_id = info.id;
         c->peer_len = zmq_msg_size(ident) < sizeof c->peer ? zmq_msg_size(ident) : sizeof c->peer;

@@ -7,10 +7,11 @@
 #include <string.h>
 
 int
-fy_consumers_init(fy_consumers_t *self)
+fy_consumers_init(fy_consumers_t *self, size_t max)
 {
-    self->live = calloc(FY_CONSUMERS_MAX, sizeof *self->live);
-    self->added = calloc(FY_CONSUMERS_MAX, sizeof *self->added);
+    self->max = max ? max : FY_CONSUMERS_MAX;
+    self->live = calloc(self->max, sizeof *self->live);
+    self->added = calloc(self->max, sizeof *self->added);
     self->next_id = 1;
     return self->live && self->added ? 0 : -1;
 }
@@ -27,7 +28,7 @@ fy_consumers_free(fy_consumers_t *self)
 fy_consumer_t *
 fy_consumers_add(fy_consumers_t *self)
 {
-    if (self->nlive + self->nadded >= FY_CONSUMERS_MAX)
+    if (self->nlive + self->nadded >= self->max)
         return NULL;
     fy_consumer_t *c = &self->added[self->nadded];
     memset(c, 0, sizeof *c);

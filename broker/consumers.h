@@ -17,7 +17,7 @@
 
 #include "wire_limits.h"
 
-#define FY_CONSUMERS_MAX     1024 /**< push consumers at once */
+#define FY_CONSUMERS_MAX     1024 /**< push consumers at once, by default (--max-consumers) */
 #define FY_CONSUMER_SENT_MAX 256  /**< sequences a consumer remembers having been sent */
 
 /* A push consumer: the broker sends messages of its subscription to its peer
@@ -52,6 +52,7 @@ typedef struct fy_consumers {
     fy_consumer_t *live;  /**< committed consumers, nlive of them */
     fy_consumer_t *added; /**< added by the batch being applied, nadded of them */
     size_t nlive, nadded;
+    size_t max;           /**< push consumers at once (--max-consumers) */
     size_t rr;            /**< where the next delivery turn starts, for fairness */
     uint64_t next_id;     /**< id of the next committed new consumer */
     uint8_t touched[256]; /* the peer fy_consumers_touch saw last, at touched_ms */
@@ -59,8 +60,9 @@ typedef struct fy_consumers {
     long long touched_ms;
 } fy_consumers_t;
 
-/** @return 0, or -1 if out of memory. */
-int fy_consumers_init(fy_consumers_t *self);
+/** Room for @p max consumers at once (0: FY_CONSUMERS_MAX).
+ *  @return 0, or -1 if out of memory. */
+int fy_consumers_init(fy_consumers_t *self, size_t max);
 void fy_consumers_free(fy_consumers_t *self);
 
 /** A new consumer for this batch: zeroed but for its id. NULL when the table is full. */

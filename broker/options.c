@@ -42,6 +42,8 @@ static const s_key_t s_keys[] = {
     {"disk-reserve", "FERRY_DISK_RESERVE", S_SIZE, S_OFF(disk_reserve), "8M", 0, 1ull << 30,
      "disk space held in DATA/ferryd.reserve, given back when the disk is full so that acks, "
      "deletes and cleanup go on (0: none)"},
+    {"max-consumers", "FERRY_MAX_CONSUMERS", S_UINT, S_OFF(max_consumers), "1024", 1, 65536,
+     "push consumers served at once; one more gets ETOO_MANY"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };

@@ -369,11 +369,42 @@ test_push_short_heartbeat_releases_soon(void **state)
     ferry_client_destroy(&b);
 }
 
+static int
+s_setup_two_consumers(void **state)
+{
+    static const char *const extra[] = {"--max-consumers", "2", NULL};
+    return fy_fx_setup_with(state, extra);
+}
+
+/* --max-consumers: one more push consumer than allowed gets ETOO_MANY with
+ * the reason; when one goes, there is room again. */
+static void
+test_push_consumer_limit(void **state)
+{
+    fy_fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "q", NULL, NULL, NULL),
+                     FERRY_OK);
+    uint64_t id[3];
+    static s_rec_t rec; /* no message comes: the queue stays empty */
+    assert_int_equal(ferry_client_subscribe(fx->c, "q", NULL, 10, s_handler, &rec, &id[0]),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(fx->c, "q", NULL, 10, s_handler, &rec, &id[1]),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(fx->c, "q", NULL, 10, s_handler, &rec, &id[2]),
+                     FERRY_ETOO_MANY);
+    assert_non_null(strstr(ferry_client_last_error(fx->c), "at most 2 push consumers"));
+    assert_int_equal(ferry_client_unsubscribe(fx->c, id[0]), FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(fx->c, "q", NULL, 10, s_handler, &rec, &id[2]),
+                     FERRY_OK);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_push_competing_consumers, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_push_consumer_limit, s_setup_two_consumers,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_respects_credit, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_push_nack_and_unsubscribe, fy_fx_setup,
                                         fy_fx_teardown),

@@ -17,7 +17,7 @@ static int
 s_setup(void **state)
 {
     fy_consumers_t *t = calloc(1, sizeof *t);
-    if (!t || fy_consumers_init(t) != 0) {
+    if (!t || fy_consumers_init(t, 0) != 0) {
         free(t);
         return -1;
     }

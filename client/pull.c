@@ -177,6 +177,14 @@ ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uin
     return fy_cli_take_messages(self, &rep, topic, msgs, count);
 }
 
+/* Waits for the "ok" of a subscription request encoded with @p encoded. */
+static ferry_status_t
+s_sub_call(ferry_client_t *self, uint64_t cid, ferry_status_t encoded)
+{
+    fy_reply_t rep;
+    return encoded ? encoded : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+}
+
 ferry_status_t
 ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const uint64_t *seqs,
                  size_t n)
@@ -185,11 +193,8 @@ ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const
         return FERRY_EINVAL;
     uint64_t cid;
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
-    if (st)
-        return st;
-    st = fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false);
-    fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st ? st
+              : s_sub_call(self, cid, fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false));
 }
 
 ferry_status_t
@@ -200,11 +205,9 @@ ferry_client_nack(ferry_client_t *self, const char *topic, const char *sub, uint
         return FERRY_EINVAL;
     uint64_t cid;
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
-    if (st)
-        return st;
-    st = fy_encode_nack(self->enc, cid, topic, sub, seq, delay_ms, false);
-    fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st ? st
+              : s_sub_call(self, cid,
+                           fy_encode_nack(self->enc, cid, topic, sub, seq, delay_ms, false));
 }
 
 ferry_status_t
@@ -215,11 +218,7 @@ ferry_client_term(ferry_client_t *self, const char *topic, const char *sub, uint
         return FERRY_EINVAL;
     uint64_t cid;
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
-    if (st)
-        return st;
-    st = fy_encode_term(self->enc, cid, topic, sub, seq, error);
-    fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st ? st : s_sub_call(self, cid, fy_encode_term(self->enc, cid, topic, sub, seq, error));
 }
 
 ferry_status_t
@@ -229,11 +228,7 @@ ferry_client_progress(ferry_client_t *self, const char *topic, const char *sub, 
         return FERRY_EINVAL;
     uint64_t cid;
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
-    if (st)
-        return st;
-    st = fy_encode_progress(self->enc, cid, topic, sub, seq);
-    fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st ? st : s_sub_call(self, cid, fy_encode_progress(self->enc, cid, topic, sub, seq));
 }
 
 ferry_status_t

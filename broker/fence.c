@@ -5,20 +5,12 @@
 
 #include <string.h>
 
+#include "hash.h"
+
 void
 fy_fence_init(fy_fence_t *t)
 {
     memset(t, 0, sizeof *t);
-}
-
-static uint64_t
-s_hash(const void *id, size_t len)
-{
-    const uint8_t *p = id;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h ? h : 1;
 }
 
 static size_t
@@ -33,7 +25,7 @@ s_find(const fy_fence_t *t, uint64_t key)
 bool
 fy_fence_blocks(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
 {
-    size_t i = s_find(t, s_hash(id, id_len));
+    size_t i = s_find(t, fy_fnv1a_nz(id, id_len));
     if (i == FY_FENCE_PEERS)
         return false;
     if (fence <= t->e[i].fence) {
@@ -47,7 +39,7 @@ fy_fence_blocks(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
 void
 fy_fence_refused(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
 {
-    uint64_t key = s_hash(id, id_len);
+    uint64_t key = fy_fnv1a_nz(id, id_len);
     size_t i = s_find(t, key);
     if (i == FY_FENCE_PEERS) {
         size_t victim = 0;

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "hash.h"
+
 void
 fy_ratelog_init(fy_ratelog_t *r, long long interval_ms)
 {
@@ -12,20 +14,10 @@ fy_ratelog_init(fy_ratelog_t *r, long long interval_ms)
     r->interval_ms = interval_ms;
 }
 
-static uint64_t
-s_hash(const void *id, size_t len)
-{
-    const uint8_t *p = id;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h ? h : 1;
-}
-
 bool
 fy_ratelog_allow(fy_ratelog_t *r, const void *id, size_t id_len, long long now, uint64_t *held)
 {
-    uint64_t key = s_hash(id, id_len);
+    uint64_t key = fy_fnv1a_nz(id, id_len);
     size_t oldest = 0;
     for (size_t i = 0; i < FY_RATELOG_PEERS; i++) {
         if (r->e[i].key == key) {

@@ -5,6 +5,8 @@
 #include "store.h"
 #include "store_int.h"
 
+#include "hash.h"
+
 /* A dedupe entry's value: the sequence, when it expires, and (since format
  * 3) the content hash. Entries of format 2 have no hash: not compared. */
 #define S_DEDUPE_V2 16
@@ -14,14 +16,11 @@ uint64_t
 fy_storei_content_hash(const fy_pubmeta_t *m, fy_bytes_t payload)
 {
     const fy_bytes_t parts[] = {m->key, m->hdrs, payload};
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = FY_FNV_OFFSET;
     for (size_t i = 0; i < 3; i++) {
         uint8_t len[8];
         fy_be64_put(len, parts[i].len); /* lengths too: ("ab","") differs from ("a","b") */
-        for (size_t j = 0; j < 8; j++)
-            h = (h ^ len[j]) * 1099511628211ull;
-        for (size_t j = 0; j < parts[i].len; j++)
-            h = (h ^ parts[i].ptr[j]) * 1099511628211ull;
+        h = fy_fnv1a(fy_fnv1a(h, len, 8), parts[i].ptr, parts[i].len);
     }
     return h ? h : 1;
 }

@@ -25,6 +25,8 @@ s_find(const fy_fence_t *t, uint64_t key)
 bool
 fy_fence_blocks(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
 {
+    if (!t->active)
+        return false; /* the usual case: no refusal to honour */
     size_t i = s_find(t, fy_fnv1a_nz(id, id_len));
     if (i == FY_FENCE_PEERS)
         return false;
@@ -33,6 +35,7 @@ fy_fence_blocks(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
         return true;
     }
     t->e[i].key = 0; /* the client moved past the refusal */
+    t->active--;
     return false;
 }
 
@@ -52,6 +55,8 @@ fy_fence_refused(fy_fence_t *t, const void *id, size_t id_len, uint64_t fence)
                 victim = j;
         }
         i = victim;
+        if (!t->e[i].key)
+            t->active++;
         t->e[i].key = key;
         t->e[i].fence = 0;
     }

@@ -28,6 +28,7 @@ typedef struct fy_fence {
         uint64_t used;  /* for replacing the longest unused */
     } e[FY_FENCE_PEERS];
     uint64_t clock;
+    size_t active; /* entries in use: none, and a publish costs no lookup */
 } fy_fence_t;
 
 /** An empty table. */

@@ -41,8 +41,10 @@
 static pid_t
 s_relay(const char *source, const char *endpoint, const char *log)
 {
-    const char *argv[] = {getenv("FERRY_RELAY"), "--source", source,       "--broker", endpoint,
-                          "--poll-ms",           "2",        "--stats-ms", "60000",    NULL};
+    /* Named, so that the position is found under a known key. */
+    const char *argv[] = {
+        getenv("FERRY_RELAY"), "--source", source,       "--broker", endpoint, "--name", "bench",
+        "--poll-ms",           "2",        "--stats-ms", "60000",    NULL};
     return fy_spawn(log, argv);
 }
 
@@ -68,7 +70,7 @@ s_lmdb_pos(MDB_env *env)
     uint64_t v = 0;
     if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
         return 0;
-    MDB_val k = {4, "lmdb"}, val; /* the default source name */
+    MDB_val k = {5, "bench"}, val; /* the name s_relay gives */
     if (mdb_dbi_open(txn, FERRY_OUTBOX_POS_DB, 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &val) == 0)
         for (int i = 0; i < 8; i++)
             v = v << 8 | ((const uint8_t *)val.mv_data)[i];

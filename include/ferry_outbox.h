@@ -107,7 +107,10 @@ typedef struct ferry_outbox_relay ferry_outbox_relay_t;
  *  ferry-relay (docs/outbox.md). Strings are copied. */
 typedef struct ferry_outbox_relay_config {
     const char *broker;         /**< ferryd endpoint; NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
-    const char *name;           /**< position key and message id prefix; NULL: "lmdb" */
+    const char *name;           /**< position key and message id prefix; NULL:
+                                     "lmdb-XXXXXXXX" from an identity kept in the
+                                     environment ("lmdb" where a position was
+                                     recorded under that older default) */
     const char *topic_template; /**< NULL: "{aggregate_type}" */
     const char *dlq_topic;      /**< NULL: "ferry-relay.dlq" */
     bool delete_published;      /**< delete events once published (else keep them) */

@@ -51,6 +51,8 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
         return s_copy(c->table, sizeof c->table, v, key, err);
     if (!strcmp(key, "name"))
         return s_copy(c->name, sizeof c->name, v, key, err);
+    if (!strcmp(key, "rename-from"))
+        return s_copy(c->rename_from, sizeof c->rename_from, v, key, err);
     if (!strcmp(key, "broker"))
         return s_copy(c->broker, sizeof c->broker, v, key, err);
     if (!strcmp(key, "topic-template"))
@@ -111,11 +113,11 @@ fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
     if (!*g->location) {
         return fy_err_set(err, FERRY_EINVAL, "source '%s' has no location", c->source);
     }
-    if (!c->name[0])
-        snprintf(c->name, sizeof c->name, "%s", g->ops->kind);
+    /* No name: the source makes its default at open (identity.h). */
     g->broker = c->broker;
     g->table = c->table;
     g->name = c->name;
+    g->rename_from = c->rename_from;
     g->topic_template = c->tmpl;
     g->dlq_topic = c->dlq;
     g->slot = c->slot;

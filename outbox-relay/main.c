@@ -42,7 +42,12 @@ s_usage(FILE *out)
             "                           options given as well override the file\n"
             "  --table NAME             outbox table (default outbox)\n"
             "  --name NAME              source name: position key and message id prefix\n"
-            "                           (default: the source kind)\n"
+            "                           (default: KIND-XXXXXXXX, from an identity kept in\n"
+            "                           the outbox database; KIND alone where a position\n"
+            "                           was recorded under it by an older ferry-relay)\n"
+            "  --rename-from OLD        move the position recorded under OLD to --name:\n"
+            "                           a renamed source goes on where it stopped (stop it\n"
+            "                           with SIGTERM first; docs/outbox.md)\n"
             "  --broker EP              ferryd endpoint (default $FERRY_SERVER or\n"
             "                           " FY_DEFAULT_ENDPOINT ")\n"
             "  --topic-template T       topic per row, {aggregate_type} replaced\n"
@@ -126,9 +131,9 @@ main(int argc, char **argv)
     }
     int n;
     if (config) {
-        if (flags.source[0] || flags.name[0]) {
-            fprintf(stderr, "ferry-relay: --source and --name go in the file's [source NAME] "
-                            "sections with --config\n");
+        if (flags.source[0] || flags.name[0] || flags.rename_from[0]) {
+            fprintf(stderr, "ferry-relay: --source, --name and --rename-from go in the file's "
+                            "[source NAME] sections with --config\n");
             return 2;
         }
         fr_source_cfg_t defaults;
@@ -162,14 +167,23 @@ main(int argc, char **argv)
                                      .publication = g->publication,
                                      .delete_rows = g->delete_published};
             fr_source_t *src = NULL;
-            if (g->ops->open(&args, &src, &err) != 0) {
-                fprintf(stderr, "ferry-relay: source %s: %s (%s)\n", g->name, err.msg,
-                        ferry_errname(err.code));
+            bool moved = false;
+            if (g->ops->open(&args, &src, &err) != 0 ||
+                (g->rename_from && *g->rename_from &&
+                 g->ops->rename(src, g->rename_from, &moved, &err) != 0)) {
+                fprintf(stderr, "ferry-relay: source %s: %s (%s)\n",
+                        src          ? g->ops->name(src)
+                        : g->name[0] ? g->name
+                                     : g->location,
+                        err.msg, ferry_errname(err.code));
+                g->ops->close(&src);
                 rc = 1;
                 continue;
             }
+            if (moved)
+                printf("source %s: position moved from %s\n", g->ops->name(src), g->rename_from);
+            printf("source %s (%s): ready\n", g->ops->name(src), g->ops->kind);
             g->ops->close(&src);
-            printf("source %s (%s): ready\n", g->name, g->ops->kind);
         }
         if (config)
             for (int s = 0; s < n; s++)

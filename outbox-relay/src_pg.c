@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "identity.h"
 #include "pgutil.h"
 #include "source.h"
 
@@ -65,7 +66,6 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
         return fr_pg_fail(NULL, err, "open");
-    snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->table, sizeof s->table, "%s", table);
     s->db = PQconnectdb(location);
     if (PQstatus(s->db) != CONNECTION_OK) {
@@ -97,7 +97,64 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         s_close(&s);
         return FERRY_EIO;
     }
+    if (name && *name) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+    } else if (fr_pg_default_name(s->db, "pg",
+                                  "SELECT 1 FROM ferry_relay_position WHERE source = $1", "pg",
+                                  s->name, sizeof s->name, err) != FERRY_OK) {
+        s_close(&s);
+        return FERRY_EIO;
+    }
     *out = s;
+    return FERRY_OK;
+}
+
+static const char *
+s_name(const fr_source_t *s)
+{
+    return s->name;
+}
+
+static fy_status_t
+s_rename(fr_source_t *s, const char *from, bool *moved, fy_err_t *err)
+{
+    fr_pg_revive(s->db);
+    *moved = false;
+    if (s_exec(s, "BEGIN", err) != 0)
+        return FERRY_EIO;
+    /* Both rows locked (or their absence seen) before deciding. */
+    const char *params[2] = {from, s->name};
+    PGresult *r = PQexecParams(s->db,
+                               "SELECT bool_or(source = $1), bool_or(source = $2) FROM "
+                               "(SELECT source FROM ferry_relay_position WHERE source IN ($1, $2) "
+                               "FOR UPDATE) p",
+                               2, NULL, params, NULL, NULL, 0);
+    fy_status_t st = FERRY_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        st = fr_pg_fail(s->db, err, "the positions");
+    } else {
+        bool has_from = !strcmp(PQgetvalue(r, 0, 0), "t"),
+             has_to = !strcmp(PQgetvalue(r, 0, 1), "t");
+        st = fr_rename_check(from, s->name, has_from, has_to, err);
+        *moved = st == FERRY_OK && has_from;
+    }
+    PQclear(r);
+    if (st == FERRY_OK && *moved) {
+        r = PQexecParams(s->db, "UPDATE ferry_relay_position SET source = $2 WHERE source = $1", 2,
+                         NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            st = fr_pg_fail(s->db, err, "move the position");
+        PQclear(r);
+    }
+    if (st != FERRY_OK || !*moved) {
+        *moved = false;
+        PQclear(PQexec(s->db, "ROLLBACK"));
+        return st;
+    }
+    if (s_exec(s, "COMMIT", err) != 0) {
+        *moved = false;
+        return FERRY_EIO;
+    }
     return FERRY_OK;
 }
 
@@ -249,4 +306,12 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_e
     return FERRY_OK;
 }
 
-const fr_source_ops_t fr_pg_source = {"pg", s_open, s_position, s_read, s_advance, s_head, s_close};
+const fr_source_ops_t fr_pg_source = {.kind = "pg",
+                                      .open = s_open,
+                                      .position = s_position,
+                                      .read = s_read,
+                                      .name = s_name,
+                                      .rename = s_rename,
+                                      .advance = s_advance,
+                                      .head = s_head,
+                                      .close = s_close};

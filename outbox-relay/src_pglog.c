@@ -88,8 +88,9 @@ typedef struct {
 struct fr_source {
     char *conninfo;
     char table[S_IDENT_MAX + 1], slot[S_IDENT_MAX + 1], pub[S_IDENT_MAX + 1];
-    PGconn *sql;  /* plain connection */
-    PGconn *repl; /* the stream; NULL when not streaming */
+    char name[256]; /* as given, or the default (identity.h) */
+    PGconn *sql;    /* plain connection */
+    PGconn *repl;   /* the stream; NULL when not streaming */
     s_rel_t rels[S_RELS_MAX];
     size_t nrels;
     bool in_txn;
@@ -185,6 +186,42 @@ s_repl_connect(fr_source_t *s, fy_err_t *err)
     return FERRY_OK;
 }
 
+/* The slot of a source named @p name: ferry_relay_<name>, folded to a plain
+ * lower-case identifier (S_IDENT_MAX + 1 bytes). */
+static void
+s_slot_for(char *slot, const char *name)
+{
+    int n = snprintf(slot, S_IDENT_MAX + 1, "ferry_relay_%s", name);
+    for (int i = 12; i < n && i < S_IDENT_MAX; i++) {
+        char ch = slot[i];
+        if (ch >= 'A' && ch <= 'Z')
+            slot[i] = (char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+            slot[i] = '_';
+    }
+}
+
+static const char *
+s_name(const fr_source_t *s)
+{
+    return s->name;
+}
+
+/* The position is the slot, not kept by name: renaming keeps the slot. */
+static fy_status_t
+s_rename(fr_source_t *s, const char *from, bool *moved, fy_err_t *err)
+{
+    char old[S_IDENT_MAX + 1];
+    s_slot_for(old, from);
+    *moved = false;
+    if (!strcmp(old, s->slot))
+        return FERRY_OK; /* given --slot of the old name: nothing to move */
+    return fy_err_set(err, FERRY_EINVAL,
+                      "a pg-logical source's position is its replication slot: to rename "
+                      "'%s' to '%s', keep its slot with --slot %s (slot = %s in --config)",
+                      from, s->name, old, old);
+}
+
 static fy_status_t
 s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
@@ -208,28 +245,31 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     snprintf(s->table, sizeof s->table, "%s", a->table);
     snprintf(s->pub, sizeof s->pub, "%s",
              a->publication && *a->publication ? a->publication : "ferry_outbox");
-    if (a->slot && *a->slot) {
-        snprintf(s->slot, sizeof s->slot, "%s", a->slot);
-    } else { /* ferry_relay_<name>, folded to an identifier */
-        int n = snprintf(s->slot, sizeof s->slot, "ferry_relay_%s", a->name);
-        for (int i = 12; i < n && i < S_IDENT_MAX; i++) {
-            char ch = s->slot[i];
-            if (ch >= 'A' && ch <= 'Z')
-                s->slot[i] = (char)(ch - 'A' + 'a');
-            else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
-                s->slot[i] = '_';
-        }
+    s->sql = PQconnectdb(s->conninfo);
+    if (PQstatus(s->sql) != CONNECTION_OK) {
+        fr_pg_fail(s->sql, err, "cannot connect");
+        s_close(&s);
+        return FERRY_EIO;
     }
+    char legacy[S_IDENT_MAX + 1];
+    s_slot_for(legacy, "pg-logical");
+    if (a->name && *a->name) {
+        snprintf(s->name, sizeof s->name, "%s", a->name);
+    } else if (fr_pg_default_name(s->sql, "pg-logical",
+                                  "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND "
+                                  "database = current_database()",
+                                  legacy, s->name, sizeof s->name, err) != FERRY_OK) {
+        s_close(&s);
+        return FERRY_EIO;
+    }
+    if (a->slot && *a->slot)
+        snprintf(s->slot, sizeof s->slot, "%s", a->slot);
+    else
+        s_slot_for(s->slot, s->name);
     if (!fr_pg_ident_ok(s->slot) || !fr_pg_ident_ok(s->pub)) {
         fy_err_set(err, FERRY_EIO,
                    "slot '%s' and publication '%s' must be plain lower-case identifiers", s->slot,
                    s->pub);
-        s_close(&s);
-        return FERRY_EIO;
-    }
-    s->sql = PQconnectdb(s->conninfo);
-    if (PQstatus(s->sql) != CONNECTION_OK) {
-        fr_pg_fail(s->sql, err, "cannot connect");
         s_close(&s);
         return FERRY_EIO;
     }
@@ -917,5 +957,12 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_e
     return FERRY_OK;
 }
 
-const fr_source_ops_t fr_pglog_source = {"pg-logical", s_open, s_position, s_read,
-                                         s_advance,    s_head, s_close};
+const fr_source_ops_t fr_pglog_source = {.kind = "pg-logical",
+                                         .open = s_open,
+                                         .position = s_position,
+                                         .read = s_read,
+                                         .name = s_name,
+                                         .rename = s_rename,
+                                         .advance = s_advance,
+                                         .head = s_head,
+                                         .close = s_close};

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "identity.h"
 #include "source.h"
 
 struct fr_source {
     sqlite3 *db;
-    sqlite3_stmt *select, *hdrs, *pos_get, *pos_set, *del, *head, *oldest;
+    sqlite3_stmt *select, *hdrs, *pos_get, *pos_set, *pos_move, *del, *head, *oldest;
     char name[256];
     /* The rows of the last read, and everything they point to. */
     fr_row_t *rows;
@@ -36,7 +37,8 @@ s_close(fr_source_t **sp)
     if (!sp || !*sp)
         return;
     fr_source_t *s = *sp;
-    sqlite3_stmt *st[] = {s->select, s->hdrs, s->pos_get, s->pos_set, s->del, s->head, s->oldest};
+    sqlite3_stmt *st[] = {s->select,   s->hdrs, s->pos_get, s->pos_set,
+                          s->pos_move, s->del,  s->head,    s->oldest};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->db);
@@ -59,6 +61,30 @@ s_ident_ok(const char *t)
     return true;
 }
 
+/* No name given: <kind>-<identity>, or "sqlite" where a position is
+ * recorded under that old default (identity.h). */
+static fy_status_t
+s_default_name(fr_source_t *s, fy_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT (SELECT id FROM ferry_relay_identity WHERE one = 1), "
+                      "EXISTS (SELECT 1 FROM ferry_relay_position WHERE source = 'sqlite')";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return s_fail(s->db, err, "the outbox identity");
+    fy_status_t rc = FERRY_OK;
+    const char *ident = NULL;
+    if (sqlite3_step(st) != SQLITE_ROW ||
+        !fr_identity_ok(ident = (const char *)sqlite3_column_text(st, 0))) {
+        rc = fy_err_set(err, FERRY_EIO,
+                        "sqlite: table ferry_relay_identity holds no valid identity ('%s')",
+                        ident ? ident : "");
+    } else {
+        fr_default_name("sqlite", ident, sqlite3_column_int(st, 1) != 0, s->name, sizeof s->name);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static fy_status_t
 s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
@@ -71,7 +97,6 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
         return s_fail(NULL, err, "open");
-    snprintf(s->name, sizeof s->name, "%s", name);
     if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         s_fail(s->db, err, location);
         s_close(&s);
@@ -80,12 +105,20 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     sqlite3_busy_timeout(s->db, 10000);
     char sql[512];
     char *msg = NULL;
-    /* Our position writes are durable when their commit returns. */
-    if (sqlite3_exec(s->db,
-                     "PRAGMA synchronous = FULL;"
-                     "CREATE TABLE IF NOT EXISTS ferry_relay_position ("
-                     " source TEXT PRIMARY KEY, last_id INTEGER NOT NULL)",
-                     NULL, NULL, &msg) != SQLITE_OK) {
+    /* Our position writes are durable when their commit returns. The
+     * identity is made once (identity.h); a second relay racing to make it
+     * keeps the first one's. */
+    char ident[FR_IDENTITY_LEN + 1];
+    fr_identity_new(ident);
+    snprintf(sql, sizeof sql,
+             "PRAGMA synchronous = FULL;"
+             "CREATE TABLE IF NOT EXISTS ferry_relay_position ("
+             " source TEXT PRIMARY KEY, last_id INTEGER NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS ferry_relay_identity ("
+             " one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL);"
+             "INSERT INTO ferry_relay_identity(one, id) VALUES (1, '%s') ON CONFLICT DO NOTHING",
+             ident);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         fy_err_set(err, FERRY_EIO, "sqlite: %s", msg ? msg : "cannot prepare the position table");
         sqlite3_free(msg);
         s_close(&s);
@@ -101,6 +134,7 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
         {&s->pos_get, "SELECT last_id FROM ferry_relay_position WHERE source = ?1"},
         {&s->pos_set, "INSERT INTO ferry_relay_position(source, last_id) VALUES(?1, ?2) "
                       "ON CONFLICT(source) DO UPDATE SET last_id = excluded.last_id"},
+        {&s->pos_move, "UPDATE ferry_relay_position SET source = ?2 WHERE source = ?1"},
         {&s->del, "DELETE FROM %s WHERE id <= ?1"},
         {&s->head, "SELECT COALESCE(MAX(id), 0) FROM %s"},
         {&s->oldest, "SELECT created_at FROM %s WHERE id > ?1 ORDER BY id LIMIT 1"},
@@ -114,21 +148,73 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
             return FERRY_EIO;
         }
     }
+    if (name && *name) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+    } else if (s_default_name(s, err) != FERRY_OK) {
+        s_close(&s);
+        return FERRY_EIO;
+    }
     *out = s;
     return FERRY_OK;
+}
+
+/* The position recorded under @p name, *has false when there is none. */
+static fy_status_t
+s_position_of(fr_source_t *s, const char *name, fr_pos_t *pos, bool *has, fy_err_t *err)
+{
+    *pos = (fr_pos_t){0, 0};
+    sqlite3_reset(s->pos_get);
+    sqlite3_bind_text(s->pos_get, 1, name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s->pos_get);
+    *has = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW)
+        pos->id = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
+    sqlite3_reset(s->pos_get);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, "position");
 }
 
 static fy_status_t
 s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
 {
-    *pos = (fr_pos_t){0, 0};
-    sqlite3_reset(s->pos_get);
-    sqlite3_bind_text(s->pos_get, 1, s->name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s->pos_get);
-    if (rc == SQLITE_ROW)
-        pos->id = (uint64_t)sqlite3_column_int64(s->pos_get, 0);
-    sqlite3_reset(s->pos_get);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : s_fail(s->db, err, "position");
+    bool has;
+    return s_position_of(s, s->name, pos, &has, err);
+}
+
+static const char *
+s_name(const fr_source_t *s)
+{
+    return s->name;
+}
+
+static fy_status_t
+s_rename(fr_source_t *s, const char *from, bool *moved, fy_err_t *err)
+{
+    *moved = false;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return s_fail(s->db, err, "begin");
+    fr_pos_t p;
+    bool has_from = false, has_to = false;
+    fy_status_t st = s_position_of(s, from, &p, &has_from, err);
+    if (st == FERRY_OK)
+        st = s_position_of(s, s->name, &p, &has_to, err);
+    if (st == FERRY_OK)
+        st = fr_rename_check(from, s->name, has_from, has_to, err);
+    if (st == FERRY_OK && has_from) {
+        sqlite3_reset(s->pos_move);
+        sqlite3_bind_text(s->pos_move, 1, from, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s->pos_move, 2, s->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(s->pos_move) != SQLITE_DONE)
+            st = s_fail(s->db, err, "move the position");
+        sqlite3_reset(s->pos_move);
+    }
+    if (st != FERRY_OK || !has_from) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return st;
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return s_fail(s->db, err, "commit the move");
+    *moved = true;
+    return FERRY_OK;
 }
 
 /* Copies a string into the text arena; returns its offset (+1), 0 if NULL. */
@@ -297,5 +383,12 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_e
     return FERRY_OK;
 }
 
-const fr_source_ops_t fr_sqlite_source = {"sqlite",  s_open, s_position, s_read,
-                                          s_advance, s_head, s_close};
+const fr_source_ops_t fr_sqlite_source = {.kind = "sqlite",
+                                          .open = s_open,
+                                          .position = s_position,
+                                          .read = s_read,
+                                          .name = s_name,
+                                          .rename = s_rename,
+                                          .advance = s_advance,
+                                          .head = s_head,
+                                          .close = s_close};

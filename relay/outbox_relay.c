@@ -63,7 +63,7 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
     if (!r)
         return FERRY_ENOMEM;
     if (s_copy(r->broker, sizeof r->broker, cfg->broker, fr_default_broker()) ||
-        s_copy(r->name, sizeof r->name, cfg->name, "lmdb") ||
+        (cfg->name && s_copy(r->name, sizeof r->name, cfg->name, "")) ||
         s_copy(r->tmpl, sizeof r->tmpl, cfg->topic_template, FR_DEFAULT_TOPIC_TEMPLATE) ||
         s_copy(r->dlq, sizeof r->dlq, cfg->dlq_topic, FR_DEFAULT_DLQ_TOPIC) || cfg->poll_ms < 0 ||
         cfg->stats_ms < 0) {
@@ -108,6 +108,8 @@ ferry_outbox_relay_start(MDB_env *env, const ferry_outbox_relay_config_t *cfg,
         free(r);
         return st;
     }
+    /* The thread uses the name the source resolved (identity.h). */
+    snprintf(r->name, sizeof r->name, "%s", fr_lmdb_source.name(probe));
     fr_lmdb_source.close(&probe);
     atomic_store(&r->running, 1);
     if (pthread_create(&r->thread, NULL, s_run, r) != 0) {

@@ -46,6 +46,7 @@ typedef struct {
 
 typedef struct {
     const fr_config_t *cfg;
+    const char *name; /* the source's name (cfg's, or its default) */
     ferry_client_t *c;
     /* Rows in publish order; retired from the head once confirmed. */
     s_flight_t ring[S_RING];
@@ -163,7 +164,7 @@ s_ensure_topic(s_relay_t *r, const char *topic, int *index)
         s_topic_t *t = &r->topics[*index];
         t->gone = false;
         s_log(r->cfg, FERRY_LOG_WARN, "topic was deleted, declared it again", "topic=%s source=%s",
-              topic, r->cfg->name);
+              topic, r->name);
     } else if (r->ntopics < S_TOPICS_MAX) {
         *index = (int)r->ntopics;
         s_topic_t *t = &r->topics[r->ntopics++];
@@ -194,9 +195,9 @@ s_stuck(s_relay_t *r, ferry_status_t code, uint64_t id, int topic)
     bool error = now - k->since >= r->cfg->stuck_error_ms;
     const char *tname = topic >= 0 ? r->topics[topic].name : "";
     s_log(r->cfg, error ? FERRY_LOG_ERROR : FERRY_LOG_WARN, "rows refused, retrying",
-          "source=%s code=%s id=%llu topic=%s since_s=%.1f retries=%llu detail=\"%s\"",
-          r->cfg->name, ferry_errname(code), (unsigned long long)id, tname,
-          (double)(now - k->since) / 1000.0, (unsigned long long)k->retries,
+          "source=%s code=%s id=%llu topic=%s since_s=%.1f retries=%llu detail=\"%s\"", r->name,
+          ferry_errname(code), (unsigned long long)id, tname, (double)(now - k->since) / 1000.0,
+          (unsigned long long)k->retries,
           code == FERRY_ENOTFOUND && topic >= 0 && !r->topics[topic].created
               ? "the topic was deleted and the relay did not create it: declare it again"
               : ferry_strerror(code));
@@ -209,7 +210,7 @@ s_unstuck(s_relay_t *r)
     if (!r->stuck.since)
         return;
     s_log(r->cfg, FERRY_LOG_INFO, "publishing again", "source=%s after_s=%.1f retries=%llu",
-          r->cfg->name, (double)(fy_mono_ms() - r->stuck.since) / 1000.0,
+          r->name, (double)(fy_mono_ms() - r->stuck.since) / 1000.0,
           (unsigned long long)r->stuck.retries);
     r->stuck = (s_stuck_t){0};
 }
@@ -245,11 +246,11 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     char idtext[24], reason[96];
     snprintf(idtext, sizeof idtext, "%llu", (unsigned long long)row->id);
     snprintf(reason, sizeof reason, "%s: %s", ferry_errname(why), ferry_strerror(why));
-    ferry_header_t h[] = {{"ferry-relay-reason", reason},  {"ferry-relay-source", r->cfg->name},
+    ferry_header_t h[] = {{"ferry-relay-reason", reason},  {"ferry-relay-source", r->name},
                           {"ferry-relay-id", idtext},      {"ferry-relay-topic", topic},
                           {"event_type", row->event_type}, {"aggregate_type", row->aggregate_type}};
     char mid[300];
-    snprintf(mid, sizeof mid, "%s:%llu", r->cfg->name, (unsigned long long)row->id);
+    snprintf(mid, sizeof mid, "%s:%llu", r->name, (unsigned long long)row->id);
     ferry_message_t m = {.data = row->payload,
                          .len = why == FERRY_ETOO_LARGE ? 0 : row->payload_len,
                          .id = mid,
@@ -291,7 +292,7 @@ s_stats(s_relay_t *r, bool force)
     s_log(r->cfg, FERRY_LOG_INFO, "relay stats",
           "source=%s position=%llu head=%llu lag_rows=%llu lag_s=%.1f published=%llu "
           "duplicates=%llu dead_lettered=%llu",
-          r->cfg->name, (unsigned long long)r->pos.id, (unsigned long long)head,
+          r->name, (unsigned long long)r->pos.id, (unsigned long long)head,
           (unsigned long long)(head > r->pos.id ? head - r->pos.id : 0), lag_s,
           (unsigned long long)r->published, (unsigned long long)r->duplicates,
           (unsigned long long)r->dead);
@@ -315,7 +316,7 @@ s_retire(s_relay_t *r, bool may_reread)
             s_log(r->cfg, FERRY_LOG_ERROR, "message id held by a different event, stopping",
                   "id=%s:%llu source=%s detail=\"another outbox publishes under the name '%s'; "
                   "give each source its own name (--name or [source NAME])\"",
-                  r->cfg->name, (unsigned long long)f->id, r->cfg->name, r->cfg->name);
+                  r->name, (unsigned long long)f->id, r->name, r->name);
             return -1;
         }
         if (f->status != FERRY_OK) {
@@ -422,7 +423,7 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
         for (size_t j = 0; j < row->header_count && nh < S_HEADERS_MAX; j++)
             h[nh++] = row->headers[j];
         char mid[300];
-        snprintf(mid, sizeof mid, "%s:%llu", cfg->name, (unsigned long long)row->id);
+        snprintf(mid, sizeof mid, "%s:%llu", r->name, (unsigned long long)row->id);
         ferry_message_t m = {.data = row->payload,
                              .len = row->payload_len,
                              .key = row->aggregate_id,
@@ -512,16 +513,24 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
                              .publication = cfg->publication,
                              .delete_rows = cfg->delete_published,
                              .env = cfg->env};
+    bool moved = false;
     if (cfg->ops->open(&args, &r->src, &err) != 0 ||
+        (r->name = cfg->ops->name(r->src),
+         cfg->rename_from && *cfg->rename_from &&
+             cfg->ops->rename(r->src, cfg->rename_from, &moved, &err) != 0) ||
         cfg->ops->position(r->src, &r->pos, &err) != 0) {
         s_log(r->cfg, FERRY_LOG_ERROR, "cannot open the source",
               "source=%s location=%s code=%s detail=\"%s\"", cfg->ops->kind, cfg->location,
               ferry_errname(err.code), err.msg);
         goto out;
     }
+    if (moved) {
+        s_log(r->cfg, FERRY_LOG_INFO, "position moved to the new name", "from=%s name=%s",
+              cfg->rename_from, r->name);
+    }
     ferry_options_t *o = ferry_options_new();
     char cname[300];
-    snprintf(cname, sizeof cname, "ferry-relay:%s", cfg->name);
+    snprintf(cname, sizeof cname, "ferry-relay:%s", r->name);
     /* Ordered: a row refused for a while must not be overtaken by the rows
      * sent after it (fence.h): they are refused too and sent again after it. */
     if (!o || ferry_options_set_server(o, cfg->broker) || ferry_options_set_name(o, cname) ||
@@ -551,7 +560,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     }
     s_log(r->cfg, FERRY_LOG_INFO, "relay started",
           "source=%s location=%s name=%s position=%llu broker=%s pid=%d", cfg->ops->kind,
-          cfg->location, cfg->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
+          cfg->location, r->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
     r->recorded_at = fy_mono_ms();
     backoff = 50;
@@ -579,7 +588,7 @@ out:
     }
     ferry_client_destroy(&r->c);
     if (rc == 0)
-        s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s", cfg->name);
+        s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s", r->name);
     free(r);
     return rc;
 }

@@ -39,7 +39,9 @@ typedef struct fr_config {
     const fr_source_ops_t *ops; /* the source kind */
     const char *location;       /* the source's file or connection string */
     const char *table;          /* the outbox table */
-    const char *name;           /* source name: position key and message id prefix */
+    const char *name;           /* source name: position key and message id prefix;
+                                 * NULL or "": <kind>-<identity> (identity.h) */
+    const char *rename_from;    /* a name whose position moves to name (source.h) */
     const char *slot;           /* pg-logical: replication slot ("" = ferry_relay_<name>) */
     const char *publication;    /* pg-logical: publication ("" = ferry_outbox) */
     const char *topic_template; /* "{aggregate_type}", optionally with a prefix/suffix */

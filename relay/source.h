@@ -47,7 +47,8 @@ typedef struct fr_source fr_source_t;
 typedef struct fr_source_args {
     const char *location;    /* file, directory or connection string */
     const char *table;       /* the outbox table (or LMDB database) */
-    const char *name;        /* source name: the relay position's key */
+    const char *name;        /* source name: the position's key; NULL or "": the
+                              * default (identity.h), resolved at open */
     const char *slot;        /* pg-logical: replication slot ("" = from name) */
     const char *publication; /* pg-logical: publication ("" = ferry_outbox) */
     bool delete_rows;        /* --on-publish delete */
@@ -66,6 +67,16 @@ typedef struct fr_source_ops {
     /** Up to @p max rows after @p after, in reading order. */
     fy_status_t (*read)(fr_source_t *s, fr_pos_t after, size_t max, const fr_row_t **rows,
                         size_t *n, fy_err_t *err);
+    /** The source's name: as given, or the default resolved at open. */
+    const char *(*name)(const fr_source_t *s);
+    /** Moves the position recorded under @p from to this source's name, in
+     *  one durable transaction, so that a renamed source goes on where it
+     *  stopped. Done already (a position under the name, none under @p
+     *  from): *moved false, FERRY_OK. FERRY_EINVAL when neither has one (a
+     *  misspelt old name would otherwise publish every row again), when both
+     *  have one, or when the source's position is not kept by name
+     *  (pg-logical: its slot, see --slot). */
+    fy_status_t (*rename)(fr_source_t *s, const char *from, bool *moved, fy_err_t *err);
     /** Records @p pos durably; with @p delete, removes the rows up to it too. */
     fy_status_t (*advance)(fr_source_t *s, fr_pos_t pos, bool delete_rows, fy_err_t *err);
     /** The highest id in the table (for lag), 0 when empty, and the creation

@@ -14,6 +14,7 @@
 
 #include "bytes.h"
 #include "ferry_outbox.h"
+#include "identity.h"
 #include "outbox_int.h"
 #include "source.h"
 
@@ -72,6 +73,45 @@ s_events(fr_source_t *s, MDB_txn *txn)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The outbox identity's key in the position database: no name (a C
+ * string) can start with a NUL byte. */
+static const char S_IDENTITY_KEY[] = "\0identity";
+
+/* Makes the environment's identity once (identity.h) and resolves the name:
+ * as given, else "lmdb-<identity>", or "lmdb" where a position is kept under
+ * that old default. In the open's write transaction. */
+static int
+s_identity(fr_source_t *s, MDB_txn *txn, const char *name)
+{
+    char ident[FR_IDENTITY_LEN + 1];
+    MDB_val k = {sizeof S_IDENTITY_KEY - 1, (void *)S_IDENTITY_KEY}, v;
+    int rc = mdb_get(txn, s->pos, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        fr_identity_new(ident);
+        v = (MDB_val){FR_IDENTITY_LEN, ident};
+        rc = mdb_put(txn, s->pos, &k, &v, 0);
+    } else if (rc == 0) {
+        if (v.mv_size != FR_IDENTITY_LEN)
+            return MDB_INCOMPATIBLE;
+        memcpy(ident, v.mv_data, FR_IDENTITY_LEN);
+        ident[FR_IDENTITY_LEN] = '\0';
+        if (!fr_identity_ok(ident))
+            return MDB_INCOMPATIBLE;
+    }
+    if (rc)
+        return rc;
+    if (name && *name) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+        return 0;
+    }
+    MDB_val lk = {4, (void *)"lmdb"};
+    rc = mdb_get(txn, s->pos, &lk, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    fr_default_name("lmdb", ident, rc == 0, s->name, sizeof s->name);
+    return 0;
+}
+
 static fy_status_t
 s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
 {
@@ -82,7 +122,6 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     if (!s) {
         return fy_err_set(err, FERRY_EIO, "out of memory");
     }
-    snprintf(s->name, sizeof s->name, "%s", name);
     int rc = 0;
     if (a->env) { /* a thread of the service: its environment */
         s->env = a->env;
@@ -103,8 +142,13 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     MDB_txn *txn;
     if ((rc = s_begin(s, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, FERRY_OUTBOX_POS_DB, MDB_CREATE, &s->pos)) ||
-        (rc = s_events(s, txn)) || (rc = mdb_txn_commit(txn))) {
-        s_fail(rc, err, "the outbox databases (maxdbs of the environment too small?)");
+        (rc = s_events(s, txn)) || (rc = s_identity(s, txn, name)) || (rc = mdb_txn_commit(txn))) {
+        if (rc == MDB_INCOMPATIBLE) {
+            fy_err_set(err, FERRY_EIO, "lmdb: the outbox identity in %s is not valid",
+                       FERRY_OUTBOX_POS_DB);
+        } else {
+            s_fail(rc, err, "the outbox databases (maxdbs of the environment too small?)");
+        }
         s_close(&s);
         return FERRY_EIO;
     }
@@ -126,6 +170,45 @@ s_position(fr_source_t *s, fr_pos_t *pos, fy_err_t *err)
         pos->id = fy_be64_get(v.mv_data);
     mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_fail(rc, err, "position");
+}
+
+static const char *
+s_name(const fr_source_t *s)
+{
+    return s->name;
+}
+
+static fy_status_t
+s_rename(fr_source_t *s, const char *from, bool *moved, fy_err_t *err)
+{
+    *moved = false;
+    MDB_txn *txn;
+    int rc = s_begin(s, 0, &txn);
+    if (rc)
+        return s_fail(rc, err, "begin");
+    MDB_val fk = {strlen(from), (void *)from}, tk = {strlen(s->name), s->name}, fv, tv;
+    int rf = mdb_get(txn, s->pos, &fk, &fv), rt = mdb_get(txn, s->pos, &tk, &tv);
+    if ((rf && rf != MDB_NOTFOUND) || (rt && rt != MDB_NOTFOUND)) {
+        mdb_txn_abort(txn);
+        return s_fail(rf && rf != MDB_NOTFOUND ? rf : rt, err, "the positions");
+    }
+    fy_status_t st = fr_rename_check(from, s->name, rf == 0, rt == 0, err);
+    if (st != FERRY_OK || rf != 0) {
+        mdb_txn_abort(txn);
+        return st;
+    }
+    uint8_t val[8] = {0};
+    if (fv.mv_size == 8)
+        memcpy(val, fv.mv_data, 8);
+    tv = (MDB_val){8, val};
+    if ((rc = mdb_put(txn, s->pos, &tk, &tv, 0)) || (rc = mdb_del(txn, s->pos, &fk, NULL))) {
+        mdb_txn_abort(txn);
+        return s_fail(rc, err, "move the position");
+    }
+    if ((rc = mdb_txn_commit(txn)))
+        return s_fail(rc, err, "commit the move");
+    *moved = true;
+    return FERRY_OK;
 }
 
 /* Copies `src` (a value of `size` bytes) to `dst` with a NUL after each
@@ -351,5 +434,12 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, 
     return rc ? s_fail(rc, err, "head") : 0;
 }
 
-const fr_source_ops_t fr_lmdb_source = {"lmdb",    s_open, s_position, s_read,
-                                        s_advance, s_head, s_close};
+const fr_source_ops_t fr_lmdb_source = {.kind = "lmdb",
+                                        .open = s_open,
+                                        .position = s_position,
+                                        .read = s_read,
+                                        .name = s_name,
+                                        .rename = s_rename,
+                                        .advance = s_advance,
+                                        .head = s_head,
+                                        .close = s_close};

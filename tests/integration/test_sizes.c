@@ -394,8 +394,8 @@ test_relay_every_size(void **state)
 
     char source[450];
     snprintf(source, sizeof source, "sqlite:%s", db);
-    const char *argv[] = {getenv("FERRY_RELAY"), "--source",  source, "--broker",
-                          fx->d.endpoint,        "--poll-ms", "5",    NULL};
+    const char *argv[] = {getenv("FERRY_RELAY"), "--source", source,   "--broker", fx->d.endpoint,
+                          "--poll-ms",           "5",        "--name", "sizes",    NULL};
     int pid = fy_spawn(log, argv);
     assert_true(pid > 0);
     ferry_topic_info_t info = {0};
@@ -413,7 +413,7 @@ test_relay_every_size(void **state)
         assert_true(got > 0);
         for (size_t k = 0; k < got; k++, i++) {
             char id[32];
-            snprintf(id, sizeof id, "sqlite:%zu", i + 1);
+            snprintf(id, sizeof id, "sizes:%zu", i + 1);
             assert_string_equal(m[k].id, id);
             if (m[k].len != sizes[i])
                 fail_msg("row %zu: %zu bytes arrived of %zu", i + 1, m[k].len, sizes[i]);

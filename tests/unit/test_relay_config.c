@@ -30,7 +30,8 @@ test_defaults(void **state)
     assert_string_equal(c.cfg.location, "/tmp/app.db");
     assert_string_equal(c.cfg.broker, "tcp://127.0.0.1:5555");
     assert_string_equal(c.cfg.table, "outbox");
-    assert_string_equal(c.cfg.name, "sqlite"); /* the source kind */
+    assert_string_equal(c.cfg.name, ""); /* the source makes its default at open */
+    assert_string_equal(c.cfg.rename_from, "");
     assert_string_equal(c.cfg.topic_template, "{aggregate_type}");
     assert_string_equal(c.cfg.dlq_topic, "ferry-relay.dlq");
     assert_int_equal(c.cfg.poll_ms, 20);
@@ -70,6 +71,7 @@ test_every_kind_and_setting(void **state)
     fy_err_t err = {0};
     const char *kv[][2] = {{"source", "sqlite:x.db"},
                            {"name", "billing"},
+                           {"rename-from", "sqlite"},
                            {"table", "events"},
                            {"broker", "tcp://127.0.0.1:9"},
                            {"on-publish", "delete"},
@@ -84,6 +86,7 @@ test_every_kind_and_setting(void **state)
         assert_int_equal(fr_config_set(&c, kv[i][0], kv[i][1], &err), FERRY_OK);
     assert_int_equal(fr_config_finish(&c, &err), FERRY_OK);
     assert_string_equal(c.cfg.name, "billing");
+    assert_string_equal(c.cfg.rename_from, "sqlite");
     assert_string_equal(c.cfg.table, "events");
     assert_string_equal(c.cfg.broker, "tcp://127.0.0.1:9");
     assert_true(c.cfg.delete_published);

@@ -31,6 +31,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->started_ms = fy_mono_ms();
     fy_ratelog_init(&self->bad_log, 10000);
     fy_ratelog_init(&self->drop_log, 10000);
+    fy_ratelog_init(&self->park_log, 10000);
     fy_fence_init(&self->fences);
     fy_status_t st;
     self->dec = fy_decoder_new();
@@ -48,9 +49,10 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     self->kvers = calloc(FY_BATCH_MAX, sizeof *self->kvers);
-    if (!self->dec || !self->enc || !self->items || !self->reqs || !self->replies || !self->order ||
-        !self->waiters || !self->new_waiters || cons_rc != 0 || !self->payloads || !self->seqs ||
-        !self->dups || !self->kvers) {
+    self->peerq = fy_peerq_new(cfg->peer_queue_bytes);
+    if (!self->peerq || !self->dec || !self->enc || !self->items || !self->reqs || !self->replies ||
+        !self->order || !self->waiters || !self->new_waiters || cons_rc != 0 || !self->payloads ||
+        !self->seqs || !self->dups || !self->kvers) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -68,14 +70,16 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
         st = fy_err_set(err, FERRY_ENOMEM, "cannot create socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    /* Queued messages per peer; above the largest client window, and the
-     * point where libzmq stops reading a peer that floods us. */
-    int one = 1, hwm = 10000, linger = 2000;
+    /* Received: queued messages per peer, above the largest client window,
+     * where libzmq stops reading a peer that floods us. Sent: 1,000 replies
+     * per peer in libzmq's queue; past that a peer that does not read has
+     * its replies held in bytes and its requests parked (peerq.h). */
+    int one = 1, sndhwm = 1000, hwm = 10000, linger = 2000;
     /* A frame far beyond the message limit is dropped by libzmq with the
      * connection; one slightly too big still reaches us and gets ETOO_LARGE. */
     int64_t maxmsg = (int64_t)cfg->max_msg_bytes + FY_ENVELOPE_MAX;
     zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -129,6 +133,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     fy_broker_t *self = *self_p;
     fy_metrics_stop(&self->metrics);
     s_close_frames(self);
+    fy_peerq_destroy(&self->peerq); /* before the socket: its frames are zmq messages */
     if (self->sock)
         zmq_close(self->sock);
     if (self->ctx)
@@ -466,6 +471,9 @@ s_metrics_tick(fy_broker_t *self, long long now)
     fy_metrics_snapshot_t snap = {.storage_ok = !fy_store_spoiled(self->store),
                                   .ids_reused = self->ids_reused,
                                   .replies_dropped = self->replies_dropped,
+                                  .replies_held = self->replies_held,
+                                  .requests_parked = self->requests_parked,
+                                  .requests_refused = self->requests_refused,
                                   .disk_total = disk.total,
                                   .disk_free = disk.free,
                                   .disk_full = disk.full};
@@ -473,6 +481,7 @@ s_metrics_tick(fy_broker_t *self, long long now)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)
         snap.consumers += !self->cons.live[i].removed;
+    fy_peerq_stats(self->peerq, &snap.peers);
     fy_metrics_update(self->metrics, &snap);
 }
 
@@ -620,6 +629,86 @@ s_process_batch(fy_broker_t *self, long long background_ms)
     return FERRY_OK;
 }
 
+/* Takes an unparked request into the batch (fy_peerq_unpark's take). */
+static int
+s_take_parked(void *user, zmq_msg_t *frames, size_t n)
+{
+    fy_broker_t *self = user;
+    if (self->nreqs >= self->cfg.batch_max ||
+        !fy_grow(&self->frames, &self->frames_cap, self->nframes + n, sizeof(zmq_msg_t), 1024))
+        return -1;
+    fy_brk_req_t *req = &self->reqs[self->nreqs++];
+    req->first = self->nframes;
+    req->nframes = n;
+    req->overflow = n > FY_BRK_MAX_FRAMES;
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_init(&self->frames[self->nframes]);
+        zmq_msg_move(&self->frames[self->nframes++], &frames[i]);
+    }
+    return 0;
+}
+
+/* The request just received comes from a peer that does not read its
+ * replies: parked until it does (peerq.h), or refused past the limit.
+ * @return true when it was taken out of the batch. */
+static bool
+s_park_last(fy_broker_t *self)
+{
+    fy_brk_req_t *req = &self->reqs[self->nreqs - 1];
+    zmq_msg_t *first = &self->frames[req->first];
+    const void *id = zmq_msg_data(first);
+    size_t id_len = zmq_msg_size(first);
+    if (!fy_peerq_blocked(self->peerq, id, id_len))
+        return false;
+    uint64_t held;
+    int rc = fy_peerq_park(self->peerq, id, id_len, first, req->nframes);
+    if (rc == 0) {
+        self->requests_parked++;
+        if (fy_ratelog_allow(&self->park_log, id, id_len, fy_mono_ms(), &held)) {
+            fy_peerq_stats_t ps;
+            fy_peerq_stats(self->peerq, &ps);
+            fy_log(self->log, FY_LOG_WARN, "broker", "peer not reading",
+                   "detail=\"its replies are held and its requests wait until it reads\" "
+                   "held_bytes=%llu parked_requests=%llu",
+                   (unsigned long long)ps.held_bytes, (unsigned long long)ps.parked_requests);
+        }
+    } else {
+        /* Past FY_PEERQ_PARK_MAX (or out of memory): no reply can reach a
+         * peer whose pipe is full, so the request is refused here. */
+        self->requests_refused++;
+        if (fy_ratelog_allow(&self->park_log, id, id_len, fy_mono_ms(), &held))
+            fy_log(self->log, FY_LOG_WARN, "broker", "request refused",
+                   "reason=\"%s\" held_back=%llu",
+                   rc > 0 ? "the peer does not read and has too many requests waiting"
+                          : "out of memory",
+                   (unsigned long long)held);
+        for (size_t i = 0; i < req->nframes; i++)
+            zmq_msg_close(&first[i]);
+    }
+    self->nframes = req->first;
+    self->nreqs--;
+    return true;
+}
+
+/* Sends replies held for slow peers and takes back the requests of those
+ * that read again; sets how long the loop may sleep meanwhile. */
+static void
+s_peers_turn(fy_broker_t *self)
+{
+    size_t sent = fy_peerq_flush(self->peerq, self->sock, fy_brk_peer_gone, self);
+    size_t taken = fy_peerq_unpark(self->peerq, self->cfg.batch_max, s_take_parked, self);
+    /* Requests taken back: straight on with the next turn (more may wait).
+     * Replies sent: their peer reads, look again soon. Neither: back off. */
+    if (taken)
+        self->flush_wait_ms = 0;
+    else if (sent)
+        self->flush_wait_ms = 1;
+    else
+        self->flush_wait_ms = self->flush_wait_ms < 1    ? 1
+                              : self->flush_wait_ms < 50 ? self->flush_wait_ms * 2
+                                                         : 50;
+}
+
 fy_status_t
 fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
@@ -636,6 +725,9 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
             self->sweep_more || self->deliver_soon ? 0 : (long)(self->next_sweep_ms - now);
         if (timeout < 0)
             timeout = 0;
+        /* Replies held for slow peers: no event says their pipes drained. */
+        if (fy_peerq_active(self->peerq) && timeout > self->flush_wait_ms)
+            timeout = self->flush_wait_ms;
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, timeout > FY_BRK_IDLE_MS ? FY_BRK_IDLE_MS : timeout);
         if (rc < 0 && errno != EINTR) {
@@ -645,6 +737,8 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         }
         size_t bytes = 0;
         self->nreqs = 0;
+        if (fy_peerq_active(self->peerq))
+            s_peers_turn(self);
         while (self->nreqs < self->cfg.batch_max && bytes < FY_BRK_BATCH_BYTES) {
             int got = s_recv_request(self, &bytes);
             if (got < 0) {
@@ -654,6 +748,8 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
             }
             if (got == 0)
                 break;
+            if (fy_peerq_active(self->peerq))
+                s_park_last(self);
         }
         now = fy_mono_ms();
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;

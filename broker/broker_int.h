@@ -16,6 +16,7 @@
 #include "grow.h"
 #include "fence.h"
 #include "metrics.h"
+#include "peerq.h"
 #include "ratelog.h"
 #include "store.h"
 
@@ -114,13 +115,19 @@ struct fy_broker {
     bool background_failing;
     long long next_sweep_ms;
     long long started_ms;
-    uint64_t now_wall_ms;     /* the batch's time, as the store has it */
-    fy_stats_t stats;         /* counters since start */
-    uint64_t ids_reused;      /* publishes refused with EIDREUSED since start */
-    fy_ratelog_t bad_log;     /* "bad request" lines: once per peer per 10 s */
-    fy_ratelog_t drop_log;    /* "reply dropped" lines: the same */
-    fy_fence_t fences;        /* peers whose ordered publishes were refused */
-    uint64_t replies_dropped; /* replies that could not be queued to their peer */
+    uint64_t now_wall_ms;      /* the batch's time, as the store has it */
+    fy_stats_t stats;          /* counters since start */
+    uint64_t ids_reused;       /* publishes refused with EIDREUSED since start */
+    fy_ratelog_t bad_log;      /* "bad request" lines: once per peer per 10 s */
+    fy_ratelog_t drop_log;     /* "reply dropped" lines: the same */
+    fy_fence_t fences;         /* peers whose ordered publishes were refused */
+    uint64_t replies_dropped;  /* replies that could not be queued to their peer */
+    fy_peerq_t *peerq;         /* replies held for and requests parked from slow peers */
+    int flush_wait_ms;         /* poll timeout while replies are held (backs off) */
+    uint64_t replies_held;     /* replies held since start (a peer's pipe was full) */
+    uint64_t requests_parked;  /* requests parked since start */
+    uint64_t requests_refused; /* requests refused: FY_PEERQ_PARK_MAX parked already */
+    fy_ratelog_t park_log;     /* "peer not reading" lines: once per peer per 10 s */
 };
 
 /* ---- broker_reply.c ---------------------------------------------------- */
@@ -132,6 +139,9 @@ void fy_brk_reply_end(fy_broker_t *self, fy_brk_reply_t *r);
 /** Ends reply @p r, the last one begun, if encoding it went well (@p st);
  *  otherwise takes it back so that no half-encoded reply is sent. */
 fy_status_t fy_brk_reply_finish(fy_broker_t *self, fy_brk_reply_t *r, fy_status_t st);
+/** fy_peerq_flush's report of a peer gone with @p replies held for it
+ *  (user: the broker): counted and logged as dropped. */
+void fy_brk_peer_gone(void *user, const void *peer, size_t peer_len, size_t replies);
 /** An error reply to request @p ri. */
 void fy_brk_error(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t code,
                   const char *msg);

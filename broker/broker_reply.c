@@ -4,6 +4,8 @@
  * replies with their log lines, and single publish confirms merged into
  * cumulative ones.
  */
+#include <stdlib.h>
+
 #include "broker_int.h"
 
 fy_status_t
@@ -128,41 +130,93 @@ s_order_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* Holds a reply for a peer that does not read (peerq.h): the envelope is
+ * copied (the encoder is reused), the payload frames are moved. */
+static int
+s_hold(fy_broker_t *self, const fy_brk_order_t *o, const uint8_t *env, size_t len,
+       const fy_brk_reply_t *r)
+{
+    size_t outs = r ? r->out_count : 0;
+    zmq_msg_t *frames = malloc((1 + outs) * sizeof *frames);
+    if (!frames)
+        return -1;
+    if (zmq_msg_init_size(&frames[0], len) != 0) {
+        free(frames);
+        return -1;
+    }
+    memcpy(zmq_msg_data(&frames[0]), env, len);
+    for (size_t j = 0; j < outs; j++) {
+        zmq_msg_init(&frames[1 + j]);
+        zmq_msg_move(&frames[1 + j], &self->outs[r->out_first + j]);
+    }
+    int rc = fy_peerq_hold(self->peerq, o->peer, o->peer_len, frames, 1 + outs);
+    for (size_t j = 0; j < 1 + outs; j++)
+        zmq_msg_close(&frames[j]); /* empty when held */
+    free(frames);
+    if (rc == 0)
+        self->replies_held++;
+    return rc;
+}
+
+static void
+s_dropped(fy_broker_t *self, const uint8_t *peer, size_t peer_len, int e, uint64_t n)
+{
+    uint64_t held;
+    self->replies_dropped += n;
+    if (fy_ratelog_allow(&self->drop_log, peer, peer_len, fy_mono_ms(), &held)) {
+        char hex[64];
+        s_peer_hex(peer, peer_len, hex, sizeof hex);
+        fy_log(self->log, e == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker", "reply dropped",
+               "peer=%s replies=%llu held_back=%llu reason=\"%s\"", hex, (unsigned long long)n,
+               (unsigned long long)held,
+               e == EHOSTUNREACH ? "the peer is gone"
+               : e == ENOMEM     ? "out of memory"
+                                 : zmq_strerror(e));
+    }
+}
+
+/* A peer that went away with replies held for it. */
+void
+fy_brk_peer_gone(void *user, const void *peer, size_t peer_len, size_t replies)
+{
+    s_dropped(user, peer, peer_len, EHOSTUNREACH, replies);
+}
+
 static int
 s_send_one(fy_broker_t *self, const fy_brk_order_t *o, size_t off, size_t len,
            const fy_brk_reply_t *r)
 {
     const uint8_t *env = fy_encoder_data(self->enc) + off;
+    /* Behind replies already held for this peer: in order, never ahead. */
+    if (fy_peerq_holding(self->peerq, o->peer, o->peer_len)) {
+        if (s_hold(self, o, env, len, r) == 0)
+            return 0;
+        s_dropped(self, o->peer, o->peer_len, ENOMEM, 1);
+        return -1;
+    }
     size_t outs = r ? r->out_count : 0;
     int rc = zmq_send(self->sock, o->peer, o->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc < 0 && errno == EAGAIN) {
+        /* The peer's pipe is full (it does not read): held, not dropped. */
+        if (s_hold(self, o, env, len, r) == 0)
+            return 0;
+        errno = ENOMEM;
+    }
     if (rc >= 0)
         rc = zmq_send(self->sock, env, len, ZMQ_DONTWAIT | (outs ? ZMQ_SNDMORE : 0));
     for (size_t j = 0; rc >= 0 && j < outs; j++)
         rc = zmq_msg_send(&self->outs[r->out_first + j], self->sock,
                           ZMQ_DONTWAIT | (j + 1 < outs ? ZMQ_SNDMORE : 0));
-    if (rc < 0) {
-        /* A peer gone (EHOSTUNREACH) or 10,000 replies behind (EAGAIN): the
-         * reply cannot be queued. Counted, and logged once per peer per 10 s. */
-        int e = errno;
-        uint64_t held;
-        self->replies_dropped++;
-        if (fy_ratelog_allow(&self->drop_log, o->peer, o->peer_len, fy_mono_ms(), &held)) {
-            char peer[64];
-            s_peer_hex(o->peer, o->peer_len, peer, sizeof peer);
-            fy_log(self->log, e == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker",
-                   "reply dropped", "peer=%s held_back=%llu reason=\"%s\"", peer,
-                   (unsigned long long)held,
-                   e == EAGAIN ? "the peer does not read its replies" : zmq_strerror(e));
-        }
-    }
+    if (rc < 0) /* a peer gone (EHOSTUNREACH): counted, logged once per 10 s */
+        s_dropped(self, o->peer, o->peer_len, errno, 1);
     return rc;
 }
 
 /* Sends every reply of the batch, grouped by peer and in request order within
  * a peer. Confirms of single publishes with consecutive cids from one peer go
  * out as one cumulative confirm: one send and one decode instead of hundreds.
- * Never blocks: a peer that went away or stopped reading loses its replies
- * (logged), the others get theirs. */
+ * Never blocks: replies to a peer that stopped reading are held in order
+ * (peerq.h); a peer that went away loses its replies (counted, logged). */
 void
 fy_brk_send_replies(fy_broker_t *self)
 {

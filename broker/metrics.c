@@ -79,6 +79,30 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
                               (unsigned long long)s->ids_reused, (unsigned long long)s->disk_total,
                               (unsigned long long)s->disk_free, (int)s->disk_full,
                               (unsigned long long)s->replies_dropped);
+    if (n < cap)
+        n += (size_t)snprintf(
+            buf + n, cap - n,
+            "# HELP ferry_replies_held_total Replies held since start because their client did "
+            "not read (sent in order once it reads).\n"
+            "# TYPE ferry_replies_held_total counter\nferry_replies_held_total %llu\n"
+            "# HELP ferry_replies_held Replies held now for clients that do not read.\n"
+            "# TYPE ferry_replies_held gauge\nferry_replies_held %llu\n"
+            "# HELP ferry_replies_held_bytes Bytes of the replies held now.\n"
+            "# TYPE ferry_replies_held_bytes gauge\nferry_replies_held_bytes %llu\n"
+            "# HELP ferry_requests_parked_total Requests parked since start: their client did "
+            "not read its replies (back-pressure).\n"
+            "# TYPE ferry_requests_parked_total counter\nferry_requests_parked_total %llu\n"
+            "# HELP ferry_requests_parked Requests waiting now for their client to read.\n"
+            "# TYPE ferry_requests_parked gauge\nferry_requests_parked %llu\n"
+            "# HELP ferry_requests_refused_total Requests refused since start: their client did "
+            "not read and had too many waiting.\n"
+            "# TYPE ferry_requests_refused_total counter\nferry_requests_refused_total %llu\n"
+            "# HELP ferry_slow_peers Clients with replies held or requests parked now.\n"
+            "# TYPE ferry_slow_peers gauge\nferry_slow_peers %llu\n",
+            (unsigned long long)s->replies_held, (unsigned long long)s->peers.held_replies,
+            (unsigned long long)s->peers.held_bytes, (unsigned long long)s->requests_parked,
+            (unsigned long long)s->peers.parked_requests, (unsigned long long)s->requests_refused,
+            (unsigned long long)s->peers.peers);
     return n < cap ? n : cap;
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "envelope.h"
+#include "peerq.h"
 
 typedef struct fy_metrics fy_metrics_t;
 
@@ -21,6 +22,10 @@ typedef struct fy_metrics_snapshot {
     uint64_t consumers;             /* push consumers connected */
     uint64_t ids_reused;            /* publishes refused: their id held a different message */
     uint64_t replies_dropped;       /* replies that could not be queued to their peer */
+    uint64_t replies_held;          /* replies held since start: a peer's pipe was full */
+    uint64_t requests_parked;       /* requests parked since start: their peer did not read */
+    uint64_t requests_refused;      /* requests refused: too many parked for their peer */
+    fy_peerq_stats_t peers;         /* held and parked now */
     uint64_t disk_total, disk_free; /* the data directory's file system, bytes */
     bool disk_full;                 /* writes that add data are refused */
     bool storage_ok;                /* the store is usable (not spoiled by an I/O error) */

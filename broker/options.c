@@ -44,6 +44,10 @@ static const s_key_t s_keys[] = {
      "deletes and cleanup go on (0: none)"},
     {"max-consumers", "FERRY_MAX_CONSUMERS", S_UINT, S_OFF(max_consumers), "1024", 1, 65536,
      "push consumers served at once; one more gets ETOO_MANY"},
+    {"peer-queue-bytes", "FERRY_PEER_QUEUE_BYTES", S_SIZE, S_OFF(peer_queue_bytes), "8M", 4096,
+     1ull << 32,
+     "replies held for a client that does not read, before its requests wait unhandled "
+     "(back-pressure; nothing is dropped)"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };

@@ -641,48 +641,150 @@ test_cli(void **state)
     assert_non_null(strstr(out, "topics: 3\nmessages: 3\n"));
 }
 
-/* A peer that pipelines requests and does not read its replies: what
- * cannot be queued to it is counted (ferry_replies_dropped_total) and logged
- * once per peer per 10 s, not a line per reply. */
+/* A broker with metrics, a small queue for clients that do not read, and
+ * small batches: the bound on held replies is small enough to check. */
+static int
+s_setup_slow_peer(void **state)
+{
+    static char addr[64];
+    s_metrics_port = fy_free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", s_metrics_port);
+    const char *extra[] = {"--metrics", addr, "--peer-queue-bytes", "64K", "--batch-max",
+                           "64",        NULL};
+    return fy_fx_setup_with(state, extra);
+}
+
+/* One value from /metrics (-1 when missing). */
+static long long
+s_metric(const char *name)
+{
+    static char body[16384];
+    s_http("GET", "/metrics", body, sizeof body);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *r = strstr(body, key);
+    return r ? atoll(r + strlen(key)) : -1;
+}
+
+/* Waits (up to 20 s, snapshots come twice a second) until @p name is at
+ * least (@p at_least) or at most @p want. */
+static long long
+s_metric_wait(const char *name, long long want, bool at_least)
+{
+    long long until = fy_now_ms() + 20000, v;
+    while ((v = s_metric(name)), (at_least ? v < want : v > want) && fy_now_ms() < until)
+        fy_sleep_ms(50);
+    return v;
+}
+
+enum { S_BIG = 16384 };
+
+/* A raw client (a DEALER that buffers little) sending @p n gets of the one
+ * 16 KiB message of topic "big" (made here, its bytes into @p payload)
+ * without reading a reply. */
+static void *
+s_flood_gets(fx_t *fx, void *ctx, int n, char *payload)
+{
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "big", NULL, NULL, NULL),
+                     FERRY_OK);
+    for (size_t i = 0; i < S_BIG; i++)
+        payload[i] = (char)('a' + i % 26);
+    ferry_message_t m = {.data = payload, .len = S_BIG};
+    assert_int_equal(ferry_client_publish(fx->c, "big", &m, NULL), FERRY_OK);
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 0, rcvhwm = 10;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    assert_int_equal(zmq_connect(sock, fx->d.endpoint), 0);
+    fy_encoder_t *enc = fy_encoder_new();
+    for (int i = 0; i < n; i++) {
+        fy_encoder_reset(enc);
+        assert_int_equal(fy_encode_get(enc, (uint64_t)i + 1, "big", 1, 1), FERRY_OK);
+        assert_true(zmq_send(sock, fy_encoder_data(enc), fy_encoder_len(enc), 0) >= 0);
+    }
+    fy_encoder_destroy(&enc);
+    return sock;
+}
+
+/* A peer that pipelines requests and does not read its replies loses none
+ * (issue 14): once libzmq's queue to it is full its replies are held in
+ * order, bounded in bytes, and then its requests wait unhandled
+ * (back-pressure) while other clients are served; when it reads, every
+ * reply arrives, in order, intact, and nothing was dropped or refused. */
 static void
 test_replies_to_a_peer_that_does_not_read(void **state)
 {
     fx_t *fx = *state;
+    enum { N = 20000 }; /* 20,000 gets of a 16 KiB message: 320 MB of replies */
+    static char payload[S_BIG];
     void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0, hwm = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    assert_int_equal(zmq_connect(sock, fx->d.endpoint), 0);
-    fy_encoder_t *enc = fy_encoder_new();
-    const int n = 60000;
-    for (int i = 0; i < n; i++) {
-        fy_encoder_reset(enc);
-        assert_int_equal(fy_encode_declare(enc, (uint64_t)i + 1, FY_KIND_TOPIC,
-                                           "a-topic-with-a-longish-name.to-make-replies-larger",
-                                           NULL),
+    void *sock = s_flood_gets(fx, ctx, N, payload);
+    /* Back-pressure: its requests wait, what is held stays bounded (the
+     * setting plus one batch of replies: 64 x ~16.5 KiB). */
+    assert_true(s_metric_wait("ferry_requests_parked", 1, true) >= 1);
+    long long held = s_metric("ferry_replies_held_bytes");
+    assert_true(held > 0);
+    assert_true(held <= 64 * 1024 + 64 * (S_BIG + 1024));
+    long long handled = s_metric("ferry_requests_total");
+    assert_true(handled < N); /* not all of them: the rest wait */
+    printf("held %lld bytes, %lld requests handled of %d while it did not read\n", held, handled,
+           N);
+    /* Others are served meanwhile. */
+    assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
+
+    /* It reads: every reply, in order, intact. */
+    fy_decoder_t *dec = fy_decoder_new();
+    int timeout = 20000;
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    for (int i = 0; i < N; i++) {
+        zmq_msg_t env, data;
+        zmq_msg_init(&env);
+        zmq_msg_init(&data);
+        if (zmq_msg_recv(&env, sock, 0) < 0)
+            fail_msg("reply %d of %d did not arrive", i + 1, N);
+        fy_reply_t rep;
+        fy_err_t err;
+        assert_int_equal(fy_reply_decode(dec, zmq_msg_data(&env), zmq_msg_size(&env), &rep, &err),
                          FERRY_OK);
-        assert_true(zmq_send(sock, fy_encoder_data(enc), fy_encoder_len(enc), 0) >= 0);
+        assert_int_equal(rep.cid, (uint64_t)i + 1);
+        assert_int_equal(rep.code, FERRY_OK);
+        assert_true(zmq_msg_more(&env));
+        assert_true(zmq_msg_recv(&data, sock, 0) == S_BIG);
+        assert_memory_equal(zmq_msg_data(&data), payload, S_BIG);
+        assert_false(zmq_msg_more(&data));
+        zmq_msg_close(&env);
+        zmq_msg_close(&data);
     }
-    static char body[8192];
-    long long until = fy_now_ms() + 20000, handled = 0;
-    do { /* every declare handled (the count also has the fixture client's) */
-        fy_sleep_ms(100);
-        s_http("GET", "/metrics", body, sizeof body);
-        const char *r = strstr(body, "\nferry_requests_total ");
-        handled = r ? atoll(r + strlen("\nferry_requests_total ")) : 0;
-    } while (handled < n && fy_now_ms() < until);
-    assert_true(handled >= n);
-    const char *d = strstr(body, "\nferry_replies_dropped_total ");
-    assert_non_null(d);
-    long long dropped = atoll(d + strlen("\nferry_replies_dropped_total "));
-    assert_true(dropped > 0);
-    assert_true(fy_ferryd_log_count(&fx->d, "msg=\"reply dropped\"") <= 2);
-    assert_true(fy_ferryd_log_count(&fx->d, "reason=\"the peer does not read its replies\"") >= 1);
-    fy_encoder_destroy(&enc);
+    assert_int_equal(s_metric_wait("ferry_requests_parked", 0, false), 0);
+    assert_int_equal(s_metric_wait("ferry_replies_held", 0, false), 0);
+    assert_int_equal(s_metric("ferry_replies_dropped_total"), 0);
+    assert_int_equal(s_metric("ferry_requests_refused_total"), 0);
+    assert_true(s_metric("ferry_replies_held_total") > 0);
+    /* Said once per peer per 10 s, not a line per request. */
+    assert_true(fy_ferryd_log_count(&fx->d, "msg=\"peer not reading\"") >= 1);
+    assert_true(fy_ferryd_log_count(&fx->d, "msg=\"peer not reading\"") <= 3);
+    fy_decoder_destroy(&dec);
     zmq_close(sock);
     zmq_ctx_term(ctx);
-    /* Other clients are served all along. */
+}
+
+/* A peer that goes away with replies held for it: they are counted as
+ * dropped; nothing stays held or parked; the broker goes on. */
+static void
+test_replies_held_for_a_peer_that_leaves(void **state)
+{
+    fx_t *fx = *state;
+    static char payload[S_BIG];
+    void *ctx = zmq_ctx_new();
+    void *sock = s_flood_gets(fx, ctx, 4000, payload);
+    assert_true(s_metric_wait("ferry_replies_held", 1, true) >= 1);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    assert_int_equal(s_metric_wait("ferry_slow_peers", 0, false), 0);
+    assert_true(s_metric("ferry_replies_dropped_total") > 0);
+    assert_int_equal(s_metric("ferry_replies_held"), 0);
+    assert_int_equal(s_metric("ferry_requests_parked"), 0);
     assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
 }
 
@@ -722,8 +824,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_metrics_endpoint, s_setup_metrics, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replies_to_a_peer_that_does_not_read, s_setup_metrics,
+        cmocka_unit_test_setup_teardown(test_replies_held_for_a_peer_that_leaves, s_setup_slow_peer,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_replies_to_a_peer_that_does_not_read,
+                                        s_setup_slow_peer, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -46,7 +46,8 @@ typedef struct {
 
 typedef struct {
     const fr_config_t *cfg;
-    const char *name; /* the source's name (cfg's, or its default) */
+    char name[256]; /* the source's name (cfg's, or its default), copied: it
+                     * outlives the source in the last log lines */
     ferry_client_t *c;
     /* Rows in publish order; retired from the head once confirmed. */
     s_flight_t ring[S_RING];
@@ -514,11 +515,15 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
                              .delete_rows = cfg->delete_published,
                              .env = cfg->env};
     bool moved = false;
-    if (cfg->ops->open(&args, &r->src, &err) != 0 ||
-        (r->name = cfg->ops->name(r->src),
-         cfg->rename_from && *cfg->rename_from &&
-             cfg->ops->rename(r->src, cfg->rename_from, &moved, &err) != 0) ||
-        cfg->ops->position(r->src, &r->pos, &err) != 0) {
+    fy_status_t opened = cfg->ops->open(&args, &r->src, &err);
+    if (opened == FERRY_OK) {
+        snprintf(r->name, sizeof r->name, "%s", cfg->ops->name(r->src));
+        if (cfg->rename_from && *cfg->rename_from)
+            opened = cfg->ops->rename(r->src, cfg->rename_from, &moved, &err);
+    }
+    if (opened == FERRY_OK)
+        opened = cfg->ops->position(r->src, &r->pos, &err);
+    if (opened != FERRY_OK) {
         s_log(r->cfg, FERRY_LOG_ERROR, "cannot open the source",
               "source=%s location=%s code=%s detail=\"%s\"", cfg->ops->kind, cfg->location,
               ferry_errname(err.code), err.msg);

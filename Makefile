@@ -158,6 +158,23 @@ $(LIBSO): $(LIB_OBJ)
 $(BUILD)/ferryd: $(BROKER_OBJ) $(call obj,broker/main.c)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BROKER)) -lpthread
 
+# Test tools: the power-cut preload library (tests/lib/powercut.h), never
+# sanitized (it is loaded into other programs), and ferryd-nosync, a ferryd
+# whose store never syncs, which the power-cut test must catch.
+POWERCUT_SO   = $(BUILD)/tests/libpowercut.so
+FERRYD_NOSYNC = $(BUILD)/tests/ferryd-nosync
+$(POWERCUT_SO): tests/lib/powercut.c tests/lib/powercut.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+$(BUILD)/obj-nosync/broker/store_open.o: broker/store_open.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(INC_broker) $(call pkg_cflags,$(PKG_BROKER)) $(CFLAGS) -DFY_DEBUG_NOSYNC \
+	    -c $< -o $@
+$(FERRYD_NOSYNC): $(filter-out %/store_open.o,$(BROKER_OBJ)) $(BUILD)/obj-nosync/broker/store_open.o \
+    $(call obj,broker/main.c)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BROKER)) -lpthread
+
 $(BUILD)/ferry: $(call obj,$(CLI_SRC)) $(LIBA)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE)) -lpthread
 
@@ -191,6 +208,7 @@ $(BUILD)/tests/%:
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_TEST)) $(TEST_EXTRA_LIBS) -lpthread
 
 TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry) \
+           FERRY_POWERCUT=$(abspath $(POWERCUT_SO)) FERRYD_NOSYNC=$(abspath $(FERRYD_NOSYNC)) \
            FERRY_RELAY=$(abspath $(BUILD)/ferry-relay) FERRY_TOP=$(CURDIR) \
            FERRY_BUILD=$(BUILD) FERRY_SAN="$(SAN)"
 
@@ -199,7 +217,7 @@ TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry)
 test: deps-test
 	@$(MAKE) --no-print-directory test-run
 
-test-run: all examples benches $(TEST_BINS)
+test-run: all examples benches $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
 	$(TEST_ENV) tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 
 check-asan: deps-test
@@ -210,7 +228,7 @@ check-valgrind valgrind: deps-test
 	@scripts/install-deps valgrind
 	@$(MAKE) --no-print-directory valgrind-run
 
-valgrind-run: all $(TEST_BINS)
+valgrind-run: all $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
 	$(TEST_ENV) FERRY_TEST_QUICK=1 RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	    tests/run-tests $(TEST_BINS)
 

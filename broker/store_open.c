@@ -231,8 +231,15 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         st = fy_err_set(err, FERRY_EIO, "cannot create LMDB environment: %s", mdb_strerror(rc));
         goto fail;
     }
-    /* Default flags: every commit syncs data pages, then the meta page. */
+    /* Default flags: every commit syncs data pages, then the meta page.
+     * FY_DEBUG_NOSYNC exists only in the test binary ferryd-nosync, which
+     * never syncs: the power-cut test shows that it catches that
+     * (tests/integration/test_powercut.c). */
+#ifdef FY_DEBUG_NOSYNC
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
+#else
     rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0644);
+#endif
     if (rc) {
         st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
         goto fail;

@@ -544,6 +544,26 @@ s_background(fy_broker_t *self)
     return fy_mono_ms() - now;
 }
 
+/* Answers every request of the drained batch with @p code and @p msg:
+ * nothing of it was applied (a failed commit, a broker stopping). */
+static void
+s_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg)
+{
+    fy_brk_reset_replies(self);
+    for (size_t i = 0; i < self->nreqs; i++) {
+        fy_request_t none = {0};
+        const fy_brk_req_t *rq = &self->reqs[i];
+        if (rq->nframes >= 2 && !rq->overflow) {
+            zmq_msg_t *env = &self->frames[rq->first + 1];
+            fy_err_t err;
+            fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
+                              &none, &err);
+        }
+        fy_brk_error(self, i, &none, code, msg);
+    }
+    fy_brk_send_replies(self);
+}
+
 static fy_status_t
 s_process_batch(fy_broker_t *self, long long background_ms)
 {
@@ -612,20 +632,8 @@ s_process_batch(fy_broker_t *self, long long background_ms)
      * confirm, and reads answered from the lost transaction are void too. */
     fy_log(self->log, FY_LOG_ERROR, "broker", "batch failed", "code=%s requests=%zu",
            fy_status_name(st), self->nreqs);
-    fy_brk_reset_replies(self);
-    for (size_t i = 0; i < self->nreqs; i++) {
-        fy_request_t none = {0};
-        const fy_brk_req_t *rq = &self->reqs[i];
-        if (rq->nframes >= 2 && !rq->overflow) {
-            zmq_msg_t *env = &self->frames[rq->first + 1];
-            fy_err_t err;
-            fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
-                              &none, &err);
-        }
-        fy_brk_error(self, i, &none, st == FERRY_ESTORAGE_FULL ? st : FERRY_EINTERNAL,
-                     st == FERRY_ESTORAGE_FULL ? "storage is full" : "storage write failed; retry");
-    }
-    fy_brk_send_replies(self);
+    s_refuse_batch(self, st == FERRY_ESTORAGE_FULL ? st : FERRY_EINTERNAL,
+                   st == FERRY_ESTORAGE_FULL ? "storage is full" : "storage write failed; retry");
     return FERRY_OK;
 }
 
@@ -709,6 +717,43 @@ s_peers_turn(fy_broker_t *self)
                                                          : 50;
 }
 
+/* Stopping: the batch in hand is done; requests queued or still arriving
+ * are answered ESHUTDOWN (not applied: send again) rather than left without
+ * a reply, until none came for FY_BRK_DRAIN_QUIET_MS or FY_BRK_DRAIN_MS
+ * passed. Replies held for clients that do not read go out if they can. */
+static void
+s_drain(fy_broker_t *self)
+{
+    long long start = fy_mono_ms(), last = start, now = start;
+    uint64_t refused = 0;
+    while (now - start < FY_BRK_DRAIN_MS && now - last < FY_BRK_DRAIN_QUIET_MS) {
+        if (fy_peerq_active(self->peerq))
+            fy_peerq_flush(self->peerq, self->sock, fy_brk_peer_gone, self);
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 10);
+        size_t bytes = 0;
+        self->nreqs = 0;
+        while (self->nreqs < self->cfg.batch_max && s_recv_request(self, &bytes) > 0)
+            ;
+        now = fy_mono_ms();
+        if (self->nreqs) {
+            last = now;
+            refused += self->nreqs;
+            s_refuse_batch(self, FERRY_ESHUTDOWN,
+                           "the broker is shutting down: nothing of this request was applied; "
+                           "send it again");
+        }
+        s_close_frames(self);
+    }
+    fy_peerq_stats_t ps;
+    fy_peerq_stats(self->peerq, &ps);
+    fy_log(self->log, refused || ps.peers ? FY_LOG_WARN : FY_LOG_INFO, "broker", "drained",
+           "refused=%llu detail=\"requests that came while stopping were answered ESHUTDOWN\" "
+           "held_replies_dropped=%llu parked_requests_dropped=%llu",
+           (unsigned long long)refused, (unsigned long long)ps.held_replies,
+           (unsigned long long)ps.parked_requests);
+}
+
 fy_status_t
 fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
@@ -766,6 +811,7 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         }
         s_close_frames(self);
     }
+    s_drain(self);
     fy_log(self->log, FY_LOG_INFO, "broker", "stopping", "requests=%llu commits=%llu",
            (unsigned long long)self->stats.requests, (unsigned long long)self->stats.commits);
     return FERRY_OK;

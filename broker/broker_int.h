@@ -29,6 +29,8 @@
 #define FY_BRK_WAITERS_MAX   4096               /* fetches waiting for messages at once */
 #define FY_BRK_WAITERS_TURN  256                /* waiting fetches tried per loop turn */
 #define FY_BRK_SLOW_BATCH_MS 50                 /* a turn slower than this is logged */
+#define FY_BRK_DRAIN_MS      2000 /* stopping: requests answered ESHUTDOWN for at most this... */
+#define FY_BRK_DRAIN_QUIET_MS 200 /* ...and until none came for this long */
 
 typedef struct fy_brk_req {
     size_t first;   /* index of the identity frame in frames[] */

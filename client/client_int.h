@@ -86,6 +86,7 @@ struct ferry_client {
     long long hello_at;           /* when it was sent */
     ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
     unsigned losses;              /* connections lost so far */
+    unsigned shutdown_gen;        /* the connection whose broker said ESHUTDOWN (logged once) */
     uint64_t bad_replies;         /* replies that could not be decoded */
     uint64_t fence;               /* ordered publishing: the pipeline number, raised on a refusal */
     bool ever_connected;          /* a connection worked once (ferry_client_new) */

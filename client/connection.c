@@ -382,6 +382,20 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
                 self->rep_index = i;
                 return FERRY_OK;
             }
+            if (r.code == FERRY_ESHUTDOWN) {
+                /* The broker is stopping and applied nothing of it: the
+                 * publish stays in the window and goes again, with its cid
+                 * and id, on the next connection (the broker closes this
+                 * one once it has answered what it had). */
+                if (self->shutdown_gen != self->conn.gen) {
+                    self->shutdown_gen = self->conn.gen;
+                    fy_cli_log(self, FERRY_LOG_WARN,
+                               "%s is shutting down; publishes it did not apply are sent again "
+                               "on the next connection",
+                               fy_conn_server(&self->conn));
+                }
+                continue;
+            }
             ferry_confirm_t cf;
             fy_cli_confirm_from(&r, i, &cf);
             fy_cli_complete_async(self, r.cid + i, &cf);

@@ -72,7 +72,11 @@ BROKER_OBJ = $(call obj,$(PROTO_SRC) $(BROKER_SRC))
 
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
-TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS))
+# Fuzz targets (tests/fuzz/fuzz.h): replayed on their corpus by make test,
+# fuzzed with libFuzzer by make fuzz.
+FUZZ_TARGETS := request reply subject relay_config pgoutput
+FUZZ_REPLAY   = $(addprefix $(BUILD)/tests/fuzz_,$(FUZZ_TARGETS))
+TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS)) $(FUZZ_REPLAY)
 TEST_SCRIPTS := $(wildcard tests/integration/test_*.sh)
 EXAMPLES     = $(addprefix $(BUILD)/examples/,publish outbox_service order_saga choreography \
                  event_sourcing)
@@ -91,7 +95,7 @@ PUBLIC_HEADERS := $(wildcard include/*.h)
 
 .PHONY: all deps deps-run deps-build deps-test deps-bench check-pkgs run test test-run \
         examples benches check-asan check-valgrind valgrind bench bench-run bench-profile \
-        install uninstall clean help format
+        install uninstall clean help format fuzz fuzz-run fuzz-seeds deps-fuzz
 
 all: check-pkgs $(PROGRAMS)
 
@@ -106,6 +110,7 @@ help:
 	@echo "make examples        build the examples; make benches: the benchmarks"
 	@echo "make check-asan      every test under AddressSanitizer + UBSan"
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
+	@echo "make fuzz            each fuzz target under libFuzzer for FUZZ_SECONDS (default 60)"
 	@echo "make bench           Ferry vs Redis Streams (W1-W3, backlog) into bench/results/DATE.tsv,"
 	@echo "                     then publish, queue, pending-set and event benchmarks (bench/README.md)"
 	@echo "make bench-profile   W1 with ferryd under perf; top functions in bench/results/DATE-profile/"
@@ -121,6 +126,8 @@ deps-test:
 	@scripts/install-deps test
 deps-bench:
 	@scripts/install-deps bench
+deps-fuzz:
+	@scripts/install-deps fuzz
 
 # A plain `make` installs nothing: it names what is missing and how to get it.
 check-pkgs:
@@ -141,7 +148,8 @@ $(BUILD)/obj/broker/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_BROKER))
 $(BUILD)/obj/outbox-relay/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_RELAY))
 $(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: EXTRA_CFLAGS = \
     $(call pkg_cflags,$(PKG_BASE) $(PKG_TEST))
-$(BUILD)/obj/tests/unit/%.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_RELAY) $(PKG_TEST))
+$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/fuzz/%.o: EXTRA_CFLAGS = \
+    $(call pkg_cflags,$(PKG_RELAY) $(PKG_TEST))
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -201,6 +209,23 @@ $(BUILD)/tests/test_relay_config: $(call obj,tests/unit/test_relay_config.c $(FI
     outbox-relay/pgutil.c) $(LIBA)
 $(BUILD)/tests/test_relay_loop: $(call obj,tests/unit/test_relay_loop.c $(FIXTURE_SRC)) $(LIBA)
 $(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY))
+# Fuzz targets with replay.c as main: one replay object per target.
+INC_fuzz = $(UNIT_INC) -Itests/fuzz
+FUZZ_RELAY_OBJ = $(call obj,outbox-relay/config.c outbox-relay/src_sqlite.c outbox-relay/src_pg.c \
+    outbox-relay/src_pglog.c outbox-relay/pgutil.c)
+$(BUILD)/obj/tests/fuzz/replay_%.o: tests/fuzz/replay.c tests/fuzz/fuzz.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(INC_fuzz) $(CFLAGS) -DFUZZ_TARGET=\"$*\" -c $< -o $@
+$(BUILD)/tests/fuzz_request $(BUILD)/tests/fuzz_reply $(BUILD)/tests/fuzz_subject: \
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_%.o $(LIBA)
+$(BUILD)/tests/fuzz_relay_config: $(BUILD)/obj/tests/fuzz/fuzz_relay_config.o \
+    $(BUILD)/obj/tests/fuzz/replay_relay_config.o $(FUZZ_RELAY_OBJ) $(LIBA)
+$(BUILD)/tests/fuzz_pgoutput: $(BUILD)/obj/tests/fuzz/fuzz_pgoutput.o \
+    $(BUILD)/obj/tests/fuzz/replay_pgoutput.o $(call obj,outbox-relay/pgutil.c) $(LIBA)
+$(BUILD)/tests/fuzz_relay_config $(BUILD)/tests/fuzz_pgoutput: TEST_EXTRA_LIBS = \
+    $(call pkg_libs,$(PKG_RELAY))
+$(BUILD)/tests/fuzz-seeds: $(call obj,tests/fuzz/seeds.c) $(LIBA)
+
 $(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 
 $(BUILD)/tests/%:
@@ -223,6 +248,42 @@ test-run: all examples benches $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
 check-asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
+
+# make fuzz: every target under libFuzzer (clang), ASan and UBSan, for
+# FUZZ_SECONDS each, on its corpus (which grows); crashes land in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -g -O1 \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_INC      = $(INC_fuzz) $(call pkg_cflags,$(PKG_RELAY))
+FUZZ_LIBS     = $(call pkg_libs,$(PKG_RELAY)) -lpthread
+FUZZ_SRC_request      = $(PROTO_SRC)
+FUZZ_SRC_reply        = $(PROTO_SRC)
+FUZZ_SRC_subject      = $(PROTO_SRC)
+FUZZ_SRC_relay_config = $(PROTO_SRC) $(CLIENT_SRC) $(RELAYCORE_SRC) outbox-relay/config.c \
+    outbox-relay/src_sqlite.c outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
+FUZZ_SRC_pgoutput     = $(PROTO_SRC) $(CLIENT_SRC) $(RELAYCORE_SRC) outbox-relay/pgutil.c
+build/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+fuzz-run: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p tests/fuzz/corpus/$$t; \
+	    echo "=== fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/crash-$$t- \
+	        -print_final_stats=1 tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1 || \
+	        { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	    grep -E '^(Done|stat::new_units_added)' build/fuzz/$$t.log; \
+	    rm -rf build/fuzz/min-$$t && mkdir -p build/fuzz/min-$$t && \
+	    build/fuzz/$$t -merge=1 build/fuzz/min-$$t tests/fuzz/corpus/$$t > /dev/null 2>&1 && \
+	    cp tests/fuzz/corpus/$$t/seed-* build/fuzz/min-$$t/ && rm -rf tests/fuzz/corpus/$$t && \
+	    mv build/fuzz/min-$$t tests/fuzz/corpus/$$t && \
+	    echo "corpus $$t: $$(ls tests/fuzz/corpus/$$t | wc -l) inputs (merged)"; \
+	done
+fuzz-seeds: $(BUILD)/tests/fuzz-seeds
+	$(BUILD)/tests/fuzz-seeds $(CURDIR)
 
 check-valgrind valgrind: deps-test
 	@scripts/install-deps valgrind

@@ -153,6 +153,13 @@ s_on_entry(void *user, const char *section, const char *name, const char *value)
     /* A new [source NAME] starts from the [relay] settings read so far. */
     const char *sname = section + 7;
     fr_source_cfg_t *c = l->n ? l->out[l->n - 1] : NULL;
+    for (size_t i = 0; c && strcmp(c->name, sname) != 0 && i + 1 < l->n; i++)
+        if (!strcmp(l->out[i]->name, sname)) {
+            /* Two sources of one name would publish under the same ids. */
+            fy_err_set(l->err, FERRY_EINVAL, "[source %s] appears twice", sname);
+            l->failed = true;
+            return 0;
+        }
     if (!c || strcmp(c->name, sname) != 0) {
         if (l->n == l->max) {
             fy_err_set(l->err, FERRY_EINVAL, "at most %zu sources", l->max);

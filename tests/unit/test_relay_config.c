@@ -204,6 +204,9 @@ test_ini_mistakes(void **state)
         {"[source a]\nsource = sqlite:a.db\nthis is not ini\n", "relay.ini:3", FERRY_EINVAL},
         {"[source a]\nsource=sqlite:a\n[source b]\nsource=sqlite:b\n[source c]\nsource=sqlite:c\n",
          "at most 2 sources", FERRY_EINVAL},
+        /* Two sources of one name would publish under the same ids. */
+        {"[source a]\nsource=sqlite:a\n[source b]\nsource=sqlite:b\n[source a]\ntable=t\n",
+         "relay.ini:6: [source a] appears twice", FERRY_EINVAL},
     };
     char dir[256], path[300];
     assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);

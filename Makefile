@@ -63,7 +63,7 @@ CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
-HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c
+HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 

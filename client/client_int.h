@@ -110,9 +110,10 @@ struct ferry_client {
     size_t nsubs;
     bool in_handler;
     long long last_send_ms;
-    bool ping_out;         /* a heartbeat ping was sent and nothing came back since */
-    long long ping_out_ms; /* when that ping was sent */
-    struct fy_rpc *rpc;    /* request/reply state (rpc.c), NULL until used */
+    long long last_recv_ms; /* anything from the broker, on this connection */
+    bool ping_out;          /* a heartbeat ping was sent and nothing came back since */
+    long long ping_out_ms;  /* when that ping was sent */
+    struct fy_rpc *rpc;     /* request/reply state (rpc.c), NULL until used */
 };
 
 /** A copy of @p s (NULL for NULL or out of memory); free(). */

@@ -203,7 +203,7 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
     }
     self->connected = true;
     self->ping_out = false;
-    self->last_send_ms = fy_mono_ms();
+    self->last_send_ms = self->last_recv_ms = fy_mono_ms();
     fy_conn_ok(&self->conn);
     bool again = self->ever_connected;
     self->ever_connected = true;
@@ -254,7 +254,13 @@ static void
 s_heartbeat(ferry_client_t *self)
 {
     long long now = fy_mono_ms();
-    if (now - self->last_send_ms < self->opts.heartbeat_ms)
+    /* A ping when we sent nothing for an interval (the broker keeps our
+     * consumers while it hears from us), and when we heard nothing for one
+     * (a client that keeps sending to a broker that died without a word, or
+     * behind a stalled network, would otherwise never notice). */
+    bool quiet = now - self->last_send_ms >= self->opts.heartbeat_ms;
+    bool deaf = now - self->last_recv_ms >= self->opts.heartbeat_ms && !self->ping_out;
+    if (!quiet && !deaf)
         return;
     fy_encoder_reset(self->enc);
     if (fy_encode_simple(self->enc, self->next_cid++, FY_OP_PING, NULL) == FERRY_OK)
@@ -322,8 +328,10 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
             fy_cli_lose(self, zmq_strerror(errno));
             continue;
         }
-        if (got > 0)
+        if (got > 0) {
             self->ping_out = false;
+            self->last_recv_ms = fy_mono_ms();
+        }
         if (got == 0) {
             /* The broker answers every ping: two heartbeats without a word
              * back means it is gone or hung. */
@@ -626,8 +634,10 @@ ferry_client_next_timeout_ms(const ferry_client_t *self)
         return 0;
     if (!self->connected)
         return 50;
-    long long idle = fy_mono_ms() - self->last_send_ms, hb = self->opts.heartbeat_ms;
-    long long t = hb - idle;
+    long long now = fy_mono_ms(), hb = self->opts.heartbeat_ms;
+    long long t = hb - (now - self->last_send_ms);
+    if (!self->ping_out && hb - (now - self->last_recv_ms) < t)
+        t = hb - (now - self->last_recv_ms); /* a deaf interval ends sooner: ping then */
     return t < 10 ? 10 : t > hb ? (int)hb : (int)t;
 }
 

@@ -86,8 +86,12 @@ test_consumers_that_never_read(void **state)
     fy_encoder_t *enc = fy_encoder_new();
     for (int i = 0; i < S_CONSUMERS; i++) {
         socks[i] = zmq_socket(ctx, ZMQ_DEALER);
-        int linger = 0;
+        /* Buffering little on their side: what they do not read stays in
+         * the broker's queues. */
+        int linger = 0, rcvhwm = 1, rcvbuf = 4096;
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(socks[i], ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+        zmq_setsockopt(socks[i], ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
         assert_int_equal(zmq_connect(socks[i], fx->d.endpoint), 0);
         char sub[8];
         snprintf(sub, sizeof sub, "s%d", i);
@@ -109,10 +113,14 @@ test_consumers_that_never_read(void **state)
     zmq_ctx_term(ctx);
     fy_encoder_destroy(&enc);
     assert_int_equal(ferry_client_ping(c), FERRY_OK);
+    /* What they held is given back: at most one consumer's bound (8 MiB)
+     * above the rest state is left (allocator slack, libzmq's own), never
+     * the 64 MiB that eight of them may hold. */
     long after = s_settled_kib(fx->d.pid);
-    if (after > held + 1024)
-        fail_msg("broker memory grew to %ld KiB after the consumers closed (%ld before)", after,
-                 held);
+    if (after > base + 8 * 1024)
+        fail_msg("broker memory %ld KiB after the consumers closed (%ld at rest, %ld while they "
+                 "were there)",
+                 after, base, held);
     fprintf(stderr,
             "broker anon memory: %ld KiB at rest, %ld with 8 stalled consumers, %ld "
             "after they closed (bound %ld)\n",

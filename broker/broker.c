@@ -11,6 +11,7 @@
  */
 #include "broker_int.h"
 
+#include <malloc.h> /* malloc_trim (glibc) */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,10 +533,33 @@ s_background_txn(fy_broker_t *self, long long now)
  * requests: when they cannot write (a full disk), no client's batch fails
  * for it; they are tried again every second and say so once a minute.
  * @return the milliseconds it took (the turn's requests waited as long). */
+/* Gives memory back to the system once consumers or slow clients that held
+ * much of it are gone: freed, it would otherwise stay in the allocator's
+ * arenas (32 KiB deliveries fragment them), and the broker's resident size
+ * would keep the high-water mark of its worst moment. At most once a second. */
+static void
+s_trim(fy_broker_t *self, long long now)
+{
+    size_t live = self->cons.nlive;
+    fy_peerq_stats_t ps;
+    fy_peerq_stats(self->peerq, &ps);
+    bool fewer = live < self->trim_live || ps.peers < self->trim_peers;
+    self->trim_live = live;
+    self->trim_peers = ps.peers;
+    if (fewer)
+        self->trim_due = true;
+    if (self->trim_due && now - self->trim_at >= 1000) {
+        malloc_trim(0);
+        self->trim_at = now;
+        self->trim_due = false;
+    }
+}
+
 static long long
 s_background(fy_broker_t *self)
 {
     long long now = fy_mono_ms();
+    s_trim(self, now);
     if (now < self->background_retry_ms) {
         self->sweep_more = false;
         return 0;

@@ -6,6 +6,7 @@
  */
 #include <sqlite3.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,8 @@ struct fr_source {
     ferry_header_t *hdr;
     char *text;
     size_t cap_rows, cap_hdr, cap_text, used_text, nhdr;
-    bool oom; /* the text arena could not grow during this read */
+    bool oom;      /* the text arena could not grow during this read */
+    char dir[512]; /* the database's folder: its file system's free space */
 };
 
 static fy_status_t
@@ -29,6 +31,27 @@ s_fail(sqlite3 *db, fy_err_t *err, const char *what)
 {
     return fy_err_set(err, FERRY_EIO, "sqlite: %s: %s", what,
                       db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* A failure that may be a full disk: SQLITE_FULL, or an I/O error on a file
+ * system with less than a MiB free (SQLite reports a shared-memory file it
+ * cannot grow as an I/O error). ESTORAGE_FULL with the free space, so that
+ * the relay waits for space instead of giving up; else as s_fail. */
+static fy_status_t
+s_fail_full(fr_source_t *s, int rc, fy_err_t *err, const char *what)
+{
+    struct statvfs v;
+    unsigned long long avail = 0;
+    bool known = s->dir[0] && statvfs(s->dir, &v) == 0;
+    if (known)
+        avail = (unsigned long long)v.f_bavail * v.f_frsize;
+    if ((rc & 0xff) == SQLITE_FULL ||
+        ((rc & 0xff) == SQLITE_IOERR && known && avail < (1u << 20))) {
+        return fy_err_set(err, FERRY_ESTORAGE_FULL,
+                          "sqlite: %s: the disk is full (%llu bytes free in %s): %s", what, avail,
+                          s->dir, s->db ? sqlite3_errmsg(s->db) : "");
+    }
+    return s_fail(s->db, err, what);
 }
 
 static void
@@ -97,6 +120,12 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
         return s_fail(NULL, err, "open");
+    const char *slash = strrchr(location, '/');
+    if (slash)
+        snprintf(s->dir, sizeof s->dir, "%.*s", (int)(slash - location + (slash == location)),
+                 location);
+    else
+        snprintf(s->dir, sizeof s->dir, ".");
     if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         s_fail(s->db, err, location);
         s_close(&s);
@@ -118,11 +147,16 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
              " one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL);"
              "INSERT INTO ferry_relay_identity(one, id) VALUES (1, '%s') ON CONFLICT DO NOTHING",
              ident);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fy_err_set(err, FERRY_EIO, "sqlite: %s", msg ? msg : "cannot prepare the position table");
+    int erc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (erc != SQLITE_OK) {
+        fy_status_t st = s_fail_full(s, sqlite3_extended_errcode(s->db), err,
+                                     "the position and identity tables");
+        if (st != FERRY_ESTORAGE_FULL)
+            fy_err_set(err, FERRY_EIO, "sqlite: %s",
+                       msg ? msg : "cannot prepare the position table");
         sqlite3_free(msg);
         s_close(&s);
-        return FERRY_EIO;
+        return st;
     }
     struct {
         sqlite3_stmt **st;
@@ -341,7 +375,7 @@ static fy_status_t
 s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return s_fail(s->db, err, "begin");
+        return s_fail_full(s, sqlite3_extended_errcode(s->db), err, "begin");
     sqlite3_reset(s->pos_set);
     sqlite3_bind_text(s->pos_set, 1, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->pos_set, 2, (sqlite3_int64)at.id);
@@ -354,13 +388,16 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
         sqlite3_reset(s->del);
     }
     if (rc != SQLITE_DONE) {
-        s_fail(s->db, err, "record the position");
+        fy_status_t st =
+            s_fail_full(s, sqlite3_extended_errcode(s->db), err, "record the position");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return FERRY_EIO;
+        return st;
     }
-    return sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
-               ? 0
-               : s_fail(s->db, err, "commit the position");
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return FERRY_OK;
+    fy_status_t st = s_fail_full(s, sqlite3_extended_errcode(s->db), err, "commit the position");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* a failed COMMIT leaves it open */
+    return st;
 }
 
 static fy_status_t

@@ -498,6 +498,35 @@ s_turn(s_relay_t *r)
     return r->trouble ? 1 : 0;
 }
 
+/* Opens the source; while its disk is full (it cannot make what it needs
+ * there), waits for space and tries again - every second at first, then
+ * every 30 s - saying so at warn at once and every minute, at error once it
+ * lasts stuck_error_ms. Any other failure is returned as it is. */
+static fy_status_t
+s_open_waiting(s_relay_t *r, const fr_source_args_t *args, atomic_int *stop, fy_err_t *err)
+{
+    const fr_config_t *cfg = r->cfg;
+    long long since = fy_mono_ms(), logged = 0;
+    int wait = 1000;
+    for (;;) {
+        fy_status_t st = cfg->ops->open(args, &r->src, err);
+        if (st != FERRY_ESTORAGE_FULL || atomic_load(stop))
+            return st;
+        long long now = fy_mono_ms();
+        if (!logged || now - logged >= 60000) {
+            bool overdue = now - since >= cfg->stuck_error_ms;
+            s_log(cfg, overdue ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                  "cannot open the source, waiting",
+                  "source=%s location=%s code=%s for_s=%.1f detail=\"%s\"", cfg->ops->kind,
+                  cfg->location, ferry_errname(st), (double)(now - since) / 1000.0, err->msg);
+            logged = now;
+        }
+        for (int t = 0; t < wait && !atomic_load(stop); t += 50)
+            fy_sleep_ms(50);
+        wait = wait * 2 > 30000 ? 30000 : wait * 2;
+    }
+}
+
 int
 fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
 {
@@ -515,7 +544,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
                              .delete_rows = cfg->delete_published,
                              .env = cfg->env};
     bool moved = false;
-    fy_status_t opened = cfg->ops->open(&args, &r->src, &err);
+    fy_status_t opened = s_open_waiting(r, &args, stop, &err);
     if (opened == FERRY_OK) {
         snprintf(r->name, sizeof r->name, "%s", cfg->ops->name(r->src));
         if (cfg->rename_from && *cfg->rename_from)

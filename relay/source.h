@@ -59,7 +59,8 @@ typedef struct fr_source_ops {
     const char *kind; /* "sqlite", "lmdb", ... */
     /* Every call returns FERRY_OK, or a status with a sentence in @p err
      * (FERRY_EINVAL: the settings cannot work; FERRY_EIO: the store failed,
-     * a later call may succeed). */
+     * a later call may succeed; FERRY_ESTORAGE_FULL: the store's disk is
+     * full - the relay waits for space, at open too). */
     /** Opens the source. */
     fy_status_t (*open)(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err);
     /** The last position recorded as published ({0, 0}: none). */

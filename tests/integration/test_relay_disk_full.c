@@ -1,0 +1,221 @@
+/*
+ * test_relay_disk_full.c - ferry-relay on a full file system (issue 15): a
+ * service's SQLite outbox on a real 8 MiB tmpfs, filled to the last block.
+ * Under a running relay, the rows committed before it filled are published
+ * (reading needs no space) but the position cannot be recorded: the relay
+ * says so at warn (ESTORAGE_FULL, the free space), keeps going, publishes
+ * nothing twice and loses nothing, and records the position once space is
+ * freed, without a restart. Started on a full disk, the relay cannot open
+ * the database (SQLite needs room for its shared memory): it says so and
+ * waits, and with space it opens and publishes every row once.
+ *
+ * It mounts the tmpfs, so it runs as root (CI does).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "harness.h"
+
+typedef struct {
+    fy_fx_t *fx;
+    char mnt[200];
+    bool mounted;
+} s_fx_t;
+
+static int
+s_setup(void **state)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_relay_disk_full mounts a tmpfs: run it as root (CI does)\n");
+        return -1;
+    }
+    s_fx_t *fx = calloc(1, sizeof *fx);
+    void *inner = NULL;
+    if (!fx || fy_fx_setup(&inner) != 0 || fy_tmpdir(fx->mnt, sizeof fx->mnt) != 0)
+        return -1;
+    fx->fx = inner;
+    char cmd[400], out[256];
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=8m ferry-test '%s' 2>&1", fx->mnt);
+    if (fy_run(cmd, out, sizeof out) != 0) {
+        fprintf(stderr, "test_relay_disk_full: cannot mount a tmpfs: %s\n", out);
+        return -1;
+    }
+    fx->mounted = true;
+    *state = fx;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    s_fx_t *fx = *state;
+    if (!fx)
+        return 0;
+    if (fx->mounted) {
+        char cmd[400], out[256];
+        snprintf(cmd, sizeof cmd, "umount -l '%s' 2>&1", fx->mnt);
+        fy_run(cmd, out, sizeof out);
+    }
+    fy_rmtree(fx->mnt);
+    void *inner = fx->fx;
+    fy_fx_teardown(&inner);
+    free(fx);
+    return 0;
+}
+
+static int
+s_position(const char *db)
+{
+    char cmd[600], out[64] = "";
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"SELECT COALESCE(MAX(last_id), 0) FROM ferry_relay_position\"", db);
+    return fy_run(cmd, out, sizeof out) == 0 ? atoi(out) : -1;
+}
+
+/* The service inserts rows @p from .. @p to into its outbox. */
+static void
+s_insert(const char *db, int from, int to)
+{
+    char cmd[1200], out[64];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n "
+             "WHERE i < %d) INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
+             "SELECT 'orders', 'o-' || (i %% 10), 'placed', CAST('row-' || i AS BLOB) FROM n\"",
+             db, from, to);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+}
+
+/* Fills the file system with @p filler, to the last block. */
+static void
+s_fill(const char *filler, const char *mnt)
+{
+    char cmd[800], out[64];
+    snprintf(cmd, sizeof cmd,
+             "(dd if=/dev/zero of='%s' bs=64k 2>/dev/null; true) && df --output=avail -B1 '%s' | "
+             "tail -1",
+             filler, mnt);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_true(atol(out) < 65536);
+}
+
+/* Waits (up to 20 s) for a line of @p log with @p needle; returns it. */
+static void
+s_wait_line(const char *log, const char *needle, char *out, size_t cap)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "for i in $(seq 400); do grep -q '%s' '%s' && break; sleep 0.05; done; grep '%s' "
+             "'%s' | head -1",
+             needle, log, needle, log);
+    assert_int_equal(fy_run(cmd, out, cap), 0);
+    if (!strstr(out, "level="))
+        fail_msg("no line '%s' in %s", needle, log);
+}
+
+static uint64_t
+s_count(s_fx_t *fx)
+{
+    ferry_topic_info_t info = {0};
+    return ferry_client_info(fx->fx->c, "orders", &info) == FERRY_OK ? info.messages : 0;
+}
+
+static int
+s_relay(s_fx_t *fx, const char *db, const char *log)
+{
+    char source[400];
+    snprintf(source, sizeof source, "sqlite:%s", db);
+    /* Idle reads 2 s apart: rows written just before the disk fills are
+     * read after it is full. */
+    const char *argv[] = {
+        getenv("FERRY_RELAY"), "--source", source, "--broker", fx->fx->d.endpoint, "--name", "full",
+        "--poll-ms",           "2000",     NULL};
+    int pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void
+test_relay_on_a_full_disk(void **state)
+{
+    s_fx_t *fx = *state;
+    enum { ROWS = 2000 };
+    char db[300], filler[300], log[300], cmd[1200], out[512];
+    snprintf(db, sizeof db, "%s/app.db", fx->mnt);
+    snprintf(filler, sizeof filler, "%s/filler", fx->mnt);
+    snprintf(log, sizeof log, "%s.relay.log", fx->mnt); /* beside the tmpfs, not on it */
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' < '%s/outbox-relay/sql/sqlite.sql' >/dev/null && '%s' --setup "
+             "--source 'sqlite:%s' --name full >/dev/null",
+             db, getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".", getenv("FERRY_RELAY"), db);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+
+    /* 1. The disk fills under a running relay: rows committed just before
+     * are published, the position cannot be recorded, and it says why. */
+    int pid = s_relay(fx, db, log);
+    s_wait_line(log, "msg=\"relay started\"", out, sizeof out);
+    s_insert(db, 1, ROWS);
+    s_fill(filler, fx->mnt);
+    long long until = fy_now_ms() + 20000;
+    while (s_count(fx) < ROWS && fy_now_ms() < until)
+        fy_sleep_ms(10);
+    assert_int_equal(s_count(fx), ROWS);
+    s_wait_line(log, "msg=\"cannot record the position\"", out, sizeof out);
+    assert_non_null(strstr(out, "level=warn"));
+    assert_non_null(strstr(out, "code=ESTORAGE_FULL"));
+    assert_non_null(strstr(out, "the disk is full"));
+    assert_int_equal(s_position(db), 0);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+    /* Space again: the position is recorded, without a restart. */
+    assert_int_equal(unlink(filler), 0);
+    until = fy_now_ms() + 20000;
+    while (s_position(db) != ROWS && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(s_position(db), ROWS);
+    assert_int_equal(s_count(fx), ROWS); /* nothing twice */
+    fy_kill_wait(pid, SIGTERM);
+
+    /* 2. The relay starts on a full disk: it cannot open the database
+     * (SQLite needs room for its shared memory), says so and waits; with
+     * space it opens and publishes every row once. */
+    s_insert(db, ROWS + 1, 2 * ROWS);
+    s_fill(filler, fx->mnt);
+    pid = s_relay(fx, db, log);
+    s_wait_line(log, "msg=\"cannot open the source, waiting\"", out, sizeof out);
+    assert_non_null(strstr(out, "code=ESTORAGE_FULL"));
+    fy_sleep_ms(200);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* waiting, not gone */
+    assert_int_equal(s_count(fx), ROWS);
+    assert_int_equal(unlink(filler), 0);
+    until = fy_now_ms() + 40000;
+    while (s_position(db) != 2 * ROWS && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(s_position(db), 2 * ROWS);
+    assert_int_equal(s_count(fx), 2 * ROWS);
+    fy_kill_wait(pid, SIGTERM);
+    snprintf(cmd, sizeof cmd, "grep -c 'cannot record the position' '%s'", log);
+    fy_run(cmd, out, sizeof out);
+    printf("relay on a full disk: %d rows, each published once; %d warn lines while full\n",
+           2 * ROWS, atoi(out));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_relay_on_a_full_disk, s_setup, s_teardown),
+    };
+    if (getenv("FERRY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
+    return cmocka_run_group_tests_name("relay_disk_full", tests, NULL, NULL);
+}

@@ -43,17 +43,9 @@ typedef struct {
 static int
 s_setup(void **state)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_disk_full mounts a tmpfs: run it as root (CI does)\n");
-        return -1;
-    }
     s_fx_t *fx = calloc(1, sizeof *fx);
-    if (!fx || fy_tmpdir(fx->mnt, sizeof fx->mnt) != 0)
-        return -1;
-    char cmd[400], out[256];
-    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=64m ferry-test '%s' 2>&1", fx->mnt);
-    if (fy_run(cmd, out, sizeof out) != 0) {
-        fprintf(stderr, "test_disk_full: cannot mount a tmpfs: %s\n", out);
+    if (!fx || fy_tmpfs_mount(fx->mnt, sizeof fx->mnt, "64m") != 0) {
+        free(fx);
         return -1;
     }
     fx->mounted = true;
@@ -78,12 +70,8 @@ s_teardown(void **state)
         return 0;
     if (fx->d.pid)
         fy_ferryd_signal(&fx->d, SIGKILL);
-    if (fx->mounted) {
-        char cmd[400], out[256];
-        snprintf(cmd, sizeof cmd, "umount '%s' 2>&1", fx->mnt);
-        fy_run(cmd, out, sizeof out);
-    }
-    fy_rmtree(fx->mnt);
+    if (fx->mounted)
+        fy_tmpfs_unmount(fx->mnt);
     free(fx);
     return 0;
 }

@@ -36,21 +36,13 @@ typedef struct {
 static int
 s_setup(void **state)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "test_relay_disk_full mounts a tmpfs: run it as root (CI does)\n");
-        return -1;
-    }
     s_fx_t *fx = calloc(1, sizeof *fx);
     void *inner = NULL;
-    if (!fx || fy_fx_setup(&inner) != 0 || fy_tmpdir(fx->mnt, sizeof fx->mnt) != 0)
+    if (!fx || fy_fx_setup(&inner) != 0)
         return -1;
     fx->fx = inner;
-    char cmd[400], out[256];
-    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=8m ferry-test '%s' 2>&1", fx->mnt);
-    if (fy_run(cmd, out, sizeof out) != 0) {
-        fprintf(stderr, "test_relay_disk_full: cannot mount a tmpfs: %s\n", out);
+    if (fy_tmpfs_mount(fx->mnt, sizeof fx->mnt, "8m") != 0)
         return -1;
-    }
     fx->mounted = true;
     *state = fx;
     return 0;
@@ -62,12 +54,8 @@ s_teardown(void **state)
     s_fx_t *fx = *state;
     if (!fx)
         return 0;
-    if (fx->mounted) {
-        char cmd[400], out[256];
-        snprintf(cmd, sizeof cmd, "umount -l '%s' 2>&1", fx->mnt);
-        fy_run(cmd, out, sizeof out);
-    }
-    fy_rmtree(fx->mnt);
+    if (fx->mounted)
+        fy_tmpfs_unmount(fx->mnt);
     void *inner = fx->fx;
     fy_fx_teardown(&inner);
     free(fx);

@@ -203,3 +203,31 @@ fy_http(int port, const char *method, const char *path, char *out, size_t cap)
     close(fd);
     return 0;
 }
+
+int
+fy_tmpfs_mount(char *dir, size_t cap, const char *size)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "mounting a tmpfs needs root (CI runs as root)\n");
+        return -1;
+    }
+    if (fy_tmpdir(dir, cap) != 0)
+        return -1;
+    char cmd[400], out[256];
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=%s ferry-test '%s' 2>&1", size, dir);
+    if (fy_run(cmd, out, sizeof out) != 0) {
+        fprintf(stderr, "cannot mount a tmpfs on %s: %s\n", dir, out);
+        fy_rmtree(dir);
+        return -1;
+    }
+    return 0;
+}
+
+void
+fy_tmpfs_unmount(const char *dir)
+{
+    char cmd[400], out[256];
+    snprintf(cmd, sizeof cmd, "umount -l '%s' 2>&1", dir);
+    fy_run(cmd, out, sizeof out);
+    fy_rmtree(dir);
+}

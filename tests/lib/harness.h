@@ -49,6 +49,13 @@ int fy_http(int port, const char *method, const char *path, char *out, size_t ca
  *  @return the exit status (0-255), or -1. */
 int fy_run(const char *cmdline, char *out, size_t cap);
 
+/** Mounts a tmpfs of @p size ("64m") on a fresh temporary directory (into
+ *  @p dir): a real small file system to fill. Needs root (CI is); says why
+ *  on stderr when it cannot. @return 0, or -1. */
+int fy_tmpfs_mount(char *dir, size_t cap, const char *size);
+/** Unmounts what fy_tmpfs_mount made and removes the directory. */
+void fy_tmpfs_unmount(const char *dir);
+
 /** Starts @p argv (argv[0] the program's path; NULL-terminated) in the
  *  background with stdout and stderr appended to @p log; it is killed if the
  *  calling thread ends. @return its pid, or -1. */

@@ -95,7 +95,7 @@ PUBLIC_HEADERS := $(wildcard include/*.h)
 
 .PHONY: all deps deps-run deps-build deps-test deps-bench check-pkgs run test test-run \
         examples benches check-asan check-valgrind valgrind bench bench-run bench-profile \
-        install uninstall clean help format fuzz fuzz-run fuzz-seeds deps-fuzz
+        install uninstall clean help format fuzz fuzz-run fuzz-seeds deps-fuzz soak
 
 all: check-pkgs $(PROGRAMS)
 
@@ -111,6 +111,7 @@ help:
 	@echo "make check-asan      every test under AddressSanitizer + UBSan"
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
 	@echo "make fuzz            each fuzz target under libFuzzer for FUZZ_SECONDS (default 60)"
+	@echo "make soak            mixed load with random kills for SOAK_MINUTES (default 5), then a verdict"
 	@echo "make bench           Ferry vs Redis Streams (W1-W3, backlog) into bench/results/DATE.tsv,"
 	@echo "                     then publish, queue, pending-set and event benchmarks (bench/README.md)"
 	@echo "make bench-profile   W1 with ferryd under perf; top functions in bench/results/DATE-profile/"
@@ -248,6 +249,16 @@ test-run: all examples benches $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
 check-asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
+
+# make soak: mixed load for SOAK_MINUTES with every process killed at random
+# (tests/soak/soak.c); prints throughput, RSS and file size over time, then
+# the history checker's verdict.
+SOAK_MINUTES ?= 5
+INC_soak = $(INC_proto) -Itests/lib
+$(BUILD)/tests/soak: $(call obj,tests/soak/soak.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
+soak: deps-test
+	@$(MAKE) --no-print-directory $(BUILD)/ferryd $(BUILD)/ferry-relay $(BUILD)/tests/soak
+	$(TEST_ENV) SOAK_MINUTES=$(SOAK_MINUTES) $(BUILD)/tests/soak
 
 # make fuzz: every target under libFuzzer (clang), ASan and UBSan, for
 # FUZZ_SECONDS each, on its corpus (which grows); crashes land in build/fuzz/.

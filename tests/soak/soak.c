@@ -2,8 +2,8 @@
  * soak.c - Ferry under mixed load for a long time, with every process killed
  * at random (issue 15; `make soak SOAK_MINUTES=N`, not part of make test).
  *
- * - a producer publishes 256-byte messages with ids into a work queue, as
- *   fast as its window allows, and records every confirm;
+ * - a producer publishes 256-byte messages with ids into a work queue, 20,000
+ *   a second, and records every confirm;
  * - a push consumer acks what it gets (acked messages leave the queue, so
  *   the store stays bounded) and records every delivery;
  * - a service writes 1,000 outbox rows a second into SQLite, and ferry-relay
@@ -34,7 +34,8 @@
 #include "clock.h"
 #include "harness.h"
 
-#define S_MAX (50u * 1000 * 1000) /* messages at most (bitmaps) */
+#define S_MAX  (200u * 1000 * 1000) /* messages at most (bitmaps) */
+#define S_RATE 20000                /* publishes a second: a steady load, not a race */
 
 static atomic_int s_stop_load, s_stop_consumer;
 static atomic_ullong s_published, s_confirmed, s_delivered, s_dups, s_rows;
@@ -73,7 +74,15 @@ s_producer(void *arg)
     ferry_client_t *c = s_client(5000);
     char payload[256];
     memset(payload, 'p', sizeof payload);
+    long long start = fy_now_ms();
     for (uint64_t k = 0; k < S_MAX && !atomic_load(&s_stop_load);) {
+        if (k % 100 == 0) { /* on schedule: S_RATE a second */
+            long long due = start + (long long)(k / (S_RATE / 1000));
+            if (due > fy_now_ms()) {
+                ferry_client_poll(c, (int)(due - fy_now_ms()));
+                continue;
+            }
+        }
         char id[24];
         snprintf(id, sizeof id, "m%llu", (unsigned long long)k);
         ferry_message_t m = {.data = payload, .len = sizeof payload, .id = id};

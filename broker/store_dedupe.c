@@ -101,7 +101,8 @@ fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
         memcpy(dkey + 8, v.mv_data, v.mv_size);
         MDB_val dk = {8 + v.mv_size, dkey}, dv;
         rc = mdb_get(self->txn, self->dedupe, &dk, &dv);
-        if (rc == 0 && dv.mv_size == 16 && fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
+        if (rc == 0 && (dv.mv_size == S_DEDUPE_V2 || dv.mv_size == S_DEDUPE_V3) &&
+            fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
             rc = mdb_del(self->txn, self->dedupe, &dk, NULL);
         else if (rc == MDB_NOTFOUND || rc == 0)
             rc = 0;

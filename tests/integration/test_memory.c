@@ -10,6 +10,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,7 +119,11 @@ test_consumers_that_never_read(void **state)
     /* Unbounded, it would hold 8 x 1000 x 32 KiB = 250 MiB; bounded, at most
      * 8 x (8 MiB + one delivery of 512 KiB) beyond what it had. */
     long bound = base + S_CONSUMERS * (8 * 1024 + 512) + 16 * 1024;
-    if (held > bound)
+    /* A sanitizer build's allocator (ASan's quarantine, its own arenas) is
+     * not the one these bounds are about: there the numbers are printed,
+     * and the promises are checked on the normal build (make test). */
+    bool sanitized = getenv("FERRY_SAN") && *getenv("FERRY_SAN");
+    if (!sanitized && held > bound)
         fail_msg("broker memory %ld KiB with 8 consumers that do not read; bound %ld KiB (base "
                  "%ld)",
                  held, bound, base);
@@ -142,7 +147,7 @@ test_consumers_that_never_read(void **state)
      * above the rest state is left (allocator slack, libzmq's own), never
      * the 64 MiB that eight of them may hold. */
     long after = s_settled_kib(fx->d.pid);
-    if (after > base + 8 * 1024)
+    if (!sanitized && after > base + 8 * 1024)
         fail_msg("broker memory %ld KiB after the consumers closed (%ld at rest, %ld while they "
                  "were there)",
                  after, base, held);

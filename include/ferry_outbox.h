@@ -108,7 +108,7 @@ typedef struct ferry_outbox_relay ferry_outbox_relay_t;
 typedef struct ferry_outbox_relay_config {
     const char *broker;         /**< ferryd endpoint; NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
     const char *name;           /**< position key and message id prefix; NULL:
-                                     "lmdb-XXXXXXXX" from an identity kept in the
+                                     "lmdb-<identity>", 8 hex digits kept in the
                                      environment ("lmdb" where a position was
                                      recorded under that older default) */
     const char *topic_template; /**< NULL: "{aggregate_type}" */

@@ -42,7 +42,7 @@ s_usage(FILE *out)
             "                           options given as well override the file\n"
             "  --table NAME             outbox table (default outbox)\n"
             "  --name NAME              source name: position key and message id prefix\n"
-            "                           (default: KIND-XXXXXXXX, from an identity kept in\n"
+            "                           (default: KIND-<identity>, 8 hex digits kept in\n"
             "                           the outbox database; KIND alone where a position\n"
             "                           was recorded under it by an older ferry-relay)\n"
             "  --rename-from OLD        move the position recorded under OLD to --name:\n"

@@ -38,20 +38,10 @@ s_sanitized(void)
     return getenv("FERRY_SAN") && *getenv("FERRY_SAN");
 }
 
-/* The broker's resident memory in KiB. */
 static long
 s_rss_kib(int pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
+    return fy_proc_kib(pid, "VmRSS");
 }
 
 static ferry_msg_action_t

@@ -28,20 +28,10 @@
 #define S_MESSAGES  1000
 #define S_SIZE      (32u << 10)
 
-/* The broker's anonymous memory (heap, ZeroMQ's queues), in KiB. */
 static long
 s_anon_kib(int pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
+    return fy_proc_kib(pid, "RssAnon");
 }
 
 /* Waits until the broker's memory stops growing (two readings 300 ms apart

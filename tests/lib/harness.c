@@ -231,3 +231,21 @@ fy_tmpfs_unmount(const char *dir)
     fy_run(cmd, out, sizeof out);
     fy_rmtree(dir);
 }
+
+long
+fy_proc_kib(int pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kib = atol(line + n + 1);
+            break;
+        }
+    if (f)
+        fclose(f);
+    return kib;
+}

@@ -49,6 +49,9 @@ int fy_http(int port, const char *method, const char *path, char *out, size_t ca
  *  @return the exit status (0-255), or -1. */
 int fy_run(const char *cmdline, char *out, size_t cap);
 
+/** A memory field of /proc/@p pid/status in KiB ("VmRSS", "RssAnon"), or -1. */
+long fy_proc_kib(int pid, const char *field);
+
 /** Mounts a tmpfs of @p size ("64m") on a fresh temporary directory (into
  *  @p dir): a real small file system to fill. Needs root (CI is); says why
  *  on stderr when it cannot. @return 0, or -1. */

@@ -28,7 +28,7 @@ typedef struct {
     uint8_t id[256];
     size_t id_len;
     s_fifo_t held, parked;
-    uint64_t held_bytes, parked_bytes;
+    uint64_t held_bytes; /* what the held replies cost; the bound applies to it */
 } s_peer_t;
 
 struct fy_peerq {
@@ -139,20 +139,21 @@ fy_peerq_blocked(const fy_peerq_t *q, const void *id, size_t id_len)
     return p && (p->parked.count > 0 || p->held_bytes >= q->hold_max);
 }
 
-/* Appends an entry of @p n frames moved from @p frames. */
-static int
-s_push(s_fifo_t *f, zmq_msg_t *frames, size_t n, uint64_t *bytes)
+/* Appends an entry of @p n frames moved from @p frames.
+ * @return what it costs in bytes, 0 when out of memory. */
+static uint64_t
+s_push(s_fifo_t *f, zmq_msg_t *frames, size_t n)
 {
     if (f->head > 0 && f->head + f->count == f->cap) { /* slide to the front */
         memmove(f->e, f->e + f->head, f->count * sizeof *f->e);
         f->head = 0;
     }
     if (!fy_grow(&f->e, &f->cap, f->head + f->count + 1, sizeof *f->e, 64))
-        return -1;
+        return 0;
     s_entry_t *e = &f->e[f->head + f->count];
     e->frames = malloc(n * sizeof *e->frames);
     if (!e->frames)
-        return -1;
+        return 0;
     e->n = n;
     e->bytes = 64; /* the entry itself */
     for (size_t i = 0; i < n; i++) {
@@ -161,8 +162,7 @@ s_push(s_fifo_t *f, zmq_msg_t *frames, size_t n, uint64_t *bytes)
         e->bytes += zmq_msg_size(&e->frames[i]) + 64;
     }
     f->count++;
-    *bytes += e->bytes;
-    return 0;
+    return e->bytes;
 }
 
 int
@@ -171,9 +171,10 @@ fy_peerq_hold(fy_peerq_t *q, const void *id, size_t id_len, zmq_msg_t *frames, s
     s_peer_t *p = s_find_or_add(q, id, id_len);
     if (!p)
         return -1;
-    int rc = s_push(&p->held, frames, n, &p->held_bytes);
+    uint64_t bytes = s_push(&p->held, frames, n);
+    p->held_bytes += bytes;
     s_maybe_remove(q, (size_t)(p - q->peers));
-    return rc;
+    return bytes ? 0 : -1;
 }
 
 int
@@ -184,9 +185,9 @@ fy_peerq_park(fy_peerq_t *q, const void *id, size_t id_len, zmq_msg_t *frames, s
         return -1;
     if (p->parked.count >= FY_PEERQ_PARK_MAX)
         return 1;
-    int rc = s_push(&p->parked, frames, n, &p->parked_bytes);
+    uint64_t bytes = s_push(&p->parked, frames, n);
     s_maybe_remove(q, (size_t)(p - q->peers));
-    return rc;
+    return bytes ? 0 : -1;
 }
 
 /* Sends one held reply; 1 sent, 0 the pipe is full, -1 the peer is gone. */
@@ -248,7 +249,6 @@ fy_peerq_unpark(fy_peerq_t *q, size_t max, int (*take)(void *user, zmq_msg_t *fr
             s_entry_t *e = &p->parked.e[p->parked.head];
             if (take(user, e->frames, e->n) != 0)
                 return taken;
-            p->parked_bytes -= e->bytes;
             s_entry_free(e);
             p->parked.head++;
             p->parked.count--;
@@ -271,6 +271,5 @@ fy_peerq_stats(const fy_peerq_t *q, fy_peerq_stats_t *out)
         out->held_replies += p->held.count;
         out->held_bytes += p->held_bytes;
         out->parked_requests += p->parked.count;
-        out->parked_bytes += p->parked_bytes;
     }
 }

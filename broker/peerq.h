@@ -33,9 +33,9 @@
 typedef struct fy_peerq fy_peerq_t;
 
 typedef struct fy_peerq_stats {
-    uint64_t held_replies, held_bytes;      /* waiting to be sent */
-    uint64_t parked_requests, parked_bytes; /* waiting to be handled */
-    uint64_t peers;                         /* peers with either */
+    uint64_t held_replies, held_bytes; /* waiting to be sent */
+    uint64_t parked_requests;          /* waiting to be handled */
+    uint64_t peers;                    /* peers with either */
 } fy_peerq_stats_t;
 
 /** A queue holding up to @p hold_max bytes of replies per peer before the

@@ -54,10 +54,42 @@ s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
     }
 }
 
-/* Starts ferryd on d's directory, under the power-cut library with the
- * given settings (NULL: a plain start). */
+/* Sets the power-cut environment (powercut.h) for the next program started:
+ * files below @p dir, @p mode "all" or "random", a cut at sync point
+ * @p at_sync (0: only on a signal; @p fsync_only: count fsyncs only), the
+ * report appended to @p report. @p dir NULL clears it all. */
 static void
-s_start(fy_ferryd_t *d, const char *bin, const char *mode, const char *at_sync, bool fsync_only,
+s_powercut_env(const char *dir, const char *mode, int at_sync, bool fsync_only, unsigned seed,
+               const char *report)
+{
+    static const char *const vars[] = {"LD_PRELOAD",     "POWERCUT_DIR",    "POWERCUT_MODE",
+                                       "POWERCUT_SEED",  "POWERCUT_REPORT", "POWERCUT_AT_SYNC",
+                                       "POWERCUT_COUNT", "ASAN_OPTIONS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    if (!dir)
+        return;
+    char num[32];
+    setenv("LD_PRELOAD", getenv("FERRY_POWERCUT"), 1);
+    setenv("POWERCUT_DIR", dir, 1);
+    setenv("POWERCUT_MODE", mode, 1);
+    snprintf(num, sizeof num, "%u", seed);
+    setenv("POWERCUT_SEED", num, 1);
+    setenv("POWERCUT_REPORT", report, 1);
+    if (at_sync) {
+        snprintf(num, sizeof num, "%d", at_sync);
+        setenv("POWERCUT_AT_SYNC", num, 1);
+    }
+    if (fsync_only)
+        setenv("POWERCUT_COUNT", "fsync", 1);
+    /* A sanitized program accepts a library loaded before its runtime. */
+    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+}
+
+/* Starts ferryd (@p bin, NULL: $FERRYD) on d's directory, under the
+ * power-cut library with the given settings (@p mode NULL: a plain start). */
+static void
+s_start(fy_ferryd_t *d, const char *bin, const char *mode, int at_sync, bool fsync_only,
         unsigned seed)
 {
     if (!d->dir[0])
@@ -68,32 +100,13 @@ s_start(fy_ferryd_t *d, const char *bin, const char *mode, const char *at_sync, 
     if (bin)
         setenv("FERRYD", bin, 1);
     if (mode) {
-        char report[400], s[32];
+        char report[400], data[300];
         snprintf(report, sizeof report, "%s.powercut", d->dir);
-        snprintf(s, sizeof s, "%u", seed);
-        setenv("LD_PRELOAD", getenv("FERRY_POWERCUT"), 1);
-        char data[300];
         snprintf(data, sizeof data, "%s/data", d->dir); /* not the log beside it */
-        setenv("POWERCUT_DIR", data, 1);
-        setenv("POWERCUT_MODE", mode, 1);
-        setenv("POWERCUT_SEED", s, 1);
-        setenv("POWERCUT_REPORT", report, 1);
-        if (at_sync)
-            setenv("POWERCUT_AT_SYNC", at_sync, 1);
-        if (fsync_only)
-            setenv("POWERCUT_COUNT", "fsync", 1);
-        /* A sanitized ferryd accepts a library loaded before its runtime. */
-        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        s_powercut_env(data, mode, at_sync, fsync_only, seed, report);
     }
     int rc = fy_ferryd_start(d);
-    unsetenv("LD_PRELOAD");
-    unsetenv("POWERCUT_DIR");
-    unsetenv("POWERCUT_MODE");
-    unsetenv("POWERCUT_SEED");
-    unsetenv("POWERCUT_REPORT");
-    unsetenv("POWERCUT_AT_SYNC");
-    unsetenv("POWERCUT_COUNT");
-    unsetenv("ASAN_OPTIONS");
+    s_powercut_env(NULL, NULL, 0, false, 0, NULL);
     setenv("FERRYD", saved_bin, 1);
     assert_int_equal(rc, 0);
 }
@@ -340,16 +353,15 @@ test_confirms_survive_power_cuts(void **state)
          * (LMDB's meta page write, O_DSYNC, counts too). */
         const char *mode = r / 2 % 2 ? "random" : "all";
         bool by_sync = r % 2 == 1, fsync_only = r % 4 == 1;
-        char at_sync[16];
-        snprintf(at_sync, sizeof at_sync, "%d", 20 + rand() % 100);
-        s_start(d, NULL, mode, by_sync ? at_sync : NULL, fsync_only, (unsigned)rand());
+        int at_sync = by_sync ? 20 + rand() % 100 : 0;
+        s_start(d, NULL, mode, at_sync, fsync_only, (unsigned)rand());
         size_t cut_after = by_sync ? 0 : 500 + (size_t)(rand() % 3000);
         s_run_until_cut(d, &h, cut_after);
         long long before = reverted_total;
         assert_int_equal(s_cuts(s_report(d), r + 1, &reverted_total), r + 1);
         if (fsync_only) /* cut before an fsync, all lost: what it was to sync is gone */
             assert_true(reverted_total > before);
-        s_start(d, NULL, NULL, NULL, false, 0); /* the broker opens on what is left */
+        s_start(d, NULL, NULL, 0, false, 0); /* the broker opens on what is left */
         printf("cut %d (%s, %s): %llu published so far, %lld unsynced writes lost\n", r + 1, mode,
                !by_sync     ? "by signal"
                : fsync_only ? "at an fsync"
@@ -374,41 +386,16 @@ test_a_missing_sync_is_caught(void **state)
     fy_ferryd_t *d = *state;
     s_history_t h = {.seq_of = calloc(S_MAX_MSGS, sizeof(uint64_t)),
                      .acked_seq = calloc(S_MAX_MSGS, 1)};
-    s_start(d, getenv("FERRYD_NOSYNC"), "all", NULL, false, 1);
+    s_start(d, getenv("FERRYD_NOSYNC"), "all", 0, false, 1);
     s_run_until_cut(d, &h, 2000);
     long long reverted;
     assert_int_equal(s_cuts(s_report(d), 1, &reverted), 1);
     assert_true(reverted > 0);
-    s_start(d, NULL, NULL, NULL, false, 0);
+    s_start(d, NULL, NULL, 0, false, 0);
     assert_true(s_check(d, &h) > 0);
     fy_ferryd_signal(d, SIGTERM);
     free(h.seq_of);
     free(h.acked_seq);
-}
-
-/* Sets the power-cut environment for the next program started (NULL:
- * clears it). */
-static void
-s_powercut_env(const char *dir, const char *mode, int at_sync, unsigned seed, const char *report)
-{
-    if (!dir) {
-        const char *vars[] = {"LD_PRELOAD",     "POWERCUT_DIR",    "POWERCUT_MODE",
-                              "POWERCUT_SEED",  "POWERCUT_REPORT", "POWERCUT_AT_SYNC",
-                              "POWERCUT_COUNT", "ASAN_OPTIONS"};
-        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-            unsetenv(vars[i]);
-        return;
-    }
-    char num[32];
-    setenv("LD_PRELOAD", getenv("FERRY_POWERCUT"), 1);
-    setenv("POWERCUT_DIR", dir, 1);
-    setenv("POWERCUT_MODE", mode, 1);
-    snprintf(num, sizeof num, "%u", seed);
-    setenv("POWERCUT_SEED", num, 1);
-    setenv("POWERCUT_REPORT", report, 1);
-    snprintf(num, sizeof num, "%d", at_sync);
-    setenv("POWERCUT_AT_SYNC", num, 1);
-    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
 }
 
 static int
@@ -472,9 +459,10 @@ test_relay_position_survives_power_cuts(void **state)
                  db, rows + 1, rows + PER_ROUND);
         assert_int_equal(fy_run(cmd, out, sizeof out), 0);
         rows += PER_ROUND;
-        s_powercut_env(dir, r % 2 ? "random" : "all", 1 + rand() % 3, (unsigned)rand(), report);
+        s_powercut_env(dir, r % 2 ? "random" : "all", 1 + rand() % 3, false, (unsigned)rand(),
+                       report);
         int pid = s_relay(d, db, log);
-        s_powercut_env(NULL, NULL, 0, 0, NULL);
+        s_powercut_env(NULL, NULL, 0, false, 0, NULL);
         int status = 0;
         long long until = fy_now_ms() + 30000;
         while (waitpid(pid, &status, WNOHANG) == 0 && fy_now_ms() < until)

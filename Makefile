@@ -56,7 +56,7 @@ CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c
 RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
-              broker/store_dedupe.c broker/store_retention.c broker/subs.c
+              broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/broker.c broker/broker_reply.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
@@ -64,6 +64,9 @@ RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
 HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c
+# Only the integration tests: the relay fixture, the power-cut controls and
+# the saga example's checker.
+INTEG_LIB_SRC := tests/lib/relayfx.c tests/lib/cutctl.c tests/lib/shopcheck.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -199,7 +202,8 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 UNIT_INC = $(INC_broker) $(INC_client) $(INC_relay) $(INC_saga) $(INC_outbox-relay) -Itests/lib
 INC_unit = $(UNIT_INC)
 $(BUILD)/tests/test_envelope: $(call obj,tests/unit/test_envelope.c $(PROTO_SRC))
-$(BUILD)/tests/test_store: $(call obj,tests/unit/test_store.c $(PROTO_SRC) $(FIXTURE_SRC) $(STORE_SRC) broker/log.c)
+$(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs: $(BUILD)/tests/%: \
+    $(call obj,tests/unit/%.c tests/unit/storefx.c $(PROTO_SRC) $(FIXTURE_SRC) $(STORE_SRC) broker/log.c)
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
@@ -227,7 +231,7 @@ $(BUILD)/tests/fuzz_relay_config $(BUILD)/tests/fuzz_pgoutput: TEST_EXTRA_LIBS =
     $(call pkg_libs,$(PKG_RELAY))
 $(BUILD)/tests/fuzz-seeds: $(call obj,tests/fuzz/seeds.c) $(LIBA)
 
-$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
+$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)): $(BUILD)/tests/%: $(call obj,tests/integration/%.c $(FIXTURE_SRC) $(HARNESS_SRC) $(INTEG_LIB_SRC)) $(LIBA)
 
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)

@@ -20,6 +20,31 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* What push consumers held when the last process ended comes back within
+ * FY_BRK_RESTART_REDELIVER_MS instead of its whole ack wait: those
+ * consumers lived in that process's memory. The grace lets a client that
+ * processed a message ack it once it is connected again. */
+static fy_status_t
+s_after_restart(fy_broker_t *self, fy_err_t *err)
+{
+    size_t moved = 0;
+    fy_status_t st = fy_store_begin(self->store, fy_wall_ms());
+    if (st == FERRY_OK &&
+        (st = fy_store_pull_deadlines(self->store, fy_wall_ms() + FY_BRK_RESTART_REDELIVER_MS,
+                                      &moved)) == FERRY_OK)
+        st = fy_store_commit(self->store);
+    else if (st == FERRY_OK)
+        fy_store_abort(self->store);
+    if (st)
+        return fy_err_set(err, st, "cannot bring back the deliveries in flight at the last stop");
+    if (moved)
+        fy_log(self->log, FY_LOG_INFO, "broker", "deliveries in flight come back soon",
+               "timers=%zu within_ms=%d detail=\"unacked at the last stop; their consumers "
+               "are gone\"",
+               moved, FY_BRK_RESTART_REDELIVER_MS);
+    return FERRY_OK;
+}
+
 fy_status_t
 fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy_err_t *err)
 {
@@ -46,6 +71,9 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->waiters);
     self->new_waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->new_waiters);
     int cons_rc = fy_consumers_init(&self->cons, cfg->max_consumers);
+    /* Consumer ids never repeat across restarts: a client that comes back
+     * releases its old consumer by id, which must not be somebody's new one. */
+    self->cons.next_id = ((uint64_t)fy_wall_ms() << 16) + 1;
     self->payloads = calloc(FY_BATCH_MAX, sizeof *self->payloads);
     self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
@@ -63,6 +91,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
                           .reserve_bytes = cfg->disk_reserve,
                           .log = log};
     if ((st = fy_store_open(&so, &self->store, err)))
+        goto fail;
+    if ((st = s_after_restart(self, err)))
         goto fail;
 
     self->ctx = zmq_ctx_new();

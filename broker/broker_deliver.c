@@ -248,9 +248,12 @@ fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy
         fy_brk_reply_begin(self, ri, &r);
         st = fy_encode_subscribed(self->enc, req->cid, c->id, ephemeral);
     } else {
+        /* Only the connection that made a consumer may credit or release it. */
         fy_consumer_t *c = fy_consumers_find(&self->cons, req->consumer);
-        if (!c)
-            return fy_err_set(err, FERRY_ENOTFOUND, "no such consumer");
+        zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+        if (!c || c->peer_len != zmq_msg_size(ident) ||
+            memcmp(c->peer, zmq_msg_data(ident), c->peer_len) != 0)
+            return fy_err_set(err, FERRY_ENOTFOUND, "no such consumer on this connection");
         if (req->op == FY_OP_CREDIT) {
             /* The total is capped: a client cannot make the broker owe it more. */
             uint64_t now_credit = (uint64_t)c->credit + c->added - c->used;

@@ -20,17 +20,18 @@
 #include "ratelog.h"
 #include "store.h"
 
-#define FY_BRK_MAX_FRAMES     (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
-#define FY_BRK_BATCH_BYTES    (64u << 20)        /* stop draining past this many bytes... */
-#define FY_BRK_FRAME_COST     64                 /* ...counting each frame as at least this */
-#define FY_BRK_SWEEP_BUDGET   1024               /* dedupe/delete work items per turn */
-#define FY_BRK_IDLE_MS        100                /* sweeps and ack-wait timers, when idle */
-#define FY_BRK_METRICS_MS     500                /* snapshots for the metrics endpoint */
-#define FY_BRK_WAITERS_MAX    4096               /* fetches waiting for messages at once */
-#define FY_BRK_WAITERS_TURN   256                /* waiting fetches tried per loop turn */
-#define FY_BRK_SLOW_BATCH_MS  50                 /* a turn slower than this is logged */
-#define FY_BRK_DRAIN_MS       2000 /* stopping: requests answered ESHUTDOWN for at most this... */
-#define FY_BRK_DRAIN_QUIET_MS 200  /* ...and until none came for this long */
+#define FY_BRK_MAX_FRAMES           (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
+#define FY_BRK_BATCH_BYTES          (64u << 20)        /* stop draining past this many bytes... */
+#define FY_BRK_FRAME_COST           64                 /* ...counting each frame as at least this */
+#define FY_BRK_SWEEP_BUDGET         1024               /* dedupe/delete work items per turn */
+#define FY_BRK_IDLE_MS              100                /* sweeps and ack-wait timers, when idle */
+#define FY_BRK_METRICS_MS           500                /* snapshots for the metrics endpoint */
+#define FY_BRK_WAITERS_MAX          4096               /* fetches waiting for messages at once */
+#define FY_BRK_WAITERS_TURN         256                /* waiting fetches tried per loop turn */
+#define FY_BRK_SLOW_BATCH_MS        50                 /* a turn slower than this is logged */
+#define FY_BRK_RESTART_REDELIVER_MS 3000 /* at start: deliveries in flight come back within */
+#define FY_BRK_DRAIN_MS             2000 /* stopping: requests answered ESHUTDOWN for at most this... */
+#define FY_BRK_DRAIN_QUIET_MS       200 /* ...and until none came for this long */
 
 typedef struct fy_brk_req {
     size_t first;   /* index of the identity frame in frames[] */

@@ -3,6 +3,7 @@
  * until SIGTERM or SIGINT, then finish the batch in hand and exit 0.
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,6 +45,17 @@ main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* Every client is a socket: take the hard limit of open files, as
+     * servers do (the soft one is often 1,024). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            fy_log(&log, FY_LOG_INFO, "main", "open files limit raised", "from=%llu to=%llu",
+                   (unsigned long long)soft, (unsigned long long)rl.rlim_max);
+    }
 
     fy_broker_t *broker;
     if (fy_broker_new(&cfg, &log, &broker, &err) != FERRY_OK) {

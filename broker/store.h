@@ -264,6 +264,17 @@ fy_status_t fy_store_is_acked(fy_store_t *self, uint64_t sub_id, uint64_t seq, b
  */
 fy_status_t fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more);
 
+/**
+ * After a restart: every delivery in flight is due again at @p latest at
+ * the latest (ms since the epoch). The push consumers that held messages
+ * lived in the old process's memory and are gone; their messages would
+ * otherwise wait out their whole ack wait (30 s by default) before anybody
+ * gets them again. Ack-wait timers and per-message deadlines later than
+ * @p latest move to it; earlier ones stay. Inside a batch.
+ * @param[out] moved how many timers moved (each covers a range of messages).
+ */
+fy_status_t fy_store_pull_deadlines(fy_store_t *self, uint64_t latest, size_t *moved);
+
 /* ---- the file system ----------------------------------------------------
  *
  * A commit that fails because the file system is full (ENOSPC, EDQUOT) is

@@ -1,8 +1,9 @@
 /*
  * store_int.h - what the files of the store module share: store.c (topics,
  * messages, batches), store_open.c, store_keyidx.c, store_dedupe.c,
- * store_retention.c and subs.c (subscriptions, acks, timers): the store
- * struct, its records and a few helpers. Nothing outside them includes it.
+ * store_retention.c, store_restart.c and subs.c (subscriptions, acks,
+ * timers): the store struct, its records and a few helpers. Nothing outside
+ * them includes it.
  */
 #ifndef FY_STORE_INT_H
 #define FY_STORE_INT_H

@@ -22,7 +22,8 @@
 #define FY_CLI_SUBS_MAX         64   /* push subscriptions per client */
 #define FY_CLI_HEARTBEAT_MS     5000 /* default: an idle client says something this often */
 #define FY_CLI_SERVERS_MAX      16
-#define FY_CLI_STALL_MARGIN_DIV 15 /* resubscribe a fifteenth before the broker may drop us */
+#define FY_CLI_STALL_MARGIN_DIV 15  /* resubscribe a fifteenth before the broker may drop us */
+#define FY_CLI_RESUB_RETRY_MS   500 /* a resubscribe refused for now is tried again after this */
 
 /* The public limits are the protocol's. */
 _Static_assert(FERRY_NAME_MAX == FY_NAME_MAX, "FERRY_NAME_MAX");
@@ -37,6 +38,7 @@ _Static_assert((int)FERRY_KIND_TOPIC == (int)FY_KIND_TOPIC &&
 typedef struct fy_cli_pushsub {
     uint64_t consumer;
     uint64_t resub_cid; /* the subscribe sent after a reconnect, until answered */
+    long long resub_at; /* a resubscribe refused for now: try again then (fy_mono_ms) */
     char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
     uint32_t prefetch, consumed; /* consumed: processed since the last credit top-up */
     uint64_t consumed_bytes;     /* their bytes, roughly as the broker counts them */
@@ -225,6 +227,9 @@ ferry_status_t fy_client_read_page(ferry_client_t *c, const char *topic, const c
 
 /** Makes every push subscription again (after a reconnect or a stall). */
 void fy_cli_resubscribe(ferry_client_t *self);
+/** Makes again the push subscriptions whose resubscribe was refused for now
+ *  and whose retry time (resub_at) came. */
+void fy_cli_resubscribe_due(ferry_client_t *self, long long now);
 /** The answer to a subscribe sent by fy_cli_resubscribe. @return true if it was one. */
 bool fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r);
 /** Runs the handler on each pushed message, then acks and tops up the credit. */

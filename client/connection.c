@@ -239,6 +239,8 @@ s_tick(ferry_client_t *self)
     /* The application did not call in for so long that the broker, which
      * heard nothing from us, may have dropped our push consumers: make them
      * again, or they would stay silent on a live connection. */
+    if (self->connected)
+        fy_cli_resubscribe_due(self, now);
     long long expiry = fy_consumer_timeout_ms((uint32_t)self->opts.heartbeat_ms);
     if (self->connected && self->nsubs > 0 &&
         now - self->last_send_ms >= expiry - expiry / FY_CLI_STALL_MARGIN_DIV) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "client_int.h"
+#include "clock.h"
 
 /* ---- push subscriptions ------------------------------------------------- */
 
@@ -18,31 +19,58 @@ s_pushsub(ferry_client_t *self, uint64_t consumer)
     return NULL;
 }
 
-/* Makes every push subscription again. If the broker still has the old
+/* Makes push subscription @p ps again. If the broker still has the old
  * consumer (it did not restart), it would keep handing it messages for a
  * peer that is gone, or it has expired it: release it first, which also
  * makes what it held due again at once. The answer (ok, or ENOTFOUND) matches
  * nothing; the new subscribe's answer carries the new consumer id. */
+static void
+s_resubscribe(ferry_client_t *self, fy_cli_pushsub_t *ps)
+{
+    fy_encoder_reset(self->enc);
+    if (ps->consumer && fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE,
+                                              ps->consumer, 0) == FERRY_OK)
+        (void)fy_cli_send(self, NULL, NULL, 0);
+    ps->resub_cid = self->next_cid++;
+    ps->resub_at = 0;
+    ps->consumed = 0;
+    ps->consumed_bytes = 0;
+    fy_encoder_reset(self->enc);
+    if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch,
+                            (uint32_t)self->opts.heartbeat_ms) == FERRY_OK)
+        (void)fy_cli_send(self, NULL, NULL, 0);
+}
+
 void
 fy_cli_resubscribe(ferry_client_t *self)
 {
-    for (size_t i = 0; i < self->nsubs; i++) {
-        fy_cli_pushsub_t *ps = &self->subs[i];
-        fy_encoder_reset(self->enc);
-        if (fy_encode_consumer_op(self->enc, self->next_cid++, FY_OP_UNSUBSCRIBE, ps->consumer,
-                                  0) == FERRY_OK)
-            (void)fy_cli_send(self, NULL, NULL, 0);
-        ps->resub_cid = self->next_cid++;
-        ps->consumed = 0;
-        ps->consumed_bytes = 0;
-        fy_encoder_reset(self->enc);
-        if (fy_encode_subscribe(self->enc, ps->resub_cid, ps->topic, ps->sub, ps->prefetch,
-                                (uint32_t)self->opts.heartbeat_ms) == FERRY_OK)
-            (void)fy_cli_send(self, NULL, NULL, 0);
-    }
+    for (size_t i = 0; i < self->nsubs; i++)
+        s_resubscribe(self, &self->subs[i]);
 }
 
-/* The answer to a subscribe sent after a reconnect: the consumer's new id. */
+void
+fy_cli_resubscribe_due(ferry_client_t *self, long long now)
+{
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i].resub_at && now >= self->subs[i].resub_at)
+            s_resubscribe(self, &self->subs[i]);
+}
+
+/* A refusal of a subscribe that no retry can cure: the subscription or its
+ * topic is gone, or the request is wrong. Anything else (the broker
+ * stopping, its disk full, ...) passes. */
+static bool
+s_resub_permanent(ferry_status_t st)
+{
+    return st == FERRY_ENOTFOUND || st == FERRY_EINVALID_NAME || st == FERRY_EINVAL ||
+           st == FERRY_EFIELD || st == FERRY_EPROTO;
+}
+
+/* The answer to a subscribe sent after a reconnect: the consumer's new id.
+ * A refusal that may pass (ESHUTDOWN from a broker that is stopping, a
+ * full disk) is tried again after FY_CLI_RESUB_RETRY_MS, never given up:
+ * a push subscription dropped for a transient refusal would leave its
+ * messages waiting forever while the application hears nothing. */
 bool
 fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
 {
@@ -54,10 +82,17 @@ fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
         uint64_t id;
         if (r->code == FERRY_OK && fy_reply_consumer(r, &id) == FERRY_OK) {
             ps->consumer = id;
-        } else {
-            fy_cli_log(self, FERRY_LOG_WARN, "subscription %s/%s not restored: %s", ps->topic,
+        } else if (s_resub_permanent(r->code)) {
+            fy_cli_log(self, FERRY_LOG_ERROR, "subscription %s/%s not restored: %s", ps->topic,
                        ps->sub, ferry_errname(r->code));
+            fy_client_fail(self, r->code, "subscription %s/%s not restored", ps->topic, ps->sub);
             *ps = self->subs[--self->nsubs];
+        } else {
+            fy_cli_log(self, FERRY_LOG_WARN,
+                       "subscription %s/%s not restored yet: %s; trying again in %d ms", ps->topic,
+                       ps->sub, ferry_errname(r->code), FY_CLI_RESUB_RETRY_MS);
+            ps->consumer = 0;
+            ps->resub_at = fy_mono_ms() + FY_CLI_RESUB_RETRY_MS;
         }
         return true;
     }
@@ -85,9 +120,10 @@ fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
             continue;
         if (act == FERRY_MSG_ACK) {
             acks[nacks++] = msgs[i].seq;
-        } else if (act == FERRY_MSG_NACK) {
+        } else if (act == FERRY_MSG_NACK || act == FERRY_MSG_NACK_LATER) {
             fy_encoder_reset(self->enc);
-            if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, 0,
+            uint64_t delay = act == FERRY_MSG_NACK_LATER ? FERRY_NACK_LATER_MS : 0;
+            if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, delay,
                                true) == FERRY_OK)
                 fy_cli_send_nowait(self);
         }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ferry_saga.h"
 
@@ -34,6 +35,15 @@ on_signal(int sig)
 {
     (void)sig;
     atomic_store(&stop, 1);
+}
+
+/* libferry's warnings (a connection lost, a subscription refused) on stderr. */
+static void
+on_log(ferry_log_level_t level, const char *line, void *user)
+{
+    (void)user;
+    if (level <= FERRY_LOG_WARN)
+        fprintf(stderr, "order_saga: %s\n", line);
 }
 
 static MDB_env *
@@ -137,6 +147,7 @@ serve(void *arg)
         ferry_options_set_server(o, p->broker);
     /* Commands a crashed participant held come back after 3 s, not 15. */
     ferry_options_set_heartbeat_ms(o, 1000);
+    ferry_options_set_log_cb(o, on_log, NULL);
     ferry_status_t st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
     if (st == FERRY_OK)
@@ -176,6 +187,20 @@ run_participants(const char *dir, const char *broker, bool shipping_too)
 
 /* ---- the orchestrator ---------------------------------------------------------- */
 
+/* The disk is full: say so, wait a moment (polling, so that the client
+ * keeps its connection) and go on. */
+static ferry_status_t
+disk_full(ferry_saga_orchestrator_t *o, long long *said)
+{
+    long long now = (long long)time(NULL);
+    if (now != *said) /* once a second at most */
+        fprintf(stderr, "order_saga: the disk is full (ESTORAGE_FULL); trying again\n");
+    *said = now;
+    for (int k = 0; k < 4 && !atomic_load(&stop); k++)
+        (void)ferry_saga_poll(o, 50);
+    return atomic_load(&stop) ? FERRY_ECANCELLED : FERRY_OK;
+}
+
 static int
 run_orchestrator(const char *dir, long orders, const char *broker, int ship_timeout_ms)
 {
@@ -185,13 +210,14 @@ run_orchestrator(const char *dir, long orders, const char *broker, int ship_time
         {.name = "charge-payment", .queue = "payment.commands", .compensable = true},
         {.name = "ship", .queue = "shipping.commands", .timeout_ms = ship_timeout_ms}};
     const ferry_saga_def_t def = {.name = "order", .steps = steps, .step_count = 3};
-    ferry_saga_config_t cfg = {.name = "orders", .broker = broker};
+    ferry_saga_config_t cfg = {.name = "orders", .broker = broker, .log = on_log};
     ferry_saga_orchestrator_t *o;
     ferry_status_t st = ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o);
     if (st != FERRY_OK) {
         fprintf(stderr, "order_saga: orchestrator: %s\n", ferry_strerror(st));
         return 1;
     }
+    long long said = 0;
     for (long i = 0; i < orders && st == FERRY_OK; i++) {
         char id[32], data[64];
         snprintf(id, sizeof id, "order-%ld", i);
@@ -199,11 +225,16 @@ run_orchestrator(const char *dir, long orders, const char *broker, int ship_time
         st = ferry_saga_start(o, "order", id, data, (size_t)len);
         if (st == FERRY_EEXISTS) /* started before a restart: it goes on by itself */
             st = FERRY_OK;
+        if (st == FERRY_ESTORAGE_FULL) { /* nothing recorded: the same order again soon */
+            st = disk_full(o, &said);
+            i--;
+        }
         if (i % 64 == 0)
             ferry_saga_poll(o, 0);
     }
     while (st == FERRY_OK && ferry_saga_active(o) > 0 && !atomic_load(&stop))
-        st = ferry_saga_poll(o, 50);
+        if ((st = ferry_saga_poll(o, 50)) == FERRY_ESTORAGE_FULL)
+            st = disk_full(o, &said);
     long done = 0, compensated = 0;
     for (long i = 0; i < orders; i++) {
         char id[32];
@@ -212,7 +243,8 @@ run_orchestrator(const char *dir, long orders, const char *broker, int ship_time
         if (ferry_saga_get(o, id, &s) == FERRY_OK) {
             done += s.state == FERRY_SAGA_DONE;
             compensated += s.state == FERRY_SAGA_COMPENSATED;
-            if (s.state == FERRY_SAGA_COMPENSATED && compensated <= 3)
+            if (s.state == FERRY_SAGA_COMPENSATED &&
+                (compensated <= 3 || !strstr(s.reason, "insufficient funds")))
                 fprintf(stderr, "order_saga: %s compensated: %s\n", id, s.reason);
         }
     }

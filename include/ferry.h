@@ -470,8 +470,15 @@ FERRY_EXPORT ferry_status_t ferry_client_progress(ferry_client_t *self, const ch
 typedef enum ferry_msg_action {
     FERRY_MSG_ACK = 0,  /**< done: ack it */
     FERRY_MSG_NACK = 1, /**< failed: deliver it again (counts toward max_deliver) */
-    FERRY_MSG_KEEP = 2  /**< leave it pending: the application acks it later */
+    FERRY_MSG_KEEP = 2, /**< leave it pending: the application acks it later */
+    /** failed for now (the handler's own store is full, something it needs
+     *  is down): deliver it again after FERRY_NACK_LATER_MS, counting toward
+     *  max_deliver, instead of at once */
+    FERRY_MSG_NACK_LATER = 3
 } ferry_msg_action_t;
+
+/** How long a message given back with FERRY_MSG_NACK_LATER waits. */
+#define FERRY_NACK_LATER_MS 1000
 
 typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,
                                            const ferry_stored_message_t *msg, void *user);

@@ -90,8 +90,8 @@ typedef struct ferry_saga_config {
     const char *broker; /**< NULL: $FERRY_SERVER or tcp://127.0.0.1:5555 */
     ferry_saga_end_fn on_end;
     void *user; /**< for on_end */
-    /** The relay's log lines (NULL: none), with @p log_user; see
-     *  ferry_outbox_relay_config_t. */
+    /** Log lines of the orchestrator's connection and of its relay (NULL:
+     *  none), with @p log_user; see ferry_outbox_relay_config_t. */
     ferry_log_fn log;
     void *log_user;
 } ferry_saga_config_t;
@@ -115,7 +115,9 @@ FERRY_EXPORT ferry_status_t ferry_saga_orchestrator_new(MDB_env *env, const ferr
  * commit in one transaction.
  * @return FERRY_OK, FERRY_EEXISTS (that id was started before: nothing
  *         changes, so a restarted service may start its sagas again),
- *         FERRY_ENOTFOUND (no such definition), FERRY_EINVAL, FERRY_EIO
+ *         FERRY_ENOTFOUND (no such definition), FERRY_EINVAL,
+ *         FERRY_ESTORAGE_FULL (the service's disk or map is full: nothing was
+ *         recorded; start it again later), FERRY_EIO
  */
 FERRY_EXPORT ferry_status_t ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def,
                                              const char *id, const void *data, size_t len);
@@ -123,7 +125,9 @@ FERRY_EXPORT ferry_status_t ferry_saga_start(ferry_saga_orchestrator_t *o, const
 /**
  * @brief Takes replies and fires deadlines for up to @p timeout_ms (0: what
  * is there). Call it in the service's loop, from the thread that made @p o.
- * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_ESTORAGE_FULL (the service's disk is
+ *         full: the replies taken were not applied and come again after the
+ *         replies' ack wait, 10 s; keep polling), FERRY_EIO
  */
 FERRY_EXPORT ferry_status_t ferry_saga_poll(ferry_saga_orchestrator_t *o, int timeout_ms);
 

@@ -7,16 +7,19 @@
 
 #include <lmdb.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <stddef.h>
 
 #include "ferry.h"
 
-/** An LMDB result as a ferry status: MDB_MAP_FULL is ESTORAGE_FULL, any
- *  other failure EIO. */
+/** An LMDB result as a ferry status: MDB_MAP_FULL (the map) and ENOSPC or
+ *  EDQUOT (the file system) are ESTORAGE_FULL, any other failure EIO. */
 static inline ferry_status_t
 fy_mdb_status(int rc)
 {
-    return rc == MDB_SUCCESS ? FERRY_OK : rc == MDB_MAP_FULL ? FERRY_ESTORAGE_FULL : FERRY_EIO;
+    return rc == MDB_SUCCESS                                        ? FERRY_OK
+           : rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? FERRY_ESTORAGE_FULL
+                                                                  : FERRY_EIO;
 }
 
 /** Deletes, in one write transaction of @p env, every entry of @p dbi for

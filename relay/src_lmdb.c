@@ -16,6 +16,7 @@
 #include "ferry_outbox.h"
 #include "identity.h"
 #include "outbox_int.h"
+#include "mdb_util.h"
 #include "source.h"
 
 struct fr_source {
@@ -30,10 +31,14 @@ struct fr_source {
     size_t cap_rows, cap_hdr, cap_copy;
 };
 
+/* A full map or file system is ESTORAGE_FULL (the relay waits for space
+ * and says so), anything else EIO. */
 static fy_status_t
 s_fail(int rc, fy_err_t *err, const char *what)
 {
-    return fy_err_set(err, FERRY_EIO, "lmdb: %s: %s", what, mdb_strerror(rc));
+    fy_status_t st = fy_mdb_status(rc);
+    return fy_err_set(err, st == FERRY_OK ? FERRY_EIO : st, "lmdb: %s: %s%s", what,
+                      mdb_strerror(rc), st == FERRY_ESTORAGE_FULL ? " (the disk is full)" : "");
 }
 
 static void

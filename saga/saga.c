@@ -630,6 +630,8 @@ ferry_saga_orchestrator_new(MDB_env *env, const ferry_saga_def_t *defs, size_t d
         /* A 1 s heartbeat: replies a crashed orchestrator held come back
          * to its successor after 3 s instead of 15. */
         ferry_options_set_heartbeat_ms(opts, 1000);
+        if (cfg->log) /* the connection's news too: lost, back, a subscription refused */
+            ferry_options_set_log_cb(opts, cfg->log, cfg->log_user);
         st = ferry_client_new(opts, &o->c);
     }
     ferry_options_destroy(&opts);

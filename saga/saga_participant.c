@@ -116,7 +116,7 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
         MDB_txn *txn;
         int rc = mdb_txn_begin(p->env, NULL, 0, &txn);
         if (rc)
-            return FERRY_MSG_NACK;
+            return FERRY_MSG_NACK_LATER;
         int seen = s_recorded(p, txn, key, klen, p->reason, sizeof p->reason);
         bool write = false;
         if (seen >= 0) { /* answered before: the same answer */
@@ -152,8 +152,10 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
             rc = mdb_txn_commit(txn);
         else
             mdb_txn_abort(txn);
+        /* No answer yet: it comes again after a second (a full disk, say,
+         * would otherwise spend its deliveries at once). */
         if (rc)
-            return FERRY_MSG_NACK; /* no answer yet: it comes again */
+            return FERRY_MSG_NACK_LATER;
     }
     p->hdr[0] = (ferry_header_t){"ferry-saga-result", ok ? "ok" : "fail"};
     reply->headers = p->hdr;

@@ -16,6 +16,7 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "envelope.h"
 #include "ferry.h"
 #include "fixture.h"
@@ -533,6 +534,49 @@ test_too_big_frame_drops_only_that_peer(void **state)
     ferry_client_destroy(&c);
 }
 
+/* A push consumer belongs to the connection that made it: another one can
+ * neither release it nor give it credit (ENOTFOUND), and it goes on
+ * receiving. (Consumer ids also never repeat across restarts: a client
+ * coming back releases its old id, which must not be a new consumer.) */
+static ferry_msg_action_t
+s_count_msg(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c, (void)m;
+    (*(int *)user)++;
+    return FERRY_MSG_ACK;
+}
+
+static void
+test_consumer_of_another_connection(void **state)
+{
+    fx_t *fx = *state;
+    ferry_client_t *c = fy_connect(fx->d.endpoint, 5000, 10);
+    assert_non_null(c);
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "owned", NULL, NULL, NULL),
+                     FERRY_OK);
+    int got = 0;
+    uint64_t id = 0;
+    assert_int_equal(ferry_client_subscribe(c, "owned", NULL, 10, s_count_msg, &got, &id),
+                     FERRY_OK);
+    assert_true(id > 1000); /* not 1, 2, ... again after each start */
+    fy_encoder_t *enc = fy_encoder_new();
+    assert_int_equal(fy_encode_consumer_op(enc, 41, FY_OP_UNSUBSCRIBE, id, 0), FERRY_OK);
+    assert_true(zmq_send(fx->sock, fy_encoder_data(enc), fy_encoder_len(enc), 0) >= 0);
+    s_expect(fx, FERRY_ENOTFOUND, 41);
+    fy_encoder_reset(enc);
+    assert_int_equal(fy_encode_consumer_op(enc, 42, FY_OP_CREDIT, id, 100), FERRY_OK);
+    assert_true(zmq_send(fx->sock, fy_encoder_data(enc), fy_encoder_len(enc), 0) >= 0);
+    s_expect(fx, FERRY_ENOTFOUND, 42);
+    fy_encoder_destroy(&enc);
+    ferry_message_t m = {.data = "x", .len = 1};
+    assert_int_equal(ferry_client_publish(c, "owned", &m, NULL), FERRY_OK);
+    long long until = fy_now_ms() + 5000;
+    while (got < 1 && fy_now_ms() < until)
+        ferry_client_poll(c, 20);
+    assert_int_equal(got, 1);
+    ferry_client_destroy(&c);
+}
+
 int
 main(void)
 {
@@ -542,6 +586,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_requests_logged_per_peer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_frame_drops_only_that_peer, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_consumer_of_another_connection, s_setup, s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -28,7 +28,9 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "cutctl.h"
 #include "harness.h"
+#include "relayfx.h"
 
 #define S_MAX_MSGS 200000
 
@@ -54,38 +56,6 @@ s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
     }
 }
 
-/* Sets the power-cut environment (powercut.h) for the next program started:
- * files below @p dir, @p mode "all" or "random", a cut at sync point
- * @p at_sync (0: only on a signal; @p fsync_only: count fsyncs only), the
- * report appended to @p report. @p dir NULL clears it all. */
-static void
-s_powercut_env(const char *dir, const char *mode, int at_sync, bool fsync_only, unsigned seed,
-               const char *report)
-{
-    static const char *const vars[] = {"LD_PRELOAD",     "POWERCUT_DIR",    "POWERCUT_MODE",
-                                       "POWERCUT_SEED",  "POWERCUT_REPORT", "POWERCUT_AT_SYNC",
-                                       "POWERCUT_COUNT", "ASAN_OPTIONS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-    if (!dir)
-        return;
-    char num[32];
-    setenv("LD_PRELOAD", getenv("FERRY_POWERCUT"), 1);
-    setenv("POWERCUT_DIR", dir, 1);
-    setenv("POWERCUT_MODE", mode, 1);
-    snprintf(num, sizeof num, "%u", seed);
-    setenv("POWERCUT_SEED", num, 1);
-    setenv("POWERCUT_REPORT", report, 1);
-    if (at_sync) {
-        snprintf(num, sizeof num, "%d", at_sync);
-        setenv("POWERCUT_AT_SYNC", num, 1);
-    }
-    if (fsync_only)
-        setenv("POWERCUT_COUNT", "fsync", 1);
-    /* A sanitized program accepts a library loaded before its runtime. */
-    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
-}
-
 /* Starts ferryd (@p bin, NULL: $FERRYD) on d's directory, under the
  * power-cut library with the given settings (@p mode NULL: a plain start). */
 static void
@@ -103,45 +73,12 @@ s_start(fy_ferryd_t *d, const char *bin, const char *mode, int at_sync, bool fsy
         char report[400], data[300];
         snprintf(report, sizeof report, "%s.powercut", d->dir);
         snprintf(data, sizeof data, "%s/data", d->dir); /* not the log beside it */
-        s_powercut_env(data, mode, at_sync, fsync_only, seed, report);
+        fy_powercut_env(data, mode, at_sync, fsync_only, seed, report);
     }
     int rc = fy_ferryd_start(d);
-    s_powercut_env(NULL, NULL, 0, false, 0, NULL);
+    fy_powercut_env(NULL, NULL, 0, false, 0, NULL);
     setenv("FERRYD", saved_bin, 1);
     assert_int_equal(rc, 0);
-}
-
-/* Counts the "cut" lines of the library's report; *reverted: the unsynced
- * writes they lost. */
-static int
-s_cuts_now(const char *report, long long *reverted)
-{
-    char line[256];
-    FILE *f = fopen(report, "r");
-    int n = 0;
-    *reverted = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *r = strstr(line, "reverted=");
-        if (strncmp(line, "cut ", 4) == 0 && r) {
-            n++;
-            *reverted += atoll(r + 9);
-        }
-    }
-    if (f)
-        fclose(f);
-    return n;
-}
-
-/* The same, waiting up to 10 s for @p want cuts: a cut's line is written
- * once the files are put back, after the process died. */
-static int
-s_cuts(const char *report, int want, long long *reverted)
-{
-    int n;
-    long long until = fy_now_ms() + 10000;
-    while ((n = s_cuts_now(report, reverted)) < want && fy_now_ms() < until)
-        fy_sleep_ms(10);
-    return n;
 }
 
 /* The report file of ferryd's cuts. */
@@ -358,7 +295,7 @@ test_confirms_survive_power_cuts(void **state)
         size_t cut_after = by_sync ? 0 : 500 + (size_t)(rand() % 3000);
         s_run_until_cut(d, &h, cut_after);
         long long before = reverted_total;
-        assert_int_equal(s_cuts(s_report(d), r + 1, &reverted_total), r + 1);
+        assert_int_equal(fy_powercut_cuts(s_report(d), r + 1, &reverted_total), r + 1);
         if (fsync_only) /* cut before an fsync, all lost: what it was to sync is gone */
             assert_true(reverted_total > before);
         s_start(d, NULL, NULL, 0, false, 0); /* the broker opens on what is left */
@@ -389,7 +326,7 @@ test_a_missing_sync_is_caught(void **state)
     s_start(d, getenv("FERRYD_NOSYNC"), "all", 0, false, 1);
     s_run_until_cut(d, &h, 2000);
     long long reverted;
-    assert_int_equal(s_cuts(s_report(d), 1, &reverted), 1);
+    assert_int_equal(fy_powercut_cuts(s_report(d), 1, &reverted), 1);
     assert_true(reverted > 0);
     s_start(d, NULL, NULL, 0, false, 0);
     assert_true(s_check(d, &h) > 0);
@@ -399,23 +336,12 @@ test_a_missing_sync_is_caught(void **state)
 }
 
 static int
-s_relay(const fy_ferryd_t *d, const char *db, const char *log)
+s_relay(const fy_ferryd_t *d, const char *where, const char *log)
 {
     char source[400];
-    snprintf(source, sizeof source, "sqlite:%s", db);
-    const char *argv[] = {getenv("FERRY_RELAY"),
-                          "--source",
-                          source,
-                          "--broker",
-                          d->endpoint,
-                          "--name",
-                          "pc",
-                          "--batch",
-                          "50",
-                          "--poll-ms",
-                          "5",
-                          NULL};
-    int pid = fy_spawn(log, argv);
+    snprintf(source, sizeof source, "sqlite:%s", where);
+    const char *const extra[] = {"--name", "pc", "--batch", "50", NULL};
+    int pid = fy_relay_spawn_with(source, d->endpoint, log, extra);
     assert_true(pid > 0);
     return pid;
 }
@@ -459,10 +385,10 @@ test_relay_position_survives_power_cuts(void **state)
                  db, rows + 1, rows + PER_ROUND);
         assert_int_equal(fy_run(cmd, out, sizeof out), 0);
         rows += PER_ROUND;
-        s_powercut_env(dir, r % 2 ? "random" : "all", 1 + rand() % 3, false, (unsigned)rand(),
-                       report);
+        fy_powercut_env(dir, r % 2 ? "random" : "all", 1 + rand() % 3, false, (unsigned)rand(),
+                        report);
         int pid = s_relay(d, db, log);
-        s_powercut_env(NULL, NULL, 0, false, 0, NULL);
+        fy_powercut_env(NULL, NULL, 0, false, 0, NULL);
         int status = 0;
         long long until = fy_now_ms() + 30000;
         while (waitpid(pid, &status, WNOHANG) == 0 && fy_now_ms() < until)
@@ -472,7 +398,7 @@ test_relay_position_survives_power_cuts(void **state)
             fail_msg("relay round %d: no power cut (status 0x%x, log %s)", r, status, log);
         }
         long long reverted;
-        assert_int_equal(s_cuts(report, r + 1, &reverted), r + 1);
+        assert_int_equal(fy_powercut_cuts(report, r + 1, &reverted), r + 1);
         snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'PRAGMA integrity_check'", db);
         assert_int_equal(fy_run(cmd, out, sizeof out), 0);
         assert_string_equal(out, "ok\n");
@@ -515,7 +441,7 @@ test_relay_position_survives_power_cuts(void **state)
     }
     free(all);
     long long reverted = 0;
-    int cuts = s_cuts_now(report, &reverted);
+    int cuts = fy_powercut_cuts_now(report, &reverted);
     printf("relay: %d power cuts, %lld unsynced writes lost, every row once\n", cuts, reverted);
     ferry_client_destroy(&c);
     fy_rmtree(dir);

@@ -1,5 +1,7 @@
 /*
- * test_relay.c - ferry-relay with a real SQLite file and a real ferryd:
+ * test_relay.c - ferry-relay with a real SQLite file or LMDB environment and
+ * a real ferryd (PostgreSQL sources: test_relay_pg.c; the broker failing
+ * under the relay: test_relay_faults.c):
  *
  * - 8 writer threads insert 50,000 events over 500 aggregates while the
  *   relay is killed with -9 at random moments (at least 5 times) and
@@ -8,6 +10,9 @@
  * - a poison row (its topic name is invalid) goes to the dead-letter topic
  *   with the reason, and the relay goes on;
  * - the broker away at start, then back: rows wait, then arrive (in order);
+ * - the LMDB source, and the relay as a thread of the service, killed the
+ *   same way: every event once, in order per aggregate;
+ * - --on-publish delete keeps ids growing; two sources from one INI file;
  * - bad configuration: a missing database, a missing table, a bad option:
  *   a clear error and a non-zero exit.
  */
@@ -22,7 +27,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <libpq-fe.h>
 #include <lmdb.h>
 #include <sqlite3.h>
 #include <sys/prctl.h>
@@ -38,12 +42,12 @@
 #include "ferry_outbox.h"
 #include "fixture.h"
 #include "harness.h"
-#include "pgserver.h"
+#include "relayfx.h"
 
 typedef fy_fx_t fx_t;
 
-#define S_WRITERS    8
-#define S_AGGREGATES 500
+#define S_WRITERS    FY_OUTBOX_WRITERS
+#define S_AGGREGATES FY_OUTBOX_AGGREGATES
 
 static void
 s_exec(sqlite3 *db, const char *sql)
@@ -53,14 +57,10 @@ s_exec(sqlite3 *db, const char *sql)
         fail_msg("sqlite: %s: %s", sql, msg ? msg : "?");
 }
 
-/* A fresh database with the outbox DDL of outbox-relay/sql/sqlite.sql. */
 static void
 s_make_db(const char *path)
 {
-    char cmd[600], out[256];
-    snprintf(cmd, sizeof cmd, "sqlite3 '%s' < '%s/outbox-relay/sql/sqlite.sql' >/dev/null", path,
-             getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".");
-    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_int_equal(fy_outbox_sqlite_create(path), 0);
 }
 
 /* The test's database (a fresh outbox) and relay log paths, in its ferryd's
@@ -78,51 +78,37 @@ s_fresh_outbox(fx_t *fx, char *db, char *log)
 
 /* ---- the relay process ------------------------------------------------------ */
 
+/* ferry-relay on @p db: a directory ending in "-env" is an LMDB
+ * environment, else a SQLite file. */
 static pid_t
 s_relay_start(const char *db, const char *endpoint, const char *log, const char *extra)
 {
-    const char *bin = getenv("FERRY_RELAY");
-    assert_non_null(bin);
     char source[512];
-    /* "pg:..." and "pg-logical:..." as they are; a directory is an LMDB
-     * environment; else a SQLite file. */
-    if (!strncmp(db, "pg", 2))
-        snprintf(source, sizeof source, "%s", db);
-    else
-        snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
-    const char *argv[16] = {bin,         "--source", source,       "--broker", endpoint,
-                            "--poll-ms", "5",        "--stats-ms", "1000"};
-    int argc = 9;
-    if (extra) {
-        argv[argc++] = "--on-publish";
-        argv[argc++] = extra;
-    }
-    argv[argc] = NULL;
-    pid_t pid = fy_spawn(log, argv); /* dies with the test */
+    snprintf(source, sizeof source, "%s:%s", strstr(db, "-env") ? "lmdb" : "sqlite", db);
+    pid_t pid = fy_relay_spawn(source, endpoint, log, extra);
     assert_true(pid > 0);
     return pid;
 }
 
-/* Waits until relay @p pid logged that it started (its signal handlers are set). */
 static void
 s_wait_started(const char *log, pid_t pid)
 {
-    char cmd[600], out[64];
-    snprintf(cmd, sizeof cmd, "grep -c 'relay started.* pid=%d$' '%s' 2>/dev/null", (int)pid, log);
-    long long until = fy_now_ms() + 20000;
-    while (fy_now_ms() < until) {
-        fy_run(cmd, out, sizeof out);
-        if (atoi(out) >= 1)
-            return;
-        fy_sleep_ms(10);
-    }
-    fail_msg("relay %d did not start (%s)", (int)pid, log);
+    assert_int_equal(fy_relay_wait_started(log, (int)pid), 0);
 }
 
 static int
 s_relay_stop(pid_t pid, int sig)
 {
     return fy_kill_wait(pid, sig);
+}
+
+/* Every event once, in order per aggregate (relayfx.h). */
+static void
+s_verify(ferry_client_t *c, size_t events, const char *source)
+{
+    char why[256];
+    if (fy_outbox_verify(c, "order", events, source, why, sizeof why) != 0)
+        fail_msg("%s", why);
 }
 
 static uint64_t
@@ -161,129 +147,6 @@ s_caught_up(const char *db, int timeout_ms)
     return false;
 }
 
-/* ---- writers ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *db;
-    int w;
-    size_t events;
-    atomic_size_t *written;
-    int failed;
-} s_writer_t;
-
-static void *
-s_write(void *arg)
-{
-    s_writer_t *wr = arg;
-    sqlite3 *db;
-    if (sqlite3_open(wr->db, &db) != SQLITE_OK) {
-        wr->failed = 1;
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 30000);
-    sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    sqlite3_stmt *ins;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload, "
-                           "headers) VALUES('order', ?1, 'OrderChanged', ?2, ?3)",
-                           -1, &ins, NULL) != SQLITE_OK) {
-        wr->failed = 1;
-        sqlite3_close(db);
-        return NULL;
-    }
-    /* This writer owns aggregates w, w + 8, ...: their order is its order. */
-    size_t mine = S_AGGREGATES / S_WRITERS, seq[S_AGGREGATES / S_WRITERS + 1] = {0};
-    unsigned seed = (unsigned)wr->w * 7919u + 1;
-    size_t done = 0;
-    while (done < wr->events && !wr->failed) {
-        size_t tx = 1 + (size_t)rand_r(&seed) % 20;
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-            wr->failed = 1;
-            break;
-        }
-        for (size_t k = 0; k < tx && done < wr->events; k++, done++) {
-            size_t a = (size_t)rand_r(&seed) % mine;
-            char agg[32], body[64];
-            snprintf(agg, sizeof agg, "agg-%zu", a * S_WRITERS + (size_t)wr->w);
-            int len = snprintf(body, sizeof body, "%s:%zu", agg, ++seq[a]);
-            sqlite3_reset(ins);
-            sqlite3_bind_text(ins, 1, agg, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_blob(ins, 2, body, len, SQLITE_TRANSIENT);
-            sqlite3_bind_text(ins, 3, "{\"traceparent\":\"00-test\"}", -1, SQLITE_STATIC);
-            if (sqlite3_step(ins) != SQLITE_DONE)
-                wr->failed = 1;
-        }
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-            wr->failed = 1;
-        atomic_fetch_add(wr->written, tx);
-        fy_sleep_ms(1); /* spread the writes over the kills */
-    }
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
-    return NULL;
-}
-
-/* Every event once, each aggregate's in order: agg-A:1, agg-A:2, ... */
-/* True when @p id is "<kind>-<8 hex digits>:<row>": the message id of a
- * source relayed under its default name (relay/identity.h). */
-static bool
-s_default_id(const char *id, const char *kind, unsigned long row)
-{
-    size_t k = strlen(kind);
-    if (strncmp(id, kind, k) != 0 || id[k] != '-')
-        return false;
-    for (size_t i = k + 1; i < k + 9; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    char *end;
-    return id[k + 9] == ':' && strtoul(id + k + 10, &end, 10) == row && !*end;
-}
-
-/* Every event once, in order per aggregate, each id "<source>:<row>" with
- * one source name; @p source ending in '-' (a kind, "sqlite-"): the
- * default name, "<kind>-<identity>". */
-static void
-s_verify(ferry_client_t *c, size_t events, const char *source)
-{
-    fy_copied_t *all;
-    size_t n;
-    assert_int_equal(fy_read_all(c, "order", &all, &n), FERRY_OK);
-    assert_int_equal(n, events);
-    size_t *next = calloc(S_AGGREGATES, sizeof *next);
-    uint8_t *seen = calloc(events + 1, 1);
-    char first[64] = "";
-    for (size_t i = 0; i < n; i++) {
-        const char *colon = strrchr(all[i].id, ':');
-        assert_non_null(colon);
-        unsigned long id = strtoul(colon + 1, NULL, 10);
-        char prefix[64];
-        snprintf(prefix, sizeof prefix, "%.*s", (int)(colon - all[i].id), all[i].id);
-        size_t sl = strlen(source);
-        if (source[sl - 1] == '-') {
-            char kind[32];
-            snprintf(kind, sizeof kind, "%.*s", (int)sl - 1, source);
-            assert_true(s_default_id(all[i].id, kind, id));
-        } else {
-            assert_string_equal(prefix, source);
-        }
-        if (!first[0])
-            snprintf(first, sizeof first, "%s", prefix);
-        assert_string_equal(prefix, first); /* one name for the whole run */
-        assert_true(id >= 1 && id <= events);
-        assert_int_equal(seen[id]++, 0); /* exactly once */
-        size_t a, s;
-        assert_int_equal(sscanf(all[i].payload, "agg-%zu:%zu", &a, &s), 2);
-        assert_true(a < S_AGGREGATES);
-        assert_int_equal(s, ++next[a]); /* in insert order, no gap */
-        char key[32];
-        snprintf(key, sizeof key, "agg-%zu", a);
-        assert_string_equal(all[i].key, key);
-    }
-    free(next);
-    free(seen);
-    free(all);
-}
-
 static void
 test_relay_survives_kills(void **state)
 {
@@ -294,11 +157,12 @@ test_relay_survives_kills(void **state)
     snprintf(log, sizeof log, "%s/relay.log", fx->d.dir);
     s_make_db(db);
     atomic_size_t written = 0;
-    s_writer_t w[S_WRITERS];
+    fy_outbox_writer_t w[S_WRITERS];
     pthread_t th[S_WRITERS];
     for (int i = 0; i < S_WRITERS; i++) {
-        w[i] = (s_writer_t){.db = db, .w = i, .events = events / S_WRITERS, .written = &written};
-        assert_int_equal(pthread_create(&th[i], NULL, s_write, &w[i]), 0);
+        w[i] = (fy_outbox_writer_t){
+            .sqlite = db, .w = i, .events = events / S_WRITERS, .written = &written};
+        assert_int_equal(pthread_create(&th[i], NULL, fy_outbox_write, &w[i]), 0);
     }
     pid_t relay = s_relay_start(db, fx->d.endpoint, log, NULL);
     unsigned seed = (unsigned)time(NULL);
@@ -313,7 +177,8 @@ test_relay_survives_kills(void **state)
     }
     for (int i = 0; i < S_WRITERS; i++) {
         pthread_join(th[i], NULL);
-        assert_int_equal(w[i].failed, 0);
+        if (w[i].failed)
+            fail_msg("writer %d: %s", i, w[i].error);
     }
     assert_true(s_caught_up(db, 60000));
     s_wait_started(log, relay); /* the last one is up: SIGTERM finds its handler */
@@ -665,453 +530,6 @@ test_config_file_two_sources(void **state)
     assert_non_null(strstr(out, "batchsize"));
 }
 
-/* ---- PostgreSQL, polling ------------------------------------------------------ */
-
-typedef struct {
-    const char *conninfo;
-    int w;
-    size_t events;
-    atomic_size_t *written;
-    int failed;
-} s_pgwriter_t;
-
-static bool
-s_pg_ok(PGconn *db, PGresult *r)
-{
-    ExecStatusType st = PQresultStatus(r);
-    PQclear(r);
-    (void)db;
-    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-}
-
-static void *
-s_pgwrite(void *arg)
-{
-    s_pgwriter_t *wr = arg;
-    PGconn *db = PQconnectdb(wr->conninfo);
-    if (PQstatus(db) != CONNECTION_OK || !s_pg_ok(db, PQexec(db, "SET synchronous_commit = off"))) {
-        wr->failed = 1;
-        PQfinish(db);
-        return NULL;
-    }
-    size_t mine = S_AGGREGATES / S_WRITERS, seq[S_AGGREGATES / S_WRITERS + 1] = {0};
-    unsigned seed = (unsigned)wr->w * 15485863u + 5;
-    size_t done = 0;
-    while (done < wr->events && !wr->failed) {
-        size_t tx = 1 + (size_t)rand_r(&seed) % 20, k = 0;
-        if (!s_pg_ok(db, PQexec(db, "BEGIN"))) {
-            wr->failed = 1;
-            break;
-        }
-        for (; k < tx && done + k < wr->events; k++) {
-            size_t a = (size_t)rand_r(&seed) % mine;
-            char agg[32], body[64];
-            snprintf(agg, sizeof agg, "agg-%zu", a * S_WRITERS + (size_t)wr->w);
-            snprintf(body, sizeof body, "%s:%zu", agg, ++seq[a]);
-            const char *params[2] = {agg, body};
-            if (!s_pg_ok(db, PQexecParams(db,
-                                          "INSERT INTO outbox(aggregate_type, aggregate_id, "
-                                          "event_type, payload, headers) VALUES ('order', $1, "
-                                          "'OrderChanged', convert_to($2, 'UTF8'), "
-                                          "'{\"traceparent\": \"00-test\"}')",
-                                          2, NULL, params, NULL, NULL, 0)))
-                wr->failed = 1;
-        }
-        if (!s_pg_ok(db, PQexec(db, "COMMIT")))
-            wr->failed = 1;
-        done += k;
-        atomic_fetch_add(wr->written, k);
-    }
-    PQfinish(db);
-    return NULL;
-}
-
-static uint64_t
-s_pg_u64(const char *conninfo, const char *sql)
-{
-    PGconn *db = PQconnectdb(conninfo);
-    uint64_t v = 0;
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(db);
-    return v;
-}
-
-/* A PostgreSQL server with the outbox DDL loaded, and the relay log path. */
-static void
-s_pg_outbox(fx_t *fx, fy_pg_t *pg, char *log)
-{
-    assert_int_equal(fy_pg_start(pg), 0);
-    char ddl[600];
-    snprintf(ddl, sizeof ddl, "\\i %s/outbox-relay/sql/postgres.sql\n",
-             getenv("FERRY_TOP") ? getenv("FERRY_TOP") : ".");
-    assert_int_equal(fy_pg_sql(pg, ddl), 0);
-    snprintf(log, 400, "%s/relay.log", fx->d.dir);
-}
-
-static const char *
-s_pg_source(const fy_pg_t *pg, char *src, size_t cap)
-{
-    snprintf(src, cap, "pg:%s", pg->conninfo);
-    return src;
-}
-
-static const char *
-s_pglog_source(const fy_pg_t *pg, char *src, size_t cap)
-{
-    snprintf(src, cap, "pg-logical:%s", pg->conninfo);
-    return src;
-}
-
-/* Waits until @p topic holds @p n messages. */
-static void
-s_wait_topic(ferry_client_t *c, const char *topic, uint64_t n, int timeout_ms)
-{
-    ferry_topic_info_t info = {0};
-    long long until = fy_now_ms() + timeout_ms;
-    ferry_status_t st;
-    while (((st = ferry_client_info(c, topic, &info)) != FERRY_OK || info.messages < n) &&
-           fy_now_ms() < until)
-        fy_sleep_ms(20);
-    assert_int_equal(info.messages, n);
-}
-
-static void
-s_wait_messages(ferry_client_t *c, uint64_t n, int timeout_ms)
-{
-    s_wait_topic(c, "order", n, timeout_ms);
-}
-
-/* 8 writers, 50,000 events, the relay kill -9-ed at random moments at least
- * five times; then every event is in the broker once and in order. */
-static void
-s_pg_kill_run(fx_t *fx, bool logical)
-{
-    fy_pg_t pg;
-    char log[400], src[400];
-    s_pg_outbox(fx, &pg, log);
-    const size_t events = getenv("FERRY_TEST_QUICK") ? 8000 : 50000;
-    const char *kind = logical ? "pg-logical-" : "pg-";
-    if (logical)
-        s_pglog_source(&pg, src, sizeof src);
-    else
-        s_pg_source(&pg, src, sizeof src);
-    /* The log-tailing source's slot holds only what comes after it: made
-     * first with --setup, it keeps the rows written before the relay runs. */
-    pid_t relay = -1;
-    if (logical) {
-        char cmd[1200], out[512];
-        snprintf(cmd, sizeof cmd, "'%s' --setup --source '%s'", getenv("FERRY_RELAY"), src);
-        assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-        assert_non_null(strstr(out, "ready"));
-    } else {
-        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
-        s_wait_started(log, relay);
-    }
-    atomic_size_t written = 0;
-    s_pgwriter_t w[S_WRITERS];
-    pthread_t th[S_WRITERS];
-    for (int i = 0; i < S_WRITERS; i++) {
-        w[i] = (s_pgwriter_t){
-            .conninfo = pg.conninfo, .w = i, .events = events / S_WRITERS, .written = &written};
-        assert_int_equal(pthread_create(&th[i], NULL, s_pgwrite, &w[i]), 0);
-    }
-    if (logical) { /* rows are being written before the relay starts */
-        long long until = fy_now_ms() + 30000;
-        while (atomic_load(&written) < 500 && fy_now_ms() < until)
-            fy_sleep_ms(5);
-        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
-    }
-    unsigned seed = (unsigned)time(NULL) ^ 0x3c3c;
-    int kills = 0;
-    while (atomic_load(&written) < events || kills < 5) {
-        fy_sleep_ms(100 + (int)(rand_r(&seed) % 400));
-        assert_true(WIFSIGNALED(s_relay_stop(relay, SIGKILL)));
-        kills++;
-        relay = s_relay_start(src, fx->d.endpoint, log, NULL);
-        if (kills > 60)
-            break;
-    }
-    for (int i = 0; i < S_WRITERS; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(w[i].failed, 0);
-    }
-    uint64_t head = s_pg_u64(pg.conninfo, "SELECT MAX(id) FROM outbox");
-    assert_int_equal(s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox"), events);
-    if (logical) {
-        /* Caught up: every event in the broker, and the slot past the last
-         * write once the relay is idle. */
-        uint64_t end = s_pg_u64(pg.conninfo, "SELECT pg_current_wal_lsn() - '0/0'");
-        s_wait_messages(fx->c, events, 60000);
-        long long until = fy_now_ms() + 20000;
-        while (fy_now_ms() < until &&
-               s_pg_u64(pg.conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM "
-                                     "pg_replication_slots") < end)
-            fy_sleep_ms(20);
-        assert_true(
-            s_pg_u64(pg.conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots") >=
-            end);
-        s_wait_started(log, relay);
-        int status = s_relay_stop(relay, SIGTERM);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        printf("pg-logical relay killed %d times while %zu events were written\n", kills, events);
-        s_verify(fx->c, events, kind);
-        fy_pg_stop(&pg);
-        return;
-    }
-    long long until = fy_now_ms() + 60000;
-    /* Caught up: the last row in (xid, id) order is recorded. */
-    while (fy_now_ms() < until &&
-           s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox o, ferry_relay_position p "
-                                 "WHERE (o.xid, o.id) > (p.last_xid, p.last_id)") > 0)
-        fy_sleep_ms(20);
-    assert_int_equal(s_pg_u64(pg.conninfo, "SELECT COUNT(*) FROM outbox o, ferry_relay_position p "
-                                           "WHERE (o.xid, o.id) > (p.last_xid, p.last_id)"),
-                     0);
-    s_wait_started(log, relay);
-    int status = s_relay_stop(relay, SIGTERM);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    printf("pg relay killed %d times while %zu events (ids up to %llu) were written\n", kills,
-           events, (unsigned long long)head);
-    s_verify(fx->c, events, kind);
-    fy_pg_stop(&pg);
-}
-
-static void
-test_pg_relay_survives_kills(void **state)
-{
-    s_pg_kill_run(*state, false);
-}
-
-static void
-test_pglog_relay_survives_kills(void **state)
-{
-    s_pg_kill_run(*state, true);
-}
-
-static uint64_t
-s_slot_lsn(const fy_pg_t *pg)
-{
-    return s_pg_u64(pg->conninfo, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots");
-}
-
-/* pg-logical: a poison row is dead-lettered between its neighbours, the
- * headers and created_at come through, and an idle relay moves its slot past
- * unrelated WAL traffic (else the server would keep that WAL forever). */
-static void
-test_pglog_poison_and_idle_slot(void **state)
-{
-    fx_t *fx = *state;
-    fy_pg_t pg;
-    char log[400], src[400];
-    s_pg_outbox(fx, &pg, log);
-    pid_t relay = s_relay_start(s_pglog_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
-    s_wait_started(log, relay);
-    assert_int_equal(
-        fy_pg_sql(&pg, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload, "
-                       "headers, created_at) VALUES "
-                       "('order', 'o-1', 'Placed', 'one', '{\"traceparent\": \"00-abc\", "
-                       "\"n\": 7}', '2026-01-02T03:04:05.678Z'), "
-                       "('not a topic', 'o-1', 'Placed', 'poison', NULL, now()), "
-                       "('order', 'o-1', 'Paid', 'two', NULL, now());"),
-        0);
-    s_wait_messages(fx->c, 2, 20000);
-    const ferry_stored_message_t *m;
-    size_t got;
-    assert_int_equal(ferry_client_get(fx->c, "order", 1, 10, &m, &got), FERRY_OK);
-    assert_int_equal(got, 2);
-    assert_int_equal(m[0].len, 3);
-    assert_memory_equal(m[0].data, "one", 3);
-    assert_string_equal(ferry_msg_header(&m[0], "traceparent"), "00-abc");
-    assert_string_equal(ferry_msg_header(&m[0], "n"), "7"); /* as jsonb_each_text */
-    assert_string_equal(ferry_msg_header(&m[0], "event_type"), "Placed");
-    assert_string_equal(ferry_msg_header(&m[0], "created_at"), "2026-01-02T03:04:05.678Z");
-    assert_string_equal(m[0].key, "o-1");
-    assert_true(s_default_id(m[0].id, "pg-logical", 1));
-    assert_memory_equal(m[1].data, "two", 3);
-    assert_true(s_default_id(m[1].id, "pg-logical", 3));
-    const ferry_stored_message_t *dl;
-    s_wait_topic(fx->c, "ferry-relay.dlq", 1, 20000); /* after "two" maybe: it went first */
-    assert_int_equal(ferry_client_get(fx->c, "ferry-relay.dlq", 1, 10, &dl, &got), FERRY_OK);
-    assert_int_equal(got, 1);
-    assert_non_null(strstr(ferry_msg_header(&dl[0], "ferry-relay-reason"), "EINVALID_NAME"));
-    assert_string_equal(ferry_msg_header(&dl[0], "ferry-relay-id"), "2");
-    /* Idle, with other tables written: the slot follows the end of WAL. */
-    uint64_t before = s_slot_lsn(&pg);
-    assert_int_equal(fy_pg_sql(&pg, "CREATE TABLE other(x int); "
-                                    "INSERT INTO other SELECT generate_series(1, 50000);"),
-                     0);
-    uint64_t end = s_pg_u64(pg.conninfo, "SELECT pg_current_wal_lsn() - '0/0'");
-    assert_true(end > before + 1000000); /* a megabyte and more of unrelated WAL */
-    long long until = fy_now_ms() + 20000;
-    while (s_slot_lsn(&pg) < end && fy_now_ms() < until)
-        fy_sleep_ms(50);
-    assert_true(s_slot_lsn(&pg) >= end);
-    int status = s_relay_stop(relay, SIGTERM);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    /* Nothing new after a restart: the slot skips what was confirmed. */
-    relay = s_relay_start(src, fx->d.endpoint, log, NULL);
-    s_wait_started(log, relay);
-    fy_sleep_ms(500);
-    s_wait_messages(fx->c, 2, 1000);
-    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
-    /* Misuse: --on-publish delete, a publication without the table. */
-    char cmd[1200], out[2048];
-    snprintf(cmd, sizeof cmd, "'%s' --source '%s' --on-publish delete 2>&1", getenv("FERRY_RELAY"),
-             src);
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "polling sources"));
-    snprintf(cmd, sizeof cmd, "'%s' --source '%s' --publication other_pub --slot s2 2>&1",
-             getenv("FERRY_RELAY"), src);
-    assert_int_equal(fy_pg_sql(&pg, "CREATE PUBLICATION other_pub FOR TABLE other;"), 0);
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "does not publish table outbox"));
-    /* An unreachable server; a database without the table. */
-    snprintf(cmd, sizeof cmd,
-             "'%s' --source 'pg-logical:host=127.0.0.1 port=1 user=ferry dbname=app "
-             "connect_timeout=2' 2>&1",
-             getenv("FERRY_RELAY"));
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "cannot connect"));
-    assert_int_equal(fy_pg_sql(&pg, "DROP TABLE outbox;"), 0);
-    snprintf(cmd, sizeof cmd, "'%s' --source '%s' 2>&1", getenv("FERRY_RELAY"), src);
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "outbox table"));
-    fy_pg_stop(&pg);
-}
-
-/* @p topic holds @p n messages with ids "<source>:<id>", each once, every
- * id at most @p max (a crash makes a sequence skip values: not 1..n). */
-static void
-s_ids_once(ferry_client_t *c, const char *topic, const char *source, size_t n, size_t max)
-{
-    fy_copied_t *all;
-    size_t got;
-    assert_int_equal(fy_read_all(c, topic, &all, &got), FERRY_OK);
-    assert_int_equal(got, n);
-    uint8_t *seen = calloc(max + 1, 1);
-    char fmt[64];
-    snprintf(fmt, sizeof fmt, "%s:%%lu", source);
-    for (size_t i = 0; i < got; i++) {
-        unsigned long id = 0;
-        assert_int_equal(sscanf(all[i].id, fmt, &id), 1);
-        assert_true(id >= 1 && id <= max);
-        assert_int_equal(seen[id]++, 0);
-    }
-    free(seen);
-    free(all);
-}
-
-/* Both PostgreSQL sources in one relay process (an INI file) while the
- * server crashes (pg_ctl restart -m immediate) between two batches of rows:
- * the relay reconnects by itself and each row is published once. */
-static void
-test_pg_server_crash(void **state)
-{
-    fx_t *fx = *state;
-    fy_pg_t pg;
-    char log[400], ini[400], text[1200];
-    s_pg_outbox(fx, &pg, log);
-    snprintf(ini, sizeof ini, "%s/pg.ini", fx->d.dir);
-    snprintf(text, sizeof text,
-             "[relay]\nbroker = %s\npoll-ms = 5\nstats-ms = 1000\n"
-             "[source poll]\nsource = pg:%s\ntopic-template = poll.{aggregate_type}\n"
-             "[source wal]\nsource = pg-logical:%s\ntopic-template = wal.{aggregate_type}\n",
-             fx->d.endpoint, pg.conninfo, pg.conninfo);
-    FILE *f = fopen(ini, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    const char *argv[] = {getenv("FERRY_RELAY"), "--config", ini, NULL};
-    pid_t pid = fy_spawn(log, argv);
-    assert_true(pid > 0);
-    long long until = fy_now_ms() + 20000; /* the slot exists: rows from now on are in it */
-    while (s_pg_u64(pg.conninfo, "SELECT count(*) FROM pg_replication_slots") == 0 &&
-           fy_now_ms() < until)
-        fy_sleep_ms(20);
-    const char *batch = "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
-                        "SELECT 'order', 'agg-' || (i % 50), 'E', 'x' "
-                        "FROM generate_series(1, 1000) i;";
-    assert_int_equal(fy_pg_sql(&pg, batch), 0);
-    s_wait_topic(fx->c, "poll.order", 1000, 20000);
-    s_wait_topic(fx->c, "wal.order", 1000, 20000);
-    assert_int_equal(fy_pg_crash_restart(&pg), 0);
-    assert_int_equal(fy_pg_sql(&pg, batch), 0);
-    s_wait_topic(fx->c, "poll.order", 2000, 30000);
-    s_wait_topic(fx->c, "wal.order", 2000, 30000);
-    s_wait_started(log, pid);
-    int status = s_relay_stop(pid, SIGTERM);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    size_t max = (size_t)s_pg_u64(pg.conninfo, "SELECT max(id) FROM outbox");
-    s_ids_once(fx->c, "poll.order", "poll", 2000, max);
-    s_ids_once(fx->c, "wal.order", "wal", 2000, max);
-    /* The relay said why it could not read, on one logfmt line. */
-    char cmd[600], out[256];
-    snprintf(cmd, sizeof cmd, "grep -c 'cannot read the outbox.*detail=\"postgresql: ' '%s'", log);
-    fy_run(cmd, out, sizeof out);
-    assert_true(atoi(out) >= 1);
-    fy_pg_stop(&pg);
-}
-
-/* A transaction with a lower id commits after one with a higher id: the
- * relay publishes both, the lower one first (its transaction began first). */
-static void
-test_pg_late_commit_is_not_skipped(void **state)
-{
-    fx_t *fx = *state;
-    fy_pg_t pg;
-    char log[400], src[400];
-    s_pg_outbox(fx, &pg, log);
-    PGconn *a = PQconnectdb(pg.conninfo), *b = PQconnectdb(pg.conninfo);
-    assert_true(PQstatus(a) == CONNECTION_OK && PQstatus(b) == CONNECTION_OK);
-    const char *ins = "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) "
-                      "VALUES ('order', '%s', 'E', convert_to('%s', 'UTF8'))";
-    char sql[300];
-    assert_true(s_pg_ok(a, PQexec(a, "BEGIN")));
-    snprintf(sql, sizeof sql, ins, "slow", "slow");
-    assert_true(s_pg_ok(a, PQexec(a, sql))); /* id 1, transaction still open */
-    snprintf(sql, sizeof sql, ins, "fast", "fast");
-    assert_true(s_pg_ok(b, PQexec(b, sql))); /* id 2, committed */
-    pid_t relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
-    fy_sleep_ms(800);
-    ferry_topic_info_t info;
-    ferry_status_t st = ferry_client_info(fx->c, "order", &info);
-    /* Nothing yet: the committed row waits behind the open transaction. */
-    assert_true(st == FERRY_ENOTFOUND || (st == FERRY_OK && info.messages == 0));
-    assert_true(s_pg_ok(a, PQexec(a, "COMMIT")));
-    long long until = fy_now_ms() + 20000;
-    do {
-        fy_sleep_ms(20);
-        st = ferry_client_info(fx->c, "order", &info);
-    } while ((st != FERRY_OK || info.messages < 2) && fy_now_ms() < until);
-    assert_int_equal(info.messages, 2);
-    fy_copied_t *all;
-    size_t n;
-    assert_int_equal(fy_read_all(fx->c, "order", &all, &n), FERRY_OK);
-    assert_string_equal(all[0].payload, "slow");
-    assert_string_equal(all[1].payload, "fast");
-    free(all);
-    s_wait_started(log, relay);
-    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
-    PQfinish(a);
-    PQfinish(b);
-    /* An unreachable database, and a database without the table. */
-    char cmd[1200], out[2048];
-    snprintf(cmd, sizeof cmd,
-             "'%s' --source 'pg:host=127.0.0.1 port=1 user=ferry dbname=app "
-             "connect_timeout=2' 2>&1",
-             getenv("FERRY_RELAY"));
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "cannot connect"));
-    assert_int_equal(fy_pg_sql(&pg, "DROP TABLE outbox;"), 0);
-    snprintf(cmd, sizeof cmd, "'%s' --source 'pg:%s' 2>&1", getenv("FERRY_RELAY"), pg.conninfo);
-    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "outbox table"));
-    fy_pg_stop(&pg);
-}
-
 static void
 test_bad_configuration(void **state)
 {
@@ -1149,14 +567,6 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_delete_keeps_ids_growing, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_config_file_two_sources, fy_fx_setup, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pglog_relay_survives_kills, fy_fx_setup,
-                                        fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pglog_poison_and_idle_slot, fy_fx_setup,
-                                        fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_server_crash, fy_fx_setup, fy_fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_late_commit_is_not_skipped, fy_fx_setup,
-                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration, fy_fx_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */

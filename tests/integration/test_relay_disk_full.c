@@ -9,6 +9,10 @@
  * the database (SQLite needs room for its shared memory): it says so and
  * waits, and with space it opens and publishes every row once.
  *
+ * The same for the LMDB source: the service's environment on the full
+ * disk, the position refused with ESTORAGE_FULL (said at warn) until space
+ * comes back, then recorded; every row published once.
+ *
  * It mounts the tmpfs, so it runs as root (CI does).
  */
 #include <setjmp.h>
@@ -20,11 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <lmdb.h>
 
 #include <cmocka.h>
 
 #include "clock.h"
+#include "ferry_outbox.h"
 #include "harness.h"
 
 typedef struct {
@@ -197,11 +204,116 @@ test_relay_on_a_full_disk(void **state)
            2 * ROWS, atoi(out));
 }
 
+/* The LMDB source on a full disk: the service's environment on the tmpfs,
+ * rows committed, then the disk filled to the last block. The relay
+ * (started on the full disk) publishes every row once - a position record
+ * that needs a page the disk does not have is refused with ESTORAGE_FULL,
+ * said at warn, and tried again - and once space is freed the position
+ * reaches the last row, without a restart and without publishing twice. */
+static void
+s_lmdb_rows(const char *dir, int from, int to)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64u << 20), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(ferry_outbox_open(txn, &dbi), FERRY_OK);
+    for (int i = from; i <= to; i++) {
+        char agg[16], body[32];
+        snprintf(agg, sizeof agg, "o-%d", i % 10);
+        int len = snprintf(body, sizeof body, "row-%d", i);
+        ferry_outbox_event_t ev = {.aggregate_type = "orders",
+                                   .aggregate_id = agg,
+                                   .event_type = "placed",
+                                   .payload = body,
+                                   .len = (size_t)len};
+        assert_int_equal(ferry_outbox_put(txn, dbi, &ev, NULL), FERRY_OK);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static uint64_t
+s_lmdb_position(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint64_t at = 0;
+    if (mdb_env_create(&env) != 0)
+        return 0;
+    mdb_env_set_maxdbs(env, 8);
+    if (mdb_env_open(env, dir, MDB_RDONLY, 0644) == 0 &&
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+        MDB_val k = {4, "full"}, v;
+        if (mdb_dbi_open(txn, FERRY_OUTBOX_POS_DB, 0, &dbi) == 0 &&
+            mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size >= 8)
+            for (int i = 0; i < 8; i++)
+                at = at << 8 | ((const uint8_t *)v.mv_data)[i];
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return at;
+}
+
+static void
+test_lmdb_relay_on_a_full_disk(void **state)
+{
+    s_fx_t *fx = *state;
+    enum { ROWS = 2000 };
+    char dir[300], filler[300], log[300], cmd[1200], out[512], source[320];
+    snprintf(dir, sizeof dir, "%s/env", fx->mnt);
+    snprintf(filler, sizeof filler, "%s/filler", fx->mnt);
+    snprintf(log, sizeof log, "%s.lmdb-relay.log", fx->mnt);
+    snprintf(source, sizeof source, "lmdb:%s", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    s_lmdb_rows(dir, 1, ROWS);
+    snprintf(cmd, sizeof cmd, "'%s' --setup --source '%s' --name full >/dev/null",
+             getenv("FERRY_RELAY"), source);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    s_fill(filler, fx->mnt);
+    const char *argv[] = {
+        getenv("FERRY_RELAY"), "--source", source, "--broker", fx->fx->d.endpoint, "--name", "full",
+        "--poll-ms",           "200",      NULL};
+    int pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
+    long long until = fy_now_ms() + 20000;
+    while (s_count(fx) < ROWS && fy_now_ms() < until)
+        fy_sleep_ms(10);
+    assert_int_equal(s_count(fx), ROWS);
+    fy_sleep_ms(500); /* a few position records tried on the full disk */
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+    uint64_t while_full = s_lmdb_position(dir);
+    snprintf(cmd, sizeof cmd, "grep 'cannot record the position' '%s' | head -1", log);
+    fy_run(cmd, out, sizeof out);
+    /* A fresh environment has no free pages to reuse: the record is refused
+     * for want of a page, and said clearly. */
+    assert_non_null(strstr(out, "level=warn"));
+    assert_non_null(strstr(out, "code=ESTORAGE_FULL"));
+    assert_non_null(strstr(out, "the disk is full"));
+    assert_int_equal(while_full, 0);
+    assert_int_equal(unlink(filler), 0);
+    until = fy_now_ms() + 20000;
+    while (s_lmdb_position(dir) != ROWS && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(s_lmdb_position(dir), ROWS);
+    assert_int_equal(s_count(fx), ROWS); /* nothing twice */
+    assert_true(WIFEXITED(fy_kill_wait(pid, SIGTERM)));
+    printf("lmdb relay on a full disk: %d rows once; the position refused with ESTORAGE_FULL "
+           "while full, recorded once space came back\n",
+           ROWS);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_relay_on_a_full_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_lmdb_relay_on_a_full_disk, s_setup, s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -10,6 +10,9 @@
  * - the orchestrator killed with -9 at random moments (at least 5 times)
  *   while 300 sagas run: restarted, it finishes all of them, each command's
  *   work ran once, none is half done;
+ * - the broker killed with -9 and stopped in turn while 1,000 sagas run
+ *   (nothing else restarted): every saga ends as without faults, each
+ *   command's work ran once;
  * - participants: a repeated command is answered again without running, a
  *   compensation that overtakes its command cancels it;
  * - bad input: definitions, ids, unknown definition, duplicate start;
@@ -44,6 +47,7 @@
 #include "ferry_saga.h"
 #include "fixture.h"
 #include "harness.h"
+#include "shopcheck.h"
 
 typedef fy_fx_t fx_t;
 
@@ -92,67 +96,15 @@ s_wait_queue(ferry_client_t *c, const char *queue)
     fail_msg("%s was not declared", queue);
 }
 
-/* The shop's counter "<what>:<id>" (0 when absent). */
-static int64_t
-s_shop(MDB_txn *txn, MDB_dbi dbi, const char *what, const char *id)
-{
-    char key[300];
-    snprintf(key, sizeof key, "%s:%s", what, id);
-    MDB_val k = {strlen(key), key}, v;
-    int64_t n = 0;
-    if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof n)
-        memcpy(&n, v.mv_data, sizeof n);
-    return n;
-}
-
-static int64_t
-s_amount(long i)
-{
-    return i * 37 % 200 + 1; /* as examples/order_saga.c */
-}
-
-/* Checks the participants' state: each order done (reserved, charged,
- * shipped, each once) or compensated (reserved then released, never
- * charged, never shipped). @return how many were done. */
+/* The participants' store holds what the sagas promise (shopcheck.h).
+ * @return how many orders are done. */
 static long
 s_check_shop(const char *dir, long orders, bool shipping)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "shop", 0, &dbi), 0);
-    long done = 0;
-    for (long i = 0; i < orders; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "order-%ld", i);
-        int64_t reserved = s_shop(txn, dbi, "reserved", id);
-        int64_t charged = s_shop(txn, dbi, "charged", id);
-        int64_t shipped = s_shop(txn, dbi, "shipped", id);
-        /* Each command's work ran at most once. */
-        assert_int_equal(s_shop(txn, dbi, "runs:d:reserve-stock", id), 1);
-        assert_true(s_shop(txn, dbi, "runs:u:reserve-stock", id) <= 1);
-        assert_true(s_shop(txn, dbi, "runs:d:charge-payment", id) <= 1);
-        assert_true(s_shop(txn, dbi, "runs:u:charge-payment", id) <= 1);
-        assert_true(s_shop(txn, dbi, "runs:d:ship", id) <= 1);
-        if (shipped) {
-            assert_true(shipping);
-            assert_int_equal(reserved, 1);
-            assert_int_equal(charged, s_amount(i));
-            assert_int_equal(shipped, 1);
-            assert_true(s_amount(i) <= 150);
-            done++;
-        } else {
-            assert_int_equal(reserved, 0); /* released */
-            assert_int_equal(charged, 0);  /* never charged, or refunded */
-            assert_int_equal(s_shop(txn, dbi, "runs:u:reserve-stock", id), 1);
-        }
-    }
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    char why[256];
+    long done = fy_shop_check(dir, orders, shipping, why, sizeof why);
+    if (done < 0)
+        fail_msg("%s", why);
     return done;
 }
 
@@ -181,7 +133,7 @@ s_on_end(const char *id, const ferry_saga_status_t *st, void *user)
     e->ended++;
     e->done += st->state == FERRY_SAGA_DONE;
     e->compensated += st->state == FERRY_SAGA_COMPENSATED;
-    bool want_done = s_amount(i) <= 150;
+    bool want_done = fy_shop_amount(i) <= 150;
     if (want_done != (st->state == FERRY_SAGA_DONE) ||
         (!want_done && !strstr(st->reason, "step charge-payment failed: insufficient funds")))
         e->reasons_ok = false;
@@ -213,7 +165,8 @@ test_orders_done_or_compensated(void **state)
     for (long i = 0; i < S_ORDERS; i++) {
         char id[32], data[64];
         snprintf(id, sizeof id, "order-%ld", i);
-        int len = snprintf(data, sizeof data, "item=book amount=%lld", (long long)s_amount(i));
+        int len =
+            snprintf(data, sizeof data, "item=book amount=%lld", (long long)fy_shop_amount(i));
         assert_int_equal(ferry_saga_start(o, "order", id, data, (size_t)len), FERRY_OK);
     }
     /* Bad input changes nothing. */
@@ -280,7 +233,7 @@ test_step_timeout_compensates_and_late_command_is_refused(void **state)
     for (long i = 0; i < n; i++) {
         char id[32], data[64];
         snprintf(id, sizeof id, "order-%ld", i);
-        int len = snprintf(data, sizeof data, "amount=%lld", (long long)s_amount(i));
+        int len = snprintf(data, sizeof data, "amount=%lld", (long long)fy_shop_amount(i));
         assert_int_equal(ferry_saga_start(o, "order", id, data, (size_t)len), FERRY_OK);
     }
     long long until = fy_now_ms() + 30000;
@@ -342,6 +295,60 @@ test_orchestrator_killed(void **state)
     assert_non_null(strstr(summary, "done 225 compensated 75"));
     assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
     assert_int_equal(s_check_shop(shop, S_ORDERS, true), 225);
+}
+
+/* The broker fails under running sagas (issue 15): ferryd is killed with
+ * -9 and stopped with SIGTERM in turn while 1,000 sagas run, each time
+ * started again a moment later; the orchestrator and the participants are
+ * never restarted. Every saga ends as it would have without the faults (no
+ * reply lost, none applied twice), and each command's work ran once. */
+static void
+test_broker_fails_under_sagas(void **state)
+{
+    fx_t *fx = *state;
+    enum { ORDERS = 1000 };
+    char shop[400], orch[400], log[400], out[400], count[16], bin[400];
+    snprintf(shop, sizeof shop, "%s/shop", fx->d.dir);
+    snprintf(orch, sizeof orch, "%s/orch", fx->d.dir);
+    snprintf(log, sizeof log, "%s/saga.log", fx->d.dir);
+    snprintf(out, sizeof out, "%s/orchestrator.out", fx->d.dir);
+    snprintf(count, sizeof count, "%d", ORDERS);
+    const char *pargs[] = {"participants", shop, fx->d.endpoint, NULL};
+    pid_t parts = s_spawn(log, pargs);
+    s_wait_queue(fx->c, "shipping.commands");
+    const char *oargs[] = {
+        s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint, NULL};
+    pid_t o = fy_spawn(out, oargs);
+    assert_true(o > 0);
+    unsigned seed = (unsigned)time(NULL) ^ 0x5a6a;
+    int faults = 0, status = 0;
+    while (waitpid(o, &status, WNOHANG) == 0 && faults < 30) {
+        fy_sleep_ms(100 + (int)(rand_r(&seed) % 300));
+        int sig = faults % 2 ? SIGTERM : SIGKILL;
+        int st = fy_ferryd_signal(&fx->d, sig);
+        assert_true(sig == SIGKILL ? WIFSIGNALED(st) : WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        faults++;
+        fy_sleep_ms(50 + (int)(rand_r(&seed) % 200));
+        assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    }
+    if (faults >= 30)
+        waitpid(o, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(faults >= 2); /* they came while the sagas ran */
+    int pst;
+    assert_int_equal(waitpid(parts, &pst, WNOHANG), 0); /* the participants rode it out */
+    char cmd[1200], summary[128], want[64];
+    snprintf(cmd, sizeof cmd, "grep '^done' '%s' | tail -1", out);
+    fy_run(cmd, summary, sizeof summary);
+    printf("broker failed %d times under %d sagas; %s", faults, ORDERS, summary);
+    snprintf(want, sizeof want, "done %d compensated %d", ORDERS * 3 / 4, ORDERS / 4);
+    if (!strstr(summary, want)) {
+        snprintf(cmd, sizeof cmd, "grep -v 'connection to' '%s' | tail -20 >&2", out);
+        fy_run(cmd, summary, sizeof summary);
+        fail_msg("want %s", want);
+    }
+    assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    assert_int_equal(s_check_shop(shop, ORDERS, true), ORDERS * 3 / 4);
 }
 
 /* A participant's inbox, driven by hand with requests. */
@@ -656,6 +663,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_step_timeout_compensates_and_late_command_is_refused,
                                         fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_orchestrator_killed, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_broker_fails_under_sagas, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_choreography_services_killed, fy_fx_setup,

@@ -41,7 +41,7 @@
 #ifndef FY_POWERCUT_H
 #define FY_POWERCUT_H
 
-/* The library has no API: it is loaded with LD_PRELOAD. The harness's
+/* The library has no API: it is loaded with LD_PRELOAD. cutctl.h
  * fy_powercut_env builds the environment above. */
 
 #endif

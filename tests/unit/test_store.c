@@ -1,5 +1,6 @@
 /*
- * test_store.c - the LMDB store on real files in a fresh temporary directory:
+ * test_store.c - the LMDB store on real files in a fresh temporary directory
+ * (subscriptions: test_store_subs.c; the fixture: storefx.h):
  * declare, append, dedupe window, read back, delete with sweeps, reopen,
  * format check, directory lock and a full map.
  */
@@ -15,102 +16,13 @@
 #include <lmdb.h>
 
 #include "fixture.h"
-#include "store.h"
-
-typedef struct {
-    char dir[256];
-    fy_store_t *store;
-    fy_log_t log;
-} fx_t;
-
-static fy_status_t
-s_open(fx_t *fx, uint64_t map_size, uint64_t dedupe_ms)
-{
-    fy_store_opts_t o = {
-        .dir = fx->dir, .map_size = map_size, .dedupe_window_ms = dedupe_ms, .log = &fx->log};
-    fy_err_t err;
-    return fy_store_open(&o, &fx->store, &err);
-}
-
-static int
-s_setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    fx->log.level = FY_LOG_WARN;
-    if (fy_tmpdir(fx->dir, sizeof fx->dir) != 0)
-        return -1;
-    *state = fx;
-    return s_open(fx, 64 << 20, 120000) == FERRY_OK ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-    fx_t *fx = *state;
-    fy_store_destroy(&fx->store);
-    fy_rmtree(fx->dir);
-    free(fx);
-    return 0;
-}
-
-static fy_bytes_t
-B(const char *s)
-{
-    return fy_bytes_str(s);
-}
-
-static void
-s_declare(fx_t *fx, const char *name, fy_kind_t kind)
-{
-    fy_topic_info_t info;
-    bool created;
-    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B(name), kind, NULL, &info, &created), FERRY_OK);
-    assert_true(created);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-}
-
-static fy_status_t
-s_append1(fx_t *fx, uint64_t now, const char *topic, const char *id, const char *payload,
-          uint64_t *seq, bool *dup)
-{
-    fy_pubmeta_t m = {.id = id ? B(id) : (fy_bytes_t){0}};
-    fy_bytes_t p = B(payload);
-    fy_status_t st = fy_store_begin(fx->store, now);
-    if (st == FERRY_OK) {
-        uint64_t kver;
-        fy_conflict_t cf;
-        st = fy_store_append(fx->store, B(topic), &m, &p, 1, seq, dup, &kver, &cf);
-    }
-    if (st == FERRY_OK)
-        st = fy_store_commit(fx->store);
-    else
-        fy_store_abort(fx->store);
-    return st;
-}
-
-typedef struct {
-    uint64_t seqs[64];
-    char payloads[64][32];
-    size_t n;
-} s_seen_t;
-
-static fy_status_t
-s_collect(void *user, const fy_stored_t *m)
-{
-    s_seen_t *seen = user;
-    seen->seqs[seen->n] = m->seq;
-    snprintf(seen->payloads[seen->n], 32, "%.*s", (int)m->payload.len,
-             (const char *)m->payload.ptr);
-    seen->n++;
-    return FERRY_OK;
-}
+#include "storefx.h"
 
 static void
 test_declare_is_idempotent_and_typed(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "orders", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "orders", FY_KIND_TOPIC);
     fy_topic_info_t info;
     bool created = true;
     assert_int_equal(fy_store_begin(fx->store, 2000), FERRY_OK);
@@ -135,29 +47,29 @@ test_declare_is_idempotent_and_typed(void **state)
 static void
 test_append_read_and_reopen(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "a", FY_KIND_TOPIC);
-    s_declare(fx, "b", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "a", FY_KIND_TOPIC);
+    sfx_declare(fx, "b", FY_KIND_TOPIC);
     uint64_t seq;
     bool dup;
     char buf[16];
     /* Interleave two topics so that appends to "a" cannot use MDB_APPEND. */
     for (int i = 1; i <= 20; i++) {
         snprintf(buf, sizeof buf, "a%d", i);
-        assert_int_equal(s_append1(fx, 5000, "a", NULL, buf, &seq, &dup), FERRY_OK);
+        assert_int_equal(sfx_append1(fx, 5000, "a", NULL, buf, &seq, &dup), FERRY_OK);
         assert_int_equal(seq, i);
         assert_false(dup);
         snprintf(buf, sizeof buf, "b%d", i);
-        assert_int_equal(s_append1(fx, 5000, "b", NULL, buf, &seq, &dup), FERRY_OK);
+        assert_int_equal(sfx_append1(fx, 5000, "b", NULL, buf, &seq, &dup), FERRY_OK);
         assert_int_equal(seq, i);
     }
     fy_store_destroy(&fx->store);
-    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
+    assert_int_equal(sfx_open(fx, 64 << 20, 120000), FERRY_OK);
 
-    s_seen_t seen = {0};
+    sfx_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 6000), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("a"), 5, 10, SIZE_MAX, s_collect, &seen, &count),
+    assert_int_equal(fy_store_read(fx->store, B("a"), 5, 10, SIZE_MAX, sfx_collect, &seen, &count),
                      FERRY_OK);
     assert_int_equal(count, 10);
     for (size_t i = 0; i < 10; i++) {
@@ -167,7 +79,7 @@ test_append_read_and_reopen(void **state)
     }
     /* Reading past the end of "a" never runs into "b". */
     seen.n = 0;
-    assert_int_equal(fy_store_read(fx->store, B("a"), 18, 10, SIZE_MAX, s_collect, &seen, &count),
+    assert_int_equal(fy_store_read(fx->store, B("a"), 18, 10, SIZE_MAX, sfx_collect, &seen, &count),
                      FERRY_OK);
     assert_int_equal(count, 3);
     assert_string_equal(seen.payloads[2], "a20");
@@ -186,7 +98,7 @@ test_append_read_and_reopen(void **state)
 static void
 test_dedupe_window(void **state)
 {
-    fx_t *fx = *state;
+    sfx_t *fx = *state;
     fy_topic_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 0), FERRY_OK);
@@ -197,16 +109,16 @@ test_dedupe_window(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     uint64_t seq;
     bool dup;
-    assert_int_equal(s_append1(fx, 10000, "t", "x", "one", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 10000, "t", "x", "one", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 1);
-    assert_int_equal(s_append1(fx, 10500, "t", "y", "two", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 10500, "t", "y", "two", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 2);
     /* Within the window: the original sequence, not stored again. */
-    assert_int_equal(s_append1(fx, 10900, "t", "x", "one", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 10900, "t", "x", "one", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 1);
     assert_true(dup);
     /* The same id for a different message is refused, not a duplicate. */
-    assert_int_equal(s_append1(fx, 10900, "t", "x", "again", &seq, &dup), FERRY_EIDREUSED);
+    assert_int_equal(sfx_append1(fx, 10900, "t", "x", "again", &seq, &dup), FERRY_EIDREUSED);
 
     /* Two messages with one id in the same append: the second is a duplicate. */
     fy_pubmeta_t ms[2] = {{.id = B("z")}, {.id = B("z")}};
@@ -230,22 +142,22 @@ test_dedupe_window(void **state)
     assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
     assert_false(more);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_append1(fx, 11200, "t", "y", "two", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 11200, "t", "y", "two", &seq, &dup), FERRY_OK);
     assert_true(dup);
     assert_int_equal(seq, 2);
     /* After the window the same id is a new message. */
-    assert_int_equal(s_append1(fx, 11200, "t", "x", "new", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 11200, "t", "x", "new", &seq, &dup), FERRY_OK);
     assert_false(dup);
     assert_int_equal(seq, 4);
     /* y expired but not yet swept: still treated as new. */
-    assert_int_equal(s_append1(fx, 11600, "t", "y", "new-y", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 11600, "t", "y", "new-y", &seq, &dup), FERRY_OK);
     assert_false(dup);
     assert_int_equal(seq, 5);
     /* The sweep must not delete the newer entry for y (it belongs to seq 5). */
     assert_int_equal(fy_store_begin(fx->store, 11600), FERRY_OK);
     assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_append1(fx, 11700, "t", "y", "new-y", &seq, &dup), FERRY_OK);
+    assert_int_equal(sfx_append1(fx, 11700, "t", "y", "new-y", &seq, &dup), FERRY_OK);
     assert_true(dup);
     assert_int_equal(seq, 5);
     /* Once every window has passed, a sweep leaves no entry behind: the
@@ -272,20 +184,20 @@ test_dedupe_window(void **state)
 static void
 test_delete_and_sweep(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "gone", FY_KIND_QUEUE);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "gone", FY_KIND_QUEUE);
     uint64_t seq;
     bool dup;
     for (int i = 0; i < 30; i++)
-        assert_int_equal(s_append1(fx, 100, "gone", NULL, "p", &seq, &dup), FERRY_OK);
+        assert_int_equal(sfx_append1(fx, 100, "gone", NULL, "p", &seq, &dup), FERRY_OK);
     assert_int_equal(fy_store_begin(fx->store, 200), FERRY_OK);
     assert_int_equal(fy_store_delete(fx->store, B("gone")), FERRY_OK);
     assert_int_equal(fy_store_delete(fx->store, B("gone")), FERRY_ENOTFOUND);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 
     /* Redeclared at once: a new, empty topic. */
-    s_declare(fx, "gone", FY_KIND_TOPIC);
-    assert_int_equal(s_append1(fx, 300, "gone", NULL, "fresh", &seq, &dup), FERRY_OK);
+    sfx_declare(fx, "gone", FY_KIND_TOPIC);
+    assert_int_equal(sfx_append1(fx, 300, "gone", NULL, "fresh", &seq, &dup), FERRY_OK);
     assert_int_equal(seq, 1);
 
     /* The old messages go in bounded slices. */
@@ -299,11 +211,11 @@ test_delete_and_sweep(void **state)
         assert_true(rounds < 10);
     }
     assert_true(rounds >= 4);
-    s_seen_t seen = {0};
+    sfx_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 500), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("gone"), 1, 50, SIZE_MAX, s_collect, &seen, &count),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_store_read(fx->store, B("gone"), 1, 50, SIZE_MAX, sfx_collect, &seen, &count), FERRY_OK);
     assert_int_equal(count, 1);
     assert_string_equal(seen.payloads[0], "fresh");
     fy_store_abort(fx->store);
@@ -312,7 +224,7 @@ test_delete_and_sweep(void **state)
 static void
 test_newer_format_refused(void **state)
 {
-    fx_t *fx = *state;
+    sfx_t *fx = *state;
     fy_store_destroy(&fx->store);
     /* Write a future format number with plain LMDB. */
     MDB_env *env;
@@ -342,7 +254,7 @@ test_newer_format_refused(void **state)
 static void
 test_directory_lock(void **state)
 {
-    fx_t *fx = *state;
+    sfx_t *fx = *state;
     fy_store_t *second = NULL;
     fy_store_opts_t o = {.dir = fx->dir, .map_size = 64 << 20, .log = &fx->log};
     fy_err_t err;
@@ -354,12 +266,12 @@ test_directory_lock(void **state)
 static void
 test_map_full(void **state)
 {
-    fx_t *fx = *state;
+    sfx_t *fx = *state;
     fy_store_destroy(&fx->store);
     fy_rmtree(fx->dir);
     assert_int_equal(fy_tmpdir(fx->dir, sizeof fx->dir), 0);
-    assert_int_equal(s_open(fx, 256 << 10, 1000), FERRY_OK);
-    s_declare(fx, "t", FY_KIND_TOPIC);
+    assert_int_equal(sfx_open(fx, 256 << 10, 1000), FERRY_OK);
+    sfx_declare(fx, "t", FY_KIND_TOPIC);
     char payload[2048];
     memset(payload, 'x', sizeof payload - 1);
     payload[sizeof payload - 1] = 0;
@@ -367,7 +279,7 @@ test_map_full(void **state)
     bool dup;
     fy_status_t st = FERRY_OK;
     for (int i = 0; i < 1000 && st == FERRY_OK; i++) {
-        st = s_append1(fx, 10, "t", NULL, payload, &seq, &dup);
+        st = sfx_append1(fx, 10, "t", NULL, payload, &seq, &dup);
         if (st == FERRY_OK)
             stored = seq;
     }
@@ -382,487 +294,10 @@ test_map_full(void **state)
     fy_store_abort(fx->store);
 }
 
-/* ---- subscriptions ---- */
-
-typedef struct {
-    uint64_t seqs[256];
-    uint32_t dcs[256];
-    size_t n;
-} s_got_t;
-
-static fy_status_t
-s_on_deliver(void *user, const fy_stored_t *m, uint32_t dc)
-{
-    s_got_t *g = user;
-    g->seqs[g->n] = m->seq;
-    g->dcs[g->n] = dc;
-    g->n++;
-    return FERRY_OK;
-}
-
-static fy_status_t
-s_get_any(void *user, const fy_stored_t *m)
-{
-    return s_on_deliver(user, m, 0);
-}
-
-static uint64_t
-s_sub(fx_t *fx, uint64_t now, const char *topic, const char *name, fy_sub_opts_t o)
-{
-    fy_sub_info_t info;
-    bool created;
-    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
-    assert_int_equal(fy_store_sub_open(fx->store, B(topic), B(name), &o, &info, &created),
-                     FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    return info.id;
-}
-
-static void
-s_fill(fx_t *fx, const char *topic, int n)
-{
-    uint64_t seq;
-    bool dup;
-    for (int i = 0; i < n; i++)
-        assert_int_equal(s_append1(fx, 100, topic, NULL, "m", &seq, &dup), FERRY_OK);
-}
-
-static fy_status_t
-s_ack(fx_t *fx, uint64_t sub, uint64_t seq)
-{
-    assert_int_equal(fy_store_begin(fx->store, 500), FERRY_OK);
-    fy_status_t st = fy_store_ack(fx->store, sub, seq);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    return st;
-}
-
-static void
-test_sub_deliver_and_ack_floor(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "t", FY_KIND_TOPIC);
-    s_fill(fx, "t", 10);
-    uint64_t sub = s_sub(fx, 200, "t", "s", (fy_sub_opts_t){.start = FY_START_FIRST});
-    s_got_t got = {0};
-    size_t n;
-    assert_int_equal(fy_store_begin(fx->store, 300), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 4, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 4);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 6);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 0);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    for (size_t i = 0; i < 10; i++) {
-        assert_int_equal(got.seqs[i], i + 1);
-        assert_int_equal(got.dcs[i], 1);
-    }
-    /* Out of order acks wait above the floor until the gap closes. */
-    assert_int_equal(s_ack(fx, sub, 2), FERRY_OK);
-    assert_int_equal(s_ack(fx, sub, 4), FERRY_OK);
-    fy_sub_info_t info;
-    assert_int_equal(fy_store_begin(fx->store, 600), FERRY_OK);
-    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
-    fy_store_abort(fx->store);
-    assert_int_equal(info.ack_floor, 0);
-    assert_int_equal(s_ack(fx, sub, 1), FERRY_OK);
-    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK);
-    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK); /* twice is fine */
-    assert_int_equal(s_ack(fx, sub, 11), FERRY_ESEQ);
-    assert_int_equal(s_ack(fx, 999, 1), FERRY_ENOTFOUND);
-    /* Survives a reopen. */
-    fy_store_destroy(&fx->store);
-    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
-    assert_int_equal(fy_store_begin(fx->store, 700), FERRY_OK);
-    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
-    bool acked;
-    assert_int_equal(fy_store_is_acked(fx->store, sub, 5, &acked), FERRY_OK);
-    assert_false(acked);
-    assert_int_equal(fy_store_is_acked(fx->store, sub, 4, &acked), FERRY_OK);
-    assert_true(acked);
-    fy_store_abort(fx->store);
-    assert_int_equal(info.ack_floor, 4);
-    assert_int_equal(info.cursor, 11);
-    assert_int_equal(info.last_seq, 10);
-    /* The topic keeps its messages: a plain topic is not a work queue. */
-    fy_topic_info_t ti;
-    assert_int_equal(fy_store_begin(fx->store, 700), FERRY_OK);
-    assert_int_equal(fy_store_info(fx->store, B("t"), &ti), FERRY_OK);
-    fy_store_abort(fx->store);
-    assert_int_equal(ti.messages, 10);
-}
-
-static void
-test_sub_start_at_time(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "tt", FY_KIND_TOPIC);
-    uint64_t seq;
-    bool dup;
-    for (uint64_t ts = 1000; ts <= 5000; ts += 1000) /* seqs 1..5 stored at 1000..5000 */
-        assert_int_equal(s_append1(fx, ts, "tt", NULL, "m", &seq, &dup), FERRY_OK);
-    const uint64_t at[][2] = {{1, 1}, {1000, 1}, {1500, 2}, {3000, 3}, {4999, 5}, {5001, 6}};
-    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "t%zu", i);
-        fy_sub_opts_t o = {.start = FY_START_TIME, .start_seq = at[i][0]};
-        fy_sub_info_t info;
-        bool created;
-        assert_int_equal(fy_store_begin(fx->store, 6000), FERRY_OK);
-        assert_int_equal(fy_store_sub_open(fx->store, B("tt"), B(name), &o, &info, &created),
-                         FERRY_OK);
-        assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-        if (info.cursor != at[i][1])
-            fail_msg("time %llu: cursor %llu, want %llu", (unsigned long long)at[i][0],
-                     (unsigned long long)info.cursor, (unsigned long long)at[i][1]);
-        assert_int_equal(info.ack_floor, at[i][1] - 1);
-    }
-}
-
-static void
-test_sub_start_positions(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "t", FY_KIND_TOPIC);
-    s_declare(fx, "q", FY_KIND_QUEUE);
-    s_fill(fx, "t", 5);
-    fy_sub_info_t info;
-    bool created;
-    fy_sub_opts_t o = {.start = FY_START_NEW};
-    assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("new"), &o, &info, &created), FERRY_OK);
-    assert_true(created);
-    assert_int_equal(info.cursor, 6);
-    assert_int_equal(info.ack_wait_ms, 30000);
-    assert_int_equal(info.max_deliver, 5);
-    o = (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 3, .ack_wait_ms = 50};
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created), FERRY_OK);
-    assert_int_equal(info.cursor, 3);
-    assert_int_equal(info.ack_floor, 2);
-    /* Opening again finds it; options of an existing subscription stay. */
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B("mid"), &o, &info, &created), FERRY_OK);
-    assert_false(created);
-    assert_int_equal(info.ack_wait_ms, 50);
-    /* A queue's one subscription is "", created with the queue. */
-    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
-    assert_false(created);
-    assert_int_equal(info.kind, FY_KIND_QUEUE);
-    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B("x"), &o, &info, &created),
-                     FERRY_EFIELD);
-    assert_int_equal(fy_store_sub_open(fx->store, B("t"), B(""), &o, &info, &created),
-                     FERRY_EFIELD);
-    assert_int_equal(fy_store_sub_open(fx->store, B("nope"), B("x"), &o, &info, &created),
-                     FERRY_ENOTFOUND);
-    assert_int_equal(fy_store_sub_delete(fx->store, B("t"), B("new")), FERRY_OK);
-    assert_int_equal(fy_store_sub_delete(fx->store, B("t"), B("new")), FERRY_ENOTFOUND);
-    assert_int_equal(fy_store_sub_delete(fx->store, B("q"), B("")), FERRY_EFIELD);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-}
-
-/* Reads stop at their byte budget (the rest comes with the next read, in
- * order, none lost); the first message always goes, whatever its size. */
-static void
-test_reads_cut_by_bytes(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "big", FY_KIND_TOPIC);
-    static char payload[10001];
-    memset(payload, 'p', 10000);
-    uint64_t seq;
-    bool dup;
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(s_append1(fx, 100, "big", NULL, payload, &seq, &dup), FERRY_OK);
-    const size_t cost = FY_STORED_OVERHEAD + 10000, budget = 6 * cost + cost / 2;
-    size_t n;
-    s_got_t got = {0};
-    assert_int_equal(fy_store_begin(fx->store, 200), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("big"), 1, 100, budget, s_get_any, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 6);
-    assert_int_equal(got.seqs[5], 6);
-    got.n = 0;
-    assert_int_equal(fy_store_read(fx->store, B("big"), 7, 100, 1, s_get_any, &got, &n), FERRY_OK);
-    assert_int_equal(n, 1); /* one message always goes */
-    assert_int_equal(got.seqs[0], 7);
-    fy_store_abort(fx->store);
-
-    uint64_t sub = s_sub(fx, 300, "big", "s",
-                         (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100});
-    /* New messages: six per reply, the cursor stays on the one left out. */
-    got.n = 0;
-    assert_int_equal(fy_store_begin(fx->store, 400), FERRY_OK);
-    for (int round = 0; round < 3; round++) {
-        assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, budget, s_on_deliver, &got, &n),
-                         FERRY_OK);
-        assert_int_equal(n, 6);
-    }
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    for (size_t i = 0; i < got.n; i++)
-        assert_int_equal(got.seqs[i], i + 1);
-    /* Their ack wait passes: fetches take the redeliveries six at a time
-     * (those left out stay due), then the new messages, each once, in order. */
-    size_t due;
-    bool more;
-    got.n = 0;
-    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 1000, &due, &more), FERRY_OK);
-    size_t rounds = 0;
-    do {
-        assert_int_equal(fy_store_fetch(fx->store, sub, 1000, budget, s_on_deliver, &got, &n),
-                         FERRY_OK);
-        assert_true(n <= 6);
-        rounds++;
-    } while (n > 0 && rounds < 20);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(got.n, 40);
-    for (size_t i = 0; i < 40; i++) {
-        assert_int_equal(got.seqs[i], i + 1);
-        assert_int_equal(got.dcs[i], i < 18 ? 2 : 1);
-    }
-}
-
-static size_t
-s_fetch(fx_t *fx, uint64_t now, uint64_t sub, s_got_t *got)
-{
-    size_t n = 0, due = 0;
-    bool more;
-    got->n = 0;
-    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
-    assert_int_equal(fy_store_timers_due(fx->store, 1000, &due, &more), FERRY_OK);
-    assert_int_equal(fy_store_fetch(fx->store, sub, 10, SIZE_MAX, s_on_deliver, got, &n), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(n, got->n);
-    return n;
-}
-
-static void
-test_sub_redelivery_and_dead_letters(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "t", FY_KIND_TOPIC);
-    s_fill(fx, "t", 5);
-    uint64_t sub =
-        s_sub(fx, 1000, "t", "s",
-              (fy_sub_opts_t){.start = FY_START_FIRST, .ack_wait_ms = 100, .max_deliver = 3});
-    s_got_t got = {0};
-    assert_int_equal(s_fetch(fx, 1000, sub, &got), 5);
-    assert_int_equal(s_ack(fx, sub, 1), FERRY_OK);
-    assert_int_equal(s_ack(fx, sub, 3), FERRY_OK);
-    /* Before the ack wait passes nothing comes again. */
-    assert_int_equal(s_fetch(fx, 1099, sub, &got), 0);
-    /* Then the unacked 2, 4, 5, as second deliveries. */
-    assert_int_equal(s_fetch(fx, 1100, sub, &got), 3);
-    assert_int_equal(got.seqs[0], 2);
-    assert_int_equal(got.seqs[1], 4);
-    assert_int_equal(got.seqs[2], 5);
-    assert_int_equal(got.dcs[0], 2);
-    assert_int_equal(got.dcs[2], 2);
-    /* A nack without delay is due at once. */
-    assert_int_equal(fy_store_begin(fx->store, 1100), FERRY_OK);
-    assert_int_equal(fy_store_nack(fx->store, sub, 4, 0), FERRY_OK);
-    assert_int_equal(fy_store_nack(fx->store, sub, 9, 0), FERRY_ESEQ);
-    assert_int_equal(fy_store_nack(fx->store, sub, 1, 0), FERRY_OK); /* acked: nothing */
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_fetch(fx, 1100, sub, &got), 1);
-    assert_int_equal(got.seqs[0], 4);
-    assert_int_equal(got.dcs[0], 3);
-    /* At 1200 2 and 5 come a third time; 4 would be a fourth: dead-lettered. */
-    assert_int_equal(s_fetch(fx, 1200, sub, &got), 2);
-    assert_int_equal(got.seqs[0], 2);
-    assert_int_equal(got.seqs[1], 5);
-    assert_int_equal(got.dcs[1], 3);
-    /* A nack with a delay waits for it. */
-    assert_int_equal(fy_store_begin(fx->store, 1200), FERRY_OK);
-    assert_int_equal(fy_store_nack(fx->store, sub, 5, 50), FERRY_OK);
-    assert_int_equal(fy_store_ack(fx->store, sub, 2), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(s_fetch(fx, 1249, sub, &got), 0);
-    assert_int_equal(s_fetch(fx, 1250, sub, &got), 0); /* 5 is exhausted too */
-    /* The dead-letter topic holds 4 and 5 with the reason; the subscription has none left. */
-    s_seen_t seen = {0};
-    size_t n;
-    fy_sub_info_t info;
-    fy_topic_info_t ti;
-    assert_int_equal(fy_store_begin(fx->store, 1300), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("t.dlq"), 1, 10, SIZE_MAX, s_collect, &seen, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 2);
-    assert_int_equal(fy_store_sub_info(fx->store, sub, &info), FERRY_OK);
-    assert_int_equal(info.ack_floor, 5);
-    assert_int_equal(fy_store_info(fx->store, B("t"), &ti), FERRY_OK);
-    assert_int_equal(ti.messages, 5); /* a topic keeps its messages */
-    fy_store_abort(fx->store);
-    assert_string_equal(seen.payloads[0], "m");
-}
-
-static void
-test_queue_ack_deletes(void **state)
-{
-    fx_t *fx = *state;
-    s_declare(fx, "q", FY_KIND_QUEUE);
-    s_fill(fx, "q", 5);
-    fy_sub_info_t info;
-    bool created;
-    fy_sub_opts_t o = {0};
-    assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
-    assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), &o, &info, &created), FERRY_OK);
-    s_got_t got = {0};
-    size_t n;
-    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 5);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    fy_topic_info_t ti;
-    uint64_t acks[] = {2, 1, 5};
-    uint64_t left[] = {4, 3, 2}, first[] = {1, 3, 3};
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(s_ack(fx, info.id, acks[i]), FERRY_OK);
-        assert_int_equal(fy_store_begin(fx->store, 2), FERRY_OK);
-        assert_int_equal(fy_store_info(fx->store, B("q"), &ti), FERRY_OK);
-        fy_store_abort(fx->store);
-        assert_int_equal(ti.messages, left[i]);
-        assert_int_equal(ti.first_seq, first[i]);
-    }
-    assert_int_equal(s_ack(fx, info.id, 3), FERRY_OK);
-    assert_int_equal(s_ack(fx, info.id, 4), FERRY_OK);
-    assert_int_equal(fy_store_begin(fx->store, 2), FERRY_OK);
-    assert_int_equal(fy_store_info(fx->store, B("q"), &ti), FERRY_OK);
-    assert_int_equal(ti.messages, 0);
-    assert_int_equal(ti.bytes, 0);
-    assert_int_equal(ti.last_seq, 5);
-    s_seen_t seen = {0};
-    assert_int_equal(fy_store_read(fx->store, B("q"), 1, 10, SIZE_MAX, s_collect, &seen, &n),
-                     FERRY_OK);
-    assert_int_equal(n, 0);
-    fy_store_abort(fx->store);
-    /* Deleting the queue drops its subscription in the sweep. */
-    assert_int_equal(fy_store_begin(fx->store, 3), FERRY_OK);
-    assert_int_equal(fy_store_delete(fx->store, B("q")), FERRY_OK);
-    bool more;
-    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(fy_store_begin(fx->store, 4), FERRY_OK);
-    assert_int_equal(fy_store_sub_info(fx->store, info.id, &info), FERRY_ENOTFOUND);
-    fy_store_abort(fx->store);
-}
-
-static void
-s_declare_cfg(fx_t *fx, const char *name, fy_topic_config_t cfg)
-{
-    fy_topic_info_t info;
-    bool created;
-    assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_declare(fx->store, B(name), FY_KIND_TOPIC, &cfg, &info, &created),
-                     FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-}
-
-static fy_topic_info_t
-s_info(fx_t *fx, uint64_t now, const char *name)
-{
-    fy_topic_info_t info;
-    assert_int_equal(fy_store_begin(fx->store, now), FERRY_OK);
-    assert_int_equal(fy_store_info(fx->store, B(name), &info), FERRY_OK);
-    fy_store_abort(fx->store);
-    return info;
-}
-
-static void
-test_retention_limits(void **state)
-{
-    fx_t *fx = *state;
-    uint64_t seq;
-    bool dup;
-    /* max_msgs, drop oldest. */
-    s_declare_cfg(fx, "last5", (fy_topic_config_t){.max_msgs = 5});
-    for (int i = 0; i < 12; i++)
-        assert_int_equal(s_append1(fx, 100, "last5", NULL, "0123456789", &seq, &dup), FERRY_OK);
-    fy_topic_info_t ti = s_info(fx, 100, "last5");
-    assert_int_equal(ti.messages, 5);
-    assert_int_equal(ti.first_seq, 8);
-    assert_int_equal(ti.last_seq, 12);
-    assert_int_equal(ti.bytes, 50);
-    assert_int_equal(ti.max_msgs, 5);
-    s_seen_t seen = {0};
-    size_t n;
-    assert_int_equal(fy_store_begin(fx->store, 100), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("last5"), 1, 100, SIZE_MAX, s_collect, &seen, &n),
-                     FERRY_OK);
-    fy_store_abort(fx->store);
-    assert_int_equal(n, 5);
-    assert_int_equal(seen.seqs[0], 8);
-    /* max_bytes, refuse new: nothing of a refused publish is stored. */
-    s_declare_cfg(fx, "cap", (fy_topic_config_t){.max_bytes = 25, .discard_new = true});
-    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
-    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_OK);
-    assert_int_equal(s_append1(fx, 100, "cap", NULL, "0123456789", &seq, &dup), FERRY_ELIMIT);
-    assert_int_equal(s_append1(fx, 100, "cap", NULL, "01234", &seq, &dup), FERRY_OK);
-    ti = s_info(fx, 100, "cap");
-    assert_int_equal(ti.messages, 3);
-    assert_int_equal(ti.bytes, 25);
-    assert_true(ti.discard_new);
-    /* max_age: the sweep removes what is older, oldest first. */
-    s_declare_cfg(fx, "fresh", (fy_topic_config_t){.max_age_ms = 1000});
-    assert_int_equal(s_append1(fx, 1000, "fresh", NULL, "a", &seq, &dup), FERRY_OK);
-    assert_int_equal(s_append1(fx, 1500, "fresh", NULL, "b", &seq, &dup), FERRY_OK);
-    assert_int_equal(s_append1(fx, 2200, "fresh", NULL, "c", &seq, &dup), FERRY_OK);
-    bool more;
-    assert_int_equal(fy_store_begin(fx->store, 2600), FERRY_OK);
-    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    ti = s_info(fx, 2600, "fresh");
-    assert_int_equal(ti.messages, 1);
-    assert_int_equal(ti.first_seq, 3);
-    /* A subscription behind the trimmed front simply continues at the first kept. */
-    uint64_t sub =
-        s_sub(fx, 2600, "last5", "late", (fy_sub_opts_t){.start = FY_START_SEQ, .start_seq = 1});
-    s_got_t got = {0};
-    assert_int_equal(fy_store_begin(fx->store, 2700), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, sub, 100, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    assert_int_equal(n, 5);
-    assert_int_equal(got.seqs[0], 8);
-
-    /* Interest: a message goes once every subscription acked it. */
-    s_declare_cfg(fx, "fan", (fy_topic_config_t){.interest = true});
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(s_append1(fx, 3000, "fan", NULL, "m", &seq, &dup), FERRY_OK);
-    uint64_t a = s_sub(fx, 3000, "fan", "a", (fy_sub_opts_t){.start = FY_START_FIRST});
-    uint64_t b = s_sub(fx, 3000, "fan", "b", (fy_sub_opts_t){.start = FY_START_FIRST});
-    s_got_t ga = {0}, gb = {0};
-    assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, a, 10, SIZE_MAX, s_on_deliver, &ga, &n),
-                     FERRY_OK);
-    assert_int_equal(fy_store_deliver_new(fx->store, b, 10, SIZE_MAX, s_on_deliver, &gb, &n),
-                     FERRY_OK);
-    for (uint64_t s2 = 1; s2 <= 3; s2++)
-        assert_int_equal(fy_store_ack(fx->store, a, s2), FERRY_OK);
-    for (uint64_t s2 = 1; s2 <= 2; s2++)
-        assert_int_equal(fy_store_ack(fx->store, b, s2), FERRY_OK);
-    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    ti = s_info(fx, 3000, "fan");
-    assert_int_equal(ti.messages, 3); /* 1 and 2: acked by both */
-    assert_int_equal(ti.first_seq, 3);
-    assert_true(ti.interest);
-    assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
-    assert_int_equal(fy_store_ack(fx->store, b, 3), FERRY_OK);
-    assert_int_equal(fy_store_ack(fx->store, b, 4), FERRY_OK);
-    assert_int_equal(fy_store_sweep(fx->store, 100, &more), FERRY_OK);
-    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
-    ti = s_info(fx, 3000, "fan");
-    assert_int_equal(ti.messages, 2); /* 4 is still wanted by a */
-    assert_int_equal(ti.first_seq, 4);
-}
-
 /* ---- per-key index, expectations, delays ---------------------------------- */
 
 static fy_status_t
-s_append_n(fx_t *fx, uint64_t now, const char *topic, const fy_pubmeta_t *ms, size_t n,
+s_append_n(sfx_t *fx, uint64_t now, const char *topic, const fy_pubmeta_t *ms, size_t n,
            uint64_t *seqs, uint64_t *kvers, fy_conflict_t *cf)
 {
     fy_bytes_t ps[16];
@@ -880,7 +315,7 @@ s_append_n(fx_t *fx, uint64_t now, const char *topic, const fy_pubmeta_t *ms, si
 
 /* Appends one keyed message; returns its key version. */
 static uint64_t
-s_keyed(fx_t *fx, const char *topic, const char *key)
+s_keyed(sfx_t *fx, const char *topic, const char *key)
 {
     fy_pubmeta_t m = {.key = B(key)};
     uint64_t seq, kver;
@@ -890,14 +325,14 @@ s_keyed(fx_t *fx, const char *topic, const char *key)
 }
 
 static size_t
-s_read_key(fx_t *fx, const char *topic, const char *key, uint64_t from, uint32_t limit,
-           s_seen_t *seen, uint64_t *next)
+s_read_key(sfx_t *fx, const char *topic, const char *key, uint64_t from, uint32_t limit,
+           sfx_seen_t *seen, uint64_t *next)
 {
     size_t count;
     seen->n = 0;
     assert_int_equal(fy_store_begin(fx->store, 3000), FERRY_OK);
     assert_int_equal(fy_store_read_key(fx->store, B(topic), B(key), from, limit, SIZE_MAX,
-                                       s_collect, seen, &count, next),
+                                       sfx_collect, seen, &count, next),
                      FERRY_OK);
     fy_store_abort(fx->store);
     return count;
@@ -906,8 +341,8 @@ s_read_key(fx_t *fx, const char *topic, const char *key, uint64_t from, uint32_t
 static void
 test_key_versions_and_read_by_key(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "t", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "t", FY_KIND_TOPIC);
     /* Keys interleaved with messages without key and with a key that has
      * "a" as a prefix: each key counts its own messages. */
     for (int i = 1; i <= 20; i++) {
@@ -915,9 +350,9 @@ test_key_versions_and_read_by_key(void **state)
         assert_int_equal(s_keyed(fx, "t", "ab"), (uint64_t)i);
         uint64_t seq;
         bool dup;
-        assert_int_equal(s_append1(fx, 2000, "t", NULL, "x", &seq, &dup), FERRY_OK);
+        assert_int_equal(sfx_append1(fx, 2000, "t", NULL, "x", &seq, &dup), FERRY_OK);
     }
-    s_seen_t seen;
+    sfx_seen_t seen;
     uint64_t next;
     assert_int_equal(s_read_key(fx, "t", "a", 1, 100, &seen, &next), 20);
     assert_int_equal(next, 0);
@@ -939,23 +374,23 @@ test_key_versions_and_read_by_key(void **state)
 static void
 test_key_version_survives_removal(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "q", FY_KIND_QUEUE);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "q", FY_KIND_QUEUE);
     assert_int_equal(s_keyed(fx, "q", "k"), 1);
     assert_int_equal(s_keyed(fx, "q", "k"), 2);
     fy_sub_info_t info;
     bool created;
     assert_int_equal(fy_store_begin(fx->store, 2100), FERRY_OK);
     assert_int_equal(fy_store_sub_open(fx->store, B("q"), B(""), NULL, &info, &created), FERRY_OK);
-    s_got_t got = {0};
+    sfx_got_t got = {0};
     size_t n;
-    assert_int_equal(fy_store_deliver_new(fx->store, info.id, 10, SIZE_MAX, s_on_deliver, &got, &n),
-                     FERRY_OK);
+    assert_int_equal(
+        fy_store_deliver_new(fx->store, info.id, 10, SIZE_MAX, sfx_on_deliver, &got, &n), FERRY_OK);
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
     /* Acking deletes both messages; the key's count goes on from 2. */
-    assert_int_equal(s_ack(fx, info.id, 1), FERRY_OK);
-    assert_int_equal(s_ack(fx, info.id, 2), FERRY_OK);
-    s_seen_t seen;
+    assert_int_equal(sfx_ack(fx, info.id, 1), FERRY_OK);
+    assert_int_equal(sfx_ack(fx, info.id, 2), FERRY_OK);
+    sfx_seen_t seen;
     uint64_t next;
     assert_int_equal(s_read_key(fx, "q", "k", 1, 10, &seen, &next), 0);
     assert_int_equal(s_keyed(fx, "q", "k"), 3);
@@ -966,8 +401,8 @@ test_key_version_survives_removal(void **state)
 static void
 test_expectations(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "es", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "es", FY_KIND_TOPIC);
     uint64_t seqs[4], kvers[4];
     fy_conflict_t cf;
     /* A new key: expected version 0. */
@@ -1022,34 +457,34 @@ test_expectations(void **state)
 static void
 test_delayed_delivery(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "d", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "d", FY_KIND_TOPIC);
     fy_sub_opts_t o = {.start = FY_START_FIRST, .ack_wait_ms = 100000};
-    uint64_t sub = s_sub(fx, 1000, "d", "s", o);
+    uint64_t sub = sfx_sub(fx, 1000, "d", "s", o);
     /* At t=1000: a message for t=5000, one for now, one with a delay of 2 s. */
     fy_pubmeta_t ms[3] = {{.not_before_ms = 5000}, {.has_data = false}, {.delay_ms = 2000}};
     uint64_t seqs[3], kvers[3];
     fy_conflict_t cf;
     assert_int_equal(s_append_n(fx, 1000, "d", ms, 3, seqs, kvers, &cf), FERRY_OK);
-    s_got_t got;
-    assert_int_equal(s_fetch(fx, 1000, sub, &got), 1);
+    sfx_got_t got;
+    assert_int_equal(sfx_fetch(fx, 1000, sub, &got), 1);
     assert_int_equal(got.seqs[0], 2);
-    assert_int_equal(s_fetch(fx, 2999, sub, &got), 0); /* not early */
-    assert_int_equal(s_fetch(fx, 3000, sub, &got), 1);
+    assert_int_equal(sfx_fetch(fx, 2999, sub, &got), 0); /* not early */
+    assert_int_equal(sfx_fetch(fx, 3000, sub, &got), 1);
     assert_int_equal(got.seqs[0], 3);
     assert_int_equal(got.dcs[0], 1); /* its first delivery */
     /* A reopen changes nothing: the wait is on disk. */
     fy_store_destroy(&fx->store);
-    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
-    assert_int_equal(s_fetch(fx, 4000, sub, &got), 0);
-    assert_int_equal(s_fetch(fx, 5000, sub, &got), 1);
+    assert_int_equal(sfx_open(fx, 64 << 20, 120000), FERRY_OK);
+    assert_int_equal(sfx_fetch(fx, 4000, sub, &got), 0);
+    assert_int_equal(sfx_fetch(fx, 5000, sub, &got), 1);
     assert_int_equal(got.seqs[0], 1);
     assert_int_equal(got.dcs[0], 1);
     /* A read sees every message at once: the log is not delivery. */
-    s_seen_t seen = {0};
+    sfx_seen_t seen = {0};
     size_t count;
     assert_int_equal(fy_store_begin(fx->store, 1000), FERRY_OK);
-    assert_int_equal(fy_store_read(fx->store, B("d"), 1, 10, SIZE_MAX, s_collect, &seen, &count),
+    assert_int_equal(fy_store_read(fx->store, B("d"), 1, 10, SIZE_MAX, sfx_collect, &seen, &count),
                      FERRY_OK);
     fy_store_abort(fx->store);
     assert_int_equal(count, 3);
@@ -1058,8 +493,8 @@ test_delayed_delivery(void **state)
 static void
 test_upgrade_from_format_1(void **state)
 {
-    fx_t *fx = *state;
-    s_declare(fx, "t", FY_KIND_TOPIC);
+    sfx_t *fx = *state;
+    sfx_declare(fx, "t", FY_KIND_TOPIC);
     for (int i = 0; i < 5; i++) {
         s_keyed(fx, "t", "a");
         s_keyed(fx, "t", "b");
@@ -1083,8 +518,8 @@ test_upgrade_from_format_1(void **state)
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 
-    assert_int_equal(s_open(fx, 64 << 20, 120000), FERRY_OK);
-    s_seen_t seen;
+    assert_int_equal(sfx_open(fx, 64 << 20, 120000), FERRY_OK);
+    sfx_seen_t seen;
     uint64_t next;
     assert_int_equal(s_read_key(fx, "t", "b", 1, 100, &seen, &next), 5);
     assert_int_equal(seen.seqs[4], 10);
@@ -1095,25 +530,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_declare_is_idempotent_and_typed, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_append_read_and_reopen, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_dedupe_window, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_delete_and_sweep, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_newer_format_refused, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_directory_lock, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_sub_deliver_and_ack_floor, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_sub_start_positions, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_sub_start_at_time, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_reads_cut_by_bytes, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_queue_ack_deletes, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_retention_limits, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_key_versions_and_read_by_key, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_key_version_survives_removal, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_expectations, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_delayed_delivery, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_from_format_1, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_declare_is_idempotent_and_typed, sfx_setup,
+                                        sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_append_read_and_reopen, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_window, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_sweep, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_format_refused, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_directory_lock, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_full, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_key_versions_and_read_by_key, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_key_version_survives_removal, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_expectations, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_delayed_delivery, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_format_1, sfx_setup, sfx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

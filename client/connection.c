@@ -117,17 +117,32 @@ s_read_reply(ferry_client_t *self, long timeout_ms)
  * those it had stored as duplicates, so with ids nothing is stored twice.
  */
 
+static void
+s_vlog(ferry_client_t *self, ferry_log_level_t level, const char *fmt, va_list ap)
+{
+    if (!self || !self->opts.log_cb)
+        return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    self->opts.log_cb(level, line, self->opts.log_user);
+}
+
 void
 fy_cli_log(ferry_client_t *self, ferry_log_level_t level, const char *fmt, ...)
 {
-    if (!self->opts.log_cb)
-        return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    s_vlog(self, level, fmt, ap);
     va_end(ap);
-    self->opts.log_cb(level, line, self->opts.log_user);
+}
+
+void
+ferry_client_log(ferry_client_t *client, ferry_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(client, level, fmt, ap);
+    va_end(ap);
 }
 
 static void

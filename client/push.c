@@ -122,7 +122,11 @@ fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
             acks[nacks++] = msgs[i].seq;
         } else if (act == FERRY_MSG_NACK || act == FERRY_MSG_NACK_LATER) {
             fy_encoder_reset(self->enc);
-            uint64_t delay = act == FERRY_MSG_NACK_LATER ? FERRY_NACK_LATER_MS : 0;
+            uint64_t delay = 0;
+            if (act == FERRY_MSG_NACK_LATER) { /* 1 s, 2 s, 4 s, ... up to 32 s */
+                uint32_t dc = msgs[i].delivery_count ? msgs[i].delivery_count : 1;
+                delay = (uint64_t)FERRY_NACK_LATER_MS << (dc - 1 < 5 ? dc - 1 : 5);
+            }
             if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, delay,
                                true) == FERRY_OK)
                 fy_cli_send_nowait(self);

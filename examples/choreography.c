@@ -148,7 +148,10 @@ static ferry_msg_action_t
 handle_with_inbox(service_t *s, const ferry_stored_message_t *m, ferry_inbox_fn fn)
 {
     ferry_status_t st = ferry_inbox_handle(s->env, s->inbox, m, fn, s, NULL);
-    return st == FERRY_OK || st == FERRY_EEXISTS ? FERRY_MSG_ACK : FERRY_MSG_NACK;
+    if (st == FERRY_OK || st == FERRY_EEXISTS) /* handled now, or before */
+        return FERRY_MSG_ACK;
+    /* The store is full or failing: again later, not at once. */
+    return st == FERRY_ESTORAGE_FULL || st == FERRY_EIO ? FERRY_MSG_NACK_LATER : FERRY_MSG_NACK;
 }
 
 /* ---- stock ------------------------------------------------------------------------ */

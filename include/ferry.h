@@ -223,6 +223,11 @@ typedef void (*ferry_log_fn)(ferry_log_level_t level, const char *line, void *us
  *  @return FERRY_OK, FERRY_EINVAL */
 FERRY_EXPORT ferry_status_t ferry_options_set_log_cb(ferry_options_t *opts, ferry_log_fn fn,
                                                      void *user);
+/** @brief Writes one line to @p client's log callback (nothing without one):
+ *  for code built on libferry (the saga participant, a framework) to speak
+ *  through the application's log. printf-style; a handler may call it. */
+FERRY_EXPORT void ferry_client_log(ferry_client_t *client, ferry_log_level_t level, const char *fmt,
+                                   ...) __attribute__((format(printf, 3, 4)));
 /** @brief Credentials for brokers that check them. Copied. ferryd 0.1 does not
  *  check credentials yet; they are kept for the security work.
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
@@ -472,12 +477,13 @@ typedef enum ferry_msg_action {
     FERRY_MSG_NACK = 1, /**< failed: deliver it again (counts toward max_deliver) */
     FERRY_MSG_KEEP = 2, /**< leave it pending: the application acks it later */
     /** failed for now (the handler's own store is full, something it needs
-     *  is down): deliver it again after FERRY_NACK_LATER_MS, counting toward
-     *  max_deliver, instead of at once */
+     *  is down): deliver it again later, counting toward max_deliver - after
+     *  FERRY_NACK_LATER_MS on its first delivery, doubling with each
+     *  delivery up to 32 times that - instead of at once */
     FERRY_MSG_NACK_LATER = 3
 } ferry_msg_action_t;
 
-/** How long a message given back with FERRY_MSG_NACK_LATER waits. */
+/** How long a message given back with FERRY_MSG_NACK_LATER first waits. */
 #define FERRY_NACK_LATER_MS 1000
 
 typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,

@@ -3,6 +3,20 @@
  */
 #include "mdb_util.h"
 
+#include <sys/statvfs.h>
+
+ferry_status_t
+fy_mdb_write_status(MDB_env *env, int rc)
+{
+    ferry_status_t st = fy_mdb_status(rc);
+    const char *path = NULL;
+    struct statvfs vfs;
+    if (st == FERRY_EIO && rc == EIO && env && mdb_env_get_path(env, &path) == 0 && path &&
+        statvfs(path, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
+        st = FERRY_ESTORAGE_FULL;
+    return st;
+}
+
 ferry_status_t
 fy_mdb_delete_if(MDB_env *env, MDB_dbi dbi,
                  bool (*pred)(const MDB_val *k, const MDB_val *v, void *ctx), void *ctx,
@@ -34,5 +48,5 @@ fy_mdb_delete_if(MDB_env *env, MDB_dbi dbi,
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    return fy_mdb_status(rc);
+    return fy_mdb_write_status(env, rc);
 }

@@ -17,10 +17,15 @@
 static inline ferry_status_t
 fy_mdb_status(int rc)
 {
-    return rc == MDB_SUCCESS                                        ? FERRY_OK
+    return rc == MDB_SUCCESS                                    ? FERRY_OK
            : rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? FERRY_ESTORAGE_FULL
-                                                                  : FERRY_EIO;
+                                                                : FERRY_EIO;
 }
+
+/** The same for a failed write of @p env: LMDB reports a write cut short by
+ *  a full file system as EIO, so EIO with less than 1 MiB free on the
+ *  environment's file system is ESTORAGE_FULL too. */
+ferry_status_t fy_mdb_write_status(MDB_env *env, int rc);
 
 /** Deletes, in one write transaction of @p env, every entry of @p dbi for
  *  which @p pred says so. @param[out] removed may be NULL. */

@@ -41,6 +41,17 @@ s_fail(int rc, fy_err_t *err, const char *what)
                       mdb_strerror(rc), st == FERRY_ESTORAGE_FULL ? " (the disk is full)" : "");
 }
 
+/* The same for a failed commit of @p env (a write cut short by a full disk
+ * is EIO to LMDB: fy_mdb_write_status). */
+static fy_status_t
+s_fail_write(MDB_env *env, int rc, fy_err_t *err, const char *what)
+{
+    if (fy_mdb_write_status(env, rc) == FERRY_ESTORAGE_FULL)
+        return fy_err_set(err, FERRY_ESTORAGE_FULL, "lmdb: %s: %s (the disk is full)", what,
+                          mdb_strerror(rc));
+    return s_fail(rc, err, what);
+}
+
 static void
 s_close(fr_source_t **sp)
 {
@@ -211,7 +222,7 @@ s_rename(fr_source_t *s, const char *from, bool *moved, fy_err_t *err)
         return s_fail(rc, err, "move the position");
     }
     if ((rc = mdb_txn_commit(txn)))
-        return s_fail(rc, err, "commit the move");
+        return s_fail_write(s->env, rc, err, "commit the move");
     *moved = true;
     return FERRY_OK;
 }
@@ -409,7 +420,7 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
     }
     /* The environment's own sync settings apply: the default syncs here. */
     rc = mdb_txn_commit(txn);
-    return rc ? s_fail(rc, err, "commit the position") : 0;
+    return rc ? s_fail_write(s->env, rc, err, "commit the position") : 0;
 }
 
 static fy_status_t

@@ -64,7 +64,7 @@ ferry_inbox_handle(MDB_env *env, MDB_dbi dbi, const ferry_stored_message_t *msg,
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    return fy_mdb_status(rc);
+    return fy_mdb_write_status(env, rc);
 }
 
 /* Handled before *ctx (ms). */

@@ -407,7 +407,7 @@ s_apply_replies(ferry_saga_orchestrator_t *o)
         rc = mdb_txn_commit(txn);
     else if (txn)
         mdb_txn_abort(txn);
-    ferry_status_t st = fy_mdb_status(rc);
+    ferry_status_t st = fy_mdb_write_status(o->env, rc);
     /* Acked only once their transitions are on disk; on a failure they stay
      * pending and come again after the subscription's ack wait. The ack
      * call runs the handler for replies arriving meanwhile: they start the
@@ -515,7 +515,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         o->on_end(ended[i].id, &ended[i].st, o->user);
     free(ended);
     free(due);
-    return fy_mdb_status(rc);
+    return fy_mdb_write_status(o->env, rc);
 }
 
 /* ---- the API ------------------------------------------------------------------ */
@@ -705,7 +705,7 @@ ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def, const char *id, 
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    return fy_mdb_status(rc);
+    return fy_mdb_write_status(o->env, rc);
 }
 
 ferry_status_t

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "ferry_saga.h"
+#include "mdb_util.h"
 
 #define S_KEY_MAX 512
 
@@ -93,7 +94,6 @@ s_run(ferry_saga_participant_t *p, MDB_txn *txn, const ferry_saga_command_t *cmd
 static ferry_msg_action_t
 s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *reply, void *user)
 {
-    (void)c;
     ferry_saga_participant_t *p = user;
     ferry_saga_command_t cmd = {.saga_id = ferry_msg_header(req, "ferry-saga-id"),
                                 .def = ferry_msg_header(req, "ferry-saga-def"),
@@ -154,8 +154,16 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
             mdb_txn_abort(txn);
         /* No answer yet: it comes again after a second (a full disk, say,
          * would otherwise spend its deliveries at once). */
-        if (rc)
+        if (rc) {
+            ferry_client_log(c, FERRY_LOG_WARN,
+                             "saga participant %s: cannot record %s of saga %s: %s; given back "
+                             "for later",
+                             req->topic, cmd.step, cmd.saga_id,
+                             fy_mdb_write_status(p->env, rc) == FERRY_ESTORAGE_FULL
+                                 ? "the disk is full (ESTORAGE_FULL)"
+                                 : mdb_strerror(rc));
             return FERRY_MSG_NACK_LATER;
+        }
     }
     p->hdr[0] = (ferry_header_t){"ferry-saga-result", ok ? "ok" : "fail"};
     reply->headers = p->hdr;

@@ -34,39 +34,18 @@
 #include "ferry_outbox.h"
 #include "harness.h"
 
-typedef struct {
-    fy_fx_t *fx;
-    char mnt[200];
-    bool mounted;
-} s_fx_t;
+typedef fy_fx_tmpfs_t s_fx_t;
 
 static int
 s_setup(void **state)
 {
-    s_fx_t *fx = calloc(1, sizeof *fx);
-    void *inner = NULL;
-    if (!fx || fy_fx_setup(&inner) != 0)
-        return -1;
-    fx->fx = inner;
-    if (fy_tmpfs_mount(fx->mnt, sizeof fx->mnt, "8m") != 0)
-        return -1;
-    fx->mounted = true;
-    *state = fx;
-    return 0;
+    return fy_fx_tmpfs_setup(state, "8m");
 }
 
 static int
 s_teardown(void **state)
 {
-    s_fx_t *fx = *state;
-    if (!fx)
-        return 0;
-    if (fx->mounted)
-        fy_tmpfs_unmount(fx->mnt);
-    void *inner = fx->fx;
-    fy_fx_teardown(&inner);
-    free(fx);
-    return 0;
+    return fy_fx_tmpfs_teardown(state);
 }
 
 static int

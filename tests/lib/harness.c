@@ -232,6 +232,36 @@ fy_tmpfs_unmount(const char *dir)
     fy_rmtree(dir);
 }
 
+int
+fy_fx_tmpfs_setup(void **state, const char *size)
+{
+    fy_fx_tmpfs_t *fx = calloc(1, sizeof *fx);
+    void *inner = NULL;
+    *state = fx;
+    if (!fx || fy_fx_setup(&inner) != 0)
+        return -1;
+    fx->fx = inner;
+    if (fy_tmpfs_mount(fx->mnt, sizeof fx->mnt, size) != 0)
+        return -1;
+    fx->mounted = true;
+    return 0;
+}
+
+int
+fy_fx_tmpfs_teardown(void **state)
+{
+    fy_fx_tmpfs_t *fx = *state;
+    if (!fx)
+        return 0;
+    if (fx->mounted)
+        fy_tmpfs_unmount(fx->mnt);
+    void *inner = fx->fx;
+    if (inner)
+        fy_fx_teardown(&inner);
+    free(fx);
+    return 0;
+}
+
 long
 fy_proc_kib(int pid, const char *field)
 {

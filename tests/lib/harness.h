@@ -5,6 +5,7 @@
 #ifndef FY_HARNESS_H
 #define FY_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,19 @@ long fy_proc_kib(int pid, const char *field);
 int fy_tmpfs_mount(char *dir, size_t cap, const char *size);
 /** Unmounts what fy_tmpfs_mount made and removes the directory. */
 void fy_tmpfs_unmount(const char *dir);
+
+/** A running ferryd with a client (fy_fx_t), and beside it a small real
+ *  file system to fill (a tmpfs on mnt). */
+typedef struct fy_fx_tmpfs {
+    fy_fx_t *fx;
+    char mnt[200];
+    bool mounted;
+} fy_fx_tmpfs_t;
+
+/** cmocka setup with a tmpfs of @p size ("8m"); *state becomes a
+ *  fy_fx_tmpfs_t. The teardown stops ferryd and unmounts. */
+int fy_fx_tmpfs_setup(void **state, const char *size);
+int fy_fx_tmpfs_teardown(void **state);
 
 /** Starts @p argv (argv[0] the program's path; NULL-terminated) in the
  *  background with stdout and stderr appended to @p log; it is killed if the

@@ -57,7 +57,7 @@ RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/relay.c 
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
-BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/broker.c broker/broker_reply.c \
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_reply.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
@@ -333,10 +333,13 @@ bench: deps-bench
 bench-run: all benches
 	@mkdir -p bench/results
 	$(BENCH_ENV) $(BUILD)/bench/bench_compare --out $(RESULTS).tsv
+	$(BENCH_ENV) $(BUILD)/bench/bench_compare --workloads w1,w4 -s 1024 -n 100000 --out $(RESULTS).tsv
+	$(BENCH_ENV) $(BUILD)/bench/bench_compare --workloads w1,w4 -s 16384 -n 20000 --out $(RESULTS).tsv
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 1000 --ids
 	$(BENCH_ENV) $(BUILD)/bench/bench_publish -n 200000 -w 4000
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -f 1000
+	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -f 1000 -a
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 200000 -w 1000 -p 1000
 	$(BENCH_ENV) $(BUILD)/bench/bench_queue -n 100000 -w 1000 -p 1000 -k 4
 	$(BENCH_ENV) $(BUILD)/bench/bench_timers -n 1000000

@@ -12,6 +12,8 @@
  *       log-linear histogram (error < 1%).
  *   W3  fan-out: 4 durable subscriptions (consumer groups) on one stream;
  *       deliveries/s.
+ *   W4  synchronous publishes (window 1: each waits for its confirm, which
+ *       waits for the disk); publishes/s.
  *   Backlog (Ferry): the confirmed publish rate of 1M more messages (window
  *       1000) with 0, 1M and 10M already stored, its ratio to the empty case,
  *       and the broker's RSS.
@@ -22,7 +24,7 @@
  *
  *   bench_compare [-n W1_MSGS] [-s BYTES] [--fanout-msgs N] [--rate R] [--secs S]
  *                 [--backlog 0,1000000,10000000] [--backlog-msgs N] [--only ferry]
- *                 [--workloads w1,w2,w3,backlog]
+ *                 [--workloads w1,w2,w3,w4,backlog] [--sync-msgs N]
  *                 [--out FILE] [--profile DIR]
  */
 #define _GNU_SOURCE
@@ -227,22 +229,31 @@ typedef struct {
     double w1_e2e, w1_confirmed, w1_cpu;
     double w2_p50, w2_p99, w2_p999, w2_max, w2_cpu; /* microseconds */
     double w3_rate, w3_cpu;
+    double w4_rate, w4_cpu;
     bool ran;
 } s_result_t;
 
 typedef struct {
-    size_t n, size, fan_n, rate, secs, backlog_n;
-    bool w1, w2, w3, backlog;
+    size_t n, size, fan_n, rate, secs, backlog_n, sync_n;
+    bool w1, w2, w3, w4, backlog;
     const char *profile;
     FILE *tsv;
     char date[32];
 } s_cfg_t;
 
+/* One result row; a message size other than the default 128 B is named
+ * with the workload ("W1@1024B"). */
 static void
 s_tsv(const s_cfg_t *cfg, const char *system, const char *workload, const char *metric, double v)
 {
-    if (cfg->tsv)
-        fprintf(cfg->tsv, "%s\t%s\t%s\t%s\t%.2f\n", cfg->date, system, workload, metric, v);
+    if (!cfg->tsv)
+        return;
+    char w[64];
+    if (cfg->size != 128)
+        snprintf(w, sizeof w, "%s@%zuB", workload, cfg->size);
+    else
+        snprintf(w, sizeof w, "%s", workload);
+    fprintf(cfg->tsv, "%s\t%s\t%s\t%s\t%.2f\n", cfg->date, system, w, metric, v);
 }
 
 /* ---- workloads ------------------------------------------------------------------ */
@@ -445,6 +456,35 @@ s_backlog(const s_cfg_t *cfg, const char *ep, pid_t broker, const size_t *levels
     return 0;
 }
 
+/* W4: one publish at a time, each waiting for its confirm. */
+static int
+s_w4(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t broker, s_result_t *res)
+{
+    bk_conn_t *p = ops->connect(ep, 1);
+    if (!p || ops->setup(p, "w4", 0) != 0)
+        return -1;
+    char *buf = calloc(1, cfg->size);
+    double cpu0 = s_proc_cpu(broker);
+    uint64_t t0 = s_now_ns();
+    int rc = 0;
+    for (size_t i = 0; i < cfg->sync_n && rc == 0; i++) {
+        s_stamp(buf, cfg->size, i);
+        rc = ops->send(p, "w4", buf, cfg->size);
+        if (rc == 0)
+            rc = ops->flush(p);
+    }
+    res->w4_rate = (double)cfg->sync_n / ((double)(s_now_ns() - t0) / 1e9);
+    res->w4_cpu = s_proc_cpu(broker) - cpu0;
+    if (rc == 0 && ops->confirmed(p) != cfg->sync_n) {
+        fprintf(stderr, "bench: W4 %s: %zu of %zu confirmed\n", res->system, ops->confirmed(p),
+                cfg->sync_n);
+        rc = -1;
+    }
+    free(buf);
+    ops->close(p);
+    return rc;
+}
+
 static int
 s_run_system(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t broker, s_result_t *res)
 {
@@ -454,6 +494,8 @@ s_run_system(const s_cfg_t *cfg, const bk_ops_t *ops, const char *ep, pid_t brok
     if (cfg->w2 && s_w2(cfg, ops, ep, broker, res) != 0)
         return -1;
     if (cfg->w3 && s_w3(cfg, ops, ep, broker, res) != 0)
+        return -1;
+    if (cfg->w4 && s_w4(cfg, ops, ep, broker, res) != 0)
         return -1;
     fprintf(stderr, "bench: %s done\n", res->system);
     return 0;
@@ -489,9 +531,11 @@ main(int argc, char **argv)
                    .rate = 5000,
                    .secs = 10,
                    .backlog_n = 1000000,
+                   .sync_n = 3000,
                    .w1 = true,
                    .w2 = true,
                    .w3 = true,
+                   .w4 = true,
                    .backlog = true};
     const char *out = NULL, *only = NULL, *backlog = "0,1000000,10000000";
     for (int i = 1; i < argc; i++) {
@@ -510,6 +554,8 @@ main(int argc, char **argv)
             cfg.secs = strtoul(v, NULL, 10);
         else if (strcmp(a, "--backlog") == 0)
             backlog = v;
+        else if (strcmp(a, "--sync-msgs") == 0)
+            cfg.sync_n = strtoul(v, NULL, 10);
         else if (strcmp(a, "--backlog-msgs") == 0)
             cfg.backlog_n = strtoul(v, NULL, 10);
         else if (strcmp(a, "--only") == 0)
@@ -522,12 +568,14 @@ main(int argc, char **argv)
             cfg.w1 = strstr(v, "w1") != NULL;
             cfg.w2 = strstr(v, "w2") != NULL;
             cfg.w3 = strstr(v, "w3") != NULL;
+            cfg.w4 = strstr(v, "w4") != NULL;
             cfg.backlog = strstr(v, "backlog") != NULL;
         } else
             goto usage;
         i++;
     }
-    if (cfg.n == 0 || cfg.size < 16 || cfg.fan_n == 0 || cfg.rate == 0 || cfg.secs == 0)
+    if (cfg.n == 0 || cfg.size < 16 || cfg.fan_n == 0 || cfg.rate == 0 || cfg.secs == 0 ||
+        cfg.sync_n == 0)
         goto usage;
     size_t levels[8], nlevels = 0;
     for (const char *p = backlog; *p && nlevels < 8;) {
@@ -594,10 +642,13 @@ main(int argc, char **argv)
     }
     if (cfg.w3)
         s_row("W3 deliveries/s (4 subs)", res, OFF(w3_rate), true);
-    printf("%-28s", "broker CPU s (W1/W2/W3)");
+    if (cfg.w4)
+        s_row("W4 sync publishes/s", res, OFF(w4_rate), true);
+    printf("%-28s", "broker CPU s (W1/W2/W3/W4)");
     for (int i = 0; i < S_SYSTEMS; i++)
         if (res[i].ran)
-            printf("  %4.1f/%4.1f/%4.1f", res[i].w1_cpu, res[i].w2_cpu, res[i].w3_cpu);
+            printf("  %4.1f/%4.1f/%4.1f/%4.1f", res[i].w1_cpu, res[i].w2_cpu, res[i].w3_cpu,
+                   res[i].w4_cpu);
     printf("\n(ratios: Ferry's throughput over the other's; for latency, the other's over "
            "Ferry's: > 1 means Ferry is better)\n");
     for (int i = 0; i < S_SYSTEMS; i++) {
@@ -617,7 +668,9 @@ main(int argc, char **argv)
                     {"W2", "max_us", r->w2_max, cfg.w2},
                     {"W2", "broker_cpu_s", r->w2_cpu, cfg.w2},
                     {"W3", "deliveries_per_s", r->w3_rate, cfg.w3},
-                    {"W3", "broker_cpu_s", r->w3_cpu, cfg.w3}};
+                    {"W3", "broker_cpu_s", r->w3_cpu, cfg.w3},
+                    {"W4", "sync_publish_per_s", r->w4_rate, cfg.w4},
+                    {"W4", "broker_cpu_s", r->w4_cpu, cfg.w4}};
         for (size_t j = 0; j < sizeof rows / sizeof rows[0]; j++)
             if (rows[j].on)
                 s_tsv(&cfg, r->system, rows[j].w, rows[j].m, rows[j].v);
@@ -636,7 +689,8 @@ main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_compare [-n W1_MSGS] [-s BYTES] [--fanout-msgs N] [--rate R] "
-                    "[--secs S] [--backlog LIST] [--only ferry] [--workloads LIST] [--out FILE] "
+                    "[--secs S] [--backlog LIST] [--only ferry] [--workloads LIST] [--sync-msgs N] "
+                    "[--out FILE] "
                     "[--profile DIR]\n");
     return 2;
 }

@@ -11,7 +11,11 @@
  * topic with K durable subscriptions, each consumed by its own push consumer
  * (thread and connection); the rate counts deliveries (N x K).
  *
- *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-p PREFETCH] [-k SUBS]
+ * With -a the fetching consumer acks without waiting
+ * (ferry_client_ack_async) and fetches the next batch while the acks are in
+ * flight; it flushes them at the end.
+ *
+ *   bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] [-a] [-p PREFETCH] [-k SUBS]
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pthread.h>
@@ -28,6 +32,7 @@ typedef struct {
     const char *endpoint;
     const char *topic, *sub; /* "w1" and NULL for the queue */
     size_t n, fetch, prefetch;
+    bool async_acks; /* -a: ferry_client_ack_async, flushed at the end */
     uint8_t *seen;
     size_t received, dups;
     double end;
@@ -63,7 +68,7 @@ static void *
 s_consume_push(void *arg)
 {
     s_consumer_t *k = arg;
-    ferry_client_t *c = fy_connect(k->endpoint, 30000, 10);
+    ferry_client_t *c = fy_connect(k->endpoint, 30000, k->async_acks ? 1000 : 10);
     k->seen = calloc(k->n + 1, 1);
     if (!c || !k->seen ||
         ferry_client_subscribe(c, k->topic, k->sub, (uint32_t)k->prefetch, s_on_msg, k, NULL)) {
@@ -111,12 +116,18 @@ s_consume(void *arg)
                 seen[s] = 1;
             seqs[i] = s;
         }
-        if (got && ferry_client_ack(c, "w1", NULL, seqs, got) != FERRY_OK) {
+        ferry_status_t st = !got ? FERRY_OK
+                            : k->async_acks
+                                ? ferry_client_ack_async(c, "w1", NULL, seqs, got, NULL, NULL)
+                                : ferry_client_ack(c, "w1", NULL, seqs, got);
+        if (st != FERRY_OK) {
             k->failed = 1;
             break;
         }
         k->received += got;
     }
+    if (k->async_acks && ferry_client_flush(c, 30000) != FERRY_OK)
+        k->failed = 1;
     k->end = fy_now_s();
     k->cpu = s_cpu(RUSAGE_THREAD);
 done:
@@ -130,6 +141,7 @@ int
 main(int argc, char **argv)
 {
     size_t n = 200000, size = 128, window = 1000, fetch = 1000, prefetch = 0, subs = 0;
+    bool async_acks = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -139,13 +151,15 @@ main(int argc, char **argv)
             window = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
             fetch = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-a") == 0)
+            async_acks = true;
         else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
             prefetch = strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
             subs = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_queue [-n COUNT] [-s BYTES] [-w WINDOW] [-f FETCH] "
-                            "[-p PREFETCH] [-k SUBS]\n");
+                            "[-a] [-p PREFETCH] [-k SUBS]\n");
             return 2;
         }
     }
@@ -176,6 +190,7 @@ main(int argc, char **argv)
                                .sub = subs ? names[j] : NULL,
                                .n = n,
                                .fetch = fetch,
+                               .async_acks = async_acks,
                                .prefetch = prefetch};
     }
     char *payload = calloc(1, size ? size : 1);

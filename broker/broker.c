@@ -70,6 +70,13 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->order = calloc(max_replies, sizeof *self->order);
     self->waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->waiters);
     self->new_waiters = calloc(FY_BRK_WAITERS_MAX, sizeof *self->new_waiters);
+    /* Bounds of the commit-time (microseconds) and batch-size histograms. */
+    static const uint64_t commit_bounds[] = {100,   250,   500,    1000,   2500,   5000,   10000,
+                                             25000, 50000, 100000, 250000, 500000, 1000000};
+    static const uint64_t batch_bounds[] = {1,   2,   4,    8,    16,   32,   64,   128,
+                                            256, 512, 1024, 2048, 4096, 8192, 16384};
+    fy_histo_init(&self->commit_us, commit_bounds, sizeof commit_bounds / sizeof commit_bounds[0]);
+    fy_histo_init(&self->batch_reqs, batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     int cons_rc = fy_consumers_init(&self->cons, cfg->max_consumers);
     /* Consumer ids never repeat across restarts: a client that comes back
      * releases its old consumer by id, which must not be somebody's new one. */
@@ -507,7 +514,10 @@ s_metrics_tick(fy_broker_t *self, long long now)
                                   .requests_refused = self->requests_refused,
                                   .disk_total = disk.total,
                                   .disk_free = disk.free,
-                                  .disk_full = disk.full};
+                                  .disk_full = disk.full,
+                                  .commit_us = self->commit_us,
+                                  .batch_reqs = self->batch_reqs,
+                                  .slow_batches = self->slow_batches};
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)
@@ -618,6 +628,37 @@ s_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg)
     fy_brk_send_replies(self);
 }
 
+/* A batch committed: its time and size go to the histograms, and a slow
+ * one is said at warn with where the time went - at most once a second,
+ * with how many more there were since. Times in microseconds. */
+static void
+s_batch_done(fy_broker_t *self, long long t_start, long long t_commit, long long background_ms,
+             bool dirty)
+{
+    long long t_done = fy_mono_us();
+    if (dirty)
+        fy_histo_add(&self->commit_us, (uint64_t)(t_done - t_start));
+    if (self->nreqs)
+        fy_histo_add(&self->batch_reqs, self->nreqs);
+    double total_ms = (double)(t_done - t_start) / 1000.0 + (double)background_ms;
+    if (total_ms < (double)self->cfg.slow_batch_ms)
+        return;
+    self->slow_batches++;
+    long long now = t_done / 1000;
+    if (self->slow_logged_ms && now - self->slow_logged_ms < 1000) {
+        self->slow_held++;
+        return;
+    }
+    fy_log(self->log, FY_LOG_WARN, "broker", "slow batch",
+           "requests=%zu total_ms=%.1f background_ms=%lld apply_ms=%.1f commit_ms=%.1f "
+           "threshold_ms=%llu more_since_last=%llu",
+           self->nreqs, total_ms, background_ms, (double)(t_commit - t_start) / 1000.0,
+           (double)(t_done - t_commit) / 1000.0, (unsigned long long)self->cfg.slow_batch_ms,
+           (unsigned long long)self->slow_held);
+    self->slow_logged_ms = now;
+    self->slow_held = 0;
+}
+
 static fy_status_t
 s_process_batch(fy_broker_t *self, long long background_ms)
 {
@@ -625,7 +666,7 @@ s_process_batch(fy_broker_t *self, long long background_ms)
     fy_status_t st = FERRY_ESTORAGE_FULL;
     /* At most: a request hits the limit, the topic write-back at commit
      * hits it, then a batch with every write refused commits. */
-    long long t_start = fy_mono_ms();
+    long long t_start = fy_mono_us();
     for (int attempt = 0; attempt < 4; attempt++) {
         fy_brk_reset_replies(self);
         uint64_t now = fy_wall_ms();
@@ -654,7 +695,7 @@ s_process_batch(fy_broker_t *self, long long background_ms)
             continue;
         }
         bool dirty = fy_store_dirty(self->store);
-        long long t_commit = fy_mono_ms();
+        long long t_commit = fy_mono_us();
         st = fy_store_commit(self->store);
         if (st == FERRY_OK) {
             if (dirty)
@@ -663,14 +704,7 @@ s_process_batch(fy_broker_t *self, long long background_ms)
                 fy_log(self->log, FY_LOG_WARN, "broker", "storage full",
                        "map_size=%llu refused_from=%zu batch=%zu",
                        (unsigned long long)self->cfg.map_size, full_from, self->nreqs);
-            long long t_done = fy_mono_ms();
-            /* Every confirm of the batch waited this long: say where it went. */
-            if (t_done - t_start + background_ms >= FY_BRK_SLOW_BATCH_MS)
-                fy_log(self->log, FY_LOG_WARN, "broker", "slow batch",
-                       "requests=%zu total_ms=%lld background_ms=%lld apply_ms=%lld "
-                       "commit_ms=%lld",
-                       self->nreqs, t_done - t_start + background_ms, background_ms,
-                       t_commit - t_start, t_done - t_commit);
+            s_batch_done(self, t_start, t_commit, background_ms, dirty);
             fy_brk_send_replies(self);
             fy_brk_commit_waiters(self);
             self->deliver_soon = fy_consumers_commit(&self->cons) || self->deliver_soon;

@@ -15,6 +15,7 @@
 #include "consumers.h"
 #include "grow.h"
 #include "fence.h"
+#include "histo.h"
 #include "metrics.h"
 #include "peerq.h"
 #include "ratelog.h"
@@ -28,7 +29,6 @@
 #define FY_BRK_METRICS_MS           500                /* snapshots for the metrics endpoint */
 #define FY_BRK_WAITERS_MAX          4096               /* fetches waiting for messages at once */
 #define FY_BRK_WAITERS_TURN         256                /* waiting fetches tried per loop turn */
-#define FY_BRK_SLOW_BATCH_MS        50                 /* a turn slower than this is logged */
 #define FY_BRK_RESTART_REDELIVER_MS 3000 /* at start: deliveries in flight come back within */
 #define FY_BRK_DRAIN_MS             2000 /* stopping: requests answered ESHUTDOWN for at most this... */
 #define FY_BRK_DRAIN_QUIET_MS       200 /* ...and until none came for this long */
@@ -135,6 +135,11 @@ struct fy_broker {
     uint64_t trim_peers;       /* slow peers at the last look */
     bool trim_due;             /* some went away: give memory back */
     long long trim_at;         /* when memory was last given back */
+    fy_histo_t commit_us;      /* durable commits: time from batch start to on disk */
+    fy_histo_t batch_reqs;     /* requests per group commit */
+    uint64_t slow_batches;     /* batches slower than --slow-batch-ms since start */
+    uint64_t slow_held;        /* of those, not logged since the last line */
+    long long slow_logged_ms;  /* when the last "slow batch" line went out */
 };
 
 /* ---- broker_reply.c ---------------------------------------------------- */

@@ -103,6 +103,21 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
             (unsigned long long)s->peers.held_bytes, (unsigned long long)s->requests_parked,
             (unsigned long long)s->peers.parked_requests, (unsigned long long)s->requests_refused,
             (unsigned long long)s->peers.peers);
+    if (n < cap)
+        n += fy_histo_format(&s->commit_us, "ferry_commit_seconds",
+                             "Group commits: from the start of the batch to on disk (every "
+                             "confirm of the batch waited this long).",
+                             1e6, buf + n, cap - n);
+    if (n < cap)
+        n += fy_histo_format(&s->batch_reqs, "ferry_batch_requests",
+                             "Requests applied per group commit.", 1, buf + n, cap - n);
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP ferry_slow_batches_total Group commits slower than "
+                              "--slow-batch-ms since start.\n"
+                              "# TYPE ferry_slow_batches_total counter\n"
+                              "ferry_slow_batches_total %llu\n",
+                              (unsigned long long)s->slow_batches);
     return n < cap ? n : cap;
 }
 
@@ -133,7 +148,7 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     long long at = m->snap_at;
     pthread_mutex_unlock(&m->mu);
     if (strcmp(url, "/metrics") == 0) {
-        char buf[8192];
+        char buf[16384];
         size_t n = s_format(&s, buf, sizeof buf);
         return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
     }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "envelope.h"
+#include "histo.h"
 #include "peerq.h"
 
 typedef struct fy_metrics fy_metrics_t;
@@ -28,6 +29,9 @@ typedef struct fy_metrics_snapshot {
     fy_peerq_stats_t peers;         /* held and parked now */
     uint64_t disk_total, disk_free; /* the data directory's file system, bytes */
     bool disk_full;                 /* writes that add data are refused */
+    fy_histo_t commit_us;           /* batch start to durable commit, microseconds */
+    fy_histo_t batch_reqs;          /* requests per group commit */
+    uint64_t slow_batches;          /* batches slower than --slow-batch-ms since start */
     bool storage_ok;                /* the store is usable (not spoiled by an I/O error) */
 } fy_metrics_snapshot_t;
 

@@ -48,6 +48,9 @@ static const s_key_t s_keys[] = {
      1ull << 32,
      "replies held for a client that does not read, before its requests wait unhandled "
      "(back-pressure; nothing is dropped)"},
+    {"slow-batch-ms", "FERRY_SLOW_BATCH_MS", S_UINT, S_OFF(slow_batch_ms), "10", 1, 60000,
+     "a group commit slower than this is logged at warn with where the time went (at most once "
+     "a second, with how many more there were)"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };

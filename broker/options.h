@@ -24,6 +24,7 @@ typedef struct fy_config {
     uint64_t disk_reserve;     /* bytes held back on the disk for acks and deletes when full */
     uint64_t max_consumers;    /* push consumers at once */
     uint64_t peer_queue_bytes; /* replies held per slow client before its requests wait */
+    uint64_t slow_batch_ms;    /* a group commit slower than this is logged (rate limited) */
     char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
 } fy_config_t;
 

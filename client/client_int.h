@@ -78,6 +78,7 @@ typedef struct fy_cli_pending {
     size_t data_len;
     bool frame;     /* a payload frame follows the envelope */
     uint64_t fence; /* the pipeline number it was sent with (ordered publishing) */
+    bool ack;       /* an async ack: its answer is a status, not a publish confirm */
 } fy_cli_pending_t;
 
 struct ferry_client {
@@ -198,8 +199,18 @@ fy_cli_fifo_at(ferry_client_t *self, size_t i)
     return &self->fifo[(self->head + i) % self->opts.window];
 }
 
-/** Completes the async publish with this cid, if it is one. */
-bool fy_cli_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf);
+/** Completes the async request (publish or ack) answered by entry @p index
+ *  of reply @p rep, if it is one of ours. */
+bool fy_cli_complete_async(ferry_client_t *self, const fy_reply_t *rep, size_t index);
+/** Room in the window for one more async request: waits for confirms when
+ *  it is full and the client blocks (block_on_full), else says why not.
+ *  @p what names the request in errors ("publish", "ack"). */
+ferry_status_t fy_cli_window_room(ferry_client_t *self, const char *what);
+/** Keeps the request just encoded (plus @p extra payload bytes of @p data
+ *  as a second frame when @p frame) in the window under @p cid, so that a
+ *  new connection carries it again, and sends it if connected. */
+ferry_status_t fy_cli_window_put(ferry_client_t *self, uint64_t cid, const void *data, size_t extra,
+                                 bool frame, ferry_confirm_fn cb, void *user, bool ack);
 /** The confirm of request @p index of a (cumulative) confirm reply. */
 void fy_cli_confirm_from(const fy_reply_t *rep, size_t index, ferry_confirm_t *cf);
 /** Sends an async publish's stored request. */

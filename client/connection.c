@@ -421,9 +421,7 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
                 }
                 continue;
             }
-            ferry_confirm_t cf;
-            fy_cli_confirm_from(&r, i, &cf);
-            fy_cli_complete_async(self, r.cid + i, &cf);
+            fy_cli_complete_async(self, &r, i);
         }
     }
 }

@@ -198,6 +198,22 @@ ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const
 }
 
 ferry_status_t
+ferry_client_ack_async(ferry_client_t *self, const char *topic, const char *sub,
+                       const uint64_t *seqs, size_t n, ferry_confirm_fn cb, void *user)
+{
+    if (!self || !seqs || n == 0 || n > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    if (fy_client_in_handler(self))
+        return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
+    ferry_status_t st = fy_cli_window_room(self, "ack");
+    uint64_t cid;
+    if (st || (st = s_sub_request(self, topic, sub, &cid)) ||
+        (st = fy_encode_ack(self->enc, cid, topic, sub, seqs, n, false)))
+        return st;
+    return fy_cli_window_put(self, cid, NULL, 0, false, cb, user, true);
+}
+
+ferry_status_t
 ferry_client_nack(ferry_client_t *self, const char *topic, const char *sub, uint64_t seq,
                   uint64_t delay_ms)
 {

@@ -9,18 +9,23 @@
 #include "text.h"
 #include "clock.h"
 
-/* Completes the async publish with this cid, if it is one. Replies come in
- * request order, so it is almost always the head of the FIFO. */
+/* Completes the async request with this reply's cid, if it is one. Replies
+ * come in request order, so it is almost always the head of the FIFO. An
+ * ack's answer is its status only. */
 bool
-fy_cli_complete_async(ferry_client_t *self, uint64_t cid, const ferry_confirm_t *cf)
+fy_cli_complete_async(ferry_client_t *self, const fy_reply_t *rep, size_t index)
 {
+    uint64_t cid = rep->cid + index;
     for (size_t i = 0; i < self->count; i++) {
         fy_cli_pending_t *p = fy_cli_fifo_at(self, i);
         if (p->cid != cid || p->done)
             continue;
         p->done = true;
+        ferry_confirm_t cf = {.status = rep->code};
+        if (!p->ack)
+            fy_cli_confirm_from(rep, index, &cf);
         if (p->cb)
-            p->cb(self, cf, p->user);
+            p->cb(self, &cf, p->user);
         while (self->count > 0 && fy_cli_fifo_at(self, 0)->done) {
             self->head = (self->head + 1) % self->opts.window;
             self->count--;
@@ -245,7 +250,14 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
     const void *data = msg->data ? msg->data : "";
     if (self->count == self->opts.window)
         return fy_cli_send(self, &data, &msg->len, inl ? 0 : 1);
-    size_t env = fy_encoder_len(self->enc), extra = inl ? 0 : msg->len;
+    return fy_cli_window_put(self, cid, data, inl ? 0 : msg->len, !inl, cb, user, false);
+}
+
+ferry_status_t
+fy_cli_window_put(ferry_client_t *self, uint64_t cid, const void *data, size_t extra, bool frame,
+                  ferry_confirm_fn cb, void *user, bool ack)
+{
+    size_t env = fy_encoder_len(self->enc);
     /* Each window slot keeps its buffer: no allocation per publish once warm. */
     fy_cli_pending_t *p = fy_cli_fifo_at(self, self->count);
     if (env + extra > p->req_cap) {
@@ -265,8 +277,9 @@ s_publish_send(ferry_client_t *self, const char *topic, const ferry_message_t *m
     p->done = false;
     p->env_len = env;
     p->data_len = extra;
-    p->frame = !inl;
-    p->fence = self->opts.ordered ? self->fence : 0;
+    p->frame = frame;
+    p->ack = ack;
+    p->fence = self->opts.ordered && !ack ? self->fence : 0;
     /* Not connected: it waits in the window and goes out after the hello. */
     if (self->connected && fy_cli_send_pending(self, p) != FERRY_OK)
         fy_cli_lose(self, "send failed");
@@ -282,26 +295,32 @@ ferry_client_publish_async(ferry_client_t *self, const char *topic, const ferry_
     ferry_status_t st = s_check_message(self, topic, msg);
     if (st)
         return st;
-    if (self->count == self->opts.window) {
-        if (!self->opts.block_on_full)
-            return self->connected
-                       ? fy_client_fail(self, FERRY_EWOULD_BLOCK, "publish window full")
-                       : fy_client_fail(self, FERRY_EDISCONNECTED,
-                                        "not connected and %zu publishes wait: buffer full",
-                                        self->count);
-        /* Window full: process confirms until a slot frees. */
-        fy_reply_t unused;
-        st = fy_cli_wait(self, FY_CLI_WAIT_SLOT, 0, fy_mono_ms() + self->opts.timeout_ms, &unused);
-        if (st == FERRY_ETIMEOUT || st == FERRY_EDISCONNECTED)
-            return self->connected
-                       ? fy_client_fail(self, FERRY_ETIMEOUT, "publish window stayed full")
-                       : fy_client_fail(self, FERRY_EDISCONNECTED,
-                                        "not connected and %zu publishes wait: buffer full",
-                                        self->count);
-        if (st)
-            return st;
-    }
+    if ((st = fy_cli_window_room(self, "publish")))
+        return st;
     return s_publish_send(self, topic, msg, cb, user);
+}
+
+ferry_status_t
+fy_cli_window_room(ferry_client_t *self, const char *what)
+{
+    if (self->count < self->opts.window)
+        return FERRY_OK;
+    if (!self->opts.block_on_full)
+        return self->connected ? fy_client_fail(self, FERRY_EWOULD_BLOCK, "window full (%s)", what)
+                               : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                                "not connected and %zu requests wait: buffer full",
+                                                self->count);
+    /* Window full: process confirms until a slot frees. */
+    fy_reply_t unused;
+    ferry_status_t st =
+        fy_cli_wait(self, FY_CLI_WAIT_SLOT, 0, fy_mono_ms() + self->opts.timeout_ms, &unused);
+    if (st == FERRY_ETIMEOUT || st == FERRY_EDISCONNECTED)
+        return self->connected
+                   ? fy_client_fail(self, FERRY_ETIMEOUT, "window stayed full (%s)", what)
+                   : fy_client_fail(self, FERRY_EDISCONNECTED,
+                                    "not connected and %zu requests wait: buffer full",
+                                    self->count);
+    return st;
 }
 
 ferry_status_t

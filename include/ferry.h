@@ -440,6 +440,20 @@ FERRY_EXPORT ferry_status_t ferry_client_fetch(ferry_client_t *self, const char 
 FERRY_EXPORT ferry_status_t ferry_client_ack(ferry_client_t *self, const char *topic,
                                              const char *sub, const uint64_t *seqs, size_t n);
 /**
+ * @brief Acks @p n (1..1000) fetched messages without waiting: the acks go
+ * out at once and take a place in the client's window (shared with async
+ * publishes, sent again on a new connection); @p cb (may be NULL) gets
+ * their status once they are on disk (confirm.seq is 0), from inside a
+ * later call on this client. ferry_client_flush() waits for them. A
+ * consumer that fetches the next batch while the last one's acks are in
+ * flight is as fast as a push consumer.
+ * @return FERRY_OK (sent or waiting for a connection), FERRY_EINVAL,
+ *         FERRY_EWOULD_BLOCK / FERRY_ETIMEOUT (the window stayed full), ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_ack_async(ferry_client_t *self, const char *topic,
+                                                   const char *sub, const uint64_t *seqs, size_t n,
+                                                   ferry_confirm_fn cb, void *user);
+/**
  * @brief Gives a fetched message back: it is delivered again after @p delay_ms.
  * @return FERRY_OK, FERRY_ESEQ, FERRY_ENOTFOUND, ...
  */

@@ -68,7 +68,7 @@ test_metrics_endpoint(void **state)
         ferry_message_t m = {.data = "abcd", .len = 4};
         assert_int_equal(ferry_client_publish(fx->c, "m", &m, NULL), FERRY_OK);
     }
-    static char body[8192];
+    static char body[32768];
     long long until = fy_now_ms() + 5000;
     do { /* snapshots are taken twice a second */
         fy_sleep_ms(100);
@@ -80,6 +80,21 @@ test_metrics_endpoint(void **state)
     assert_non_null(strstr(body, "\nferry_messages 3\n"));
     assert_non_null(strstr(body, "# TYPE ferry_publishes_total counter"));
     assert_non_null(strstr(body, "\nferry_map_size_bytes "));
+    /* Histograms of commit time and batch size: the declare and the three
+     * publishes were four commits of one request each. */
+    assert_non_null(strstr(body, "# TYPE ferry_commit_seconds histogram\n"));
+    assert_non_null(strstr(body, "\nferry_commit_seconds_bucket{le=\"0.001\"} "));
+    const char *cnt = strstr(body, "\nferry_commit_seconds_count ");
+    assert_non_null(cnt);
+    assert_true(atol(cnt + strlen("\nferry_commit_seconds_count ")) >= 4);
+    const char *inf = strstr(body, "\nferry_commit_seconds_bucket{le=\"+Inf\"} ");
+    assert_non_null(inf);
+    assert_int_equal(atol(inf + strlen("\nferry_commit_seconds_bucket{le=\"+Inf\"} ")),
+                     atol(cnt + strlen("\nferry_commit_seconds_count ")));
+    const char *one = strstr(body, "\nferry_batch_requests_bucket{le=\"1\"} ");
+    assert_non_null(one);
+    assert_true(atol(one + strlen("\nferry_batch_requests_bucket{le=\"1\"} ")) >= 4);
+    assert_non_null(strstr(body, "\nferry_slow_batches_total "));
     s_http("GET", "/health", body, sizeof body);
     assert_non_null(strstr(body, " 200 "));
     assert_non_null(strstr(body, "\r\n\r\nok\n"));

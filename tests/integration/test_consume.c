@@ -573,6 +573,83 @@ test_cli_consume(void **state)
     assert_int_equal(fy_run(cmd, out, sizeof out), 2);
 }
 
+/* Acks that do not wait (ferry_client_ack_async): a pull consumer fetches
+ * the next batch while the last one's acks are in flight; each ack's
+ * callback fires once with its status, also for acks sent again after the
+ * broker was killed with -9 under them (one in flight at least); at the
+ * end every message of the queue was acked and is gone, nothing failed. */
+typedef struct {
+    int ok, failed;
+} s_acks_t;
+
+static void
+s_on_ack(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
+{
+    (void)c;
+    s_acks_t *a = user;
+    if (cf->status == FERRY_OK && cf->seq == 0)
+        a->ok++;
+    else
+        a->failed++;
+}
+
+static void
+test_async_acks(void **state)
+{
+    fx_t *fx = *state;
+    enum { N = 5000 };
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobs", NULL, NULL, NULL),
+                     FERRY_OK);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "j%d", i);
+        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
+        assert_int_equal(ferry_client_publish_async(fx->c, "jobs", &m, NULL, NULL), FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(fx->c, 30000), FERRY_OK);
+    assert_int_equal(ferry_client_ack_async(fx->c, "jobs", NULL, NULL, 1, NULL, NULL),
+                     FERRY_EINVAL);
+    s_acks_t acks = {0};
+    int calls = 0, rounds = 0;
+    size_t fetched = 0;
+    bool killed = false;
+    long long until = fy_now_ms() + 60000;
+    for (;;) {
+        const ferry_stored_message_t *msgs;
+        size_t n = 0;
+        ferry_status_t st = ferry_client_fetch(fx->c, "jobs", NULL, 500, 0, &msgs, &n);
+        /* A fetch the kill cut off says so (ECLOSED, ...): fetch again. */
+        if (st != FERRY_OK && st != FERRY_ECLOSED && st != FERRY_EDISCONNECTED &&
+            st != FERRY_ETIMEOUT)
+            fail_msg("fetch: %s (%s)", ferry_errname(st), ferry_client_last_error(fx->c));
+        uint64_t seqs[500];
+        for (size_t i = 0; i < n; i++)
+            seqs[i] = msgs[i].seq;
+        if (n) {
+            assert_int_equal(ferry_client_ack_async(fx->c, "jobs", NULL, seqs, n, s_on_ack, &acks),
+                             FERRY_OK);
+            calls++;
+            fetched += n;
+        }
+        if (++rounds == 4 && !killed) { /* acks in flight: the broker dies under them */
+            assert_true(fy_ferryd_signal(&fx->d, SIGKILL) >= 0);
+            assert_int_equal(fy_ferryd_start(&fx->d), 0);
+            killed = true;
+        }
+        ferry_topic_info_t info;
+        if (n == 0 && ferry_client_flush(fx->c, 10000) == FERRY_OK &&
+            ferry_client_info(fx->c, "jobs", &info) == FERRY_OK && info.messages == 0)
+            break;
+        assert_true(fy_now_ms() < until);
+    }
+    assert_int_equal(ferry_client_flush(fx->c, 10000), FERRY_OK);
+    assert_int_equal(acks.ok, calls); /* each ack answered once, on disk */
+    assert_int_equal(acks.failed, 0);
+    assert_true(fetched >= N); /* what the kill cut off came again */
+    printf("async acks: %d ack calls for %zu fetched messages of %d, broker killed once\n", calls,
+           fetched, N);
+}
+
 int
 main(void)
 {
@@ -589,6 +666,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_consume_errors, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_waits, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli_consume, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_acks, fy_fx_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -115,7 +115,7 @@ help:
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
 	@echo "make fuzz            each fuzz target under libFuzzer for FUZZ_SECONDS (default 60)"
 	@echo "make soak            mixed load with random kills for SOAK_MINUTES (default 5), then a verdict"
-	@echo "make bench           Ferry vs Redis Streams (W1-W3, backlog) into bench/results/DATE.tsv,"
+	@echo "make bench           Ferry vs Redis Streams (W1-W4, backlog; W1 and W4 at 1 KiB and 16 KiB) into bench/results/DATE.tsv,"
 	@echo "                     then publish, queue, pending-set and event benchmarks (bench/README.md)"
 	@echo "make bench-profile   W1 with ferryd under perf; top functions in bench/results/DATE-profile/"
 	@echo "make install         PREFIX=$(PREFIX) DESTDIR=..."

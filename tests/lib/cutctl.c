@@ -14,9 +14,10 @@ void
 fy_powercut_env(const char *dir, const char *mode, int at_sync, bool fsync_only, unsigned seed,
                 const char *report)
 {
-    static const char *const vars[] = {"LD_PRELOAD",     "POWERCUT_DIR",    "POWERCUT_MODE",
-                                       "POWERCUT_SEED",  "POWERCUT_REPORT", "POWERCUT_AT_SYNC",
-                                       "POWERCUT_COUNT", "ASAN_OPTIONS"};
+    static const char *const vars[] = {
+        "LD_PRELOAD",     "POWERCUT_DIR",    "POWERCUT_MODE",
+        "POWERCUT_SEED",  "POWERCUT_REPORT", "POWERCUT_AT_SYNC",
+        "POWERCUT_COUNT", "ASAN_OPTIONS",    "POWERCUT_SYNC_DELAY_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     if (!dir)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -65,6 +66,7 @@ static struct {
     int report_fd; /* POWERCUT_REPORT, opened at start (O_APPEND) */
     int pipe[2];
     int signo;
+    int sync_delay_ms; /* POWERCUT_SYNC_DELAY_MS: a slow disk */
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .report_fd = -1, .pipe = {-1, -1}};
 
 #define REAL(name, ret, ...)                \
@@ -361,6 +363,8 @@ s_init(void)
         abort();
     v = getenv("POWERCUT_SIGNAL");
     S.signo = v ? atoi(v) : SIGUSR2;
+    v = getenv("POWERCUT_SYNC_DELAY_MS");
+    S.sync_delay_ms = v ? atoi(v) : 0;
     if (pipe2(S.pipe, O_CLOEXEC) != 0)
         abort();
     struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESTART};
@@ -453,6 +457,10 @@ s_sync(int fd, int (*real)(int))
     s_sync_point(fd); /* may cut here, before the sync */
     int rc = real(fd);
     int e = errno;
+    if (S.sync_delay_ms > 0) { /* a slow disk: each flush takes this much longer */
+        struct timespec ts = {S.sync_delay_ms / 1000, (S.sync_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     pthread_mutex_unlock(&S.mu);
     errno = e;
     return rc;

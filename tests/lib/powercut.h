@@ -33,6 +33,9 @@
  *   POWERCUT_REPORT=FILE  one line appended at the cut: "cut files=F
  *                         reverted=R kept=K syncs=S", so that a test can
  *                         tell that something was lost
+ *   POWERCUT_SYNC_DELAY_MS=N   every fsync/fdatasync of a tracked file takes
+ *                         N ms longer: a slow disk, for what a program says
+ *                         about slow commits (no cut needed)
  *
  * Not modelled: metadata (creating, renaming, deleting and truncating files
  * are durable at once), writes through mmap, and torn sectors inside one

@@ -53,7 +53,7 @@ CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c
               client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
 # in-process relay. In libferry; ferry-relay links it from there.
-RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
+RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/redact.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c

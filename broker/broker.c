@@ -847,6 +847,14 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
 {
     fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ", self->endpoint,
            self->cfg.data_dir, (int)getpid());
+    if (fy_options_local_endpoint(self->cfg.bind))
+        fy_log(self->log, FY_LOG_INFO, "broker", "no authentication",
+               "detail=\"any process on this host may connect (docs/security.md)\"");
+    else
+        fy_log(self->log, FY_LOG_WARN, "broker", "open to other hosts",
+               "endpoint=%s detail=\"--insecure: anyone who reaches it may read, publish and "
+               "delete anything; ferryd does not authenticate clients yet\"",
+               self->endpoint);
     if (self->metrics)
         fy_log(self->log, FY_LOG_INFO, "broker", "metrics", "url=http://%.*s:%u/metrics",
                (int)(strrchr(self->cfg.metrics, ':') - self->cfg.metrics), self->cfg.metrics,

@@ -136,6 +136,8 @@ s_usage(FILE *out)
     for (size_t i = 0; i < S_NKEYS; i++)
         fprintf(out, "  --%-18s %s (default %s) [%s]\n", s_keys[i].flag, s_keys[i].help,
                 *s_keys[i].deflt ? s_keys[i].deflt : "off", s_keys[i].env);
+    fprintf(out, "  --%-18s %s [FERRY_INSECURE=1]\n", "insecure",
+            "allow --bind beyond this host without authentication (docs/security.md)");
     fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "show this help", "version",
             "show the version");
 }
@@ -152,12 +154,15 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         if (v && !s_set(cfg, &s_keys[i], v, s_keys[i].env, err))
             return FY_OPTIONS_ERROR;
     }
-    struct option longopts[S_NKEYS + 3];
+    const char *insecure = getenv("FERRY_INSECURE");
+    cfg->insecure = insecure && strcmp(insecure, "1") == 0;
+    struct option longopts[S_NKEYS + 4];
     for (size_t i = 0; i < S_NKEYS; i++)
         longopts[i] = (struct option){s_keys[i].flag, required_argument, NULL, (int)i};
     longopts[S_NKEYS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[S_NKEYS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-    longopts[S_NKEYS + 2] = (struct option){NULL, 0, NULL, 0};
+    longopts[S_NKEYS + 2] = (struct option){"insecure", no_argument, NULL, 'I'};
+    longopts[S_NKEYS + 3] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
     opterr = 0;
     int c;
@@ -165,6 +170,10 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         if (c == 'h') {
             s_usage(stdout);
             return FY_OPTIONS_HELP;
+        }
+        if (c == 'I') {
+            cfg->insecure = true;
+            continue;
         }
         if (c == 'V') {
             printf("ferryd %s (protocol %d)\n", FY_VERSION_STRING, FY_PROTOCOL_VERSION);
@@ -182,5 +191,25 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         fy_err_set(err, FERRY_EINVAL, "unexpected argument: %s (see --help)", argv[optind]);
         return FY_OPTIONS_ERROR;
     }
+    /* ferryd has no authentication yet: beyond this host only on purpose. */
+    if (!fy_options_local_endpoint(cfg->bind) && !cfg->insecure) {
+        fy_err_set(err, FERRY_EINVAL,
+                   "--bind %s reaches beyond this host and ferryd does not authenticate "
+                   "clients yet: bind 127.0.0.1, or pass --insecure (docs/security.md)",
+                   cfg->bind);
+        return FY_OPTIONS_ERROR;
+    }
     return FY_OPTIONS_RUN;
+}
+
+bool
+fy_options_local_endpoint(const char *ep)
+{
+    if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
+        return true;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6;
+    return !strncmp(host, "127.", 4) || !strncmp(host, "localhost:", 10) ||
+           !strncmp(host, "[::1]:", 6);
 }

@@ -26,6 +26,7 @@ typedef struct fy_config {
     uint64_t peer_queue_bytes; /* replies held per slow client before its requests wait */
     uint64_t slow_batch_ms;    /* a group commit slower than this is logged (rate limited) */
     char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
+    bool insecure;             /* --insecure: listening beyond loopback without authentication */
 } fy_config_t;
 
 typedef enum fy_options_result {
@@ -37,6 +38,10 @@ typedef enum fy_options_result {
 
 /** Fills @p cfg from defaults, @p envp-style lookups via getenv, and argv. */
 fy_options_result_t fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err);
+
+/** Whether @p endpoint can only be reached from this host: ipc://, inproc://,
+ *  or tcp:// on 127.x.x.x, localhost or [::1]. */
+bool fy_options_local_endpoint(const char *endpoint);
 
 /** Parses "123", "64K", "512M", "8G" (binary units). @return false if invalid. */
 bool fy_options_parse_size(const char *text, uint64_t *out);

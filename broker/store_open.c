@@ -157,7 +157,8 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
     return FERRY_OK;
 }
 
-/* Creates `dir` and its missing parents, like mkdir -p. */
+/* Creates `dir` and its missing parents, like mkdir -p: the parents 0755,
+ * the data directory itself 0700 (its messages are nobody else's). */
 static int
 s_mkdir_p(const char *dir)
 {
@@ -173,7 +174,7 @@ s_mkdir_p(const char *dir)
             continue;
         char c = path[i];
         path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        if (mkdir(path, i == len ? 0700 : 0755) != 0 && errno != EEXIST)
             return -1;
         path[i] = c;
     }
@@ -217,7 +218,13 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         st = fy_err_set(err, FERRY_EINVAL, "data directory path too long");
         goto fail;
     }
-    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct stat sb;
+    if (stat(opts->dir, &sb) == 0 && (sb.st_mode & 0077))
+        fy_log(self->log, FY_LOG_WARN, "store", "data directory open to others",
+               "dir=%s mode=%04o detail=\"other local users may read its messages: chmod 700 "
+               "it\"",
+               opts->dir, (unsigned)(sb.st_mode & 07777));
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (self->lock_fd < 0) {
         st = fy_err_set(err, FERRY_EIO, "cannot open lock file: %s", strerror(errno));
         goto fail;
@@ -236,9 +243,9 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
      * never syncs: the power-cut test shows that it catches that
      * (tests/integration/test_powercut.c). */
 #ifdef FY_DEBUG_NOSYNC
-    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0600);
 #else
-    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0644);
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0600);
 #endif
     if (rc) {
         st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));

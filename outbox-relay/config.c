@@ -2,6 +2,7 @@
  * config.c - ferry-relay settings from flags and INI files (config.h).
  */
 #include "config.h"
+#include "redact.h"
 
 #include <ini.h>
 #include <stdio.h>
@@ -104,10 +105,11 @@ fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
     else if (kind == 10 && !strncmp(c->source, "pg-logical", 10))
         g->ops = &fr_pglog_source;
     else {
+        char shown[sizeof c->source];
         return fy_err_set(err, FERRY_EINVAL,
                           "unknown source '%s' (sqlite:PATH, lmdb:DIR, pg:CONNINFO or "
                           "pg-logical:CONNINFO)",
-                          c->source);
+                          fr_redact(c->source, shown, sizeof shown));
     }
     g->location = colon + 1;
     if (!*g->location) {

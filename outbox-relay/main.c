@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "redact.h"
 #include "wire_limits.h"
 
 #define S_SOURCES_MAX 32
@@ -171,10 +172,11 @@ main(int argc, char **argv)
             if (g->ops->open(&args, &src, &err) != 0 ||
                 (g->rename_from && *g->rename_from &&
                  g->ops->rename(src, g->rename_from, &moved, &err) != 0)) {
+                char shown[1024];
                 fprintf(stderr, "ferry-relay: source %s: %s (%s)\n",
                         src          ? g->ops->name(src)
                         : g->name[0] ? g->name
-                                     : g->location,
+                                     : fr_redact(g->location, shown, sizeof shown),
                         err.msg, ferry_errname(err.code));
                 g->ops->close(&src);
                 rc = 1;

@@ -1,6 +1,7 @@
 /*
  * relay.c - the relay loop (relay.h).
  */
+#include "redact.h"
 #include "relay.h"
 
 #include "clock.h"
@@ -46,8 +47,9 @@ typedef struct {
 
 typedef struct {
     const fr_config_t *cfg;
-    char name[256]; /* the source's name (cfg's, or its default), copied: it
-                     * outlives the source in the last log lines */
+    char name[256];   /* the source's name (cfg's, or its default), copied: it
+                       * outlives the source in the last log lines */
+    char shown[1024]; /* the location as logged: passwords hidden (redact.h) */
     ferry_client_t *c;
     /* Rows in publish order; retired from the head once confirmed. */
     s_flight_t ring[S_RING];
@@ -518,7 +520,7 @@ s_open_waiting(s_relay_t *r, const fr_source_args_t *args, atomic_int *stop, fy_
             s_log(cfg, overdue ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
                   "cannot open the source, waiting",
                   "source=%s location=%s code=%s for_s=%.1f detail=\"%s\"", cfg->ops->kind,
-                  cfg->location, ferry_errname(st), (double)(now - since) / 1000.0, err->msg);
+                  r->shown, ferry_errname(st), (double)(now - since) / 1000.0, err->msg);
             logged = now;
         }
         for (int t = 0; t < wait && !atomic_load(stop); t += 50)
@@ -534,6 +536,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     if (!r)
         return 1;
     r->cfg = cfg;
+    fr_redact(cfg->location, r->shown, sizeof r->shown);
     fy_err_t err = {0};
     int rc = 1;
     fr_source_args_t args = {.location = cfg->location,
@@ -554,7 +557,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
         opened = cfg->ops->position(r->src, &r->pos, &err);
     if (opened != FERRY_OK) {
         s_log(r->cfg, FERRY_LOG_ERROR, "cannot open the source",
-              "source=%s location=%s code=%s detail=\"%s\"", cfg->ops->kind, cfg->location,
+              "source=%s location=%s code=%s detail=\"%s\"", cfg->ops->kind, r->shown,
               ferry_errname(err.code), err.msg);
         goto out;
     }
@@ -593,8 +596,8 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
         goto out;
     }
     s_log(r->cfg, FERRY_LOG_INFO, "relay started",
-          "source=%s location=%s name=%s position=%llu broker=%s pid=%d", cfg->ops->kind,
-          cfg->location, r->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
+          "source=%s location=%s name=%s position=%llu broker=%s pid=%d", cfg->ops->kind, r->shown,
+          r->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
     r->recorded_at = fy_mono_ms();
     backoff = 50;

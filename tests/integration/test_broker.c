@@ -4,6 +4,7 @@
  * dedupe, async window, read back, limits, restart and graceful shutdown.
  */
 #include <setjmp.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -817,6 +818,51 @@ test_ferryd_refuses_bad_flags(void **state)
     snprintf(cmd, sizeof cmd, "%s --version", bin);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "ferryd " FERRY_VERSION_STRING));
+    /* Beyond this host only on purpose: no authentication yet. */
+    char dir[256];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(cmd, sizeof cmd, "%s --data '%s/d' --bind 'tcp://0.0.0.0:*' 2>&1", bin, dir);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--insecure"));
+    snprintf(cmd, sizeof cmd,
+             "timeout -s TERM 1 %s --data '%s/d' --bind 'tcp://0.0.0.0:*' --insecure 2>&1", bin,
+             dir);
+    fy_run(cmd, out, sizeof out);
+    assert_non_null(strstr(out, "level=warn mod=broker msg=\"open to other hosts\""));
+    snprintf(cmd, sizeof cmd,
+             "FERRY_INSECURE=1 timeout -s TERM 1 %s --data '%s/d' --bind 'tcp://0.0.0.0:*' 2>&1",
+             bin, dir);
+    fy_run(cmd, out, sizeof out);
+    assert_non_null(strstr(out, "msg=\"open to other hosts\""));
+    fy_rmtree(dir);
+}
+
+/* The data directory is its user's only: made 0700, its files 0600; one
+ * that others may read is said at warn. */
+static void
+test_data_directory_is_private(void **state)
+{
+    fx_t *fx = *state;
+    char path[600];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data", fx->d.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    static const char *const files[] = {"data.mdb", "lock.mdb", "ferryd.lock", "ferryd.reserve"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/data/%s", fx->d.dir, files[i]);
+        assert_int_equal(stat(path, &sb), 0);
+        if ((sb.st_mode & 0777) != 0600)
+            fail_msg("%s is %04o, not 0600", files[i], (unsigned)(sb.st_mode & 0777));
+    }
+    ferry_client_destroy(&fx->c);
+    assert_true(fy_ferryd_signal(&fx->d, SIGTERM) >= 0);
+    snprintf(path, sizeof path, "%s/data", fx->d.dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    assert_int_equal(fy_ferryd_log_count(&fx->d, "msg=\"data directory open to others\""), 1);
+    fx->c = fy_connect(fx->d.endpoint, 5000, 10);
+    assert_non_null(fx->c);
 }
 
 int
@@ -838,6 +884,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
+        cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_endpoint, s_setup_metrics, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_replies_held_for_a_peer_that_leaves, s_setup_slow_peer,
                                         fy_fx_teardown),

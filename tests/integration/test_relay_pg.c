@@ -456,6 +456,37 @@ test_pg_late_commit_is_not_skipped(void **state)
     fy_pg_stop(&pg);
 }
 
+/* A password in the conninfo never reaches the log or the terminal: the
+ * relay's lines show "password=***" (the server trusts the connection,
+ * so the password is not needed to run; it must still be hidden). */
+static void
+test_password_not_logged(void **state)
+{
+    fx_t *fx = *state;
+    fy_pg_t pg;
+    char log[400], src[600], cmd[1600], out[2048];
+    s_pg_outbox(fx, &pg, log);
+    snprintf(src, sizeof src, "pg:%s password=s3cret", pg.conninfo);
+    pid_t relay = s_relay_start(src, fx->d.endpoint, log, NULL);
+    assert_int_equal(fy_relay_wait_started(log, relay), 0);
+    assert_true(WIFEXITED(fy_kill_wait(relay, SIGTERM)));
+    snprintf(cmd, sizeof cmd, "grep -c 's3cret' '%s'", log);
+    fy_run(cmd, out, sizeof out);
+    assert_int_equal(atoi(out), 0);
+    snprintf(cmd, sizeof cmd, "grep -c 'relay started.*password=\\*\\*\\*' '%s'", log);
+    fy_run(cmd, out, sizeof out);
+    assert_int_equal(atoi(out), 1);
+    /* Nor when the server cannot be reached, or with --setup. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' --source 'pg:host=127.0.0.1 port=1 user=ferry dbname=app password=s3cret "
+             "connect_timeout=2' 2>&1; '%s' --setup --source '%s' 2>&1",
+             getenv("FERRY_RELAY"), getenv("FERRY_RELAY"), src);
+    fy_run(cmd, out, sizeof out);
+    assert_null(strstr(out, "s3cret"));
+    assert_non_null(strstr(out, "password=***"));
+    fy_pg_stop(&pg);
+}
+
 int
 main(void)
 {
@@ -468,6 +499,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pg_server_crash, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pg_late_commit_is_not_skipped, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_password_not_logged, fy_fx_setup, fy_fx_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

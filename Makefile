@@ -47,7 +47,7 @@ INC_lib      := -Iinclude -Iproto -Itests/lib
 INC_bench    := $(INC_lib) -Ibench
 INC_integration := $(INC_lib)
 
-PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c \
+PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c proto/curvekey.c \
               proto/text.c
 CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c client/push.c \
               client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c

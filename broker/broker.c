@@ -10,6 +10,7 @@
  * writes after it, refused with ESTORAGE_FULL; reads are still answered.
  */
 #include "broker_int.h"
+#include "curvekey.h"
 
 #include <malloc.h> /* malloc_trim (glibc) */
 #include <errno.h>
@@ -19,6 +20,32 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+
+/* CURVE on the socket: every connection encrypted, and clients check the
+ * server's identity with its public key (logged, for them to copy). */
+static fy_status_t
+s_curve(fy_broker_t *self, const char *secret_file, fy_err_t *err)
+{
+    if (!zmq_has("curve"))
+        return fy_err_set(err, FERRY_EINVAL,
+                          "--curve-secret: this libzmq was built without CURVE (libsodium)");
+    char secret[FY_CURVE_KEY_LEN + 1], public[FY_CURVE_KEY_LEN + 1];
+    fy_status_t st = fy_curvekey_read(secret_file, true, secret, err);
+    if (st)
+        return st;
+    int one = 1;
+    if (zmq_curve_public(public, secret) != 0 ||
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, secret, sizeof secret) != 0) {
+        memset(secret, 0, sizeof secret);
+        return fy_err_set(err, FERRY_EINVAL, "--curve-secret %s: not a usable key: %s", secret_file,
+                          zmq_strerror(errno));
+    }
+    memset(secret, 0, sizeof secret);
+    fy_log(self->log, FY_LOG_INFO, "broker", "curve on",
+           "public_key=%s detail=\"every connection is encrypted; clients need this key\"", public);
+    return FERRY_OK;
+}
 
 /* What push consumers held when the last process ended comes back within
  * FY_BRK_RESTART_REDELIVER_MS instead of its whole ack wait: those
@@ -121,6 +148,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (cfg->curve_secret[0] && (st = s_curve(self, cfg->curve_secret, err)))
+        goto fail;
     if (zmq_bind(self->sock, cfg->bind) != 0) {
         st = fy_err_set(err, FERRY_ECONNECT, "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto fail;

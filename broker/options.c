@@ -10,7 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { S_STR_DATA, S_STR_BIND, S_STR_METRICS, S_LEVEL, S_SIZE, S_UINT } s_kind_t;
+typedef enum {
+    S_STR_DATA,
+    S_STR_BIND,
+    S_STR_METRICS,
+    S_STR_CURVE,
+    S_LEVEL,
+    S_SIZE,
+    S_UINT
+} s_kind_t;
 
 typedef struct {
     const char *flag; /* long option name */
@@ -51,6 +59,9 @@ static const s_key_t s_keys[] = {
     {"slow-batch-ms", "FERRY_SLOW_BATCH_MS", S_UINT, S_OFF(slow_batch_ms), "10", 1, 60000,
      "a group commit slower than this is logged at warn with where the time went (at most once "
      "a second, with how many more there were)"},
+    {"curve-secret", "FERRY_CURVE_SECRET", S_STR_CURVE, S_OFF(curve_secret), "", 0, 0,
+     "encrypt every connection with ZeroMQ CURVE: the server's secret key file (ferry keygen; "
+     "mode 600); clients need its public key (docs/security.md)"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };
@@ -91,11 +102,14 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     switch (k->kind) {
     case S_STR_DATA:
     case S_STR_BIND:
-    case S_STR_METRICS: {
-        size_t cap = k->kind == S_STR_DATA   ? sizeof cfg->data_dir
-                     : k->kind == S_STR_BIND ? sizeof cfg->bind
-                                             : sizeof cfg->metrics;
-        if ((!*val && k->kind != S_STR_METRICS) || strlen(val) >= cap) {
+    case S_STR_METRICS:
+    case S_STR_CURVE: {
+        size_t cap = k->kind == S_STR_DATA      ? sizeof cfg->data_dir
+                     : k->kind == S_STR_BIND    ? sizeof cfg->bind
+                     : k->kind == S_STR_METRICS ? sizeof cfg->metrics
+                                                : sizeof cfg->curve_secret;
+        bool may_be_empty = k->kind == S_STR_METRICS || k->kind == S_STR_CURVE;
+        if ((!*val && !may_be_empty) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
                        cap - 1);
             return false;

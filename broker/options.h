@@ -26,6 +26,7 @@ typedef struct fy_config {
     uint64_t peer_queue_bytes; /* replies held per slow client before its requests wait */
     uint64_t slow_batch_ms;    /* a group commit slower than this is logged (rate limited) */
     char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
+    char curve_secret[1024];   /* --curve-secret: the server's CURVE secret key file; "" off */
     bool insecure;             /* --insecure: listening beyond loopback without authentication */
 } fy_config_t;
 

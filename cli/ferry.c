@@ -9,6 +9,7 @@
 #define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
 #include <inttypes.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,11 @@ s_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: ferry [--server EP] [--timeout MS] COMMAND [ARGS]\n"
+        "usage: ferry [--server EP] [--server-key KEY|@FILE] [--timeout MS] COMMAND [ARGS]\n"
         "\n"
         "Commands:\n"
+        "  keygen PREFIX                                     write a CURVE key pair: PREFIX.key\n"
+        "                                                    (secret, mode 600) and PREFIX.pub\n"
         "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
         "          [--max-age-ms N] [--discard old|new] [--interest]\n"
         "                                                    create (or check) a destination\n"
@@ -721,10 +724,38 @@ s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
     return 0;
 }
 
+/* ferry keygen PREFIX: a CURVE pair in PREFIX.key (secret, 0600, never
+ * overwritten) and PREFIX.pub; prints the public key. */
+static int
+s_keygen(const char *prefix)
+{
+    char pub[41], sec[41], path[4096];
+    if (ferry_curve_keypair(pub, sec) != FERRY_OK) {
+        fprintf(stderr, "ferry: this libzmq has no CURVE (built without libsodium)\n");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s.key", prefix);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f || fprintf(f, "%s\n", sec) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "ferry: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    memset(sec, 0, sizeof sec);
+    snprintf(path, sizeof path, "%s.pub", prefix);
+    f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", pub) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "ferry: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("%s\n", pub);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-    const char *server = getenv("FERRY_SERVER");
+    const char *server = getenv("FERRY_SERVER"), *server_key = NULL;
     int timeout_ms = 5000;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -736,6 +767,8 @@ main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
             server = argv[++i];
+        } else if (strcmp(argv[i], "--server-key") == 0 && i + 1 < argc) {
+            server_key = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             uint64_t t;
             if (!s_parse_u64(argv[++i], &t) || t == 0 || t > 3600000) {
@@ -753,6 +786,13 @@ main(int argc, char **argv)
         return S_EXIT_USAGE;
     }
     const char *cmd = argv[i];
+    if (strcmp(cmd, "keygen") == 0) {
+        if (argc - i != 2) {
+            fprintf(stderr, "ferry: usage: ferry keygen PREFIX\n");
+            return S_EXIT_USAGE;
+        }
+        return s_keygen(argv[i + 1]);
+    }
     /* Command arguments: options may come anywhere after the command word. */
     int cargc = argc - i;
     char **cargv = argv + i;
@@ -785,6 +825,10 @@ main(int argc, char **argv)
         goto usage;
 
     opts = ferry_options_new();
+    if (opts && server_key && ferry_options_set_server_key(opts, server_key) != FERRY_OK) {
+        fprintf(stderr, "ferry: --server-key: not a key (40 z85 characters) or @FILE of one\n");
+        goto done;
+    }
     if (!opts || (server && ferry_options_set_server(opts, server)) ||
         ferry_options_set_timeout_ms(opts, timeout_ms) ||
         ferry_options_set_name(opts, "ferry-cli")) {

@@ -63,6 +63,9 @@ struct ferry_options {
     ferry_log_fn log_cb;
     void *log_user;
     char *user, *password;
+    char server_key[41];                 /* CURVE: the broker's public key, z85; "" off */
+    char public_key[41], secret_key[41]; /* this client's pair; "": made per client */
+    bool bad_env_key;                    /* FERRY_SERVER_KEY was set and is not a key */
 };
 
 /* An async publish not yet confirmed, with its request as sent, so that it

@@ -78,6 +78,15 @@ fy_conn_open(fy_conn_t *c, fy_err_t *err)
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &c->send_timeout_ms, sizeof(int));
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    /* CURVE: the server proves it holds the secret of server_key, and
+     * everything on the connection is encrypted. */
+    if (c->curve && (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server_key, 41) != 0 ||
+                     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->public_key, 41) != 0 ||
+                     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->secret_key, 41) != 0)) {
+        fy_status_t st = s_fail(err, "cannot set the CURVE keys for", fy_conn_server(c));
+        zmq_close(s);
+        return st;
+    }
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://ferry-monitor-%p-%u", (void *)c, ++c->gen);
     void *mon = NULL;

@@ -29,6 +29,8 @@ typedef struct fy_conn {
     int backoff_ms;      /* the next backoff */
     long long retry_at;  /* monotonic ms: open the next socket then */
     int send_timeout_ms; /* ZMQ_SNDTIMEO */
+    bool curve;          /* encrypt with CURVE: the keys below, z85 */
+    char server_key[41], public_key[41], secret_key[41];
     unsigned rand_state; /* for the jitter */
 } fy_conn_t;
 

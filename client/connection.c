@@ -506,6 +506,10 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
             return FERRY_ENOMEM;
         opts = defaults;
     }
+    if (opts->bad_env_key) { /* FERRY_SERVER_KEY is not a key nor @FILE of one */
+        ferry_options_destroy(&defaults);
+        return FERRY_EINVAL;
+    }
     ferry_client_t *self = calloc(1, sizeof *self);
     ferry_status_t st = FERRY_ENOMEM;
     if (!self)
@@ -528,6 +532,17 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
                      opts->reconnect_initial_ms, opts->reconnect_max_ms, opts->reconnect_jitter_pct,
                      opts->timeout_ms) != FERRY_OK)
         goto done;
+    if (opts->server_key[0]) { /* CURVE, with this client's pair or a new one */
+        self->conn.curve = true;
+        memcpy(self->conn.server_key, opts->server_key, sizeof self->conn.server_key);
+        if (opts->public_key[0]) {
+            memcpy(self->conn.public_key, opts->public_key, sizeof self->conn.public_key);
+            memcpy(self->conn.secret_key, opts->secret_key, sizeof self->conn.secret_key);
+        } else if (zmq_curve_keypair(self->conn.public_key, self->conn.secret_key) != 0) {
+            st = FERRY_EINVAL; /* libzmq without CURVE */
+            goto done;
+        }
+    }
     /* Every server once: the first that answers the hello (with
      * retry_connect only a moment: the client goes on trying by itself). */
     long long deadline =

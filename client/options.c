@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "client_int.h"
+#include "curvekey.h"
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -28,7 +29,49 @@ ferry_options_new(void)
     o->reconnect_max_ms = 5000;
     o->reconnect_jitter_pct = 20;
     o->block_on_full = true;
+    /* The broker's CURVE key from the environment: every program on
+     * libferry (ferry, ferry-relay, services) gets it without a flag. */
+    const char *key = getenv("FERRY_SERVER_KEY");
+    if (key && *key && ferry_options_set_server_key(o, key) != FERRY_OK)
+        o->bad_env_key = true;
     return o;
+}
+
+ferry_status_t
+ferry_curve_keypair(char public_key[41], char secret_key[41])
+{
+    if (!public_key || !secret_key || !zmq_has("curve"))
+        return FERRY_EINVAL;
+    return zmq_curve_keypair(public_key, secret_key) == 0 ? FERRY_OK : FERRY_EINVAL;
+}
+
+ferry_status_t
+ferry_options_set_server_key(ferry_options_t *opts, const char *key)
+{
+    if (!opts)
+        return FERRY_EINVAL;
+    fy_err_t err;
+    return fy_curvekey_read(key, false, opts->server_key, &err);
+}
+
+ferry_status_t
+ferry_options_set_client_keys(ferry_options_t *opts, const char *public_key, const char *secret_key)
+{
+    if (!opts || !fy_curvekey_valid(public_key))
+        return FERRY_EINVAL;
+    fy_err_t err;
+    char secret[FY_CURVE_KEY_LEN + 1];
+    ferry_status_t st = fy_curvekey_read(secret_key, true, secret, &err);
+    if (st == FERRY_EINVAL && fy_curvekey_valid(secret_key)) { /* the key itself */
+        memcpy(secret, secret_key, sizeof secret);
+        st = FERRY_OK;
+    }
+    if (st)
+        return st;
+    memcpy(opts->public_key, public_key, sizeof opts->public_key);
+    memcpy(opts->secret_key, secret, sizeof opts->secret_key);
+    memset(secret, 0, sizeof secret);
+    return FERRY_OK;
 }
 
 static void

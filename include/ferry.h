@@ -233,6 +233,24 @@ FERRY_EXPORT void ferry_client_log(ferry_client_t *client, ferry_log_level_t lev
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_credentials(ferry_options_t *opts, const char *user,
                                                           const char *password);
+/** @brief Encrypts the connection with ZeroMQ CURVE and checks the broker's
+ *  identity: @p key is the broker's public key (40 z85 characters, as ferryd
+ *  logs it at start and `ferry keygen` writes it) or "@FILE" naming a file
+ *  that holds it. Without client keys (ferry_options_set_client_keys) each
+ *  client makes a pair of its own. ferry_options_new() reads
+ *  $FERRY_SERVER_KEY the same way (ferry_client_new then fails with
+ *  FERRY_EINVAL if it is not a key). @return FERRY_OK, FERRY_EINVAL, FERRY_EIO */
+FERRY_EXPORT ferry_status_t ferry_options_set_server_key(ferry_options_t *opts, const char *key);
+/** @brief Makes a new CURVE key pair (z85, 40 characters and a NUL each),
+ *  for ferryd (--curve-secret) or a client. @return FERRY_OK, or
+ *  FERRY_EINVAL when libzmq was built without CURVE. */
+FERRY_EXPORT ferry_status_t ferry_curve_keypair(char public_key[41], char secret_key[41]);
+/** @brief This client's CURVE key pair (z85; @p secret_key may be "@FILE" or
+ *  a file path, a file only its owner may read). Copied.
+ *  @return FERRY_OK, FERRY_EINVAL, FERRY_EIO */
+FERRY_EXPORT ferry_status_t ferry_options_set_client_keys(ferry_options_t *opts,
+                                                          const char *public_key,
+                                                          const char *secret_key);
 /** @brief Client name sent in hello (for the broker's logs). Copied.
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_name(ferry_options_t *opts, const char *name);

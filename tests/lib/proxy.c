@@ -38,6 +38,9 @@ struct fy_proxy {
     atomic_int gen, applied; /* fy_proxy_set waits until the thread applied its change */
     atomic_size_t accepted;
     s_pair_t *pairs[S_PAIRS];
+    char watch[64];          /* bytes to look for in what passes (fy_proxy_watch) */
+    atomic_size_t watch_len; /* 0: none */
+    atomic_size_t seen;      /* reads that held them */
 };
 
 static void
@@ -99,8 +102,9 @@ s_accept(fy_proxy_t *p, int mode)
 
 /* Moves what is ready across pair @p i. @return false when it ended. */
 static bool
-s_relay(s_pair_t *q, const struct pollfd *pf)
+s_relay(fy_proxy_t *p, s_pair_t *q, const struct pollfd *pf)
 {
+    size_t wl = atomic_load(&p->watch_len);
     for (int d = 0; d < 2; d++) {
         int from = q->fd[d], to = q->fd[1 - d];
         if (q->len[d] == 0 && (pf[d].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -109,6 +113,8 @@ s_relay(s_pair_t *q, const struct pollfd *pf)
                 return false;
             q->len[d] = n > 0 ? (size_t)n : 0;
             q->off[d] = 0;
+            if (wl && n > 0 && memmem(q->buf[d], (size_t)n, p->watch, wl))
+                atomic_fetch_add(&p->seen, 1);
         }
         if (q->len[d] > 0 && (pf[1 - d].revents & POLLOUT)) {
             ssize_t n = write(to, q->buf[d] + q->off[d], q->len[d]);
@@ -165,7 +171,7 @@ s_run(void *arg)
         if (pf[0].revents & POLLIN)
             s_accept(p, atomic_load(&p->mode));
         for (int i = 0; i < S_PAIRS; i++)
-            if (idx[i] >= 0 && p->pairs[i] && !s_relay(p->pairs[i], &pf[idx[i]]))
+            if (idx[i] >= 0 && p->pairs[i] && !s_relay(p, p->pairs[i], &pf[idx[i]]))
                 s_drop(p, i, false); /* one end closed: close the other */
     }
     for (int i = 0; i < S_PAIRS; i++)
@@ -243,4 +249,20 @@ fy_proxy_stop(fy_proxy_t **pp)
     close(p->wake[1]);
     free(p);
     *pp = NULL;
+}
+
+void
+fy_proxy_watch(fy_proxy_t *p, const void *bytes, size_t len)
+{
+    if (len == 0 || len > sizeof p->watch)
+        return;
+    memcpy(p->watch, bytes, len);
+    atomic_store(&p->seen, 0);
+    atomic_store(&p->watch_len, len);
+}
+
+size_t
+fy_proxy_seen(fy_proxy_t *p)
+{
+    return atomic_load(&p->seen);
 }

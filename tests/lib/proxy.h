@@ -33,6 +33,11 @@ const char *fy_proxy_endpoint(const fy_proxy_t *p);
 void fy_proxy_set(fy_proxy_t *p, fy_proxy_mode_t mode);
 /** Connections relayed so far (accepted while passing). */
 size_t fy_proxy_connections(fy_proxy_t *p);
+/** Looks for @p len (1..64) bytes of @p bytes in everything that passes
+ *  from now on (a marker in a payload: is the traffic clear text?). */
+void fy_proxy_watch(fy_proxy_t *p, const void *bytes, size_t len);
+/** Reads so far that held the watched bytes. */
+size_t fy_proxy_seen(fy_proxy_t *p);
 /** Stops the thread, closes everything and frees @p *p (NULL accepted). */
 void fy_proxy_stop(fy_proxy_t **p);
 

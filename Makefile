@@ -57,7 +57,7 @@ RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/redact.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
-BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_reply.c \
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_reply.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \

@@ -10,7 +10,6 @@
  * writes after it, refused with ESTORAGE_FULL; reads are still answered.
  */
 #include "broker_int.h"
-#include "curvekey.h"
 
 #include <malloc.h> /* malloc_trim (glibc) */
 #include <errno.h>
@@ -20,57 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
-
-/* CURVE on the socket: every connection encrypted, and clients check the
- * server's identity with its public key (logged, for them to copy). */
-static fy_status_t
-s_curve(fy_broker_t *self, const char *secret_file, fy_err_t *err)
-{
-    if (!zmq_has("curve"))
-        return fy_err_set(err, FERRY_EINVAL,
-                          "--curve-secret: this libzmq was built without CURVE (libsodium)");
-    char secret[FY_CURVE_KEY_LEN + 1], public[FY_CURVE_KEY_LEN + 1];
-    fy_status_t st = fy_curvekey_read(secret_file, true, secret, err);
-    if (st)
-        return st;
-    int one = 1;
-    if (zmq_curve_public(public, secret) != 0 ||
-        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, secret, sizeof secret) != 0) {
-        memset(secret, 0, sizeof secret);
-        return fy_err_set(err, FERRY_EINVAL, "--curve-secret %s: not a usable key: %s", secret_file,
-                          zmq_strerror(errno));
-    }
-    memset(secret, 0, sizeof secret);
-    fy_log(self->log, FY_LOG_INFO, "broker", "curve on",
-           "public_key=%s detail=\"every connection is encrypted; clients need this key\"", public);
-    return FERRY_OK;
-}
-
-/* What push consumers held when the last process ended comes back within
- * FY_BRK_RESTART_REDELIVER_MS instead of its whole ack wait: those
- * consumers lived in that process's memory. The grace lets a client that
- * processed a message ack it once it is connected again. */
-static fy_status_t
-s_after_restart(fy_broker_t *self, fy_err_t *err)
-{
-    size_t moved = 0;
-    fy_status_t st = fy_store_begin(self->store, fy_wall_ms());
-    if (st == FERRY_OK &&
-        (st = fy_store_pull_deadlines(self->store, fy_wall_ms() + FY_BRK_RESTART_REDELIVER_MS,
-                                      &moved)) == FERRY_OK)
-        st = fy_store_commit(self->store);
-    else if (st == FERRY_OK)
-        fy_store_abort(self->store);
-    if (st)
-        return fy_err_set(err, st, "cannot bring back the deliveries in flight at the last stop");
-    if (moved)
-        fy_log(self->log, FY_LOG_INFO, "broker", "deliveries in flight come back soon",
-               "timers=%zu within_ms=%d detail=\"unacked at the last stop; their consumers "
-               "are gone\"",
-               moved, FY_BRK_RESTART_REDELIVER_MS);
-    return FERRY_OK;
-}
 
 fy_status_t
 fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy_err_t *err)
@@ -126,7 +74,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
                           .log = log};
     if ((st = fy_store_open(&so, &self->store, err)))
         goto fail;
-    if ((st = s_after_restart(self, err)))
+    if ((st = fy_brk_after_restart(self, err)))
         goto fail;
 
     self->ctx = zmq_ctx_new();
@@ -148,7 +96,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (cfg->curve_secret[0] && (st = s_curve(self, cfg->curve_secret, err)))
+    if (cfg->curve_secret[0] && (st = fy_brk_curve(self, cfg->curve_secret, err)))
         goto fail;
     if (zmq_bind(self->sock, cfg->bind) != 0) {
         st = fy_err_set(err, FERRY_ECONNECT, "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));

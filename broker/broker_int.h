@@ -1,9 +1,9 @@
 /*
  * broker_int.h - what the broker's files share: the broker struct, its
  * per-batch request and reply tables, and the calls between the loop
- * (broker.c), the replies (broker_reply.c) and the handlers of messages,
- * consumers and subscriptions (broker_deliver.c). Nothing outside those
- * files includes it. Everything runs on the broker's one thread.
+ * (broker.c), its start (broker_start.c), the replies (broker_reply.c) and
+ * the handlers of messages, consumers and subscriptions (broker_deliver.c).
+ * Nothing outside those files includes it. Everything runs on the broker's one thread.
  */
 #ifndef FY_BROKER_INT_H
 #define FY_BROKER_INT_H
@@ -141,6 +141,16 @@ struct fy_broker {
     uint64_t slow_held;        /* of those, not logged since the last line */
     long long slow_logged_ms;  /* when the last "slow batch" line went out */
 };
+
+/* ---- broker_start.c ---------------------------------------------------- */
+
+/** CURVE on the broker's socket with the secret key in @p secret_file
+ *  (curvekey.h); logs the public key. @return FERRY_OK, or FERRY_EINVAL /
+ *  FERRY_EIO with a sentence in err. */
+fy_status_t fy_brk_curve(fy_broker_t *self, const char *secret_file, fy_err_t *err);
+/** Deliveries in flight at the last stop come back within
+ *  FY_BRK_RESTART_REDELIVER_MS (store.h fy_store_pull_deadlines). */
+fy_status_t fy_brk_after_restart(fy_broker_t *self, fy_err_t *err);
 
 /* ---- broker_reply.c ---------------------------------------------------- */
 

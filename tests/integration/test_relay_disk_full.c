@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "ferry_outbox.h"
 #include "harness.h"
+#include "relayfx.h"
 
 typedef fy_fx_tmpfs_t s_fx_t;
 
@@ -192,28 +193,7 @@ test_relay_on_a_full_disk(void **state)
 static void
 s_lmdb_rows(const char *dir, int from, int to)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, 64u << 20), 0);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(ferry_outbox_open(txn, &dbi), FERRY_OK);
-    for (int i = from; i <= to; i++) {
-        char agg[16], body[32];
-        snprintf(agg, sizeof agg, "o-%d", i % 10);
-        int len = snprintf(body, sizeof body, "row-%d", i);
-        ferry_outbox_event_t ev = {.aggregate_type = "orders",
-                                   .aggregate_id = agg,
-                                   .event_type = "placed",
-                                   .payload = body,
-                                   .len = (size_t)len};
-        assert_int_equal(ferry_outbox_put(txn, dbi, &ev, NULL), FERRY_OK);
-    }
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(fy_outbox_lmdb_rows(dir, from, to, 64u << 20), 0);
 }
 
 static uint64_t

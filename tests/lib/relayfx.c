@@ -11,9 +11,11 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <lmdb.h>
 #include <sqlite3.h>
 
 #include "clock.h"
+#include "ferry_outbox.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -268,18 +270,28 @@ s_check_one(const fy_copied_t *m, size_t events, const char *source, char *first
     return 0;
 }
 
+/* Reads @p topic whole into *all (*n messages): -1 if it cannot, or if it
+ * does not hold @p want (then *all is still to be freed). */
+static int
+s_read(ferry_client_t *c, const char *topic, size_t want, fy_copied_t **all, size_t *n, char *why,
+       size_t cap)
+{
+    ferry_status_t st = fy_read_all(c, topic, all, n);
+    if (st != FERRY_OK) {
+        *all = NULL;
+        *n = 0;
+        return s_broken(why, cap, "reading %s: %s", topic, ferry_strerror(st));
+    }
+    return *n == want ? 0 : s_broken(why, cap, "%s holds %zu messages, not %zu", topic, *n, want);
+}
+
 int
 fy_outbox_verify(ferry_client_t *c, const char *topic, size_t events, const char *source, char *why,
                  size_t cap)
 {
     fy_copied_t *all;
     size_t n;
-    ferry_status_t st = fy_read_all(c, topic, &all, &n);
-    if (st != FERRY_OK)
-        return s_broken(why, cap, "reading %s: %s", topic, ferry_strerror(st));
-    int rc = 0;
-    if (n != events)
-        rc = s_broken(why, cap, "%s holds %zu messages, %zu events were written", topic, n, events);
+    int rc = s_read(c, topic, events, &all, &n, why, cap);
     size_t *next = calloc(FY_OUTBOX_AGGREGATES, sizeof *next);
     uint8_t *seen = calloc(events + 1, 1);
     char first[64] = "";
@@ -287,6 +299,60 @@ fy_outbox_verify(ferry_client_t *c, const char *topic, size_t events, const char
         rc = s_check_one(&all[i], events, source, first, seen, next, why, cap);
     free(next);
     free(seen);
+    free(all);
+    return rc;
+}
+
+/* ---- numbered rows ------------------------------------------------------------- */
+
+int
+fy_outbox_lmdb_rows(const char *dir, int from, int to, size_t map_size)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    if (mdb_env_create(&env) != 0)
+        return -1;
+    int rc = mdb_env_set_maxdbs(env, 8) || mdb_env_set_mapsize(env, map_size) ||
+                     mdb_env_open(env, dir, 0, 0644) || mdb_txn_begin(env, NULL, 0, &txn)
+                 ? -1
+                 : 0;
+    if (rc == 0 && ferry_outbox_open(txn, &dbi) != FERRY_OK)
+        rc = -1, mdb_txn_abort(txn);
+    for (int i = from; rc == 0 && i <= to; i++) {
+        char agg[16], body[32];
+        snprintf(agg, sizeof agg, "o-%d", i % 10);
+        int len = snprintf(body, sizeof body, "row-%d", i);
+        ferry_outbox_event_t ev = {.aggregate_type = "orders",
+                                   .aggregate_id = agg,
+                                   .event_type = "placed",
+                                   .payload = body,
+                                   .len = (size_t)len};
+        uint64_t id = 0;
+        if (ferry_outbox_put(txn, dbi, &ev, &id) != FERRY_OK || id != (uint64_t)i)
+            rc = -1, mdb_txn_abort(txn);
+    }
+    if (rc == 0 && mdb_txn_commit(txn) != 0)
+        rc = -1;
+    mdb_env_close(env);
+    return rc;
+}
+
+int
+fy_relay_rows_once(ferry_client_t *c, const char *topic, const char *name, size_t rows, char *why,
+                   size_t cap)
+{
+    fy_copied_t *all;
+    size_t n;
+    int rc = s_read(c, topic, rows, &all, &n, why, cap);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char id[96], payload[32];
+        snprintf(id, sizeof id, "%s:%zu", name, i + 1);
+        snprintf(payload, sizeof payload, "row-%zu", i + 1);
+        if (strcmp(all[i].id, id) != 0 || strcmp(all[i].payload, payload) != 0)
+            rc = s_broken(why, cap, "message %zu is %s '%s', not %s '%s'", i + 1, all[i].id,
+                          all[i].payload, id, payload);
+    }
     free(all);
     return rc;
 }

@@ -37,6 +37,18 @@ typedef struct fy_outbox_writer {
     char error[160];        /* and why */
 } fy_outbox_writer_t;
 
+/** Writes rows @p from .. @p to into the LMDB outbox in @p dir (made if
+ *  new; map @p map_size) in one transaction, each "row-N" on aggregate
+ *  type "orders", key "o-(N % 10)", and closes it. The ids must come out
+ *  as N. @return 0, or -1. */
+int fy_outbox_lmdb_rows(const char *dir, int from, int to, size_t map_size);
+
+/** @p topic holds exactly @p rows messages, in order, the Nth with id
+ *  "<name>:N" and payload "row-N" (as fy_outbox_lmdb_rows and the power-cut
+ *  tests write them). @return 0, or -1 with the first difference in @p why. */
+int fy_relay_rows_once(ferry_client_t *c, const char *topic, const char *name, size_t rows,
+                       char *why, size_t cap);
+
 /** pthread entry point: writes w->events events in transactions of 1-20,
  *  pause_ms apart. */
 void *fy_outbox_write(void *writer);

@@ -625,7 +625,8 @@ out:
     }
     ferry_client_destroy(&r->c);
     if (rc == 0)
-        s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s", r->name);
+        s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s name=%s pid=%d", cfg->ops->kind,
+              r->name, (int)getpid());
     free(r);
     return rc;
 }

@@ -343,7 +343,11 @@ test_rows_in_order_and_positions(void **state)
     /* The failed reads were retried, each logged with its code and reason. */
     assert_non_null(strstr(log.text, "msg=\"cannot read the outbox\" code=EIO "
                                      "detail=\"the test's source is away\""));
-    assert_non_null(strstr(log.text, "msg=\"relay stopped\""));
+    /* Stopped, said as it started: the kind, the name, the process. */
+    const char *stopped = strstr(log.text, "msg=\"relay stopped\" source=");
+    assert_non_null(stopped);
+    assert_non_null(strstr(stopped, " name="));
+    assert_non_null(strstr(stopped, " pid="));
 
     /* A second run starts from the recorded position: nothing new. */
     s_start(&r, d, src, &log, FR_POISON_DLQ);

@@ -545,11 +545,6 @@ s_background_txn(fy_broker_t *self, long long now)
     self->background_failing = true;
 }
 
-/* Cleanup (expired dedupe entries, deleted topics, retention) and timers
- * (ack waits, delays), in a transaction of their own before the turn's
- * requests: when they cannot write (a full disk), no client's batch fails
- * for it; they are tried again every second and say so once a minute.
- * @return the milliseconds it took (the turn's requests waited as long). */
 /* Gives memory back to the system once consumers or slow clients that held
  * much of it are gone: freed, it would otherwise stay in the allocator's
  * arenas (32 KiB deliveries fragment them), and the broker's resident size
@@ -572,6 +567,11 @@ s_trim(fy_broker_t *self, long long now)
     }
 }
 
+/* Cleanup (expired dedupe entries, deleted topics, retention) and timers
+ * (ack waits, delays), in a transaction of their own before the turn's
+ * requests: when they cannot write (a full disk), no client's batch fails
+ * for it; they are tried again every second and say so once a minute.
+ * @return the milliseconds it took (the turn's requests waited as long). */
 static long long
 s_background(fy_broker_t *self)
 {

@@ -34,6 +34,8 @@ struct ferry_saga_participant {
     /* the reply of the request being served (borrowed by the client) */
     char reason[256];
     ferry_header_t hdr[1];
+    long long refused_logged; /* last "cannot record" line (monotonic ms) */
+    unsigned refused_held;    /* commands given back since, not logged */
 };
 
 static size_t
@@ -154,14 +156,22 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
             mdb_txn_abort(txn);
         /* No answer yet: it comes again after a second (a full disk, say,
          * would otherwise spend its deliveries at once). */
-        if (rc) {
+        if (rc) { /* said at most once a second, with how many more */
+            long long now = fy_mono_ms();
+            if (p->refused_logged && now - p->refused_logged < 1000) {
+                p->refused_held++;
+                return FERRY_MSG_NACK_LATER;
+            }
             ferry_client_log(c, FERRY_LOG_WARN,
                              "saga participant %s: cannot record %s of saga %s: %s; given back "
-                             "for later",
+                             "for later (%u more since the last line)",
                              req->topic, cmd.step, cmd.saga_id,
                              fy_mdb_write_status(p->env, rc) == FERRY_ESTORAGE_FULL
                                  ? "the disk is full (ESTORAGE_FULL)"
-                                 : mdb_strerror(rc));
+                                 : mdb_strerror(rc),
+                             p->refused_held);
+            p->refused_logged = now;
+            p->refused_held = 0;
             return FERRY_MSG_NACK_LATER;
         }
     }

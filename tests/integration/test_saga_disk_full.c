@@ -132,8 +132,8 @@ test_sagas_on_a_full_disk(void **state)
     int said = atoi(text);
     snprintf(cmd, sizeof cmd, "grep '^done' '%s' | tail -1", out);
     fy_run(cmd, text, sizeof text);
-    printf("sagas on a full disk: %d commands given back for later, the orchestrator said so %d "
-           "times; %s",
+    printf("sagas on a full disk: %d 'given back for later' lines from the participants, the "
+           "orchestrator said so %d times; %s",
            given_back, said, text);
     assert_non_null(strstr(text, "done 750 compensated 250"));
     char why[256];

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -230,6 +231,16 @@ fy_tmpfs_unmount(const char *dir)
     snprintf(cmd, sizeof cmd, "umount -l '%s' 2>&1", dir);
     fy_run(cmd, out, sizeof out);
     fy_rmtree(dir);
+}
+
+int
+fy_why(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 int

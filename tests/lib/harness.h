@@ -46,6 +46,10 @@ ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **o
  *  @return 0, or -1 if the connection failed. */
 int fy_http(int port, const char *method, const char *path, char *out, size_t cap);
 
+/** Writes a sentence (printf-style) into @p why for a checker's caller.
+ *  @return -1, so that a checker can `return fy_why(...)`. */
+int fy_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /** Runs a command line through /bin/sh; captures up to cap-1 bytes of stdout.
  *  @return the exit status (0-255), or -1. */
 int fy_run(const char *cmdline, char *out, size_t cap);

@@ -217,16 +217,6 @@ fy_relay_default_id(const char *id, const char *kind, unsigned long row)
 
 /* ---- the checker -------------------------------------------------------------- */
 
-static int
-s_broken(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* One message against the history; @p first: the source name seen first. */
 static int
 s_check_one(const fy_copied_t *m, size_t events, const char *source, char *first, uint8_t *seen,
@@ -234,8 +224,7 @@ s_check_one(const fy_copied_t *m, size_t events, const char *source, char *first
 {
     const char *colon = strrchr(m->id, ':');
     if (!colon)
-        return s_broken(why, cap, "seq %llu: id '%s' has no row", (unsigned long long)m->seq,
-                        m->id);
+        return fy_why(why, cap, "seq %llu: id '%s' has no row", (unsigned long long)m->seq, m->id);
     unsigned long row = strtoul(colon + 1, NULL, 10);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%.*s", (int)(colon - m->id), m->id);
@@ -244,29 +233,28 @@ s_check_one(const fy_copied_t *m, size_t events, const char *source, char *first
         char kind[32];
         snprintf(kind, sizeof kind, "%.*s", (int)sl - 1, source);
         if (!fy_relay_default_id(m->id, kind, row))
-            return s_broken(why, cap, "id '%s' is not a default %s id", m->id, kind);
+            return fy_why(why, cap, "id '%s' is not a default %s id", m->id, kind);
     } else if (strcmp(prefix, source) != 0) {
-        return s_broken(why, cap, "id '%s' is not from source %s", m->id, source);
+        return fy_why(why, cap, "id '%s' is not from source %s", m->id, source);
     }
     if (!first[0])
         snprintf(first, 64, "%s", prefix);
     if (strcmp(prefix, first) != 0)
-        return s_broken(why, cap, "two source names: %s and %s", first, prefix);
+        return fy_why(why, cap, "two source names: %s and %s", first, prefix);
     if (row < 1 || row > events)
-        return s_broken(why, cap, "row %lu was never written", row);
+        return fy_why(why, cap, "row %lu was never written", row);
     if (seen[row]++)
-        return s_broken(why, cap, "row %lu stored twice (seq %llu)", row,
-                        (unsigned long long)m->seq);
+        return fy_why(why, cap, "row %lu stored twice (seq %llu)", row, (unsigned long long)m->seq);
     size_t a, s;
     if (sscanf(m->payload, "agg-%zu:%zu", &a, &s) != 2 || a >= FY_OUTBOX_AGGREGATES)
-        return s_broken(why, cap, "row %lu: payload '%s'", row, m->payload);
+        return fy_why(why, cap, "row %lu: payload '%s'", row, m->payload);
     if (s != ++next[a])
-        return s_broken(why, cap, "agg-%zu: event %zu where %zu was due (row %lu)", a, s, next[a],
-                        row);
+        return fy_why(why, cap, "agg-%zu: event %zu where %zu was due (row %lu)", a, s, next[a],
+                      row);
     char key[32];
     snprintf(key, sizeof key, "agg-%zu", a);
     if (strcmp(m->key, key) != 0)
-        return s_broken(why, cap, "row %lu keyed '%s', not %s", row, m->key, key);
+        return fy_why(why, cap, "row %lu keyed '%s', not %s", row, m->key, key);
     return 0;
 }
 
@@ -280,9 +268,9 @@ s_read(ferry_client_t *c, const char *topic, size_t want, fy_copied_t **all, siz
     if (st != FERRY_OK) {
         *all = NULL;
         *n = 0;
-        return s_broken(why, cap, "reading %s: %s", topic, ferry_strerror(st));
+        return fy_why(why, cap, "reading %s: %s", topic, ferry_strerror(st));
     }
-    return *n == want ? 0 : s_broken(why, cap, "%s holds %zu messages, not %zu", topic, *n, want);
+    return *n == want ? 0 : fy_why(why, cap, "%s holds %zu messages, not %zu", topic, *n, want);
 }
 
 int
@@ -350,8 +338,8 @@ fy_relay_rows_once(ferry_client_t *c, const char *topic, const char *name, size_
         snprintf(id, sizeof id, "%s:%zu", name, i + 1);
         snprintf(payload, sizeof payload, "row-%zu", i + 1);
         if (strcmp(all[i].id, id) != 0 || strcmp(all[i].payload, payload) != 0)
-            rc = s_broken(why, cap, "message %zu is %s '%s', not %s '%s'", i + 1, all[i].id,
-                          all[i].payload, id, payload);
+            rc = fy_why(why, cap, "message %zu is %s '%s', not %s '%s'", i + 1, all[i].id,
+                        all[i].payload, id, payload);
     }
     free(all);
     return rc;

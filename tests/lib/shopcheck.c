@@ -3,12 +3,13 @@
  */
 #include "shopcheck.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <lmdb.h>
+
+#include "harness.h"
 
 long
 fy_shop_amount(long i)
@@ -30,16 +31,6 @@ s_shop(MDB_txn *txn, MDB_dbi dbi, const char *what, const char *id)
 }
 
 static long
-s_broken(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static long
 s_order(MDB_txn *txn, MDB_dbi dbi, long i, bool shipping, char *why, size_t cap)
 {
     char id[32];
@@ -47,22 +38,22 @@ s_order(MDB_txn *txn, MDB_dbi dbi, long i, bool shipping, char *why, size_t cap)
     static const char *const once[] = {"runs:u:reserve-stock", "runs:d:charge-payment",
                                        "runs:u:charge-payment", "runs:d:ship"};
     if (s_shop(txn, dbi, "runs:d:reserve-stock", id) != 1)
-        return s_broken(why, cap, "%s: reserve-stock ran %lld times", id,
-                        (long long)s_shop(txn, dbi, "runs:d:reserve-stock", id));
+        return fy_why(why, cap, "%s: reserve-stock ran %lld times", id,
+                      (long long)s_shop(txn, dbi, "runs:d:reserve-stock", id));
     for (size_t k = 0; k < sizeof once / sizeof once[0]; k++)
         if (s_shop(txn, dbi, once[k], id) > 1)
-            return s_broken(why, cap, "%s: %s ran %lld times", id, once[k],
-                            (long long)s_shop(txn, dbi, once[k], id));
+            return fy_why(why, cap, "%s: %s ran %lld times", id, once[k],
+                          (long long)s_shop(txn, dbi, once[k], id));
     int64_t reserved = s_shop(txn, dbi, "reserved", id), charged = s_shop(txn, dbi, "charged", id);
     if (s_shop(txn, dbi, "shipped", id)) {
         if (!shipping || reserved != 1 || charged != fy_shop_amount(i) || fy_shop_amount(i) > 150)
-            return s_broken(why, cap, "%s: shipped, reserved %lld, charged %lld of %ld", id,
-                            (long long)reserved, (long long)charged, fy_shop_amount(i));
+            return fy_why(why, cap, "%s: shipped, reserved %lld, charged %lld of %ld", id,
+                          (long long)reserved, (long long)charged, fy_shop_amount(i));
         return 1;
     }
     if (reserved != 0 || charged != 0 || s_shop(txn, dbi, "runs:u:reserve-stock", id) != 1)
-        return s_broken(why, cap, "%s: not shipped, but reserved %lld, charged %lld", id,
-                        (long long)reserved, (long long)charged);
+        return fy_why(why, cap, "%s: not shipped, but reserved %lld, charged %lld", id,
+                      (long long)reserved, (long long)charged);
     return 0;
 }
 
@@ -73,16 +64,16 @@ fy_shop_check(const char *dir, long orders, bool shipping, char *why, size_t cap
     MDB_txn *txn;
     MDB_dbi dbi;
     if (mdb_env_create(&env) != 0)
-        return s_broken(why, cap, "mdb_env_create");
+        return fy_why(why, cap, "mdb_env_create");
     mdb_env_set_maxdbs(env, 8);
     if (mdb_env_open(env, dir, MDB_RDONLY, 0644) != 0 ||
         mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0) {
         mdb_env_close(env);
-        return s_broken(why, cap, "cannot open the shop at %s", dir);
+        return fy_why(why, cap, "cannot open the shop at %s", dir);
     }
     long done = 0;
     if (mdb_dbi_open(txn, "shop", 0, &dbi) != 0)
-        done = s_broken(why, cap, "no shop database in %s", dir);
+        done = fy_why(why, cap, "no shop database in %s", dir);
     for (long i = 0; i < orders && done >= 0; i++) {
         long r = s_order(txn, dbi, i, shipping, why, cap);
         done = r < 0 ? -1 : done + r;

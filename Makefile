@@ -19,7 +19,7 @@ SOVERSION  := 0
 # pkg-config names, per part. Evaluated lazily (=): `make run` and `make test`
 # install the packages before the recipes that need the flags run.
 PKG_BASE   := libzmq lmdb msgpack
-PKG_BROKER := $(PKG_BASE) libmicrohttpd
+PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash
 PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
 PKG_TEST   := cmocka sqlite3 libpq
 PKG_BENCH  := hiredis sqlite3 libpq
@@ -55,7 +55,7 @@ CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c
 # in-process relay. In libferry; ferry-relay links it from there.
 RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/redact.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
-STORE_SRC  := broker/reccache.c broker/store.c broker/store_open.c broker/store_keyidx.c \
+STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_reply.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
@@ -155,7 +155,7 @@ $(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: EXTRA_CFLAGS = \
 $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/fuzz/%.o: EXTRA_CFLAGS = \
     $(call pkg_cflags,$(PKG_RELAY) $(PKG_TEST))
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-nosync -name '*.d' 2>/dev/null)
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
@@ -178,10 +178,13 @@ FERRYD_NOSYNC = $(BUILD)/tests/ferryd-nosync
 $(POWERCUT_SO): tests/lib/powercut.c tests/lib/powercut.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+# Kept (not an intermediate file that make deletes), so that its .d file
+# rebuilds it when a header changes.
+.SECONDARY: $(BUILD)/obj-nosync/broker/store_open.o
 $(BUILD)/obj-nosync/broker/store_open.o: broker/store_open.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(INC_broker) $(call pkg_cflags,$(PKG_BROKER)) $(CFLAGS) -DFY_DEBUG_NOSYNC \
-	    -c $< -o $@
+	    -MMD -MP -c $< -o $@
 $(FERRYD_NOSYNC): $(filter-out %/store_open.o,$(BROKER_OBJ)) $(BUILD)/obj-nosync/broker/store_open.o \
     $(call obj,broker/main.c)
 	@mkdir -p $(dir $@)
@@ -214,6 +217,9 @@ $(BUILD)/tests/test_relay_config: $(call obj,tests/unit/test_relay_config.c $(FI
     outbox-relay/pgutil.c) $(LIBA)
 $(BUILD)/tests/test_relay_loop: $(call obj,tests/unit/test_relay_loop.c $(FIXTURE_SRC)) $(LIBA)
 $(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY))
+$(BUILD)/tests/test_wal: $(call obj,tests/unit/test_wal.c broker/wal.c broker/log.c $(PROTO_SRC) $(FIXTURE_SRC))
+$(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs $(BUILD)/tests/test_wal: TEST_EXTRA_LIBS = \
+    $(call pkg_libs,libxxhash)
 # Fuzz targets with replay.c as main: one replay object per target.
 INC_fuzz = $(UNIT_INC) -Itests/fuzz
 FUZZ_RELAY_OBJ = $(call obj,outbox-relay/config.c outbox-relay/src_sqlite.c outbox-relay/src_pg.c \

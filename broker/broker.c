@@ -51,6 +51,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     static const uint64_t batch_bounds[] = {1,   2,   4,    8,    16,   32,   64,   128,
                                             256, 512, 1024, 2048, 4096, 8192, 16384};
     fy_histo_init(&self->commit_us, commit_bounds, sizeof commit_bounds / sizeof commit_bounds[0]);
+    fy_histo_init(&self->checkpoint_us, commit_bounds,
+                  sizeof commit_bounds / sizeof commit_bounds[0]);
     fy_histo_init(&self->batch_reqs, batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     int cons_rc = fy_consumers_init(&self->cons, cfg->max_consumers);
     /* Consumer ids never repeat across restarts: a client that comes back
@@ -493,8 +495,10 @@ s_metrics_tick(fy_broker_t *self, long long now)
                                   .disk_free = disk.free,
                                   .disk_full = disk.full,
                                   .commit_us = self->commit_us,
+                                  .checkpoint_us = self->checkpoint_us,
                                   .batch_reqs = self->batch_reqs,
                                   .slow_batches = self->slow_batches};
+    fy_store_wal_stats(self->store, &snap.wal);
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)
@@ -846,6 +850,9 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
         /* Replies held for slow peers: no event says their pipes drained. */
         if (fy_peerq_active(self->peerq) && timeout > self->flush_wait_ms)
             timeout = self->flush_wait_ms;
+        long long cp_in = fy_store_checkpoint_in(self->store, now);
+        if (cp_in >= 0 && cp_in < timeout)
+            timeout = (long)cp_in;
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, timeout > FY_BRK_IDLE_MS ? FY_BRK_IDLE_MS : timeout);
         if (rc < 0 && errno != EINTR) {
@@ -883,6 +890,14 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
             s_process_batch(self, background_ms);
         }
         s_close_frames(self);
+        if (fy_store_checkpoint_in(self->store, fy_mono_ms()) == 0) {
+            /* Failures are logged by the store; the log keeps every batch. */
+            long long t0 = fy_mono_us();
+            fy_store_checkpoint(self->store);
+            fy_histo_add(&self->checkpoint_us, (uint64_t)(fy_mono_us() - t0));
+        }
+        if (fy_store_broken(self->store))
+            return FERRY_EIO;
     }
     s_drain(self);
     fy_log(self->log, FY_LOG_INFO, "broker", "stopping", "requests=%llu commits=%llu",

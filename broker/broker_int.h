@@ -136,6 +136,7 @@ struct fy_broker {
     bool trim_due;             /* some went away: give memory back */
     long long trim_at;         /* when memory was last given back */
     fy_histo_t commit_us;      /* durable commits: time from batch start to on disk */
+    fy_histo_t checkpoint_us;  /* checkpoints: LMDB's commit behind the write-ahead log */
     fy_histo_t batch_reqs;     /* requests per group commit */
     uint64_t slow_batches;     /* batches slower than --slow-batch-ms since start */
     uint64_t slow_held;        /* of those, not logged since the last line */

@@ -118,6 +118,26 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
                               "# TYPE ferry_slow_batches_total counter\n"
                               "ferry_slow_batches_total %llu\n",
                               (unsigned long long)s->slow_batches);
+    if (n < cap)
+        n += fy_histo_format(&s->checkpoint_us, "ferry_checkpoint_seconds",
+                             "Checkpoints: LMDB commits of what the write-ahead log holds "
+                             "(requests wait meanwhile).",
+                             1e6, buf + n, cap - n);
+    if (n < cap)
+        n += (size_t)snprintf(
+            buf + n, cap - n,
+            "# HELP ferry_checkpoints_forced_total Checkpoints made at once: a batch did not fit "
+            "the write-ahead log, or the map was nearly full.\n"
+            "# TYPE ferry_checkpoints_forced_total counter\nferry_checkpoints_forced_total %llu\n"
+            "# HELP ferry_wal_bytes Bytes of the write-ahead log holding batches not yet "
+            "checkpointed.\n"
+            "# TYPE ferry_wal_bytes gauge\nferry_wal_bytes %llu\n"
+            "# HELP ferry_wal_size_bytes Size of the write-ahead log file.\n"
+            "# TYPE ferry_wal_size_bytes gauge\nferry_wal_size_bytes %llu\n"
+            "# HELP ferry_wal_lsn Sequence number of the newest log record.\n"
+            "# TYPE ferry_wal_lsn counter\nferry_wal_lsn %llu\n",
+            (unsigned long long)s->wal.checkpoints_full, (unsigned long long)s->wal.wal_used,
+            (unsigned long long)s->wal.wal_size, (unsigned long long)s->wal.lsn);
     return n < cap ? n : cap;
 }
 

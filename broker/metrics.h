@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "histo.h"
 #include "peerq.h"
+#include "store.h"
 
 typedef struct fy_metrics fy_metrics_t;
 
@@ -32,6 +33,8 @@ typedef struct fy_metrics_snapshot {
     fy_histo_t commit_us;           /* batch start to durable commit, microseconds */
     fy_histo_t batch_reqs;          /* requests per group commit */
     uint64_t slow_batches;          /* batches slower than --slow-batch-ms since start */
+    fy_histo_t checkpoint_us;       /* checkpoints (LMDB commits behind the log), microseconds */
+    fy_store_wal_stats_t wal;       /* the write-ahead log */
     bool storage_ok;                /* the store is usable (not spoiled by an I/O error) */
 } fy_metrics_snapshot_t;
 

@@ -9,9 +9,11 @@
 #include "grow.h"
 
 void
-fy_reccache_init(fy_reccache_t *c, size_t elem, size_t dirty_at, fy_reccache_encode_fn encode)
+fy_reccache_init(fy_reccache_t *c, size_t elem, size_t dirty_at, fy_reccache_encode_fn encode,
+                 fy_reccache_put_fn put, void *put_ctx)
 {
-    *c = (fy_reccache_t){.elem = elem, .dirty_at = dirty_at, .encode = encode};
+    *c = (fy_reccache_t){
+        .elem = elem, .dirty_at = dirty_at, .encode = encode, .put = put, .put_ctx = put_ctx};
 }
 
 void
@@ -74,7 +76,7 @@ fy_reccache_put(const fy_reccache_t *c, MDB_txn *txn, MDB_dbi dbi, void *rec)
     uint8_t buf[FY_RECCACHE_VALUE_MAX];
     MDB_val k, v = {0, buf};
     v.mv_size = c->encode(rec, &k, buf);
-    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    int rc = c->put(c->put_ctx, txn, dbi, &k, &v);
     if (rc == 0)
         *s_dirty(c, rec) = false;
     return rc;

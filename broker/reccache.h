@@ -23,17 +23,24 @@
  *  @return the value's length. */
 typedef size_t (*fy_reccache_encode_fn)(const void *rec, MDB_val *key, uint8_t *buf);
 
+/** Stores one record's key and value (the store's recorded put).
+ *  @return 0 or LMDB's error. */
+typedef int (*fy_reccache_put_fn)(void *ctx, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+
 typedef struct fy_reccache {
     void *recs;
     size_t len, cap, elem;
     size_t dirty_at;              /* offset of the record's `bool dirty` */
     fy_reccache_encode_fn encode; /* its key and value in the database */
+    fy_reccache_put_fn put;       /* how they are written */
+    void *put_ctx;
     size_t last; /* index of the most recent hit: batches touch one record again and again */
 } fy_reccache_t;
 
 /** An empty cache of records of @p elem bytes, each with a `bool dirty` at
- *  @p dirty_at, stored as @p encode says. */
-void fy_reccache_init(fy_reccache_t *c, size_t elem, size_t dirty_at, fy_reccache_encode_fn encode);
+ *  @p dirty_at, encoded as @p encode says and written with @p put. */
+void fy_reccache_init(fy_reccache_t *c, size_t elem, size_t dirty_at, fy_reccache_encode_fn encode,
+                      fy_reccache_put_fn put, void *put_ctx);
 /** Frees the records. */
 void fy_reccache_free(fy_reccache_t *c);
 

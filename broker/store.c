@@ -10,6 +10,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* Translates an LMDB result at the boundary; MDB_MAP_FULL spoils the txn. */
 fy_status_t
@@ -178,7 +179,7 @@ fy_storei_meta_put(fy_store_t *self, MDB_txn *txn, const char *key, uint64_t val
     uint8_t buf[8];
     fy_be64_put(buf, val);
     MDB_val k = {strlen(key), (void *)key}, v = {8, buf};
-    return fy_storei_mdb(self, mdb_put(txn, self->meta, &k, &v, 0), "put meta");
+    return fy_storei_mdb(self, fy_storei_put(self, txn, self->meta, &k, &v, 0), "put meta");
 }
 
 /* Bytes of the map in use: the high-water mark less the pages on LMDB's
@@ -240,13 +241,30 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
     fy_reccache_clear(&self->topics_cache);
     fy_reccache_clear(&self->subs_cache);
     self->map_state = 0;
-    self->map_in_use = s_map_in_use(self, s_reserve(self));
+    /* What the batches since the last checkpoint added is not in LMDB's
+     * figures yet: the log holds it (counted at 1.5x, as appends are). */
+    uint64_t pending = self->root ? fy_wal_used(self->wal) * 3 / 2 : 0;
+    self->map_in_use = s_map_in_use(self, s_reserve(self) + pending) + pending;
+    /* Near the limit, pages that acks and deletes free are reusable only
+     * once committed: then each batch is checkpointed (two flushes). */
+    self->map_tight = self->map_in_use + 2 * s_reserve(self) >= self->map_size;
     self->now_ms = now_ms;
-    int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
+    fy_status_t st = fy_storei_root(self);
+    if (st)
+        return st;
+    int rc = mdb_txn_begin(self->env, self->root, 0, &self->txn);
     if (rc) {
         self->txn = NULL;
         return fy_storei_mdb(self, rc, "begin");
     }
+    if (!self->redo && !(self->redo = malloc(self->redo_cap = 64u << 10))) {
+        self->redo_cap = 0;
+        fy_store_abort(self);
+        return FERRY_ENOMEM;
+    }
+    self->redo_len = FY_WAL_HDR;
+    self->redo_failed = false;
+    self->recording = true;
     rc = mdb_cursor_open(self->txn, self->messages, &self->msg_cur);
     if (rc == 0)
         rc = mdb_cursor_open(self->txn, self->keyidx, &self->key_cur);
@@ -265,6 +283,8 @@ fy_store_commit(fy_store_t *self)
     fy_status_t st = self->spoiled ? FERRY_ESTORAGE_FULL : fy_storei_flush_subs(self);
     if (st == FERRY_OK)
         st = s_flush_topics(self);
+    if (st == FERRY_OK && self->redo_failed)
+        st = FERRY_ENOMEM;
     if (st) {
         fy_store_abort(self);
         return st;
@@ -272,39 +292,15 @@ fy_store_commit(fy_store_t *self)
     mdb_cursor_close(self->msg_cur);
     mdb_cursor_close(self->key_cur);
     self->msg_cur = self->key_cur = NULL;
-    int rc = mdb_txn_commit(self->txn); /* syncs before returning (no MDB_NOSYNC) */
+    self->recording = false;
+    /* Into the root (memory only), then durable through the log. */
+    int rc = mdb_txn_commit(self->txn);
     self->txn = NULL;
     fy_reccache_clear(&self->topics_cache);
     fy_reccache_clear(&self->subs_cache);
-    if (rc == MDB_MAP_FULL)
-        return FERRY_ESTORAGE_FULL;
-    /* LMDB reports a short write as EIO: on a file system with (almost)
-     * nothing left that is a full disk too. */
-    fy_store_disk_t now;
-    if (rc == EIO)
-        fy_store_disk(self, &now);
-    if (rc == ENOSPC || rc == EDQUOT || (rc == EIO && now.total && now.free < (1u << 20))) {
-        /* The file system is full: nothing of the batch is stored. Give the
-         * reserve back so that acks, deletes and cleanup can write. */
-        bool had = self->reserve_held;
-        fy_storei_reserve_give(self);
-        fy_store_disk_t d;
-        fy_store_disk(self, &d);
-        if (!self->disk_full)
-            fy_log(self->log, FY_LOG_WARN, "store", "disk full",
-                   "free_bytes=%llu total_bytes=%llu reserve_released=%d detail=\"%s; "
-                   "publishes refused until there is room\"",
-                   (unsigned long long)d.free, (unsigned long long)d.total, (int)had,
-                   mdb_strerror(rc));
-        self->disk_full = true;
-        return FERRY_ESTORAGE_FULL;
-    }
-    if (rc) {
-        fy_log(self->log, FY_LOG_ERROR, "store", "commit failed", "rc=%d detail=\"%s\"", rc,
-               mdb_strerror(rc));
-        return FERRY_EIO;
-    }
-    return FERRY_OK;
+    if (rc)
+        return fy_storei_commit_failed(self, rc, "batch");
+    return fy_storei_wal_commit(self);
 }
 
 void
@@ -322,6 +318,7 @@ fy_store_abort(fy_store_t *self)
         mdb_txn_abort(self->txn);
         self->txn = NULL;
     }
+    self->recording = false;
     fy_reccache_clear(&self->topics_cache);
     fy_reccache_clear(&self->subs_cache);
 }
@@ -419,9 +416,8 @@ fy_store_delete(fy_store_t *self, fy_bytes_t name)
     fy_be64_put(key, t->id);
     MDB_val k = {name.len, (void *)name.ptr}, idk = {8, key}, empty = {0, NULL};
     self->dirty = true;
-    if ((st = fy_storei_mdb(self, mdb_del(self->txn, self->topics, &k, NULL), "del topic")) ||
-        (st = fy_storei_mdb(self, mdb_put(self->txn, self->deleted, &idk, &empty, 0),
-                            "put deleted")))
+    if ((st = fy_storei_mdb(self, fy_storei_del(self, self->txn, self->topics, &k), "del topic")) ||
+        (st = fy_storei_set(self, self->deleted, &idk, &empty, "put deleted")))
         return st;
     /* Forget the cached record so a later declare in this batch starts afresh. */
     fy_reccache_remove(&self->topics_cache, t);
@@ -459,10 +455,10 @@ s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_
     MDB_val k = {16, key}, v = {size, NULL};
     /* Appending is cheapest and fills pages completely, but LMDB only allows
      * it past the last key of the whole database, i.e. for the newest topic. */
-    int rc = mdb_cursor_put(self->msg_cur, &k, &v, MDB_APPEND | MDB_RESERVE);
+    int rc = fy_storei_cursor_put(self, self->msg_cur, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         v.mv_size = size;
-        rc = mdb_cursor_put(self->msg_cur, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+        rc = fy_storei_cursor_put(self, self->msg_cur, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     }
     fy_status_t st = fy_storei_mdb(self, rc, "put message");
     if (st)
@@ -494,7 +490,9 @@ s_put_message(fy_store_t *self, const fy_topic_rec_t *t, uint64_t seq, const fy_
     p += m->hdrs.len;
     if (payload.len)
         memcpy(p, payload.ptr, payload.len);
-    return FERRY_OK;
+    MDB_val filled = {size, v.mv_data};
+    return fy_storei_mdb(self, fy_storei_logged(self, self->messages, &k, &filled),
+                         "record message");
 }
 
 fy_status_t
@@ -519,7 +517,7 @@ fy_storei_remove_message(fy_store_t *self, fy_topic_rec_t *t, uint64_t seq)
         if (st)
             return st;
     }
-    if ((rc = mdb_cursor_del(self->msg_cur, 0)))
+    if ((rc = fy_storei_cursor_del(self, self->msg_cur)))
         return fy_storei_mdb(self, rc, "delete message");
     self->dirty = true;
     t->dirty = true;

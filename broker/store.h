@@ -2,11 +2,14 @@
  * store.h - Ferry's storage: one LMDB environment in the data directory
  * (layout in docs/storage.md).
  *
- * Every operation runs inside a batch: fy_store_begin() opens the single
+ * Every operation runs inside a batch: fy_store_begin() opens the batch's
  * write transaction, requests read and write through it (reads see the
- * batch's own writes), and fy_store_commit() makes the whole batch durable
- * with one commit (LMDB syncs before it returns). Nothing written in a batch
- * may be confirmed to anyone before fy_store_commit() returned FERRY_OK.
+ * batch's own writes), and fy_store_commit() makes the whole batch durable:
+ * its writes go to the write-ahead log (DATA/ferry.wal) with one fdatasync,
+ * and into one long LMDB transaction that a checkpoint commits later
+ * (fy_store_checkpoint; store_wal.c). Nothing written in a batch may be
+ * confirmed to anyone before fy_store_commit() returned FERRY_OK. At open,
+ * what the log holds past LMDB's last checkpoint is applied again.
  *
  * One thread uses a fy_store_t. Byte strings handed to callbacks point into
  * the LMDB map and are valid only during the callback.
@@ -21,8 +24,10 @@
 #include "envelope.h"
 #include "log.h"
 
-/** Version of the on-disk layout; a newer one is refused at open. */
-#define FY_STORE_FORMAT 3
+/** Version of the on-disk layout; a newer one is refused at open. Format 4:
+ *  batches may be in the write-ahead log and not yet in LMDB (an older
+ *  ferryd would miss them). */
+#define FY_STORE_FORMAT 4
 
 typedef struct fy_store fy_store_t;
 
@@ -33,6 +38,8 @@ typedef struct fy_store_opts {
     uint64_t reserve_bytes;    /**< disk space held in DIR/ferryd.reserve and given back when
                                     the file system is full, so that acks, deletes and cleanup
                                     can still write; 0: none */
+    uint64_t wal_bytes;        /**< size of the write-ahead log; 0: 64 MiB, at most an eighth
+                                    of the file system */
     const fy_log_t *log;       /**< borrowed; may be NULL */
 } fy_store_opts_t;
 
@@ -55,6 +62,33 @@ fy_status_t fy_store_begin(fy_store_t *self, uint64_t now_ms);
 fy_status_t fy_store_commit(fy_store_t *self);
 /** Drops the batch. */
 void fy_store_abort(fy_store_t *self);
+
+/**
+ * Commits what the batches since the last checkpoint wrote into LMDB (which
+ * syncs it) and starts the write-ahead log over. Outside a batch. Costs two
+ * device flushes; the broker calls it when fy_store_checkpoint_in() says so,
+ * and closing the store does. On failure nothing is lost: the log still
+ * holds every batch (a full disk is noted as by a failed commit).
+ * @return FERRY_OK, FERRY_ESTORAGE_FULL, FERRY_EIO
+ */
+fy_status_t fy_store_checkpoint(fy_store_t *self);
+/** Milliseconds until a checkpoint is due (0: now), or -1 if nothing waits
+ *  for one. @p now_ms: fy_mono_ms(). */
+long long fy_store_checkpoint_in(const fy_store_t *self, long long now_ms);
+/** True once the store cannot go on (the long transaction could not be
+ *  rebuilt from the log): the broker stops, and a restart recovers. */
+bool fy_store_broken(const fy_store_t *self);
+
+typedef struct fy_store_wal_stats {
+    uint64_t checkpoints;        /**< checkpoints since open */
+    uint64_t checkpoints_full;   /**< of them, for a batch that did not fit the log or a map
+                                      nearly full */
+    uint64_t last_checkpoint_us; /**< how long the last one took */
+    uint64_t wal_used, wal_size; /**< bytes of the log in use, and its size */
+    uint64_t lsn;                /**< the newest batch's log sequence number */
+} fy_store_wal_stats_t;
+/** The write-ahead log's counters. */
+void fy_store_wal_stats(const fy_store_t *self, fy_store_wal_stats_t *out);
 /** True once an operation failed in a way that spoils the transaction
  *  (LMDB's MDB_MAP_FULL): the batch must be aborted and may be replayed. */
 bool fy_store_spoiled(const fy_store_t *self);

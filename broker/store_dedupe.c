@@ -65,9 +65,8 @@ fy_storei_dedupe_put(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t id, c
     fy_be64_put(ekey + 16, seq);
     MDB_val k = {8 + id.len, (void *)key}, v = {S_DEDUPE_V3, val};
     MDB_val ek = {24, ekey}, ev = {id.len, (void *)id.ptr};
-    fy_status_t st = fy_storei_mdb(self, mdb_put(self->txn, self->dedupe, &k, &v, 0), "put dedupe");
-    return st ? st
-              : fy_storei_mdb(self, mdb_put(self->txn, self->dedupe_exp, &ek, &ev, 0), "put exp");
+    fy_status_t st = fy_storei_set(self, self->dedupe, &k, &v, "put dedupe");
+    return st ? st : fy_storei_set(self, self->dedupe_exp, &ek, &ev, "put exp");
 }
 
 /* Expires dedupe entries whose window has passed, oldest first. */
@@ -103,10 +102,10 @@ fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
         rc = mdb_get(self->txn, self->dedupe, &dk, &dv);
         if (rc == 0 && (dv.mv_size == S_DEDUPE_V2 || dv.mv_size == S_DEDUPE_V3) &&
             fy_be64_get(dv.mv_data) == fy_be64_get(ek + 16))
-            rc = mdb_del(self->txn, self->dedupe, &dk, NULL);
+            rc = fy_storei_del(self, self->txn, self->dedupe, &dk);
         else if (rc == MDB_NOTFOUND || rc == 0)
             rc = 0;
-        if (rc || (rc = mdb_cursor_del(cur, 0))) {
+        if (rc || (rc = fy_storei_cursor_del(self, cur))) {
             st = fy_storei_mdb(self, rc, "sweep dedupe");
             break;
         }

@@ -1,7 +1,8 @@
 /*
  * store_int.h - what the files of the store module share: store.c (topics,
  * messages, batches), store_open.c, store_keyidx.c, store_dedupe.c,
- * store_retention.c, store_restart.c and subs.c (subscriptions, acks,
+ * store_retention.c, store_restart.c, store_wal.c (the write-ahead log
+ * behind the batches) and subs.c (subscriptions, acks,
  * timers): the store struct, its records and a few helpers. Nothing outside
  * them includes it.
  */
@@ -12,6 +13,16 @@
 
 #include "reccache.h"
 #include "store.h"
+#include "wal.h"
+
+/* Checkpoints (store_wal.c): the root is committed when nothing was written
+ * for FY_STORE_CP_QUIET_MS, when its oldest write waited FY_STORE_CP_MAX_MS,
+ * or when the log is half full; after a failure, not again for
+ * FY_STORE_CP_RETRY_MS. */
+#define FY_STORE_CP_QUIET_MS 50
+#define FY_STORE_CP_MAX_MS   1000
+#define FY_STORE_CP_RETRY_MS 1000
+#define FY_STORE_WAL_DEFAULT (64ull << 20)
 
 #define S_TOPIC_REC_V1 64  /* bytes of a topic record without limits */
 #define S_TOPIC_REC    96  /* bytes of a topic record */
@@ -50,8 +61,22 @@ struct fy_store {
     MDB_env *env;
     MDB_dbi meta, topics, messages, dedupe, dedupe_exp, subs, deleted;
     MDB_dbi sub_ids, acks, pend, timers, due, keyidx;
-    MDB_txn *txn;
+    MDB_txn *root; /* the long write transaction batches nest in (store_wal.c) */
+    MDB_txn *txn;  /* the batch's: a child of root */
     MDB_cursor *msg_cur, *key_cur;
+    fy_wal_t *wal;
+    uint8_t *redo; /* the batch's writes: FY_WAL_HDR bytes of room, then ops */
+    size_t redo_len, redo_cap;
+    bool recording;          /* a batch is open: writes are recorded */
+    bool redo_failed;        /* out of memory recording: the batch fails */
+    bool broken;             /* the root could not be rebuilt: ferryd must restart */
+    uint64_t lsn_last;       /* the newest batch in the root */
+    uint64_t lsn_cp;         /* the newest batch LMDB has on disk */
+    long long cp_first_ms;   /* when the oldest batch not checkpointed was written; 0 none */
+    long long last_write_ms; /* when the newest was */
+    long long cp_failed_ms;  /* when a checkpoint last failed */
+    bool map_tight;          /* the map is nearly full: every batch is checkpointed */
+    uint64_t checkpoints, cp_full, checkpoint_us;
     bool spoiled, dirty;
     uint64_t now_ms;
     uint64_t default_dedupe_ms;
@@ -82,6 +107,32 @@ uint64_t fy_storei_freelist_bytes(fy_store_t *self);
  * back to the file system. */
 bool fy_storei_reserve_take(fy_store_t *self);
 void fy_storei_reserve_give(fy_store_t *self);
+
+/* store_wal.c: every write of a batch goes through these, so that the
+ * batch's record in the write-ahead log holds what LMDB got. Same results
+ * as the LMDB calls they wrap. A value put with MDB_RESERVE is recorded by
+ * fy_storei_logged once it is filled. */
+int fy_storei_put(fy_store_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
+                  unsigned flags);
+int fy_storei_del(fy_store_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
+int fy_storei_cursor_put(fy_store_t *self, MDB_cursor *cur, MDB_val *k, MDB_val *v, unsigned flags);
+int fy_storei_cursor_del(fy_store_t *self, MDB_cursor *cur);
+int fy_storei_logged(fy_store_t *self, MDB_dbi dbi, const MDB_val *k, const MDB_val *v);
+/* fy_storei_put into the batch's transaction, its result translated
+ * (fy_storei_mdb, @p what naming the write in a log line). */
+fy_status_t fy_storei_set(fy_store_t *self, MDB_dbi dbi, MDB_val *k, MDB_val *v, const char *what);
+/* The root transaction, begun if there is none. */
+fy_status_t fy_storei_root(fy_store_t *self);
+/* After the batch's transaction merged into the root: its record to the
+ * log (durable when FERRY_OK), or a checkpoint if it does not fit. */
+fy_status_t fy_storei_wal_commit(fy_store_t *self);
+/* A commit that failed with LMDB/errno @p rc, translated (and a full disk
+ * noted, its reserve given back). */
+fy_status_t fy_storei_commit_failed(fy_store_t *self, int rc, const char *what);
+/* Opens the log (DATA/ferry.wal) and applies what it holds past LMDB's
+ * checkpoint; closing checkpoints. */
+fy_status_t fy_storei_wal_open(fy_store_t *self, uint64_t want_bytes, bool sync, fy_err_t *err);
+void fy_storei_wal_close(fy_store_t *self);
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */
 fy_status_t fy_storei_mdb(fy_store_t *self, int rc, const char *what);

@@ -66,14 +66,14 @@ fy_storei_kidx_add(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint64_t
     if (st)
         return st;
     int rc;
-    if (tomb && (rc = mdb_cursor_del(self->key_cur, 0)))
+    if (tomb && (rc = fy_storei_cursor_del(self, self->key_cur)))
         return fy_storei_mdb(self, rc, "delete key tombstone");
     (*ver)++;
     uint8_t kb[S_KIDX_KEY_MAX], vb[8];
     size_t kl = s_kidx_key(kb, topic_id, key, *ver);
     fy_be64_put(vb, seq);
     MDB_val k = {kl, kb}, v = {8, vb};
-    return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &v, 0), "put key index");
+    return fy_storei_set(self, self->keyidx, &k, &v, "put key index");
 }
 
 /* The message of (key, ver) was removed: drop its entry, or make it the
@@ -98,9 +98,10 @@ fy_storei_kidx_remove(fy_store_t *self, uint64_t topic_id, fy_bytes_t key, uint6
     if (newest) {
         uint8_t zero[8] = {0};
         MDB_val z = {8, zero};
-        return fy_storei_mdb(self, mdb_put(self->txn, self->keyidx, &k, &z, 0), "key tombstone");
+        return fy_storei_set(self, self->keyidx, &k, &z, "key tombstone");
     }
-    return fy_storei_mdb(self, mdb_del(self->txn, self->keyidx, &k, NULL), "delete key entry");
+    return fy_storei_mdb(self, fy_storei_del(self, self->txn, self->keyidx, &k),
+                         "delete key entry");
 }
 
 fy_status_t

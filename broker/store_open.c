@@ -139,9 +139,11 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                           "(upgrade ferryd)",
                           (unsigned long long)format, FY_STORE_FORMAT);
     }
-    /* Format 3 only adds content hashes to new dedupe entries: format 2 data
-     * is format 3 data, marked so that an older ferryd refuses it. */
-    if (st == FERRY_OK && (!found || format == 2))
+    /* Format 3 only adds content hashes to new dedupe entries, and format 4
+     * the write-ahead log beside LMDB: format 2 and 3 data are format 4
+     * data, marked so that an older ferryd refuses it (it would not apply
+     * the log). */
+    if (st == FERRY_OK && (!found || format == 2 || format == 3))
         st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
     if (st) {
         mdb_txn_abort(txn);
@@ -181,6 +183,13 @@ s_mkdir_p(const char *dir)
     return 0;
 }
 
+/* The record caches write through the store, so that the log records it. */
+static int
+s_cache_put(void *ctx, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
+{
+    return fy_storei_put(ctx, txn, dbi, key, val, 0);
+}
+
 fy_status_t
 fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
 {
@@ -190,9 +199,9 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     self->lock_fd = -1;
     fy_reccache_init(&self->topics_cache, sizeof(fy_topic_rec_t), offsetof(fy_topic_rec_t, dirty),
-                     fy_storei_topic_kv);
+                     fy_storei_topic_kv, s_cache_put, self);
     fy_reccache_init(&self->subs_cache, sizeof(fy_sub_rec_t), offsetof(fy_sub_rec_t, dirty),
-                     fy_storei_sub_kv);
+                     fy_storei_sub_kv, s_cache_put, self);
     self->log = opts->log;
     self->scratch = fy_encoder_new();
     self->hashes = calloc(FY_BATCH_MAX, sizeof *self->hashes);
@@ -243,15 +252,17 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
      * never syncs: the power-cut test shows that it catches that
      * (tests/integration/test_powercut.c). */
 #ifdef FY_DEBUG_NOSYNC
+    bool sync = false;
     rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0600);
 #else
+    bool sync = true;
     rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0600);
 #endif
     if (rc) {
         st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
         goto fail;
     }
-    if ((st = s_open_dbs(self, err)))
+    if ((st = s_open_dbs(self, err)) || (st = fy_storei_wal_open(self, opts->wal_bytes, sync, err)))
         goto fail;
     /* A full file system at start: serve reads, acks and deletes. */
     if (self->reserve_bytes && !fy_storei_reserve_take(self)) {
@@ -274,6 +285,7 @@ fy_store_destroy(fy_store_t **self_p)
         return;
     fy_store_t *self = *self_p;
     fy_store_abort(self);
+    fy_storei_wal_close(self);
     if (self->env)
         mdb_env_close(self->env);
     if (self->lock_fd >= 0)
@@ -282,6 +294,7 @@ fy_store_destroy(fy_store_t **self_p)
     fy_reccache_free(&self->subs_cache);
     fy_encoder_destroy(&self->scratch);
     free(self->hashes);
+    free(self->redo);
     free(self);
     *self_p = NULL;
 }

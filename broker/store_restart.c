@@ -38,10 +38,10 @@ s_pull_timers(fy_store_t *self, uint64_t latest, size_t *moved)
             return fy_storei_mdb(self, rc, "timers next");
         for (size_t i = 0; i < n; i++) {
             MDB_val old = {32, keys[i]}, none = {0, NULL};
-            if ((rc = mdb_del(self->txn, self->timers, &old, NULL)))
+            if ((rc = fy_storei_del(self, self->txn, self->timers, &old)))
                 return fy_storei_mdb(self, rc, "delete timer");
             fy_be64_put(keys[i], latest);
-            if ((rc = mdb_put(self->txn, self->timers, &old, &none, 0)))
+            if ((rc = fy_storei_put(self, self->txn, self->timers, &old, &none, 0)))
                 return fy_storei_mdb(self, rc, "put timer");
         }
         *moved += n;
@@ -72,7 +72,7 @@ s_pull_pending(fy_store_t *self, uint64_t latest)
             memcpy(nv, v.mv_data, 4);
             fy_be64_put(nv + 4, latest);
             MDB_val val = {12, nv};
-            if ((rc = mdb_cursor_put(cur, &k, &val, MDB_CURRENT)))
+            if ((rc = fy_storei_cursor_put(self, cur, &k, &val, MDB_CURRENT)))
                 break;
             self->dirty = true;
         }

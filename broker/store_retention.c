@@ -39,7 +39,7 @@ fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix, size_t *bud
     while (mine && (!budget || *budget > 0)) {
         if (budget)
             (*budget)--;
-        if ((rc = mdb_cursor_del(cur, 0)))
+        if ((rc = fy_storei_cursor_del(self, cur)))
             break;
         self->dirty = true;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* after a delete: the next item */
@@ -78,7 +78,7 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
             if (*budget == 0)
                 break;
             (*budget)--;
-            if ((rc = mdb_cursor_del(self->msg_cur, 0)))
+            if ((rc = fy_storei_cursor_del(self, self->msg_cur)))
                 break;
             /* After a delete LMDB leaves the cursor on the next item: MDB_NEXT returns it. */
             rc = mdb_cursor_get(self->msg_cur, &k, &v, MDB_NEXT);
@@ -96,7 +96,7 @@ s_sweep_deleted(fy_store_t *self, size_t *budget, bool *more)
         }
         if ((st = fy_storei_drop_subs_of(self, id)))
             break;
-        if ((rc = mdb_cursor_del(del, 0))) {
+        if ((rc = fy_storei_cursor_del(self, del))) {
             st = fy_storei_mdb(self, rc, "sweep deleted");
             break;
         }

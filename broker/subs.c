@@ -261,7 +261,7 @@ fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
     uint8_t idk[8];
     fy_be64_put(idk, id);
     MDB_val k = {8, idk}, v = {sub->key_len, sub->key};
-    if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->sub_ids, &k, &v, 0), "put sub id")) ||
+    if ((st = fy_storei_set(self, self->sub_ids, &k, &v, "put sub id")) ||
         (st = s_sub_put(self, sub)))
         return st;
     *out = sub;
@@ -342,9 +342,9 @@ s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
     fy_be64_put(idk, sub->id);
     MDB_val k = {sub->key_len, sub->key}, ik = {8, idk};
     fy_status_t st;
-    int rc = mdb_del(self->txn, self->subs, &k, NULL);
+    int rc = fy_storei_del(self, self->txn, self->subs, &k);
     if ((rc && rc != MDB_NOTFOUND) ||
-        ((rc = mdb_del(self->txn, self->sub_ids, &ik, NULL)) && rc != MDB_NOTFOUND))
+        ((rc = fy_storei_del(self, self->txn, self->sub_ids, &ik)) && rc != MDB_NOTFOUND))
         return fy_storei_mdb(self, rc, "delete sub");
     self->dirty = true;
     if ((st = fy_storei_del_prefix(self, self->acks, sub->id, NULL, NULL)) ||
@@ -413,7 +413,7 @@ s_timer_put(fy_store_t *self, uint64_t deadline, uint64_t sub_id, uint64_t first
     s_key2(key + 16, first, last);
     MDB_val k = {32, key}, v = {0, NULL};
     self->dirty = true;
-    return fy_storei_mdb(self, mdb_put(self->txn, self->timers, &k, &v, 0), "put timer");
+    return fy_storei_set(self, self->timers, &k, &v, "put timer");
 }
 
 static fy_status_t s_pend_put(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t dc,
@@ -562,7 +562,7 @@ s_pend_put(fy_store_t *self, uint64_t sub_id, uint64_t seq, uint32_t dc, uint64_
     fy_be64_put(pv + 4, deadline);
     MDB_val pkv = {16, pk}, pvv = {12, pv};
     self->dirty = true;
-    return fy_storei_mdb(self, mdb_put(self->txn, self->pend, &pkv, &pvv, 0), "put pend");
+    return fy_storei_set(self, self->pend, &pkv, &pvv, "put pend");
 }
 
 fy_status_t
@@ -661,7 +661,7 @@ fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
         s_key2(nk, sub->id, sub->floor + 1);
         MDB_val ck = {16, nk}, cv;
         while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET)) == 0) {
-            if ((rc = mdb_cursor_del(cur, 0)))
+            if ((rc = fy_storei_cursor_del(self, cur)))
                 break;
             sub->floor++;
             s_key2(nk, sub->id, sub->floor + 1);
@@ -672,11 +672,11 @@ fy_store_ack(fy_store_t *self, uint64_t sub_id, uint64_t seq)
         if (rc != MDB_NOTFOUND)
             return fy_storei_mdb(self, rc, "advance ack floor");
     } else {
-        if ((st = fy_storei_mdb(self, mdb_put(self->txn, self->acks, &k, &v, 0), "put ack")))
+        if ((st = fy_storei_set(self, self->acks, &k, &v, "put ack")))
             return st;
     }
     sub->dirty = true;
-    int rc = mdb_del(self->txn, self->pend, &k, NULL);
+    int rc = fy_storei_del(self, self->txn, self->pend, &k);
     if (rc && rc != MDB_NOTFOUND)
         return fy_storei_mdb(self, rc, "delete pend");
     fy_topic_rec_t *t;
@@ -694,7 +694,7 @@ s_mark_due(fy_store_t *self, uint64_t sub_id, uint64_t seq)
     s_key2(key, sub_id, seq);
     MDB_val k = {16, key}, v = {0, NULL};
     self->dirty = true;
-    return fy_storei_mdb(self, mdb_put(self->txn, self->due, &k, &v, 0), "put due");
+    return fy_storei_set(self, self->due, &k, &v, "put due");
 }
 
 fy_status_t
@@ -744,7 +744,7 @@ fy_store_timers_due(fy_store_t *self, size_t budget, size_t *due, bool *more)
         }
         if (st)
             break;
-        if ((rc = mdb_cursor_del(cur, 0))) {
+        if ((rc = fy_storei_cursor_del(self, cur))) {
             st = fy_storei_mdb(self, rc, "delete timer");
             break;
         }
@@ -876,7 +876,7 @@ fy_store_fetch(fy_store_t *self, uint64_t sub_id, uint32_t max, size_t max_bytes
         uint64_t seq = 0;
         if (rc == 0 && k.mv_size == 16 && fy_be64_get(k.mv_data) == sub_id) {
             seq = fy_be64_get((const uint8_t *)k.mv_data + 8);
-            rc = mdb_cursor_del(cur, 0);
+            rc = fy_storei_cursor_del(self, cur);
         } else if (rc == MDB_NOTFOUND || rc == 0) {
             rc = 0;
         }

@@ -96,6 +96,24 @@ test_metrics_endpoint(void **state)
     assert_non_null(one);
     assert_true(atol(one + strlen("\nferry_batch_requests_bucket{le=\"1\"} ")) >= 4);
     assert_non_null(strstr(body, "\nferry_slow_batches_total "));
+    /* The write-ahead log took the four batches; once quiet, a checkpoint
+     * put them in LMDB and the log is empty again (docs/storage.md). */
+    const char *lsn = strstr(body, "\nferry_wal_lsn ");
+    assert_non_null(lsn);
+    assert_true(atol(lsn + strlen("\nferry_wal_lsn ")) >= 4);
+    const char *wsz = strstr(body, "\nferry_wal_size_bytes ");
+    assert_non_null(wsz); /* 64 MiB, or an eighth of a small file system */
+    assert_true(atol(wsz + strlen("\nferry_wal_size_bytes ")) >= 1 << 20);
+    assert_non_null(strstr(body, "\nferry_checkpoints_forced_total 0\n"));
+    until = fy_now_ms() + 5000;
+    while (!strstr(body, "\nferry_wal_bytes 0\n") && fy_now_ms() < until) {
+        fy_sleep_ms(100);
+        s_http("GET", "/metrics", body, sizeof body);
+    }
+    assert_non_null(strstr(body, "\nferry_wal_bytes 0\n"));
+    const char *cps = strstr(body, "\nferry_checkpoint_seconds_count ");
+    assert_non_null(cps);
+    assert_true(atol(cps + strlen("\nferry_checkpoint_seconds_count ")) >= 1);
     s_http("GET", "/health", body, sizeof body);
     assert_non_null(strstr(body, " 200 "));
     assert_non_null(strstr(body, "\r\n\r\nok\n"));

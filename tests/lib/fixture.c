@@ -142,8 +142,12 @@ fy_ferryd_start(fy_ferryd_t *self)
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             self->pid = 0;
-            fprintf(stderr, "fixture: ferryd exited early (status %d), log %s\n", status,
+            fprintf(stderr, "fixture: ferryd exited early (status %d), log %s:\n", status,
                     self->log_path);
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "tail -n 5 '%s' >&2", self->log_path);
+            if (system(cmd) != 0)
+                fprintf(stderr, "fixture: (cannot show the log)\n");
             return -1;
         }
         struct timespec ts = {0, 5 * 1000000};

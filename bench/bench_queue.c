@@ -163,7 +163,7 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (fetch == 0 || fetch > FERRY_BATCH_MAX || n == 0 || subs > 16 || (subs && !prefetch))
+    if (fetch == 0 || fetch > FERRY_FETCH_MAX || n == 0 || subs > 16 || (subs && !prefetch))
         return 2;
     fy_ferryd_t d = {0};
     if (fy_ferryd_start(&d) != 0)

@@ -73,7 +73,7 @@ s_live_item(void *user, const fy_stored_t *m)
 static fy_status_t
 s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_len, fy_op_t op,
                  uint64_t cid, fy_bytes_t topic, fy_bytes_t sub, uint64_t seq, uint32_t max,
-                 bool skip_empty, size_t *count)
+                 uint32_t max_bytes, bool skip_empty, size_t *count)
 {
     size_t outs_mark = self->nouts;
     *count = 0;
@@ -91,8 +91,10 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
         bool created;
         st = fy_store_sub_open(self->store, topic, sub, NULL, &info, &created);
         if (st == FERRY_OK)
-            st = fy_store_fetch(self->store, info.id, max, FY_REPLY_BYTES_MAX, s_fetch_item, self,
-                                count);
+            st = fy_store_fetch(self->store, info.id, max,
+                                max_bytes && max_bytes < FY_REPLY_BYTES_MAX ? max_bytes
+                                                                            : FY_REPLY_BYTES_MAX,
+                                s_fetch_item, self, count);
     }
     if (st == FERRY_OK && skip_empty && *count == 0)
         return FERRY_OK;
@@ -130,7 +132,7 @@ fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
     /* read: the key travels where fetch has its subscription. */
     fy_bytes_t sub = req->op == FY_OP_READ ? req->key : req->sub;
     fy_status_t st = s_messages_reply(self, ri, NULL, 0, req->op, req->cid, req->name, sub,
-                                      req->seq, req->limit, may_wait, &count);
+                                      req->seq, req->limit, req->max_bytes, may_wait, &count);
     if (st || !may_wait || count > 0)
         return st;
     zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
@@ -145,6 +147,7 @@ fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
         memcpy(w->sub, req->sub.ptr, req->sub.len);
     w->sub_len = req->sub.len;
     w->max = req->limit;
+    w->max_bytes = req->max_bytes;
     w->deadline_ms = fy_mono_ms() + (long long)req->wait_ms;
     return FERRY_OK;
 }
@@ -162,7 +165,7 @@ fy_brk_serve_waiters(fy_broker_t *self)
         bool expired = now >= w->deadline_ms;
         size_t count;
         fy_status_t st = s_messages_reply(self, SIZE_MAX, w->peer, w->peer_len, FY_OP_FETCH, w->cid,
-                                          topic, sub, 0, w->max, !expired, &count);
+                                          topic, sub, 0, w->max, w->max_bytes, !expired, &count);
         if (st && !fy_store_spoiled(self->store)) {
             /* The subscription went away meanwhile: say so. */
             fy_brk_reply_t *r;

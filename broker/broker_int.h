@@ -61,7 +61,7 @@ typedef struct fy_brk_waiter {
     uint64_t cid;
     uint8_t topic[FY_NAME_MAX], sub[FY_NAME_MAX];
     size_t topic_len, sub_len;
-    uint32_t max;
+    uint32_t max, max_bytes;
     long long deadline_ms;
     bool served; /* answered in the batch being applied */
 } fy_brk_waiter_t;

@@ -158,11 +158,13 @@ ferry_client_sub_declare(ferry_client_t *self, const char *topic, const char *su
 }
 
 ferry_status_t
-ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uint32_t max,
-                   int wait_ms, const ferry_stored_message_t **msgs, size_t *count)
+ferry_client_fetch_with(ferry_client_t *self, const char *topic, const char *sub,
+                        const ferry_fetch_opts_t *opts, const ferry_stored_message_t **msgs,
+                        size_t *count)
 {
-    if (!self || !msgs || !count || max == 0 || max > FY_BATCH_MAX || wait_ms < 0 ||
-        wait_ms > FY_FETCH_WAIT_MAX)
+    if (!self || !opts || !msgs || !count || opts->max == 0 || opts->max > FY_FETCH_MAX ||
+        opts->max_bytes > FY_REPLY_BYTES_MAX || opts->wait_ms < 0 ||
+        opts->wait_ms > FY_FETCH_WAIT_MAX)
         return FERRY_EINVAL;
     *msgs = NULL;
     *count = 0;
@@ -170,11 +172,20 @@ ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uin
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
     if (st)
         return st;
-    st = fy_encode_fetch(self->enc, cid, topic, sub, max, (uint64_t)wait_ms);
+    st = fy_encode_fetch(self->enc, cid, topic, sub, opts->max, opts->max_bytes,
+                         (uint64_t)opts->wait_ms);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call_wait(self, cid, NULL, NULL, 0, wait_ms, &rep)))
+    if (st || (st = fy_cli_call_wait(self, cid, NULL, NULL, 0, opts->wait_ms, &rep)))
         return st;
     return fy_cli_take_messages(self, &rep, topic, msgs, count);
+}
+
+ferry_status_t
+ferry_client_fetch(ferry_client_t *self, const char *topic, const char *sub, uint32_t max,
+                   int wait_ms, const ferry_stored_message_t **msgs, size_t *count)
+{
+    ferry_fetch_opts_t o = {.max = max, .wait_ms = wait_ms};
+    return ferry_client_fetch_with(self, topic, sub, &o, msgs, count);
 }
 
 /* Waits for the "ok" of a subscription request encoded with @p encoded. */
@@ -189,7 +200,7 @@ ferry_status_t
 ferry_client_ack(ferry_client_t *self, const char *topic, const char *sub, const uint64_t *seqs,
                  size_t n)
 {
-    if (!self || !seqs || n == 0 || n > FY_BATCH_MAX)
+    if (!self || !seqs || n == 0 || n > FY_FETCH_MAX)
         return FERRY_EINVAL;
     uint64_t cid;
     ferry_status_t st = s_sub_request(self, topic, sub, &cid);
@@ -201,7 +212,7 @@ ferry_status_t
 ferry_client_ack_async(ferry_client_t *self, const char *topic, const char *sub,
                        const uint64_t *seqs, size_t n, ferry_confirm_fn cb, void *user)
 {
-    if (!self || !seqs || n == 0 || n > FY_BATCH_MAX)
+    if (!self || !seqs || n == 0 || n > FY_FETCH_MAX)
         return FERRY_EINVAL;
     if (fy_client_in_handler(self))
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");

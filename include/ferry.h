@@ -440,25 +440,54 @@ FERRY_EXPORT ferry_status_t ferry_client_sub_declare(ferry_client_t *self, const
                                                      const char *sub,
                                                      const ferry_sub_config_t *config,
                                                      bool *created);
+/** Most messages in one fetch, and sequences in one ack. */
+#define FERRY_FETCH_MAX 10000
+/** Most bytes of messages in one fetch reply (each message counts 64 bytes
+ *  plus its key, id, headers and payload); the broker cuts a reply there. */
+#define FERRY_FETCH_BYTES_MAX (512u << 10)
+
 /**
- * @brief Takes up to @p max (1..1000) messages of the subscription: those due
- * for redelivery first, then new ones. When none is ready, waits up to
- * @p wait_ms (0..300000) for one, and returns with 0 messages if none came.
+ * @brief Takes up to @p max (1..FERRY_FETCH_MAX) messages of the subscription,
+ * up to FERRY_FETCH_BYTES_MAX bytes of them: those due for redelivery first,
+ * then new ones. When none is ready, waits up to @p wait_ms (0..300000) for
+ * one, and returns with 0 messages if none came. A reply cut by bytes holds
+ * fewer than @p max while more are ready; the next fetch gets them.
  * @param[out] msgs an array owned by the client, valid until the next call on it.
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ETIMEOUT, FERRY_EINVAL, ...
  */
 FERRY_EXPORT ferry_status_t ferry_client_fetch(ferry_client_t *self, const char *topic,
                                                const char *sub, uint32_t max, int wait_ms,
                                                const ferry_stored_message_t **msgs, size_t *count);
+
+/** What one fetch may take (ferry_client_fetch_with). */
+typedef struct ferry_fetch_opts {
+    uint32_t max;       /**< most messages, 1..FERRY_FETCH_MAX */
+    uint32_t max_bytes; /**< most bytes (as FERRY_FETCH_BYTES_MAX counts them), at most
+                             FERRY_FETCH_BYTES_MAX; 0: that. The first message always comes,
+                             whatever its size */
+    int wait_ms;        /**< 0..300000: how long to wait when nothing is ready */
+} ferry_fetch_opts_t;
+
 /**
- * @brief Acks @p n (1..1000) fetched messages; returns once the acks are on disk.
+ * @brief ferry_client_fetch with a bound in bytes as well as in messages: a
+ * consumer that holds its batch in memory (or hands it to a worker pool)
+ * says how much it takes at once.
+ * @return as ferry_client_fetch; FERRY_EINVAL for a bad option.
+ */
+FERRY_EXPORT ferry_status_t ferry_client_fetch_with(ferry_client_t *self, const char *topic,
+                                                    const char *sub, const ferry_fetch_opts_t *opts,
+                                                    const ferry_stored_message_t **msgs,
+                                                    size_t *count);
+/**
+ * @brief Acks @p n (1..FERRY_FETCH_MAX) fetched messages; returns once the acks
+ * are on disk.
  * On a queue, acked messages are deleted. Acking twice is fine.
  * @return FERRY_OK, FERRY_ESEQ (a sequence never delivered), FERRY_ENOTFOUND, ...
  */
 FERRY_EXPORT ferry_status_t ferry_client_ack(ferry_client_t *self, const char *topic,
                                              const char *sub, const uint64_t *seqs, size_t n);
 /**
- * @brief Acks @p n (1..1000) fetched messages without waiting: the acks go
+ * @brief Acks @p n (1..FERRY_FETCH_MAX) fetched messages without waiting: the acks go
  * out at once and take a place in the client's window (shared with async
  * publishes, sent again on a new connection); @p cb (may be NULL) gets
  * their status once they are on disk (confirm.seq is 0), from inside a

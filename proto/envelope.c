@@ -304,7 +304,7 @@ fy_decoder_new(void)
     if (!self)
         return NULL;
     self->metas = calloc(FY_BATCH_MAX, sizeof *self->metas);
-    self->seqs = calloc(FY_BATCH_MAX, sizeof *self->seqs);
+    self->seqs = calloc(FY_FETCH_MAX, sizeof *self->seqs);
     if (!self->metas || !self->seqs) {
         free(self->metas);
         free(self->seqs);

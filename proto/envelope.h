@@ -71,6 +71,7 @@ typedef struct fy_request {
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
     fy_bytes_t filter;        /**< sub_declare: subject pattern over keys (len 0: none) */
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
+    uint32_t max_bytes;       /**< fetch: most bytes of messages in the reply (fy_stored_cost) */
     bool noreply;             /**< ack/nack/credit: no "ok" reply wanted (errors still come) */
     uint32_t credit;          /**< subscribe/credit: messages the consumer may be sent */
     uint32_t heartbeat_ms;    /**< subscribe: the client's heartbeat (0: not given) */
@@ -152,8 +153,9 @@ fy_status_t fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *to
 /** credit (no reply wanted) or unsubscribe for consumer @p consumer. */
 fy_status_t fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t consumer,
                                   uint32_t credit);
+/** fetch; @p max_bytes 0: not sent (the broker's FY_REPLY_BYTES_MAX). */
 fy_status_t fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
-                            uint32_t max, uint64_t wait_ms);
+                            uint32_t max, uint32_t max_bytes, uint64_t wait_ms);
 fy_status_t fy_encode_ack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
                           const uint64_t *seqs, size_t n, bool noreply);
 fy_status_t fy_encode_nack(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,

@@ -13,7 +13,7 @@
 
 struct fy_decoder {
     msgpack_unpacked unpacked; /* zone reused across decodes */
-    uint64_t *seqs;            /* ack sequences, FY_BATCH_MAX entries */
+    uint64_t *seqs;            /* ack sequences, FY_FETCH_MAX entries */
     fy_pubmeta_t *metas;       /* publish metadata, FY_BATCH_MAX entries */
     msgpack_sbuffer hdrs;      /* canonical headers of the decoded publish */
 };

@@ -240,8 +240,8 @@ s_decode_ack(fy_decoder_t *self, const msgpack_object *map, fy_request_t *req, f
     const msgpack_object *arr = fy_envi_field(map, "seqs");
     if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
         return fy_err_set(err, FERRY_EFIELD, "field 'seqs' must be a non-empty array");
-    if (arr->via.array.size > FY_BATCH_MAX)
-        return fy_err_set(err, FERRY_ETOO_MANY, "at most %d sequences per ack", FY_BATCH_MAX);
+    if (arr->via.array.size > FY_FETCH_MAX)
+        return fy_err_set(err, FERRY_ETOO_MANY, "at most %d sequences per ack", FY_FETCH_MAX);
     for (uint32_t i = 0; i < arr->via.array.size; i++)
         if (!fy_envi_as_uint(&arr->via.array.ptr[i], &self->seqs[i]) || self->seqs[i] == 0)
             return fy_err_set(err, FERRY_EFIELD, "field 'seqs' must hold sequences >= 1");
@@ -361,10 +361,15 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         uint64_t max;
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
             (st = s_sub_name(map, &req->sub, err)) ||
-            (st = s_req_uint(map, "max", 1, FY_BATCH_MAX, &max, err)) ||
+            (st = s_req_uint(map, "max", 1, FY_FETCH_MAX, &max, err)) ||
             (st = fy_envi_opt_uint(map, "wait_ms", FY_FETCH_WAIT_MAX, &req->wait_ms, err)))
             return st;
+        uint64_t max_bytes = FY_REPLY_BYTES_MAX;
+        if (fy_envi_field(map, "max_bytes") &&
+            (st = s_req_uint(map, "max_bytes", 1, FY_REPLY_BYTES_MAX, &max_bytes, err)))
+            return st;
         req->limit = (uint32_t)max;
+        req->max_bytes = (uint32_t)max_bytes;
         return FERRY_OK;
     }
     case FY_OP_ACK:
@@ -595,13 +600,16 @@ fy_encode_consumer_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, uint64_t con
 
 fy_status_t
 fy_encode_fetch(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint32_t max,
-                uint64_t wait_ms)
+                uint32_t max_bytes, uint64_t wait_ms)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 4, "fetch", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
+    int rc = fy_envi_head(&self->pk, max_bytes ? 5 : 4, "fetch", cid) |
+             fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_str(&self->pk, "sub", sub ? sub : "") |
              fy_envi_kv_uint(&self->pk, "max", max) |
              fy_envi_kv_uint(&self->pk, "wait_ms", wait_ms);
+    if (max_bytes)
+        rc |= fy_envi_kv_uint(&self->pk, "max_bytes", max_bytes);
     return fy_envi_done(self, start, rc);
 }
 

@@ -13,6 +13,7 @@
 #define FY_NAME_MAX         255        /**< bytes in a topic, queue or subscription name */
 #define FY_ID_MAX           255        /**< bytes in a key or message id */
 #define FY_BATCH_MAX        1000       /**< messages in one publish_batch or get reply */
+#define FY_FETCH_MAX        10000      /**< messages in one fetch reply, sequences in one ack */
 #define FY_HEADERS_MAX      64         /**< headers on one message */
 #define FY_HEADER_VALUE_MAX 4096       /**< bytes in one header value */
 #define FY_ENVELOPE_MAX     (1u << 20) /**< bytes in one envelope frame */

@@ -76,7 +76,7 @@ s_requests(fy_encoder_t *e)
     fy_sub_request_t sr = {.filter = "orders.*", .ack_wait_ms = 1000, .max_deliver = 3};
     fy_encode_sub_declare(e, 8, "orders.eu", "billing", &sr);
     s_req(e, "sub-declare", 0);
-    fy_encode_fetch(e, 9, "orders.eu", "billing", 100, 500);
+    fy_encode_fetch(e, 9, "orders.eu", "billing", 100, 65536, 500);
     s_req(e, "fetch", 0);
     uint64_t seqs[] = {1, 2, 3};
     fy_encode_ack(e, 10, "orders.eu", "billing", seqs, 3, true);

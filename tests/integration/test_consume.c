@@ -444,7 +444,8 @@ test_consume_errors(void **state)
     assert_int_equal(ferry_client_ack(fx->c, "q", NULL, never, 1), FERRY_ESEQ);
     assert_int_equal(ferry_client_nack(fx->c, "t", "s", 5, 0), FERRY_ESEQ);
     assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 0, 0, &msgs, &n), FERRY_EINVAL);
-    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", 1001, 0, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_fetch(fx->c, "t", "s", FERRY_FETCH_MAX + 1, 0, &msgs, &n),
+                     FERRY_EINVAL);
     /* The connection keeps working. */
     assert_int_equal(ferry_client_ping(fx->c), FERRY_OK);
 }
@@ -509,6 +510,69 @@ test_fetch_waits(void **state)
     assert_true(fy_now_ms() - t0 >= 150);
     /* Out of range waits are refused. */
     assert_int_equal(ferry_client_fetch(fx->c, "wt", "s", 10, 300001, &msgs, &n), FERRY_EINVAL);
+}
+
+/* A fetch takes up to FERRY_FETCH_MAX messages and is bounded by bytes as
+ * the consumer asks; one ack takes as many sequences (issue 21). */
+static void
+test_fetch_bounded_by_count_and_bytes(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "big", NULL, NULL, NULL),
+                     FERRY_OK);
+    static char small[16], large[1000];
+    memset(small, 's', sizeof small);
+    memset(large, 'L', sizeof large);
+    ferry_message_t batch[1000];
+    for (int b = 0; b < 5; b++) {
+        for (int i = 0; i < 1000; i++)
+            batch[i] = (ferry_message_t){.data = small, .len = sizeof small};
+        assert_int_equal(ferry_client_publish_batch(fx->c, "big", batch, 1000, NULL), FERRY_OK);
+    }
+    /* 5,000 small messages (80 bytes each as counted): one fetch. */
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    ferry_fetch_opts_t o = {.max = 5000};
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 5000);
+    static uint64_t seqs[5000];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(msgs[i].seq, i + 1);
+        assert_int_equal(msgs[i].len, sizeof small);
+        seqs[i] = msgs[i].seq;
+    }
+    assert_int_equal(ferry_client_ack(fx->c, "big", NULL, seqs, n), FERRY_OK);
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(fx->c, "big", NULL, &si), FERRY_OK);
+    assert_int_equal(si.ack_floor, 5000);
+    /* 1,000-byte messages count 1,064 bytes: a bound of 10 of them gives 10,
+     * then the next 10; a bound below one message still gives one. */
+    for (int i = 0; i < 100; i++)
+        batch[i] = (ferry_message_t){.data = large, .len = sizeof large};
+    assert_int_equal(ferry_client_publish_batch(fx->c, "big", batch, 100, NULL), FERRY_OK);
+    o = (ferry_fetch_opts_t){.max = 100, .max_bytes = 10 * 1064};
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(msgs[0].seq, 5001);
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(msgs[0].seq, 5011);
+    assert_memory_equal(msgs[9].data, large, sizeof large);
+    o.max_bytes = 1;
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].seq, 5021);
+    /* Without a bound of its own a fetch stops at FERRY_FETCH_BYTES_MAX. */
+    o = (ferry_fetch_opts_t){.max = FERRY_FETCH_MAX};
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 79); /* the rest: 100 - 21 */
+    /* Out of range. */
+    o = (ferry_fetch_opts_t){.max = FERRY_FETCH_MAX + 1};
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_EINVAL);
+    o = (ferry_fetch_opts_t){.max = 1, .max_bytes = FERRY_FETCH_BYTES_MAX + 1};
+    assert_int_equal(ferry_client_fetch_with(fx->c, "big", NULL, &o, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_fetch(fx->c, "big", NULL, 0, 0, &msgs, &n), FERRY_EINVAL);
+    assert_int_equal(ferry_client_ack(fx->c, "big", NULL, seqs, FERRY_FETCH_MAX + 1), FERRY_EINVAL);
 }
 
 static void
@@ -665,6 +729,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_subject_filters, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_consume_errors, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_waits, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_bounded_by_count_and_bytes, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli_consume, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_acks, fy_fx_setup, fy_fx_teardown),
     };

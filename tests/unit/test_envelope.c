@@ -625,6 +625,49 @@ test_envelope_field_errors(void **state)
     s_str(&fx->pk, "limit");
     msgpack_pack_uint64(&fx->pk, 0);
     assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+
+    /* ack: FY_FETCH_MAX sequences are fine (every one kept), one more is
+     * too many. */
+    for (int extra = 0; extra <= 1; extra++) {
+        s_raw_head(fx, "ack", 37, 3);
+        s_str(&fx->pk, "topic");
+        s_str(&fx->pk, "t");
+        s_str(&fx->pk, "sub");
+        s_str(&fx->pk, "s");
+        s_str(&fx->pk, "seqs");
+        msgpack_pack_array(&fx->pk, FY_FETCH_MAX + extra);
+        for (int i = 1; i <= FY_FETCH_MAX + extra; i++)
+            msgpack_pack_uint64(&fx->pk, (uint64_t)i);
+        if (extra) {
+            assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_ETOO_MANY);
+        } else {
+            assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_OK);
+            assert_int_equal(req.seq_count, FY_FETCH_MAX);
+            assert_int_equal(req.seqs[FY_FETCH_MAX - 1], FY_FETCH_MAX);
+        }
+    }
+
+    /* fetch: max and max_bytes in range, and out of it. */
+    const uint64_t fetch_cases[][3] = {{FY_FETCH_MAX, FY_REPLY_BYTES_MAX, FERRY_OK},
+                                       {FY_FETCH_MAX + 1, 1, FERRY_EFIELD},
+                                       {1, 0, FERRY_EFIELD},
+                                       {1, FY_REPLY_BYTES_MAX + 1, FERRY_EFIELD}};
+    for (size_t i = 0; i < sizeof fetch_cases / sizeof fetch_cases[0]; i++) {
+        s_raw_head(fx, "fetch", 38, 4);
+        s_str(&fx->pk, "topic");
+        s_str(&fx->pk, "t");
+        s_str(&fx->pk, "sub");
+        s_str(&fx->pk, "s");
+        s_str(&fx->pk, "max");
+        msgpack_pack_uint64(&fx->pk, fetch_cases[i][0]);
+        s_str(&fx->pk, "max_bytes");
+        msgpack_pack_uint64(&fx->pk, fetch_cases[i][1]);
+        assert_int_equal(s_decode_raw(fx, 0, &req, &err), (fy_status_t)fetch_cases[i][2]);
+        if (fetch_cases[i][2] == FERRY_OK) {
+            assert_int_equal(req.limit, FY_FETCH_MAX);
+            assert_int_equal(req.max_bytes, FY_REPLY_BYTES_MAX);
+        }
+    }
 }
 
 static void

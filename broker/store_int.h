@@ -16,11 +16,12 @@
 #include "wal.h"
 
 /* Checkpoints (store_wal.c): the root is committed when nothing was written
- * for FY_STORE_CP_QUIET_MS, when its oldest write waited FY_STORE_CP_MAX_MS,
+ * for FY_STORE_CP_QUIET_MS, when its oldest write waited FY_STORE_CP_MAX_MS
+ * (250 ms: measured in W2, 100 ms raised p99, 1 s and 5 s raised p99.9),
  * or when the log is half full; after a failure, not again for
  * FY_STORE_CP_RETRY_MS. */
 #define FY_STORE_CP_QUIET_MS 50
-#define FY_STORE_CP_MAX_MS   1000
+#define FY_STORE_CP_MAX_MS   250
 #define FY_STORE_CP_RETRY_MS 1000
 #define FY_STORE_WAL_DEFAULT (64ull << 20)
 

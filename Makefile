@@ -18,8 +18,8 @@ SOVERSION  := 0
 
 # pkg-config names, per part. Evaluated lazily (=): `make run` and `make test`
 # install the packages before the recipes that need the flags run.
-PKG_BASE   := libzmq lmdb msgpack
-PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash
+PKG_BASE   := libzmq lmdb msgpack libsodium
+PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash inih
 PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
 PKG_TEST   := cmocka sqlite3 libpq
 PKG_BENCH  := hiredis sqlite3 libpq
@@ -49,7 +49,7 @@ INC_integration := $(INC_lib)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c proto/curvekey.c \
               proto/text.c
-CLIENT_SRC := client/connection.c client/options.c client/window.c client/pull.c client/push.c \
+CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/window.c client/pull.c client/push.c \
               client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
 # in-process relay. In libferry; ferry-relay links it from there.
@@ -57,9 +57,9 @@ RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/redact.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
-BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_reply.c \
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/users.c broker/zap.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
-CLI_SRC    := cli/ferry.c
+CLI_SRC    := cli/ferry.c cli/keys.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c

@@ -100,6 +100,8 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (cfg->curve_secret[0] && (st = fy_brk_curve(self, cfg->curve_secret, err)))
         goto fail;
+    if ((st = fy_brk_auth_start(self, err)))
+        goto fail;
     if (zmq_bind(self->sock, cfg->bind) != 0) {
         st = fy_err_set(err, FERRY_ECONNECT, "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto fail;
@@ -153,6 +155,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     fy_peerq_destroy(&self->peerq); /* before the socket: its frames are zmq messages */
     if (self->sock)
         zmq_close(self->sock);
+    fy_brk_auth_stop(self);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     fy_store_destroy(&self->store);
@@ -292,6 +295,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         fy_brk_refuse(self, ri, &req, st, err.msg);
         return;
     }
+    if (!fy_brk_auth_allows(self, ri, &req))
+        return;
     if (self->cons.nlive) {
         zmq_msg_t *ident = &self->frames[rq->first];
         fy_consumers_touch(&self->cons, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms());
@@ -499,6 +504,9 @@ s_metrics_tick(fy_broker_t *self, long long now)
                                   .batch_reqs = self->batch_reqs,
                                   .slow_batches = self->slow_batches};
     fy_store_wal_stats(self->store, &snap.wal);
+    snap.users = self->users != NULL;
+    snap.forbidden = self->forbidden;
+    fy_brk_auth_stats(self, &snap.logins_ok, &snap.logins_refused);
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
     for (size_t i = 0; i < self->cons.nlive; i++)
@@ -824,17 +832,21 @@ s_drain(fy_broker_t *self)
 }
 
 fy_status_t
-fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
+fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
     fy_log(self->log, FY_LOG_INFO, "broker", "ready", "endpoint=%s data=%s pid=%d ", self->endpoint,
            self->cfg.data_dir, (int)getpid());
-    if (fy_options_local_endpoint(self->cfg.bind))
+    if (self->users)
+        fy_log(self->log, FY_LOG_INFO, "broker", "users only",
+               "detail=\"only clients with a key of the users file connect, each limited to "
+               "its permissions\"");
+    else if (fy_options_local_endpoint(self->cfg.bind))
         fy_log(self->log, FY_LOG_INFO, "broker", "no authentication",
                "detail=\"any process on this host may connect (docs/security.md)\"");
     else
         fy_log(self->log, FY_LOG_WARN, "broker", "open to other hosts",
                "endpoint=%s detail=\"--insecure: anyone who reaches it may read, publish and "
-               "delete anything; ferryd does not authenticate clients yet\"",
+               "delete anything (no --users)\"",
                self->endpoint);
     if (self->metrics)
         fy_log(self->log, FY_LOG_INFO, "broker", "metrics", "url=http://%.*s:%u/metrics",
@@ -842,6 +854,10 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop)
                fy_metrics_port(self->metrics));
     self->next_sweep_ms = fy_mono_ms();
     while (!*stop) {
+        if (reload && *reload) {
+            *reload = 0;
+            fy_brk_auth_reload(self);
+        }
         long long now = fy_mono_ms();
         long timeout =
             self->sweep_more || self->deliver_soon ? 0 : (long)(self->next_sweep_ms - now);

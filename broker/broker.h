@@ -29,10 +29,13 @@ fy_status_t fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker
 const char *fy_broker_endpoint(const fy_broker_t *self);
 /**
  * Runs until *stop becomes non-zero (set it from a signal handler): then the
- * batch in hand is finished, committed and confirmed, and run returns.
+ * batch in hand is finished, committed and confirmed, and run returns. When
+ * *reload (may be NULL) becomes non-zero, the users file is read again and
+ * *reload set back to 0.
  * @return FERRY_OK, or FERRY_EIO if the loop cannot go on.
  */
-fy_status_t fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop);
+fy_status_t fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop,
+                          volatile sig_atomic_t *reload);
 /** Closes the socket (lingering briefly for the last replies) and the store. */
 void fy_broker_destroy(fy_broker_t **self_p);
 

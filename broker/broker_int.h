@@ -1,9 +1,11 @@
 /*
  * broker_int.h - what the broker's files share: the broker struct, its
  * per-batch request and reply tables, and the calls between the loop
- * (broker.c), its start (broker_start.c), the replies (broker_reply.c) and
- * the handlers of messages, consumers and subscriptions (broker_deliver.c).
- * Nothing outside those files includes it. Everything runs on the broker's one thread.
+ * (broker.c), its start (broker_start.c), users and permissions
+ * (broker_auth.c), the replies (broker_reply.c) and the handlers of
+ * messages, consumers and subscriptions (broker_deliver.c). Nothing outside
+ * those files includes it. Everything runs on the broker's one thread (the
+ * ZAP handler's thread shares only what zap.h says).
  */
 #ifndef FY_BROKER_INT_H
 #define FY_BROKER_INT_H
@@ -73,8 +75,15 @@ typedef struct fy_brk_order {
     size_t index;
 } fy_brk_order_t;
 
+struct fy_users;
+struct fy_zap;
+
 struct fy_broker {
     fy_config_t cfg;
+    struct fy_users *users; /* --users: who may do what (users.h), or NULL: anyone */
+    struct fy_zap *zap;     /* the ZAP handler letting their keys in, or NULL */
+    uint64_t forbidden;     /* requests refused EFORBIDDEN since start */
+    fy_ratelog_t forbid_log;
     fy_metrics_t *metrics; /* the HTTP endpoint, or NULL */
     long long metrics_at;  /* when it was last given a snapshot */
     const fy_log_t *log;
@@ -152,6 +161,21 @@ fy_status_t fy_brk_curve(fy_broker_t *self, const char *secret_file, fy_err_t *e
 /** Deliveries in flight at the last stop come back within
  *  FY_BRK_RESTART_REDELIVER_MS (store.h fy_store_pull_deadlines). */
 fy_status_t fy_brk_after_restart(fy_broker_t *self, fy_err_t *err);
+
+/* ---- broker_auth.c ------------------------------------------------------ */
+
+/** --users: loads the users file and starts the ZAP handler (before the
+ *  socket binds). @return FERRY_OK, or a status with a sentence in err. */
+fy_status_t fy_brk_auth_start(fy_broker_t *self, fy_err_t *err);
+/** SIGHUP: reads the users file again; on an error the old one stays. */
+void fy_brk_auth_reload(fy_broker_t *self);
+/** Whether request @p ri may run for its connection's user; if not it is
+ *  answered EFORBIDDEN (logged at most once per peer per 10 s, counted). */
+bool fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req);
+/** Handshakes let in and refused by the ZAP handler since start. */
+void fy_brk_auth_stats(fy_broker_t *self, uint64_t *accepted, uint64_t *refused);
+/** Stops the ZAP handler (before the context ends) and frees the users. */
+void fy_brk_auth_stop(fy_broker_t *self);
 
 /* ---- broker_reply.c ---------------------------------------------------- */
 

@@ -11,13 +11,15 @@
 #include "log.h"
 #include "options.h"
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_reload;
 
 static void
 s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 int
@@ -44,6 +46,7 @@ main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* read the users file again */
     signal(SIGPIPE, SIG_IGN);
 
     /* Every client is a socket: take the hard limit of open files, as
@@ -63,7 +66,7 @@ main(int argc, char **argv)
                fy_status_name(err.code), err.msg);
         return 1;
     }
-    fy_status_t st = fy_broker_run(broker, &s_stop);
+    fy_status_t st = fy_broker_run(broker, &s_stop, &s_reload);
     fy_broker_destroy(&broker);
     fy_log(&log, FY_LOG_INFO, "main", "stopped", "code=%s", fy_status_name(st));
     return st == FERRY_OK ? 0 : 1;

@@ -138,6 +138,16 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
             "# TYPE ferry_wal_lsn counter\nferry_wal_lsn %llu\n",
             (unsigned long long)s->wal.checkpoints_full, (unsigned long long)s->wal.wal_used,
             (unsigned long long)s->wal.wal_size, (unsigned long long)s->wal.lsn);
+    if (n < cap && s->users)
+        n += (size_t)snprintf(
+            buf + n, cap - n,
+            "# HELP ferry_logins_total CURVE handshakes the users file let in (ok) or refused.\n"
+            "# TYPE ferry_logins_total counter\n"
+            "ferry_logins_total{result=\"ok\"} %llu\nferry_logins_total{result=\"refused\"} %llu\n"
+            "# HELP ferry_forbidden_total Requests refused with EFORBIDDEN: the user may not.\n"
+            "# TYPE ferry_forbidden_total counter\nferry_forbidden_total %llu\n",
+            (unsigned long long)s->logins_ok, (unsigned long long)s->logins_refused,
+            (unsigned long long)s->forbidden);
     return n < cap ? n : cap;
 }
 

@@ -35,7 +35,10 @@ typedef struct fy_metrics_snapshot {
     uint64_t slow_batches;          /* batches slower than --slow-batch-ms since start */
     fy_histo_t checkpoint_us;       /* checkpoints (LMDB commits behind the log), microseconds */
     fy_store_wal_stats_t wal;       /* the write-ahead log */
-    bool storage_ok;                /* the store is usable (not spoiled by an I/O error) */
+    bool users;                     /* --users: the counters below mean something */
+    uint64_t logins_ok, logins_refused; /* handshakes the ZAP handler let in / refused */
+    uint64_t forbidden;                 /* requests refused EFORBIDDEN */
+    bool storage_ok;                    /* the store is usable (not spoiled by an I/O error) */
 } fy_metrics_snapshot_t;
 
 /** Serves on @p addr ("host:port", an IPv4 address; port 0 picks one).

@@ -15,6 +15,7 @@ typedef enum {
     S_STR_BIND,
     S_STR_METRICS,
     S_STR_CURVE,
+    S_STR_USERS,
     S_LEVEL,
     S_SIZE,
     S_UINT
@@ -62,6 +63,9 @@ static const s_key_t s_keys[] = {
     {"curve-secret", "FERRY_CURVE_SECRET", S_STR_CURVE, S_OFF(curve_secret), "", 0, 0,
      "encrypt every connection with ZeroMQ CURVE: the server's secret key file (ferry keygen; "
      "mode 600); clients need its public key (docs/security.md)"},
+    {"users", "FERRY_USERS", S_STR_USERS, S_OFF(users), "", 0, 0,
+     "who may connect and what each may do: the users file (docs/security.md); needs "
+     "--curve-secret; read again on SIGHUP"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };
@@ -103,12 +107,14 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     case S_STR_DATA:
     case S_STR_BIND:
     case S_STR_METRICS:
-    case S_STR_CURVE: {
+    case S_STR_CURVE:
+    case S_STR_USERS: {
         size_t cap = k->kind == S_STR_DATA      ? sizeof cfg->data_dir
                      : k->kind == S_STR_BIND    ? sizeof cfg->bind
                      : k->kind == S_STR_METRICS ? sizeof cfg->metrics
-                                                : sizeof cfg->curve_secret;
-        bool may_be_empty = k->kind == S_STR_METRICS || k->kind == S_STR_CURVE;
+                     : k->kind == S_STR_CURVE   ? sizeof cfg->curve_secret
+                                                : sizeof cfg->users;
+        bool may_be_empty = k->kind != S_STR_DATA && k->kind != S_STR_BIND;
         if ((!*val && !may_be_empty) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
                        cap - 1);
@@ -205,11 +211,19 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         fy_err_set(err, FERRY_EINVAL, "unexpected argument: %s (see --help)", argv[optind]);
         return FY_OPTIONS_ERROR;
     }
-    /* ferryd has no authentication yet: beyond this host only on purpose. */
-    if (!fy_options_local_endpoint(cfg->bind) && !cfg->insecure) {
+    if (cfg->users[0] && !cfg->curve_secret[0]) {
         fy_err_set(err, FERRY_EINVAL,
-                   "--bind %s reaches beyond this host and ferryd does not authenticate "
-                   "clients yet: bind 127.0.0.1, or pass --insecure (docs/security.md)",
+                   "--users needs --curve-secret: users are known by their CURVE keys "
+                   "(docs/security.md)");
+        return FY_OPTIONS_ERROR;
+    }
+    /* Beyond this host only with users (CURVE keys checked by the ZAP
+     * handler), or on purpose. */
+    if (!fy_options_local_endpoint(cfg->bind) && !cfg->insecure && !cfg->users[0]) {
+        fy_err_set(err, FERRY_EINVAL,
+                   "--bind %s reaches beyond this host and no users are set: start with "
+                   "--curve-secret and --users, bind 127.0.0.1, or pass --insecure "
+                   "(docs/security.md)",
                    cfg->bind);
         return FY_OPTIONS_ERROR;
     }

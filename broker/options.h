@@ -27,6 +27,7 @@ typedef struct fy_config {
     uint64_t slow_batch_ms;    /* a group commit slower than this is logged (rate limited) */
     char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
     char curve_secret[1024];   /* --curve-secret: the server's CURVE secret key file; "" off */
+    char users[1024];          /* --users: the users file (users.h); "" none */
     bool insecure;             /* --insecure: listening beyond loopback without authentication */
 } fy_config_t;
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ferry.h"
+#include "keys.h"
 #include "text.h"
 #include "wire_limits.h"
 
@@ -36,6 +37,10 @@ s_usage(FILE *out)
         "Commands:\n"
         "  keygen PREFIX                                     write a CURVE key pair: PREFIX.key\n"
         "                                                    (secret, mode 600) and PREFIX.pub\n"
+        "  passwd USER                                       print USER's users-file entry: the\n"
+        "                                                    key derived from the password\n"
+        "                                                    ($FERRY_PASSWORD or stdin) and the\n"
+        "                                                    server's key (--server-key)\n"
         "  declare topic|queue NAME [--dedupe-window-ms N] [--max-msgs N] [--max-bytes N]\n"
         "          [--max-age-ms N] [--discard old|new] [--interest]\n"
         "                                                    create (or check) a destination\n"
@@ -70,6 +75,8 @@ s_usage(FILE *out)
         "  ping                                              check the broker answers\n"
         "\n"
         "--server defaults to $FERRY_SERVER or " FY_DEFAULT_ENDPOINT ".\n"
+        "On a broker with users: $FERRY_USER and $FERRY_PASSWORD log in (with the server's\n"
+        "key); a password is never taken from the command line.\n"
         "TIME is ms since the Unix epoch or YYYY-MM-DDTHH:MM:SSZ.\n"
         "What get, peek, read, fetch, sub, request and dlq list print is escaped for the\n"
         "terminal: control characters and bytes that are not UTF-8 become \\xNN (a\n"
@@ -724,34 +731,6 @@ s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
     return 0;
 }
 
-/* ferry keygen PREFIX: a CURVE pair in PREFIX.key (secret, 0600, never
- * overwritten) and PREFIX.pub; prints the public key. */
-static int
-s_keygen(const char *prefix)
-{
-    char pub[41], sec[41], path[4096];
-    if (ferry_curve_keypair(pub, sec) != FERRY_OK) {
-        fprintf(stderr, "ferry: this libzmq has no CURVE (built without libsodium)\n");
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s.key", prefix);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f || fprintf(f, "%s\n", sec) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "ferry: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    memset(sec, 0, sizeof sec);
-    snprintf(path, sizeof path, "%s.pub", prefix);
-    f = fopen(path, "w");
-    if (!f || fprintf(f, "%s\n", pub) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "ferry: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    printf("%s\n", pub);
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -791,7 +770,14 @@ main(int argc, char **argv)
             fprintf(stderr, "ferry: usage: ferry keygen PREFIX\n");
             return S_EXIT_USAGE;
         }
-        return s_keygen(argv[i + 1]);
+        return fy_cli_keygen(argv[i + 1]);
+    }
+    if (strcmp(cmd, "passwd") == 0) {
+        if (argc - i != 2) {
+            fprintf(stderr, "ferry: usage: ferry [--server-key KEY|@FILE] passwd USER\n");
+            return S_EXIT_USAGE;
+        }
+        return fy_cli_passwd(argv[i + 1], server_key);
     }
     /* Command arguments: options may come anywhere after the command word. */
     int cargc = argc - i;
@@ -837,9 +823,15 @@ main(int argc, char **argv)
     }
     ferry_status_t st = ferry_client_new(opts, &c);
     if (st) {
-        fprintf(stderr, "ferry: %s: cannot reach ferryd at %s\n", ferry_errname(st),
-                server ? server : FY_DEFAULT_ENDPOINT);
-        rc = s_exit_for(st) == S_EXIT_USAGE ? S_EXIT_USAGE : S_EXIT_UNREACHABLE;
+        if (st == FERRY_ECONNECT || st == FERRY_ETIMEOUT)
+            fprintf(stderr, "ferry: %s: cannot reach ferryd at %s\n", ferry_errname(st),
+                    server ? server : FY_DEFAULT_ENDPOINT);
+        else /* EAUTH: refused at the handshake; EINVAL: a password without the key, ... */
+            fprintf(stderr, "ferry: %s: %s (%s)\n", ferry_errname(st), ferry_strerror(st),
+                    server ? server : FY_DEFAULT_ENDPOINT);
+        rc = st == FERRY_EAUTH                ? S_EXIT_REFUSED
+             : s_exit_for(st) == S_EXIT_USAGE ? S_EXIT_USAGE
+                                              : S_EXIT_UNREACHABLE;
         goto done;
     }
     if (strcmp(cmd, "declare") == 0) {

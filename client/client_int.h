@@ -27,6 +27,13 @@
 
 /* The public limits are the protocol's. */
 _Static_assert(FERRY_NAME_MAX == FY_NAME_MAX, "FERRY_NAME_MAX");
+
+/* passkey.c: a password user's CURVE key pair (z85), derived from the user
+ * name, the password and the server's public key (z85).
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+ferry_status_t fy_cli_password_keypair(const char *user, const char *password,
+                                       const char *server_z85, char public_key[41],
+                                       char secret_key[41]);
 _Static_assert(FERRY_ID_MAX == FY_ID_MAX, "FERRY_ID_MAX");
 _Static_assert(FERRY_BATCH_MAX == FY_BATCH_MAX, "FERRY_BATCH_MAX");
 _Static_assert(FERRY_FETCH_MAX == FY_FETCH_MAX, "FERRY_FETCH_MAX");
@@ -93,6 +100,7 @@ struct ferry_client {
     uint64_t hello_cid;           /* the hello in flight on a new socket (0: none) */
     long long hello_at;           /* when it was sent */
     ferry_status_t hello_refused; /* the broker refused our hello with this code (0: not) */
+    uint64_t auth_refusals;       /* handshakes the broker refused (EAUTH) */
     unsigned losses;              /* connections lost so far */
     unsigned shutdown_gen;        /* the connection whose broker said ESHUTDOWN (logged once) */
     uint64_t bad_replies;         /* replies that could not be decoded */

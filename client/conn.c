@@ -90,7 +90,7 @@ fy_conn_open(fy_conn_t *c, fy_err_t *err)
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://ferry-monitor-%p-%u", (void *)c, ++c->gen);
     void *mon = NULL;
-    if (zmq_socket_monitor(s, ep, ZMQ_EVENT_DISCONNECTED) == 0 &&
+    if (zmq_socket_monitor(s, ep, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0 &&
         (mon = zmq_socket(c->ctx, ZMQ_PAIR)) != NULL && zmq_connect(mon, ep) != 0) {
         zmq_close(mon);
         mon = NULL;
@@ -158,6 +158,8 @@ fy_conn_dropped(fy_conn_t *c)
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&m), 2);
             dropped = dropped || ev == ZMQ_EVENT_DISCONNECTED;
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                c->auth_refused = true;
         }
         bool more = zmq_msg_more(&m);
         zmq_msg_close(&m);

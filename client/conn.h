@@ -32,6 +32,7 @@ typedef struct fy_conn {
     bool curve;          /* encrypt with CURVE: the keys below, z85 */
     char server_key[41], public_key[41], secret_key[41];
     unsigned rand_state; /* for the jitter */
+    bool auth_refused;   /* the monitor saw the broker refuse our key (ZAP); the caller clears */
 } fy_conn_t;
 
 /** Copies the server list; sets the backoff. @return FERRY_OK, FERRY_ENOMEM */
@@ -49,7 +50,8 @@ void fy_conn_close(fy_conn_t *c);
 void fy_conn_lost(fy_conn_t *c, long long now_ms);
 /** The connection worked: the next loss waits the initial backoff again. */
 void fy_conn_ok(fy_conn_t *c);
-/** Reads the monitor without blocking. @return true if the TCP connection dropped. */
+/** Reads the monitor without blocking; a handshake the broker refused sets
+ *  c->auth_refused. @return true if the TCP connection dropped. */
 bool fy_conn_dropped(fy_conn_t *c);
 /** The server the current (or next) socket talks to. */
 const char *fy_conn_server(const fy_conn_t *c);

@@ -246,6 +246,17 @@ s_tick(ferry_client_t *self)
     long long now = fy_mono_ms();
     if (self->conn.sock && fy_conn_dropped(&self->conn))
         fy_cli_lose(self, "connection dropped");
+    if (self->conn.auth_refused) {
+        /* libzmq tries again by itself: say it once per refusal seen. */
+        self->conn.auth_refused = false;
+        self->auth_refusals++;
+        if (!self->connected && !self->hello_refused)
+            self->hello_refused = FERRY_EAUTH;
+        fy_client_fail(self, FERRY_EAUTH,
+                       "%s refused this client's key at the handshake: it is not in the "
+                       "broker's users file (a wrong password, another server key?)",
+                       fy_conn_server(&self->conn));
+    }
     if (!self->conn.sock && now >= self->conn.retry_at)
         s_attempt(self);
     if (self->conn.sock && !self->connected && self->hello_cid &&
@@ -532,10 +543,23 @@ ferry_client_new(const ferry_options_t *opts, ferry_client_t **out)
                      opts->reconnect_initial_ms, opts->reconnect_max_ms, opts->reconnect_jitter_pct,
                      opts->timeout_ms) != FERRY_OK)
         goto done;
+    if (opts->user && !opts->server_key[0]) {
+        /* A password is never sent in clear, nor at all: it needs CURVE. */
+        st = fy_client_fail(self, FERRY_EINVAL,
+                            "credentials need the server's key (ferry_options_set_server_key, "
+                            "FERRY_SERVER_KEY)");
+        goto done;
+    }
     if (opts->server_key[0]) { /* CURVE, with this client's pair or a new one */
         self->conn.curve = true;
         memcpy(self->conn.server_key, opts->server_key, sizeof self->conn.server_key);
-        if (opts->public_key[0]) {
+        if (opts->user) { /* a password user: the pair comes from the password */
+            if ((st = fy_cli_password_keypair(opts->user, opts->password, opts->server_key,
+                                              self->conn.public_key, self->conn.secret_key))) {
+                fy_client_fail(self, st, "cannot derive the key pair of user %s", opts->user);
+                goto done;
+            }
+        } else if (opts->public_key[0]) {
             memcpy(self->conn.public_key, opts->public_key, sizeof self->conn.public_key);
             memcpy(self->conn.secret_key, opts->secret_key, sizeof self->conn.secret_key);
         } else if (zmq_curve_keypair(self->conn.public_key, self->conn.secret_key) != 0) {

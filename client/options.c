@@ -34,6 +34,10 @@ ferry_options_new(void)
     const char *key = getenv("FERRY_SERVER_KEY");
     if (key && *key && ferry_options_set_server_key(o, key) != FERRY_OK)
         o->bad_env_key = true;
+    const char *user = getenv("FERRY_USER"), *password = getenv("FERRY_PASSWORD");
+    if (user && *user && password && *password &&
+        ferry_options_set_credentials(o, user, password) != FERRY_OK)
+        o->bad_env_key = true;
     return o;
 }
 
@@ -229,10 +233,10 @@ ferry_options_set_log_cb(ferry_options_t *opts, ferry_log_fn fn, void *user)
 ferry_status_t
 ferry_options_set_credentials(ferry_options_t *opts, const char *user, const char *password)
 {
-    if (!opts || !user || !password)
+    if (!opts || !user || !password || !*user || !*password)
         return FERRY_EINVAL;
     ferry_status_t st = s_set_str(&opts->user, user, FERRY_NAME_MAX);
-    if (st == FERRY_OK && *password)
+    if (st == FERRY_OK)
         st = s_set_str(&opts->password, password, 1024);
     return st;
 }

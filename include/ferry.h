@@ -228,11 +228,25 @@ FERRY_EXPORT ferry_status_t ferry_options_set_log_cb(ferry_options_t *opts, ferr
  *  through the application's log. printf-style; a handler may call it. */
 FERRY_EXPORT void ferry_client_log(ferry_client_t *client, ferry_log_level_t level, const char *fmt,
                                    ...) __attribute__((format(printf, 3, 4)));
-/** @brief Credentials for brokers that check them. Copied. ferryd 0.1 does not
- *  check credentials yet; they are kept for the security work.
+/** @brief Logs in as @p user with @p password (copied) on a broker started
+ *  with --users: ferry_client_new derives this client's CURVE key pair from
+ *  them and the server's key (ferry_password_key), so the password never
+ *  leaves the process and never travels, not even encrypted. Needs the
+ *  server's key (ferry_options_set_server_key): without it ferry_client_new
+ *  fails with FERRY_EINVAL. ferry_options_new() reads $FERRY_USER and
+ *  $FERRY_PASSWORD the same way. Deriving takes about 0.1 s and 64 MiB
+ *  (Argon2id, libsodium's interactive limits), once per client.
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_credentials(ferry_options_t *opts, const char *user,
                                                           const char *password);
+/** @brief The CURVE public key (z85, 40 characters and a NUL) that @p user
+ *  logging in with @p password to the broker whose public key is
+ *  @p server_key (z85 or "@FILE") gets: what the users file holds for a
+ *  password user (`ferry passwd`). The secret half is derived with Argon2id
+ *  (libsodium crypto_pwhash) from the password, salted with the user name
+ *  and the server's key. @return FERRY_OK, FERRY_EINVAL, FERRY_EIO, FERRY_ENOMEM */
+FERRY_EXPORT ferry_status_t ferry_password_key(const char *user, const char *password,
+                                               const char *server_key, char public_key[41]);
 /** @brief Encrypts the connection with ZeroMQ CURVE and checks the broker's
  *  identity: @p key is the broker's public key (40 z85 characters, as ferryd
  *  logs it at start and `ferry keygen` writes it) or "@FILE" naming a file

@@ -53,7 +53,10 @@ extern "C" {
     X(FERRY_EIDREUSED, 28, "EIDREUSED",                                                     \
       "message id already used for a different message: nothing stored")                    \
     X(FERRY_EFENCED, 29, "EFENCED",                                                         \
-      "an earlier publish of this connection was refused: send this one again after it")
+      "an earlier publish of this connection was refused: send this one again after it")    \
+    X(FERRY_EFORBIDDEN, 30, "EFORBIDDEN", "the user may not do this on this topic")         \
+    X(FERRY_EAUTH, 31, "EAUTH",                                                             \
+      "the broker refused this client's key at the handshake (unknown key, wrong password)")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

@@ -146,11 +146,205 @@ test_curve(void **state)
     fy_rmtree(dir);
 }
 
+/* A client logging in as @p user with @p password (NULL: with the key pair
+ * in PREFIX.pub / PREFIX.key of @p keys, or a fresh pair if NULL too). */
+static ferry_client_t *
+s_login(const char *endpoint, const char *server_pub, const char *user, const char *password,
+        const char *keys, ferry_status_t *st)
+{
+    ferry_options_t *o = ferry_options_new();
+    ferry_client_t *c = NULL;
+    ferry_options_set_server(o, endpoint);
+    ferry_options_set_timeout_ms(o, 1500);
+    *st = ferry_options_set_server_key(o, server_pub);
+    if (*st == FERRY_OK && user)
+        *st = ferry_options_set_credentials(o, user, password);
+    if (*st == FERRY_OK && keys) {
+        char pub[320], sec[320], pk[64] = "";
+        snprintf(pub, sizeof pub, "%s.pub", keys);
+        snprintf(sec, sizeof sec, "@%s.key", keys);
+        FILE *f = fopen(pub, "r");
+        if (f && fgets(pk, sizeof pk, f))
+            pk[strcspn(pk, "\n")] = '\0';
+        if (f)
+            fclose(f);
+        *st = ferry_options_set_client_keys(o, pk, sec);
+    }
+    if (*st == FERRY_OK)
+        *st = ferry_client_new(o, &c);
+    ferry_options_destroy(&o);
+    return c;
+}
+
+static void
+s_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Waits (up to 5 s) for the log to hold @p n lines with @p needle. */
+static void
+s_wait_log(const fy_ferryd_t *d, const char *needle, int n)
+{
+    long long until = fy_now_ms() + 5000;
+    while (fy_ferryd_log_count(d, needle) < n && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(fy_ferryd_log_count(d, needle), n);
+}
+
+/* Users (--users): known by CURVE keys, a password user's key derived by
+ * libferry; each may do what the users file says on which topics, and
+ * EFORBIDDEN names the rest; unknown keys and wrong passwords are refused
+ * at the handshake (EAUTH); SIGHUP reads the file again. */
+static void
+test_users(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char dir[256], cmd[1400], out[1024], srv[300], srvpub[310], bob[300], users[300];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(srv, sizeof srv, "%s/server", dir);
+    snprintf(srvpub, sizeof srvpub, "@%s.pub", srv);
+    snprintf(bob, sizeof bob, "%s/bob", dir);
+    snprintf(users, sizeof users, "%s/users.ini", dir);
+    snprintf(cmd, sizeof cmd, "'%s' keygen '%s' >/dev/null && '%s' keygen '%s' >/dev/null",
+             getenv("FERRY_CLI"), srv, getenv("FERRY_CLI"), bob);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    /* ferry passwd: the password from the environment, never argv; the same
+     * key each time, and no trace of the password in what it prints. */
+    snprintf(cmd, sizeof cmd, "FERRY_PASSWORD=s3cret-pw '%s' --server-key '%s' passwd alice",
+             getenv("FERRY_CLI"), srvpub);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    char alice_entry[1024];
+    snprintf(alice_entry, sizeof alice_entry, "%s", out);
+    assert_non_null(strstr(alice_entry, "[alice]\nkey = "));
+    assert_null(strstr(alice_entry, "s3cret"));
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, alice_entry);
+    snprintf(cmd, sizeof cmd, "echo s3cret-pw | '%s' --server-key '%s' passwd alice",
+             getenv("FERRY_CLI"), srvpub); /* or one line of stdin */
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, alice_entry);
+    char bobpub[64] = "", text[2048];
+    FILE *f = fopen(strcat(strcpy(text, bob), ".pub"), "r");
+    assert_non_null(f);
+    assert_non_null(fgets(bobpub, sizeof bobpub, f));
+    fclose(f);
+    bobpub[strcspn(bobpub, "\n")] = '\0';
+    snprintf(text, sizeof text,
+             "%spublish = orders.>\nadmin = orders.>\n\n[bob]\nkey = %s\nconsume = orders.>\n",
+             alice_entry, bobpub);
+    s_write(users, text);
+
+    /* Users need CURVE; a bad file stops the start with its line. */
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s/x' --users '%s' 2>&1", getenv("FERRYD"), dir, users);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--users needs --curve-secret"));
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s/bad.ini", dir);
+    s_write(bad, "[eve]\nkey = nope\n");
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s/x' --curve-secret '%s.key' --users '%s' 2>&1",
+             getenv("FERRYD"), dir, srv, bad);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "bad.ini:2: [eve] key: not a CURVE public key"));
+
+    char keyfile[320];
+    snprintf(keyfile, sizeof keyfile, "%s.key", srv);
+    d->extra[0] = "--curve-secret";
+    d->extra[1] = keyfile;
+    d->extra[2] = "--users";
+    d->extra[3] = users;
+    d->extra[4] = "--metrics";
+    d->extra[5] = "127.0.0.1:0";
+    assert_int_equal(fy_ferryd_start(d), 0);
+    assert_int_equal(fy_ferryd_log_count(d, "msg=\"users\" file="), 1);
+
+    /* alice publishes and administers orders.>, nothing else. */
+    ferry_status_t st;
+    ferry_client_t *alice = s_login(d->endpoint, srvpub, "alice", "s3cret-pw", NULL, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_declare(alice, FERRY_KIND_TOPIC, "orders.eu", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "o1", .len = 2};
+    assert_int_equal(ferry_client_publish(alice, "orders.eu", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(alice, "billing", &m, NULL), FERRY_EFORBIDDEN);
+    assert_non_null(strstr(ferry_client_last_error(alice), "user alice may not publish billing"));
+    assert_int_equal(ferry_client_declare(alice, FERRY_KIND_TOPIC, "billing", NULL, NULL, NULL),
+                     FERRY_EFORBIDDEN);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(alice, "orders.eu", "s", 10, 0, &msgs, &n),
+                     FERRY_EFORBIDDEN);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(alice, "orders.eu", &info), FERRY_OK);
+    assert_int_equal(ferry_client_ping(alice), FERRY_OK); /* the connection goes on */
+
+    /* bob (his own key pair) consumes orders.>, nothing else. */
+    ferry_client_t *bobc = s_login(d->endpoint, srvpub, NULL, NULL, bob, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(bobc, "orders.eu", "s", NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(alice, "orders.eu", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(bobc, "orders.eu", "s", 10, 1000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 2); /* a new subscription starts at the first message */
+    uint64_t seqs[2] = {msgs[0].seq, msgs[1].seq};
+    assert_int_equal(ferry_client_ack(bobc, "orders.eu", "s", seqs, 2), FERRY_OK);
+    assert_int_equal(ferry_client_publish(bobc, "orders.eu", &m, NULL), FERRY_EFORBIDDEN);
+    assert_int_equal(ferry_client_delete(bobc, "orders.eu"), FERRY_EFORBIDDEN);
+
+    /* A wrong password, an unknown key, no credentials over clear text:
+     * refused at the handshake; said in the log with the peer, never the
+     * secret. */
+    assert_null(s_login(d->endpoint, srvpub, "alice", "Wr0ng-pw-77", NULL, &st));
+    assert_int_equal(st, FERRY_EAUTH);
+    assert_null(s_login(d->endpoint, srvpub, NULL, NULL, NULL, &st));
+    assert_int_equal(st, FERRY_EAUTH);
+    assert_null(s_client(d->endpoint, NULL, &st));
+    assert_true(st == FERRY_ECONNECT || st == FERRY_ETIMEOUT);
+    assert_true(fy_ferryd_log_count(d, "msg=\"login refused\" peer=127.0.0.1 mechanism=CURVE") >=
+                1);
+    assert_int_equal(fy_ferryd_log_count(d, "s3cret"), 0);
+    assert_int_equal(fy_ferryd_log_count(d, "Wr0ng-pw"), 0);
+    assert_true(fy_ferryd_log_count(d, "msg=\"forbidden\"") >= 1);
+    int mport = 0;
+    snprintf(cmd, sizeof cmd, "grep -o 'url=http://127.0.0.1:[0-9]*' '%s' | tail -1 | cut -d: -f3",
+             d->log_path);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    mport = atoi(out);
+    static char body[65536];
+    assert_int_equal(fy_http(mport, "GET", "/metrics", body, sizeof body), 0);
+    assert_non_null(strstr(body, "\nferry_logins_total{result=\"refused\"} "));
+    assert_non_null(strstr(body, "\nferry_forbidden_total "));
+
+    /* SIGHUP: bob is gone from the file; his next request is refused while
+     * alice goes on. A file with an error is not taken: the old one stays. */
+    s_write(users, alice_entry);
+    f = fopen(users, "a");
+    fputs("publish = orders.>\n", f);
+    fclose(f);
+    kill(d->pid, SIGHUP);
+    s_wait_log(d, "msg=\"users reloaded\"", 1);
+    assert_int_equal(ferry_client_fetch(bobc, "orders.eu", "s", 10, 0, &msgs, &n),
+                     FERRY_EFORBIDDEN);
+    assert_non_null(strstr(ferry_client_last_error(bobc), "user bob is not in the users file"));
+    assert_int_equal(ferry_client_publish(alice, "orders.eu", &m, NULL), FERRY_OK);
+    s_write(users, "[alice]\nbogus = 1\n");
+    kill(d->pid, SIGHUP);
+    s_wait_log(d, "msg=\"users file not reloaded\"", 1);
+    assert_int_equal(ferry_client_publish(alice, "orders.eu", &m, NULL), FERRY_OK);
+    ferry_client_destroy(&alice);
+    ferry_client_destroy(&bobc);
+    fy_ferryd_signal(d, SIGTERM);
+    fy_rmtree(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_curve, fy_ferryd_state_new, fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_users, fy_ferryd_state_new, fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -109,7 +109,7 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     size_t len = sizeof self->endpoint;
     if (zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len) != 0)
         snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->bind);
-    if (cfg->metrics[0] && (st = fy_metrics_start(cfg->metrics, &self->metrics, err)))
+    if (cfg->metrics[0] && (st = fy_brk_metrics(self, err)))
         goto fail;
     *out = self;
     return FERRY_OK;

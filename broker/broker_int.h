@@ -158,6 +158,9 @@ struct fy_broker {
  *  (curvekey.h); logs the public key. @return FERRY_OK, or FERRY_EINVAL /
  *  FERRY_EIO with a sentence in err. */
 fy_status_t fy_brk_curve(fy_broker_t *self, const char *secret_file, fy_err_t *err);
+/** The metrics endpoint (--metrics), with its bearer token if
+ *  --metrics-token names a file only its owner may read. */
+fy_status_t fy_brk_metrics(fy_broker_t *self, fy_err_t *err);
 /** Deliveries in flight at the last stop come back within
  *  FY_BRK_RESTART_REDELIVER_MS (store.h fy_store_pull_deadlines). */
 fy_status_t fy_brk_after_restart(fy_broker_t *self, fy_err_t *err);

@@ -6,7 +6,9 @@
 #include "curvekey.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 /* CURVE on the socket: every connection encrypted, and clients check the
@@ -33,6 +35,40 @@ fy_brk_curve(fy_broker_t *self, const char *secret_file, fy_err_t *err)
     fy_log(self->log, FY_LOG_INFO, "broker", "curve on",
            "public_key=%s detail=\"every connection is encrypted; clients need this key\"", public);
     return FERRY_OK;
+}
+
+fy_status_t
+fy_brk_metrics(fy_broker_t *self, fy_err_t *err)
+{
+    char token[130] = "";
+    const char *path = self->cfg.metrics_token;
+    if (path[0]) {
+        struct stat sb;
+        FILE *f = fopen(path, "r");
+        if (!f || fstat(fileno(f), &sb) != 0) {
+            if (f)
+                fclose(f);
+            return fy_err_set(err, FERRY_EIO, "--metrics-token %s: %s", path, strerror(errno));
+        }
+        bool got = fgets(token, sizeof token, f) != NULL;
+        fclose(f);
+        token[strcspn(token, "\r\n")] = '\0';
+        if (sb.st_mode & 077)
+            return fy_err_set(err, FERRY_EINVAL,
+                              "--metrics-token %s: others may read it: chmod 600 it", path);
+        if (!got || strlen(token) < 16 || strlen(token) > 128 || strpbrk(token, " \t"))
+            return fy_err_set(err, FERRY_EINVAL,
+                              "--metrics-token %s: the first line must be a token of 16-128 "
+                              "characters without spaces",
+                              path);
+    }
+    fy_status_t st = fy_metrics_start(self->cfg.metrics, token, &self->metrics, err);
+    memset(token, 0, sizeof token);
+    if (st == FERRY_OK && !path[0] && strncmp(self->cfg.metrics, "127.", 4) != 0)
+        fy_log(self->log, FY_LOG_WARN, "broker", "metrics open to other hosts",
+               "addr=%s detail=\"no --metrics-token: anyone who reaches it reads the counters\"",
+               self->cfg.metrics);
+    return st;
 }
 
 /* What push consumers held when the last process ended comes back within

@@ -21,7 +21,19 @@ struct fy_metrics {
     pthread_mutex_t mu;
     fy_metrics_snapshot_t snap; /* guarded by mu */
     long long snap_at;          /* fy_mono_ms of the last update; 0: none yet */
+    char auth[160];             /* "Bearer <token>" that /metrics wants; "" open */
 };
+
+/* Compares without an early exit (the time says nothing of the token). */
+static bool
+s_same(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
 
 /* The Prometheus text exposition of @p s into buf. */
 static size_t
@@ -178,6 +190,17 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     long long at = m->snap_at;
     pthread_mutex_unlock(&m->mu);
     if (strcmp(url, "/metrics") == 0) {
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        if (m->auth[0] && (!auth || !s_same(auth, m->auth))) {
+            struct MHD_Response *r = MHD_create_response_from_buffer(
+                23, (void *)"bearer token required\n", MHD_RESPMEM_PERSISTENT);
+            if (!r)
+                return MHD_NO;
+            MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+            enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+            MHD_destroy_response(r);
+            return ok;
+        }
         char buf[16384];
         size_t n = s_format(&s, buf, sizeof buf);
         return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
@@ -195,7 +218,7 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
 }
 
 fy_status_t
-fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err)
+fy_metrics_start(const char *addr, const char *token, fy_metrics_t **out, fy_err_t *err)
 {
     *out = NULL;
     char host[64];
@@ -215,6 +238,8 @@ fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err)
     if (!m)
         return fy_err_set(err, FERRY_ENOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
+    if (token && *token)
+        snprintf(m->auth, sizeof m->auth, "Bearer %s", token);
     m->d =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, s_handle, m,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_LIMIT,

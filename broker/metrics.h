@@ -42,8 +42,11 @@ typedef struct fy_metrics_snapshot {
 } fy_metrics_snapshot_t;
 
 /** Serves on @p addr ("host:port", an IPv4 address; port 0 picks one).
+ *  With @p token (NULL or "": none) /metrics answers 401 unless the request
+ *  says "Authorization: Bearer <token>"; /health stays open.
  *  @return FERRY_OK, or FERRY_EINVAL / FERRY_EIO with a sentence in err. */
-fy_status_t fy_metrics_start(const char *addr, fy_metrics_t **out, fy_err_t *err);
+fy_status_t fy_metrics_start(const char *addr, const char *token, fy_metrics_t **out,
+                             fy_err_t *err);
 
 /** The port it listens on. */
 unsigned fy_metrics_port(const fy_metrics_t *m);

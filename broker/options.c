@@ -16,6 +16,7 @@ typedef enum {
     S_STR_METRICS,
     S_STR_CURVE,
     S_STR_USERS,
+    S_STR_TOKEN,
     S_LEVEL,
     S_SIZE,
     S_UINT
@@ -66,6 +67,9 @@ static const s_key_t s_keys[] = {
     {"users", "FERRY_USERS", S_STR_USERS, S_OFF(users), "", 0, 0,
      "who may connect and what each may do: the users file (docs/security.md); needs "
      "--curve-secret; read again on SIGHUP"},
+    {"metrics-token", "FERRY_METRICS_TOKEN", S_STR_TOKEN, S_OFF(metrics_token), "", 0, 0,
+     "a file (mode 600) whose first line is a bearer token that GET /metrics must send "
+     "(Authorization: Bearer ...); /health stays open"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
 };
@@ -108,12 +112,14 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     case S_STR_BIND:
     case S_STR_METRICS:
     case S_STR_CURVE:
-    case S_STR_USERS: {
+    case S_STR_USERS:
+    case S_STR_TOKEN: {
         size_t cap = k->kind == S_STR_DATA      ? sizeof cfg->data_dir
                      : k->kind == S_STR_BIND    ? sizeof cfg->bind
                      : k->kind == S_STR_METRICS ? sizeof cfg->metrics
                      : k->kind == S_STR_CURVE   ? sizeof cfg->curve_secret
-                                                : sizeof cfg->users;
+                     : k->kind == S_STR_USERS   ? sizeof cfg->users
+                                                : sizeof cfg->metrics_token;
         bool may_be_empty = k->kind != S_STR_DATA && k->kind != S_STR_BIND;
         if ((!*val && !may_be_empty) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,

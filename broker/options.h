@@ -28,6 +28,7 @@ typedef struct fy_config {
     char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
     char curve_secret[1024];   /* --curve-secret: the server's CURVE secret key file; "" off */
     char users[1024];          /* --users: the users file (users.h); "" none */
+    char metrics_token[1024];  /* --metrics-token: file holding /metrics' bearer token; "" none */
     bool insecure;             /* --insecure: listening beyond loopback without authentication */
 } fy_config_t;
 

@@ -256,8 +256,14 @@ test_users(void **state)
     d->extra[1] = keyfile;
     d->extra[2] = "--users";
     d->extra[3] = users;
+    char tokfile[320];
+    snprintf(tokfile, sizeof tokfile, "%s/metrics.token", dir);
+    s_write(tokfile, "tok-0123456789abcdef\n");
+    assert_int_equal(chmod(tokfile, 0600), 0);
     d->extra[4] = "--metrics";
     d->extra[5] = "127.0.0.1:0";
+    d->extra[6] = "--metrics-token";
+    d->extra[7] = tokfile;
     assert_int_equal(fy_ferryd_start(d), 0);
     assert_int_equal(fy_ferryd_log_count(d, "msg=\"users\" file="), 1);
 
@@ -312,8 +318,21 @@ test_users(void **state)
              d->log_path);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     mport = atoi(out);
+    /* /metrics wants the bearer token; /health stays open. */
     static char body[65536];
     assert_int_equal(fy_http(mport, "GET", "/metrics", body, sizeof body), 0);
+    assert_non_null(strstr(body, " 401 "));
+    assert_null(strstr(body, "ferry_"));
+    assert_int_equal(fy_http_with(mport, "GET", "/metrics", "Authorization: Bearer nope-0123456789",
+                                  body, sizeof body),
+                     0);
+    assert_non_null(strstr(body, " 401 "));
+    assert_int_equal(fy_http(mport, "GET", "/health", body, sizeof body), 0);
+    assert_non_null(strstr(body, " 200 "));
+    assert_int_equal(fy_http_with(mport, "GET", "/metrics",
+                                  "Authorization: Bearer tok-0123456789abcdef", body, sizeof body),
+                     0);
+    assert_non_null(strstr(body, " 200 "));
     assert_non_null(strstr(body, "\nferry_logins_total{result=\"refused\"} "));
     assert_non_null(strstr(body, "\nferry_forbidden_total "));
 
@@ -336,6 +355,12 @@ test_users(void **state)
     ferry_client_destroy(&alice);
     ferry_client_destroy(&bobc);
     fy_ferryd_signal(d, SIGTERM);
+    /* A token others may read is refused at start. */
+    assert_int_equal(chmod(tokfile, 0644), 0);
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s/y' --metrics 127.0.0.1:0 --metrics-token '%s' 2>&1",
+             getenv("FERRYD"), dir, tokfile);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "chmod 600"));
     fy_rmtree(dir);
 }
 

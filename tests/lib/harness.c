@@ -180,6 +180,13 @@ fy_run_killing(const char *log, const char *const *argv, int kills, int min_ms, 
 int
 fy_http(int port, const char *method, const char *path, char *out, size_t cap)
 {
+    return fy_http_with(port, method, path, NULL, out, cap);
+}
+
+int
+fy_http_with(int port, const char *method, const char *path, const char *header, char *out,
+             size_t cap)
+{
     out[0] = '\0';
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -190,8 +197,9 @@ fy_http(int port, const char *method, const char *path, char *out, size_t cap)
         close(fd);
         return -1;
     }
-    char req[200];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n\r\n", method, path);
+    char req[600];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n%s%s\r\n", method, path,
+                     header ? header : "", header ? "\r\n" : "");
     if (n <= 0 || write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;

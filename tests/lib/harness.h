@@ -45,6 +45,10 @@ ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **o
  *  the whole answer, status line and headers included, NUL-terminated.
  *  @return 0, or -1 if the connection failed. */
 int fy_http(int port, const char *method, const char *path, char *out, size_t cap);
+/** The same with one more request header line (no CRLF), e.g.
+ *  "Authorization: Bearer x"; NULL: none. */
+int fy_http_with(int port, const char *method, const char *path, const char *header, char *out,
+                 size_t cap);
 
 /** Writes a sentence (printf-style) into @p why for a checker's caller.
  *  @return -1, so that a checker can `return fy_why(...)`. */

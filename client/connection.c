@@ -250,8 +250,8 @@ s_tick(ferry_client_t *self)
         /* libzmq tries again by itself: say it once per refusal seen. */
         self->conn.auth_refused = false;
         self->auth_refusals++;
-        if (!self->connected && !self->hello_refused)
-            self->hello_refused = FERRY_EAUTH;
+        if (!self->ever_connected && !self->hello_refused)
+            self->hello_refused = FERRY_EAUTH; /* ferry_client_new fails with it */
         fy_client_fail(self, FERRY_EAUTH,
                        "%s refused this client's key at the handshake: it is not in the "
                        "broker's users file (a wrong password, another server key?)",
@@ -328,6 +328,8 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
     unsigned gen = self->conn.gen;
     for (;;) {
         s_tick(self);
+        if (goal == FY_CLI_WAIT_CONNECTED && !self->connected && self->hello_refused)
+            return self->hello_refused; /* refused (EAUTH, a hello error): no use waiting */
         if (goal == FY_CLI_WAIT_CID && (!self->connected || self->conn.gen != gen))
             return fy_client_fail(self, FERRY_ECLOSED,
                                   "connection lost with the request unanswered; it may or may "

@@ -34,6 +34,9 @@ ferry_options_new(void)
     const char *key = getenv("FERRY_SERVER_KEY");
     if (key && *key && ferry_options_set_server_key(o, key) != FERRY_OK)
         o->bad_env_key = true;
+    const char *ckey = getenv("FERRY_CLIENT_KEY");
+    if (ckey && *ckey && ferry_options_set_client_key(o, ckey) != FERRY_OK)
+        o->bad_env_key = true;
     const char *user = getenv("FERRY_USER"), *password = getenv("FERRY_PASSWORD");
     if (user && *user && password && *password &&
         ferry_options_set_credentials(o, user, password) != FERRY_OK)
@@ -76,6 +79,28 @@ ferry_options_set_client_keys(ferry_options_t *opts, const char *public_key, con
     memcpy(opts->secret_key, secret, sizeof opts->secret_key);
     memset(secret, 0, sizeof secret);
     return FERRY_OK;
+}
+
+ferry_status_t
+ferry_options_set_client_key(ferry_options_t *opts, const char *secret_key)
+{
+    if (!opts || !secret_key)
+        return FERRY_EINVAL;
+    fy_err_t err;
+    char secret[FY_CURVE_KEY_LEN + 1], public_key[FY_CURVE_KEY_LEN + 1];
+    ferry_status_t st = fy_curvekey_read(secret_key, true, secret, &err);
+    if (st == FERRY_EINVAL && fy_curvekey_valid(secret_key)) {
+        memcpy(secret, secret_key, sizeof secret);
+        st = FERRY_OK;
+    }
+    if (st == FERRY_OK && zmq_curve_public(public_key, secret) != 0)
+        st = FERRY_EINVAL;
+    if (st == FERRY_OK) {
+        memcpy(opts->public_key, public_key, sizeof opts->public_key);
+        memcpy(opts->secret_key, secret, sizeof opts->secret_key);
+    }
+    memset(secret, 0, sizeof secret);
+    return st;
 }
 
 static void

@@ -265,6 +265,12 @@ FERRY_EXPORT ferry_status_t ferry_curve_keypair(char public_key[41], char secret
 FERRY_EXPORT ferry_status_t ferry_options_set_client_keys(ferry_options_t *opts,
                                                           const char *public_key,
                                                           const char *secret_key);
+/** @brief This client's CURVE key pair from its secret half (z85, or "@FILE"
+ *  / a path of a file only its owner may read, as `ferry keygen` writes
+ *  it); the public half is computed. ferry_options_new() reads
+ *  $FERRY_CLIENT_KEY the same way. @return FERRY_OK, FERRY_EINVAL, FERRY_EIO */
+FERRY_EXPORT ferry_status_t ferry_options_set_client_key(ferry_options_t *opts,
+                                                         const char *secret_key);
 /** @brief Client name sent in hello (for the broker's logs). Copied.
  *  @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_name(ferry_options_t *opts, const char *name);

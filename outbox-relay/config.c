@@ -56,6 +56,14 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
         return s_copy(c->rename_from, sizeof c->rename_from, v, key, err);
     if (!strcmp(key, "broker"))
         return s_copy(c->broker, sizeof c->broker, v, key, err);
+    if (!strcmp(key, "server-key"))
+        return s_copy(c->server_key, sizeof c->server_key, v, key, err);
+    if (!strcmp(key, "client-key"))
+        return s_copy(c->client_key, sizeof c->client_key, v, key, err);
+    if (!strcmp(key, "user"))
+        return s_copy(c->user, sizeof c->user, v, key, err);
+    if (!strcmp(key, "password-file"))
+        return s_copy(c->password_file, sizeof c->password_file, v, key, err);
     if (!strcmp(key, "topic-template"))
         return s_copy(c->tmpl, sizeof c->tmpl, v, key, err);
     if (!strcmp(key, "slot"))
@@ -117,6 +125,15 @@ fr_config_finish(fr_source_cfg_t *c, fy_err_t *err)
     }
     /* No name: the source makes its default at open (identity.h). */
     g->broker = c->broker;
+    g->server_key = c->server_key;
+    g->client_key = c->client_key;
+    g->user = c->user;
+    g->password_file = c->password_file;
+    if (c->user[0] && !c->password_file[0])
+        return fy_err_set(err, FERRY_EINVAL,
+                          "user %s needs password-file (a file, mode 600, whose first line is "
+                          "the password; never the command line)",
+                          c->user);
     g->table = c->table;
     g->name = c->name;
     g->rename_from = c->rename_from;

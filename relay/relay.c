@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,10 @@ void
 fr_config_init(fr_config_t *cfg)
 {
     *cfg = (fr_config_t){.broker = fr_default_broker(),
+                         .server_key = "",
+                         .client_key = "",
+                         .user = "",
+                         .password_file = "",
                          .table = FR_DEFAULT_TABLE,
                          .topic_template = FR_DEFAULT_TOPIC_TEMPLATE,
                          .dlq_topic = FR_DEFAULT_DLQ_TOPIC,
@@ -93,6 +98,32 @@ fr_config_init(fr_config_t *cfg)
                          .dedupe_window_ms = FR_DEFAULT_DEDUPE_MS,
                          .stats_ms = FR_DEFAULT_STATS_MS,
                          .stuck_error_ms = FR_DEFAULT_STUCK_ERROR_MS};
+}
+
+const char *
+fr_relay_security(const fr_config_t *cfg, ferry_options_t *o)
+{
+    if (cfg->server_key && cfg->server_key[0] &&
+        ferry_options_set_server_key(o, cfg->server_key) != FERRY_OK)
+        return "server-key: not a key (40 z85 characters) nor @FILE of one";
+    if (cfg->client_key && cfg->client_key[0] &&
+        ferry_options_set_client_key(o, cfg->client_key) != FERRY_OK)
+        return "client-key: not a secret key file only its owner may read";
+    if (cfg->user && cfg->user[0]) {
+        char pw[1025] = "";
+        struct stat sb;
+        FILE *f = cfg->password_file ? fopen(cfg->password_file, "r") : NULL;
+        bool ok = f && fstat(fileno(f), &sb) == 0 && !(sb.st_mode & 077) &&
+                  fgets(pw, sizeof pw, f) != NULL;
+        if (f)
+            fclose(f);
+        pw[strcspn(pw, "\r\n")] = '\0';
+        ok = ok && pw[0] && ferry_options_set_credentials(o, cfg->user, pw) == FERRY_OK;
+        memset(pw, 0, sizeof pw);
+        if (!ok)
+            return "password-file: missing, empty, or readable by others (chmod 600)";
+    }
+    return NULL;
 }
 
 static const char *
@@ -576,6 +607,12 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
         ferry_options_destroy(&o);
         goto out;
     }
+    const char *bad = fr_relay_security(cfg, o);
+    if (bad) {
+        s_log(r->cfg, FERRY_LOG_ERROR, "invalid security setting", "setting=%s", bad);
+        ferry_options_destroy(&o);
+        goto out;
+    }
     /* The broker may be away at start: keep trying, rows are safe meanwhile. */
     int backoff = 100;
     ferry_status_t st;
@@ -585,8 +622,14 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
             ferry_options_destroy(&o);
             goto out;
         }
-        s_log(r->cfg, FERRY_LOG_WARN, "broker unreachable, retrying", "broker=%s retry_ms=%d",
-              cfg->broker, backoff);
+        if (st == FERRY_EAUTH)
+            s_log(r->cfg, FERRY_LOG_ERROR, "broker refused this relay's key, retrying",
+                  "broker=%s retry_ms=%d detail=\"not in ferryd's users file (a wrong "
+                  "password-file, another server key?)\"",
+                  cfg->broker, backoff);
+        else
+            s_log(r->cfg, FERRY_LOG_WARN, "broker unreachable, retrying", "broker=%s retry_ms=%d",
+                  cfg->broker, backoff);
         fy_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }

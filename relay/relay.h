@@ -35,7 +35,11 @@ typedef enum fr_poison { FR_POISON_DLQ, FR_POISON_STOP } fr_poison_t;
 const char *fr_default_broker(void);
 
 typedef struct fr_config {
-    const char *broker;         /* ferryd endpoint */
+    const char *broker;        /* ferryd endpoint */
+    const char *server_key;    /* ferryd's CURVE public key (z85 or @FILE); "": $FERRY_SERVER_KEY */
+    const char *client_key;    /* this relay's CURVE secret key file; "": $FERRY_CLIENT_KEY */
+    const char *user;          /* a password user of ferryd's users file; "": none */
+    const char *password_file; /* the file (mode 600) whose first line is its password */
     const fr_source_ops_t *ops; /* the source kind */
     const char *location;       /* the source's file or connection string */
     const char *table;          /* the outbox table */
@@ -61,6 +65,11 @@ typedef struct fr_config {
 
 /** @p cfg with every default above (strings point to static text). */
 void fr_config_init(fr_config_t *cfg);
+
+/** Applies the security settings of @p cfg (server-key, client-key, user
+ *  and password-file) to @p o. @return NULL, or which setting is wrong (a
+ *  sentence, never a secret). */
+const char *fr_relay_security(const fr_config_t *cfg, ferry_options_t *o);
 
 /** Runs until *stop is set (then finishes the batch in flight) or a fatal
  *  error. @return 0 after a stop, 1 on a fatal error (logged). */

@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "proxy.h"
+#include "relayfx.h"
 
 static const char S_MARKER[] = "clear-text-marker-7f3a";
 
@@ -364,12 +365,121 @@ test_users(void **state)
     fy_rmtree(dir);
 }
 
+/* ferry-relay as a user of the users file: with its own key pair
+ * (--client-key), or as a password user (--user, --password-file); every
+ * row once; a wrong password is said as a refused key. */
+static void
+test_relay_as_a_user(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char dir[256], cmd[1600], out[1024], srv[300], srvpub[310], rk[300], ck[300], users[300];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(srv, sizeof srv, "%s/server", dir);
+    snprintf(srvpub, sizeof srvpub, "@%s.pub", srv);
+    snprintf(rk, sizeof rk, "%s/relay", dir);
+    snprintf(ck, sizeof ck, "%s/checker", dir);
+    snprintf(users, sizeof users, "%s/users.ini", dir);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' keygen server >/dev/null && '%s' keygen relay >/dev/null && "
+             "'%s' keygen checker >/dev/null && "
+             "{ printf '[relay]\\nkey = %%s\\n' \"$(cat relay.pub)\"; "
+             "printf '[checker]\\nkey = %%s\\nconsume = >\\n' \"$(cat checker.pub)\"; "
+             "FERRY_PASSWORD=pw-relayer-9 '%s' --server-key @server.pub passwd relayer; "
+             "} > users.ini && printf 's3cret-never\\n' > wrong.pw && "
+             "printf 'pw-relayer-9\\n' > relayer.pw && chmod 600 relayer.pw wrong.pw",
+             dir, getenv("FERRY_CLI"), getenv("FERRY_CLI"), getenv("FERRY_CLI"),
+             getenv("FERRY_CLI"));
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    /* The relay users declare and publish their topics and the DLQ. */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && sed -i -e '/^\\[relay\\]/a publish = orders, orders.>, ferry-relay.dlq\\n"
+             "admin = orders, orders.>, ferry-relay.dlq' -e '/^\\[relayer\\]/a publish = orders.>, "
+             "ferry-relay.dlq\\nadmin = orders.>, ferry-relay.dlq' users.ini",
+             dir);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    char keyfile[320];
+    snprintf(keyfile, sizeof keyfile, "%s.key", srv);
+    d->extra[0] = "--curve-secret";
+    d->extra[1] = keyfile;
+    d->extra[2] = "--users";
+    d->extra[3] = users;
+    assert_int_equal(fy_ferryd_start(d), 0);
+
+    char out1[320], out2[320], src1[330], src2[330], log1[330], log2[330], log3[330];
+    char rkey[320], pw[320], wrong[320];
+    snprintf(out1, sizeof out1, "%s/out1", dir);
+    snprintf(out2, sizeof out2, "%s/out2", dir);
+    snprintf(src1, sizeof src1, "lmdb:%s", out1);
+    snprintf(src2, sizeof src2, "lmdb:%s", out2);
+    snprintf(log1, sizeof log1, "%s/r1.log", dir);
+    snprintf(log2, sizeof log2, "%s/r2.log", dir);
+    snprintf(log3, sizeof log3, "%s/r3.log", dir);
+    snprintf(rkey, sizeof rkey, "@%s.key", rk);
+    snprintf(pw, sizeof pw, "%s/relayer.pw", dir);
+    snprintf(wrong, sizeof wrong, "%s/wrong.pw", dir);
+    assert_int_equal(mkdir(out1, 0700), 0);
+    assert_int_equal(mkdir(out2, 0700), 0);
+    assert_int_equal(fy_outbox_lmdb_rows(out1, 1, 100, 64u << 20), 0);
+    assert_int_equal(fy_outbox_lmdb_rows(out2, 1, 50, 64u << 20), 0);
+    const char *x1[] = {"--name", "r1", "--server-key", srvpub, "--client-key", rkey, NULL};
+    /* r2 and r3 take the server's key from the environment, as every
+     * libferry program can. */
+    setenv("FERRY_SERVER_KEY", srvpub, 1);
+    const char *x2[] = {"--name",
+                        "r2",
+                        "--user",
+                        "relayer",
+                        "--password-file",
+                        pw,
+                        "--topic-template",
+                        "{aggregate_type}.b",
+                        NULL};
+    int p1 = fy_relay_spawn_with(src1, d->endpoint, log1, x1);
+    int p2 = fy_relay_spawn_with(src2, d->endpoint, log2, x2);
+    assert_true(p1 > 0 && p2 > 0);
+    assert_int_equal(fy_relay_wait_started(log1, p1), 0);
+    assert_int_equal(fy_relay_wait_started(log2, p2), 0);
+    ferry_status_t st;
+    ferry_client_t *c = s_login(d->endpoint, srvpub, NULL, NULL, ck, &st);
+    assert_int_equal(st, FERRY_OK);
+    char why[200] = "";
+    long long until = fy_now_ms() + 20000;
+    while ((fy_relay_rows_once(c, "orders", "r1", 100, why, sizeof why) != 0 ||
+            fy_relay_rows_once(c, "orders.b", "r2", 50, why, sizeof why) != 0) &&
+           fy_now_ms() < until)
+        fy_sleep_ms(50);
+    assert_int_equal(fy_relay_rows_once(c, "orders", "r1", 100, why, sizeof why), 0);
+    assert_int_equal(fy_relay_rows_once(c, "orders.b", "r2", 50, why, sizeof why), 0);
+    /* A wrong password: refused, said, and no password in any log. */
+    const char *x3[] = {"--name", "r3", "--user", "relayer", "--password-file", wrong, NULL};
+    int p3 = fy_relay_spawn_with(src2, d->endpoint, log3, x3);
+    unsetenv("FERRY_SERVER_KEY");
+    assert_true(p3 > 0);
+    snprintf(cmd, sizeof cmd, "grep -c \"broker refused this relay's key\" '%s'", log3);
+    until = fy_now_ms() + 10000;
+    while (fy_run(cmd, out, sizeof out) != 0 && fy_now_ms() < until)
+        fy_sleep_ms(50);
+    assert_true(atoi(out) >= 1);
+    kill(p1, SIGTERM);
+    kill(p2, SIGTERM);
+    kill(p3, SIGTERM);
+    snprintf(cmd, sizeof cmd, "cat '%s' '%s' '%s' '%s' | grep -c -e pw-relayer -e s3cret-never",
+             log1, log2, log3, d->log_path);
+    fy_run(cmd, out, sizeof out);
+    assert_int_equal(atoi(out), 0);
+    ferry_client_destroy(&c);
+    fy_ferryd_signal(d, SIGTERM);
+    fy_rmtree(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_curve, fy_ferryd_state_new, fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_users, fy_ferryd_state_new, fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_relay_as_a_user, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -186,6 +186,18 @@ s_write(const char *path, const char *text)
     fclose(f);
 }
 
+/* ferryd's next start: CURVE with the secret @p srv.key, users from @p users
+ * (@p keyfile holds the key file's name; it must outlive the start). */
+static void
+s_secure(fy_ferryd_t *d, const char *srv, const char *users, char *keyfile, size_t cap)
+{
+    snprintf(keyfile, cap, "%s.key", srv);
+    d->extra[0] = "--curve-secret";
+    d->extra[1] = keyfile;
+    d->extra[2] = "--users";
+    d->extra[3] = users;
+}
+
 /* Waits (up to 5 s) for the log to hold @p n lines with @p needle. */
 static void
 s_wait_log(const fy_ferryd_t *d, const char *needle, int n)
@@ -252,11 +264,7 @@ test_users(void **state)
     assert_non_null(strstr(out, "bad.ini:2: [eve] key: not a CURVE public key"));
 
     char keyfile[320];
-    snprintf(keyfile, sizeof keyfile, "%s.key", srv);
-    d->extra[0] = "--curve-secret";
-    d->extra[1] = keyfile;
-    d->extra[2] = "--users";
-    d->extra[3] = users;
+    s_secure(d, srv, users, keyfile, sizeof keyfile);
     char tokfile[320];
     snprintf(tokfile, sizeof tokfile, "%s/metrics.token", dir);
     s_write(tokfile, "tok-0123456789abcdef\n");
@@ -398,11 +406,7 @@ test_relay_as_a_user(void **state)
              dir);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     char keyfile[320];
-    snprintf(keyfile, sizeof keyfile, "%s.key", srv);
-    d->extra[0] = "--curve-secret";
-    d->extra[1] = keyfile;
-    d->extra[2] = "--users";
-    d->extra[3] = users;
+    s_secure(d, srv, users, keyfile, sizeof keyfile);
     assert_int_equal(fy_ferryd_start(d), 0);
 
     char out1[320], out2[320], src1[330], src2[330], log1[330], log2[330], log3[330];

@@ -253,8 +253,14 @@ TEST_ENV = FERRYD=$(abspath $(BUILD)/ferryd) FERRY_CLI=$(abspath $(BUILD)/ferry)
 test: deps-test
 	@$(MAKE) --no-print-directory test-run
 
+# Then the integration tests once more with security on (FERRY_TEST_SECURE:
+# every ferryd with CURVE and a users file, every client with a key of it;
+# tests/lib/fixture.c). test_security sets up its own.
+SECURE_TESTS = $(filter-out %/test_security,$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)))
 test-run: all examples benches $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
 	$(TEST_ENV) tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
+	@echo "=== the integration tests again, with CURVE and users (FERRY_TEST_SECURE=1)"
+	$(TEST_ENV) FERRY_TEST_SECURE=1 tests/run-tests $(SECURE_TESTS)
 
 check-asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build/asan \

@@ -39,7 +39,7 @@ s_setup(void **state)
     if (fy_ferryd_start(&fx->d) != 0)
         return -1;
     fx->ctx = zmq_ctx_new();
-    fx->sock = zmq_socket(fx->ctx, ZMQ_DEALER);
+    fx->sock = fy_raw_socket(fx->ctx, ZMQ_DEALER);
     int linger = 0, timeo = 5000;
     zmq_setsockopt(fx->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(fx->sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo);
@@ -484,7 +484,7 @@ test_bad_requests_logged_per_peer(void **state)
         s_expect(fx, FERRY_EUNKNOWN_OP, i + 1);
     }
     assert_int_equal(fy_ferryd_log_count(&fx->d, "msg=\"bad request\""), 1);
-    void *other = zmq_socket(fx->ctx, ZMQ_DEALER);
+    void *other = fy_raw_socket(fx->ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(other, ZMQ_LINGER, &linger, sizeof linger);
     assert_int_equal(zmq_connect(other, fx->d.endpoint), 0);
@@ -511,7 +511,7 @@ test_too_big_frame_drops_only_that_peer(void **state)
     fx_t *fx = *state;
     s_declare(fx, "safe", 1);
     /* A frame far past --max-msg-bytes + 1 MiB: libzmq drops that connection. */
-    void *rogue = zmq_socket(fx->ctx, ZMQ_DEALER);
+    void *rogue = fy_raw_socket(fx->ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(rogue, ZMQ_LINGER, &linger, sizeof linger);
     assert_int_equal(zmq_connect(rogue, fx->d.endpoint), 0);

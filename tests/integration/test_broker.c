@@ -725,7 +725,7 @@ s_flood_gets(fx_t *fx, void *ctx, int n, char *payload)
         payload[i] = (char)('a' + i % 26);
     ferry_message_t m = {.data = payload, .len = S_BIG};
     assert_int_equal(ferry_client_publish(fx->c, "big", &m, NULL), FERRY_OK);
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    void *sock = fy_raw_socket(ctx, ZMQ_DEALER);
     int linger = 0, hwm = 0, rcvhwm = 10;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);

@@ -120,7 +120,7 @@ test_hundred_thousand_topics(void **state)
     /* Declared pipelined (as a client with many topics would at start), so
      * that they share commits; every one answered ok. */
     void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    void *sock = fy_raw_socket(ctx, ZMQ_DEALER);
     int linger = 0, hwm = 0, timeout = 30000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);

@@ -91,7 +91,7 @@ test_consumers_that_never_read(void **state)
     void *socks[S_CONSUMERS];
     fy_encoder_t *enc = fy_encoder_new();
     for (int i = 0; i < S_CONSUMERS; i++) {
-        socks[i] = zmq_socket(ctx, ZMQ_DEALER);
+        socks[i] = fy_raw_socket(ctx, ZMQ_DEALER);
         /* Buffering little on their side: what they do not read stays in
          * the broker's queues. */
         int linger = 0, rcvhwm = 1, rcvbuf = 4096;

@@ -38,7 +38,7 @@ typedef struct {
 static void
 s_raw_send(s_raw_t *c, int k, const char *endpoint, void *ctx)
 {
-    c->sock = zmq_socket(ctx, ZMQ_DEALER);
+    c->sock = fy_raw_socket(ctx, ZMQ_DEALER);
     int linger = 0, hwm = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 int
 fy_tmpdir(char *out, size_t cap)
@@ -90,6 +91,70 @@ s_find_ready(fy_ferryd_t *self, long from)
     return found;
 }
 
+/* FERRY_TEST_SECURE=1 (make test-secure): made once per test process. */
+static struct {
+    char dir[256], key[300], users[300];
+} s_secure;
+
+static void
+s_secure_cleanup(void)
+{
+    fy_rmtree(s_secure.dir);
+}
+
+static int
+s_write_file(const char *path, mode_t mode, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* With FERRY_TEST_SECURE=1 every ferryd runs with CURVE and a users file
+ * whose one user may do everything, and this process (with what it starts:
+ * ferry, ferry-relay, examples) takes its keys from FERRY_SERVER_KEY and
+ * FERRY_CLIENT_KEY: the suites run once with security on.
+ * @return the flags to add (4, or 0 when off), or -1. */
+static int
+s_secure_flags(const char **argv)
+{
+    const char *on = getenv("FERRY_TEST_SECURE");
+    if (!on || strcmp(on, "1") != 0)
+        return 0;
+    if (!s_secure.dir[0]) {
+        char pub[41], sec[41], cpub[41], csec[41], path[320], text[400];
+        if (fy_tmpdir(s_secure.dir, sizeof s_secure.dir) != 0 || zmq_curve_keypair(pub, sec) != 0 ||
+            zmq_curve_keypair(cpub, csec) != 0)
+            return -1;
+        atexit(s_secure_cleanup);
+        snprintf(s_secure.key, sizeof s_secure.key, "%s/server.key", s_secure.dir);
+        snprintf(s_secure.users, sizeof s_secure.users, "%s/users.ini", s_secure.dir);
+        snprintf(path, sizeof path, "%s/client.key", s_secure.dir);
+        snprintf(text, sizeof text, "%s\n", sec);
+        if (s_write_file(s_secure.key, 0600, text) != 0)
+            return -1;
+        snprintf(text, sizeof text, "%s\n", csec);
+        if (s_write_file(path, 0600, text) != 0)
+            return -1;
+        snprintf(text, sizeof text, "[test]\nkey = %s\npublish = >\nconsume = >\nadmin = >\n",
+                 cpub);
+        if (s_write_file(s_secure.users, 0600, text) != 0)
+            return -1;
+        setenv("FERRY_SERVER_KEY", pub, 1);
+        char spec[330];
+        snprintf(spec, sizeof spec, "@%s", path);
+        setenv("FERRY_CLIENT_KEY", spec, 1);
+    }
+    argv[0] = "--curve-secret";
+    argv[1] = s_secure.key;
+    argv[2] = "--users";
+    argv[3] = s_secure.users;
+    return 4;
+}
+
 int
 fy_ferryd_start(fy_ferryd_t *self)
 {
@@ -112,6 +177,12 @@ fy_ferryd_start(fy_ferryd_t *self)
     int argc = 7;
     for (int i = 0; i < 8 && self->extra[i]; i++)
         argv[argc++] = self->extra[i];
+    int secure = s_secure_flags(argv + argc);
+    if (secure < 0) {
+        fprintf(stderr, "fixture: cannot make the keys of FERRY_TEST_SECURE\n");
+        return -1;
+    }
+    argc += secure;
     argv[argc] = NULL;
 
     pid_t pid = fork();

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "clock.h"
 
@@ -175,6 +176,47 @@ fy_run_killing(const char *log, const char *const *argv, int kills, int min_ms, 
             return status; /* it finished before the kill */
         (*killed)++;
     }
+}
+
+/* A key given as z85 or @FILE (its first line) into out (41 bytes). */
+static bool
+s_key(const char *spec, char *out)
+{
+    char line[128] = "";
+    if (spec[0] == '@') {
+        FILE *f = fopen(spec + 1, "r");
+        if (!f)
+            return false;
+        bool got = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        if (!got)
+            return false;
+        spec = line;
+    }
+    size_t n = strcspn(spec, "\r\n");
+    if (n != 40)
+        return false;
+    memcpy(out, spec, 40);
+    out[40] = '\0';
+    return true;
+}
+
+void *
+fy_raw_socket(void *ctx, int type)
+{
+    void *s = zmq_socket(ctx, type);
+    const char *sk = getenv("FERRY_SERVER_KEY"), *ck = getenv("FERRY_CLIENT_KEY");
+    if (!s || !sk || !*sk || !ck || !*ck)
+        return s;
+    char server[41], secret[41], public[41];
+    if (!s_key(sk, server) || !s_key(ck, secret) || zmq_curve_public(public, secret) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 41) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public, 41) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 41) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
 }
 
 int

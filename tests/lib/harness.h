@@ -44,6 +44,12 @@ ferry_status_t fy_read_all(ferry_client_t *c, const char *topic, fy_copied_t **o
 /** One HTTP/1.0 exchange with 127.0.0.1:@p port (the metrics endpoint):
  *  the whole answer, status line and headers included, NUL-terminated.
  *  @return 0, or -1 if the connection failed. */
+/** A ZeroMQ socket of @p type in @p ctx, talking CURVE when
+ *  FERRY_SERVER_KEY (a z85 key or @FILE) and FERRY_CLIENT_KEY (@FILE of a
+ *  secret key) are set, as under FERRY_TEST_SECURE; else clear text.
+ *  @return the socket, or NULL. */
+void *fy_raw_socket(void *ctx, int type);
+
 int fy_http(int port, const char *method, const char *path, char *out, size_t cap);
 /** The same with one more request header line (no CRLF), e.g.
  *  "Authorization: Bearer x"; NULL: none. */

@@ -506,6 +506,7 @@ s_metrics_tick(fy_broker_t *self, long long now)
     fy_store_wal_stats(self->store, &snap.wal);
     snap.users = self->users != NULL;
     snap.forbidden = self->forbidden;
+    snap.rate_limited = self->rate_limited;
     fy_brk_auth_stats(self, &snap.logins_ok, &snap.logins_refused);
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;

@@ -11,6 +11,7 @@
 #include "zap.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -57,6 +58,74 @@ fy_brk_auth_stop(fy_broker_t *self)
 {
     fy_zap_stop(&self->zap);
     fy_users_destroy(&self->users);
+    free(self->rates);
+    self->rates = NULL;
+}
+
+/* The user of request @p ri's connection in the current table, or NULL;
+ * *name gets what the connection says (may be NULL). */
+static const fy_user_t *
+s_user_of(fy_broker_t *self, size_t ri, const char **name)
+{
+    zmq_msg_t *env = &self->frames[self->reqs[ri].first + 1];
+    *name = zmq_msg_gets(env, "User-Id");
+    return *name
+               ? fy_users_by_name(self->users, (fy_bytes_t){(const uint8_t *)*name, strlen(*name)})
+               : NULL;
+}
+
+/* Takes @p bytes from @p user's publish budget. @return false if it does
+ * not hold them (a request larger than a second's worth passes when the
+ * bucket is full: it could never pass otherwise). */
+static bool
+s_rate_take(fy_broker_t *self, const fy_user_t *user, uint64_t bytes)
+{
+    uint64_t rate = fy_user_max_publish_rate(user);
+    if (!rate)
+        return true;
+    const char *name = fy_user_name(user);
+    fy_brk_rate_t *b = NULL;
+    for (size_t i = 0; i < self->nrates && !b; i++)
+        if (strcmp(self->rates[i].user, name) == 0)
+            b = &self->rates[i];
+    long long now = fy_mono_us();
+    if (!b) {
+        if (!fy_grow(&self->rates, &self->rates_cap, self->nrates + 1, sizeof *self->rates, 8))
+            return true; /* out of memory: no limit rather than no service */
+        b = &self->rates[self->nrates++];
+        snprintf(b->user, sizeof b->user, "%s", name);
+        b->tokens = (double)rate;
+        b->at_us = now;
+    }
+    b->tokens += (double)rate * (double)(now - b->at_us) / 1e6;
+    if (b->tokens > (double)rate)
+        b->tokens = (double)rate;
+    b->at_us = now;
+    if ((double)bytes > b->tokens && b->tokens < (double)rate)
+        return false;
+    b->tokens -= (double)bytes;
+    return true;
+}
+
+fy_status_t
+fy_brk_auth_consumer(fy_broker_t *self, size_t ri, char *user, fy_err_t *err)
+{
+    user[0] = '\0';
+    if (!self->users)
+        return FERRY_OK;
+    const char *name;
+    const fy_user_t *u = s_user_of(self, ri, &name);
+    if (!u)
+        return FERRY_OK; /* fy_brk_auth_allows refused it already */
+    snprintf(user, 65, "%s", fy_user_name(u));
+    uint32_t max = fy_user_max_consumers(u), have = 0;
+    for (size_t i = 0; max && i < self->cons.nlive; i++)
+        have += !self->cons.live[i].removed && strcmp(self->cons.live[i].user, user) == 0;
+    if (max && have >= max)
+        return fy_err_set(err, FERRY_ETOO_MANY,
+                          "user %s has %u push consumers, its max-consumers (users file)", user,
+                          have);
+    return FERRY_OK;
 }
 
 void
@@ -67,6 +136,37 @@ fy_brk_auth_stats(fy_broker_t *self, uint64_t *accepted, uint64_t *refused)
         fy_zap_stats(self->zap, &zs);
     *accepted = zs.accepted;
     *refused = zs.refused;
+}
+
+static const fy_user_t *s_user_of(fy_broker_t *self, size_t ri, const char **name);
+static bool s_rate_take(fy_broker_t *self, const fy_user_t *user, uint64_t bytes);
+
+/* A publish within its user's rate, or answered ERATE (logged at most once
+ * per client per 10 s, counted). */
+static bool
+s_rate_allows(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_user_t *user)
+{
+    const fy_brk_req_t *rq = &self->reqs[ri];
+    uint64_t bytes = 0;
+    for (size_t f = 1; f < rq->nframes; f++)
+        bytes += zmq_msg_size(&self->frames[rq->first + f]);
+    if (s_rate_take(self, user, bytes))
+        return true;
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "user %s is over its max-publish-rate of %llu bytes/s: %s to %.*s refused, "
+             "nothing stored",
+             fy_user_name(user), (unsigned long long)fy_user_max_publish_rate(user),
+             fy_op_name(req->op), (int)req->name.len, (const char *)req->name.ptr);
+    self->rate_limited++;
+    zmq_msg_t *ident = &self->frames[rq->first];
+    uint64_t held;
+    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
+                         &held))
+        fy_log(self->log, FY_LOG_WARN, "security", "over its rate", "held_back=%llu detail=\"%s\"",
+               (unsigned long long)held, msg);
+    fy_brk_error(self, ri, req, FERRY_ERATE, msg);
+    return false;
 }
 
 /* The permission request @p req needs, and on which topic; 0: none. */
@@ -104,18 +204,15 @@ fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req)
     if (!self->users)
         return true;
     unsigned need = s_needs(req);
-    zmq_msg_t *env = &self->frames[self->reqs[ri].first + 1];
-    const char *name = zmq_msg_gets(env, "User-Id");
-    const fy_user_t *user =
-        name ? fy_users_by_name(self->users, (fy_bytes_t){(const uint8_t *)name, strlen(name)})
-             : NULL;
+    const char *name;
+    const fy_user_t *user = s_user_of(self, ri, &name);
     char msg[400];
     if (user && !need)
         return true;
     if (user) {
         for (unsigned p = FY_PERM_PUBLISH; p <= FY_PERM_ADMIN; p <<= 1)
             if ((need & p) && fy_user_may(user, (fy_perm_t)p, req->name))
-                return true;
+                return need != FY_PERM_PUBLISH || s_rate_allows(self, ri, req, user);
         snprintf(msg, sizeof msg, "user %s may not %s %.*s (%s)", fy_user_name(user),
                  need == (FY_PERM_PUBLISH | FY_PERM_CONSUME | FY_PERM_ADMIN)
                      ? "see"

@@ -228,6 +228,9 @@ fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy
         if (!ephemeral &&
             (st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
             return st;
+        char user[65];
+        if ((st = fy_brk_auth_consumer(self, ri, user, err)))
+            return st;
         fy_consumer_t *c = fy_consumers_add(&self->cons);
         if (!c)
             return fy_err_set(err, FERRY_ETOO_MANY,
@@ -236,6 +239,7 @@ fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy
                               self->cons.max);
         zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
         c->sub_id = info.id;
+        memcpy(c->user, user, sizeof c->user);
         c->peer_len = zmq_msg_size(ident) < sizeof c->peer ? zmq_msg_size(ident) : sizeof c->peer;
         memcpy(c->peer, zmq_msg_data(ident), c->peer_len);
         memcpy(c->topic, req->name.ptr, req->name.len);

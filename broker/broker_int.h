@@ -78,11 +78,22 @@ typedef struct fy_brk_order {
 struct fy_users;
 struct fy_zap;
 
+/* A user's publish budget (max-publish-rate): a token bucket of bytes that
+ * fills at the rate, up to one second's worth. */
+typedef struct fy_brk_rate {
+    char user[65];
+    double tokens;
+    long long at_us; /* fy_mono_us of the last refill */
+} fy_brk_rate_t;
+
 struct fy_broker {
     fy_config_t cfg;
     struct fy_users *users; /* --users: who may do what (users.h), or NULL: anyone */
     struct fy_zap *zap;     /* the ZAP handler letting their keys in, or NULL */
     uint64_t forbidden;     /* requests refused EFORBIDDEN since start */
+    uint64_t rate_limited;  /* publishes refused ERATE since start */
+    fy_brk_rate_t *rates;   /* per user with a max-publish-rate */
+    size_t nrates, rates_cap;
     fy_ratelog_t forbid_log;
     fy_metrics_t *metrics; /* the HTTP endpoint, or NULL */
     long long metrics_at;  /* when it was last given a snapshot */
@@ -175,6 +186,10 @@ void fy_brk_auth_reload(fy_broker_t *self);
 /** Whether request @p ri may run for its connection's user; if not it is
  *  answered EFORBIDDEN (logged at most once per peer per 10 s, counted). */
 bool fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req);
+/** subscribe: whether request @p ri's user may have one more push
+ *  consumer; its name goes to @p user (65 bytes; "" without --users).
+ *  @return FERRY_OK, or FERRY_ETOO_MANY with a sentence in err. */
+fy_status_t fy_brk_auth_consumer(fy_broker_t *self, size_t ri, char *user, fy_err_t *err);
 /** Handshakes let in and refused by the ZAP handler since start. */
 void fy_brk_auth_stats(fy_broker_t *self, uint64_t *accepted, uint64_t *refused);
 /** Stops the ZAP handler (before the context ends) and frees the users. */

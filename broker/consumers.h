@@ -25,6 +25,7 @@
  * counters belong to the batch being applied. */
 typedef struct fy_consumer {
     uint64_t id, sub_id;
+    char user[65]; /* its connection's user (--users); "" none */
     uint8_t peer[256];
     size_t peer_len;
     uint8_t topic[FY_NAME_MAX], sub[FY_NAME_MAX];

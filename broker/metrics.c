@@ -157,9 +157,12 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
             "# TYPE ferry_logins_total counter\n"
             "ferry_logins_total{result=\"ok\"} %llu\nferry_logins_total{result=\"refused\"} %llu\n"
             "# HELP ferry_forbidden_total Requests refused with EFORBIDDEN: the user may not.\n"
-            "# TYPE ferry_forbidden_total counter\nferry_forbidden_total %llu\n",
+            "# TYPE ferry_forbidden_total counter\nferry_forbidden_total %llu\n"
+            "# HELP ferry_rate_limited_total Publishes refused with ERATE: the user was over "
+            "its max-publish-rate.\n"
+            "# TYPE ferry_rate_limited_total counter\nferry_rate_limited_total %llu\n",
             (unsigned long long)s->logins_ok, (unsigned long long)s->logins_refused,
-            (unsigned long long)s->forbidden);
+            (unsigned long long)s->forbidden, (unsigned long long)s->rate_limited);
     return n < cap ? n : cap;
 }
 

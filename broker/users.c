@@ -21,6 +21,8 @@ typedef struct {
 
 struct fy_user {
     char name[FY_USER_NAME_MAX + 1];
+    uint32_t max_consumers;    /* 0: no limit of its own */
+    uint64_t max_publish_rate; /* bytes per second; 0: none */
     s_rule_t *rules;
     size_t nrules, rules_cap;
 };
@@ -144,6 +146,26 @@ s_add_rules(s_load_t *l, fy_user_t *user, fy_perm_t perm, const char *what, cons
     return 1;
 }
 
+/* "10", "64K", "5M", "1G": a count or bytes. */
+static bool
+s_amount(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    if (!v || *v < '0' || *v > '9')
+        return false;
+    unsigned long long x = strtoull(v, &end, 10);
+    unsigned shift = *end == 'K' || *end == 'k'   ? 10
+                     : *end == 'M' || *end == 'm' ? 20
+                     : *end == 'G' || *end == 'g' ? 30
+                                                  : 0;
+    if (shift)
+        end++;
+    if (*end || x > (hi >> shift))
+        return false;
+    *out = (uint64_t)x << shift;
+    return *out >= lo && *out <= hi;
+}
+
 static int
 s_on_entry(void *arg, const char *section, const char *name, const char *value)
 {
@@ -163,7 +185,23 @@ s_on_entry(void *arg, const char *section, const char *name, const char *value)
         return s_add_rules(l, user, FY_PERM_CONSUME, name, value);
     if (strcmp(name, "admin") == 0)
         return s_add_rules(l, user, FY_PERM_ADMIN, name, value);
-    return s_fail(l, "[%s] %s: unknown setting (key, publish, consume, admin)", section, name);
+    uint64_t x;
+    if (strcmp(name, "max-consumers") == 0) {
+        if (!s_amount(value, 1, 65536, &x))
+            return s_fail(l, "[%s] %s: push consumers at once, 1-65536", section, name);
+        user->max_consumers = (uint32_t)x;
+        return 1;
+    }
+    if (strcmp(name, "max-publish-rate") == 0) {
+        if (!s_amount(value, 1024, 1ull << 40, &x))
+            return s_fail(l, "[%s] %s: bytes per second, 1K-1T (e.g. 512K, 10M)", section, name);
+        user->max_publish_rate = x;
+        return 1;
+    }
+    return s_fail(l,
+                  "[%s] %s: unknown setting (key, publish, consume, admin, max-consumers, "
+                  "max-publish-rate)",
+                  section, name);
 }
 
 fy_status_t
@@ -261,6 +299,18 @@ fy_user_may(const fy_user_t *user, fy_perm_t perm, fy_bytes_t topic)
             return true;
     }
     return false;
+}
+
+uint32_t
+fy_user_max_consumers(const fy_user_t *user)
+{
+    return user->max_consumers;
+}
+
+uint64_t
+fy_user_max_publish_rate(const fy_user_t *user)
+{
+    return user->max_publish_rate;
 }
 
 const char *

@@ -476,6 +476,76 @@ test_relay_as_a_user(void **state)
     fy_rmtree(dir);
 }
 
+static ferry_msg_action_t
+s_ignore(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c, (void)m, (void)user;
+    return FERRY_MSG_ACK;
+}
+
+/* Limits per user (users file): max-publish-rate refuses a publish over it
+ * with ERATE while another user publishes on; max-consumers refuses one
+ * more push consumer with ETOO_MANY while another user subscribes. */
+static void
+test_limits_per_user(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char dir[256], cmd[1400], out[512], srv[300], srvpub[310], users[300], fast[300], other[300];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(srv, sizeof srv, "%s/server", dir);
+    snprintf(srvpub, sizeof srvpub, "@%s.pub", srv);
+    snprintf(fast, sizeof fast, "%s/fast", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    snprintf(users, sizeof users, "%s/users.ini", dir);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && for k in server fast other; do '%s' keygen $k >/dev/null; done && "
+             "{ printf '[fast]\\nkey = %%s\\n' \"$(cat fast.pub)\"; "
+             "printf 'publish = >\\nconsume = >\\nadmin = >\\nmax-publish-rate = 16K\\n"
+             "max-consumers = 2\\n'; printf '[other]\\nkey = %%s\\n' \"$(cat other.pub)\"; "
+             "printf 'publish = >\\nconsume = >\\nadmin = >\\n'; } > users.ini",
+             dir, getenv("FERRY_CLI"));
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    char keyfile[320];
+    s_secure(d, srv, users, keyfile, sizeof keyfile);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_status_t st;
+    ferry_client_t *f = s_login(d->endpoint, srvpub, NULL, NULL, fast, &st);
+    assert_int_equal(st, FERRY_OK);
+    ferry_client_t *o = s_login(d->endpoint, srvpub, NULL, NULL, other, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_declare(f, FERRY_KIND_TOPIC, "t", NULL, NULL, NULL), FERRY_OK);
+    static char kib[1024];
+    memset(kib, 'k', sizeof kib);
+    ferry_message_t m = {.data = kib, .len = sizeof kib};
+    /* 16 KiB a second, a second's worth at once: about 15 of 1 KiB. */
+    int ok = 0;
+    st = FERRY_OK;
+    while (ok < 200 && (st = ferry_client_publish(f, "t", &m, NULL)) == FERRY_OK)
+        ok++;
+    assert_int_equal(st, FERRY_ERATE);
+    assert_true(ok >= 10 && ok <= 40);
+    assert_non_null(strstr(ferry_client_last_error(f), "over its max-publish-rate"));
+    for (int i = 0; i < 100; i++) /* the other user is not slowed */
+        assert_int_equal(ferry_client_publish(o, "t", &m, NULL), FERRY_OK);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(o, "t", &info), FERRY_OK);
+    assert_int_equal(info.messages, (uint64_t)ok + 100); /* nothing of the refused stored */
+    fy_sleep_ms(1100);                                   /* the budget refills: a second's worth */
+    assert_int_equal(ferry_client_publish(f, "t", &m, NULL), FERRY_OK);
+    /* Two push consumers, not three; the other user's are its own. */
+    assert_int_equal(ferry_client_subscribe(f, "t", NULL, 10, s_ignore, NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(f, "t", NULL, 10, s_ignore, NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_subscribe(f, "t", NULL, 10, s_ignore, NULL, NULL),
+                     FERRY_ETOO_MANY);
+    assert_non_null(strstr(ferry_client_last_error(f), "max-consumers"));
+    assert_int_equal(ferry_client_subscribe(o, "t", NULL, 10, s_ignore, NULL, NULL), FERRY_OK);
+    assert_true(fy_ferryd_log_count(d, "msg=\"over its rate\"") >= 1);
+    ferry_client_destroy(&f);
+    ferry_client_destroy(&o);
+    fy_ferryd_signal(d, SIGTERM);
+    fy_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -483,6 +553,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_curve, fy_ferryd_state_new, fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_users, fy_ferryd_state_new, fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_relay_as_a_user, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_limits_per_user, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))

@@ -94,12 +94,14 @@ s_find_ready(fy_ferryd_t *self, long from)
 /* FERRY_TEST_SECURE=1 (make test-secure): made once per test process. */
 static struct {
     char dir[256], key[300], users[300];
+    pid_t owner; /* a forked child that exits must not remove them */
 } s_secure;
 
 static void
 s_secure_cleanup(void)
 {
-    fy_rmtree(s_secure.dir);
+    if (getpid() == s_secure.owner)
+        fy_rmtree(s_secure.dir);
 }
 
 static int
@@ -129,6 +131,7 @@ s_secure_flags(const char **argv)
         if (fy_tmpdir(s_secure.dir, sizeof s_secure.dir) != 0 || zmq_curve_keypair(pub, sec) != 0 ||
             zmq_curve_keypair(cpub, csec) != 0)
             return -1;
+        s_secure.owner = getpid();
         atexit(s_secure_cleanup);
         snprintf(s_secure.key, sizeof s_secure.key, "%s/server.key", s_secure.dir);
         snprintf(s_secure.users, sizeof s_secure.users, "%s/users.ini", s_secure.dir);

@@ -25,11 +25,15 @@ fy_connect(const char *endpoint, int timeout_ms, size_t window)
 {
     ferry_options_t *o = ferry_options_new();
     ferry_client_t *c = NULL;
+    ferry_status_t st = FERRY_EINVAL;
     if (o && ferry_options_set_server(o, endpoint) == FERRY_OK &&
         ferry_options_set_timeout_ms(o, timeout_ms) == FERRY_OK &&
         ferry_options_set_window(o, window) == FERRY_OK)
-        ferry_client_new(o, &c);
+        st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
+    if (!c) /* say why: a test whose setup fails shows only that */
+        fprintf(stderr, "harness: cannot connect to %s: %s (%s)\n", endpoint, ferry_errname(st),
+                ferry_strerror(st));
     return c;
 }
 
@@ -42,8 +46,10 @@ fy_fx_setup_with(void **state, const char *const *extra)
         return -1;
     for (int i = 0; extra && extra[i] && i < 7; i++)
         fx->d.extra[i] = extra[i];
-    if (fy_ferryd_start(&fx->d) != 0)
+    if (fy_ferryd_start(&fx->d) != 0) {
+        fprintf(stderr, "harness: ferryd did not start (log %s)\n", fx->d.log_path);
         return -1;
+    }
     fx->c = fy_connect(fx->d.endpoint, 5000, 1000);
     return fx->c ? 0 : -1;
 }

@@ -138,9 +138,6 @@ fy_brk_auth_stats(fy_broker_t *self, uint64_t *accepted, uint64_t *refused)
     *refused = zs.refused;
 }
 
-static const fy_user_t *s_user_of(fy_broker_t *self, size_t ri, const char **name);
-static bool s_rate_take(fy_broker_t *self, const fy_user_t *user, uint64_t bytes);
-
 /* A publish within its user's rate, or answered ERATE (logged at most once
  * per client per 10 s, counted). */
 static bool

@@ -92,9 +92,9 @@ s_add_key(s_load_t *l, fy_user_t *user, const char *value)
     uint8_t key[32];
     if (!fy_curvekey_valid(value) || !zmq_z85_decode(key, value))
         return s_fail(l,
-                      "[%s] key: not a CURVE public key (40 z85 characters: ferry keygen, "
-                      "ferry passwd)%s",
-                      user->name, "");
+                      "[%s] %s: not a CURVE public key (40 z85 characters: ferry keygen, "
+                      "ferry passwd)",
+                      user->name, "key");
     for (size_t i = 0; i < u->nkeys; i++)
         if (memcmp(u->keys[i].key, key, 32) == 0)
             return s_fail(l, "[%s] key: already the key of [%s]", user->name,
@@ -173,7 +173,7 @@ s_on_entry(void *arg, const char *section, const char *name, const char *value)
     if (l->failed)
         return 0;
     if (!s_name_valid(section))
-        return s_fail(l, "[%s]: a user name is 1-64 of A-Z a-z 0-9 _ . -%s", section, "");
+        return s_fail(l, "[%s] %s: a user name is 1-64 of A-Z a-z 0-9 _ . -", section, name);
     fy_user_t *user = s_user(l->users, section);
     if (!user)
         return s_fail(l, "[%s] %s: out of memory", section, name);

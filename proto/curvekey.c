@@ -27,7 +27,9 @@ fy_curvekey_read(const char *spec, bool secret, char out[FY_CURVE_KEY_LEN + 1], 
     out[0] = '\0';
     if (!spec || !*spec)
         return fy_err_set(err, FERRY_EINVAL, "no key given");
-    if (spec[0] != '@' && fy_curvekey_valid(spec) && !secret) {
+    /* 40 z85 characters are the key itself, even one that begins with '@'
+     * (z85 has it: one public key in 85 does). */
+    if (fy_curvekey_valid(spec) && !secret) {
         memcpy(out, spec, FY_CURVE_KEY_LEN + 1);
         return FERRY_OK;
     }

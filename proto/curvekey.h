@@ -15,9 +15,10 @@
 #define FY_CURVE_KEY_LEN 40 /* z85 characters of a key (plus a NUL: 41 bytes) */
 
 /**
- * Reads a key: @p spec is 40 z85 characters, or "@PATH" (or, with
- * @p secret, a plain PATH) of a file whose first line is the key. With
- * @p secret the file must not be readable by group or others.
+ * Reads a key: @p spec is 40 z85 characters (the key itself, even when it
+ * begins with '@', a z85 character), or "@PATH" (or, with @p secret, a
+ * plain PATH) of a file whose first line is the key. With @p secret the
+ * file must not be readable by group or others.
  * @return FERRY_OK with the key in @p out (41 bytes), or FERRY_EINVAL /
  *         FERRY_EIO with a sentence in @p err (never the key itself).
  */

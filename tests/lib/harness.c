@@ -189,7 +189,7 @@ static bool
 s_key(const char *spec, char *out)
 {
     char line[128] = "";
-    if (spec[0] == '@') {
+    if (spec[0] == '@' && strlen(spec) != 40) { /* 40: a key that begins with '@' */
         FILE *f = fopen(spec + 1, "r");
         if (!f)
             return false;

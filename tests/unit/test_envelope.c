@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "curvekey.h"
 #include "envelope.h"
 #include "text.h"
 
@@ -839,6 +840,24 @@ test_text_rule(void **state)
     assert_int_equal(fy_text_escape(b, NULL, 0), 16);
 }
 
+/* A key is 40 z85 characters, even one that begins with '@' (a z85
+ * character: one public key in 85 does); "@PATH" names a file. Before, such
+ * a key in FERRY_SERVER_KEY was taken for a file name and refused. */
+static void
+test_curve_key_spec(void **state)
+{
+    (void)state;
+    const char *key = "@Bdo1kL}9Gw7nH6d-Qx1b2F[zK&c8Hr<3]Q1S(qA";
+    assert_int_equal(strlen(key), 40);
+    char out[41];
+    fy_err_t err;
+    assert_true(fy_curvekey_valid(key));
+    assert_int_equal(fy_curvekey_read(key, false, out, &err), FERRY_OK);
+    assert_string_equal(out, key);
+    assert_int_equal(fy_curvekey_read("@/nonexistent/ferry.pub", false, out, &err), FERRY_EIO);
+    assert_int_equal(fy_curvekey_read("not-a-key", false, out, &err), FERRY_EINVAL);
+}
+
 int
 main(void)
 {
@@ -853,6 +872,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mutations, s_setup, s_teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_status_text),
+        cmocka_unit_test(test_curve_key_spec),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

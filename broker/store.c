@@ -257,12 +257,7 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
         self->txn = NULL;
         return fy_storei_mdb(self, rc, "begin");
     }
-    if (!self->redo && !(self->redo = malloc(self->redo_cap = 64u << 10))) {
-        self->redo_cap = 0;
-        fy_store_abort(self);
-        return FERRY_ENOMEM;
-    }
-    self->redo_len = FY_WAL_HDR;
+    self->redo_len = FY_WAL_HDR; /* the record's header goes there (grown by the first op) */
     self->redo_failed = false;
     self->recording = true;
     rc = mdb_cursor_open(self->txn, self->messages, &self->msg_cur);

@@ -17,6 +17,7 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,17 +40,9 @@ s_redo(fy_store_t *self, int op, MDB_dbi dbi, const MDB_val *k, const MDB_val *v
     if (k->mv_size > UINT16_MAX || vlen > UINT32_MAX)
         return EINVAL;
     size_t need = self->redo_len + S_OP_HDR + k->mv_size + vlen;
-    if (need > self->redo_cap) {
-        size_t cap = self->redo_cap ? self->redo_cap : 64u << 10;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *p = realloc(self->redo, cap);
-        if (!p) {
-            self->redo_failed = true;
-            return ENOMEM;
-        }
-        self->redo = p;
-        self->redo_cap = cap;
+    if (!fy_grow(&self->redo, &self->redo_cap, need, 1, 64u << 10)) {
+        self->redo_failed = true;
+        return ENOMEM;
     }
     uint8_t *p = self->redo + self->redo_len;
     p[0] = (uint8_t)op;

@@ -56,8 +56,8 @@ CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/windo
 RELAYCORE_SRC := relay/outbox.c relay/mdb_util.c relay/identity.c relay/redact.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
 SAGA_SRC   := saga/transition.c saga/saga.c saga/saga_participant.c saga/inbox.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
-              broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c
-BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/users.c broker/zap.c \
+              broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/keys.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \

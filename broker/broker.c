@@ -10,6 +10,7 @@
  * writes after it, refused with ESTORAGE_FULL; reads are still answered.
  */
 #include "broker_int.h"
+#include "userconns.h"
 
 #include <malloc.h> /* malloc_trim (glibc) */
 #include <errno.h>
@@ -423,7 +424,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_GET:
     case FY_OP_FETCH:
     case FY_OP_READ:
-        st = fy_brk_handle_messages(self, ri, &req);
+        st = fy_brk_handle_messages(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;
         break;
@@ -507,6 +508,7 @@ s_metrics_tick(fy_broker_t *self, long long now)
     snap.users = self->users != NULL;
     snap.forbidden = self->forbidden;
     snap.rate_limited = self->rate_limited;
+    snap.over_connections = self->over_connections;
     fy_brk_auth_stats(self, &snap.logins_ok, &snap.logins_refused);
     if (!snap.storage_ok || s_stats(self, &snap.stats) != FERRY_OK)
         snap.storage_ok = false;
@@ -893,6 +895,8 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomi
             if (fy_peerq_active(self->peerq))
                 s_park_last(self);
         }
+        if (self->userconns) /* connections opened or closed before these requests */
+            fy_userconns_drain(self->userconns);
         now = fy_mono_ms();
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;
         bool deliver = self->deliver_soon;

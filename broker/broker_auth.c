@@ -7,6 +7,7 @@
 #include "broker_int.h"
 
 #include "clock.h"
+#include "userconns.h"
 #include "users.h"
 #include "zap.h"
 
@@ -23,7 +24,8 @@ fy_brk_auth_start(fy_broker_t *self, fy_err_t *err)
     fy_status_t st = fy_users_load(self->cfg.users, &self->users, err);
     if (st)
         return st;
-    if ((st = fy_zap_start(self->ctx, self->users, self->log, &self->zap, err)))
+    if ((st = fy_zap_start(self->ctx, self->users, self->log, &self->zap, err)) ||
+        (st = fy_userconns_new(self->ctx, self->sock, &self->userconns, err)))
         return st;
     fy_ratelog_init(&self->forbid_log, 10000);
     fy_log(self->log, FY_LOG_INFO, "security", "users", "file=%s users=%zu", self->cfg.users,
@@ -56,6 +58,7 @@ fy_brk_auth_reload(fy_broker_t *self)
 void
 fy_brk_auth_stop(fy_broker_t *self)
 {
+    fy_userconns_destroy(&self->userconns);
     fy_zap_stop(&self->zap);
     fy_users_destroy(&self->users);
     free(self->rates);
@@ -166,6 +169,45 @@ s_rate_allows(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_us
     return false;
 }
 
+/* Counts a forbidden request and logs it (at most once per client per 10 s). */
+static void
+s_forbidden(fy_broker_t *self, size_t ri, const char *msg)
+{
+    self->forbidden++;
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    uint64_t held;
+    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
+                         &held))
+        fy_log(self->log, FY_LOG_WARN, "security", "forbidden", "held_back=%llu detail=\"%s\"",
+               (unsigned long long)held, msg);
+}
+
+/* A request on a connection its user's max-connections serves, or answered
+ * ETOO_MANY (logged at most once per client per 10 s, counted). */
+static bool
+s_connection_allows(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_user_t *user)
+{
+    zmq_msg_t *env = &self->frames[self->reqs[ri].first + 1];
+    uint32_t have, max = fy_user_max_connections(user);
+    if (!self->userconns || fy_userconns_admit(self->userconns, zmq_msg_get(env, ZMQ_SRCFD),
+                                               fy_user_name(user), max, &have))
+        return true;
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "user %s has %u connections served, its max-connections (users file): %s refused "
+             "on this one until another closes",
+             fy_user_name(user), have, fy_op_name(req->op));
+    self->over_connections++;
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    uint64_t held;
+    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
+                         &held))
+        fy_log(self->log, FY_LOG_WARN, "security", "over its connections",
+               "held_back=%llu detail=\"%s\"", (unsigned long long)held, msg);
+    fy_brk_error(self, ri, req, FERRY_ETOO_MANY, msg);
+    return false;
+}
+
 /* The permission request @p req needs, and on which topic; 0: none. */
 static unsigned
 s_needs(const fy_request_t *req)
@@ -204,6 +246,8 @@ fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req)
     const char *name;
     const fy_user_t *user = s_user_of(self, ri, &name);
     char msg[400];
+    if (user && fy_user_max_connections(user) && !s_connection_allows(self, ri, req, user))
+        return false;
     if (user && !need)
         return true;
     if (user) {
@@ -219,13 +263,36 @@ fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req)
         snprintf(msg, sizeof msg, "user %s is not in the users file (any more): %s refused",
                  name ? name : "(none)", fy_op_name(req->op));
     }
-    self->forbidden++;
-    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
-    uint64_t held;
-    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
-                         &held))
-        fy_log(self->log, FY_LOG_WARN, "security", "forbidden", "held_back=%llu detail=\"%s\"",
-               (unsigned long long)held, msg);
+    s_forbidden(self, ri, msg);
     fy_brk_error(self, ri, req, FERRY_EFORBIDDEN, msg);
     return false;
+}
+
+const char *
+fy_brk_auth_user(fy_broker_t *self, size_t ri)
+{
+    if (!self->users)
+        return NULL;
+    const char *name;
+    const fy_user_t *u = s_user_of(self, ri, &name);
+    return u ? fy_user_name(u) : NULL;
+}
+
+fy_status_t
+fy_brk_auth_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, const char *owner,
+                fy_err_t *err)
+{
+    if (!self->users || !owner[0])
+        return FERRY_OK;
+    const char *name;
+    const fy_user_t *u = s_user_of(self, ri, &name);
+    if (!u || strcmp(fy_user_name(u), owner) == 0 || fy_user_may(u, FY_PERM_ADMIN, req->name))
+        return FERRY_OK; /* no user: fy_brk_auth_allows refused it already */
+    fy_err_set(err, FERRY_EFORBIDDEN,
+               "user %s may not %s subscription %.*s of %.*s: it belongs to user %s (admin on "
+               "the topic may use any)",
+               fy_user_name(u), fy_op_name(req->op), (int)req->sub.len, (const char *)req->sub.ptr,
+               (int)req->name.len, (const char *)req->name.ptr, owner);
+    s_forbidden(self, ri, err->msg);
+    return FERRY_EFORBIDDEN;
 }

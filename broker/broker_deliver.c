@@ -124,8 +124,17 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
 
 /* get, and fetch: a fetch with a wait that finds nothing becomes a waiter. */
 fy_status_t
-fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req)
+fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
+    if (req->op == FY_OP_FETCH && fy_brk_auth_user(self, ri)) {
+        fy_sub_info_t info;
+        bool created;
+        fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+        if (st == FERRY_OK)
+            st = fy_brk_auth_sub(self, ri, req, info.owner, err);
+        if (st)
+            return st;
+    }
     bool may_wait = req->op == FY_OP_FETCH && req->wait_ms > 0 &&
                     self->nwaiters + self->nnew_waiters < FY_BRK_WAITERS_MAX;
     size_t count;
@@ -226,7 +235,8 @@ fy_brk_handle_consumer(fy_broker_t *self, size_t ri, const fy_request_t *req, fy
             return st;
         bool ephemeral = req->sub.len == 0 && ti.kind == FY_KIND_TOPIC;
         if (!ephemeral &&
-            (st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)))
+            ((st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created)) ||
+             (st = fy_brk_auth_sub(self, ri, req, info.owner, err))))
             return st;
         char user[65];
         if ((st = fy_brk_auth_consumer(self, ri, user, err)))
@@ -360,11 +370,18 @@ fy_brk_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
                        .ack_wait_ms = req->ack_wait_ms,
                        .max_deliver = req->max_deliver,
                        .filter = req->filter};
+    /* A topic's named subscription belongs to the user declaring it; a
+     * queue's is the queue's (its permissions say who consumes). */
+    const char *user = fy_brk_auth_user(self, ri);
+    if (user && req->sub.len)
+        o.owner = (fy_bytes_t){(const uint8_t *)user, strlen(user)};
     fy_sub_info_t info;
     bool created;
     /* sub_info finds only; sub_declare creates when missing. */
     fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub,
                                        req->op == FY_OP_SUB_INFO ? NULL : &o, &info, &created);
+    if (st == FERRY_OK && !created)
+        st = fy_brk_auth_sub(self, ri, req, info.owner, err);
     if (st == FERRY_EFIELD)
         return fy_err_set(err, st,
                           "a queue has one subscription, named \"\"; a topic's "
@@ -390,6 +407,8 @@ fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
     fy_sub_info_t info;
     bool created;
     fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+    if (st == FERRY_OK)
+        st = fy_brk_auth_sub(self, ri, req, info.owner, err);
     for (size_t i = 0; st == FERRY_OK && i < req->seq_count; i++) {
         uint64_t seq = req->seqs[i];
         switch (req->op) {

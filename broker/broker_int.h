@@ -92,6 +92,8 @@ struct fy_broker {
     struct fy_zap *zap;     /* the ZAP handler letting their keys in, or NULL */
     uint64_t forbidden;     /* requests refused EFORBIDDEN since start */
     uint64_t rate_limited;  /* publishes refused ERATE since start */
+    uint64_t over_connections;         /* requests refused: the user's max-connections */
+    struct fy_userconns *userconns;    /* --users: connections per user, or NULL */
     fy_brk_rate_t *rates;   /* per user with a max-publish-rate */
     size_t nrates, rates_cap;
     fy_ratelog_t forbid_log;
@@ -186,6 +188,14 @@ void fy_brk_auth_reload(fy_broker_t *self);
 /** Whether request @p ri may run for its connection's user; if not it is
  *  answered EFORBIDDEN (logged at most once per peer per 10 s, counted). */
 bool fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req);
+/** The user name of request @p ri's connection; NULL without --users. */
+const char *fy_brk_auth_user(fy_broker_t *self, size_t ri);
+/** Whether request @p ri's user may use a subscription @p owner declared:
+ *  its owner, or a user with admin on the topic; anyone when @p owner is ""
+ *  (declared without --users) or without --users. If not: FERRY_EFORBIDDEN
+ *  with the reason in @p err, counted and logged. */
+fy_status_t fy_brk_auth_sub(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                            const char *owner, fy_err_t *err);
 /** subscribe: whether request @p ri's user may have one more push
  *  consumer; its name goes to @p user (65 bytes; "" without --users).
  *  @return FERRY_OK, or FERRY_ETOO_MANY with a sentence in err. */
@@ -224,7 +234,8 @@ void fy_brk_reset_replies(fy_broker_t *self);
 /* ---- broker_deliver.c -------------------------------------------------- */
 
 /** get, fetch and read: a fetch with a wait that finds nothing becomes a waiter. */
-fy_status_t fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req);
+fy_status_t fy_brk_handle_messages(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                                   fy_err_t *err);
 /** Tries waiting fetches (a bounded number per turn, round robin). */
 void fy_brk_serve_waiters(fy_broker_t *self);
 /** After a commit: drop the waiters served, keep the rest, add the new ones. */

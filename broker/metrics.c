@@ -160,9 +160,13 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
             "# TYPE ferry_forbidden_total counter\nferry_forbidden_total %llu\n"
             "# HELP ferry_rate_limited_total Publishes refused with ERATE: the user was over "
             "its max-publish-rate.\n"
-            "# TYPE ferry_rate_limited_total counter\nferry_rate_limited_total %llu\n",
+            "# TYPE ferry_rate_limited_total counter\nferry_rate_limited_total %llu\n"
+            "# HELP ferry_over_connections_total Requests refused with ETOO_MANY on a "
+            "connection beyond its user's max-connections.\n"
+            "# TYPE ferry_over_connections_total counter\nferry_over_connections_total %llu\n",
             (unsigned long long)s->logins_ok, (unsigned long long)s->logins_refused,
-            (unsigned long long)s->forbidden, (unsigned long long)s->rate_limited);
+            (unsigned long long)s->forbidden, (unsigned long long)s->rate_limited,
+            (unsigned long long)s->over_connections);
     return n < cap ? n : cap;
 }
 

@@ -39,6 +39,7 @@ typedef struct fy_metrics_snapshot {
     uint64_t logins_ok, logins_refused; /* handshakes the ZAP handler let in / refused */
     uint64_t forbidden;                 /* requests refused EFORBIDDEN */
     uint64_t rate_limited;              /* publishes refused ERATE */
+    uint64_t over_connections;          /* requests refused: the user's max-connections */
     bool storage_ok;                    /* the store is usable (not spoiled by an I/O error) */
 } fy_metrics_snapshot_t;
 

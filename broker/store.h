@@ -27,7 +27,7 @@
 /** Version of the on-disk layout; a newer one is refused at open. Format 4:
  *  batches may be in the write-ahead log and not yet in LMDB (an older
  *  ferryd would miss them). */
-#define FY_STORE_FORMAT 4
+#define FY_STORE_FORMAT 5
 
 typedef struct fy_store fy_store_t;
 
@@ -206,6 +206,9 @@ fy_status_t fy_store_sweep(fy_store_t *self, size_t budget, bool *more);
  * work-queue delete.
  */
 
+/** Bytes of a subscription owner's name (a user name of the users file). */
+#define FY_SUB_OWNER_MAX 64
+
 typedef struct fy_sub_opts {
     fy_start_t start;     /**< where a new subscription begins */
     uint64_t start_seq;   /**< FY_START_SEQ: first sequence delivered; FY_START_TIME: ms
@@ -213,6 +216,8 @@ typedef struct fy_sub_opts {
     uint64_t ack_wait_ms; /**< 0: 30000 */
     uint64_t max_deliver; /**< 0: 5 */
     fy_bytes_t filter;    /**< subject pattern over message keys; len 0: every message */
+    fy_bytes_t owner;     /**< the user declaring it (--users; at most FY_SUB_OWNER_MAX
+                               bytes); len 0: nobody's, anyone may use it */
 } fy_sub_opts_t;
 
 typedef struct fy_sub_info {
@@ -223,7 +228,8 @@ typedef struct fy_sub_info {
     uint64_t ack_wait_ms;
     uint64_t max_deliver;
     uint64_t created_ms;
-    fy_kind_t kind; /**< of the topic: a queue deletes acked messages */
+    fy_kind_t kind;                   /**< of the topic: a queue deletes acked messages */
+    char owner[FY_SUB_OWNER_MAX + 1]; /**< the user who declared it; "": nobody */
 } fy_sub_info_t;
 
 /**

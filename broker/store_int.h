@@ -2,8 +2,8 @@
  * store_int.h - what the files of the store module share: store.c (topics,
  * messages, batches), store_open.c, store_keyidx.c, store_dedupe.c,
  * store_retention.c, store_restart.c, store_wal.c (the write-ahead log
- * behind the batches) and subs.c (subscriptions, acks,
- * timers): the store struct, its records and a few helpers. Nothing outside
+ * behind the batches), sub_records.c (subscription records) and subs.c
+ * (deliveries, acks, timers): the store struct, its records and a few helpers. Nothing outside
  * them includes it.
  */
 #ifndef FY_STORE_INT_H
@@ -55,6 +55,7 @@ typedef struct fy_sub_rec {
     size_t topic_len;
     uint8_t filter[FY_NAME_MAX]; /* subject pattern over keys; empty: all */
     size_t filter_len;
+    char owner[FY_SUB_OWNER_MAX + 1]; /* the user who declared it; "": anyone's */
     bool dirty;
 } fy_sub_rec_t;
 
@@ -196,12 +197,19 @@ fy_status_t fy_storei_sweep_dedupe(fy_store_t *self, size_t *budget, bool *more)
  * max_bytes (discard old). */
 fy_status_t fy_storei_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t);
 
-/* Implemented in subs.c. */
+/* Implemented in sub_records.c. */
 /* The lowest ack floor of the topic's subscriptions; *any false if it has none. */
 fy_status_t fy_storei_min_floor(fy_store_t *self, uint64_t topic_id, uint64_t *floor, bool *any);
 fy_status_t fy_storei_sub_create(fy_store_t *self, const fy_topic_rec_t *t, fy_bytes_t name,
                                  const fy_sub_opts_t *o, fy_sub_rec_t **out);
 fy_status_t fy_storei_flush_subs(fy_store_t *self);
 fy_status_t fy_storei_drop_subs_of(fy_store_t *self, uint64_t topic_id);
+/* The subscription with id @p id (from the batch's cache or the store), or
+ * *out NULL if there is none. */
+fy_status_t fy_storei_sub_by_id(fy_store_t *self, uint64_t id, fy_sub_rec_t **out);
+/* As fy_storei_sub_by_id, but a subscription that does not exist is FERRY_ENOTFOUND. */
+fy_status_t fy_storei_sub_need(fy_store_t *self, uint64_t sub_id, fy_sub_rec_t **out);
+/* The topic a subscription reads; *out NULL if it was deleted (or redeclared). */
+fy_status_t fy_storei_sub_topic(fy_store_t *self, const fy_sub_rec_t *sub, fy_topic_rec_t **out);
 
 #endif

@@ -139,11 +139,11 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
                           "(upgrade ferryd)",
                           (unsigned long long)format, FY_STORE_FORMAT);
     }
-    /* Format 3 only adds content hashes to new dedupe entries, and format 4
-     * the write-ahead log beside LMDB: format 2 and 3 data are format 4
-     * data, marked so that an older ferryd refuses it (it would not apply
-     * the log). */
-    if (st == FERRY_OK && (!found || format == 2 || format == 3))
+    /* Format 3 only adds content hashes to new dedupe entries, format 4
+     * the write-ahead log beside LMDB, format 5 an owner to subscription
+     * records: format 2-4 data are format 5 data, marked so that an older
+     * ferryd refuses it (it would not apply the log, or misread an owner). */
+    if (st == FERRY_OK && (!found || (format >= 2 && format < FY_STORE_FORMAT)))
         st = fy_storei_meta_put(self, txn, "format", FY_STORE_FORMAT);
     if (st) {
         mdb_txn_abort(txn);

@@ -22,6 +22,7 @@ typedef struct {
 struct fy_user {
     char name[FY_USER_NAME_MAX + 1];
     uint32_t max_consumers;    /* 0: no limit of its own */
+    uint32_t max_connections;  /* 0: no limit of its own */
     uint64_t max_publish_rate; /* bytes per second; 0: none */
     s_rule_t *rules;
     size_t nrules, rules_cap;
@@ -192,6 +193,12 @@ s_on_entry(void *arg, const char *section, const char *name, const char *value)
         user->max_consumers = (uint32_t)x;
         return 1;
     }
+    if (strcmp(name, "max-connections") == 0) {
+        if (!s_amount(value, 1, 65536, &x))
+            return s_fail(l, "[%s] %s: connections served at once, 1-65536", section, name);
+        user->max_connections = (uint32_t)x;
+        return 1;
+    }
     if (strcmp(name, "max-publish-rate") == 0) {
         if (!s_amount(value, 1024, 1ull << 40, &x))
             return s_fail(l, "[%s] %s: bytes per second, 1K-1T (e.g. 512K, 10M)", section, name);
@@ -200,7 +207,7 @@ s_on_entry(void *arg, const char *section, const char *name, const char *value)
     }
     return s_fail(l,
                   "[%s] %s: unknown setting (key, publish, consume, admin, max-consumers, "
-                  "max-publish-rate)",
+                  "max-connections, max-publish-rate)",
                   section, name);
 }
 
@@ -305,6 +312,12 @@ uint32_t
 fy_user_max_consumers(const fy_user_t *user)
 {
     return user->max_consumers;
+}
+
+uint32_t
+fy_user_max_connections(const fy_user_t *user)
+{
+    return user->max_connections;
 }
 
 uint64_t

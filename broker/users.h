@@ -8,6 +8,7 @@
  *     consume = orders.>
  *     admin = orders.>               ; declare, delete (what exists)
  *     max-consumers = 8              ; push consumers at once (optional)
+ *     max-connections = 4            ; connections served at once (optional)
  *     max-publish-rate = 10M         ; bytes per second published (optional)
  *
  * A user is known by a key: their own CURVE key pair's public key, or the one
@@ -62,9 +63,10 @@ const fy_user_t *fy_users_by_name(const fy_users_t *self, fy_bytes_t name);
 const char *fy_user_name(const fy_user_t *user);
 /** True if @p user may do @p perm on @p topic. */
 bool fy_user_may(const fy_user_t *user, fy_perm_t perm, fy_bytes_t topic);
-/** The user's limits: push consumers at once, bytes published per second
- *  (0: none of its own). */
+/** The user's limits: push consumers at once, connections served at once,
+ *  bytes published per second (0: none of its own). */
 uint32_t fy_user_max_consumers(const fy_user_t *user);
+uint32_t fy_user_max_connections(const fy_user_t *user);
 uint64_t fy_user_max_publish_rate(const fy_user_t *user);
 /** "publish", "consume" or "admin". */
 const char *fy_perm_name(fy_perm_t perm);

@@ -208,6 +208,40 @@ s_wait_log(const fy_ferryd_t *d, const char *needle, int n)
     assert_int_equal(fy_ferryd_log_count(d, needle), n);
 }
 
+/* A temporary directory with a server key pair, a key pair per user and a
+ * users file giving each user its key and settings; ferryd's next start
+ * uses them. */
+typedef struct {
+    char dir[256], srv[300], srvpub[310], users[300], keyfile[320], keys[8][300];
+} s_site_t;
+
+/* @p sections: user name, then its settings ("consume = >\n..."), ...,
+ * NULL; s->keys[i] gets the i-th user's key pair prefix (for s_login). */
+static void
+s_site(fy_ferryd_t *d, s_site_t *s, const char *const *sections)
+{
+    char cmd[1400], out[512];
+    assert_int_equal(fy_tmpdir(s->dir, sizeof s->dir), 0);
+    snprintf(s->srv, sizeof s->srv, "%s/server", s->dir);
+    snprintf(s->srvpub, sizeof s->srvpub, "@%s.pub", s->srv);
+    snprintf(s->users, sizeof s->users, "%s/users.ini", s->dir);
+    snprintf(cmd, sizeof cmd, "'%s' keygen '%s' >/dev/null", getenv("FERRY_CLI"), s->srv);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    FILE *f = fopen(s->users, "w");
+    assert_non_null(f);
+    for (size_t i = 0; sections[2 * i]; i++) {
+        assert_true(i < 8);
+        snprintf(s->keys[i], sizeof s->keys[i], "%s/%s", s->dir, sections[2 * i]);
+        snprintf(cmd, sizeof cmd, "'%s' keygen '%s' >/dev/null && cat '%s.pub'",
+                 getenv("FERRY_CLI"), s->keys[i], s->keys[i]);
+        assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+        out[strcspn(out, "\n")] = '\0';
+        fprintf(f, "[%s]\nkey = %s\n%s", sections[2 * i], out, sections[2 * i + 1]);
+    }
+    fclose(f);
+    s_secure(d, s->srv, s->users, s->keyfile, sizeof s->keyfile);
+}
+
 /* Users (--users): known by CURVE keys, a password user's key derived by
  * libferry; each may do what the users file says on which topics, and
  * EFORBIDDEN names the rest; unknown keys and wrong passwords are refused
@@ -490,23 +524,13 @@ static void
 test_limits_per_user(void **state)
 {
     fy_ferryd_t *d = *state;
-    char dir[256], cmd[1400], out[512], srv[300], srvpub[310], users[300], fast[300], other[300];
-    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
-    snprintf(srv, sizeof srv, "%s/server", dir);
-    snprintf(srvpub, sizeof srvpub, "@%s.pub", srv);
-    snprintf(fast, sizeof fast, "%s/fast", dir);
-    snprintf(other, sizeof other, "%s/other", dir);
-    snprintf(users, sizeof users, "%s/users.ini", dir);
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && for k in server fast other; do '%s' keygen $k >/dev/null; done && "
-             "{ printf '[fast]\\nkey = %%s\\n' \"$(cat fast.pub)\"; "
-             "printf 'publish = >\\nconsume = >\\nadmin = >\\nmax-publish-rate = 16K\\n"
-             "max-consumers = 2\\n'; printf '[other]\\nkey = %%s\\n' \"$(cat other.pub)\"; "
-             "printf 'publish = >\\nconsume = >\\nadmin = >\\n'; } > users.ini",
-             dir, getenv("FERRY_CLI"));
-    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
-    char keyfile[320];
-    s_secure(d, srv, users, keyfile, sizeof keyfile);
+    s_site_t site;
+    s_site(d, &site,
+           (const char *const[]){"fast",
+                                 "publish = >\nconsume = >\nadmin = >\nmax-publish-rate = 16K\n"
+                                 "max-consumers = 2\n",
+                                 "other", "publish = >\nconsume = >\nadmin = >\n", NULL});
+    const char *srvpub = site.srvpub, *fast = site.keys[0], *other = site.keys[1];
     assert_int_equal(fy_ferryd_start(d), 0);
     ferry_status_t st;
     ferry_client_t *f = s_login(d->endpoint, srvpub, NULL, NULL, fast, &st);
@@ -543,7 +567,136 @@ test_limits_per_user(void **state)
     ferry_client_destroy(&f);
     ferry_client_destroy(&o);
     fy_ferryd_signal(d, SIGTERM);
-    fy_rmtree(dir);
+    fy_rmtree(site.dir);
+}
+
+/* Subscriptions belong to the user who declared them: another user who may
+ * consume the topic still cannot fetch, ack, push or redeclare them (a user
+ * with admin on the topic may); a queue's subscription is the queue's.
+ * max-connections: a user's connections beyond it are refused ETOO_MANY
+ * until one of the others closes; other users are not counted. */
+static void
+test_subscriptions_and_connections_per_user(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char cmd[400], out[64];
+    s_site_t site;
+    s_site(d, &site,
+           (const char *const[]){"own", "publish = orders.>\nconsume = orders.>\n", "peer",
+                                 "consume = orders.>\nmax-connections = 2\n", "boss",
+                                 "consume = orders.>\nadmin = orders.>\n", NULL});
+    const char *srvpub = site.srvpub, *own = site.keys[0], *peer = site.keys[1],
+               *boss = site.keys[2];
+    d->extra[4] = "--metrics";
+    d->extra[5] = "127.0.0.1:0";
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_status_t st;
+    ferry_client_t *o = s_login(d->endpoint, srvpub, NULL, NULL, own, &st);
+    assert_int_equal(st, FERRY_OK);
+    ferry_client_t *o2 = s_login(d->endpoint, srvpub, NULL, NULL, own, &st);
+    assert_int_equal(st, FERRY_OK);
+    ferry_client_t *p = s_login(d->endpoint, srvpub, NULL, NULL, peer, &st);
+    assert_int_equal(st, FERRY_OK);
+    ferry_client_t *b = s_login(d->endpoint, srvpub, NULL, NULL, boss, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_declare(b, FERRY_KIND_TOPIC, "orders.eu", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_declare(b, FERRY_KIND_QUEUE, "orders.q", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(o, "orders.eu", "mine", NULL, NULL), FERRY_OK);
+    ferry_message_t m = {.data = "o1", .len = 2};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ferry_client_publish(o, "orders.eu", &m, NULL), FERRY_OK);
+        assert_int_equal(ferry_client_publish(o, "orders.q", &m, NULL), FERRY_OK);
+    }
+
+    /* peer may consume orders.>, but "mine" is own's. */
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(p, "orders.eu", "mine", 10, 0, &msgs, &n),
+                     FERRY_EFORBIDDEN);
+    assert_non_null(strstr(ferry_client_last_error(p),
+                           "user peer may not fetch subscription mine of orders.eu: it belongs "
+                           "to user own"));
+    uint64_t one = 1;
+    assert_int_equal(ferry_client_ack(p, "orders.eu", "mine", &one, 1), FERRY_EFORBIDDEN);
+    assert_int_equal(ferry_client_nack(p, "orders.eu", "mine", 1, 0), FERRY_EFORBIDDEN);
+    assert_int_equal(ferry_client_sub_declare(p, "orders.eu", "mine", NULL, NULL),
+                     FERRY_EFORBIDDEN);
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(p, "orders.eu", "mine", &si), FERRY_EFORBIDDEN);
+    assert_int_equal(ferry_client_subscribe(p, "orders.eu", "mine", 10, s_ignore, NULL, NULL),
+                     FERRY_EFORBIDDEN);
+    /* Nothing of that moved the subscription: its owner gets all three, on
+     * any of its connections. */
+    assert_int_equal(ferry_client_sub_info(o2, "orders.eu", "mine", &si), FERRY_OK);
+    assert_int_equal(si.cursor, 1);
+    assert_int_equal(ferry_client_fetch(o2, "orders.eu", "mine", 10, 1000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    uint64_t seqs[3] = {msgs[0].seq, msgs[1].seq, msgs[2].seq};
+    assert_int_equal(ferry_client_ack(o, "orders.eu", "mine", seqs, 3), FERRY_OK);
+    /* admin on the topic may use any of its subscriptions. */
+    assert_int_equal(ferry_client_sub_info(b, "orders.eu", "mine", &si), FERRY_OK);
+    assert_int_equal(si.ack_floor, 3);
+    /* peer's own subscription, and the queue's, which is the queue's. */
+    assert_int_equal(ferry_client_sub_declare(p, "orders.eu", "theirs", NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(p, "orders.eu", "theirs", 10, 1000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ferry_client_fetch(o, "orders.eu", "theirs", 10, 0, &msgs, &n),
+                     FERRY_EFORBIDDEN);
+    assert_int_equal(ferry_client_fetch(p, "orders.q", "", 10, 1000, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+
+    /* max-connections = 2 for peer: p is one; a second is served, a third
+     * refused on every request, own's three connections are not counted. */
+    ferry_client_t *p2 = s_login(d->endpoint, srvpub, NULL, NULL, peer, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_ping(p2), FERRY_OK);
+    ferry_client_t *p3 = s_login(d->endpoint, srvpub, NULL, NULL, peer, &st);
+    if (p3) /* the client's hello may be refused already */
+        assert_int_equal(ferry_client_ping(p3), FERRY_ETOO_MANY);
+    else
+        assert_int_equal(st, FERRY_ETOO_MANY);
+    assert_int_equal(ferry_client_ping(p), FERRY_OK);
+    assert_int_equal(ferry_client_ping(o2), FERRY_OK);
+    assert_true(fy_ferryd_log_count(d, "msg=\"over its connections\"") >= 1);
+    /* One closes: the third is served (the broker hears of the close
+     * asynchronously, so its requests are tried until then). */
+    ferry_client_destroy(&p2);
+    if (!p3) {
+        p3 = s_login(d->endpoint, srvpub, NULL, NULL, peer, &st);
+        assert_non_null(p3);
+    }
+    long long until = fy_now_ms() + 5000;
+    while ((st = ferry_client_ping(p3)) == FERRY_ETOO_MANY && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_ping(p), FERRY_OK);
+    /* Both refusals are counted (the endpoint's snapshot is at most 500 ms old). */
+    static char body[65536];
+    snprintf(cmd, sizeof cmd, "grep -o 'url=http://127.0.0.1:[0-9]*' '%s' | tail -1 | cut -d: -f3",
+             d->log_path);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    const char *oc = NULL;
+    until = fy_now_ms() + 5000;
+    do {
+        fy_sleep_ms(100);
+        assert_int_equal(ferry_client_ping(p), FERRY_OK); /* a turn of the broker's loop */
+        assert_int_equal(fy_http(atoi(out), "GET", "/metrics", body, sizeof body), 0);
+        oc = strstr(body, "\nferry_over_connections_total ");
+        assert_non_null(oc);
+    } while (atoi(oc + strlen("\nferry_over_connections_total ")) < 1 && fy_now_ms() < until);
+    assert_true(atoi(oc + strlen("\nferry_over_connections_total ")) >= 1);
+    const char *fb = strstr(body, "\nferry_forbidden_total ");
+    assert_non_null(fb);
+    assert_true(atoi(fb + strlen("\nferry_forbidden_total ")) >= 7);
+    ferry_client_destroy(&p3);
+    ferry_client_destroy(&p);
+    ferry_client_destroy(&o);
+    ferry_client_destroy(&o2);
+    ferry_client_destroy(&b);
+    fy_ferryd_signal(d, SIGTERM);
+    fy_rmtree(site.dir);
 }
 
 int
@@ -556,6 +709,8 @@ main(void)
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_limits_per_user, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_subscriptions_and_connections_per_user,
+                                        fy_ferryd_state_new, fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

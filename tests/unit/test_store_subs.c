@@ -144,6 +144,52 @@ test_sub_start_positions(void **state)
     assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
 }
 
+/* A subscription keeps the user who declared it (format 5), with its
+ * filter and topic intact beside it, across a restart; one declared
+ * without an owner has none. */
+static void
+test_sub_owner(void **state)
+{
+    sfx_t *fx = *state;
+    sfx_declare(fx, "orders.eu", FY_KIND_TOPIC);
+    fy_sub_info_t info;
+    bool created;
+    fy_sub_opts_t o = {.start = FY_START_FIRST, .filter = B("eu.*"), .owner = B("alice.b-1")};
+    assert_int_equal(fy_store_begin(fx->store, 1), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("orders.eu"), B("s"), &o, &info, &created),
+                     FERRY_OK);
+    assert_string_equal(info.owner, "alice.b-1");
+    o.owner = B("");
+    o.filter = B("");
+    assert_int_equal(fy_store_sub_open(fx->store, B("orders.eu"), B("anyone"), &o, &info, &created),
+                     FERRY_OK);
+    assert_string_equal(info.owner, "");
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    fy_store_destroy(&fx->store);
+    assert_int_equal(sfx_open(fx, 64 << 20, 120000), FERRY_OK);
+    assert_int_equal(fy_store_begin(fx->store, 2), FERRY_OK);
+    o.owner = B("mallory"); /* finding it does not change its owner */
+    assert_int_equal(fy_store_sub_open(fx->store, B("orders.eu"), B("s"), &o, &info, &created),
+                     FERRY_OK);
+    assert_false(created);
+    assert_string_equal(info.owner, "alice.b-1");
+    assert_int_equal(
+        fy_store_sub_open(fx->store, B("orders.eu"), B("anyone"), NULL, &info, &created), FERRY_OK);
+    assert_string_equal(info.owner, "");
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    /* The filter still applies (sfx_fill's messages have no key: none
+     * matches eu.*), and "anyone", without one, gets both. */
+    uint64_t anyone = info.id;
+    sfx_fill(fx, "orders.eu", 2);
+    assert_int_equal(fy_store_begin(fx->store, 3), FERRY_OK);
+    assert_int_equal(fy_store_sub_open(fx->store, B("orders.eu"), B("s"), NULL, &info, &created),
+                     FERRY_OK);
+    assert_int_equal(fy_store_commit(fx->store), FERRY_OK);
+    sfx_got_t got = {0};
+    assert_int_equal(sfx_fetch(fx, 4, info.id, &got), 0);
+    assert_int_equal(sfx_fetch(fx, 4, anyone, &got), 2);
+}
+
 /* Reads stop at their byte budget (the rest comes with the next read, in
  * order, none lost); the first message always goes, whatever its size. */
 static void
@@ -476,6 +522,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sub_deliver_and_ack_floor, sfx_setup, sfx_teardown),
         cmocka_unit_test_setup_teardown(test_sub_start_at_time, sfx_setup, sfx_teardown),
+        cmocka_unit_test_setup_teardown(test_sub_owner, sfx_setup, sfx_teardown),
         cmocka_unit_test_setup_teardown(test_sub_start_positions, sfx_setup, sfx_teardown),
         cmocka_unit_test_setup_teardown(test_reads_cut_by_bytes, sfx_setup, sfx_teardown),
         cmocka_unit_test_setup_teardown(test_sub_redelivery_and_dead_letters, sfx_setup,

@@ -147,6 +147,20 @@ typedef struct ferry_stored_message {
     size_t len;
 } ferry_stored_message_t;
 
+/** One event for a transactional outbox (ferry_outbox.h for LMDB,
+ *  ferry_sql.h for SQLite and PostgreSQL). Every pointer is borrowed for
+ *  the call. */
+typedef struct ferry_outbox_event {
+    const char *aggregate_type; /**< becomes the topic (required) */
+    const char *aggregate_id;   /**< becomes the message key (required, 1-255 bytes) */
+    const char *event_type;     /**< header event_type (required) */
+    const void *payload;
+    size_t len;
+    const ferry_header_t *headers; /**< more headers, e.g. traceparent */
+    size_t header_count;
+    uint64_t created_ms; /**< 0: now */
+} ferry_outbox_event_t;
+
 /** @brief The value of header @p name of @p msg (borrowed, like the message),
  *  or NULL if it has none. */
 FERRY_EXPORT const char *ferry_msg_header(const ferry_stored_message_t *msg, const char *name);

@@ -27,17 +27,7 @@ extern "C" {
 #define FERRY_OUTBOX_DB     "ferry_outbox"     /**< the events, keyed by id */
 #define FERRY_OUTBOX_POS_DB "ferry_outbox_pos" /**< ferry-relay's positions */
 
-/** One event. Every pointer is borrowed for the call. */
-typedef struct ferry_outbox_event {
-    const char *aggregate_type; /**< becomes the topic (required) */
-    const char *aggregate_id;   /**< becomes the message key (required, 1-255 bytes) */
-    const char *event_type;     /**< header event_type (required) */
-    const void *payload;
-    size_t len;
-    const ferry_header_t *headers; /**< more headers, e.g. traceparent */
-    size_t header_count;
-    uint64_t created_ms; /**< 0: now */
-} ferry_outbox_event_t;
+/* ferry_outbox_event_t (one event) is in ferry.h: SQL outboxes use it too (ferry_sql.h). */
 
 /**
  * @brief Opens the outbox database inside @p txn (a write transaction of the

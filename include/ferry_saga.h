@@ -152,6 +152,92 @@ FERRY_EXPORT size_t ferry_saga_active(ferry_saga_orchestrator_t *o);
  *  @p *o_p (NULL accepted); the environment stays open. */
 FERRY_EXPORT void ferry_saga_orchestrator_destroy(ferry_saga_orchestrator_t **o_p);
 
+/* ---- where sagas are kept: stores ---------------------------------------------
+ *
+ * The orchestrator keeps its sagas in a store: the service's LMDB
+ * environment (ferry_saga_orchestrator_new), its SQLite or PostgreSQL
+ * database (libferry-sql, ferry_sql.h), or any store that implements the
+ * calls below. A store has write transactions; every transition (a start,
+ * a reply, a deadline) is one of them: the saga's record and the command
+ * it sends (into the service's outbox, which a relay publishes) commit
+ * together. `tx` is the store's handle of a transaction: an MDB_txn *, a
+ * PGconn * inside BEGIN, a sqlite3 * inside BEGIN, ... so a saga can start
+ * inside a transaction the application opened (ferry_saga_start_in).
+ */
+
+/** A saga as a store keeps it. */
+typedef struct ferry_saga_record {
+    ferry_saga_state_t state;
+    uint32_t step, attempt;
+    uint64_t deadline_ms; /**< active: the awaited reply's deadline (wall clock);
+                               ended: when it ended */
+    char def[64];         /**< the definition's name */
+    char reason[256];     /**< why it compensates; "" */
+    void *data;           /**< the saga's data; get: malloc'ed, the caller frees it */
+    size_t len;
+} ferry_saga_record_t;
+
+/** The calls of a store; @p self is ferry_saga_store_t.self. Each returns
+ *  FERRY_OK or a status (FERRY_ESTORAGE_FULL, FERRY_EIO, ...). */
+typedef struct ferry_saga_store {
+    void *self;
+    /** Opens a write transaction of the orchestrator's own. */
+    ferry_status_t (*begin)(void *self, void **tx);
+    ferry_status_t (*commit)(void *self, void *tx);
+    void (*rollback)(void *self, void *tx);
+    /** Saga @p id, locked for the transaction where the store can lock
+     *  rows. @return FERRY_OK, FERRY_ENOTFOUND, ... */
+    ferry_status_t (*get)(void *self, void *tx, const char *id, ferry_saga_record_t *rec);
+    /** Writes saga @p id (a new one when @p created), indexed by its
+     *  deadline while active. */
+    ferry_status_t (*put)(void *self, void *tx, const char *id, const ferry_saga_record_t *rec,
+                          bool created);
+    /** Writes a command into the outbox (published once the transaction commits). */
+    ferry_status_t (*send)(void *self, void *tx, const ferry_outbox_event_t *ev);
+    /** Up to @p max active sagas whose deadline is at or before @p now,
+     *  earliest first, locked (skipping those another transaction holds);
+     *  ids[i] holds 201 bytes. */
+    ferry_status_t (*due)(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201],
+                          size_t *n);
+    /** The earliest deadline of an active saga, 0 if none (no transaction needed). */
+    ferry_status_t (*next_deadline)(void *self, uint64_t *at);
+    /** How many sagas are active. */
+    ferry_status_t (*active)(void *self, size_t *n);
+    /** Removes sagas that ended before @p before_ms. */
+    ferry_status_t (*purge)(void *self, uint64_t before_ms, size_t *removed);
+    /** Frees the store (the orchestrator's destroy calls it); may be NULL. */
+    void (*destroy)(void *self);
+} ferry_saga_store_t;
+
+/**
+ * @brief Starts an orchestrator on @p store (copied; the orchestrator
+ * destroys it with itself, also when this fails). Declares the reply topic
+ * and every step's queue and consumes the replies; publishing the outbox is
+ * the store's business (a relay beside it).
+ * @return as ferry_saga_orchestrator_new()
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_orchestrator_new_with_store(const ferry_saga_store_t *store,
+                                                                   const ferry_saga_def_t *defs,
+                                                                   size_t def_count,
+                                                                   const ferry_saga_config_t *cfg,
+                                                                   ferry_saga_orchestrator_t **out);
+
+/** @brief The store @p o runs on (NULL for NULL): a store's own calls use
+ *  it to know their orchestrators. */
+FERRY_EXPORT const ferry_saga_store_t *
+ferry_saga_orchestrator_store(const ferry_saga_orchestrator_t *o);
+
+/**
+ * @brief ferry_saga_start() inside the caller's open write transaction
+ * @p tx of the orchestrator's store (an MDB_txn * of its environment for
+ * LMDB; libferry-sql's typed calls for SQL): the saga and its first command
+ * commit or roll back with the caller's own writes.
+ * @return as ferry_saga_start(); on an error the caller rolls back
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_start_in(ferry_saga_orchestrator_t *o, void *tx,
+                                                const char *def, const char *id, const void *data,
+                                                size_t len);
+
 /* ---- participants ---------------------------------------------------------- */
 
 /** A command as a participant sees it. */

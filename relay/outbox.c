@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "ferry_outbox.h"
 #include "mdb_util.h"
+#include "outbox_event.h"
 #include "outbox_int.h"
 
 int
@@ -53,28 +54,15 @@ ferry_outbox_open(MDB_txn *txn, MDB_dbi *dbi)
     return fy_mdb_status(mdb_dbi_open(txn, FERRY_OUTBOX_DB, MDB_CREATE, dbi));
 }
 
-static bool
-s_len_ok(const char *s, size_t max)
-{
-    return s && *s && strlen(s) <= max;
-}
-
 ferry_status_t
 ferry_outbox_put(MDB_txn *txn, MDB_dbi dbi, const ferry_outbox_event_t *ev, uint64_t *id)
 {
-    if (!txn || !ev || !s_len_ok(ev->aggregate_type, FERRY_NAME_MAX) ||
-        !s_len_ok(ev->aggregate_id, FERRY_ID_MAX) || !s_len_ok(ev->event_type, 65535) ||
-        (ev->len && !ev->payload) || ev->len > UINT32_MAX || ev->header_count > 64 ||
-        (ev->header_count && !ev->headers))
+    if (!txn || !fy_outbox_event_valid(ev))
         return FERRY_EINVAL;
     size_t size = 1 + 8 + 2 + 2 + 2 + 2 + 4 + strlen(ev->aggregate_type) +
                   strlen(ev->aggregate_id) + strlen(ev->event_type) + ev->len;
-    for (size_t i = 0; i < ev->header_count; i++) {
-        const ferry_header_t *h = &ev->headers[i];
-        if (!s_len_ok(h->name, 255) || !h->value || strlen(h->value) > 4096)
-            return FERRY_EINVAL;
-        size += 4 + strlen(h->name) + strlen(h->value);
-    }
+    for (size_t i = 0; i < ev->header_count; i++)
+        size += 4 + strlen(ev->headers[i].name) + strlen(ev->headers[i].value);
     /* The next id: one past the last key (one writer at a time). */
     uint64_t last;
     int rc = fy_outbox_last_id(txn, dbi, &last);

@@ -1,4 +1,5 @@
--- The transactional outbox for PostgreSQL (docs/outbox.md).
+-- The transactional outbox and inbox for PostgreSQL (docs/outbox.md).
+-- ferry_sql_setup_pg() (libferry-sql) runs this file.
 CREATE TABLE IF NOT EXISTS outbox (
     id             BIGSERIAL PRIMARY KEY,
     aggregate_type TEXT        NOT NULL,
@@ -21,6 +22,43 @@ CREATE TABLE IF NOT EXISTS ferry_relay_position (
     last_id  BIGINT NOT NULL,
     last_xid XID8   NOT NULL DEFAULT '0'
 );
+
+-- Idempotent consumers (ferry_inbox_pg_record): the messages each consumer
+-- handled, recorded in the transaction of its work.
+CREATE TABLE IF NOT EXISTS ferry_inbox (
+    consumer   TEXT   NOT NULL,  -- the subscription or service
+    topic      TEXT   NOT NULL,
+    message    TEXT   NOT NULL,  -- the message id, or '#<seq>' for one without
+    handled_at BIGINT NOT NULL,  -- ms since the Unix epoch (ferry_inbox_pg_prune)
+    PRIMARY KEY (consumer, topic, message)
+);
+CREATE INDEX IF NOT EXISTS ferry_inbox_handled ON ferry_inbox (handled_at);
+
+-- Sagas of an orchestrator on this database (ferry_saga_pg_orchestrator_new,
+-- libferry-sql): one row per saga, changed in one transaction with the
+-- command it sends (a row of outbox). Several orchestrator processes may
+-- share it: a saga's row is locked while a transition applies, and due
+-- deadlines are taken FOR UPDATE SKIP LOCKED.
+CREATE TABLE IF NOT EXISTS ferry_saga (
+    id          TEXT     PRIMARY KEY,
+    def         TEXT     NOT NULL,             -- the definition's name
+    state       SMALLINT NOT NULL,             -- 1 running, 2 compensating, 3 done, 4 compensated
+    step        INTEGER  NOT NULL,
+    attempt     INTEGER  NOT NULL,
+    deadline_ms BIGINT   NOT NULL,             -- active: the awaited reply's deadline; ended: when
+    reason      TEXT     NOT NULL DEFAULT '',  -- why it compensates
+    data        BYTEA    NOT NULL
+);
+-- Due deadlines are found through this index.
+CREATE INDEX IF NOT EXISTS ferry_saga_due ON ferry_saga (deadline_ms) WHERE state IN (1, 2);
+
+-- The version of these tables (FERRY_SQL_SCHEMA_VERSION in ferry_sql.h).
+CREATE TABLE IF NOT EXISTS ferry_schema (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+INSERT INTO ferry_schema (component, version) VALUES ('ferry', 1)
+    ON CONFLICT (component) DO UPDATE SET version = greatest(ferry_schema.version, excluded.version);
 
 -- For the log-tailing source (pg-logical: logical replication with pgoutput)
 -- the server needs wal_level = logical (ALTER SYSTEM SET wal_level = logical;

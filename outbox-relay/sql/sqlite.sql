@@ -1,5 +1,6 @@
--- The transactional outbox for SQLite (docs/outbox.md). Write your business
--- rows and the events in one transaction; ferry-relay publishes the events.
+-- The transactional outbox and inbox for SQLite (docs/outbox.md). Write your
+-- business rows and the events in one transaction; ferry-relay publishes the
+-- events. ferry_sql_setup_sqlite() (libferry-sql) runs this file.
 -- WAL mode lets the relay read while the service writes:
 PRAGMA journal_mode = WAL;
 
@@ -19,3 +20,38 @@ CREATE TABLE IF NOT EXISTS ferry_relay_position (
     source  TEXT PRIMARY KEY,
     last_id INTEGER NOT NULL
 );
+
+-- Idempotent consumers (ferry_inbox_sqlite_record): the messages each
+-- consumer handled, recorded in the transaction of its work.
+CREATE TABLE IF NOT EXISTS ferry_inbox (
+    consumer   TEXT    NOT NULL,  -- the subscription or service
+    topic      TEXT    NOT NULL,
+    message    TEXT    NOT NULL,  -- the message id, or '#<seq>' for one without
+    handled_at INTEGER NOT NULL,  -- ms since the Unix epoch (ferry_inbox_sqlite_prune)
+    PRIMARY KEY (consumer, topic, message)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ferry_inbox_handled ON ferry_inbox (handled_at);
+
+-- Sagas of an orchestrator on this database (ferry_saga_sqlite_orchestrator_new,
+-- libferry-sql): one row per saga, changed in one transaction with the
+-- command it sends (a row of outbox).
+CREATE TABLE IF NOT EXISTS ferry_saga (
+    id          TEXT    PRIMARY KEY,
+    def         TEXT    NOT NULL,              -- the definition's name
+    state       INTEGER NOT NULL,              -- 1 running, 2 compensating, 3 done, 4 compensated
+    step        INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,              -- active: the awaited reply's deadline; ended: when
+    reason      TEXT    NOT NULL DEFAULT '',   -- why it compensates
+    data        BLOB    NOT NULL
+);
+-- Due deadlines are found through this index.
+CREATE INDEX IF NOT EXISTS ferry_saga_due ON ferry_saga (deadline_ms) WHERE state IN (1, 2);
+
+-- The version of these tables (FERRY_SQL_SCHEMA_VERSION in ferry_sql.h).
+CREATE TABLE IF NOT EXISTS ferry_schema (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+INSERT INTO ferry_schema (component, version) VALUES ('ferry', 1)
+    ON CONFLICT (component) DO UPDATE SET version = max(version, excluded.version);

@@ -18,7 +18,9 @@ make -s -C "$top" install BUILD="$FERRY_BUILD" SAN="${FERRY_SAN:-}" PREFIX=/usr 
     >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log"; fail "make install"; }
 for f in usr/bin/ferryd usr/bin/ferry usr/bin/ferry-relay usr/include/ferry.h \
          usr/include/ferry_outbox.h usr/include/ferry_saga.h usr/include/ferry_status.h usr/lib/libferry.a \
-         usr/lib/libferry.so usr/lib/libferry.so.0 usr/lib/pkgconfig/ferry.pc; do
+         usr/lib/libferry.so usr/lib/libferry.so.0 usr/lib/pkgconfig/ferry.pc \
+         usr/include/ferry_sql.h usr/lib/libferry-sql.a usr/lib/libferry-sql.so \
+         usr/lib/libferry-sql.so.0 usr/lib/pkgconfig/ferry-sql.pc; do
     [ -e "$tmp/root/$f" ] || fail "installed $f"
 done
 echo "ok - make install put binaries, header, libraries and ferry.pc under DESTDIR"
@@ -80,4 +82,38 @@ out=$(LD_LIBRARY_PATH="$tmp/root/usr/lib" "$tmp/app" "$ep") || fail "example run
 echo "$out" | grep -q "stored as seq 1" || fail "example output: $out"
 echo "$out" | grep -q "1000 async publishes confirmed" || fail "example output: $out"
 echo "ok - installed example published against ferryd"
-echo "6 passed, 0 failed"
+
+# libferry-sql: a program using ferry_sql.h builds with `pkg-config
+# ferry-sql` alone and sets up a real SQLite database.
+sed "s|^prefix=.*|prefix=$tmp/root/usr|" "$tmp/root/usr/lib/pkgconfig/ferry-sql.pc" >"$tmp/pc/ferry-sql.pc"
+sqlflags=$(PKG_CONFIG_PATH="$tmp/pc" pkg-config --cflags --libs ferry-sql) \
+    || fail "pkg-config --cflags --libs ferry-sql"
+cat >"$tmp/sqlapp.c" <<'EOF_C'
+#include <ferry_sql.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+int
+main(int argc, char **argv)
+{
+    sqlite3 *db;
+    char err[256] = "";
+    if (argc < 2 || sqlite3_open(argv[1], &db) != SQLITE_OK)
+        return 2;
+    ferry_status_t st = ferry_sql_setup_sqlite(db, err, sizeof err);
+    ferry_outbox_event_t ev = {.aggregate_type = "orders", .aggregate_id = "o-1",
+                               .event_type = "OrderPlaced", .payload = "{}", .len = 2};
+    if (st == FERRY_OK)
+        st = ferry_outbox_sqlite_put(db, &ev, NULL);
+    printf("%s %s\n", ferry_errname(st), err);
+    sqlite3_close(db);
+    return st == FERRY_OK ? 0 : 1;
+}
+EOF_C
+${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/sqlapp.c" -o "$tmp/sqlapp" $sqlflags \
+    -lsqlite3 || fail "a ferry_sql.h program builds with: $sqlflags"
+LD_LIBRARY_PATH="$tmp/root/usr/lib" "$tmp/sqlapp" "$tmp/app.db" >"$tmp/sqlapp.out" \
+    || fail "the ferry_sql.h program runs: $(cat "$tmp/sqlapp.out")"
+[ "$(sqlite3 "$tmp/app.db" 'SELECT count(*) FROM outbox')" = 1 ] || fail "its outbox row"
+echo "ok - libferry-sql: a program builds with pkg-config ferry-sql, sets up SQLite, writes a row"
+echo "7 passed, 0 failed"

@@ -20,13 +20,14 @@ allowed() {
     client) echo "client proto include" ;;
     relay) echo "relay proto include" ;;
     saga) echo "saga relay proto include" ;;
+    sql) echo "sql relay proto include" ;;
     outbox-relay) echo "outbox-relay relay proto include" ;;
     cli) echo "cli proto include" ;;
     examples) echo "include" ;;
     esac
 }
 
-for folder in include proto broker client relay saga outbox-relay cli examples; do
+for folder in include proto broker client relay saga sql outbox-relay cli examples; do
     wrong=""
     for f in "$folder"/*.c "$folder"/*.h; do
         [ -e "$f" ] || continue

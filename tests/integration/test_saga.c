@@ -482,7 +482,8 @@ test_bad_definitions(void **state)
     assert_int_equal(ferry_saga_orchestrator_new(NULL, twice, 1, &cfg, &o), FERRY_EINVAL);
     assert_null(o);
     ferry_saga_orchestrator_destroy(&o); /* NULL accepted */
-    /* A saga whose definition a later build dropped stays where it was. */
+    /* A saga whose definition a later build dropped stays where it was,
+     * active, looked at again each minute (should the definition return). */
     ferry_saga_step_t slow[] = {{.name = "a", .queue = "nobody.commands", .timeout_ms = 200}};
     ferry_saga_def_t old = {.name = "old", .steps = slow, .step_count = 1};
     ferry_saga_def_t new = {.name = "new", .steps = slow, .step_count = 1};
@@ -497,7 +498,23 @@ test_bad_definitions(void **state)
     assert_int_equal(ferry_saga_get(o, "s-1", &st), FERRY_OK);
     assert_int_equal(st.state, FERRY_SAGA_RUNNING);
     assert_string_equal(st.def, "old");
-    assert_int_equal(ferry_saga_active(o), 0);
+    assert_int_equal(ferry_saga_active(o), 1);
+    assert_true(st.deadline_ms > fy_wall_ms() + 50000);
+    /* ferry_saga_start_in: inside the caller's write transaction, rolled
+     * back with it or committed with it. */
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(ferry_saga_start_in(o, txn, "new", "s-2", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start_in(o, txn, "new", "s-2", "x", 1), FERRY_EEXISTS);
+    mdb_txn_abort(txn);
+    assert_int_equal(ferry_saga_get(o, "s-2", &st), FERRY_ENOTFOUND);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(ferry_saga_start_in(o, txn, "new", "s-2", "x", 1), FERRY_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(ferry_saga_get(o, "s-2", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_RUNNING);
+    assert_int_equal(ferry_saga_active(o), 2);
+    assert_int_equal(ferry_saga_start_in(o, NULL, "new", "s-3", "x", 1), FERRY_EINVAL);
     ferry_saga_orchestrator_destroy(&o);
     mdb_env_close(env);
 }

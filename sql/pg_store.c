@@ -1,0 +1,193 @@
+/*
+ * pg_store.c - the outbox and the inbox in a service's PostgreSQL database,
+ * inside the caller's transactions (ferry_sql.h), through libpq.
+ */
+#include "sql_int.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "outbox_event.h"
+
+/* A failed result as a Ferry status (SQLSTATE class 53: out of resources). */
+static ferry_status_t
+s_status(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "53100") == 0) /* disk_full */
+        return FERRY_ESTORAGE_FULL;
+    if (state && strcmp(state, "53200") == 0) /* out_of_memory */
+        return FERRY_ENOMEM;
+    return FERRY_EIO;
+}
+
+/* Runs @p sql with text parameters; *rows (may be NULL) gets the rows it
+ * changed, or the first column of the first row returned when @p first is
+ * not NULL (cap bytes). */
+static ferry_status_t
+s_exec(PGconn *conn, const char *sql, const char *const *params, int nparams, long long *rows,
+       char *first, size_t cap)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType es = PQresultStatus(res);
+    ferry_status_t st = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? FERRY_OK : s_status(res);
+    if (st == FERRY_OK && rows)
+        *rows = atoll(PQcmdTuples(res));
+    if (st == FERRY_OK && first && cap)
+        snprintf(first, cap, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return st;
+}
+
+ferry_status_t
+ferry_sql_setup_pg(PGconn *conn, char *err, size_t err_cap)
+{
+    if (!conn)
+        return fy_sql_fail(FERRY_EINVAL, err, err_cap, "no connection");
+    char exists[8], version[32] = "0";
+    ferry_status_t st = s_exec(conn, "SELECT to_regclass('ferry_schema') IS NOT NULL", NULL, 0,
+                               NULL, exists, sizeof exists);
+    if (st == FERRY_OK && exists[0] == 't')
+        st = s_exec(conn,
+                    "SELECT coalesce(max(version), 0) FROM ferry_schema WHERE component = 'ferry'",
+                    NULL, 0, NULL, version, sizeof version);
+    if (st)
+        return fy_sql_fail(st, err, err_cap, PQerrorMessage(conn));
+    if (atoll(version) > FERRY_SQL_SCHEMA_VERSION) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the database's ferry tables are version %s; this libferry-sql "
+                 "writes version %d (upgrade it)",
+                 version, FERRY_SQL_SCHEMA_VERSION);
+        return fy_sql_fail(FERRY_EFORMAT, err, err_cap, msg);
+    }
+    /* One transaction; its notices ("already exists, skipping") are not
+     * news: SET LOCAL keeps them from the client until it ends. */
+    st = s_exec(conn, "BEGIN", NULL, 0, NULL, NULL, 0);
+    if (st == FERRY_OK)
+        st = s_exec(conn, "SET LOCAL client_min_messages = warning", NULL, 0, NULL, NULL, 0);
+    if (st == FERRY_OK) {
+        PGresult *res = PQexec(conn, fy_sql_ddl_pg);
+        st = PQresultStatus(res) == PGRES_COMMAND_OK ? FERRY_OK : s_status(res);
+        PQclear(res);
+    }
+    if (st) {
+        fy_sql_fail(st, err, err_cap, PQerrorMessage(conn));
+        PQclear(PQexec(conn, "ROLLBACK"));
+        return st;
+    }
+    return s_exec(conn, "COMMIT", NULL, 0, NULL, NULL, 0);
+}
+
+ferry_status_t
+ferry_outbox_pg_put(PGconn *conn, const ferry_outbox_event_t *ev, int64_t *id)
+{
+    if (!conn || !fy_outbox_event_valid(ev))
+        return FERRY_EINVAL;
+    ferry_status_t st;
+    char *headers = fy_sql_headers_json(ev->headers, ev->header_count, &st);
+    if (st)
+        return st;
+    char created[24];
+    snprintf(created, sizeof created, "%llu",
+             (unsigned long long)(ev->created_ms ? ev->created_ms : fy_wall_ms()));
+    /* The payload goes in binary (format 1): no escaping, any bytes. */
+    const char *params[] = {ev->aggregate_type,
+                            ev->aggregate_id,
+                            ev->event_type,
+                            ev->len ? (const char *)ev->payload : "",
+                            headers,
+                            created};
+    int lengths[] = {0, 0, 0, (int)ev->len, 0, 0};
+    int formats[] = {0, 0, 0, 1, 0, 0};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, "
+                                 "payload, headers, created_at) VALUES ($1, $2, $3, $4::bytea, "
+                                 "$5::jsonb, to_timestamp($6::bigint / 1000.0)) RETURNING id",
+                                 6, NULL, params, lengths, formats, 0);
+    free(headers);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        st = s_status(res);
+        PQclear(res);
+        return st;
+    }
+    if (id)
+        *id = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return FERRY_OK;
+}
+
+ferry_status_t
+ferry_inbox_pg_record(PGconn *conn, const char *consumer, const ferry_stored_message_t *msg)
+{
+    char buf[32], when[24];
+    const char *key = fy_sql_inbox_key(msg, buf, sizeof buf);
+    if (!conn || !key || !consumer || !*consumer || strlen(consumer) > FERRY_NAME_MAX)
+        return FERRY_EINVAL;
+    snprintf(when, sizeof when, "%llu", (unsigned long long)fy_wall_ms());
+    const char *params[] = {consumer, msg->topic, key, when};
+    long long rows = 0;
+    /* A concurrent transaction holding the same key: this waits for it, then
+     * inserts nothing if it committed. */
+    ferry_status_t st = s_exec(conn,
+                               "INSERT INTO ferry_inbox (consumer, topic, message, handled_at) "
+                               "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT DO NOTHING",
+                               params, 4, &rows, NULL, 0);
+    return st ? st : rows ? FERRY_OK : FERRY_EEXISTS;
+}
+
+ferry_status_t
+ferry_inbox_pg_handle(PGconn *conn, const char *consumer, const ferry_stored_message_t *msg,
+                      ferry_inbox_pg_fn fn, void *user, int *fn_rc)
+{
+    if (fn_rc)
+        *fn_rc = 0;
+    if (!conn || !fn || !consumer || !msg)
+        return FERRY_EINVAL;
+    ferry_status_t st = s_exec(conn, "BEGIN", NULL, 0, NULL, NULL, 0);
+    if (st)
+        return st;
+    st = ferry_inbox_pg_record(conn, consumer, msg);
+    if (st == FERRY_OK) {
+        int r = fn(conn, msg, user);
+        if (fn_rc)
+            *fn_rc = r;
+        /* COMMIT of an aborted transaction answers ROLLBACK, not an error:
+         * only a transaction that ends committed counts. */
+        char tag[32] = "";
+        if (r)
+            st = FERRY_ECANCELLED;
+        else {
+            PGresult *res = PQexec(conn, "COMMIT");
+            st = PQresultStatus(res) == PGRES_COMMAND_OK ? FERRY_OK : s_status(res);
+            snprintf(tag, sizeof tag, "%s", PQcmdStatus(res));
+            PQclear(res);
+            if (st == FERRY_OK && strcmp(tag, "COMMIT") != 0)
+                return FERRY_EIO; /* fn left the transaction aborted */
+        }
+    }
+    if (st)
+        s_exec(conn, "ROLLBACK", NULL, 0, NULL, NULL, 0);
+    return st;
+}
+
+ferry_status_t
+ferry_inbox_pg_prune(PGconn *conn, uint64_t before_ms, size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!conn)
+        return FERRY_EINVAL;
+    char before[24];
+    snprintf(before, sizeof before, "%llu", (unsigned long long)before_ms);
+    const char *params[] = {before};
+    long long rows = 0;
+    ferry_status_t st = s_exec(conn, "DELETE FROM ferry_inbox WHERE handled_at < $1::bigint",
+                               params, 1, &rows, NULL, 0);
+    if (st == FERRY_OK && removed)
+        *removed = (size_t)rows;
+    return st;
+}

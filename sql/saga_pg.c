@@ -1,0 +1,277 @@
+/*
+ * saga_pg.c - the saga store on PostgreSQL (ferry_sql.h): table ferry_saga,
+ * the commands into table outbox, on the orchestrator's own connection or,
+ * for a start, on the caller's inside its transaction.
+ *
+ * Several orchestrator processes may share one database: get() locks the
+ * saga's row (FOR UPDATE) for the transition, due() takes due sagas FOR
+ * UPDATE SKIP LOCKED, so no step is sent twice; the core checks a locked
+ * saga is still due.
+ */
+#include "sql_int.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    PGconn *conn; /* the orchestrator's own */
+} s_pg_t;
+
+static ferry_status_t
+s_fail(PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    ferry_status_t st = state && strcmp(state, "53100") == 0   ? FERRY_ESTORAGE_FULL
+                        : state && strcmp(state, "23505") == 0 ? FERRY_EEXISTS
+                                                               : FERRY_EIO;
+    PQclear(res);
+    return st;
+}
+
+/* Runs @p sql; keeps the result in *out (PQclear it) when not NULL. */
+static ferry_status_t
+s_run(PGconn *conn, const char *sql, int n, const char *const *params, const int *lengths,
+      const int *formats, PGresult **out)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
+    ExecStatusType es = PQresultStatus(res);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
+        return s_fail(res);
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return FERRY_OK;
+}
+
+static ferry_status_t
+s_begin(void *self, void **tx)
+{
+    s_pg_t *s = self;
+    *tx = s->conn;
+    return s_run(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL);
+}
+
+static ferry_status_t
+s_commit(void *self, void *tx)
+{
+    (void)self;
+    PGresult *res = PQexec(tx, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return s_fail(res);
+    /* An aborted transaction's COMMIT answers ROLLBACK. */
+    bool committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PQclear(res);
+    return committed ? FERRY_OK : FERRY_EIO;
+}
+
+static void
+s_rollback(void *self, void *tx)
+{
+    (void)self;
+    PQclear(PQexec(tx, "ROLLBACK"));
+}
+
+static ferry_status_t
+s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
+{
+    s_pg_t *s = self;
+    memset(r, 0, sizeof *r);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    /* In a transaction: the row stays locked until it ends. */
+    ferry_status_t st =
+        s_run(tx ? tx : s->conn,
+              tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
+                   "WHERE id = $1 FOR UPDATE"
+                 : "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
+                   "WHERE id = $1",
+              1, params, NULL, NULL, &res);
+    if (st)
+        return st;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return FERRY_ENOTFOUND;
+    }
+    snprintf(r->def, sizeof r->def, "%s", PQgetvalue(res, 0, 0));
+    r->state = (ferry_saga_state_t)atoi(PQgetvalue(res, 0, 1));
+    r->step = (uint32_t)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+    r->attempt = (uint32_t)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
+    r->deadline_ms = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+    snprintf(r->reason, sizeof r->reason, "%s", PQgetvalue(res, 0, 5));
+    size_t len = 0;
+    unsigned char *data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 6), &len);
+    PQclear(res);
+    r->data = malloc(len ? len : 1);
+    if (!data || !r->data) {
+        PQfreemem(data);
+        free(r->data);
+        r->data = NULL;
+        return FERRY_ENOMEM;
+    }
+    memcpy(r->data, data, len);
+    r->len = len;
+    PQfreemem(data);
+    return FERRY_OK;
+}
+
+static ferry_status_t
+s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool created)
+{
+    (void)self;
+    char state[8], step[16], attempt[16], deadline[24];
+    snprintf(state, sizeof state, "%d", (int)r->state);
+    snprintf(step, sizeof step, "%u", r->step);
+    snprintf(attempt, sizeof attempt, "%u", r->attempt);
+    snprintf(deadline, sizeof deadline, "%llu", (unsigned long long)r->deadline_ms);
+    const char *params[] = {id,      r->def,   state,     step,
+                            attempt, deadline, r->reason, r->len ? (const char *)r->data : ""};
+    int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len};
+    int formats[] = {0, 0, 0, 0, 0, 0, 0, 1};
+    return s_run(tx,
+                 created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
+                           "reason, data) VALUES ($1, $2, $3::smallint, $4::integer, $5::integer, "
+                           "$6::bigint, $7, $8::bytea)"
+                         : "UPDATE ferry_saga SET def = $2, state = $3::smallint, step = "
+                           "$4::integer, attempt = $5::integer, deadline_ms = $6::bigint, "
+                           "reason = $7, data = $8::bytea WHERE id = $1",
+                 8, params, lengths, formats, NULL);
+}
+
+static ferry_status_t
+s_send(void *self, void *tx, const ferry_outbox_event_t *ev)
+{
+    (void)self;
+    return ferry_outbox_pg_put(tx, ev, NULL);
+}
+
+static ferry_status_t
+s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *n)
+{
+    (void)self;
+    *n = 0;
+    char at[24], lim[24];
+    snprintf(at, sizeof at, "%llu", (unsigned long long)now);
+    snprintf(lim, sizeof lim, "%zu", max);
+    const char *params[] = {at, lim};
+    PGresult *res = NULL;
+    ferry_status_t st = s_run(tx,
+                              "SELECT id FROM ferry_saga WHERE state IN (1, 2) AND deadline_ms "
+                              "<= $1::bigint ORDER BY deadline_ms LIMIT $2::integer "
+                              "FOR UPDATE SKIP LOCKED",
+                              2, params, NULL, NULL, &res);
+    if (st)
+        return st;
+    for (int i = 0; i < PQntuples(res) && *n < max; i++)
+        if (strlen(PQgetvalue(res, i, 0)) <= 200)
+            snprintf(ids[(*n)++], 201, "%s", PQgetvalue(res, i, 0));
+    PQclear(res);
+    return FERRY_OK;
+}
+
+/* The first column of the one row of @p sql on the own connection, as a number. */
+static ferry_status_t
+s_number(s_pg_t *s, const char *sql, int n, const char *const *params, unsigned long long *out)
+{
+    PGresult *res = NULL;
+    ferry_status_t st = s_run(s->conn, sql, n, params, NULL, NULL, &res);
+    if (st)
+        return st;
+    *out = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return FERRY_OK;
+}
+
+static ferry_status_t
+s_next_deadline(void *self, uint64_t *at)
+{
+    unsigned long long v = 0;
+    ferry_status_t st =
+        s_number(self, "SELECT coalesce(min(deadline_ms), 0) FROM ferry_saga WHERE state IN (1, 2)",
+                 0, NULL, &v);
+    *at = v;
+    return st;
+}
+
+static ferry_status_t
+s_active(void *self, size_t *n)
+{
+    unsigned long long v = 0;
+    ferry_status_t st =
+        s_number(self, "SELECT count(*) FROM ferry_saga WHERE state IN (1, 2)", 0, NULL, &v);
+    *n = (size_t)v;
+    return st;
+}
+
+static ferry_status_t
+s_purge(void *self, uint64_t before_ms, size_t *removed)
+{
+    s_pg_t *s = self;
+    char before[24];
+    snprintf(before, sizeof before, "%llu", (unsigned long long)before_ms);
+    const char *params[] = {before};
+    PGresult *res = NULL;
+    ferry_status_t st = s_run(s->conn,
+                              "DELETE FROM ferry_saga WHERE state IN (3, 4) AND deadline_ms < "
+                              "$1::bigint",
+                              1, params, NULL, NULL, &res);
+    if (st)
+        return st;
+    if (removed)
+        *removed = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return FERRY_OK;
+}
+
+static void
+s_destroy(void *self)
+{
+    s_pg_t *s = self;
+    PQfinish(s->conn);
+    free(s);
+}
+
+ferry_status_t
+ferry_saga_pg_orchestrator_new(const char *conninfo, const ferry_saga_def_t *defs, size_t def_count,
+                               const ferry_saga_config_t *cfg, ferry_saga_orchestrator_t **out)
+{
+    if (!conninfo || !out)
+        return FERRY_EINVAL;
+    *out = NULL;
+    s_pg_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return FERRY_ENOMEM;
+    s->conn = PQconnectdb(conninfo);
+    ferry_status_t st = PQstatus(s->conn) == CONNECTION_OK ? FERRY_OK : FERRY_EIO;
+    if (st == FERRY_OK)
+        st = ferry_sql_setup_pg(s->conn, NULL, 0);
+    if (st) {
+        s_destroy(s);
+        return st;
+    }
+    ferry_saga_store_t store = {.self = s,
+                                .begin = s_begin,
+                                .commit = s_commit,
+                                .rollback = s_rollback,
+                                .get = s_get,
+                                .put = s_put,
+                                .send = s_send,
+                                .due = s_due,
+                                .next_deadline = s_next_deadline,
+                                .active = s_active,
+                                .purge = s_purge,
+                                .destroy = s_destroy};
+    return ferry_saga_orchestrator_new_with_store(&store, defs, def_count, cfg, out);
+}
+
+ferry_status_t
+ferry_saga_pg_start(ferry_saga_orchestrator_t *o, PGconn *conn, const char *def, const char *id,
+                    const void *data, size_t len)
+{
+    const ferry_saga_store_t *store = ferry_saga_orchestrator_store(o);
+    if (!store || store->begin != s_begin || !conn)
+        return FERRY_EINVAL; /* not an orchestrator on PostgreSQL */
+    return ferry_saga_start_in(o, conn, def, id, data, len);
+}

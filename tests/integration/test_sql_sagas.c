@@ -1,0 +1,335 @@
+/*
+ * test_sql_sagas.c - sagas kept in the service's PostgreSQL or SQLite
+ * database (ferry_sql.h), with a real ferryd, a real ferry-relay publishing
+ * the commands from the outbox table and real participants:
+ *
+ * - sagas start inside the application's own transaction: those rolled
+ *   back leave no saga, no command and no business row; those committed
+ *   run to DONE, or to COMPENSATED when a step fails or times out (a step
+ *   nobody serves: the deadline, found through the table's index, fires);
+ * - every participant's work and compensation happens once;
+ * - PostgreSQL: two orchestrators share the database (and the reply
+ *   subscription): no command is written twice;
+ * - a saga started twice is FERRY_EEXISTS; a start on an orchestrator of the
+ *   other kind is FERRY_EINVAL.
+ */
+#include <libpq-fe.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "ferry_saga.h"
+#include "ferry_sql.h"
+#include "harness.h"
+#include "pgserver.h"
+#include "relayfx.h"
+
+#define S_SAGAS 60 /* every 5th rolled back, every 4th "poor", every 7th "lost" */
+
+static const ferry_saga_step_t s_shop[] = {
+    {.name = "reserve", .queue = "shop.reserve", .compensable = true, .timeout_ms = 20000},
+    {.name = "charge", .queue = "shop.charge", .compensable = true, .timeout_ms = 20000},
+    {.name = "ship", .queue = "shop.ship", .timeout_ms = 20000}};
+/* A step nobody serves: it times out after 400 ms, and reserve is undone. */
+static const ferry_saga_step_t s_lost[] = {
+    {.name = "reserve", .queue = "shop.reserve", .compensable = true, .timeout_ms = 20000},
+    {.name = "wait", .queue = "shop.nobody", .timeout_ms = 400}};
+static const ferry_saga_def_t s_defs[] = {{.name = "shop", .steps = s_shop, .step_count = 3},
+                                          {.name = "lost", .steps = s_lost, .step_count = 2}};
+
+/* The participants: one thread, one client, one LMDB environment. */
+typedef struct {
+    const char *endpoint;
+    char dir[300];
+    atomic_int stop, ready;
+    atomic_long works, twice; /* work done; work that was done before */
+    ferry_status_t st;
+} s_parts_t;
+
+static bool
+s_work(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    s_parts_t *p = user;
+    if (!cmd->undo && strcmp(cmd->step, "charge") == 0 && cmd->len == 4 &&
+        memcmp(cmd->data, "poor", 4) == 0) {
+        snprintf(reason, cap, "insufficient funds");
+        return false;
+    }
+    MDB_dbi dbi;
+    char key[300];
+    snprintf(key, sizeof key, "%s/%s/%s", cmd->step, cmd->undo ? "undo" : "do", cmd->saga_id);
+    MDB_val k = {strlen(key), key}, v = {1, "1"};
+    if (mdb_dbi_open(txn, "work", MDB_CREATE, &dbi) != 0)
+        return false;
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        p->twice++;
+    p->works += rc == 0;
+    return rc == 0 || rc == MDB_KEYEXIST;
+}
+
+static void *
+s_participants(void *arg)
+{
+    s_parts_t *p = arg;
+    MDB_env *env = NULL;
+    ferry_client_t *c = NULL;
+    ferry_saga_participant_t *parts[3] = {0};
+    static const char *queues[] = {"shop.reserve", "shop.charge", "shop.ship"};
+    ferry_options_t *o = ferry_options_new();
+    ferry_options_set_server(o, p->endpoint);
+    p->st = ferry_client_new(o, &c);
+    ferry_options_destroy(&o);
+    if (p->st == FERRY_OK &&
+        (mkdir(p->dir, 0700) != 0 || mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) ||
+         mdb_env_set_mapsize(env, 1ull << 28) || mdb_env_open(env, p->dir, 0, 0600)))
+        p->st = FERRY_EIO;
+    for (int i = 0; i < 3 && p->st == FERRY_OK; i++)
+        p->st = ferry_saga_participant_new(c, env, queues[i], s_work, p, &parts[i]);
+    p->ready = 1;
+    while (p->st == FERRY_OK && !p->stop)
+        ferry_client_poll(c, 20);
+    for (int i = 0; i < 3; i++)
+        ferry_saga_participant_destroy(&parts[i]);
+    ferry_client_destroy(&c);
+    if (env)
+        mdb_env_close(env);
+    return NULL;
+}
+
+/* The application's side: a connection of its own, where it writes its
+ * order and starts the saga in one transaction. */
+typedef struct {
+    PGconn *pg;
+    sqlite3 *lite;
+} s_app_t;
+
+static void
+s_app_sql(s_app_t *a, const char *sql)
+{
+    if (a->lite) {
+        char *msg = NULL;
+        if (sqlite3_exec(a->lite, sql, NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("%s: %s", sql, msg);
+        return;
+    }
+    PGresult *res = PQexec(a->pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(a->pg));
+    PQclear(res);
+}
+
+static long
+s_app_count(s_app_t *a, const char *sql)
+{
+    long n = -1;
+    if (a->lite) {
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(a->lite, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = (long)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return n;
+    }
+    PGresult *res = PQexec(a->pg, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        n = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+static ferry_status_t
+s_start(s_app_t *a, ferry_saga_orchestrator_t *o, const char *def, const char *id, const char *data)
+{
+    return a->lite ? ferry_saga_sqlite_start(o, a->lite, def, id, data, strlen(data))
+                   : ferry_saga_pg_start(o, a->pg, def, id, data, strlen(data));
+}
+
+/* Runs S_SAGAS sagas through orchestrators @p o[0..n-1] (already made on
+ * the application's database) and checks every promise. */
+static void
+s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const char *source,
+      const char *dir)
+{
+    char log[400];
+    snprintf(log, sizeof log, "%s/relay.log", dir);
+    int relay = fy_relay_spawn(source, d->endpoint, log, NULL);
+    assert_true(relay > 0);
+    s_parts_t parts = {.endpoint = d->endpoint};
+    snprintf(parts.dir, sizeof parts.dir, "%s/participants", dir);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_participants, &parts), 0);
+    while (!parts.ready)
+        fy_sleep_ms(10);
+    assert_int_equal(parts.st, FERRY_OK);
+    s_app_sql(a, "CREATE TABLE orders (id TEXT PRIMARY KEY)");
+
+    long committed = 0, poor = 0, lost = 0;
+    for (int i = 0; i < S_SAGAS; i++) {
+        char id[32], sql[128];
+        snprintf(id, sizeof id, "order-%d", i);
+        bool is_lost = i % 7 == 3, is_poor = !is_lost && i % 4 == 1, rollback = i % 5 == 0;
+        s_app_sql(a, "BEGIN");
+        snprintf(sql, sizeof sql, "INSERT INTO orders (id) VALUES ('%s')", id);
+        s_app_sql(a, sql);
+        assert_int_equal(
+            s_start(a, o[i % n], is_lost ? "lost" : "shop", id, is_poor ? "poor" : "rich"),
+            FERRY_OK);
+        s_app_sql(a, rollback ? "ROLLBACK" : "COMMIT");
+        committed += !rollback;
+        poor += !rollback && is_poor;
+        lost += !rollback && is_lost;
+    }
+    /* Started again: it exists; nothing changes (the caller rolls back). */
+    s_app_sql(a, "BEGIN");
+    assert_int_equal(s_start(a, o[0], "shop", "order-1", "rich"), FERRY_EEXISTS);
+    assert_int_equal(s_start(a, o[0], "none", "order-x", "rich"), FERRY_ENOTFOUND);
+    s_app_sql(a, "ROLLBACK");
+    assert_int_equal(s_app_count(a, "SELECT count(*) FROM orders"), committed);
+
+    long long until = fy_now_ms() + 60000;
+    size_t active = 1;
+    while (active > 0 && fy_now_ms() < until) {
+        active = 0;
+        for (int k = 0; k < n; k++) {
+            assert_int_equal(ferry_saga_poll(o[k], 20), FERRY_OK);
+            active = ferry_saga_active(o[k]); /* one table: each sees all */
+        }
+    }
+    assert_int_equal(active, 0);
+    long done = 0, compensated = 0;
+    for (int i = 0; i < S_SAGAS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "order-%d", i);
+        ferry_saga_status_t st;
+        ferry_status_t got = ferry_saga_get(o[0], id, &st);
+        if (i % 5 == 0) { /* rolled back with the order */
+            assert_int_equal(got, FERRY_ENOTFOUND);
+            continue;
+        }
+        assert_int_equal(got, FERRY_OK);
+        bool is_lost = i % 7 == 3, is_poor = !is_lost && i % 4 == 1;
+        if (is_lost || is_poor) {
+            assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+            assert_non_null(strstr(st.reason, is_lost ? "step wait timed out"
+                                                      : "step charge failed: insufficient funds"));
+        } else {
+            assert_int_equal(st.state, FERRY_SAGA_DONE);
+        }
+        done += st.state == FERRY_SAGA_DONE;
+        compensated += st.state == FERRY_SAGA_COMPENSATED;
+    }
+    assert_int_equal(done, committed - poor - lost);
+    assert_int_equal(compensated, poor + lost);
+    /* Work once each: reserve for every saga, its undo for the failed ones,
+     * charge and ship for the done ones. */
+    long want = committed + (poor + lost) + 2 * done;
+    until = fy_now_ms() + 10000;
+    while (parts.works < want && fy_now_ms() < until)
+        fy_sleep_ms(20);
+    assert_int_equal(parts.works, want);
+    assert_int_equal(parts.twice, 0);
+    /* One command row per (saga, step, attempt): none written twice. */
+    assert_int_equal(s_app_count(a, a->lite ? "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP "
+                                              "BY aggregate_id, event_type, "
+                                              "json_extract(headers, '$.correlation_id') "
+                                              "HAVING count(*) > 1)"
+                                            : "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP "
+                                              "BY aggregate_id, event_type, "
+                                              "headers->>'correlation_id' HAVING count(*) > 1) x"),
+                     0);
+    assert_int_equal(s_app_count(a, "SELECT count(*) FROM outbox WHERE aggregate_id LIKE "
+                                    "'order-%0' OR aggregate_id LIKE 'order-%5'"),
+                     0); /* the rolled-back sagas sent nothing */
+    /* Purge: the ended sagas go. */
+    size_t removed = 0;
+    assert_int_equal(ferry_saga_purge(o[0], fy_wall_ms() + 1000, &removed), FERRY_OK);
+    assert_int_equal(removed, (size_t)committed);
+    parts.stop = 1;
+    pthread_join(t, NULL);
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+}
+
+static void
+test_sagas_on_postgres(void **state)
+{
+    fy_ferryd_t *d = *state;
+    fy_pg_t pg = {0};
+    assert_int_equal(fy_pg_start(&pg), 0);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_saga_config_t cfg = {.name = "shop", .broker = d->endpoint};
+    ferry_saga_orchestrator_t *o[2] = {0};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(ferry_saga_pg_orchestrator_new(pg.conninfo, s_defs, 2, &cfg, &o[k]),
+                         FERRY_OK);
+    s_app_t a = {.pg = PQconnectdb(pg.conninfo)};
+    assert_int_equal(PQstatus(a.pg), CONNECTION_OK);
+    /* A start on an orchestrator of the other kind, and bad input. */
+    assert_int_equal(ferry_saga_sqlite_start(o[0], (sqlite3 *)a.pg, "shop", "x", "d", 1),
+                     FERRY_EINVAL);
+    assert_int_equal(ferry_saga_pg_start(o[0], NULL, "shop", "x", "d", 1), FERRY_EINVAL);
+    ferry_saga_orchestrator_t *bad = NULL;
+    assert_int_equal(ferry_saga_pg_orchestrator_new("host=127.0.0.1 port=1 connect_timeout=2",
+                                                    s_defs, 2, &cfg, &bad),
+                     FERRY_EIO);
+    assert_null(bad);
+    char source[400];
+    snprintf(source, sizeof source, "pg:%s", pg.conninfo);
+    s_run(d, &a, o, 2, source, pg.dir);
+    for (int k = 0; k < 2; k++)
+        ferry_saga_orchestrator_destroy(&o[k]);
+    PQfinish(a.pg);
+    fy_pg_stop(&pg);
+}
+
+static void
+test_sagas_on_sqlite(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char dir[256], path[300], source[320];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/app.db", dir);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_saga_config_t cfg = {.name = "shop", .broker = d->endpoint};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_sqlite_orchestrator_new(path, s_defs, 2, &cfg, &o), FERRY_OK);
+    s_app_t a = {0};
+    assert_int_equal(sqlite3_open(path, &a.lite), SQLITE_OK);
+    sqlite3_busy_timeout(a.lite, 10000);
+    assert_int_equal(ferry_saga_pg_start(o, (PGconn *)a.lite, "shop", "x", "d", 1), FERRY_EINVAL);
+    snprintf(source, sizeof source, "sqlite:%s", path);
+    s_run(d, &a, &o, 1, source, dir);
+    ferry_saga_orchestrator_destroy(&o);
+    sqlite3_close(a.lite);
+    fy_rmtree(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sagas_on_postgres, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_sagas_on_sqlite, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+    };
+    if (getenv("FERRY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
+    return cmocka_run_group_tests_name("sql_sagas", tests, NULL, NULL);
+}

@@ -1,6 +1,7 @@
 /*
- * ferry_saga.h - sagas orchestrated by a service, on its own LMDB
- * environment (docs/sagas.md).
+ * ferry_saga.h - sagas orchestrated by a service, kept in its own LMDB
+ * environment (docs/sagas.md); libferry-sql (ferry_sql.h) keeps them in
+ * PostgreSQL or SQLite through the store interfaces below.
  *
  * A saga definition is a list of steps; each step sends a command to a
  * participant's queue and waits for its reply. A failure reply or a step
@@ -272,6 +273,43 @@ typedef struct ferry_saga_participant ferry_saga_participant_t;
 FERRY_EXPORT ferry_status_t ferry_saga_participant_new(ferry_client_t *client, MDB_env *env,
                                                        const char *queue, ferry_saga_handler_fn fn,
                                                        void *user, ferry_saga_participant_t **out);
+
+/* ---- where participants keep their answers: inbox stores ---------------------
+ *
+ * A participant records each command's answer in the transaction of its
+ * work: in its LMDB environment (ferry_saga_participant_new), its SQLite or
+ * PostgreSQL database (libferry-sql), or any store implementing these
+ * calls. A command is known by (action 'd' or 'u', definition, step, saga
+ * id).
+ */
+typedef struct ferry_saga_inbox_store {
+    void *self;
+    ferry_status_t (*begin)(void *self, void **tx);
+    ferry_status_t (*commit)(void *self, void *tx);
+    void (*rollback)(void *self, void *tx);
+    /** The answer recorded for the command: *answer 1 ok, 0 failed, -1 none
+     *  (then @p reason is ""). */
+    ferry_status_t (*recorded)(void *self, void *tx, char action, const char *def, const char *step,
+                               const char *saga_id, int *answer, char *reason, size_t reason_cap);
+    /** Records the answer (replacing one). */
+    ferry_status_t (*record)(void *self, void *tx, char action, const char *def, const char *step,
+                             const char *saga_id, bool ok, const char *reason);
+    /** Runs the participant's work for @p cmd in a scope nested in @p tx (a
+     *  nested transaction, a savepoint): kept when *ok, undone when not. */
+    ferry_status_t (*run)(void *self, void *tx, const ferry_saga_command_t *cmd, char *reason,
+                          size_t reason_cap, bool *ok);
+    /** Frees the store (the participant's destroy calls it); may be NULL. */
+    void (*destroy)(void *self);
+} ferry_saga_inbox_store_t;
+
+/**
+ * @brief ferry_saga_participant_new() on @p store (copied; destroyed with the
+ * participant, also when this fails): the answers in the store, the work
+ * run by store->run.
+ */
+FERRY_EXPORT ferry_status_t
+ferry_saga_participant_new_with_store(ferry_client_t *client, const ferry_saga_inbox_store_t *store,
+                                      const char *queue, ferry_saga_participant_t **out);
 
 /** @brief Stops serving and frees @p *p_p (NULL accepted). */
 FERRY_EXPORT void ferry_saga_participant_destroy(ferry_saga_participant_t **p_p);

@@ -194,6 +194,44 @@ FERRY_EXPORT ferry_status_t ferry_saga_sqlite_start(ferry_saga_orchestrator_t *o
                                                     const char *def, const char *id,
                                                     const void *data, size_t len);
 
+/* ---- saga participants on SQL --------------------------------------------------
+ *
+ * A participant whose answers are in table ferry_saga_inbox of its own
+ * database, recorded in the transaction of its work: a command delivered
+ * again gets the recorded answer, never runs twice; a compensation that
+ * overtakes its command cancels it (as ferry_saga_participant_new). The
+ * participant opens a connection of its own and runs @p fn on it inside
+ * that transaction, in a savepoint undone when @p fn fails: the work, the
+ * events it writes to the outbox (ferry_outbox_*_put on the same
+ * connection) and the answer commit together. On PostgreSQL several
+ * processes may serve one queue (an advisory lock per command).
+ */
+
+/** The work of @p cmd on @p conn inside the participant's transaction.
+ *  Return true for success, false for a failure with a @p reason (its
+ *  writes are undone). */
+typedef bool (*ferry_saga_pg_handler_fn)(PGconn *conn, const ferry_saga_command_t *cmd,
+                                         char *reason, size_t reason_cap, void *user);
+typedef bool (*ferry_saga_sqlite_handler_fn)(sqlite3 *db, const ferry_saga_command_t *cmd,
+                                             char *reason, size_t reason_cap, void *user);
+
+/**
+ * @brief Serves the saga commands of @p queue on @p client (ferry_client_poll
+ * drives it) with @p fn, on the PostgreSQL database @p conninfo.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO (the database), FERRY_EFORMAT,
+ *         or the declare's / subscribe's error
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_pg_participant_new(ferry_client_t *client,
+                                                          const char *conninfo, const char *queue,
+                                                          ferry_saga_pg_handler_fn fn, void *user,
+                                                          ferry_saga_participant_t **out);
+/** @brief The same on the SQLite database file @p path. */
+FERRY_EXPORT ferry_status_t ferry_saga_sqlite_participant_new(ferry_client_t *client,
+                                                              const char *path, const char *queue,
+                                                              ferry_saga_sqlite_handler_fn fn,
+                                                              void *user,
+                                                              ferry_saga_participant_t **out);
+
 #ifdef __cplusplus
 }
 #endif

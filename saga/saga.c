@@ -156,6 +156,49 @@ s_send(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char *id,
     return o->store.send(o->store.self, tx, &ev);
 }
 
+static const char *
+s_state_name(ferry_saga_state_t st)
+{
+    switch (st) {
+    case FERRY_SAGA_RUNNING:
+        return "running";
+    case FERRY_SAGA_COMPENSATING:
+        return "compensating";
+    case FERRY_SAGA_DONE:
+        return "done";
+    case FERRY_SAGA_COMPENSATED:
+        return "compensated";
+    }
+    return "unknown";
+}
+
+/* Publishes the transition that brought saga @p id where @p r stands, on
+ * what (@p cause: "start", "ok", "fail", "timeout"), through the outbox in
+ * the same transaction: topic "_saga.<definition>", key the saga id, so a
+ * dashboard or `ferry sub` follows every saga and `ferry read` gives one
+ * saga's history in order. */
+static ferry_status_t
+s_announce(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char *id,
+           const s_rec_t *r, const char *cause)
+{
+    char topic[S_NAME_MAX + 8], attempt[16];
+    snprintf(topic, sizeof topic, "_saga.%s", d->name);
+    snprintf(attempt, sizeof attempt, "%u", r->attempt);
+    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    ferry_header_t h[] = {{"ferry-saga-orchestrator", o->name},
+                          {"ferry-saga-state", s_state_name(r->state)},
+                          {"ferry-saga-step", d->steps[r->step < d->n ? r->step : d->n - 1].name},
+                          {"ferry-saga-attempt", attempt},
+                          {"ferry-saga-cause", cause},
+                          {"ferry-saga-reason", r->reason}};
+    ferry_outbox_event_t ev = {.aggregate_type = topic,
+                               .aggregate_id = id,
+                               .event_type = ended ? s_state_name(r->state) : cause,
+                               .headers = h,
+                               .header_count = sizeof h / sizeof h[0]};
+    return o->store.send(o->store.self, tx, &ev);
+}
+
 /* Applies @p ev to saga @p id in @p tx (transition.c decides where it goes);
  * *ended set when it ended. */
 static ferry_status_t
@@ -196,6 +239,11 @@ s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_s
         r->deadline_ms = fy_wall_ms();
     if (st == FERRY_OK)
         st = o->store.put(o->store.self, tx, id, r, false);
+    if (st == FERRY_OK)
+        st = s_announce(o, tx, d, id, r,
+                        ev == FY_SAGA_EV_OK     ? "ok"
+                        : ev == FY_SAGA_EV_FAIL ? "fail"
+                                                : "timeout");
     *ended = n.ended && st == FERRY_OK;
     return st;
 }
@@ -509,7 +557,9 @@ ferry_saga_start_in(ferry_saga_orchestrator_t *o, void *tx, const char *def, con
                   .len = len};
     snprintf(r.def, sizeof r.def, "%s", d->name);
     st = s_send(o, tx, d, id, &r, false);
-    return st ? st : o->store.put(o->store.self, tx, id, &r, true);
+    if (st == FERRY_OK)
+        st = o->store.put(o->store.self, tx, id, &r, true);
+    return st ? st : s_announce(o, tx, d, id, &r, "start");
 }
 
 ferry_status_t

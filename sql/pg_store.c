@@ -2,9 +2,8 @@
  * pg_store.c - the outbox and the inbox in a service's PostgreSQL database,
  * inside the caller's transactions (ferry_sql.h), through libpq.
  */
-#include "sql_int.h"
+#include "sql_pg.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,52 @@ s_status(const PGresult *res)
     if (state && strcmp(state, "53200") == 0) /* out_of_memory */
         return FERRY_ENOMEM;
     return FERRY_EIO;
+}
+
+ferry_status_t
+fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params, const int *lengths,
+              const int *formats, PGresult **out)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
+    ExecStatusType es = PQresultStatus(res);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        ferry_status_t st = state && strcmp(state, "23505") == 0 ? FERRY_EEXISTS : s_status(res);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return FERRY_OK;
+}
+
+ferry_status_t
+fy_sql_pg_begin(void *self, void **tx)
+{
+    *tx = *(PGconn **)self;
+    return fy_sql_pg_run(*tx, "BEGIN", 0, NULL, NULL, NULL, NULL);
+}
+
+ferry_status_t
+fy_sql_pg_commit(void *self, void *tx)
+{
+    (void)self;
+    PGresult *res = PQexec(tx, "COMMIT");
+    ferry_status_t st = PQresultStatus(res) == PGRES_COMMAND_OK ? FERRY_OK : s_status(res);
+    /* An aborted transaction's COMMIT answers ROLLBACK. */
+    if (st == FERRY_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+        st = FERRY_EIO;
+    PQclear(res);
+    return st;
+}
+
+void
+fy_sql_pg_rollback(void *self, void *tx)
+{
+    (void)self;
+    PQclear(PQexec(tx, "ROLLBACK"));
 }
 
 /* Runs @p sql with text parameters; *rows (may be NULL) gets the rows it
@@ -155,22 +200,13 @@ ferry_inbox_pg_handle(PGconn *conn, const char *consumer, const ferry_stored_mes
         int r = fn(conn, msg, user);
         if (fn_rc)
             *fn_rc = r;
-        /* COMMIT of an aborted transaction answers ROLLBACK, not an error:
-         * only a transaction that ends committed counts. */
-        char tag[32] = "";
-        if (r)
-            st = FERRY_ECANCELLED;
-        else {
-            PGresult *res = PQexec(conn, "COMMIT");
-            st = PQresultStatus(res) == PGRES_COMMAND_OK ? FERRY_OK : s_status(res);
-            snprintf(tag, sizeof tag, "%s", PQcmdStatus(res));
-            PQclear(res);
-            if (st == FERRY_OK && strcmp(tag, "COMMIT") != 0)
-                return FERRY_EIO; /* fn left the transaction aborted */
-        }
+        /* COMMIT ends the transaction either way; only one that ends
+         * committed counts (fn may have left it aborted). */
+        if (r == 0)
+            return fy_sql_pg_commit(NULL, conn);
+        st = FERRY_ECANCELLED;
     }
-    if (st)
-        s_exec(conn, "ROLLBACK", NULL, 0, NULL, NULL, 0);
+    s_exec(conn, "ROLLBACK", NULL, 0, NULL, NULL, 0);
     return st;
 }
 

@@ -8,9 +8,8 @@
  * UPDATE SKIP LOCKED, so no step is sent twice; the core checks a locked
  * saga is still due.
  */
-#include "sql_int.h"
+#include "sql_pg.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,61 +18,7 @@ typedef struct {
     PGconn *conn; /* the orchestrator's own */
 } s_pg_t;
 
-static ferry_status_t
-s_fail(PGresult *res)
-{
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    ferry_status_t st = state && strcmp(state, "53100") == 0   ? FERRY_ESTORAGE_FULL
-                        : state && strcmp(state, "23505") == 0 ? FERRY_EEXISTS
-                                                               : FERRY_EIO;
-    PQclear(res);
-    return st;
-}
-
 /* Runs @p sql; keeps the result in *out (PQclear it) when not NULL. */
-static ferry_status_t
-s_run(PGconn *conn, const char *sql, int n, const char *const *params, const int *lengths,
-      const int *formats, PGresult **out)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
-    ExecStatusType es = PQresultStatus(res);
-    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
-        return s_fail(res);
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return FERRY_OK;
-}
-
-static ferry_status_t
-s_begin(void *self, void **tx)
-{
-    s_pg_t *s = self;
-    *tx = s->conn;
-    return s_run(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL);
-}
-
-static ferry_status_t
-s_commit(void *self, void *tx)
-{
-    (void)self;
-    PGresult *res = PQexec(tx, "COMMIT");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return s_fail(res);
-    /* An aborted transaction's COMMIT answers ROLLBACK. */
-    bool committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
-    PQclear(res);
-    return committed ? FERRY_OK : FERRY_EIO;
-}
-
-static void
-s_rollback(void *self, void *tx)
-{
-    (void)self;
-    PQclear(PQexec(tx, "ROLLBACK"));
-}
-
 static ferry_status_t
 s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
 {
@@ -82,13 +27,13 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     const char *params[] = {id};
     PGresult *res = NULL;
     /* In a transaction: the row stays locked until it ends. */
-    ferry_status_t st =
-        s_run(tx ? tx : s->conn,
-              tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
-                   "WHERE id = $1 FOR UPDATE"
-                 : "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
-                   "WHERE id = $1",
-              1, params, NULL, NULL, &res);
+    ferry_status_t st = fy_sql_pg_run(
+        tx ? tx : s->conn,
+        tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
+             "WHERE id = $1 FOR UPDATE"
+           : "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
+             "WHERE id = $1",
+        1, params, NULL, NULL, &res);
     if (st)
         return st;
     if (PQntuples(res) != 1) {
@@ -130,14 +75,15 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
                             attempt, deadline, r->reason, r->len ? (const char *)r->data : ""};
     int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len};
     int formats[] = {0, 0, 0, 0, 0, 0, 0, 1};
-    return s_run(tx,
-                 created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
-                           "reason, data) VALUES ($1, $2, $3::smallint, $4::integer, $5::integer, "
-                           "$6::bigint, $7, $8::bytea)"
-                         : "UPDATE ferry_saga SET def = $2, state = $3::smallint, step = "
-                           "$4::integer, attempt = $5::integer, deadline_ms = $6::bigint, "
-                           "reason = $7, data = $8::bytea WHERE id = $1",
-                 8, params, lengths, formats, NULL);
+    return fy_sql_pg_run(
+        tx,
+        created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
+                  "reason, data) VALUES ($1, $2, $3::smallint, $4::integer, $5::integer, "
+                  "$6::bigint, $7, $8::bytea)"
+                : "UPDATE ferry_saga SET def = $2, state = $3::smallint, step = "
+                  "$4::integer, attempt = $5::integer, deadline_ms = $6::bigint, "
+                  "reason = $7, data = $8::bytea WHERE id = $1",
+        8, params, lengths, formats, NULL);
 }
 
 static ferry_status_t
@@ -157,11 +103,12 @@ s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *
     snprintf(lim, sizeof lim, "%zu", max);
     const char *params[] = {at, lim};
     PGresult *res = NULL;
-    ferry_status_t st = s_run(tx,
-                              "SELECT id FROM ferry_saga WHERE state IN (1, 2) AND deadline_ms "
-                              "<= $1::bigint ORDER BY deadline_ms LIMIT $2::integer "
-                              "FOR UPDATE SKIP LOCKED",
-                              2, params, NULL, NULL, &res);
+    ferry_status_t st =
+        fy_sql_pg_run(tx,
+                      "SELECT id FROM ferry_saga WHERE state IN (1, 2) AND deadline_ms "
+                      "<= $1::bigint ORDER BY deadline_ms LIMIT $2::integer "
+                      "FOR UPDATE SKIP LOCKED",
+                      2, params, NULL, NULL, &res);
     if (st)
         return st;
     for (int i = 0; i < PQntuples(res) && *n < max; i++)
@@ -176,7 +123,7 @@ static ferry_status_t
 s_number(s_pg_t *s, const char *sql, int n, const char *const *params, unsigned long long *out)
 {
     PGresult *res = NULL;
-    ferry_status_t st = s_run(s->conn, sql, n, params, NULL, NULL, &res);
+    ferry_status_t st = fy_sql_pg_run(s->conn, sql, n, params, NULL, NULL, &res);
     if (st)
         return st;
     *out = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
@@ -213,10 +160,11 @@ s_purge(void *self, uint64_t before_ms, size_t *removed)
     snprintf(before, sizeof before, "%llu", (unsigned long long)before_ms);
     const char *params[] = {before};
     PGresult *res = NULL;
-    ferry_status_t st = s_run(s->conn,
-                              "DELETE FROM ferry_saga WHERE state IN (3, 4) AND deadline_ms < "
-                              "$1::bigint",
-                              1, params, NULL, NULL, &res);
+    ferry_status_t st =
+        fy_sql_pg_run(s->conn,
+                      "DELETE FROM ferry_saga WHERE state IN (3, 4) AND deadline_ms < "
+                      "$1::bigint",
+                      1, params, NULL, NULL, &res);
     if (st)
         return st;
     if (removed)
@@ -252,9 +200,9 @@ ferry_saga_pg_orchestrator_new(const char *conninfo, const ferry_saga_def_t *def
         return st;
     }
     ferry_saga_store_t store = {.self = s,
-                                .begin = s_begin,
-                                .commit = s_commit,
-                                .rollback = s_rollback,
+                                .begin = fy_sql_pg_begin,
+                                .commit = fy_sql_pg_commit,
+                                .rollback = fy_sql_pg_rollback,
                                 .get = s_get,
                                 .put = s_put,
                                 .send = s_send,
@@ -271,7 +219,7 @@ ferry_saga_pg_start(ferry_saga_orchestrator_t *o, PGconn *conn, const char *def,
                     const void *data, size_t len)
 {
     const ferry_saga_store_t *store = ferry_saga_orchestrator_store(o);
-    if (!store || store->begin != s_begin || !conn)
+    if (!store || store->begin != fy_sql_pg_begin || !conn)
         return FERRY_EINVAL; /* not an orchestrator on PostgreSQL */
     return ferry_saga_start_in(o, conn, def, id, data, len);
 }

@@ -8,9 +8,8 @@
  * connection waits up to 10 s for the write lock (the service and the
  * relay write the same file).
  */
-#include "sql_int.h"
+#include "sql_lite.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,39 +17,6 @@
 typedef struct {
     sqlite3 *db; /* the orchestrator's own */
 } s_lite_t;
-
-#define s_status fy_sql_lite_status
-
-static ferry_status_t
-s_exec(sqlite3 *db, const char *sql)
-{
-    return s_status(sqlite3_exec(db, sql, NULL, NULL, NULL));
-}
-
-static ferry_status_t
-s_begin(void *self, void **tx)
-{
-    s_lite_t *s = self;
-    *tx = s->db;
-    return s_exec(s->db, "BEGIN IMMEDIATE");
-}
-
-static ferry_status_t
-s_commit(void *self, void *tx)
-{
-    (void)self;
-    ferry_status_t st = s_exec(tx, "COMMIT");
-    if (st)
-        s_exec(tx, "ROLLBACK");
-    return st;
-}
-
-static void
-s_rollback(void *self, void *tx)
-{
-    (void)self;
-    s_exec(tx, "ROLLBACK");
-}
 
 static ferry_status_t
 s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
@@ -63,10 +29,10 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
                                 "FROM ferry_saga WHERE id = ?1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return s_status(rc);
+        return fy_sql_lite_status(rc);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    ferry_status_t fs = rc == SQLITE_DONE ? FERRY_ENOTFOUND : s_status(rc);
+    ferry_status_t fs = rc == SQLITE_DONE ? FERRY_ENOTFOUND : fy_sql_lite_status(rc);
     if (rc == SQLITE_ROW) {
         const unsigned char *def = sqlite3_column_text(st, 0), *why = sqlite3_column_text(st, 5);
         snprintf(r->def, sizeof r->def, "%s", def ? (const char *)def : "");
@@ -100,7 +66,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
                   "deadline_ms = ?6, reason = ?7, data = ?8 WHERE id = ?1",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return s_status(rc);
+        return fy_sql_lite_status(rc);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->def, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, (int)r->state);
@@ -111,7 +77,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     sqlite3_bind_blob64(st, 8, r->len ? r->data : "", r->len, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? FERRY_OK : s_status(rc);
+    return rc == SQLITE_DONE ? FERRY_OK : fy_sql_lite_status(rc);
 }
 
 static ferry_status_t
@@ -132,7 +98,7 @@ s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *
                                 "<= ?1 ORDER BY deadline_ms LIMIT ?2",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return s_status(rc);
+        return fy_sql_lite_status(rc);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
@@ -141,7 +107,7 @@ s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *
             snprintf(ids[(*n)++], 201, "%s", (const char *)id);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? FERRY_OK : s_status(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? FERRY_OK : fy_sql_lite_status(rc);
 }
 
 /* The one integer @p sql answers on the own connection. */
@@ -152,11 +118,11 @@ s_number(s_lite_t *s, const char *sql, sqlite3_int64 *out)
     *out = 0;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return s_status(rc);
+        return fy_sql_lite_status(rc);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? FERRY_OK : s_status(rc);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? FERRY_OK : fy_sql_lite_status(rc);
 }
 
 static ferry_status_t
@@ -186,13 +152,13 @@ s_purge(void *self, uint64_t before_ms, size_t *removed)
     int rc = sqlite3_prepare_v2(
         s->db, "DELETE FROM ferry_saga WHERE state IN (3, 4) AND deadline_ms < ?1", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return s_status(rc);
+        return fy_sql_lite_status(rc);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)before_ms);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE && removed)
         *removed = (size_t)sqlite3_changes(s->db);
-    return rc == SQLITE_DONE ? FERRY_OK : s_status(rc);
+    return rc == SQLITE_DONE ? FERRY_OK : fy_sql_lite_status(rc);
 }
 
 static void
@@ -217,7 +183,7 @@ ferry_saga_sqlite_orchestrator_new(const char *path, const ferry_saga_def_t *def
     if (st == FERRY_OK) {
         sqlite3_busy_timeout(s->db, 10000);
         /* Durable: every commit synced (FULL is SQLite's default; say it). */
-        st = s_exec(s->db, "PRAGMA synchronous = FULL");
+        st = fy_sql_lite_exec(s->db, "PRAGMA synchronous = FULL");
     }
     if (st == FERRY_OK)
         st = ferry_sql_setup_sqlite(s->db, NULL, 0);
@@ -226,9 +192,9 @@ ferry_saga_sqlite_orchestrator_new(const char *path, const ferry_saga_def_t *def
         return st;
     }
     ferry_saga_store_t store = {.self = s,
-                                .begin = s_begin,
-                                .commit = s_commit,
-                                .rollback = s_rollback,
+                                .begin = fy_sql_lite_begin,
+                                .commit = fy_sql_lite_commit,
+                                .rollback = fy_sql_lite_rollback,
                                 .get = s_get,
                                 .put = s_put,
                                 .send = s_send,
@@ -245,7 +211,7 @@ ferry_saga_sqlite_start(ferry_saga_orchestrator_t *o, sqlite3 *db, const char *d
                         const void *data, size_t len)
 {
     const ferry_saga_store_t *store = ferry_saga_orchestrator_store(o);
-    if (!store || store->begin != s_begin || !db)
+    if (!store || store->begin != fy_sql_lite_begin || !db)
         return FERRY_EINVAL; /* not an orchestrator on SQLite */
     return ferry_saga_start_in(o, db, def, id, data, len);
 }

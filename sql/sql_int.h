@@ -28,10 +28,6 @@ char *fy_sql_headers_json(const ferry_header_t *headers, size_t count, ferry_sta
  *  topic nor a usable id. */
 const char *fy_sql_inbox_key(const ferry_stored_message_t *msg, char *buf, size_t cap);
 
-/** A SQLite result code as a Ferry status: FULL is FERRY_ESTORAGE_FULL,
- *  NOMEM FERRY_ENOMEM, CONSTRAINT FERRY_EEXISTS, other errors FERRY_EIO. */
-ferry_status_t fy_sql_lite_status(int rc);
-
 /** Copies @p msg into @p err (when not NULL) and returns @p st. */
 ferry_status_t fy_sql_fail(ferry_status_t st, char *err, size_t cap, const char *msg);
 

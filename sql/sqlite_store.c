@@ -5,9 +5,8 @@
  * Statements are prepared per call (a few microseconds; the connection is
  * the caller's and this library keeps no state of its own).
  */
-#include "sql_int.h"
+#include "sql_lite.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,36 @@ fy_sql_lite_status(int rc)
 }
 
 #define s_status fy_sql_lite_status
+
+ferry_status_t
+fy_sql_lite_exec(sqlite3 *db, const char *sql)
+{
+    return fy_sql_lite_status(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+ferry_status_t
+fy_sql_lite_begin(void *self, void **tx)
+{
+    *tx = *(sqlite3 **)self;
+    return fy_sql_lite_exec(*tx, "BEGIN IMMEDIATE");
+}
+
+ferry_status_t
+fy_sql_lite_commit(void *self, void *tx)
+{
+    (void)self;
+    ferry_status_t st = fy_sql_lite_exec(tx, "COMMIT");
+    if (st)
+        fy_sql_lite_exec(tx, "ROLLBACK");
+    return st;
+}
+
+void
+fy_sql_lite_rollback(void *self, void *tx)
+{
+    (void)self;
+    fy_sql_lite_exec(tx, "ROLLBACK");
+}
 
 /* Runs @p sql (one statement) with text parameters @p params; *changes
  * (may be NULL) gets the rows it changed. */

@@ -52,6 +52,21 @@ CREATE TABLE IF NOT EXISTS ferry_saga (
 -- Due deadlines are found through this index.
 CREATE INDEX IF NOT EXISTS ferry_saga_due ON ferry_saga (deadline_ms) WHERE state IN (1, 2);
 
+-- Saga participants on this database (ferry_saga_*_participant_new,
+-- libferry-sql): each command's answer, recorded in the transaction of the
+-- participant's work, so a command delivered again is answered again,
+-- never run twice.
+CREATE TABLE IF NOT EXISTS ferry_saga_inbox (
+    saga_id    TEXT    NOT NULL,
+    def        TEXT    NOT NULL,
+    step       TEXT    NOT NULL,
+    action     TEXT    NOT NULL,             -- 'd' the step, 'u' its compensation
+    ok         BOOLEAN NOT NULL,             -- the answer
+    reason     TEXT    NOT NULL DEFAULT '',  -- why it failed, or a note
+    handled_at BIGINT  NOT NULL,             -- ms since the Unix epoch
+    PRIMARY KEY (saga_id, def, step, action)
+);
+
 -- The version of these tables (FERRY_SQL_SCHEMA_VERSION in ferry_sql.h).
 CREATE TABLE IF NOT EXISTS ferry_schema (
     component TEXT PRIMARY KEY,

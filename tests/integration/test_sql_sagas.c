@@ -1,7 +1,9 @@
 /*
  * test_sql_sagas.c - sagas kept in the service's PostgreSQL or SQLite
  * database (ferry_sql.h), with a real ferryd, a real ferry-relay publishing
- * the commands from the outbox table and real participants:
+ * the commands from the outbox table, and participants whose answers and
+ * work are in their own database of the same kind (two participant
+ * processes on PostgreSQL):
  *
  * - sagas start inside the application's own transaction: those rolled
  *   back leave no saga, no command and no business row; those committed
@@ -52,35 +54,97 @@ static const ferry_saga_step_t s_lost[] = {
 static const ferry_saga_def_t s_defs[] = {{.name = "shop", .steps = s_shop, .step_count = 3},
                                           {.name = "lost", .steps = s_lost, .step_count = 2}};
 
-/* The participants: one thread, one client, one LMDB environment. */
+/* The participants: one thread, one client, and where their answers and
+ * work go: an LMDB environment (dir), a PostgreSQL database (conninfo) or
+ * a SQLite file (sqlite). Work is a row of table work (key: step, action,
+ * saga), inserted ON CONFLICT DO NOTHING: a second run of the same work is
+ * counted, not an error. */
 typedef struct {
     const char *endpoint;
     char dir[300];
+    const char *conninfo, *sqlite;
     atomic_int stop, ready;
-    atomic_long works, twice; /* work done; work that was done before */
+    atomic_long *works, *twice;
     ferry_status_t st;
 } s_parts_t;
+
+/* Whether @p cmd fails (a poor customer's charge), with its reason. */
+static bool
+s_declined(const ferry_saga_command_t *cmd, char *reason, size_t cap)
+{
+    if (!cmd->undo && strcmp(cmd->step, "charge") == 0 && cmd->len == 4 &&
+        memcmp(cmd->data, "poor", 4) == 0) {
+        snprintf(reason, cap, "insufficient funds");
+        return true;
+    }
+    return false;
+}
+
+static void
+s_work_key(const ferry_saga_command_t *cmd, char *key, size_t cap)
+{
+    snprintf(key, cap, "%s/%s/%s", cmd->step, cmd->undo ? "undo" : "do", cmd->saga_id);
+}
 
 static bool
 s_work(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
 {
     s_parts_t *p = user;
-    if (!cmd->undo && strcmp(cmd->step, "charge") == 0 && cmd->len == 4 &&
-        memcmp(cmd->data, "poor", 4) == 0) {
-        snprintf(reason, cap, "insufficient funds");
+    if (s_declined(cmd, reason, cap))
         return false;
-    }
     MDB_dbi dbi;
     char key[300];
-    snprintf(key, sizeof key, "%s/%s/%s", cmd->step, cmd->undo ? "undo" : "do", cmd->saga_id);
+    s_work_key(cmd, key, sizeof key);
     MDB_val k = {strlen(key), key}, v = {1, "1"};
     if (mdb_dbi_open(txn, "work", MDB_CREATE, &dbi) != 0)
         return false;
     int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
-        p->twice++;
-    p->works += rc == 0;
+        (*p->twice)++;
+    (*p->works) += rc == 0;
     return rc == 0 || rc == MDB_KEYEXIST;
+}
+
+static bool
+s_pg_work(PGconn *conn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    s_parts_t *p = user;
+    if (s_declined(cmd, reason, cap))
+        return false;
+    char key[300];
+    s_work_key(cmd, key, sizeof key);
+    const char *params[] = {key};
+    PGresult *res = PQexecParams(conn, "INSERT INTO work (k) VALUES ($1) ON CONFLICT DO NOTHING", 1,
+                                 NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok && strcmp(PQcmdTuples(res), "0") == 0)
+        (*p->twice)++;
+    else if (ok)
+        (*p->works)++;
+    PQclear(res);
+    return ok;
+}
+
+static bool
+s_lite_work(sqlite3 *db, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    s_parts_t *p = user;
+    if (s_declined(cmd, reason, cap))
+        return false;
+    char key[300];
+    s_work_key(cmd, key, sizeof key);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT INTO work (k) VALUES (?1) ON CONFLICT DO NOTHING", -1, &st,
+                           NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    if (ok && sqlite3_changes(db) == 0)
+        (*p->twice)++;
+    else if (ok)
+        (*p->works)++;
+    return ok;
 }
 
 static void *
@@ -95,12 +159,16 @@ s_participants(void *arg)
     ferry_options_set_server(o, p->endpoint);
     p->st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
-    if (p->st == FERRY_OK &&
+    if (p->st == FERRY_OK && !p->conninfo && !p->sqlite &&
         (mkdir(p->dir, 0700) != 0 || mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) ||
          mdb_env_set_mapsize(env, 1ull << 28) || mdb_env_open(env, p->dir, 0, 0600)))
         p->st = FERRY_EIO;
     for (int i = 0; i < 3 && p->st == FERRY_OK; i++)
-        p->st = ferry_saga_participant_new(c, env, queues[i], s_work, p, &parts[i]);
+        p->st = p->conninfo ? ferry_saga_pg_participant_new(c, p->conninfo, queues[i], s_pg_work, p,
+                                                            &parts[i])
+                : p->sqlite ? ferry_saga_sqlite_participant_new(c, p->sqlite, queues[i],
+                                                                s_lite_work, p, &parts[i])
+                            : ferry_saga_participant_new(c, env, queues[i], s_work, p, &parts[i]);
     p->ready = 1;
     while (p->st == FERRY_OK && !p->stop)
         ferry_client_poll(c, 20);
@@ -164,19 +232,23 @@ s_start(s_app_t *a, ferry_saga_orchestrator_t *o, const char *def, const char *i
  * the application's database) and checks every promise. */
 static void
 s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const char *source,
-      const char *dir)
+      const char *dir, s_parts_t *parts, int nparts)
 {
     char log[400];
     snprintf(log, sizeof log, "%s/relay.log", dir);
     int relay = fy_relay_spawn(source, d->endpoint, log, NULL);
     assert_true(relay > 0);
-    s_parts_t parts = {.endpoint = d->endpoint};
-    snprintf(parts.dir, sizeof parts.dir, "%s/participants", dir);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, s_participants, &parts), 0);
-    while (!parts.ready)
-        fy_sleep_ms(10);
-    assert_int_equal(parts.st, FERRY_OK);
+    atomic_long works = 0, twice = 0;
+    pthread_t t[2];
+    for (int k = 0; k < nparts; k++) {
+        parts[k].endpoint = d->endpoint;
+        parts[k].works = &works;
+        parts[k].twice = &twice;
+        assert_int_equal(pthread_create(&t[k], NULL, s_participants, &parts[k]), 0);
+        while (!parts[k].ready)
+            fy_sleep_ms(10);
+        assert_int_equal(parts[k].st, FERRY_OK);
+    }
     s_app_sql(a, "CREATE TABLE orders (id TEXT PRIMARY KEY)");
 
     long committed = 0, poor = 0, lost = 0;
@@ -240,28 +312,66 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
      * charge and ship for the done ones. */
     long want = committed + (poor + lost) + 2 * done;
     until = fy_now_ms() + 10000;
-    while (parts.works < want && fy_now_ms() < until)
+    while (works < want && fy_now_ms() < until)
         fy_sleep_ms(20);
-    assert_int_equal(parts.works, want);
-    assert_int_equal(parts.twice, 0);
+    assert_int_equal(works, want);
+    assert_int_equal(twice, 0);
     /* One command row per (saga, step, attempt): none written twice. */
-    assert_int_equal(s_app_count(a, a->lite ? "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP "
+    assert_int_equal(s_app_count(a, a->lite ? "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE "
+                                              "aggregate_type LIKE 'shop.%' GROUP "
                                               "BY aggregate_id, event_type, "
                                               "json_extract(headers, '$.correlation_id') "
                                               "HAVING count(*) > 1)"
-                                            : "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP "
+                                            : "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE "
+                                              "aggregate_type LIKE 'shop.%' GROUP "
                                               "BY aggregate_id, event_type, "
                                               "headers->>'correlation_id' HAVING count(*) > 1) x"),
                      0);
     assert_int_equal(s_app_count(a, "SELECT count(*) FROM outbox WHERE aggregate_id LIKE "
                                     "'order-%0' OR aggregate_id LIKE 'order-%5'"),
                      0); /* the rolled-back sagas sent nothing */
+    /* Every transition was published to _saga.<definition>, keyed by the
+     * saga: one saga's history reads back in order. */
+    ferry_client_t *c = fy_connect(d->endpoint, 5000, 100);
+    assert_non_null(c);
+    static const struct {
+        const char *id, *want;
+    } hist[] = {
+        {"order-2", "start:running:reserve ok:running:charge ok:running:ship done:done:ship "},
+        {"order-1", "start:running:reserve ok:running:charge fail:compensating:reserve "
+                    "compensated:compensated:reserve "},
+        {"order-3", "start:running:reserve ok:running:wait timeout:compensating:reserve "
+                    "compensated:compensated:reserve "}};
+    for (size_t h = 0; h < sizeof hist / sizeof hist[0]; h++) {
+        char got[400] = "";
+        until = fy_now_ms() + 10000;
+        while (strcmp(got, hist[h].want) != 0 && fy_now_ms() < until) {
+            got[0] = '\0';
+            ferry_key_iter_t *it = NULL;
+            const char *topic = strcmp(hist[h].id, "order-3") == 0 ? "_saga.lost" : "_saga.shop";
+            if (ferry_client_read_key(c, topic, hist[h].id, 0, 0, &it) == FERRY_OK) {
+                const ferry_stored_message_t *m;
+                while (ferry_key_iter_next(it, &m) == FERRY_OK && m)
+                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s:%s:%s ",
+                             ferry_msg_header(m, "event_type"),
+                             ferry_msg_header(m, "ferry-saga-state"),
+                             ferry_msg_header(m, "ferry-saga-step"));
+            }
+            ferry_key_iter_destroy(&it);
+            if (strcmp(got, hist[h].want) != 0)
+                fy_sleep_ms(50); /* the relay publishes what the last commits wrote */
+        }
+        assert_string_equal(got, hist[h].want);
+    }
+    ferry_client_destroy(&c);
     /* Purge: the ended sagas go. */
     size_t removed = 0;
     assert_int_equal(ferry_saga_purge(o[0], fy_wall_ms() + 1000, &removed), FERRY_OK);
     assert_int_equal(removed, (size_t)committed);
-    parts.stop = 1;
-    pthread_join(t, NULL);
+    for (int k = 0; k < nparts; k++) {
+        parts[k].stop = 1;
+        pthread_join(t[k], NULL);
+    }
     kill(relay, SIGTERM);
     waitpid(relay, NULL, 0);
 }
@@ -289,9 +399,18 @@ test_sagas_on_postgres(void **state)
                                                     s_defs, 2, &cfg, &bad),
                      FERRY_EIO);
     assert_null(bad);
-    char source[400];
+    /* The participants' service has a database of its own, and runs twice. */
+    assert_int_equal(fy_pg_sql(&pg, "CREATE DATABASE parts OWNER ferry;\n"), 0);
+    char parts_db[400], source[400];
+    snprintf(parts_db, sizeof parts_db, "%.*sdbname=parts",
+             (int)(strstr(pg.conninfo, "dbname=") - pg.conninfo), pg.conninfo);
+    PGconn *pc = PQconnectdb(parts_db);
+    assert_int_equal(PQstatus(pc), CONNECTION_OK);
+    PQclear(PQexec(pc, "CREATE TABLE work (k TEXT PRIMARY KEY)"));
+    PQfinish(pc);
+    s_parts_t parts[2] = {{.conninfo = parts_db}, {.conninfo = parts_db}};
     snprintf(source, sizeof source, "pg:%s", pg.conninfo);
-    s_run(d, &a, o, 2, source, pg.dir);
+    s_run(d, &a, o, 2, source, pg.dir, parts, 2);
     for (int k = 0; k < 2; k++)
         ferry_saga_orchestrator_destroy(&o[k]);
     PQfinish(a.pg);
@@ -313,8 +432,26 @@ test_sagas_on_sqlite(void **state)
     assert_int_equal(sqlite3_open(path, &a.lite), SQLITE_OK);
     sqlite3_busy_timeout(a.lite, 10000);
     assert_int_equal(ferry_saga_pg_start(o, (PGconn *)a.lite, "shop", "x", "d", 1), FERRY_EINVAL);
+    /* The participants' service: a SQLite file of its own. */
+    char parts_db[320];
+    snprintf(parts_db, sizeof parts_db, "%s/parts.db", dir);
+    sqlite3 *pdb;
+    assert_int_equal(sqlite3_open(parts_db, &pdb), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(pdb, "CREATE TABLE work (k TEXT PRIMARY KEY)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(pdb);
+    s_parts_t parts = {.sqlite = parts_db};
     snprintf(source, sizeof source, "sqlite:%s", path);
-    s_run(d, &a, &o, 1, source, dir);
+    s_run(d, &a, &o, 1, source, dir, &parts, 1);
+    /* Their answers are in their database: one per command. */
+    assert_int_equal(sqlite3_open(parts_db, &pdb), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(pdb, "SELECT count(*) FROM ferry_saga_inbox", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_true(sqlite3_column_int(st, 0) > 0);
+    sqlite3_finalize(st);
+    sqlite3_close(pdb);
     ferry_saga_orchestrator_destroy(&o);
     sqlite3_close(a.lite);
     fy_rmtree(dir);

@@ -107,12 +107,10 @@ ferry_saga_pg_participant_new(ferry_client_t *client, const char *conninfo, cons
     s_part_t *s = calloc(1, sizeof *s);
     if (!s)
         return FERRY_ENOMEM;
-    *s = (s_part_t){.conn = PQconnectdb(conninfo), .fn = fn, .user = user};
-    ferry_status_t st = PQstatus(s->conn) == CONNECTION_OK ? FERRY_OK : FERRY_EIO;
-    if (st == FERRY_OK)
-        st = ferry_sql_setup_pg(s->conn, NULL, 0);
+    *s = (s_part_t){.fn = fn, .user = user};
+    ferry_status_t st = fy_sql_pg_open(conninfo, &s->conn);
     if (st) {
-        s_destroy(s);
+        free(s);
         return st;
     }
     ferry_saga_inbox_store_t store = {.self = s,

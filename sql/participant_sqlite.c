@@ -115,15 +115,9 @@ ferry_saga_sqlite_participant_new(ferry_client_t *client, const char *path, cons
     if (!s)
         return FERRY_ENOMEM;
     *s = (s_part_t){.fn = fn, .user = user};
-    ferry_status_t st = sqlite3_open(path, &s->db) == SQLITE_OK ? FERRY_OK : FERRY_EIO;
-    if (st == FERRY_OK) {
-        sqlite3_busy_timeout(s->db, 10000);
-        st = fy_sql_lite_exec(s->db, "PRAGMA synchronous = FULL");
-    }
-    if (st == FERRY_OK)
-        st = ferry_sql_setup_sqlite(s->db, NULL, 0);
+    ferry_status_t st = fy_sql_lite_open(path, &s->db);
     if (st) {
-        s_destroy(s);
+        free(s);
         return st;
     }
     ferry_saga_inbox_store_t store = {.self = s,

@@ -43,6 +43,20 @@ fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params, c
 }
 
 ferry_status_t
+fy_sql_pg_open(const char *conninfo, PGconn **conn)
+{
+    *conn = PQconnectdb(conninfo);
+    ferry_status_t st = PQstatus(*conn) == CONNECTION_OK ? FERRY_OK : FERRY_EIO;
+    if (st == FERRY_OK)
+        st = ferry_sql_setup_pg(*conn, NULL, 0);
+    if (st) {
+        PQfinish(*conn);
+        *conn = NULL;
+    }
+    return st;
+}
+
+ferry_status_t
 fy_sql_pg_begin(void *self, void **tx)
 {
     *tx = *(PGconn **)self;

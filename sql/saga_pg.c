@@ -191,12 +191,9 @@ ferry_saga_pg_orchestrator_new(const char *conninfo, const ferry_saga_def_t *def
     s_pg_t *s = calloc(1, sizeof *s);
     if (!s)
         return FERRY_ENOMEM;
-    s->conn = PQconnectdb(conninfo);
-    ferry_status_t st = PQstatus(s->conn) == CONNECTION_OK ? FERRY_OK : FERRY_EIO;
-    if (st == FERRY_OK)
-        st = ferry_sql_setup_pg(s->conn, NULL, 0);
+    ferry_status_t st = fy_sql_pg_open(conninfo, &s->conn);
     if (st) {
-        s_destroy(s);
+        free(s);
         return st;
     }
     ferry_saga_store_t store = {.self = s,

@@ -179,16 +179,9 @@ ferry_saga_sqlite_orchestrator_new(const char *path, const ferry_saga_def_t *def
     s_lite_t *s = calloc(1, sizeof *s);
     if (!s)
         return FERRY_ENOMEM;
-    ferry_status_t st = sqlite3_open(path, &s->db) == SQLITE_OK ? FERRY_OK : FERRY_EIO;
-    if (st == FERRY_OK) {
-        sqlite3_busy_timeout(s->db, 10000);
-        /* Durable: every commit synced (FULL is SQLite's default; say it). */
-        st = fy_sql_lite_exec(s->db, "PRAGMA synchronous = FULL");
-    }
-    if (st == FERRY_OK)
-        st = ferry_sql_setup_sqlite(s->db, NULL, 0);
+    ferry_status_t st = fy_sql_lite_open(path, &s->db);
     if (st) {
-        s_destroy(s);
+        free(s);
         return st;
     }
     ferry_saga_store_t store = {.self = s,

@@ -17,6 +17,11 @@ ferry_status_t fy_sql_lite_status(int rc);
 /** sqlite3_exec of @p sql (no parameters) as a status. */
 ferry_status_t fy_sql_lite_exec(sqlite3 *db, const char *sql);
 
+/** Opens the store connection of an orchestrator or participant: @p path,
+ *  a 10 s busy timeout, synchronous FULL, the tables set up.
+ *  @return FERRY_OK, FERRY_EIO, FERRY_EFORMAT, ... (*db NULL then) */
+ferry_status_t fy_sql_lite_open(const char *path, sqlite3 **db);
+
 /** The saga stores' transaction calls (ferry_saga.h): BEGIN IMMEDIATE on
  *  the store's connection (its struct's first member), COMMIT (rolled back
  *  when it fails), ROLLBACK. */

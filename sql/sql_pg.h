@@ -18,6 +18,11 @@
 ferry_status_t fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params,
                              const int *lengths, const int *formats, PGresult **out);
 
+/** Opens the store connection of an orchestrator or participant to
+ *  @p conninfo, the tables set up. @return FERRY_OK, FERRY_EIO,
+ *  FERRY_EFORMAT, ... (*conn NULL then) */
+ferry_status_t fy_sql_pg_open(const char *conninfo, PGconn **conn);
+
 /** The saga stores' transaction calls (ferry_saga.h): BEGIN on the store's
  *  connection (its struct's first member), COMMIT (an aborted transaction,
  *  which COMMIT turns into a rollback, is FERRY_EIO), ROLLBACK. */

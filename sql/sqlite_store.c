@@ -42,6 +42,24 @@ fy_sql_lite_exec(sqlite3 *db, const char *sql)
 }
 
 ferry_status_t
+fy_sql_lite_open(const char *path, sqlite3 **db)
+{
+    ferry_status_t st = sqlite3_open(path, db) == SQLITE_OK ? FERRY_OK : FERRY_EIO;
+    if (st == FERRY_OK) {
+        sqlite3_busy_timeout(*db, 10000);
+        /* Durable: every commit synced (FULL is SQLite's default; say it). */
+        st = fy_sql_lite_exec(*db, "PRAGMA synchronous = FULL");
+    }
+    if (st == FERRY_OK)
+        st = ferry_sql_setup_sqlite(*db, NULL, 0);
+    if (st) {
+        sqlite3_close(*db);
+        *db = NULL;
+    }
+    return st;
+}
+
+ferry_status_t
 fy_sql_lite_begin(void *self, void **tx)
 {
     *tx = *(sqlite3 **)self;

@@ -48,7 +48,18 @@ typedef struct ferry_saga_step {
     const char *name;  /**< unique in its saga: "reserve-stock" */
     const char *queue; /**< the participant's command queue */
     bool compensable;  /**< has a compensation (the same queue, undo = true) */
-    int timeout_ms;    /**< for the reply (and between compensation retries); 0: 30000 */
+    int timeout_ms;    /**< for each reply; 0: 30000 */
+    /** Attempts at the step's command, the first included, before the saga
+     *  compensates: a timeout, or a failure the participant says may pass
+     *  (ferry_saga_command_t.retry), sends it again after a wait. 0: 1. */
+    uint32_t max_attempts;
+    /** The first wait before an attempt is sent again (then doubled per
+     *  attempt, at most 60 s, +-20 % jitter); also between compensation
+     *  attempts. 0: 1000. */
+    int retry_delay_ms;
+    /** Attempts at the compensation before the saga is FAILED; 0: no limit
+     *  (a compensation must happen). */
+    uint32_t max_compensations;
 } ferry_saga_step_t;
 
 /** A saga definition; copied by ferry_saga_orchestrator_new(). */
@@ -62,7 +73,9 @@ typedef enum ferry_saga_state {
     FERRY_SAGA_RUNNING = 1,      /**< waiting for step `step` */
     FERRY_SAGA_COMPENSATING = 2, /**< waiting for the compensation of step `step` */
     FERRY_SAGA_DONE = 3,         /**< every step succeeded */
-    FERRY_SAGA_COMPENSATED = 4   /**< a step failed or timed out; compensated */
+    FERRY_SAGA_COMPENSATED = 4,  /**< a step failed or timed out; compensated */
+    FERRY_SAGA_FAILED = 5        /**< a compensation failed max_compensations times: a
+                                      person looks, then ferry_saga_resume() */
 } ferry_saga_state_t;
 
 /** Where a saga stands. */
@@ -137,8 +150,26 @@ FERRY_EXPORT ferry_status_t ferry_saga_get(ferry_saga_orchestrator_t *o, const c
                                            ferry_saga_status_t *out);
 
 /**
- * @brief Forgets the sagas that ended before @p before_ms (wall clock, ms
- * since the Unix epoch); their ids may be started again. Ended sagas are
+ * @brief A person stops saga @p id: a running saga compensates now what may
+ * have been done (its current step too), with @p reason.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ (it is not running: it
+ *         compensates or ended already), FERRY_EINVAL, storage errors
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_cancel(ferry_saga_orchestrator_t *o, const char *id,
+                                              const char *reason);
+
+/**
+ * @brief A person resumes FAILED saga @p id (its participant fixed): the
+ * compensation that gave up is sent again, from attempt 1.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ (it is not FAILED),
+ *         FERRY_EINVAL, storage errors
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_resume(ferry_saga_orchestrator_t *o, const char *id);
+
+/**
+ * @brief Forgets the sagas that ended DONE or COMPENSATED before @p before_ms
+ * (wall clock, ms since the Unix epoch; FAILED ones stay for a person);
+ * their ids may be started again. Ended sagas are
  * kept until then, so that ferry_saga_get and ferry_saga_start's EEXISTS
  * know them. @param[out] removed may be NULL.
  * @return FERRY_OK, FERRY_EINVAL, FERRY_EIO
@@ -176,6 +207,7 @@ typedef struct ferry_saga_record {
     char reason[256];     /**< why it compensates; "" */
     void *data;           /**< the saga's data; get: malloc'ed, the caller frees it */
     size_t len;
+    bool waiting; /**< attempt `attempt` waits until deadline_ms to be sent */
 } ferry_saga_record_t;
 
 /** The calls of a store; @p self is ferry_saga_store_t.self. Each returns
@@ -249,6 +281,13 @@ typedef struct ferry_saga_command {
     bool undo;        /**< the compensation of that step */
     const void *data; /**< the saga's data */
     size_t len;
+    /** A handler that fails for now (a service it calls is down, a lock is
+     *  held) sets *retry = true and returns false: nothing is recorded, and
+     *  the orchestrator sends the command again after a wait while the step
+     *  has attempts left (ferry_saga_step_t.max_attempts), then compensates.
+     *  For a compensation it changes nothing: a failed compensation is
+     *  always sent again (up to max_compensations). Never NULL. */
+    bool *retry;
 } ferry_saga_command_t;
 
 /** Does the participant's work for @p cmd inside @p txn (a write

@@ -31,8 +31,8 @@
 
 typedef struct {
     char name[S_NAME_MAX + 1], queue[FERRY_NAME_MAX + 1];
-    bool compensable;
-    int timeout_ms;
+    int timeout_ms, retry_delay_ms;
+    fy_saga_policy_t policy;
 } s_step_t;
 
 typedef struct {
@@ -52,7 +52,8 @@ typedef struct {
 /* A reply taken in the current poll, not yet acked. */
 typedef struct {
     uint64_t seq;
-    bool ours, ok;
+    bool ours;
+    fy_saga_event_t ev; /* OK, FAIL or RETRY */
     char corr[S_ID_MAX + 40];
     char reason[200];
 } s_reply_t;
@@ -120,7 +121,8 @@ s_status_of(const s_rec_t *r, ferry_saga_status_t *st)
     st->state = r->state;
     st->step = r->step;
     st->attempt = r->attempt;
-    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED ||
+                 r->state == FERRY_SAGA_FAILED;
     st->deadline_ms = ended ? 0 : r->deadline_ms;
     st->ended_ms = ended ? r->deadline_ms : 0;
     snprintf(st->reason, sizeof st->reason, "%s", r->reason);
@@ -168,6 +170,8 @@ s_state_name(ferry_saga_state_t st)
         return "done";
     case FERRY_SAGA_COMPENSATED:
         return "compensated";
+    case FERRY_SAGA_FAILED:
+        return "failed";
     }
     return "unknown";
 }
@@ -184,7 +188,8 @@ s_announce(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char 
     char topic[S_NAME_MAX + 8], attempt[16];
     snprintf(topic, sizeof topic, "_saga.%s", d->name);
     snprintf(attempt, sizeof attempt, "%u", r->attempt);
-    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED;
+    bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED ||
+                 r->state == FERRY_SAGA_FAILED;
     ferry_header_t h[] = {{"ferry-saga-orchestrator", o->name},
                           {"ferry-saga-state", s_state_name(r->state)},
                           {"ferry-saga-step", d->steps[r->step < d->n ? r->step : d->n - 1].name},
@@ -213,37 +218,53 @@ s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_s
         r->deadline_ms = fy_wall_ms() + 60000;
         return o->store.put(o->store.self, tx, id, r, false);
     }
-    bool compensable[S_STEPS_MAX];
+    fy_saga_policy_t policy[S_STEPS_MAX];
     for (size_t i = 0; i < d->n; i++)
-        compensable[i] = d->steps[i].compensable;
-    fy_saga_next_t n =
-        fy_saga_transition(compensable, d->n, (fy_saga_at_t){r->state, r->step, r->attempt}, ev);
+        policy[i] = d->steps[i].policy;
+    fy_saga_next_t n = fy_saga_transition(
+        policy, d->n, (fy_saga_at_t){r->state, r->step, r->attempt, r->waiting}, ev);
     if (!n.changed)
         return FERRY_OK;
-    if (r->state == FERRY_SAGA_RUNNING && ev != FY_SAGA_EV_OK) {
-        if (ev == FY_SAGA_EV_FAIL)
-            snprintf(r->reason, sizeof r->reason, "step %s failed: %s", d->steps[r->step].name,
-                     reason && *reason ? reason : "(no reason)");
-        else
-            snprintf(r->reason, sizeof r->reason, "step %s timed out", d->steps[r->step].name);
-    }
+    const char *why = reason && *reason ? reason : "(no reason)";
+    const char *step = d->steps[r->step].name;
+    if (n.at.state == FERRY_SAGA_FAILED)
+        snprintf(r->reason, sizeof r->reason,
+                 "compensation of step %s gave up after %u attempts: %s", step, r->attempt,
+                 ev == FY_SAGA_EV_TIMEOUT ? "timed out" : why);
+    else if (r->state == FERRY_SAGA_RUNNING && n.at.state != FERRY_SAGA_RUNNING &&
+             ev != FY_SAGA_EV_OK)
+        snprintf(r->reason, sizeof r->reason, "step %s %s%s", step,
+                 ev == FY_SAGA_EV_TIMEOUT  ? "timed out"
+                 : ev == FY_SAGA_EV_CANCEL ? "cancelled: "
+                                           : "failed: ",
+                 ev == FY_SAGA_EV_TIMEOUT ? "" : why);
     r->state = n.at.state;
     r->step = n.at.step;
     r->attempt = n.at.attempt;
+    r->waiting = n.at.waiting;
     ferry_status_t st = FERRY_OK;
+    uint64_t now = fy_wall_ms();
     if (n.send != FY_SAGA_SEND_NONE) {
-        r->deadline_ms = fy_wall_ms() + (uint64_t)d->steps[r->step].timeout_ms;
+        r->deadline_ms = now + (uint64_t)d->steps[r->step].timeout_ms;
         st = s_send(o, tx, d, id, r, n.send == FY_SAGA_SEND_UNDO);
+    } else if (r->waiting) { /* attempt r->attempt goes out after its wait */
+        uint64_t seed = 14695981039346656037ULL;
+        for (const char *c = id; *c; c++)
+            seed = (seed ^ (uint8_t)*c) * 1099511628211ULL;
+        r->deadline_ms =
+            now + fy_saga_backoff_ms((uint64_t)d->steps[r->step].retry_delay_ms, r->attempt, seed);
     }
     if (n.ended) /* an ended saga keeps when it ended in its deadline's place */
-        r->deadline_ms = fy_wall_ms();
+        r->deadline_ms = now;
     if (st == FERRY_OK)
         st = o->store.put(o->store.self, tx, id, r, false);
+    static const char *const causes[] = {
+        [FY_SAGA_EV_OK] = "ok",           [FY_SAGA_EV_FAIL] = "fail",
+        [FY_SAGA_EV_TIMEOUT] = "timeout", [FY_SAGA_EV_RETRY] = "retry",
+        [FY_SAGA_EV_DUE] = "resend",      [FY_SAGA_EV_CANCEL] = "cancel",
+        [FY_SAGA_EV_RESUME] = "resume"};
     if (st == FERRY_OK)
-        st = s_announce(o, tx, d, id, r,
-                        ev == FY_SAGA_EV_OK     ? "ok"
-                        : ev == FY_SAGA_EV_FAIL ? "fail"
-                                                : "timeout");
+        st = s_announce(o, tx, d, id, r, causes[ev]);
     *ended = n.ended && st == FERRY_OK;
     return st;
 }
@@ -268,7 +289,9 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     r->ours = corr && result && strlen(corr) < sizeof r->corr;
     if (r->ours) {
         snprintf(r->corr, sizeof r->corr, "%s", corr);
-        r->ok = strcmp(result, "ok") == 0;
+        r->ev = strcmp(result, "ok") == 0      ? FY_SAGA_EV_OK
+                : strcmp(result, "retry") == 0 ? FY_SAGA_EV_RETRY
+                                               : FY_SAGA_EV_FAIL;
         size_t rl = m->len < sizeof r->reason - 1 ? m->len : sizeof r->reason - 1;
         memcpy(r->reason, m->data, rl);
     }
@@ -298,7 +321,7 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
         r.step == step && ((r.state == FERRY_SAGA_RUNNING && dir == 'd' && r.attempt == attempt) ||
                            (r.state == FERRY_SAGA_COMPENSATING && dir == 'u'));
     if (expected) /* else a late or repeated reply: dropped */
-        fs = s_apply(o, tx, id, &r, rp->ok ? FY_SAGA_EV_OK : FY_SAGA_EV_FAIL, rp->reason, ended);
+        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason, ended);
     if (fs == FERRY_OK && *ended) {
         snprintf(st->id, sizeof st->id, "%s", id);
         s_status_of(&r, &st->st);
@@ -376,7 +399,8 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         /* Still due once locked: another orchestrator may have moved it. */
         if ((r.state == FERRY_SAGA_RUNNING || r.state == FERRY_SAGA_COMPENSATING) &&
             r.deadline_ms <= now)
-            st = s_apply(o, tx, due[i], &r, FY_SAGA_EV_TIMEOUT, NULL, &end);
+            st = s_apply(o, tx, due[i], &r, r.waiting ? FY_SAGA_EV_DUE : FY_SAGA_EV_TIMEOUT, NULL,
+                         &end);
         if (st == FERRY_OK && end && ended) {
             snprintf(ended[nended].id, sizeof ended[nended].id, "%s", due[i]);
             s_status_of(&r, &ended[nended++].st);
@@ -431,15 +455,19 @@ s_copy_defs(ferry_saga_orchestrator_t *o, const ferry_saga_def_t *defs, size_t n
         for (size_t s = 0; s < d->step_count; s++) {
             const ferry_saga_step_t *st = &d->steps[s];
             if (!s_token_ok(st->name, S_NAME_MAX) || !st->queue || !*st->queue ||
-                strlen(st->queue) > FERRY_NAME_MAX || st->timeout_ms < 0)
+                strlen(st->queue) > FERRY_NAME_MAX || st->timeout_ms < 0 || st->retry_delay_ms < 0)
                 return FERRY_EINVAL;
             for (size_t t = 0; t < s; t++)
                 if (strcmp(c->steps[t].name, st->name) == 0)
                     return FERRY_EINVAL;
             snprintf(c->steps[s].name, sizeof c->steps[s].name, "%s", st->name);
             snprintf(c->steps[s].queue, sizeof c->steps[s].queue, "%s", st->queue);
-            c->steps[s].compensable = st->compensable;
             c->steps[s].timeout_ms = st->timeout_ms ? st->timeout_ms : S_TIMEOUT_DFLT;
+            c->steps[s].retry_delay_ms = st->retry_delay_ms > 0 ? st->retry_delay_ms : 1000;
+            c->steps[s].policy =
+                (fy_saga_policy_t){.compensable = st->compensable,
+                                   .max_attempts = st->max_attempts ? st->max_attempts : 1,
+                                   .max_undo_attempts = st->max_compensations};
         }
     }
     return FERRY_OK;
@@ -602,6 +630,51 @@ ferry_saga_get(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_status_t
         s_rec_free(&r);
     }
     return st;
+}
+
+/* A person's event @p ev on saga @p id (it must stand in @p want), in a
+ * transaction of its own; on_end if it ended. */
+static ferry_status_t
+s_by_hand(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_state_t want, fy_saga_event_t ev,
+          const char *reason)
+{
+    if (!o || !s_id_ok(id))
+        return FERRY_EINVAL;
+    void *tx;
+    ferry_status_t st = o->store.begin(o->store.self, &tx);
+    if (st)
+        return st;
+    s_rec_t r = {0};
+    bool ended = false;
+    if ((st = o->store.get(o->store.self, tx, id, &r)) == FERRY_OK) {
+        st = !s_def(o, r.def)  ? FERRY_ENOTFOUND /* a definition this build does not have */
+             : r.state != want ? FERRY_ESEQ
+                               : s_apply(o, tx, id, &r, ev, reason, &ended);
+    }
+    if (st == FERRY_OK)
+        st = o->store.commit(o->store.self, tx);
+    else
+        o->store.rollback(o->store.self, tx);
+    if (st == FERRY_OK && ended && o->on_end) {
+        ferry_saga_status_t status;
+        s_status_of(&r, &status);
+        o->on_end(id, &status, o->user);
+    }
+    s_rec_free(&r);
+    return st;
+}
+
+ferry_status_t
+ferry_saga_cancel(ferry_saga_orchestrator_t *o, const char *id, const char *reason)
+{
+    return s_by_hand(o, id, FERRY_SAGA_RUNNING, FY_SAGA_EV_CANCEL,
+                     reason && *reason ? reason : "by hand");
+}
+
+ferry_status_t
+ferry_saga_resume(ferry_saga_orchestrator_t *o, const char *id)
+{
+    return s_by_hand(o, id, FERRY_SAGA_FAILED, FY_SAGA_EV_RESUME, NULL);
 }
 
 size_t

@@ -3,7 +3,8 @@
  * ferry_saga_orchestrator_new() that runs an orchestrator on it with an
  * in-process relay for its outbox (ferry_saga.h).
  *
- *   FERRY_SAGA_DB        id -> record: u8 version (1), u8 state, u16 step,
+ *   FERRY_SAGA_DB        id -> record: u8 version (1), u8 state (bit 0x80:
+ *                        the attempt waits to be sent), u16 step,
  *                        u32 attempt, u64 deadline_ms (when ended: the end
  *                        time), u16 def length,
  *                        u16 reason length, u32 data length, then the three
@@ -102,7 +103,8 @@ s_decode(const MDB_val *v, ferry_saga_record_t *r)
     size_t ld = fy_be16_get(p + 16), lr = fy_be16_get(p + 18), ln = fy_be32_get(p + 20);
     if (S_HDR + ld + lr + ln != v->mv_size || ld >= sizeof r->def || lr >= sizeof r->reason)
         return MDB_CORRUPTED;
-    r->state = (ferry_saga_state_t)p[1];
+    r->state = (ferry_saga_state_t)(p[1] & 0x7f);
+    r->waiting = (p[1] & 0x80) != 0;
     r->step = fy_be16_get(p + 2);
     r->attempt = fy_be32_get(p + 4);
     r->deadline_ms = fy_be64_get(p + 8);
@@ -155,7 +157,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     int rc = 0;
     /* The old record's timer entry goes: the record says where it is. */
     if (!created && (rc = mdb_get(txn, s->sagas, &k, &v)) == 0 && v.mv_size >= S_HDR &&
-        s_active((ferry_saga_state_t)((const uint8_t *)v.mv_data)[1]))
+        s_active((ferry_saga_state_t)(((const uint8_t *)v.mv_data)[1] & 0x7f)))
         rc = s_timer(s, txn, id, fy_be64_get((const uint8_t *)v.mv_data + 8), false);
     if (rc == MDB_NOTFOUND)
         rc = 0;
@@ -164,7 +166,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     if (rc == 0 && (rc = mdb_put(txn, s->sagas, &k, &v, MDB_RESERVE)) == 0) {
         uint8_t *p = v.mv_data;
         p[0] = 1;
-        p[1] = (uint8_t)r->state;
+        p[1] = (uint8_t)((uint8_t)r->state | (r->waiting ? 0x80 : 0));
         fy_be16_put(p + 2, (uint16_t)r->step);
         fy_be32_put(p + 4, r->attempt);
         fy_be64_put(p + 8, r->deadline_ms);
@@ -211,7 +213,7 @@ s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[FY_SAGA_ID_MAX
         int got = mdb_get(tx, s->sagas, &rk, &rv);
         const uint8_t *p = rv.mv_data;
         if (got == MDB_NOTFOUND ||
-            (got == 0 && (rv.mv_size < S_HDR || !s_active((ferry_saga_state_t)p[1]) ||
+            (got == 0 && (rv.mv_size < S_HDR || !s_active((ferry_saga_state_t)(p[1] & 0x7f)) ||
                           fy_be64_get(p + 8) != at))) {
             if ((rc = mdb_cursor_del(cur, 0)))
                 break;
@@ -270,7 +272,10 @@ s_ended_before(const MDB_val *k, const MDB_val *v, void *ctx)
     if (k->mv_size == 0 || ((const uint8_t *)k->mv_data)[0] < 0x20 || v->mv_size < S_HDR ||
         p[0] != 1)
         return false;
-    return !s_active((ferry_saga_state_t)p[1]) && fy_be64_get(p + 8) < *(const uint64_t *)ctx;
+    /* FAILED ones stay: a person looks at them. */
+    ferry_saga_state_t st = (ferry_saga_state_t)(p[1] & 0x7f);
+    return (st == FERRY_SAGA_DONE || st == FERRY_SAGA_COMPENSATED) &&
+           fy_be64_get(p + 8) < *(const uint64_t *)ctx;
 }
 
 static ferry_status_t

@@ -42,7 +42,8 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                                 .data = req->data,
                                 .len = req->len};
     const char *action = ferry_msg_header(req, "ferry-saga-action");
-    bool ok = false;
+    bool ok = false, retry = false;
+    cmd.retry = &retry;
     void *self = p->store.self;
     if (!cmd.saga_id || !cmd.def || !cmd.step || !action ||
         (strcmp(action, "do") != 0 && strcmp(action, "undo") != 0) || strlen(cmd.saga_id) > 200 ||
@@ -74,7 +75,10 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                 ok = false; /* its compensation came first */
                 snprintf(p->reason, sizeof p->reason, "cancelled by its compensation");
             } else if (expires && fy_wall_ms() >= expires) {
-                ok = false; /* the orchestrator gave up on it: it must not run now */
+                /* The orchestrator gave up on this attempt: it must not run
+                 * now. Not recorded: a later attempt carries a later expiry
+                 * and runs (its compensation, recorded, would cancel it). */
+                ok = false;
                 snprintf(p->reason, sizeof p->reason, "expired before it was served");
             } else {
                 p->reason[0] = '\0';
@@ -82,8 +86,8 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                 p->reason[sizeof p->reason - 1] = '\0';
                 if (!ok && !p->reason[0])
                     snprintf(p->reason, sizeof p->reason, "failed");
+                write = ok || !retry; /* failed for now: not recorded, it comes again */
             }
-            write = true;
         } else if (theirs == 1) {
             p->reason[0] = '\0';
             st = p->store.run(self, tx, &cmd, p->reason, sizeof p->reason, &ok);
@@ -122,7 +126,9 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
             return FERRY_MSG_NACK_LATER;
         }
     }
-    p->hdr[0] = (ferry_header_t){"ferry-saga-result", ok ? "ok" : "fail"};
+    p->hdr[0] = (ferry_header_t){"ferry-saga-result", ok                   ? "ok"
+                                                      : retry && !cmd.undo ? "retry"
+                                                                           : "fail"};
     reply->headers = p->hdr;
     reply->header_count = 1;
     reply->data = p->reason; /* why it failed, or a note ("nothing to undo") */

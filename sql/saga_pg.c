@@ -29,16 +29,17 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     /* In a transaction: the row stays locked until it ends. */
     ferry_status_t st = fy_sql_pg_run(
         tx ? tx : s->conn,
-        tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
-             "WHERE id = $1 FOR UPDATE"
-           : "SELECT def, state, step, attempt, deadline_ms, reason, data FROM ferry_saga "
-             "WHERE id = $1",
+        tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting FROM "
+             "ferry_saga WHERE id = $1 FOR UPDATE"
+           : "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting FROM "
+             "ferry_saga WHERE id = $1",
         1, params, NULL, NULL, &res);
     if (st)
         return st;
-    if (PQntuples(res) != 1) {
+    if (PQntuples(res) != 1 || PQnfields(res) != 8) {
+        ferry_status_t none = PQnfields(res) == 8 ? FERRY_ENOTFOUND : FERRY_EIO;
         PQclear(res);
-        return FERRY_ENOTFOUND;
+        return none;
     }
     snprintf(r->def, sizeof r->def, "%s", PQgetvalue(res, 0, 0));
     r->state = (ferry_saga_state_t)atoi(PQgetvalue(res, 0, 1));
@@ -46,6 +47,7 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     r->attempt = (uint32_t)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
     r->deadline_ms = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
     snprintf(r->reason, sizeof r->reason, "%s", PQgetvalue(res, 0, 5));
+    r->waiting = PQgetvalue(res, 0, 7)[0] == 't';
     size_t len = 0;
     unsigned char *data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 6), &len);
     PQclear(res);
@@ -71,19 +73,26 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     snprintf(step, sizeof step, "%u", r->step);
     snprintf(attempt, sizeof attempt, "%u", r->attempt);
     snprintf(deadline, sizeof deadline, "%llu", (unsigned long long)r->deadline_ms);
-    const char *params[] = {id,      r->def,   state,     step,
-                            attempt, deadline, r->reason, r->len ? (const char *)r->data : ""};
-    int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len};
-    int formats[] = {0, 0, 0, 0, 0, 0, 0, 1};
+    const char *params[] = {id,
+                            r->def,
+                            state,
+                            step,
+                            attempt,
+                            deadline,
+                            r->reason,
+                            r->len ? (const char *)r->data : "",
+                            r->waiting ? "true" : "false"};
+    int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len, 0};
+    int formats[] = {0, 0, 0, 0, 0, 0, 0, 1, 0};
     return fy_sql_pg_run(
         tx,
         created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
-                  "reason, data) VALUES ($1, $2, $3::smallint, $4::integer, $5::integer, "
-                  "$6::bigint, $7, $8::bytea)"
+                  "reason, data, waiting) VALUES ($1, $2, $3::smallint, $4::integer, "
+                  "$5::integer, $6::bigint, $7, $8::bytea, $9::boolean)"
                 : "UPDATE ferry_saga SET def = $2, state = $3::smallint, step = "
                   "$4::integer, attempt = $5::integer, deadline_ms = $6::bigint, "
-                  "reason = $7, data = $8::bytea WHERE id = $1",
-        8, params, lengths, formats, NULL);
+                  "reason = $7, data = $8::bytea, waiting = $9::boolean WHERE id = $1",
+        9, params, lengths, formats, NULL);
 }
 
 static ferry_status_t

@@ -25,8 +25,8 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     memset(r, 0, sizeof *r);
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(tx ? tx : s->db,
-                                "SELECT def, state, step, attempt, deadline_ms, reason, data "
-                                "FROM ferry_saga WHERE id = ?1",
+                                "SELECT def, state, step, attempt, deadline_ms, reason, data, "
+                                "waiting FROM ferry_saga WHERE id = ?1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fy_sql_lite_status(rc);
@@ -40,6 +40,7 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
         r->step = (uint32_t)sqlite3_column_int64(st, 2);
         r->attempt = (uint32_t)sqlite3_column_int64(st, 3);
         r->deadline_ms = (uint64_t)sqlite3_column_int64(st, 4);
+        r->waiting = sqlite3_column_int(st, 7) != 0;
         snprintf(r->reason, sizeof r->reason, "%s", why ? (const char *)why : "");
         const void *data = sqlite3_column_blob(st, 6);
         r->len = (size_t)sqlite3_column_bytes(st, 6);
@@ -61,9 +62,9 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     int rc = sqlite3_prepare_v2(
         tx,
         created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, reason, "
-                  "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                  "data, waiting) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 : "UPDATE ferry_saga SET def = ?2, state = ?3, step = ?4, attempt = ?5, "
-                  "deadline_ms = ?6, reason = ?7, data = ?8 WHERE id = ?1",
+                  "deadline_ms = ?6, reason = ?7, data = ?8, waiting = ?9 WHERE id = ?1",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fy_sql_lite_status(rc);
@@ -75,6 +76,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     sqlite3_bind_int64(st, 6, (sqlite3_int64)r->deadline_ms);
     sqlite3_bind_text(st, 7, r->reason, -1, SQLITE_STATIC);
     sqlite3_bind_blob64(st, 8, r->len ? r->data : "", r->len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, r->waiting ? 1 : 0);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? FERRY_OK : fy_sql_lite_status(rc);

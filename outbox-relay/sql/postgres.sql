@@ -42,10 +42,13 @@ CREATE INDEX IF NOT EXISTS ferry_inbox_handled ON ferry_inbox (handled_at);
 CREATE TABLE IF NOT EXISTS ferry_saga (
     id          TEXT     PRIMARY KEY,
     def         TEXT     NOT NULL,             -- the definition's name
-    state       SMALLINT NOT NULL,             -- 1 running, 2 compensating, 3 done, 4 compensated
+    state       SMALLINT NOT NULL,             -- 1 running, 2 compensating, 3 done,
+                                               -- 4 compensated, 5 failed (a person looks)
     step        INTEGER  NOT NULL,
     attempt     INTEGER  NOT NULL,
-    deadline_ms BIGINT   NOT NULL,             -- active: the awaited reply's deadline; ended: when
+    deadline_ms BIGINT   NOT NULL,             -- active: the awaited reply's deadline, or when
+                                               -- a waiting attempt is sent; ended: when
+    waiting     BOOLEAN  NOT NULL DEFAULT false, -- the attempt waits to be sent (a retry)
     reason      TEXT     NOT NULL DEFAULT '',  -- why it compensates
     data        BYTEA    NOT NULL
 );

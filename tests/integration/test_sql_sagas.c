@@ -65,16 +65,38 @@ typedef struct {
     const char *conninfo, *sqlite;
     atomic_int stop, ready;
     atomic_long *works, *twice;
+    atomic_int fixed;     /* the stock service is back (resume test) */
+    atomic_int tries[16]; /* charge attempts of saga "flaky-N" */
     ferry_status_t st;
 } s_parts_t;
 
-/* Whether @p cmd fails (a poor customer's charge), with its reason. */
+/* Whether @p cmd fails, with its reason: a poor customer's charge; the
+ * charge of "flaky-N" fails for now twice (gateway busy); the charge of
+ * "stuck" fails and so does its reserve's undo until the stock service is
+ * fixed. */
 static bool
-s_declined(const ferry_saga_command_t *cmd, char *reason, size_t cap)
+s_declined(s_parts_t *p, const ferry_saga_command_t *cmd, char *reason, size_t cap)
 {
-    if (!cmd->undo && strcmp(cmd->step, "charge") == 0 && cmd->len == 4 &&
-        memcmp(cmd->data, "poor", 4) == 0) {
+    bool charge = strcmp(cmd->step, "charge") == 0, reserve = strcmp(cmd->step, "reserve") == 0;
+    char data[32] = "";
+    snprintf(data, sizeof data, "%.*s", (int)(cmd->len < 31 ? cmd->len : 31),
+             (const char *)cmd->data);
+    if (!cmd->undo && charge && strcmp(data, "poor") == 0) {
         snprintf(reason, cap, "insufficient funds");
+        return true;
+    }
+    if (!cmd->undo && charge && strncmp(data, "flaky-", 6) == 0 &&
+        ++p->tries[atoi(data + 6) % 16] <= 2) {
+        *cmd->retry = true;
+        snprintf(reason, cap, "gateway busy");
+        return true;
+    }
+    if (!cmd->undo && charge && strcmp(data, "stuck") == 0) {
+        snprintf(reason, cap, "card declined");
+        return true;
+    }
+    if (cmd->undo && reserve && strcmp(data, "stuck") == 0 && !p->fixed) {
+        snprintf(reason, cap, "stock service down");
         return true;
     }
     return false;
@@ -90,7 +112,7 @@ static bool
 s_work(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
 {
     s_parts_t *p = user;
-    if (s_declined(cmd, reason, cap))
+    if (s_declined(p, cmd, reason, cap))
         return false;
     MDB_dbi dbi;
     char key[300];
@@ -109,7 +131,7 @@ static bool
 s_pg_work(PGconn *conn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
 {
     s_parts_t *p = user;
-    if (s_declined(cmd, reason, cap))
+    if (s_declined(p, cmd, reason, cap))
         return false;
     char key[300];
     s_work_key(cmd, key, sizeof key);
@@ -129,7 +151,7 @@ static bool
 s_lite_work(sqlite3 *db, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
 {
     s_parts_t *p = user;
-    if (s_declined(cmd, reason, cap))
+    if (s_declined(p, cmd, reason, cap))
         return false;
     char key[300];
     s_work_key(cmd, key, sizeof key);
@@ -178,6 +200,17 @@ s_participants(void *arg)
     if (env)
         mdb_env_close(env);
     return NULL;
+}
+
+/* The participants' table of work in the SQLite file @p path. */
+static void
+s_lite_work_table(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE work (k TEXT PRIMARY KEY)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
 }
 
 /* The application's side: a connection of its own, where it writes its
@@ -435,15 +468,12 @@ test_sagas_on_sqlite(void **state)
     /* The participants' service: a SQLite file of its own. */
     char parts_db[320];
     snprintf(parts_db, sizeof parts_db, "%s/parts.db", dir);
-    sqlite3 *pdb;
-    assert_int_equal(sqlite3_open(parts_db, &pdb), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(pdb, "CREATE TABLE work (k TEXT PRIMARY KEY)", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(pdb);
+    s_lite_work_table(parts_db);
     s_parts_t parts = {.sqlite = parts_db};
     snprintf(source, sizeof source, "sqlite:%s", path);
     s_run(d, &a, &o, 1, source, dir, &parts, 1);
     /* Their answers are in their database: one per command. */
+    sqlite3 *pdb;
     assert_int_equal(sqlite3_open(parts_db, &pdb), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(
@@ -457,6 +487,186 @@ test_sagas_on_sqlite(void **state)
     fy_rmtree(dir);
 }
 
+/* Failing well, on the store the orchestrator @p o is on: a step that
+ * fails for now is tried again after a wait and goes on; a compensation
+ * that keeps failing leaves its saga FAILED (on_end says so, purge keeps
+ * it) until a person resumes it; a running saga cancelled by hand
+ * compensates. */
+typedef struct {
+    atomic_int failed, ended;
+} s_seen_t;
+
+static void
+s_seen_end(const char *id, const ferry_saga_status_t *st, void *user)
+{
+    (void)id;
+    s_seen_t *s = user;
+    s->ended++;
+    s->failed += st->state == FERRY_SAGA_FAILED;
+}
+
+static const ferry_saga_step_t s_careful[] = {{.name = "reserve",
+                                               .queue = "shop.reserve",
+                                               .compensable = true,
+                                               .timeout_ms = 20000,
+                                               .retry_delay_ms = 50,
+                                               .max_compensations = 2},
+                                              {.name = "charge",
+                                               .queue = "shop.charge",
+                                               .compensable = true,
+                                               .timeout_ms = 20000,
+                                               .max_attempts = 3,
+                                               .retry_delay_ms = 50}};
+static const ferry_saga_step_t s_held[] = {
+    {.name = "reserve", .queue = "shop.reserve", .compensable = true, .timeout_ms = 20000},
+    {.name = "wait", .queue = "shop.nobody", .timeout_ms = 20000}};
+static const ferry_saga_def_t s_careful_defs[] = {
+    {.name = "careful", .steps = s_careful, .step_count = 2},
+    {.name = "held", .steps = s_held, .step_count = 2}};
+
+/* Polls @p o until saga @p id stands in @p want (10 s at most). */
+static void
+s_until(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_state_t want,
+        ferry_saga_status_t *st)
+{
+    long long until = fy_now_ms() + 10000;
+    do {
+        assert_int_equal(ferry_saga_poll(o, 20), FERRY_OK);
+        assert_int_equal(ferry_saga_get(o, id, st), FERRY_OK);
+    } while (st->state != want && fy_now_ms() < until);
+    assert_int_equal(st->state, want);
+}
+
+static void
+s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_parts_t *parts,
+               const char *source, const char *dir)
+{
+    char log[400];
+    snprintf(log, sizeof log, "%s/relay-careful.log", dir);
+    int relay = fy_relay_spawn(source, d->endpoint, log, NULL);
+    assert_true(relay > 0);
+    atomic_long works = 0, twice = 0;
+    parts->endpoint = d->endpoint;
+    parts->works = &works;
+    parts->twice = &twice;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_participants, parts), 0);
+    while (!parts->ready)
+        fy_sleep_ms(10);
+    assert_int_equal(parts->st, FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "careful", "flaky-3", "flaky-3", 7), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "careful", "stuck", "stuck", 5), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "held", "held-1", "x", 1), FERRY_OK);
+    ferry_saga_status_t st;
+    /* Failed for now twice, waited, went on. */
+    s_until(o, "flaky-3", FERRY_SAGA_DONE, &st);
+    assert_int_equal(parts->tries[3], 3);
+    /* Its compensation gave up after 2 attempts: FAILED, said once. */
+    s_until(o, "stuck", FERRY_SAGA_FAILED, &st);
+    assert_non_null(
+        strstr(st.reason, "compensation of step reserve gave up after 2 attempts: stock service"));
+    assert_int_equal(seen->failed, 1);
+    assert_int_equal(ferry_saga_active(o), 1); /* held-1; a FAILED saga is not active */
+    size_t removed = 9;
+    assert_int_equal(ferry_saga_purge(o, fy_wall_ms() + 1000, &removed), FERRY_OK);
+    assert_int_equal(removed, 1); /* flaky-3; stuck stays for a person */
+    assert_int_equal(ferry_saga_get(o, "stuck", &st), FERRY_OK);
+    /* A person: cancel the held saga, resume the stuck one once fixed. */
+    assert_int_equal(ferry_saga_resume(o, "held-1"), FERRY_ESEQ);
+    assert_int_equal(ferry_saga_cancel(o, "stuck", NULL), FERRY_ESEQ);
+    assert_int_equal(ferry_saga_cancel(o, "nobody", NULL), FERRY_ENOTFOUND);
+    long long until = fy_now_ms() + 10000;
+    do { /* until reserve answered: then it waits for nobody */
+        assert_int_equal(ferry_saga_poll(o, 20), FERRY_OK);
+        assert_int_equal(ferry_saga_get(o, "held-1", &st), FERRY_OK);
+    } while (st.step != 1 && fy_now_ms() < until);
+    assert_int_equal(st.state, FERRY_SAGA_RUNNING);
+    assert_int_equal(st.step, 1);
+    assert_int_equal(ferry_saga_cancel(o, "held-1", "the customer called"), FERRY_OK);
+    s_until(o, "held-1", FERRY_SAGA_COMPENSATED, &st);
+    assert_string_equal(st.reason, "step wait cancelled: the customer called");
+    parts->fixed = 1;
+    assert_int_equal(ferry_saga_resume(o, "stuck"), FERRY_OK);
+    s_until(o, "stuck", FERRY_SAGA_COMPENSATED, &st);
+    /* The history of the flaky one: each wait and resend is in it. */
+    ferry_client_t *c = fy_connect(d->endpoint, 5000, 100);
+    assert_non_null(c);
+    char got[300] = "";
+    const char *want = "start ok retry resend retry resend done ";
+    until = fy_now_ms() + 10000;
+    while (strcmp(got, want) != 0 && fy_now_ms() < until) {
+        got[0] = '\0';
+        ferry_key_iter_t *it = NULL;
+        if (ferry_client_read_key(c, "_saga.careful", "flaky-3", 0, 0, &it) == FERRY_OK) {
+            const ferry_stored_message_t *m;
+            while (ferry_key_iter_next(it, &m) == FERRY_OK && m)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s ",
+                         ferry_msg_header(m, "event_type"));
+        }
+        ferry_key_iter_destroy(&it);
+        if (strcmp(got, want) != 0)
+            fy_sleep_ms(50);
+    }
+    assert_string_equal(got, want);
+    ferry_client_destroy(&c);
+    parts->stop = 1;
+    pthread_join(t, NULL);
+    kill(relay, SIGTERM);
+    waitpid(relay, NULL, 0);
+}
+
+static void
+test_failing_well_on_sqlite(void **state)
+{
+    fy_ferryd_t *d = *state;
+    char dir[256], path[300], parts_db[300], source[320];
+    assert_int_equal(fy_tmpdir(dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/app.db", dir);
+    snprintf(parts_db, sizeof parts_db, "%s/parts.db", dir);
+    s_lite_work_table(parts_db);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    s_seen_t seen = {0};
+    ferry_saga_config_t cfg = {
+        .name = "careful", .broker = d->endpoint, .on_end = s_seen_end, .user = &seen};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_sqlite_orchestrator_new(path, s_careful_defs, 2, &cfg, &o),
+                     FERRY_OK);
+    static s_parts_t parts;
+    memset(&parts, 0, sizeof parts);
+    parts.sqlite = parts_db;
+    snprintf(source, sizeof source, "sqlite:%s", path);
+    s_failing_well(d, o, &seen, &parts, source, dir);
+    ferry_saga_orchestrator_destroy(&o);
+    fy_rmtree(dir);
+}
+
+static void
+test_failing_well_on_postgres(void **state)
+{
+    fy_ferryd_t *d = *state;
+    fy_pg_t pg = {0};
+    assert_int_equal(fy_pg_start(&pg), 0);
+    PGconn *pc = PQconnectdb(pg.conninfo);
+    assert_int_equal(PQstatus(pc), CONNECTION_OK);
+    PQclear(PQexec(pc, "CREATE TABLE work (k TEXT PRIMARY KEY)"));
+    PQfinish(pc);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    s_seen_t seen = {0};
+    ferry_saga_config_t cfg = {
+        .name = "careful", .broker = d->endpoint, .on_end = s_seen_end, .user = &seen};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_pg_orchestrator_new(pg.conninfo, s_careful_defs, 2, &cfg, &o),
+                     FERRY_OK);
+    static s_parts_t parts;
+    memset(&parts, 0, sizeof parts);
+    parts.conninfo = pg.conninfo;
+    char source[400];
+    snprintf(source, sizeof source, "pg:%s", pg.conninfo);
+    s_failing_well(d, o, &seen, &parts, source, pg.dir);
+    ferry_saga_orchestrator_destroy(&o);
+    fy_pg_stop(&pg);
+}
+
 int
 main(void)
 {
@@ -464,6 +674,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sagas_on_postgres, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_sagas_on_sqlite, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_failing_well_on_sqlite, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_failing_well_on_postgres, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
     };
     if (getenv("FERRY_TEST_FILTER"))

@@ -65,7 +65,7 @@ STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c b
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
-CLI_SRC    := cli/ferry.c cli/keys.c
+CLI_SRC    := cli/ferry.c cli/keys.c cli/saga_cmd.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
@@ -89,7 +89,7 @@ FUZZ_REPLAY   = $(addprefix $(BUILD)/tests/fuzz_,$(FUZZ_TARGETS))
 TEST_BINS    = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEG_TESTS)) $(FUZZ_REPLAY)
 TEST_SCRIPTS := $(wildcard tests/integration/test_*.sh)
 EXAMPLES     = $(addprefix $(BUILD)/examples/,publish outbox_service order_saga choreography \
-                 event_sourcing)
+                 event_sourcing order_saga_sql)
 BENCHES      = $(addprefix $(BUILD)/bench/,bench_publish bench_queue bench_timers bench_events \
                  bench_compare bench_relay bench_saga)
 
@@ -231,6 +231,11 @@ $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRC)) $(LIBA)
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE)) -lpthread
+# The order saga on PostgreSQL and SQLite: libferry-sql too.
+$(BUILD)/obj/examples/order_saga_sql.o: EXTRA_CFLAGS = $(call pkg_cflags,$(PKG_BASE) $(PKG_SQL))
+$(BUILD)/examples/order_saga_sql: $(call obj,examples/order_saga_sql.c) $(SQLA) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_SQL)) -lpthread
 
 # Unit tests link the module they test (with the include paths of its
 # folder); integration tests use libferry and start the real ferryd.

@@ -18,6 +18,7 @@
 
 #include "ferry.h"
 #include "keys.h"
+#include "saga_cmd.h"
 #include "text.h"
 #include "wire_limits.h"
 
@@ -71,6 +72,10 @@ s_usage(FILE *out)
         "                                                    (also: sub info TOPIC|QUEUE [NAME])\n"
         "  dlq list TOPIC [--from SEQ] [--count N]           print TOPIC.dlq with its headers\n"
         "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
+        "  saga show DEF ID                                  a saga's transitions (_saga.DEF)\n"
+        "  saga cancel ORCH ID [REASON]                      ask orchestrator ORCH to compensate\n"
+        "                                                    running saga ID now\n"
+        "  saga retry ORCH ID                                ask it to resume FAILED saga ID\n"
         "  stats                                             broker counters\n"
         "  ping                                              check the broker answers\n"
         "\n"
@@ -798,7 +803,7 @@ main(int argc, char **argv)
                 {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 3},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
                 {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2}, {"request", 1, 2},
-                {"reply", 1, 1}};
+                {"reply", 1, 1},   {"saga", 3, 4}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -917,6 +922,8 @@ main(int argc, char **argv)
         rc = s_cmd_request(c, pos[0], npos - 1, pos + 1, &o);
     } else if (strcmp(cmd, "reply") == 0) {
         rc = s_cmd_reply(c, pos[0], &o);
+    } else if (strcmp(cmd, "saga") == 0) {
+        rc = fy_cli_saga(c, npos, pos);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
         uint64_t seqs[6];
         for (int k = 2; k < npos; k++)

@@ -49,11 +49,12 @@ typedef struct {
     ferry_saga_status_t st;
 } s_ended_t;
 
-/* A reply taken in the current poll, not yet acked. */
+/* A reply taken in the current poll, not yet acked; or a person's control
+ * message (`ferry saga cancel|retry`): corr is then the saga id. */
 typedef struct {
     uint64_t seq;
-    bool ours;
-    fy_saga_event_t ev; /* OK, FAIL or RETRY */
+    bool ours, control;
+    fy_saga_event_t ev; /* OK, FAIL or RETRY; CANCEL or RESUME for a control */
     char corr[S_ID_MAX + 40];
     char reason[200];
 } s_reply_t;
@@ -281,11 +282,27 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     ferry_saga_orchestrator_t *o = user;
     const char *corr = ferry_msg_header(m, "correlation_id");
     const char *result = ferry_msg_header(m, "ferry-saga-result");
+    const char *control = ferry_msg_header(m, "ferry-saga-control");
     if (!fy_grow(&o->replies_in, &o->cap_replies, o->nreplies + 1, sizeof *o->replies_in, 256))
         return FERRY_MSG_NACK;
     s_reply_t *r = &o->replies_in[o->nreplies++];
     memset(r, 0, sizeof *r);
     r->seq = m->seq;
+    if (control) { /* a person's: cancel or resume saga ferry-saga-id */
+        const char *id = ferry_msg_header(m, "ferry-saga-id");
+        r->control =
+            id && s_id_ok(id) && (strcmp(control, "cancel") == 0 || strcmp(control, "resume") == 0);
+        r->ev = control[0] == 'c' ? FY_SAGA_EV_CANCEL : FY_SAGA_EV_RESUME;
+        snprintf(r->corr, sizeof r->corr, "%s", r->control ? id : "");
+        size_t rl = m->len < sizeof r->reason - 1 ? m->len : sizeof r->reason - 1;
+        memcpy(r->reason, m->data, rl);
+        if (!r->control)
+            ferry_client_log(o->c, FERRY_LOG_WARN,
+                             "saga orchestrator %s: control message %llu dropped: wants "
+                             "ferry-saga-control cancel or resume and a saga id",
+                             o->name, (unsigned long long)m->seq);
+        return FERRY_MSG_KEEP;
+    }
     r->ours = corr && result && strlen(corr) < sizeof r->corr;
     if (r->ours) {
         snprintf(r->corr, sizeof r->corr, "%s", corr);
@@ -298,12 +315,48 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     return FERRY_MSG_KEEP;
 }
 
+/* A person's cancel or resume, in @p tx: applied if the saga stands where
+ * it may (running, FAILED); said in the log either way. */
+static ferry_status_t
+s_apply_control(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool *ended,
+                s_ended_t *st)
+{
+    const char *id = rp->corr, *what = rp->ev == FY_SAGA_EV_CANCEL ? "cancel" : "resume";
+    ferry_saga_state_t want = rp->ev == FY_SAGA_EV_CANCEL ? FERRY_SAGA_RUNNING : FERRY_SAGA_FAILED;
+    s_rec_t r = {0};
+    ferry_status_t fs = o->store.get(o->store.self, tx, id, &r);
+    if (fs && fs != FERRY_ENOTFOUND)
+        return fs;
+    if (fs == FERRY_OK && r.state == want && s_def(o, r.def)) {
+        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason[0] ? rp->reason : "by hand", ended);
+        if (fs == FERRY_OK)
+            ferry_client_log(o->c, FERRY_LOG_INFO, "saga orchestrator %s: saga %s: %s done",
+                             o->name, id, what);
+    } else {
+        ferry_client_log(o->c, FERRY_LOG_WARN, "saga orchestrator %s: saga %s: %s ignored: %s",
+                         o->name, id, what,
+                         fs == FERRY_ENOTFOUND         ? "no such saga"
+                         : !s_def(o, r.def)            ? "its definition is not in this build"
+                         : rp->ev == FY_SAGA_EV_CANCEL ? "it is not running"
+                                                       : "it is not FAILED");
+        fs = FERRY_OK;
+    }
+    if (fs == FERRY_OK && *ended) {
+        snprintf(st->id, sizeof st->id, "%.*s", (int)(sizeof st->id - 1), id);
+        s_status_of(&r, &st->st);
+    }
+    s_rec_free(&r);
+    return fs;
+}
+
 /* Applies one reply in @p tx; *ended set (and *st filled) when its saga ended. */
 static ferry_status_t
 s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool *ended,
               s_ended_t *st)
 {
     *ended = false;
+    if (rp->control)
+        return s_apply_control(o, tx, rp, ended, st);
     unsigned step, attempt;
     char dir;
     int off = 0;

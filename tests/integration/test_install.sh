@@ -116,4 +116,9 @@ LD_LIBRARY_PATH="$tmp/root/usr/lib" "$tmp/sqlapp" "$tmp/app.db" >"$tmp/sqlapp.ou
     || fail "the ferry_sql.h program runs: $(cat "$tmp/sqlapp.out")"
 [ "$(sqlite3 "$tmp/app.db" 'SELECT count(*) FROM outbox')" = 1 ] || fail "its outbox row"
 echo "ok - libferry-sql: a program builds with pkg-config ferry-sql, sets up SQLite, writes a row"
-echo "7 passed, 0 failed"
+cp "$top/examples/order_saga_sql.c" "$tmp/order_saga_sql.c"
+${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/order_saga_sql.c" -o "$tmp/osq" \
+    $sqlflags $(pkg-config --cflags --libs libpq sqlite3) -lpthread \
+    || fail "examples/order_saga_sql.c builds with pkg-config ferry-sql"
+echo "ok - examples/order_saga_sql.c compiles and links against the installed libferry-sql"
+echo "8 passed, 0 failed"

@@ -537,9 +537,21 @@ s_until(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_state_t want,
     assert_int_equal(st->state, want);
 }
 
+/* `ferry saga ...` (@p args) against @p d: its exit code, its output in @p out. */
+static int
+s_cli(const fy_ferryd_t *d, const char *args, char *out, size_t cap)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' saga %s 2>&1", getenv("FERRY_CLI"), d->endpoint,
+             args);
+    return fy_run(cmd, out, cap);
+}
+
+/* With @p by_cli, a person uses `ferry saga cancel|retry|show`; else the
+ * calls of ferry_saga.h. */
 static void
 s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_parts_t *parts,
-               const char *source, const char *dir)
+               const char *source, const char *dir, bool by_cli)
 {
     char log[400];
     snprintf(log, sizeof log, "%s/relay-careful.log", dir);
@@ -582,12 +594,27 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
     } while (st.step != 1 && fy_now_ms() < until);
     assert_int_equal(st.state, FERRY_SAGA_RUNNING);
     assert_int_equal(st.step, 1);
-    assert_int_equal(ferry_saga_cancel(o, "held-1", "the customer called"), FERRY_OK);
+    char out[4096];
+    if (by_cli) {
+        assert_int_equal(s_cli(d, "cancel careful held-1 'the customer called'", out, sizeof out),
+                         0);
+        assert_non_null(strstr(out, "asked orchestrator careful to cancel saga held-1"));
+        /* One the orchestrator cannot apply is said in its log, nothing changes. */
+        assert_int_equal(s_cli(d, "retry careful flaky-3", out, sizeof out), 0);
+        assert_int_equal(s_cli(d, "retry", out, sizeof out), 2);
+        assert_int_equal(s_cli(d, "retry nosuch-orchestrator x", out, sizeof out), 1);
+    } else {
+        assert_int_equal(ferry_saga_cancel(o, "held-1", "the customer called"), FERRY_OK);
+    }
     s_until(o, "held-1", FERRY_SAGA_COMPENSATED, &st);
     assert_string_equal(st.reason, "step wait cancelled: the customer called");
     parts->fixed = 1;
-    assert_int_equal(ferry_saga_resume(o, "stuck"), FERRY_OK);
+    if (by_cli)
+        assert_int_equal(s_cli(d, "retry careful stuck", out, sizeof out), 0);
+    else
+        assert_int_equal(ferry_saga_resume(o, "stuck"), FERRY_OK);
     s_until(o, "stuck", FERRY_SAGA_COMPENSATED, &st);
+    assert_int_equal(ferry_saga_get(o, "flaky-3", &st), FERRY_ENOTFOUND); /* purged, not resumed */
     /* The history of the flaky one: each wait and resend is in it. */
     ferry_client_t *c = fy_connect(d->endpoint, 5000, 100);
     assert_non_null(c);
@@ -609,6 +636,17 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
     }
     assert_string_equal(got, want);
     ferry_client_destroy(&c);
+    if (by_cli) { /* the same history, for people */
+        assert_int_equal(s_cli(d, "show careful flaky-3", out, sizeof out), 0);
+        assert_non_null(strstr(out, "TIME"));
+        assert_non_null(strstr(out, "resend       running       charge            3"));
+        assert_non_null(strstr(out, "done         done          charge"));
+        assert_int_equal(s_cli(d, "show careful nobody", out, sizeof out), 1);
+        assert_int_equal(s_cli(d, "show careful stuck", out, sizeof out), 0);
+        assert_non_null(strstr(out, "failed       failed        reserve           2        "
+                                    "compensation of step reserve gave up"));
+        assert_non_null(strstr(out, "resume       compensating  reserve           1"));
+    }
     parts->stop = 1;
     pthread_join(t, NULL);
     kill(relay, SIGTERM);
@@ -635,7 +673,7 @@ test_failing_well_on_sqlite(void **state)
     memset(&parts, 0, sizeof parts);
     parts.sqlite = parts_db;
     snprintf(source, sizeof source, "sqlite:%s", path);
-    s_failing_well(d, o, &seen, &parts, source, dir);
+    s_failing_well(d, o, &seen, &parts, source, dir, true);
     ferry_saga_orchestrator_destroy(&o);
     fy_rmtree(dir);
 }
@@ -662,7 +700,7 @@ test_failing_well_on_postgres(void **state)
     parts.conninfo = pg.conninfo;
     char source[400];
     snprintf(source, sizeof source, "pg:%s", pg.conninfo);
-    s_failing_well(d, o, &seen, &parts, source, pg.dir);
+    s_failing_well(d, o, &seen, &parts, source, pg.dir, false);
     ferry_saga_orchestrator_destroy(&o);
     fy_pg_stop(&pg);
 }

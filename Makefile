@@ -72,7 +72,7 @@ FIXTURE_SRC := tests/lib/fixture.c
 HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c
 # Only the integration tests: the relay fixture, the power-cut controls and
 # the saga example's checker.
-INTEG_LIB_SRC := tests/lib/relayfx.c tests/lib/cutctl.c tests/lib/shopcheck.c
+INTEG_LIB_SRC := tests/lib/relayfx.c tests/lib/cutctl.c tests/lib/shopcheck.c tests/lib/sqlshop.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -107,7 +107,7 @@ PUBLIC_HEADERS := $(wildcard include/*.h)
 
 .PHONY: all deps deps-run deps-build deps-test deps-bench check-pkgs run test test-run \
         examples benches check-asan check-valgrind valgrind bench bench-run bench-profile \
-        install uninstall clean help format fuzz fuzz-run fuzz-seeds deps-fuzz soak
+        install uninstall clean help format fuzz fuzz-run fuzz-seeds deps-fuzz soak demo
 
 all: check-pkgs $(PROGRAMS)
 
@@ -124,6 +124,7 @@ help:
 	@echo "make check-valgrind  the test programs under valgrind (leaks are errors)"
 	@echo "make fuzz            each fuzz target under libFuzzer for FUZZ_SECONDS (default 60)"
 	@echo "make soak            mixed load with random kills for SOAK_MINUTES (default 5), then a verdict"
+	@echo "make demo            the order saga with each service on PostgreSQL or SQLite, all real: DEMO_ORDERS (20)"
 	@echo "make bench           Ferry vs Redis Streams (W1-W4, backlog; W1 and W4 at 1 KiB and 16 KiB) into bench/results/DATE.tsv,"
 	@echo "                     then publish, queue, pending-set and event benchmarks (bench/README.md)"
 	@echo "make bench-profile   W1 with ferryd under perf; top functions in bench/results/DATE-profile/"
@@ -307,6 +308,16 @@ check-asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
 
+# make demo: the order saga on PostgreSQL and SQLite with every part real
+# (tests/demo/demo.c, examples/order_saga_sql.c), DEMO_ORDERS orders.
+DEMO_ORDERS ?= 20
+INC_demo = $(INC_proto) -Itests/lib
+$(BUILD)/tests/demo: $(call obj,tests/demo/demo.c $(FIXTURE_SRC) $(HARNESS_SRC) tests/lib/relayfx.c \
+    tests/lib/sqlshop.c) $(LIBA)
+demo: deps-test
+	@$(MAKE) --no-print-directory all examples $(BUILD)/tests/demo
+	$(TEST_ENV) DEMO_ORDERS=$(DEMO_ORDERS) $(BUILD)/tests/demo
+
 # make soak: mixed load for SOAK_MINUTES with every process killed at random
 # (tests/soak/soak.c); prints throughput, RSS and file size over time, then
 # the history checker's verdict.
@@ -373,6 +384,11 @@ $(BUILD)/bench/bench_compare: $(call obj,bench/bench_compare.c bench/backends.c 
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_BENCH)) -lpthread
 
+# bench_saga also runs the orchestrator on SQLite and PostgreSQL (libferry-sql).
+$(BUILD)/bench/bench_saga: $(call obj,bench/bench_saga.c $(FIXTURE_SRC) $(HARNESS_SRC) \
+    tests/lib/relayfx.c) $(SQLA) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_TEST) $(PKG_SQL)) -lpthread
 $(BUILD)/bench/%: $(call obj,bench/%.c $(FIXTURE_SRC) $(HARNESS_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FY_LDFLAGS) $(call pkg_libs,$(PKG_BASE) $(PKG_BENCH)) -lpthread

@@ -7,7 +7,16 @@
  *      all succeed: sagas/s from the first start to the last end;
  *   2. latency: sagas one at a time (default 200): start to end, p50/p99.
  *
- *   bench_saga [-n SAGAS] [-l LATENCY_SAGAS]      (needs FERRYD)
+ * The orchestrator's sagas live in LMDB (its in-process relay publishes the
+ * commands), or with --store sqlite|pg in a SQLite file or a PostgreSQL
+ * server started here (libferry-sql; a ferry-relay process, polling every
+ * 5 ms, publishes the commands). The participants keep LMDB.
+ *
+ * --start-batch N starts the throughput run's sagas N per transaction (as an
+ * application starting a batch of orders in one transaction); 1 by default.
+ *
+ *   bench_saga [-n SAGAS] [-l LATENCY_SAGAS] [--store lmdb|sqlite|pg] [--start-batch N]
+ *       (needs FERRYD; FERRY_RELAY for sqlite and pg)
  */
 #define _GNU_SOURCE
 #include <lmdb.h>
@@ -21,8 +30,11 @@
 
 #include "clock.h"
 #include "ferry_saga.h"
+#include "ferry_sql.h"
 #include "fixture.h"
 #include "harness.h"
+#include "pgserver.h"
+#include "relayfx.h"
 
 typedef struct {
     const char *endpoint, *queue;
@@ -88,11 +100,21 @@ int
 main(int argc, char **argv)
 {
     long n = 2000, lat_n = 200;
+    const char *store = "lmdb";
+    long batch = 1; /* sagas started per transaction */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n"))
             n = strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "-l"))
             lat_n = strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--store"))
+            store = argv[i + 1];
+        else if (!strcmp(argv[i], "--start-batch"))
+            batch = strtol(argv[i + 1], NULL, 10);
+    }
+    if ((strcmp(store, "lmdb") && strcmp(store, "sqlite") && strcmp(store, "pg")) || batch < 1) {
+        fprintf(stderr, "bench_saga: --store lmdb, sqlite or pg\n");
+        return 2;
     }
     fy_ferryd_t d = {0};
     if (n <= 0 || lat_n <= 0 || fy_ferryd_start(&d) != 0) {
@@ -110,23 +132,57 @@ main(int argc, char **argv)
     }
     char dir[400];
     snprintf(dir, sizeof dir, "%s/orch", d.dir);
-    MDB_env *env = s_env(dir);
+    MDB_env *env = NULL;
+    fy_pg_t pg = {0};
+    char source[500] = "";
+    if (!strcmp(store, "lmdb")) {
+        env = s_env(dir);
+    } else if (!strcmp(store, "sqlite")) {
+        snprintf(source, sizeof source, "sqlite:%s/orders.db", d.dir);
+    } else {
+        if (fy_pg_start(&pg) != 0)
+            return 1;
+        snprintf(source, sizeof source, "pg:%s", pg.conninfo);
+    }
     const ferry_saga_step_t steps[] = {{.name = "reserve", .queue = queues[0], .compensable = true},
                                        {.name = "charge", .queue = queues[1], .compensable = true},
                                        {.name = "ship", .queue = queues[2]}};
     const ferry_saga_def_t def = {.name = "order", .steps = steps, .step_count = 3};
     ferry_saga_config_t cfg = {.name = "bench", .broker = d.endpoint};
     ferry_saga_orchestrator_t *o;
-    if (ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o) != FERRY_OK)
+    ferry_status_t made = env ? ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o)
+                          : pg.port
+                              ? ferry_saga_pg_orchestrator_new(source + 3, &def, 1, &cfg, &o)
+                              : ferry_saga_sqlite_orchestrator_new(source + 7, &def, 1, &cfg, &o);
+    if (made != FERRY_OK)
         return 1;
+    int relay = 0;
+    if (!env) { /* the commands: ferry-relay on the orchestrator's database */
+        char log[500];
+        snprintf(log, sizeof log, "%s/relay.log", d.dir);
+        relay = fy_relay_spawn(source, d.endpoint, log, NULL);
+        if (relay <= 0)
+            return 1;
+    }
+    printf("store: %s, starts %ld per transaction\n", store, batch);
     char id[32], data[128];
     memset(data, 'd', sizeof data);
     long long t0 = fy_mono_ms();
-    for (long i = 0; i < n; i++) {
-        snprintf(id, sizeof id, "t-%ld", i);
-        if (ferry_saga_start(o, "order", id, data, sizeof data) != FERRY_OK)
+    const ferry_saga_store_t *ss = ferry_saga_orchestrator_store(o);
+    for (long i = 0; i < n; i += batch) {
+        /* Starts in transactions of `batch` (an application starting the
+         * sagas of a batch of orders in one transaction of its own). */
+        void *tx;
+        if (ss->begin(ss->self, &tx) != FERRY_OK)
             return 1;
-        if (i % 100 == 0)
+        for (long j = i; j < i + batch && j < n; j++) {
+            snprintf(id, sizeof id, "t-%ld", j);
+            if (ferry_saga_start_in(o, tx, "order", id, data, sizeof data) != FERRY_OK)
+                return 1;
+        }
+        if (ss->commit(ss->self, tx) != FERRY_OK)
+            return 1;
+        if (i % 100 < batch)
             ferry_saga_poll(o, 0);
     }
     while (ferry_saga_active(o) > 0 && fy_mono_ms() - t0 < 300000)
@@ -149,7 +205,12 @@ main(int argc, char **argv)
            lat[lat_n * 99 / 100]);
     free(lat);
     ferry_saga_orchestrator_destroy(&o);
-    mdb_env_close(env);
+    if (env)
+        mdb_env_close(env);
+    if (relay > 0)
+        fy_kill_wait(relay, SIGTERM);
+    if (pg.port)
+        fy_pg_stop(&pg);
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);

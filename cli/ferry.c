@@ -72,6 +72,7 @@ s_usage(FILE *out)
         "                                                    (also: sub info TOPIC|QUEUE [NAME])\n"
         "  dlq list TOPIC [--from SEQ] [--count N]           print TOPIC.dlq with its headers\n"
         "  dlq replay TOPIC [--count N]                      publish TOPIC.dlq back to TOPIC\n"
+        "  saga list DEF [STATE]                             where each saga of DEF stands\n"
         "  saga show DEF ID                                  a saga's transitions (_saga.DEF)\n"
         "  saga cancel ORCH ID [REASON]                      ask orchestrator ORCH to compensate\n"
         "                                                    running saga ID now\n"
@@ -803,7 +804,7 @@ main(int argc, char **argv)
                 {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 3},
                 {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
                 {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2}, {"request", 1, 2},
-                {"reply", 1, 1},   {"saga", 3, 4}};
+                {"reply", 1, 1},   {"saga", 2, 4}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)

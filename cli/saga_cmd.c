@@ -4,6 +4,7 @@
 #include "saga_cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,6 +55,109 @@ s_show(ferry_client_t *c, const char *def, const char *id)
     return 0;
 }
 
+/* The newest transition of one saga, as `list` keeps it. */
+typedef struct {
+    char id[201], state[16], step[64], reason[96];
+    uint64_t seq, ts_ms;
+} s_last_t;
+
+static int
+s_by_id(const void *a, const void *b)
+{
+    return strcmp(((const s_last_t *)a)->id, ((const s_last_t *)b)->id);
+}
+
+static int
+s_newest_first(const void *a, const void *b)
+{
+    const s_last_t *x = a, *y = b;
+    return x->ts_ms < y->ts_ms ? 1 : x->ts_ms > y->ts_ms ? -1 : strcmp(x->id, y->id);
+}
+
+/* Where each saga of @p def stands, from its newest transition on _saga.DEF
+ * (a scan of the topic: fine for an operator, not a hot path); with
+ * @p state, only those in it. */
+static int
+s_list(ferry_client_t *c, const char *def, const char *state)
+{
+    char topic[FERRY_NAME_MAX + 1];
+    if ((size_t)snprintf(topic, sizeof topic, "_saga.%s", def) >= sizeof topic)
+        return S_EXIT_USAGE;
+    s_last_t *all = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t from = 1;
+    ferry_status_t st;
+    for (;;) {
+        const ferry_stored_message_t *msgs;
+        size_t got = 0;
+        if ((st = ferry_client_get(c, topic, from, 1000, &msgs, &got)) != FERRY_OK || got == 0)
+            break;
+        for (size_t i = 0; i < got; i++) {
+            const ferry_stored_message_t *m = &msgs[i];
+            from = m->seq + 1;
+            if (!m->key)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 1024;
+                s_last_t *grown = realloc(all, ncap * sizeof *all);
+                if (!grown) {
+                    free(all);
+                    fprintf(stderr, "ferry: out of memory\n");
+                    return S_EXIT_REFUSED;
+                }
+                all = grown;
+                cap = ncap;
+            }
+            s_last_t *e = &all[n++];
+            const char *sv = ferry_msg_header(m, "ferry-saga-state"),
+                       *sp = ferry_msg_header(m, "ferry-saga-step"),
+                       *rv = ferry_msg_header(m, "ferry-saga-reason");
+            snprintf(e->id, sizeof e->id, "%s", m->key);
+            snprintf(e->state, sizeof e->state, "%s", sv ? sv : "?");
+            snprintf(e->step, sizeof e->step, "%s", sp ? sp : "?");
+            snprintf(e->reason, sizeof e->reason, "%s", rv ? rv : "");
+            e->seq = m->seq;
+            e->ts_ms = m->timestamp_ms;
+        }
+    }
+    if (st != FERRY_OK) {
+        free(all);
+        fprintf(stderr, "ferry: %s: %s\n", ferry_errname(st),
+                st == FERRY_ENOTFOUND ? "no saga of that definition was published"
+                                      : ferry_client_last_error(c));
+        return S_EXIT_REFUSED;
+    }
+    /* The newest per saga: grouped by id, the highest sequence kept. */
+    qsort(all, n, sizeof *all, s_by_id);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && strcmp(all[k - 1].id, all[i].id) == 0) {
+            if (all[i].seq > all[k - 1].seq)
+                all[k - 1] = all[i];
+        } else {
+            all[k++] = all[i];
+        }
+    }
+    qsort(all, k, sizeof *all, s_newest_first);
+    size_t shown = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (state && strcmp(all[i].state, state) != 0)
+            continue;
+        if (shown++ == 0)
+            printf("%-24s  %-12s  %-16s  %-24s  %s\n", "SAGA", "STATE", "STEP", "SINCE", "REASON");
+        time_t secs = (time_t)(all[i].ts_ms / 1000);
+        struct tm tm;
+        char when[32] = "";
+        if (gmtime_r(&secs, &tm))
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("%-24s  %-12s  %-16s  %-24s  %s\n", all[i].id, all[i].state, all[i].step, when,
+               all[i].reason);
+    }
+    printf("%zu saga%s%s%s\n", shown, shown == 1 ? "" : "s", state ? " " : "", state ? state : "");
+    free(all);
+    return 0;
+}
+
 /* Publishes a person's control message to orchestrator @p orch. */
 static int
 s_control(ferry_client_t *c, const char *what, const char *orch, const char *id, const char *reason)
@@ -81,11 +185,13 @@ fy_cli_saga(ferry_client_t *c, int npos, char **pos)
 {
     if (npos >= 3 && strcmp(pos[0], "show") == 0 && npos == 3)
         return s_show(c, pos[1], pos[2]);
+    if (npos >= 2 && npos <= 3 && strcmp(pos[0], "list") == 0)
+        return s_list(c, pos[1], npos == 3 ? pos[2] : NULL);
     if (npos >= 3 && strcmp(pos[0], "cancel") == 0 && npos <= 4)
         return s_control(c, "cancel", pos[1], pos[2], npos == 4 ? pos[3] : NULL);
     if (npos == 3 && strcmp(pos[0], "retry") == 0)
         return s_control(c, "resume", pos[1], pos[2], NULL);
-    fprintf(stderr, "ferry: usage: ferry saga show DEF ID | cancel ORCH ID [REASON] | "
-                    "retry ORCH ID\n");
+    fprintf(stderr, "ferry: usage: ferry saga list DEF [STATE] | show DEF ID | "
+                    "cancel ORCH ID [REASON] | retry ORCH ID\n");
     return S_EXIT_USAGE;
 }

@@ -2,6 +2,8 @@
  * saga_cmd.h - `ferry saga`: a person's view of and hand on sagas, through
  * the broker (docs/sagas.md):
  *
+ *   ferry saga list DEF [STATE]        where each saga of DEF stands (its
+ *                                      newest transition), newest first
  *   ferry saga show DEF ID             every transition of saga ID of
  *                                      definition DEF, from _saga.DEF
  *   ferry saga cancel ORCH ID [REASON] ask orchestrator ORCH to compensate

@@ -67,6 +67,12 @@ typedef struct ferry_saga_def {
     const char *name; /**< "order" (a valid topic token) */
     const ferry_saga_step_t *steps;
     size_t step_count; /**< 1..64 */
+    /** 0 or 1: the first. An orchestrator may be given several versions of
+     *  one name: a saga started as "order" runs on the highest, "order@2"
+     *  on that one, and a running saga finishes on the version it started
+     *  with (its record says "order" for version 1, "order@N" after), so
+     *  keep the old versions in the list until their sagas ended. */
+    uint32_t version;
 } ferry_saga_def_t;
 
 typedef enum ferry_saga_state {
@@ -80,7 +86,7 @@ typedef enum ferry_saga_state {
 
 /** Where a saga stands. */
 typedef struct ferry_saga_status {
-    char def[64];
+    char def[64]; /**< the definition: "order" (version 1) or "order@N" */
     ferry_saga_state_t state;
     size_t step;          /**< the step run or compensated (DONE: the step count) */
     uint32_t attempt;     /**< of the awaited command (compensations are retried) */
@@ -124,7 +130,8 @@ FERRY_EXPORT ferry_status_t ferry_saga_orchestrator_new(MDB_env *env, const ferr
                                                         ferry_saga_orchestrator_t **out);
 
 /**
- * @brief Starts saga @p id (1-200 printable bytes) of definition @p def with @p data
+ * @brief Starts saga @p id (1-200 printable bytes) of definition @p def ("order":
+ * its highest version; "order@2": that one) with @p data
  * (given to every command, up to 256 KiB): the record and the first command
  * commit in one transaction.
  * @return FERRY_OK, FERRY_EEXISTS (that id was started before: nothing

@@ -37,6 +37,8 @@ typedef struct {
 
 typedef struct {
     char name[S_NAME_MAX + 1];
+    char key[S_NAME_MAX + 1]; /* as records keep it: "name", or "name@N" from version 2 */
+    uint32_t version;
     s_step_t *steps;
     size_t n;
 } s_def_t;
@@ -96,13 +98,35 @@ s_id_ok(const char *id)
     return true;
 }
 
+/* The definition a record names ("name" or "name@N"). */
 static const s_def_t *
-s_def(const ferry_saga_orchestrator_t *o, const char *name)
+s_def(const ferry_saga_orchestrator_t *o, const char *key)
 {
     for (size_t i = 0; i < o->ndefs; i++)
-        if (strcmp(o->defs[i].name, name) == 0)
+        if (strcmp(o->defs[i].key, key) == 0)
             return &o->defs[i];
     return NULL;
+}
+
+/* The definition a new saga of @p asked runs on: "name@N" exactly, "name"
+ * its highest version. */
+static const s_def_t *
+s_def_to_start(const ferry_saga_orchestrator_t *o, const char *asked)
+{
+    size_t at = strcspn(asked, "@");
+    if (asked[at]) { /* version 1 is kept as the name alone */
+        char key[S_NAME_MAX + 1];
+        if (strcmp(asked + at, "@1") != 0 || at >= sizeof key)
+            return s_def(o, asked);
+        memcpy(key, asked, at);
+        key[at] = '\0';
+        return s_def(o, key);
+    }
+    const s_def_t *best = NULL;
+    for (size_t i = 0; i < o->ndefs; i++)
+        if (strcmp(o->defs[i].name, asked) == 0 && (!best || o->defs[i].version > best->version))
+            best = &o->defs[i];
+    return best;
 }
 
 /* ---- records ----------------------------------------------------------------- */
@@ -138,17 +162,18 @@ s_send(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char *id,
        bool undo)
 {
     const s_step_t *st = &d->steps[r->step];
-    char corr[S_ID_MAX + 40], event[S_NAME_MAX + 8], expires[24];
+    char corr[S_ID_MAX + 40], event[S_NAME_MAX + 8], expires[24], version[16];
     snprintf(corr, sizeof corr, "%u/%c/%u/%s", r->step, undo ? 'u' : 'd', r->attempt, id);
+    snprintf(version, sizeof version, "%u", d->version);
     /* A command that reaches its participant after the saga gave up on it
      * is refused there; compensations never expire. */
     snprintf(expires, sizeof expires, "%llu", undo ? 0ULL : (unsigned long long)r->deadline_ms);
     snprintf(event, sizeof event, "%s%s", st->name, undo ? ":undo" : "");
     ferry_header_t h[] = {
-        {"reply_to", o->replies},       {"correlation_id", corr},
-        {"ferry-saga-def", d->name},    {"ferry-saga-id", id},
-        {"ferry-saga-step", st->name},  {"ferry-saga-action", undo ? "undo" : "do"},
-        {"ferry-saga-expires", expires}};
+        {"reply_to", o->replies},        {"correlation_id", corr},
+        {"ferry-saga-def", d->name},     {"ferry-saga-id", id},
+        {"ferry-saga-step", st->name},   {"ferry-saga-action", undo ? "undo" : "do"},
+        {"ferry-saga-expires", expires}, {"ferry-saga-version", version}};
     ferry_outbox_event_t ev = {.aggregate_type = st->queue,
                                .aggregate_id = id,
                                .event_type = event,
@@ -192,6 +217,7 @@ s_announce(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char 
     bool ended = r->state == FERRY_SAGA_DONE || r->state == FERRY_SAGA_COMPENSATED ||
                  r->state == FERRY_SAGA_FAILED;
     ferry_header_t h[] = {{"ferry-saga-orchestrator", o->name},
+                          {"ferry-saga-def", d->key},
                           {"ferry-saga-state", s_state_name(r->state)},
                           {"ferry-saga-step", d->steps[r->step < d->n ? r->step : d->n - 1].name},
                           {"ferry-saga-attempt", attempt},
@@ -496,11 +522,17 @@ s_copy_defs(ferry_saga_orchestrator_t *o, const ferry_saga_def_t *defs, size_t n
         if (!s_token_ok(d->name, S_NAME_MAX) || !d->steps || d->step_count == 0 ||
             d->step_count > S_STEPS_MAX)
             return FERRY_EINVAL;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(o->defs[j].name, d->name) == 0)
-                return FERRY_EINVAL;
         s_def_t *c = &o->defs[i];
         snprintf(c->name, sizeof c->name, "%s", d->name);
+        c->version = d->version ? d->version : 1;
+        if (c->version == 1)
+            snprintf(c->key, sizeof c->key, "%s", d->name);
+        else if ((size_t)snprintf(c->key, sizeof c->key, "%s@%u", d->name, c->version) >=
+                 sizeof c->key)
+            return FERRY_EINVAL; /* name@version over 63 bytes */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->defs[j].key, c->key) == 0)
+                return FERRY_EINVAL; /* one name and version twice */
         c->steps = calloc(d->step_count, sizeof *c->steps);
         if (!c->steps)
             return FERRY_ENOMEM;
@@ -620,7 +652,7 @@ ferry_saga_start_in(ferry_saga_orchestrator_t *o, void *tx, const char *def, con
 {
     if (!o || !tx || !def || !s_id_ok(id) || (len && !data) || len > S_DATA_MAX)
         return FERRY_EINVAL;
-    const s_def_t *d = s_def(o, def);
+    const s_def_t *d = s_def_to_start(o, def);
     if (!d)
         return FERRY_ENOTFOUND;
     s_rec_t r;
@@ -636,7 +668,7 @@ ferry_saga_start_in(ferry_saga_orchestrator_t *o, void *tx, const char *def, con
                   .deadline_ms = fy_wall_ms() + (uint64_t)d->steps[0].timeout_ms,
                   .data = (void *)data,
                   .len = len};
-    snprintf(r.def, sizeof r.def, "%s", d->name);
+    snprintf(r.def, sizeof r.def, "%s", d->key);
     st = s_send(o, tx, d, id, &r, false);
     if (st == FERRY_OK)
         st = o->store.put(o->store.self, tx, id, &r, true);

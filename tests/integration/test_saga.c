@@ -519,6 +519,64 @@ test_bad_definitions(void **state)
     mdb_env_close(env);
 }
 
+/* Definitions with versions: a saga finishes on the version it started
+ * with; new ones start on the highest, or the one named; an unknown
+ * version is ENOTFOUND, the same version twice EINVAL. Nobody serves the
+ * queue: each saga times out at its first step, whose name says the
+ * version it ran on. */
+static void
+test_definition_versions(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/versions", fx->d.dir);
+    MDB_env *env = s_env(dir);
+    ferry_saga_config_t cfg = {.name = "versions", .broker = fx->d.endpoint};
+    ferry_saga_step_t v1[] = {{.name = "first", .queue = "nobody.commands", .timeout_ms = 200}};
+    ferry_saga_step_t v2[] = {{.name = "second", .queue = "nobody.commands", .timeout_ms = 200}};
+    ferry_saga_def_t old[] = {{.name = "order", .steps = v1, .step_count = 1}};
+    ferry_saga_def_t both[] = {{.name = "order", .steps = v1, .step_count = 1},
+                               {.name = "order", .steps = v2, .step_count = 1, .version = 2}};
+    ferry_saga_def_t twice[] = {{.name = "order", .steps = v1, .step_count = 1, .version = 2},
+                                {.name = "order", .steps = v2, .step_count = 1, .version = 2}};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_orchestrator_new(env, twice, 2, &cfg, &o), FERRY_EINVAL);
+    /* Started on version 1, before version 2 was deployed ... */
+    assert_int_equal(ferry_saga_orchestrator_new(env, old, 1, &cfg, &o), FERRY_OK);
+    for (int i = 0; i < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "old-%d", i);
+        assert_int_equal(ferry_saga_start(o, "order", id, "x", 1), FERRY_OK);
+    }
+    ferry_saga_orchestrator_destroy(&o);
+    /* ... they finish on it; new ones start on version 2, or 1 if named. */
+    assert_int_equal(ferry_saga_orchestrator_new(env, both, 2, &cfg, &o), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "order", "new", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "order@1", "pinned", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "order@2", "named", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "order@3", "nope", "x", 1), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_saga_start(o, "invoice", "nope", "x", 1), FERRY_ENOTFOUND);
+    long long until = fy_now_ms() + 10000;
+    while (ferry_saga_active(o) > 0 && fy_now_ms() < until)
+        assert_int_equal(ferry_saga_poll(o, 50), FERRY_OK);
+    static const struct {
+        const char *id, *def, *reason;
+    } want[] = {{"old-0", "order", "step first timed out"},
+                {"old-1", "order", "step first timed out"},
+                {"new", "order@2", "step second timed out"},
+                {"pinned", "order", "step first timed out"},
+                {"named", "order@2", "step second timed out"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ferry_saga_status_t st;
+        assert_int_equal(ferry_saga_get(o, want[i].id, &st), FERRY_OK);
+        assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+        assert_string_equal(st.def, want[i].def);
+        assert_string_equal(st.reason, want[i].reason);
+    }
+    ferry_saga_orchestrator_destroy(&o);
+    mdb_env_close(env);
+}
+
 /* ---- choreography ------------------------------------------------------------ */
 
 /* The value of @p key in database "state" of @p dir, or "" */
@@ -682,6 +740,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_orchestrator_killed, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_broker_fails_under_sagas, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_definition_versions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_choreography_services_killed, fy_fx_setup,
                                         fy_fx_teardown),

@@ -646,6 +646,22 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
         assert_non_null(strstr(out, "failed       failed        reserve           2        "
                                     "compensation of step reserve gave up"));
         assert_non_null(strstr(out, "resume       compensating  reserve           1"));
+        /* Where each stands: its newest transition, newest first. */
+        until = fy_now_ms() + 10000;
+        do {
+            assert_int_equal(s_cli(d, "list careful", out, sizeof out), 0);
+        } while (!strstr(out, "stuck                     compensated") && fy_now_ms() < until &&
+                 (fy_sleep_ms(50), true));
+        assert_non_null(strstr(out, "stuck                     compensated"));
+        assert_non_null(strstr(out, "flaky-3                   done          charge"));
+        assert_non_null(strstr(out, "\n2 sagas\n"));
+        assert_int_equal(s_cli(d, "list careful done", out, sizeof out), 0);
+        assert_non_null(strstr(out, "flaky-3"));
+        assert_null(strstr(out, "stuck"));
+        assert_non_null(strstr(out, "1 saga done"));
+        assert_int_equal(s_cli(d, "list held", out, sizeof out), 0);
+        assert_non_null(strstr(out, "held-1                    compensated"));
+        assert_int_equal(s_cli(d, "list nothing-here", out, sizeof out), 1);
     }
     parts->stop = 1;
     pthread_join(t, NULL);

@@ -329,7 +329,17 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
                              o->name, (unsigned long long)m->seq);
         return FERRY_MSG_KEEP;
     }
-    r->ours = corr && result && strlen(corr) < sizeof r->corr;
+    bool known = result && (strcmp(result, "ok") == 0 || strcmp(result, "fail") == 0 ||
+                            strcmp(result, "retry") == 0);
+    r->ours = corr && known && strlen(corr) < sizeof r->corr;
+    if (!r->ours) /* acked with the others: it would come again and again */
+        ferry_client_log(o->c, FERRY_LOG_WARN,
+                         "saga orchestrator %s: message %llu on %s dropped: not a saga reply (%s)",
+                         o->name, (unsigned long long)m->seq, o->replies,
+                         !corr     ? "no correlation_id header"
+                         : !result ? "no ferry-saga-result header"
+                         : !known  ? "ferry-saga-result is not ok, fail or retry"
+                                   : "correlation_id too long");
     if (r->ours) {
         snprintf(r->corr, sizeof r->corr, "%s", corr);
         r->ev = strcmp(result, "ok") == 0      ? FY_SAGA_EV_OK
@@ -386,21 +396,39 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
     unsigned step, attempt;
     char dir;
     int off = 0;
-    if (!rp->ours || sscanf(rp->corr, "%u/%c/%u/%n", &step, &dir, &attempt, &off) != 3 ||
-        off <= 0 || !rp->corr[off] || strlen(rp->corr + off) > S_ID_MAX)
-        return FERRY_OK; /* not a reply of ours: nothing to do with it */
+    if (!rp->ours)
+        return FERRY_OK; /* said when it was taken */
+    if (sscanf(rp->corr, "%u/%c/%u/%n", &step, &dir, &attempt, &off) != 3 || off <= 0 ||
+        !rp->corr[off] || strlen(rp->corr + off) > S_ID_MAX || (dir != 'd' && dir != 'u')) {
+        ferry_client_log(o->c, FERRY_LOG_WARN,
+                         "saga orchestrator %s: reply %llu dropped: correlation_id '%.60s' is not "
+                         "STEP/d|u/ATTEMPT/SAGA",
+                         o->name, (unsigned long long)rp->seq, rp->corr);
+        return FERRY_OK;
+    }
     const char *id = rp->corr + off;
     s_rec_t r;
     ferry_status_t fs = o->store.get(o->store.self, tx, id, &r);
-    if (fs == FERRY_ENOTFOUND)
-        return FERRY_OK; /* a late reply of a purged saga: dropped */
+    if (fs == FERRY_ENOTFOUND) {
+        ferry_client_log(o->c, FERRY_LOG_INFO,
+                         "saga orchestrator %s: reply %llu dropped: no saga %.200s (purged, or "
+                         "never started here)",
+                         o->name, (unsigned long long)rp->seq, id);
+        return FERRY_OK;
+    }
     if (fs)
         return fs;
     bool expected =
         r.step == step && ((r.state == FERRY_SAGA_RUNNING && dir == 'd' && r.attempt == attempt) ||
                            (r.state == FERRY_SAGA_COMPENSATING && dir == 'u'));
-    if (expected) /* else a late or repeated reply: dropped */
+    if (expected)
         fs = s_apply(o, tx, id, &r, rp->ev, rp->reason, ended);
+    else /* a late or repeated reply (a redelivery, an earlier attempt) */
+        ferry_client_log(o->c, FERRY_LOG_INFO,
+                         "saga orchestrator %s: saga %.200s: reply to step %u %s attempt %u "
+                         "dropped: late or repeated (the saga is %s at step %u, attempt %u)",
+                         o->name, id, step, dir == 'd' ? "do" : "undo", attempt,
+                         s_state_name(r.state), r.step, r.attempt);
     if (fs == FERRY_OK && *ended) {
         snprintf(st->id, sizeof st->id, "%s", id);
         s_status_of(&r, &st->st);

@@ -496,6 +496,18 @@ typedef struct {
     atomic_int failed, ended;
 } s_seen_t;
 
+/* The orchestrator's log lines, kept (its client logs from the thread
+ * that polls it: this one). */
+static char s_logged[16384];
+
+static void
+s_keep_log(ferry_log_level_t level, const char *line, void *user)
+{
+    (void)level, (void)user;
+    size_t have = strlen(s_logged);
+    snprintf(s_logged + have, sizeof s_logged - have, "%s\n", line);
+}
+
 static void
 s_seen_end(const char *id, const ferry_saga_status_t *st, void *user)
 {
@@ -596,6 +608,18 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
     assert_int_equal(st.step, 1);
     char out[4096];
     if (by_cli) {
+        /* Bad input on the reply topic: each dropped and said, nothing else
+         * happens (the steps below go on as if they had not come). */
+        static const char *const junk[] = {
+            "junk", "x --header correlation_id=0/d/1/nosuch --header ferry-saga-result=ok",
+            "x --header correlation_id=garbage --header ferry-saga-result=ok",
+            "x --header correlation_id=0/d/1/held-1 --header ferry-saga-result=maybe"};
+        for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+            char cmd[600];
+            snprintf(cmd, sizeof cmd, "'%s' --server '%s' pub saga.careful.replies %s 2>&1",
+                     getenv("FERRY_CLI"), d->endpoint, junk[i]);
+            assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+        }
         assert_int_equal(s_cli(d, "cancel careful held-1 'the customer called'", out, sizeof out),
                          0);
         assert_non_null(strstr(out, "asked orchestrator careful to cancel saga held-1"));
@@ -608,6 +632,12 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
     }
     s_until(o, "held-1", FERRY_SAGA_COMPENSATED, &st);
     assert_string_equal(st.reason, "step wait cancelled: the customer called");
+    if (by_cli) {
+        assert_non_null(strstr(s_logged, "dropped: not a saga reply (no correlation_id header)"));
+        assert_non_null(strstr(s_logged, "dropped: no saga nosuch"));
+        assert_non_null(strstr(s_logged, "correlation_id 'garbage' is not STEP/d|u/ATTEMPT/SAGA"));
+        assert_non_null(strstr(s_logged, "ferry-saga-result is not ok, fail or retry"));
+    }
     parts->fixed = 1;
     if (by_cli)
         assert_int_equal(s_cli(d, "retry careful stuck", out, sizeof out), 0);
@@ -680,8 +710,12 @@ test_failing_well_on_sqlite(void **state)
     s_lite_work_table(parts_db);
     assert_int_equal(fy_ferryd_start(d), 0);
     s_seen_t seen = {0};
-    ferry_saga_config_t cfg = {
-        .name = "careful", .broker = d->endpoint, .on_end = s_seen_end, .user = &seen};
+    ferry_saga_config_t cfg = {.name = "careful",
+                               .broker = d->endpoint,
+                               .on_end = s_seen_end,
+                               .user = &seen,
+                               .log = s_keep_log};
+    s_logged[0] = '\0';
     ferry_saga_orchestrator_t *o = NULL;
     assert_int_equal(ferry_saga_sqlite_orchestrator_new(path, s_careful_defs, 2, &cfg, &o),
                      FERRY_OK);

@@ -248,7 +248,7 @@ fy_http_with(int port, const char *method, const char *path, const char *header,
     char req[600];
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n%s%s\r\n", method, path,
                      header ? header : "", header ? "\r\n" : "");
-    if (n <= 0 || write(fd, req, (size_t)n) != n) {
+    if (n <= 0 || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         close(fd);
         return -1;
     }

@@ -77,6 +77,20 @@ s_user_of(fy_broker_t *self, size_t ri, const char **name)
                : NULL;
 }
 
+/* Counts a refused request in @p counter and says why (@p what, @p msg) in
+ * the log at most once per client per 10 s. */
+static void
+s_said(fy_broker_t *self, size_t ri, uint64_t *counter, const char *what, const char *msg)
+{
+    (*counter)++;
+    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
+    uint64_t held;
+    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
+                         &held))
+        fy_log(self->log, FY_LOG_WARN, "security", what, "held_back=%llu detail=\"%s\"",
+               (unsigned long long)held, msg);
+}
+
 /* Takes @p bytes from @p user's publish budget. @return false if it does
  * not hold them (a request larger than a second's worth passes when the
  * bucket is full: it could never pass otherwise). */
@@ -158,28 +172,9 @@ s_rate_allows(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_us
              "nothing stored",
              fy_user_name(user), (unsigned long long)fy_user_max_publish_rate(user),
              fy_op_name(req->op), (int)req->name.len, (const char *)req->name.ptr);
-    self->rate_limited++;
-    zmq_msg_t *ident = &self->frames[rq->first];
-    uint64_t held;
-    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
-                         &held))
-        fy_log(self->log, FY_LOG_WARN, "security", "over its rate", "held_back=%llu detail=\"%s\"",
-               (unsigned long long)held, msg);
+    s_said(self, ri, &self->rate_limited, "over its rate", msg);
     fy_brk_error(self, ri, req, FERRY_ERATE, msg);
     return false;
-}
-
-/* Counts a forbidden request and logs it (at most once per client per 10 s). */
-static void
-s_forbidden(fy_broker_t *self, size_t ri, const char *msg)
-{
-    self->forbidden++;
-    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
-    uint64_t held;
-    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
-                         &held))
-        fy_log(self->log, FY_LOG_WARN, "security", "forbidden", "held_back=%llu detail=\"%s\"",
-               (unsigned long long)held, msg);
 }
 
 /* A request on a connection its user's max-connections serves, or answered
@@ -197,13 +192,7 @@ s_connection_allows(fy_broker_t *self, size_t ri, const fy_request_t *req, const
              "user %s has %u connections served, its max-connections (users file): %s refused "
              "on this one until another closes",
              fy_user_name(user), have, fy_op_name(req->op));
-    self->over_connections++;
-    zmq_msg_t *ident = &self->frames[self->reqs[ri].first];
-    uint64_t held;
-    if (fy_ratelog_allow(&self->forbid_log, zmq_msg_data(ident), zmq_msg_size(ident), fy_mono_ms(),
-                         &held))
-        fy_log(self->log, FY_LOG_WARN, "security", "over its connections",
-               "held_back=%llu detail=\"%s\"", (unsigned long long)held, msg);
+    s_said(self, ri, &self->over_connections, "over its connections", msg);
     fy_brk_error(self, ri, req, FERRY_ETOO_MANY, msg);
     return false;
 }
@@ -263,7 +252,7 @@ fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req)
         snprintf(msg, sizeof msg, "user %s is not in the users file (any more): %s refused",
                  name ? name : "(none)", fy_op_name(req->op));
     }
-    s_forbidden(self, ri, msg);
+    s_said(self, ri, &self->forbidden, "forbidden", msg);
     fy_brk_error(self, ri, req, FERRY_EFORBIDDEN, msg);
     return false;
 }
@@ -293,6 +282,6 @@ fy_brk_auth_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, const cha
                "the topic may use any)",
                fy_user_name(u), fy_op_name(req->op), (int)req->sub.len, (const char *)req->sub.ptr,
                (int)req->name.len, (const char *)req->name.ptr, owner);
-    s_forbidden(self, ri, err->msg);
+    s_said(self, ri, &self->forbidden, "forbidden", err->msg);
     return FERRY_EFORBIDDEN;
 }

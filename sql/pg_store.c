@@ -90,15 +90,16 @@ static ferry_status_t
 s_exec(PGconn *conn, const char *sql, const char *const *params, int nparams, long long *rows,
        char *first, size_t cap)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType es = PQresultStatus(res);
-    ferry_status_t st = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? FERRY_OK : s_status(res);
-    if (st == FERRY_OK && rows)
+    PGresult *res = NULL;
+    ferry_status_t st = fy_sql_pg_run(conn, sql, nparams, params, NULL, NULL, &res);
+    if (st)
+        return st;
+    if (rows)
         *rows = atoll(PQcmdTuples(res));
-    if (st == FERRY_OK && first && cap)
+    if (first && cap)
         snprintf(first, cap, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
-    return st;
+    return FERRY_OK;
 }
 
 ferry_status_t

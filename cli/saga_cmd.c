@@ -25,13 +25,16 @@ s_show(ferry_client_t *c, const char *def, const char *id)
     while (st == FERRY_OK && (st = ferry_key_iter_next(it, &m)) == FERRY_OK && m) {
         if (n++ == 0)
             printf("%-24s  %-11s  %-12s  %-16s  %-7s  %s\n", "TIME", "EVENT", "STATE", "STEP",
-                   "ATTEMPT", "REASON");
+                   "ATTEMPT", "RESULT OR REASON");
         time_t secs = (time_t)(m->timestamp_ms / 1000);
         struct tm tm;
         char when[32] = "";
         if (gmtime_r(&secs, &tm))
             strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-        const char *reason = ferry_msg_header(m, "ferry-saga-reason");
+        /* what a step gave on its "ok", else why it compensates */
+        const char *reason = ferry_msg_header(m, "ferry-saga-result");
+        if (!reason || !*reason)
+            reason = ferry_msg_header(m, "ferry-saga-reason");
         printf(
             "%s.%03uZ  %-11s  %-12s  %-16s  %-7s  %s\n", when, (unsigned)(m->timestamp_ms % 1000),
             ferry_msg_header(m, "event_type") ? ferry_msg_header(m, "event_type") : "?",

@@ -191,29 +191,55 @@ work(service_t *s, const ferry_saga_command_t *cmd, char *reason, size_t cap)
              "order_id) DO UPDATE SET n = runs.n + 1",
              2, p2, NULL))
         return false;
+    /* Step results: the reservation's and the payment's numbers, given back
+     * to the orchestrator, which hands them to the later steps and to the
+     * step's own compensation. */
+    const char *rsv = ferry_saga_command_result(cmd, "reserve");
+    const char *pay = ferry_saga_command_result(cmd, "charge");
     bool ok;
+    long changed = 0;
     if (strcmp(s->service, "inventory") == 0) {
-        ok = cmd->undo ? run(&s->db, "UPDATE reservations SET released = 1 WHERE order_id = $1", 1,
-                             p1, NULL)
-                       : run(&s->db, "INSERT INTO reservations (order_id, released) VALUES ($1, 0)",
+        const char *pr[] = {id, rsv ? rsv : ""};
+        ok = cmd->undo ? run(&s->db,
+                             "UPDATE reservations SET released = 1 WHERE order_id = $1 AND "
+                             "number = $2",
+                             2, pr, &changed) &&
+                             changed == 1
+                       : run(&s->db,
+                             "INSERT INTO reservations (order_id, number, released) VALUES ($1, "
+                             "'RSV-' || $1, 0)",
                              1, p1, NULL);
+        if (!cmd->undo)
+            snprintf(cmd->result, cmd->result_cap, "RSV-%s", id);
         event = cmd->undo ? "StockReleased" : "StockReserved";
     } else if (strcmp(s->service, "payment") == 0) {
+        const char *pp[] = {pay ? pay : ""};
         ok = cmd->undo
-                 ? run(&s->db, "UPDATE payments SET refunded = 1 WHERE order_id = $1", 1, p1, NULL)
+                 ? run(&s->db, "UPDATE payments SET refunded = 1 WHERE number = $1", 1, pp,
+                       &changed) &&
+                       changed == 1
                  : run(&s->db,
-                       "INSERT INTO payments (order_id, amount, refunded) VALUES ($1, "
-                       "CAST($2 AS INTEGER), 0)",
+                       "INSERT INTO payments (order_id, number, amount, refunded) VALUES ($1, "
+                       "'PAY-' || $1, CAST($2 AS INTEGER), 0)",
                        2, pa, NULL);
+        if (!cmd->undo)
+            snprintf(cmd->result, cmd->result_cap, "PAY-%s", id);
         event = cmd->undo ? "PaymentRefunded" : "PaymentTaken";
     } else {
         if (cmd->undo) { /* not compensable: only sent if it never ran */
             snprintf(reason, cap, "a shipped order cannot be unshipped");
             return false;
         }
-        ok = run(&s->db, "INSERT INTO shipments (order_id) VALUES ($1)", 1, p1, NULL);
+        const char *ps[] = {id, rsv ? rsv : "", pay ? pay : ""};
+        ok = rsv && pay &&
+             run(&s->db,
+                 "INSERT INTO shipments (order_id, reservation, payment) VALUES ($1, $2, $3)", 3,
+                 ps, NULL);
         event = "OrderShipped";
     }
+    if (!ok && !reason[0])
+        snprintf(reason, cap, "%s: no such reservation or payment (reservation %s, payment %s)",
+                 kind, rsv ? rsv : "none", pay ? pay : "none");
     ferry_outbox_event_t ev = {.aggregate_type = s->service,
                                .aggregate_id = id,
                                .event_type = event,
@@ -247,12 +273,13 @@ run_participant(const char *service, const char *spec, const char *broker)
         return 1;
     const char *tables =
         strcmp(service, "inventory") == 0
-            ? "CREATE TABLE IF NOT EXISTS reservations (order_id TEXT PRIMARY KEY, released "
-              "INTEGER NOT NULL)"
+            ? "CREATE TABLE IF NOT EXISTS reservations (order_id TEXT PRIMARY KEY, number TEXT "
+              "NOT NULL, released INTEGER NOT NULL)"
         : strcmp(service, "payment") == 0
-            ? "CREATE TABLE IF NOT EXISTS payments (order_id TEXT PRIMARY KEY, amount INTEGER "
-              "NOT NULL, refunded INTEGER NOT NULL)"
-            : "CREATE TABLE IF NOT EXISTS shipments (order_id TEXT PRIMARY KEY)";
+            ? "CREATE TABLE IF NOT EXISTS payments (order_id TEXT PRIMARY KEY, number TEXT NOT "
+              "NULL, amount INTEGER NOT NULL, refunded INTEGER NOT NULL)"
+            : "CREATE TABLE IF NOT EXISTS shipments (order_id TEXT PRIMARY KEY, reservation TEXT "
+              "NOT NULL, payment TEXT NOT NULL)";
     bool ok = run(&db, tables, 0, NULL, NULL) &&
               run(&db,
                   "CREATE TABLE IF NOT EXISTS runs (kind TEXT NOT NULL, order_id TEXT NOT NULL, "

@@ -43,6 +43,13 @@ extern "C" {
 #define FERRY_SAGA_TIMER_DB "ferry_saga_timer" /**< deadline + id of awaited replies */
 #define FERRY_SAGA_INBOX_DB "ferry_saga_inbox" /**< a participant's answered commands */
 
+/** Most steps in a definition: a command carries the results of the steps
+ *  before it, a header each, beside its own 8 and the relay's 2. */
+#define FERRY_SAGA_STEPS_MAX 54
+
+/** Longest step result, in bytes (ferry_saga_command_t.result). */
+#define FERRY_SAGA_RESULT_MAX 4095
+
 /** One step. */
 typedef struct ferry_saga_step {
     const char *name;  /**< unique in its saga: "reserve-stock" */
@@ -66,7 +73,7 @@ typedef struct ferry_saga_step {
 typedef struct ferry_saga_def {
     const char *name; /**< "order" (a valid topic token) */
     const ferry_saga_step_t *steps;
-    size_t step_count; /**< 1..64 */
+    size_t step_count; /**< 1..FERRY_SAGA_STEPS_MAX */
     /** 0 or 1: the first. An orchestrator may be given several versions of
      *  one name: a saga started as "order" runs on the highest, "order@2"
      *  on that one, and a running saga finishes on the version it started
@@ -157,6 +164,16 @@ FERRY_EXPORT ferry_status_t ferry_saga_get(ferry_saga_orchestrator_t *o, const c
                                            ferry_saga_status_t *out);
 
 /**
+ * @brief The result step @p step of saga @p id gave (its participant's
+ * ferry_saga_command_t.result), into @p out (NUL-terminated, cut to @p cap).
+ * @return FERRY_OK, FERRY_ENOTFOUND (no such saga, or that step gave no
+ *         result: not run yet, failed, or it said nothing), FERRY_EINVAL,
+ *         storage errors
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_result(ferry_saga_orchestrator_t *o, const char *id,
+                                              const char *step, char *out, size_t cap);
+
+/**
  * @brief A person stops saga @p id: a running saga compensates now what may
  * have been done (its current step too), with @p reason.
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_ESEQ (it is not running: it
@@ -215,6 +232,11 @@ typedef struct ferry_saga_record {
     void *data;           /**< the saga's data; get: malloc'ed, the caller frees it */
     size_t len;
     bool waiting; /**< attempt `attempt` waits until deadline_ms to be sent */
+    /** The steps' results (ferry_saga_command_t.result): for each step that
+     *  gave one, its name and its text, each NUL-terminated, in the order
+     *  they came; NULL when none. get: malloc'ed, the caller frees it. */
+    char *results;
+    size_t results_len;
 } ferry_saga_record_t;
 
 /** The calls of a store; @p self is ferry_saga_store_t.self. Each returns
@@ -295,7 +317,32 @@ typedef struct ferry_saga_command {
      *  For a compensation it changes nothing: a failed compensation is
      *  always sent again (up to max_compensations). Never NULL. */
     bool *retry;
+    /** The command as it was delivered (its headers: the results of the
+     *  steps before, see ferry_saga_command_result). */
+    const ferry_stored_message_t *msg;
+    /** A step that succeeds may say what it did for the steps after it
+     *  and for its own compensation (a payment's id, a reservation's
+     *  number): text written here (NUL-terminated, at most result_cap - 1 =
+     *  FERRY_SAGA_RESULT_MAX bytes), recorded with the answer, kept in the
+     *  saga (ferry_saga_result) and given to every later command
+     *  (ferry_saga_command_result). Bytes that are not UTF-8 text, or
+     *  control characters, are kept escaped as \xNN. Ignored for a
+     *  failure and for a compensation. Starts as "". */
+    char *result;
+    size_t result_cap;
+    /** A compensation: the result its step's command gave, as this
+     *  participant recorded it (known also when the saga never heard the
+     *  answer, a reply that came after the step's deadline); NULL: none.
+     *  ferry_saga_command_result(cmd, cmd->step) prefers it. */
+    const char *done_result;
 } ferry_saga_command_t;
+
+/** @brief The result of step @p step (an earlier one, or the step this
+ *  compensation undoes) as the saga kept it - for a compensation's own step,
+ *  as this participant recorded it (done_result) - or NULL if it gave none.
+ *  Valid while the command is. */
+FERRY_EXPORT const char *ferry_saga_command_result(const ferry_saga_command_t *cmd,
+                                                   const char *step);
 
 /** Does the participant's work for @p cmd inside @p txn (a write
  *  transaction of its environment; the inbox record commits with it).

@@ -58,13 +58,13 @@ typedef struct sqlite3 sqlite3; /* sqlite3.h */
 typedef struct pg_conn PGconn;  /* libpq-fe.h */
 
 /** The version of the tables this library writes (ferry_schema). */
-#define FERRY_SQL_SCHEMA_VERSION 1
+#define FERRY_SQL_SCHEMA_VERSION 2
 
 /**
  * @brief Creates what is missing of the outbox and inbox tables in @p db
  * (outside a transaction; switches the database to WAL mode, which lets
  * ferry-relay read while the service writes) and records the schema
- * version.
+ * version; tables of an older version get what they lack.
  * @param err may be NULL; why it failed.
  * @return FERRY_OK, FERRY_EFORMAT (the tables are of a newer version than
  *         this library), FERRY_EINVAL, FERRY_ESTORAGE_FULL, FERRY_EIO

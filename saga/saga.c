@@ -19,13 +19,14 @@
 #include "clock.h"
 #include "ferry_saga.h"
 #include "grow.h"
+#include "results.h"
 #include "saga_int.h"
 #include "transition.h"
 
 #define S_ID_MAX       FY_SAGA_ID_MAX
 #define S_NAME_MAX     FY_SAGA_NAME_MAX
 #define S_DATA_MAX     (256 * 1024)
-#define S_STEPS_MAX    64
+#define S_STEPS_MAX    FERRY_SAGA_STEPS_MAX
 #define S_DUE_BATCH    256
 #define S_TIMEOUT_DFLT 30000
 
@@ -59,6 +60,7 @@ typedef struct {
     fy_saga_event_t ev; /* OK, FAIL or RETRY; CANCEL or RESUME for a control */
     char corr[S_ID_MAX + 40];
     char reason[200];
+    char *result; /* an "ok" reply's payload as text (malloc'ed), or NULL */
 } s_reply_t;
 
 struct ferry_saga_orchestrator {
@@ -135,7 +137,9 @@ static void
 s_rec_free(s_rec_t *r)
 {
     free(r->data);
+    free(r->results);
     r->data = NULL;
+    r->results = NULL;
 }
 
 static void
@@ -169,18 +173,29 @@ s_send(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char *id,
      * is refused there; compensations never expire. */
     snprintf(expires, sizeof expires, "%llu", undo ? 0ULL : (unsigned long long)r->deadline_ms);
     snprintf(event, sizeof event, "%s%s", st->name, undo ? ":undo" : "");
-    ferry_header_t h[] = {
+    ferry_header_t h[8 + S_STEPS_MAX] = {
         {"reply_to", o->replies},        {"correlation_id", corr},
         {"ferry-saga-def", d->name},     {"ferry-saga-id", id},
         {"ferry-saga-step", st->name},   {"ferry-saga-action", undo ? "undo" : "do"},
         {"ferry-saga-expires", expires}, {"ferry-saga-version", version}};
+    /* The results of the steps so far, a header each (at most one per step
+     * of the definition: S_STEPS_MAX leaves the room). */
+    char names[S_STEPS_MAX][sizeof FY_SAGA_RESULT_HEADER + S_NAME_MAX];
+    size_t nh = 8, at = 0;
+    const char *rs, *rt;
+    while (nh < sizeof h / sizeof h[0] &&
+           fy_saga_results_next(r->results, r->results_len, &at, &rs, &rt)) {
+        char *name = names[nh - 8];
+        snprintf(name, sizeof names[0], FY_SAGA_RESULT_HEADER "%s", rs);
+        h[nh++] = (ferry_header_t){name, rt};
+    }
     ferry_outbox_event_t ev = {.aggregate_type = st->queue,
                                .aggregate_id = id,
                                .event_type = event,
                                .payload = r->data,
                                .len = r->len,
                                .headers = h,
-                               .header_count = sizeof h / sizeof h[0]};
+                               .header_count = nh};
     return o->store.send(o->store.self, tx, &ev);
 }
 
@@ -209,7 +224,7 @@ s_state_name(ferry_saga_state_t st)
  * saga's history in order. */
 static ferry_status_t
 s_announce(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char *id,
-           const s_rec_t *r, const char *cause)
+           const s_rec_t *r, const char *cause, const char *result)
 {
     char topic[S_NAME_MAX + 8], attempt[16];
     snprintf(topic, sizeof topic, "_saga.%s", d->name);
@@ -222,20 +237,22 @@ s_announce(ferry_saga_orchestrator_t *o, void *tx, const s_def_t *d, const char 
                           {"ferry-saga-step", d->steps[r->step < d->n ? r->step : d->n - 1].name},
                           {"ferry-saga-attempt", attempt},
                           {"ferry-saga-cause", cause},
-                          {"ferry-saga-reason", r->reason}};
+                          {"ferry-saga-reason", r->reason},
+                          {"ferry-saga-result", result ? result : ""}};
     ferry_outbox_event_t ev = {.aggregate_type = topic,
                                .aggregate_id = id,
                                .event_type = ended ? s_state_name(r->state) : cause,
                                .headers = h,
-                               .header_count = sizeof h / sizeof h[0]};
+                               .header_count = sizeof h / sizeof h[0] - !result};
     return o->store.send(o->store.self, tx, &ev);
 }
 
 /* Applies @p ev to saga @p id in @p tx (transition.c decides where it goes);
- * *ended set when it ended. */
+ * a step's @p result (an "ok" to its command; NULL: none) is kept in the
+ * saga; *ended set when it ended. */
 static ferry_status_t
 s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_saga_event_t ev,
-        const char *reason, bool *ended)
+        const char *reason, const char *result, bool *ended)
 {
     *ended = false;
     const s_def_t *d = s_def(o, r->def);
@@ -252,6 +269,11 @@ s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_s
         policy, d->n, (fy_saga_at_t){r->state, r->step, r->attempt, r->waiting}, ev);
     if (!n.changed)
         return FERRY_OK;
+    if (ev != FY_SAGA_EV_OK || r->state != FERRY_SAGA_RUNNING || (result && !*result))
+        result = NULL; /* only a step's own "ok" gives one */
+    if (result &&
+        !fy_saga_results_set(&r->results, &r->results_len, d->steps[r->step].name, result))
+        return FERRY_ENOMEM;
     const char *why = reason && *reason ? reason : "(no reason)";
     const char *step = d->steps[r->step].name;
     if (n.at.state == FERRY_SAGA_FAILED)
@@ -291,7 +313,7 @@ s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_s
         [FY_SAGA_EV_DUE] = "resend",      [FY_SAGA_EV_CANCEL] = "cancel",
         [FY_SAGA_EV_RESUME] = "resume"};
     if (st == FERRY_OK)
-        st = s_announce(o, tx, d, id, r, causes[ev]);
+        st = s_announce(o, tx, d, id, r, causes[ev], result);
     *ended = n.ended && st == FERRY_OK;
     return st;
 }
@@ -320,8 +342,7 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
             id && s_id_ok(id) && (strcmp(control, "cancel") == 0 || strcmp(control, "resume") == 0);
         r->ev = control[0] == 'c' ? FY_SAGA_EV_CANCEL : FY_SAGA_EV_RESUME;
         snprintf(r->corr, sizeof r->corr, "%s", r->control ? id : "");
-        size_t rl = m->len < sizeof r->reason - 1 ? m->len : sizeof r->reason - 1;
-        memcpy(r->reason, m->data, rl);
+        fy_saga_text(m->data, m->len, r->reason, sizeof r->reason);
         if (!r->control)
             ferry_client_log(o->c, FERRY_LOG_WARN,
                              "saga orchestrator %s: control message %llu dropped: wants "
@@ -345,8 +366,22 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
         r->ev = strcmp(result, "ok") == 0      ? FY_SAGA_EV_OK
                 : strcmp(result, "retry") == 0 ? FY_SAGA_EV_RETRY
                                                : FY_SAGA_EV_FAIL;
-        size_t rl = m->len < sizeof r->reason - 1 ? m->len : sizeof r->reason - 1;
-        memcpy(r->reason, m->data, rl);
+        /* Header values are text: what is not is kept escaped (\xNN). */
+        fy_saga_text(m->data, m->len, r->reason, sizeof r->reason);
+        if (r->ev == FY_SAGA_EV_OK && m->len) { /* the step's result */
+            size_t cap = (m->len < FERRY_SAGA_RESULT_MAX ? m->len : FERRY_SAGA_RESULT_MAX) * 4 + 1;
+            if (cap > FERRY_SAGA_RESULT_MAX + 1)
+                cap = FERRY_SAGA_RESULT_MAX + 1;
+            if (!(r->result = malloc(cap))) {
+                o->nreplies--;
+                return FERRY_MSG_NACK;
+            }
+            if (!fy_saga_text(m->data, m->len, r->result, cap))
+                ferry_client_log(o->c, FERRY_LOG_WARN,
+                                 "saga orchestrator %s: reply %llu: the step's result is not "
+                                 "text of at most %d bytes; kept escaped and cut",
+                                 o->name, (unsigned long long)m->seq, FERRY_SAGA_RESULT_MAX);
+        }
     }
     return FERRY_MSG_KEEP;
 }
@@ -364,7 +399,7 @@ s_apply_control(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, boo
     if (fs && fs != FERRY_ENOTFOUND)
         return fs;
     if (fs == FERRY_OK && r.state == want && s_def(o, r.def)) {
-        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason[0] ? rp->reason : "by hand", ended);
+        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason[0] ? rp->reason : "by hand", NULL, ended);
         if (fs == FERRY_OK)
             ferry_client_log(o->c, FERRY_LOG_INFO, "saga orchestrator %s: saga %s: %s done",
                              o->name, id, what);
@@ -422,7 +457,7 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
         r.step == step && ((r.state == FERRY_SAGA_RUNNING && dir == 'd' && r.attempt == attempt) ||
                            (r.state == FERRY_SAGA_COMPENSATING && dir == 'u'));
     if (expected)
-        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason, ended);
+        fs = s_apply(o, tx, id, &r, rp->ev, rp->reason, rp->result, ended);
     else /* a late or repeated reply (a redelivery, an earlier attempt) */
         ferry_client_log(o->c, FERRY_LOG_INFO,
                          "saga orchestrator %s: saga %.200s: reply to step %u %s attempt %u "
@@ -466,6 +501,10 @@ s_apply_replies(ferry_saga_orchestrator_t *o)
     uint64_t *seqs = st == FERRY_OK ? malloc(n * sizeof *seqs) : NULL;
     for (size_t i = 0; seqs && i < n; i++)
         seqs[i] = o->replies_in[i].seq;
+    for (size_t i = 0; i < n; i++) {
+        free(o->replies_in[i].result);
+        o->replies_in[i].result = NULL;
+    }
     o->nreplies = 0;
     for (size_t i = 0; seqs && i < n; i += 1000) {
         size_t k = n - i < 1000 ? n - i : 1000;
@@ -507,7 +546,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         if ((r.state == FERRY_SAGA_RUNNING || r.state == FERRY_SAGA_COMPENSATING) &&
             r.deadline_ms <= now)
             st = s_apply(o, tx, due[i], &r, r.waiting ? FY_SAGA_EV_DUE : FY_SAGA_EV_TIMEOUT, NULL,
-                         &end);
+                         NULL, &end);
         if (st == FERRY_OK && end && ended) {
             snprintf(ended[nended].id, sizeof ended[nended].id, "%s", due[i]);
             s_status_of(&r, &ended[nended++].st);
@@ -700,7 +739,7 @@ ferry_saga_start_in(ferry_saga_orchestrator_t *o, void *tx, const char *def, con
     st = s_send(o, tx, d, id, &r, false);
     if (st == FERRY_OK)
         st = o->store.put(o->store.self, tx, id, &r, true);
-    return st ? st : s_announce(o, tx, d, id, &r, "start");
+    return st ? st : s_announce(o, tx, d, id, &r, "start", NULL);
 }
 
 ferry_status_t
@@ -745,6 +784,26 @@ ferry_saga_get(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_status_t
     return st;
 }
 
+ferry_status_t
+ferry_saga_result(ferry_saga_orchestrator_t *o, const char *id, const char *step, char *out,
+                  size_t cap)
+{
+    if (!o || !s_id_ok(id) || !step || !out || cap == 0)
+        return FERRY_EINVAL;
+    out[0] = '\0';
+    s_rec_t r;
+    ferry_status_t st = o->store.get(o->store.self, NULL, id, &r);
+    if (st == FERRY_OK) {
+        const char *t = fy_saga_results_get(r.results, r.results_len, step);
+        if (t)
+            snprintf(out, cap, "%s", t);
+        else
+            st = FERRY_ENOTFOUND;
+        s_rec_free(&r);
+    }
+    return st;
+}
+
 /* A person's event @p ev on saga @p id (it must stand in @p want), in a
  * transaction of its own; on_end if it ended. */
 static ferry_status_t
@@ -762,7 +821,7 @@ s_by_hand(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_state_t want,
     if ((st = o->store.get(o->store.self, tx, id, &r)) == FERRY_OK) {
         st = !s_def(o, r.def)  ? FERRY_ENOTFOUND /* a definition this build does not have */
              : r.state != want ? FERRY_ESEQ
-                               : s_apply(o, tx, id, &r, ev, reason, &ended);
+                               : s_apply(o, tx, id, &r, ev, reason, NULL, &ended);
     }
     if (st == FERRY_OK)
         st = o->store.commit(o->store.self, tx);

@@ -8,7 +8,9 @@
  *                        u32 attempt, u64 deadline_ms (when ended: the end
  *                        time), u16 def length,
  *                        u16 reason length, u32 data length, then the three
- *                        (all integers big-endian)
+ *                        (all integers big-endian), then the steps' results
+ *                        to the end (ferry_saga_record_t.results; none in
+ *                        records written before they were kept)
  *   FERRY_SAGA_TIMER_DB  u64 deadline_ms + id -> empty: one entry per active
  *                        saga, for the reply it waits for
  *   the outbox           the commands, published by the in-process relay
@@ -22,6 +24,7 @@
 #include "clock.h"
 #include "ferry_saga.h"
 #include "mdb_util.h"
+#include "results.h"
 #include "saga_int.h"
 
 #define S_HDR 24
@@ -101,7 +104,10 @@ s_decode(const MDB_val *v, ferry_saga_record_t *r)
     if (v->mv_size < S_HDR || p[0] != 1)
         return MDB_CORRUPTED;
     size_t ld = fy_be16_get(p + 16), lr = fy_be16_get(p + 18), ln = fy_be32_get(p + 20);
-    if (S_HDR + ld + lr + ln != v->mv_size || ld >= sizeof r->def || lr >= sizeof r->reason)
+    if (S_HDR + ld + lr + ln > v->mv_size || ld >= sizeof r->def || lr >= sizeof r->reason)
+        return MDB_CORRUPTED;
+    size_t at = S_HDR + ld + lr + ln, lres = v->mv_size - at;
+    if (!fy_saga_results_valid(lres ? (const char *)p + at : NULL, lres))
         return MDB_CORRUPTED;
     r->state = (ferry_saga_state_t)(p[1] & 0x7f);
     r->waiting = (p[1] & 0x80) != 0;
@@ -115,6 +121,15 @@ s_decode(const MDB_val *v, ferry_saga_record_t *r)
     if (!r->data)
         return ENOMEM;
     memcpy(r->data, p + S_HDR + ld + lr, ln);
+    if (lres) {
+        if (!(r->results = malloc(lres))) {
+            free(r->data);
+            r->data = NULL;
+            return ENOMEM;
+        }
+        memcpy(r->results, p + at, lres);
+        r->results_len = lres;
+    }
     return 0;
 }
 
@@ -162,7 +177,7 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     if (rc == MDB_NOTFOUND)
         rc = 0;
     size_t ld = strlen(r->def), lr = strlen(r->reason);
-    v = (MDB_val){S_HDR + ld + lr + r->len, NULL};
+    v = (MDB_val){S_HDR + ld + lr + r->len + r->results_len, NULL};
     if (rc == 0 && (rc = mdb_put(txn, s->sagas, &k, &v, MDB_RESERVE)) == 0) {
         uint8_t *p = v.mv_data;
         p[0] = 1;
@@ -177,6 +192,8 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
         memcpy(p + S_HDR + ld, r->reason, lr);
         if (r->len)
             memcpy(p + S_HDR + ld + lr, r->data, r->len);
+        if (r->results_len)
+            memcpy(p + S_HDR + ld + lr + r->len, r->results, r->results_len);
     }
     if (rc == 0 && s_active(r->state))
         rc = s_timer(s, txn, id, r->deadline_ms, true);

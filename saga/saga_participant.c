@@ -20,13 +20,17 @@
 
 #include "clock.h"
 #include "ferry_saga.h"
+#include "results.h"
 
 struct ferry_saga_participant {
     ferry_client_t *c;
     ferry_saga_inbox_store_t store;
     uint64_t consumer;
-    /* the reply of the request being served (borrowed by the client) */
-    char reason[256];
+    /* the reply of the request being served (borrowed by the client): why
+     * it failed, or the step's result */
+    char reason[FERRY_SAGA_RESULT_MAX + 1];
+    char result[FERRY_SAGA_RESULT_MAX + 1]; /* the handler's */
+    char done[FERRY_SAGA_RESULT_MAX + 1];   /* a compensation: its command's answer */
     ferry_header_t hdr[1];
     long long refused_logged; /* last "cannot record" line (monotonic ms) */
     unsigned refused_held;    /* commands given back since, not logged */
@@ -40,7 +44,11 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                                 .def = ferry_msg_header(req, "ferry-saga-def"),
                                 .step = ferry_msg_header(req, "ferry-saga-step"),
                                 .data = req->data,
-                                .len = req->len};
+                                .len = req->len,
+                                .msg = req,
+                                .result = p->result,
+                                .result_cap = sizeof p->result};
+    p->result[0] = '\0';
     const char *action = ferry_msg_header(req, "ferry-saga-action");
     bool ok = false, retry = false;
     cmd.retry = &retry;
@@ -57,13 +65,16 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
         if (st)
             return FERRY_MSG_NACK_LATER;
         int seen = -1, theirs = -1;
-        char ignored[8];
         bool write = false;
         st = p->store.recorded(self, tx, dir, cmd.def, cmd.step, cmd.saga_id, &seen, p->reason,
                                sizeof p->reason);
         if (st == FERRY_OK && seen < 0)
             st = p->store.recorded(self, tx, other, cmd.def, cmd.step, cmd.saga_id, &theirs,
-                                   ignored, sizeof ignored);
+                                   p->done, sizeof p->done);
+        /* A compensation knows what its command gave from this record, also
+         * when the saga never heard it (the reply came too late). */
+        if (st == FERRY_OK && cmd.undo && theirs == 1 && p->done[0])
+            cmd.done_result = p->done;
         if (st) {
             /* below: given back for later */
         } else if (seen >= 0) { /* answered before: the same answer */
@@ -86,6 +97,12 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                 p->reason[sizeof p->reason - 1] = '\0';
                 if (!ok && !p->reason[0])
                     snprintf(p->reason, sizeof p->reason, "failed");
+                p->result[sizeof p->result - 1] = '\0';
+                if (ok && !fy_saga_text(p->result, strlen(p->result), p->reason, sizeof p->reason))
+                    ferry_client_log(c, FERRY_LOG_WARN,
+                                     "saga participant %s: the result of %s of saga %s is not "
+                                     "UTF-8 text: kept escaped (\\xNN)",
+                                     req->topic, cmd.step, cmd.saga_id);
                 write = ok || !retry; /* failed for now: not recorded, it comes again */
             }
         } else if (theirs == 1) {
@@ -131,9 +148,21 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                                                                            : "fail"};
     reply->headers = p->hdr;
     reply->header_count = 1;
-    reply->data = p->reason; /* why it failed, or a note ("nothing to undo") */
+    reply->data = p->reason; /* why it failed, the step's result, or a note */
     reply->len = strlen(p->reason);
     return FERRY_MSG_ACK;
+}
+
+const char *
+ferry_saga_command_result(const ferry_saga_command_t *cmd, const char *step)
+{
+    char name[sizeof FY_SAGA_RESULT_HEADER + 64];
+    if (cmd && step && cmd->undo && cmd->done_result && cmd->step && strcmp(step, cmd->step) == 0)
+        return cmd->done_result;
+    if (!cmd || !cmd->msg || !step ||
+        (size_t)snprintf(name, sizeof name, FY_SAGA_RESULT_HEADER "%s", step) >= sizeof name)
+        return NULL;
+    return ferry_msg_header(cmd->msg, name);
 }
 
 ferry_status_t

@@ -27,17 +27,17 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     const char *params[] = {id};
     PGresult *res = NULL;
     /* In a transaction: the row stays locked until it ends. */
-    ferry_status_t st = fy_sql_pg_run(
-        tx ? tx : s->conn,
-        tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting FROM "
-             "ferry_saga WHERE id = $1 FOR UPDATE"
-           : "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting FROM "
-             "ferry_saga WHERE id = $1",
-        1, params, NULL, NULL, &res);
+    ferry_status_t st =
+        fy_sql_pg_run(tx ? tx : s->conn,
+                      tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
+                           "results::text FROM ferry_saga WHERE id = $1 FOR UPDATE"
+                         : "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
+                           "results::text FROM ferry_saga WHERE id = $1",
+                      1, params, NULL, NULL, &res);
     if (st)
         return st;
-    if (PQntuples(res) != 1 || PQnfields(res) != 8) {
-        ferry_status_t none = PQnfields(res) == 8 ? FERRY_ENOTFOUND : FERRY_EIO;
+    if (PQntuples(res) != 1 || PQnfields(res) != 9) {
+        ferry_status_t none = PQnfields(res) == 9 ? FERRY_ENOTFOUND : FERRY_EIO;
         PQclear(res);
         return none;
     }
@@ -50,13 +50,15 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     r->waiting = PQgetvalue(res, 0, 7)[0] == 't';
     size_t len = 0;
     unsigned char *data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 6), &len);
+    ferry_status_t fs = fy_sql_results_parse(PQgetvalue(res, 0, 8), &r->results, &r->results_len);
     PQclear(res);
     r->data = malloc(len ? len : 1);
-    if (!data || !r->data) {
+    if (!data || !r->data || fs) {
         PQfreemem(data);
         free(r->data);
-        r->data = NULL;
-        return FERRY_ENOMEM;
+        free(r->results);
+        memset(r, 0, sizeof *r);
+        return fs ? fs : FERRY_ENOMEM;
     }
     memcpy(r->data, data, len);
     r->len = len;
@@ -69,6 +71,9 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
 {
     (void)self;
     char state[8], step[16], attempt[16], deadline[24];
+    char *results = fy_sql_results_json(r->results, r->results_len);
+    if (!results)
+        return FERRY_ENOMEM;
     snprintf(state, sizeof state, "%d", (int)r->state);
     snprintf(step, sizeof step, "%u", r->step);
     snprintf(attempt, sizeof attempt, "%u", r->attempt);
@@ -81,18 +86,22 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
                             deadline,
                             r->reason,
                             r->len ? (const char *)r->data : "",
-                            r->waiting ? "true" : "false"};
-    int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len, 0};
-    int formats[] = {0, 0, 0, 0, 0, 0, 0, 1, 0};
-    return fy_sql_pg_run(
+                            r->waiting ? "true" : "false",
+                            results};
+    int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len, 0, 0};
+    int formats[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    ferry_status_t st = fy_sql_pg_run(
         tx,
         created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
-                  "reason, data, waiting) VALUES ($1, $2, $3::smallint, $4::integer, "
-                  "$5::integer, $6::bigint, $7, $8::bytea, $9::boolean)"
+                  "reason, data, waiting, results) VALUES ($1, $2, $3::smallint, $4::integer, "
+                  "$5::integer, $6::bigint, $7, $8::bytea, $9::boolean, $10::jsonb)"
                 : "UPDATE ferry_saga SET def = $2, state = $3::smallint, step = "
                   "$4::integer, attempt = $5::integer, deadline_ms = $6::bigint, "
-                  "reason = $7, data = $8::bytea, waiting = $9::boolean WHERE id = $1",
-        9, params, lengths, formats, NULL);
+                  "reason = $7, data = $8::bytea, waiting = $9::boolean, results = $10::jsonb "
+                  "WHERE id = $1",
+        10, params, lengths, formats, NULL);
+    free(results);
+    return st;
 }
 
 static ferry_status_t

@@ -26,7 +26,7 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(tx ? tx : s->db,
                                 "SELECT def, state, step, attempt, deadline_ms, reason, data, "
-                                "waiting FROM ferry_saga WHERE id = ?1",
+                                "waiting, results FROM ferry_saga WHERE id = ?1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fy_sql_lite_status(rc);
@@ -49,6 +49,13 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
             fs = FERRY_ENOMEM;
         else if (r->len)
             memcpy(r->data, data, r->len);
+        if (fs == FERRY_OK)
+            fs = fy_sql_results_parse((const char *)sqlite3_column_text(st, 8), &r->results,
+                                      &r->results_len);
+        if (fs) {
+            free(r->data);
+            r->data = NULL;
+        }
     }
     sqlite3_finalize(st);
     return fs;
@@ -58,16 +65,22 @@ static ferry_status_t
 s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool created)
 {
     (void)self;
+    char *results = fy_sql_results_json(r->results, r->results_len);
+    if (!results)
+        return FERRY_ENOMEM;
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(
         tx,
         created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, reason, "
-                  "data, waiting) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                  "data, waiting, results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 : "UPDATE ferry_saga SET def = ?2, state = ?3, step = ?4, attempt = ?5, "
-                  "deadline_ms = ?6, reason = ?7, data = ?8, waiting = ?9 WHERE id = ?1",
+                  "deadline_ms = ?6, reason = ?7, data = ?8, waiting = ?9, results = ?10 "
+                  "WHERE id = ?1",
         -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
+        free(results);
         return fy_sql_lite_status(rc);
+    }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->def, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, (int)r->state);
@@ -77,8 +90,10 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
     sqlite3_bind_text(st, 7, r->reason, -1, SQLITE_STATIC);
     sqlite3_bind_blob64(st, 8, r->len ? r->data : "", r->len, SQLITE_STATIC);
     sqlite3_bind_int(st, 9, r->waiting ? 1 : 0);
+    sqlite3_bind_text(st, 10, results, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
+    free(results);
     return rc == SQLITE_DONE ? FERRY_OK : fy_sql_lite_status(rc);
 }
 

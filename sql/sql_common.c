@@ -1,11 +1,13 @@
 /*
- * sql_common.c - the headers' JSON (jansson) and the inbox's key, shared by
+ * sql_common.c - the headers' and the saga results' JSON (jansson) and the
+ * inbox's key, shared by
  * the SQLite and PostgreSQL stores (sql_int.h).
  */
 #include "sql_int.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 char *
@@ -34,6 +36,73 @@ fy_sql_headers_json(const ferry_header_t *headers, size_t count, ferry_status_t 
     if (!text)
         *st = FERRY_ENOMEM;
     return text;
+}
+
+char *
+fy_sql_results_json(const char *results, size_t len)
+{
+    json_t *obj = json_object();
+    if (!obj)
+        return NULL;
+    /* pairs of NUL-terminated strings (saga/results.h) */
+    for (size_t at = 0; obj && at < len;) {
+        const char *step = results + at, *text = memchr(step, '\0', len - at);
+        const char *end = text ? memchr(text + 1, '\0', len - (size_t)(text + 1 - results)) : NULL;
+        if (!end)
+            break;
+        text++;
+        if (json_object_set_new(obj, step, json_string(text)) != 0) {
+            json_decref(obj);
+            obj = NULL;
+        }
+        at = (size_t)(end + 1 - results);
+    }
+    char *out = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return out;
+}
+
+ferry_status_t
+fy_sql_results_parse(const char *json, char **results, size_t *len)
+{
+    *results = NULL;
+    *len = 0;
+    if (!json || !*json)
+        return FERRY_OK;
+    json_t *obj = json_loads(json, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return FERRY_EFORMAT;
+    }
+    size_t need = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        if (!json_is_string(v) || !*k) {
+            json_decref(obj);
+            return FERRY_EFORMAT;
+        }
+        need += strlen(k) + 1 + json_string_length(v) + 1;
+    }
+    char *buf = need ? malloc(need) : NULL;
+    if (need && !buf) {
+        json_decref(obj);
+        return FERRY_ENOMEM;
+    }
+    size_t at = 0;
+    json_object_foreach(obj, k, v)
+    {
+        size_t lk = strlen(k) + 1, lv = json_string_length(v);
+        memcpy(buf + at, k, lk);
+        memcpy(buf + at + lk, json_string_value(v), lv);
+        buf[at + lk + lv] = '\0';
+        at += lk + lv + 1;
+    }
+    json_decref(obj);
+    *results = buf;
+    *len = at;
+    return FERRY_OK;
 }
 
 const char *

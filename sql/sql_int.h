@@ -23,6 +23,16 @@ extern const char fy_sql_ddl_pg[];
  */
 char *fy_sql_headers_json(const ferry_header_t *headers, size_t count, ferry_status_t *st);
 
+/** A saga's results (ferry_saga_record_t.results) as a JSON object of
+ *  strings, step -> result, in a new string (free() it; "{}" for none), or
+ *  NULL (out of memory). */
+char *fy_sql_results_json(const char *results, size_t len);
+
+/** The JSON object @p json (NULL: none) back into *@p results /
+ *  *@p len (malloc'ed; NULL / 0 for none). @return FERRY_OK, FERRY_EFORMAT
+ *  (not an object of strings), FERRY_ENOMEM */
+ferry_status_t fy_sql_results_parse(const char *json, char **results, size_t *len);
+
 /** The inbox's key of @p msg: its id, or "#<seq>" without one, in @p buf
  *  (at least 32 bytes). @return the key, or NULL if @p msg has neither a
  *  topic nor a usable id. */

@@ -118,6 +118,22 @@ s_version(sqlite3 *db, long long *version)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? FERRY_OK : s_status(rc);
 }
 
+/* True if table @p table exists without column @p column. */
+static bool
+s_lacks(sqlite3 *db, const char *table, const char *column)
+{
+    char sql[160];
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s LIMIT 0", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return false; /* no such table */
+    sqlite3_finalize(st);
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
+    bool lacks = sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK;
+    sqlite3_finalize(st);
+    return lacks;
+}
+
 ferry_status_t
 ferry_sql_setup_sqlite(sqlite3 *db, char *err, size_t err_cap)
 {
@@ -136,7 +152,15 @@ ferry_sql_setup_sqlite(sqlite3 *db, char *err, size_t err_cap)
         return fy_sql_fail(FERRY_EFORMAT, err, err_cap, msg);
     }
     char *msg = NULL;
-    int rc = sqlite3_exec(db, fy_sql_ddl_sqlite, NULL, NULL, &msg);
+    int rc = SQLITE_OK;
+    /* Version 1 -> 2: ferry_saga gets `results` (SQLite has no ADD COLUMN
+     * IF NOT EXISTS, so sqlite.sql cannot say it). */
+    if (s_lacks(db, "ferry_saga", "results"))
+        rc =
+            sqlite3_exec(db, "ALTER TABLE ferry_saga ADD COLUMN results TEXT NOT NULL DEFAULT '{}'",
+                         NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, fy_sql_ddl_sqlite, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         st = fy_sql_fail(s_status(rc), err, err_cap, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);

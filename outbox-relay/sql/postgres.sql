@@ -50,8 +50,11 @@ CREATE TABLE IF NOT EXISTS ferry_saga (
                                                -- a waiting attempt is sent; ended: when
     waiting     BOOLEAN  NOT NULL DEFAULT false, -- the attempt waits to be sent (a retry)
     reason      TEXT     NOT NULL DEFAULT '',  -- why it compensates
-    data        BYTEA    NOT NULL
+    data        BYTEA    NOT NULL,
+    results     JSONB    NOT NULL DEFAULT '{}'  -- what steps gave: step -> text (version 2)
 );
+-- Tables made by version 1 get the column of version 2.
+ALTER TABLE ferry_saga ADD COLUMN IF NOT EXISTS results JSONB NOT NULL DEFAULT '{}';
 -- Due deadlines are found through this index.
 CREATE INDEX IF NOT EXISTS ferry_saga_due ON ferry_saga (deadline_ms) WHERE state IN (1, 2);
 
@@ -75,7 +78,7 @@ CREATE TABLE IF NOT EXISTS ferry_schema (
     component TEXT PRIMARY KEY,
     version   INTEGER NOT NULL
 );
-INSERT INTO ferry_schema (component, version) VALUES ('ferry', 1)
+INSERT INTO ferry_schema (component, version) VALUES ('ferry', 2)
     ON CONFLICT (component) DO UPDATE SET version = greatest(ferry_schema.version, excluded.version);
 
 -- For the log-tailing source (pg-logical: logical replication with pgoutput)

@@ -46,8 +46,11 @@ CREATE TABLE IF NOT EXISTS ferry_saga (
                                                -- a waiting attempt is sent; ended: when
     waiting     INTEGER NOT NULL DEFAULT 0,    -- 1: the attempt waits to be sent (a retry)
     reason      TEXT    NOT NULL DEFAULT '',   -- why it compensates
-    data        BLOB    NOT NULL
+    data        BLOB    NOT NULL,
+    results     TEXT    NOT NULL DEFAULT '{}'  -- what steps gave: JSON, step -> text (version 2)
 );
+-- Tables made by version 1 lack `results`: ferry_sql_setup_sqlite() adds it
+-- (ALTER TABLE ferry_saga ADD COLUMN results TEXT NOT NULL DEFAULT '{}').
 -- Due deadlines are found through this index.
 CREATE INDEX IF NOT EXISTS ferry_saga_due ON ferry_saga (deadline_ms) WHERE state IN (1, 2);
 
@@ -71,5 +74,5 @@ CREATE TABLE IF NOT EXISTS ferry_schema (
     component TEXT PRIMARY KEY,
     version   INTEGER NOT NULL
 );
-INSERT INTO ferry_schema (component, version) VALUES ('ferry', 1)
+INSERT INTO ferry_schema (component, version) VALUES ('ferry', 2)
     ON CONFLICT (component) DO UPDATE SET version = max(version, excluded.version);

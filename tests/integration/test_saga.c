@@ -16,6 +16,8 @@
  * - participants: a repeated command is answered again without running, a
  *   compensation that overtakes its command cancels it;
  * - bad input: definitions, ids, unknown definition, duplicate start;
+ * - step results: kept with the saga, carried by the later commands and
+ *   the step's compensation, escaped when they are not text;
  * - choreography (examples/choreography.c): an order service and a stock
  *   service that only exchange events, each killed with -9 five times while
  *   1000 orders go through: every order ends confirmed exactly when stock
@@ -385,7 +387,9 @@ s_command(ferry_client_t *c, const char *id, const char *action, const char *dat
 typedef struct {
     const char *endpoint;
     MDB_env *env;
-    atomic_int stop;
+    ferry_saga_handler_fn fn;
+    const char *queues[2]; /* served with fn; the second may be NULL */
+    atomic_int stop, ready;
     ferry_status_t bad, st; /* what participant_new said to bad and good input */
 } s_server_t;
 
@@ -400,14 +404,16 @@ s_serve_thread(void *arg)
     ferry_options_set_server(o, s->endpoint);
     s->st = ferry_client_new(o, &c);
     ferry_options_destroy(&o);
-    ferry_saga_participant_t *p = NULL;
-    s->bad = ferry_saga_participant_new(NULL, s->env, "q", s_count, NULL, &p);
-    if (s->st == FERRY_OK)
-        s->st = ferry_saga_participant_new(c, s->env, "svc.commands", s_count, NULL, &p);
+    ferry_saga_participant_t *p[2] = {0};
+    s->bad = ferry_saga_participant_new(NULL, s->env, "q", s->fn, NULL, &p[0]);
+    for (int i = 0; i < 2 && s->st == FERRY_OK && s->queues[i]; i++)
+        s->st = ferry_saga_participant_new(c, s->env, s->queues[i], s->fn, NULL, &p[i]);
+    atomic_store(&s->ready, 1);
     while (s->st == FERRY_OK && !atomic_load(&s->stop))
         ferry_client_poll(c, 20);
-    ferry_saga_participant_destroy(&p);
-    ferry_saga_participant_destroy(&p); /* NULL accepted */
+    for (int i = 0; i < 2; i++)
+        ferry_saga_participant_destroy(&p[i]);
+    ferry_saga_participant_destroy(&p[0]); /* NULL accepted */
     ferry_client_destroy(&c);
     return NULL;
 }
@@ -418,7 +424,8 @@ test_participant_answers_once(void **state)
     fx_t *fx = *state;
     char dir[400];
     snprintf(dir, sizeof dir, "%s/svc", fx->d.dir);
-    s_server_t srv = {.endpoint = fx->d.endpoint, .env = s_env(dir)};
+    s_server_t srv = {
+        .endpoint = fx->d.endpoint, .env = s_env(dir), .fn = s_count, .queues = {"svc.commands"}};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, s_serve_thread, &srv), 0);
     s_wait_queue(fx->c, "svc.commands");
@@ -575,6 +582,115 @@ test_definition_versions(void **state)
     }
     ferry_saga_orchestrator_destroy(&o);
     mdb_env_close(env);
+}
+
+/* ---- step results -------------------------------------------------------------- */
+
+static atomic_int s_results_bad; /* a command without the results it should carry */
+
+/* Step a gives "A-<saga>" (saga "bin-*": bytes that are not text; saga
+ * "late-*" answers after its deadline), step b gives "B" or fails for saga
+ * "fail-*"; every later command and a's compensation must carry a's
+ * result (a late one's compensation: from the participant's record). */
+static bool
+s_resulting(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    (void)txn, (void)user;
+    bool bin = strncmp(cmd->saga_id, "bin", 3) == 0;
+    char want[64];
+    snprintf(want, sizeof want, bin ? "\\xff\\x01ok" : "A-%s", cmd->saga_id);
+    const char *a = ferry_saga_command_result(cmd, "a");
+    if (strcmp(cmd->step, "a") == 0 && !cmd->undo) {
+        if (a || cmd->result_cap != FERRY_SAGA_RESULT_MAX + 1 || cmd->result[0])
+            atomic_fetch_add(&s_results_bad, 1);
+        if (strncmp(cmd->saga_id, "late", 4) == 0)
+            fy_sleep_ms(1500); /* past the step's deadline: the saga compensates */
+        snprintf(cmd->result, cmd->result_cap, bin ? "\xff\x01ok" : "A-%s", cmd->saga_id);
+        return true;
+    }
+    if (!a || strcmp(a, want) != 0 || ferry_saga_command_result(cmd, "b"))
+        atomic_fetch_add(&s_results_bad, 1);
+    if (strcmp(cmd->step, "b") == 0 && strncmp(cmd->saga_id, "fail", 4) == 0) {
+        snprintf(reason, cap, "no");
+        return false;
+    }
+    if (!cmd->undo)
+        snprintf(cmd->result, cmd->result_cap, "B");
+    return true;
+}
+
+/* Step results on LMDB: what a step gives is kept with the saga (also
+ * across a restart of the orchestrator), carried by the later commands and
+ * by the step's compensation; bytes that are not text arrive escaped. */
+static void
+test_step_results(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/resulter", fx->d.dir);
+    s_server_t srv = {.endpoint = fx->d.endpoint,
+                      .env = s_env(dir),
+                      .fn = s_resulting,
+                      .queues = {"res.a", "res.b"}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_serve_thread, &srv), 0);
+    while (!atomic_load(&srv.ready))
+        fy_sleep_ms(10);
+    assert_int_equal(srv.st, FERRY_OK);
+    snprintf(dir, sizeof dir, "%s/results", fx->d.dir);
+    MDB_env *env = s_env(dir);
+    ferry_saga_step_t steps[] = {{.name = "a", .queue = "res.a", .compensable = true},
+                                 {.name = "b", .queue = "res.b"}};
+    ferry_saga_step_t quick[] = {
+        {.name = "a", .queue = "res.a", .compensable = true, .timeout_ms = 500},
+        {.name = "b", .queue = "res.b"}};
+    ferry_saga_def_t def[] = {{.name = "res", .steps = steps, .step_count = 2},
+                              {.name = "quick", .steps = quick, .step_count = 2}};
+    ferry_saga_config_t cfg = {.name = "results", .broker = fx->d.endpoint};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_orchestrator_new(env, def, 2, &cfg, &o), FERRY_OK);
+    static const char *const ids[] = {"ok-1", "fail-1", "bin-1"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(ferry_saga_start(o, "res", ids[i], "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "quick", "late-1", "x", 1), FERRY_OK);
+    long long until = fy_now_ms() + 20000;
+    while (ferry_saga_active(o) > 0 && fy_now_ms() < until)
+        assert_int_equal(ferry_saga_poll(o, 20), FERRY_OK);
+    assert_int_equal(ferry_saga_active(o), 0);
+    ferry_saga_orchestrator_destroy(&o); /* kept in the environment */
+    assert_int_equal(ferry_saga_orchestrator_new(env, def, 2, &cfg, &o), FERRY_OK);
+    char got[64];
+    ferry_saga_status_t st;
+    assert_int_equal(ferry_saga_get(o, "ok-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_DONE);
+    assert_int_equal(ferry_saga_result(o, "ok-1", "a", got, sizeof got), FERRY_OK);
+    assert_string_equal(got, "A-ok-1");
+    assert_int_equal(ferry_saga_result(o, "ok-1", "b", got, sizeof got), FERRY_OK);
+    assert_string_equal(got, "B");
+    assert_int_equal(ferry_saga_get(o, "fail-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+    assert_int_equal(ferry_saga_result(o, "fail-1", "a", got, sizeof got), FERRY_OK);
+    assert_string_equal(got, "A-fail-1");
+    assert_int_equal(ferry_saga_result(o, "fail-1", "b", got, sizeof got), FERRY_ENOTFOUND);
+    assert_string_equal(got, "");
+    assert_int_equal(ferry_saga_result(o, "bin-1", "a", got, sizeof got), FERRY_OK);
+    assert_string_equal(got, "\\xff\\x01ok");
+    assert_int_equal(ferry_saga_result(o, "bin-1", "a", got, 3), FERRY_OK); /* cut */
+    assert_string_equal(got, "\\x");
+    assert_int_equal(ferry_saga_result(o, "none", "a", got, sizeof got), FERRY_ENOTFOUND);
+    /* Its answer came too late: the saga never kept a's result, yet the
+     * compensation had it (s_results_bad stays 0). */
+    assert_int_equal(ferry_saga_get(o, "late-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+    assert_string_equal(st.reason, "step a timed out");
+    assert_int_equal(ferry_saga_result(o, "late-1", "a", got, sizeof got), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_saga_result(o, "ok-1", "a", got, 0), FERRY_EINVAL);
+    assert_int_equal(atomic_load(&s_results_bad), 0);
+    ferry_saga_orchestrator_destroy(&o);
+    atomic_store(&srv.stop, 1);
+    pthread_join(th, NULL);
+    mdb_env_close(env);
+    mdb_env_close(srv.env);
 }
 
 /* ---- choreography ------------------------------------------------------------ */
@@ -741,6 +857,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_broker_fails_under_sagas, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_definition_versions, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_step_results, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_choreography_services_killed, fy_fx_setup,
                                         fy_fx_teardown),

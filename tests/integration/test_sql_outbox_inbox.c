@@ -2,7 +2,8 @@
  * test_sql_outbox_inbox.c - libferry-sql (ferry_sql.h) on a real SQLite file
  * and a real PostgreSQL server, with a real ferryd and ferry-relay:
  *
- * - setup creates the tables, twice is harmless, a newer schema is EFORMAT;
+ * - setup creates the tables, twice is harmless, a newer schema is EFORMAT,
+ *   tables of version 1 are brought to the library's version;
  * - an outbox row commits or rolls back with the caller's transaction, its
  *   headers are JSON the relay reads back: the event reaches the broker
  *   with its key, type and headers; bad events are EINVAL, nothing written;
@@ -246,7 +247,20 @@ s_outbox_and_inbox(s_db_t *db)
     s_sql(db, "UPDATE ferry_schema SET version = 99");
     assert_int_equal(s_setup(db, err, sizeof err), FERRY_EFORMAT);
     assert_non_null(strstr(err, "version 99"));
+    /* Tables of version 1 (ferry_saga without `results`, a saga in it):
+     * setup brings them to the library's version, the row kept. */
+    s_sql(db, "ALTER TABLE ferry_saga DROP COLUMN results");
+    s_sql(db, "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, data) VALUES "
+              "('v1', 'order', 3, 3, 1, 0, '')");
     s_sql(db, "UPDATE ferry_schema SET version = 1");
+    if (s_setup(db, err, sizeof err) != FERRY_OK)
+        fail_msg("setup over version 1: %s", err);
+    assert_int_equal(s_count(db, "SELECT version FROM ferry_schema WHERE component = 'ferry'"),
+                     FERRY_SQL_SCHEMA_VERSION);
+    assert_int_equal(s_count(db, "SELECT count(*) FROM ferry_saga WHERE id = 'v1' AND results = "
+                                 "'{}' AND def = 'order'"),
+                     1);
+    s_sql(db, "DELETE FROM ferry_saga");
 }
 
 /* The event of s_outbox_and_inbox reaches ferryd through ferry-relay on

@@ -2,7 +2,7 @@
  * test_sql_saga_kills.c - examples/order_saga_sql under kill -9: the order
  * service (orchestrator) on PostgreSQL or on SQLite, inventory and payment
  * on PostgreSQL databases of their own, shipping on SQLite, a real ferryd,
- * and ferry-relay publishing every outbox. While 200 orders go through, the
+ * and ferry-relay publishing every outbox. While 300 orders go through, the
  * orchestrator, the payment participant and the orders relay are each
  * killed with kill -9 several times and started again. Then:
  *
@@ -28,7 +28,7 @@
 #include "harness.h"
 #include "sqlshop.h"
 
-#define S_ORDERS 200
+#define S_ORDERS 300
 
 static void
 s_shop(fy_ferryd_t *d, bool orders_on_pg)
@@ -106,6 +106,12 @@ s_shop(fy_ferryd_t *d, bool orders_on_pg)
     assert_int_equal(fy_sqlshop_count(&shop, P, "SELECT count(*) FROM payments WHERE refunded = 1"),
                      0);
     assert_int_equal(fy_sqlshop_count(&shop, S, "SELECT count(*) FROM shipments"), done);
+    /* Step results: shipping got the reservation's and the payment's
+     * numbers; a release found its reservation by the number it gave. */
+    assert_int_equal(fy_sqlshop_count(&shop, S,
+                                      "SELECT count(*) FROM shipments WHERE reservation = 'RSV-' "
+                                      "|| order_id AND payment = 'PAY-' || order_id"),
+                     done);
     /* Each participant's events are in its outbox: one per work. */
     assert_int_equal(fy_sqlshop_count(&shop, P, "SELECT count(*) FROM outbox"), done);
     assert_int_equal(fy_sqlshop_count(&shop, I, "SELECT count(*) FROM outbox"),

@@ -10,6 +10,10 @@
  *   run to DONE, or to COMPENSATED when a step fails or times out (a step
  *   nobody serves: the deadline, found through the table's index, fires);
  * - every participant's work and compensation happens once;
+ * - step results: what reserve and charge give is kept with the saga
+ *   (ferry_saga_result, the table's `results` JSON), carried by every later
+ *   command and by the step's own compensation, and published with the
+ *   transition;
  * - PostgreSQL: two orchestrators share the database (and the reply
  *   subscription): no command is written twice;
  * - a saga started twice is FERRY_EEXISTS; a start on an orchestrator of the
@@ -65,8 +69,9 @@ typedef struct {
     const char *conninfo, *sqlite;
     atomic_int stop, ready;
     atomic_long *works, *twice;
-    atomic_int fixed;     /* the stock service is back (resume test) */
-    atomic_int tries[16]; /* charge attempts of saga "flaky-N" */
+    atomic_long *bad_results; /* a command without the results it should carry */
+    atomic_int fixed;         /* the stock service is back (resume test) */
+    atomic_int tries[16];     /* charge attempts of saga "flaky-N" */
     ferry_status_t st;
 } s_parts_t;
 
@@ -102,6 +107,29 @@ s_declined(s_parts_t *p, const ferry_saga_command_t *cmd, char *reason, size_t c
     return false;
 }
 
+/* Step results: reserve gives "res-<saga>", charge "pay-<saga>"; a command
+ * carries the results of the steps before it, a compensation its own
+ * step's; anything else is counted as bad. */
+static void
+s_results(s_parts_t *p, const ferry_saga_command_t *cmd)
+{
+    char want[300];
+    const char *res = ferry_saga_command_result(cmd, "reserve");
+    const char *pay = ferry_saga_command_result(cmd, "charge");
+    bool reserve = strcmp(cmd->step, "reserve") == 0, charge = strcmp(cmd->step, "charge") == 0;
+    snprintf(want, sizeof want, "res-%s", cmd->saga_id);
+    bool ok = reserve && !cmd->undo ? !res : res && strcmp(res, want) == 0;
+    snprintf(want, sizeof want, "pay-%s", cmd->saga_id);
+    if (strcmp(cmd->step, "ship") == 0 || (charge && cmd->undo))
+        ok = ok && pay && strcmp(pay, want) == 0;
+    else
+        ok = ok && !pay;
+    if (!ok && p->bad_results)
+        (*p->bad_results)++;
+    if (!cmd->undo && (reserve || charge))
+        snprintf(cmd->result, cmd->result_cap, "%s-%s", reserve ? "res" : "pay", cmd->saga_id);
+}
+
 static void
 s_work_key(const ferry_saga_command_t *cmd, char *key, size_t cap)
 {
@@ -114,6 +142,7 @@ s_work(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, 
     s_parts_t *p = user;
     if (s_declined(p, cmd, reason, cap))
         return false;
+    s_results(p, cmd);
     MDB_dbi dbi;
     char key[300];
     s_work_key(cmd, key, sizeof key);
@@ -133,6 +162,7 @@ s_pg_work(PGconn *conn, const ferry_saga_command_t *cmd, char *reason, size_t ca
     s_parts_t *p = user;
     if (s_declined(p, cmd, reason, cap))
         return false;
+    s_results(p, cmd);
     char key[300];
     s_work_key(cmd, key, sizeof key);
     const char *params[] = {key};
@@ -153,6 +183,7 @@ s_lite_work(sqlite3 *db, const ferry_saga_command_t *cmd, char *reason, size_t c
     s_parts_t *p = user;
     if (s_declined(p, cmd, reason, cap))
         return false;
+    s_results(p, cmd);
     char key[300];
     s_work_key(cmd, key, sizeof key);
     sqlite3_stmt *st;
@@ -271,12 +302,13 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
     snprintf(log, sizeof log, "%s/relay.log", dir);
     int relay = fy_relay_spawn(source, d->endpoint, log, NULL);
     assert_true(relay > 0);
-    atomic_long works = 0, twice = 0;
+    atomic_long works = 0, twice = 0, bad_results = 0;
     pthread_t t[2];
     for (int k = 0; k < nparts; k++) {
         parts[k].endpoint = d->endpoint;
         parts[k].works = &works;
         parts[k].twice = &twice;
+        parts[k].bad_results = &bad_results;
         assert_int_equal(pthread_create(&t[k], NULL, s_participants, &parts[k]), 0);
         while (!parts[k].ready)
             fy_sleep_ms(10);
@@ -338,7 +370,25 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
         }
         done += st.state == FERRY_SAGA_DONE;
         compensated += st.state == FERRY_SAGA_COMPENSATED;
+        /* What the steps gave, kept with the saga. */
+        char kept[64], want[64];
+        snprintf(want, sizeof want, "res-%s", id);
+        assert_int_equal(ferry_saga_result(o[0], id, "reserve", kept, sizeof kept), FERRY_OK);
+        assert_string_equal(kept, want);
+        snprintf(want, sizeof want, "pay-%s", id);
+        ferry_status_t paid = ferry_saga_result(o[0], id, "charge", kept, sizeof kept);
+        assert_int_equal(paid, st.state == FERRY_SAGA_DONE ? FERRY_OK : FERRY_ENOTFOUND);
+        if (paid == FERRY_OK)
+            assert_string_equal(kept, want);
     }
+    assert_int_equal(ferry_saga_result(o[0], "order-1", "ship", (char[8]){0}, 8), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_saga_result(o[0], "nope", "reserve", (char[8]){0}, 8), FERRY_ENOTFOUND);
+    /* In the table, as JSON a query can read. */
+    assert_int_equal(s_app_count(a, a->lite ? "SELECT count(*) FROM ferry_saga WHERE "
+                                              "json_extract(results, '$.reserve') = 'res-' || id"
+                                            : "SELECT count(*) FROM ferry_saga WHERE "
+                                              "results->>'reserve' = 'res-' || id"),
+                     committed);
     assert_int_equal(done, committed - poor - lost);
     assert_int_equal(compensated, poor + lost);
     /* Work once each: reserve for every saga, its undo for the failed ones,
@@ -349,6 +399,7 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
         fy_sleep_ms(20);
     assert_int_equal(works, want);
     assert_int_equal(twice, 0);
+    assert_int_equal(bad_results, 0);
     /* One command row per (saga, step, attempt): none written twice. */
     assert_int_equal(s_app_count(a, a->lite ? "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE "
                                               "aggregate_type LIKE 'shop.%' GROUP "
@@ -369,12 +420,12 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
     assert_non_null(c);
     static const struct {
         const char *id, *want;
-    } hist[] = {
-        {"order-2", "start:running:reserve ok:running:charge ok:running:ship done:done:ship "},
-        {"order-1", "start:running:reserve ok:running:charge fail:compensating:reserve "
-                    "compensated:compensated:reserve "},
-        {"order-3", "start:running:reserve ok:running:wait timeout:compensating:reserve "
-                    "compensated:compensated:reserve "}};
+    } hist[] = {{"order-2", "start:running:reserve ok:running:charge[res-order-2] "
+                            "ok:running:ship[pay-order-2] done:done:ship "},
+                {"order-1", "start:running:reserve ok:running:charge[res-order-1] "
+                            "fail:compensating:reserve compensated:compensated:reserve "},
+                {"order-3", "start:running:reserve ok:running:wait[res-order-3] "
+                            "timeout:compensating:reserve compensated:compensated:reserve "}};
     for (size_t h = 0; h < sizeof hist / sizeof hist[0]; h++) {
         char got[400] = "";
         until = fy_now_ms() + 10000;
@@ -384,11 +435,14 @@ s_run(fy_ferryd_t *d, s_app_t *a, ferry_saga_orchestrator_t **o, int n, const ch
             const char *topic = strcmp(hist[h].id, "order-3") == 0 ? "_saga.lost" : "_saga.shop";
             if (ferry_client_read_key(c, topic, hist[h].id, 0, 0, &it) == FERRY_OK) {
                 const ferry_stored_message_t *m;
-                while (ferry_key_iter_next(it, &m) == FERRY_OK && m)
-                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s:%s:%s ",
+                while (ferry_key_iter_next(it, &m) == FERRY_OK && m) {
+                    const char *result = ferry_msg_header(m, "ferry-saga-result");
+                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s:%s:%s%s%s%s ",
                              ferry_msg_header(m, "event_type"),
                              ferry_msg_header(m, "ferry-saga-state"),
-                             ferry_msg_header(m, "ferry-saga-step"));
+                             ferry_msg_header(m, "ferry-saga-step"), result ? "[" : "",
+                             result ? result : "", result ? "]" : "");
+                }
             }
             ferry_key_iter_destroy(&it);
             if (strcmp(got, hist[h].want) != 0)

@@ -53,6 +53,7 @@ typedef struct fy_cli_pushsub {
     uint64_t consumed_bytes;     /* their bytes, roughly as the broker counts them */
     bool ephemeral;              /* live messages only: nothing to ack */
     ferry_msg_fn fn;
+    ferry_batch_end_fn end; /* after each delivery's messages; may be NULL */
     void *user;
 } fy_cli_pushsub_t;
 

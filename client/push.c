@@ -99,8 +99,25 @@ fy_cli_on_resubscribed(ferry_client_t *self, const fy_reply_t *r)
     return false;
 }
 
-/* Runs the handler on each pushed message, then acks (one request) and tops
- * up the credit once half the prefetch was processed. */
+/* Gives @p m back (@p act NACK: at once; NACK_LATER: after a wait). */
+static void
+s_nack(ferry_client_t *self, const fy_cli_pushsub_t *ps, const ferry_stored_message_t *m,
+       ferry_msg_action_t act)
+{
+    fy_encoder_reset(self->enc);
+    uint64_t delay = 0;
+    if (act == FERRY_MSG_NACK_LATER) { /* 1 s, 2 s, 4 s, ... up to 32 s */
+        uint32_t dc = m->delivery_count ? m->delivery_count : 1;
+        delay = (uint64_t)FERRY_NACK_LATER_MS << (dc - 1 < 5 ? dc - 1 : 5);
+    }
+    if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, m->seq, delay, true) ==
+        FERRY_OK)
+        fy_cli_send_nowait(self);
+}
+
+/* Runs the handler on each pushed message, then the batch's end (when the
+ * consumer has one), then acks (one request) and tops up the credit once
+ * half the prefetch was processed. */
 void
 fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
 {
@@ -112,25 +129,25 @@ fy_cli_dispatch(ferry_client_t *self, const fy_reply_t *rep)
     if (!ps || fy_cli_take_messages(self, rep, ps->topic, &msgs, &n) != FERRY_OK)
         return; /* unknown consumer: the messages come back after their ack wait */
     uint64_t acks[FY_BATCH_MAX];
-    size_t nacks = 0;
+    size_t acked[FY_BATCH_MAX], nacks = 0;
     self->in_handler = true;
     for (size_t i = 0; i < n; i++) {
         ferry_msg_action_t act = ps->fn(self, &msgs[i], ps->user);
         if (ps->ephemeral)
             continue;
         if (act == FERRY_MSG_ACK) {
+            acked[nacks] = i;
             acks[nacks++] = msgs[i].seq;
         } else if (act == FERRY_MSG_NACK || act == FERRY_MSG_NACK_LATER) {
-            fy_encoder_reset(self->enc);
-            uint64_t delay = 0;
-            if (act == FERRY_MSG_NACK_LATER) { /* 1 s, 2 s, 4 s, ... up to 32 s */
-                uint32_t dc = msgs[i].delivery_count ? msgs[i].delivery_count : 1;
-                delay = (uint64_t)FERRY_NACK_LATER_MS << (dc - 1 < 5 ? dc - 1 : 5);
-            }
-            if (fy_encode_nack(self->enc, self->next_cid++, ps->topic, ps->sub, msgs[i].seq, delay,
-                               true) == FERRY_OK)
-                fy_cli_send_nowait(self);
+            s_nack(self, ps, &msgs[i], act);
         }
+    }
+    /* The batch's end: the consumer commits, or gives back what it took. */
+    ferry_msg_action_t end = ps->end ? ps->end(self, ps->user) : FERRY_MSG_ACK;
+    if (end == FERRY_MSG_NACK || end == FERRY_MSG_NACK_LATER) {
+        for (size_t i = 0; i < nacks && !ps->ephemeral; i++)
+            s_nack(self, ps, &msgs[acked[i]], end);
+        nacks = 0;
     }
     self->in_handler = false;
     if (nacks) {
@@ -160,6 +177,14 @@ ferry_status_t
 ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub, uint32_t prefetch,
                        ferry_msg_fn fn, void *user, uint64_t *consumer)
 {
+    return ferry_client_subscribe_batched(self, topic, sub, prefetch, fn, NULL, user, consumer);
+}
+
+ferry_status_t
+ferry_client_subscribe_batched(ferry_client_t *self, const char *topic, const char *sub,
+                               uint32_t prefetch, ferry_msg_fn fn, ferry_batch_end_fn end,
+                               void *user, uint64_t *consumer)
+{
     if (!self || !fn || prefetch == 0 || prefetch > FY_CREDIT_MAX)
         return FERRY_EINVAL;
     if (!fy_cli_name_ok(topic) || !fy_cli_sub_ok(sub))
@@ -185,6 +210,7 @@ ferry_client_subscribe(ferry_client_t *self, const char *topic, const char *sub,
     snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");
     ps->prefetch = prefetch;
     ps->fn = fn;
+    ps->end = end;
     ps->user = user;
     if (consumer)
         *consumer = id;

@@ -27,9 +27,19 @@ typedef struct s_req {
     void *user;
 } s_req_t;
 
+/* A reply held until its batch commits (ferry_client_serve_batched): the
+ * message and its reply_to, all in one malloc'ed block. */
+typedef struct {
+    const char *to;
+    ferry_message_t m;
+} s_held_t;
+
 typedef struct s_server {
     ferry_serve_fn fn;
     void *user;
+    ferry_batch_end_fn end; /* NULL: replies go at once */
+    s_held_t **held;        /* the current batch's replies */
+    size_t nheld, cap_held;
 } s_server_t;
 
 struct fy_rpc {
@@ -224,9 +234,59 @@ fy_rpc_expire(ferry_client_t *c)
     }
 }
 
+/* A copy of reply @p m to @p to, in one block (free() it), or NULL. */
+static s_held_t *
+s_hold(const char *to, const ferry_message_t *m)
+{
+    size_t need = sizeof(s_held_t) + m->header_count * sizeof(ferry_header_t) + strlen(to) + 1 +
+                  m->len + (m->key ? strlen(m->key) + 1 : 0) + (m->id ? strlen(m->id) + 1 : 0);
+    for (size_t i = 0; i < m->header_count; i++)
+        need += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 2;
+    s_held_t *h = malloc(need);
+    if (!h)
+        return NULL;
+    ferry_header_t *hdrs = (ferry_header_t *)(h + 1);
+    char *at = (char *)(hdrs + m->header_count);
+#define S_COPY(dst, src, n) (memcpy(at, (src), (n)), (dst) = at, at += (n))
+    h->m = *m;
+    S_COPY(h->to, to, strlen(to) + 1);
+    if (m->len)
+        S_COPY(h->m.data, m->data, m->len);
+    if (m->key)
+        S_COPY(h->m.key, m->key, strlen(m->key) + 1);
+    if (m->id)
+        S_COPY(h->m.id, m->id, strlen(m->id) + 1);
+    for (size_t i = 0; i < m->header_count; i++) {
+        S_COPY(hdrs[i].name, m->headers[i].name, strlen(m->headers[i].name) + 1);
+        S_COPY(hdrs[i].value, m->headers[i].value, strlen(m->headers[i].value) + 1);
+    }
+#undef S_COPY
+    h->m.headers = hdrs;
+    return h;
+}
+
+/* A batched responder's end: the application commits; then its replies go
+ * (before the acks), or, when it did not commit, are dropped. */
+static ferry_msg_action_t
+s_serve_end(ferry_client_t *c, void *user)
+{
+    s_server_t *srv = user;
+    ferry_msg_action_t act = srv->end(c, srv->user);
+    for (size_t i = 0; i < srv->nheld; i++) {
+        /* A reply that cannot go: the batch comes back and is answered again. */
+        if (act == FERRY_MSG_ACK &&
+            fy_client_publish_nowait(c, srv->held[i]->to, &srv->held[i]->m) != FERRY_OK)
+            act = FERRY_MSG_NACK_LATER;
+        free(srv->held[i]);
+    }
+    srv->nheld = 0;
+    return act;
+}
+
 /* A responder's handler: the application's reply goes to the request's
  * reply_to, sent before the ack that the dispatch sends after the batch, so
- * the broker stores the reply no later than it records the ack. */
+ * the broker stores the reply no later than it records the ack; a batched
+ * responder's reply is held until its batch's end. */
 static ferry_msg_action_t
 s_serve_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
 {
@@ -246,6 +306,15 @@ s_serve_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
         hdrs[nh++] = (ferry_header_t){FY_HDR_CORRELATION_ID, corr};
     reply.headers = hdrs;
     reply.header_count = nh;
+    if (srv->end) {
+        s_held_t *h = fy_grow(&srv->held, &srv->cap_held, srv->nheld + 1, sizeof *srv->held, 64)
+                          ? s_hold(to, &reply)
+                          : NULL;
+        if (!h) /* the batch's end still runs: this request alone comes back */
+            return FERRY_MSG_NACK_LATER;
+        srv->held[srv->nheld++] = h;
+        return FERRY_MSG_ACK;
+    }
     /* A reply that cannot be sent: the request comes back, and after
      * max_deliver goes to the dead-letter topic. */
     return fy_client_publish_nowait(c, to, &reply) == FERRY_OK ? FERRY_MSG_ACK : FERRY_MSG_NACK;
@@ -254,6 +323,14 @@ s_serve_msg(ferry_client_t *c, const ferry_stored_message_t *msg, void *user)
 ferry_status_t
 ferry_client_serve(ferry_client_t *self, const char *topic, const char *sub, uint32_t prefetch,
                    ferry_serve_fn fn, void *user, uint64_t *consumer)
+{
+    return ferry_client_serve_batched(self, topic, sub, prefetch, fn, NULL, user, consumer);
+}
+
+ferry_status_t
+ferry_client_serve_batched(ferry_client_t *self, const char *topic, const char *sub,
+                           uint32_t prefetch, ferry_serve_fn fn, ferry_batch_end_fn end, void *user,
+                           uint64_t *consumer)
 {
     if (!self || !fn)
         return FERRY_EINVAL;
@@ -266,9 +343,9 @@ ferry_client_serve(ferry_client_t *self, const char *topic, const char *sub, uin
     s_server_t *srv = malloc(sizeof *srv);
     if (!srv)
         return FERRY_ENOMEM;
-    *srv = (s_server_t){fn, user};
-    ferry_status_t st =
-        ferry_client_subscribe(self, topic, sub, prefetch, s_serve_msg, srv, consumer);
+    *srv = (s_server_t){.fn = fn, .user = user, .end = end};
+    ferry_status_t st = ferry_client_subscribe_batched(self, topic, sub, prefetch, s_serve_msg,
+                                                       end ? s_serve_end : NULL, srv, consumer);
     if (st) {
         free(srv);
         return st;
@@ -290,8 +367,10 @@ fy_rpc_destroy(ferry_client_t *c)
     }
     if (rpc->inbox[0])
         fy_client_delete_nowait(c, rpc->inbox);
-    for (size_t i = 0; i < rpc->nservers; i++)
+    for (size_t i = 0; i < rpc->nservers; i++) {
+        free(rpc->servers[i]->held);
         free(rpc->servers[i]);
+    }
     free(rpc->reqs);
     free(rpc->reply);
     free(rpc);

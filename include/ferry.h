@@ -595,6 +595,24 @@ typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,
 FERRY_EXPORT ferry_status_t ferry_client_subscribe(ferry_client_t *self, const char *topic,
                                                    const char *sub, uint32_t prefetch,
                                                    ferry_msg_fn fn, void *user, uint64_t *consumer);
+/** Called once the handler has seen every message of one delivery (up to
+ *  the prefetch), before their acks go: a consumer that works in
+ *  transactions commits the batch here, one commit for many messages.
+ *  Return FERRY_MSG_ACK to let the acks go; FERRY_MSG_NACK or
+ *  FERRY_MSG_NACK_LATER gives back every message the handler said ACK to
+ *  (as if it had said that). Must not call functions of its client. */
+typedef ferry_msg_action_t (*ferry_batch_end_fn)(ferry_client_t *client, void *user);
+
+/**
+ * @brief ferry_client_subscribe() with @p end called after each delivery's
+ * messages (@p user for both).
+ * @return as ferry_client_subscribe()
+ */
+FERRY_EXPORT ferry_status_t ferry_client_subscribe_batched(ferry_client_t *self, const char *topic,
+                                                           const char *sub, uint32_t prefetch,
+                                                           ferry_msg_fn fn, ferry_batch_end_fn end,
+                                                           void *user, uint64_t *consumer);
+
 /** @brief Stops a push consumer; messages it kept unacked come back after their ack wait.
  *  @return FERRY_OK, FERRY_ENOTFOUND, ... */
 FERRY_EXPORT ferry_status_t ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer);
@@ -685,6 +703,21 @@ typedef ferry_msg_action_t (*ferry_serve_fn)(ferry_client_t *client,
 FERRY_EXPORT ferry_status_t ferry_client_serve(ferry_client_t *self, const char *topic,
                                                const char *sub, uint32_t prefetch,
                                                ferry_serve_fn fn, void *user, uint64_t *consumer);
+
+/**
+ * @brief ferry_client_serve() for a responder that commits per batch: the
+ * replies of one delivery's requests are held (copied) until @p end
+ * returns FERRY_MSG_ACK - the responder's transaction of the batch is
+ * committed - and only then published, before the requests are acked. When
+ * @p end says NACK or NACK_LATER the replies are dropped and the requests
+ * given back; a reply that cannot be published gives back the whole batch
+ * (answer them again from what was committed).
+ * @return as ferry_client_subscribe()
+ */
+FERRY_EXPORT ferry_status_t ferry_client_serve_batched(ferry_client_t *self, const char *topic,
+                                                       const char *sub, uint32_t prefetch,
+                                                       ferry_serve_fn fn, ferry_batch_end_fn end,
+                                                       void *user, uint64_t *consumer);
 
 #ifdef __cplusplus
 }

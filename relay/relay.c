@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_HEADERS_MAX 64
+#define S_HEADERS_MAX FY_HEADERS_MAX
 #define S_BATCH_MAX   1000
 #define S_TOPICS_MAX  512 /* topics remembered as declared */
 
@@ -438,6 +438,12 @@ s_send_row(s_relay_t *r, const fr_row_t *row)
         st = FERRY_EINVALID_NAME;
     else
         st = s_ensure_topic(r, topic, &f->topic);
+    if (st == FERRY_OK && row->header_count > S_HEADERS_MAX - 2) {
+        /* Written past the outbox calls (which refuse it): not cut silently. */
+        s_log(r->cfg, FERRY_LOG_WARN, "row has too many headers", "id=%llu headers=%zu max=%d",
+              (unsigned long long)row->id, row->header_count, S_HEADERS_MAX - 2);
+        st = FERRY_EINVAL; /* for good: dead-lettered (or --on-poison stop) */
+    }
     if (st == FERRY_OK) {
         ferry_header_t h[S_HEADERS_MAX];
         size_t nh = 0;

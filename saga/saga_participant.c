@@ -5,9 +5,11 @@
  *
  * The store records each command's answer (ok, or failed with a reason) in
  * the transaction of the command's work, which runs in a scope nested in
- * it: both commit, or (on failure) only the record. The reply is published
- * from that record, before the command is acked (ferry_client_serve), so a
- * crash anywhere repeats the reply, never the work.
+ * it: both commit, or (on failure) only the record. The commands of one
+ * delivery (up to 64) share one store transaction, committed before any of
+ * their replies is published and their commands acked
+ * (ferry_client_serve_batched): one commit, one fsync, for the batch, and a
+ * crash anywhere repeats the replies, never the work.
  *
  * A compensation whose command has no record (never ran, or the command is
  * still on its way) is answered "ok" and recorded: when the command comes,
@@ -26,7 +28,13 @@ struct ferry_saga_participant {
     ferry_client_t *c;
     ferry_saga_inbox_store_t store;
     uint64_t consumer;
-    /* the reply of the request being served (borrowed by the client): why
+    char queue[FERRY_NAME_MAX + 1];
+    /* The batch: the commands of one delivery run in one store transaction,
+     * committed at its end (s_end) before their replies go. */
+    void *tx;                /* open while a batch runs; NULL between */
+    ferry_status_t batch_st; /* its first store error: it rolls back */
+    char failed[300];        /* the command that met it, for the log */
+    /* the reply of the request being served (copied by the client): why
      * it failed, or the step's result */
     char reason[FERRY_SAGA_RESULT_MAX + 1];
     char result[FERRY_SAGA_RESULT_MAX + 1]; /* the handler's */
@@ -35,6 +43,73 @@ struct ferry_saga_participant {
     long long refused_logged; /* last "cannot record" line (monotonic ms) */
     unsigned refused_held;    /* commands given back since, not logged */
 };
+
+/* The answer to @p cmd (action @p dir) in the batch's transaction: what was
+ * recorded, or the work run now and recorded. *ok, *retry: the answer;
+ * p->reason its text. */
+static ferry_status_t
+s_answer(ferry_saga_participant_t *p, ferry_client_t *c, const ferry_stored_message_t *req,
+         ferry_saga_command_t *cmd, bool *ok)
+{
+    void *self = p->store.self, *tx = p->tx;
+    char dir = cmd->undo ? 'u' : 'd', other = cmd->undo ? 'd' : 'u';
+    int seen = -1, theirs = -1;
+    bool write = false;
+    ferry_status_t st = p->store.recorded(self, tx, dir, cmd->def, cmd->step, cmd->saga_id, &seen,
+                                          p->reason, sizeof p->reason);
+    if (st == FERRY_OK && seen < 0)
+        st = p->store.recorded(self, tx, other, cmd->def, cmd->step, cmd->saga_id, &theirs, p->done,
+                               sizeof p->done);
+    /* A compensation knows what its command gave from this record, also
+     * when the saga never heard it (the reply came too late). */
+    if (st == FERRY_OK && cmd->undo && theirs == 1 && p->done[0])
+        cmd->done_result = p->done;
+    if (st)
+        return st;
+    if (seen >= 0) { /* answered before: the same answer */
+        *ok = seen == 1;
+        return FERRY_OK;
+    }
+    if (!cmd->undo) {
+        const char *exp = ferry_msg_header(req, "ferry-saga-expires");
+        unsigned long long expires = exp ? strtoull(exp, NULL, 10) : 0;
+        if (theirs >= 0) {
+            *ok = false; /* its compensation came first */
+            snprintf(p->reason, sizeof p->reason, "cancelled by its compensation");
+            return FERRY_OK;
+        }
+        if (expires && fy_wall_ms() >= expires) {
+            /* The orchestrator gave up on this attempt: it must not run
+             * now. Not recorded: a later attempt carries a later expiry
+             * and runs (its compensation, recorded, would cancel it). */
+            *ok = false;
+            snprintf(p->reason, sizeof p->reason, "expired before it was served");
+            return FERRY_OK;
+        }
+    } else if (theirs != 1) {
+        *ok = true; /* nothing was done: nothing to undo */
+        snprintf(p->reason, sizeof p->reason, "nothing to undo");
+        return p->store.record(self, tx, dir, cmd->def, cmd->step, cmd->saga_id, true, p->reason);
+    }
+    p->reason[0] = '\0';
+    st = p->store.run(self, tx, cmd, p->reason, sizeof p->reason, ok);
+    p->reason[sizeof p->reason - 1] = '\0';
+    if (!*ok && !p->reason[0])
+        snprintf(p->reason, sizeof p->reason, "failed");
+    p->result[sizeof p->result - 1] = '\0';
+    if (*ok && !cmd->undo &&
+        !fy_saga_text(p->result, strlen(p->result), p->reason, sizeof p->reason))
+        ferry_client_log(c, FERRY_LOG_WARN,
+                         "saga participant %s: the result of %s of saga %s is not "
+                         "UTF-8 text: kept escaped (\\xNN)",
+                         req->topic, cmd->step, cmd->saga_id);
+    /* A step that failed for now is not recorded (it comes again); nor is a
+     * failed compensation (it runs again when retried). */
+    write = cmd->undo ? *ok : *ok || !*cmd->retry;
+    if (st == FERRY_OK && write)
+        st = p->store.record(self, tx, dir, cmd->def, cmd->step, cmd->saga_id, *ok, p->reason);
+    return st;
+}
 
 static ferry_msg_action_t
 s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *reply, void *user)
@@ -52,94 +127,22 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
     const char *action = ferry_msg_header(req, "ferry-saga-action");
     bool ok = false, retry = false;
     cmd.retry = &retry;
-    void *self = p->store.self;
     if (!cmd.saga_id || !cmd.def || !cmd.step || !action ||
         (strcmp(action, "do") != 0 && strcmp(action, "undo") != 0) || strlen(cmd.saga_id) > 200 ||
         strlen(cmd.def) > 63 || strlen(cmd.step) > 63) {
         snprintf(p->reason, sizeof p->reason, "not a saga command");
     } else {
         cmd.undo = action[0] == 'u';
-        char dir = cmd.undo ? 'u' : 'd', other = cmd.undo ? 'd' : 'u';
-        void *tx;
-        ferry_status_t st = p->store.begin(self, &tx);
-        if (st)
+        if (p->batch_st) /* the batch rolls back: the rest comes again with it */
             return FERRY_MSG_NACK_LATER;
-        int seen = -1, theirs = -1;
-        bool write = false;
-        st = p->store.recorded(self, tx, dir, cmd.def, cmd.step, cmd.saga_id, &seen, p->reason,
-                               sizeof p->reason);
-        if (st == FERRY_OK && seen < 0)
-            st = p->store.recorded(self, tx, other, cmd.def, cmd.step, cmd.saga_id, &theirs,
-                                   p->done, sizeof p->done);
-        /* A compensation knows what its command gave from this record, also
-         * when the saga never heard it (the reply came too late). */
-        if (st == FERRY_OK && cmd.undo && theirs == 1 && p->done[0])
-            cmd.done_result = p->done;
-        if (st) {
-            /* below: given back for later */
-        } else if (seen >= 0) { /* answered before: the same answer */
-            ok = seen == 1;
-        } else if (!cmd.undo) {
-            const char *exp = ferry_msg_header(req, "ferry-saga-expires");
-            unsigned long long expires = exp ? strtoull(exp, NULL, 10) : 0;
-            if (theirs >= 0) {
-                ok = false; /* its compensation came first */
-                snprintf(p->reason, sizeof p->reason, "cancelled by its compensation");
-            } else if (expires && fy_wall_ms() >= expires) {
-                /* The orchestrator gave up on this attempt: it must not run
-                 * now. Not recorded: a later attempt carries a later expiry
-                 * and runs (its compensation, recorded, would cancel it). */
-                ok = false;
-                snprintf(p->reason, sizeof p->reason, "expired before it was served");
-            } else {
-                p->reason[0] = '\0';
-                st = p->store.run(self, tx, &cmd, p->reason, sizeof p->reason, &ok);
-                p->reason[sizeof p->reason - 1] = '\0';
-                if (!ok && !p->reason[0])
-                    snprintf(p->reason, sizeof p->reason, "failed");
-                p->result[sizeof p->result - 1] = '\0';
-                if (ok && !fy_saga_text(p->result, strlen(p->result), p->reason, sizeof p->reason))
-                    ferry_client_log(c, FERRY_LOG_WARN,
-                                     "saga participant %s: the result of %s of saga %s is not "
-                                     "UTF-8 text: kept escaped (\\xNN)",
-                                     req->topic, cmd.step, cmd.saga_id);
-                write = ok || !retry; /* failed for now: not recorded, it comes again */
-            }
-        } else if (theirs == 1) {
-            p->reason[0] = '\0';
-            st = p->store.run(self, tx, &cmd, p->reason, sizeof p->reason, &ok);
-            p->reason[sizeof p->reason - 1] = '\0';
-            if (!ok && !p->reason[0])
-                snprintf(p->reason, sizeof p->reason, "failed");
-            write = ok; /* a failed compensation runs again when retried */
-        } else {
-            ok = true; /* nothing was done: nothing to undo */
-            snprintf(p->reason, sizeof p->reason, "nothing to undo");
-            write = true;
-        }
-        if (st == FERRY_OK && write)
-            st = p->store.record(self, tx, dir, cmd.def, cmd.step, cmd.saga_id, ok, p->reason);
-        if (st == FERRY_OK)
-            st = p->store.commit(self, tx);
+        ferry_status_t st = p->tx ? FERRY_OK : p->store.begin(p->store.self, &p->tx);
+        if (st)
+            p->tx = NULL;
         else
-            p->store.rollback(self, tx);
-        /* No answer yet: it comes again after a second (a full disk, say,
-         * would otherwise spend its deliveries at once). */
-        if (st) { /* said at most once a second, with how many more */
-            long long now = fy_mono_ms();
-            if (p->refused_logged && now - p->refused_logged < 1000) {
-                p->refused_held++;
-                return FERRY_MSG_NACK_LATER;
-            }
-            ferry_client_log(c, FERRY_LOG_WARN,
-                             "saga participant %s: cannot record %s of saga %s: %s; given back "
-                             "for later (%u more since the last line)",
-                             req->topic, cmd.step, cmd.saga_id,
-                             st == FERRY_ESTORAGE_FULL ? "the disk is full (ESTORAGE_FULL)"
-                                                       : ferry_strerror(st),
-                             p->refused_held);
-            p->refused_logged = now;
-            p->refused_held = 0;
+            st = s_answer(p, c, req, &cmd, &ok);
+        if (st) { /* said at the batch's end */
+            p->batch_st = st;
+            snprintf(p->failed, sizeof p->failed, "%s of saga %s", cmd.step, cmd.saga_id);
             return FERRY_MSG_NACK_LATER;
         }
     }
@@ -151,6 +154,46 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
     reply->data = p->reason; /* why it failed, the step's result, or a note */
     reply->len = strlen(p->reason);
     return FERRY_MSG_ACK;
+}
+
+/* The batch's end: its answers and work commit together, before any of
+ * their replies goes (ferry_client_serve_batched publishes them next). A
+ * store that cannot commit gives the whole batch back for later: nothing of
+ * it happened. */
+static ferry_msg_action_t
+s_end(ferry_client_t *c, void *user)
+{
+    ferry_saga_participant_t *p = user;
+    ferry_status_t st = p->batch_st;
+    if (p->tx && st == FERRY_OK) {
+        st = p->store.commit(p->store.self, p->tx);
+        if (st)
+            snprintf(p->failed, sizeof p->failed, "a batch of commands");
+    } else if (p->tx) {
+        p->store.rollback(p->store.self, p->tx);
+    }
+    p->tx = NULL;
+    p->batch_st = FERRY_OK;
+    if (st == FERRY_OK)
+        return FERRY_MSG_ACK;
+    /* No answer yet: they come again after a second (a full disk, say,
+     * would otherwise spend their deliveries at once); said at most once a
+     * second, with how many more. */
+    long long now = fy_mono_ms();
+    if (p->refused_logged && now - p->refused_logged < 1000) {
+        p->refused_held++;
+        return FERRY_MSG_NACK_LATER;
+    }
+    ferry_client_log(c, FERRY_LOG_WARN,
+                     "saga participant %s: cannot record %s: %s; given back for later (%u more "
+                     "since the last line)",
+                     p->queue, p->failed,
+                     st == FERRY_ESTORAGE_FULL ? "the disk is full (ESTORAGE_FULL)"
+                                               : ferry_strerror(st),
+                     p->refused_held);
+    p->refused_logged = now;
+    p->refused_held = 0;
+    return FERRY_MSG_NACK_LATER;
 }
 
 const char *
@@ -181,12 +224,13 @@ ferry_saga_participant_new_with_store(ferry_client_t *client, const ferry_saga_i
     *out = NULL;
     p->c = client;
     p->store = *store;
+    snprintf(p->queue, sizeof p->queue, "%s", queue);
     ferry_topic_config_t tc = {.dedupe_window_ms = 86400000};
     st = ferry_client_declare(client, FERRY_KIND_QUEUE, queue, &tc, NULL, NULL);
     if (st == FERRY_EEXISTS)
         st = FERRY_OK;
     if (st == FERRY_OK)
-        st = ferry_client_serve(client, queue, NULL, 64, s_serve, p, &p->consumer);
+        st = ferry_client_serve_batched(client, queue, NULL, 64, s_serve, s_end, p, &p->consumer);
     if (st != FERRY_OK) {
         if (p->store.destroy)
             p->store.destroy(p->store.self);

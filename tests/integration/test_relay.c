@@ -7,7 +7,8 @@
  *   relay is killed with -9 at random moments (at least 5 times) and
  *   restarted: afterwards the broker holds every event exactly once, and
  *   the events of each aggregate in insert order;
- * - a poison row (its topic name is invalid) goes to the dead-letter topic
+ * - a poison row (its topic name is invalid; 63 headers, more than a message
+ *   carries with the relay's two) goes to the dead-letter topic
  *   with the reason, and the relay goes on;
  * - the broker away at start, then back: rows wait, then arrive (in order);
  * - the LMDB source, and the relay as a thread of the service, killed the
@@ -200,10 +201,21 @@ test_poison_row_and_delete(void **state)
     fx_t *fx = *state;
     char db[400], log[400];
     sqlite3 *h = s_fresh_outbox(fx, db, log);
-    s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
-              "('order', 'o-1', 'Placed', 'one'),"
-              "('not a topic', 'o-1', 'Placed', 'poison'),"
-              "('order', 'o-1', 'Paid', 'two')");
+    /* Row 3 has 63 headers: with the relay's event_type and created_at
+     * that is more than a message carries; never cut silently. */
+    char many[2048] = "{", sql[2600];
+    for (int i = 0; i < 63; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"h%d\":\"v\"", i ? "," : "",
+                 i);
+    strcat(many, "}");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload, headers) "
+             "VALUES ('order', 'o-1', 'Placed', 'one', NULL),"
+             "('not a topic', 'o-1', 'Placed', 'poison', NULL),"
+             "('order', 'o-1', 'Tagged', 'many', '%s'),"
+             "('order', 'o-1', 'Paid', 'two', NULL)",
+             many);
+    s_exec(h, sql);
     sqlite3_close(h);
     pid_t relay = s_relay_start(db, fx->d.endpoint, log, "delete");
     assert_true(s_caught_up(db, 20000));
@@ -220,14 +232,21 @@ test_poison_row_and_delete(void **state)
     const ferry_stored_message_t *dl;
     size_t got;
     assert_int_equal(ferry_client_get(fx->c, "ferry-relay.dlq", 1, 10, &dl, &got), FERRY_OK);
-    assert_int_equal(got, 1);
+    assert_int_equal(got, 2);
     const char *reason = ferry_msg_header(&dl[0], "ferry-relay-reason");
     assert_non_null(reason);
     assert_non_null(strstr(reason, "EINVALID_NAME"));
     assert_string_equal(ferry_msg_header(&dl[0], "ferry-relay-id"), "2");
+    reason = ferry_msg_header(&dl[1], "ferry-relay-reason");
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "EINVAL:"));
+    assert_string_equal(ferry_msg_header(&dl[1], "ferry-relay-id"), "3");
+    char grep[600], out[16];
+    snprintf(grep, sizeof grep, "grep -c 'row has too many headers.*id=3' '%s'", log);
+    assert_int_equal(fy_run(grep, out, sizeof out), 0);
     /* --on-publish delete: the published rows are gone, the position kept. */
     assert_int_equal(s_query_u64(db, "SELECT COUNT(*) FROM outbox"), 0);
-    assert_int_equal(s_query_u64(db, "SELECT last_id FROM ferry_relay_position"), 3);
+    assert_int_equal(s_query_u64(db, "SELECT last_id FROM ferry_relay_position"), 4);
 }
 
 static void

@@ -3,7 +3,10 @@
  * with its own connection serves 10,000 async requests (every reply matched
  * to its request, once), blocking requests, a request nobody answers
  * (ENOREPLY after the timeout), a request to a missing topic, and the
- * inbox being removed when the client goes.
+ * inbox being removed when the client goes; a batched responder
+ * (ferry_client_serve_batched) whose first commits fail: no reply of a
+ * failed batch goes out, its requests are answered once when they come
+ * again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +32,10 @@ typedef struct {
     atomic_int ready;
     size_t served;
     char buf[128];
+    /* ferry_client_serve_batched: the first `fail` batches do not commit */
+    bool batched;
+    int fail, batches, given_back;
+    size_t in_batch;
 } s_responder_t;
 
 /* Replies "re:<request>", echoing an application header. */
@@ -41,6 +48,24 @@ s_echo(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *re
     reply->data = r->buf;
     reply->len = (size_t)len;
     r->served++;
+    r->in_batch++;
+    return FERRY_MSG_ACK;
+}
+
+/* A batched responder's commit: r->fail batches after the first fail
+ * (their replies must never be seen, their requests come again). */
+static ferry_msg_action_t
+s_commit(ferry_client_t *c, void *user)
+{
+    (void)c;
+    s_responder_t *r = user;
+    size_t n = r->in_batch;
+    r->in_batch = 0;
+    int k = r->batches++;
+    if (k >= 1 && k <= r->fail) { /* not the first: the blocking request's */
+        r->given_back += (int)n;
+        return FERRY_MSG_NACK_LATER;
+    }
     return FERRY_MSG_ACK;
 }
 
@@ -49,7 +74,9 @@ s_responder(void *arg)
 {
     s_responder_t *r = arg;
     ferry_client_t *c = fy_connect(r->endpoint, 5000, 1000);
-    if (!c || ferry_client_serve(c, "rpc.echo", NULL, 512, s_echo, r, NULL) != FERRY_OK) {
+    if (!c || (r->batched
+                   ? ferry_client_serve_batched(c, "rpc.echo", NULL, 512, s_echo, s_commit, r, NULL)
+                   : ferry_client_serve(c, "rpc.echo", NULL, 512, s_echo, r, NULL)) != FERRY_OK) {
         atomic_store(&r->ready, -1);
         ferry_client_destroy(&c);
         return NULL;
@@ -93,13 +120,12 @@ s_on_reply(ferry_client_t *c, ferry_status_t st, const ferry_stored_message_t *r
 }
 
 static void
-test_requests_with_responder(void **state)
+s_requests(fx_t *fx, bool batched)
 {
-    fx_t *fx = *state;
     const size_t n = getenv("FERRY_TEST_QUICK") ? 2000 : 10000;
     assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "rpc.echo", NULL, NULL, NULL),
                      FERRY_OK);
-    s_responder_t r = {.endpoint = fx->d.endpoint};
+    s_responder_t r = {.endpoint = fx->d.endpoint, .batched = batched, .fail = batched ? 4 : 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, s_responder, &r), 0);
     while (atomic_load(&r.ready) == 0)
@@ -142,7 +168,15 @@ test_requests_with_responder(void **state)
         assert_int_equal(book.calls[i], 1);
     atomic_store(&r.stop, true);
     pthread_join(th, NULL);
-    assert_int_equal(r.served, n + 1);
+    /* Batched: what the failed commits gave back was served again, and
+     * only the committed batches' replies went out (one each, above). */
+    assert_int_equal(r.served, n + 1 + (size_t)r.given_back);
+    if (batched) {
+        assert_true(r.given_back >= 4);
+        assert_true(r.batches > 4);
+        printf("batched responder: %d batches, %d requests given back by failed commits\n",
+               r.batches, r.given_back);
+    }
     /* The responder acked every request: the queue is empty. */
     ferry_topic_info_t info;
     long long until = fy_now_ms() + 5000;
@@ -152,6 +186,21 @@ test_requests_with_responder(void **state)
     assert_int_equal(info.messages, 0);
     free(book.calls);
     free(refs);
+}
+
+static void
+test_requests_with_responder(void **state)
+{
+    s_requests(*state, false);
+}
+
+/* ferry_client_serve_batched: replies are held until the batch's end says
+ * it committed; a batch that did not commit sends no reply and its requests
+ * come again, so each request gets exactly one reply. */
+static void
+test_requests_with_batched_responder(void **state)
+{
+    s_requests(*state, true);
 }
 
 static void
@@ -195,6 +244,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_requests_with_responder, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_requests_with_batched_responder, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_request_without_responder_times_out, fy_fx_setup,
                                         fy_fx_teardown),
     };

@@ -96,6 +96,13 @@ s_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void
+s_on_end(const char *id, const ferry_saga_status_t *st, void *user)
+{
+    (void)id, (void)st;
+    (*(long *)user)++;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -148,7 +155,9 @@ main(int argc, char **argv)
                                        {.name = "charge", .queue = queues[1], .compensable = true},
                                        {.name = "ship", .queue = queues[2]}};
     const ferry_saga_def_t def = {.name = "order", .steps = steps, .step_count = 3};
-    ferry_saga_config_t cfg = {.name = "bench", .broker = d.endpoint};
+    long ended = 0; /* counted by on_end: ferry_saga_active() counts rows on SQL */
+    ferry_saga_config_t cfg = {
+        .name = "bench", .broker = d.endpoint, .on_end = s_on_end, .user = &ended};
     ferry_saga_orchestrator_t *o;
     ferry_status_t made = env ? ferry_saga_orchestrator_new(env, &def, 1, &cfg, &o)
                           : pg.port
@@ -185,8 +194,12 @@ main(int argc, char **argv)
         if (i % 100 < batch)
             ferry_saga_poll(o, 0);
     }
-    while (ferry_saga_active(o) > 0 && fy_mono_ms() - t0 < 300000)
+    while (ended < n && fy_mono_ms() - t0 < 300000)
         ferry_saga_poll(o, 20);
+    if (ferry_saga_active(o) != 0) {
+        fprintf(stderr, "bench_saga: %zu sagas still active\n", ferry_saga_active(o));
+        return 1;
+    }
     double secs = (double)(fy_mono_ms() - t0) / 1000.0;
     printf("sagas: %ld of 3 steps in %.2f s: %.0f sagas/s (%.0f transitions/s)\n", n, secs,
            (double)n / secs, 4.0 * (double)n / secs);
@@ -196,7 +209,7 @@ main(int argc, char **argv)
         long long s0 = fy_mono_ms();
         if (ferry_saga_start(o, "order", id, data, sizeof data) != FERRY_OK)
             return 1;
-        while (ferry_saga_active(o) > 0)
+        while (ended < n + i + 1)
             ferry_saga_poll(o, 1);
         lat[i] = fy_mono_ms() - s0;
     }

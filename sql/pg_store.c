@@ -23,11 +23,11 @@ s_status(const PGresult *res)
     return FERRY_EIO;
 }
 
-ferry_status_t
-fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params, const int *lengths,
-              const int *formats, PGresult **out)
+/* The result of a statement as a status; kept in *out (when asked and it
+ * succeeded), else cleared. */
+static ferry_status_t
+s_result(PGresult *res, PGresult **out)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0);
     ExecStatusType es = PQresultStatus(res);
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -40,6 +40,155 @@ fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params, c
     else
         PQclear(res);
     return FERRY_OK;
+}
+
+ferry_status_t
+fy_sql_pg_run(PGconn *conn, const char *sql, int n, const char *const *params, const int *lengths,
+              const int *formats, PGresult **out)
+{
+    return s_result(PQexecParams(conn, sql, n, NULL, params, lengths, formats, 0), out);
+}
+
+/* ---- pipeline mode ------------------------------------------------------------ */
+
+/* Reads the answers of the statements sent and not read, keeping the first
+ * failure. */
+static void
+s_drain(fy_sql_pg_named_t *p)
+{
+    while (p->pending > 0) {
+        PGresult *res = PQgetResult(p->conn);
+        if (!res) { /* the end of one statement's results */
+            p->pending--;
+            continue;
+        }
+        ferry_status_t st = PQresultStatus(res) == PGRES_PIPELINE_ABORTED ? FERRY_EIO : FERRY_OK;
+        if (st)
+            PQclear(res);
+        else
+            st = s_result(res, NULL);
+        if (st && !p->failed)
+            p->failed = st;
+    }
+}
+
+/* Sends prepared statement @p name (its text @p sql, prepared first when it
+ * is not yet) without waiting. */
+static ferry_status_t
+s_pipe_send(fy_sql_pg_named_t *p, unsigned which, const char *name, const char *sql, int n,
+            const char *const *params, const int *lengths, const int *formats)
+{
+    if (!(p->prepared & (1u << which))) {
+        if (!PQsendPrepare(p->conn, name, sql, n, NULL))
+            return FERRY_EIO;
+        p->pending++;
+        p->prepared |= 1u << which;
+    }
+    if (!PQsendQueryPrepared(p->conn, name, n, params, lengths, formats, 0))
+        return FERRY_EIO;
+    p->pending++;
+    return FERRY_OK;
+}
+
+/* Ends the pipeline: a sync, every answer read, back to normal mode. */
+static void
+s_pipe_end(fy_sql_pg_named_t *p)
+{
+    if (!PQpipelineSync(p->conn) && !p->failed)
+        p->failed = FERRY_EIO;
+    s_drain(p);
+    PGresult *res = PQgetResult(p->conn); /* the sync's */
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && !p->failed)
+        p->failed = FERRY_EIO;
+    PQclear(res);
+    PQexitPipelineMode(p->conn);
+    p->piped = false;
+}
+
+ferry_status_t
+fy_sql_pg_pipe_begin(fy_sql_pg_named_t *p, void **tx)
+{
+    *tx = p->conn;
+    p->failed = FERRY_OK;
+    p->pending = 0;
+    if (!PQenterPipelineMode(p->conn))
+        return fy_sql_pg_run(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL);
+    p->piped = true;
+    if (!PQsendQueryParams(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) {
+        PQexitPipelineMode(p->conn);
+        p->piped = false;
+        return FERRY_EIO;
+    }
+    p->pending = 1;
+    return FERRY_OK;
+}
+
+void
+fy_sql_pg_pipe_rollback(fy_sql_pg_named_t *p)
+{
+    if (p->piped)
+        s_pipe_end(p);
+    PQclear(PQexec(p->conn, "ROLLBACK"));
+    /* A PREPARE of the aborted pipeline may not have run: prepare again. */
+    PQclear(PQexec(p->conn, "DEALLOCATE ALL"));
+    p->prepared = 0;
+}
+
+ferry_status_t
+fy_sql_pg_pipe_commit(fy_sql_pg_named_t *p)
+{
+    if (!p->piped)
+        return fy_sql_pg_commit(NULL, p->conn);
+    if (!PQsendQueryParams(p->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && !p->failed)
+        p->failed = FERRY_EIO;
+    else
+        p->pending++;
+    s_pipe_end(p);
+    ferry_status_t st = p->failed;
+    if (st) /* the server's transaction waits, aborted: end it */
+        fy_sql_pg_pipe_rollback(p);
+    return st;
+}
+
+ferry_status_t
+fy_sql_pg_run_named(PGconn *conn, fy_sql_pg_named_t *named, unsigned which, const char *sql, int n,
+                    const char *const *params, const int *lengths, const int *formats,
+                    PGresult **out)
+{
+    if (!named || which >= 32)
+        return fy_sql_pg_run(conn, sql, n, params, lengths, formats, out);
+    char name[32];
+    snprintf(name, sizeof name, "ferry_%u", which);
+    if (named->piped) {
+        ferry_status_t st = named->failed
+                                ? named->failed
+                                : s_pipe_send(named, which, name, sql, n, params, lengths, formats);
+        if (st || !out)
+            return st;
+        /* Rows wanted: the server flushes what it has, the answers before
+         * this one are read, then this one. */
+        if (!PQsendFlushRequest(conn) || PQflush(conn) != 0)
+            return named->failed = FERRY_EIO;
+        named->pending--;
+        s_drain(named);
+        PGresult *res = PQgetResult(conn);
+        PQclear(PQgetResult(conn)); /* the NULL after it */
+        if (named->failed) {
+            PQclear(res);
+            return named->failed;
+        }
+        st = s_result(res, out);
+        if (st)
+            named->failed = st;
+        return st;
+    }
+    if (!(named->prepared & (1u << which))) {
+        ferry_status_t st = s_result(PQprepare(conn, name, sql, n, NULL), NULL);
+        if (st)
+            return st;
+        named->prepared |= 1u << which;
+    }
+    return s_result(PQexecPrepared(conn, name, n, params, lengths, formats, 0), out);
 }
 
 ferry_status_t
@@ -145,6 +294,13 @@ ferry_sql_setup_pg(PGconn *conn, char *err, size_t err_cap)
 ferry_status_t
 ferry_outbox_pg_put(PGconn *conn, const ferry_outbox_event_t *ev, int64_t *id)
 {
+    return fy_sql_pg_outbox_put(conn, NULL, ev, id);
+}
+
+ferry_status_t
+fy_sql_pg_outbox_put(PGconn *conn, fy_sql_pg_named_t *named, const ferry_outbox_event_t *ev,
+                     int64_t *id)
+{
     if (!conn || !fy_outbox_event_valid(ev))
         return FERRY_EINVAL;
     ferry_status_t st;
@@ -163,16 +319,18 @@ ferry_outbox_pg_put(PGconn *conn, const ferry_outbox_event_t *ev, int64_t *id)
                             created};
     int lengths[] = {0, 0, 0, (int)ev->len, 0, 0};
     int formats[] = {0, 0, 0, 1, 0, 0};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, "
-                                 "payload, headers, created_at) VALUES ($1, $2, $3, $4::bytea, "
-                                 "$5::jsonb, to_timestamp($6::bigint / 1000.0)) RETURNING id",
-                                 6, NULL, params, lengths, formats, 0);
+    PGresult *res = NULL;
+    st = fy_sql_pg_run_named(conn, named, FY_SQL_PG_OUTBOX_PUT,
+                             "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, "
+                             "payload, headers, created_at) VALUES ($1, $2, $3, $4::bytea, "
+                             "$5::jsonb, to_timestamp($6::bigint / 1000.0)) RETURNING id",
+                             6, params, lengths, formats, id ? &res : NULL);
     free(headers);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        st = s_status(res);
-        PQclear(res);
+    if (st || !id) /* pipelined without an id wanted: not waited for */
         return st;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return FERRY_EIO;
     }
     if (id)
         *id = atoll(PQgetvalue(res, 0, 0));

@@ -3,6 +3,11 @@
  * the commands into table outbox, on the orchestrator's own connection or,
  * for a start, on the caller's inside its transaction.
  *
+ * The orchestrator's own transactions run in libpq's pipeline mode (its
+ * statements prepared once): a reply's transition costs one round trip
+ * (the saga's read), its writes ride along, their answers read before the
+ * next read or at the commit; a write that failed fails the commit.
+ *
  * Several orchestrator processes may share one database: get() locks the
  * saga's row (FOR UPDATE) for the transition, due() takes due sagas FOR
  * UPDATE SKIP LOCKED, so no step is sent twice; the core checks a locked
@@ -15,10 +20,43 @@
 #include <string.h>
 
 typedef struct {
-    PGconn *conn; /* the orchestrator's own */
+    PGconn *conn;            /* the orchestrator's own */
+    fy_sql_pg_named_t named; /* its prepared statements, its pipelined transaction */
 } s_pg_t;
 
-/* Runs @p sql; keeps the result in *out (PQclear it) when not NULL. */
+/* The orchestrator's own transactions run in pipeline mode: a transition's
+ * writes go without waiting, their answers read with the next saga read or
+ * at the commit. */
+static ferry_status_t
+s_begin(void *self, void **tx)
+{
+    s_pg_t *s = self;
+    return fy_sql_pg_pipe_begin(&s->named, tx);
+}
+
+static ferry_status_t
+s_commit(void *self, void *tx)
+{
+    (void)tx;
+    s_pg_t *s = self;
+    return fy_sql_pg_pipe_commit(&s->named);
+}
+
+static void
+s_rollback(void *self, void *tx)
+{
+    (void)tx;
+    s_pg_t *s = self;
+    fy_sql_pg_pipe_rollback(&s->named);
+}
+
+/* The prepared statements on the own connection; NULL on the caller's. */
+static fy_sql_pg_named_t *
+s_named(s_pg_t *s, void *tx)
+{
+    return !tx || tx == s->conn ? &s->named : NULL;
+}
+
 static ferry_status_t
 s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
 {
@@ -27,13 +65,13 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
     const char *params[] = {id};
     PGresult *res = NULL;
     /* In a transaction: the row stays locked until it ends. */
-    ferry_status_t st =
-        fy_sql_pg_run(tx ? tx : s->conn,
-                      tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
-                           "results::text FROM ferry_saga WHERE id = $1 FOR UPDATE"
-                         : "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
-                           "results::text FROM ferry_saga WHERE id = $1",
-                      1, params, NULL, NULL, &res);
+    ferry_status_t st = fy_sql_pg_run_named(
+        tx ? tx : s->conn, s_named(s, tx), tx ? FY_SQL_PG_SAGA_GET_LOCKED : FY_SQL_PG_SAGA_GET,
+        tx ? "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
+             "results::text FROM ferry_saga WHERE id = $1 FOR UPDATE"
+           : "SELECT def, state, step, attempt, deadline_ms, reason, data, waiting, "
+             "results::text FROM ferry_saga WHERE id = $1",
+        1, params, NULL, NULL, &res);
     if (st)
         return st;
     if (PQntuples(res) != 1 || PQnfields(res) != 9) {
@@ -69,7 +107,6 @@ s_get(void *self, void *tx, const char *id, ferry_saga_record_t *r)
 static ferry_status_t
 s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool created)
 {
-    (void)self;
     char state[8], step[16], attempt[16], deadline[24];
     char *results = fy_sql_results_json(r->results, r->results_len);
     if (!results)
@@ -90,8 +127,8 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
                             results};
     int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int)r->len, 0, 0};
     int formats[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
-    ferry_status_t st = fy_sql_pg_run(
-        tx,
+    ferry_status_t st = fy_sql_pg_run_named(
+        tx, s_named(self, tx), created ? FY_SQL_PG_SAGA_INSERT : FY_SQL_PG_SAGA_UPDATE,
         created ? "INSERT INTO ferry_saga (id, def, state, step, attempt, deadline_ms, "
                   "reason, data, waiting, results) VALUES ($1, $2, $3::smallint, $4::integer, "
                   "$5::integer, $6::bigint, $7, $8::bytea, $9::boolean, $10::jsonb)"
@@ -107,14 +144,12 @@ s_put(void *self, void *tx, const char *id, const ferry_saga_record_t *r, bool c
 static ferry_status_t
 s_send(void *self, void *tx, const ferry_outbox_event_t *ev)
 {
-    (void)self;
-    return ferry_outbox_pg_put(tx, ev, NULL);
+    return fy_sql_pg_outbox_put(tx, s_named(self, tx), ev, NULL);
 }
 
 static ferry_status_t
 s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *n)
 {
-    (void)self;
     *n = 0;
     char at[24], lim[24];
     snprintf(at, sizeof at, "%llu", (unsigned long long)now);
@@ -122,11 +157,11 @@ s_due(void *self, void *tx, uint64_t now, size_t max, char (*ids)[201], size_t *
     const char *params[] = {at, lim};
     PGresult *res = NULL;
     ferry_status_t st =
-        fy_sql_pg_run(tx,
-                      "SELECT id FROM ferry_saga WHERE state IN (1, 2) AND deadline_ms "
-                      "<= $1::bigint ORDER BY deadline_ms LIMIT $2::integer "
-                      "FOR UPDATE SKIP LOCKED",
-                      2, params, NULL, NULL, &res);
+        fy_sql_pg_run_named(tx, s_named(self, tx), FY_SQL_PG_SAGA_DUE,
+                            "SELECT id FROM ferry_saga WHERE state IN (1, 2) AND deadline_ms "
+                            "<= $1::bigint ORDER BY deadline_ms LIMIT $2::integer "
+                            "FOR UPDATE SKIP LOCKED",
+                            2, params, NULL, NULL, &res);
     if (st)
         return st;
     for (int i = 0; i < PQntuples(res) && *n < max; i++)
@@ -214,10 +249,11 @@ ferry_saga_pg_orchestrator_new(const char *conninfo, const ferry_saga_def_t *def
         free(s);
         return st;
     }
+    s->named.conn = s->conn;
     ferry_saga_store_t store = {.self = s,
-                                .begin = fy_sql_pg_begin,
-                                .commit = fy_sql_pg_commit,
-                                .rollback = fy_sql_pg_rollback,
+                                .begin = s_begin,
+                                .commit = s_commit,
+                                .rollback = s_rollback,
                                 .get = s_get,
                                 .put = s_put,
                                 .send = s_send,
@@ -234,7 +270,7 @@ ferry_saga_pg_start(ferry_saga_orchestrator_t *o, PGconn *conn, const char *def,
                     const void *data, size_t len)
 {
     const ferry_saga_store_t *store = ferry_saga_orchestrator_store(o);
-    if (!store || store->begin != fy_sql_pg_begin || !conn)
+    if (!store || store->begin != s_begin || !conn)
         return FERRY_EINVAL; /* not an orchestrator on PostgreSQL */
     return ferry_saga_start_in(o, conn, def, id, data, len);
 }

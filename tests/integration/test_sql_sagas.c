@@ -809,6 +809,60 @@ test_failing_well_on_postgres(void **state)
     fy_pg_stop(&pg);
 }
 
+/* The orchestrator's pipelined transactions on PostgreSQL: a write the
+ * database refuses (a trigger on outbox) fails the start or the transition
+ * as a whole - nothing of it stays - and the connection goes on serving
+ * once the refusal is gone. */
+static void
+test_refused_writes_on_postgres(void **state)
+{
+    fy_ferryd_t *d = *state;
+    fy_pg_t pg = {0};
+    assert_int_equal(fy_pg_start(&pg), 0);
+    assert_int_equal(fy_ferryd_start(d), 0);
+    ferry_saga_config_t cfg = {.name = "refused", .broker = d->endpoint};
+    ferry_saga_orchestrator_t *o = NULL;
+    static const ferry_saga_step_t brief[] = {
+        {.name = "wait", .queue = "shop.nobody", .compensable = true, .timeout_ms = 300}};
+    const ferry_saga_def_t defs[] = {s_defs[0], {.name = "brief", .steps = brief, .step_count = 1}};
+    assert_int_equal(ferry_saga_pg_orchestrator_new(pg.conninfo, defs, 2, &cfg, &o), FERRY_OK);
+    s_app_t a = {.pg = PQconnectdb(pg.conninfo)};
+    assert_int_equal(PQstatus(a.pg), CONNECTION_OK);
+    /* Started before the refusal: its step (nobody serves it) times out. */
+    assert_int_equal(ferry_saga_start(o, "brief", "late-1", "x", 1), FERRY_OK);
+    s_app_sql(&a, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF "
+                  "NEW.aggregate_id IN ('bad-1', 'late-1') THEN RAISE EXCEPTION 'refused'; END "
+                  "IF; RETURN NEW; END $$");
+    s_app_sql(&a, "CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE "
+                  "FUNCTION refuse()");
+    /* A start: the saga's row and its command together, or neither. */
+    assert_int_equal(ferry_saga_start(o, "shop", "bad-1", "x", 1), FERRY_EIO);
+    ferry_saga_status_t st;
+    assert_int_equal(ferry_saga_get(o, "bad-1", &st), FERRY_ENOTFOUND);
+    assert_int_equal(s_app_count(&a, "SELECT count(*) FROM ferry_saga WHERE id = 'bad-1'"), 0);
+    assert_int_equal(ferry_saga_start(o, "shop", "good-1", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "shop", "bad-1", "x", 1), FERRY_EIO); /* again */
+    assert_int_equal(ferry_saga_get(o, "good-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_RUNNING);
+    /* A deadline's transition: refused while the trigger stands, the saga
+     * where it was; then it goes on. */
+    fy_sleep_ms(500);
+    assert_int_equal(ferry_saga_poll(o, 10), FERRY_EIO);
+    assert_int_equal(ferry_saga_get(o, "late-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_RUNNING);
+    assert_int_equal(s_app_count(&a, "SELECT count(*) FROM outbox WHERE aggregate_id = 'late-1'"),
+                     2);
+    s_app_sql(&a, "DROP TRIGGER refuse ON outbox");
+    assert_int_equal(ferry_saga_poll(o, 10), FERRY_OK);
+    assert_int_equal(ferry_saga_get(o, "late-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_COMPENSATING);
+    assert_string_equal(st.reason, "step wait timed out");
+    assert_int_equal(ferry_saga_start(o, "shop", "bad-1", "x", 1), FERRY_OK);
+    PQfinish(a.pg);
+    ferry_saga_orchestrator_destroy(&o);
+    fy_pg_stop(&pg);
+}
+
 int
 main(void)
 {
@@ -818,6 +872,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sagas_on_sqlite, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_failing_well_on_sqlite, fy_ferryd_state_new,
+                                        fy_ferryd_state_free),
+        cmocka_unit_test_setup_teardown(test_refused_writes_on_postgres, fy_ferryd_state_new,
                                         fy_ferryd_state_free),
         cmocka_unit_test_setup_teardown(test_failing_well_on_postgres, fy_ferryd_state_new,
                                         fy_ferryd_state_free),

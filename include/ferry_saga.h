@@ -201,6 +201,24 @@ FERRY_EXPORT ferry_status_t ferry_saga_resume(ferry_saga_orchestrator_t *o, cons
 FERRY_EXPORT ferry_status_t ferry_saga_purge(ferry_saga_orchestrator_t *o, uint64_t before_ms,
                                              size_t *removed);
 
+/** What an orchestrator did since it was made: export it to your metrics
+ *  (libferry serves none). Transitions count once committed. */
+typedef struct ferry_saga_stats {
+    uint64_t done;          /**< sagas that ended DONE here */
+    uint64_t compensated;   /**< ... COMPENSATED */
+    uint64_t failed;        /**< ... FAILED: each needs a person (ferry saga list DEF failed) */
+    uint64_t timeouts;      /**< awaited replies that did not come in time */
+    uint64_t resent;        /**< commands sent again after a wait (retries) */
+    uint64_t bad_replies;   /**< messages on the reply topic that are not replies or
+                                 control messages (logged, acked) */
+    uint64_t stale_replies; /**< replies for no saga, late or repeated ones, and
+                                 control messages the saga's state refused (logged) */
+} ferry_saga_stats_t;
+
+/** @brief @p o's counts into @p out. @return FERRY_OK, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_saga_stats(const ferry_saga_orchestrator_t *o,
+                                             ferry_saga_stats_t *out);
+
 /** @brief Sagas not yet ended (RUNNING or COMPENSATING). */
 FERRY_EXPORT size_t ferry_saga_active(ferry_saga_orchestrator_t *o);
 

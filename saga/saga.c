@@ -74,7 +74,22 @@ struct ferry_saga_orchestrator {
     void *user;
     s_reply_t *replies_in; /* taken by the handler, applied after the poll */
     size_t nreplies, cap_replies;
+    ferry_saga_stats_t stats, pending; /* pending: of the open transaction */
 };
+
+/* The open transaction's counts join the others once it committed. */
+static void
+s_count(ferry_saga_orchestrator_t *o, ferry_status_t committed)
+{
+    if (committed == FERRY_OK) {
+        o->stats.done += o->pending.done;
+        o->stats.compensated += o->pending.compensated;
+        o->stats.failed += o->pending.failed;
+        o->stats.timeouts += o->pending.timeouts;
+        o->stats.resent += o->pending.resent;
+    }
+    memset(&o->pending, 0, sizeof o->pending);
+}
 
 static bool
 s_token_ok(const char *s, size_t max)
@@ -315,6 +330,13 @@ s_apply(ferry_saga_orchestrator_t *o, void *tx, const char *id, s_rec_t *r, fy_s
     if (st == FERRY_OK)
         st = s_announce(o, tx, d, id, r, causes[ev], result);
     *ended = n.ended && st == FERRY_OK;
+    if (st == FERRY_OK) {
+        o->pending.timeouts += ev == FY_SAGA_EV_TIMEOUT;
+        o->pending.resent += ev == FY_SAGA_EV_DUE;
+        o->pending.done += *ended && r->state == FERRY_SAGA_DONE;
+        o->pending.compensated += *ended && r->state == FERRY_SAGA_COMPENSATED;
+        o->pending.failed += *ended && r->state == FERRY_SAGA_FAILED;
+    }
     return st;
 }
 
@@ -343,6 +365,7 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
         r->ev = control[0] == 'c' ? FY_SAGA_EV_CANCEL : FY_SAGA_EV_RESUME;
         snprintf(r->corr, sizeof r->corr, "%s", r->control ? id : "");
         fy_saga_text(m->data, m->len, r->reason, sizeof r->reason);
+        o->stats.bad_replies += !r->control;
         if (!r->control)
             ferry_client_log(o->c, FERRY_LOG_WARN,
                              "saga orchestrator %s: control message %llu dropped: wants "
@@ -353,6 +376,7 @@ s_on_reply(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     bool known = result && (strcmp(result, "ok") == 0 || strcmp(result, "fail") == 0 ||
                             strcmp(result, "retry") == 0);
     r->ours = corr && known && strlen(corr) < sizeof r->corr;
+    o->stats.bad_replies += !r->ours;
     if (!r->ours) /* acked with the others: it would come again and again */
         ferry_client_log(o->c, FERRY_LOG_WARN,
                          "saga orchestrator %s: message %llu on %s dropped: not a saga reply (%s)",
@@ -404,6 +428,7 @@ s_apply_control(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, boo
             ferry_client_log(o->c, FERRY_LOG_INFO, "saga orchestrator %s: saga %s: %s done",
                              o->name, id, what);
     } else {
+        o->stats.stale_replies++;
         ferry_client_log(o->c, FERRY_LOG_WARN, "saga orchestrator %s: saga %s: %s ignored: %s",
                          o->name, id, what,
                          fs == FERRY_ENOTFOUND         ? "no such saga"
@@ -435,6 +460,7 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
         return FERRY_OK; /* said when it was taken */
     if (sscanf(rp->corr, "%u/%c/%u/%n", &step, &dir, &attempt, &off) != 3 || off <= 0 ||
         !rp->corr[off] || strlen(rp->corr + off) > S_ID_MAX || (dir != 'd' && dir != 'u')) {
+        o->stats.bad_replies++;
         ferry_client_log(o->c, FERRY_LOG_WARN,
                          "saga orchestrator %s: reply %llu dropped: correlation_id '%.60s' is not "
                          "STEP/d|u/ATTEMPT/SAGA",
@@ -445,6 +471,7 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
     s_rec_t r;
     ferry_status_t fs = o->store.get(o->store.self, tx, id, &r);
     if (fs == FERRY_ENOTFOUND) {
+        o->stats.stale_replies++;
         ferry_client_log(o->c, FERRY_LOG_INFO,
                          "saga orchestrator %s: reply %llu dropped: no saga %.200s (purged, or "
                          "never started here)",
@@ -458,12 +485,14 @@ s_apply_reply(ferry_saga_orchestrator_t *o, void *tx, const s_reply_t *rp, bool 
                            (r.state == FERRY_SAGA_COMPENSATING && dir == 'u'));
     if (expected)
         fs = s_apply(o, tx, id, &r, rp->ev, rp->reason, rp->result, ended);
-    else /* a late or repeated reply (a redelivery, an earlier attempt) */
+    else { /* a late or repeated reply (a redelivery, an earlier attempt) */
+        o->stats.stale_replies++;
         ferry_client_log(o->c, FERRY_LOG_INFO,
                          "saga orchestrator %s: saga %.200s: reply to step %u %s attempt %u "
                          "dropped: late or repeated (the saga is %s at step %u, attempt %u)",
                          o->name, id, step, dir == 'd' ? "do" : "undo", attempt,
                          s_state_name(r.state), r.step, r.attempt);
+    }
     if (fs == FERRY_OK && *ended) {
         snprintf(st->id, sizeof st->id, "%s", id);
         s_status_of(&r, &st->st);
@@ -493,6 +522,7 @@ s_apply_replies(ferry_saga_orchestrator_t *o)
         st = o->store.commit(o->store.self, tx);
     else if (tx)
         o->store.rollback(o->store.self, tx);
+    s_count(o, st);
     /* Acked only once their transitions are on disk; on a failure they stay
      * pending and come again after the subscription's ack wait. The ack
      * call runs the handler for replies arriving meanwhile: they start the
@@ -557,6 +587,7 @@ s_fire_due(ferry_saga_orchestrator_t *o)
         st = o->store.commit(o->store.self, tx);
     else
         o->store.rollback(o->store.self, tx);
+    s_count(o, st);
     for (size_t i = 0; st == FERRY_OK && o->on_end && i < nended; i++)
         o->on_end(ended[i].id, &ended[i].st, o->user);
     free(ended);
@@ -827,6 +858,7 @@ s_by_hand(ferry_saga_orchestrator_t *o, const char *id, ferry_saga_state_t want,
         st = o->store.commit(o->store.self, tx);
     else
         o->store.rollback(o->store.self, tx);
+    s_count(o, st);
     if (st == FERRY_OK && ended && o->on_end) {
         ferry_saga_status_t status;
         s_status_of(&r, &status);
@@ -847,6 +879,15 @@ ferry_status_t
 ferry_saga_resume(ferry_saga_orchestrator_t *o, const char *id)
 {
     return s_by_hand(o, id, FERRY_SAGA_FAILED, FY_SAGA_EV_RESUME, NULL);
+}
+
+ferry_status_t
+ferry_saga_stats(const ferry_saga_orchestrator_t *o, ferry_saga_stats_t *out)
+{
+    if (!o || !out)
+        return FERRY_EINVAL;
+    *out = o->stats;
+    return FERRY_OK;
 }
 
 size_t

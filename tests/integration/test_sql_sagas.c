@@ -16,6 +16,8 @@
  *   transition;
  * - PostgreSQL: two orchestrators share the database (and the reply
  *   subscription): no command is written twice;
+ * - failing well: retries, FAILED, a person's cancel and resume, by the
+ *   API and by `ferry saga`, each counted in ferry_saga_stats;
  * - a saga started twice is FERRY_EEXISTS; a start on an orchestrator of the
  *   other kind is FERRY_EINVAL.
  */
@@ -699,6 +701,22 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
         assert_int_equal(ferry_saga_resume(o, "stuck"), FERRY_OK);
     s_until(o, "stuck", FERRY_SAGA_COMPENSATED, &st);
     assert_int_equal(ferry_saga_get(o, "flaky-3", &st), FERRY_ENOTFOUND); /* purged, not resumed */
+    /* The counts an application exports to its metrics: flaky-3 done after
+     * two resends; held-1 cancelled and stuck resumed, both compensated;
+     * stuck FAILED once, after one resend of its compensation. Bad input:
+     * three messages that are no replies (no correlation_id, a malformed
+     * one, an unknown result); stale: a reply for no saga, a retry of a
+     * purged saga (and any late copy). */
+    ferry_saga_stats_t stats;
+    assert_int_equal(ferry_saga_stats(o, &stats), FERRY_OK);
+    assert_int_equal(ferry_saga_stats(NULL, &stats), FERRY_EINVAL);
+    assert_int_equal(stats.done, 1);
+    assert_int_equal(stats.compensated, 2);
+    assert_int_equal(stats.failed, 1);
+    assert_int_equal(stats.resent, 3);
+    assert_int_equal(stats.timeouts, 0);
+    assert_int_equal(stats.bad_replies, by_cli ? 3 : 0);
+    assert_true(stats.stale_replies >= (by_cli ? 2u : 0u));
     /* The history of the flaky one: each wait and resend is in it. */
     ferry_client_t *c = fy_connect(d->endpoint, 5000, 100);
     assert_non_null(c);

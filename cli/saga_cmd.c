@@ -77,11 +77,30 @@ s_newest_first(const void *a, const void *b)
     return x->ts_ms < y->ts_ms ? 1 : x->ts_ms > y->ts_ms ? -1 : strcmp(x->id, y->id);
 }
 
+/* A duration "90s", "10m", "2h", "1d" or "500ms" in ms; -1 if it is none. */
+static long long
+s_duration(const char *text)
+{
+    char *end;
+    long long n = strtoll(text, &end, 10);
+    if (end == text || n < 0)
+        return -1;
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            return n * units[i].ms;
+    return -1;
+}
+
 /* Where each saga of @p def stands, from its newest transition on _saga.DEF
  * (a scan of the topic: fine for an operator, not a hot path); with
- * @p state, only those in it. */
+ * @p state, only those in it; with @p older_ms > 0, only those whose newest
+ * transition is at least that old (stuck ones). */
 static int
-s_list(ferry_client_t *c, const char *def, const char *state)
+s_list(ferry_client_t *c, const char *def, const char *state, long long older_ms)
 {
     char topic[FERRY_NAME_MAX + 1];
     if ((size_t)snprintf(topic, sizeof topic, "_saga.%s", def) >= sizeof topic)
@@ -143,8 +162,13 @@ s_list(ferry_client_t *c, const char *def, const char *state)
     }
     qsort(all, k, sizeof *all, s_newest_first);
     size_t shown = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     for (size_t i = 0; i < k; i++) {
         if (state && strcmp(all[i].state, state) != 0)
+            continue;
+        if (older_ms > 0 && all[i].ts_ms + (uint64_t)older_ms > now_ms)
             continue;
         if (shown++ == 0)
             printf("%-24s  %-12s  %-16s  %-24s  %s\n", "SAGA", "STATE", "STEP", "SINCE", "REASON");
@@ -188,13 +212,20 @@ fy_cli_saga(ferry_client_t *c, int npos, char **pos)
 {
     if (npos >= 3 && strcmp(pos[0], "show") == 0 && npos == 3)
         return s_show(c, pos[1], pos[2]);
-    if (npos >= 2 && npos <= 3 && strcmp(pos[0], "list") == 0)
-        return s_list(c, pos[1], npos == 3 ? pos[2] : NULL);
+    if (npos >= 2 && npos <= 4 && strcmp(pos[0], "list") == 0) {
+        /* list DEF [STATE|any] [OLDER_THAN] */
+        const char *state = npos >= 3 && strcmp(pos[2], "any") != 0 ? pos[2] : NULL;
+        long long older = npos == 4 ? s_duration(pos[3]) : 0;
+        if (older >= 0)
+            return s_list(c, pos[1], state, older);
+        fprintf(stderr, "ferry: %s is not a duration (90s, 10m, 2h, 1d)\n", pos[3]);
+        return S_EXIT_USAGE;
+    }
     if (npos >= 3 && strcmp(pos[0], "cancel") == 0 && npos <= 4)
         return s_control(c, "cancel", pos[1], pos[2], npos == 4 ? pos[3] : NULL);
     if (npos == 3 && strcmp(pos[0], "retry") == 0)
         return s_control(c, "resume", pos[1], pos[2], NULL);
-    fprintf(stderr, "ferry: usage: ferry saga list DEF [STATE] | show DEF ID | "
+    fprintf(stderr, "ferry: usage: ferry saga list DEF [STATE|any] [OLDER_THAN] | show DEF ID | "
                     "cancel ORCH ID [REASON] | retry ORCH ID\n");
     return S_EXIT_USAGE;
 }

@@ -13,7 +13,8 @@
  *   order_saga orchestrate DIR ORDERS [BROKER] [SHIP_TIMEOUT_MS]
  *       start orders order-0 .. order-<ORDERS-1> (again after a restart:
  *       those started before are left as they are), run them to their end,
- *       print how many were done and compensated
+ *       print how many were done and compensated (ORDER_SAGA_RATE=N in the
+ *       environment: at most N new orders a second)
  */
 #define _POSIX_C_SOURCE 200809L /* rand_r, nanosleep, sigaction: built outside the tree too */
 #include <inttypes.h>
@@ -201,6 +202,20 @@ disk_full(ferry_saga_orchestrator_t *o, long long *said)
     return atomic_load(&stop) ? FERRY_ECANCELLED : FERRY_OK;
 }
 
+/* ORDER_SAGA_RATE=N: at most N new orders a second (a test that kills the
+ * service wants it still placing orders while it kills). */
+static void
+pace(ferry_saga_orchestrator_t *o, long fresh, long long t0, long rate)
+{
+    struct timespec ts;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (rate <= 0 || ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= t0 + fresh * 1000 / rate)
+            return;
+        ferry_saga_poll(o, 5);
+    }
+}
+
 static int
 run_orchestrator(const char *dir, long orders, const char *broker, int ship_timeout_ms)
 {
@@ -218,11 +233,17 @@ run_orchestrator(const char *dir, long orders, const char *broker, int ship_time
         return 1;
     }
     long long said = 0;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long long t0 = start.tv_sec * 1000LL + start.tv_nsec / 1000000;
+    long rate = getenv("ORDER_SAGA_RATE") ? atol(getenv("ORDER_SAGA_RATE")) : 0, fresh = 0;
     for (long i = 0; i < orders && st == FERRY_OK; i++) {
         char id[32], data[64];
         snprintf(id, sizeof id, "order-%ld", i);
         int len = snprintf(data, sizeof data, "item=book-%ld amount=%ld", i % 10, i * 37 % 200 + 1);
         st = ferry_saga_start(o, "order", id, data, (size_t)len);
+        if (st == FERRY_OK)
+            pace(o, ++fresh, t0, rate);
         if (st == FERRY_EEXISTS) /* started before a restart: it goes on by itself */
             st = FERRY_OK;
         if (st == FERRY_ESTORAGE_FULL) { /* nothing recorded: the same order again soon */

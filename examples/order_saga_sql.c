@@ -24,6 +24,7 @@
  *   order_saga_sql inventory|payment|shipping DB [BROKER]
  *       serve that service's commands until SIGTERM
  *
+ * ORDER_SAGA_RATE=N in the environment places at most N orders a second.
  * DB is pg:CONNINFO or sqlite:PATH. Each service's tables: inventory
  * reservations(order_id, released), payment payments(order_id, amount,
  * refunded), shipping shipments(order_id); all of them runs(kind, order_id,
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ferry_sql.h"
 
@@ -319,6 +321,20 @@ run_participant(const char *service, const char *spec, const char *broker)
 
 /* ---- the order service --------------------------------------------------------- */
 
+/* ORDER_SAGA_RATE=N: at most N new orders a second (a test that kills the
+ * service wants it still placing orders while it kills). */
+static void
+pace(ferry_saga_orchestrator_t *o, long fresh, long long t0, long rate)
+{
+    struct timespec ts;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (rate <= 0 || ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= t0 + fresh * 1000 / rate)
+            return;
+        ferry_saga_poll(o, 5);
+    }
+}
+
 static int
 run_orders(const char *spec, long orders, const char *broker)
 {
@@ -352,6 +368,10 @@ run_orders(const char *spec, long orders, const char *broker)
     }
     /* Each order's row and its saga in one transaction: an order placed
      * before a restart is left as it is. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long long t0 = start.tv_sec * 1000LL + start.tv_nsec / 1000000;
+    long rate = getenv("ORDER_SAGA_RATE") ? atol(getenv("ORDER_SAGA_RATE")) : 0, fresh = 0;
     for (long i = 0; i < orders && st == FERRY_OK && !atomic_load(&stop); i++) {
         char id[32], amount[24], data[64];
         snprintf(id, sizeof id, "order-%ld", i);
@@ -372,6 +392,8 @@ run_orders(const char *spec, long orders, const char *broker)
                        : ferry_saga_sqlite_start(o, db.lite, "order", id, data, (size_t)len);
         if (!run(&db, st == FERRY_OK && placed ? "COMMIT" : "ROLLBACK", 0, NULL, NULL))
             st = FERRY_EIO;
+        else if (st == FERRY_OK && placed)
+            pace(o, ++fresh, t0, rate);
         if (i % 32 == 0)
             ferry_saga_poll(o, 0);
     }

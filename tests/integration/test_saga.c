@@ -7,9 +7,10 @@
  *   released), the others are done; every command's work ran once;
  * - a step that times out (no shipping participant) compensates the steps
  *   before it; its command, served late, is refused and never runs;
- * - the orchestrator killed with -9 at random moments (at least 5 times)
- *   while 300 sagas run: restarted, it finishes all of them, each command's
- *   work ran once, none is half done;
+ * - the orchestrator killed with -9 at random moments (at least 5 times),
+ *   and the participants' process 3 times, while 300 sagas run: restarted,
+ *   they finish all of them, each command's work ran once, none is half
+ *   done;
  * - the broker killed with -9 and stopped in turn while 1,000 sagas run
  *   (nothing else restarted): every saga ends as without faults, each
  *   command's work ran once;
@@ -269,6 +270,32 @@ test_step_timeout_compensates_and_late_command_is_refused(void **state)
     assert_int_equal(s_check_shop(shop, n, false), 0);
 }
 
+/* Kills the participants' process with -9 three times while the
+ * orchestrator runs, starting it again at once (its LMDB inbox keeps what
+ * it answered; a batch it held unanswered comes again). */
+typedef struct {
+    const char *log;
+    const char *const *argv;
+    atomic_int pid, kills, failed;
+} s_killer_t;
+
+static void *
+s_kill_participants(void *arg)
+{
+    s_killer_t *k = arg;
+    for (int i = 0; i < 3; i++) {
+        fy_sleep_ms(300 + rand() % 500);
+        if (fy_kill_wait(atomic_load(&k->pid), SIGKILL) < 0)
+            atomic_store(&k->failed, 1);
+        int pid = fy_spawn(k->log, k->argv);
+        if (pid <= 0)
+            atomic_store(&k->failed, 1);
+        atomic_store(&k->pid, pid);
+        atomic_fetch_add(&k->kills, 1);
+    }
+    return NULL;
+}
+
 static void
 test_orchestrator_killed(void **state)
 {
@@ -285,14 +312,26 @@ test_orchestrator_killed(void **state)
     char bin[400];
     const char *oargs[] = {
         s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint, NULL};
+    const char *pargv[] = {bin, "participants", shop, fx->d.endpoint, NULL};
+    s_killer_t killer = {.log = log, .argv = pargv, .pid = parts};
+    pthread_t kt;
+    assert_int_equal(pthread_create(&kt, NULL, s_kill_participants, &killer), 0);
     int kills = 0;
+    /* Orders placed over 2 s: the kills come while it works, however fast
+     * the sagas themselves go. */
+    setenv("ORDER_SAGA_RATE", "150", 1);
     int status = fy_run_killing(out, oargs, 5, 40, 160, &kills);
+    unsetenv("ORDER_SAGA_RATE");
+    pthread_join(kt, NULL);
+    parts = atomic_load(&killer.pid);
+    assert_int_equal(atomic_load(&killer.failed), 0);
+    assert_int_equal(atomic_load(&killer.kills), 3);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(kills >= 5);
     char cmd[1200], summary[128];
     snprintf(cmd, sizeof cmd, "grep '^done' '%s' | tail -1", out);
     fy_run(cmd, summary, sizeof summary);
-    printf("orchestrator killed %d times; last run: %s", kills, summary);
+    printf("orchestrator killed %d times, participants 3 times; last run: %s", kills, summary);
     /* Exactly as without kills: no reply lost (none timed out), none twice. */
     assert_non_null(strstr(summary, "done 225 compensated 75"));
     assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
@@ -320,7 +359,9 @@ test_broker_fails_under_sagas(void **state)
     s_wait_queue(fx->c, "shipping.commands");
     const char *oargs[] = {
         s_example(bin, sizeof bin), "orchestrate", orch, count, fx->d.endpoint, NULL};
+    setenv("ORDER_SAGA_RATE", "400", 1); /* 2.5 s of orders: faults come while they run */
     pid_t o = fy_spawn(out, oargs);
+    unsetenv("ORDER_SAGA_RATE");
     assert_true(o > 0);
     unsigned seed = (unsigned)time(NULL) ^ 0x5a6a;
     int faults = 0, status = 0;

@@ -35,6 +35,9 @@ s_shop(fy_ferryd_t *d, bool orders_on_pg)
 {
     assert_int_equal(fy_ferryd_start(d), 0);
     static fy_sqlshop_t shop;
+    /* Orders placed over 6 s (and again after each restart): the kills come
+     * while the service works, however fast the sagas themselves go. */
+    setenv("ORDER_SAGA_RATE", "50", 1);
     assert_int_equal(fy_sqlshop_start(&shop, d->endpoint, orders_on_pg, S_ORDERS), 0);
 
     /* kill -9 in turn: the order service (orchestrator), the payment
@@ -61,6 +64,7 @@ s_shop(fy_ferryd_t *d, bool orders_on_pg)
         }
         kills += !finished;
     }
+    unsetenv("ORDER_SAGA_RATE");
     assert_true(finished);
     shop.pid[FY_SHOP_ORDERS] = 0;
     char cmd[600], out[2048];

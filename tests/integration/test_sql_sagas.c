@@ -764,6 +764,14 @@ s_failing_well(fy_ferryd_t *d, ferry_saga_orchestrator_t *o, s_seen_t *seen, s_p
         assert_int_equal(s_cli(d, "list held", out, sizeof out), 0);
         assert_non_null(strstr(out, "held-1                    compensated"));
         assert_int_equal(s_cli(d, "list nothing-here", out, sizeof out), 1);
+        /* By age: nothing moved an hour ago; everything moved 0 ms ago. */
+        assert_int_equal(s_cli(d, "list careful any 1h", out, sizeof out), 0);
+        assert_non_null(strstr(out, "0 sagas"));
+        assert_int_equal(s_cli(d, "list careful any 0s", out, sizeof out), 0);
+        assert_non_null(strstr(out, "\n2 sagas\n"));
+        assert_int_equal(s_cli(d, "list careful compensated 1h", out, sizeof out), 0);
+        assert_non_null(strstr(out, "0 sagas compensated"));
+        assert_int_equal(s_cli(d, "list careful any soon", out, sizeof out), 2);
     }
     parts->stop = 1;
     pthread_join(t, NULL);

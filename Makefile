@@ -24,6 +24,7 @@ PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
 PKG_SQL    := sqlite3 libpq jansson
 PKG_TEST   := cmocka sqlite3 libpq
 PKG_BENCH  := hiredis sqlite3 libpq
+PKG_CLUSTER := raft libuv
 
 pkg_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
 pkg_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
@@ -258,6 +259,9 @@ $(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY)
 $(BUILD)/tests/test_wal: $(call obj,tests/unit/test_wal.c broker/wal.c broker/log.c $(PROTO_SRC) $(FIXTURE_SRC))
 $(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs $(BUILD)/tests/test_wal: TEST_EXTRA_LIBS = \
     $(call pkg_libs,libxxhash)
+$(BUILD)/tests/test_raftlog: $(call obj,tests/unit/test_raftlog.c broker/raftlog.c broker/log.c \
+    $(PROTO_SRC) $(FIXTURE_SRC))
+$(BUILD)/tests/test_raftlog: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_CLUSTER))
 # Fuzz targets with replay.c as main: one replay object per target.
 INC_fuzz = $(UNIT_INC) -Itests/fuzz
 FUZZ_RELAY_OBJ = $(call obj,outbox-relay/config.c outbox-relay/src_sqlite.c outbox-relay/src_pg.c \

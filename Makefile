@@ -51,7 +51,7 @@ INC_bench    := $(INC_lib) -Ibench
 INC_integration := $(INC_lib)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c proto/curvekey.c \
-              proto/text.c
+              proto/text.c proto/endpoint.c
 CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/window.c client/pull.c client/push.c \
               client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the

@@ -4,6 +4,8 @@
  */
 #include "options.h"
 
+#include "endpoint.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -38,7 +40,7 @@ static const s_key_t s_keys[] = {
     {"data", "FERRY_DATA", S_STR_DATA, S_OFF(data_dir), "./data", 0, 0,
      "data directory (LMDB environment)"},
     {"bind", "FERRY_BIND", S_STR_BIND, S_OFF(bind), FY_DEFAULT_ENDPOINT, 0, 0,
-     "ZeroMQ endpoint to bind (port * picks a free one)"},
+     "endpoint to bind: HOST:PORT or tcp://HOST:PORT (port * picks a free one), ipc://PATH"},
     {"log-level", "FERRY_LOG_LEVEL", S_LEVEL, S_OFF(log_level), "info", 0, 0,
      "error, warn, info or debug"},
     {"map-size", "FERRY_MAP_SIZE", S_SIZE, S_OFF(map_size), "8G", 64 << 10, 1ull << 44,
@@ -125,6 +127,14 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
                        cap - 1);
             return false;
+        }
+        if (k->kind == S_STR_BIND) { /* HOST:PORT means tcp */
+            if (!fy_endpoint_normalize(val, base, cap)) {
+                fy_err_set(err, FERRY_EINVAL, "%s %s %s: wants " FY_ENDPOINT_FORMS, source, k->flag,
+                           val);
+                return false;
+            }
+            return true;
         }
         memcpy(base, val, strlen(val) + 1);
         return true;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ferry.h"
+#include "endpoint.h"
 #include "keys.h"
 #include "saga_cmd.h"
 #include "text.h"
@@ -825,7 +826,7 @@ main(int argc, char **argv)
     if (!opts || (server && ferry_options_set_server(opts, server)) ||
         ferry_options_set_timeout_ms(opts, timeout_ms) ||
         ferry_options_set_name(opts, "ferry-cli")) {
-        fprintf(stderr, "ferry: invalid --server endpoint\n");
+        fprintf(stderr, "ferry: --server %s: wants " FY_ENDPOINT_FORMS "\n", server ? server : "");
         goto done;
     }
     ferry_status_t st = ferry_client_new(opts, &c);

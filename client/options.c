@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "client_int.h"
+#include "endpoint.h"
 #include "curvekey.h"
 
 /* ---- options ------------------------------------------------------------- */
@@ -141,9 +142,11 @@ s_set_str(char **field, const char *value, size_t max)
 ferry_status_t
 ferry_options_set_server(ferry_options_t *opts, const char *endpoint)
 {
-    if (!opts || !endpoint || !*endpoint || strlen(endpoint) > 1024)
+    char ep[1100];
+    if (!opts || !endpoint || strlen(endpoint) > 1024 ||
+        !fy_endpoint_normalize(endpoint, ep, sizeof ep))
         return FERRY_EINVAL;
-    char *copy = fy_cli_strdup(endpoint);
+    char *copy = fy_cli_strdup(ep);
     if (!copy)
         return FERRY_ENOMEM;
     s_free_servers(opts);
@@ -154,10 +157,12 @@ ferry_options_set_server(ferry_options_t *opts, const char *endpoint)
 ferry_status_t
 ferry_options_add_server(ferry_options_t *opts, const char *endpoint)
 {
-    if (!opts || opts->nservers == FY_CLI_SERVERS_MAX)
+    char ep[1100];
+    if (!opts || opts->nservers == FY_CLI_SERVERS_MAX || !endpoint || strlen(endpoint) > 1024 ||
+        !fy_endpoint_normalize(endpoint, ep, sizeof ep))
         return FERRY_EINVAL;
     opts->servers[opts->nservers] = NULL;
-    ferry_status_t st = s_set_str(&opts->servers[opts->nservers], endpoint, 1024);
+    ferry_status_t st = s_set_str(&opts->servers[opts->nservers], ep, 1024);
     if (st == FERRY_OK)
         opts->nservers++;
     return st;

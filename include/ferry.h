@@ -173,8 +173,10 @@ typedef struct ferry_client ferry_client_t;
 FERRY_EXPORT ferry_options_t *ferry_options_new(void);
 /** @brief Frees @p *opts_p (NULL accepted) and sets it to NULL. */
 FERRY_EXPORT void ferry_options_destroy(ferry_options_t **opts_p);
-/** @brief ZeroMQ endpoint of the broker, e.g. "tcp://127.0.0.1:5555"; replaces
- *  the server list with this one. Copied. @return FERRY_OK, FERRY_EINVAL, FERRY_ENOMEM */
+/** @brief The broker's address: a ZeroMQ endpoint ("tcp://127.0.0.1:5555",
+ *  "ipc://PATH") or HOST:PORT, meaning tcp ("localhost:5555"); replaces the
+ *  server list with this one. Copied.
+ *  @return FERRY_OK, FERRY_EINVAL (none of those forms), FERRY_ENOMEM */
 FERRY_EXPORT ferry_status_t ferry_options_set_server(ferry_options_t *opts, const char *endpoint);
 /** @brief Adds a broker to the list (at most 16). The client connects to the
  *  first that answers and, after losing a connection, tries the next in turn.

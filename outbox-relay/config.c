@@ -2,6 +2,8 @@
  * config.c - ferry-relay settings from flags and INI files (config.h).
  */
 #include "config.h"
+
+#include "endpoint.h"
 #include "redact.h"
 
 #include <ini.h>
@@ -54,8 +56,12 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
         return s_copy(c->name, sizeof c->name, v, key, err);
     if (!strcmp(key, "rename-from"))
         return s_copy(c->rename_from, sizeof c->rename_from, v, key, err);
-    if (!strcmp(key, "broker"))
-        return s_copy(c->broker, sizeof c->broker, v, key, err);
+    if (!strcmp(key, "server") || !strcmp(key, "broker")) { /* broker: the old name */
+        char ep[sizeof c->broker];
+        if (!fy_endpoint_normalize(v, ep, sizeof ep))
+            return fy_err_set(err, FERRY_EINVAL, "%s %s: wants " FY_ENDPOINT_FORMS, key, v);
+        return s_copy(c->broker, sizeof c->broker, ep, key, err);
+    }
     if (!strcmp(key, "server-key"))
         return s_copy(c->server_key, sizeof c->server_key, v, key, err);
     if (!strcmp(key, "client-key"))

@@ -5,6 +5,7 @@
 #include "relay.h"
 
 #include "clock.h"
+#include "endpoint.h"
 #include "wire_limits.h"
 
 #include <errno.h>
@@ -609,7 +610,8 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
      * sent after it (fence.h): they are refused too and sent again after it. */
     if (!o || ferry_options_set_server(o, cfg->broker) || ferry_options_set_name(o, cname) ||
         ferry_options_set_timeout_ms(o, 10000) || ferry_options_set_ordered(o, true)) {
-        s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s", cfg->broker);
+        s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s wants=\"%s\"",
+              cfg->broker, FY_ENDPOINT_FORMS);
         ferry_options_destroy(&o);
         goto out;
     }
@@ -624,7 +626,8 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     ferry_status_t st;
     while (!atomic_load(stop) && (st = ferry_client_new(o, &r->c)) != FERRY_OK) {
         if (st == FERRY_EINVAL) {
-            s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s", cfg->broker);
+            s_log(r->cfg, FERRY_LOG_ERROR, "invalid broker endpoint", "broker=%s wants=\"%s\"",
+                  cfg->broker, FY_ENDPOINT_FORMS);
             ferry_options_destroy(&o);
             goto out;
         }

@@ -224,6 +224,14 @@ test_cli_events_and_requests(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s read cart c1 --from 2", cli, ep);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_null(strstr(out, "added"));
+    /* HOST:PORT means tcp; what is no endpoint says which forms are. */
+    assert_memory_equal(ep, "tcp://", 6);
+    snprintf(cmd, sizeof cmd, "%s --server %s read cart c1 --from 2", cli, ep + 6);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "key=c1 version=2 len=4\npaid\n"));
+    snprintf(cmd, sizeof cmd, "%s --server localhost ping 2>&1", cli);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--server localhost: wants tcp://HOST:PORT, HOST:PORT"));
     /* request/reply through two CLI processes. */
     snprintf(cmd, sizeof cmd, "%s --server %s declare queue upper", cli, ep);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);

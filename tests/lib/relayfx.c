@@ -170,7 +170,7 @@ fy_relay_spawn_with(const char *source, const char *endpoint, const char *log,
     const char *bin = getenv("FERRY_RELAY");
     if (!bin)
         return -1;
-    const char *argv[20] = {bin,         "--source", source,       "--broker", endpoint,
+    const char *argv[20] = {bin,         "--source", source,       "--server", endpoint,
                             "--poll-ms", "5",        "--stats-ms", "1000"};
     int argc = 9;
     for (int i = 0; extra && extra[i] && i < 8; i++)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "endpoint.h"
 #include "options.h"
 
 static fy_options_result_t
@@ -105,6 +106,48 @@ test_bad_values_name_the_key(void **state)
     assert_int_equal(s_parse(&cfg, &err, 1, a8), FY_OPTIONS_ERROR);
     assert_non_null(strstr(err.msg, "FERRY_MAX_MSG_BYTES"));
     unsetenv("FERRY_MAX_MSG_BYTES");
+    char *a9[] = {"ferryd", "--bind", "localhost", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, a9), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "bind localhost: wants tcp://HOST:PORT, HOST:PORT"));
+}
+
+/* Endpoints as people write them (proto/endpoint.c): HOST:PORT means tcp. */
+static void
+test_endpoints(void **state)
+{
+    (void)state;
+    fy_config_t cfg;
+    fy_err_t err;
+    char *argv[] = {"ferryd", "--bind", "127.0.0.1:5598", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, argv), FY_OPTIONS_RUN);
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:5598");
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {{"localhost:5555", "tcp://localhost:5555"},
+                 {"tcp://10.0.0.1:80", "tcp://10.0.0.1:80"},
+                 {"127.0.0.1:*", "tcp://127.0.0.1:*"},
+                 {"[::1]:5555", "tcp://[::1]:5555"},
+                 {"ipc:///run/ferry.sock", "ipc:///run/ferry.sock"},
+                 {"inproc://x", "inproc://x"},
+                 {"localhost", NULL},
+                 {"localhost:", NULL},
+                 {":5555", NULL},
+                 {"::1:5555", NULL},
+                 {"host:port", NULL},
+                 {"host:123456", NULL},
+                 {"tcp://nohost", NULL},
+                 {"udp://a:1", NULL},
+                 {"ipc://", NULL},
+                 {"a b:1", NULL},
+                 {"", NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64] = "x";
+        bool ok = fy_endpoint_normalize(cases[i].in, out, sizeof out);
+        assert_int_equal(ok, cases[i].out != NULL);
+        assert_string_equal(out, cases[i].out ? cases[i].out : "");
+    }
+    char tiny[8];
+    assert_false(fy_endpoint_normalize("localhost:5555", tiny, sizeof tiny));
 }
 
 static void
@@ -132,6 +175,7 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_bad_values_name_the_key),
+        cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_sizes),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */

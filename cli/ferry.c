@@ -18,6 +18,7 @@
 
 #include "ferry.h"
 #include "endpoint.h"
+#include "args.h"
 #include "help.h"
 #include "keys.h"
 #include "saga_cmd.h"
@@ -27,7 +28,6 @@
 #define S_EXIT_REFUSED     1
 #define S_EXIT_USAGE       2
 #define S_EXIT_UNREACHABLE 3
-#define S_MAX_HEADERS      64
 #define S_STDIN_MAX        (64u << 20)
 
 static int
@@ -58,19 +58,6 @@ s_report(ferry_client_t *c, ferry_status_t st)
     fprintf(stderr, "ferry: %s: %s\n", ferry_errname(st),
             detail && *detail ? detail : ferry_strerror(st));
     return s_exit_for(st);
-}
-
-static bool
-s_parse_u64(const char *text, uint64_t *out)
-{
-    if (!text || !*text || strspn(text, "0123456789") != strlen(text))
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(text, NULL, 10);
-    if (errno)
-        return false;
-    *out = v;
-    return true;
 }
 
 static void
@@ -112,171 +99,6 @@ s_read_stdin(size_t *len)
     return buf;
 }
 
-/* Command-local options: parsed after the command word. */
-typedef struct {
-    const char *key, *id;
-    ferry_header_t headers[S_MAX_HEADERS];
-    char *header_text[S_MAX_HEADERS];
-    size_t nheaders;
-    uint64_t dedupe_ms, from, count, ack_wait_ms, max_deliver, delay_ms, wait_ms;
-    uint64_t max_msgs, max_bytes, max_age_ms;
-    bool discard_new, interest, declare_only;
-    const char *from_word; /* --from first|new */
-    const char *durable;   /* --durable NAME */
-    const char *filter;    /* --filter PATTERN */
-    uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
-    bool no_ack;
-    bool raw;                /* --raw: payloads as they are, not escaped */
-    unsigned expect;         /* FERRY_EXPECT_* given */
-    uint64_t expect_version; /* --expect-version */
-    uint64_t expect_last;    /* --expect-last-seq */
-    uint64_t not_before_ms;  /* --not-before */
-    uint64_t timeout_ms;     /* --timeout (request) */
-    const char *exec;        /* --exec CMD (reply) */
-} s_cmdopts_t;
-
-/* A time: ms since the Unix epoch, or YYYY-MM-DDTHH:MM:SSZ. */
-static bool
-s_parse_time(const char *v, uint64_t *ms)
-{
-    if (s_parse_u64(v, ms))
-        return true;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || (*end && strcmp(end, "Z") != 0))
-        return false;
-    *ms = (uint64_t)timegm(&tm) * 1000;
-    return true;
-}
-
-/* Splits the words after the command into options and positional arguments.
- * Options may come anywhere; "-" is a positional argument (standard input). */
-static int
-s_parse_args(const fy_cli_help_t *h, int argc, char **argv, s_cmdopts_t *o, char **pos, int *npos,
-             int maxpos)
-{
-    for (int k = 0; k < argc; k++) {
-        const char *a = argv[k];
-        if (strncmp(a, "--", 2) != 0) {
-            if (*npos == maxpos) {
-                fprintf(stderr, "ferry: %s: too many arguments (ferry %s --help)\n", h->name,
-                        h->name);
-                return -1;
-            }
-            pos[(*npos)++] = argv[k];
-            continue;
-        }
-        if (!fy_cli_help_accepts(h, a)) {
-            fprintf(stderr, "ferry: %s: unknown option %s (ferry %s --help lists its flags)\n",
-                    h->name, a, h->name);
-            return -1;
-        }
-        if (strcmp(a, "--raw") == 0) {
-            o->raw = true;
-            continue;
-        }
-        if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0 ||
-            strcmp(a, "--declare-only") == 0) {
-            if (a[2] == 'n')
-                o->no_ack = true;
-            else if (a[2] == 'i')
-                o->interest = true;
-            else
-                o->declare_only = true;
-            continue;
-        }
-        if (k + 1 >= argc) {
-            fprintf(stderr, "ferry: %s wants a value\n", a);
-            return -1;
-        }
-        const char *v = argv[++k];
-        if (strcmp(a, "--key") == 0) {
-            o->key = v;
-        } else if (strcmp(a, "--id") == 0) {
-            o->id = v;
-        } else if (strcmp(a, "--header") == 0) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || o->nheaders == S_MAX_HEADERS) {
-                fprintf(stderr, "ferry: --header wants name=value (at most %d)\n", S_MAX_HEADERS);
-                return -1;
-            }
-            char *copy = strdup(v);
-            if (!copy)
-                return -1;
-            copy[eq - v] = '\0';
-            o->header_text[o->nheaders] = copy;
-            o->headers[o->nheaders].name = copy;
-            o->headers[o->nheaders].value = copy + (eq - v) + 1;
-            o->nheaders++;
-        } else if (strcmp(a, "--durable") == 0) {
-            o->durable = v;
-        } else if (strcmp(a, "--filter") == 0) {
-            o->filter = v;
-        } else if (strcmp(a, "--discard") == 0) {
-            if (strcmp(v, "old") != 0 && strcmp(v, "new") != 0) {
-                fprintf(stderr, "ferry: --discard wants old or new\n");
-                return -1;
-            }
-            o->discard_new = v[0] == 'n';
-        } else if (strcmp(a, "--max-msgs") == 0 || strcmp(a, "--max-bytes") == 0 ||
-                   strcmp(a, "--max-age-ms") == 0) {
-            uint64_t *dst = a[6] == 'm'   ? &o->max_msgs
-                            : a[6] == 'b' ? &o->max_bytes
-                                          : &o->max_age_ms;
-            if (!s_parse_u64(v, dst)) {
-                fprintf(stderr, "ferry: %s wants a number\n", a);
-                return -1;
-            }
-        } else if (strcmp(a, "--from") == 0 && (!strcmp(v, "first") || !strcmp(v, "new"))) {
-            o->from_word = v;
-        } else if (strcmp(a, "--from") == 0 && strchr(v, 'T')) {
-            /* An ISO 8601 UTC time: 2026-11-23T10:00:00Z (seconds). */
-            if (!s_parse_time(v, &o->from_time_ms)) {
-                fprintf(stderr, "ferry: --from wants first, new, a sequence or "
-                                "YYYY-MM-DDTHH:MM:SSZ\n");
-                return -1;
-            }
-        } else if (strcmp(a, "--not-before") == 0) {
-            if (!s_parse_time(v, &o->not_before_ms)) {
-                fprintf(stderr, "ferry: --not-before wants ms since the epoch or "
-                                "YYYY-MM-DDTHH:MM:SSZ\n");
-                return -1;
-            }
-        } else if (strcmp(a, "--exec") == 0) {
-            o->exec = v;
-        } else if (strcmp(a, "--expect-version") == 0 || strcmp(a, "--expect-last-seq") == 0 ||
-                   strcmp(a, "--timeout") == 0) {
-            bool ver = a[9] == 'v', last = a[9] == 'l';
-            uint64_t *dst = ver ? &o->expect_version : last ? &o->expect_last : &o->timeout_ms;
-            if (!s_parse_u64(v, dst) || (!ver && !last && (*dst == 0 || *dst > 3600000))) {
-                fprintf(stderr, "ferry: %s wants a number\n", a);
-                return -1;
-            }
-            o->expect |= ver ? FERRY_EXPECT_KEY_VERSION : last ? FERRY_EXPECT_LAST_SEQ : 0;
-        } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
-                   strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
-                   strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||
-                   strcmp(a, "--wait-ms") == 0) {
-            uint64_t *dst = !strcmp(a, "--dedupe-window-ms") ? &o->dedupe_ms
-                            : !strcmp(a, "--from")           ? &o->from
-                            : !strcmp(a, "--count")          ? &o->count
-                            : !strcmp(a, "--ack-wait-ms")    ? &o->ack_wait_ms
-                            : !strcmp(a, "--max-deliver")    ? &o->max_deliver
-                            : !strcmp(a, "--wait-ms")        ? &o->wait_ms
-                                                             : &o->delay_ms;
-            if (!s_parse_u64(v, dst)) {
-                fprintf(stderr, "ferry: %s wants a number\n", a);
-                return -1;
-            }
-        } else { /* listed in help.c but not parsed here: a bug of ours */
-            fprintf(stderr, "ferry: %s: option %s is not handled\n", h->name, a);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* The payload: the argument, or standard input when it is "-" or missing
  * (then *owned holds it). @return 0, or -1 (reported). */
 static int
@@ -297,7 +119,7 @@ s_payload(int argc, char **argv, ferry_message_t *m, char **owned)
 }
 
 static int
-s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
+s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const fy_cli_opts_t *o)
 {
     char *owned = NULL;
     ferry_message_t m = {.key = o->key,
@@ -382,7 +204,7 @@ s_print_msg(const ferry_stored_message_t *m, bool raw)
 /* fetch: print up to --count messages of a subscription and ack them
  * (unless --no-ack), one fetch and one ack per 1000. */
 static int
-s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const s_cmdopts_t *o)
+s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const fy_cli_opts_t *o)
 {
     uint64_t left = o->count ? o->count : 10;
     uint64_t seqs[1000];
@@ -426,7 +248,7 @@ s_dlq_name(const char *topic, char *out, size_t cap)
  * topic: each one is acked only after its publish was confirmed, so a replay
  * cut short resumes where it stopped. */
 static int
-s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 {
     char dlq[FERRY_NAME_MAX + 8];
     if (s_dlq_name(topic, dlq, sizeof dlq) != 0)
@@ -491,7 +313,7 @@ s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
  * through its own subscription. Stops after --count messages, after
  * --wait-ms without one, or never. */
 static int
-s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 {
     ferry_status_t st;
     if (o->durable) {
@@ -541,7 +363,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 
 /* read TOPIC KEY: the key's messages in version order. */
 static int
-s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const s_cmdopts_t *o)
+s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const fy_cli_opts_t *o)
 {
     ferry_key_iter_t *it;
     ferry_status_t st = ferry_client_read_key(c, topic, key, o->from, 0, &it);
@@ -559,7 +381,7 @@ s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const s_cmdopt
 
 /* request TOPIC DATA: one request, its reply's payload on stdout. */
 static int
-s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const s_cmdopts_t *o)
+s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const fy_cli_opts_t *o)
 {
     char *owned = NULL;
     ferry_message_t m = {.key = o->key, .headers = o->headers, .header_count = o->nheaders};
@@ -641,7 +463,7 @@ s_exec_reply(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message
 
 /* reply TOPIC --exec CMD: serve requests until --count are answered. */
 static int
-s_cmd_reply(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+s_cmd_reply(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 {
     if (!o->exec) {
         fprintf(stderr, "ferry: reply needs --exec CMD\n");
@@ -663,7 +485,7 @@ s_cmd_reply(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
 }
 
 static int
-s_cmd_get(ferry_client_t *c, const char *topic, const s_cmdopts_t *o)
+s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 {
     uint64_t from = o->from ? o->from : 1, left = o->count ? o->count : 100;
     while (left > 0) {
@@ -702,7 +524,7 @@ main(int argc, char **argv)
             server_key = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             uint64_t t;
-            if (!s_parse_u64(argv[++i], &t) || t == 0 || t > 3600000) {
+            if (!fy_cli_parse_u64(argv[++i], &t) || t == 0 || t > 3600000) {
                 fprintf(stderr, "ferry: --timeout wants milliseconds (1-3600000)\n");
                 return S_EXIT_USAGE;
             }
@@ -758,13 +580,13 @@ main(int argc, char **argv)
     /* Command arguments: options may come anywhere after the command word. */
     int cargc = argc - i;
     char **cargv = argv + i;
-    s_cmdopts_t o = {0};
+    fy_cli_opts_t o = {0};
     int rc = S_EXIT_USAGE;
     ferry_client_t *c = NULL;
     ferry_options_t *opts = NULL;
     char *pos[8];
     int npos = 0;
-    if (s_parse_args(help, cargc - 1, cargv + 1, &o, pos, &npos, 8) != 0)
+    if (fy_cli_parse_args(help, cargc - 1, cargv + 1, &o, pos, &npos, 8) != 0)
         goto done;
 
     static const struct {
@@ -828,9 +650,10 @@ main(int argc, char **argv)
         bool created;
         st = ferry_client_declare(c, kind, pos[1], &cfg, &info, &created);
         rc = s_report(c, st);
-        if (st == FERRY_OK) {
+        if (st == FERRY_OK && !created && fy_cli_declare_differs(&o, &info))
+            rc = S_EXIT_REFUSED;
+        else if (st == FERRY_OK)
             printf("%s %s %s\n", created ? "created" : "exists", pos[0], info.name);
-        }
     } else if (strcmp(cmd, "delete") == 0) {
         st = ferry_client_delete(c, pos[0]);
         if ((rc = s_report(c, st)) == 0)
@@ -898,7 +721,7 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
         uint64_t seqs[6];
         for (int k = 2; k < npos; k++)
-            if (!s_parse_u64(pos[k], &seqs[k - 2]) || seqs[k - 2] == 0)
+            if (!fy_cli_parse_u64(pos[k], &seqs[k - 2]) || seqs[k - 2] == 0)
                 goto usage;
         st = cmd[0] == 'a' ? ferry_client_ack(c, pos[0], pos[1], seqs, (size_t)(npos - 2))
                            : ferry_client_nack(c, pos[0], pos[1], seqs[0], o.delay_ms);
@@ -911,8 +734,7 @@ usage:
             help->synopsis, cmd);
     rc = S_EXIT_USAGE;
 done:
-    for (size_t k = 0; k < o.nheaders; k++)
-        free(o.header_text[k]);
+    fy_cli_opts_free(&o);
     ferry_client_destroy(&c);
     ferry_options_destroy(&opts);
     return rc;

@@ -30,6 +30,7 @@ s_usage(FILE *out)
             "usage: ferry-relay --source sqlite:PATH|lmdb:DIR|pg:CONNINFO|pg-logical:CONNINFO\n"
             "                   [options]\n"
             "       ferry-relay --config FILE [options]\n"
+            "       ferry-relay --help | --version\n"
             "  --source KIND:LOCATION   the outbox: sqlite:/path/to/app.db, or lmdb:/path/to/env\n"
             "                           (the service's LMDB environment, ferry_outbox.h), or\n"
             "                           pg:'host=... dbname=...' (PostgreSQL, polling), or\n"
@@ -116,6 +117,10 @@ main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             s_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("ferry-relay %s\n", FY_VERSION_STRING);
             return 0;
         }
         if (!strcmp(a, "--setup")) {

@@ -657,6 +657,21 @@ test_cli(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s declare topic lim --max-msgs 3 --discard new", cli,
              fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    /* Declared again the same: "exists"; with other settings: each
+     * difference named, exit 1, the topic unchanged. */
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "exists topic lim"));
+    snprintf(cmd, sizeof cmd,
+             "%s --server %s declare topic lim --max-msgs 5 --discard old --interest 2>&1", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "EEXISTS: lim exists with other settings (unchanged)"));
+    assert_non_null(strstr(out, "--max-msgs: it has 3, not 5"));
+    assert_non_null(strstr(out, "--discard: it has new, not old"));
+    assert_non_null(strstr(out, "--interest: it has no interest retention"));
+    snprintf(cmd, sizeof cmd, "%s --server %s declare topic lim --max-age-ms 0 2>&1", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0); /* the same as it has */
     snprintf(cmd, sizeof cmd, "%s --server %s info lim", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "max_msgs: 3\n"));

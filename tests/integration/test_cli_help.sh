@@ -65,5 +65,13 @@ done
 "$ferry" --version >"$out" 2>&1
 [ $? -eq 0 ] && grep -q "^ferry [0-9]" "$out" && ok "ferry --version" || bad "--version: $(cat "$out")"
 
+for tool in "${FERRYD:-}" "${FERRY_RELAY:-}"; do
+    [ -n "$tool" ] || continue
+    name=$(basename "$tool")
+    "$tool" --version >"$out" 2>&1
+    [ $? -eq 0 ] && grep -q "^$name [0-9]" "$out" && ok "$name --version" ||
+        bad "$name --version: $(cat "$out")"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

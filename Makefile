@@ -64,7 +64,7 @@ SQL_SRC    := sql/sql_common.c sql/sqlite_store.c sql/pg_store.c sql/saga_pg.c s
               sql/participant_pg.c sql/participant_sqlite.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c
-BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/users.c broker/zap.c broker/userconns.c \
+BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \

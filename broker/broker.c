@@ -428,6 +428,11 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         if (st == FERRY_OK)
             return;
         break;
+    case FY_OP_TOPICS:
+        st = fy_brk_handle_admin(self, ri, &req, &err);
+        if (st == FERRY_OK)
+            return;
+        break;
     case FY_OP_SUB_DECLARE:
     case FY_OP_SUB_INFO:
         st = fy_brk_handle_sub(self, ri, &req, &err);

@@ -257,6 +257,19 @@ fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req)
     return false;
 }
 
+bool
+fy_brk_auth_sees(fy_broker_t *self, size_t ri, fy_bytes_t topic)
+{
+    if (!self->users)
+        return true;
+    const char *name;
+    const fy_user_t *u = s_user_of(self, ri, &name);
+    for (unsigned p = FY_PERM_PUBLISH; u && p <= FY_PERM_ADMIN; p <<= 1)
+        if (fy_user_may(u, (fy_perm_t)p, topic))
+            return true;
+    return false;
+}
+
 const char *
 fy_brk_auth_user(fy_broker_t *self, size_t ri)
 {

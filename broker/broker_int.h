@@ -88,13 +88,13 @@ typedef struct fy_brk_rate {
 
 struct fy_broker {
     fy_config_t cfg;
-    struct fy_users *users; /* --users: who may do what (users.h), or NULL: anyone */
-    struct fy_zap *zap;     /* the ZAP handler letting their keys in, or NULL */
-    uint64_t forbidden;     /* requests refused EFORBIDDEN since start */
-    uint64_t rate_limited;  /* publishes refused ERATE since start */
-    uint64_t over_connections;         /* requests refused: the user's max-connections */
-    struct fy_userconns *userconns;    /* --users: connections per user, or NULL */
-    fy_brk_rate_t *rates;   /* per user with a max-publish-rate */
+    struct fy_users *users;         /* --users: who may do what (users.h), or NULL: anyone */
+    struct fy_zap *zap;             /* the ZAP handler letting their keys in, or NULL */
+    uint64_t forbidden;             /* requests refused EFORBIDDEN since start */
+    uint64_t rate_limited;          /* publishes refused ERATE since start */
+    uint64_t over_connections;      /* requests refused: the user's max-connections */
+    struct fy_userconns *userconns; /* --users: connections per user, or NULL */
+    fy_brk_rate_t *rates;           /* per user with a max-publish-rate */
     size_t nrates, rates_cap;
     fy_ratelog_t forbid_log;
     fy_metrics_t *metrics; /* the HTTP endpoint, or NULL */
@@ -190,6 +190,9 @@ void fy_brk_auth_reload(fy_broker_t *self);
 bool fy_brk_auth_allows(fy_broker_t *self, size_t ri, const fy_request_t *req);
 /** The user name of request @p ri's connection; NULL without --users. */
 const char *fy_brk_auth_user(fy_broker_t *self, size_t ri);
+/** True if the user of request @p ri may publish, consume or administer
+ *  @p topic (without users: always), for listings. */
+bool fy_brk_auth_sees(fy_broker_t *self, size_t ri, fy_bytes_t topic);
 /** Whether request @p ri's user may use a subscription @p owner declared:
  *  its owner, or a user with admin on the topic; anyone when @p owner is ""
  *  (declared without --users) or without --users. If not: FERRY_EFORBIDDEN
@@ -249,5 +252,11 @@ void fy_brk_deliver(fy_broker_t *self);
 fy_status_t fy_brk_handle_sub(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err);
 /** ack, nack, term, progress, in the batch's transaction. */
 fy_status_t fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err);
+
+/* ---- broker_admin.c ---------------------------------------------------- */
+
+/** topics: a page of the topics the connection's user sees. */
+fy_status_t fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                                fy_err_t *err);
 
 #endif /* FY_BROKER_INT_H */

@@ -430,6 +430,49 @@ fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info)
     return FERRY_OK;
 }
 
+fy_status_t
+fy_store_topics(fy_store_t *self, fy_bytes_t after, size_t max, fy_topic_info_t *out, size_t *n,
+                bool *more)
+{
+    *n = 0;
+    *more = false;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->topics, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "list topics");
+    MDB_val k = {after.len, (void *)after.ptr}, v;
+    rc = mdb_cursor_get(cur, &k, &v, after.len ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && after.len && k.mv_size == after.len &&
+        memcmp(k.mv_data, after.ptr, after.len) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
+    fy_status_t st = FERRY_OK;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (*n == max) {
+            *more = true;
+            break;
+        }
+        /* The batch's cached record is newer than the database's. */
+        fy_bytes_t name = {k.mv_data, k.mv_size};
+        const fy_topic_rec_t *t = fy_reccache_find(&self->topics_cache, s_topic_match, &name);
+        fy_topic_rec_t rec;
+        if (!t) {
+            if (k.mv_size > sizeof rec.name || !fy_storei_topic_decode(&v, &rec)) {
+                fy_log(self->log, FY_LOG_ERROR, "store", "corrupt topic record", NULL);
+                st = FERRY_EIO;
+                break;
+            }
+            memcpy(rec.name, k.mv_data, k.mv_size);
+            rec.name_len = k.mv_size;
+            t = &rec;
+        }
+        s_topic_info(t, &out[(*n)++]);
+    }
+    mdb_cursor_close(cur);
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = fy_storei_mdb(self, rc, "list topics");
+    return st;
+}
+
 void
 fy_storei_msg_key(uint8_t *key, uint64_t topic_id, uint64_t seq)
 {

@@ -110,6 +110,10 @@ fy_status_t fy_store_declare(fy_store_t *self, fy_bytes_t name, fy_kind_t kind,
 fy_status_t fy_store_delete(fy_store_t *self, fy_bytes_t name);
 /** @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
 fy_status_t fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info);
+/** Up to @p max topics in name order, after @p after (empty: from the
+ *  first), into @p out; *more: others follow. @return FERRY_OK, FERRY_EIO */
+fy_status_t fy_store_topics(fy_store_t *self, fy_bytes_t after, size_t max, fy_topic_info_t *out,
+                            size_t *n, bool *more);
 
 /** Why an append with expectations (or a reused id) was refused. */
 typedef struct fy_conflict {

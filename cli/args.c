@@ -60,8 +60,11 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                     h->name, a, h->name);
             return -1;
         }
-        if (strcmp(a, "--raw") == 0) {
-            o->raw = true;
+        if (strcmp(a, "--raw") == 0 || strcmp(a, "--json") == 0) {
+            if (a[2] == 'r')
+                o->raw = true;
+            else
+                o->json = true;
             continue;
         }
         if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0 ||

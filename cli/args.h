@@ -39,6 +39,7 @@ typedef struct {
     const char *filter;    /* --filter PATTERN */
     uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
+    bool json;               /* --json: one JSON object per line */
     bool raw;                /* --raw: payloads as they are, not escaped */
     unsigned expect;         /* FERRY_EXPECT_* given */
     uint64_t expect_version; /* --expect-version */

@@ -505,6 +505,72 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
     return 0;
 }
 
+/* topics: every topic and queue, a page of 1000 at a time, as columns or
+ * one JSON object per line. */
+static int
+s_cmd_topics(ferry_client_t *c, const fy_cli_opts_t *o)
+{
+    static ferry_topic_info_t page[1000];
+    char after[FERRY_NAME_MAX + 1] = "";
+    size_t total = 0;
+    bool more = true;
+    while (more) {
+        size_t n = 0;
+        ferry_status_t st = ferry_client_topics(c, after, page, 1000, &n, &more);
+        if (st)
+            return s_report(c, st);
+        for (size_t i = 0; i < n; i++, total++) {
+            const ferry_topic_info_t *t = &page[i];
+            const char *kind = t->kind == FERRY_KIND_QUEUE ? "queue" : "topic";
+            if (o->json) { /* names are UTF-8 without control characters; quotes escaped */
+                printf("{\"name\":\"");
+                for (const char *p = t->name; *p; p++)
+                    printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+                printf("\",\"kind\":\"%s\",\"messages\":%llu,\"bytes\":%llu,\"first_seq\":%llu,"
+                       "\"last_seq\":%llu,\"dedupe_window_ms\":%llu,\"max_msgs\":%llu,"
+                       "\"max_bytes\":%llu,\"max_age_ms\":%llu,\"discard\":\"%s\","
+                       "\"interest\":%s,\"created_ms\":%llu}\n",
+                       kind, (unsigned long long)t->messages, (unsigned long long)t->bytes,
+                       (unsigned long long)t->first_seq, (unsigned long long)t->last_seq,
+                       (unsigned long long)t->dedupe_window_ms, (unsigned long long)t->max_msgs,
+                       (unsigned long long)t->max_bytes, (unsigned long long)t->max_age_ms,
+                       t->discard_new ? "new" : "old", t->interest ? "true" : "false",
+                       (unsigned long long)t->created_ms);
+                continue;
+            }
+            if (total == 0)
+                printf("%-32s  %-5s  %12s  %14s  %12s  %12s  %s\n", "NAME", "KIND", "MESSAGES",
+                       "BYTES", "FIRST", "LAST", "LIMITS");
+            char limits[160] = "";
+            if (t->max_msgs)
+                snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "max-msgs=%llu ",
+                         (unsigned long long)t->max_msgs);
+            if (t->max_bytes)
+                snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "max-bytes=%llu ",
+                         (unsigned long long)t->max_bytes);
+            if (t->max_age_ms)
+                snprintf(limits + strlen(limits), sizeof limits - strlen(limits),
+                         "max-age-ms=%llu ", (unsigned long long)t->max_age_ms);
+            if (t->max_msgs || t->max_bytes || t->max_age_ms)
+                snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "discard=%s ",
+                         t->discard_new ? "new" : "old");
+            if (t->interest)
+                snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "interest");
+            printf("%-32s  %-5s  %12llu  %14llu  %12llu  %12llu  %s\n", t->name, kind,
+                   (unsigned long long)t->messages, (unsigned long long)t->bytes,
+                   (unsigned long long)t->first_seq, (unsigned long long)t->last_seq,
+                   limits[0] ? limits : "-");
+        }
+        if (n > 0)
+            snprintf(after, sizeof after, "%s", page[n - 1].name);
+        else
+            more = false;
+    }
+    if (!o->json)
+        printf("%zu topic%s and queue%s\n", total, total == 1 ? "" : "s", total == 1 ? "" : "s");
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -592,11 +658,11 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int min, max;
-    } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1}, {"pub", 1, 2},
-                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0}, {"sub", 1, 3},
-                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3}, {"sub-info", 1, 2},
-                {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2}, {"request", 1, 2},
-                {"reply", 1, 1},   {"saga", 2, 4}};
+    } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1},  {"pub", 1, 2},
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0},  {"sub", 1, 3},
+                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3},  {"sub-info", 1, 2},
+                {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2},  {"request", 1, 2},
+                {"reply", 1, 1},   {"saga", 2, 4},   {"topics", 0, 0}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -718,6 +784,8 @@ main(int argc, char **argv)
         rc = s_cmd_reply(c, pos[0], &o);
     } else if (strcmp(cmd, "saga") == 0) {
         rc = fy_cli_saga(c, npos, pos);
+    } else if (strcmp(cmd, "topics") == 0) {
+        rc = s_cmd_topics(c, &o);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
         uint64_t seqs[6];
         for (int k = 2; k < npos; k++)

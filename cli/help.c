@@ -95,6 +95,9 @@ static const fy_cli_help_t s_cmds[] = {
      "sagas through the broker: where each stands (OLDER_THAN: 1h, 10m...), one's "
      "transitions, ask an orchestrator to compensate one now or resume a FAILED one",
      NULL, "ferry saga list order running 1h"},
+    {"topics", "topics [--json]",
+     "list the topics and queues: kind, messages, bytes, sequences, limits",
+     "--json\tone JSON object per line, for scripts\n", "ferry topics --json"},
     {"stats", "stats", "the broker's counters", NULL, "ferry stats"},
     {"ping", "ping", "check the broker answers", NULL, "ferry --server 10.0.0.5:5555 ping"},
 };

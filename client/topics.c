@@ -111,6 +111,35 @@ ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *in
 }
 
 ferry_status_t
+ferry_client_topics(ferry_client_t *self, const char *after, ferry_topic_info_t *out, size_t max,
+                    size_t *n, bool *more)
+{
+    if (!self || !out || !n || !more || max == 0 || max > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    *n = 0;
+    *more = false;
+    if (after && *after && !fy_cli_name_ok(after))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_topics(self->enc, cid, after, (uint32_t)max);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    size_t got;
+    if (fy_reply_topics(&rep, &got, more) || got > max)
+        return fy_client_fail(self, FERRY_EPROTO, "malformed topics reply");
+    for (size_t i = 0; i < got; i++) {
+        fy_topic_info_t ti;
+        if (fy_reply_topic_at(&rep, i, &ti))
+            return fy_client_fail(self, FERRY_EPROTO, "malformed topics reply");
+        s_info_from(&ti, &out[i]);
+    }
+    *n = got;
+    return FERRY_OK;
+}
+
+ferry_status_t
 ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
 {
     if (!self || !stats)

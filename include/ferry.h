@@ -364,6 +364,18 @@ FERRY_EXPORT ferry_status_t ferry_client_delete(ferry_client_t *self, const char
 /** @brief State of one topic or queue. @return FERRY_OK, FERRY_ENOTFOUND, ... */
 FERRY_EXPORT ferry_status_t ferry_client_info(ferry_client_t *self, const char *name,
                                               ferry_topic_info_t *info);
+/**
+ * @brief The topics and queues that exist, in name order: up to @p max
+ * (1..1000) of those named after @p after (NULL or "": from the first) into
+ * @p out. With users on the broker, only those the user may publish, consume
+ * or administer.
+ * @param[out] n how many; @param[out] more others follow: ask again with
+ * the last name as @p after.
+ * @return FERRY_OK, FERRY_EINVAL, FERRY_EINVALID_NAME, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_topics(ferry_client_t *self, const char *after,
+                                                ferry_topic_info_t *out, size_t max, size_t *n,
+                                                bool *more);
 /** @brief Broker-wide counters. @return FERRY_OK, FERRY_ETIMEOUT, ... */
 FERRY_EXPORT ferry_status_t ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats);
 

@@ -54,12 +54,13 @@ typedef struct fy_pubmeta {
 typedef struct fy_request {
     fy_op_t op;
     uint64_t cid;                /**< correlation id, echoed in the reply */
-    fy_bytes_t name;             /**< declare/delete/info: name; publish*, get: topic */
+    fy_bytes_t name;             /**< declare/delete/info: name; publish*, get: topic;
+                                      topics: list those after it (may be empty) */
     fy_bytes_t client;           /**< hello: client name (may be empty) */
     fy_kind_t kind;              /**< declare */
     fy_topic_config_t topic_cfg; /**< declare: dedupe window (0 = default) and limits */
     uint64_t seq;                /**< get: first sequence; read: first key version */
-    uint32_t limit;              /**< get, read: most messages */
+    uint32_t limit;              /**< get, read: most messages; topics: most topics */
     fy_bytes_t key;              /**< read: the key */
     fy_bytes_t sub;              /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
     fy_start_t start;            /**< sub_declare: where a new subscription begins */
@@ -130,6 +131,8 @@ fy_status_t fy_encode_publish_batch(fy_encoder_t *self, uint64_t cid, const char
                                     const fy_outmsg_t *msgs, size_t n, uint64_t fence);
 fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
                           uint32_t limit);
+/** topics: up to @p limit topics named after @p after ("" or NULL: from the first). */
+fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit);
 /** read: the messages of one key from key version @p from on. */
 fy_status_t fy_encode_read(fy_encoder_t *self, uint64_t cid, const char *topic, const char *key,
                            uint64_t from, uint32_t limit);
@@ -188,6 +191,10 @@ fy_status_t fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *info,
                                  int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_stats_t *st);
+/** Reply to topics: @p n topics (each as an info reply says one), and
+ *  whether more follow the last. */
+fy_status_t fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos,
+                                   size_t n, bool more);
 /** Reply to subscribe: the consumer id. */
 fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer,
                                  bool ephemeral);
@@ -250,6 +257,9 @@ fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, 
                                 uint64_t *kver);
 fy_status_t fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created);
 fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
+/** A topics reply: how many it lists and whether more follow; then each. */
+fy_status_t fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more);
+fy_status_t fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info);
 
 /** One message of a get reply; byte strings borrow from the reply. */
 typedef struct fy_getmsg {

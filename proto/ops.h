@@ -45,7 +45,8 @@ enum {
     X(SUBSCRIBE, "subscribe", FY_OPF_CONSUMER)                                       \
     X(CREDIT, "credit", FY_OPF_CONSUMER)                                             \
     X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                                   \
-    X(READ, "read", 0)
+    X(READ, "read", 0)                                                               \
+    X(TOPICS, "topics", 0)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,
 typedef enum fy_op { FY_OP_LIST(FY_OP_ENUM_) FY_OP_COUNT_ } fy_op_t;

@@ -142,25 +142,45 @@ fy_encode_confirm_run(fy_encoder_t *self, uint64_t first_cid, const uint64_t *se
     return fy_envi_done(self, start, rc);
 }
 
+/* The 13 pairs that say where a topic stands (info, declare, topics). */
+#define S_INFO_PAIRS 13
+static int
+s_pack_info(msgpack_packer *pk, const fy_topic_info_t *in)
+{
+    return fy_envi_kv_str(pk, "name", in->name) |
+           fy_envi_kv_str(pk, "kind", in->kind == FY_KIND_QUEUE ? "queue" : "topic") |
+           fy_envi_kv_uint(pk, "first", in->first_seq) | fy_envi_kv_uint(pk, "last", in->last_seq) |
+           fy_envi_kv_uint(pk, "count", in->messages) | fy_envi_kv_uint(pk, "bytes", in->bytes) |
+           fy_envi_kv_uint(pk, "dedupe_ms", in->dedupe_window_ms) |
+           fy_envi_kv_uint(pk, "created", in->created_ms) |
+           fy_envi_kv_uint(pk, "max_msgs", in->max_msgs) |
+           fy_envi_kv_uint(pk, "max_bytes", in->max_bytes) |
+           fy_envi_kv_uint(pk, "max_age_ms", in->max_age_ms) |
+           fy_envi_kv_str(pk, "discard", in->discard_new ? "new" : "old") |
+           fy_envi_str(pk, "interest") |
+           (in->interest ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+}
+
+fy_status_t
+fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos, size_t n,
+                       bool more)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_str(&self->pk, "topics") |
+             msgpack_pack_array(&self->pk, n);
+    for (size_t i = 0; i < n; i++)
+        rc |= msgpack_pack_map(&self->pk, S_INFO_PAIRS) | s_pack_info(&self->pk, &infos[i]);
+    rc |= fy_envi_str(&self->pk, "more") |
+          (more ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
 fy_status_t
 fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *in, int created)
 {
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, created >= 0 ? 14 : 13, "ok", cid) |
-             fy_envi_kv_str(&self->pk, "name", in->name) |
-             fy_envi_kv_str(&self->pk, "kind", in->kind == FY_KIND_QUEUE ? "queue" : "topic") |
-             fy_envi_kv_uint(&self->pk, "first", in->first_seq) |
-             fy_envi_kv_uint(&self->pk, "last", in->last_seq) |
-             fy_envi_kv_uint(&self->pk, "count", in->messages) |
-             fy_envi_kv_uint(&self->pk, "bytes", in->bytes) |
-             fy_envi_kv_uint(&self->pk, "dedupe_ms", in->dedupe_window_ms) |
-             fy_envi_kv_uint(&self->pk, "created", in->created_ms) |
-             fy_envi_kv_uint(&self->pk, "max_msgs", in->max_msgs) |
-             fy_envi_kv_uint(&self->pk, "max_bytes", in->max_bytes) |
-             fy_envi_kv_uint(&self->pk, "max_age_ms", in->max_age_ms) |
-             fy_envi_kv_str(&self->pk, "discard", in->discard_new ? "new" : "old") |
-             fy_envi_str(&self->pk, "interest") |
-             (in->interest ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    int rc = fy_envi_head(&self->pk, S_INFO_PAIRS + (created >= 0), "ok", cid) |
+             s_pack_info(&self->pk, in);
     if (created >= 0)
         rc |= fy_envi_str(&self->pk, "created_now") |
               (created ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -357,10 +377,10 @@ fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, bool *dup, u
     return FERRY_OK;
 }
 
-fy_status_t
-fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created)
+/* Where a topic stands, from the 13 pairs of s_pack_info in @p map. */
+static fy_status_t
+s_info_from(const msgpack_object *map, fy_topic_info_t *info)
 {
-    const msgpack_object *map = S_MAP(rep);
     memset(info, 0, sizeof *info);
     fy_bytes_t name, kind;
     const msgpack_object *n = fy_envi_field(map, "name"), *k = fy_envi_field(map, "kind");
@@ -382,9 +402,36 @@ fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created)
     info->discard_new = d && fy_envi_as_bytes(d, &word) && fy_bytes_eq(word, fy_bytes_str("new"));
     bool interest = false;
     info->interest = s_get_bool(map, "interest", &interest) == FERRY_OK && interest;
-    if (created && s_get_bool(map, "created_now", created))
-        *created = false;
     return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created)
+{
+    fy_status_t st = s_info_from(S_MAP(rep), info);
+    if (st == FERRY_OK && created && s_get_bool(S_MAP(rep), "created_now", created))
+        *created = false;
+    return st;
+}
+
+fy_status_t
+fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more)
+{
+    const msgpack_object *topics = s_array(rep, "topics");
+    if (!topics || s_get_bool(S_MAP(rep), "more", more))
+        return FERRY_EFIELD;
+    *n = topics->via.array.size;
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info)
+{
+    const msgpack_object *topics = s_array(rep, "topics");
+    if (!topics || i >= topics->via.array.size ||
+        topics->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+        return FERRY_EFIELD;
+    return s_info_from(&topics->via.array.ptr[i], info);
 }
 
 #define S_GET_FIELD(f) || s_get_uint(S_MAP(rep), #f, &st->f)

@@ -401,6 +401,18 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         req->limit = (uint32_t)limit;
         return FERRY_OK;
     }
+    case FY_OP_TOPICS: {
+        const msgpack_object *a = fy_envi_field(map, "after");
+        if (a && (!fy_envi_as_bytes(a, &req->name) || req->name.len > FY_NAME_MAX))
+            return fy_err_set(err, FERRY_EFIELD, "field 'after' must be a name (or \"\")");
+        uint64_t limit = 100;
+        if ((st = fy_envi_opt_uint(map, "limit", FY_BATCH_MAX, &limit, err)))
+            return st;
+        if (limit == 0)
+            return fy_err_set(err, FERRY_EFIELD, "field 'limit' must be 1-%d", FY_BATCH_MAX);
+        req->limit = (uint32_t)limit;
+        return FERRY_OK;
+    }
     case FY_OP_COUNT_:
         break;
     }
@@ -521,6 +533,16 @@ fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t seq,
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 3, "get", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_uint(&self->pk, "seq", seq) | fy_envi_kv_uint(&self->pk, "limit", limit);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "topics", cid) |
+             fy_envi_kv_str(&self->pk, "after", after ? after : "") |
+             fy_envi_kv_uint(&self->pk, "limit", limit);
     return fy_envi_done(self, start, rc);
 }
 

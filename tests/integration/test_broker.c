@@ -610,6 +610,69 @@ test_retention(void **state)
     assert_true(info.interest);
 }
 
+/* topics: every topic and queue in name order, a page at a time; the CLI
+ * lists them as columns or JSON lines. */
+static void
+test_topics_listed(void **state)
+{
+    fx_t *fx = *state;
+    char name[32];
+    for (int i = 24; i >= 0; i--) { /* declared out of order */
+        snprintf(name, sizeof name, "t%02d", i);
+        assert_int_equal(ferry_client_declare(fx->c, i % 5 ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE,
+                                              name, NULL, NULL, NULL),
+                         FERRY_OK);
+    }
+    ferry_message_t m = {.data = "abc", .len = 3};
+    assert_int_equal(ferry_client_publish(fx->c, "t07", &m, NULL), FERRY_OK);
+    ferry_topic_info_t page[10];
+    size_t n, seen = 0;
+    bool more = true;
+    char after[FERRY_NAME_MAX + 1] = "";
+    int pages = 0;
+    while (more) {
+        assert_int_equal(ferry_client_topics(fx->c, after, page, 10, &n, &more), FERRY_OK);
+        pages++;
+        for (size_t i = 0; i < n; i++, seen++) {
+            snprintf(name, sizeof name, "t%02zu", seen);
+            assert_string_equal(page[i].name, name);
+            assert_int_equal(page[i].kind, seen % 5 ? FERRY_KIND_TOPIC : FERRY_KIND_QUEUE);
+            assert_int_equal(page[i].messages, seen == 7 ? 1 : 0);
+        }
+        snprintf(after, sizeof after, "%s", page[n - 1].name);
+    }
+    assert_int_equal(seen, 25);
+    assert_int_equal(pages, 3); /* 10, 10, 5 */
+    /* After a name that does not exist: from the next one. */
+    assert_int_equal(ferry_client_topics(fx->c, "t115", page, 10, &n, &more), FERRY_OK);
+    assert_int_equal(n, 10); /* t12 .. t21 of the 13 left */
+    assert_string_equal(page[0].name, "t12");
+    assert_true(more);
+    assert_int_equal(ferry_client_topics(fx->c, "zzz", page, 10, &n, &more), FERRY_OK);
+    assert_int_equal(n, 0);
+    /* Bad input. */
+    assert_int_equal(ferry_client_topics(fx->c, NULL, page, 0, &n, &more), FERRY_EINVAL);
+    assert_int_equal(ferry_client_topics(fx->c, NULL, page, 1001, &n, &more), FERRY_EINVAL);
+    assert_int_equal(ferry_client_topics(fx->c, "bad name", page, 10, &n, &more),
+                     FERRY_EINVALID_NAME);
+    /* The CLI: all of them, columns or JSON lines. */
+    const char *cli = getenv("FERRY_CLI");
+    char cmd[600], out[8192];
+    snprintf(cmd, sizeof cmd, "%s --server %s topics", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "t00                               queue"));
+    assert_non_null(strstr(out, "t07                               topic             1"));
+    assert_non_null(strstr(out, "\n25 topics and queues\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s topics --json | grep -c '^{\"name\":\"t'", cli,
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "25\n");
+    snprintf(cmd, sizeof cmd, "%s --server %s topics --json | grep '\"t07\"'", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"kind\":\"topic\",\"messages\":1,\"bytes\":3,"));
+}
+
 static void
 test_cli(void **state)
 {
@@ -915,6 +978,7 @@ main(void)
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_delete, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_topics_listed, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),

@@ -584,9 +584,10 @@ test_subscriptions_and_connections_per_user(void **state)
     s_site(d, &site,
            (const char *const[]){"own", "publish = orders.>\nconsume = orders.>\n", "peer",
                                  "consume = orders.>\nmax-connections = 2\n", "boss",
-                                 "consume = orders.>\nadmin = orders.>\n", NULL});
+                                 "consume = orders.>\nadmin = orders.>\n", "ops", "admin = >\n",
+                                 NULL});
     const char *srvpub = site.srvpub, *own = site.keys[0], *peer = site.keys[1],
-               *boss = site.keys[2];
+               *boss = site.keys[2], *ops = site.keys[3];
     d->extra[4] = "--metrics";
     d->extra[5] = "127.0.0.1:0";
     assert_int_equal(fy_ferryd_start(d), 0);
@@ -603,6 +604,27 @@ test_subscriptions_and_connections_per_user(void **state)
                      FERRY_OK);
     assert_int_equal(ferry_client_declare(b, FERRY_KIND_QUEUE, "orders.q", NULL, NULL, NULL),
                      FERRY_OK);
+    /* A listing shows each user what it may publish, consume or administer:
+     * own sees the orders, not billing; ops (admin on >) sees all three. */
+    ferry_client_t *x = s_login(d->endpoint, srvpub, NULL, NULL, ops, &st);
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_client_declare(x, FERRY_KIND_TOPIC, "billing", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_topic_info_t list[8];
+    size_t nt;
+    bool more;
+    assert_int_equal(ferry_client_topics(o, NULL, list, 8, &nt, &more), FERRY_OK);
+    assert_int_equal(nt, 2);
+    assert_false(more);
+    assert_string_equal(list[0].name, "orders.eu");
+    assert_string_equal(list[1].name, "orders.q");
+    assert_int_equal(ferry_client_topics(o, NULL, list, 1, &nt, &more), FERRY_OK);
+    assert_int_equal(nt, 1);
+    assert_true(more); /* a page of one that sees more */
+    assert_int_equal(ferry_client_topics(x, NULL, list, 8, &nt, &more), FERRY_OK);
+    assert_int_equal(nt, 3);
+    assert_string_equal(list[0].name, "billing");
+    ferry_client_destroy(&x);
     assert_int_equal(ferry_client_sub_declare(o, "orders.eu", "mine", NULL, NULL), FERRY_OK);
     ferry_message_t m = {.data = "o1", .len = 2};
     for (int i = 0; i < 3; i++) {

@@ -278,6 +278,41 @@ test_control_round_trips(void **state)
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
     assert_int_equal(req.seq, 10);
     assert_int_equal(req.limit, 20);
+
+    /* topics: after a name (or from the first), a page of 1-1000. */
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_topics(fx->enc, 7, "orders", 50), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_TOPICS);
+    assert_true(fy_bytes_eq(req.name, fy_bytes_str("orders")));
+    assert_int_equal(req.limit, 50);
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_topics(fx->enc, 8, NULL, 1000), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.name.len, 0);
+    assert_int_equal(req.limit, 1000);
+    fy_err_t err;
+    const uint32_t bad_limits[] = {0, 1001};
+    for (size_t i = 0; i < 2; i++) {
+        fy_encoder_reset(fx->enc);
+        assert_int_equal(fy_encode_topics(fx->enc, 9, "", bad_limits[i]), FERRY_OK);
+        assert_int_equal(fy_request_decode(fx->dec, fy_encoder_data(fx->enc),
+                                           fy_encoder_len(fx->enc), 0, &req, &err),
+                         FERRY_EFIELD);
+        assert_non_null(strstr(err.msg, "limit"));
+    }
+    fx->raw.size = 0; /* 'after' that is not a string */
+    msgpack_pack_map(&fx->pk, 4);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, "topics");
+    s_str(&fx->pk, "cid");
+    msgpack_pack_uint64(&fx->pk, 10);
+    s_str(&fx->pk, "after");
+    msgpack_pack_uint64(&fx->pk, 3);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "after"));
 }
 
 static void
@@ -406,6 +441,31 @@ test_replies_round_trip(void **state)
     fy_stats_t st2;
     assert_int_equal(fy_reply_stats(&rep, &st2), FERRY_OK);
     assert_memory_equal(&st, &st2, sizeof st);
+    /* topics: the page and whether more follow. */
+    fy_topic_info_t two[2] = {{.name = "a", .kind = FY_KIND_QUEUE, .messages = 3, .max_msgs = 9},
+                              {.name = "b", .last_seq = 7, .interest = true, .discard_new = true}};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_topics_reply(fx->enc, 12, two, 2, true), FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
+    size_t nt = 0;
+    bool more = false;
+    assert_int_equal(fy_reply_topics(&rep, &nt, &more), FERRY_OK);
+    assert_int_equal(nt, 2);
+    assert_true(more);
+    fy_topic_info_t got;
+    assert_int_equal(fy_reply_topic_at(&rep, 0, &got), FERRY_OK);
+    assert_string_equal(got.name, "a");
+    assert_int_equal(got.kind, FY_KIND_QUEUE);
+    assert_int_equal(got.messages, 3);
+    assert_int_equal(got.max_msgs, 9);
+    assert_int_equal(fy_reply_topic_at(&rep, 1, &got), FERRY_OK);
+    assert_string_equal(got.name, "b");
+    assert_int_equal(got.last_seq, 7);
+    assert_true(got.interest);
+    assert_true(got.discard_new);
+    assert_int_equal(fy_reply_topic_at(&rep, 2, &got), FERRY_EFIELD);
 }
 
 static void

@@ -429,6 +429,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             return;
         break;
     case FY_OP_TOPICS:
+    case FY_OP_SUBS:
         st = fy_brk_handle_admin(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;

@@ -221,6 +221,8 @@ s_needs(const fy_request_t *req)
         return FY_PERM_CONSUME;
     case FY_OP_INFO:
         return FY_PERM_PUBLISH | FY_PERM_CONSUME | FY_PERM_ADMIN;
+    case FY_OP_SUBS:
+        return FY_PERM_CONSUME | FY_PERM_ADMIN;
     default: /* hello, ping, stats; credit and unsubscribe act on the connection's own */
         return 0;
     }

@@ -255,7 +255,7 @@ fy_status_t fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *
 
 /* ---- broker_admin.c ---------------------------------------------------- */
 
-/** topics: a page of the topics the connection's user sees. */
+/** topics and subs: a page of the topics the connection's user sees, or of a topic's subscriptions. */
 fy_status_t fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req,
                                 fy_err_t *err);
 

@@ -236,6 +236,19 @@ typedef struct fy_sub_info {
     char owner[FY_SUB_OWNER_MAX + 1]; /**< the user who declared it; "": nobody */
 } fy_sub_info_t;
 
+/** A subscription as a listing shows it. */
+typedef struct fy_sub_entry {
+    fy_sub_info_t info;
+    char name[FY_NAME_MAX + 1];
+    char filter[FY_NAME_MAX + 1]; /**< "": every key */
+} fy_sub_entry_t;
+
+/** Up to @p max subscriptions of @p topic in name order, after @p after
+ *  (empty: from the first), into @p out; *more: others follow.
+ *  @return FERRY_OK, FERRY_ENOTFOUND (topic), FERRY_EIO */
+fy_status_t fy_store_subs(fy_store_t *self, fy_bytes_t topic, fy_bytes_t after, size_t max,
+                          fy_sub_entry_t *out, size_t *n, bool *more);
+
 /**
  * Opens the subscription @p name on @p topic, creating it (with @p opts) if
  * missing; with @p opts NULL a missing one is FERRY_ENOTFOUND. A queue has exactly one

@@ -4,6 +4,7 @@
  * deleting, and the lowest ack floor of a topic (see store.h). Deliveries
  * and acks are in subs.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,6 +320,56 @@ fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, const fy_
     }
     s_sub_info(sub, t, info);
     return FERRY_OK;
+}
+
+fy_status_t
+fy_store_subs(fy_store_t *self, fy_bytes_t topic, fy_bytes_t after, size_t max, fy_sub_entry_t *out,
+              size_t *n, bool *more)
+{
+    *n = 0;
+    *more = false;
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    if (st == FERRY_OK) /* the batch's changes, where the cursor sees them */
+        st = fy_storei_flush_subs(self);
+    if (st)
+        return st;
+    uint8_t from[8 + FY_NAME_MAX];
+    fy_be64_put(from, t->id);
+    memcpy(from + 8, after.ptr, after.len);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->subs, &cur);
+    if (rc)
+        return fy_storei_mdb(self, rc, "list subs");
+    MDB_val k = {8 + after.len, from}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && after.len && k.mv_size == 8 + after.len &&
+        memcmp(k.mv_data, from, k.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 8 || fy_be64_get(k.mv_data) != t->id)
+            break; /* the next topic's */
+        if (*n == max) {
+            *more = true;
+            break;
+        }
+        fy_sub_rec_t rec;
+        if (!s_sub_decode(&k, &v, &rec)) {
+            fy_log(self->log, FY_LOG_ERROR, "store", "corrupt subscription record", NULL);
+            st = FERRY_EIO;
+            break;
+        }
+        fy_sub_entry_t *e = &out[(*n)++];
+        s_sub_info(&rec, t, &e->info);
+        snprintf(e->name, sizeof e->name, "%.*s", (int)(k.mv_size - 8),
+                 (const char *)k.mv_data + 8);
+        snprintf(e->filter, sizeof e->filter, "%.*s", (int)rec.filter_len,
+                 (const char *)rec.filter);
+    }
+    mdb_cursor_close(cur);
+    if (st == FERRY_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = fy_storei_mdb(self, rc, "list subs");
+    return st;
 }
 
 fy_status_t

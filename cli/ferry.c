@@ -510,15 +510,19 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 static int
 s_cmd_topics(ferry_client_t *c, const fy_cli_opts_t *o)
 {
-    static ferry_topic_info_t page[1000];
+    ferry_topic_info_t *page = malloc(1000 * sizeof *page);
+    if (!page)
+        return s_report(c, FERRY_ENOMEM);
     char after[FERRY_NAME_MAX + 1] = "";
     size_t total = 0;
     bool more = true;
     while (more) {
         size_t n = 0;
         ferry_status_t st = ferry_client_topics(c, after, page, 1000, &n, &more);
-        if (st)
+        if (st) {
+            free(page);
             return s_report(c, st);
+        }
         for (size_t i = 0; i < n; i++, total++) {
             const ferry_topic_info_t *t = &page[i];
             const char *kind = t->kind == FERRY_KIND_QUEUE ? "queue" : "topic";
@@ -568,6 +572,57 @@ s_cmd_topics(ferry_client_t *c, const fy_cli_opts_t *o)
     }
     if (!o->json)
         printf("%zu topic%s and queue%s\n", total, total == 1 ? "" : "s", total == 1 ? "" : "s");
+    free(page);
+    return 0;
+}
+
+/* subs TOPIC: its subscriptions, a page of 1000 at a time. */
+static int
+s_cmd_subs(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
+{
+    ferry_sub_listing_t *page = malloc(1000 * sizeof *page);
+    if (!page)
+        return s_report(c, FERRY_ENOMEM);
+    char after[FERRY_NAME_MAX + 1] = "";
+    size_t total = 0;
+    bool more = true;
+    while (more) {
+        size_t n = 0;
+        ferry_status_t st = ferry_client_subs(c, topic, after, page, 1000, &n, &more);
+        if (st) {
+            free(page);
+            return s_report(c, st);
+        }
+        for (size_t i = 0; i < n; i++, total++) {
+            const ferry_sub_listing_t *s = &page[i];
+            unsigned long long waiting =
+                s->last_seq + 1 > s->cursor ? s->last_seq + 1 - s->cursor : 0;
+            if (o->json) { /* names and filters are UTF-8 without control characters or quotes */
+                printf("{\"name\":\"%s\",\"filter\":\"%s\",\"owner\":\"%s\",\"cursor\":%llu,"
+                       "\"ack_floor\":%llu,\"waiting\":%llu,\"consumers\":%u,"
+                       "\"ack_wait_ms\":%llu,\"max_deliver\":%u,\"created_ms\":%llu}\n",
+                       s->name, s->filter, s->owner, (unsigned long long)s->cursor,
+                       (unsigned long long)s->ack_floor, waiting, s->consumers,
+                       (unsigned long long)s->ack_wait_ms, s->max_deliver,
+                       (unsigned long long)s->created_ms);
+                continue;
+            }
+            if (total == 0)
+                printf("%-24s  %12s  %12s  %12s  %9s  %-16s  %s\n", "SUBSCRIPTION", "CURSOR",
+                       "ACK_FLOOR", "WAITING", "CONSUMERS", "OWNER", "FILTER");
+            printf("%-24s  %12llu  %12llu  %12llu  %9u  %-16s  %s\n",
+                   s->name[0] ? s->name : "(queue)", (unsigned long long)s->cursor,
+                   (unsigned long long)s->ack_floor, waiting, s->consumers,
+                   s->owner[0] ? s->owner : "-", s->filter[0] ? s->filter : "-");
+        }
+        if (n > 0)
+            snprintf(after, sizeof after, "%s", page[n - 1].name);
+        else
+            more = false;
+    }
+    if (!o->json)
+        printf("%zu subscription%s\n", total, total == 1 ? "" : "s");
+    free(page);
     return 0;
 }
 
@@ -658,11 +713,11 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int min, max;
-    } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1},  {"pub", 1, 2},
-                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0},  {"sub", 1, 3},
-                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3},  {"sub-info", 1, 2},
-                {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2},  {"request", 1, 2},
-                {"reply", 1, 1},   {"saga", 2, 4},   {"topics", 0, 0}};
+    } cmds[] = {{"declare", 2, 2}, {"delete", 1, 1}, {"info", 1, 1},   {"pub", 1, 2},
+                {"get", 1, 1},     {"stats", 0, 0},  {"ping", 0, 0},   {"sub", 1, 3},
+                {"fetch", 1, 2},   {"ack", 3, 8},    {"nack", 3, 3},   {"sub-info", 1, 2},
+                {"dlq", 2, 2},     {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
+                {"reply", 1, 1},   {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -786,6 +841,8 @@ main(int argc, char **argv)
         rc = fy_cli_saga(c, npos, pos);
     } else if (strcmp(cmd, "topics") == 0) {
         rc = s_cmd_topics(c, &o);
+    } else if (strcmp(cmd, "subs") == 0) {
+        rc = s_cmd_subs(c, pos[0], &o);
     } else if (strcmp(cmd, "ack") == 0 || strcmp(cmd, "nack") == 0) {
         uint64_t seqs[6];
         for (int k = 2; k < npos; k++)

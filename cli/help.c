@@ -98,6 +98,9 @@ static const fy_cli_help_t s_cmds[] = {
     {"topics", "topics [--json]",
      "list the topics and queues: kind, messages, bytes, sequences, limits",
      "--json\tone JSON object per line, for scripts\n", "ferry topics --json"},
+    {"subs", "subs TOPIC|QUEUE [--json]",
+     "list a topic's subscriptions: cursor, ack floor, waiting, push consumers attached",
+     "--json\tone JSON object per line, for scripts\n", "ferry subs orders"},
     {"stats", "stats", "the broker's counters", NULL, "ferry stats"},
     {"ping", "ping", "check the broker answers", NULL, "ferry --server 10.0.0.5:5555 ping"},
 };

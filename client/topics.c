@@ -140,6 +140,46 @@ ferry_client_topics(ferry_client_t *self, const char *after, ferry_topic_info_t 
 }
 
 ferry_status_t
+ferry_client_subs(ferry_client_t *self, const char *topic, const char *after,
+                  ferry_sub_listing_t *out, size_t max, size_t *n, bool *more)
+{
+    if (!self || !out || !n || !more || max == 0 || max > FY_BATCH_MAX)
+        return FERRY_EINVAL;
+    *n = 0;
+    *more = false;
+    if (!fy_cli_name_ok(topic) || (after && *after && strlen(after) > FERRY_NAME_MAX))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_subs(self->enc, cid, topic, after, (uint32_t)max);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    size_t got;
+    if (fy_reply_subs(&rep, &got, more) || got > max)
+        return fy_client_fail(self, FERRY_EPROTO, "malformed subs reply");
+    for (size_t i = 0; i < got; i++) {
+        fy_sub_listing_t s;
+        if (fy_reply_sub_at(&rep, i, &s))
+            return fy_client_fail(self, FERRY_EPROTO, "malformed subs reply");
+        ferry_sub_listing_t *o = &out[i];
+        memset(o, 0, sizeof *o);
+        memcpy(o->name, s.name, sizeof o->name);
+        memcpy(o->filter, s.filter, sizeof o->filter);
+        memcpy(o->owner, s.owner, sizeof o->owner);
+        o->cursor = s.cursor;
+        o->ack_floor = s.ack_floor;
+        o->last_seq = s.last_seq;
+        o->ack_wait_ms = s.ack_wait_ms;
+        o->created_ms = s.created_ms;
+        o->max_deliver = (uint32_t)s.max_deliver;
+        o->consumers = (uint32_t)s.consumers;
+    }
+    *n = got;
+    return FERRY_OK;
+}
+
+ferry_status_t
 ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
 {
     if (!self || !stats)

@@ -477,6 +477,30 @@ typedef struct ferry_sub_info {
 FERRY_EXPORT ferry_status_t ferry_client_sub_info(ferry_client_t *self, const char *topic,
                                                   const char *sub, ferry_sub_info_t *info);
 
+/** A subscription as ferry_client_subs() lists it. */
+typedef struct ferry_sub_listing {
+    char name[FERRY_NAME_MAX + 1];   /**< "" for a queue's own */
+    char filter[FERRY_NAME_MAX + 1]; /**< subject pattern over keys; "": every key */
+    char owner[FERRY_NAME_MAX + 1];  /**< the user who declared it (users); "" */
+    uint64_t cursor;                 /**< next sequence to deliver for the first time */
+    uint64_t ack_floor;              /**< every sequence up to here is acked */
+    uint64_t last_seq;               /**< the topic's: last_seq - cursor + 1 wait */
+    uint64_t ack_wait_ms, created_ms;
+    uint32_t max_deliver;
+    uint32_t consumers; /**< push consumers attached to it now */
+} ferry_sub_listing_t;
+
+/**
+ * @brief The subscriptions of @p topic in name order: up to @p max (1..1000)
+ * of those named after @p after (NULL or "": from the first) into @p out.
+ * @param[out] n how many; @param[out] more others follow.
+ * @return FERRY_OK, FERRY_ENOTFOUND (no such topic), FERRY_EINVAL,
+ *         FERRY_EFORBIDDEN (the user may neither consume nor administer it), ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_subs(ferry_client_t *self, const char *topic,
+                                              const char *after, ferry_sub_listing_t *out,
+                                              size_t max, size_t *n, bool *more);
+
 /**
  * @brief Creates the subscription @p sub on @p topic, or finds it (its options
  * then stay as they were).

@@ -62,7 +62,8 @@ typedef struct fy_request {
     uint64_t seq;                /**< get: first sequence; read: first key version */
     uint32_t limit;              /**< get, read: most messages; topics: most topics */
     fy_bytes_t key;              /**< read: the key */
-    fy_bytes_t sub;              /**< sub_declare/fetch/ack/nack: subscription ("" for a queue) */
+    fy_bytes_t sub;              /**< sub_declare/fetch/ack/nack: subscription ("" for a queue);
+                                      subs: list those named after it */
     fy_start_t start;            /**< sub_declare: where a new subscription begins */
     uint64_t ack_wait_ms;        /**< sub_declare: 0 = default */
     uint64_t max_deliver;        /**< sub_declare: 0 = default */
@@ -133,6 +134,15 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
                           uint32_t limit);
 /** topics: up to @p limit topics named after @p after ("" or NULL: from the first). */
 fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit);
+/** subs: up to @p limit subscriptions of @p topic named after @p after. */
+fy_status_t fy_encode_subs(fy_encoder_t *self, uint64_t cid, const char *topic, const char *after,
+                           uint32_t limit);
+
+/** A subscription as the subs operation lists it. */
+typedef struct fy_sub_listing {
+    char name[FY_NAME_MAX + 1], filter[FY_NAME_MAX + 1], owner[FY_NAME_MAX + 1];
+    uint64_t cursor, ack_floor, last_seq, ack_wait_ms, max_deliver, created_ms, consumers;
+} fy_sub_listing_t;
 /** read: the messages of one key from key version @p from on. */
 fy_status_t fy_encode_read(fy_encoder_t *self, uint64_t cid, const char *topic, const char *key,
                            uint64_t from, uint32_t limit);
@@ -195,6 +205,9 @@ fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_sta
  *  whether more follow the last. */
 fy_status_t fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos,
                                    size_t n, bool more);
+/** Reply to subs: @p n subscriptions, and whether more follow the last. */
+fy_status_t fy_encode_subs_reply(fy_encoder_t *self, uint64_t cid, const fy_sub_listing_t *subs,
+                                 size_t n, bool more);
 /** Reply to subscribe: the consumer id. */
 fy_status_t fy_encode_subscribed(fy_encoder_t *self, uint64_t cid, uint64_t consumer,
                                  bool ephemeral);
@@ -260,6 +273,9 @@ fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
 /** A topics reply: how many it lists and whether more follow; then each. */
 fy_status_t fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more);
 fy_status_t fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info);
+/** A subs reply: how many it lists and whether more follow; then each. */
+fy_status_t fy_reply_subs(const fy_reply_t *rep, size_t *n, bool *more);
+fy_status_t fy_reply_sub_at(const fy_reply_t *rep, size_t i, fy_sub_listing_t *sub);
 
 /** One message of a get reply; byte strings borrow from the reply. */
 typedef struct fy_getmsg {

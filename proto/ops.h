@@ -46,7 +46,8 @@ enum {
     X(CREDIT, "credit", FY_OPF_CONSUMER)                                             \
     X(UNSUBSCRIBE, "unsubscribe", FY_OPF_CONSUMER)                                   \
     X(READ, "read", 0)                                                               \
-    X(TOPICS, "topics", 0)
+    X(TOPICS, "topics", 0)                                                           \
+    X(SUBS, "subs", 0)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,
 typedef enum fy_op { FY_OP_LIST(FY_OP_ENUM_) FY_OP_COUNT_ } fy_op_t;

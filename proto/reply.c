@@ -176,6 +176,31 @@ fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *
 }
 
 fy_status_t
+fy_encode_subs_reply(fy_encoder_t *self, uint64_t cid, const fy_sub_listing_t *subs, size_t n,
+                     bool more)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) | fy_envi_str(&self->pk, "subs") |
+             msgpack_pack_array(&self->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const fy_sub_listing_t *s = &subs[i];
+        rc |= msgpack_pack_map(&self->pk, 10) | fy_envi_kv_str(&self->pk, "name", s->name) |
+              fy_envi_kv_str(&self->pk, "filter", s->filter) |
+              fy_envi_kv_str(&self->pk, "owner", s->owner) |
+              fy_envi_kv_uint(&self->pk, "cursor", s->cursor) |
+              fy_envi_kv_uint(&self->pk, "ack_floor", s->ack_floor) |
+              fy_envi_kv_uint(&self->pk, "last_seq", s->last_seq) |
+              fy_envi_kv_uint(&self->pk, "ack_wait_ms", s->ack_wait_ms) |
+              fy_envi_kv_uint(&self->pk, "max_deliver", s->max_deliver) |
+              fy_envi_kv_uint(&self->pk, "created", s->created_ms) |
+              fy_envi_kv_uint(&self->pk, "consumers", s->consumers);
+    }
+    rc |= fy_envi_str(&self->pk, "more") |
+          (more ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *in, int created)
 {
     size_t start = self->buf.size;
@@ -421,6 +446,49 @@ fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more)
     if (!topics || s_get_bool(S_MAP(rep), "more", more))
         return FERRY_EFIELD;
     *n = topics->via.array.size;
+    return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_subs(const fy_reply_t *rep, size_t *n, bool *more)
+{
+    const msgpack_object *subs = s_array(rep, "subs");
+    if (!subs || s_get_bool(S_MAP(rep), "more", more))
+        return FERRY_EFIELD;
+    *n = subs->via.array.size;
+    return FERRY_OK;
+}
+
+/* A string field of @p map into @p out (cap bytes with the NUL). */
+static bool
+s_get_text(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+    fy_bytes_t b;
+    const msgpack_object *o = fy_envi_field(map, key);
+    if (!o || !fy_envi_as_bytes(o, &b) || b.len >= cap)
+        return false;
+    memcpy(out, b.ptr, b.len);
+    out[b.len] = '\0';
+    return true;
+}
+
+fy_status_t
+fy_reply_sub_at(const fy_reply_t *rep, size_t i, fy_sub_listing_t *sub)
+{
+    const msgpack_object *subs = s_array(rep, "subs");
+    memset(sub, 0, sizeof *sub);
+    if (!subs || i >= subs->via.array.size || subs->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+        return FERRY_EFIELD;
+    const msgpack_object *m = &subs->via.array.ptr[i];
+    if (!s_get_text(m, "name", sub->name, sizeof sub->name) ||
+        !s_get_text(m, "filter", sub->filter, sizeof sub->filter) ||
+        !s_get_text(m, "owner", sub->owner, sizeof sub->owner) ||
+        s_get_uint(m, "cursor", &sub->cursor) || s_get_uint(m, "ack_floor", &sub->ack_floor) ||
+        s_get_uint(m, "last_seq", &sub->last_seq) ||
+        s_get_uint(m, "ack_wait_ms", &sub->ack_wait_ms) ||
+        s_get_uint(m, "max_deliver", &sub->max_deliver) ||
+        s_get_uint(m, "created", &sub->created_ms) || s_get_uint(m, "consumers", &sub->consumers))
+        return FERRY_EFIELD;
     return FERRY_OK;
 }
 

@@ -401,9 +401,13 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         req->limit = (uint32_t)limit;
         return FERRY_OK;
     }
-    case FY_OP_TOPICS: {
+    case FY_OP_TOPICS:
+    case FY_OP_SUBS: {
+        if (req->op == FY_OP_SUBS && (st = fy_envi_req_name(map, "topic", &req->name, err)))
+            return st;
+        fy_bytes_t *after = req->op == FY_OP_SUBS ? &req->sub : &req->name;
         const msgpack_object *a = fy_envi_field(map, "after");
-        if (a && (!fy_envi_as_bytes(a, &req->name) || req->name.len > FY_NAME_MAX))
+        if (a && (!fy_envi_as_bytes(a, after) || after->len > FY_NAME_MAX))
             return fy_err_set(err, FERRY_EFIELD, "field 'after' must be a name (or \"\")");
         uint64_t limit = 100;
         if ((st = fy_envi_opt_uint(map, "limit", FY_BATCH_MAX, &limit, err)))
@@ -541,6 +545,17 @@ fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t l
 {
     size_t start = self->buf.size;
     int rc = fy_envi_head(&self->pk, 2, "topics", cid) |
+             fy_envi_kv_str(&self->pk, "after", after ? after : "") |
+             fy_envi_kv_uint(&self->pk, "limit", limit);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_subs(fy_encoder_t *self, uint64_t cid, const char *topic, const char *after,
+               uint32_t limit)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 3, "subs", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_str(&self->pk, "after", after ? after : "") |
              fy_envi_kv_uint(&self->pk, "limit", limit);
     return fy_envi_done(self, start, rc);

@@ -673,6 +673,88 @@ test_topics_listed(void **state)
     assert_non_null(strstr(out, "\"kind\":\"topic\",\"messages\":1,\"bytes\":3,"));
 }
 
+static ferry_msg_action_t
+s_keep(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
+{
+    (void)c, (void)m, (void)user;
+    return FERRY_MSG_KEEP;
+}
+
+/* subs: a topic's subscriptions in name order, where each stands, how many
+ * push consumers each has now; a queue's own; bad input. */
+static void
+test_subs_listed(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "ev", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1, .key = "eu.1"};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "ev", &m, NULL), FERRY_OK);
+    ferry_sub_config_t eu = {.filter = "eu.>", .max_deliver = 9};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "ev", "c-eu", &eu, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "ev", "a-all", NULL, NULL), FERRY_OK);
+    assert_int_equal(
+        ferry_client_sub_declare(fx->c, "ev", "b-new", &(ferry_sub_config_t){.start = "new"}, NULL),
+        FERRY_OK);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "ev", "a-all", 2, 0, &msgs, &n), FERRY_OK);
+    uint64_t seqs[2] = {msgs[0].seq, msgs[1].seq};
+    assert_int_equal(ferry_client_ack(fx->c, "ev", "a-all", seqs, 2), FERRY_OK);
+    ferry_client_t *c2 = fy_connect(fx->d.endpoint, 5000, 100);
+    assert_non_null(c2);
+    assert_int_equal(ferry_client_subscribe(c2, "ev", "c-eu", 1, s_keep, NULL, NULL), FERRY_OK);
+    ferry_sub_listing_t page[2];
+    bool more;
+    assert_int_equal(ferry_client_subs(fx->c, "ev", NULL, page, 2, &n, &more), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_true(more);
+    assert_string_equal(page[0].name, "a-all");
+    assert_int_equal(page[0].cursor, 3);
+    assert_int_equal(page[0].ack_floor, 2);
+    assert_int_equal(page[0].last_seq, 5);
+    assert_int_equal(page[0].consumers, 0);
+    assert_string_equal(page[1].name, "b-new");
+    assert_int_equal(page[1].cursor, 6);
+    assert_int_equal(ferry_client_subs(fx->c, "ev", "b-new", page, 2, &n, &more), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_string_equal(page[0].name, "c-eu");
+    assert_string_equal(page[0].filter, "eu.>");
+    assert_int_equal(page[0].max_deliver, 9);
+    assert_int_equal(page[0].consumers, 1);
+    /* A queue's own subscription; no such topic; bad input. */
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "q", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_subs(fx->c, "q", NULL, page, 2, &n, &more), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(page[0].name, "");
+    assert_int_equal(ferry_client_subs(fx->c, "nope", NULL, page, 2, &n, &more), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_subs(fx->c, "ev", NULL, page, 0, &n, &more), FERRY_EINVAL);
+    assert_int_equal(ferry_client_subs(fx->c, "bad name", NULL, page, 2, &n, &more),
+                     FERRY_EINVALID_NAME);
+    /* The CLI. */
+    const char *cli = getenv("FERRY_CLI");
+    char cmd[600], out[4096];
+    snprintf(cmd, sizeof cmd, "%s --server %s subs ev", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "SUBSCRIPTION"));
+    assert_non_null(
+        strstr(out, "a-all                                3             2             3"));
+    assert_non_null(strstr(out, "c-eu "));
+    assert_non_null(strstr(out, "eu.>"));
+    assert_non_null(strstr(out, "\n3 subscriptions\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s subs ev --json | grep c-eu", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"filter\":\"eu.>\""));
+    assert_non_null(strstr(out, "\"consumers\":1,"));
+    snprintf(cmd, sizeof cmd, "%s --server %s subs nope 2>&1", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ENOTFOUND"));
+    ferry_client_destroy(&c2);
+}
+
 static void
 test_cli(void **state)
 {
@@ -979,6 +1061,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_delete, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_topics_listed, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_subs_listed, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),

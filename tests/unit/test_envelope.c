@@ -313,6 +313,13 @@ test_control_round_trips(void **state)
     msgpack_pack_uint64(&fx->pk, 3);
     assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
     assert_non_null(strstr(err.msg, "after"));
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_subs(fx->enc, 11, "orders", "b", 5), FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_SUBS);
+    assert_true(fy_bytes_eq(req.name, fy_bytes_str("orders")));
+    assert_true(fy_bytes_eq(req.sub, fy_bytes_str("b")));
+    assert_int_equal(req.limit, 5);
 }
 
 static void
@@ -466,6 +473,35 @@ test_replies_round_trip(void **state)
     assert_true(got.interest);
     assert_true(got.discard_new);
     assert_int_equal(fy_reply_topic_at(&rep, 2, &got), FERRY_EFIELD);
+    /* subs: each subscription, and whether more follow. */
+    fy_sub_listing_t one = {.name = "billing",
+                            .filter = "eu.>",
+                            .owner = "alice",
+                            .cursor = 4,
+                            .ack_floor = 2,
+                            .last_seq = 9,
+                            .ack_wait_ms = 30000,
+                            .max_deliver = 5,
+                            .created_ms = 77,
+                            .consumers = 2};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_subs_reply(fx->enc, 13, &one, 1, false), FERRY_OK);
+    assert_int_equal(
+        fy_reply_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc), &rep, NULL),
+        FERRY_OK);
+    assert_int_equal(fy_reply_subs(&rep, &nt, &more), FERRY_OK);
+    assert_int_equal(nt, 1);
+    assert_false(more);
+    fy_sub_listing_t sl;
+    assert_int_equal(fy_reply_sub_at(&rep, 0, &sl), FERRY_OK);
+    assert_string_equal(sl.name, "billing");
+    assert_string_equal(sl.filter, "eu.>");
+    assert_string_equal(sl.owner, "alice");
+    assert_int_equal(sl.cursor, 4);
+    assert_int_equal(sl.ack_floor, 2);
+    assert_int_equal(sl.last_seq, 9);
+    assert_int_equal(sl.consumers, 2);
+    assert_int_equal(fy_reply_sub_at(&rep, 1, &sl), FERRY_EFIELD);
 }
 
 static void

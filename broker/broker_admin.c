@@ -48,12 +48,41 @@ s_subs(fy_broker_t *self, size_t ri, const fy_request_t *req)
     return st;
 }
 
+/* sub_delete: a topic's named subscription goes, with its acks and pending
+ * messages; its push consumers are dropped at their next delivery. Its
+ * owner or admin on the topic. */
+static fy_status_t
+s_sub_delete(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    if (req->sub.len == 0)
+        return fy_err_set(err, FERRY_EFIELD,
+                          "a queue's subscription goes with the queue (delete the queue)");
+    fy_sub_info_t info;
+    bool created;
+    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+    if (st == FERRY_EFIELD)
+        return fy_err_set(err, st, "a queue's subscription goes with the queue (delete the queue)");
+    if (st == FERRY_OK)
+        st = fy_brk_auth_sub(self, ri, req, info.owner, err);
+    if (st == FERRY_OK)
+        st = fy_store_sub_delete(self->store, req->name, req->sub);
+    if (st)
+        return st;
+    fy_log(self->log, FY_LOG_INFO, "broker", "subscription deleted", "topic=%.*s sub=%.*s",
+           (int)req->name.len, (const char *)req->name.ptr, (int)req->sub.len,
+           (const char *)req->sub.ptr);
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    return fy_brk_reply_finish(self, r, fy_encode_ok(self->enc, req->cid));
+}
+
 fy_status_t
 fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
-    (void)err;
     if (req->op == FY_OP_SUBS)
         return s_subs(self, ri, req);
+    if (req->op == FY_OP_SUB_DELETE)
+        return s_sub_delete(self, ri, req, err);
     size_t want = req->limit, n = 0;
     fy_topic_info_t *out = malloc(want * sizeof *out), *chunk = malloc(want * sizeof *chunk);
     fy_status_t st = out && chunk ? FERRY_OK : FERRY_ENOMEM;

@@ -91,6 +91,21 @@ ferry_client_delete(ferry_client_t *self, const char *name)
 }
 
 ferry_status_t
+ferry_client_sub_delete(ferry_client_t *self, const char *topic, const char *sub)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(topic) || !fy_cli_sub_ok(sub) || !sub || !*sub)
+        return fy_client_fail(self, FERRY_EINVALID_NAME,
+                              "invalid name (a queue's subscription goes with the queue)");
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_sub_op(self->enc, cid, FY_OP_SUB_DELETE, topic, sub);
+    fy_reply_t rep;
+    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
 ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *info)
 {
     if (!self || !info)

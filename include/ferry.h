@@ -477,6 +477,17 @@ typedef struct ferry_sub_info {
 FERRY_EXPORT ferry_status_t ferry_client_sub_info(ferry_client_t *self, const char *topic,
                                                   const char *sub, ferry_sub_info_t *info);
 
+/**
+ * @brief Deletes the named subscription @p sub of @p topic with its acks and
+ * pending messages (an abandoned one on an interest topic would keep every
+ * message); its push consumers stop getting messages. Its owner or a user
+ * with admin on the topic.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVALID_NAME (a queue's own: it
+ *         goes with the queue), FERRY_EFORBIDDEN, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_sub_delete(ferry_client_t *self, const char *topic,
+                                                    const char *sub);
+
 /** A subscription as ferry_client_subs() lists it. */
 typedef struct ferry_sub_listing {
     char name[FERRY_NAME_MAX + 1];   /**< "" for a queue's own */

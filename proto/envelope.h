@@ -161,6 +161,9 @@ fy_status_t fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *
                                   const char *sub, const fy_sub_request_t *sr);
 fy_status_t fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic,
                                const char *sub);
+/** sub_info or sub_delete (@p op): topic and subscription. */
+fy_status_t fy_encode_sub_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *topic,
+                             const char *sub);
 fy_status_t fy_encode_subscribe(fy_encoder_t *self, uint64_t cid, const char *topic,
                                 const char *sub, uint32_t credit, uint32_t heartbeat_ms);
 /** credit (no reply wanted) or unsubscribe for consumer @p consumer. */

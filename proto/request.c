@@ -329,6 +329,7 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
             return st;
         return s_decode_start_time(map, req, err);
     case FY_OP_SUB_INFO:
+    case FY_OP_SUB_DELETE:
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)))
             return st;
         return s_sub_name(map, &req->sub, err);
@@ -600,8 +601,14 @@ fy_encode_sub_declare(fy_encoder_t *self, uint64_t cid, const char *topic, const
 fy_status_t
 fy_encode_sub_info(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub)
 {
+    return fy_encode_sub_op(self, cid, FY_OP_SUB_INFO, topic, sub);
+}
+
+fy_status_t
+fy_encode_sub_op(fy_encoder_t *self, uint64_t cid, fy_op_t op, const char *topic, const char *sub)
+{
     size_t start = self->buf.size;
-    int rc = fy_envi_head(&self->pk, 2, "sub_info", cid) |
+    int rc = fy_envi_head(&self->pk, 2, fy_op_name(op), cid) |
              fy_envi_kv_str(&self->pk, "topic", topic) |
              fy_envi_kv_str(&self->pk, "sub", sub ? sub : "");
     return fy_envi_done(self, start, rc);

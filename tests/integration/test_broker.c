@@ -681,7 +681,7 @@ s_keep(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
 }
 
 /* subs: a topic's subscriptions in name order, where each stands, how many
- * push consumers each has now; a queue's own; bad input. */
+ * push consumers each has now; a queue's own; bad input; sub-delete. */
 static void
 test_subs_listed(void **state)
 {
@@ -752,6 +752,20 @@ test_subs_listed(void **state)
     snprintf(cmd, sizeof cmd, "%s --server %s subs nope 2>&1", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "ENOTFOUND"));
+    /* sub-delete: gone from the listing, with its consumer's deliveries;
+     * twice is ENOTFOUND; a queue's own goes with the queue. */
+    assert_int_equal(ferry_client_sub_delete(fx->c, "ev", "b-new"), FERRY_OK);
+    assert_int_equal(ferry_client_sub_delete(fx->c, "ev", "b-new"), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_sub_delete(fx->c, "q", ""), FERRY_EINVALID_NAME);
+    assert_int_equal(ferry_client_sub_delete(fx->c, "nope", "x"), FERRY_ENOTFOUND);
+    snprintf(cmd, sizeof cmd, "%s --server %s sub-delete ev c-eu", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "deleted subscription c-eu of ev\n");
+    assert_int_equal(ferry_client_subs(fx->c, "ev", NULL, page, 2, &n, &more), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(page[0].name, "a-all");
+    assert_int_equal(ferry_client_sub_info(fx->c, "ev", "c-eu", &(ferry_sub_info_t){0}),
+                     FERRY_ENOTFOUND);
     ferry_client_destroy(&c2);
 }
 

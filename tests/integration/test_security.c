@@ -660,6 +660,13 @@ test_subscriptions_and_connections_per_user(void **state)
     /* admin on the topic may use any of its subscriptions. */
     assert_int_equal(ferry_client_sub_info(b, "orders.eu", "mine", &si), FERRY_OK);
     assert_int_equal(si.ack_floor, 3);
+    /* Deleting one: not another user's (peer), its owner's or an admin's. */
+    assert_int_equal(ferry_client_sub_declare(o, "orders.eu", "spare", NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_delete(p, "orders.eu", "spare"), FERRY_EFORBIDDEN);
+    assert_non_null(strstr(ferry_client_last_error(p), "it belongs to user own"));
+    assert_int_equal(ferry_client_sub_delete(b, "orders.eu", "spare"), FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(o, "orders.eu", "spare", NULL, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_delete(o, "orders.eu", "spare"), FERRY_OK);
     /* peer's own subscription, and the queue's, which is the queue's. */
     assert_int_equal(ferry_client_sub_declare(p, "orders.eu", "theirs", NULL, NULL), FERRY_OK);
     assert_int_equal(ferry_client_fetch(p, "orders.eu", "theirs", 10, 1000, &msgs, &n), FERRY_OK);

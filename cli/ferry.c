@@ -502,6 +502,12 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
         from = msgs[n - 1].seq + 1;
         left -= n;
     }
+    /* Stopped at the limit: say so (on stderr) when more are stored. */
+    const ferry_stored_message_t *next;
+    size_t more = 0;
+    if (left == 0 && ferry_client_get(c, topic, from, 1, &next, &more) == FERRY_OK && more)
+        fprintf(stderr, "ferry: stopped at --count %llu; more from --from %llu\n",
+                (unsigned long long)(o->count ? o->count : 100), (unsigned long long)next->seq);
     return 0;
 }
 

@@ -790,8 +790,12 @@ test_cli(void **state)
              fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_string_equal(out, "seq: 2\n");
-    snprintf(cmd, sizeof cmd, "%s --server %s get work", cli, fx->d.endpoint);
+    snprintf(cmd, sizeof cmd, "%s --server %s get work --count 1 2>&1", cli, fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0); /* at its limit, with more: said */
+    assert_non_null(strstr(out, "ferry: stopped at --count 1; more from --from 2\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s get work 2>&1", cli, fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_null(strstr(out, "stopped at"));
     assert_non_null(strstr(out, "seq=1 "));
     assert_non_null(strstr(out, "key=k1 version=1 id=one a=b len=11\nhello world\n"));
     assert_non_null(strstr(out, "len=10\nfrom\nstdin\n"));

@@ -249,6 +249,7 @@ $(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs: $(BUILD)/tests/%: \
 $(BUILD)/tests/test_subject: $(call obj,tests/unit/test_subject.c proto/subject.c)
 $(BUILD)/tests/test_consumers: $(call obj,tests/unit/test_consumers.c broker/consumers.c)
 $(BUILD)/tests/test_options: $(call obj,tests/unit/test_options.c $(PROTO_SRC) broker/options.c broker/log.c)
+$(BUILD)/tests/test_options: TEST_EXTRA_LIBS = $(call pkg_libs,inih)
 $(BUILD)/tests/test_conn: $(call obj,tests/unit/test_conn.c client/conn.c proto/status.c)
 $(BUILD)/tests/test_saga_transition: $(call obj,tests/unit/test_saga_transition.c saga/transition.c)
 $(BUILD)/tests/test_relay_config: $(call obj,tests/unit/test_relay_config.c $(FIXTURE_SRC) \

@@ -30,6 +30,7 @@ main(int argc, char **argv)
     switch (fy_options_parse(argc, argv, &cfg, &err)) {
     case FY_OPTIONS_HELP:
     case FY_OPTIONS_VERSION:
+    case FY_OPTIONS_CHECKED:
         return 0;
     case FY_OPTIONS_ERROR:
         fprintf(stderr, "ferryd: %s\n", err.msg);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,106 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     return false;
 }
 
+/* ---- the configuration file ------------------------------------------------ */
+
+typedef struct {
+    fy_config_t *cfg;
+    const char **from; /* per key: where its value came from */
+    const char *path;
+    fy_err_t *err;
+    char why[200]; /* the handler's refusal, said with its line */
+} s_file_t;
+
+static int
+s_file_key(void *user, const char *section, const char *name, const char *value)
+{
+    s_file_t *f = user;
+    if (section && *section && strcmp(section, "ferryd") != 0) {
+        snprintf(f->why, sizeof f->why,
+                 "unknown section [%s] (keys go before any section, or in "
+                 "[ferryd])",
+                 section);
+        return 0;
+    }
+    if (strcmp(name, "insecure") == 0) {
+        if (strcmp(value, "true") && strcmp(value, "false") && strcmp(value, "1") &&
+            strcmp(value, "0")) {
+            snprintf(f->why, sizeof f->why, "insecure: true or false");
+            return 0;
+        }
+        f->cfg->insecure = value[0] == 't' || value[0] == '1';
+        return 1;
+    }
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        if (strcmp(s_keys[i].flag, name) != 0)
+            continue;
+        fy_err_t e = {0};
+        if (!s_set(f->cfg, &s_keys[i], value, "key", &e)) {
+            snprintf(f->why, sizeof f->why, "%s", e.msg);
+            return 0;
+        }
+        f->from[i] = "file";
+        return 1;
+    }
+    snprintf(f->why, sizeof f->why, "unknown key '%s' (ferryd --help lists them)", name);
+    return 0;
+}
+
+static bool
+s_file(const char *path, fy_config_t *cfg, const char **from, fy_err_t *err)
+{
+    s_file_t f = {.cfg = cfg, .from = from, .path = path, .err = err};
+    int line = ini_parse(path, s_file_key, &f);
+    if (line == -1) {
+        fy_err_set(err, FERRY_EINVAL, "--config %s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    if (line != 0) {
+        fy_err_set(err, FERRY_EINVAL, "%s:%d: %s", path, line,
+                   f.why[0] ? f.why : "not a key = value line");
+        return false;
+    }
+    return true;
+}
+
+/* The value of key @p k in @p cfg as text, as a file would say it. */
+static void
+s_value_text(const fy_config_t *cfg, const s_key_t *k, char *out, size_t cap)
+{
+    const char *base = (const char *)cfg + k->offset;
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    switch (k->kind) {
+    case S_LEVEL: {
+        fy_level_t l;
+        memcpy(&l, base, sizeof l);
+        snprintf(out, cap, "%s", (unsigned)l < 4 ? levels[l] : "?");
+        return;
+    }
+    case S_SIZE:
+    case S_UINT: {
+        uint64_t n;
+        memcpy(&n, base, sizeof n);
+        snprintf(out, cap, "%llu", (unsigned long long)n);
+        return;
+    }
+    default:
+        snprintf(out, cap, "%s", base);
+    }
+}
+
+/* --check-config: every setting, with where it came from. */
+static void
+s_print_config(FILE *out, const fy_config_t *cfg, const char **from)
+{
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        char v[1100];
+        s_value_text(cfg, &s_keys[i], v, sizeof v);
+        fprintf(out, "%-18s = %-40s ; %s\n", s_keys[i].flag, v, from[i]);
+    }
+    fprintf(out, "%-18s = %-40s ; %s\n", "insecure", cfg->insecure ? "true" : "false",
+            from[S_NKEYS]);
+}
+
 static void
 s_usage(FILE *out)
 {
@@ -174,6 +275,11 @@ s_usage(FILE *out)
                 *s_keys[i].deflt ? s_keys[i].deflt : "off", s_keys[i].env);
     fprintf(out, "  --%-18s %s [FERRY_INSECURE=1]\n", "insecure",
             "allow --bind beyond this host without authentication (docs/security.md)");
+    fprintf(out, "  --%-18s %s [FERRY_CONFIG]\n", "config FILE",
+            "read settings from FILE first (INI: these names as keys, e.g. map-size = 2G); the "
+            "environment and flags override it");
+    fprintf(out, "  --%-18s %s\n", "check-config",
+            "check the settings, print each with where it came from, and exit");
     fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "show this help", "version",
             "show the version");
 }
@@ -182,23 +288,50 @@ fy_options_result_t
 fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
 {
     memset(cfg, 0, sizeof *cfg);
+    const char *from[S_NKEYS + 1];
+    for (size_t i = 0; i <= S_NKEYS; i++)
+        from[i] = "default";
     for (size_t i = 0; i < S_NKEYS; i++)
         if (!s_set(cfg, &s_keys[i], s_keys[i].deflt, "default", err))
             return FY_OPTIONS_ERROR;
+    /* Defaults < the file < the environment < flags: the file first. */
+    const char *config = getenv("FERRY_CONFIG");
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+        else if (strcmp(argv[i], "--check-config") == 0)
+            check = true;
+    }
+    if (config && *config) {
+        if (!s_file(config, cfg, from, err))
+            return FY_OPTIONS_ERROR;
+        if (cfg->insecure)
+            from[S_NKEYS] = "file";
+    }
     for (size_t i = 0; i < S_NKEYS; i++) {
         const char *v = getenv(s_keys[i].env);
         if (v && !s_set(cfg, &s_keys[i], v, s_keys[i].env, err))
             return FY_OPTIONS_ERROR;
+        if (v)
+            from[i] = s_keys[i].env;
     }
     const char *insecure = getenv("FERRY_INSECURE");
-    cfg->insecure = insecure && strcmp(insecure, "1") == 0;
-    struct option longopts[S_NKEYS + 4];
+    if (insecure) {
+        cfg->insecure = strcmp(insecure, "1") == 0;
+        from[S_NKEYS] = "FERRY_INSECURE";
+    }
+    struct option longopts[S_NKEYS + 6];
     for (size_t i = 0; i < S_NKEYS; i++)
         longopts[i] = (struct option){s_keys[i].flag, required_argument, NULL, (int)i};
     longopts[S_NKEYS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[S_NKEYS + 1] = (struct option){"version", no_argument, NULL, 'V'};
     longopts[S_NKEYS + 2] = (struct option){"insecure", no_argument, NULL, 'I'};
-    longopts[S_NKEYS + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[S_NKEYS + 3] = (struct option){"config", required_argument, NULL, 'C'};
+    longopts[S_NKEYS + 4] = (struct option){"check-config", no_argument, NULL, 'K'};
+    longopts[S_NKEYS + 5] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
     opterr = 0;
     int c;
@@ -209,8 +342,11 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         }
         if (c == 'I') {
             cfg->insecure = true;
+            from[S_NKEYS] = "flag";
             continue;
         }
+        if (c == 'C' || c == 'K')
+            continue; /* read before the environment */
         if (c == 'V') {
             printf("ferryd %s (protocol %d)\n", FY_VERSION_STRING, FY_PROTOCOL_VERSION);
             return FY_OPTIONS_VERSION;
@@ -222,6 +358,7 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
         }
         if (!s_set(cfg, &s_keys[c], optarg, "flag", err))
             return FY_OPTIONS_ERROR;
+        from[c] = "flag";
     }
     if (optind < argc) {
         fy_err_set(err, FERRY_EINVAL, "unexpected argument: %s (see --help)", argv[optind]);
@@ -242,6 +379,10 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
                    "(docs/security.md)",
                    cfg->bind);
         return FY_OPTIONS_ERROR;
+    }
+    if (check) {
+        s_print_config(stdout, cfg, from);
+        return FY_OPTIONS_CHECKED;
     }
     return FY_OPTIONS_RUN;
 }

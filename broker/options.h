@@ -1,7 +1,9 @@
 /*
  * options.h - ferryd's configuration: one fy_config_t, defaults in one
- * table, overridden by FERRY_* environment variables, then by flags
- * (docs/config.md lists every key). Parsing only; no side effects.
+ * table, overridden by a configuration file (--config FILE, INI: the
+ * flags' names as keys), then by FERRY_* environment variables, then by
+ * flags (docs/config.md lists every key). Parsing only; no side effects
+ * but --help, --version and --check-config printing.
  */
 #ifndef FY_OPTIONS_H
 #define FY_OPTIONS_H
@@ -36,6 +38,7 @@ typedef enum fy_options_result {
     FY_OPTIONS_RUN,     /* start the broker */
     FY_OPTIONS_HELP,    /* --help: usage printed */
     FY_OPTIONS_VERSION, /* --version: version printed */
+    FY_OPTIONS_CHECKED, /* --check-config: valid, the effective settings printed */
     FY_OPTIONS_ERROR    /* bad value: err names the key */
 } fy_options_result_t;
 

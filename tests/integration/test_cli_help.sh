@@ -3,7 +3,8 @@
 # command has `ferry CMD --help` and `ferry help CMD` with its flags and an
 # example; an unknown flag is named as unknown (not "wants a value"), for
 # the command it was given to; unknown commands say so; a flag that wants a
-# value says it. No broker is needed: none of this reaches one.
+# value says it; ferryd's --config and --check-config. No broker is needed:
+# none of this reaches one.
 set -u
 ferry="${FERRY_CLI:?FERRY_CLI is the ferry binary}"
 passed=0
@@ -72,6 +73,28 @@ for tool in "${FERRYD:-}" "${FERRY_RELAY:-}"; do
     [ $? -eq 0 ] && grep -q "^$name [0-9]" "$out" && ok "$name --version" ||
         bad "$name --version: $(cat "$out")"
 done
+
+# ferryd --config FILE --check-config: the effective settings with their
+# sources (defaults < file < environment < flags); a bad line named.
+if [ -n "${FERRYD:-}" ]; then
+    ini=$(mktemp)
+    printf '[ferryd]\nmap-size = 1G\nbatch-max = 10\n' >"$ini"
+    FERRY_BATCH_MAX=7 "$FERRYD" --config "$ini" --check-config --log-level warn >"$out" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "^map-size *= 1073741824 *; file$" "$out" &&
+        grep -q "^batch-max *= 7 *; FERRY_BATCH_MAX$" "$out" &&
+        grep -q "^log-level *= warn *; flag$" "$out" && grep -q "^data *= ./data *; default$" "$out"; then
+        ok "ferryd --check-config: every setting and where it came from"
+    else
+        bad "ferryd --check-config (rc $rc): $(cat "$out")"
+    fi
+    printf 'map-size = 1G\nmap-sise = 2G\n' >"$ini"
+    "$FERRYD" --config "$ini" --check-config >"$out" 2>&1
+    [ $? -eq 2 ] && grep -q ":2: unknown key 'map-sise'" "$out" &&
+        ok "ferryd --config: an unknown key is an error with its line" ||
+        bad "unknown key in --config: $(cat "$out")"
+    rm -f "$ini"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

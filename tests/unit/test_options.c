@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -150,6 +151,65 @@ test_endpoints(void **state)
     assert_false(fy_endpoint_normalize("localhost:5555", tiny, sizeof tiny));
 }
 
+/* --config FILE: INI with the flags' names as keys; defaults < the file <
+ * the environment < flags; a bad line is named with its number. */
+static void
+test_config_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ferry-options-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/ferryd.ini", dir);
+    snprintf(bad, sizeof bad, "%s/bad.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("; ferryd settings\n[ferryd]\nmap-size = 2G\nbatch-max = 100\nlog-level = warn\n"
+          "bind = 127.0.0.1:5598\ndata = /srv/ferry\n",
+          f);
+    fclose(f);
+    fy_config_t cfg;
+    fy_err_t err;
+    setenv("FERRY_BATCH_MAX", "200", 1); /* the environment beats the file */
+    char *argv[] = {"ferryd", "--config", path, "--log-level", "debug", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, argv), FY_OPTIONS_RUN);
+    assert_int_equal(cfg.map_size, 2ull << 30);            /* the file */
+    assert_int_equal(cfg.batch_max, 200);                  /* the environment */
+    assert_int_equal(cfg.log_level, FY_LOG_DEBUG);         /* the flag */
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:5598"); /* HOST:PORT as everywhere */
+    assert_string_equal(cfg.data_dir, "/srv/ferry");
+    assert_int_equal(cfg.dedupe_window_ms, 120000); /* the default */
+    unsetenv("FERRY_BATCH_MAX");
+    setenv("FERRY_CONFIG", path, 1); /* or named by the environment */
+    char *bare[] = {"ferryd", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 1, bare), FY_OPTIONS_RUN);
+    assert_int_equal(cfg.batch_max, 100);
+    unsetenv("FERRY_CONFIG");
+    static const struct {
+        const char *text, *says;
+    } cases[] = {{"map-size = 2G\ncolour = blue\n", "bad.ini:2: unknown key 'colour'"},
+                 {"batch-max = many\n", "bad.ini:1: key batch-max: not a valid number"},
+                 {"[broker]\nmap-size = 1G\n", "bad.ini:2: unknown section [broker]"},
+                 {"map-size 2G\n", "bad.ini:1: not a key = value line"},
+                 {"insecure = maybe\n", "bad.ini:1: insecure: true or false"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f = fopen(bad, "w");
+        assert_non_null(f);
+        fputs(cases[i].text, f);
+        fclose(f);
+        char *a[] = {"ferryd", "--config", bad, NULL};
+        assert_int_equal(s_parse(&cfg, &err, 3, a), FY_OPTIONS_ERROR);
+        if (!strstr(err.msg, cases[i].says))
+            fail_msg("%s: got '%s'", cases[i].says, err.msg);
+    }
+    char *missing[] = {"ferryd", "--config", "/nonexistent/ferryd.ini", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, missing), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "cannot open"));
+    unlink(bad);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void
 test_sizes(void **state)
 {
@@ -176,6 +236,7 @@ main(void)
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_bad_values_name_the_key),
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_sizes),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */

@@ -76,9 +76,34 @@ s_sub_delete(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     return fy_brk_reply_finish(self, r, fy_encode_ok(self->enc, req->cid));
 }
 
+/* purge: a bounded slice per request (the client asks again while more
+ * are left), in the batch's transaction. */
+#define S_PURGE_SLICE 10000
+
+static fy_status_t
+s_purge(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    uint64_t removed = 0;
+    bool more = false;
+    fy_status_t st = fy_store_purge(self->store, req->name, req->keep, req->below, S_PURGE_SLICE,
+                                    &removed, &more);
+    if (st)
+        return st;
+    if (removed)
+        fy_log(self->log, FY_LOG_INFO, "broker", "purged",
+               "topic=%.*s removed=%llu keep=%llu below=%llu more=%d", (int)req->name.len,
+               (const char *)req->name.ptr, (unsigned long long)removed,
+               (unsigned long long)req->keep, (unsigned long long)req->below, more);
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    return fy_brk_reply_finish(self, r, fy_encode_purge_reply(self->enc, req->cid, removed, more));
+}
+
 fy_status_t
 fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
+    if (req->op == FY_OP_PURGE)
+        return s_purge(self, ri, req);
     if (req->op == FY_OP_SUBS)
         return s_subs(self, ri, req);
     if (req->op == FY_OP_SUB_DELETE)

@@ -221,6 +221,8 @@ s_needs(const fy_request_t *req)
         return FY_PERM_CONSUME;
     case FY_OP_INFO:
         return FY_PERM_PUBLISH | FY_PERM_CONSUME | FY_PERM_ADMIN;
+    case FY_OP_PURGE:
+        return FY_PERM_ADMIN;
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE: /* and then its owner, or admin (fy_brk_auth_sub) */
         return FY_PERM_CONSUME | FY_PERM_ADMIN;

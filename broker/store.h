@@ -236,6 +236,13 @@ typedef struct fy_sub_info {
     char owner[FY_SUB_OWNER_MAX + 1]; /**< the user who declared it; "": nobody */
 } fy_sub_info_t;
 
+/** Removes @p topic's oldest messages while it has more than @p keep and
+ *  (with @p below) the oldest is below @p below, at most @p max of them;
+ *  *more: others are left to remove. Subscriptions skip what is gone, as
+ *  with retention. @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
+fy_status_t fy_store_purge(fy_store_t *self, fy_bytes_t topic, uint64_t keep, uint64_t below,
+                           uint64_t max, uint64_t *removed, bool *more);
+
 /** A subscription as a listing shows it. */
 typedef struct fy_sub_entry {
     fy_sub_info_t info;

@@ -25,6 +25,27 @@ fy_storei_trim_to_limits(fy_store_t *self, fy_topic_rec_t *t)
 }
 
 fy_status_t
+fy_store_purge(fy_store_t *self, fy_bytes_t topic, uint64_t keep, uint64_t below, uint64_t max,
+               uint64_t *removed, bool *more)
+{
+    *removed = 0;
+    *more = false;
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    while (st == FERRY_OK && t->count > keep && (below == 0 || t->first < below)) {
+        if (*removed == max) {
+            *more = true;
+            break;
+        }
+        uint64_t before = t->count;
+        if ((st = fy_storei_remove_message(self, t, t->first)) == FERRY_OK && t->count == before)
+            st = FERRY_EIO; /* the record says there is a first message; there is none */
+        *removed += st == FERRY_OK;
+    }
+    return st;
+}
+
+fy_status_t
 fy_storei_del_prefix(fy_store_t *self, MDB_dbi dbi, uint64_t prefix, size_t *budget, bool *done)
 {
     MDB_cursor *cur;

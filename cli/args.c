@@ -149,6 +149,12 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                 return -1;
             }
             o->expect |= ver ? FERRY_EXPECT_KEY_VERSION : last ? FERRY_EXPECT_LAST_SEQ : 0;
+        } else if (strcmp(a, "--keep") == 0 || strcmp(a, "--seq-below") == 0) {
+            if (!fy_cli_parse_u64(v, a[2] == 'k' ? &o->keep : &o->seq_below) ||
+                (a[2] == 's' && o->seq_below == 0)) {
+                fprintf(stderr, "ferry: %s wants a number%s\n", a, a[2] == 's' ? " above 0" : "");
+                return -1;
+            }
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
                    strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
                    strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||

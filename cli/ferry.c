@@ -719,12 +719,12 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int min, max;
-    } cmds[] = {{"declare", 2, 2},   {"delete", 1, 1}, {"info", 1, 1},   {"pub", 1, 2},
-                {"get", 1, 1},       {"stats", 0, 0},  {"ping", 0, 0},   {"sub", 1, 3},
-                {"fetch", 1, 2},     {"ack", 3, 8},    {"nack", 3, 3},   {"sub-info", 1, 2},
-                {"dlq", 2, 2},       {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
-                {"reply", 1, 1},     {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
-                {"sub-delete", 2, 2}};
+    } cmds[] = {{"declare", 2, 2},    {"delete", 1, 1}, {"info", 1, 1},   {"pub", 1, 2},
+                {"get", 1, 1},        {"stats", 0, 0},  {"ping", 0, 0},   {"sub", 1, 3},
+                {"fetch", 1, 2},      {"ack", 3, 8},    {"nack", 3, 3},   {"sub-info", 1, 2},
+                {"dlq", 2, 2},        {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
+                {"reply", 1, 1},      {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
+                {"sub-delete", 2, 2}, {"purge", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -850,6 +850,16 @@ main(int argc, char **argv)
         rc = s_cmd_topics(c, &o);
     } else if (strcmp(cmd, "subs") == 0) {
         rc = s_cmd_subs(c, pos[0], &o);
+    } else if (strcmp(cmd, "purge") == 0) {
+        uint64_t removed = 0;
+        if (o.keep && o.seq_below) {
+            fprintf(stderr, "ferry: purge: --keep or --seq-below, not both\n");
+            goto done;
+        }
+        st = ferry_client_purge(c, pos[0], o.keep, o.seq_below, &removed);
+        if ((rc = s_report(c, st)) == 0)
+            printf("purged %llu message%s from %s\n", (unsigned long long)removed,
+                   removed == 1 ? "" : "s", pos[0]);
     } else if (strcmp(cmd, "sub-delete") == 0) {
         st = ferry_client_sub_delete(c, pos[0], pos[1]);
         if ((rc = s_report(c, st)) == 0)

@@ -25,6 +25,11 @@ static const fy_cli_help_t s_cmds[] = {
      "--discard old|new\tat a limit, drop the oldest (default) or refuse new ones\n"
      "--interest\tdrop a message once every subscription acked it\n",
      "ferry declare queue jobs --max-msgs 100000 --discard new"},
+    {"purge", "purge TOPIC|QUEUE [--keep N | --seq-below S]",
+     "remove the oldest messages: all, all but the newest N, or those below sequence S",
+     "--keep N\tkeep the newest N\n"
+     "--seq-below S\tremove those with a sequence below S\n",
+     "ferry purge orders --keep 1000"},
     {"delete", "delete NAME", "delete a topic or queue and its messages", NULL,
      "ferry delete jobs"},
     {"info", "info NAME", "show a topic or queue: messages, bytes, sequences, limits", NULL,

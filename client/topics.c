@@ -91,6 +91,32 @@ ferry_client_delete(ferry_client_t *self, const char *name)
 }
 
 ferry_status_t
+ferry_client_purge(ferry_client_t *self, const char *name, uint64_t keep, uint64_t below_seq,
+                   uint64_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!self || (keep && below_seq))
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(name))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    bool more = true;
+    while (more) {
+        uint64_t cid = self->next_cid++, n = 0;
+        fy_encoder_reset(self->enc);
+        ferry_status_t st = fy_encode_purge(self->enc, cid, name, keep, below_seq);
+        fy_reply_t rep;
+        if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+            return st;
+        if (fy_reply_purge(&rep, &n, &more))
+            return fy_client_fail(self, FERRY_EPROTO, "malformed purge reply");
+        if (removed)
+            *removed += n;
+    }
+    return FERRY_OK;
+}
+
+ferry_status_t
 ferry_client_sub_delete(ferry_client_t *self, const char *topic, const char *sub)
 {
     if (!self)

@@ -361,6 +361,18 @@ FERRY_EXPORT ferry_status_t ferry_client_declare(ferry_client_t *self, ferry_kin
 /** @brief Deletes a topic or queue and all its messages.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVALID_NAME, FERRY_ETIMEOUT, ... */
 FERRY_EXPORT ferry_status_t ferry_client_delete(ferry_client_t *self, const char *name);
+/**
+ * @brief Removes the oldest messages of @p name: all but the newest @p keep
+ * (0: every one), or (with @p below_seq, @p keep 0) those below that
+ * sequence. Subscriptions skip what is gone, as with retention. Works in
+ * slices (one request each, durable each) until done.
+ * @param[out] removed may be NULL; how many went.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVAL (both @p keep and
+ *         @p below_seq), FERRY_EFORBIDDEN (admin needed), ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_purge(ferry_client_t *self, const char *name,
+                                               uint64_t keep, uint64_t below_seq,
+                                               uint64_t *removed);
 /** @brief State of one topic or queue. @return FERRY_OK, FERRY_ENOTFOUND, ... */
 FERRY_EXPORT ferry_status_t ferry_client_info(ferry_client_t *self, const char *name,
                                               ferry_topic_info_t *info);

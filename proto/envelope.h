@@ -81,6 +81,8 @@ typedef struct fy_request {
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
     uint64_t fence; /**< publish*: the sender's pipeline number (0: none), see fence.h */
+    uint64_t keep;  /**< purge: keep the newest this many (0: none) */
+    uint64_t below; /**< purge: remove those below this sequence (0: every one) */
 } fy_request_t;
 
 typedef struct fy_decoder fy_decoder_t;
@@ -134,6 +136,10 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
                           uint32_t limit);
 /** topics: up to @p limit topics named after @p after ("" or NULL: from the first). */
 fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit);
+/** purge: removes @p topic's oldest messages, keeping the newest @p keep, or
+ *  those below sequence @p below (0: no bound); a bounded number per request. */
+fy_status_t fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep,
+                            uint64_t below);
 /** subs: up to @p limit subscriptions of @p topic named after @p after. */
 fy_status_t fy_encode_subs(fy_encoder_t *self, uint64_t cid, const char *topic, const char *after,
                            uint32_t limit);
@@ -208,6 +214,8 @@ fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_sta
  *  whether more follow the last. */
 fy_status_t fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos,
                                    size_t n, bool more);
+/** Reply to purge: how many were removed, and whether more are left to remove. */
+fy_status_t fy_encode_purge_reply(fy_encoder_t *self, uint64_t cid, uint64_t removed, bool more);
 /** Reply to subs: @p n subscriptions, and whether more follow the last. */
 fy_status_t fy_encode_subs_reply(fy_encoder_t *self, uint64_t cid, const fy_sub_listing_t *subs,
                                  size_t n, bool more);
@@ -276,6 +284,8 @@ fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
 /** A topics reply: how many it lists and whether more follow; then each. */
 fy_status_t fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more);
 fy_status_t fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info);
+/** A purge reply: how many were removed, whether more are left. */
+fy_status_t fy_reply_purge(const fy_reply_t *rep, uint64_t *removed, bool *more);
 /** A subs reply: how many it lists and whether more follow; then each. */
 fy_status_t fy_reply_subs(const fy_reply_t *rep, size_t *n, bool *more);
 fy_status_t fy_reply_sub_at(const fy_reply_t *rep, size_t i, fy_sub_listing_t *sub);

@@ -176,6 +176,16 @@ fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *
 }
 
 fy_status_t
+fy_encode_purge_reply(fy_encoder_t *self, uint64_t cid, uint64_t removed, bool more)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 2, "ok", cid) |
+             fy_envi_kv_uint(&self->pk, "removed", removed) | fy_envi_str(&self->pk, "more") |
+             (more ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_subs_reply(fy_encoder_t *self, uint64_t cid, const fy_sub_listing_t *subs, size_t n,
                      bool more)
 {
@@ -447,6 +457,14 @@ fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more)
         return FERRY_EFIELD;
     *n = topics->via.array.size;
     return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_purge(const fy_reply_t *rep, uint64_t *removed, bool *more)
+{
+    return s_get_uint(S_MAP(rep), "removed", removed) || s_get_bool(S_MAP(rep), "more", more)
+               ? FERRY_EFIELD
+               : FERRY_OK;
 }
 
 fy_status_t

@@ -328,6 +328,14 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         if ((st = s_decode_sub_declare(map, req, err)))
             return st;
         return s_decode_start_time(map, req, err);
+    case FY_OP_PURGE:
+        if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
+            (st = fy_envi_opt_uint(map, "keep", UINT64_MAX, &req->keep, err)) ||
+            (st = fy_envi_opt_uint(map, "below", UINT64_MAX, &req->below, err)))
+            return st;
+        if (req->keep && req->below)
+            return fy_err_set(err, FERRY_EFIELD, "fields 'keep' and 'below': one or the other");
+        return FERRY_OK;
     case FY_OP_SUB_INFO:
     case FY_OP_SUB_DELETE:
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)))
@@ -548,6 +556,15 @@ fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t l
     int rc = fy_envi_head(&self->pk, 2, "topics", cid) |
              fy_envi_kv_str(&self->pk, "after", after ? after : "") |
              fy_envi_kv_uint(&self->pk, "limit", limit);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep, uint64_t below)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 3, "purge", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
+             fy_envi_kv_uint(&self->pk, "keep", keep) | fy_envi_kv_uint(&self->pk, "below", below);
     return fy_envi_done(self, start, rc);
 }
 

@@ -769,6 +769,82 @@ test_subs_listed(void **state)
     ferry_client_destroy(&c2);
 }
 
+/* purge: all but the newest N, those below a sequence, or all; the key
+ * index and subscriptions go on from what is left; more than one slice. */
+static void
+test_purge(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "p", NULL, NULL, NULL),
+                     FERRY_OK);
+    char keys[5][4];
+    ferry_message_t batch[25];
+    for (int i = 0; i < 25; i++) {
+        snprintf(keys[i % 5], sizeof keys[0], "k%d", i % 5);
+        batch[i] = (ferry_message_t){.data = "m", .len = 1, .key = keys[i % 5]};
+    }
+    assert_int_equal(ferry_client_publish_batch(fx->c, "p", batch, 25, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "p", "s", NULL, NULL), FERRY_OK);
+    const ferry_stored_message_t *msgs;
+    size_t n;
+    assert_int_equal(ferry_client_fetch(fx->c, "p", "s", 3, 0, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 3); /* 1-3 pending for s, then purged */
+    uint64_t removed = 0;
+    assert_int_equal(ferry_client_purge(fx->c, "p", 20, 0, &removed), FERRY_OK);
+    assert_int_equal(removed, 5);
+    ferry_topic_info_t info;
+    assert_int_equal(ferry_client_info(fx->c, "p", &info), FERRY_OK);
+    assert_int_equal(info.messages, 20);
+    assert_int_equal(info.first_seq, 6);
+    assert_int_equal(ferry_client_purge(fx->c, "p", 0, 10, &removed), FERRY_OK);
+    assert_int_equal(removed, 4);
+    assert_int_equal(ferry_client_purge(fx->c, "p", 0, 5, &removed), FERRY_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(ferry_client_info(fx->c, "p", &info), FERRY_OK);
+    assert_int_equal(info.first_seq, 10);
+    /* The key index: k0's versions left are those of 11, 16, 21. */
+    ferry_key_iter_t *it = NULL;
+    assert_int_equal(ferry_client_read_key(fx->c, "p", "k0", 0, 0, &it), FERRY_OK);
+    const ferry_stored_message_t *km;
+    char got[64] = "";
+    while (ferry_key_iter_next(it, &km) == FERRY_OK && km)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%llu ", (unsigned long long)km->seq);
+    ferry_key_iter_destroy(&it);
+    assert_string_equal(got, "11 16 21 ");
+    /* The subscription goes on from what is left. */
+    assert_int_equal(ferry_client_fetch(fx->c, "p", "s", 100, 0, &msgs, &n), FERRY_OK);
+    assert_int_equal(n, 16);
+    assert_int_equal(msgs[0].seq, 10);
+    /* Bad input. */
+    assert_int_equal(ferry_client_purge(fx->c, "p", 1, 10, &removed), FERRY_EINVAL);
+    assert_int_equal(ferry_client_purge(fx->c, "nope", 0, 0, &removed), FERRY_ENOTFOUND);
+    /* More than one slice (10,000 a request): all of them. */
+    ferry_message_t big[FERRY_BATCH_MAX];
+    for (int i = 0; i < FERRY_BATCH_MAX; i++)
+        big[i] = (ferry_message_t){.data = "b", .len = 1};
+    for (int r = 0; r < 12; r++)
+        assert_int_equal(ferry_client_publish_batch(fx->c, "p", big, FERRY_BATCH_MAX, NULL),
+                         FERRY_OK);
+    assert_int_equal(ferry_client_purge(fx->c, "p", 0, 0, &removed), FERRY_OK);
+    assert_int_equal(removed, 12016);
+    assert_int_equal(ferry_client_info(fx->c, "p", &info), FERRY_OK);
+    assert_int_equal(info.messages, 0);
+    assert_int_equal(info.bytes, 0);
+    ferry_confirm_t cf;
+    assert_int_equal(ferry_client_publish(fx->c, "p", &batch[0], &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 12026); /* sequences go on */
+    /* The CLI. */
+    char cmd[600], out[512];
+    snprintf(cmd, sizeof cmd, "%s --server %s purge p --keep 0", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "purged 1 message from p\n");
+    snprintf(cmd, sizeof cmd, "%s --server %s purge p --keep 1 --seq-below 3 2>&1",
+             getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--keep or --seq-below, not both"));
+}
+
 static void
 test_cli(void **state)
 {
@@ -1080,6 +1156,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_retention, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_topics_listed, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_subs_listed, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purge, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),

@@ -99,11 +99,35 @@ s_purge(fy_broker_t *self, size_t ri, const fy_request_t *req)
     return fy_brk_reply_finish(self, r, fy_encode_purge_reply(self->enc, req->cid, removed, more));
 }
 
+/* edit: the settings that may change, then a slice of what is over the new
+ * limits (the client sends it again while more are). */
+static fy_status_t
+s_edit(fy_broker_t *self, size_t ri, const fy_request_t *req)
+{
+    fy_topic_info_t info;
+    bool more = false;
+    fy_status_t st = fy_store_edit(self->store, req->name, req->edit, &req->topic_cfg,
+                                   S_PURGE_SLICE, &info, &more);
+    if (st)
+        return st;
+    fy_log(self->log, FY_LOG_INFO, "broker", "edited",
+           "topic=%.*s max_msgs=%llu max_bytes=%llu max_age_ms=%llu discard=%s dedupe_ms=%llu "
+           "more=%d",
+           (int)req->name.len, (const char *)req->name.ptr, (unsigned long long)info.max_msgs,
+           (unsigned long long)info.max_bytes, (unsigned long long)info.max_age_ms,
+           info.discard_new ? "new" : "old", (unsigned long long)info.dedupe_window_ms, more);
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    return fy_brk_reply_finish(self, r, fy_encode_edit_reply(self->enc, req->cid, &info, more));
+}
+
 fy_status_t
 fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
     if (req->op == FY_OP_PURGE)
         return s_purge(self, ri, req);
+    if (req->op == FY_OP_EDIT)
+        return s_edit(self, ri, req);
     if (req->op == FY_OP_SUBS)
         return s_subs(self, ri, req);
     if (req->op == FY_OP_SUB_DELETE)

@@ -222,6 +222,7 @@ s_needs(const fy_request_t *req)
     case FY_OP_INFO:
         return FY_PERM_PUBLISH | FY_PERM_CONSUME | FY_PERM_ADMIN;
     case FY_OP_PURGE:
+    case FY_OP_EDIT:
         return FY_PERM_ADMIN;
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE: /* and then its owner, or admin (fy_brk_auth_sub) */

@@ -431,6 +431,47 @@ fy_store_info(fy_store_t *self, fy_bytes_t name, fy_topic_info_t *info)
 }
 
 fy_status_t
+fy_store_edit(fy_store_t *self, fy_bytes_t topic, unsigned set, const fy_topic_config_t *cfg,
+              uint64_t max, fy_topic_info_t *info, bool *more)
+{
+    *more = false;
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    if (st)
+        return st;
+    if (set & FY_EDIT_DEDUPE)
+        t->dedupe_ms = cfg->dedupe_window_ms ? cfg->dedupe_window_ms : self->default_dedupe_ms;
+    if (set & FY_EDIT_MAX_MSGS)
+        t->max_msgs = cfg->max_msgs;
+    if (set & FY_EDIT_MAX_BYTES)
+        t->max_bytes = cfg->max_bytes;
+    if (set & FY_EDIT_MAX_AGE)
+        t->max_age_ms = cfg->max_age_ms;
+    if (set & FY_EDIT_DISCARD)
+        t->discard_new = cfg->discard_new;
+    t->dirty = true;
+    self->dirty = true;
+    /* Over the new limits: the oldest go (a slice; discard new keeps them
+     * and refuses publishes until the topic is under its limits). */
+    for (uint64_t removed = 0;
+         !t->discard_new && t->count > 0 &&
+         ((t->max_msgs && t->count > t->max_msgs) || (t->max_bytes && t->bytes > t->max_bytes));
+         removed++) {
+        if (removed == max) {
+            *more = true;
+            break;
+        }
+        uint64_t before = t->count;
+        if ((st = fy_storei_remove_message(self, t, t->first)))
+            return st;
+        if (t->count == before)
+            return FERRY_EIO;
+    }
+    s_topic_info(t, info);
+    return FERRY_OK;
+}
+
+fy_status_t
 fy_store_topics(fy_store_t *self, fy_bytes_t after, size_t max, fy_topic_info_t *out, size_t *n,
                 bool *more)
 {

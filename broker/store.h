@@ -243,6 +243,15 @@ typedef struct fy_sub_info {
 fy_status_t fy_store_purge(fy_store_t *self, fy_bytes_t topic, uint64_t keep, uint64_t below,
                            uint64_t max, uint64_t *removed, bool *more);
 
+/** Changes the settings of @p topic that @p set names (FY_EDIT_*: dedupe
+ *  window - 0: the broker's default -, limits - 0: none -, discard), then,
+ *  discarding old ones, removes at most @p max of the oldest messages over
+ *  the new limits; *more: others are over them still. *info: the topic now.
+ *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
+fy_status_t fy_store_edit(fy_store_t *self, fy_bytes_t topic, unsigned set,
+                          const fy_topic_config_t *cfg, uint64_t max, fy_topic_info_t *info,
+                          bool *more);
+
 /** A subscription as a listing shows it. */
 typedef struct fy_sub_entry {
     fy_sub_info_t info;

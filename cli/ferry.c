@@ -724,7 +724,7 @@ main(int argc, char **argv)
                 {"fetch", 1, 2},      {"ack", 3, 8},    {"nack", 3, 3},   {"sub-info", 1, 2},
                 {"dlq", 2, 2},        {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
                 {"reply", 1, 1},      {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
-                {"sub-delete", 2, 2}, {"purge", 1, 1}};
+                {"sub-delete", 2, 2}, {"purge", 1, 1},  {"edit", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -850,6 +850,30 @@ main(int argc, char **argv)
         rc = s_cmd_topics(c, &o);
     } else if (strcmp(cmd, "subs") == 0) {
         rc = s_cmd_subs(c, pos[0], &o);
+    } else if (strcmp(cmd, "edit") == 0) {
+        ferry_topic_edit_t e = {.dedupe_window_ms = o.dedupe_ms,
+                                .max_msgs = o.max_msgs,
+                                .max_bytes = o.max_bytes,
+                                .max_age_ms = o.max_age_ms,
+                                .discard_new = o.discard_new};
+        e.set = (o.given & FY_CLI_GIVEN_DEDUPE ? FERRY_EDIT_DEDUPE_WINDOW : 0) |
+                (o.given & FY_CLI_GIVEN_MAX_MSGS ? FERRY_EDIT_MAX_MSGS : 0) |
+                (o.given & FY_CLI_GIVEN_MAX_BYTES ? FERRY_EDIT_MAX_BYTES : 0) |
+                (o.given & FY_CLI_GIVEN_MAX_AGE ? FERRY_EDIT_MAX_AGE : 0) |
+                (o.given & FY_CLI_GIVEN_DISCARD ? FERRY_EDIT_DISCARD : 0);
+        if (o.given & FY_CLI_GIVEN_INTEREST) {
+            fprintf(stderr, "ferry: edit: interest retention cannot change: declare another "
+                            "topic\n");
+            goto done;
+        }
+        if (!e.set) {
+            fprintf(stderr, "ferry: edit: nothing to change (ferry edit --help)\n");
+            goto done;
+        }
+        ferry_topic_info_t info;
+        st = ferry_client_edit(c, pos[0], &e, &info);
+        if ((rc = s_report(c, st)) == 0)
+            s_print_info(&info);
     } else if (strcmp(cmd, "purge") == 0) {
         uint64_t removed = 0;
         if (o.keep && o.seq_below) {

@@ -25,6 +25,16 @@ static const fy_cli_help_t s_cmds[] = {
      "--discard old|new\tat a limit, drop the oldest (default) or refuse new ones\n"
      "--interest\tdrop a message once every subscription acked it\n",
      "ferry declare queue jobs --max-msgs 100000 --discard new"},
+    {"edit", "edit TOPIC|QUEUE [FLAGS]",
+     "change a destination's limits or dedupe window (lower limits drop the oldest when it "
+     "discards old)",
+     "--max-msgs N\tkeep at most N messages (0: no limit)\n"
+     "--max-bytes N\tkeep at most N bytes (0: no limit)\n"
+     "--max-age-ms N\tdrop messages older than N ms (0: no limit)\n"
+     "--discard old|new\tat a limit, drop the oldest or refuse new ones\n"
+     "--dedupe-window-ms N\tthe dedupe window (0: the broker's default)\n"
+     "--interest\tnot changeable (an error that says so)\n",
+     "ferry edit orders --max-msgs 1000000 --max-age-ms 604800000"},
     {"purge", "purge TOPIC|QUEUE [--keep N | --seq-below S]",
      "remove the oldest messages: all, all but the newest N, or those below sequence S",
      "--keep N\tkeep the newest N\n"

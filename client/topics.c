@@ -91,6 +91,43 @@ ferry_client_delete(ferry_client_t *self, const char *name)
 }
 
 ferry_status_t
+ferry_client_edit(ferry_client_t *self, const char *name, const ferry_topic_edit_t *edit,
+                  ferry_topic_info_t *info)
+{
+    unsigned known = FERRY_EDIT_DEDUPE_WINDOW | FERRY_EDIT_MAX_MSGS | FERRY_EDIT_MAX_BYTES |
+                     FERRY_EDIT_MAX_AGE | FERRY_EDIT_DISCARD;
+    if (!self || !edit || !edit->set || (edit->set & ~known))
+        return FERRY_EINVAL;
+    if (!fy_cli_name_ok(name))
+        return fy_client_fail(self, FERRY_EINVALID_NAME, "invalid name");
+    fy_topic_config_t cfg = {.dedupe_window_ms = edit->dedupe_window_ms,
+                             .max_msgs = edit->max_msgs,
+                             .max_bytes = edit->max_bytes,
+                             .max_age_ms = edit->max_age_ms,
+                             .discard_new = edit->discard_new};
+    unsigned set = (edit->set & FERRY_EDIT_DEDUPE_WINDOW ? FY_EDIT_DEDUPE : 0) |
+                   (edit->set & FERRY_EDIT_MAX_MSGS ? FY_EDIT_MAX_MSGS : 0) |
+                   (edit->set & FERRY_EDIT_MAX_BYTES ? FY_EDIT_MAX_BYTES : 0) |
+                   (edit->set & FERRY_EDIT_MAX_AGE ? FY_EDIT_MAX_AGE : 0) |
+                   (edit->set & FERRY_EDIT_DISCARD ? FY_EDIT_DISCARD : 0);
+    bool more = true;
+    while (more) { /* again while messages over the new limits are left */
+        uint64_t cid = self->next_cid++;
+        fy_encoder_reset(self->enc);
+        ferry_status_t st = fy_encode_edit(self->enc, cid, name, set, &cfg);
+        fy_reply_t rep;
+        if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+            return st;
+        fy_topic_info_t ti;
+        if (fy_reply_edit(&rep, &ti, &more))
+            return fy_client_fail(self, FERRY_EPROTO, "malformed edit reply");
+        if (info)
+            s_info_from(&ti, info);
+    }
+    return FERRY_OK;
+}
+
+ferry_status_t
 ferry_client_purge(ferry_client_t *self, const char *name, uint64_t keep, uint64_t below_seq,
                    uint64_t *removed)
 {

@@ -373,6 +373,34 @@ FERRY_EXPORT ferry_status_t ferry_client_delete(ferry_client_t *self, const char
 FERRY_EXPORT ferry_status_t ferry_client_purge(ferry_client_t *self, const char *name,
                                                uint64_t keep, uint64_t below_seq,
                                                uint64_t *removed);
+/** Which settings ferry_client_edit() changes (ferry_topic_edit_t.set). */
+#define FERRY_EDIT_DEDUPE_WINDOW 0x1u
+#define FERRY_EDIT_MAX_MSGS      0x2u
+#define FERRY_EDIT_MAX_BYTES     0x4u
+#define FERRY_EDIT_MAX_AGE       0x8u
+#define FERRY_EDIT_DISCARD       0x10u
+
+/** New settings of a topic; only those named in `set` change. Its kind and
+ *  interest retention cannot (declare another topic). */
+typedef struct ferry_topic_edit {
+    unsigned set;                             /**< FERRY_EDIT_* bits */
+    uint64_t dedupe_window_ms;                /**< 0: the broker's default */
+    uint64_t max_msgs, max_bytes, max_age_ms; /**< 0: no limit */
+    bool discard_new;
+} ferry_topic_edit_t;
+
+/**
+ * @brief Changes settings of @p name: lower limits with "discard old" remove
+ * the oldest messages over them (in slices, each durable, until none is
+ * over); with "discard new" the messages stay and publishes are refused
+ * until the topic is under its limits; the age limit applies at the next
+ * sweep. @param[out] info may be NULL; the topic as it now stands.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVAL (nothing to change),
+ *         FERRY_EFORBIDDEN (admin needed), ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_edit(ferry_client_t *self, const char *name,
+                                              const ferry_topic_edit_t *edit,
+                                              ferry_topic_info_t *info);
 /** @brief State of one topic or queue. @return FERRY_OK, FERRY_ENOTFOUND, ... */
 FERRY_EXPORT ferry_status_t ferry_client_info(ferry_client_t *self, const char *name,
                                               ferry_topic_info_t *info);

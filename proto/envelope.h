@@ -81,6 +81,7 @@ typedef struct fy_request {
     const fy_pubmeta_t *msgs; /**< publish: 1, publish_batch: msg_count */
     size_t msg_count;
     uint64_t fence; /**< publish*: the sender's pipeline number (0: none), see fence.h */
+    unsigned edit;  /**< edit: FY_EDIT_* bits of topic_cfg to change */
     uint64_t keep;  /**< purge: keep the newest this many (0: none) */
     uint64_t below; /**< purge: remove those below this sequence (0: every one) */
 } fy_request_t;
@@ -140,6 +141,9 @@ fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after
  *  those below sequence @p below (0: no bound); a bounded number per request. */
 fy_status_t fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep,
                             uint64_t below);
+/** edit: changes the settings of @p topic that @p set (FY_EDIT_*) names. */
+fy_status_t fy_encode_edit(fy_encoder_t *self, uint64_t cid, const char *topic, unsigned set,
+                           const fy_topic_config_t *cfg);
 /** subs: up to @p limit subscriptions of @p topic named after @p after. */
 fy_status_t fy_encode_subs(fy_encoder_t *self, uint64_t cid, const char *topic, const char *after,
                            uint32_t limit);
@@ -214,6 +218,10 @@ fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_sta
  *  whether more follow the last. */
 fy_status_t fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos,
                                    size_t n, bool more);
+/** Reply to edit: the topic as it stands, and whether messages over its new
+ *  limits are left to remove (send the edit again). */
+fy_status_t fy_encode_edit_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *info,
+                                 bool more);
 /** Reply to purge: how many were removed, and whether more are left to remove. */
 fy_status_t fy_encode_purge_reply(fy_encoder_t *self, uint64_t cid, uint64_t removed, bool more);
 /** Reply to subs: @p n subscriptions, and whether more follow the last. */
@@ -284,6 +292,8 @@ fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
 /** A topics reply: how many it lists and whether more follow; then each. */
 fy_status_t fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more);
 fy_status_t fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info);
+/** An edit reply: fy_reply_info, and whether more are left to trim. */
+fy_status_t fy_reply_edit(const fy_reply_t *rep, fy_topic_info_t *info, bool *more);
 /** A purge reply: how many were removed, whether more are left. */
 fy_status_t fy_reply_purge(const fy_reply_t *rep, uint64_t *removed, bool *more);
 /** A subs reply: how many it lists and whether more follow; then each. */

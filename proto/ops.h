@@ -49,7 +49,8 @@ enum {
     X(TOPICS, "topics", 0)                                                           \
     X(SUBS, "subs", 0)                                                               \
     X(SUB_DELETE, "sub_delete", FY_OPF_WRITE | FY_OPF_SUB | FY_OPF_ADMIN)            \
-    X(PURGE, "purge", FY_OPF_WRITE | FY_OPF_ADMIN)
+    X(PURGE, "purge", FY_OPF_WRITE | FY_OPF_ADMIN)                                   \
+    X(EDIT, "edit", FY_OPF_WRITE | FY_OPF_ADMIN)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,
 typedef enum fy_op { FY_OP_LIST(FY_OP_ENUM_) FY_OP_COUNT_ } fy_op_t;

@@ -34,6 +34,15 @@ typedef struct fy_topic_config {
     bool interest;    /**< delete a message once every subscription acked it */
 } fy_topic_config_t;
 
+/** The settings an edit changes (bits of fy_topic_edit_t.set). */
+enum {
+    FY_EDIT_DEDUPE = 1,
+    FY_EDIT_MAX_MSGS = 2,
+    FY_EDIT_MAX_BYTES = 4,
+    FY_EDIT_MAX_AGE = 8,
+    FY_EDIT_DISCARD = 16
+};
+
 /** What the broker knows about a topic or queue (info and declare replies). */
 typedef struct fy_topic_info {
     char name[FY_NAME_MAX + 1];

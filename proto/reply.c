@@ -176,6 +176,16 @@ fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *
 }
 
 fy_status_t
+fy_encode_edit_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *info, bool more)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, S_INFO_PAIRS + 1, "ok", cid) | s_pack_info(&self->pk, info) |
+             fy_envi_str(&self->pk, "more") |
+             (more ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
 fy_encode_purge_reply(fy_encoder_t *self, uint64_t cid, uint64_t removed, bool more)
 {
     size_t start = self->buf.size;
@@ -457,6 +467,13 @@ fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more)
         return FERRY_EFIELD;
     *n = topics->via.array.size;
     return FERRY_OK;
+}
+
+fy_status_t
+fy_reply_edit(const fy_reply_t *rep, fy_topic_info_t *info, bool *more)
+{
+    fy_status_t st = s_info_from(S_MAP(rep), info);
+    return st ? st : s_get_bool(S_MAP(rep), "more", more) ? FERRY_EFIELD : FERRY_OK;
 }
 
 fy_status_t

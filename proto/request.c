@@ -328,6 +328,45 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         if ((st = s_decode_sub_declare(map, req, err)))
             return st;
         return s_decode_start_time(map, req, err);
+    case FY_OP_EDIT: {
+        if ((st = fy_envi_req_name(map, "topic", &req->name, err)))
+            return st;
+        if (fy_envi_field(map, "interest") || fy_envi_field(map, "kind"))
+            return fy_err_set(err, FERRY_EFIELD,
+                              "interest and kind cannot change: declare another topic");
+        static const struct {
+            const char *field;
+            unsigned bit;
+        } fields[] = {{"dedupe_ms", FY_EDIT_DEDUPE},
+                      {"max_msgs", FY_EDIT_MAX_MSGS},
+                      {"max_bytes", FY_EDIT_MAX_BYTES},
+                      {"max_age_ms", FY_EDIT_MAX_AGE}};
+        fy_topic_config_t *c = &req->topic_cfg;
+        uint64_t *dst[] = {&c->dedupe_window_ms, &c->max_msgs, &c->max_bytes, &c->max_age_ms};
+        for (size_t i = 0; i < 4; i++) {
+            if (!fy_envi_field(map, fields[i].field))
+                continue;
+            if ((st = fy_envi_opt_uint(map, fields[i].field,
+                                       i == 0 ? 365ull * 24 * 3600 * 1000 : UINT64_MAX, dst[i],
+                                       err)))
+                return st;
+            req->edit |= fields[i].bit;
+        }
+        const msgpack_object *d = fy_envi_field(map, "discard");
+        fy_bytes_t word = {0};
+        if (d && !(fy_envi_as_bytes(d, &word) && (fy_bytes_eq(word, fy_bytes_str("old")) ||
+                                                  fy_bytes_eq(word, fy_bytes_str("new")))))
+            return fy_err_set(err, FERRY_EFIELD, "field 'discard' must be \"old\" or \"new\"");
+        if (d) {
+            c->discard_new = fy_bytes_eq(word, fy_bytes_str("new"));
+            req->edit |= FY_EDIT_DISCARD;
+        }
+        if (!req->edit)
+            return fy_err_set(err, FERRY_EFIELD,
+                              "nothing to change: dedupe_ms, max_msgs, max_bytes, max_age_ms or "
+                              "discard");
+        return FERRY_OK;
+    }
     case FY_OP_PURGE:
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
             (st = fy_envi_opt_uint(map, "keep", UINT64_MAX, &req->keep, err)) ||
@@ -556,6 +595,27 @@ fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t l
     int rc = fy_envi_head(&self->pk, 2, "topics", cid) |
              fy_envi_kv_str(&self->pk, "after", after ? after : "") |
              fy_envi_kv_uint(&self->pk, "limit", limit);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_edit(fy_encoder_t *self, uint64_t cid, const char *topic, unsigned set,
+               const fy_topic_config_t *cfg)
+{
+    size_t start = self->buf.size;
+    size_t n = 1 + !!(set & FY_EDIT_DEDUPE) + !!(set & FY_EDIT_MAX_MSGS) +
+               !!(set & FY_EDIT_MAX_BYTES) + !!(set & FY_EDIT_MAX_AGE) + !!(set & FY_EDIT_DISCARD);
+    int rc = fy_envi_head(&self->pk, n, "edit", cid) | fy_envi_kv_str(&self->pk, "topic", topic);
+    if (set & FY_EDIT_DEDUPE)
+        rc |= fy_envi_kv_uint(&self->pk, "dedupe_ms", cfg->dedupe_window_ms);
+    if (set & FY_EDIT_MAX_MSGS)
+        rc |= fy_envi_kv_uint(&self->pk, "max_msgs", cfg->max_msgs);
+    if (set & FY_EDIT_MAX_BYTES)
+        rc |= fy_envi_kv_uint(&self->pk, "max_bytes", cfg->max_bytes);
+    if (set & FY_EDIT_MAX_AGE)
+        rc |= fy_envi_kv_uint(&self->pk, "max_age_ms", cfg->max_age_ms);
+    if (set & FY_EDIT_DISCARD)
+        rc |= fy_envi_kv_str(&self->pk, "discard", cfg->discard_new ? "new" : "old");
     return fy_envi_done(self, start, rc);
 }
 

@@ -845,6 +845,74 @@ test_purge(void **state)
     assert_non_null(strstr(out, "--keep or --seq-below, not both"));
 }
 
+/* edit: limits and the dedupe window change; lower limits with discard old
+ * trim the oldest (in slices), with discard new keep them and refuse
+ * publishes; what cannot change is an error. */
+static void
+test_edit(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "e", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "e", &m, NULL), FERRY_OK);
+    ferry_topic_info_t info;
+    ferry_topic_edit_t e = {.set = FERRY_EDIT_MAX_MSGS, .max_msgs = 4};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.max_msgs, 4);
+    assert_int_equal(info.messages, 4);
+    assert_int_equal(info.first_seq, 7);
+    e = (ferry_topic_edit_t){
+        .set = FERRY_EDIT_MAX_MSGS | FERRY_EDIT_DISCARD, .max_msgs = 2, .discard_new = true};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.messages, 4); /* discard new: kept, publishes refused */
+    assert_true(info.discard_new);
+    assert_int_equal(ferry_client_publish(fx->c, "e", &m, NULL), FERRY_ELIMIT);
+    e = (ferry_topic_edit_t){.set = FERRY_EDIT_DISCARD, .discard_new = false};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.messages, 2); /* discard old now: the oldest went */
+    e = (ferry_topic_edit_t){.set = FERRY_EDIT_MAX_MSGS | FERRY_EDIT_DEDUPE_WINDOW,
+                             .max_msgs = 0,
+                             .dedupe_window_ms = 5000};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.max_msgs, 0);
+    assert_int_equal(info.dedupe_window_ms, 5000);
+    assert_int_equal(ferry_client_publish(fx->c, "e", &m, NULL), FERRY_OK);
+    e = (ferry_topic_edit_t){.set = FERRY_EDIT_DEDUPE_WINDOW, .dedupe_window_ms = 0};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.dedupe_window_ms, 120000); /* 0: the broker's default */
+    /* More than one slice. */
+    ferry_message_t big[FERRY_BATCH_MAX];
+    for (int i = 0; i < FERRY_BATCH_MAX; i++)
+        big[i] = m;
+    for (int r = 0; r < 12; r++)
+        assert_int_equal(ferry_client_publish_batch(fx->c, "e", big, FERRY_BATCH_MAX, NULL),
+                         FERRY_OK);
+    e = (ferry_topic_edit_t){.set = FERRY_EDIT_MAX_MSGS, .max_msgs = 10};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_OK);
+    assert_int_equal(info.messages, 10);
+    assert_int_equal(info.last_seq, 12011);
+    /* Bad input. */
+    e = (ferry_topic_edit_t){0};
+    assert_int_equal(ferry_client_edit(fx->c, "e", &e, &info), FERRY_EINVAL);
+    e.set = FERRY_EDIT_MAX_MSGS;
+    assert_int_equal(ferry_client_edit(fx->c, "nope", &e, &info), FERRY_ENOTFOUND);
+    /* The CLI. */
+    char cmd[600], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --server %s edit e --max-msgs 3 --max-age-ms 60000",
+             getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "messages: 3\n"));
+    snprintf(cmd, sizeof cmd, "%s --server %s edit e --interest 2>&1", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "interest retention cannot change"));
+    assert_int_equal(ferry_client_info(fx->c, "e", &info), FERRY_OK);
+    assert_int_equal(info.max_msgs, 3);
+    assert_int_equal(info.max_age_ms, 60000);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1157,6 +1225,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_topics_listed, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_subs_listed, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_purge, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_edit, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli, s_setup, fy_fx_teardown),
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),

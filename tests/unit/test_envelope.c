@@ -313,6 +313,37 @@ test_control_round_trips(void **state)
     msgpack_pack_uint64(&fx->pk, 3);
     assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
     assert_non_null(strstr(err.msg, "after"));
+    /* edit: only the settings named; kind and interest never; something. */
+    fy_topic_config_t ec = {.max_msgs = 7, .discard_new = true};
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_edit(fx->enc, 12, "orders", FY_EDIT_MAX_MSGS | FY_EDIT_DISCARD, &ec),
+                     FERRY_OK);
+    assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);
+    assert_int_equal(req.op, FY_OP_EDIT);
+    assert_int_equal(req.edit, FY_EDIT_MAX_MSGS | FY_EDIT_DISCARD);
+    assert_int_equal(req.topic_cfg.max_msgs, 7);
+    assert_true(req.topic_cfg.discard_new);
+    fy_encoder_reset(fx->enc);
+    assert_int_equal(fy_encode_edit(fx->enc, 13, "orders", 0, &ec), FERRY_OK);
+    assert_int_equal(fy_request_decode(fx->dec, fy_encoder_data(fx->enc), fy_encoder_len(fx->enc),
+                                       0, &req, &err),
+                     FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "nothing to change"));
+    fx->raw.size = 0;
+    msgpack_pack_map(&fx->pk, 5);
+    s_str(&fx->pk, "v");
+    msgpack_pack_uint64(&fx->pk, 1);
+    s_str(&fx->pk, "op");
+    s_str(&fx->pk, "edit");
+    s_str(&fx->pk, "cid");
+    msgpack_pack_uint64(&fx->pk, 14);
+    s_str(&fx->pk, "topic");
+    s_str(&fx->pk, "orders");
+    s_str(&fx->pk, "interest");
+    msgpack_pack_true(&fx->pk);
+    assert_int_equal(s_decode_raw(fx, 0, &req, &err), FERRY_EFIELD);
+    assert_non_null(strstr(err.msg, "interest and kind cannot change"));
+
     fy_encoder_reset(fx->enc);
     assert_int_equal(fy_encode_subs(fx->enc, 11, "orders", "b", 5), FERRY_OK);
     assert_int_equal(s_decode_enc(fx, 0, &req), FERRY_OK);

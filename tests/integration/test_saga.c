@@ -272,11 +272,13 @@ test_step_timeout_compensates_and_late_command_is_refused(void **state)
 
 /* Kills the participants' process with -9 three times while the
  * orchestrator runs, starting it again at once (its LMDB inbox keeps what
- * it answered; a batch it held unanswered comes again). */
+ * it answered; a batch it held unanswered comes again). The thread lives
+ * until told (done): what it spawned dies with it (PR_SET_PDEATHSIG is the
+ * spawning thread's). */
 typedef struct {
     const char *log;
     const char *const *argv;
-    atomic_int pid, kills, failed;
+    atomic_int pid, kills, failed, done;
 } s_killer_t;
 
 static void *
@@ -293,6 +295,8 @@ s_kill_participants(void *arg)
         atomic_store(&k->pid, pid);
         atomic_fetch_add(&k->kills, 1);
     }
+    while (!atomic_load(&k->done))
+        fy_sleep_ms(20);
     return NULL;
 }
 
@@ -322,7 +326,8 @@ test_orchestrator_killed(void **state)
     setenv("ORDER_SAGA_RATE", "150", 1);
     int status = fy_run_killing(out, oargs, 5, 40, 160, &kills);
     unsetenv("ORDER_SAGA_RATE");
-    pthread_join(kt, NULL);
+    while (atomic_load(&killer.kills) < 3 && !atomic_load(&killer.failed))
+        fy_sleep_ms(20);
     parts = atomic_load(&killer.pid);
     assert_int_equal(atomic_load(&killer.failed), 0);
     assert_int_equal(atomic_load(&killer.kills), 3);
@@ -335,6 +340,8 @@ test_orchestrator_killed(void **state)
     /* Exactly as without kills: no reply lost (none timed out), none twice. */
     assert_non_null(strstr(summary, "done 225 compensated 75"));
     assert_true(WIFEXITED(s_stop(parts, SIGTERM)));
+    atomic_store(&killer.done, 1);
+    pthread_join(kt, NULL);
     assert_int_equal(s_check_shop(shop, S_ORDERS, true), 225);
 }
 

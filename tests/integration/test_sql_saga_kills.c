@@ -30,15 +30,27 @@
 
 #define S_ORDERS 300
 
+/* The shop of the running test: stopped by the teardown too, so a failed
+ * assertion leaves no process or PostgreSQL server behind. */
+static fy_sqlshop_t s_the_shop;
+
+static int
+s_teardown(void **state)
+{
+    fy_sqlshop_stop(&s_the_shop);
+    unsetenv("ORDER_SAGA_RATE");
+    return fy_ferryd_state_free(state);
+}
+
 static void
 s_shop(fy_ferryd_t *d, bool orders_on_pg)
 {
     assert_int_equal(fy_ferryd_start(d), 0);
-    static fy_sqlshop_t shop;
+    fy_sqlshop_t *shop = &s_the_shop;
     /* Orders placed over 6 s (and again after each restart): the kills come
      * while the service works, however fast the sagas themselves go. */
     setenv("ORDER_SAGA_RATE", "50", 1);
-    assert_int_equal(fy_sqlshop_start(&shop, d->endpoint, orders_on_pg, S_ORDERS), 0);
+    assert_int_equal(fy_sqlshop_start(shop, d->endpoint, orders_on_pg, S_ORDERS), 0);
 
     /* kill -9 in turn: the order service (orchestrator), the payment
      * participant, the orders relay; each started again at once. */
@@ -48,27 +60,27 @@ s_shop(fy_ferryd_t *d, bool orders_on_pg)
     long long until = fy_now_ms() + 180000;
     while (!finished && fy_now_ms() < until) {
         fy_sleep_ms(300 + (int)(rand_r(&seed) % 500));
-        if (waitpid(shop.pid[FY_SHOP_ORDERS], &status, WNOHANG) == shop.pid[FY_SHOP_ORDERS]) {
+        if (waitpid(shop->pid[FY_SHOP_ORDERS], &status, WNOHANG) == shop->pid[FY_SHOP_ORDERS]) {
             finished = true;
             break;
         }
         if (kills >= 9)
             continue;
         if (kills % 3 == 0) {
-            status = fy_sqlshop_kill_restart(&shop, FY_SHOP_ORDERS);
+            status = fy_sqlshop_kill_restart(shop, FY_SHOP_ORDERS);
             finished = !WIFSIGNALED(status); /* it finished first */
         } else if (kills % 3 == 1) {
-            fy_sqlshop_kill_restart(&shop, FY_SHOP_PAYMENT);
+            fy_sqlshop_kill_restart(shop, FY_SHOP_PAYMENT);
         } else {
-            fy_sqlshop_kill_relay(&shop, FY_SHOP_ORDERS);
+            fy_sqlshop_kill_relay(shop, FY_SHOP_ORDERS);
         }
         kills += !finished;
     }
     unsetenv("ORDER_SAGA_RATE");
     assert_true(finished);
-    shop.pid[FY_SHOP_ORDERS] = 0;
+    shop->pid[FY_SHOP_ORDERS] = 0;
     char cmd[600], out[2048];
-    snprintf(cmd, sizeof cmd, "tail -5 '%s'", shop.log[FY_SHOP_ORDERS]);
+    snprintf(cmd, sizeof cmd, "tail -5 '%s'", shop->log[FY_SHOP_ORDERS]);
     fy_run(cmd, out, sizeof out);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("the order service ended with status %d: %s", status, out);
@@ -81,46 +93,45 @@ s_shop(fy_ferryd_t *d, bool orders_on_pg)
         declined += i * 37 % 200 + 1 > 150;
     long done = S_ORDERS - declined;
     const int O = FY_SHOP_ORDERS, I = FY_SHOP_INVENTORY, P = FY_SHOP_PAYMENT, S = FY_SHOP_SHIPPING;
-    assert_int_equal(fy_sqlshop_count(&shop, O, "SELECT count(*) FROM orders"), S_ORDERS);
-    assert_int_equal(fy_sqlshop_count(&shop, O, "SELECT count(*) FROM ferry_saga"), S_ORDERS);
-    assert_int_equal(fy_sqlshop_count(&shop, O, "SELECT count(*) FROM ferry_saga WHERE state = 3"),
+    assert_int_equal(fy_sqlshop_count(shop, O, "SELECT count(*) FROM orders"), S_ORDERS);
+    assert_int_equal(fy_sqlshop_count(shop, O, "SELECT count(*) FROM ferry_saga"), S_ORDERS);
+    assert_int_equal(fy_sqlshop_count(shop, O, "SELECT count(*) FROM ferry_saga WHERE state = 3"),
                      done);
-    assert_int_equal(fy_sqlshop_count(&shop, O,
+    assert_int_equal(fy_sqlshop_count(shop, O,
                                       "SELECT count(*) FROM ferry_saga WHERE state = 4 AND reason "
                                       "LIKE 'step charge failed: card declined%'"),
                      declined);
-    assert_int_equal(fy_sqlshop_count(&shop, O,
+    assert_int_equal(fy_sqlshop_count(shop, O,
                                       "SELECT count(*) FROM ferry_saga f JOIN orders o ON o.id = "
                                       "f.id WHERE (f.state = 3) <> (o.amount <= 150)"),
                      0);
     /* Work once each, and the business rows agree. */
     const int parts[] = {I, P, S};
     for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            fy_sqlshop_count(&shop, parts[i], "SELECT count(*) FROM runs WHERE n <> 1"), 0);
-    assert_int_equal(fy_sqlshop_count(&shop, I, "SELECT count(*) FROM runs WHERE kind = 'reserve'"),
+        assert_int_equal(fy_sqlshop_count(shop, parts[i], "SELECT count(*) FROM runs WHERE n <> 1"),
+                         0);
+    assert_int_equal(fy_sqlshop_count(shop, I, "SELECT count(*) FROM runs WHERE kind = 'reserve'"),
                      S_ORDERS);
     assert_int_equal(
-        fy_sqlshop_count(&shop, I, "SELECT count(*) FROM runs WHERE kind = 'reserve:undo'"),
+        fy_sqlshop_count(shop, I, "SELECT count(*) FROM runs WHERE kind = 'reserve:undo'"),
         declined);
     assert_int_equal(
-        fy_sqlshop_count(&shop, I, "SELECT count(*) FROM reservations WHERE released = 1"),
+        fy_sqlshop_count(shop, I, "SELECT count(*) FROM reservations WHERE released = 1"),
         declined);
-    assert_int_equal(fy_sqlshop_count(&shop, P, "SELECT count(*) FROM payments"), done);
-    assert_int_equal(fy_sqlshop_count(&shop, P, "SELECT count(*) FROM payments WHERE refunded = 1"),
+    assert_int_equal(fy_sqlshop_count(shop, P, "SELECT count(*) FROM payments"), done);
+    assert_int_equal(fy_sqlshop_count(shop, P, "SELECT count(*) FROM payments WHERE refunded = 1"),
                      0);
-    assert_int_equal(fy_sqlshop_count(&shop, S, "SELECT count(*) FROM shipments"), done);
+    assert_int_equal(fy_sqlshop_count(shop, S, "SELECT count(*) FROM shipments"), done);
     /* Step results: shipping got the reservation's and the payment's
      * numbers; a release found its reservation by the number it gave. */
-    assert_int_equal(fy_sqlshop_count(&shop, S,
+    assert_int_equal(fy_sqlshop_count(shop, S,
                                       "SELECT count(*) FROM shipments WHERE reservation = 'RSV-' "
                                       "|| order_id AND payment = 'PAY-' || order_id"),
                      done);
     /* Each participant's events are in its outbox: one per work. */
-    assert_int_equal(fy_sqlshop_count(&shop, P, "SELECT count(*) FROM outbox"), done);
-    assert_int_equal(fy_sqlshop_count(&shop, I, "SELECT count(*) FROM outbox"),
-                     S_ORDERS + declined);
-    fy_sqlshop_stop(&shop);
+    assert_int_equal(fy_sqlshop_count(shop, P, "SELECT count(*) FROM outbox"), done);
+    assert_int_equal(fy_sqlshop_count(shop, I, "SELECT count(*) FROM outbox"), S_ORDERS + declined);
+    fy_sqlshop_stop(shop);
 }
 
 static void
@@ -140,9 +151,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_orders_on_postgres_under_kills, fy_ferryd_state_new,
-                                        fy_ferryd_state_free),
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_orders_on_sqlite_under_kills, fy_ferryd_state_new,
-                                        fy_ferryd_state_free),
+                                        s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

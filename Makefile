@@ -374,7 +374,7 @@ check-valgrind valgrind: deps-test
 	@$(MAKE) --no-print-directory valgrind-run
 
 valgrind-run: all $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
-	$(TEST_ENV) FERRY_TEST_QUICK=1 RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+	$(TEST_ENV) FERRY_TEST_QUICK=1 FERRY_TEST_TIMEOUT=3600 RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	    tests/run-tests $(TEST_BINS)
 
 # ferryd alone: only what it needs is installed and built. BIND empty:

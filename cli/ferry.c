@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -312,6 +313,33 @@ s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
  * subscription; without it a topic is consumed live (ephemeral) and a queue
  * through its own subscription. Stops after --count messages, after
  * --wait-ms without one, or never. */
+/* Set by SIGINT or SIGTERM during sub and reply: they stop, unsubscribe
+ * (what the broker holds for them goes back at once) and exit 0. The one
+ * flag a signal handler may set; nothing else is global. */
+static volatile sig_atomic_t s_interrupted;
+
+static void
+s_on_interrupt(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+}
+
+/* Long-running commands say on stderr when they lose the broker and when
+ * they are back (the first connection is not news). */
+static void
+s_on_state(ferry_client_t *c, ferry_conn_state_t state, const char *server, const char *reason,
+           void *user)
+{
+    (void)c;
+    int *connects = user;
+    if (state == FERRY_CONN_DISCONNECTED)
+        fprintf(stderr, "ferry: lost the broker at %s (%s); reconnecting\n", server,
+                reason ? reason : "");
+    else if ((*connects)++ > 0)
+        fprintf(stderr, "ferry: back at %s\n", server);
+}
+
 static int
 s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 {
@@ -341,7 +369,10 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
              ferry_client_subscribe(c, topic, o->durable, prefetch, s_print_pushed, &x, &consumer)))
         return s_report(c, st);
     long long quiet_since = 0;
-    for (;;) {
+    struct sigaction sa = {.sa_handler = s_on_interrupt}; /* no SA_RESTART: poll returns */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!s_interrupted) {
         uint64_t before = x.seen;
         if ((st = ferry_client_poll(c, 100)))
             return s_report(c, st);
@@ -358,6 +389,9 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
     /* Unsubscribe waits for its reply, so the acks sent before it have landed. */
     if ((st = ferry_client_unsubscribe(c, consumer)))
         return s_report(c, st);
+    if (s_interrupted)
+        fprintf(stderr, "ferry: interrupted: unsubscribed after %llu message%s\n",
+                (unsigned long long)x.seen, x.seen == 1 ? "" : "s");
     return 0;
 }
 
@@ -635,6 +669,7 @@ s_cmd_subs(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 int
 main(int argc, char **argv)
 {
+    int connects = 0; /* s_on_state's */
     const char *server = getenv("FERRY_SERVER"), *server_key = NULL;
     int timeout_ms = 5000;
     int i = 1;
@@ -743,7 +778,9 @@ main(int argc, char **argv)
     }
     if (!opts || (server && ferry_options_set_server(opts, server)) ||
         ferry_options_set_timeout_ms(opts, timeout_ms) ||
-        ferry_options_set_name(opts, "ferry-cli")) {
+        ferry_options_set_name(opts, "ferry-cli") ||
+        ((strcmp(cmd, "sub") == 0 || strcmp(cmd, "reply") == 0) &&
+         ferry_options_set_state_cb(opts, s_on_state, &connects))) {
         fprintf(stderr, "ferry: --server %s: wants " FY_ENDPOINT_FORMS "\n", server ? server : "");
         goto done;
     }

@@ -45,7 +45,8 @@ _Static_assert((int)FERRY_KIND_TOPIC == (int)FY_KIND_TOPIC &&
 
 /* A push subscription of this client. */
 typedef struct fy_cli_pushsub {
-    uint64_t consumer;
+    uint64_t consumer;  /* the broker's id of it now (0: not restored yet) */
+    uint64_t handle;    /* the application's: stays the same across resubscribes */
     uint64_t resub_cid; /* the subscribe sent after a reconnect, until answered */
     long long resub_at; /* a resubscribe refused for now: try again then (fy_mono_ms) */
     char topic[FERRY_NAME_MAX + 1], sub[FERRY_NAME_MAX + 1];
@@ -109,6 +110,7 @@ struct ferry_client {
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;
+    uint64_t next_handle; /* of push subscriptions, for ferry_client_unsubscribe */
     uint64_t max_msg_bytes;
     fy_encoder_t *enc;
     fy_encoder_t *stash;                /* a request waiting for a connection */

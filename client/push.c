@@ -205,6 +205,7 @@ ferry_client_subscribe_batched(ferry_client_t *self, const char *topic, const ch
     fy_cli_pushsub_t *ps = &self->subs[self->nsubs++];
     memset(ps, 0, sizeof *ps);
     ps->consumer = id;
+    ps->handle = ++self->next_handle;
     ps->ephemeral = fy_reply_ephemeral(&rep);
     snprintf(ps->topic, sizeof ps->topic, "%s", topic);
     snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");
@@ -213,7 +214,7 @@ ferry_client_subscribe_batched(ferry_client_t *self, const char *topic, const ch
     ps->end = end;
     ps->user = user;
     if (consumer)
-        *consumer = id;
+        *consumer = ps->handle;
     return FERRY_OK;
 }
 
@@ -222,13 +223,23 @@ ferry_client_unsubscribe(ferry_client_t *self, uint64_t consumer)
 {
     if (!self)
         return FERRY_EINVAL;
-    fy_cli_pushsub_t *ps = s_pushsub(self, consumer);
+    /* The application's handle, which outlives resubscribes (the broker's
+     * id of a subscription changes when the client makes it again). */
+    fy_cli_pushsub_t *ps = NULL;
+    for (size_t i = 0; i < self->nsubs && !ps; i++)
+        if (self->subs[i].handle == consumer)
+            ps = &self->subs[i];
     if (!ps)
         return fy_client_fail(self, FERRY_ENOTFOUND, "no such consumer on this client");
+    uint64_t id = ps->consumer;
     *ps = self->subs[--self->nsubs]; /* deliveries still in the pipe are dropped */
+    if (id == 0) /* not restored since the connection came back: nothing to release */
+        return FERRY_OK;
     uint64_t cid = self->next_cid++;
     fy_encoder_reset(self->enc);
-    ferry_status_t st = fy_encode_consumer_op(self->enc, cid, FY_OP_UNSUBSCRIBE, consumer, 0);
+    ferry_status_t st = fy_encode_consumer_op(self->enc, cid, FY_OP_UNSUBSCRIBE, id, 0);
     fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    if (st == FERRY_OK)
+        st = fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st == FERRY_ENOTFOUND ? FERRY_OK : st; /* the broker dropped it already */
 }

@@ -678,7 +678,8 @@ typedef ferry_msg_action_t (*ferry_msg_fn)(ferry_client_t *client,
  * On a topic, NULL or "" makes an ephemeral consumer: plain live pub/sub of
  * what is published from now on, no acks, nothing kept for it (delivery_count 0).
  * @param prefetch 1..65536 messages in flight to this consumer.
- * @param[out] consumer may be NULL; the id for ferry_client_unsubscribe().
+ * @param[out] consumer may be NULL; the id for ferry_client_unsubscribe(), valid
+ *             across reconnects (the client makes the subscription again).
  * @return FERRY_OK, FERRY_ENOTFOUND (topic or subscription), FERRY_ETOO_MANY, ...
  */
 FERRY_EXPORT ferry_status_t ferry_client_subscribe(ferry_client_t *self, const char *topic,

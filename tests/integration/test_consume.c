@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ferry.h"
 #include "fixture.h"
 #include "harness.h"
@@ -714,6 +716,64 @@ test_async_acks(void **state)
            fetched, N);
 }
 
+/* The log file @p path holds @p needle within 15 s. */
+static bool
+s_log_has(const char *path, const char *needle)
+{
+    long long until = fy_now_ms() + 15000;
+    char buf[16384];
+    while (fy_now_ms() < until) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, needle))
+            return true;
+        fy_sleep_ms(50);
+    }
+    return false;
+}
+
+/* ferry sub across a broker restart says it lost the broker and is back,
+ * gets what was published after, and Ctrl-C unsubscribes it cleanly: exit
+ * 0, every message it printed acked. */
+static void
+test_cli_sub_survives_restart_and_ctrl_c(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "live", NULL, NULL, NULL),
+                     FERRY_OK);
+    char log[400];
+    snprintf(log, sizeof log, "%s/sub.log", fx->d.dir);
+    const char *argv[] = {getenv("FERRY_CLI"), "--server", fx->d.endpoint, "sub",   "live",
+                          "--durable",         "watch",    "--from",       "first", NULL};
+    int pid = fy_spawn(log, argv);
+    assert_true(pid > 0);
+    ferry_message_t m = {.data = "m-one", .len = 5};
+    assert_int_equal(ferry_client_publish(fx->c, "live", &m, NULL), FERRY_OK);
+    assert_true(s_log_has(log, "m-one"));
+    fy_ferryd_signal(&fx->d, SIGKILL);
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    assert_true(s_log_has(log, "ferry: lost the broker at"));
+    assert_true(s_log_has(log, "ferry: back at"));
+    m = (ferry_message_t){.data = "m-two", .len = 5};
+    ferry_status_t st;
+    long long until = fy_now_ms() + 15000;
+    while ((st = ferry_client_publish(fx->c, "live", &m, NULL)) != FERRY_OK && fy_now_ms() < until)
+        fy_sleep_ms(100);
+    assert_int_equal(st, FERRY_OK);
+    assert_true(s_log_has(log, "m-two"));
+    kill(pid, SIGINT);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(s_log_has(log, "ferry: interrupted: unsubscribed after 2 messages"));
+    ferry_sub_info_t si;
+    assert_int_equal(ferry_client_sub_info(fx->c, "live", "watch", &si), FERRY_OK);
+    assert_int_equal(si.ack_floor, 2);
+}
+
 int
 main(void)
 {
@@ -721,6 +781,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_competing_consumers_on_queue, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_fan_out, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_sub_survives_restart_and_ctrl_c, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters, fy_fx_setup, fy_fx_teardown),

@@ -110,7 +110,6 @@ struct ferry_client {
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
     struct ferry_options opts;
     uint64_t next_cid;
-    uint64_t next_handle; /* of push subscriptions, for ferry_client_unsubscribe */
     uint64_t max_msg_bytes;
     fy_encoder_t *enc;
     fy_encoder_t *stash;                /* a request waiting for a connection */

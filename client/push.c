@@ -205,7 +205,14 @@ ferry_client_subscribe_batched(ferry_client_t *self, const char *topic, const ch
     fy_cli_pushsub_t *ps = &self->subs[self->nsubs++];
     memset(ps, 0, sizeof *ps);
     ps->consumer = id;
-    ps->handle = ++self->next_handle;
+    /* The application's id: the broker's first one (unique among this
+     * client's subscriptions), kept when the broker's changes. */
+    ps->handle = id;
+    for (size_t i = 0; i + 1 < self->nsubs; i++)
+        if (self->subs[i].handle == ps->handle) {
+            ps->handle++;
+            i = (size_t)-1; /* look again from the first */
+        }
     ps->ephemeral = fy_reply_ephemeral(&rep);
     snprintf(ps->topic, sizeof ps->topic, "%s", topic);
     snprintf(ps->sub, sizeof ps->sub, "%s", sub ? sub : "");

@@ -19,7 +19,7 @@ SOVERSION  := 0
 # pkg-config names, per part. Evaluated lazily (=): `make run` and `make test`
 # install the packages before the recipes that need the flags run.
 PKG_BASE   := libzmq lmdb msgpack libsodium
-PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash inih
+PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash inih raft libuv
 PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
 PKG_SQL    := sqlite3 libpq jansson
 PKG_TEST   := cmocka sqlite3 libpq
@@ -53,7 +53,7 @@ INC_integration := $(INC_lib)
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c proto/curvekey.c \
               proto/text.c proto/endpoint.c
 CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/window.c client/pull.c client/push.c \
-              client/topics.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
+              client/topics.c client/cluster.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
 # in-process relay. In libferry; ferry-relay links it from there.
 RELAYCORE_SRC := relay/outbox.c relay/outbox_event.c relay/mdb_util.c relay/identity.c relay/redact.c relay/relay.c relay/src_lmdb.c relay/outbox_relay.c
@@ -63,14 +63,15 @@ SAGA_SRC   := saga/transition.c saga/results.c saga/saga.c saga/saga_lmdb.c saga
 SQL_SRC    := sql/sql_common.c sql/sqlite_store.c sql/pg_store.c sql/saga_pg.c sql/saga_sqlite.c \
               sql/participant_pg.c sql/participant_sqlite.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
-              broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c
+              broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c \
+              broker/store_raft.c broker/raftlog.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
-              broker/broker_deliver.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
-CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c
+              broker/broker_deliver.c broker/broker_cluster.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
+CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cluster_cmd.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
-HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c
+HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c tests/lib/clusterfx.c
 # Only the integration tests: the relay fixture, the power-cut controls and
 # the saga example's checker.
 INTEG_LIB_SRC := tests/lib/relayfx.c tests/lib/cutctl.c tests/lib/shopcheck.c tests/lib/sqlshop.c
@@ -259,7 +260,7 @@ $(BUILD)/tests/test_relay_loop: $(call obj,tests/unit/test_relay_loop.c $(FIXTUR
 $(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY))
 $(BUILD)/tests/test_wal: $(call obj,tests/unit/test_wal.c broker/wal.c broker/log.c $(PROTO_SRC) $(FIXTURE_SRC))
 $(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs $(BUILD)/tests/test_wal: TEST_EXTRA_LIBS = \
-    $(call pkg_libs,libxxhash)
+    $(call pkg_libs,libxxhash $(PKG_CLUSTER))
 $(BUILD)/tests/test_raftlog: $(call obj,tests/unit/test_raftlog.c broker/raftlog.c broker/log.c \
     $(PROTO_SRC) $(FIXTURE_SRC))
 $(BUILD)/tests/test_raftlog: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_CLUSTER))

@@ -8,14 +8,18 @@
  * commit holding its message synced.
  *
  *   bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids] [--keys K]
+ *                 [--cluster N]
  *
  * --keys K gives message i the key "key-<i % K>": each publish then also
  * finds and writes its key's entry in the per-key index.
+ * --cluster N runs N ferryd nodes on this machine (docs/cluster.md): a
+ * confirm then waits for a quorum's disks.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clusterfx.h"
 #include "ferry.h"
 #include "fixture.h"
 #include "harness.h"
@@ -41,6 +45,7 @@ main(int argc, char **argv)
     size_t n = 200000, size = 128, window = 1000, runs = 3;
     bool ids = false;
     size_t keys = 0;
+    int nodes = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -54,27 +59,38 @@ main(int argc, char **argv)
             ids = true;
         else if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc)
             keys = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc)
+            nodes = atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: bench_publish [-n COUNT] [-s BYTES] [-w WINDOW] [-r RUNS] [--ids] "
-                    "[--keys K]\n");
+                    "[--keys K] [--cluster N]\n");
             return 2;
         }
     }
     fy_ferryd_t d = {0};
-    if (fy_ferryd_start(&d) != 0)
-        return 1;
-    ferry_client_t *c = fy_connect(d.endpoint, 30000, window);
+    fy_cluster_fx_t cl = {0};
+    ferry_client_t *c = NULL;
+    if (nodes) {
+        bool up = fy_cluster_init(&cl, nodes) == 0;
+        for (int i = 0; up && i < nodes; i++)
+            up = fy_cluster_start(&cl, i) == 0;
+        if (up && fy_cluster_leader(&cl, 20000) >= 0)
+            c = fy_cluster_client(&cl, -1, 30000, window);
+    } else if (fy_ferryd_start(&d) == 0) {
+        c = fy_connect(d.endpoint, 30000, window);
+    }
     if (!c) {
-        fprintf(stderr, "bench: cannot connect\n");
+        fprintf(stderr, "bench: cannot start or connect\n");
         fy_ferryd_cleanup(&d);
+        fy_cluster_cleanup(&cl);
         return 1;
     }
     ferry_client_declare(c, FERRY_KIND_TOPIC, "bench", NULL, NULL, NULL);
     char *payload = malloc(size ? size : 1);
     memset(payload, 'x', size);
-    printf("publish: %zu x %zu B, window %zu, ids %s, keys %zu, fsync on\n", n, size, window,
-           ids ? "yes" : "no", keys);
+    printf("publish: %zu x %zu B, window %zu, ids %s, keys %zu, fsync on, %s\n", n, size, window,
+           ids ? "yes" : "no", keys, nodes ? "a cluster" : "one node");
     printf("%-4s %12s %12s %12s %10s\n", "run", "msg/s", "commits/s", "msgs/commit", "seconds");
     int rc = 0;
     char id[48], key[32];
@@ -107,7 +123,13 @@ main(int argc, char **argv)
     }
     free(payload);
     ferry_client_destroy(&c);
-    fy_ferryd_signal(&d, 15);
-    fy_ferryd_cleanup(&d);
+    if (nodes) {
+        for (int i = 0; i < nodes; i++)
+            fy_ferryd_signal(&cl.node[i], 15);
+        fy_cluster_cleanup(&cl);
+    } else {
+        fy_ferryd_signal(&d, 15);
+        fy_ferryd_cleanup(&d);
+    }
     return rc;
 }

@@ -75,9 +75,17 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
                           .dedupe_window_ms = cfg->dedupe_window_ms,
                           .reserve_bytes = cfg->disk_reserve,
                           .log = log};
+    fy_store_cluster_t cl;
+    fy_raftlog_peer_t peers[FY_CLUSTER_MAX];
+    if (cfg->cluster_id &&
+        (st = fy_brk_cluster_opts(cfg, &cl, peers, self->advertise, sizeof self->advertise, err)))
+        goto fail;
+    so.cluster = cfg->cluster_id ? &cl : NULL;
     if ((st = fy_store_open(&so, &self->store, err)))
         goto fail;
-    if ((st = fy_brk_after_restart(self, err)))
+    /* A node of a cluster does so when it starts to lead (broker_cluster.c). */
+    self->leading = !cfg->cluster_id;
+    if (!cfg->cluster_id && (st = fy_brk_after_restart(self, err)))
         goto fail;
 
     self->ctx = zmq_ctx_new();
@@ -428,6 +436,10 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         if (st == FERRY_OK)
             return;
         break;
+    case FY_OP_CLUSTER:
+        if ((st = fy_brk_handle_cluster(self, ri, &req)) == FERRY_OK)
+            return;
+        break;
     case FY_OP_TOPICS:
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE:
@@ -514,6 +526,8 @@ s_metrics_tick(fy_broker_t *self, long long now)
                                   .batch_reqs = self->batch_reqs,
                                   .slow_batches = self->slow_batches};
     fy_store_wal_stats(self->store, &snap.wal);
+    snap.cluster = fy_store_cluster_state(self->store, &snap.cl);
+    snap.not_leader = self->not_leader_refused;
     snap.users = self->users != NULL;
     snap.forbidden = self->forbidden;
     snap.rate_limited = self->rate_limited;
@@ -609,26 +623,6 @@ s_background(fy_broker_t *self)
     return fy_mono_ms() - now;
 }
 
-/* Answers every request of the drained batch with @p code and @p msg:
- * nothing of it was applied (a failed commit, a broker stopping). */
-static void
-s_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg)
-{
-    fy_brk_reset_replies(self);
-    for (size_t i = 0; i < self->nreqs; i++) {
-        fy_request_t none = {0};
-        const fy_brk_req_t *rq = &self->reqs[i];
-        if (rq->nframes >= 2 && !rq->overflow) {
-            zmq_msg_t *env = &self->frames[rq->first + 1];
-            fy_err_t err;
-            fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
-                              &none, &err);
-        }
-        fy_brk_error(self, i, &none, code, msg);
-    }
-    fy_brk_send_replies(self);
-}
-
 /* A batch committed: its time and size go to the histograms, and a slow
  * one is said at warn with where the time went - at most once a second,
  * with how many more there were since. Times in microseconds. */
@@ -717,12 +711,17 @@ s_process_batch(fy_broker_t *self, long long background_ms)
         }
         break;
     }
+    if (st == FERRY_ENOTLEADER || st == FERRY_ELEADER_LOST) { /* the lead went meanwhile */
+        fy_brk_refuse_not_leader(self, st);
+        return FERRY_OK;
+    }
     /* The commit failed: nothing of the batch is stored, so nobody may get a
      * confirm, and reads answered from the lost transaction are void too. */
     fy_log(self->log, FY_LOG_ERROR, "broker", "batch failed", "code=%s requests=%zu",
            fy_status_name(st), self->nreqs);
-    s_refuse_batch(self, st == FERRY_ESTORAGE_FULL ? st : FERRY_EINTERNAL,
-                   st == FERRY_ESTORAGE_FULL ? "storage is full" : "storage write failed; retry");
+    fy_brk_refuse_batch(self, st == FERRY_ESTORAGE_FULL ? st : FERRY_EINTERNAL,
+                        st == FERRY_ESTORAGE_FULL ? "storage is full"
+                                                  : "storage write failed; retry");
     return FERRY_OK;
 }
 
@@ -828,9 +827,9 @@ s_drain(fy_broker_t *self)
         if (self->nreqs) {
             last = now;
             refused += self->nreqs;
-            s_refuse_batch(self, FERRY_ESHUTDOWN,
-                           "the broker is shutting down: nothing of this request was applied; "
-                           "send it again");
+            fy_brk_refuse_batch(self, FERRY_ESHUTDOWN,
+                                "the broker is shutting down: nothing of this request was applied; "
+                                "send it again");
         }
         s_close_frames(self);
     }
@@ -910,7 +909,11 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomi
         bool sweep = self->sweep_more || now >= self->next_sweep_ms;
         bool deliver = self->deliver_soon;
         self->deliver_soon = false;
-        if (self->nreqs > 0 || sweep || deliver) {
+        if (!fy_brk_cluster_turn(self)) {
+            if (self->nreqs > 0)
+                fy_brk_refuse_not_leader(self, FERRY_ENOTLEADER);
+            s_metrics_tick(self, now);
+        } else if (self->nreqs > 0 || sweep || deliver) {
             /* Waiting fetches are tried on every batch, and at least every FY_BRK_IDLE_MS. */
             long long background_ms = 0;
             if (sweep) {

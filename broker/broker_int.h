@@ -102,6 +102,7 @@ struct fy_broker {
     const fy_log_t *log;
     void *ctx, *sock;
     char endpoint[256];
+    char advertise[256]; /* cluster mode: this node's client endpoint, named by followers */
     fy_store_t *store;
     fy_decoder_t *dec;
     fy_encoder_t *enc;
@@ -140,30 +141,51 @@ struct fy_broker {
     bool background_failing;
     long long next_sweep_ms;
     long long started_ms;
-    uint64_t now_wall_ms;      /* the batch's time, as the store has it */
-    fy_stats_t stats;          /* counters since start */
-    uint64_t ids_reused;       /* publishes refused with EIDREUSED since start */
-    fy_ratelog_t bad_log;      /* "bad request" lines: once per peer per 10 s */
-    fy_ratelog_t drop_log;     /* "reply dropped" lines: the same */
-    fy_fence_t fences;         /* peers whose ordered publishes were refused */
-    uint64_t replies_dropped;  /* replies that could not be queued to their peer */
-    fy_peerq_t *peerq;         /* replies held for and requests parked from slow peers */
-    int flush_wait_ms;         /* poll timeout while replies are held (backs off) */
-    uint64_t replies_held;     /* replies held since start (a peer's pipe was full) */
-    uint64_t requests_parked;  /* requests parked since start */
-    uint64_t requests_refused; /* requests refused: FY_PEERQ_PARK_MAX parked already */
-    fy_ratelog_t park_log;     /* "peer not reading" lines: once per peer per 10 s */
-    size_t trim_live;          /* consumers at the last look (s_trim) */
-    uint64_t trim_peers;       /* slow peers at the last look */
-    bool trim_due;             /* some went away: give memory back */
-    long long trim_at;         /* when memory was last given back */
-    fy_histo_t commit_us;      /* durable commits: time from batch start to on disk */
-    fy_histo_t checkpoint_us;  /* checkpoints: LMDB's commit behind the write-ahead log */
-    fy_histo_t batch_reqs;     /* requests per group commit */
-    uint64_t slow_batches;     /* batches slower than --slow-batch-ms since start */
-    uint64_t slow_held;        /* of those, not logged since the last line */
-    long long slow_logged_ms;  /* when the last "slow batch" line went out */
+    uint64_t now_wall_ms;        /* the batch's time, as the store has it */
+    fy_stats_t stats;            /* counters since start */
+    uint64_t ids_reused;         /* publishes refused with EIDREUSED since start */
+    fy_ratelog_t bad_log;        /* "bad request" lines: once per peer per 10 s */
+    fy_ratelog_t drop_log;       /* "reply dropped" lines: the same */
+    fy_fence_t fences;           /* peers whose ordered publishes were refused */
+    uint64_t replies_dropped;    /* replies that could not be queued to their peer */
+    fy_peerq_t *peerq;           /* replies held for and requests parked from slow peers */
+    int flush_wait_ms;           /* poll timeout while replies are held (backs off) */
+    uint64_t replies_held;       /* replies held since start (a peer's pipe was full) */
+    uint64_t requests_parked;    /* requests parked since start */
+    uint64_t requests_refused;   /* requests refused: FY_PEERQ_PARK_MAX parked already */
+    fy_ratelog_t park_log;       /* "peer not reading" lines: once per peer per 10 s */
+    size_t trim_live;            /* consumers at the last look (s_trim) */
+    uint64_t trim_peers;         /* slow peers at the last look */
+    bool trim_due;               /* some went away: give memory back */
+    long long trim_at;           /* when memory was last given back */
+    fy_histo_t commit_us;        /* durable commits: time from batch start to on disk */
+    fy_histo_t checkpoint_us;    /* checkpoints: LMDB's commit behind the write-ahead log */
+    fy_histo_t batch_reqs;       /* requests per group commit */
+    uint64_t slow_batches;       /* batches slower than --slow-batch-ms since start */
+    uint64_t slow_held;          /* of those, not logged since the last line */
+    long long slow_logged_ms;    /* when the last "slow batch" line went out */
+    bool leading;                /* cluster mode: this node leads (a single node always does) */
+    uint64_t not_leader_refused; /* requests answered ENOTLEADER / ELEADER_LOST */
 };
+
+/* ---- broker_cluster.c --------------------------------------------------- */
+
+/** The store's cluster settings from ferryd's (@p peers: FY_CLUSTER_MAX,
+ *  @p advertise: its buffer). @return FERRY_OK, FERRY_EINVAL */
+fy_status_t fy_brk_cluster_opts(const fy_config_t *cfg, fy_store_cluster_t *out,
+                                fy_raftlog_peer_t *peers, char *advertise, size_t cap,
+                                fy_err_t *err);
+/** Once per turn: whether this node may write now; on becoming the leader,
+ *  the deliveries in flight under the last one are brought back. */
+bool fy_brk_cluster_turn(fy_broker_t *self);
+/** Answers the drained batch with @p code (ENOTLEADER or ELEADER_LOST),
+ *  naming the leader's client endpoint if known ("leader=tcp://..."). */
+void fy_brk_refuse_not_leader(fy_broker_t *self, fy_status_t code);
+/** Answers every request of the drained batch with @p code and @p msg:
+ *  nothing of it was applied (a failed commit, a broker stopping). */
+void fy_brk_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg);
+/** The cluster op: this node's view of its cluster (id 0: a single node). */
+fy_status_t fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req);
 
 /* ---- broker_start.c ---------------------------------------------------- */
 
@@ -255,7 +277,8 @@ fy_status_t fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *
 
 /* ---- broker_admin.c ---------------------------------------------------- */
 
-/** topics and subs: a page of the topics the connection's user sees, or of a topic's subscriptions. */
+/** topics and subs: a page of the topics the connection's user sees, or of a topic's subscriptions.
+ */
 fy_status_t fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req,
                                 fy_err_t *err);
 

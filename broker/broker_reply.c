@@ -285,3 +285,22 @@ fy_brk_reset_replies(fy_broker_t *self)
     self->nouts = 0;
     self->nreplies = 0;
 }
+
+/* Every request of the drained batch refused (broker_int.h). */
+void
+fy_brk_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg)
+{
+    fy_brk_reset_replies(self);
+    for (size_t i = 0; i < self->nreqs; i++) {
+        fy_request_t none = {0};
+        const fy_brk_req_t *rq = &self->reqs[i];
+        if (rq->nframes >= 2 && !rq->overflow) {
+            zmq_msg_t *env = &self->frames[rq->first + 1];
+            fy_err_t err;
+            fy_request_decode(self->dec, zmq_msg_data(env), zmq_msg_size(env), rq->nframes - 2,
+                              &none, &err);
+        }
+        fy_brk_error(self, i, &none, code, msg);
+    }
+    fy_brk_send_replies(self);
+}

@@ -36,6 +36,59 @@ s_same(const char *a, const char *b)
 }
 
 /* The Prometheus text exposition of @p s into buf. */
+/* A cluster's node: where it stands, and (on the leader) each voter's lag. */
+static size_t
+s_format_cluster(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
+{
+    const fy_raftlog_state_t *r = &s->cl.raft;
+    size_t n = (size_t)snprintf(
+        buf, cap,
+        "# HELP ferry_cluster_role This node's role: 0 unavailable, 1 follower, 2 candidate, "
+        "3 leader.\n"
+        "# TYPE ferry_cluster_role gauge\nferry_cluster_role %d\n"
+        "# HELP ferry_cluster_leader 1 while this node leads and has applied every entry "
+        "before its term (it takes requests).\n"
+        "# TYPE ferry_cluster_leader gauge\nferry_cluster_leader %d\n"
+        "# HELP ferry_cluster_term The current Raft term.\n"
+        "# TYPE ferry_cluster_term gauge\nferry_cluster_term %llu\n"
+        "# HELP ferry_cluster_elections_total Terms this node saw begin since it started.\n"
+        "# TYPE ferry_cluster_elections_total counter\nferry_cluster_elections_total %llu\n"
+        "# HELP ferry_cluster_commit_index The last entry known to be on a quorum's disks.\n"
+        "# TYPE ferry_cluster_commit_index gauge\nferry_cluster_commit_index %llu\n"
+        "# HELP ferry_cluster_applied_index The last entry applied to this node's store.\n"
+        "# TYPE ferry_cluster_applied_index gauge\nferry_cluster_applied_index %llu\n"
+        "# HELP ferry_cluster_last_index The last entry in this node's log.\n"
+        "# TYPE ferry_cluster_last_index gauge\nferry_cluster_last_index %llu\n"
+        "# HELP ferry_cluster_snapshots_total Snapshots this node took since start.\n"
+        "# TYPE ferry_cluster_snapshots_total counter\nferry_cluster_snapshots_total %llu\n"
+        "# HELP ferry_cluster_snapshot_seconds How long the last snapshot took.\n"
+        "# TYPE ferry_cluster_snapshot_seconds gauge\nferry_cluster_snapshot_seconds %.6f\n"
+        "# HELP ferry_cluster_not_leader_total Requests answered ENOTLEADER or ELEADER_LOST.\n"
+        "# TYPE ferry_cluster_not_leader_total counter\nferry_cluster_not_leader_total %llu\n",
+        (int)r->role, r->ready ? 1 : 0, (unsigned long long)r->term,
+        (unsigned long long)r->elections, (unsigned long long)r->commit_index,
+        (unsigned long long)r->applied_index, (unsigned long long)r->last_index,
+        (unsigned long long)s->cl.snapshots, (double)s->cl.snapshot_us / 1e6,
+        (unsigned long long)s->not_leader);
+    if (n >= cap || r->role != FY_RAFTLOG_LEADER)
+        return n;
+    static const char *const names[2] = {"ferry_cluster_lag_entries", "ferry_cluster_node_up"};
+    static const char *const helps[2] = {
+        "Entries of the leader's log a voter does not have yet (on the leader).",
+        "1 if the leader heard from the voter within an election timeout."};
+    for (int m = 0; m < 2 && n < cap; m++) {
+        n += (size_t)snprintf(buf + n, cap - n, "# HELP %s %s\n# TYPE %s gauge\n", names[m],
+                              helps[m], names[m]);
+        for (size_t i = 0; i < r->nnodes && n < cap; i++) {
+            const fy_raftlog_node_t *v = &r->nodes[i];
+            uint64_t val = m == 0 ? r->last_index - v->match_index : (uint64_t)v->recent;
+            n += (size_t)snprintf(buf + n, cap - n, "%s{node=\"%llu\"} %llu\n", names[m],
+                                  (unsigned long long)v->id, (unsigned long long)val);
+        }
+    }
+    return n;
+}
+
 static size_t
 s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
 {
@@ -167,6 +220,8 @@ s_format(const fy_metrics_snapshot_t *s, char *buf, size_t cap)
             (unsigned long long)s->logins_ok, (unsigned long long)s->logins_refused,
             (unsigned long long)s->forbidden, (unsigned long long)s->rate_limited,
             (unsigned long long)s->over_connections);
+    if (n < cap && s->cluster)
+        n += s_format_cluster(s, buf + n, cap - n);
     return n < cap ? n : cap;
 }
 

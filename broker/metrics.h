@@ -41,6 +41,9 @@ typedef struct fy_metrics_snapshot {
     uint64_t rate_limited;              /* publishes refused ERATE */
     uint64_t over_connections;          /* requests refused: the user's max-connections */
     bool storage_ok;                    /* the store is usable (not spoiled by an I/O error) */
+    bool cluster;                       /* a node of a cluster: the fields below */
+    fy_store_cluster_stats_t cl;        /* role, term, indexes, voters, snapshots */
+    uint64_t not_leader;                /* requests answered ENOTLEADER / ELEADER_LOST */
 } fy_metrics_snapshot_t;
 
 /** Serves on @p addr ("host:port", an IPv4 address; port 0 picks one).

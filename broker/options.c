@@ -20,6 +20,8 @@ typedef enum {
     S_STR_CURVE,
     S_STR_USERS,
     S_STR_TOKEN,
+    S_STR_PEERS,
+    S_STR_ADVERTISE,
     S_LEVEL,
     S_SIZE,
     S_UINT
@@ -75,6 +77,17 @@ static const s_key_t s_keys[] = {
      "(Authorization: Bearer ...); /health stays open"},
     {"metrics", "FERRY_METRICS", S_STR_METRICS, S_OFF(metrics), "", 0, 0,
      "serve /metrics (Prometheus) and /health over HTTP on host:port, e.g. 127.0.0.1:9464"},
+    {"cluster-id", "FERRY_CLUSTER_ID", S_UINT, S_OFF(cluster_id), "0", 0, 1000000,
+     "this node's id in a cluster (one of --peers); 0: a single node (docs/cluster.md)"},
+    {"peers", "FERRY_PEERS", S_STR_PEERS, S_OFF(peers), "", 0, 0,
+     "the cluster's voters, the same list on every node: ID=HOST:PORT,... (the address nodes "
+     "replicate on, IPv4), e.g. 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001"},
+    {"snapshot-every", "FERRY_SNAPSHOT_EVERY", S_UINT, S_OFF(snapshot_every), "8192", 16, 1u << 24,
+     "cluster: entries applied between snapshots (a compacted copy of the store); the log keeps "
+     "as many behind the last one, and a node further behind is sent the snapshot"},
+    {"advertise", "FERRY_ADVERTISE", S_STR_ADVERTISE, S_OFF(advertise), "", 0, 0,
+     "the client endpoint other nodes name to clients when this node leads (default: --bind, "
+     "its wildcard host replaced by this node's --peers host)"},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -116,20 +129,24 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     case S_STR_METRICS:
     case S_STR_CURVE:
     case S_STR_USERS:
-    case S_STR_TOKEN: {
-        size_t cap = k->kind == S_STR_DATA      ? sizeof cfg->data_dir
-                     : k->kind == S_STR_BIND    ? sizeof cfg->bind
-                     : k->kind == S_STR_METRICS ? sizeof cfg->metrics
-                     : k->kind == S_STR_CURVE   ? sizeof cfg->curve_secret
-                     : k->kind == S_STR_USERS   ? sizeof cfg->users
-                                                : sizeof cfg->metrics_token;
+    case S_STR_TOKEN:
+    case S_STR_PEERS:
+    case S_STR_ADVERTISE: {
+        size_t cap = k->kind == S_STR_DATA        ? sizeof cfg->data_dir
+                     : k->kind == S_STR_BIND      ? sizeof cfg->bind
+                     : k->kind == S_STR_METRICS   ? sizeof cfg->metrics
+                     : k->kind == S_STR_CURVE     ? sizeof cfg->curve_secret
+                     : k->kind == S_STR_USERS     ? sizeof cfg->users
+                     : k->kind == S_STR_PEERS     ? sizeof cfg->peers
+                     : k->kind == S_STR_ADVERTISE ? sizeof cfg->advertise
+                                                  : sizeof cfg->metrics_token;
         bool may_be_empty = k->kind != S_STR_DATA && k->kind != S_STR_BIND;
         if ((!*val && !may_be_empty) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
                        cap - 1);
             return false;
         }
-        if (k->kind == S_STR_BIND) { /* HOST:PORT means tcp */
+        if ((k->kind == S_STR_BIND || k->kind == S_STR_ADVERTISE) && *val) { /* HOST:PORT: tcp */
             if (!fy_endpoint_normalize(val, base, cap)) {
                 fy_err_set(err, FERRY_EINVAL, "%s %s %s: wants " FY_ENDPOINT_FORMS, source, k->flag,
                            val);
@@ -266,6 +283,54 @@ s_print_config(FILE *out, const fy_config_t *cfg, const char **from)
             from[S_NKEYS]);
 }
 
+/* --peers parsed (ID=HOST:PORT,...), checked against --cluster-id. */
+static bool
+s_cluster(fy_config_t *cfg, fy_err_t *err)
+{
+    if (!cfg->cluster_id && !cfg->peers[0])
+        return true;
+    if (!cfg->cluster_id || !cfg->peers[0]) {
+        fy_err_set(err, FERRY_EINVAL, "a cluster needs both --cluster-id and --peers");
+        return false;
+    }
+    char list[sizeof cfg->peers];
+    memcpy(list, cfg->peers, sizeof list);
+    bool me = false;
+    cfg->npeers = 0;
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(p, '='), *end;
+        errno = 0;
+        unsigned long long id = eq ? strtoull(p, &end, 10) : 0;
+        const char *addr = eq ? eq + 1 : "";
+        const char *colon = strrchr(addr, ':');
+        if (!eq || end != eq || errno || id == 0 || !colon || colon == addr ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1) || !colon[1] ||
+            strlen(addr) >= sizeof cfg->peer_addrs[0]) {
+            fy_err_set(err, FERRY_EINVAL,
+                       "--peers: '%s' is not ID=HOST:PORT (e.g. 1=10.0.0.1:7001)", p);
+            return false;
+        }
+        if (cfg->npeers == FY_CLUSTER_MAX) {
+            fy_err_set(err, FERRY_EINVAL, "--peers: at most %d voters", FY_CLUSTER_MAX);
+            return false;
+        }
+        for (size_t i = 0; i < cfg->npeers; i++)
+            if (cfg->peer_ids[i] == id || strcmp(cfg->peer_addrs[i], addr) == 0) {
+                fy_err_set(err, FERRY_EINVAL, "--peers: node %llu or address %s twice", id, addr);
+                return false;
+            }
+        cfg->peer_ids[cfg->npeers] = id;
+        snprintf(cfg->peer_addrs[cfg->npeers++], sizeof cfg->peer_addrs[0], "%s", addr);
+        me = me || id == cfg->cluster_id;
+    }
+    if (!me) {
+        fy_err_set(err, FERRY_EINVAL, "--cluster-id %llu is not among --peers",
+                   (unsigned long long)cfg->cluster_id);
+        return false;
+    }
+    return true;
+}
+
 static void
 s_usage(FILE *out)
 {
@@ -380,6 +445,8 @@ fy_options_parse(int argc, char **argv, fy_config_t *cfg, fy_err_t *err)
                    cfg->bind);
         return FY_OPTIONS_ERROR;
     }
+    if (!s_cluster(cfg, err))
+        return FY_OPTIONS_ERROR;
     if (check) {
         s_print_config(stdout, cfg, from);
         return FY_OPTIONS_CHECKED;

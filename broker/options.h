@@ -15,6 +15,8 @@
 #include "envelope.h"
 #include "log.h"
 
+#define FY_CLUSTER_MAX 9 /* voters of a cluster */
+
 typedef struct fy_config {
     char data_dir[1024];
     char bind[256];
@@ -32,6 +34,14 @@ typedef struct fy_config {
     char users[1024];          /* --users: the users file (users.h); "" none */
     char metrics_token[1024];  /* --metrics-token: file holding /metrics' bearer token; "" none */
     bool insecure;             /* --insecure: listening beyond loopback without authentication */
+    /* Cluster mode (docs/cluster.md): --cluster-id N --peers 1=HOST:PORT,2=... */
+    uint64_t cluster_id;     /* this node; 0: a single node */
+    char peers[1024];        /* --peers as given */
+    uint64_t snapshot_every; /* entries between snapshots, and kept behind one */
+    char advertise[256];     /* --advertise: the client endpoint followers name; "": --bind */
+    size_t npeers;           /* parsed from peers: */
+    uint64_t peer_ids[FY_CLUSTER_MAX];
+    char peer_addrs[FY_CLUSTER_MAX][64];
 } fy_config_t;
 
 typedef enum fy_options_result {

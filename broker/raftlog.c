@@ -59,6 +59,12 @@ struct fy_raftlog {
     s_req_t *queue; /* appends not yet handed to libraft */
     bool stopping, stopped;
     fy_raftlog_state_t state;
+
+    /* Readiness (the log's thread): a barrier of the current term applied. */
+    struct raft_barrier barrier;
+    bool barrier_out;
+    uint64_t barrier_term, ready_term;
+    uint64_t elections; /* under mu */
 };
 
 /* ---- the state machine, on the log's thread ----------------------------- */
@@ -72,7 +78,7 @@ s_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     const uint8_t *p = buf->base;
     uint32_t len = buf->len >= S_ENTRY_HDR ? fy_be32_get(p + 4) : 0;
     if (buf->len < S_ENTRY_HDR || fy_be32_get(p) != S_ENTRY_MAGIC || len > buf->len - S_ENTRY_HDR) {
-        fy_log(self->log, FY_LOG_ERROR, "cluster", "entry not ours", " index=%llu bytes=%zu",
+        fy_log(self->log, FY_LOG_ERROR, "cluster", "entry not ours", "index=%llu bytes=%zu",
                (unsigned long long)index, buf->len);
         return RAFT_MALFORMED;
     }
@@ -183,12 +189,34 @@ s_on_wake(uv_async_t *wake)
     }
 }
 
+/* The barrier of a new leader's term is applied: every entry before it
+ * is, so the state it writes on is the whole state. */
+static void
+s_barrier_done(struct raft_barrier *req, int status)
+{
+    fy_raftlog_t *self = req->data;
+    self->barrier_out = false;
+    if (status == 0 && self->barrier_term == self->raft.current_term &&
+        raft_state(&self->raft) == RAFT_LEADER) {
+        self->ready_term = self->barrier_term;
+        fy_log(self->log, FY_LOG_INFO, "cluster", "leading", "id=%llu term=%llu index=%llu",
+               (unsigned long long)self->cfg.id, (unsigned long long)self->ready_term,
+               (unsigned long long)raft_last_applied(&self->raft));
+    }
+}
+
 static void
 s_on_tick(uv_timer_t *tick)
 {
     fy_raftlog_t *self = tick->data;
     fy_raftlog_state_t st = {0};
     int role = raft_state(&self->raft);
+    if (role == RAFT_LEADER && self->ready_term != self->raft.current_term && !self->barrier_out) {
+        self->barrier.data = self;
+        self->barrier_term = self->raft.current_term;
+        if (raft_barrier(&self->raft, &self->barrier, s_barrier_done) == 0)
+            self->barrier_out = true;
+    }
     st.role = role == RAFT_LEADER      ? FY_RAFTLOG_LEADER
               : role == RAFT_CANDIDATE ? FY_RAFTLOG_CANDIDATE
               : role == RAFT_FOLLOWER  ? FY_RAFTLOG_FOLLOWER
@@ -202,7 +230,23 @@ s_on_tick(uv_timer_t *tick)
     st.commit_index = self->raft.commit_index;
     st.applied_index = raft_last_applied(&self->raft);
     st.last_index = raft_last_index(&self->raft);
+    st.ready = role == RAFT_LEADER && self->ready_term == st.term;
+    const struct raft_configuration *conf = &self->raft.configuration;
+    for (unsigned i = 0; i < conf->n && st.nnodes < sizeof st.nodes / sizeof st.nodes[0]; i++) {
+        fy_raftlog_node_t *n = &st.nodes[st.nnodes++];
+        n->id = conf->servers[i].id;
+        snprintf(n->address, sizeof n->address, "%s", conf->servers[i].address);
+        if (role == RAFT_LEADER && self->raft.leader_state.progress) {
+            n->match_index = n->id == self->cfg.id
+                                 ? st.last_index
+                                 : self->raft.leader_state.progress[i].match_index;
+            n->recent = n->id == self->cfg.id || self->raft.leader_state.progress[i].recent_recv;
+        }
+    }
     pthread_mutex_lock(&self->mu);
+    if (st.term > self->state.term && self->state.term)
+        self->elections += st.term - self->state.term;
+    st.elections = self->elections;
     self->state = st;
     pthread_mutex_unlock(&self->mu);
 }
@@ -315,7 +359,7 @@ s_raft_init(fy_raftlog_t *self, fy_err_t *err)
         rv = raft_start(&self->raft);
     if (rv != 0) {
         fy_log(self->log, FY_LOG_ERROR, "cluster", "cannot start",
-               " id=%llu error=\"%s\" detail=\"%s\"", (unsigned long long)self->cfg.id,
+               "id=%llu error=\"%s\" detail=\"%s\"", (unsigned long long)self->cfg.id,
                raft_strerror(rv), raft_errmsg(&self->raft));
         return fy_err_set(err, FERRY_EIO, "cluster: cannot start node %llu: %s (%.80s)",
                           (unsigned long long)self->cfg.id, raft_strerror(rv),
@@ -390,7 +434,7 @@ fy_raftlog_start(const fy_raftlog_config_t *cfg, const fy_log_t *log, fy_raftlog
         s_free(self);
         return st;
     }
-    fy_log(log, FY_LOG_INFO, "cluster", "node started", " id=%llu address=%s peers=%zu dir=%s",
+    fy_log(log, FY_LOG_INFO, "cluster", "node started", "id=%llu address=%s peers=%zu dir=%s",
            (unsigned long long)cfg->id, s_address(self, cfg->id), cfg->npeers, self->dir);
     *out = self;
     return FERRY_OK;
@@ -447,7 +491,7 @@ fy_raftlog_stop(fy_raftlog_t **self_p)
     pthread_mutex_unlock(&self->mu);
     uv_async_send(&self->wake);
     pthread_join(self->thread, NULL);
-    fy_log(self->log, FY_LOG_INFO, "cluster", "node stopped", " id=%llu",
+    fy_log(self->log, FY_LOG_INFO, "cluster", "node stopped", "id=%llu",
            (unsigned long long)self->cfg.id);
     s_free(self);
     *self_p = NULL;

@@ -69,12 +69,26 @@ typedef enum {
     FY_RAFTLOG_LEADER
 } fy_raftlog_role_t;
 
+/** A voter as the leader sees it. */
+typedef struct fy_raftlog_node {
+    uint64_t id;
+    char address[64];
+    uint64_t match_index; /**< the last entry it has (the leader's: its last) */
+    bool recent;          /**< heard from within an election timeout */
+} fy_raftlog_node_t;
+
 typedef struct fy_raftlog_state {
     fy_raftlog_role_t role;
     uint64_t term;
     uint64_t leader_id; /**< 0: none known */
     char leader_address[64];
     uint64_t commit_index, applied_index, last_index;
+    /** Leads, and every entry of the terms before its own is applied here:
+     *  what it appends now is decided on the whole state. */
+    bool ready;
+    uint64_t elections; /**< terms this node saw begin since it started */
+    size_t nnodes;      /**< the configuration's voters (their progress: leader only) */
+    fy_raftlog_node_t nodes[9];
 } fy_raftlog_state_t;
 
 /** What an append came to. */

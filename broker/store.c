@@ -243,7 +243,7 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
     self->map_state = 0;
     /* What the batches since the last checkpoint added is not in LMDB's
      * figures yet: the log holds it (counted at 1.5x, as appends are). */
-    uint64_t pending = self->root ? fy_wal_used(self->wal) * 3 / 2 : 0;
+    uint64_t pending = self->root && self->wal ? fy_wal_used(self->wal) * 3 / 2 : 0;
     self->map_in_use = s_map_in_use(self, s_reserve(self) + pending) + pending;
     /* Near the limit, pages that acks and deletes free are reusable only
      * once committed: then each batch is checkpointed (two flushes). */
@@ -266,6 +266,10 @@ fy_store_begin(fy_store_t *self, uint64_t now_ms)
     if (rc) {
         fy_store_abort(self);
         return fy_storei_mdb(self, rc, "cursor open");
+    }
+    if (self->raft && (st = fy_storei_raft_begun(self))) {
+        fy_store_abort(self);
+        return st;
     }
     return FERRY_OK;
 }
@@ -316,6 +320,10 @@ fy_store_abort(fy_store_t *self)
     self->recording = false;
     fy_reccache_clear(&self->topics_cache);
     fy_reccache_clear(&self->subs_cache);
+    if (self->raft && self->root) { /* a node holds no write transaction between batches */
+        mdb_txn_abort(self->root);
+        self->root = NULL;
+    }
 }
 
 bool
@@ -868,13 +876,21 @@ fy_store_read(fy_store_t *self, fy_bytes_t topic, uint64_t from_seq, uint32_t li
 fy_status_t
 fy_store_totals(fy_store_t *self, fy_stats_t *st)
 {
-    fy_status_t s = s_flush_topics(self);
+    /* In a batch, with what it changed; outside one (a cluster's follower),
+     * what LMDB holds. */
+    MDB_txn *txn = self->txn, *rtxn = NULL;
+    fy_status_t s = txn ? s_flush_topics(self) : FERRY_OK;
     if (s)
         return s;
+    if (!txn && mdb_txn_begin(self->env, NULL, MDB_RDONLY, &rtxn) != 0)
+        return FERRY_EIO;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->topics, &cur);
-    if (rc)
+    int rc = mdb_cursor_open(txn ? txn : rtxn, self->topics, &cur);
+    if (rc) {
+        if (rtxn)
+            mdb_txn_abort(rtxn);
         return fy_storei_mdb(self, rc, "cursor open");
+    }
     st->topics = st->messages = st->bytes = 0;
     MDB_val k, v;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -886,6 +902,8 @@ fy_store_totals(fy_store_t *self, fy_stats_t *st)
         }
     }
     mdb_cursor_close(cur);
+    if (rtxn)
+        mdb_txn_abort(rtxn);
     MDB_envinfo info;
     MDB_stat ms;
     mdb_env_info(self->env, &info);

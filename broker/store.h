@@ -23,6 +23,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "raftlog.h"
 
 /** Version of the on-disk layout; a newer one is refused at open. Format 4:
  *  batches may be in the write-ahead log and not yet in LMDB (an older
@@ -30,6 +31,19 @@
 #define FY_STORE_FORMAT 5
 
 typedef struct fy_store fy_store_t;
+
+/** Cluster mode (docs/cluster.md): the store's writes go through a log
+ *  replicated by libraft instead of DATA/ferry.wal. */
+typedef struct fy_store_cluster {
+    uint64_t id;                    /**< this node, one of peers */
+    const fy_raftlog_peer_t *peers; /**< the voters and their cluster addresses */
+    size_t npeers;
+    const char *advertise;   /**< this node's client endpoint, which followers name to clients */
+    unsigned election_ms;    /**< 0: 1000 */
+    unsigned heartbeat_ms;   /**< 0: 100 */
+    unsigned snapshot_every; /**< applied entries between snapshots, and kept in the log behind
+                                  one (a node further behind is sent the snapshot); 0: 1024 */
+} fy_store_cluster_t;
 
 typedef struct fy_store_opts {
     const char *dir;           /**< data directory; created if missing */
@@ -41,6 +55,7 @@ typedef struct fy_store_opts {
     uint64_t wal_bytes;        /**< size of the write-ahead log; 0: 64 MiB, at most an eighth
                                     of the file system */
     const fy_log_t *log;       /**< borrowed; may be NULL */
+    const fy_store_cluster_t *cluster; /**< NULL: one node, behind its write-ahead log */
 } fy_store_opts_t;
 
 /**
@@ -78,6 +93,20 @@ long long fy_store_checkpoint_in(const fy_store_t *self, long long now_ms);
 /** True once the store cannot go on (the long transaction could not be
  *  rebuilt from the log): the broker stops, and a restart recovers. */
 bool fy_store_broken(const fy_store_t *self);
+
+/** Cluster mode: true if this node may write now (it leads, and has
+ *  applied every entry of the terms before its own). A single node: true. */
+bool fy_store_leads(fy_store_t *self);
+/** Cluster mode: the leader's client endpoint as far as this node knows
+ *  (written by each leader in its first batch), or "" if it does not know. */
+void fy_store_leader(fy_store_t *self, char *out, size_t cap);
+typedef struct fy_store_cluster_stats {
+    fy_raftlog_state_t raft; /**< role, term, indexes, the voters' progress */
+    uint64_t snapshots;      /**< snapshots taken since start */
+    uint64_t snapshot_us;    /**< how long the last one took */
+} fy_store_cluster_stats_t;
+/** Cluster mode: where the node stands; false for a single node. */
+bool fy_store_cluster_state(fy_store_t *self, fy_store_cluster_stats_t *out);
 
 typedef struct fy_store_wal_stats {
     uint64_t checkpoints;        /**< checkpoints since open */

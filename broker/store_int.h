@@ -98,7 +98,20 @@ struct fy_store {
     bool reserve_held;          /* ferryd.reserve exists with its size */
     bool disk_full;             /* a commit failed with ENOSPC/EDQUOT, room not back yet */
     long long reserve_tried_ms; /* last attempt to take the reserve back */
+    /* Cluster mode (store_raft.c): the replicated log instead of `wal`. */
+    fy_raftlog_t *raft;
+    uint64_t raft_id;      /* this node */
+    bool raft_failed;      /* an entry could not be applied (atomic: set by the log's thread) */
+    uint64_t raft_applied; /* the last entry in LMDB (the log's thread's after start) */
+    uint64_t snapshots, snapshot_us; /* taken, and the last one's time (the log's thread's) */
+    uint64_t leader_term;            /* the term whose leader record this node wrote */
+    uint64_t leader_term_seen;       /* cluster state as last read by the broker's thread */
+    char advertise[256];             /* this node's client endpoint */
 };
+
+#define FY_STORE_DBS 13 /* the databases, in the order store_open.c opens them */
+/* The store's databases in handle order (store_open.c). */
+void fy_storei_dbs(fy_store_t *self, MDB_dbi *out, const char **names);
 
 /* Bytes of the pages on LMDB's freelist: room inside the data file that
  * writes reuse before the file grows. Reads FREE_DBI in a read transaction
@@ -135,6 +148,21 @@ fy_status_t fy_storei_commit_failed(fy_store_t *self, int rc, const char *what);
  * checkpoint; closing checkpoints. */
 fy_status_t fy_storei_wal_open(fy_store_t *self, uint64_t want_bytes, bool sync, fy_err_t *err);
 void fy_storei_wal_close(fy_store_t *self);
+/* Applies a batch's redo operations (@p len bytes) to @p txn; *ops counts
+ * them. @return 0 or an LMDB code (EINVAL: malformed). */
+int fy_storei_redo_apply(fy_store_t *self, MDB_txn *txn, const uint8_t *p, size_t len,
+                         uint64_t *ops);
+
+/* store_raft.c: cluster mode. Open starts the node (LMDB trusted only after
+ * a clean stop, else emptied and rebuilt from the snapshot and the log);
+ * close stops it and marks LMDB clean. The commit replicates the batch's
+ * redo record; a batch begins only while the node may write (it leads). */
+fy_status_t fy_storei_raft_open(fy_store_t *self, const fy_store_cluster_t *cl, fy_err_t *err);
+void fy_storei_raft_close(fy_store_t *self);
+fy_status_t fy_storei_raft_commit(fy_store_t *self);
+fy_status_t fy_storei_raft_may_write(fy_store_t *self);
+/* The batch began: a leader's first batch of its term says who leads. */
+fy_status_t fy_storei_raft_begun(fy_store_t *self);
 
 /* Translates an LMDB result at the boundary; any failure spoils the txn. */
 fy_status_t fy_storei_mdb(fy_store_t *self, int rc, const char *what);

@@ -96,6 +96,33 @@ s_upgrade_v1(fy_store_t *self, fy_err_t *err)
     }
 }
 
+/* The databases in the order they are opened: their handles are the redo
+ * records' (store_wal.c), so this list only grows at its end. */
+static const char *const s_db_names[FY_STORE_DBS] = {
+    "meta",    "topics", "messages", "dedupe", "dedupe_exp", "subs",  "deleted",
+    "sub_ids", "acks",   "pend",     "timers", "due",        "keyidx"};
+
+static void
+s_dbs(fy_store_t *self, MDB_dbi **out)
+{
+    MDB_dbi *dbs[FY_STORE_DBS] = {&self->meta,       &self->topics, &self->messages, &self->dedupe,
+                                  &self->dedupe_exp, &self->subs,   &self->deleted,  &self->sub_ids,
+                                  &self->acks,       &self->pend,   &self->timers,   &self->due,
+                                  &self->keyidx};
+    memcpy(out, dbs, sizeof dbs);
+}
+
+void
+fy_storei_dbs(fy_store_t *self, MDB_dbi *out, const char **names)
+{
+    MDB_dbi *dbs[FY_STORE_DBS];
+    s_dbs(self, dbs);
+    for (size_t i = 0; i < FY_STORE_DBS; i++) {
+        out[i] = *dbs[i];
+        names[i] = s_db_names[i];
+    }
+}
+
 static fy_status_t
 s_open_dbs(fy_store_t *self, fy_err_t *err)
 {
@@ -103,29 +130,15 @@ s_open_dbs(fy_store_t *self, fy_err_t *err)
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc)
         return fy_err_set(err, FERRY_EIO, "cannot begin transaction: %s", mdb_strerror(rc));
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } dbs[] = {{"meta", &self->meta},
-               {"topics", &self->topics},
-               {"messages", &self->messages},
-               {"dedupe", &self->dedupe},
-               {"dedupe_exp", &self->dedupe_exp},
-               {"subs", &self->subs},
-               {"deleted", &self->deleted},
-               {"sub_ids", &self->sub_ids},
-               {"acks", &self->acks},
-               {"pend", &self->pend},
-               {"timers", &self->timers},
-               {"due", &self->due},
-               {"keyidx", &self->keyidx}};
-    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+    MDB_dbi *dbs[FY_STORE_DBS];
+    s_dbs(self, dbs);
+    for (size_t i = 0; i < FY_STORE_DBS; i++) {
+        rc = mdb_dbi_open(txn, s_db_names[i], MDB_CREATE, dbs[i]);
         if (rc) {
             mdb_txn_abort(txn);
             if (rc == MDB_MAP_FULL)
                 return fy_err_set(err, FERRY_ESTORAGE_FULL, "map too small to create the store");
-            return fy_err_set(err, FERRY_EIO, "cannot open database %s: %s", dbs[i].name,
+            return fy_err_set(err, FERRY_EIO, "cannot open database %s: %s", s_db_names[i],
                               mdb_strerror(rc));
         }
     }
@@ -256,13 +269,20 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
     rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0600);
 #else
     bool sync = true;
-    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS, 0600);
+    /* A cluster's node keeps its state durable in the replicated log (synced
+     * by libraft) and its snapshots: LMDB is trusted only after a clean stop
+     * (store_raft.c), so its commits need no sync. */
+    rc = mdb_env_open(self->env, opts->dir, MDB_NOTLS | (opts->cluster ? MDB_NOSYNC : 0), 0600);
 #endif
     if (rc) {
         st = fy_err_set(err, FERRY_EIO, "cannot open LMDB environment: %s", mdb_strerror(rc));
         goto fail;
     }
-    if ((st = s_open_dbs(self, err)) || (st = fy_storei_wal_open(self, opts->wal_bytes, sync, err)))
+    if ((st = s_open_dbs(self, err)))
+        goto fail;
+    st = opts->cluster ? fy_storei_raft_open(self, opts->cluster, err)
+                       : fy_storei_wal_open(self, opts->wal_bytes, sync, err);
+    if (st)
         goto fail;
     /* A full file system at start: serve reads, acks and deletes. */
     if (self->reserve_bytes && !fy_storei_reserve_take(self)) {

@@ -121,28 +121,39 @@ typedef struct s_replay {
     int rc;
 } s_replay_t;
 
+int
+fy_storei_redo_apply(fy_store_t *self, MDB_txn *txn, const uint8_t *p, size_t len, uint64_t *ops)
+{
+    (void)self;
+    size_t off = 0;
+    while (off < len) {
+        if (len - off < S_OP_HDR)
+            return EINVAL;
+        int op = p[off];
+        MDB_dbi dbi = p[off + 1];
+        size_t klen = fy_be16_get(p + off + 2), vlen = fy_be32_get(p + off + 4);
+        if (len - off - S_OP_HDR < klen + vlen || (op != S_OP_PUT && op != S_OP_DEL) || dbi < 2 ||
+            dbi >= 2 + FY_STORE_DBS) /* LMDB's own are 0 and 1 */
+            return EINVAL;
+        MDB_val k = {klen, (void *)(p + off + S_OP_HDR)};
+        MDB_val v = {vlen, (void *)(p + off + S_OP_HDR + klen)};
+        int rc = op == S_OP_PUT ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+        if (rc && !(op == S_OP_DEL && rc == MDB_NOTFOUND))
+            return rc;
+        (*ops)++;
+        off += S_OP_HDR + klen + vlen;
+    }
+    return 0;
+}
+
 static int
 s_apply(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
     (void)lsn;
     s_replay_t *r = ctx;
-    size_t off = 0;
-    while (off < len) {
-        if (len - off < S_OP_HDR)
-            return r->rc = EINVAL;
-        int op = p[off];
-        MDB_dbi dbi = p[off + 1];
-        size_t klen = fy_be16_get(p + off + 2), vlen = fy_be32_get(p + off + 4);
-        if (len - off - S_OP_HDR < klen + vlen || (op != S_OP_PUT && op != S_OP_DEL))
-            return r->rc = EINVAL;
-        MDB_val k = {klen, (void *)(p + off + S_OP_HDR)};
-        MDB_val v = {vlen, (void *)(p + off + S_OP_HDR + klen)};
-        int rc = op == S_OP_PUT ? mdb_put(r->txn, dbi, &k, &v, 0) : mdb_del(r->txn, dbi, &k, NULL);
-        if (rc && !(op == S_OP_DEL && rc == MDB_NOTFOUND))
-            return r->rc = rc;
-        r->ops++;
-        off += S_OP_HDR + klen + vlen;
-    }
+    int rc = fy_storei_redo_apply(r->store, r->txn, p, len, &r->ops);
+    if (rc)
+        return r->rc = rc;
     r->records++;
     return 0;
 }
@@ -194,6 +205,9 @@ fy_storei_root(fy_store_t *self)
 {
     if (self->broken)
         return FERRY_EIO;
+    fy_status_t st = self->raft ? fy_storei_raft_may_write(self) : FERRY_OK;
+    if (st)
+        return st;
     if (self->root)
         return FERRY_OK;
     int rc = mdb_txn_begin(self->env, NULL, 0, &self->root);
@@ -241,6 +255,8 @@ fy_store_checkpoint(fy_store_t *self)
 {
     if (self->txn)
         return FERRY_EINTERNAL;
+    if (self->raft) /* each entry is committed to LMDB as it is applied */
+        return self->broken ? FERRY_EIO : FERRY_OK;
     if (!self->root || self->lsn_last == self->lsn_cp) {
         if (self->root)
             mdb_txn_abort(self->root); /* nothing written: nothing to keep */
@@ -273,7 +289,7 @@ fy_store_checkpoint(fy_store_t *self)
 long long
 fy_store_checkpoint_in(const fy_store_t *self, long long now_ms)
 {
-    if (!self->root || self->lsn_last == self->lsn_cp || !self->cp_first_ms)
+    if (self->raft || !self->root || self->lsn_last == self->lsn_cp || !self->cp_first_ms)
         return -1;
     if (self->cp_failed_ms && now_ms - self->cp_failed_ms < FY_STORE_CP_RETRY_MS)
         return self->cp_failed_ms + FY_STORE_CP_RETRY_MS - now_ms;
@@ -291,6 +307,8 @@ fy_store_checkpoint_in(const fy_store_t *self, long long now_ms)
 fy_status_t
 fy_storei_wal_commit(fy_store_t *self)
 {
+    if (self->raft)
+        return fy_storei_raft_commit(self);
     size_t ops = self->redo_len - FY_WAL_HDR;
     if (ops == 0)
         return FERRY_OK;
@@ -386,6 +404,10 @@ fy_storei_wal_open(fy_store_t *self, uint64_t want_bytes, bool sync, fy_err_t *e
 void
 fy_storei_wal_close(fy_store_t *self)
 {
+    if (self->raft) {
+        fy_storei_raft_close(self);
+        return;
+    }
     if (self->wal && !self->broken) {
         fy_status_t st = fy_store_checkpoint(self);
         if (st)
@@ -416,5 +438,5 @@ fy_store_wal_stats(const fy_store_t *self, fy_store_wal_stats_t *out)
 bool
 fy_store_broken(const fy_store_t *self)
 {
-    return self->broken;
+    return self->broken || __atomic_load_n(&self->raft_failed, __ATOMIC_SEQ_CST);
 }

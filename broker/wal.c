@@ -82,6 +82,12 @@ s_sync_dir(const char *path)
         *slash = '\0';
     else
         snprintf(dir, sizeof dir, ".");
+    return fy_wal_sync_dir(dir);
+}
+
+int
+fy_wal_sync_dir(const char *dir)
+{
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;

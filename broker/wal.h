@@ -85,6 +85,10 @@ uint64_t fy_wal_size(const fy_wal_t *self);
  */
 fy_status_t fy_wal_append(fy_wal_t *self, uint8_t *buf, size_t payload_len, uint64_t lsn);
 
+/** Syncs directory @p dir (a file made, renamed or removed in it is then
+ *  durable). @return 0 or -1 (errno). */
+int fy_wal_sync_dir(const char *dir);
+
 /** The log starts again at offset 0 (everything in it is checkpointed). */
 void fy_wal_rewind(fy_wal_t *self);
 

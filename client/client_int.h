@@ -105,6 +105,8 @@ struct ferry_client {
     uint64_t auth_refusals;       /* handshakes the broker refused (EAUTH) */
     unsigned losses;              /* connections lost so far */
     unsigned shutdown_gen;        /* the connection whose broker said ESHUTDOWN (logged once) */
+    unsigned redirects;           /* leaders followed since the last hello answered */
+    uint64_t not_leader;          /* answers ENOTLEADER / ELEADER_LOST seen (a cluster) */
     uint64_t bad_replies;         /* replies that could not be decoded */
     uint64_t fence;               /* ordered publishing: the pipeline number, raised on a refusal */
     bool ever_connected;          /* a connection worked once (ferry_client_new) */
@@ -172,6 +174,10 @@ void fy_cli_log(ferry_client_t *self, ferry_log_level_t level, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /** The connection is gone: close it and schedule the next attempt. */
 void fy_cli_lose(ferry_client_t *self, const char *reason);
+/* The node does not lead its cluster (a reply with ENOTLEADER or
+ * ELEADER_LOST): the connection goes, and the next one to the leader the
+ * reply names, if any (else the next server of the list). */
+void fy_cli_not_leader(ferry_client_t *self, const fy_reply_t *r);
 
 /** What fy_cli_wait waits for. */
 typedef enum {

@@ -90,8 +90,14 @@ fy_conn_open(fy_conn_t *c, fy_err_t *err)
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://ferry-monitor-%p-%u", (void *)c, ++c->gen);
     void *mon = NULL;
-    if (zmq_socket_monitor(s, ep, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0 &&
-        (mon = zmq_socket(c->ctx, ZMQ_PAIR)) != NULL && zmq_connect(mon, ep) != 0) {
+    int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    /* With other servers to try (a list, or a cluster's leader named), a
+     * refused connection moves on at once instead of waiting out the hello:
+     * a dead node of a cluster would cost a whole timeout. */
+    if (c->nservers > 1 || c->redirect[0])
+        events |= ZMQ_EVENT_CONNECT_RETRIED;
+    if (zmq_socket_monitor(s, ep, events) == 0 && (mon = zmq_socket(c->ctx, ZMQ_PAIR)) != NULL &&
+        zmq_connect(mon, ep) != 0) {
         zmq_close(mon);
         mon = NULL;
     }
@@ -125,7 +131,10 @@ void
 fy_conn_lost(fy_conn_t *c, long long now_ms)
 {
     fy_conn_close(c);
-    c->cur = (c->cur + 1) % (c->nservers ? c->nservers : 1);
+    if (c->redirect[0])
+        c->redirect[0] = '\0'; /* back to the list where it was */
+    else
+        c->cur = (c->cur + 1) % (c->nservers ? c->nservers : 1);
     int wait = c->backoff_ms;
     if (c->jitter_pct > 0 && wait > 0) {
         int span = wait * c->jitter_pct / 100;
@@ -157,7 +166,7 @@ fy_conn_dropped(fy_conn_t *c)
         if (zmq_msg_size(&m) >= 2) {
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&m), 2);
-            dropped = dropped || ev == ZMQ_EVENT_DISCONNECTED;
+            dropped = dropped || ev == ZMQ_EVENT_DISCONNECTED || ev == ZMQ_EVENT_CONNECT_RETRIED;
             if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
                 c->auth_refused = true;
         }
@@ -178,5 +187,14 @@ fy_conn_dropped(fy_conn_t *c)
 const char *
 fy_conn_server(const fy_conn_t *c)
 {
+    if (c->redirect[0])
+        return c->redirect;
     return c->nservers ? c->servers[c->cur] : "";
+}
+
+void
+fy_conn_redirect(fy_conn_t *c, const char *endpoint, long long now_ms)
+{
+    snprintf(c->redirect, sizeof c->redirect, "%s", endpoint);
+    c->retry_at = now_ms;
 }

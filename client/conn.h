@@ -33,6 +33,8 @@ typedef struct fy_conn {
     char server_key[41], public_key[41], secret_key[41];
     unsigned rand_state; /* for the jitter */
     bool auth_refused;   /* the monitor saw the broker refuse our key (ZAP); the caller clears */
+    char redirect[256];  /* a cluster's leader named by a node that does not lead: the next
+                            attempt goes there (not in the list); "" none */
 } fy_conn_t;
 
 /** Copies the server list; sets the backoff. @return FERRY_OK, FERRY_ENOMEM */
@@ -55,5 +57,9 @@ void fy_conn_ok(fy_conn_t *c);
 bool fy_conn_dropped(fy_conn_t *c);
 /** The server the current (or next) socket talks to. */
 const char *fy_conn_server(const fy_conn_t *c);
+/** After fy_conn_lost: the next attempt goes to @p endpoint, at once (a
+ *  cluster's node named its leader). A connection lost there goes back to
+ *  the list. */
+void fy_conn_redirect(fy_conn_t *c, const char *endpoint, long long now_ms);
 
 #endif

@@ -203,12 +203,42 @@ fy_cli_lose(ferry_client_t *self, const char *reason)
     }
 }
 
+void
+fy_cli_not_leader(ferry_client_t *self, const fy_reply_t *r)
+{
+    self->not_leader++;
+    char leader[256] = "";
+    const char *msg = (const char *)r->msg.ptr;
+    for (size_t i = 0; i + 7 <= r->msg.len; i++) {
+        if (memcmp(msg + i, "leader=", 7) != 0)
+            continue;
+        size_t n = 0;
+        for (i += 7; i < r->msg.len && msg[i] != ' ' && msg[i] != ';' && n + 1 < sizeof leader; i++)
+            leader[n++] = msg[i];
+        leader[n] = '\0';
+        break;
+    }
+    char server[256];
+    snprintf(server, sizeof server, "%s", fy_conn_server(&self->conn));
+    fy_cli_log(self, FERRY_LOG_INFO, "%s does not lead its cluster (%s)%s%s", server,
+               ferry_errname(r->code), leader[0] ? "; going to the leader " : "", leader);
+    fy_cli_lose(self, "the node does not lead its cluster");
+    /* A few hops at once; past that (claims that go round while an election
+     * settles) the list and its backoff. */
+    if (leader[0] && strcmp(leader, server) != 0 && self->redirects++ < 4)
+        fy_conn_redirect(&self->conn, leader, fy_mono_ms());
+}
+
 /* The hello was answered: connected. Push subscriptions are made again and
  * unconfirmed publishes sent again, in order. */
 static void
 s_on_hello(ferry_client_t *self, const fy_reply_t *r)
 {
     self->hello_cid = 0;
+    if (r->code == FERRY_ENOTLEADER || r->code == FERRY_ELEADER_LOST) {
+        fy_cli_not_leader(self, r);
+        return;
+    }
     if (r->code != FERRY_OK || fy_reply_hello(r, &self->max_msg_bytes) != FERRY_OK) {
         self->hello_refused = r->code ? r->code : FERRY_EPROTO;
         fy_client_fail(self, self->hello_refused, "hello refused: %.*s", (int)r->msg.len,
@@ -218,6 +248,7 @@ s_on_hello(ferry_client_t *self, const fy_reply_t *r)
     }
     self->connected = true;
     self->ping_out = false;
+    self->redirects = 0;
     self->last_send_ms = self->last_recv_ms = fy_mono_ms();
     fy_conn_ok(&self->conn);
     bool again = self->ever_connected;
@@ -414,6 +445,7 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
             continue;
         /* A cumulative confirm answers cids r.cid .. r.cid + n - 1, in order. */
         size_t n = fy_reply_run(&r);
+        bool not_leader = false;
         for (size_t i = 0; i < n; i++) {
             if (goal == FY_CLI_WAIT_CID && r.cid + i == cid) {
                 *rep = r;
@@ -434,8 +466,17 @@ fy_cli_wait(ferry_client_t *self, fy_cli_goal_t goal, uint64_t cid, long long de
                 }
                 continue;
             }
+            if (r.code == FERRY_ENOTLEADER || r.code == FERRY_ELEADER_LOST) {
+                /* A cluster's node that does not lead (any more): the
+                 * publish stays in the window and goes again, with its id,
+                 * to the leader (dedupe makes a second copy a duplicate). */
+                not_leader = true;
+                continue;
+            }
             fy_cli_complete_async(self, &r, i);
         }
+        if (not_leader && self->connected)
+            fy_cli_not_leader(self, &r);
     }
 }
 
@@ -474,22 +515,29 @@ fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
     long long deadline = fy_mono_ms() + self->opts.timeout_ms + extra_ms;
     ferry_status_t st;
-    if (!self->connected) {
-        /* The wait may encode (resubscribe, resend, acks): keep the request. */
-        fy_encoder_reset(self->stash);
-        if ((st = fy_encoder_append(self->stash, self->enc)))
+    /* The wait may encode (resubscribe, resend, acks): keep the request. */
+    fy_encoder_reset(self->stash);
+    if ((st = fy_encoder_append(self->stash, self->enc)))
+        return st;
+    for (int hops = 0;; hops++) {
+        if (!self->connected) {
+            if ((st = fy_cli_wait(self, FY_CLI_WAIT_CONNECTED, 0, deadline, rep)))
+                return st;
+            fy_encoder_reset(self->enc);
+            if ((st = fy_encoder_append(self->enc, self->stash)))
+                return st;
+        }
+        if ((st = fy_cli_send(self, payloads, lens, n)))
             return st;
-        if ((st = fy_cli_wait(self, FY_CLI_WAIT_CONNECTED, 0, deadline, rep)))
+        st = fy_cli_wait(self, FY_CLI_WAIT_CID, cid, deadline, rep);
+        if (st)
             return st;
-        fy_encoder_reset(self->enc);
-        if ((st = fy_encoder_append(self->enc, self->stash)))
-            return st;
+        /* Nothing applied on a node that does not lead: to the leader, within
+         * the same time (ELEADER_LOST may have been applied: the caller's). */
+        if (rep->code != FERRY_ENOTLEADER || hops >= 8 || fy_mono_ms() >= deadline)
+            break;
+        fy_cli_not_leader(self, rep);
     }
-    if ((st = fy_cli_send(self, payloads, lens, n)))
-        return st;
-    st = fy_cli_wait(self, FY_CLI_WAIT_CID, cid, deadline, rep);
-    if (st)
-        return st;
     if (rep->code)
         return fy_client_fail(self, rep->code, "%.*s", (int)rep->msg.len,
                               (const char *)rep->msg.ptr);

@@ -419,6 +419,34 @@ FERRY_EXPORT ferry_status_t ferry_client_topics(ferry_client_t *self, const char
 /** @brief Broker-wide counters. @return FERRY_OK, FERRY_ETIMEOUT, ... */
 FERRY_EXPORT ferry_status_t ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats);
 
+/** A voter of a cluster as its leader sees it (docs/cluster.md). */
+typedef struct ferry_cluster_node {
+    uint64_t id;          /**< its --cluster-id */
+    char address[64];     /**< where the nodes reach it (--peers) */
+    uint64_t match_index; /**< the last log entry it has */
+    uint64_t lag;         /**< entries of the leader's log it does not have yet */
+    bool up;              /**< the leader heard from it within an election timeout */
+} ferry_cluster_node_t;
+
+/** Where a cluster stands (ferry_client_cluster). */
+typedef struct ferry_cluster {
+    uint64_t leader_id;     /**< the node that answered, which leads; 0: a single ferryd */
+    uint64_t term;          /**< the Raft term */
+    uint64_t commit_index;  /**< the last entry on a quorum's disks */
+    uint64_t applied_index; /**< the last entry applied to the leader's store */
+    uint64_t last_index;    /**< the last entry of the leader's log */
+    uint64_t elections;     /**< terms the leader saw begin since it started */
+    uint64_t snapshots;     /**< snapshots the leader took since it started */
+    size_t nnodes;          /**< the voters, the leader among them */
+    ferry_cluster_node_t nodes[9];
+} ferry_cluster_t;
+
+/** @brief Where the cluster stands, from its leader (a client is always
+ *  connected to the leader: the other nodes send it there). Against a single
+ *  ferryd, leader_id is 0 and there are no nodes.
+ *  @return FERRY_OK, FERRY_ETIMEOUT, ... */
+FERRY_EXPORT ferry_status_t ferry_client_cluster(ferry_client_t *self, ferry_cluster_t *out);
+
 /**
  * @brief Publishes one message and waits until the broker stored it durably.
  * @param[out] confirm may be NULL; sequence and duplicate flag.

@@ -58,7 +58,12 @@ extern "C" {
     X(FERRY_EAUTH, 31, "EAUTH",                                                              \
       "the broker refused this client's key at the handshake (unknown key, wrong password)") \
     X(FERRY_ERATE, 32, "ERATE",                                                              \
-      "the user is over its publish rate: nothing stored; send again a little later")
+      "the user is over its publish rate: nothing stored; send again a little later")        \
+    X(FERRY_ENOTLEADER, 33, "ENOTLEADER",                                                    \
+      "this node does not lead the cluster: nothing applied; send it to the leader")         \
+    X(FERRY_ELEADER_LOST, 34, "ELEADER_LOST",                                                \
+      "the leader lost its lead before a quorum had this: it may be stored or not; send it " \
+      "again (with its id) to the new leader")
 
 #define FERRY_STATUS_ENUM_(name, num, sname, text) name = num,
 /** Status of every fallible call; also the error codes of the wire protocol. */

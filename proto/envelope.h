@@ -214,6 +214,8 @@ fy_status_t fy_encode_conflict(fy_encoder_t *self, uint64_t cid, const char *msg
 fy_status_t fy_encode_info_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *info,
                                  int created);
 fy_status_t fy_encode_stats_reply(fy_encoder_t *self, uint64_t cid, const fy_stats_t *st);
+/** Reply to cluster: the answering node's view (its voters' progress). */
+fy_status_t fy_encode_cluster_reply(fy_encoder_t *self, uint64_t cid, const fy_cluster_info_t *ci);
 /** Reply to topics: @p n topics (each as an info reply says one), and
  *  whether more follow the last. */
 fy_status_t fy_encode_topics_reply(fy_encoder_t *self, uint64_t cid, const fy_topic_info_t *infos,
@@ -289,6 +291,7 @@ fy_status_t fy_reply_confirm_at(const fy_reply_t *rep, size_t i, uint64_t *seq, 
                                 uint64_t *kver);
 fy_status_t fy_reply_info(const fy_reply_t *rep, fy_topic_info_t *info, bool *created);
 fy_status_t fy_reply_stats(const fy_reply_t *rep, fy_stats_t *st);
+fy_status_t fy_reply_cluster(const fy_reply_t *rep, fy_cluster_info_t *ci);
 /** A topics reply: how many it lists and whether more follow; then each. */
 fy_status_t fy_reply_topics(const fy_reply_t *rep, size_t *n, bool *more);
 fy_status_t fy_reply_topic_at(const fy_reply_t *rep, size_t i, fy_topic_info_t *info);

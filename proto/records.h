@@ -53,6 +53,24 @@ typedef struct fy_topic_info {
     bool discard_new, interest;
 } fy_topic_info_t;
 
+/** A cluster's voter as its leader sees it (cluster reply). */
+typedef struct fy_cluster_node {
+    uint64_t id;
+    char address[64];
+    uint64_t match; /* the last entry it has */
+    bool up;        /* the leader heard from it within an election timeout */
+} fy_cluster_node_t;
+
+#define FY_CLUSTER_NODES_MAX 9
+
+/** Where a cluster stands, as its leader sees it (cluster reply). */
+typedef struct fy_cluster_info {
+    uint64_t id; /* the node that answers; 0: a single ferryd */
+    uint64_t term, commit, applied, last, elections, snapshots;
+    size_t nnodes;
+    fy_cluster_node_t nodes[FY_CLUSTER_NODES_MAX];
+} fy_cluster_info_t;
+
 /** Broker-wide counters (stats reply). */
 typedef struct fy_stats {
     uint64_t topics, messages, bytes;

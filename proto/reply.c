@@ -638,3 +638,53 @@ fy_reply_sub(const fy_reply_t *rep, fy_sub_state_t *info, bool *created)
     info->max_deliver = (uint32_t)md;
     return FERRY_OK;
 }
+
+/* ---- cluster ---------------------------------------------------------------- */
+
+#define S_CLUSTER_FIELDS(X) X(id) X(term) X(commit) X(applied) X(last) X(elections) X(snapshots)
+#define S_CLUSTER_PACK(f)   | fy_envi_kv_uint(&self->pk, #f, ci->f)
+
+fy_status_t
+fy_encode_cluster_reply(fy_encoder_t *self, uint64_t cid, const fy_cluster_info_t *ci)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 1 S_CLUSTER_FIELDS(S_COUNT_FIELD), "ok", cid)
+                 S_CLUSTER_FIELDS(S_CLUSTER_PACK) |
+             fy_envi_str(&self->pk, "nodes") | msgpack_pack_array(&self->pk, ci->nnodes);
+    for (size_t i = 0; i < ci->nnodes; i++) {
+        const fy_cluster_node_t *n = &ci->nodes[i];
+        rc |= msgpack_pack_map(&self->pk, 4) | fy_envi_kv_uint(&self->pk, "id", n->id) |
+              fy_envi_kv_str(&self->pk, "address", n->address) |
+              fy_envi_kv_uint(&self->pk, "match", n->match) | fy_envi_str(&self->pk, "up") |
+              (n->up ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
+    }
+    return fy_envi_done(self, start, rc);
+}
+
+#define S_CLUSTER_GET(f) || s_get_uint(S_MAP(rep), #f, &ci->f)
+
+fy_status_t
+fy_reply_cluster(const fy_reply_t *rep, fy_cluster_info_t *ci)
+{
+    memset(ci, 0, sizeof *ci);
+    if (0 S_CLUSTER_FIELDS(S_CLUSTER_GET))
+        return FERRY_EFIELD;
+    const msgpack_object *nodes = s_array(rep, "nodes");
+    if (!nodes || nodes->via.array.size > FY_CLUSTER_NODES_MAX)
+        return FERRY_EFIELD;
+    for (size_t i = 0; i < nodes->via.array.size; i++) {
+        const msgpack_object *m = &nodes->via.array.ptr[i];
+        fy_cluster_node_t *n = &ci->nodes[i];
+        fy_bytes_t addr;
+        const msgpack_object *a =
+            m->type == MSGPACK_OBJECT_MAP ? fy_envi_field(m, "address") : NULL;
+        if (!a || !fy_envi_as_bytes(a, &addr) || addr.len >= sizeof n->address ||
+            s_get_uint(m, "id", &n->id) || s_get_uint(m, "match", &n->match) ||
+            s_get_bool(m, "up", &n->up))
+            return FERRY_EFIELD;
+        memcpy(n->address, addr.ptr, addr.len);
+        n->address[addr.len] = '\0';
+    }
+    ci->nnodes = nodes->via.array.size;
+    return FERRY_OK;
+}

@@ -287,6 +287,7 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     }
     case FY_OP_PING:
     case FY_OP_STATS:
+    case FY_OP_CLUSTER:
         return FERRY_OK;
     case FY_OP_DECLARE: {
         if ((st = fy_envi_req_name(map, "name", &req->name, err)))

@@ -228,6 +228,47 @@ test_sizes(void **state)
     assert_false(fy_options_parse_size("20000000000000T", &v));
 }
 
+/* Cluster flags (docs/cluster.md): --peers parsed and checked against
+ * --cluster-id; each refusal says what is wrong. */
+static void
+test_cluster_flags(void **state)
+{
+    (void)state;
+    fy_config_t cfg;
+    fy_err_t err;
+    char peers[] = "1=127.0.0.1:7001,2=127.0.0.1:7002,3=10.0.0.3:7001";
+    char *ok[] = {"ferryd", "--cluster-id", "2", "--peers", peers, NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, ok), FY_OPTIONS_RUN);
+    assert_int_equal(cfg.cluster_id, 2);
+    assert_int_equal(cfg.npeers, 3);
+    assert_int_equal(cfg.peer_ids[2], 3);
+    assert_string_equal(cfg.peer_addrs[2], "10.0.0.3:7001");
+    assert_int_equal(cfg.snapshot_every, 8192);
+    char *single[] = {"ferryd", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 1, single), FY_OPTIONS_RUN);
+    assert_int_equal(cfg.cluster_id, 0);
+    assert_int_equal(cfg.npeers, 0);
+    char *not_me[] = {"ferryd", "--cluster-id", "4", "--peers", peers, NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, not_me), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "--cluster-id 4 is not among --peers"));
+    char *no_peers[] = {"ferryd", "--cluster-id", "1", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, no_peers), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "both --cluster-id and --peers"));
+    char *no_id[] = {"ferryd", "--peers", peers, NULL};
+    assert_int_equal(s_parse(&cfg, &err, 3, no_id), FY_OPTIONS_ERROR);
+    char twice[] = "1=127.0.0.1:7001,1=127.0.0.1:7002";
+    char *dup[] = {"ferryd", "--cluster-id", "1", "--peers", twice, NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, dup), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "twice"));
+    const char *bad[] = {"1=127.0.0.1", "x=127.0.0.1:7001", "1:127.0.0.1:7001",
+                         "1=:7001",     "1=127.0.0.1:70a1", "0=127.0.0.1:7001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *a[] = {"ferryd", "--cluster-id", "1", "--peers", (char *)bad[i], NULL};
+        assert_int_equal(s_parse(&cfg, &err, 5, a), FY_OPTIONS_ERROR);
+        assert_non_null(strstr(err.msg, "is not ID=HOST:PORT"));
+    }
+}
+
 int
 main(void)
 {
@@ -238,6 +279,7 @@ main(void)
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_cluster_flags),
     };
     if (getenv("FERRY_TEST_FILTER")) /* e.g. FERRY_TEST_FILTER='test_pg*' */
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

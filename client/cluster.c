@@ -1,0 +1,39 @@
+/*
+ * cluster.c - where a cluster stands (ferry_client_cluster), from its
+ * leader: the protocol's record (proto/records.h) mapped to ferry.h's.
+ */
+#include "client_int.h"
+
+ferry_status_t
+ferry_client_cluster(ferry_client_t *self, ferry_cluster_t *out)
+{
+    if (!self || !out)
+        return FERRY_EINVAL;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_CLUSTER, NULL);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    fy_cluster_info_t ci;
+    if (fy_reply_cluster(&rep, &ci))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed cluster reply");
+    memset(out, 0, sizeof *out);
+    *out = (ferry_cluster_t){.leader_id = ci.id,
+                             .term = ci.term,
+                             .commit_index = ci.commit,
+                             .applied_index = ci.applied,
+                             .last_index = ci.last,
+                             .elections = ci.elections,
+                             .snapshots = ci.snapshots,
+                             .nnodes = ci.nnodes};
+    for (size_t i = 0; i < ci.nnodes && i < sizeof out->nodes / sizeof out->nodes[0]; i++) {
+        ferry_cluster_node_t *n = &out->nodes[i];
+        n->id = ci.nodes[i].id;
+        memcpy(n->address, ci.nodes[i].address, sizeof n->address);
+        n->match_index = ci.nodes[i].match;
+        n->lag = ci.last > ci.nodes[i].match ? ci.last - ci.nodes[i].match : 0;
+        n->up = ci.nodes[i].up;
+    }
+    return FERRY_OK;
+}

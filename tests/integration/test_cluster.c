@@ -1,0 +1,488 @@
+/*
+ * test_cluster.c - three ferryd nodes replicating through libraft
+ * (docs/cluster.md), as real processes on loopback.
+ *
+ * - The leader is killed with SIGKILL while a client publishes with ids
+ *   through its window to all three nodes: every publish is confirmed once,
+ *   the topic holds each message once, in order, with the sequence it was
+ *   confirmed with, and the three nodes' stores are the same, database by
+ *   database, key by key (read from their LMDB files).
+ * - A follower whose data directory is wiped comes back from a snapshot.
+ * - A client that knows only a follower is sent to the leader; a node
+ *   without a quorum confirms nothing.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "clock.h"
+#include "ferry.h"
+#include "clusterfx.h"
+#include "fixture.h"
+#include "harness.h"
+
+#define S_NODES 3
+
+static int
+s_setup(void **state)
+{
+    fy_cluster_fx_t *cl = calloc(1, sizeof *cl);
+    *state = cl;
+    return cl && fy_cluster_init(cl, S_NODES) == 0 ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    if (cl)
+        fy_cluster_cleanup(cl);
+    free(cl);
+    return 0;
+}
+
+static void
+s_start(fy_cluster_fx_t *cl, int i)
+{
+    if (fy_cluster_start(cl, i) != 0)
+        fail_msg("node %d did not start", i + 1);
+}
+
+static int
+s_leader(fy_cluster_fx_t *cl, int ms)
+{
+    return fy_cluster_leader(cl, ms);
+}
+
+static ferry_client_t *
+s_client(fy_cluster_fx_t *cl, int only, int timeout_ms, size_t window)
+{
+    ferry_client_t *c = fy_cluster_client(cl, only, timeout_ms, window);
+    if (!c)
+        fail_msg("cannot connect to the cluster");
+    return c;
+}
+
+/* ---- the nodes' stores, read from their files ------------------------------ */
+
+static const char *const s_dbs[] = {"meta",   "topics",  "messages", "dedupe", "dedupe_exp",
+                                    "subs",   "deleted", "sub_ids",  "acks",   "pend",
+                                    "timers", "due",     "keyidx"};
+
+typedef struct {
+    uint64_t index;  /* the last entry applied */
+    uint64_t digest; /* of every database's keys and values, in order */
+    uint64_t records;
+} s_state_t;
+
+static uint64_t
+s_fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool
+s_read_state(const fy_ferryd_t *d, s_state_t *out)
+{
+    char dir[320];
+    snprintf(dir, sizeof dir, "%s/data", d->dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    *out = (s_state_t){0};
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+        mdb_env_set_mapsize(env, 8ull << 30) || mdb_env_open(env, dir, MDB_RDONLY, 0600)) {
+        mdb_env_close(env);
+        return false;
+    }
+    bool ok = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; ok && i < sizeof s_dbs / sizeof s_dbs[0]; i++) {
+        MDB_dbi dbi;
+        MDB_cursor *cur;
+        if (mdb_dbi_open(txn, s_dbs[i], 0, &dbi) || mdb_cursor_open(txn, dbi, &cur)) {
+            ok = false;
+            break;
+        }
+        h = s_fnv(h, s_dbs[i], strlen(s_dbs[i]));
+        MDB_val k, v;
+        int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            if (i == 0 && k.mv_size == 10 && memcmp(k.mv_data, "raft_index", 10) == 0 &&
+                v.mv_size == 8) {
+                for (int b = 0; b < 8; b++)
+                    out->index = out->index << 8 | ((const uint8_t *)v.mv_data)[b];
+            }
+            h = s_fnv(s_fnv(h, &k.mv_size, sizeof k.mv_size), k.mv_data, k.mv_size);
+            h = s_fnv(s_fnv(h, &v.mv_size, sizeof v.mv_size), v.mv_data, v.mv_size);
+            out->records++;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+    }
+    if (ok)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    out->digest = h;
+    return ok;
+}
+
+/* Waits until every live node applied the same last entry, then says
+ * whether their stores are the same. */
+static void
+s_assert_same_state(fy_cluster_fx_t *cl)
+{
+    s_state_t st[S_NODES];
+    long long until = fy_now_ms() + 20000;
+    for (;;) {
+        bool same = true;
+        for (int i = 0; i < S_NODES; i++) {
+            assert_true(s_read_state(&cl->node[i], &st[i]));
+            same = same && st[i].index == st[0].index;
+        }
+        if (same)
+            break;
+        if (fy_now_ms() > until)
+            fail_msg("the nodes did not catch up: applied %llu, %llu, %llu",
+                     (unsigned long long)st[0].index, (unsigned long long)st[1].index,
+                     (unsigned long long)st[2].index);
+        fy_sleep_ms(20);
+    }
+    for (int i = 1; i < S_NODES; i++)
+        if (st[i].digest != st[0].digest || st[i].records != st[0].records)
+            fail_msg("node %d's store differs from node 1's at entry %llu (%llu and %llu records)",
+                     i + 1, (unsigned long long)st[0].index, (unsigned long long)st[i].records,
+                     (unsigned long long)st[0].records);
+    printf("the 3 stores agree at entry %llu: %llu records\n", (unsigned long long)st[0].index,
+           (unsigned long long)st[0].records);
+}
+
+/* ---- publishes across failover ------------------------------------------- */
+
+typedef struct {
+    uint64_t *seq;    /* confirmed sequence per index; 0 = not yet */
+    size_t confirmed; /* distinct indexes confirmed */
+    size_t failures;  /* confirms with an error */
+    size_t again;     /* confirms for an index confirmed before */
+    size_t dups;      /* confirms flagged duplicate */
+} s_book_t;
+
+typedef struct {
+    s_book_t *book;
+    size_t index;
+} s_ref_t;
+
+static void
+s_on_confirm(ferry_client_t *c, const ferry_confirm_t *cf, void *user)
+{
+    (void)c;
+    s_ref_t *ref = user;
+    s_book_t *b = ref->book;
+    if (cf->status != FERRY_OK) {
+        b->failures++;
+        return;
+    }
+    b->dups += cf->duplicate;
+    if (b->seq[ref->index]) {
+        b->again++;
+        return;
+    }
+    b->seq[ref->index] = cf->seq;
+    b->confirmed++;
+}
+
+/* The topic holds message 0..n-1 once each, in order, each with the
+ * sequence it was confirmed with. */
+static void
+s_verify(fy_cluster_fx_t *cl, const s_book_t *b, size_t n)
+{
+    ferry_client_t *c = s_client(cl, -1, 10000, 100);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, "cl", &all, &count), FERRY_OK);
+    ferry_client_destroy(&c);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < count; i++) {
+        char id[32], payload[32];
+        snprintf(id, sizeof id, "m-%zu", i);
+        snprintf(payload, sizeof payload, "payload-%zu", i);
+        assert_string_equal(all[i].id, id);
+        assert_string_equal(all[i].payload, payload);
+        assert_int_equal(all[i].seq, i + 1);
+        assert_int_equal(b->seq[i], i + 1);
+    }
+    free(all);
+}
+
+static void
+test_leader_killed_loses_no_confirmed_publish(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    const bool quick = getenv("FERRY_TEST_QUICK") != NULL;
+    const size_t n = quick ? 20000 : 100000;
+    const int kills = quick ? 3 : 5;
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    assert_true(s_leader(cl, 20000) >= 0);
+    ferry_client_t *c = s_client(cl, -1, 10000, 1000);
+    ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "cl", &tc, NULL, NULL), FERRY_OK);
+
+    s_book_t book = {.seq = calloc(n, sizeof(uint64_t))};
+    s_ref_t *refs = calloc(n, sizeof *refs);
+    assert_non_null(book.seq);
+    assert_non_null(refs);
+    size_t kill_at[8];
+    for (int k = 0; k < kills; k++) /* spread over the run, each at a random point of its part */
+        kill_at[k] = n * (size_t)k / (size_t)kills + 1 + (size_t)rand() % (n / (size_t)kills / 2);
+    int killed = 0;
+    long long t0 = fy_now_ms();
+    char id[32], payload[32];
+    long long until = fy_now_ms() + 600000;
+    for (size_t i = 0; i < n; i++) {
+        if (killed < kills && book.confirmed >= kill_at[killed]) {
+            int lead = s_leader(cl, 20000);
+            assert_true(lead >= 0);
+            printf("kill %d at %.1f s: node %d (leader) at %zu confirmed, %zu sent\n", killed + 1,
+                   (double)(fy_now_ms() - t0) / 1000.0, lead + 1, book.confirmed, i);
+            fy_ferryd_signal(&cl->node[lead], SIGKILL);
+            s_start(cl, lead); /* back at once: the next kill needs a quorum of the others */
+            killed++;
+        }
+        refs[i] = (s_ref_t){&book, i};
+        snprintf(id, sizeof id, "m-%zu", i);
+        int len = snprintf(payload, sizeof payload, "payload-%zu", i);
+        ferry_message_t m = {.data = payload, .len = (size_t)len, .id = id};
+        ferry_status_t st;
+        /* A full window waits, connected or not (between leaders). */
+        while ((st = ferry_client_publish_async(c, "cl", &m, s_on_confirm, &refs[i])) ==
+                   FERRY_EWOULD_BLOCK ||
+               st == FERRY_EDISCONNECTED) {
+            assert_true(fy_now_ms() < until);
+            ferry_client_poll(c, 10);
+        }
+        if (st != FERRY_OK)
+            fail_msg("publish %zu: %s (%s)", i, ferry_errname(st), ferry_client_last_error(c));
+    }
+    assert_int_equal(ferry_client_flush(c, 120000), FERRY_OK);
+    ferry_client_destroy(&c);
+    printf("%zu publishes, %d leaders killed: %zu confirmed, %zu failed, %zu duplicates "
+           "(resent after a failover), seed %u\n",
+           n, killed, book.confirmed, book.failures, book.dups, seed);
+    assert_int_equal(killed, kills);
+    assert_int_equal(book.failures, 0);
+    assert_int_equal(book.again, 0);
+    assert_int_equal(book.confirmed, n);
+    s_verify(cl, &book, n);
+    s_assert_same_state(cl);
+    free(book.seq);
+    free(refs);
+}
+
+/* ---- catching up -------------------------------------------------------------- */
+
+static void
+s_publish(ferry_client_t *c, size_t from, size_t to)
+{
+    char id[32], payload[32];
+    for (size_t i = from; i < to; i++) {
+        snprintf(id, sizeof id, "w-%zu", i);
+        int len = snprintf(payload, sizeof payload, "payload-%zu", i);
+        ferry_message_t m = {.data = payload, .len = (size_t)len, .id = id};
+        ferry_status_t st;
+        while ((st = ferry_client_publish_async(c, "wiped", &m, NULL, NULL)) == FERRY_EWOULD_BLOCK)
+            ferry_client_poll(c, 10);
+        assert_int_equal(st, FERRY_OK);
+        if (i % 50 == 49) /* many small entries: the log passes several snapshots */
+            assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
+}
+
+static void
+test_wiped_node_rejoins_from_a_snapshot(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    snprintf(cl->snapshot_every, sizeof cl->snapshot_every, "32");
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    int lead = s_leader(cl, 20000);
+    assert_true(lead >= 0);
+    ferry_client_t *c = s_client(cl, -1, 10000, 100);
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "wiped", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish(c, 0, 2000);
+    /* A follower loses its disk: killed, its directory emptied. */
+    int gone = (lead + 1) % S_NODES;
+    fy_ferryd_signal(&cl->node[gone], SIGKILL);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/data'", cl->node[gone].dir);
+    assert_int_equal(system(cmd), 0);
+    s_publish(c, 2000, 4000); /* the log moves past what it kept for it */
+    s_start(cl, gone);
+    s_assert_same_state(cl);
+    assert_true(fy_ferryd_log_count(&cl->node[gone], "restored a snapshot") >= 1);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, "wiped", &all, &count), FERRY_OK);
+    assert_int_equal(count, 4000);
+    free(all);
+    ferry_client_destroy(&c);
+}
+
+/* ---- clients and quorums -------------------------------------------------------- */
+
+/* Whether node @p i's /metrics has a match of the regular expression @p line
+ * within 5 s (it is refreshed twice a second). */
+static bool
+s_metrics_show(fy_cluster_fx_t *cl, int i, const char *line)
+{
+    static char body[65536];
+    int port = fy_cluster_metrics_port(cl, i);
+    assert_true(port > 0);
+    regex_t re;
+    assert_int_equal(regcomp(&re, line, REG_NOSUB), 0);
+    long long until = fy_now_ms() + 5000;
+    do {
+        assert_int_equal(fy_http(port, "GET", "/metrics", body, sizeof body), 0);
+        if (regexec(&re, body, 0, NULL, 0) == 0) {
+            regfree(&re);
+            return true;
+        }
+        fy_sleep_ms(50);
+    } while (fy_now_ms() < until);
+    regfree(&re);
+    return false;
+}
+
+static void
+test_follower_sends_clients_to_the_leader(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    int lead = s_leader(cl, 20000);
+    assert_true(lead >= 0);
+    int follower = (lead + 1) % S_NODES;
+    /* A client that knows only a follower: its calls reach the leader. */
+    ferry_client_t *c = s_client(cl, follower, 5000, 100);
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_QUEUE, "jobs", NULL, NULL, NULL), FERRY_OK);
+    ferry_message_t m = {.data = "job-1", .len = 5, .id = "j1"};
+    ferry_confirm_t cf = {0};
+    assert_int_equal(ferry_client_publish(c, "jobs", &m, &cf), FERRY_OK);
+    assert_int_equal(cf.seq, 1);
+    ferry_client_destroy(&c);
+    /* The ferry CLI too. */
+    char cmd[600], out[256];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' pub jobs job-2 --id j2 2>&1", getenv("FERRY_CLI"),
+             cl->node[follower].endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq: 2"));
+
+    /* ferry cluster status, from the leader: three voters, all heard from
+     * and caught up; then one of them gone. */
+    c = s_client(cl, follower, 5000, 100);
+    ferry_cluster_t cs;
+    long long until = fy_now_ms() + 10000;
+    bool settled = false;
+    while (!settled && fy_now_ms() < until) {
+        assert_int_equal(ferry_client_cluster(c, &cs), FERRY_OK);
+        assert_int_equal(cs.leader_id, lead + 1);
+        assert_int_equal(cs.nnodes, 3);
+        settled = cs.applied_index == cs.last_index;
+        for (size_t i = 0; i < cs.nnodes; i++)
+            settled = settled && cs.nodes[i].up && cs.nodes[i].lag == 0;
+        if (!settled)
+            fy_sleep_ms(50);
+    }
+    assert_true(settled);
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' cluster status --json", getenv("FERRY_CLI"),
+             cl->node[follower].endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    /* /metrics: the leader leads and sees each voter caught up; a follower
+     * follows and counts the requests it sent on. */
+    char want[64];
+    assert_true(s_metrics_show(cl, lead, "ferry_cluster_role 3\n"));
+    assert_true(s_metrics_show(cl, lead, "ferry_cluster_leader 1\n"));
+    snprintf(want, sizeof want, "ferry_cluster_lag_entries{node=\"%d\"} 0\n", follower + 1);
+    assert_true(s_metrics_show(cl, lead, want));
+    snprintf(want, sizeof want, "ferry_cluster_node_up{node=\"%d\"} 1\n", follower + 1);
+    assert_true(s_metrics_show(cl, lead, want));
+    assert_true(s_metrics_show(cl, follower, "ferry_cluster_role 1\n"));
+    assert_true(s_metrics_show(cl, follower, "ferry_cluster_leader 0\n"));
+    /* Every request a follower answers ENOTLEADER is counted. */
+    assert_true(s_metrics_show(cl, follower, "ferry_cluster_not_leader_total [1-9]"));
+    snprintf(want, sizeof want, "{\"leader\":%d,", lead + 1);
+    assert_non_null(strstr(out, want));
+    int third = (lead + 2) % S_NODES;
+    fy_ferryd_signal(&cl->node[third], SIGKILL);
+    until = fy_now_ms() + 10000;
+    bool seen_down = false;
+    while (!seen_down && fy_now_ms() < until) {
+        assert_int_equal(ferry_client_cluster(c, &cs), FERRY_OK);
+        for (size_t i = 0; i < cs.nnodes; i++)
+            seen_down = seen_down || (cs.nodes[i].id == (uint64_t)third + 1 && !cs.nodes[i].up);
+        if (!seen_down)
+            fy_sleep_ms(50);
+    }
+    assert_true(seen_down);
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' cluster status", getenv("FERRY_CLI"),
+             cl->node[follower].endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1); /* a voter is not heard from */
+    ferry_client_destroy(&c);
+    s_start(cl, third);
+
+    /* Two nodes down: the last one has no quorum and confirms nothing. */
+    for (int i = 0; i < S_NODES; i++)
+        if (i != follower)
+            fy_ferryd_signal(&cl->node[i], SIGKILL);
+    c = s_client(cl, follower, 3000, 100);
+    m = (ferry_message_t){.data = "job-3", .len = 5, .id = "j3"};
+    ferry_status_t st = ferry_client_publish(c, "jobs", &m, &cf);
+    printf("publish without a quorum: %s\n", ferry_errname(st));
+    assert_true(st == FERRY_ETIMEOUT || st == FERRY_ENOTLEADER || st == FERRY_EDISCONNECTED);
+    ferry_client_destroy(&c);
+    /* The others back: the cluster has a leader again, and the queue its two jobs. */
+    for (int i = 0; i < S_NODES; i++)
+        if (i != follower)
+            s_start(cl, i);
+    c = s_client(cl, -1, 10000, 100);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, "jobs", &all, &count), FERRY_OK);
+    assert_int_equal(count, 2);
+    assert_string_equal(all[0].payload, "job-1");
+    assert_string_equal(all[1].payload, "job-2");
+    free(all);
+    ferry_client_destroy(&c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_follower_sends_clients_to_the_leader, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_wiped_node_rejoins_from_a_snapshot, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_loses_no_confirmed_publish, s_setup,
+                                        s_teardown),
+    };
+    if (getenv("FERRY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
+    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}

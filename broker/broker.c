@@ -437,7 +437,9 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
             return;
         break;
     case FY_OP_CLUSTER:
-        if ((st = fy_brk_handle_cluster(self, ri, &req)) == FERRY_OK)
+    case FY_OP_NODE_ADD:
+    case FY_OP_NODE_REMOVE:
+        if ((st = fy_brk_handle_cluster(self, ri, &req, &err)) == FERRY_OK)
             return;
         break;
     case FY_OP_TOPICS:
@@ -859,6 +861,7 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomi
                "endpoint=%s detail=\"--insecure: anyone who reaches it may read, publish and "
                "delete anything (no --users)\"",
                self->endpoint);
+    fy_brk_cluster_say(self);
     if (self->metrics)
         fy_log(self->log, FY_LOG_INFO, "broker", "metrics", "url=http://%.*s:%u/metrics",
                (int)(strrchr(self->cfg.metrics, ':') - self->cfg.metrics), self->cfg.metrics,

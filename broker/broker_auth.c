@@ -223,6 +223,8 @@ s_needs(const fy_request_t *req)
         return FY_PERM_PUBLISH | FY_PERM_CONSUME | FY_PERM_ADMIN;
     case FY_OP_PURGE:
     case FY_OP_EDIT:
+    case FY_OP_NODE_ADD:
+    case FY_OP_NODE_REMOVE:
         return FY_PERM_ADMIN;
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE: /* and then its owner, or admin (fy_brk_auth_sub) */

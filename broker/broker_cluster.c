@@ -46,8 +46,28 @@ fy_brk_cluster_opts(const fy_config_t *cfg, fy_store_cluster_t *out, fy_raftlog_
                                 .peers = peers,
                                 .npeers = cfg->npeers,
                                 .advertise = advertise,
+                                .bind = cfg->cluster_bind[0] ? cfg->cluster_bind : NULL,
+                                .join = cfg->join[0] != '\0',
                                 .snapshot_every = (unsigned)cfg->snapshot_every};
     return FERRY_OK;
+}
+
+void
+fy_brk_cluster_say(fy_broker_t *self)
+{
+    const fy_config_t *cfg = &self->cfg;
+    if (!cfg->cluster_id)
+        return;
+    bool remote = false;
+    for (size_t i = 0; i < cfg->npeers; i++)
+        remote = remote || strncmp(cfg->peer_addrs[i], "127.", 4) != 0;
+    fy_log(self->log, FY_LOG_INFO, "cluster", "a node of a cluster",
+           "id=%llu voters=%zu advertise=%s detail=\"it takes requests while it leads\"",
+           (unsigned long long)cfg->cluster_id, cfg->npeers, self->advertise);
+    if (remote)
+        fy_log(self->log, FY_LOG_WARN, "cluster", "peers on other hosts",
+               "detail=\"the nodes' own traffic (--peers) is neither encrypted nor authenticated: "
+               "keep it on a private network or behind a firewall (docs/cluster.md)\"");
 }
 
 bool
@@ -95,8 +115,19 @@ fy_brk_refuse_not_leader(fy_broker_t *self, fy_status_t code)
 }
 
 fy_status_t
-fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req)
+fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
+    if (req->op != FY_OP_CLUSTER) {
+        char address[64] = "", why[160] = "";
+        memcpy(address, req->key.ptr, req->key.len < 63 ? req->key.len : 63);
+        fy_status_t st = fy_store_cluster_change(
+            self->store, req->seq, req->op == FY_OP_NODE_ADD ? address : NULL, why, sizeof why);
+        if (st)
+            return fy_err_set(err, st, "%s", why);
+        fy_brk_reply_t *r;
+        fy_brk_reply_begin(self, ri, &r);
+        return fy_brk_reply_finish(self, r, fy_encode_ok(self->enc, req->cid));
+    }
     fy_cluster_info_t ci = {0};
     fy_store_cluster_stats_t cs;
     if (fy_store_cluster_state(self->store, &cs)) {
@@ -114,6 +145,7 @@ fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req)
             snprintf(n->address, sizeof n->address, "%s", r->nodes[i].address);
             n->match = r->nodes[i].match_index;
             n->up = r->nodes[i].recent;
+            n->voter = r->nodes[i].voter;
         }
     }
     fy_brk_reply_t *r;

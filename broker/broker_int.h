@@ -178,6 +178,9 @@ fy_status_t fy_brk_cluster_opts(const fy_config_t *cfg, fy_store_cluster_t *out,
 /** Once per turn: whether this node may write now; on becoming the leader,
  *  the deliveries in flight under the last one are brought back. */
 bool fy_brk_cluster_turn(fy_broker_t *self);
+/** At start: a cluster's node says so, and warns when its peers are on
+ *  other hosts (libraft's transport is neither encrypted nor authenticated). */
+void fy_brk_cluster_say(fy_broker_t *self);
 /** Answers the drained batch with @p code (ENOTLEADER or ELEADER_LOST),
  *  naming the leader's client endpoint if known ("leader=tcp://..."). */
 void fy_brk_refuse_not_leader(fy_broker_t *self, fy_status_t code);
@@ -185,7 +188,9 @@ void fy_brk_refuse_not_leader(fy_broker_t *self, fy_status_t code);
  *  nothing of it was applied (a failed commit, a broker stopping). */
 void fy_brk_refuse_batch(fy_broker_t *self, fy_status_t code, const char *msg);
 /** The cluster op: this node's view of its cluster (id 0: a single node). */
-fy_status_t fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req);
+/** cluster: this node's view; node_add, node_remove: membership changes. */
+fy_status_t fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req,
+                                  fy_err_t *err);
 
 /* ---- broker_start.c ---------------------------------------------------- */
 

@@ -22,6 +22,8 @@ typedef enum {
     S_STR_TOKEN,
     S_STR_PEERS,
     S_STR_ADVERTISE,
+    S_STR_CLUSTER_BIND,
+    S_STR_JOIN,
     S_LEVEL,
     S_SIZE,
     S_UINT
@@ -85,9 +87,15 @@ static const s_key_t s_keys[] = {
     {"snapshot-every", "FERRY_SNAPSHOT_EVERY", S_UINT, S_OFF(snapshot_every), "8192", 16, 1u << 24,
      "cluster: entries applied between snapshots (a compacted copy of the store); the log keeps "
      "as many behind the last one, and a node further behind is sent the snapshot"},
+    {"join", "FERRY_JOIN", S_STR_JOIN, S_OFF(join), "", 0, 0,
+     "cluster: start a new node whose cluster address is HOST:PORT (instead of --peers); it "
+     "serves once the leader adds it (ferry cluster add ID HOST:PORT)"},
+    {"cluster-bind", "FERRY_CLUSTER_BIND", S_STR_CLUSTER_BIND, S_OFF(cluster_bind), "", 0, 0,
+     "cluster: HOST:PORT this node listens on for its peers, if not its own --peers address "
+     "(behind a NAT or a proxy)"},
     {"advertise", "FERRY_ADVERTISE", S_STR_ADVERTISE, S_OFF(advertise), "", 0, 0,
-     "the client endpoint other nodes name to clients when this node leads (default: --bind, "
-     "its wildcard host replaced by this node's --peers host)"},
+     "the client endpoint other nodes name to clients when this node leads; off: --bind, its "
+     "wildcard host made this node's --peers host"},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -131,15 +139,19 @@ s_set(fy_config_t *cfg, const s_key_t *k, const char *val, const char *source, f
     case S_STR_USERS:
     case S_STR_TOKEN:
     case S_STR_PEERS:
-    case S_STR_ADVERTISE: {
-        size_t cap = k->kind == S_STR_DATA        ? sizeof cfg->data_dir
-                     : k->kind == S_STR_BIND      ? sizeof cfg->bind
-                     : k->kind == S_STR_METRICS   ? sizeof cfg->metrics
-                     : k->kind == S_STR_CURVE     ? sizeof cfg->curve_secret
-                     : k->kind == S_STR_USERS     ? sizeof cfg->users
-                     : k->kind == S_STR_PEERS     ? sizeof cfg->peers
-                     : k->kind == S_STR_ADVERTISE ? sizeof cfg->advertise
-                                                  : sizeof cfg->metrics_token;
+    case S_STR_ADVERTISE:
+    case S_STR_CLUSTER_BIND:
+    case S_STR_JOIN: {
+        size_t cap = k->kind == S_STR_DATA           ? sizeof cfg->data_dir
+                     : k->kind == S_STR_BIND         ? sizeof cfg->bind
+                     : k->kind == S_STR_METRICS      ? sizeof cfg->metrics
+                     : k->kind == S_STR_CURVE        ? sizeof cfg->curve_secret
+                     : k->kind == S_STR_USERS        ? sizeof cfg->users
+                     : k->kind == S_STR_PEERS        ? sizeof cfg->peers
+                     : k->kind == S_STR_ADVERTISE    ? sizeof cfg->advertise
+                     : k->kind == S_STR_CLUSTER_BIND ? sizeof cfg->cluster_bind
+                     : k->kind == S_STR_JOIN         ? sizeof cfg->join
+                                                     : sizeof cfg->metrics_token;
         bool may_be_empty = k->kind != S_STR_DATA && k->kind != S_STR_BIND;
         if ((!*val && !may_be_empty) || strlen(val) >= cap) {
             fy_err_set(err, FERRY_EINVAL, "%s %s: empty or longer than %zu bytes", source, k->flag,
@@ -287,10 +299,28 @@ s_print_config(FILE *out, const fy_config_t *cfg, const char **from)
 static bool
 s_cluster(fy_config_t *cfg, fy_err_t *err)
 {
-    if (!cfg->cluster_id && !cfg->peers[0])
+    if (!cfg->cluster_id && !cfg->peers[0] && !cfg->join[0])
         return true;
-    if (!cfg->cluster_id || !cfg->peers[0]) {
-        fy_err_set(err, FERRY_EINVAL, "a cluster needs both --cluster-id and --peers");
+    if (cfg->join[0] && cfg->peers[0]) {
+        fy_err_set(err, FERRY_EINVAL,
+                   "--join (a new node, added by the leader) or --peers (the first voters), not "
+                   "both");
+        return false;
+    }
+    if (cfg->join[0] && cfg->cluster_id) { /* its own address; the rest comes from the leader */
+        const char *c = strrchr(cfg->join, ':');
+        if (!c || c == cfg->join || !c[1] || strspn(c + 1, "0123456789") != strlen(c + 1) ||
+            strlen(cfg->join) >= sizeof cfg->peer_addrs[0]) {
+            fy_err_set(err, FERRY_EINVAL, "--join %s: wants HOST:PORT", cfg->join);
+            return false;
+        }
+        cfg->npeers = 1;
+        cfg->peer_ids[0] = cfg->cluster_id;
+        snprintf(cfg->peer_addrs[0], sizeof cfg->peer_addrs[0], "%s", cfg->join);
+        return true;
+    }
+    if (!cfg->cluster_id || (!cfg->peers[0] && !cfg->join[0])) {
+        fy_err_set(err, FERRY_EINVAL, "a cluster needs both --cluster-id and --peers (or --join)");
         return false;
     }
     char list[sizeof cfg->peers];
@@ -326,6 +356,12 @@ s_cluster(fy_config_t *cfg, fy_err_t *err)
     if (!me) {
         fy_err_set(err, FERRY_EINVAL, "--cluster-id %llu is not among --peers",
                    (unsigned long long)cfg->cluster_id);
+        return false;
+    }
+    const char *colon = strrchr(cfg->cluster_bind, ':');
+    if (cfg->cluster_bind[0] && (!colon || colon == cfg->cluster_bind || !colon[1] ||
+                                 strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
+        fy_err_set(err, FERRY_EINVAL, "--cluster-bind %s: wants HOST:PORT", cfg->cluster_bind);
         return false;
     }
     return true;

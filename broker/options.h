@@ -38,6 +38,8 @@ typedef struct fy_config {
     uint64_t cluster_id;     /* this node; 0: a single node */
     char peers[1024];        /* --peers as given */
     uint64_t snapshot_every; /* entries between snapshots, and kept behind one */
+    char join[64];           /* --join HOST:PORT: a new node's cluster address; "": --peers */
+    char cluster_bind[64];   /* --cluster-bind: HOST:PORT to listen on for peers; "": --peers' */
     char advertise[256];     /* --advertise: the client endpoint followers name; "": --bind */
     size_t npeers;           /* parsed from peers: */
     uint64_t peer_ids[FY_CLUSTER_MAX];

@@ -35,13 +35,27 @@ typedef struct s_req {
     uint64_t index;
     bool done;
     struct s_req *next;
+    /* A membership change instead of an append (fy_raftlog_change). */
+    bool change;
+    uint64_t id;
+    const char *address; /* NULL: remove */
+    struct raft_change ch;
+    int rv; /* libraft's result */
 } s_req_t;
+
+/* Making a spare that caught up a voter: outlives the request that added it. */
+typedef struct s_promote {
+    struct raft_change ch;
+    fy_raftlog_t *self;
+    uint64_t id;
+} s_promote_t;
 
 struct fy_raftlog {
     fy_raftlog_config_t cfg;
     fy_raftlog_peer_t peers[S_PEERS_MAX];
     char addresses[S_PEERS_MAX][64];
     char dir[512];
+    char bind[64];
     const fy_log_t *log;
 
     uv_loop_t loop;
@@ -153,6 +167,68 @@ s_applied(struct raft_apply *apply, int status, void *result)
                                            : FY_RAFTLOG_FAILED);
 }
 
+static void s_on_tick(uv_timer_t *tick);
+
+static void
+s_promoted(struct raft_change *ch, int status)
+{
+    s_promote_t *p = ch->data;
+        if (status)
+        fy_log(p->self->log, FY_LOG_WARN, "cluster", "node not made a voter",
+               "id=%llu error=\"%s\"", (unsigned long long)p->id, raft_strerror(status));
+    else
+        fy_log(p->self->log, FY_LOG_INFO, "cluster", "node is a voter", "id=%llu",
+               (unsigned long long)p->id);
+    s_on_tick(&p->self->tick);
+    free(p);
+}
+
+/* The new node's spare entry is committed: it catches up, then votes (the
+ * leader keeps trying the promotion in rounds until it has caught up). */
+static void
+s_added(struct raft_change *ch, int status)
+{
+    s_req_t *req = ch->data;
+    fy_raftlog_t *self = req->apply.data;
+    req->rv = status;
+    if (status == 0) {
+        s_promote_t *p = calloc(1, sizeof *p);
+        if (p) {
+            *p = (s_promote_t){.self = self, .id = req->id};
+            p->ch.data = p;
+            int rv = raft_assign(&self->raft, &p->ch, req->id, RAFT_VOTER, s_promoted);
+            if (rv) {
+                fy_log(self->log, FY_LOG_WARN, "cluster", "node not made a voter",
+                       "id=%llu error=\"%s\"", (unsigned long long)req->id, raft_strerror(rv));
+                free(p);
+            }
+        }
+    }
+        s_on_tick(&self->tick); /* the new configuration is seen at once */
+    s_done(self, req, status ? FY_RAFTLOG_FAILED : FY_RAFTLOG_COMMITTED);
+}
+
+static void
+s_removed(struct raft_change *ch, int status)
+{
+    s_req_t *req = ch->data;
+    req->rv = status;
+    s_on_tick(&((fy_raftlog_t *)req->apply.data)->tick);
+    s_done(req->apply.data, req, status ? FY_RAFTLOG_FAILED : FY_RAFTLOG_COMMITTED);
+}
+
+/* A change handed to libraft: 0, or its refusal (the request is done). */
+static int
+s_start_change(fy_raftlog_t *self, s_req_t *r)
+{
+    r->ch.data = r;
+    if (r->address)
+        return raft_add(&self->raft, &r->ch, r->id, r->address, s_added);
+    if (r->id == self->cfg.id)
+        return RAFT_BADID; /* the leader itself: stop it, another node leads, then remove it */
+    return raft_remove(&self->raft, &r->ch, r->id, s_removed);
+}
+
 /* The log's thread: hands the queued appends to libraft. */
 static void
 s_on_wake(uv_async_t *wake)
@@ -174,10 +250,13 @@ s_on_wake(uv_async_t *wake)
     for (s_req_t *r = ordered, *next; r; r = next) {
         next = r->next;
         r->apply.data = self;
-        int rv =
-            stopping ? RAFT_SHUTDOWN : raft_apply(&self->raft, &r->apply, &r->buf, 1, s_applied);
+        int rv = stopping    ? RAFT_SHUTDOWN
+                 : r->change ? s_start_change(self, r)
+                             : raft_apply(&self->raft, &r->apply, &r->buf, 1, s_applied);
         if (rv != 0) { /* not handed over: the copy is still ours */
-            raft_free(r->buf.base);
+            if (!r->change)
+                raft_free(r->buf.base);
+            r->rv = rv;
             s_done(self, r, rv == RAFT_NOTLEADER ? FY_RAFTLOG_NOT_LEADER : FY_RAFTLOG_FAILED);
         }
     }
@@ -236,6 +315,7 @@ s_on_tick(uv_timer_t *tick)
         fy_raftlog_node_t *n = &st.nodes[st.nnodes++];
         n->id = conf->servers[i].id;
         snprintf(n->address, sizeof n->address, "%s", conf->servers[i].address);
+        n->voter = conf->servers[i].role == RAFT_VOTER;
         if (role == RAFT_LEADER && self->raft.leader_state.progress) {
             n->match_index = n->id == self->cfg.id
                                  ? st.last_index
@@ -292,6 +372,10 @@ s_copy_config(fy_raftlog_t *self, const fy_raftlog_config_t *cfg, fy_err_t *err)
                           S_PEERS_MAX);
     self->cfg = *cfg;
     snprintf(self->dir, sizeof self->dir, "%s", cfg->dir);
+    if (cfg->bind && strlen(cfg->bind) >= sizeof self->bind)
+        return fy_err_set(err, FERRY_EINVAL, "cluster: bind address too long");
+    snprintf(self->bind, sizeof self->bind, "%s", cfg->bind ? cfg->bind : "");
+    self->cfg.bind = self->bind;
     self->cfg.dir = self->dir;
     bool me = false;
     for (size_t i = 0; i < cfg->npeers; i++) {
@@ -331,6 +415,8 @@ s_raft_init(fy_raftlog_t *self, fy_err_t *err)
     int rv = raft_uv_tcp_init(&self->transport, &self->loop);
     if (rv == 0)
         self->transport_ready = true;
+    if (rv == 0 && self->bind[0])
+        rv = raft_uv_tcp_set_bind_address(&self->transport, self->bind);
     if (rv == 0 && (rv = raft_uv_init(&self->io, &self->loop, self->dir, &self->transport)) == 0)
         self->io_ready = true;
     if (rv == 0)
@@ -349,7 +435,7 @@ s_raft_init(fy_raftlog_t *self, fy_err_t *err)
     raft_configuration_init(&conf);
     for (size_t i = 0; i < self->cfg.npeers && rv == 0; i++)
         rv = raft_configuration_add(&conf, self->peers[i].id, self->peers[i].address, RAFT_VOTER);
-    if (rv == 0) {
+    if (rv == 0 && !self->cfg.join) { /* a joining node gets its configuration from the leader */
         rv = raft_bootstrap(&self->raft, &conf);
         if (rv == RAFT_CANTBOOTSTRAP) /* started before: its log has the configuration */
             rv = 0;
@@ -440,6 +526,26 @@ fy_raftlog_start(const fy_raftlog_config_t *cfg, const fy_log_t *log, fy_raftlog
     return FERRY_OK;
 }
 
+/* Queues @p req for the log's thread and waits until it is done. */
+static fy_raftlog_result_t
+s_submit(fy_raftlog_t *self, s_req_t *req)
+{
+    pthread_mutex_lock(&self->mu);
+    if (self->stopping || self->stopped) {
+        pthread_mutex_unlock(&self->mu);
+        return FY_RAFTLOG_FAILED;
+    }
+    req->next = self->queue;
+    self->queue = req;
+    pthread_mutex_unlock(&self->mu);
+    uv_async_send(&self->wake);
+    pthread_mutex_lock(&self->mu);
+    while (!req->done)
+        pthread_cond_wait(&self->cv, &self->mu);
+    pthread_mutex_unlock(&self->mu);
+    return req->result;
+}
+
 fy_raftlog_result_t
 fy_raftlog_append(fy_raftlog_t *self, const void *data, size_t len, uint64_t *index)
 {
@@ -453,23 +559,42 @@ fy_raftlog_append(fy_raftlog_t *self, const void *data, size_t len, uint64_t *in
     fy_be32_put((uint8_t *)req.buf.base + 4, (uint32_t)len);
     if (len)
         memcpy((uint8_t *)req.buf.base + S_ENTRY_HDR, data, len);
-    pthread_mutex_lock(&self->mu);
-    if (self->stopping || self->stopped) {
-        pthread_mutex_unlock(&self->mu);
+    fy_raftlog_result_t r = s_submit(self, &req);
+    if (!req.done) /* the log was stopping: never handed over */
         raft_free(req.buf.base);
-        return FY_RAFTLOG_FAILED;
-    }
-    req.next = self->queue;
-    self->queue = &req;
-    pthread_mutex_unlock(&self->mu);
-    uv_async_send(&self->wake);
-    pthread_mutex_lock(&self->mu);
-    while (!req.done)
-        pthread_cond_wait(&self->cv, &self->mu);
-    pthread_mutex_unlock(&self->mu);
     if (index)
         *index = req.index;
-    return req.result;
+    return r;
+}
+
+fy_status_t
+fy_raftlog_change(fy_raftlog_t *self, uint64_t id, const char *address, char *why, size_t cap)
+{
+    if (id == 0 || (address && (!*address || strlen(address) >= 64 || !strchr(address, ':')))) {
+        snprintf(why, cap, "a node id above 0%s", address ? " and its HOST:PORT" : "");
+        return FERRY_EINVAL;
+    }
+    s_req_t req = {.change = true, .id = id, .address = address};
+    fy_raftlog_result_t r = s_submit(self, &req);
+    if (r == FY_RAFTLOG_COMMITTED) {
+        fy_log(self->log, FY_LOG_INFO, "cluster", address ? "node added" : "node removed",
+               "id=%llu address=%s", (unsigned long long)id, address ? address : "-");
+        return FERRY_OK;
+    }
+    if (r == FY_RAFTLOG_NOT_LEADER || req.rv == RAFT_NOTLEADER || req.rv == RAFT_LEADERSHIPLOST) {
+        snprintf(why, cap, "this node does not lead (any more)");
+        return FERRY_ENOTLEADER;
+    }
+    snprintf(why, cap, "%s",
+             req.rv == RAFT_BADID && !address && id == self->cfg.id
+                 ? "the leader cannot remove itself: stop it, and remove it from the next leader"
+             : req.rv == RAFT_BADID       ? "no such node in the cluster"
+             : req.rv == RAFT_DUPLICATEID ? "a node with this id is in the cluster already"
+             : req.rv == RAFT_DUPLICATEADDRESS
+                 ? "a node with this address is in the cluster already"
+             : req.rv == RAFT_CANTCHANGE ? "another membership change is under way: try again"
+                                         : raft_strerror(req.rv ? req.rv : RAFT_IOERR));
+    return FERRY_EINVAL;
 }
 
 void

@@ -46,8 +46,11 @@ typedef struct fy_raftlog_fsm {
 } fy_raftlog_fsm_t;
 
 typedef struct fy_raftlog_config {
-    uint64_t id;                    /**< this node, one of peers */
-    const char *dir;                /**< its log and snapshots (made if missing) */
+    uint64_t id;      /**< this node, one of peers */
+    const char *dir;  /**< its log and snapshots (made if missing) */
+    bool join;        /**< a new node: no bootstrap; it waits to be added (fy_raftlog_change) */
+    const char *bind; /**< the address it listens on for its peers; NULL: its
+                           own address in peers (differs behind a NAT or proxy) */
     const fy_raftlog_peer_t *peers; /**< the voters, this node among them */
     size_t npeers;                  /**< 1..9 */
     unsigned election_ms;           /**< 0: 1000 */
@@ -74,6 +77,7 @@ typedef struct fy_raftlog_node {
     uint64_t id;
     char address[64];
     uint64_t match_index; /**< the last entry it has (the leader's: its last) */
+    bool voter;           /**< a voter (else a spare still catching up) */
     bool recent;          /**< heard from within an election timeout */
 } fy_raftlog_node_t;
 
@@ -115,6 +119,18 @@ fy_status_t fy_raftlog_start(const fy_raftlog_config_t *cfg, const fy_log_t *log
  */
 fy_raftlog_result_t fy_raftlog_append(fy_raftlog_t *self, const void *data, size_t len,
                                       uint64_t *index);
+
+/**
+ * On the leader: adds node @p id at @p address (it joins as a spare, catches
+ * up, and is made a voter once it has: see fy_raftlog_state's nodes), or
+ * removes node @p id (@p address NULL). Waits until the new configuration
+ * is committed (for an add: the spare's). Any thread but the log's own.
+ * @return FERRY_OK; FERRY_ENOTLEADER; FERRY_EINVAL with a sentence in
+ *         @p why (an id or address in use, not a member, the leader itself,
+ *         another change under way)
+ */
+fy_status_t fy_raftlog_change(fy_raftlog_t *self, uint64_t id, const char *address, char *why,
+                              size_t cap);
 
 /** Where the node stands now (refreshed by the log's thread). */
 void fy_raftlog_state(fy_raftlog_t *self, fy_raftlog_state_t *out);

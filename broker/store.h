@@ -39,6 +39,8 @@ typedef struct fy_store_cluster {
     const fy_raftlog_peer_t *peers; /**< the voters and their cluster addresses */
     size_t npeers;
     const char *advertise;   /**< this node's client endpoint, which followers name to clients */
+    const char *bind;        /**< where it listens for its peers; NULL: its address in peers */
+    bool join;               /**< a new node: it waits for the leader to add it */
     unsigned election_ms;    /**< 0: 1000 */
     unsigned heartbeat_ms;   /**< 0: 100 */
     unsigned snapshot_every; /**< applied entries between snapshots, and kept in the log behind
@@ -105,6 +107,10 @@ typedef struct fy_store_cluster_stats {
     uint64_t snapshots;      /**< snapshots taken since start */
     uint64_t snapshot_us;    /**< how long the last one took */
 } fy_store_cluster_stats_t;
+/** Cluster mode, on the leader: adds node @p id at @p address (NULL:
+ *  removes it); raftlog.h fy_raftlog_change. A single node: FERRY_EINVAL. */
+fy_status_t fy_store_cluster_change(fy_store_t *self, uint64_t id, const char *address, char *why,
+                                    size_t cap);
 /** Cluster mode: where the node stands; false for a single node. */
 bool fy_store_cluster_state(fy_store_t *self, fy_store_cluster_stats_t *out);
 

@@ -288,6 +288,8 @@ fy_storei_raft_open(fy_store_t *self, const fy_store_cluster_t *cl, fy_err_t *er
     fy_raftlog_config_t rc = {
         .id = cl->id,
         .dir = rdir,
+        .bind = cl->bind,
+        .join = cl->join,
         .peers = cl->peers,
         .npeers = cl->npeers,
         .election_ms = cl->election_ms,
@@ -414,6 +416,16 @@ fy_store_leader(fy_store_t *self, char *out, size_t cap)
         out[n] = '\0';
     }
     mdb_txn_abort(txn);
+}
+
+fy_status_t
+fy_store_cluster_change(fy_store_t *self, uint64_t id, const char *address, char *why, size_t cap)
+{
+    if (!self->raft) {
+        snprintf(why, cap, "this ferryd is a single node, not a cluster (docs/cluster.md)");
+        return FERRY_EINVAL;
+    }
+    return fy_raftlog_change(self->raft, id, address, why, cap);
 }
 
 bool

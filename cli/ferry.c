@@ -760,7 +760,7 @@ main(int argc, char **argv)
                 {"fetch", 1, 2},      {"ack", 3, 8},    {"nack", 3, 3},   {"sub-info", 1, 2},
                 {"dlq", 2, 2},        {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
                 {"reply", 1, 1},      {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
-                {"sub-delete", 2, 2}, {"purge", 1, 1},  {"edit", 1, 1},   {"cluster", 1, 1}};
+                {"sub-delete", 2, 2}, {"purge", 1, 1},  {"edit", 1, 1},   {"cluster", 1, 3}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -885,7 +885,7 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "saga") == 0) {
         rc = fy_cli_saga(c, npos, pos);
     } else if (strcmp(cmd, "cluster") == 0) {
-        rc = fy_cli_cluster(c, pos[0], o.json);
+        rc = fy_cli_cluster(c, npos, pos, o.json);
     } else if (strcmp(cmd, "topics") == 0) {
         rc = s_cmd_topics(c, &o);
     } else if (strcmp(cmd, "subs") == 0) {

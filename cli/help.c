@@ -120,9 +120,10 @@ static const fy_cli_help_t s_cmds[] = {
      "list a topic's subscriptions: cursor, ack floor, waiting, push consumers attached",
      "--json\tone JSON object per line, for scripts\n", "ferry subs orders"},
     {"stats", "stats", "the broker's counters", NULL, "ferry stats"},
-    {"cluster", "cluster status [--json]",
+    {"cluster", "cluster status [--json] | add ID HOST:PORT | remove ID",
      "where a cluster stands, from its leader: term, indexes, each voter's lag and whether it "
-     "is heard from (exit 1 if one is not, or for a single ferryd)",
+     "is heard from (exit 1 if one is not, or for a single ferryd); add a node started with "
+     "ferryd --join HOST:PORT, or remove one",
      "--json\tone JSON object, for scripts\n", "ferry --server 10.0.0.1:5555 cluster status"},
     {"ping", "ping", "check the broker answers", NULL, "ferry --server 10.0.0.5:5555 ping"},
 };

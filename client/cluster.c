@@ -1,6 +1,7 @@
 /*
  * cluster.c - where a cluster stands (ferry_client_cluster), from its
- * leader: the protocol's record (proto/records.h) mapped to ferry.h's.
+ * leader: the protocol's record (proto/records.h) mapped to ferry.h's; and
+ * its membership (ferry_client_cluster_add, _remove).
  */
 #include "client_int.h"
 
@@ -34,6 +35,33 @@ ferry_client_cluster(ferry_client_t *self, ferry_cluster_t *out)
         n->match_index = ci.nodes[i].match;
         n->lag = ci.last > ci.nodes[i].match ? ci.last - ci.nodes[i].match : 0;
         n->up = ci.nodes[i].up;
+        n->voter = ci.nodes[i].voter;
     }
     return FERRY_OK;
+}
+
+static ferry_status_t
+s_change(ferry_client_t *self, uint64_t id, const char *address)
+{
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_node(self->enc, cid, id, address);
+    fy_reply_t rep;
+    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+}
+
+ferry_status_t
+ferry_client_cluster_add(ferry_client_t *self, uint64_t id, const char *address)
+{
+    if (!self || !id || !address || !*address || strlen(address) > 63)
+        return FERRY_EINVAL;
+    return s_change(self, id, address);
+}
+
+ferry_status_t
+ferry_client_cluster_remove(ferry_client_t *self, uint64_t id)
+{
+    if (!self || !id)
+        return FERRY_EINVAL;
+    return s_change(self, id, NULL);
 }

@@ -426,6 +426,7 @@ typedef struct ferry_cluster_node {
     uint64_t match_index; /**< the last log entry it has */
     uint64_t lag;         /**< entries of the leader's log it does not have yet */
     bool up;              /**< the leader heard from it within an election timeout */
+    bool voter;           /**< a voter; false: a node being added, catching up before it votes */
 } ferry_cluster_node_t;
 
 /** Where a cluster stands (ferry_client_cluster). */
@@ -446,6 +447,19 @@ typedef struct ferry_cluster {
  *  ferryd, leader_id is 0 and there are no nodes.
  *  @return FERRY_OK, FERRY_ETIMEOUT, ... */
 FERRY_EXPORT ferry_status_t ferry_client_cluster(ferry_client_t *self, ferry_cluster_t *out);
+/** @brief Adds node @p id, listening for its peers at @p address (HOST:PORT),
+ *  to the cluster: it was started with `ferryd --cluster-id ID --join
+ *  HOST:PORT`. It catches up as a spare, then becomes a voter (watch
+ *  ferry_client_cluster: voter). Needs admin on `_cluster` with users.
+ *  @return FERRY_OK once the leader committed the change; FERRY_EINVAL (an id
+ *  or address in use, another change under way, a single ferryd: see
+ *  ferry_client_last_error), FERRY_EFORBIDDEN, ... */
+FERRY_EXPORT ferry_status_t ferry_client_cluster_add(ferry_client_t *self, uint64_t id,
+                                                     const char *address);
+/** @brief Removes node @p id from the cluster (not the leader itself: stop it
+ *  first, then remove it through the next leader). Stop the node afterwards.
+ *  @return as ferry_client_cluster_add. */
+FERRY_EXPORT ferry_status_t ferry_client_cluster_remove(ferry_client_t *self, uint64_t id);
 
 /**
  * @brief Publishes one message and waits until the broker stored it durably.

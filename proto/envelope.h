@@ -139,6 +139,8 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
 fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit);
 /** purge: removes @p topic's oldest messages, keeping the newest @p keep, or
  *  those below sequence @p below (0: no bound); a bounded number per request. */
+/** node_add (@p address HOST:PORT) or node_remove (@p address NULL). */
+fy_status_t fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *address);
 fy_status_t fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep,
                             uint64_t below);
 /** edit: changes the settings of @p topic that @p set (FY_EDIT_*) names. */

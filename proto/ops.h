@@ -51,7 +51,9 @@ enum {
     X(SUB_DELETE, "sub_delete", FY_OPF_WRITE | FY_OPF_SUB | FY_OPF_ADMIN)            \
     X(PURGE, "purge", FY_OPF_WRITE | FY_OPF_ADMIN)                                   \
     X(EDIT, "edit", FY_OPF_WRITE | FY_OPF_ADMIN)                                     \
-    X(CLUSTER, "cluster", 0)
+    X(CLUSTER, "cluster", 0)                                                         \
+    X(NODE_ADD, "node_add", FY_OPF_ADMIN)                                            \
+    X(NODE_REMOVE, "node_remove", FY_OPF_ADMIN)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,
 typedef enum fy_op { FY_OP_LIST(FY_OP_ENUM_) FY_OP_COUNT_ } fy_op_t;

@@ -59,9 +59,12 @@ typedef struct fy_cluster_node {
     char address[64];
     uint64_t match; /* the last entry it has */
     bool up;        /* the leader heard from it within an election timeout */
+    bool voter;     /* a voter; else a spare catching up */
 } fy_cluster_node_t;
 
 #define FY_CLUSTER_NODES_MAX 9
+/* The pseudo-topic whose admin permission membership changes need. */
+#define FY_CLUSTER_TOPIC "_cluster"
 
 /** Where a cluster stands, as its leader sees it (cluster reply). */
 typedef struct fy_cluster_info {

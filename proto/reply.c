@@ -653,7 +653,9 @@ fy_encode_cluster_reply(fy_encoder_t *self, uint64_t cid, const fy_cluster_info_
              fy_envi_str(&self->pk, "nodes") | msgpack_pack_array(&self->pk, ci->nnodes);
     for (size_t i = 0; i < ci->nnodes; i++) {
         const fy_cluster_node_t *n = &ci->nodes[i];
-        rc |= msgpack_pack_map(&self->pk, 4) | fy_envi_kv_uint(&self->pk, "id", n->id) |
+        rc |= msgpack_pack_map(&self->pk, 5) | fy_envi_kv_uint(&self->pk, "id", n->id) |
+              fy_envi_str(&self->pk, "voter") |
+              (n->voter ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk)) |
               fy_envi_kv_str(&self->pk, "address", n->address) |
               fy_envi_kv_uint(&self->pk, "match", n->match) | fy_envi_str(&self->pk, "up") |
               (n->up ? msgpack_pack_true(&self->pk) : msgpack_pack_false(&self->pk));
@@ -680,7 +682,7 @@ fy_reply_cluster(const fy_reply_t *rep, fy_cluster_info_t *ci)
             m->type == MSGPACK_OBJECT_MAP ? fy_envi_field(m, "address") : NULL;
         if (!a || !fy_envi_as_bytes(a, &addr) || addr.len >= sizeof n->address ||
             s_get_uint(m, "id", &n->id) || s_get_uint(m, "match", &n->match) ||
-            s_get_bool(m, "up", &n->up))
+            s_get_bool(m, "up", &n->up) || s_get_bool(m, "voter", &n->voter))
             return FERRY_EFIELD;
         memcpy(n->address, addr.ptr, addr.len);
         n->address[addr.len] = '\0';

@@ -289,6 +289,21 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
     case FY_OP_STATS:
     case FY_OP_CLUSTER:
         return FERRY_OK;
+    case FY_OP_NODE_ADD:
+    case FY_OP_NODE_REMOVE: {
+        /* Checked as admin of the pseudo-topic _cluster (docs/cluster.md). */
+        req->name = (fy_bytes_t){(const uint8_t *)FY_CLUSTER_TOPIC, sizeof FY_CLUSTER_TOPIC - 1};
+        if ((st = fy_envi_opt_uint(map, "node", UINT64_MAX, &req->seq, err)))
+            return st;
+        if (req->seq == 0)
+            return fy_err_set(err, FERRY_EFIELD, "field 'node' must be a node id above 0");
+        if (req->op == FY_OP_NODE_REMOVE)
+            return FERRY_OK;
+        const msgpack_object *a = fy_envi_field(map, "address");
+        if (!a || !fy_envi_as_bytes(a, &req->key) || req->key.len == 0 || req->key.len > 63)
+            return fy_err_set(err, FERRY_EFIELD, "field 'address' must be HOST:PORT");
+        return FERRY_OK;
+    }
     case FY_OP_DECLARE: {
         if ((st = fy_envi_req_name(map, "name", &req->name, err)))
             return st;
@@ -829,5 +844,16 @@ fy_headers_merge(fy_encoder_t *self, fy_bytes_t hdrs, const fy_header_t *extra, 
     for (size_t j = 0; j < n; j++)
         rc |= fy_envi_str(&self->pk, extra[j].name) | fy_envi_str(&self->pk, extra[j].value);
     msgpack_unpacked_destroy(&u);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *address)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, address ? 2 : 1, address ? "node_add" : "node_remove", cid) |
+             fy_envi_kv_uint(&self->pk, "node", node);
+    if (address)
+        rc |= fy_envi_kv_str(&self->pk, "address", address);
     return fy_envi_done(self, start, rc);
 }

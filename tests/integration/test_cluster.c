@@ -144,29 +144,36 @@ s_read_state(const fy_ferryd_t *d, s_state_t *out)
 static void
 s_assert_same_state(fy_cluster_fx_t *cl)
 {
-    s_state_t st[S_NODES];
+    s_state_t st[FY_CLUSTER_FX_MAX] = {0};
+    int live[FY_CLUSTER_FX_MAX], nlive = 0;
+    for (int i = 0; i < cl->n; i++)
+        if (cl->node[i].pid)
+            live[nlive++] = i;
+    assert_true(nlive >= 2);
     long long until = fy_now_ms() + 20000;
     for (;;) {
         bool same = true;
-        for (int i = 0; i < S_NODES; i++) {
-            assert_true(s_read_state(&cl->node[i], &st[i]));
-            same = same && st[i].index == st[0].index;
+        for (int k = 0; k < nlive; k++) {
+            assert_true(s_read_state(&cl->node[live[k]], &st[k]));
+            same = same && st[k].index == st[0].index;
         }
         if (same)
             break;
-        if (fy_now_ms() > until)
-            fail_msg("the nodes did not catch up: applied %llu, %llu, %llu",
-                     (unsigned long long)st[0].index, (unsigned long long)st[1].index,
-                     (unsigned long long)st[2].index);
+        if (fy_now_ms() > until) {
+            for (int k = 0; k < nlive; k++)
+                fprintf(stderr, "node %d applied %llu\n", live[k] + 1,
+                        (unsigned long long)st[k].index);
+            fail_msg("the nodes did not catch up");
+        }
         fy_sleep_ms(20);
     }
-    for (int i = 1; i < S_NODES; i++)
-        if (st[i].digest != st[0].digest || st[i].records != st[0].records)
-            fail_msg("node %d's store differs from node 1's at entry %llu (%llu and %llu records)",
-                     i + 1, (unsigned long long)st[0].index, (unsigned long long)st[i].records,
-                     (unsigned long long)st[0].records);
-    printf("the 3 stores agree at entry %llu: %llu records\n", (unsigned long long)st[0].index,
-           (unsigned long long)st[0].records);
+    for (int k = 1; k < nlive; k++)
+        if (st[k].digest != st[0].digest || st[k].records != st[0].records)
+            fail_msg("node %d's store differs from node %d's at entry %llu (%llu and %llu records)",
+                     live[k] + 1, live[0] + 1, (unsigned long long)st[0].index,
+                     (unsigned long long)st[k].records, (unsigned long long)st[0].records);
+    printf("the %d stores agree at entry %llu: %llu records\n", nlive,
+           (unsigned long long)st[0].index, (unsigned long long)st[0].records);
 }
 
 /* ---- publishes across failover ------------------------------------------- */
@@ -344,6 +351,195 @@ test_wiped_node_rejoins_from_a_snapshot(void **state)
     ferry_client_destroy(&c);
 }
 
+/* ---- consumers across failover ------------------------------------------------ */
+
+static void
+test_acks_survive_leader_kills(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    const size_t n = getenv("FERRY_TEST_QUICK") ? 6000 : 20000;
+    const size_t batch = 200;
+    const int kills = 3;
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    assert_true(s_leader(cl, 20000) >= 0);
+    ferry_client_t *c = s_client(cl, -1, 10000, 1000);
+    ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "work", &tc, NULL, NULL), FERRY_OK);
+    ferry_sub_config_t sc = {.ack_wait_ms = 1000, .max_deliver = 100};
+    assert_int_equal(ferry_client_sub_declare(c, "work", "w", &sc, NULL), FERRY_OK);
+    char id[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "w-%zu", i);
+        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
+        ferry_status_t st;
+        while ((st = ferry_client_publish_async(c, "work", &m, NULL, NULL)) == FERRY_EWOULD_BLOCK)
+            ferry_client_poll(c, 10);
+        assert_int_equal(st, FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(c, 60000), FERRY_OK);
+
+    bool *acked = calloc(n + 1, sizeof *acked);
+    uint32_t *seen = calloc(n + 1, sizeof *seen);
+    assert_non_null(acked);
+    assert_non_null(seen);
+    size_t nacked = 0, again = 0, after_ack = 0, failed_calls = 0;
+    int killed = 0;
+    uint64_t seqs[200];
+    long long until = fy_now_ms() + 180000;
+    while (nacked < n) {
+        assert_true(fy_now_ms() < until);
+        const ferry_stored_message_t *msgs;
+        size_t count = 0;
+        ferry_status_t st = ferry_client_fetch(c, "work", "w", (uint32_t)batch, 500, &msgs, &count);
+        if (st != FERRY_OK) { /* between leaders: what it took comes back after its ack wait */
+            failed_calls++;
+            continue;
+        }
+        for (size_t i = 0; i < count; i++) {
+            uint64_t seq = msgs[i].seq;
+            assert_true(seq >= 1 && seq <= n);
+            after_ack += acked[seq];
+            again += seen[seq]++ > 0;
+            seqs[i] = seq;
+        }
+        if (count == 0)
+            continue;
+        if (killed < kills && nacked >= n * (size_t)(killed + 1) / (kills + 1)) {
+            /* The leader dies with this batch delivered and not acked. */
+            int lead = s_leader(cl, 20000);
+            assert_true(lead >= 0);
+            fy_ferryd_signal(&cl->node[lead], SIGKILL);
+            s_start(cl, lead);
+            killed++;
+        }
+        if ((st = ferry_client_ack(c, "work", "w", seqs, count)) != FERRY_OK) {
+            failed_calls++; /* not known to be acked: may come again */
+            continue;
+        }
+        for (size_t i = 0; i < count; i++)
+            if (!acked[seqs[i]]) {
+                acked[seqs[i]] = true;
+                nacked++;
+            }
+    }
+    printf("%zu messages acked across %d leader kills: %zu delivered again (%zu failed calls), "
+           "%zu after their ack was confirmed\n",
+           n, killed, again, failed_calls, after_ack);
+    assert_int_equal(killed, kills);
+    /* A confirmed ack holds on the next leader: nothing acked comes again. */
+    assert_int_equal(after_ack, 0);
+    /* At least once: what was in flight at a kill or a failed call, no more. */
+    assert_true(again <= (size_t)(kills + failed_calls) * batch);
+    ferry_sub_info_t info;
+    assert_int_equal(ferry_client_sub_info(c, "work", "w", &info), FERRY_OK);
+    assert_int_equal(info.ack_floor, n);
+    ferry_client_destroy(&c);
+    s_assert_same_state(cl);
+    free(acked);
+    free(seen);
+}
+
+/* ---- membership ---------------------------------------------------------------- */
+
+/* Waits until the leader's status shows node @p id as a caught-up voter
+ * (@p present) or not at all (!@p present). */
+static void
+s_wait_member(ferry_client_t *c, uint64_t id, bool present)
+{
+    long long until = fy_now_ms() + 20000;
+    for (;;) {
+        ferry_cluster_t cs;
+        assert_int_equal(ferry_client_cluster(c, &cs), FERRY_OK);
+        bool found = false, ready = false;
+        for (size_t i = 0; i < cs.nnodes; i++)
+            if (cs.nodes[i].id == id) {
+                found = true;
+                ready = cs.nodes[i].voter && cs.nodes[i].up && cs.nodes[i].lag == 0;
+            }
+        if (present ? ready : !found)
+            return;
+        if (fy_now_ms() > until)
+            fail_msg("node %llu %s", (unsigned long long)id,
+                     present ? "did not become a caught-up voter" : "is still a member");
+        fy_sleep_ms(50);
+    }
+}
+
+static void
+s_publish_n(ferry_client_t *c, const char *topic, size_t from, size_t to)
+{
+    char id[32];
+    for (size_t i = from; i < to; i++) {
+        snprintf(id, sizeof id, "m-%zu", i);
+        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
+        ferry_status_t st;
+        while ((st = ferry_client_publish_async(c, topic, &m, NULL, NULL)) == FERRY_EWOULD_BLOCK ||
+               st == FERRY_EDISCONNECTED)
+            ferry_client_poll(c, 10);
+        assert_int_equal(st, FERRY_OK);
+    }
+    assert_int_equal(ferry_client_flush(c, 60000), FERRY_OK);
+}
+
+static void
+test_nodes_added_and_removed_while_serving(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    fy_cluster_cleanup(cl);
+    assert_int_equal(fy_cluster_init_voters(cl, 4, 3), 0);
+    for (int i = 0; i < 3; i++)
+        s_start(cl, i);
+    int lead = s_leader(cl, 20000);
+    assert_true(lead >= 0);
+    ferry_client_t *c = s_client(cl, lead, 10000, 500);
+    ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "members", &tc, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(c, "members", 0, 1000);
+
+    /* A fourth node, started with --join, added while publishes go on. */
+    s_start(cl, 3);
+    assert_int_equal(ferry_client_cluster_add(c, 4, fy_cluster_address(cl, 3)), FERRY_OK);
+    s_publish_n(c, "members", 1000, 2000);
+    s_wait_member(c, 4, true);
+    /* Refusals say why, and change nothing. */
+    assert_int_equal(ferry_client_cluster_add(c, 4, "127.0.0.1:1"), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_client_last_error(c), "id is in the cluster already"));
+    assert_int_equal(ferry_client_cluster_remove(c, 9), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_client_last_error(c), "no such node"));
+    assert_int_equal(ferry_client_cluster_remove(c, (uint64_t)lead + 1), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_client_last_error(c), "cannot remove itself"));
+
+    /* A follower removed, then stopped: three voters again (2, 3 or 4 of them). */
+    int gone = (lead + 1) % 3;
+    assert_int_equal(ferry_client_cluster_remove(c, (uint64_t)gone + 1), FERRY_OK);
+    s_wait_member(c, (uint64_t)gone + 1, false);
+    fy_ferryd_signal(&cl->node[gone], SIGTERM);
+    s_publish_n(c, "members", 2000, 3000);
+    ferry_client_destroy(&c);
+
+    /* The new configuration has a quorum of its own: the leader killed, the
+     * other two (one of them the new node) elect one and go on. */
+    fy_ferryd_signal(&cl->node[lead], SIGKILL);
+    c = s_client(cl, -1, 10000, 500);
+    s_publish_n(c, "members", 3000, 4000);
+    s_start(cl, lead);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, "members", &all, &count), FERRY_OK);
+    assert_int_equal(count, 4000);
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%zu", i);
+        assert_string_equal(all[i].id, id);
+        assert_int_equal(all[i].seq, i + 1);
+    }
+    free(all);
+    ferry_client_destroy(&c);
+    s_assert_same_state(cl);
+}
+
 /* ---- clients and quorums -------------------------------------------------------- */
 
 /* Whether node @p i's /metrics has a match of the regular expression @p line
@@ -480,6 +676,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_wiped_node_rejoins_from_a_snapshot, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_loses_no_confirmed_publish, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_acks_survive_leader_kills, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_added_and_removed_while_serving, s_setup,
                                         s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))

@@ -13,17 +13,33 @@
 int
 fy_cluster_init(fy_cluster_fx_t *cl, int n)
 {
+    return fy_cluster_init_voters(cl, n, n);
+}
+
+const char *
+fy_cluster_address(const fy_cluster_fx_t *cl, int i)
+{
+    return cl->join[i];
+}
+
+int
+fy_cluster_init_voters(fy_cluster_fx_t *cl, int n, int voters)
+{
     memset(cl, 0, sizeof *cl);
-    if (n < 1 || n > FY_CLUSTER_FX_MAX)
+    if (n < 1 || n > FY_CLUSTER_FX_MAX || voters < 1 || voters > n)
         return -1;
     cl->n = n;
+    cl->voters = voters;
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         int raft = fy_free_port(), client = fy_free_port();
         if (raft < 0 || client < 0 || raft == client)
             return -1;
-        off += (size_t)snprintf(cl->peers + off, sizeof cl->peers - off, "%s%d=127.0.0.1:%d",
-                                i ? "," : "", i + 1, raft);
+        cl->raft_port[i] = raft;
+        snprintf(cl->join[i], sizeof cl->join[i], "127.0.0.1:%d", raft);
+        if (i < voters)
+            off += (size_t)snprintf(cl->peers + off, sizeof cl->peers - off, "%s%d=127.0.0.1:%d",
+                                    i ? "," : "", i + 1, raft);
         snprintf(cl->node[i].endpoint, sizeof cl->node[i].endpoint, "tcp://127.0.0.1:%d", client);
         snprintf(cl->ids[i], sizeof cl->ids[i], "%d", i + 1);
     }
@@ -37,8 +53,8 @@ fy_cluster_start(fy_cluster_fx_t *cl, int i)
     fy_ferryd_t *d = &cl->node[i];
     const char *extra[] = {"--cluster-id",
                            cl->ids[i],
-                           "--peers",
-                           cl->peers,
+                           i < cl->voters ? "--peers" : "--join",
+                           i < cl->voters ? cl->peers : cl->join[i],
                            "--snapshot-every",
                            cl->snapshot_every,
                            "--metrics=127.0.0.1:0",

@@ -16,14 +16,23 @@
 
 typedef struct fy_cluster_fx {
     int n;
+    int voters; /* the first this many are in --peers; the others --join */
+    int raft_port[FY_CLUSTER_FX_MAX];
+    char join[FY_CLUSTER_FX_MAX][32];
     fy_ferryd_t node[FY_CLUSTER_FX_MAX];
     char peers[512];
     char ids[FY_CLUSTER_FX_MAX][4];
     char snapshot_every[16]; /* --snapshot-every; default 8192 */
 } fy_cluster_fx_t;
 
-/** Picks the ports of @p n nodes (nothing starts). @return 0 or -1. */
+/** Picks the ports of @p n nodes (nothing starts), all of them voters.
+ *  @return 0 or -1. */
 int fy_cluster_init(fy_cluster_fx_t *cl, int n);
+/** The same, with only the first @p voters in --peers: the others start
+ *  with --join (their cluster address), to be added (ferry cluster add). */
+int fy_cluster_init_voters(fy_cluster_fx_t *cl, int n, int voters);
+/** Node @p i's cluster address, HOST:PORT. */
+const char *fy_cluster_address(const fy_cluster_fx_t *cl, int i);
 /** Starts node @p i (0-based; again on its data after a stop) and waits for
  *  its ready line. @return 0 or -1 (a message on stderr). */
 int fy_cluster_start(fy_cluster_fx_t *cl, int i);

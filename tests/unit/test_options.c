@@ -260,6 +260,23 @@ test_cluster_flags(void **state)
     char *dup[] = {"ferryd", "--cluster-id", "1", "--peers", twice, NULL};
     assert_int_equal(s_parse(&cfg, &err, 5, dup), FY_OPTIONS_ERROR);
     assert_non_null(strstr(err.msg, "twice"));
+    /* A new node: --join its own cluster address, instead of --peers. */
+    char *join[] = {"ferryd", "--cluster-id", "4", "--join", "10.0.0.4:7001", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, join), FY_OPTIONS_RUN);
+    assert_int_equal(cfg.npeers, 1);
+    assert_int_equal(cfg.peer_ids[0], 4);
+    assert_string_equal(cfg.peer_addrs[0], "10.0.0.4:7001");
+    char *both[] = {"ferryd",        "--cluster-id", "4",   "--join",
+                    "10.0.0.4:7001", "--peers",      peers, NULL};
+    assert_int_equal(s_parse(&cfg, &err, 7, both), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "not both"));
+    char *badjoin[] = {"ferryd", "--cluster-id", "4", "--join", "10.0.0.4", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 5, badjoin), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "--join 10.0.0.4: wants HOST:PORT"));
+    char *badbind[] = {"ferryd", "--cluster-id",   "1", "--peers",
+                       peers,    "--cluster-bind", "x", NULL};
+    assert_int_equal(s_parse(&cfg, &err, 7, badbind), FY_OPTIONS_ERROR);
+    assert_non_null(strstr(err.msg, "--cluster-bind x: wants HOST:PORT"));
     const char *bad[] = {"1=127.0.0.1", "x=127.0.0.1:7001", "1:127.0.0.1:7001",
                          "1=:7001",     "1=127.0.0.1:70a1", "0=127.0.0.1:7001"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -302,22 +302,25 @@ test_leader_killed_loses_no_confirmed_publish(void **state)
 
 /* ---- catching up -------------------------------------------------------------- */
 
+/* Publishes m-FROM .. m-(TO-1) with those ids through the window (waiting
+ * while it is full or between leaders), a flush every @p flush_every (0:
+ * at the end only). */
 static void
-s_publish(ferry_client_t *c, size_t from, size_t to)
+s_publish_n(ferry_client_t *c, const char *topic, size_t from, size_t to, size_t flush_every)
 {
-    char id[32], payload[32];
+    char id[32];
     for (size_t i = from; i < to; i++) {
-        snprintf(id, sizeof id, "w-%zu", i);
-        int len = snprintf(payload, sizeof payload, "payload-%zu", i);
-        ferry_message_t m = {.data = payload, .len = (size_t)len, .id = id};
+        snprintf(id, sizeof id, "m-%zu", i);
+        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
         ferry_status_t st;
-        while ((st = ferry_client_publish_async(c, "wiped", &m, NULL, NULL)) == FERRY_EWOULD_BLOCK)
+        while ((st = ferry_client_publish_async(c, topic, &m, NULL, NULL)) == FERRY_EWOULD_BLOCK ||
+               st == FERRY_EDISCONNECTED)
             ferry_client_poll(c, 10);
         assert_int_equal(st, FERRY_OK);
-        if (i % 50 == 49) /* many small entries: the log passes several snapshots */
+        if (flush_every && i % flush_every == flush_every - 1)
             assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
     }
-    assert_int_equal(ferry_client_flush(c, 30000), FERRY_OK);
+    assert_int_equal(ferry_client_flush(c, 60000), FERRY_OK);
 }
 
 static void
@@ -332,14 +335,14 @@ test_wiped_node_rejoins_from_a_snapshot(void **state)
     ferry_client_t *c = s_client(cl, -1, 10000, 100);
     assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "wiped", NULL, NULL, NULL),
                      FERRY_OK);
-    s_publish(c, 0, 2000);
+    s_publish_n(c, "wiped", 0, 2000, 50); /* many small entries: several snapshots */
     /* A follower loses its disk: killed, its directory emptied. */
     int gone = (lead + 1) % S_NODES;
     fy_ferryd_signal(&cl->node[gone], SIGKILL);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/data'", cl->node[gone].dir);
     assert_int_equal(system(cmd), 0);
-    s_publish(c, 2000, 4000); /* the log moves past what it kept for it */
+    s_publish_n(c, "wiped", 2000, 4000, 50); /* the log moves past what it kept for it */
     s_start(cl, gone);
     s_assert_same_state(cl);
     assert_true(fy_ferryd_log_count(&cl->node[gone], "restored a snapshot") >= 1);
@@ -368,16 +371,7 @@ test_acks_survive_leader_kills(void **state)
     assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "work", &tc, NULL, NULL), FERRY_OK);
     ferry_sub_config_t sc = {.ack_wait_ms = 1000, .max_deliver = 100};
     assert_int_equal(ferry_client_sub_declare(c, "work", "w", &sc, NULL), FERRY_OK);
-    char id[32];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(id, sizeof id, "w-%zu", i);
-        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
-        ferry_status_t st;
-        while ((st = ferry_client_publish_async(c, "work", &m, NULL, NULL)) == FERRY_EWOULD_BLOCK)
-            ferry_client_poll(c, 10);
-        assert_int_equal(st, FERRY_OK);
-    }
-    assert_int_equal(ferry_client_flush(c, 60000), FERRY_OK);
+    s_publish_n(c, "work", 0, n, 0);
 
     bool *acked = calloc(n + 1, sizeof *acked);
     uint32_t *seen = calloc(n + 1, sizeof *seen);
@@ -467,22 +461,6 @@ s_wait_member(ferry_client_t *c, uint64_t id, bool present)
 }
 
 static void
-s_publish_n(ferry_client_t *c, const char *topic, size_t from, size_t to)
-{
-    char id[32];
-    for (size_t i = from; i < to; i++) {
-        snprintf(id, sizeof id, "m-%zu", i);
-        ferry_message_t m = {.data = id, .len = strlen(id), .id = id};
-        ferry_status_t st;
-        while ((st = ferry_client_publish_async(c, topic, &m, NULL, NULL)) == FERRY_EWOULD_BLOCK ||
-               st == FERRY_EDISCONNECTED)
-            ferry_client_poll(c, 10);
-        assert_int_equal(st, FERRY_OK);
-    }
-    assert_int_equal(ferry_client_flush(c, 60000), FERRY_OK);
-}
-
-static void
 test_nodes_added_and_removed_while_serving(void **state)
 {
     fy_cluster_fx_t *cl = *state;
@@ -496,12 +474,12 @@ test_nodes_added_and_removed_while_serving(void **state)
     ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
     assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "members", &tc, NULL, NULL),
                      FERRY_OK);
-    s_publish_n(c, "members", 0, 1000);
+    s_publish_n(c, "members", 0, 1000, 0);
 
     /* A fourth node, started with --join, added while publishes go on. */
     s_start(cl, 3);
     assert_int_equal(ferry_client_cluster_add(c, 4, fy_cluster_address(cl, 3)), FERRY_OK);
-    s_publish_n(c, "members", 1000, 2000);
+    s_publish_n(c, "members", 1000, 2000, 0);
     s_wait_member(c, 4, true);
     /* Refusals say why, and change nothing. */
     assert_int_equal(ferry_client_cluster_add(c, 4, "127.0.0.1:1"), FERRY_EINVAL);
@@ -516,14 +494,14 @@ test_nodes_added_and_removed_while_serving(void **state)
     assert_int_equal(ferry_client_cluster_remove(c, (uint64_t)gone + 1), FERRY_OK);
     s_wait_member(c, (uint64_t)gone + 1, false);
     fy_ferryd_signal(&cl->node[gone], SIGTERM);
-    s_publish_n(c, "members", 2000, 3000);
+    s_publish_n(c, "members", 2000, 3000, 0);
     ferry_client_destroy(&c);
 
     /* The new configuration has a quorum of its own: the leader killed, the
      * other two (one of them the new node) elect one and go on. */
     fy_ferryd_signal(&cl->node[lead], SIGKILL);
     c = s_client(cl, -1, 10000, 500);
-    s_publish_n(c, "members", 3000, 4000);
+    s_publish_n(c, "members", 3000, 4000, 0);
     s_start(cl, lead);
     fy_copied_t *all;
     size_t count;

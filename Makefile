@@ -71,7 +71,7 @@ CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cl
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
-HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c tests/lib/clusterfx.c
+HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c tests/lib/clusterfx.c tests/lib/raftlinks.c
 # Only the integration tests: the relay fixture, the power-cut controls and
 # the saga example's checker.
 INTEG_LIB_SRC := tests/lib/relayfx.c tests/lib/cutctl.c tests/lib/shopcheck.c tests/lib/sqlshop.c

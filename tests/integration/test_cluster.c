@@ -518,6 +518,64 @@ test_nodes_added_and_removed_while_serving(void **state)
     s_assert_same_state(cl);
 }
 
+/* ---- partitions -------------------------------------------------------------------- */
+
+static void
+test_partition_minority_confirms_nothing(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    fy_cluster_cleanup(cl);
+    assert_int_equal(fy_cluster_init_links(cl, S_NODES), 0);
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    int lead = s_leader(cl, 20000);
+    assert_true(lead >= 0);
+    ferry_client_t *c = s_client(cl, -1, 10000, 500);
+    ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "split", &tc, NULL, NULL), FERRY_OK);
+    s_publish_n(c, "split", 0, 500, 0);
+
+    /* The leader cut off from both others: it is the minority. */
+    fy_links_isolate(cl->links, lead + 1, true);
+    ferry_client_t *lonely = s_client(cl, lead, 3000, 100);
+    ferry_message_t m = {.data = "lost", .len = 4, .id = "minority-1"};
+    ferry_confirm_t cf;
+    ferry_status_t st = ferry_client_publish(lonely, "split", &m, &cf);
+    printf("publish to the cut-off leader: %s\n", ferry_errname(st));
+    assert_true(st != FERRY_OK);
+    ferry_client_destroy(&lonely); /* its publish is not sent again after the healing */
+
+    /* The majority elects a leader of its own and goes on. */
+    long long until = fy_now_ms() + 20000;
+    int next = -1;
+    while (next < 0 || next == lead) {
+        assert_true(fy_now_ms() < until);
+        next = s_leader(cl, 1000);
+        if (next == lead)
+            fy_sleep_ms(50);
+    }
+    s_publish_n(c, "split", 500, 1000, 0);
+    assert_true(fy_links_refused(cl->links) > 0);
+
+    /* Healed: the old leader steps down and catches up; what it took
+     * without a quorum is gone, everything confirmed is there once. */
+    fy_links_isolate(cl->links, lead + 1, false);
+    s_publish_n(c, "split", 1000, 1500, 0);
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, "split", &all, &count), FERRY_OK);
+    assert_int_equal(count, 1500);
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%zu", i);
+        assert_string_equal(all[i].id, id);
+        assert_int_equal(all[i].seq, i + 1);
+    }
+    free(all);
+    ferry_client_destroy(&c);
+    s_assert_same_state(cl);
+}
+
 /* ---- clients and quorums -------------------------------------------------------- */
 
 /* Whether node @p i's /metrics has a match of the regular expression @p line
@@ -657,6 +715,8 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_acks_survive_leader_kills, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_nodes_added_and_removed_while_serving, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_partition_minority_confirms_nothing, s_setup,
                                         s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))

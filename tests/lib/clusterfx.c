@@ -16,6 +16,20 @@ fy_cluster_init(fy_cluster_fx_t *cl, int n)
     return fy_cluster_init_voters(cl, n, n);
 }
 
+int
+fy_cluster_init_links(fy_cluster_fx_t *cl, int n)
+{
+    if (fy_cluster_init(cl, n) != 0 || !(cl->links = fy_links_start(n, cl->raft_port)))
+        return -1;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        off += (size_t)snprintf(cl->peers + off, sizeof cl->peers - off, "%s%d=127.0.0.1:%d",
+                                i ? "," : "", i + 1, fy_links_port(cl->links, i));
+        snprintf(cl->bind[i], sizeof cl->bind[i], "--cluster-bind=127.0.0.1:%d", cl->raft_port[i]);
+    }
+    return 0;
+}
+
 const char *
 fy_cluster_address(const fy_cluster_fx_t *cl, int i)
 {
@@ -58,7 +72,9 @@ fy_cluster_start(fy_cluster_fx_t *cl, int i)
                            "--snapshot-every",
                            cl->snapshot_every,
                            "--metrics=127.0.0.1:0",
-                           NULL};
+                           cl->bind[i][0] ? cl->bind[i] : NULL};
+    /* All eight of the fixture's flags: it stops at the eighth or a NULL. */
+    _Static_assert(sizeof extra == sizeof d->extra, "the fixture's flags");
     memcpy(d->extra, extra, sizeof extra);
     if (fy_ferryd_start(d) != 0) {
         fprintf(stderr, "clusterfx: node %d did not start (log %s)\n", i + 1, d->log_path);
@@ -135,4 +151,5 @@ fy_cluster_cleanup(fy_cluster_fx_t *cl)
 {
     for (int i = 0; i < cl->n; i++)
         fy_ferryd_cleanup(&cl->node[i]);
+    fy_links_stop(&cl->links);
 }

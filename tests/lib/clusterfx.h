@@ -11,6 +11,7 @@
 
 #include "ferry.h"
 #include "fixture.h"
+#include "raftlinks.h"
 
 #define FY_CLUSTER_FX_MAX 5
 
@@ -23,6 +24,8 @@ typedef struct fy_cluster_fx {
     char peers[512];
     char ids[FY_CLUSTER_FX_MAX][4];
     char snapshot_every[16]; /* --snapshot-every; default 8192 */
+    fy_links_t *links;       /* the nodes reach each other through it (fy_cluster_init_links) */
+    char bind[FY_CLUSTER_FX_MAX][48]; /* --cluster-bind=... when links are in between */
 } fy_cluster_fx_t;
 
 /** Picks the ports of @p n nodes (nothing starts), all of them voters.
@@ -31,6 +34,10 @@ int fy_cluster_init(fy_cluster_fx_t *cl, int n);
 /** The same, with only the first @p voters in --peers: the others start
  *  with --join (their cluster address), to be added (ferry cluster add). */
 int fy_cluster_init_voters(fy_cluster_fx_t *cl, int n, int voters);
+/** fy_cluster_init with the nodes' own traffic through links that a test
+ *  cuts (raftlinks.h): --peers names the links, each node listens with
+ *  --cluster-bind. @return 0 or -1. */
+int fy_cluster_init_links(fy_cluster_fx_t *cl, int n);
 /** Node @p i's cluster address, HOST:PORT. */
 const char *fy_cluster_address(const fy_cluster_fx_t *cl, int i);
 /** Starts node @p i (0-based; again on its data after a stop) and waits for

@@ -460,6 +460,23 @@ s_wait_member(ferry_client_t *c, uint64_t id, bool present)
     }
 }
 
+/* @p topic holds m-0 .. m-(n-1) (s_publish_n), once each, at sequences 1..n. */
+static void
+s_assert_topic(ferry_client_t *c, const char *topic, size_t n)
+{
+    fy_copied_t *all;
+    size_t count;
+    assert_int_equal(fy_read_all(c, topic, &all, &count), FERRY_OK);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%zu", i);
+        assert_string_equal(all[i].id, id);
+        assert_int_equal(all[i].seq, i + 1);
+    }
+    free(all);
+}
+
 static void
 test_nodes_added_and_removed_while_serving(void **state)
 {
@@ -503,17 +520,7 @@ test_nodes_added_and_removed_while_serving(void **state)
     c = s_client(cl, -1, 10000, 500);
     s_publish_n(c, "members", 3000, 4000, 0);
     s_start(cl, lead);
-    fy_copied_t *all;
-    size_t count;
-    assert_int_equal(fy_read_all(c, "members", &all, &count), FERRY_OK);
-    assert_int_equal(count, 4000);
-    for (size_t i = 0; i < count; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "m-%zu", i);
-        assert_string_equal(all[i].id, id);
-        assert_int_equal(all[i].seq, i + 1);
-    }
-    free(all);
+    s_assert_topic(c, "members", 4000);
     ferry_client_destroy(&c);
     s_assert_same_state(cl);
 }
@@ -561,17 +568,7 @@ test_partition_minority_confirms_nothing(void **state)
      * without a quorum is gone, everything confirmed is there once. */
     fy_links_isolate(cl->links, lead + 1, false);
     s_publish_n(c, "split", 1000, 1500, 0);
-    fy_copied_t *all;
-    size_t count;
-    assert_int_equal(fy_read_all(c, "split", &all, &count), FERRY_OK);
-    assert_int_equal(count, 1500);
-    for (size_t i = 0; i < count; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "m-%zu", i);
-        assert_string_equal(all[i].id, id);
-        assert_int_equal(all[i].seq, i + 1);
-    }
-    free(all);
+    s_assert_topic(c, "split", 1500);
     ferry_client_destroy(&c);
     s_assert_same_state(cl);
 }

@@ -8,6 +8,7 @@
 
 #include "bytes.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -65,6 +66,7 @@ struct fy_raftlog {
     struct raft_io io;
     struct raft_fsm fsm;
     struct raft raft;
+    struct raft_tracer tracer; /* libraft's own account, into our log */
     pthread_t thread;
     bool io_ready, transport_ready, raft_ready;
 
@@ -173,7 +175,7 @@ static void
 s_promoted(struct raft_change *ch, int status)
 {
     s_promote_t *p = ch->data;
-        if (status)
+    if (status)
         fy_log(p->self->log, FY_LOG_WARN, "cluster", "node not made a voter",
                "id=%llu error=\"%s\"", (unsigned long long)p->id, raft_strerror(status));
     else
@@ -204,7 +206,7 @@ s_added(struct raft_change *ch, int status)
             }
         }
     }
-        s_on_tick(&self->tick); /* the new configuration is seen at once */
+    s_on_tick(&self->tick); /* the new configuration is seen at once */
     s_done(self, req, status ? FY_RAFTLOG_FAILED : FY_RAFTLOG_COMMITTED);
 }
 
@@ -407,6 +409,44 @@ s_address(const fy_raftlog_t *self, uint64_t id)
     return NULL;
 }
 
+/* libraft's trace lines: what it repaired or could not do at warn (a
+ * corrupt or torn log segment it truncated at start, among others), the
+ * rest at debug. */
+static void
+s_trace(struct raft_tracer *t, const char *file, int line, const char *message)
+{
+    fy_raftlog_t *self = t->impl;
+    static const char *const notable[] = {"corrupt", "truncat", "checksum", "recover"};
+    bool warn = false;
+    for (size_t i = 0; i < sizeof notable / sizeof notable[0] && !warn; i++)
+        warn = strstr(message, notable[i]) != NULL;
+    if (warn || fy_log_enabled(self->log, FY_LOG_DEBUG))
+        fy_log(self->log, warn ? FY_LOG_WARN : FY_LOG_DEBUG, "cluster", "libraft",
+               "at=%s:%d detail=\"%.300s\"", file, line, message);
+}
+
+/* Segments libraft set aside as corrupt ("corrupt-*" in the log's
+ * directory, by its auto-recovery at start): how many; @p say: name each. */
+static size_t
+s_corrupt_segments(const fy_raftlog_t *self, bool say)
+{
+    DIR *d = opendir(self->dir);
+    size_t n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, "corrupt-", 8) != 0)
+            continue;
+        n++;
+        if (say)
+            fy_log(self->log, FY_LOG_WARN, "cluster", "corrupt log segment set aside",
+                   "file=%s/%s detail=\"its entries and those after it are taken from the "
+                   "leader again; delete the file once the node caught up\"",
+                   self->dir, e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* libraft up on the loop (not yet running): I/O, transport, bootstrap, start. */
 static fy_status_t
 s_raft_init(fy_raftlog_t *self, fy_err_t *err)
@@ -419,8 +459,13 @@ s_raft_init(fy_raftlog_t *self, fy_err_t *err)
         rv = raft_uv_tcp_set_bind_address(&self->transport, self->bind);
     if (rv == 0 && (rv = raft_uv_init(&self->io, &self->loop, self->dir, &self->transport)) == 0)
         self->io_ready = true;
+    self->tracer = (struct raft_tracer){.impl = self, .enabled = true, .emit = s_trace};
+    if (rv == 0)
+        raft_uv_set_tracer(&self->io, &self->tracer);
     if (rv == 0)
         rv = raft_init(&self->raft, &self->io, &self->fsm, self->cfg.id, me);
+    if (rv == 0)
+        self->raft.tracer = &self->tracer;
     if (rv != 0)
         return fy_err_set(err, FERRY_EIO, "cluster: cannot set up libraft: %s", raft_strerror(rv));
     self->raft_ready = true;
@@ -441,8 +486,11 @@ s_raft_init(fy_raftlog_t *self, fy_err_t *err)
             rv = 0;
     }
     raft_configuration_close(&conf);
+    size_t corrupt = s_corrupt_segments(self, false);
     if (rv == 0)
         rv = raft_start(&self->raft);
+    if (rv == 0 && s_corrupt_segments(self, false) > corrupt) /* this start found one */
+        s_corrupt_segments(self, true);
     if (rv != 0) {
         fy_log(self->log, FY_LOG_ERROR, "cluster", "cannot start",
                "id=%llu error=\"%s\" detail=\"%s\"", (unsigned long long)self->cfg.id,

@@ -102,6 +102,7 @@ struct fy_store {
     fy_raftlog_t *raft;
     uint64_t raft_id;      /* this node */
     bool raft_failed;      /* an entry could not be applied (atomic: set by the log's thread) */
+    bool clean_mark;       /* DATA/cluster.clean is there: removed before LMDB's first write */
     uint64_t raft_applied; /* the last entry in LMDB (the log's thread's after start) */
     uint64_t snapshots, snapshot_us; /* taken, and the last one's time (the log's thread's) */
     uint64_t leader_term;            /* the term whose leader record this node wrote */

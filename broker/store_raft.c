@@ -73,6 +73,21 @@ s_fail(fy_store_t *self, const char *what, int rc, uint64_t index)
            what, (unsigned long long)index, rc, rc > 0 ? mdb_strerror(rc) : "i/o error");
 }
 
+/* LMDB is about to change: it is not clean until the next clean stop.
+ * @return 0, or -1 if the mark could not be removed. */
+static int
+s_dirty(fy_store_t *self)
+{
+    char clean[1100];
+    if (!self->clean_mark)
+        return 0;
+    if (s_path(self, S_CLEAN, clean, sizeof clean) != 0 ||
+        (unlink(clean) != 0 && errno != ENOENT) || fy_wal_sync_dir(self->dir) != 0)
+        return -1;
+    self->clean_mark = false;
+    return 0;
+}
+
 /* ---- the state machine, on the log's thread ------------------------------ */
 
 static int
@@ -83,7 +98,7 @@ s_apply(void *user, uint64_t index, const uint8_t *data, size_t len)
         return 0; /* LMDB has it (a clean restart replays the log behind the snapshot) */
     MDB_txn *txn;
     uint64_t ops = 0;
-    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    int rc = s_dirty(self) ? EIO : mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc == 0) {
         rc = fy_storei_redo_apply(self, txn, data, len, &ops);
         if (rc == 0)
@@ -203,6 +218,8 @@ s_restore(void *user, const uint8_t *data, size_t len)
         txn = NULL;
     }
     bool kept = rc == 0 && index <= self->raft_applied;
+    if (rc == 0 && !kept && s_dirty(self) != 0)
+        rc = EIO;
     if (rc == 0 && !kept && (rc = mdb_txn_begin(self->env, NULL, 0, &txn)) == 0) {
         rc = s_copy_all(self, snap, txn);
         if (rc == 0)
@@ -266,11 +283,10 @@ fy_storei_raft_open(fy_store_t *self, const fy_store_cluster_t *cl, fy_err_t *er
     snprintf(self->advertise, sizeof self->advertise, "%s", cl->advertise ? cl->advertise : "");
     self->raft_id = cl->id;
     if (access(clean, F_OK) == 0) {
-        /* Stopped cleanly: LMDB holds every entry up to its index. From now
-         * on it is not clean until the next clean stop. */
-        if (unlink(clean) != 0 || fy_wal_sync_dir(self->dir) != 0)
-            return fy_err_set(err, FERRY_EIO, "cluster: cannot remove %s: %s", clean,
-                              strerror(errno));
+        /* Stopped cleanly: LMDB holds every entry up to its index. The mark
+         * goes right before the first write (s_dirty): a start that fails
+         * (a corrupt log) leaves LMDB trusted. */
+        self->clean_mark = true;
     } else {
         bool had = false;
         fy_status_t st = s_empty(self, &had, err);
@@ -309,6 +325,8 @@ fy_storei_raft_close(fy_store_t *self)
     fy_raftlog_stop(&self->raft);
     if (__atomic_load_n(&self->raft_failed, __ATOMIC_SEQ_CST))
         return; /* rebuilt at the next start */
+    if (self->clean_mark)
+        return; /* nothing written since the last clean stop: still clean */
     char clean[1100];
     if (mdb_env_sync(self->env, 1) != 0 || s_path(self, S_CLEAN, clean, sizeof clean) != 0)
         return;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -573,6 +574,71 @@ test_partition_minority_confirms_nothing(void **state)
     s_assert_same_state(cl);
 }
 
+/* ---- bad input: a corrupt log ------------------------------------------------------ */
+
+/* Writes four 0xff bytes into the middle of node @p i's log segment
+ * number @p k (0: the first) of those named FIRST-LAST (closed). */
+static void
+s_corrupt_segment(fy_cluster_fx_t *cl, int i, int k, char *path, size_t cap)
+{
+    char cmd[600], name[128];
+    snprintf(cmd, sizeof cmd, "ls '%s/data/raft' | grep -E '^[0-9]{16}-[0-9]{16}$' | sed -n %dp",
+             cl->node[i].dir, k + 1);
+    assert_int_equal(fy_run(cmd, name, sizeof name), 0);
+    name[strcspn(name, "\n")] = '\0';
+    assert_true(name[0] != '\0');
+    snprintf(path, cap, "%s/data/raft/%s", cl->node[i].dir, name);
+    snprintf(cmd, sizeof cmd,
+             "cp '%s' '%s.good' && size=$(stat -c %%s '%s') && "
+             "printf '\\377\\377\\377\\377' | dd of='%s' bs=1 seek=$((size / 2)) conv=notrunc "
+             "2>/dev/null",
+             path, path, path, path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_corrupt_log_segments(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    for (int i = 0; i < S_NODES; i++)
+        s_start(cl, i);
+    int lead = s_leader(cl, 20000);
+    assert_true(lead >= 0);
+    ferry_client_t *c = s_client(cl, -1, 10000, 100);
+    ferry_topic_config_t tc = {.dedupe_window_ms = 3600 * 1000};
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, "logs", &tc, NULL, NULL), FERRY_OK);
+    s_publish_n(c, "logs", 0, 500, 50);
+    int f = (lead + 1) % S_NODES;
+    assert_true(WIFEXITED(fy_ferryd_signal(&cl->node[f], SIGTERM))); /* its segments closed */
+
+    /* A corrupt segment before the last: the node refuses to start, says
+     * which, and changes nothing (its store stays marked clean). */
+    char path[512], cmd[1200], out[64];
+    s_corrupt_segment(cl, f, 0, path, sizeof path);
+    snprintf(cmd, sizeof cmd, "cd '%s/data' && md5sum data.mdb raft/* | md5sum", cl->node[f].dir);
+    char before[64];
+    assert_int_equal(fy_run(cmd, before, sizeof before), 0);
+    assert_int_equal(fy_cluster_start(cl, f), -1);
+    assert_int_equal(fy_ferryd_log_count(&cl->node[f], "persisted data is corrupted"), 2);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, before);
+    snprintf(cmd, sizeof cmd, "test -f '%s/data/cluster.clean'", cl->node[f].dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "mv '%s.good' '%s'", path, path);
+    assert_int_equal(system(cmd), 0);
+
+    /* A corrupt last segment (a torn tail): set aside and said; its entries
+     * come from the leader again. */
+    s_corrupt_segment(cl, f, 1, path, sizeof path);
+    s_publish_n(c, "logs", 500, 1000, 50);
+    s_start(cl, f);
+    assert_true(fy_ferryd_log_count(&cl->node[f], "corrupt log segment set aside") >= 1);
+    s_publish_n(c, "logs", 1000, 1100, 0);
+    s_assert_topic(c, "logs", 1100);
+    ferry_client_destroy(&c);
+    s_assert_same_state(cl);
+}
+
 /* ---- clients and quorums -------------------------------------------------------- */
 
 /* Whether node @p i's /metrics has a match of the regular expression @p line
@@ -715,6 +781,7 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_partition_minority_confirms_nothing, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_log_segments, s_setup, s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -64,7 +64,7 @@ SQL_SRC    := sql/sql_common.c sql/sqlite_store.c sql/pg_store.c sql/saga_pg.c s
               sql/participant_pg.c sql/participant_sqlite.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c \
-              broker/store_raft.c broker/raftlog.c
+              broker/store_raft.c broker/raftlog.c broker/cluster_id.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/broker_cluster.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cluster_cmd.c
@@ -93,7 +93,7 @@ TEST_SCRIPTS := $(wildcard tests/integration/test_*.sh)
 EXAMPLES     = $(addprefix $(BUILD)/examples/,publish outbox_service order_saga choreography \
                  event_sourcing order_saga_sql)
 BENCHES      = $(addprefix $(BUILD)/bench/,bench_publish bench_queue bench_timers bench_events \
-                 bench_compare bench_relay bench_saga)
+                 bench_compare bench_relay bench_saga bench_failover)
 
 LIBA  = $(BUILD)/libferry.a
 LIBSO = $(BUILD)/libferry.so.$(VERSION)
@@ -421,6 +421,8 @@ bench-run: all benches
 	$(BENCH_ENV) $(BUILD)/bench/bench_events
 	$(BENCH_ENV) $(BUILD)/bench/bench_relay
 	$(BENCH_ENV) $(BUILD)/bench/bench_saga
+	$(BENCH_ENV) $(BUILD)/bench/bench_compare --cluster 3 --only ferry --workloads w1,w2,w3 --out $(RESULTS).tsv
+	$(BENCH_ENV) $(BUILD)/bench/bench_failover -k 10
 
 # W1 with ferryd under perf (Debian linux-perf), top functions saved.
 bench-profile: deps-bench

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "backends.h"
+#include "clusterfx.h"
 #include "fixture.h"
 
 #define S_SYSTEMS 3
@@ -525,6 +526,7 @@ s_row(const char *name, const s_result_t *r, size_t off, bool higher_better)
 int
 main(int argc, char **argv)
 {
+    int nodes = 0; /* --cluster N: N ferryd nodes instead of one */
     s_cfg_t cfg = {.n = 200000,
                    .size = 128,
                    .fan_n = 100000,
@@ -560,6 +562,8 @@ main(int argc, char **argv)
             cfg.backlog_n = strtoul(v, NULL, 10);
         else if (strcmp(a, "--only") == 0)
             only = v;
+        else if (strcmp(a, "--cluster") == 0)
+            nodes = atoi(v);
         else if (strcmp(a, "--out") == 0)
             out = v;
         else if (strcmp(a, "--profile") == 0)
@@ -595,8 +599,21 @@ main(int argc, char **argv)
         {.system = "ferry"}, {.system = "redis-always"}, {.system = "redis-everysec"}};
     int rc = 0;
     fy_ferryd_t d = {0};
-    if (fy_ferryd_start(&d) != 0)
+    fy_cluster_fx_t cl = {0};
+    if (nodes) { /* a cluster on this machine: the clients talk to its leader */
+        bool up = fy_cluster_init(&cl, nodes) == 0;
+        for (int i = 0; up && i < nodes; i++)
+            up = fy_cluster_start(&cl, i) == 0;
+        int lead = up ? fy_cluster_leader(&cl, 20000) : -1;
+        if (lead < 0) {
+            fy_cluster_cleanup(&cl);
+            return 1;
+        }
+        d = cl.node[lead];
+        res[0].system = nodes == 3 ? "ferry-cluster3" : "ferry-cluster";
+    } else if (fy_ferryd_start(&d) != 0) {
         return 1;
+    }
     rc = s_run_system(&cfg, &bk_ferry, d.endpoint, d.pid, &res[0]);
     if (rc == 0 && cfg.backlog && nlevels)
         rc = s_backlog(&cfg, d.endpoint, d.pid, levels, nlevels);
@@ -608,8 +625,12 @@ main(int argc, char **argv)
         if (system(cmd) != 0)
             fprintf(stderr, "bench: cannot read %s\n", d.log_path);
     }
-    fy_ferryd_signal(&d, SIGTERM);
-    fy_ferryd_cleanup(&d);
+    if (nodes) {
+        fy_cluster_cleanup(&cl);
+    } else {
+        fy_ferryd_signal(&d, SIGTERM);
+        fy_ferryd_cleanup(&d);
+    }
     const char *fsync_modes[] = {NULL, "always", "everysec"};
     for (int i = 1; rc == 0 && i < S_SYSTEMS && !(only && strcmp(only, "ferry") == 0); i++) {
         bk_redis_server_t rs;
@@ -688,7 +709,7 @@ main(int argc, char **argv)
     }
     return 0;
 usage:
-    fprintf(stderr, "usage: bench_compare [-n W1_MSGS] [-s BYTES] [--fanout-msgs N] [--rate R] "
+    fprintf(stderr, "usage: bench_compare [--cluster N] [-n W1_MSGS] [-s BYTES] [--fanout-msgs N] [--rate R] "
                     "[--secs S] [--backlog LIST] [--only ferry] [--workloads LIST] [--sync-msgs N] "
                     "[--out FILE] "
                     "[--profile DIR]\n");

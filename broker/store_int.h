@@ -100,10 +100,12 @@ struct fy_store {
     long long reserve_tried_ms; /* last attempt to take the reserve back */
     /* Cluster mode (store_raft.c): the replicated log instead of `wal`. */
     fy_raftlog_t *raft;
-    uint64_t raft_id;      /* this node */
-    bool raft_failed;      /* an entry could not be applied (atomic: set by the log's thread) */
-    bool clean_mark;       /* DATA/cluster.clean is there: removed before LMDB's first write */
-    uint64_t raft_applied; /* the last entry in LMDB (the log's thread's after start) */
+    uint64_t raft_id;       /* this node */
+    bool raft_failed;       /* an entry could not be applied (atomic: set by the log's thread) */
+    char boot_voters[1024]; /* the voters this node was first started with (cluster_id.h) */
+    bool voters_checked;    /* the cluster's agreed with them */
+    bool clean_mark;        /* DATA/cluster.clean is there: removed before LMDB's first write */
+    uint64_t raft_applied;  /* the last entry in LMDB (the log's thread's after start) */
     uint64_t snapshots, snapshot_us; /* taken, and the last one's time (the log's thread's) */
     uint64_t leader_term;            /* the term whose leader record this node wrote */
     uint64_t leader_term_seen;       /* cluster state as last read by the broker's thread */

@@ -22,6 +22,7 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "cluster_id.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #define S_RESTORE    "cluster-restore.mdb"
 #define S_LEADER_KEY "cluster_leader"
 #define S_INDEX_KEY  "raft_index"
+#define S_VOTERS_KEY "cluster_voters"
 
 static int
 s_path(const fy_store_t *self, const char *name, char *out, size_t cap)
@@ -88,6 +90,30 @@ s_dirty(fy_store_t *self)
     return 0;
 }
 
+/* The voters the cluster's first leader was started with (in the store once
+ * it wrote them) against this node's: a node first started with a --peers
+ * list that disagrees must not go on. Checked until they were seen once. */
+static bool
+s_voters_disagree(fy_store_t *self, MDB_txn *txn)
+{
+    if (self->voters_checked || !self->boot_voters[0])
+        return false;
+    MDB_val k = {sizeof S_VOTERS_KEY - 1, S_VOTERS_KEY}, v;
+    if (mdb_get(txn, self->meta, &k, &v) != 0)
+        return false;
+    size_t n = strlen(self->boot_voters);
+    if (v.mv_size == n && memcmp(v.mv_data, self->boot_voters, n) == 0) {
+        self->voters_checked = true;
+        return false;
+    }
+    fy_log(self->log, FY_LOG_ERROR, "cluster", "peers disagree",
+           "ours=\"%s\" cluster=\"%.*s\" detail=\"this node was first started with another "
+           "--peers list than the cluster's first leader: it stops (start it with the cluster's "
+           "list on an empty data directory)\"",
+           self->boot_voters, (int)(v.mv_size < 512 ? v.mv_size : 512), (const char *)v.mv_data);
+    return true;
+}
+
 /* ---- the state machine, on the log's thread ------------------------------ */
 
 static int
@@ -101,6 +127,8 @@ s_apply(void *user, uint64_t index, const uint8_t *data, size_t len)
     int rc = s_dirty(self) ? EIO : mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc == 0) {
         rc = fy_storei_redo_apply(self, txn, data, len, &ops);
+        if (rc == 0 && s_voters_disagree(self, txn))
+            rc = EINVAL;
         if (rc == 0)
             rc = s_meta_put(self, txn, S_INDEX_KEY, index);
         if (rc == 0)
@@ -282,6 +310,14 @@ fy_storei_raft_open(fy_store_t *self, const fy_store_cluster_t *cl, fy_err_t *er
         return fy_err_set(err, FERRY_EINVAL, "data directory path too long");
     snprintf(self->advertise, sizeof self->advertise, "%s", cl->advertise ? cl->advertise : "");
     self->raft_id = cl->id;
+    /* Whose directory this is, before anything in it changes. */
+    char boot[sizeof self->boot_voters] = "";
+    if (!cl->join)
+        fy_cluster_peers_text(cl->peers, cl->npeers, boot, sizeof boot);
+    fy_status_t ist = fy_cluster_identity(self->dir, cl->id, boot, self->boot_voters,
+                                          sizeof self->boot_voters, err);
+    if (ist)
+        return ist;
     if (access(clean, F_OK) == 0) {
         /* Stopped cleanly: LMDB holds every entry up to its index. The mark
          * goes right before the first write (s_dirty): a start that fails
@@ -365,7 +401,17 @@ fy_storei_raft_begun(fy_store_t *self)
     fy_be64_put(buf + 8, self->raft_id);
     memcpy(buf + 16, self->advertise, n);
     MDB_val k = {sizeof S_LEADER_KEY - 1, S_LEADER_KEY}, v = {16 + n, buf};
-    return fy_storei_set(self, self->meta, &k, &v, "put leader");
+    fy_status_t st = fy_storei_set(self, self->meta, &k, &v, "put leader");
+    /* The cluster's first voters, as its first leader was started with. */
+    MDB_val vk = {sizeof S_VOTERS_KEY - 1, S_VOTERS_KEY}, vv;
+    if (st || !self->boot_voters[0] || mdb_get(self->txn, self->meta, &vk, &vv) != MDB_NOTFOUND)
+        return st ? st
+               : !s_voters_disagree(self, self->txn)
+                   ? FERRY_OK
+                   : (__atomic_store_n(&self->raft_failed, true, __ATOMIC_SEQ_CST),
+                      FERRY_EIO); /* ferryd stops */
+    vv = (MDB_val){strlen(self->boot_voters), self->boot_voters};
+    return fy_storei_set(self, self->meta, &vk, &vv, "put voters");
 }
 
 fy_status_t

@@ -639,6 +639,60 @@ test_corrupt_log_segments(void **state)
     s_assert_same_state(cl);
 }
 
+/* ---- bad input: whose data, which cluster ------------------------------------------ */
+
+static void
+test_wrong_node_and_disagreeing_peers_are_refused(void **state)
+{
+    fy_cluster_fx_t *cl = *state;
+    /* Node 3 is first started with a --peers list of its own (a fourth
+     * voter the others do not have). */
+    char theirs[sizeof cl->peers];
+    memcpy(theirs, cl->peers, sizeof theirs);
+    for (int i = 0; i < 2; i++)
+        s_start(cl, i);
+    snprintf(cl->peers + strlen(cl->peers), sizeof cl->peers - strlen(cl->peers), ",4=127.0.0.1:1");
+    s_start(cl, 2);
+    memcpy(cl->peers, theirs, sizeof theirs);
+    /* The first leader records the voters it was started with; a node that
+     * finds its own list disagrees says so and stops (exit 1): whichever
+     * side leads first, the misconfiguration stops the cluster before any
+     * request is taken. */
+    long long until = fy_now_ms() + 30000;
+    int said = -1;
+    while (said < 0 && fy_now_ms() < until) {
+        for (int i = 0; i < S_NODES && said < 0; i++)
+            if (fy_ferryd_log_count(&cl->node[i], "peers disagree") > 0)
+                said = i;
+        fy_sleep_ms(50);
+    }
+    assert_true(said >= 0);
+    int status = -1;
+    until = fy_now_ms() + 10000;
+    while (fy_now_ms() < until && waitpid(cl->node[said].pid, &status, WNOHANG) == 0)
+        fy_sleep_ms(20);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    cl->node[said].pid = 0;
+    printf("node %d said the peers disagree and stopped (exit %d)\n", said + 1,
+           WEXITSTATUS(status));
+    for (int i = 0; i < S_NODES; i++)
+        if (cl->node[i].pid)
+            fy_ferryd_signal(&cl->node[i], SIGKILL);
+
+    /* Node 2's data directory started as node 3: refused before anything in
+     * it changes. */
+    char cmd[600], before[64], after[64];
+    snprintf(cmd, sizeof cmd, "cd '%s/data' && md5sum data.mdb cluster.node raft/* | md5sum",
+             cl->node[1].dir);
+    assert_int_equal(fy_run(cmd, before, sizeof before), 0);
+    snprintf(cl->ids[1], sizeof cl->ids[1], "3");
+    assert_int_equal(fy_cluster_start(cl, 1), -1);
+    snprintf(cl->ids[1], sizeof cl->ids[1], "2");
+    assert_int_equal(fy_ferryd_log_count(&cl->node[1], "belongs to node 2 of its cluster"), 1);
+    assert_int_equal(fy_run(cmd, after, sizeof after), 0);
+    assert_string_equal(after, before);
+}
+
 /* ---- clients and quorums -------------------------------------------------------- */
 
 /* Whether node @p i's /metrics has a match of the regular expression @p line
@@ -782,6 +836,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_partition_minority_confirms_nothing, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_log_segments, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_node_and_disagreeing_peers_are_refused, s_setup,
+                                        s_teardown),
     };
     if (getenv("FERRY_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));

@@ -913,8 +913,12 @@ fy_broker_run(fy_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomi
         bool deliver = self->deliver_soon;
         self->deliver_soon = false;
         if (!fy_brk_cluster_turn(self)) {
+            /* A follower: no timers of its own (the leader's come through
+             * the log); it looks again at each request, or every idle turn. */
             if (self->nreqs > 0)
                 fy_brk_refuse_not_leader(self, FERRY_ENOTLEADER);
+            self->next_sweep_ms = now + FY_BRK_IDLE_MS;
+            self->sweep_more = self->deliver_soon = false;
             s_metrics_tick(self, now);
         } else if (self->nreqs > 0 || sweep || deliver) {
             /* Waiting fetches are tried on every batch, and at least every FY_BRK_IDLE_MS. */

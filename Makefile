@@ -64,7 +64,7 @@ SQL_SRC    := sql/sql_common.c sql/sqlite_store.c sql/pg_store.c sql/saga_pg.c s
               sql/participant_pg.c sql/participant_sqlite.c
 STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c broker/store_open.c broker/store_keyidx.c \
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c \
-              broker/store_raft.c broker/raftlog.c broker/cluster_id.c
+              broker/store_raft.c broker/raftlog.c broker/raft_tcp.c broker/cluster_id.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/broker_cluster.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cluster_cmd.c
@@ -261,7 +261,7 @@ $(BUILD)/tests/test_relay_config: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_RELAY)
 $(BUILD)/tests/test_wal: $(call obj,tests/unit/test_wal.c broker/wal.c broker/log.c $(PROTO_SRC) $(FIXTURE_SRC))
 $(BUILD)/tests/test_store $(BUILD)/tests/test_store_subs $(BUILD)/tests/test_wal: TEST_EXTRA_LIBS = \
     $(call pkg_libs,libxxhash $(PKG_CLUSTER))
-$(BUILD)/tests/test_raftlog: $(call obj,tests/unit/test_raftlog.c broker/raftlog.c broker/log.c \
+$(BUILD)/tests/test_raftlog: $(call obj,tests/unit/test_raftlog.c broker/raftlog.c broker/raft_tcp.c broker/log.c \
     $(PROTO_SRC) $(FIXTURE_SRC))
 $(BUILD)/tests/test_raftlog: TEST_EXTRA_LIBS = $(call pkg_libs,$(PKG_CLUSTER))
 # Fuzz targets with replay.c as main: one replay object per target.

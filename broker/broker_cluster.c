@@ -48,7 +48,9 @@ fy_brk_cluster_opts(const fy_config_t *cfg, fy_store_cluster_t *out, fy_raftlog_
                                 .advertise = advertise,
                                 .bind = cfg->cluster_bind[0] ? cfg->cluster_bind : NULL,
                                 .join = cfg->join[0] != '\0',
-                                .snapshot_every = (unsigned)cfg->snapshot_every};
+                                .snapshot_every = (unsigned)cfg->snapshot_every,
+                                .election_ms = (unsigned)cfg->election_ms,
+                                .heartbeat_ms = (unsigned)(cfg->election_ms / 10)};
     return FERRY_OK;
 }
 

@@ -84,6 +84,9 @@ static const s_key_t s_keys[] = {
     {"peers", "FERRY_PEERS", S_STR_PEERS, S_OFF(peers), "", 0, 0,
      "the cluster's voters, the same list on every node: ID=HOST:PORT,... (the address nodes "
      "replicate on, IPv4), e.g. 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001"},
+    {"election-ms", "FERRY_ELECTION_MS", S_UINT, S_OFF(election_ms), "500", 100, 60000,
+     "cluster: a follower that hears nothing from the leader for this long (randomised up to "
+     "twice) starts an election; heartbeats go out every tenth of it"},
     {"snapshot-every", "FERRY_SNAPSHOT_EVERY", S_UINT, S_OFF(snapshot_every), "8192", 16, 1u << 24,
      "cluster: entries applied between snapshots (a compacted copy of the store); the log keeps "
      "as many behind the last one, and a node further behind is sent the snapshot"},

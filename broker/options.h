@@ -37,6 +37,7 @@ typedef struct fy_config {
     /* Cluster mode (docs/cluster.md): --cluster-id N --peers 1=HOST:PORT,2=... */
     uint64_t cluster_id;     /* this node; 0: a single node */
     char peers[1024];        /* --peers as given */
+    uint64_t election_ms;    /* a follower's wait for the leader before an election */
     uint64_t snapshot_every; /* entries between snapshots, and kept behind one */
     char join[64];           /* --join HOST:PORT: a new node's cluster address; "": --peers */
     char cluster_bind[64];   /* --cluster-bind: HOST:PORT to listen on for peers; "": --peers' */

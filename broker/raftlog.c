@@ -7,6 +7,7 @@
 #include "raftlog.h"
 
 #include "bytes.h"
+#include "raft_tcp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +63,8 @@ struct fy_raftlog {
 
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t tick; /* refreshes the state other threads read */
-    struct raft_uv_transport transport;
+    uv_timer_t tick;         /* refreshes the state other threads read */
+    fy_raft_tcp_t transport; /* raft_uv_tcp with Nagle off */
     struct raft_io io;
     struct raft_fsm fsm;
     struct raft raft;
@@ -102,7 +104,7 @@ s_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 }
 
 static int
-s_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+s_fsm_snapshot_take(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     fy_raftlog_t *self = fsm->data;
     uint8_t *data = NULL;
@@ -116,6 +118,18 @@ s_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
     }
     (*bufs)[0] = (struct raft_buffer){data, len};
     *n = 1;
+    return 0;
+}
+
+/* On the log's thread: taken here, or (snapshot_async) nothing yet. */
+static int
+s_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    fy_raftlog_t *self = fsm->data;
+    if (!self->cfg.fsm.snapshot_async)
+        return s_fsm_snapshot_take(fsm, bufs, n);
+    *bufs = NULL;
+    *n = 0;
     return 0;
 }
 
@@ -347,7 +361,7 @@ s_thread(void *arg)
     uv_run(&self->loop, UV_RUN_DEFAULT);
     /* libraft closed: its I/O and transport go, then the loop. */
     raft_uv_close(&self->io);
-    raft_uv_tcp_close(&self->transport);
+    fy_raft_tcp_close(&self->transport);
     uv_run(&self->loop, UV_RUN_DEFAULT);
     uv_loop_close(&self->loop);
     pthread_mutex_lock(&self->mu);
@@ -425,6 +439,47 @@ s_trace(struct raft_tracer *t, const char *file, int line, const char *message)
                "at=%s:%d detail=\"%.300s\"", file, line, message);
 }
 
+/* io->async_work, which Debian's raft_uv (io version 1) lacks and async
+ * snapshots need: the work on libuv's thread pool, its callback back on
+ * the log's loop. */
+typedef struct {
+    uv_work_t w;
+    struct raft_io_async_work *req;
+    raft_io_async_work_cb cb;
+    int status;
+} s_work_t;
+
+static void
+s_work_run(uv_work_t *w)
+{
+    s_work_t *x = w->data;
+    x->status = x->req->work(x->req);
+}
+
+static void
+s_work_done(uv_work_t *w, int status)
+{
+    s_work_t *x = w->data;
+    x->cb(x->req, status == UV_ECANCELED ? RAFT_CANCELED : x->status);
+    free(x);
+}
+
+static int
+s_async_work(struct raft_io *io, struct raft_io_async_work *req, raft_io_async_work_cb cb)
+{
+    fy_raftlog_t *self = (fy_raftlog_t *)(void *)((char *)io - offsetof(fy_raftlog_t, io));
+    s_work_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return RAFT_NOMEM;
+    *x = (s_work_t){.req = req, .cb = cb};
+    x->w.data = x;
+    if (uv_queue_work(&self->loop, &x->w, s_work_run, s_work_done) != 0) {
+        free(x);
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
 /* Segments libraft set aside as corrupt ("corrupt-*" in the log's
  * directory, by its auto-recovery at start): how many; @p say: name each. */
 static size_t
@@ -452,14 +507,19 @@ static fy_status_t
 s_raft_init(fy_raftlog_t *self, fy_err_t *err)
 {
     const char *me = s_address(self, self->cfg.id);
-    int rv = raft_uv_tcp_init(&self->transport, &self->loop);
+    int rv = fy_raft_tcp_init(&self->transport, &self->loop);
     if (rv == 0)
         self->transport_ready = true;
     if (rv == 0 && self->bind[0])
-        rv = raft_uv_tcp_set_bind_address(&self->transport, self->bind);
-    if (rv == 0 && (rv = raft_uv_init(&self->io, &self->loop, self->dir, &self->transport)) == 0)
+        rv = raft_uv_tcp_set_bind_address(&self->transport.inner, self->bind);
+    if (rv == 0 &&
+        (rv = raft_uv_init(&self->io, &self->loop, self->dir, &self->transport.outer)) == 0)
         self->io_ready = true;
     self->tracer = (struct raft_tracer){.impl = self, .enabled = true, .emit = s_trace};
+    if (rv == 0 && self->io.version < 2) { /* async snapshots (version 3 of the FSM) need it */
+        self->io.version = 2;
+        self->io.async_work = s_async_work;
+    }
     if (rv == 0)
         raft_uv_set_tracer(&self->io, &self->tracer);
     if (rv == 0)
@@ -533,12 +593,14 @@ fy_raftlog_start(const fy_raftlog_config_t *cfg, const fy_log_t *log, fy_raftlog
         s_free(self);
         return st;
     }
-    self->fsm = (struct raft_fsm){.version = 2,
-                                  .data = self,
-                                  .apply = s_fsm_apply,
-                                  .snapshot = s_fsm_snapshot,
-                                  .restore = s_fsm_restore,
-                                  .snapshot_finalize = s_fsm_snapshot_finalize};
+    self->fsm =
+        (struct raft_fsm){.version = 3,
+                          .data = self,
+                          .apply = s_fsm_apply,
+                          .snapshot = s_fsm_snapshot,
+                          .restore = s_fsm_restore,
+                          .snapshot_finalize = s_fsm_snapshot_finalize,
+                          .snapshot_async = cfg->fsm.snapshot_async ? s_fsm_snapshot_take : NULL};
     if (uv_loop_init(&self->loop) != 0) {
         s_free(self);
         return fy_err_set(err, FERRY_EIO, "cluster: cannot make an event loop");
@@ -562,7 +624,7 @@ fy_raftlog_start(const fy_raftlog_config_t *cfg, const fy_log_t *log, fy_raftlog
         if (self->io_ready)
             raft_uv_close(&self->io);
         if (self->transport_ready)
-            raft_uv_tcp_close(&self->transport);
+            fy_raft_tcp_close(&self->transport);
         uv_run(&self->loop, UV_RUN_DEFAULT);
         uv_loop_close(&self->loop);
         s_free(self);

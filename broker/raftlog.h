@@ -43,6 +43,12 @@ typedef struct fy_raftlog_fsm {
     int (*snapshot)(void *user, uint8_t **data, size_t *len);
     /** Replaces the state with a snapshot's. */
     int (*restore)(void *user, const uint8_t *data, size_t len);
+    /** true: snapshot runs on a worker thread while entries go on being
+     *  applied (the log is not held up by a large state), so it may capture
+     *  entries past the snapshot's index; restore and apply must cope (the
+     *  store's do: its entries are physical writes, replayed idempotently,
+     *  and the copy names its own last index). */
+    bool snapshot_async;
 } fy_raftlog_fsm_t;
 
 typedef struct fy_raftlog_config {

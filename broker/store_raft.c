@@ -337,18 +337,21 @@ fy_storei_raft_open(fy_store_t *self, const fy_store_cluster_t *cl, fy_err_t *er
         self->raft_applied = s_meta_u64(txn, self->meta, S_INDEX_KEY);
         mdb_txn_abort(txn);
     }
-    fy_raftlog_config_t rc = {
-        .id = cl->id,
-        .dir = rdir,
-        .bind = cl->bind,
-        .join = cl->join,
-        .peers = cl->peers,
-        .npeers = cl->npeers,
-        .election_ms = cl->election_ms,
-        .heartbeat_ms = cl->heartbeat_ms,
-        .snapshot_every = cl->snapshot_every,
-        .snapshot_trailing = cl->snapshot_every,
-        .fsm = {.user = self, .apply = s_apply, .snapshot = s_snapshot, .restore = s_restore}};
+    fy_raftlog_config_t rc = {.id = cl->id,
+                              .dir = rdir,
+                              .bind = cl->bind,
+                              .join = cl->join,
+                              .peers = cl->peers,
+                              .npeers = cl->npeers,
+                              .election_ms = cl->election_ms,
+                              .heartbeat_ms = cl->heartbeat_ms,
+                              .snapshot_every = cl->snapshot_every,
+                              .snapshot_trailing = cl->snapshot_every,
+                              .fsm = {.user = self,
+                                      .apply = s_apply,
+                                      .snapshot = s_snapshot,
+                                      .restore = s_restore,
+                                      .snapshot_async = true}};
     return fy_raftlog_start(&rc, self->log, &self->raft, err);
 }
 

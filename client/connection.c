@@ -224,9 +224,15 @@ fy_cli_not_leader(ferry_client_t *self, const fy_reply_t *r)
                ferry_errname(r->code), leader[0] ? "; going to the leader " : "", leader);
     fy_cli_lose(self, "the node does not lead its cluster");
     /* A few hops at once; past that (claims that go round while an election
-     * settles) the list and its backoff. */
-    if (leader[0] && strcmp(leader, server) != 0 && self->redirects++ < 4)
+     * settles) the list. The node answered: the network is fine and an
+     * election takes a second or so, so the next node is tried after the
+     * first backoff step, not a growing one. */
+    if (leader[0] && strcmp(leader, server) != 0 && self->redirects++ < 4) {
         fy_conn_redirect(&self->conn, leader, fy_mono_ms());
+    } else {
+        self->conn.backoff_ms = self->conn.initial_ms;
+        self->conn.retry_at = fy_mono_ms() + self->conn.initial_ms;
+    }
 }
 
 /* The hello was answered: connected. Push subscriptions are made again and

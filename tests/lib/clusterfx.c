@@ -57,7 +57,8 @@ fy_cluster_init_voters(fy_cluster_fx_t *cl, int n, int voters)
         snprintf(cl->node[i].endpoint, sizeof cl->node[i].endpoint, "tcp://127.0.0.1:%d", client);
         snprintf(cl->ids[i], sizeof cl->ids[i], "%d", i + 1);
     }
-    snprintf(cl->snapshot_every, sizeof cl->snapshot_every, "8192");
+    snprintf(cl->snapshot_every, sizeof cl->snapshot_every, "%s",
+             getenv("FERRY_TEST_SNAPSHOT_EVERY") ? getenv("FERRY_TEST_SNAPSHOT_EVERY") : "8192");
     return 0;
 }
 

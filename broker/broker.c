@@ -445,6 +445,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_TOPICS:
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE:
+    case FY_OP_SEEK:
     case FY_OP_PURGE:
     case FY_OP_EDIT:
         st = fy_brk_handle_admin(self, ri, &req, &err);

@@ -1,5 +1,5 @@
 /*
- * broker_admin.c - operations for operators (docs/protocol.md): `topics`,
+ * broker_admin.c - operations for operators (docs/protocol.md): `seek`, `topics`,
  * the topics and queues that exist, a page at a time, in name order (with
  * users, only those the connection's user may publish, consume or
  * administer); `subs`, a topic's subscriptions with where each stands and
@@ -76,6 +76,38 @@ s_sub_delete(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *er
     return fy_brk_reply_finish(self, r, fy_encode_ok(self->enc, req->cid));
 }
 
+/* seek: a topic's named subscription starts again from a sequence or a
+ * time. Its owner or admin on the topic, as sub_delete. */
+static fy_status_t
+s_seek(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    const char *queue = "a queue's acked messages are deleted: there is nothing to seek to";
+    if (req->sub.len == 0)
+        return fy_err_set(err, FERRY_EFIELD, "%s", queue);
+    fy_sub_info_t info;
+    bool created;
+    fy_status_t st = fy_store_sub_open(self->store, req->name, req->sub, NULL, &info, &created);
+    if (st == FERRY_EFIELD)
+        return fy_err_set(err, st, "%s", queue);
+    if (st == FERRY_OK)
+        st = fy_brk_auth_sub(self, ri, req, info.owner, err);
+    if (st == FERRY_OK)
+        st = fy_store_sub_seek(self->store, req->name, req->sub, req->seq, req->delay_ms, &info);
+    if (st)
+        return st;
+    fy_log(self->log, FY_LOG_INFO, "broker", "subscription moved",
+           "topic=%.*s sub=%.*s seq=%llu time_ms=%llu next=%llu", (int)req->name.len,
+           (const char *)req->name.ptr, (int)req->sub.len, (const char *)req->sub.ptr,
+           (unsigned long long)req->seq, (unsigned long long)req->delay_ms,
+           (unsigned long long)info.cursor);
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    return fy_brk_reply_finish(self, r,
+                               fy_encode_sub_reply(self->enc, req->cid, info.cursor, info.ack_floor,
+                                                   info.ack_wait_ms, info.max_deliver,
+                                                   info.last_seq, false));
+}
+
 /* purge: a bounded slice per request (the client asks again while more
  * are left), in the batch's transaction. */
 #define S_PURGE_SLICE 10000
@@ -132,6 +164,8 @@ fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_er
         return s_subs(self, ri, req);
     if (req->op == FY_OP_SUB_DELETE)
         return s_sub_delete(self, ri, req, err);
+    if (req->op == FY_OP_SEEK)
+        return s_seek(self, ri, req, err);
     size_t want = req->limit, n = 0;
     fy_topic_info_t *out = malloc(want * sizeof *out), *chunk = malloc(want * sizeof *chunk);
     fy_status_t st = out && chunk ? FERRY_OK : FERRY_ENOMEM;

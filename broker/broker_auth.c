@@ -228,6 +228,7 @@ s_needs(const fy_request_t *req)
         return FY_PERM_ADMIN;
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE: /* and then its owner, or admin (fy_brk_auth_sub) */
+    case FY_OP_SEEK:
         return FY_PERM_CONSUME | FY_PERM_ADMIN;
     default: /* hello, ping, stats; credit and unsubscribe act on the connection's own */
         return 0;

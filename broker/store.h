@@ -311,6 +311,17 @@ fy_status_t fy_store_sub_open(fy_store_t *self, fy_bytes_t topic, fy_bytes_t nam
                               const fy_sub_opts_t *opts, fy_sub_info_t *info, bool *created);
 /** State of a subscription by id. @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EIO */
 fy_status_t fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info);
+/**
+ * Moves a topic's named subscription: the next message it delivers is
+ * @p seq (clamped to the topic's first and last + 1), or, with @p time_ms,
+ * the first stored at or after that time. Everything before counts as
+ * acked; everything from there on is delivered again, acked or not; its
+ * pending deliveries are forgotten (their acks are answered ESEQ).
+ * @return FERRY_OK (@p info: where it stands now), FERRY_ENOTFOUND,
+ *         FERRY_EFIELD (a queue: its acked messages are deleted), FERRY_EIO
+ */
+fy_status_t fy_store_sub_seek(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, uint64_t seq,
+                              uint64_t time_ms, fy_sub_info_t *info);
 /** Deletes a topic's named subscription and its ack state.
  *  @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EFIELD (a queue's own), ... */
 fy_status_t fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name);

@@ -426,6 +426,39 @@ fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name)
 }
 
 fy_status_t
+fy_store_sub_seek(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, uint64_t seq,
+                  uint64_t time_ms, fy_sub_info_t *info)
+{
+    fy_topic_rec_t *t;
+    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    if (st)
+        return st;
+    if (t->kind == FY_KIND_QUEUE || name.len == 0)
+        return FERRY_EFIELD;
+    fy_sub_rec_t *sub;
+    if ((st = s_sub_by_name(self, t->id, name, &sub)))
+        return st;
+    if (!sub)
+        return FERRY_ENOTFOUND;
+    if (time_ms && (st = s_seq_at_time(self, t, time_ms, &seq)))
+        return st;
+    uint64_t first = t->first ? t->first : 1;
+    seq = seq < first ? first : seq > t->last + 1 ? t->last + 1 : seq;
+    /* Its acks above the floor and its pending deliveries go; timers that
+     * named them fire into nothing. */
+    if ((st = fy_storei_del_prefix(self, self->acks, sub->id, NULL, NULL)) ||
+        (st = fy_storei_del_prefix(self, self->pend, sub->id, NULL, NULL)) ||
+        (st = fy_storei_del_prefix(self, self->due, sub->id, NULL, NULL)))
+        return st;
+    sub->cursor = seq;
+    sub->floor = seq - 1;
+    sub->dirty = true;
+    self->dirty = true;
+    s_sub_info(sub, t, info);
+    return FERRY_OK;
+}
+
+fy_status_t
 fy_storei_drop_subs_of(fy_store_t *self, uint64_t topic_id)
 {
     for (;;) {

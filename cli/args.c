@@ -149,6 +149,14 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                 return -1;
             }
             o->expect |= ver ? FERRY_EXPECT_KEY_VERSION : last ? FERRY_EXPECT_LAST_SEQ : 0;
+        } else if (strcmp(a, "--seq") == 0 || strcmp(a, "--time") == 0) {
+            bool seq = a[2] == 's';
+            if (seq ? !fy_cli_parse_u64(v, &o->seek_seq) || !o->seek_seq
+                    : !fy_cli_parse_time(v, &o->seek_time_ms) || !o->seek_time_ms) {
+                fprintf(stderr, "ferry: %s wants %s\n", a,
+                        seq ? "a sequence above 0" : "ms since the epoch or YYYY-MM-DDTHH:MM:SSZ");
+                return -1;
+            }
         } else if (strcmp(a, "--keep") == 0 || strcmp(a, "--seq-below") == 0) {
             if (!fy_cli_parse_u64(v, a[2] == 'k' ? &o->keep : &o->seq_below) ||
                 (a[2] == 's' && o->seq_below == 0)) {

@@ -40,6 +40,13 @@ static const fy_cli_help_t s_cmds[] = {
      "--keep N\tkeep the newest N\n"
      "--seq-below S\tremove those with a sequence below S\n",
      "ferry purge orders --keep 1000"},
+    {"seek", "seek TOPIC SUB --seq N | --time T [--json]",
+     "move a subscription: the next message it delivers is sequence N, or the first stored at "
+     "or after time T; those before count as acked, those after come again",
+     "--seq N\tthe next sequence to deliver\n"
+     "--time T\tms since the epoch or YYYY-MM-DDTHH:MM:SSZ\n"
+     "--json\twhere it stands, as one JSON object\n",
+     "ferry seek orders billing --time 2026-12-05T09:00:00Z"},
     {"delete", "delete NAME", "delete a topic or queue and its messages", NULL,
      "ferry delete jobs"},
     {"info", "info NAME", "show a topic or queue: messages, bytes, sequences, limits", NULL,

@@ -298,3 +298,34 @@ fy_client_read_page(ferry_client_t *c, const char *topic, const char *key, uint6
         return fy_client_fail(c, FERRY_EPROTO, "malformed read reply");
     return fy_cli_take_messages(c, &rep, topic, msgs, n);
 }
+
+ferry_status_t
+ferry_client_sub_seek(ferry_client_t *self, const char *topic, const char *sub, uint64_t seq,
+                      uint64_t time_ms, ferry_sub_info_t *info)
+{
+    if (!self)
+        return FERRY_EINVAL;
+    if (!sub || !*sub)
+        return fy_client_fail(self, FERRY_EFIELD, "a queue has nothing to seek to");
+    if (!seq == !time_ms)
+        return fy_client_fail(self, FERRY_EINVAL, "a sequence or a time, one of them");
+    uint64_t cid;
+    ferry_status_t st = s_sub_request(self, topic, sub, &cid);
+    if (st)
+        return st;
+    st = fy_encode_seek(self->enc, cid, topic, sub, seq, time_ms);
+    fy_reply_t rep;
+    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+        return st;
+    bool created;
+    fy_sub_state_t ss;
+    if (fy_reply_sub(&rep, &ss, &created))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed reply");
+    if (info)
+        *info = (ferry_sub_info_t){.cursor = ss.cursor,
+                                   .ack_floor = ss.ack_floor,
+                                   .last_seq = ss.last_seq,
+                                   .ack_wait_ms = ss.ack_wait_ms,
+                                   .max_deliver = (uint32_t)ss.max_deliver};
+    return FERRY_OK;
+}

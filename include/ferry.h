@@ -567,6 +567,19 @@ FERRY_EXPORT ferry_status_t ferry_client_sub_info(ferry_client_t *self, const ch
  * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EINVALID_NAME (a queue's own: it
  *         goes with the queue), FERRY_EFORBIDDEN, ...
  */
+/**
+ * @brief Moves subscription @p sub of @p topic: the next message it delivers
+ * is @p seq (clamped to the topic's first and last + 1), or, with @p time_ms
+ * above 0, the first stored at or after that time (ms since the epoch).
+ * Everything before counts as acked, everything from there on comes again
+ * (acked or not); deliveries in flight are forgotten (their acks are
+ * answered FERRY_ESEQ). Its owner or admin on the topic (users).
+ * @param[out] info may be NULL; where it stands now.
+ * @return FERRY_OK, FERRY_ENOTFOUND, FERRY_EFIELD (a queue), FERRY_EFORBIDDEN, ...
+ */
+FERRY_EXPORT ferry_status_t ferry_client_sub_seek(ferry_client_t *self, const char *topic,
+                                                  const char *sub, uint64_t seq, uint64_t time_ms,
+                                                  ferry_sub_info_t *info);
 FERRY_EXPORT ferry_status_t ferry_client_sub_delete(ferry_client_t *self, const char *topic,
                                                     const char *sub);
 

@@ -69,7 +69,7 @@ typedef struct fy_request {
     uint64_t max_deliver;        /**< sub_declare: 0 = default */
     const uint64_t *seqs;        /**< ack: sequences; nack: one */
     size_t seq_count;
-    uint64_t delay_ms;        /**< nack: redeliver not before this */
+    uint64_t delay_ms;        /**< nack: redeliver not before this; seek: time_ms */
     fy_bytes_t error;         /**< term: the consumer's error text (may be empty) */
     fy_bytes_t filter;        /**< sub_declare: subject pattern over keys (len 0: none) */
     uint64_t wait_ms;         /**< fetch: wait up to this long for a message */
@@ -139,6 +139,10 @@ fy_status_t fy_encode_get(fy_encoder_t *self, uint64_t cid, const char *topic, u
 fy_status_t fy_encode_topics(fy_encoder_t *self, uint64_t cid, const char *after, uint32_t limit);
 /** purge: removes @p topic's oldest messages, keeping the newest @p keep, or
  *  those below sequence @p below (0: no bound); a bounded number per request. */
+/** seek: subscription @p sub of @p topic to @p seq, or (time_ms > 0) to the
+ *  first message stored at or after @p time_ms. */
+fy_status_t fy_encode_seek(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub,
+                           uint64_t seq, uint64_t time_ms);
 /** node_add (@p address HOST:PORT) or node_remove (@p address NULL). */
 fy_status_t fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *address);
 fy_status_t fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep,

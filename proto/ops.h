@@ -51,6 +51,7 @@ enum {
     X(SUB_DELETE, "sub_delete", FY_OPF_WRITE | FY_OPF_SUB | FY_OPF_ADMIN)            \
     X(PURGE, "purge", FY_OPF_WRITE | FY_OPF_ADMIN)                                   \
     X(EDIT, "edit", FY_OPF_WRITE | FY_OPF_ADMIN)                                     \
+    X(SEEK, "seek", FY_OPF_WRITE | FY_OPF_SUB)                                       \
     X(CLUSTER, "cluster", 0)                                                         \
     X(NODE_ADD, "node_add", FY_OPF_ADMIN)                                            \
     X(NODE_REMOVE, "node_remove", FY_OPF_ADMIN)

@@ -396,6 +396,16 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)))
             return st;
         return s_sub_name(map, &req->sub, err);
+    case FY_OP_SEEK:
+        if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
+            (st = s_sub_name(map, &req->sub, err)) ||
+            (st = fy_envi_opt_uint(map, "seq", UINT64_MAX, &req->seq, err)) ||
+            (st = fy_envi_opt_uint(map, "time_ms", UINT64_MAX, &req->delay_ms, err)))
+            return st;
+        if (!req->seq == !req->delay_ms)
+            return fy_err_set(err, FERRY_EFIELD,
+                              "fields 'seq' and 'time_ms': one of them, above 0");
+        return FERRY_OK;
     case FY_OP_SUBSCRIBE: {
         uint64_t credit, hb = 0;
         if ((st = fy_envi_req_name(map, "topic", &req->name, err)) ||
@@ -855,5 +865,17 @@ fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *addr
              fy_envi_kv_uint(&self->pk, "node", node);
     if (address)
         rc |= fy_envi_kv_str(&self->pk, "address", address);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_seek(fy_encoder_t *self, uint64_t cid, const char *topic, const char *sub, uint64_t seq,
+               uint64_t time_ms)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 3, "seek", cid) | fy_envi_kv_str(&self->pk, "topic", topic) |
+             fy_envi_kv_str(&self->pk, "sub", sub) |
+             (time_ms ? fy_envi_kv_uint(&self->pk, "time_ms", time_ms)
+                      : fy_envi_kv_uint(&self->pk, "seq", seq));
     return fy_envi_done(self, start, rc);
 }

@@ -153,6 +153,69 @@ test_fan_out(void **state)
     free(seqs);
 }
 
+/* seek: a subscription starts again from a sequence or a time; what comes
+ * before counts as acked, what comes after is delivered again. */
+static void
+test_seek(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "seekable", NULL, NULL, NULL),
+                     FERRY_OK);
+    s_publish_n(fx->c, "seekable", 10);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "seekable", "s", NULL, NULL), FERRY_OK);
+    uint64_t seqs[20];
+    assert_int_equal(s_fetch_until(fx->c, "seekable", "s", 10, 5000, seqs, NULL), 10);
+    assert_int_equal(ferry_client_ack(fx->c, "seekable", "s", seqs, 5), FERRY_OK); /* 1-5 */
+    /* Back to 3: 3..10 again, acked or not; the unacked 6..10 in flight are
+     * forgotten (an ack of one is ESEQ until it is delivered again). */
+    ferry_sub_info_t info;
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 3, 0, &info), FERRY_OK);
+    assert_int_equal(info.cursor, 3);
+    assert_int_equal(info.ack_floor, 2);
+    assert_int_equal(info.last_seq, 10);
+    assert_int_equal(ferry_client_ack(fx->c, "seekable", "s", &seqs[7], 1), FERRY_ESEQ);
+    assert_int_equal(s_fetch_until(fx->c, "seekable", "s", 8, 5000, seqs, NULL), 8);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(seqs[i], i + 3);
+    /* Forward past what is in flight: skipped, counted as acked. */
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 9, 0, &info), FERRY_OK);
+    assert_int_equal(info.ack_floor, 8);
+    assert_int_equal(s_fetch_until(fx->c, "seekable", "s", 2, 5000, seqs, NULL), 2);
+    assert_int_equal(seqs[0], 9);
+    /* Past the end: only what comes next; before the start: the first. */
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 1000, 0, &info), FERRY_OK);
+    assert_int_equal(info.cursor, 11);
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 1, 0, &info), FERRY_OK);
+    assert_int_equal(info.cursor, 1);
+    /* By time: the first message stored at or after it. */
+    const ferry_stored_message_t *m = NULL;
+    size_t got = 0;
+    assert_int_equal(ferry_client_get(fx->c, "seekable", 7, 1, &m, &got), FERRY_OK);
+    assert_int_equal(got, 1);
+    uint64_t t7 = m[0].timestamp_ms;
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 0, t7, &info), FERRY_OK);
+    assert_true(info.cursor <= 7); /* messages stored in the same ms as 7 come too */
+    assert_int_equal(s_fetch_until(fx->c, "seekable", "s", 11 - info.cursor, 5000, seqs, NULL),
+                     11 - info.cursor);
+    assert_int_equal(seqs[0], info.cursor);
+    /* Refusals. */
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "nobody", 1, 0, NULL),
+                     FERRY_ENOTFOUND);
+    assert_int_equal(ferry_client_sub_seek(fx->c, "seekable", "s", 0, 0, NULL), FERRY_EINVAL);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobsq", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_sub_seek(fx->c, "jobsq", "", 1, 0, NULL), FERRY_EFIELD);
+    /* The CLI. */
+    char cmd[600], out[256];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' seek seekable s --seq 4 --json",
+             getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"next\":4,\"ack_floor\":3,\"last\":10"));
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' seek seekable s 2>&1", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 2);
+}
+
 static void
 test_redelivery_after_ack_wait_and_nack(void **state)
 {
@@ -781,6 +844,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_competing_consumers_on_queue, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_fan_out, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seek, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_cli_sub_survives_restart_and_ctrl_c, fy_fx_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_after_ack_wait_and_nack, fy_fx_setup,

@@ -388,6 +388,17 @@ fy_store_sub_info(fy_store_t *self, uint64_t sub_id, fy_sub_info_t *info)
     return FERRY_OK;
 }
 
+/* A subscription's acks above its floor and its pending deliveries go;
+ * timers that named them fire into nothing. */
+static fy_status_t
+s_forget_acks(fy_store_t *self, uint64_t sub_id)
+{
+    fy_status_t st = fy_storei_del_prefix(self, self->acks, sub_id, NULL, NULL);
+    if (st == FERRY_OK)
+        st = fy_storei_del_prefix(self, self->pend, sub_id, NULL, NULL);
+    return st ? st : fy_storei_del_prefix(self, self->due, sub_id, NULL, NULL);
+}
+
 /* Removes a subscription's record and ack state (its timers fire into nothing). */
 static fy_status_t
 s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
@@ -401,28 +412,35 @@ s_sub_drop(fy_store_t *self, fy_sub_rec_t *sub)
         ((rc = fy_storei_del(self, self->txn, self->sub_ids, &ik)) && rc != MDB_NOTFOUND))
         return fy_storei_mdb(self, rc, "delete sub");
     self->dirty = true;
-    if ((st = fy_storei_del_prefix(self, self->acks, sub->id, NULL, NULL)) ||
-        (st = fy_storei_del_prefix(self, self->pend, sub->id, NULL, NULL)) ||
-        (st = fy_storei_del_prefix(self, self->due, sub->id, NULL, NULL)))
+    if ((st = s_forget_acks(self, sub->id)))
         return st;
     /* Forget it in the batch cache. */
     fy_reccache_remove(&self->subs_cache, sub);
     return FERRY_OK;
 }
 
+/* A topic's named subscription (a queue's own is FERRY_EFIELD). */
+static fy_status_t
+s_named_sub(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, fy_topic_rec_t **t,
+            fy_sub_rec_t **sub)
+{
+    fy_status_t st = fy_storei_topic_need(self, topic, t);
+    if (st)
+        return st;
+    if ((*t)->kind == FY_KIND_QUEUE || name.len == 0)
+        return FERRY_EFIELD;
+    if ((st = s_sub_by_name(self, (*t)->id, name, sub)))
+        return st;
+    return *sub ? FERRY_OK : FERRY_ENOTFOUND;
+}
+
 fy_status_t
 fy_store_sub_delete(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_need(self, topic, &t);
-    if (st)
-        return st;
-    if (t->kind == FY_KIND_QUEUE || name.len == 0)
-        return FERRY_EFIELD;
     fy_sub_rec_t *sub;
-    if ((st = s_sub_by_name(self, t->id, name, &sub)))
-        return st;
-    return sub ? s_sub_drop(self, sub) : FERRY_ENOTFOUND;
+    fy_status_t st = s_named_sub(self, topic, name, &t, &sub);
+    return st ? st : s_sub_drop(self, sub);
 }
 
 fy_status_t
@@ -430,25 +448,17 @@ fy_store_sub_seek(fy_store_t *self, fy_bytes_t topic, fy_bytes_t name, uint64_t 
                   uint64_t time_ms, fy_sub_info_t *info)
 {
     fy_topic_rec_t *t;
-    fy_status_t st = fy_storei_topic_need(self, topic, &t);
+    fy_sub_rec_t *sub;
+    fy_status_t st = s_named_sub(self, topic, name, &t, &sub);
     if (st)
         return st;
-    if (t->kind == FY_KIND_QUEUE || name.len == 0)
-        return FERRY_EFIELD;
-    fy_sub_rec_t *sub;
-    if ((st = s_sub_by_name(self, t->id, name, &sub)))
-        return st;
-    if (!sub)
-        return FERRY_ENOTFOUND;
     if (time_ms && (st = s_seq_at_time(self, t, time_ms, &seq)))
         return st;
     uint64_t first = t->first ? t->first : 1;
     seq = seq < first ? first : seq > t->last + 1 ? t->last + 1 : seq;
     /* Its acks above the floor and its pending deliveries go; timers that
      * named them fire into nothing. */
-    if ((st = fy_storei_del_prefix(self, self->acks, sub->id, NULL, NULL)) ||
-        (st = fy_storei_del_prefix(self, self->pend, sub->id, NULL, NULL)) ||
-        (st = fy_storei_del_prefix(self, self->due, sub->id, NULL, NULL)))
+    if ((st = s_forget_acks(self, sub->id)))
         return st;
     sub->cursor = seq;
     sub->floor = seq - 1;

@@ -258,6 +258,22 @@ ferry_client_progress(ferry_client_t *self, const char *topic, const char *sub, 
     return st ? st : s_sub_call(self, cid, fy_encode_progress(self->enc, cid, topic, sub, seq));
 }
 
+/* Where a subscription stands, from a sub_declare-shaped reply. */
+static ferry_status_t
+s_sub_state(ferry_client_t *self, const fy_reply_t *rep, ferry_sub_info_t *info)
+{
+    bool created;
+    fy_sub_state_t ss;
+    if (fy_reply_sub(rep, &ss, &created))
+        return fy_client_fail(self, FERRY_EPROTO, "malformed reply");
+    *info = (ferry_sub_info_t){.cursor = ss.cursor,
+                               .ack_floor = ss.ack_floor,
+                               .last_seq = ss.last_seq,
+                               .ack_wait_ms = ss.ack_wait_ms,
+                               .max_deliver = (uint32_t)ss.max_deliver};
+    return FERRY_OK;
+}
+
 ferry_status_t
 ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
                       ferry_sub_info_t *info)
@@ -272,16 +288,7 @@ ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
     fy_reply_t rep;
     if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    bool created;
-    fy_sub_state_t ss;
-    if (fy_reply_sub(&rep, &ss, &created))
-        return fy_client_fail(self, FERRY_EPROTO, "malformed reply");
-    *info = (ferry_sub_info_t){.cursor = ss.cursor,
-                               .ack_floor = ss.ack_floor,
-                               .last_seq = ss.last_seq,
-                               .ack_wait_ms = ss.ack_wait_ms,
-                               .max_deliver = (uint32_t)ss.max_deliver};
-    return FERRY_OK;
+    return s_sub_state(self, &rep, info);
 }
 
 ferry_status_t
@@ -317,15 +324,6 @@ ferry_client_sub_seek(ferry_client_t *self, const char *topic, const char *sub, 
     fy_reply_t rep;
     if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
         return st;
-    bool created;
-    fy_sub_state_t ss;
-    if (fy_reply_sub(&rep, &ss, &created))
-        return fy_client_fail(self, FERRY_EPROTO, "malformed reply");
-    if (info)
-        *info = (ferry_sub_info_t){.cursor = ss.cursor,
-                                   .ack_floor = ss.ack_floor,
-                                   .last_seq = ss.last_seq,
-                                   .ack_wait_ms = ss.ack_wait_ms,
-                                   .max_deliver = (uint32_t)ss.max_deliver};
-    return FERRY_OK;
+    ferry_sub_info_t ignored;
+    return s_sub_state(self, &rep, info ? info : &ignored);
 }

@@ -64,9 +64,10 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     self->kvers = calloc(FY_BATCH_MAX, sizeof *self->kvers);
     self->peerq = fy_peerq_new(cfg->peer_queue_bytes);
+    int ts_rc = fy_topicstats_init(&self->topicstats, cfg->metrics_topics);
     if (!self->peerq || !self->dec || !self->enc || !self->items || !self->reqs || !self->replies ||
-        !self->order || !self->waiters || !self->new_waiters || cons_rc != 0 || !self->payloads ||
-        !self->seqs || !self->dups || !self->kvers) {
+        !self->order || !self->waiters || !self->new_waiters || cons_rc != 0 || ts_rc != 0 ||
+        !self->payloads || !self->seqs || !self->dups || !self->kvers) {
         st = fy_err_set(err, FERRY_ENOMEM, "out of memory");
         goto fail;
     }
@@ -182,6 +183,8 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->payloads);
     free(self->seqs);
     free(self->dups);
+    fy_topicstats_free(&self->topicstats);
+    free(self->topic_metrics);
     free(self->kvers);
     free(self);
     *self_p = NULL;
@@ -411,6 +414,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         if (st)
             break;
         fy_brk_reply_begin(self, ri, &r);
+        r->topic = req.name;
         for (size_t i = 0; i < req.msg_count; i++) {
             if (self->dups[i])
                 r->dups++;
@@ -530,6 +534,11 @@ s_metrics_tick(fy_broker_t *self, long long now)
                                   .slow_batches = self->slow_batches};
     fy_store_wal_stats(self->store, &snap.wal);
     snap.cluster = fy_store_cluster_state(self->store, &snap.cl);
+    /* Per topic: inside a batch only (a cluster's follower has none). */
+    if (fy_store_in_batch(self->store) &&
+        (self->topic_metrics || (self->topic_metrics = malloc(1u << 20))))
+        snap.topic_len = fy_brk_topic_metrics(self, self->topic_metrics, 1u << 20);
+    snap.topic_text = self->topic_metrics;
     snap.not_leader = self->not_leader_refused;
     snap.users = self->users != NULL;
     snap.forbidden = self->forbidden;

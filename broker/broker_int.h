@@ -22,6 +22,7 @@
 #include "peerq.h"
 #include "ratelog.h"
 #include "store.h"
+#include "topicstats.h"
 
 #define FY_BRK_MAX_FRAMES           (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
 #define FY_BRK_BATCH_BYTES          (64u << 20)        /* stop draining past this many bytes... */
@@ -53,6 +54,7 @@ typedef struct fy_brk_reply {
     uint64_t cid, seq, kver;
     const uint8_t *peer; /* set: the reply goes there instead of to request `req`'s peer */
     size_t peer_len;
+    fy_bytes_t topic; /* publishes and conflicts: their topic, for its counters */
 } fy_brk_reply_t;
 
 /* A fetch that found nothing and waits (until `deadline_ms`, monotonic) for
@@ -166,7 +168,15 @@ struct fy_broker {
     long long slow_logged_ms;    /* when the last "slow batch" line went out */
     bool leading;                /* cluster mode: this node leads (a single node always does) */
     uint64_t not_leader_refused; /* requests answered ENOTLEADER / ELEADER_LOST */
+    fy_topicstats_t topicstats;  /* counters per topic since start (/metrics) */
+    char *topic_metrics;         /* the per-topic lines of the last metrics snapshot */
 };
+
+/* ---- metrics_topics.c ----------------------------------------------------- */
+
+/** The per-topic and per-subscription lines of /metrics into @p buf (inside
+ *  a batch). @return the bytes written. */
+size_t fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap);
 
 /* ---- broker_cluster.c --------------------------------------------------- */
 

@@ -111,6 +111,7 @@ fy_brk_conflict(fy_broker_t *self, size_t ri, const fy_request_t *req, const fy_
     fy_brk_reply_t *r;
     fy_brk_reply_begin(self, ri, &r);
     r->code = FERRY_ECONFLICT;
+    r->topic = req->name;
     if (fy_brk_reply_finish(self, r,
                             fy_encode_conflict(self->enc, req->cid, msg, cf->last, cf->kver)))
         fy_brk_error(self, ri, req, FERRY_ECONFLICT, msg);
@@ -234,6 +235,9 @@ fy_brk_send_replies(fy_broker_t *self)
             self->stats.errors++;
         self->stats.publishes += r->stored;
         self->stats.duplicates += r->dups;
+        if (r->topic.len)
+            fy_topicstats_add(&self->topicstats, r->topic, r->stored, r->dups,
+                              r->code == FERRY_ECONFLICT);
     }
     qsort(self->order, n, sizeof *self->order, s_order_cmp);
     for (size_t i = 0; i < n;) {

@@ -22,6 +22,8 @@ struct fy_metrics {
     fy_metrics_snapshot_t snap; /* guarded by mu */
     long long snap_at;          /* fy_mono_ms of the last update; 0: none yet */
     char auth[160];             /* "Bearer <token>" that /metrics wants; "" open */
+    char *topic_text;           /* per-topic lines of the last snapshot (guarded by mu) */
+    size_t topic_len, topic_cap;
 };
 
 /* Compares without an early exit (the time says nothing of the token). */
@@ -250,10 +252,17 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     pthread_mutex_lock(&m->mu);
     fy_metrics_snapshot_t s = m->snap;
     long long at = m->snap_at;
+    size_t tlen = strcmp(url, "/metrics") == 0 ? m->topic_len : 0;
+    char *topics = tlen ? malloc(tlen) : NULL;
+    if (topics)
+        memcpy(topics, m->topic_text, tlen);
+    else
+        tlen = 0;
     pthread_mutex_unlock(&m->mu);
     if (strcmp(url, "/metrics") == 0) {
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         if (m->auth[0] && (!auth || !s_same(auth, m->auth))) {
+            free(topics);
             struct MHD_Response *r = MHD_create_response_from_buffer(
                 23, (void *)"bearer token required\n", MHD_RESPMEM_PERSISTENT);
             if (!r)
@@ -263,9 +272,19 @@ s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *me
             MHD_destroy_response(r);
             return ok;
         }
-        char buf[16384];
-        size_t n = s_format(&s, buf, sizeof buf);
-        return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n);
+        size_t cap = 16384 + tlen;
+        char *buf = malloc(cap);
+        if (!buf) {
+            free(topics);
+            return MHD_NO;
+        }
+        size_t n = s_format(&s, buf, 16384);
+        if (tlen)
+            memcpy(buf + n, topics, tlen);
+        free(topics);
+        enum MHD_Result ok = s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n + tlen);
+        free(buf);
+        return ok;
     }
     if (strcmp(url, "/health") == 0) {
         const char *why = at == 0                          ? "starting\n"
@@ -331,6 +350,18 @@ fy_metrics_update(fy_metrics_t *m, const fy_metrics_snapshot_t *s)
     pthread_mutex_lock(&m->mu);
     m->snap = *s;
     m->snap_at = fy_mono_ms();
+    /* The per-topic text is the broker's: copied while the lock is held. */
+    if (s->topic_len > m->topic_cap) {
+        char *grown = realloc(m->topic_text, s->topic_len);
+        if (grown) {
+            m->topic_text = grown;
+            m->topic_cap = s->topic_len;
+        }
+    }
+    m->topic_len = s->topic_len <= m->topic_cap ? s->topic_len : 0;
+    if (m->topic_len)
+        memcpy(m->topic_text, s->topic_text, m->topic_len);
+    m->snap.topic_text = NULL;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -342,6 +373,7 @@ fy_metrics_stop(fy_metrics_t **mp)
     fy_metrics_t *m = *mp;
     MHD_stop_daemon(m->d);
     pthread_mutex_destroy(&m->mu);
+    free(m->topic_text);
     free(m);
     *mp = NULL;
 }

@@ -44,6 +44,8 @@ typedef struct fy_metrics_snapshot {
     bool cluster;                       /* a node of a cluster: the fields below */
     fy_store_cluster_stats_t cl;        /* role, term, indexes, voters, snapshots */
     uint64_t not_leader;                /* requests answered ENOTLEADER / ELEADER_LOST */
+    const char *topic_text;             /* per-topic lines (metrics_topics.c), copied */
+    size_t topic_len;
 } fy_metrics_snapshot_t;
 
 /** Serves on @p addr ("host:port", an IPv4 address; port 0 picks one).

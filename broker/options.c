@@ -68,6 +68,9 @@ static const s_key_t s_keys[] = {
     {"slow-batch-ms", "FERRY_SLOW_BATCH_MS", S_UINT, S_OFF(slow_batch_ms), "10", 1, 60000,
      "a group commit slower than this is logged at warn with where the time went (at most once "
      "a second, with how many more there were)"},
+    {"metrics-topics", "FERRY_METRICS_TOPICS", S_UINT, S_OFF(metrics_topics), "100", 0, 10000,
+     "topics (in name order) with /metrics lines of their own, each with up to 50 "
+     "subscriptions; the rest are counted together (label cardinality stays bounded)"},
     {"curve-secret", "FERRY_CURVE_SECRET", S_STR_CURVE, S_OFF(curve_secret), "", 0, 0,
      "encrypt every connection with ZeroMQ CURVE: the server's secret key file (ferry keygen; "
      "mode 600); clients need its public key (docs/security.md)"},

@@ -28,12 +28,17 @@ typedef struct fy_config {
     uint64_t disk_reserve;     /* bytes held back on the disk for acks and deletes when full */
     uint64_t max_consumers;    /* push consumers at once */
     uint64_t peer_queue_bytes; /* replies held per slow client before its requests wait */
-    uint64_t slow_batch_ms;    /* a group commit slower than this is logged (rate limited) */
-    char metrics[64];          /* host:port of the HTTP metrics endpoint; "" off */
-    char curve_secret[1024];   /* --curve-secret: the server's CURVE secret key file; "" off */
-    char users[1024];          /* --users: the users file (users.h); "" none */
-    char metrics_token[1024];  /* --metrics-token: file holding /metrics' bearer token; "" none */
-    bool insecure;             /* --insecure: listening beyond loopback without authentication */
+    uint64_t slow_batch_ms;
+    uint64_t metrics_topics;
+        /* topics (and their counters) with labels of their own in /metrics */ /* a group commit
+                                                                                  slower than this
+                                                                                  is logged (rate
+                                                                                  limited) */
+    char metrics[64];         /* host:port of the HTTP metrics endpoint; "" off */
+    char curve_secret[1024];  /* --curve-secret: the server's CURVE secret key file; "" off */
+    char users[1024];         /* --users: the users file (users.h); "" none */
+    char metrics_token[1024]; /* --metrics-token: file holding /metrics' bearer token; "" none */
+    bool insecure;            /* --insecure: listening beyond loopback without authentication */
     /* Cluster mode (docs/cluster.md): --cluster-id N --peers 1=HOST:PORT,2=... */
     uint64_t cluster_id;     /* this node; 0: a single node */
     char peers[1024];        /* --peers as given */

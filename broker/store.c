@@ -327,6 +327,12 @@ fy_store_abort(fy_store_t *self)
 }
 
 bool
+fy_store_in_batch(const fy_store_t *self)
+{
+    return self->txn != NULL;
+}
+
+bool
 fy_store_spoiled(const fy_store_t *self)
 {
     return self->spoiled;

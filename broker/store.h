@@ -79,6 +79,8 @@ fy_status_t fy_store_begin(fy_store_t *self, uint64_t now_ms);
 fy_status_t fy_store_commit(fy_store_t *self);
 /** Drops the batch. */
 void fy_store_abort(fy_store_t *self);
+/** True between fy_store_begin and its commit or abort. */
+bool fy_store_in_batch(const fy_store_t *self);
 
 /**
  * Commits what the batches since the last checkpoint wrote into LMDB (which

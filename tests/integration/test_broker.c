@@ -69,16 +69,38 @@ test_metrics_endpoint(void **state)
         ferry_message_t m = {.data = "abcd", .len = 4};
         assert_int_equal(ferry_client_publish(fx->c, "m", &m, NULL), FERRY_OK);
     }
-    static char body[32768];
+    /* Per topic: a duplicate, a conflict, a subscription with a backlog. */
+    ferry_message_t dup = {.data = "abcd", .len = 4, .id = "d1"};
+    assert_int_equal(ferry_client_publish(fx->c, "m", &dup, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(fx->c, "m", &dup, NULL), FERRY_OK);
+    ferry_message_t late = {
+        .data = "x", .len = 1, .expect = FERRY_EXPECT_LAST_SEQ, .expect_last_seq = 1};
+    assert_int_equal(ferry_client_publish(fx->c, "m", &late, NULL), FERRY_ECONFLICT);
+    assert_int_equal(ferry_client_sub_declare(fx->c, "m", "watch", NULL, NULL), FERRY_OK);
+    static char body[65536];
     long long until = fy_now_ms() + 5000;
     do { /* snapshots are taken twice a second */
         fy_sleep_ms(100);
         s_http("GET", "/metrics", body, sizeof body);
-    } while (!strstr(body, "\nferry_publishes_total 3\n") && fy_now_ms() < until);
+    } while (
+        !strstr(body, "\nferry_subscription_backlog{topic=\"m\",subscription=\"watch\"} 4\n") &&
+        fy_now_ms() < until);
     assert_non_null(strstr(body, "HTTP/1.0 200") ? body : strstr(body, "HTTP/1.1 200"));
-    assert_non_null(strstr(body, "\nferry_publishes_total 3\n"));
+    assert_non_null(strstr(body, "\nferry_publishes_total 4\n"));
     assert_non_null(strstr(body, "\nferry_topics 1\n"));
-    assert_non_null(strstr(body, "\nferry_messages 3\n"));
+    assert_non_null(strstr(body, "\nferry_messages 4\n"));
+    /* The topic's own lines (docs/operations.md). */
+    assert_non_null(strstr(body, "\nferry_topic_messages{topic=\"m\"} 4\n"));
+    assert_non_null(strstr(body, "\nferry_topic_last_seq{topic=\"m\"} 4\n"));
+    assert_non_null(strstr(body, "\nferry_topic_publishes_total{topic=\"m\"} 4\n"));
+    assert_non_null(strstr(body, "\nferry_topic_duplicates_total{topic=\"m\"} 1\n"));
+    assert_non_null(strstr(body, "\nferry_topic_conflicts_total{topic=\"m\"} 1\n"));
+    assert_non_null(
+        strstr(body, "\nferry_subscription_backlog{topic=\"m\",subscription=\"watch\"} 4\n"));
+    assert_non_null(
+        strstr(body, "\nferry_subscription_consumers{topic=\"m\",subscription=\"watch\"} 0\n"));
+    assert_non_null(strstr(body, "# TYPE ferry_topic_publishes_total counter\n"));
+    assert_non_null(strstr(body, "\nferry_metrics_topics_omitted 0\n"));
     assert_non_null(strstr(body, "# TYPE ferry_publishes_total counter"));
     assert_non_null(strstr(body, "\nferry_map_size_bytes "));
     /* Histograms of commit time and batch size: the declare and the three
@@ -132,6 +154,44 @@ test_metrics_endpoint(void **state)
              getenv("FERRYD"), fx->d.dir, s_metrics_port);
     assert_int_equal(fy_run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "cannot serve metrics"));
+}
+
+/* --metrics-topics bounds the labels: the topics beyond it are counted
+ * together and the page says some were left out. */
+static void
+test_metrics_topics_bounded(void **state)
+{
+    (void)state;
+    fy_ferryd_t d = {0};
+    char addr[64];
+    int port = fy_free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    const char *extra[] = {"--metrics", addr, "--metrics-topics", "2", NULL};
+    memcpy(d.extra, extra, sizeof extra);
+    assert_int_equal(fy_ferryd_start(&d), 0);
+    ferry_client_t *c = fy_connect(d.endpoint, 5000, 100);
+    assert_non_null(c);
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ferry_client_declare(c, FERRY_KIND_TOPIC, names[i], NULL, NULL, NULL),
+                         FERRY_OK);
+        ferry_message_t m = {.data = "x", .len = 1};
+        for (int k = 0; k <= i; k++)
+            assert_int_equal(ferry_client_publish(c, names[i], &m, NULL), FERRY_OK);
+    }
+    static char body[65536];
+    long long until = fy_now_ms() + 5000;
+    do {
+        fy_sleep_ms(100);
+        assert_int_equal(fy_http(port, "GET", "/metrics", body, sizeof body), 0);
+    } while (!strstr(body, "\nferry_metrics_topics_omitted 1\n") && fy_now_ms() < until);
+    assert_non_null(strstr(body, "\nferry_metrics_topics_omitted 1\n"));
+    assert_non_null(strstr(body, "\nferry_topic_messages{topic=\"a\"} 1\n"));
+    assert_non_null(strstr(body, "\nferry_topic_messages{topic=\"b\"} 2\n"));
+    assert_null(strstr(body, "{topic=\"c\"}"));
+    assert_non_null(strstr(body, "\nferry_topic_publishes_total{topic=\"_others\"} 3\n"));
+    ferry_client_destroy(&c);
+    fy_ferryd_cleanup(&d);
 }
 
 static void
@@ -1230,6 +1290,7 @@ main(void)
         cmocka_unit_test(test_ferryd_refuses_bad_flags),
         cmocka_unit_test_setup_teardown(test_data_directory_is_private, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_endpoint, s_setup_metrics, fy_fx_teardown),
+        cmocka_unit_test(test_metrics_topics_bounded),
         cmocka_unit_test_setup_teardown(test_replies_held_for_a_peer_that_leaves, s_setup_slow_peer,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_replies_to_a_peer_that_does_not_read,

@@ -1,0 +1,133 @@
+/*
+ * metrics_topics.c - the per-topic and per-subscription lines of /metrics
+ * (docs/operations.md), built on the broker's thread inside a batch (the
+ * store's view) and handed to the metrics thread as text. At most
+ * --metrics-topics topics (in name order) and FY_BRK_METRICS_SUBS
+ * subscriptions each get labels, so that a broker with 100,000 topics does
+ * not emit millions of series; how many were left out is said.
+ */
+#include "broker_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FY_BRK_METRICS_SUBS 50 /* subscriptions per topic with labels of their own */
+
+typedef struct {
+    char *buf;
+    size_t cap, n;
+} s_out_t;
+
+static void
+s_put(s_out_t *o, const char *fmt, ...)
+{
+    if (o->n >= o->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(o->buf + o->n, o->cap - o->n, fmt, ap);
+    va_end(ap);
+    o->n = w < 0 ? o->cap : o->n + (size_t)w > o->cap ? o->cap : o->n + (size_t)w;
+}
+
+static void
+s_family(s_out_t *o, const char *name, const char *type, const char *help)
+{
+    s_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef struct {
+    fy_topic_info_t t;
+    fy_sub_entry_t *subs;
+    size_t nsubs;
+} s_topic_t;
+
+size_t
+fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
+{
+    s_out_t o = {buf, cap, 0};
+    size_t max = self->cfg.metrics_topics, n = 0;
+    bool more = false;
+    s_topic_t *ts = max ? calloc(max, sizeof *ts) : NULL;
+    fy_topic_info_t *infos = max ? calloc(max, sizeof *infos) : NULL;
+    if (max && (!ts || !infos ||
+                fy_store_topics(self->store, (fy_bytes_t){0}, max, infos, &n, &more) != FERRY_OK))
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
+        ts[i].t = infos[i];
+        ts[i].subs = calloc(FY_BRK_METRICS_SUBS, sizeof *ts[i].subs);
+        bool sub_more;
+        if (!ts[i].subs ||
+            fy_store_subs(self->store, fy_bytes_str(infos[i].name), (fy_bytes_t){0},
+                          FY_BRK_METRICS_SUBS, ts[i].subs, &ts[i].nsubs, &sub_more) != FERRY_OK)
+            ts[i].nsubs = 0;
+    }
+    static const struct {
+        const char *name, *type, *help;
+    } tf[] = {
+        {"ferry_topic_messages", "gauge", "Messages stored in the topic."},
+        {"ferry_topic_bytes", "gauge", "Bytes stored in the topic (payload, key, id, headers)."},
+        {"ferry_topic_last_seq", "gauge", "The topic's last sequence."},
+        {"ferry_topic_publishes_total", "counter",
+         "Messages stored since the broker started (topic=\"_others\": the topics beyond "
+         "--metrics-topics)."},
+        {"ferry_topic_duplicates_total", "counter",
+         "Publishes answered as duplicates (their id within the dedupe window) since start."},
+        {"ferry_topic_conflicts_total", "counter",
+         "Publishes refused ECONFLICT (expected sequence or key version) since start."},
+    };
+    for (size_t f = 0; f < sizeof tf / sizeof tf[0]; f++) {
+        s_family(&o, tf[f].name, tf[f].type, tf[f].help);
+        for (size_t i = 0; i < n; i++) {
+            const fy_topic_counts_t *c = fy_topicstats_get(&self->topicstats, ts[i].t.name);
+            uint64_t v = f == 0   ? ts[i].t.messages
+                         : f == 1 ? ts[i].t.bytes
+                         : f == 2 ? ts[i].t.last_seq
+                         : !c     ? 0
+                         : f == 3 ? c->publishes
+                         : f == 4 ? c->duplicates
+                                  : c->conflicts;
+            s_put(&o, "%s{topic=\"%s\"} %llu\n", tf[f].name, ts[i].t.name, (unsigned long long)v);
+        }
+        if (f >= 3) {
+            const fy_topic_counts_t *c = &self->topicstats.others;
+            uint64_t v = f == 3 ? c->publishes : f == 4 ? c->duplicates : c->conflicts;
+            s_put(&o, "%s{topic=\"_others\"} %llu\n", tf[f].name, (unsigned long long)v);
+        }
+    }
+    static const struct {
+        const char *name, *help;
+    } sf[] = {
+        {"ferry_subscription_backlog", "Messages of the topic not yet delivered to it."},
+        {"ferry_subscription_unacked",
+         "Messages delivered to it and not all acked (between its ack floor and its cursor)."},
+        {"ferry_subscription_consumers", "Push consumers attached to it now."},
+    };
+    for (size_t f = 0; f < sizeof sf / sizeof sf[0]; f++) {
+        s_family(&o, sf[f].name, "gauge", sf[f].help);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < ts[i].nsubs; k++) {
+                const fy_sub_info_t *in = &ts[i].subs[k].info;
+                uint64_t v = 0;
+                if (f == 0)
+                    v = in->last_seq >= in->cursor ? in->last_seq - in->cursor + 1 : 0;
+                else if (f == 1)
+                    v = in->cursor > in->ack_floor + 1 ? in->cursor - 1 - in->ack_floor : 0;
+                else
+                    for (size_t c = 0; c < self->cons.nlive; c++)
+                        v += !self->cons.live[c].removed && self->cons.live[c].sub_id == in->id;
+                s_put(&o, "%s{topic=\"%s\",subscription=\"%s\"} %llu\n", sf[f].name, ts[i].t.name,
+                      ts[i].subs[k].name, (unsigned long long)v);
+            }
+    }
+    s_family(&o, "ferry_metrics_topics_omitted", "gauge",
+             "1 if topics beyond --metrics-topics have no lines of their own here.");
+    s_put(&o, "ferry_metrics_topics_omitted %d\n", more ? 1 : 0);
+    for (size_t i = 0; i < n; i++)
+        free(ts[i].subs);
+    free(ts);
+    free(infos);
+    return o.n;
+}

@@ -9,6 +9,9 @@
 BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
+MANDIR  ?= $(PREFIX)/share/man
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 CC      ?= cc
 DATA    ?= ./data
 BIND    ?=
@@ -449,13 +452,25 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sql/ferry-sql.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry-sql.pc
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSCONFDIR)/ferry
+	install -m 644 man/ferry.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/libferry.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 man/ferryd.8 man/ferry-relay.8 $(DESTDIR)$(MANDIR)/man8/
+	for u in ferryd.service ferry-relay@.service; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/$$u > $(DESTDIR)$(SYSTEMDDIR)/$$u; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/ferry/ferryd.conf ] || \
+	    install -m 644 packaging/ferryd.conf $(DESTDIR)$(SYSCONFDIR)/ferry/ferryd.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
 	    $(DESTDIR)$(PREFIX)/lib/libferry.a $(DESTDIR)$(PREFIX)/lib/libferry.so* \
 	    $(DESTDIR)$(PREFIX)/lib/libferry-sql.a $(DESTDIR)$(PREFIX)/lib/libferry-sql.so* \
 	    $(addprefix $(DESTDIR)$(PREFIX)/,$(PUBLIC_HEADERS)) \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry-sql.pc
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry-sql.pc \
+	    $(DESTDIR)$(MANDIR)/man1/ferry.1 $(DESTDIR)$(MANDIR)/man3/libferry.3 \
+	    $(DESTDIR)$(MANDIR)/man8/ferryd.8 $(DESTDIR)$(MANDIR)/man8/ferry-relay.8 \
+	    $(DESTDIR)$(SYSTEMDDIR)/ferryd.service $(DESTDIR)$(SYSTEMDDIR)/ferry-relay@.service
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -121,4 +121,53 @@ ${CC:-cc} -std=c11 -Wall -Wextra -Werror ${FERRY_SAN:-} "$tmp/order_saga_sql.c" 
     $sqlflags $(pkg-config --cflags --libs libpq sqlite3) -lpthread \
     || fail "examples/order_saga_sql.c builds with pkg-config ferry-sql"
 echo "ok - examples/order_saga_sql.c compiles and links against the installed libferry-sql"
-echo "8 passed, 0 failed"
+
+# Manuals: installed, rendered by man without a warning, every flag of each
+# program's --help and every command of ferry's in its page.
+for page in man1/ferry.1 man3/libferry.3 man8/ferryd.8 man8/ferry-relay.8; do
+    f="$tmp/root/usr/share/man/$page"
+    [ -f "$f" ] || fail "installed $page"
+    warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
+    [ -z "$warn" ] || fail "man -l $page renders without warnings: $warn"
+    MANWIDTH=80 man -l "$f" 2>/dev/null >"$tmp/page.txt"
+    [ -s "$tmp/page.txt" ] || fail "man -l $page renders"
+done
+bin="$tmp/root/usr/bin"
+for prog in ferryd:man8/ferryd.8 ferry-relay:man8/ferry-relay.8 ferry:man1/ferry.1; do
+    p=${prog%%:*}
+    page="$tmp/root/usr/share/man/${prog#*:}"
+    MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/\x08.//g' >"$tmp/page.txt"
+    LD_LIBRARY_PATH="$tmp/root/usr/lib" "$bin/$p" --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u \
+        >"$tmp/flags.txt"
+    [ -s "$tmp/flags.txt" ] || fail "$p --help lists flags"
+    while read -r flag; do
+        grep -q -- "$flag" "$tmp/page.txt" || fail "$p's flag $flag is in its manual"
+    done <"$tmp/flags.txt"
+done
+LD_LIBRARY_PATH="$tmp/root/usr/lib" "$bin/ferry" --help 2>&1 | awk '/^Commands/ {on=1; next} /^$/ {on=0} on && /^  [a-z]/ {print $1}' \
+    >"$tmp/cmds.txt"
+[ "$(wc -l <"$tmp/cmds.txt")" -ge 20 ] || fail "ferry --help lists its commands"
+MANWIDTH=200 man -l "$tmp/root/usr/share/man/man1/ferry.1" 2>/dev/null | sed 's/\x08.//g' >"$tmp/page.txt"
+while read -r cmd; do
+    grep -q -- "^ *$cmd\b" "$tmp/page.txt" || fail "ferry's command $cmd is in ferry(1)"
+done <"$tmp/cmds.txt"
+echo "ok - the manuals render without warnings and name every flag and command of --help"
+
+# Service files: installed with the binaries' paths, hardened, and the
+# configuration file they name is one ferryd accepts.
+unit="$tmp/root/usr/lib/systemd/system/ferryd.service"
+relay="$tmp/root/usr/lib/systemd/system/ferry-relay@.service"
+[ -f "$unit" ] && [ -f "$relay" ] || fail "installed the systemd units"
+grep -q '^ExecStart=/usr/bin/ferryd --config /etc/ferry/ferryd.conf' "$unit" || fail "ferryd.service runs /usr/bin/ferryd"
+grep -q '^ExecStart=/usr/bin/ferry-relay --config /etc/ferry/relay-%i.conf' "$relay" || fail "ferry-relay@.service runs /usr/bin/ferry-relay"
+for opt in DynamicUser=yes StateDirectory=ferry ProtectSystem=strict NoNewPrivileges=yes; do
+    grep -q "^$opt" "$unit" || fail "ferryd.service has $opt"
+done
+for opt in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes Restart=on-failure; do
+    grep -q "^$opt" "$relay" || fail "ferry-relay@.service has $opt"
+done
+LD_LIBRARY_PATH="$tmp/root/usr/lib" "$bin/ferryd" --config "$tmp/root/etc/ferry/ferryd.conf" \
+    --data "$tmp/svc" --check-config >"$tmp/check.txt" 2>&1 || fail "ferryd accepts the installed ferryd.conf: $(cat "$tmp/check.txt")"
+grep -q '^bind .*tcp://127.0.0.1:5555 .*; file' "$tmp/check.txt" || fail "ferryd.conf's bind is read"
+echo "ok - systemd units for ferryd and ferry-relay@, hardened, and the default ferryd.conf"
+echo "10 passed, 0 failed"

@@ -9,8 +9,10 @@
 #include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "identity.h"
+#include "claim.h"
 #include "source.h"
 
 struct fr_source {
@@ -22,8 +24,10 @@ struct fr_source {
     ferry_header_t *hdr;
     char *text;
     size_t cap_rows, cap_hdr, cap_text, used_text, nhdr;
-    bool oom;      /* the text arena could not grow during this read */
-    char dir[512]; /* the database's folder: its file system's free space */
+    bool oom;       /* the text arena could not grow during this read */
+    char dir[512];  /* the database's folder: its file system's free space */
+    char path[512]; /* the database file: the name's lock file goes beside it */
+    int lock_fd;    /* claim.h; -1 none */
 };
 
 static fy_status_t
@@ -65,6 +69,8 @@ s_close(fr_source_t **sp)
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->db);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s->rows);
     free(s->hdr);
     free(s->text);
@@ -120,6 +126,8 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     fr_source_t *s = calloc(1, sizeof *s);
     if (!s)
         return s_fail(NULL, err, "open");
+    s->lock_fd = -1;
+    snprintf(s->path, sizeof s->path, "%s", location);
     const char *slash = strrchr(location, '/');
     if (slash)
         snprintf(s->dir, sizeof s->dir, "%.*s", (int)(slash - location + (slash == location)),
@@ -420,6 +428,14 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_e
     return FERRY_OK;
 }
 
+static fy_status_t
+s_claim(fr_source_t *s, fy_err_t *err)
+{
+    char path[900];
+    fr_claim_path(s->path, 0, s->name, path, sizeof path);
+    return s->lock_fd >= 0 ? FERRY_OK : fr_claim(path, &s->lock_fd, err);
+}
+
 const fr_source_ops_t fr_sqlite_source = {.kind = "sqlite",
                                           .open = s_open,
                                           .position = s_position,
@@ -428,4 +444,5 @@ const fr_source_ops_t fr_sqlite_source = {.kind = "sqlite",
                                           .rename = s_rename,
                                           .advance = s_advance,
                                           .head = s_head,
+                                          .claim = s_claim,
                                           .close = s_close};

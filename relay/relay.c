@@ -567,6 +567,34 @@ s_open_waiting(s_relay_t *r, const fr_source_args_t *args, atomic_int *stop, fy_
     }
 }
 
+/* Takes the source name's lock; while another relay of that name holds
+ * it, waits (checking every second) and says so at warn, at once and every
+ * minute. FERRY_ESHUTDOWN when stopped meanwhile. */
+static fy_status_t
+s_claim_waiting(s_relay_t *r, atomic_int *stop, fy_err_t *err)
+{
+    const fr_config_t *cfg = r->cfg;
+    long long since = fy_mono_ms(), logged = 0;
+    for (;;) {
+        fy_status_t st = cfg->ops->claim ? cfg->ops->claim(r->src, err) : FERRY_OK;
+        if (st != FERRY_EWOULD_BLOCK)
+            return st;
+        long long now = fy_mono_ms();
+        if (!logged || now - logged >= 60000) {
+            s_log(cfg, FERRY_LOG_WARN, "another relay of this name runs, waiting",
+                  "source=%s name=%s for_s=%.1f detail=\"%s; this one takes over when it "
+                  "stops\"",
+                  cfg->ops->kind, r->name, (double)(now - since) / 1000.0, err->msg);
+            logged = now;
+        }
+        for (int t = 0; t < 1000; t += 50) {
+            if (atomic_load(stop))
+                return FERRY_ESHUTDOWN;
+            fy_sleep_ms(50);
+        }
+    }
+}
+
 int
 fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
 {
@@ -588,6 +616,13 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
     fy_status_t opened = s_open_waiting(r, &args, stop, &err);
     if (opened == FERRY_OK) {
         snprintf(r->name, sizeof r->name, "%s", cfg->ops->name(r->src));
+        opened = s_claim_waiting(r, stop, &err);
+        if (opened == FERRY_ESHUTDOWN) {
+            rc = 0;
+            goto out;
+        }
+    }
+    if (opened == FERRY_OK) {
         if (cfg->rename_from && *cfg->rename_from)
             opened = cfg->ops->rename(r->src, cfg->rename_from, &moved, &err);
     }

@@ -84,6 +84,10 @@ typedef struct fr_source_ops {
      *  time of the first row after @p after. */
     fy_status_t (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms,
                         fr_pos_t after, fy_err_t *err);
+    /** Takes this source name's lock on the outbox (claim.h), held until
+     *  close: FERRY_EWOULD_BLOCK (err names the holder) while another relay
+     *  of that name runs. NULL: the source has none. */
+    fy_status_t (*claim)(fr_source_t *s, fy_err_t *err);
     void (*close)(fr_source_t **s);
 } fr_source_ops_t;
 

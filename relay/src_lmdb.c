@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bytes.h"
+#include "claim.h"
 #include "ferry_outbox.h"
 #include "identity.h"
 #include "outbox_int.h"
@@ -29,6 +31,8 @@ struct fr_source {
     ferry_header_t *hdr;
     uint8_t *copy; /* the values of the last read */
     size_t cap_rows, cap_hdr, cap_copy;
+    char dir[512]; /* ferry-relay's: the environment's folder, for the name's lock */
+    int lock_fd;   /* claim.h; -1 none */
 };
 
 /* A full map or file system is ESTORAGE_FULL (the relay waits for space
@@ -60,6 +64,8 @@ s_close(fr_source_t **sp)
     fr_source_t *s = *sp;
     if (s->env && s->own_env)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s->rows);
     free(s->hdr);
     free(s->copy);
@@ -138,6 +144,9 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
     if (!s) {
         return fy_err_set(err, FERRY_EIO, "out of memory");
     }
+    s->lock_fd = -1;
+    if (!a->env)
+        snprintf(s->dir, sizeof s->dir, "%s", location);
     int rc = 0;
     if (a->env) { /* a thread of the service: its environment */
         s->env = a->env;
@@ -450,6 +459,18 @@ s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, 
     return rc ? s_fail(rc, err, "head") : 0;
 }
 
+/* ferry-relay's (its own environment) only: a service relaying its own
+ * outbox in a thread is the one relay of it by construction. */
+static fy_status_t
+s_claim(fr_source_t *s, fy_err_t *err)
+{
+    if (!s->own_env || s->lock_fd >= 0)
+        return FERRY_OK;
+    char path[900];
+    fr_claim_path(s->dir, 1, s->name, path, sizeof path);
+    return fr_claim(path, &s->lock_fd, err);
+}
+
 const fr_source_ops_t fr_lmdb_source = {.kind = "lmdb",
                                         .open = s_open,
                                         .position = s_position,
@@ -458,4 +479,5 @@ const fr_source_ops_t fr_lmdb_source = {.kind = "lmdb",
                                         .rename = s_rename,
                                         .advance = s_advance,
                                         .head = s_head,
+                                        .claim = s_claim,
                                         .close = s_close};

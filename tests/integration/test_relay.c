@@ -195,6 +195,45 @@ test_relay_survives_kills(void **state)
     assert_true(atoi(out) >= 2);
 }
 
+/* Two relays with the same name on one outbox: the second waits for the
+ * first's lock and says so, publishes nothing meanwhile, and takes over
+ * when the first dies; every row once. */
+static void
+test_same_name_relays_take_turns(void **state)
+{
+    fx_t *fx = *state;
+    const size_t events = 2000;
+    char db[400], log[400], log2[420];
+    sqlite3 *h = s_fresh_outbox(fx, db, log);
+    sqlite3_close(h);
+    snprintf(log2, sizeof log2, "%s/relay2.log", fx->d.dir);
+    atomic_size_t written = 0;
+    fy_outbox_writer_t w = {.sqlite = db, .w = 0, .events = events / 2, .written = &written};
+    fy_outbox_write(&w);
+    assert_int_equal(w.failed, 0);
+    pid_t first = s_relay_start(db, fx->d.endpoint, log, NULL);
+    s_wait_started(log, first);
+    pid_t second = s_relay_start(db, fx->d.endpoint, log2, NULL);
+    long long until = fy_now_ms() + 10000;
+    char cmd[600], out[64];
+    snprintf(cmd, sizeof cmd, "grep -c 'another relay of this name runs, waiting' '%s'", log2);
+    while (fy_now_ms() < until && (fy_run(cmd, out, sizeof out) != 0 || atoi(out) < 1))
+        fy_sleep_ms(50);
+    assert_true(atoi(out) >= 1);
+    assert_true(s_caught_up(db, 30000));
+    snprintf(cmd, sizeof cmd, "grep -c 'relay started' '%s'", log2);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1); /* grep found none: exit 1 */
+    /* The first dies; the second takes over and relays what comes next. */
+    assert_true(WIFSIGNALED(s_relay_stop(first, SIGKILL)));
+    s_wait_started(log2, second);
+    fy_outbox_writer_t w2 = {.sqlite = db, .w = 1, .events = events / 2, .written = &written};
+    fy_outbox_write(&w2);
+    assert_int_equal(w2.failed, 0);
+    assert_true(s_caught_up(db, 30000));
+    assert_true(WIFEXITED(s_relay_stop(second, SIGTERM)));
+    s_verify(fx->c, events, "sqlite-");
+}
+
 static void
 test_poison_row_and_delete(void **state)
 {
@@ -579,6 +618,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_relay_survives_kills, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_poison_row_and_delete, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_same_name_relays_take_turns, fy_fx_setup,
+                                        fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_relay_survives_kills, fy_fx_setup,
                                         fy_fx_teardown),

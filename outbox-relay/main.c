@@ -100,6 +100,13 @@ s_run(void *arg)
 {
     s_worker_t *w = arg;
     w->rc = fr_relay_run(&w->c->cfg, &s_stop);
+    /* A source that cannot go on stops the others: the process exits
+     * non-zero and its supervisor starts it again, rather than it running
+     * on half alive. */
+    if (w->rc && !atomic_exchange(&s_stop, 1))
+        fprintf(stderr,
+                "ferry-relay: source %s failed (logged above): stopping the others, exit 1\n",
+                w->c->name);
     return NULL;
 }
 

@@ -578,6 +578,17 @@ test_config_file_two_sources(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(all[1].id, "shipping:2");
     free(all);
+    /* A source that fails stops the others: the process exits 1, not half
+     * alive (its supervisor starts it again). */
+    f = fopen(ini, "w");
+    fprintf(f,
+            "[relay]\nbroker = %s\npoll-ms = 5\n\n[source billing]\nsource = sqlite:%s\n\n"
+            "[source gone]\nsource = sqlite:/nonexistent/gone.db\n",
+            fx->d.endpoint, a);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "timeout 30 '%s' --config '%s' 2>&1", getenv("FERRY_RELAY"), ini);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "source gone failed (logged above): stopping the others, exit 1"));
     /* A bad file: the line and what is wrong. */
     f = fopen(ini, "w");
     fprintf(f, "[source x]\nsource = sqlite:%s\nbatchsize = 5\n", a);

@@ -23,7 +23,7 @@ SOVERSION  := 0
 # install the packages before the recipes that need the flags run.
 PKG_BASE   := libzmq lmdb msgpack libsodium
 PKG_BROKER := $(PKG_BASE) libmicrohttpd libxxhash inih raft libuv
-PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson
+PKG_RELAY  := $(PKG_BASE) sqlite3 inih libpq jansson libmicrohttpd
 PKG_SQL    := sqlite3 libpq jansson
 PKG_TEST   := cmocka sqlite3 libpq
 PKG_BENCH  := hiredis sqlite3 libpq
@@ -54,7 +54,7 @@ INC_bench    := $(INC_lib) -Ibench
 INC_integration := $(INC_lib)
 
 PROTO_SRC  := proto/envelope.c proto/request.c proto/reply.c proto/status.c proto/subject.c proto/curvekey.c \
-              proto/text.c proto/endpoint.c
+              proto/text.c proto/endpoint.c proto/textout.c
 CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/window.c client/pull.c client/push.c \
               client/topics.c client/cluster.c client/conn.c client/keyread.c client/msgcopy.c client/rpc.c
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
@@ -71,7 +71,7 @@ STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c b
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
               broker/broker_deliver.c broker/broker_cluster.c broker/metrics_topics.c broker/topicstats.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cluster_cmd.c cli/sub_cmd.c
-RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/src_sqlite.c \
+RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay_metrics.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c
 FIXTURE_SRC := tests/lib/fixture.c
 HARNESS_SRC := tests/lib/harness.c tests/lib/pgserver.c tests/lib/proxy.c tests/lib/clusterfx.c tests/lib/raftlinks.c

@@ -7,35 +7,18 @@
  * not emit millions of series; how many were left out is said.
  */
 #include "broker_int.h"
+#include "textout.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FY_BRK_METRICS_SUBS 50 /* subscriptions per topic with labels of their own */
 
-typedef struct {
-    char *buf;
-    size_t cap, n;
-} s_out_t;
-
 static void
-s_put(s_out_t *o, const char *fmt, ...)
+s_family(fy_textout_t *o, const char *name, const char *type, const char *help)
 {
-    if (o->n >= o->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(o->buf + o->n, o->cap - o->n, fmt, ap);
-    va_end(ap);
-    o->n = w < 0 ? o->cap : o->n + (size_t)w > o->cap ? o->cap : o->n + (size_t)w;
-}
-
-static void
-s_family(s_out_t *o, const char *name, const char *type, const char *help)
-{
-    s_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    fy_textout(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 typedef struct {
@@ -47,7 +30,7 @@ typedef struct {
 size_t
 fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
 {
-    s_out_t o = {buf, cap, 0};
+    fy_textout_t o = {buf, cap, 0};
     size_t max = self->cfg.metrics_topics, n = 0;
     bool more = false;
     s_topic_t *ts = max ? calloc(max, sizeof *ts) : NULL;
@@ -89,12 +72,13 @@ fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
                          : f == 3 ? c->publishes
                          : f == 4 ? c->duplicates
                                   : c->conflicts;
-            s_put(&o, "%s{topic=\"%s\"} %llu\n", tf[f].name, ts[i].t.name, (unsigned long long)v);
+            fy_textout(&o, "%s{topic=\"%s\"} %llu\n", tf[f].name, ts[i].t.name,
+                       (unsigned long long)v);
         }
         if (f >= 3) {
             const fy_topic_counts_t *c = &self->topicstats.others;
             uint64_t v = f == 3 ? c->publishes : f == 4 ? c->duplicates : c->conflicts;
-            s_put(&o, "%s{topic=\"_others\"} %llu\n", tf[f].name, (unsigned long long)v);
+            fy_textout(&o, "%s{topic=\"_others\"} %llu\n", tf[f].name, (unsigned long long)v);
         }
     }
     static const struct {
@@ -118,13 +102,13 @@ fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
                 else
                     for (size_t c = 0; c < self->cons.nlive; c++)
                         v += !self->cons.live[c].removed && self->cons.live[c].sub_id == in->id;
-                s_put(&o, "%s{topic=\"%s\",subscription=\"%s\"} %llu\n", sf[f].name, ts[i].t.name,
-                      ts[i].subs[k].name, (unsigned long long)v);
+                fy_textout(&o, "%s{topic=\"%s\",subscription=\"%s\"} %llu\n", sf[f].name,
+                           ts[i].t.name, ts[i].subs[k].name, (unsigned long long)v);
             }
     }
     s_family(&o, "ferry_metrics_topics_omitted", "gauge",
              "1 if topics beyond --metrics-topics have no lines of their own here.");
-    s_put(&o, "ferry_metrics_topics_omitted %d\n", more ? 1 : 0);
+    fy_textout(&o, "ferry_metrics_topics_omitted %d\n", more ? 1 : 0);
     for (size_t i = 0; i < n; i++)
         free(ts[i].subs);
     free(ts);

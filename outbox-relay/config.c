@@ -78,6 +78,8 @@ fr_config_set(fr_source_cfg_t *c, const char *key, const char *v, fy_err_t *err)
         return s_copy(c->publication, sizeof c->publication, v, key, err);
     if (!strcmp(key, "dlq-topic"))
         return s_copy(c->dlq, sizeof c->dlq, v, key, err);
+    if (!strcmp(key, "metrics"))
+        return s_copy(c->metrics, sizeof c->metrics, v, key, err);
     if (!strcmp(key, "on-publish") && (!strcmp(v, "keep") || !strcmp(v, "delete")))
         g->delete_published = v[0] == 'd';
     else if (!strcmp(key, "on-poison") && (!strcmp(v, "dlq") || !strcmp(v, "stop")))

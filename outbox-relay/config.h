@@ -16,6 +16,7 @@ typedef struct fr_source_cfg {
     char source[1100]; /* KIND:LOCATION as given */
     char table[65], name[201], rename_from[201], broker[1025], tmpl[256], dlq[256], slot[64],
         publication[64], server_key[1100], client_key[1100], user[65], password_file[1100];
+    char metrics[64]; /* --metrics HOST:PORT (the process's: the first source's counts) */
 } fr_source_cfg_t;
 
 /** Sets defaults (broker from $FERRY_SERVER, table outbox, ...). */

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "redact.h"
+#include "relay_metrics.h"
 #include "wire_limits.h"
 
 #define S_SOURCES_MAX 32
@@ -74,6 +75,9 @@ s_usage(FILE *out)
             "  --dedupe-window-ms N     dedupe window of topics the relay creates\n"
             "                           (default 86400000: a day of restarts)\n"
             "  --stats-ms N             stats log interval (default 10000)\n"
+            "  --metrics HOST:PORT      serve /metrics (Prometheus: per source its lag in rows,\n"
+            "                           bytes and seconds, published, duplicates, dead-lettered,\n"
+            "                           retries, state) and /health over HTTP\n"
             "  --stuck-error-ms N       rows refused this long (a deleted topic, a full\n"
             "                           broker) are logged as errors, not warnings\n"
             "                           (default 300000; every refusal is logged at once\n"
@@ -211,6 +215,20 @@ main(int argc, char **argv)
                 free(sources[s]);
         return rc;
     }
+    fr_metrics_t *metrics = NULL;
+    if (sources[0]->metrics[0]) {
+        if (fr_metrics_start(sources[0]->metrics, (size_t)n, &metrics, &err) != FERRY_OK) {
+            fprintf(stderr, "ferry-relay: %s\n", err.msg);
+            return 1;
+        }
+        for (int s = 0; s < n; s++) {
+            sources[s]->cfg.report = fr_metrics_report;
+            sources[s]->cfg.report_user = fr_metrics_slot(metrics, (size_t)s);
+        }
+        fprintf(stderr, "ferry-relay: metrics on http://%.*s:%u/metrics\n",
+                (int)(strrchr(sources[0]->metrics, ':') - sources[0]->metrics), sources[0]->metrics,
+                fr_metrics_port(metrics));
+    }
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -235,6 +253,7 @@ main(int argc, char **argv)
             rc = rc || w[s].rc;
         }
     }
+    fr_metrics_stop(&metrics);
     if (config)
         for (int s = 0; s < n; s++)
             free(sources[s]);

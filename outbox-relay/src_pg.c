@@ -279,27 +279,28 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
     return s_exec(s, "COMMIT", err);
 }
 
+/* In reading order, (xid, id): rows of transactions that committed after
+ * the position, whatever their ids. */
 static fy_status_t
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
+s_lag(fr_source_t *s, fr_pos_t after, uint64_t *rows, uint64_t *bytes, uint64_t *oldest_ms,
+      fy_err_t *err)
 {
     fr_pg_revive(s->db); /* after a server restart */
-    *head = 0;
-    *oldest_ms = 0;
+    *rows = *bytes = *oldest_ms = 0;
     char sql[400], hi[24], id[24];
     snprintf(sql, sizeof sql,
-             "SELECT (SELECT COALESCE(MAX(id), 0) FROM %s), "
-             "(SELECT (extract(epoch FROM created_at) * 1000)::int8 FROM %s "
-             " WHERE (xid, id) > ($1::xid8, $2::int8) ORDER BY xid, id LIMIT 1)",
-             s->table, s->table);
+             "SELECT count(*), (min(extract(epoch FROM created_at)) * 1000)::int8 FROM %s "
+             "WHERE (xid, id) > ($1::xid8, $2::int8)",
+             s->table);
     snprintf(hi, sizeof hi, "%llu", (unsigned long long)after.hi);
     snprintf(id, sizeof id, "%llu", (unsigned long long)after.id);
     const char *params[2] = {hi, id};
     PGresult *r = PQexecParams(s->db, sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        return fr_pg_fail(s->db, err, "head");
+        return fr_pg_fail(s->db, err, "lag");
     }
-    *head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    *rows = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     if (!PQgetisnull(r, 0, 1))
         *oldest_ms = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
@@ -313,5 +314,5 @@ const fr_source_ops_t fr_pg_source = {.kind = "pg",
                                       .name = s_name,
                                       .rename = s_rename,
                                       .advance = s_advance,
-                                      .head = s_head,
+                                      .lag = s_lag,
                                       .close = s_close};

@@ -936,19 +936,25 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
     return FERRY_OK;
 }
 
+/* Behind by the slot's distance to the end of the log (bytes; rows are
+ * not known before they are decoded), and since the oldest transaction
+ * read and not yet confirmed whole. */
 static fy_status_t
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
+s_lag(fr_source_t *s, fr_pos_t after, uint64_t *rows, uint64_t *bytes, uint64_t *oldest_ms,
+      fy_err_t *err)
 {
     (void)after;
-    *head = 0;
-    *oldest_ms = 0;
-    char sql[200], val[32];
+    *rows = *bytes = *oldest_ms = 0;
+    char val[32];
     bool found;
-    snprintf(sql, sizeof sql, "SELECT COALESCE(MAX(id), 0) FROM %s", s->table);
-    if (s_query1(s, sql, 0, NULL, val, sizeof val, &found, err) != 0)
+    const char *params[1] = {s->slot};
+    if (s_query1(s,
+                 "SELECT GREATEST(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), "
+                 "0)::int8 FROM pg_replication_slots WHERE slot_name = $1",
+                 1, params, val, sizeof val, &found, err) != 0)
         return FERRY_EIO;
-    *head = strtoull(val, NULL, 10);
-    /* Oldest transaction read and not yet confirmed whole. */
+    if (found)
+        *bytes = strtoull(val, NULL, 10);
     for (size_t i = 0; i < s->ck_count; i++)
         if (s->ck[(s->ck_head + i) % s->ck_cap].commit_ms) {
             *oldest_ms = s->ck[(s->ck_head + i) % s->ck_cap].commit_ms;
@@ -964,5 +970,5 @@ const fr_source_ops_t fr_pglog_source = {.kind = "pg-logical",
                                          .name = s_name,
                                          .rename = s_rename,
                                          .advance = s_advance,
-                                         .head = s_head,
+                                         .lag = s_lag,
                                          .close = s_close};

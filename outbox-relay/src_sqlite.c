@@ -178,7 +178,7 @@ s_open(const fr_source_args_t *a, fr_source_t **out, fy_err_t *err)
                       "ON CONFLICT(source) DO UPDATE SET last_id = excluded.last_id"},
         {&s->pos_move, "UPDATE ferry_relay_position SET source = ?2 WHERE source = ?1"},
         {&s->del, "DELETE FROM %s WHERE id <= ?1"},
-        {&s->head, "SELECT COALESCE(MAX(id), 0) FROM %s"},
+        {&s->head, "SELECT count(*) FROM %s WHERE id > ?1"},
         {&s->oldest, "SELECT created_at FROM %s WHERE id > ?1 ORDER BY id LIMIT 1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
@@ -409,17 +409,18 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 }
 
 static fy_status_t
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after, fy_err_t *err)
+s_lag(fr_source_t *s, fr_pos_t after, uint64_t *rows, uint64_t *bytes, uint64_t *oldest_ms,
+      fy_err_t *err)
 {
-    *head = 0;
-    *oldest_ms = 0;
+    *rows = *bytes = *oldest_ms = 0;
     sqlite3_reset(s->head);
+    sqlite3_bind_int64(s->head, 1, (sqlite3_int64)after.id);
     int rc = sqlite3_step(s->head);
     if (rc == SQLITE_ROW)
-        *head = (uint64_t)sqlite3_column_int64(s->head, 0);
+        *rows = (uint64_t)sqlite3_column_int64(s->head, 0);
     sqlite3_reset(s->head);
     if (rc != SQLITE_ROW)
-        return s_fail(s->db, err, "head");
+        return s_fail(s->db, err, "lag");
     sqlite3_reset(s->oldest);
     sqlite3_bind_int64(s->oldest, 1, (sqlite3_int64)after.id);
     if (sqlite3_step(s->oldest) == SQLITE_ROW)
@@ -443,6 +444,6 @@ const fr_source_ops_t fr_sqlite_source = {.kind = "sqlite",
                                           .name = s_name,
                                           .rename = s_rename,
                                           .advance = s_advance,
-                                          .head = s_head,
+                                          .lag = s_lag,
                                           .claim = s_claim,
                                           .close = s_close};

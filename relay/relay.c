@@ -69,8 +69,10 @@ typedef struct {
     s_stuck_t stuck;
     fr_pos_t pos;
     /* stats */
-    uint64_t published, duplicates, dead, batches;
-    long long last_stats;
+    uint64_t published, duplicates, dead, batches, retries;
+    long long last_stats, last_measure;
+    uint64_t lag_rows, lag_bytes, oldest_ms; /* the last measure */
+    const char *state;                       /* fr_relay_report_t.state */
 } s_relay_t;
 
 const char *
@@ -219,6 +221,7 @@ s_stuck(s_relay_t *r, ferry_status_t code, uint64_t id, int topic)
     long long now = fy_mono_ms();
     s_stuck_t *k = &r->stuck;
     k->retries++;
+    r->retries++;
     if (!k->since) {
         *k = (s_stuck_t){.since = now, .code = code, .id = id, .topic = topic, .retries = 1};
     } else {
@@ -311,26 +314,67 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     return 0;
 }
 
+/* Says where the relay stands to cfg->report (if any). */
+static void
+s_report(s_relay_t *r)
+{
+    if (!r->cfg->report)
+        return;
+    uint64_t wall = fy_wall_ms();
+    fr_relay_report_t rep = {
+        .name = r->name,
+        .kind = r->cfg->ops->kind,
+        .state = r->state ? r->state : "opening",
+        .published = r->published,
+        .duplicates = r->duplicates,
+        .dead_lettered = r->dead,
+        .retries = r->retries,
+        .lag_rows = r->lag_rows,
+        .lag_bytes = r->lag_bytes,
+        .lag_s = r->oldest_ms && wall > r->oldest_ms ? (double)(wall - r->oldest_ms) / 1000.0 : 0};
+    r->cfg->report(r->cfg->report_user, &rep);
+}
+
+static void
+s_set_state(s_relay_t *r, const char *state)
+{
+    if (r->state != state) {
+        r->state = state;
+        s_report(r);
+    }
+}
+
+/* How far behind the relay is: measured every second when something reports
+ * it, and for the stats line every stats_ms (logged then). */
 static void
 s_stats(s_relay_t *r, bool force)
 {
     long long now = fy_mono_ms();
-    if (!force && now - r->last_stats < r->cfg->stats_ms)
+    bool log = force || now - r->last_stats >= r->cfg->stats_ms;
+    if (!log && !(r->cfg->report && now - r->last_measure >= 1000))
+        return;
+    r->last_measure = now;
+    fy_err_t err = {0};
+    uint64_t rows, bytes, oldest;
+    if (r->src && r->cfg->ops->lag(r->src, r->pos, &rows, &bytes, &oldest, &err) == 0) {
+        r->lag_rows = rows;
+        r->lag_bytes = bytes;
+        r->oldest_ms = oldest;
+    }
+    s_set_state(r, r->stuck.since ? "stuck" : "running");
+    s_report(r);
+    if (!log)
         return;
     r->last_stats = now;
-    uint64_t head = 0, oldest = 0;
-    fy_err_t err = {0};
-    if (r->cfg->ops->head(r->src, &head, &oldest, r->pos, &err) != 0)
-        return;
     uint64_t wall = fy_wall_ms();
-    double lag_s = oldest && wall > oldest ? (double)(wall - oldest) / 1000.0 : 0.0;
+    double lag_s = r->oldest_ms && wall > r->oldest_ms ? (double)(wall - r->oldest_ms) / 1000.0 : 0;
     s_log(r->cfg, FERRY_LOG_INFO, "relay stats",
-          "source=%s position=%llu head=%llu lag_rows=%llu lag_s=%.1f published=%llu "
-          "duplicates=%llu dead_lettered=%llu",
-          r->name, (unsigned long long)r->pos.id, (unsigned long long)head,
-          (unsigned long long)(head > r->pos.id ? head - r->pos.id : 0), lag_s,
-          (unsigned long long)r->published, (unsigned long long)r->duplicates,
-          (unsigned long long)r->dead);
+          "source=%s position=%llu lag_rows=%llu lag_bytes=%llu lag_s=%.1f published=%llu "
+          "duplicates=%llu dead_lettered=%llu retries=%llu",
+          r->name, (unsigned long long)r->pos.id, (unsigned long long)r->lag_rows,
+          (unsigned long long)r->lag_bytes, lag_s, (unsigned long long)r->published,
+          (unsigned long long)r->duplicates, (unsigned long long)r->dead,
+          (unsigned long long)r->retries);
 }
 
 /* Retires confirmed rows from the head of the ring, moving done_pos. A row
@@ -579,6 +623,7 @@ s_claim_waiting(s_relay_t *r, atomic_int *stop, fy_err_t *err)
         fy_status_t st = cfg->ops->claim ? cfg->ops->claim(r->src, err) : FERRY_OK;
         if (st != FERRY_EWOULD_BLOCK)
             return st;
+        s_set_state(r, "waiting");
         long long now = fy_mono_ms();
         if (!logged || now - logged >= 60000) {
             s_log(cfg, FERRY_LOG_WARN, "another relay of this name runs, waiting",
@@ -710,6 +755,7 @@ out:
         s_stats(r, true);
         cfg->ops->close(&r->src);
     }
+    s_set_state(r, rc == 0 ? "stopped" : "failed");
     ferry_client_destroy(&r->c);
     if (rc == 0)
         s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s name=%s pid=%d", cfg->ops->kind,

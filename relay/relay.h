@@ -34,6 +34,18 @@ typedef enum fr_poison { FR_POISON_DLQ, FR_POISON_STOP } fr_poison_t;
  *  the protocol's default endpoint. Borrowed from the environment. */
 const char *fr_default_broker(void);
 
+/** Where a relay stands, for a metrics endpoint (fr_config_t.report). */
+typedef struct fr_relay_report {
+    const char *name;  /* the source's name ("" until it is open) */
+    const char *kind;  /* sqlite, lmdb, pg, pg-logical */
+    const char *state; /* opening, waiting (another relay of its name), running,
+                          stuck (rows cannot reach the broker), stopped, failed */
+    uint64_t published, duplicates, dead_lettered, retries;
+    uint64_t lag_rows;  /* rows not yet published (0 for pg-logical: see lag_bytes) */
+    uint64_t lag_bytes; /* pg-logical: the slot's distance to the end of the log */
+    double lag_s;       /* since the oldest row not yet published was written */
+} fr_relay_report_t;
+
 typedef struct fr_config {
     const char *broker;        /* ferryd endpoint */
     const char *server_key;    /* ferryd's CURVE public key (z85 or @FILE); "": $FERRY_SERVER_KEY */
@@ -61,6 +73,10 @@ typedef struct fr_config {
     /* Where log lines go (one logfmt line, no newline); NULL: stderr. */
     ferry_log_fn log;
     void *log_user;
+    /* Called about once a second (and when the state changes) from the
+     * relay's thread with where it stands; NULL: none. */
+    void (*report)(void *user, const fr_relay_report_t *rep);
+    void *report_user;
 } fr_config_t;
 
 /** @p cfg with every default above (strings point to static text). */

@@ -80,10 +80,13 @@ typedef struct fr_source_ops {
     fy_status_t (*rename)(fr_source_t *s, const char *from, bool *moved, fy_err_t *err);
     /** Records @p pos durably; with @p delete, removes the rows up to it too. */
     fy_status_t (*advance)(fr_source_t *s, fr_pos_t pos, bool delete_rows, fy_err_t *err);
-    /** The highest id in the table (for lag), 0 when empty, and the creation
-     *  time of the first row after @p after. */
-    fy_status_t (*head)(fr_source_t *s, uint64_t *head, uint64_t *oldest_unpublished_ms,
-                        fr_pos_t after, fy_err_t *err);
+    /** How far the relay is behind @p after: the rows after it in reading
+     *  order (0 where a source cannot count them: pg-logical, see bytes),
+     *  the bytes of the database's log not yet confirmed (pg-logical: its
+     *  slot; 0 elsewhere), and the creation (commit) time of the oldest row
+     *  not yet published (0: none). */
+    fy_status_t (*lag)(fr_source_t *s, fr_pos_t after, uint64_t *rows, uint64_t *bytes,
+                       uint64_t *oldest_ms, fy_err_t *err);
     /** Takes this source name's lock on the outbox (claim.h), held until
      *  close: FERRY_EWOULD_BLOCK (err names the holder) while another relay
      *  of that name runs. NULL: the source has none. */

@@ -433,30 +433,30 @@ s_advance(fr_source_t *s, fr_pos_t at, bool delete_rows, fy_err_t *err)
 }
 
 static fy_status_t
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest_ms, fr_pos_t after_pos, fy_err_t *err)
+s_lag(fr_source_t *s, fr_pos_t after_pos, uint64_t *rows, uint64_t *bytes, uint64_t *oldest_ms,
+      fy_err_t *err)
 {
-    *head = 0;
-    *oldest_ms = 0;
+    *rows = *bytes = *oldest_ms = 0;
     MDB_txn *txn;
     int rc = s_begin(s, MDB_RDONLY, &txn);
     if (rc)
-        return s_fail(rc, err, "head");
+        return s_fail(rc, err, "lag");
     if ((rc = s_events(s, txn)) == 0 && s->have_events) {
         MDB_cursor *cur;
         if ((rc = mdb_cursor_open(txn, s->events, &cur)) == 0) {
-            MDB_val k, v;
-            rc = fy_outbox_last_id(txn, s->events, head);
             uint8_t key[8];
             fy_be64_put(key, after_pos.id + 1);
-            k.mv_size = 8;
-            k.mv_data = key;
-            if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && v.mv_size >= 9)
+            MDB_val k = {8, key}, v;
+            int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            if (g == 0 && v.mv_size >= 9)
                 *oldest_ms = fy_be64_get((const uint8_t *)v.mv_data + 1);
+            for (; g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) /* in id order */
+                (*rows)++;
             mdb_cursor_close(cur);
         }
     }
     mdb_txn_abort(txn);
-    return rc ? s_fail(rc, err, "head") : 0;
+    return rc ? s_fail(rc, err, "lag") : 0;
 }
 
 /* ferry-relay's (its own environment) only: a service relaying its own
@@ -478,6 +478,6 @@ const fr_source_ops_t fr_lmdb_source = {.kind = "lmdb",
                                         .name = s_name,
                                         .rename = s_rename,
                                         .advance = s_advance,
-                                        .head = s_head,
+                                        .lag = s_lag,
                                         .claim = s_claim,
                                         .close = s_close};

@@ -234,6 +234,61 @@ test_same_name_relays_take_turns(void **state)
     s_verify(fx->c, events, "sqlite-");
 }
 
+/* --metrics: lag in rows and seconds, published, state; /health. */
+static void
+test_relay_metrics(void **state)
+{
+    fx_t *fx = *state;
+    char db[400], log[400], addr[64], body[4096];
+    sqlite3 *h = s_fresh_outbox(fx, db, log);
+    for (int i = 0; i < 100; i++)
+        s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
+                  "('order', 'o-1', 'E', 'x')");
+    int port = fy_free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    char source[420];
+    snprintf(source, sizeof source, "sqlite:%s", db);
+    const char *extra[] = {"--metrics", addr, NULL};
+    pid_t relay = fy_relay_spawn_with(source, fx->d.endpoint, log, extra);
+    assert_true(relay > 0);
+    assert_true(fy_relay_metric_is(port, "ferry_relay_published_total", 100));
+    assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 0));
+    assert_int_equal(fy_http(port, "GET", "/health", body, sizeof body), 0);
+    assert_non_null(strstr(body, " 200 "));
+    /* The broker goes away: rows wait, counted, and the source is stuck. */
+    ferry_client_destroy(&fx->c);
+    assert_true(fy_ferryd_signal(&fx->d, SIGKILL) >= 0);
+    for (int i = 0; i < 50; i++)
+        s_exec(h, "INSERT INTO outbox(aggregate_type, aggregate_id, event_type, payload) VALUES"
+                  "('order', 'o-2', 'E', 'y')");
+    assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 50));
+    fy_sleep_ms(1100);
+    assert_true(fy_relay_metric(port, "ferry_relay_lag_seconds") >= 1.0);
+    assert_int_equal(fy_http(port, "GET", "/health", body, sizeof body), 0);
+    assert_non_null(strstr(body, " 200 ")); /* alive: the lag says how it stands */
+    /* Back: published, lag 0. */
+    assert_int_equal(fy_ferryd_start(&fx->d), 0);
+    assert_true(fy_relay_metric_is(port, "ferry_relay_published_total", 150));
+    assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 0));
+    assert_true(fy_relay_metric(port, "ferry_relay_retries_total") >= 0); /* libferry resent */
+    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
+    /* Started again with nothing pending: lag 0 from the first reading. */
+    relay = fy_relay_spawn_with(source, fx->d.endpoint, log, extra);
+    assert_true(relay > 0);
+    long long until = fy_now_ms() + 20000;
+    double lag = -1;
+    while (lag < 0 && fy_now_ms() < until) {
+        lag = fy_relay_metric(port, "ferry_relay_lag_rows");
+        fy_sleep_ms(20);
+    }
+    assert_true(lag == 0);
+    assert_true(WIFEXITED(s_relay_stop(relay, SIGTERM)));
+    /* A source that cannot open: /health says so until the process exits. */
+    sqlite3_close(h);
+    fx->c = fy_connect(fx->d.endpoint, 5000, 100);
+    assert_non_null(fx->c);
+}
+
 static void
 test_poison_row_and_delete(void **state)
 {
@@ -631,6 +686,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poison_row_and_delete, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_same_name_relays_take_turns, fy_fx_setup,
                                         fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_metrics, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_broker_away_then_back, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_relay_survives_kills, fy_fx_setup,
                                         fy_fx_teardown),

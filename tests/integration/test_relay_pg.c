@@ -418,12 +418,20 @@ test_pg_late_commit_is_not_skipped(void **state)
     assert_true(s_pg_ok(a, PQexec(a, sql))); /* id 1, transaction still open */
     snprintf(sql, sizeof sql, ins, "fast", "fast");
     assert_true(s_pg_ok(b, PQexec(b, sql))); /* id 2, committed */
-    pid_t relay = s_relay_start(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, NULL);
+    int port = fy_free_port();
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    const char *extra[] = {"--metrics", addr, NULL};
+    pid_t relay =
+        fy_relay_spawn_with(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, extra);
+    assert_true(relay > 0);
     fy_sleep_ms(800);
     ferry_topic_info_t info;
     ferry_status_t st = ferry_client_info(fx->c, "order", &info);
-    /* Nothing yet: the committed row waits behind the open transaction. */
+    /* Nothing yet: the committed row waits behind the open transaction, and
+     * the lag counts it (in (xid, id) order, not by the highest id). */
     assert_true(st == FERRY_ENOTFOUND || (st == FERRY_OK && info.messages == 0));
+    assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 1));
     assert_true(s_pg_ok(a, PQexec(a, "COMMIT")));
     long long until = fy_now_ms() + 20000;
     do {
@@ -437,7 +445,20 @@ test_pg_late_commit_is_not_skipped(void **state)
     assert_string_equal(all[0].payload, "slow");
     assert_string_equal(all[1].payload, "fast");
     free(all);
+    assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 0));
+    assert_true(fy_relay_metric_is(port, "ferry_relay_published_total", 2));
     assert_int_equal(fy_relay_wait_started(log, relay), 0);
+    assert_true(WIFEXITED(fy_kill_wait(relay, SIGTERM)));
+    /* Started again with nothing pending: 0 from the first reading. */
+    relay = fy_relay_spawn_with(s_pg_source(&pg, src, sizeof src), fx->d.endpoint, log, extra);
+    assert_true(relay > 0);
+    long long wait = fy_now_ms() + 20000;
+    double lag = -1;
+    while (lag < 0 && fy_now_ms() < wait) {
+        lag = fy_relay_metric(port, "ferry_relay_lag_rows");
+        fy_sleep_ms(20);
+    }
+    assert_true(lag == 0);
     assert_true(WIFEXITED(fy_kill_wait(relay, SIGTERM)));
     PQfinish(a);
     PQfinish(b);

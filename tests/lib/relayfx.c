@@ -344,3 +344,29 @@ fy_relay_rows_once(ferry_client_t *c, const char *topic, const char *name, size_
     free(all);
     return rc;
 }
+
+double
+fy_relay_metric(int port, const char *name)
+{
+    static char body[65536];
+    if (fy_http(port, "GET", "/metrics", body, sizeof body) != 0)
+        return -1;
+    char key[128];
+    snprintf(key, sizeof key, "\n%s{source=\"", name);
+    const char *p = strstr(body, key);
+    p = p ? strstr(p, "} ") : NULL;
+    return p ? atof(p + 2) : -1;
+}
+
+bool
+fy_relay_metric_is(int port, const char *name, double want)
+{
+    long long until = fy_now_ms() + 20000;
+    while (fy_now_ms() < until) {
+        if (fy_relay_metric(port, name) == want)
+            return true;
+        fy_sleep_ms(50);
+    }
+    fprintf(stderr, "%s is %.1f, not %.1f\n", name, fy_relay_metric(port, name), want);
+    return false;
+}

@@ -81,4 +81,10 @@ bool fy_relay_default_id(const char *id, const char *kind, unsigned long row);
 int fy_outbox_verify(ferry_client_t *c, const char *topic, size_t events, const char *source,
                      char *why, size_t cap);
 
+/** Metric @p name{source=...} of a ferry-relay's /metrics on @p port (the
+ *  first source's), or -1 if it is not there. */
+double fy_relay_metric(int port, const char *name);
+/** Waits up to 20 s for it to read @p want (said on stderr if it does not). */
+bool fy_relay_metric_is(int port, const char *name, double want);
+
 #endif

@@ -114,11 +114,13 @@ s_advance(fr_source_t *s, fr_pos_t pos, bool del, fy_err_t *err)
 }
 
 static fy_status_t
-s_head(fr_source_t *s, uint64_t *head, uint64_t *oldest, fr_pos_t after, fy_err_t *err)
+s_lag(fr_source_t *s, fr_pos_t after, uint64_t *rows, uint64_t *bytes, uint64_t *oldest,
+      fy_err_t *err)
 {
-    (void)after, (void)err;
-    *head = s->nrows ? s->rows[s->nrows - 1].id : 0;
-    *oldest = 0;
+    (void)err;
+    *rows = *bytes = *oldest = 0;
+    for (size_t i = 0; i < s->nrows; i++)
+        *rows += s->rows[i].id > after.id;
     return FERRY_OK;
 }
 
@@ -151,7 +153,7 @@ static const fr_source_ops_t s_ops = {.kind = "memory",
                                       .name = s_name,
                                       .rename = s_rename,
                                       .advance = s_advance,
-                                      .head = s_head,
+                                      .lag = s_lag,
                                       .close = s_close};
 
 /* Row i+1 of aggregate type @p type. */

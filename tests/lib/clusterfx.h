@@ -22,7 +22,7 @@ typedef struct fy_cluster_fx {
     char join[FY_CLUSTER_FX_MAX][32];
     fy_ferryd_t node[FY_CLUSTER_FX_MAX];
     char peers[512];
-    char ids[FY_CLUSTER_FX_MAX][4];
+    char ids[FY_CLUSTER_FX_MAX][12];
     char snapshot_every[16]; /* --snapshot-every; default 8192 */
     fy_links_t *links;       /* the nodes reach each other through it (fy_cluster_init_links) */
     char bind[FY_CLUSTER_FX_MAX][48]; /* --cluster-bind=... when links are in between */

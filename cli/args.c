@@ -67,6 +67,10 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                 o->json = true;
             continue;
         }
+        if (strcmp(a, "--once") == 0) {
+            o->once = true;
+            continue;
+        }
         if (strcmp(a, "--no-ack") == 0 || strcmp(a, "--interest") == 0 ||
             strcmp(a, "--declare-only") == 0) {
             if (a[2] == 'n')
@@ -166,7 +170,7 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
         } else if (strcmp(a, "--dedupe-window-ms") == 0 || strcmp(a, "--from") == 0 ||
                    strcmp(a, "--count") == 0 || strcmp(a, "--ack-wait-ms") == 0 ||
                    strcmp(a, "--max-deliver") == 0 || strcmp(a, "--delay-ms") == 0 ||
-                   strcmp(a, "--wait-ms") == 0) {
+                   strcmp(a, "--wait-ms") == 0 || strcmp(a, "--interval-ms") == 0) {
             o->given |= !strcmp(a, "--dedupe-window-ms") ? FY_CLI_GIVEN_DEDUPE : 0;
             uint64_t *dst = !strcmp(a, "--dedupe-window-ms") ? &o->dedupe_ms
                             : !strcmp(a, "--from")           ? &o->from
@@ -174,6 +178,7 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                             : !strcmp(a, "--ack-wait-ms")    ? &o->ack_wait_ms
                             : !strcmp(a, "--max-deliver")    ? &o->max_deliver
                             : !strcmp(a, "--wait-ms")        ? &o->wait_ms
+                            : !strcmp(a, "--interval-ms")    ? &o->interval_ms
                                                              : &o->delay_ms;
             if (!fy_cli_parse_u64(v, dst)) {
                 fprintf(stderr, "ferry: %s wants a number\n", a);

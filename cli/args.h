@@ -34,6 +34,8 @@ typedef struct {
     uint64_t max_msgs, max_bytes, max_age_ms;
     uint64_t keep, seq_below;        /* purge */
     uint64_t seek_seq, seek_time_ms; /* seek --seq N | --time T */
+    bool once;                       /* top --once */
+    uint64_t interval_ms;            /* top --interval-ms */
     bool discard_new, interest, declare_only;
     unsigned given;        /* FY_CLI_GIVEN_*: the declare flags on the command line */
     const char *from_word; /* --from first|new */

@@ -25,6 +25,7 @@
 #include "saga_cmd.h"
 #include "cluster_cmd.h"
 #include "sub_cmd.h"
+#include "top.h"
 #include "text.h"
 #include "wire_limits.h"
 
@@ -762,7 +763,7 @@ main(int argc, char **argv)
                 {"dlq", 2, 2},        {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
                 {"reply", 1, 1},      {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
                 {"sub-delete", 2, 2}, {"purge", 1, 1},  {"edit", 1, 1},   {"cluster", 1, 3},
-                {"seek", 2, 2}};
+                {"seek", 2, 2},       {"top", 0, 0}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -886,6 +887,9 @@ main(int argc, char **argv)
         rc = s_cmd_reply(c, pos[0], &o);
     } else if (strcmp(cmd, "saga") == 0) {
         rc = fy_cli_saga(c, npos, pos);
+    } else if (strcmp(cmd, "top") == 0) {
+        rc = fy_cli_top(
+            c, o.once, o.interval_ms ? (int)(o.interval_ms > 60000 ? 60000 : o.interval_ms) : 1000);
     } else if (strcmp(cmd, "seek") == 0) {
         rc = fy_cli_seek(c, pos[0], pos[1], &o);
     } else if (strcmp(cmd, "cluster") == 0) {

@@ -127,6 +127,12 @@ static const fy_cli_help_t s_cmds[] = {
      "list a topic's subscriptions: cursor, ack floor, waiting, push consumers attached",
      "--json\tone JSON object per line, for scripts\n", "ferry subs orders"},
     {"stats", "stats", "the broker's counters", NULL, "ferry stats"},
+    {"top", "top [--once] [--interval-ms N]",
+     "a live view of the broker: its counters and per topic messages, bytes, publish rate, "
+     "subscriptions, the largest backlog, dead letters (s: sort, q: quit)",
+     "--once\tprint one frame as text and exit\n"
+     "--interval-ms N\trefresh every N ms (default 1000)\n",
+     "ferry top"},
     {"cluster", "cluster status [--json] | add ID HOST:PORT | remove ID",
      "where a cluster stands, from its leader: term, indexes, each voter's lag and whether it "
      "is heard from (exit 1 if one is not, or for a single ferryd); add a node started with "

@@ -194,6 +194,54 @@ test_metrics_topics_bounded(void **state)
     fy_ferryd_cleanup(&d);
 }
 
+/* ferry top: one frame as text (--once), and the live view in a terminal
+ * (a pseudo-terminal from script(1)): it draws, sorts on 's', quits on 'q'. */
+static void
+test_top(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "orders", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "orders.dlq", NULL, NULL, NULL),
+                     FERRY_OK);
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_QUEUE, "jobs", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_message_t m = {.data = "x", .len = 1};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ferry_client_publish(fx->c, "orders", &m, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(fx->c, "orders.dlq", &m, NULL), FERRY_OK);
+    ferry_sub_config_t sc = {.start = "first"};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "orders", "billing", &sc, NULL), FERRY_OK);
+    char cmd[1200], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' top --once", getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ferry top - up "));
+    assert_non_null(strstr(out, ", 3 topics, 4 messages"));
+    /* orders: a topic, 3 messages, 1 subscription with 3 waiting, 1 dead letter. */
+    const char *row = strstr(out, "\norders ");
+    assert_non_null(row);
+    char name[64], kind[16], bytes[16], rate[16];
+    unsigned long long msgs, backlog, dlq;
+    int subs;
+    assert_int_equal(sscanf(row, " %63s %15s %llu %15s %15s %d %llu %llu", name, kind, &msgs, bytes,
+                            rate, &subs, &backlog, &dlq),
+                     8);
+    assert_string_equal(kind, "topic");
+    assert_int_equal(msgs, 3);
+    assert_int_equal(subs, 1);
+    assert_int_equal(backlog, 3);
+    assert_int_equal(dlq, 1);
+    assert_non_null(strstr(out, "\njobs "));
+    /* Live: drawn in a terminal, 's' sorts, 'q' quits with 0. */
+    snprintf(cmd, sizeof cmd,
+             "(sleep 1; printf s; sleep 0.5; printf q) | TERM=xterm timeout 20 script -qec "
+             "\"'%s' --server '%s' top --interval-ms 200\" /dev/null",
+             getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ferry top - up "));
+    assert_non_null(strstr(out, "s: sort, q: quit"));
+}
+
 static void
 test_declare_and_info(void **state)
 {
@@ -1270,6 +1318,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_declare_and_info, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_top, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, fy_fx_teardown),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Ferry - one Makefile for the broker, the client library, the relay, the CLI,
 # the tests and the benchmarks. `make help` lists the targets.
 #
@@ -463,6 +464,10 @@ install: all
 	    sed -e 's|@PREFIX@|$(PREFIX)|g' packaging/systemd/$$u > $(DESTDIR)$(SYSTEMDDIR)/$$u; done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/ferry/ferryd.conf ] || \
 	    install -m 644 packaging/ferryd.conf $(DESTDIR)$(SYSCONFDIR)/ferry/ferryd.conf
+	install -d $(DESTDIR)$(PREFIX)/share/ferry/sql $(DESTDIR)$(PREFIX)/share/doc/ferry/examples
+	install -m 644 outbox-relay/sql/sqlite.sql outbox-relay/sql/postgres.sql \
+	    $(DESTDIR)$(PREFIX)/share/ferry/sql/
+	install -m 644 packaging/relay-orders.conf LICENSE $(DESTDIR)$(PREFIX)/share/doc/ferry/examples/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ferryd $(DESTDIR)$(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/bin/ferry-relay \
@@ -473,6 +478,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/ferry.1 $(DESTDIR)$(MANDIR)/man3/libferry.3 \
 	    $(DESTDIR)$(MANDIR)/man8/ferryd.8 $(DESTDIR)$(MANDIR)/man8/ferry-relay.8 \
 	    $(DESTDIR)$(SYSTEMDDIR)/ferryd.service $(DESTDIR)$(SYSTEMDDIR)/ferry-relay@.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/ferry $(DESTDIR)$(PREFIX)/share/doc/ferry
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends.c - the Ferry and Redis Streams backends of bench_compare
  * (backends.h). Each uses its system the way its users would for a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends.h - what bench_compare's workloads need from a message system,
  * implemented for Ferry (libferry) and Redis Streams (hiredis), so that the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_compare.c - Ferry against Redis Streams, same workloads, same run,
  * same machine (bench/README.md). Redis runs from Debian's redis-server on a

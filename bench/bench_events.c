@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_events.c - event sourcing and request/reply, fsync on, against a
  * real ferryd:

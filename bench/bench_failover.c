@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_failover.c - how long a cluster takes to confirm again after its
  * leader dies (docs/cluster.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_publish.c - confirmed publish throughput with fsync on.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_queue.c - work-queue throughput with fsync on: one producer
  * publishing N messages through the async window while one consumer (its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_relay.c - ferry-relay end to end, fsync on everywhere: a real
  * ferryd, a real ferry-relay process, real SQLite and LMDB outboxes.

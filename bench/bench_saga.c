@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_saga.c - saga throughput and latency against a real ferryd, fsync
  * on everywhere: an orchestrator (ferry_saga.h) in the main thread, three

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_timers.c - what a large pending set costs, fsync on. Publishes N
  * messages (default 1,000,000) to a topic and fetches them all without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker.c - the event loop and the dispatch of requests to their handlers
  * (broker_deliver.c; replies in broker_reply.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker.h - ferryd's event loop: one thread, one ROUTER socket, one LMDB
  * write transaction per drained batch of requests.

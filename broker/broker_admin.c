@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_admin.c - operations for operators (docs/protocol.md): `seek`, `topics`,
  * the topics and queues that exist, a page at a time, in name order (with

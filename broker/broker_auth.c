@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_auth.c - users and permissions in the broker (--users): the users
  * file loaded at start and on SIGHUP, the ZAP handler that lets in only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_cluster.c - the broker on a node of a cluster (docs/cluster.md):
  * the store's cluster settings from ferryd's, what a node does when it

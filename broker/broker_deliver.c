@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_deliver.c - messages going out: get, fetch and read replies,
  * fetches that wait for messages, push consumers and their credit, and the

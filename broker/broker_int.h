@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_int.h - what the broker's files share: the broker struct, its
  * per-batch request and reply tables, and the calls between the loop

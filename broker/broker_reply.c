@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_reply.c - the replies of a batch: begun while a request is handled,
  * sent only after the commit, grouped by peer (one send per peer), error

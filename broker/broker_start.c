@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broker_start.c - what ferryd does once at start, before it serves: CURVE
  * on its socket, and the deliveries the last process left in flight.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cluster_id.c - DATA/cluster.node (cluster_id.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cluster_id.h - which node of which cluster a data directory belongs to
  * (docs/cluster.md): DATA/cluster.node, written at a node's first start,

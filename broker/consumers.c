@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * consumers.c - the broker's table of push consumers (see consumers.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * consumers.h - the broker's table of push consumers, journaled per batch.
  *

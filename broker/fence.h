@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fence.h - publishes of one connection stored in the order they were sent.
  *

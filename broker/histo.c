@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * histo.c - see histo.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * histo.h - a fixed-bucket histogram for /metrics (Prometheus' histogram
  * type): counts per upper bound, the total and the sum. The broker's loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - logfmt writer. Builds each line in a stack buffer and writes it
  * with one fwrite so that lines from concurrent processes do not interleave.

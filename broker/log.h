@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h - logfmt lines on a stream (stderr by default), one line per event:
  *   ts=2026-01-09T10:00:00.123Z level=warn mod=store msg="map full" topic=orders

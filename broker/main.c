@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - ferryd: parse the configuration, open the broker, run the loop
  * until SIGTERM or SIGINT, then finish the batch in hand and exit 0.

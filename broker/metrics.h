@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.h - ferryd's HTTP endpoint for monitoring (docs/operations.md):
  * GET /metrics in the Prometheus text format and GET /health, served by

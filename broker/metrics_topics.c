@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics_topics.c - the per-topic and per-subscription lines of /metrics
  * (docs/operations.md), built on the broker's thread inside a batch (the

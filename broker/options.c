@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * options.c - defaults < FERRY_* environment < command-line flags.
  * An unknown flag or a bad value stops start-up with a message naming it.

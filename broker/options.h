@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * options.h - ferryd's configuration: one fy_config_t, defaults in one
  * table, overridden by a configuration file (--config FILE, INI: the

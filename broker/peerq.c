@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peerq.c - held replies and parked requests per peer (peerq.h). Few peers
  * are ever in here at once (those that stopped reading), so they are a

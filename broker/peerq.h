@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peerq.h - back-pressure per peer, on the broker's one ROUTER socket.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raft_tcp.c - libraft's TCP transport with TCP_NODELAY (raft_tcp.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raft_tcp.h - libraft's TCP transport (raft_uv_tcp) with Nagle's
  * algorithm off on every connection. libraft leaves it on, and its

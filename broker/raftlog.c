@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raftlog.c - the replicated log on libraft (raftlog.h): libraft, its libuv
  * I/O and TCP transport run on a thread of their own; appends from other

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raftlog.h - a replicated log on Debian's libraft (the C Raft library
  * under dqlite): leader election, replication to a quorum, each entry on

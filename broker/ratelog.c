@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ratelog.c - once per peer per interval (ratelog.h).
  */

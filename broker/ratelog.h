@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ratelog.h - log lines about one peer at most once per interval: a client
  * that sends a malformed request in a loop gets one line every interval,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reccache.c - the per-batch record cache (reccache.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reccache.h - the per-batch cache of the records a batch touches (topics,
  * subscriptions). The store finds a record here or loads it into a new

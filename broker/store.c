@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.c - LMDB storage of topics, messages and the dedupe index.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.h - Ferry's storage: one LMDB environment in the data directory
  * (layout in docs/storage.md).

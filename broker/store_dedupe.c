@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_dedupe.c - the dedupe index: message ids seen within a topic's window
  * (answered with the original sequence), and their expiry in bounded sweeps.

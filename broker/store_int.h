@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_int.h - what the files of the store module share: store.c (topics,
  * messages, batches), store_open.c, store_keyidx.c, store_dedupe.c,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_keyidx.c - the per-key index: each key's versions in order, for
  * expected-version appends and reads of one aggregate (fy_store_read_key).

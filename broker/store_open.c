@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_open.c - opening the store: the data directory and its lock, the
  * LMDB environment and its databases, the format check and the upgrade of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_raft.c - the store on a node of a cluster (docs/cluster.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_restart.c - what a restart does to deliveries in flight (see
  * fy_store_pull_deadlines in store.h).

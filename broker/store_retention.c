@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_retention.c - cleanup in bounded slices: removing deleted topics,
  * keeping topics within their limits (count, bytes, age), and the sweep

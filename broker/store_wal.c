@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store_wal.c - the store behind its write-ahead log: batches nest in one
  * long LMDB write transaction (the root), each batch's writes are recorded

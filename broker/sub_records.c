@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sub_records.c - the store's subscription records: their encoding
  * (docs/storage.md), the batch's cache of them, creating, finding,
@@ -336,7 +337,8 @@ fy_store_subs(fy_store_t *self, fy_bytes_t topic, fy_bytes_t after, size_t max, 
         return st;
     uint8_t from[8 + FY_NAME_MAX];
     fy_be64_put(from, t->id);
-    memcpy(from + 8, after.ptr, after.len);
+    if (after.len)
+        memcpy(from + 8, after.ptr, after.len);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->subs, &cur);
     if (rc)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * subs.c - durable subscriptions of the store, their deliveries: cursors,
  * ack floors, acks above the floor, redelivery entries and the ack-wait

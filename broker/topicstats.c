@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topicstats.c - counters per topic (topicstats.h).
  */

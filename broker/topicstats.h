@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topicstats.h - counters per topic since the broker started, for /metrics
  * (docs/operations.md): publishes stored, duplicates answered, conflicts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * userconns.c - connections per user, followed by file descriptor
  * (userconns.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * userconns.h - connections per user, for the users file's
  * `max-connections` (docs/security.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * users.c - the users file: users, their keys and their permissions
  * (users.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * users.h - who may connect to ferryd and what each may do: the users file
  * (`ferryd --users FILE`, docs/security.md), read with libinih.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wal.c - the write-ahead log's file: creating it preallocated, appending
  * and syncing records, scanning them back (see wal.h).

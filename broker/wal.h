@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wal.h - the write-ahead log: one preallocated, zero-filled file
  * (DATA/ferry.wal) of checksummed records, each appended with one write and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zap.c - the ZAP handler thread (zap.h).
  */

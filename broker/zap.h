@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zap.h - ferryd's ZAP handler (ZeroMQ's authentication protocol, RFC 27):
  * a thread answering libzmq's questions on inproc://zeromq.zap.01 while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * args.h - the words after `ferry COMMAND`: its flags (checked against the
  * command's help, help.h) and its positional arguments; numbers and times

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cluster_cmd.c - `ferry cluster status` (cluster_cmd.h).
  */

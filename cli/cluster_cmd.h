@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cluster_cmd.h - `ferry cluster status [--json]`: where a cluster stands,
  * from its leader (docs/cluster.md): the term, the leader's commit, apply

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry.c - the `ferry` command: talks to ferryd through libferry.
  *

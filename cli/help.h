@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * help.h - what `ferry --help`, `ferry help CMD` and `ferry CMD --help` say:
  * one table of the commands, each with its synopsis, its flags and an

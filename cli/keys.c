@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keys.c - ferry keygen and ferry passwd (keys.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keys.h - the `ferry` commands that make keys, without a broker:
  * `ferry keygen PREFIX` (a CURVE key pair in files) and `ferry passwd USER`

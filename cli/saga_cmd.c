@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_cmd.c - `ferry saga show|cancel|retry` (saga_cmd.h).
  */

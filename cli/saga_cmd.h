@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_cmd.h - `ferry saga`: a person's view of and hand on sagas, through
  * the broker (docs/sagas.md):

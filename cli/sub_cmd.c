@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sub_cmd.c - `ferry seek` (sub_cmd.h).
  */

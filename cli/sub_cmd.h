@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sub_cmd.h - `ferry seek TOPIC SUB --seq N | --time T`: a subscription
  * starts again from a sequence or a time (ferry_client_sub_seek).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * top.c - `ferry top` (top.h): frames of text built from the broker's
  * listings, shown with ncurses or printed once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * top.h - `ferry top`: a live view of the broker in the terminal (ncurses),
  * refreshed every second: its counters and, per topic, messages, bytes,

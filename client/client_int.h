@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client_int.h - what libferry's files share beyond the public headers: the
  * client and options structs, and the calls by which the connection

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cluster.c - where a cluster stands (ferry_client_cluster), from its
  * leader: the protocol's record (proto/records.h) mapped to ferry.h's; and

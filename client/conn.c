@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conn.c - the DEALER socket, its monitor and the reconnect backoff (conn.h).
  */

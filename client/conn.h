@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conn.h - libferry's transport: one ZeroMQ DEALER socket to one of the
  * configured brokers, with a socket monitor that reports a dropped TCP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connection.c - libferry's connection to ferryd: hello, heartbeat,
  * reconnect, and the wait loop every blocking call runs in (replies to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyread.c - ferry_key_iter_t: the history of one key, page by page through
  * the broker's per-key index (op "read"). Each page is copied out of the

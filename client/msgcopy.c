@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * msgcopy.c - received messages: header lookup, and deep copies for what must outlive the
  * client's next call (pages of a key iterator, a request's reply).

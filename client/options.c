@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * options.c - ferry_options_t: defaults, setters with their ranges, and the
  * status texts of the public API. ferry_client_new copies the options.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * passkey.c - a password user's CURVE key pair, derived on the client
  * (ferry_options_set_credentials, ferry_password_key): Argon2id (libsodium's

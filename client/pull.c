@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pull.c - pull consumption and reads: get, subscriptions (declare, info),
  * fetch, ack, nack, term, progress, and the copy of a reply's messages into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * push.c - push subscriptions: subscribe with credit, run the handler on
  * each delivery, ack and top up the credit, and make the subscriptions again

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rpc.c - request/reply over Ferry topics: one inbox topic per client with a
  * live subscription, requests matched to replies by correlation id, and

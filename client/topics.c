@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topics.c - topics and queues: declare, delete, info, and the broker's
  * stats; the protocol's records (proto/records.h) are mapped to the public

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * window.c - publishing: blocking single and batch publishes, and the async
  * publish window, a ring of requests as sent that a new connection sends

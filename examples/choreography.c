@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * choreography.c - two services that cooperate through events only (no
  * orchestrator), each on its own LMDB environment (docs/sagas.md):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_sourcing.c - bank accounts as event-sourced aggregates on one Ferry
  * topic (docs/event-sourcing.md).

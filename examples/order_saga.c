@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * order_saga.c - an order saga, orchestrated (docs/sagas.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * order_saga_sql.c - the order saga with each service on a database of its
  * own, PostgreSQL or SQLite (libferry-sql; docs/sagas.md).

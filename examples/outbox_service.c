@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox_service.c - a service that keeps its state in LMDB and publishes
  * its domain events through the transactional outbox, with the relay

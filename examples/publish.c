@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * publish.c - a complete libferry program: connect, declare a topic, publish
  * one message with a confirm, then 1000 through the async window.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry.h - the public C API of libferry, the Ferry client library.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry_outbox.h - the transactional outbox in a service's own LMDB
  * environment (docs/outbox.md). The service appends events inside the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry_saga.h - sagas orchestrated by a service, kept in its own LMDB
  * environment (docs/sagas.md); libferry-sql (ferry_sql.h) keeps them in

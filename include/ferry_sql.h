@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry_sql.h - the transactional outbox and idempotent consumers for
  * services whose data is in SQLite or PostgreSQL (libferry-sql;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ferry_status.h - the status codes of libferry and of the wire protocol,
  * listed once. Installed, and included by ferry.h; the broker and the codec

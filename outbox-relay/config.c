@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.c - ferry-relay settings from flags and INI files (config.h).
  */

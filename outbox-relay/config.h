@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.h - ferry-relay's settings: one set per source, from flags or an
  * INI file ([relay] for what every source shares, [source NAME] per source),

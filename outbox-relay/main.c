@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - ferry-relay: publishes services' outbox rows to ferryd exactly
  * once, in order per aggregate (docs/outbox.md). One source from flags, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pgutil.c - helpers of the PostgreSQL sources (pgutil.h).
  */

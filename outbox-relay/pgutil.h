@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pgutil.h - what the two PostgreSQL sources (src_pg.c polling, src_pglog.c
  * log tailing) share: error sentences from libpq and the identifier check

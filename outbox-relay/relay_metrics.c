@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay_metrics.c - ferry-relay's /metrics and /health (relay_metrics.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay_metrics.h - ferry-relay's HTTP endpoint (--metrics HOST:PORT,
  * docs/outbox.md): GET /metrics in the Prometheus text format, one set of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src_pg.c - the PostgreSQL outbox source, by polling (docs/outbox.md).
  *

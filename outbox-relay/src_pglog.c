@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src_pglog.c - the PostgreSQL outbox source that tails the write-ahead log
  * through a logical replication slot (pgoutput), docs/outbox.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src_sqlite.c - the SQLite outbox source: polls `SELECT ... WHERE id > ?
  * ORDER BY id` (SQLite serialises writers, so ids become visible in order)

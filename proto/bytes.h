@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bytes.h - byte strings with their length, and the big-endian integer
  * helpers used for every on-disk and on-wire fixed-width integer.

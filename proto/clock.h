@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clock.h - the two clocks Ferry's programs read: monotonic milliseconds for
  * timeouts and intervals (microseconds for short durations), wall-clock milliseconds since the Unix

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * curvekey.c - see curvekey.h.
  */

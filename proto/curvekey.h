@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * curvekey.h - ZeroMQ CURVE keys as Ferry reads and writes them: the z85
  * text libzmq uses (40 characters for a 32-byte key), given either as the

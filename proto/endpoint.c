@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.c - endpoints as people write them (endpoint.h).
  */

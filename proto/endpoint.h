@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.h - the broker's address as people write it: a ZeroMQ endpoint
  * (tcp://HOST:PORT, ipc://PATH, inproc://NAME), or HOST:PORT meaning tcp.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * envelope.c - what every Ferry envelope shares: the op table, the
  * strict pre-walk of a frame, msgpack field helpers, and the decoder and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * envelope.h - the Ferry wire codec: the only code that encodes or decodes
  * the protocol (docs/protocol.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * envelope_int.h - what the codec's files share and nothing else sees: the
  * decoder and encoder structs and the msgpack helpers of envelope.c, used by

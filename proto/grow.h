@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * grow.h - the one growable-array helper: doubles an array's capacity until
  * it holds what is needed, checking the size for overflow. Header-only; the

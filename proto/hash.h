@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hash.h - FNV-1a, 64 bits: the one small non-cryptographic hash, for
  * tables keyed by peer identities (fence.c, ratelog.c) and the content

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ops.h - the operations of the wire protocol, listed once. Each row gives
  * the op's enum name, its wire name and what kind of op it is; the codec's

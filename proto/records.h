@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * records.h - the records the codec and the broker exchange: what a topic
  * is, how it is configured, the broker's counters, a message to encode.

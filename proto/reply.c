@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reply.c - Ferry replies and deliveries: encoding (the broker) and decoding
  * (libferry).

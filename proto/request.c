@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.c - Ferry requests: strict decoding (the broker) and encoding
  * (libferry), plus the canonical header merge used for dead letters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.c - names and text of the status codes listed once in
  * include/ferry_status.h, and the error-detail helper. Linked into libferry

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.h - the status type every internal module returns, and the detail
  * that travels with a failure. The codes themselves are listed once, in the

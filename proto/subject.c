@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * subject.c - token-wise matching of subjects against filter patterns.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * subject.h - subjects and subject patterns (subscription filters).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * text.h - the text rule of the protocol: keys, message ids, header names
  * and values (and the other free-text fields) are valid UTF-8 without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * textout.c - text into a fixed buffer (textout.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * textout.h - text appended into a fixed buffer, printf-style, that stops
  * quietly at its end (the /metrics pages of ferryd and ferry-relay).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wire_limits.h - the protocol's fixed limits and versions, one set shared by the
  * broker, the codec and libferry. The public FERRY_*_MAX values in ferry.h

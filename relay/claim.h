@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * claim.h - one relay per source name on an outbox (docs/outbox.md): a
  * lock file beside the outbox (SQLite: next to its database file; LMDB: in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * identity.h - which outbox a relay reads: every outbox database gets an
  * identity once (8 random hex digits, kept in that database: table

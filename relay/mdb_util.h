@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mdb_util.h - LMDB helpers shared by libferry's modules that work in a
  * service's environment (outbox, inbox, sagas).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox.c - ferry_outbox_put(): events into the service's LMDB outbox.
  *

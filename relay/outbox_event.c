@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox_event.c - the validity of an outbox event (outbox_event.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox_event.h - what makes a ferry_outbox_event_t (ferry.h) valid for
  * every outbox: LMDB (relay/outbox.c), SQLite and PostgreSQL (sql/).

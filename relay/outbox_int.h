@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox_int.h - what the outbox writer (outbox.c) and its readers (the
  * relay's LMDB source, the in-process relay) share beyond ferry_outbox.h.

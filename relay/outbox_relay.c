@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox_relay.c - the relay loop as a thread of the service
  * (ferry_outbox.h): relay.c with the LMDB source (src_lmdb.c) on the

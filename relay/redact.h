@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redact.h - hides the secrets of a source location (a PostgreSQL conninfo
  * or URI, a path) before it is logged or printed: the value of every

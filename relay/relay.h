@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay.h - the outbox relay loop: read rows in id order from a source,
  * publish them through libferry's async window with a stable message id

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * source.h - where ferry-relay reads outbox rows from. Every source gives
  * rows in id order after a position, and records the position (or deletes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src_lmdb.c - the LMDB outbox source: the service appends events with
  * ferry_outbox_put() inside its own write transactions (client/outbox.c has

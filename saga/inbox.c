@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inbox.c - idempotent consumers (ferry_outbox.h): which messages a service
  * has handled, recorded in the transaction of the work itself.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * participant_lmdb.c - a participant's inbox in its LMDB environment, and
  * ferry_saga_participant_new() on it (ferry_saga.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * results.c - the steps' results as a saga keeps them (results.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * results.h - the results steps give (ferry_saga_command_t.result), as a
  * saga record keeps them (ferry_saga_record_t.results): for each step, its

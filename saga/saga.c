@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga.c - the saga orchestrator's core (ferry_saga.h, docs/sagas.md): the
  * definitions, the transitions, the replies and the deadlines, on a store

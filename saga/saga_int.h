@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_int.h - what the orchestrator's core (saga.c) and its LMDB store
  * (saga_lmdb.c) share: the limits of names and ids, and the dedupe window

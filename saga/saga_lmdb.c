@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_lmdb.c - the saga store in the service's LMDB environment, and
  * ferry_saga_orchestrator_new() that runs an orchestrator on it with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_participant.c - serving saga commands exactly once (ferry_saga.h), on
  * an inbox store (ferry_saga_inbox_store_t: participant_lmdb.c for LMDB,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transition.c - the saga state machine (transition.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transition.h - the saga state machine, without storage or time: given
  * where a saga stands and what happened (its step answered, failed, failed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * participant_sqlite.c - a saga participant whose answers and work are in
  * its SQLite database (ferry_sql.h): table ferry_saga_inbox, the work in a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pg_store.c - the outbox and the inbox in a service's PostgreSQL database,
  * inside the caller's transactions (ferry_sql.h), through libpq.

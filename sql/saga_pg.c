@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_pg.c - the saga store on PostgreSQL (ferry_sql.h): table ferry_saga,
  * the commands into table outbox, on the orchestrator's own connection or,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * saga_sqlite.c - the saga store on SQLite (ferry_sql.h): table ferry_saga,
  * the commands into table outbox, on the orchestrator's own connection or,

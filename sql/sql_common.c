@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sql_common.c - the headers' and the saga results' JSON (jansson) and the
  * inbox's key, shared by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sql_int.h - what the files of libferry-sql share (ferry_sql.h): the DDL
  * (generated at build time from outbox-relay/sql/sqlite.sql and

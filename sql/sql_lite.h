@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sql_lite.h - what libferry-sql's SQLite files share (sqlite_store.c
  * implements it): status codes, one-statement runs and the transaction

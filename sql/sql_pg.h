@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sql_pg.h - what libferry-sql's PostgreSQL files share (pg_store.c
  * implements it): running a statement and the transaction calls of the

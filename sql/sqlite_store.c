@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlite_store.c - the outbox and the inbox in a service's SQLite database,
  * inside the caller's transactions (ferry_sql.h).

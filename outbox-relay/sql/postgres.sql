@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- The transactional outbox and inbox for PostgreSQL (docs/outbox.md).
 -- ferry_sql_setup_pg() (libferry-sql) runs this file.
 CREATE TABLE IF NOT EXISTS outbox (

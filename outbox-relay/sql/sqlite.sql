@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- The transactional outbox and inbox for SQLite (docs/outbox.md). Write your
 -- business rows and the events in one transaction; ferry-relay publishes the
 -- events. ferry_sql_setup_sqlite() (libferry-sql) runs this file.

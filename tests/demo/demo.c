@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.c - `make demo`: the order saga of examples/order_saga_sql.c with
  * every part real and started here: ferryd, a PostgreSQL server on a

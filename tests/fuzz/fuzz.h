@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz.h - Ferry's fuzz targets (docs/reliability.md). Each target file
  * defines the libFuzzer entry point below, and nothing else that a driver

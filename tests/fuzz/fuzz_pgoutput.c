@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_pgoutput.c - ferry-relay's decoder of PostgreSQL's logical
  * replication stream (pgoutput, outbox-relay/src_pglog.c): Relation,

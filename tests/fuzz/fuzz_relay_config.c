@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_relay_config.c - ferry-relay's INI configuration (outbox-relay/
  * config.h, read with inih): any file loads or is refused with a sentence,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_reply.c - the client's reply decoder (proto/envelope.h) and every
  * accessor libferry calls on a decoded reply: any bytes decode or fail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_request.c - the broker's request decoder (proto/envelope.h): any
  * bytes, with 0..3 payload frames (the first input byte), decode to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_subject.c - subject patterns and matching (proto/subject.h) and
  * text validation and escaping (proto/text.h): the input is a pattern and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * replay.c - runs a fuzz target (fuzz.h) without libFuzzer: on each file
  * named on the command line, or each file in the folders named (default:

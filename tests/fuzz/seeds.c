@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seeds.c - writes the seed corpus of every fuzz target (fuzz.h) into
  * tests/fuzz/corpus/<target>/: well-formed inputs made with the real

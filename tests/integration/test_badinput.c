@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_badinput.c - a raw ZeroMQ DEALER sends a corpus of malformed requests
  * to a real ferryd. Each must get its documented error code (with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_broker.c - a real ferryd on a temporary directory and a free port,
  * driven through libferry and the ferry CLI: declare, publish with confirms,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli_help.sh - `ferry` tells a new user what it takes (issue 19): every
 # command has `ferry CMD --help` and `ferry help CMD` with its flags and an
 # example; an unknown flag is named as unknown (not "wants a value"), for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cluster.c - three ferryd nodes replicating through libraft
  * (docs/cluster.md), as real processes on loopback.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_connections.c - 1,000 clients at once (issue 15): four child
  * processes (this program started again with "conn-child") open 250

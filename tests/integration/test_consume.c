@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_consume.c - consuming from a real ferryd: competing consumers on a
  * queue, fan-out to several subscriptions, redelivery after the ack wait and

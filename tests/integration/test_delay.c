@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_delay.c - delayed delivery against a real ferryd: messages published
  * with delays of 0.5-2 s are confirmed at once, not delivered early, and

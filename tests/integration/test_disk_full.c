@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_disk_full.c - a full file system is an error, never an outage (issue
  * 14). ferryd runs on a real 64 MiB tmpfs with its default 8 GiB map (far

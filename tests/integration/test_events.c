@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_events.c - event sourcing against a real ferryd: writers racing on
  * one key with the same expected version (exactly one wins, the loser learns

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_install.sh - `make install` into a DESTDIR, then build examples/publish.c
 # and the README's C example against the installed header and library with
 # pkg-config only, and run the example against a real ferryd. Needs FERRY_BUILD (build dir) and FERRYD; FERRY_SAN
@@ -170,4 +171,19 @@ LD_LIBRARY_PATH="$tmp/root/usr/lib" "$bin/ferryd" --config "$tmp/root/etc/ferry/
     --data "$tmp/svc" --check-config >"$tmp/check.txt" 2>&1 || fail "ferryd accepts the installed ferryd.conf: $(cat "$tmp/check.txt")"
 grep -q '^bind .*tcp://127.0.0.1:5555 .*; file' "$tmp/check.txt" || fail "ferryd.conf's bind is read"
 echo "ok - systemd units for ferryd and ferry-relay@, hardened, and the default ferryd.conf"
-echo "10 passed, 0 failed"
+
+# The outbox DDL and a sample relay configuration, which ferry-relay reads.
+for f in usr/share/ferry/sql/sqlite.sql usr/share/ferry/sql/postgres.sql \
+         usr/share/doc/ferry/examples/relay-orders.conf usr/share/doc/ferry/examples/LICENSE; do
+    [ -f "$tmp/root/$f" ] || fail "installed $f"
+done
+sqlite3 "$tmp/ddl.db" <"$tmp/root/usr/share/ferry/sql/sqlite.sql" >/dev/null || fail "the installed SQLite DDL runs"
+[ "$(sqlite3 "$tmp/ddl.db" "SELECT count(*) FROM sqlite_master WHERE name = 'outbox'")" = 1 ] \
+    || fail "the installed SQLite DDL makes the outbox table"
+sed "s|/var/lib/orders/app.db|$tmp/ddl.db|" "$tmp/root/usr/share/doc/ferry/examples/relay-orders.conf" \
+    >"$tmp/relay.conf"
+LD_LIBRARY_PATH="$tmp/root/usr/lib" "$bin/ferry-relay" --config "$tmp/relay.conf" --setup \
+    >"$tmp/setup.txt" 2>&1 || fail "ferry-relay accepts the sample configuration: $(cat "$tmp/setup.txt")"
+grep -q '^source orders (sqlite): ready' "$tmp/setup.txt" || fail "the sample's source is set up"
+echo "ok - the outbox DDL and a sample relay configuration, installed and usable"
+echo "11 passed, 0 failed"

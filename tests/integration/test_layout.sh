@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_layout.sh - the promises of docs/hacking.md about the tree: every
 # quoted #include of a folder resolves in the folders it may use (the
 # arrows run one way), no source file outside tests/ is over 1,000 lines,
@@ -70,6 +71,15 @@ if [ -z "$uses" ] && [ "$defs" = "proto/wire_limits.h " ]; then
     ok "the default endpoint is defined once (proto/wire_limits.h), no program spells it out"
 else
     bad "the default endpoint is written in: $uses; defined in: $defs"
+fi
+
+nospdx=$(git ls-files '*.c' '*.h' '*.sh' '*.sql' Makefile .ci/run scripts/install-deps |
+    while read -r f; do head -3 "$f" | grep -q 'SPDX-License-Identifier: MIT' || echo "$f"; done |
+    tr '\n' ' ')
+if [ -z "$nospdx" ] && grep -q '^MIT License' LICENSE; then
+    ok "LICENSE is MIT, and every source file says so (SPDX-License-Identifier)"
+else
+    bad "LICENSE, or the SPDX line missing in: $nospdx"
 fi
 
 echo "$passed passed, $failed failed"

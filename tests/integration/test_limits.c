@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_limits.c - the broker at its limits (issue 15): a message of the
  * largest size ferryd accepts (--max-msg-bytes 64M) goes in and comes back

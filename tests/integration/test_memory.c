@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_memory.c - the broker's memory is bounded by bytes, not by credit x
  * message size (issue 14): eight push consumers with the largest credit

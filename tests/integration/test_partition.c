@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_partition.c - the network between clients and ferryd cut and put
  * back (issue 15), with a history checker. A producer publishes 20,000

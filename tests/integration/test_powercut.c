@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_powercut.c - ferryd's promises against a power cut, not only kill -9
  * (issue 15): ferryd runs under the power-cut library (tests/lib/powercut.h),

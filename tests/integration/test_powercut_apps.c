@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_powercut_apps.c - the services' side against a power cut (issue 15),
  * with the power-cut library (tests/lib/powercut.h) under the process whose

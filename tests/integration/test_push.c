@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_push.c - push subscriptions against a real ferryd: competing push
  * consumers on a queue, the broker never sending beyond a consumer's credit,

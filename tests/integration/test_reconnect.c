@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_reconnect.c - libferry across broker crashes, against a real ferryd:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay.c - ferry-relay with a real SQLite file or LMDB environment and
  * a real ferryd (PostgreSQL sources: test_relay_pg.c; the broker failing

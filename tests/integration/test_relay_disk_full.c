@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_disk_full.c - ferry-relay on a full file system (issue 15): a
  * service's SQLite outbox on a real 8 MiB tmpfs, filled to the last block.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_faults.c - the broker fails under a running ferry-relay
  * (issue 15): 8 writers insert events over 500 aggregates into the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_ids.c - relay message ids that cannot collide, and ids that
  * would are never dropped in silence (issue 14):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_pg.c - ferry-relay on a real PostgreSQL server (Debian's, on a
  * temporary directory) and a real ferryd, both PostgreSQL sources:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_request.c - request/reply against a real ferryd: a responder thread
  * with its own connection serves 10,000 async requests (every reply matched

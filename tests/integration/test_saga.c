@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_saga.c - sagas against a real ferryd, with the participants of
  * examples/order_saga.c (stock, payment, shipping) in their own process and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_saga_disk_full.c - sagas on a full disk (issue 15): the
  * orchestrator's and the participants' LMDB environments

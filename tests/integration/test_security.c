@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_security.c - encryption with ZeroMQ CURVE (issue 16, first step):
  *

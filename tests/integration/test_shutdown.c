@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_shutdown.c - a broker stopped under load leaves no request without an
  * answer (issue 15): SIGTERM while ten clients have tens of thousands of

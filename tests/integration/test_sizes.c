@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sizes.c - the data path at every size and batch (issue 14): payloads
  * of 0, 1, 1000, 1023, 1024, 4095, 4096, 4097 bytes, 64 KiB, 1 MiB and the

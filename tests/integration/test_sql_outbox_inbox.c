@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sql_outbox_inbox.c - libferry-sql (ferry_sql.h) on a real SQLite file
  * and a real PostgreSQL server, with a real ferryd and ferry-relay:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sql_saga_kills.c - examples/order_saga_sql under kill -9: the order
  * service (orchestrator) on PostgreSQL or on SQLite, inventory and payment

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sql_sagas.c - sagas kept in the service's PostgreSQL or SQLite
  * database (ferry_sql.h), with a real ferryd, a real ferry-relay publishing

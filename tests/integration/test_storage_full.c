@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_storage_full.c - a ferryd with a tiny LMDB map: publishes past the
  * limit get ESTORAGE_FULL (sync and async), everything confirmed before is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clusterfx.c - a ferryd cluster on loopback (clusterfx.h).
  */

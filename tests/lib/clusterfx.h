@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clusterfx.h - a ferryd cluster for tests and benchmarks (docs/cluster.md):
  * N real ferryd processes on loopback, each with its own data directory,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cutctl.c - driving the power-cut library from a test (see cutctl.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cutctl.h - driving the power-cut library (powercut.h) from a test: the
  * environment that puts the next program started under it, and the count

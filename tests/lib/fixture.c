@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fixture.c - temporary directories and a ferryd child process for tests.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fixture.h - helpers for tests and benchmarks: temporary directories and a
  * real ferryd child process (started from $FERRYD, logging to a file in its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness.h - helpers for integration tests that talk to a real ferryd
  * through libferry (see fixture.h for starting the process).

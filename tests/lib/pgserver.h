@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pgserver.h - a real PostgreSQL server for tests and benchmarks, from
  * Debian's postgresql package: initdb on a fresh temporary directory, a free

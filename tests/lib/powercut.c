@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * powercut.c - the power-cut preload library (powercut.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * powercut.h - a power cut for tests: a preload library (libpowercut.so)
  * that makes a program lose what a power cut would lose, then dies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proxy.c - the loopback TCP proxy of fault tests (proxy.h). A blackhole is
  * a stall, as a real partition is: nothing is read or written, so TCP holds

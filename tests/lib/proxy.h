@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proxy.h - a TCP proxy on the loopback for fault tests: clients connect to
  * the proxy, the proxy to the real server, and the test cuts the network

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raftlinks.c - the links between a cluster's nodes, cut at will
  * (raftlinks.h). One poll loop: the listeners, then each connection's two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raftlinks.h - the network between a cluster's nodes, for partition tests
  * (tests/integration/test_cluster.c): one loopback listener per node that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relayfx.c - ferry-relay and its outboxes for integration tests (see
  * relayfx.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relayfx.h - ferry-relay and the outboxes it reads, for integration tests:
  * a fresh SQLite outbox, writer threads that insert events into a SQLite or

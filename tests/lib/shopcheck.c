@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shopcheck.c - the checker of order_saga's participants (see shopcheck.h).
  */

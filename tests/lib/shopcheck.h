@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shopcheck.h - the checker of examples/order_saga.c's participants: reads
  * their LMDB store ("shop") and proves that each order is either done

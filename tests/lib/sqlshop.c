@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlshop.c - examples/order_saga_sql as a running shop (sqlshop.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sqlshop.h - examples/order_saga_sql as a running shop, for its tests and
  * `make demo`: a PostgreSQL server (pgserver.h) with databases orders,

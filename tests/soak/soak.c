@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * soak.c - Ferry under mixed load for a long time, with every process killed
  * at random (issue 15; `make soak SOAK_MINUTES=N`, not part of make test).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * storefx.c - the store's unit-test fixture (see storefx.h).
  */

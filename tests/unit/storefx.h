@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * storefx.h - the store's unit-test fixture: a fresh store in a temporary
  * directory, and the small steps the tests repeat (declare, append one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_conn.c - libferry's reconnect state machine (client/conn.c): which
  * server each attempt goes to, how the backoff grows, stays within its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_consumers.c - the broker's consumer table: ids, the per-batch journal
  * (commit applies, rollback forgets), liveness, the sent ring, and the limit.

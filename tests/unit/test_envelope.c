@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_envelope.c - the wire codec: request and reply round trips, and every
  * way a peer can send a bad envelope (each must give its documented status).

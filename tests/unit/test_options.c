@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_options.c - ferryd's configuration: defaults, FERRY_* environment,
  * flags over environment, and bad values refused with the key named.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_raftlog.c - the replicated log (broker/raftlog.c) with three real
  * node processes on loopback, each with its own directory:

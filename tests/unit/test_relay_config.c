@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_config.c - ferry-relay's settings (outbox-relay/config.c): the
  * defaults, flags, the INI file with [relay] defaults and [source NAME]

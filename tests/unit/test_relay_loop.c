@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_relay_loop.c - the relay loop (relay/relay.c) against a source kept
  * in memory by this test and a real ferryd: every row published once, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_saga_transition.c - the saga state machine (saga/transition.c): every
  * state and event, and whole runs of a four-step saga whose second step has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store.c - the LMDB store on real files in a fresh temporary directory
  * (subscriptions: test_store_subs.c; the fixture: storefx.h):

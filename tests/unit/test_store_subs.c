@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_store_subs.c - the LMDB store's subscriptions on real files (the
  * fixture: storefx.h): delivery and the ack floor, start positions, reads

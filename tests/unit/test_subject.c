@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_subject.c - subject patterns: which patterns are valid, and what
  * "*" and ">" match.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_wal.c - the write-ahead log's file (broker/wal.h) on a real file:
  * records come back in order with their bytes; a scan stops at a torn

@@ -122,7 +122,8 @@ fy_brk_handle_cluster(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_
 {
     if (req->op != FY_OP_CLUSTER) {
         char address[64] = "", why[160] = "";
-        memcpy(address, req->key.ptr, req->key.len < 63 ? req->key.len : 63);
+        if (req->key.len) /* node_remove has none */
+            memcpy(address, req->key.ptr, req->key.len < 63 ? req->key.len : 63);
         fy_status_t st = fy_store_cluster_change(
             self->store, req->seq, req->op == FY_OP_NODE_ADD ? address : NULL, why, sizeof why);
         if (st)

@@ -27,6 +27,7 @@
 #include "cluster_cmd.h"
 #include "sub_cmd.h"
 #include "top.h"
+#include "print.h"
 #include "text.h"
 #include "wire_limits.h"
 
@@ -149,63 +150,6 @@ s_cmd_pub(ferry_client_t *c, const char *topic, int argc, char **argv, const fy_
     return 0;
 }
 
-/* Prints @p b for a terminal (text.h): control characters and bytes that
- * are not UTF-8 as \\xNN, so that a stored byte cannot drive the terminal.
- * With @p lines, newlines and tabs stay as they are (a payload's lines). */
-static void
-s_print_text(const void *b, size_t len, bool lines)
-{
-    const uint8_t *p = b;
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        bool cut = i == len || (lines && (p[i] == '\n' || p[i] == '\t'));
-        if (!cut)
-            continue;
-        fy_bytes_t seg = {p + start, i - start};
-        size_t need = fy_text_escape(seg, NULL, 0);
-        char small[512], *buf = need < sizeof small ? small : malloc(need + 1);
-        if (buf) {
-            fy_text_escape(seg, buf, need + 1);
-            fwrite(buf, 1, need, stdout);
-            if (buf != small)
-                free(buf);
-        }
-        if (i < len)
-            putchar(p[i]);
-        start = i + 1;
-    }
-}
-
-static void
-s_print_msg(const ferry_stored_message_t *m, bool raw)
-{
-    printf("seq=%" PRIu64 " ts_ms=%" PRIu64, m->seq, m->timestamp_ms);
-    if (m->delivery_count)
-        printf(" dc=%u", m->delivery_count);
-    if (m->key) {
-        printf(" key=");
-        s_print_text(m->key, strlen(m->key), false);
-    }
-    if (m->key_version)
-        printf(" version=%" PRIu64, m->key_version);
-    if (m->id) {
-        printf(" id=");
-        s_print_text(m->id, strlen(m->id), false);
-    }
-    for (size_t j = 0; j < m->header_count; j++) {
-        putchar(' ');
-        s_print_text(m->headers[j].name, strlen(m->headers[j].name), false);
-        putchar('=');
-        s_print_text(m->headers[j].value, strlen(m->headers[j].value), false);
-    }
-    printf(" len=%zu\n", m->len);
-    if (raw)
-        fwrite(m->data, 1, m->len, stdout);
-    else
-        s_print_text(m->data, m->len, true);
-    printf("\n");
-}
-
 /* fetch: print up to --count messages of a subscription and ack them
  * (unless --no-ack), one fetch and one ack per 1000. */
 static int
@@ -225,7 +169,7 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const fy_cli_
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
-            s_print_msg(&msgs[i], o->raw);
+            fy_cli_print_msg(&msgs[i], o->raw, o->json);
             seqs[i] = msgs[i].seq;
         }
         if (!o->no_ack && (st = ferry_client_ack(c, topic, sub, seqs, n)))
@@ -297,7 +241,7 @@ s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 
 typedef struct {
     uint64_t seen, want;
-    bool ack, raw;
+    bool ack, raw, json;
 } s_subctx_t;
 
 static ferry_msg_action_t
@@ -308,7 +252,7 @@ s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     if (x->want && x->seen >= x->want)
         return FERRY_MSG_NACK; /* past --count: give it back untouched */
     x->seen++;
-    s_print_msg(m, x->raw);
+    fy_cli_print_msg(m, x->raw, x->json);
     fflush(stdout);
     return x->ack ? FERRY_MSG_ACK : FERRY_MSG_KEEP;
 }
@@ -366,7 +310,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
         fprintf(stderr, "ferry: --declare-only needs --durable NAME\n");
         return S_EXIT_USAGE;
     }
-    s_subctx_t x = {.want = o->count, .ack = !o->no_ack, .raw = o->raw};
+    s_subctx_t x = {.want = o->count, .ack = !o->no_ack, .raw = o->raw, .json = o->json};
     uint32_t prefetch = o->count && o->count < 100 ? (uint32_t)o->count : 100;
     uint64_t consumer;
     if ((st =
@@ -410,7 +354,7 @@ s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const fy_cli_o
     const ferry_stored_message_t *m;
     uint64_t shown = 0;
     while ((!o->count || shown < o->count) && (st = ferry_key_iter_next(it, &m)) == FERRY_OK && m) {
-        s_print_msg(m, o->raw);
+        fy_cli_print_msg(m, o->raw, o->json);
         shown++;
     }
     ferry_key_iter_destroy(&it);
@@ -434,7 +378,7 @@ s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const
     if (o->raw)
         fwrite(reply->data, 1, reply->len, stdout);
     else
-        s_print_text(reply->data, reply->len, true);
+        fy_cli_print_text(reply->data, reply->len, true);
     if (reply->len && ((const char *)reply->data)[reply->len - 1] != '\n')
         printf("\n");
     return 0;
@@ -536,7 +480,7 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)
-            s_print_msg(&msgs[i], o->raw);
+            fy_cli_print_msg(&msgs[i], o->raw, o->json);
         from = msgs[n - 1].seq + 1;
         left -= n;
     }

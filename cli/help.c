@@ -8,7 +8,9 @@
 
 #include "wire_limits.h"
 
-#define S_RAW "--raw\tprint payloads as they are (by default escaped for the terminal)\n"
+#define S_RAW                                                                   \
+    "--raw\tprint payloads as they are (by default escaped for the terminal)\n" \
+    "--json\tone JSON object per message (data, or data_base64 when not UTF-8)\n"
 
 static const fy_cli_help_t s_cmds[] = {
     {"keygen", "keygen PREFIX",
@@ -68,7 +70,8 @@ static const fy_cli_help_t s_cmds[] = {
      "ferry read orders order-42"},
     {"request", "request TOPIC [DATA|-] [FLAGS]", "send a request and print the reply",
      "--timeout MS\twait this long for the reply (default 5000)\n"
-     "--header NAME=VALUE\ta header (again for more)\n" S_RAW,
+     "--header NAME=VALUE\ta header (again for more)\n"
+     "--raw\tprint the reply as it is (by default escaped for the terminal)\n",
      "ferry request prices.quote '{\"sku\":\"book\"}' --timeout 2000"},
     {"reply", "reply TOPIC|QUEUE --exec CMD [FLAGS]",
      "answer requests: CMD gets each request on its standard input, its output is the reply",

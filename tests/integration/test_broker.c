@@ -243,6 +243,48 @@ test_top(void **state)
     assert_non_null(strstr(out, "s: sort, q: quit"));
 }
 
+/* What get, fetch, sub, read and dlq list print: times in ISO 8601 UTC;
+ * --json one object per message, a payload that is not UTF-8 in base64. */
+static void
+test_cli_json_and_times(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(ferry_client_declare(fx->c, FERRY_KIND_TOPIC, "j", NULL, NULL, NULL),
+                     FERRY_OK);
+    ferry_header_t h = {"type", "Placed"};
+    ferry_message_t text = {
+        .data = "{\"a\":1}", .len = 7, .key = "k1", .id = "i1", .headers = &h, .header_count = 1};
+    ferry_message_t bin = {.data = "\xff\x00" "bin", .len = 5};
+    assert_int_equal(ferry_client_publish(fx->c, "j", &text, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_publish(fx->c, "j", &bin, NULL), FERRY_OK);
+    char cmd[800], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' get j", getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    int y, mo, d, hh, mi, ss, ms;
+    const char *t = strstr(out, "seq=1 time=");
+    assert_non_null(t);
+    assert_int_equal(sscanf(t,
+                            "seq=1 time=%4d-%2d-%2dT%2d:%2d:%2d.%3dZ key=k1 version=1 id=i1 "
+                            "type=Placed len=7",
+                            &y, &mo, &d, &hh, &mi, &ss, &ms),
+                     7);
+    assert_true(y >= 2026);
+    assert_non_null(strstr(out, "\\xff\\x00bin")); /* escaped for the terminal */
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' get j --json", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "{\"seq\":1,\"time\":\""));
+    assert_non_null(strstr(out, "\"key\":\"k1\",\"version\":1,\"id\":\"i1\","
+                                "\"headers\":{\"type\":\"Placed\"},\"data\":\"{\\\"a\\\":1}\"}\n"));
+    assert_non_null(strstr(out, "\"data_base64\":\"/wBiaW4=\"}\n"));
+    /* fetch and read take it too. */
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' read j k1 --json", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"seq\":1,"));
+    assert_null(strstr(out, "\"seq\":2,"));
+}
+
 static void
 test_declare_and_info(void **state)
 {
@@ -1320,6 +1362,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_declare_and_info, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_top, s_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_json_and_times, s_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_publish_confirm_dedupe_and_get, s_setup,
                                         fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_publish_errors, s_setup, fy_fx_teardown),

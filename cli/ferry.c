@@ -816,12 +816,20 @@ main(int argc, char **argv)
                 (unsigned long long)si.ack_wait_ms, si.max_deliver);
     } else if (strcmp(cmd, "dlq") == 0) {
         char dlq[FERRY_NAME_MAX + 8];
-        if (strcmp(pos[0], "replay") == 0)
-            rc = s_cmd_dlq_replay(c, pos[1], &o);
-        else if (strcmp(pos[0], "list") != 0)
+        ferry_topic_info_t ti;
+        if (strcmp(pos[0], "replay") != 0 && strcmp(pos[0], "list") != 0)
             goto usage;
-        else
-            rc = s_dlq_name(pos[1], dlq, sizeof dlq) ? S_EXIT_USAGE : s_cmd_get(c, dlq, &o);
+        if (s_dlq_name(pos[1], dlq, sizeof dlq)) {
+            rc = S_EXIT_USAGE;
+        } else if (ferry_client_info(c, dlq, &ti) == FERRY_ENOTFOUND &&
+                   ferry_client_info(c, pos[1], &ti) == FERRY_OK) {
+            /* Nothing was ever dead-lettered: an empty list, not an error. */
+            fprintf(stderr, "ferry: no dead letters (%s does not exist yet)\n", dlq);
+            rc = 0;
+        } else {
+            rc = strcmp(pos[0], "replay") == 0 ? s_cmd_dlq_replay(c, pos[1], &o)
+                                               : s_cmd_get(c, dlq, &o);
+        }
     } else if (strcmp(cmd, "fetch") == 0) {
         rc = s_cmd_fetch(c, pos[0], npos > 1 ? pos[1] : "", &o);
     } else if (strcmp(cmd, "read") == 0) {

@@ -71,7 +71,7 @@ STORE_SRC  := broker/reccache.c broker/wal.c broker/store.c broker/store_wal.c b
               broker/store_dedupe.c broker/store_retention.c broker/store_restart.c broker/subs.c broker/sub_records.c \
               broker/store_raft.c broker/raftlog.c broker/raft_tcp.c broker/cluster_id.c
 BROKER_SRC := broker/log.c $(STORE_SRC) broker/consumers.c broker/peerq.c broker/histo.c broker/broker.c broker/broker_start.c broker/broker_auth.c broker/broker_reply.c broker/broker_admin.c broker/users.c broker/zap.c broker/userconns.c \
-              broker/broker_deliver.c broker/broker_cluster.c broker/metrics_topics.c broker/topicstats.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
+              broker/broker_deliver.c broker/broker_cluster.c broker/metrics_topics.c broker/topicstats.c broker/peernames.c broker/ratelog.c broker/fence.c broker/options.c broker/metrics.c
 CLI_SRC    := cli/ferry.c cli/args.c cli/help.c cli/keys.c cli/saga_cmd.c cli/cluster_cmd.c cli/sub_cmd.c cli/top.c cli/print.c
 RELAY_SRC  := outbox-relay/main.c outbox-relay/config.c outbox-relay/relay_metrics.c outbox-relay/src_sqlite.c \
               outbox-relay/src_pg.c outbox-relay/src_pglog.c outbox-relay/pgutil.c

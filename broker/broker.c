@@ -185,6 +185,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->seqs);
     free(self->dups);
     fy_topicstats_free(&self->topicstats);
+    fy_peernames_free(&self->peernames);
     free(self->topic_metrics);
     free(self->kvers);
     free(self);
@@ -336,6 +337,8 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     fy_brk_reply_t *r = NULL;
     switch (req.op) {
     case FY_OP_HELLO:
+        fy_peernames_set(&self->peernames, zmq_msg_data(&self->frames[rq->first]),
+                         zmq_msg_size(&self->frames[rq->first]), req.client);
         fy_brk_reply_begin(self, ri, &r);
         st = fy_encode_hello_ok(self->enc, req.cid, "ferryd " FY_VERSION_STRING,
                                 self->cfg.max_msg_bytes);
@@ -506,7 +509,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
         st = FERRY_EINTERNAL;
         msg = "internal error; see the broker log";
     }
-    fy_brk_error(self, ri, &req, st, msg);
+    fy_brk_refuse(self, ri, &req, st, msg); /* bad input is logged, the rest only answered */
 }
 
 /* Twice a second, inside a batch (the totals are read in its transaction;

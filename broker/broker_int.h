@@ -24,6 +24,7 @@
 #include "ratelog.h"
 #include "store.h"
 #include "topicstats.h"
+#include "peernames.h"
 
 #define FY_BRK_MAX_FRAMES           (FY_BATCH_MAX + 2) /* identity + envelope + payloads */
 #define FY_BRK_BATCH_BYTES          (64u << 20)        /* stop draining past this many bytes... */
@@ -170,6 +171,7 @@ struct fy_broker {
     bool leading;                /* cluster mode: this node leads (a single node always does) */
     uint64_t not_leader_refused; /* requests answered ENOTLEADER / ELEADER_LOST */
     fy_topicstats_t topicstats;  /* counters per topic since start (/metrics) */
+    fy_peernames_t peernames;    /* client names by routing id, for log lines */
     char *topic_metrics;         /* the per-topic lines of the last metrics snapshot */
 };
 

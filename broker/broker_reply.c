@@ -89,9 +89,10 @@ fy_brk_refuse(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_status_t
         char peer[64];
         s_peer_hex(zmq_msg_data(ident), zmq_msg_size(ident), peer, sizeof peer);
         fy_log(self->log, FY_LOG_WARN, "broker", "bad request",
-               "code=%s op=%s cid=%llu peer=%s held_back=%llu detail=\"%s\"", fy_status_name(code),
-               fy_op_name(req->op), (unsigned long long)req->cid, peer, (unsigned long long)held,
-               msg);
+               "code=%s op=%s cid=%llu peer=%s client=\"%s\" held_back=%llu detail=\"%s\"",
+               fy_status_name(code), fy_op_name(req->op), (unsigned long long)req->cid, peer,
+               fy_peernames_get(&self->peernames, zmq_msg_data(ident), zmq_msg_size(ident)),
+               (unsigned long long)held, msg ? msg : fy_status_text(code));
     }
     fy_brk_error(self, ri, req, code, msg);
 }
@@ -169,7 +170,8 @@ s_dropped(fy_broker_t *self, const uint8_t *peer, size_t peer_len, int e, uint64
         char hex[64];
         s_peer_hex(peer, peer_len, hex, sizeof hex);
         fy_log(self->log, e == EHOSTUNREACH ? FY_LOG_DEBUG : FY_LOG_WARN, "broker", "reply dropped",
-               "peer=%s replies=%llu held_back=%llu reason=\"%s\"", hex, (unsigned long long)n,
+               "peer=%s client=\"%s\" replies=%llu held_back=%llu reason=\"%s\"", hex,
+               fy_peernames_get(&self->peernames, peer, peer_len), (unsigned long long)n,
                (unsigned long long)held,
                e == EHOSTUNREACH ? "the peer is gone"
                : e == ENOMEM     ? "out of memory"

@@ -31,10 +31,10 @@ typedef struct fy_config {
     uint64_t peer_queue_bytes; /* replies held per slow client before its requests wait */
     uint64_t slow_batch_ms;
     uint64_t metrics_topics;
-        /* topics (and their counters) with labels of their own in /metrics */ /* a group commit
-                                                                                  slower than this
-                                                                                  is logged (rate
-                                                                                  limited) */
+    /* topics (and their counters) with labels of their own in /metrics */ /* a group commit
+                                                                              slower than this
+                                                                              is logged (rate
+                                                                              limited) */
     char metrics[64];         /* host:port of the HTTP metrics endpoint; "" off */
     char curve_secret[1024];  /* --curve-secret: the server's CURVE secret key file; "" off */
     char users[1024];         /* --users: the users file (users.h); "" none */

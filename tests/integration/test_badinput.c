@@ -473,6 +473,26 @@ test_text_fields_validated(void **state)
     ferry_client_destroy(&c);
 }
 
+/* A refusal's log line names the client as its hello did (client="..."),
+ * quotes and all. */
+static void
+test_log_names_the_client(void **state)
+{
+    fx_t *fx = *state;
+    ferry_options_t *o = ferry_options_new();
+    assert_int_equal(ferry_options_set_server(o, fx->d.endpoint), FERRY_OK);
+    assert_int_equal(ferry_options_set_name(o, "order service \"eu\""), FERRY_OK);
+    ferry_client_t *c = NULL;
+    assert_int_equal(ferry_client_new(o, &c), FERRY_OK);
+    ferry_options_destroy(&o);
+    assert_int_equal(ferry_client_declare(c, FERRY_KIND_QUEUE, "q1", NULL, NULL, NULL), FERRY_OK);
+    /* A queue has nothing to seek to: EFIELD, bad input, logged. */
+    assert_int_equal(ferry_client_sub_seek(c, "q1", "x", 1, 0, NULL), FERRY_EFIELD);
+    ferry_client_destroy(&c);
+    assert_int_equal(fy_ferryd_log_count(&fx->d, "msg=\"bad request\" code=EFIELD op=seek"), 1);
+    assert_int_equal(fy_ferryd_log_count(&fx->d, "client=\"order service _eu_\""), 1);
+}
+
 /* A peer that sends malformed requests in a loop gets one log line per
  * 10 s; another peer gets its own. */
 static void
@@ -584,6 +604,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_malformed_corpus, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_text_fields_validated, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_log_names_the_client, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests_logged_per_peer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_frame_drops_only_that_peer, s_setup,
                                         s_teardown),

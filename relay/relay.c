@@ -140,12 +140,14 @@ s_level_name(ferry_log_level_t level)
 static void
 s_log(const fr_config_t *cfg, ferry_log_level_t level, const char *msg, const char *fmt, ...)
 {
-    char when[32], line[1024];
-    time_t t = time(NULL);
+    char day[24], line[1024];
+    uint64_t ms = fy_wall_ms();
+    time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    int n = snprintf(line, sizeof line, "ts=%s level=%s mod=relay msg=\"%s\"", when,
-                     s_level_name(level), msg);
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", gmtime_r(&t, &tm));
+    /* Milliseconds, as ferryd's lines have them. */
+    int n = snprintf(line, sizeof line, "ts=%s.%03uZ level=%s mod=relay msg=\"%s\"", day,
+                     (unsigned)(ms % 1000), s_level_name(level), msg);
     if (fmt && n > 0 && (size_t)n + 1 < sizeof line) {
         va_list ap;
         va_start(ap, fmt);

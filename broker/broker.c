@@ -456,6 +456,7 @@ s_handle(fy_broker_t *self, size_t ri, bool refuse_writes)
     case FY_OP_SEEK:
     case FY_OP_PURGE:
     case FY_OP_EDIT:
+    case FY_OP_BACKUP:
         st = fy_brk_handle_admin(self, ri, &req, &err);
         if (st == FERRY_OK)
             return;

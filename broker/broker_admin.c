@@ -154,6 +154,28 @@ s_edit(fy_broker_t *self, size_t ri, const fy_request_t *req)
     return fy_brk_reply_finish(self, r, fy_encode_edit_reply(self->enc, req->cid, &info, more));
 }
 
+/* A copy of the store into a new directory, on the broker's thread: the
+ * broker pauses for it (LMDB's compacting copy and the log's records). */
+static fy_status_t
+s_backup(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
+{
+    char path[1001];
+    memcpy(path, req->key.ptr, req->key.len);
+    path[req->key.len] = '\0';
+    int64_t t0 = fy_mono_us();
+    fy_status_t st = fy_store_backup(self->store, path, err);
+    if (st) {
+        fy_log(self->log, FY_LOG_WARN, "broker", "backup failed", "path=%s code=%d error=\"%s\"",
+               path, st, err->msg);
+        return st;
+    }
+    fy_log(self->log, FY_LOG_INFO, "broker", "backup made", "path=%s ms=%lld", path,
+           (long long)((fy_mono_us() - t0) / 1000));
+    fy_brk_reply_t *r;
+    fy_brk_reply_begin(self, ri, &r);
+    return fy_brk_reply_finish(self, r, fy_encode_ok(self->enc, req->cid));
+}
+
 fy_status_t
 fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_t *err)
 {
@@ -167,6 +189,8 @@ fy_brk_handle_admin(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_er
         return s_sub_delete(self, ri, req, err);
     if (req->op == FY_OP_SEEK)
         return s_seek(self, ri, req, err);
+    if (req->op == FY_OP_BACKUP)
+        return s_backup(self, ri, req, err);
     size_t want = req->limit, n = 0;
     fy_topic_info_t *out = malloc(want * sizeof *out), *chunk = malloc(want * sizeof *chunk);
     fy_status_t st = out && chunk ? FERRY_OK : FERRY_ENOMEM;

@@ -226,6 +226,7 @@ s_needs(const fy_request_t *req)
     case FY_OP_EDIT:
     case FY_OP_NODE_ADD:
     case FY_OP_NODE_REMOVE:
+    case FY_OP_BACKUP:
         return FY_PERM_ADMIN;
     case FY_OP_SUBS:
     case FY_OP_SUB_DELETE: /* and then its owner, or admin (fy_brk_auth_sub) */

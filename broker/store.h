@@ -80,6 +80,16 @@ fy_status_t fy_store_begin(fy_store_t *self, uint64_t now_ms);
 fy_status_t fy_store_commit(fy_store_t *self);
 /** Drops the batch. */
 void fy_store_abort(fy_store_t *self);
+/**
+ * A consistent copy of the store into the new directory @p dir (made; it
+ * must not exist): LMDB as its last checkpoint left it (compacted, through
+ * a read transaction) and the write-ahead
+ * log's records since, which a ferryd opening @p dir applies - everything
+ * confirmed before this call. The caller waits for the copy. A cluster's
+ * node refuses (FERRY_EINVAL). @return FERRY_OK, FERRY_EEXISTS (@p dir
+ * exists), FERRY_EIO, FERRY_EINVAL
+ */
+fy_status_t fy_store_backup(fy_store_t *self, const char *dir, fy_err_t *err);
 /** True between fy_store_begin and its commit or abort. */
 bool fy_store_in_batch(const fy_store_t *self);
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #define S_OP_PUT 1
@@ -440,4 +441,33 @@ bool
 fy_store_broken(const fy_store_t *self)
 {
     return self->broken || __atomic_load_n(&self->raft_failed, __ATOMIC_SEQ_CST);
+}
+
+fy_status_t
+fy_store_backup(fy_store_t *self, const char *dir, fy_err_t *err)
+{
+    if (self->raft) /* its LMDB is not a single broker's store */
+        return fy_err_set(err, FERRY_EINVAL,
+                          "a cluster's node makes no backup yet: its peers keep copies "
+                          "(docs/operations.md, Backups)");
+    if (mkdir(dir, 0700) != 0)
+        return fy_err_set(err, errno == EEXIST ? FERRY_EEXISTS : FERRY_EIO,
+                          "cannot make the backup's directory: %s", strerror(errno));
+    /* LMDB's committed state (the last checkpoint), then the log's records
+     * since: a ferryd opening the copy applies them, as after a crash. */
+    int rc = mdb_env_copy2(self->env, dir, MDB_CP_COMPACT);
+    if (rc)
+        return fy_err_set(err, FERRY_EIO, "cannot copy LMDB into the backup: %s", mdb_strerror(rc));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/ferry.wal", dir);
+    fy_status_t st = self->wal ? fy_wal_copy(self->wal, path, err) : FERRY_OK;
+    /* The files' names, then the directory's own. */
+    char parent[1100];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *(slash == parent ? slash + 1 : slash) = '\0';
+    if (st == FERRY_OK && (fy_wal_sync_dir(dir) != 0 || fy_wal_sync_dir(parent) != 0))
+        st = fy_err_set(err, FERRY_EIO, "cannot sync the backup's directory: %s", strerror(errno));
+    return st;
 }

@@ -285,3 +285,25 @@ fy_wal_recreate(fy_wal_t *self, uint64_t size, fy_err_t *err)
     self->pos = 0;
     return FERRY_OK;
 }
+
+fy_status_t
+fy_wal_copy(const fy_wal_t *self, const char *path, fy_err_t *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fy_err_set(err, FERRY_EIO, "cannot make the log's copy: %s", strerror(errno));
+    uint8_t buf[65536];
+    bool ok = posix_fallocate(fd, 0, (off_t)self->size) == 0;
+    for (uint64_t off = 0; ok && off < self->pos;) {
+        size_t want = self->pos - off < sizeof buf ? (size_t)(self->pos - off) : sizeof buf;
+        ssize_t n = pread(self->fd, buf, want, (off_t)off);
+        ok = n > 0 && pwrite(fd, buf, (size_t)n, (off_t)off) == n;
+        off += n > 0 ? (uint64_t)n : 0;
+    }
+    ok = ok && fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    if (!ok)
+        return fy_err_set(err, FERRY_EIO, "cannot write the log's copy: %s", strerror(e));
+    return FERRY_OK;
+}

@@ -90,6 +90,11 @@ fy_status_t fy_wal_append(fy_wal_t *self, uint8_t *buf, size_t payload_len, uint
  *  durable). @return 0 or -1 (errno). */
 int fy_wal_sync_dir(const char *dir);
 
+/** Writes a copy of the log's records so far into @p path (a new file of
+ *  the log's size, synced): a backup's log, applied when it is opened.
+ *  @return FERRY_OK, FERRY_EIO (with err) */
+fy_status_t fy_wal_copy(const fy_wal_t *self, const char *path, fy_err_t *err);
+
 /** The log starts again at offset 0 (everything in it is checkpointed). */
 void fy_wal_rewind(fy_wal_t *self);
 

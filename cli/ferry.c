@@ -493,6 +493,21 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
     return 0;
 }
 
+/* backup DIR: relative to here, for a broker on this host. */
+static int
+s_cmd_backup(ferry_client_t *c, const char *dir)
+{
+    char abs[1100], cwd[1024];
+    if (dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return s_report(c, FERRY_EINVAL);
+    snprintf(abs, sizeof abs, "%s%s%s", dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/", dir);
+    ferry_status_t st = ferry_client_backup(c, abs);
+    if (st)
+        return s_report(c, st);
+    printf("backup in %s\n", abs);
+    return 0;
+}
+
 /* topics: every topic and queue, a page of 1000 at a time, as columns or
  * one JSON object per line. */
 static int
@@ -708,7 +723,7 @@ main(int argc, char **argv)
                 {"dlq", 2, 2},        {"peek", 1, 1},   {"read", 2, 2},   {"request", 1, 2},
                 {"reply", 1, 1},      {"saga", 2, 4},   {"topics", 0, 0}, {"subs", 1, 1},
                 {"sub-delete", 2, 2}, {"purge", 1, 1},  {"edit", 1, 1},   {"cluster", 1, 3},
-                {"seek", 2, 2},       {"top", 0, 0}};
+                {"seek", 2, 2},       {"top", 0, 0},    {"backup", 1, 1}};
     int which = -1;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k].name) == 0)
@@ -845,6 +860,8 @@ main(int argc, char **argv)
             c, o.once, o.interval_ms ? (int)(o.interval_ms > 60000 ? 60000 : o.interval_ms) : 1000);
     } else if (strcmp(cmd, "seek") == 0) {
         rc = fy_cli_seek(c, pos[0], pos[1], &o);
+    } else if (strcmp(cmd, "backup") == 0) {
+        rc = s_cmd_backup(c, pos[0]);
     } else if (strcmp(cmd, "cluster") == 0) {
         rc = fy_cli_cluster(c, npos, pos, o.json);
     } else if (strcmp(cmd, "topics") == 0) {

@@ -142,6 +142,10 @@ static const fy_cli_help_t s_cmds[] = {
      "is heard from (exit 1 if one is not, or for a single ferryd); add a node started with "
      "ferryd --join HOST:PORT, or remove one",
      "--json\tone JSON object, for scripts\n", "ferry --server 10.0.0.1:5555 cluster status"},
+    {"backup", "backup DIR",
+     "the broker copies its store into the new directory DIR on its host (a relative DIR is "
+     "taken from here): everything confirmed so far, which ferryd --data DIR opens",
+     NULL, "ferry backup /var/backups/ferry/2026-12-05"},
     {"ping", "ping", "check the broker answers", NULL, "ferry --server 10.0.0.5:5555 ping"},
 };
 

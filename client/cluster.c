@@ -2,7 +2,8 @@
 /*
  * cluster.c - where a cluster stands (ferry_client_cluster), from its
  * leader: the protocol's record (proto/records.h) mapped to ferry.h's; and
- * its membership (ferry_client_cluster_add, _remove).
+ * its membership (ferry_client_cluster_add, _remove); and a backup of the
+ * broker's store (ferry_client_backup).
  */
 #include "client_int.h"
 
@@ -65,4 +66,16 @@ ferry_client_cluster_remove(ferry_client_t *self, uint64_t id)
     if (!self || !id)
         return FERRY_EINVAL;
     return s_change(self, id, NULL);
+}
+
+ferry_status_t
+ferry_client_backup(ferry_client_t *self, const char *dir)
+{
+    if (!self || !dir || dir[0] != '/' || strlen(dir) > 1000)
+        return FERRY_EINVAL;
+    uint64_t cid = self->next_cid++;
+    fy_encoder_reset(self->enc);
+    ferry_status_t st = fy_encode_backup(self->enc, cid, dir);
+    fy_reply_t rep;
+    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
 }

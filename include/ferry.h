@@ -462,6 +462,16 @@ FERRY_EXPORT ferry_status_t ferry_client_cluster_add(ferry_client_t *self, uint6
  *  @return as ferry_client_cluster_add. */
 FERRY_EXPORT ferry_status_t ferry_client_cluster_remove(ferry_client_t *self, uint64_t id);
 
+/** @brief The broker copies its store into the new directory @p dir (an
+ *  absolute path on the broker's host; made 0700, it must not exist):
+ *  everything confirmed before the call, consistent, which `ferryd --data
+ *  DIR` opens as it was. The broker pauses while it copies (about a second
+ *  per GiB on SSD): give the client a timeout to match. Needs admin on
+ *  `_backup` with users. docs/operations.md, Backups.
+ *  @return FERRY_OK once the copy is on disk; FERRY_EEXISTS (@p dir exists),
+ *  FERRY_EIO (see ferry_client_last_error), FERRY_EFORBIDDEN, FERRY_EINVAL */
+FERRY_EXPORT ferry_status_t ferry_client_backup(ferry_client_t *self, const char *dir);
+
 /**
  * @brief Publishes one message and waits until the broker stored it durably.
  * @param[out] confirm may be NULL; sequence and duplicate flag.

@@ -146,6 +146,8 @@ fy_status_t fy_encode_seek(fy_encoder_t *self, uint64_t cid, const char *topic, 
                            uint64_t seq, uint64_t time_ms);
 /** node_add (@p address HOST:PORT) or node_remove (@p address NULL). */
 fy_status_t fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *address);
+/** backup into the new directory @p path (absolute, on the broker's host). */
+fy_status_t fy_encode_backup(fy_encoder_t *self, uint64_t cid, const char *path);
 fy_status_t fy_encode_purge(fy_encoder_t *self, uint64_t cid, const char *topic, uint64_t keep,
                             uint64_t below);
 /** edit: changes the settings of @p topic that @p set (FY_EDIT_*) names. */

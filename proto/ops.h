@@ -55,7 +55,8 @@ enum {
     X(SEEK, "seek", FY_OPF_WRITE | FY_OPF_SUB)                                       \
     X(CLUSTER, "cluster", 0)                                                         \
     X(NODE_ADD, "node_add", FY_OPF_ADMIN)                                            \
-    X(NODE_REMOVE, "node_remove", FY_OPF_ADMIN)
+    X(NODE_REMOVE, "node_remove", FY_OPF_ADMIN)                                      \
+    X(BACKUP, "backup", FY_OPF_ADMIN)
 
 #define FY_OP_ENUM_(e, name, flags) FY_OP_##e,
 typedef enum fy_op { FY_OP_LIST(FY_OP_ENUM_) FY_OP_COUNT_ } fy_op_t;

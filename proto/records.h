@@ -66,6 +66,8 @@ typedef struct fy_cluster_node {
 #define FY_CLUSTER_NODES_MAX 9
 /* The pseudo-topic whose admin permission membership changes need. */
 #define FY_CLUSTER_TOPIC "_cluster"
+/* The pseudo-topic whose admin permission a backup needs. */
+#define FY_BACKUP_TOPIC "_backup"
 
 /** Where a cluster stands, as its leader sees it (cluster reply). */
 typedef struct fy_cluster_info {

@@ -305,6 +305,17 @@ fy_request_decode(fy_decoder_t *self, const void *buf, size_t len, size_t payloa
             return fy_err_set(err, FERRY_EFIELD, "field 'address' must be HOST:PORT");
         return FERRY_OK;
     }
+    case FY_OP_BACKUP: {
+        /* Checked as admin of the pseudo-topic _backup (docs/operations.md). */
+        req->name = (fy_bytes_t){(const uint8_t *)FY_BACKUP_TOPIC, sizeof FY_BACKUP_TOPIC - 1};
+        const msgpack_object *p = fy_envi_field(map, "path");
+        if (!p || !fy_envi_as_bytes(p, &req->key) || req->key.len < 2 || req->key.len > 1000 ||
+            req->key.ptr[0] != '/' || memchr(req->key.ptr, '\0', req->key.len))
+            return fy_err_set(err, FERRY_EFIELD,
+                              "field 'path' must be an absolute path on the broker's host (at "
+                              "most 1000 bytes)");
+        return FERRY_OK;
+    }
     case FY_OP_DECLARE: {
         if ((st = fy_envi_req_name(map, "name", &req->name, err)))
             return st;
@@ -866,6 +877,14 @@ fy_encode_node(fy_encoder_t *self, uint64_t cid, uint64_t node, const char *addr
              fy_envi_kv_uint(&self->pk, "node", node);
     if (address)
         rc |= fy_envi_kv_str(&self->pk, "address", address);
+    return fy_envi_done(self, start, rc);
+}
+
+fy_status_t
+fy_encode_backup(fy_encoder_t *self, uint64_t cid, const char *path)
+{
+    size_t start = self->buf.size;
+    int rc = fy_envi_head(&self->pk, 1, "backup", cid) | fy_envi_kv_str(&self->pk, "path", path);
     return fy_envi_done(self, start, rc);
 }
 

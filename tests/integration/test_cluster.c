@@ -760,6 +760,9 @@ test_follower_sends_clients_to_the_leader(void **state)
             fy_sleep_ms(50);
     }
     assert_true(settled);
+    /* A cluster's node makes no backup (docs/operations.md, Backups). */
+    assert_int_equal(ferry_client_backup(c, "/nonexistent/ferry-backup"), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_client_last_error(c), "cluster"));
     snprintf(cmd, sizeof cmd, "'%s' --server '%s' cluster status --json", getenv("FERRY_CLI"),
              cl->node[follower].endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);

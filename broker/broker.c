@@ -65,7 +65,9 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
     self->dups = calloc(FY_BATCH_MAX, sizeof *self->dups);
     self->kvers = calloc(FY_BATCH_MAX, sizeof *self->kvers);
     self->peerq = fy_peerq_new(cfg->peer_queue_bytes);
-    int ts_rc = fy_topicstats_init(&self->topicstats, cfg->metrics_topics);
+    /* Subscriptions: room for several per topic with a row. */
+    int ts_rc = fy_topicstats_init(&self->topicstats, cfg->metrics_topics) |
+                fy_substats_init(&self->substats, cfg->metrics_topics * 8);
     if (!self->peerq || !self->dec || !self->enc || !self->items || !self->reqs || !self->replies ||
         !self->order || !self->waiters || !self->new_waiters || cons_rc != 0 || ts_rc != 0 ||
         !self->payloads || !self->seqs || !self->dups || !self->kvers) {
@@ -185,6 +187,7 @@ fy_broker_destroy(fy_broker_t **self_p)
     free(self->seqs);
     free(self->dups);
     fy_topicstats_free(&self->topicstats);
+    fy_substats_free(&self->substats);
     fy_peernames_free(&self->peernames);
     free(self->topic_metrics);
     free(self->kvers);

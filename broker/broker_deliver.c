@@ -53,7 +53,19 @@ s_get_item(void *user, const fy_stored_t *m)
 static fy_status_t
 s_fetch_item(void *user, const fy_stored_t *m, uint32_t dc)
 {
+    fy_broker_t *self = user;
+    self->item_redeliveries += dc > 1;
     return s_item(user, m, dc);
+}
+
+/* Counts a fetch's @p count deliveries to @p sub_id (/metrics). */
+static void
+s_count_deliveries(fy_broker_t *self, uint64_t sub_id, size_t count)
+{
+    fy_sub_counts_t *sc = fy_substats_row(&self->substats, sub_id);
+    sc->deliveries += count;
+    sc->redeliveries += self->item_redeliveries;
+    self->item_redeliveries = 0;
 }
 
 /* A live (ephemeral) consumer gets what is released: a delayed message whose
@@ -91,11 +103,14 @@ s_messages_reply(fy_broker_t *self, size_t ri, const uint8_t *peer, size_t peer_
         fy_sub_info_t info;
         bool created;
         st = fy_store_sub_open(self->store, topic, sub, NULL, &info, &created);
+        self->item_redeliveries = 0;
         if (st == FERRY_OK)
             st = fy_store_fetch(self->store, info.id, max,
                                 max_bytes && max_bytes < FY_REPLY_BYTES_MAX ? max_bytes
                                                                             : FY_REPLY_BYTES_MAX,
                                 s_fetch_item, self, count);
+        if (st == FERRY_OK)
+            s_count_deliveries(self, info.id, *count);
     }
     if (st == FERRY_OK && skip_empty && *count == 0)
         return FERRY_OK;
@@ -331,8 +346,11 @@ fy_brk_deliver(fy_broker_t *self)
             count = self->nitems;
         } else {
             self->delivering = c;
+            self->item_redeliveries = 0;
             st = fy_store_fetch(self->store, c->sub_id, max, budget, s_fetch_item, self, &count);
             self->delivering = NULL;
+            if (st == FERRY_OK)
+                s_count_deliveries(self, c->sub_id, count);
         }
         if (st == FERRY_ENOTFOUND) {
             c->removed = true; /* its topic or subscription was deleted */
@@ -429,6 +447,15 @@ fy_brk_handle_ack(fy_broker_t *self, size_t ri, const fy_request_t *req, fy_err_
         if (st == FERRY_ESEQ)
             fy_err_set(err, st, "sequence %llu was never delivered to this subscription",
                        (unsigned long long)req->seqs[i]);
+    }
+    if (st == FERRY_OK) {
+        fy_sub_counts_t *sc = fy_substats_row(&self->substats, info.id);
+        uint64_t *n = req->op == FY_OP_ACK    ? &sc->acks
+                      : req->op == FY_OP_NACK ? &sc->nacks
+                      : req->op == FY_OP_TERM ? &sc->terms
+                                              : NULL;
+        if (n)
+            *n += req->seq_count;
     }
     if (st || req->noreply)
         return st;

@@ -171,6 +171,8 @@ struct fy_broker {
     bool leading;                /* cluster mode: this node leads (a single node always does) */
     uint64_t not_leader_refused; /* requests answered ENOTLEADER / ELEADER_LOST */
     fy_topicstats_t topicstats;  /* counters per topic since start (/metrics) */
+    fy_substats_t substats;      /* and per subscription */
+    uint64_t item_redeliveries;  /* items of this fetch with a delivery count above 1 */
     fy_peernames_t peernames;    /* client names by routing id, for log lines */
     char *topic_metrics;         /* the per-topic lines of the last metrics snapshot */
 };

@@ -28,6 +28,35 @@ typedef struct {
     size_t nsubs;
 } s_topic_t;
 
+/* The counter of family @p f (3 on) of sf[] below. */
+static uint64_t
+s_sub_counter(const fy_sub_counts_t *c, size_t f)
+{
+    if (!c)
+        return 0;
+    return f == 3   ? c->deliveries
+           : f == 4 ? c->redeliveries
+           : f == 5 ? c->acks
+           : f == 6 ? c->nacks
+                    : c->terms;
+}
+
+/* Family @p f of sf[] below for one subscription. */
+static uint64_t
+s_sub_value(const fy_broker_t *self, const fy_sub_info_t *in, size_t f)
+{
+    uint64_t v = 0;
+    if (f == 0)
+        return in->last_seq >= in->cursor ? in->last_seq - in->cursor + 1 : 0;
+    if (f == 1)
+        return in->cursor > in->ack_floor + 1 ? in->cursor - 1 - in->ack_floor : 0;
+    if (f > 2)
+        return s_sub_counter(fy_substats_get(&self->substats, in->id), f);
+    for (size_t c = 0; c < self->cons.nlive; c++)
+        v += !self->cons.live[c].removed && self->cons.live[c].sub_id == in->id;
+    return v;
+}
+
 size_t
 fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
 {
@@ -83,29 +112,33 @@ fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
         }
     }
     static const struct {
-        const char *name, *help;
+        const char *name, *type, *help;
     } sf[] = {
-        {"ferry_subscription_backlog", "Messages of the topic not yet delivered to it."},
-        {"ferry_subscription_unacked",
+        {"ferry_subscription_backlog", "gauge", "Messages of the topic not yet delivered to it."},
+        {"ferry_subscription_unacked", "gauge",
          "Messages delivered to it and not all acked (between its ack floor and its cursor)."},
-        {"ferry_subscription_consumers", "Push consumers attached to it now."},
+        {"ferry_subscription_consumers", "gauge", "Push consumers attached to it now."},
+        {"ferry_subscription_deliveries_total", "counter",
+         "Messages delivered to it (fetch or push, first time or again) since start."},
+        {"ferry_subscription_redeliveries_total", "counter",
+         "Deliveries of a message it had been given before (nack, ack wait passed) since start."},
+        {"ferry_subscription_acks_total", "counter", "Messages acked since start."},
+        {"ferry_subscription_nacks_total", "counter", "Messages nacked since start."},
+        {"ferry_subscription_terms_total", "counter",
+         "Messages terminated by a consumer (to the dead letters) since start."},
     };
     for (size_t f = 0; f < sizeof sf / sizeof sf[0]; f++) {
-        s_family(&o, sf[f].name, "gauge", sf[f].help);
+        s_family(&o, sf[f].name, sf[f].type, sf[f].help);
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < ts[i].nsubs; k++) {
                 const fy_sub_info_t *in = &ts[i].subs[k].info;
-                uint64_t v = 0;
-                if (f == 0)
-                    v = in->last_seq >= in->cursor ? in->last_seq - in->cursor + 1 : 0;
-                else if (f == 1)
-                    v = in->cursor > in->ack_floor + 1 ? in->cursor - 1 - in->ack_floor : 0;
-                else
-                    for (size_t c = 0; c < self->cons.nlive; c++)
-                        v += !self->cons.live[c].removed && self->cons.live[c].sub_id == in->id;
                 fy_textout(&o, "%s{topic=\"%s\",subscription=\"%s\"} %llu\n", sf[f].name,
-                           ts[i].t.name, ts[i].subs[k].name, (unsigned long long)v);
+                           ts[i].t.name, ts[i].subs[k].name,
+                           (unsigned long long)s_sub_value(self, in, f));
             }
+        if (f >= 3) /* subscriptions beyond the rows */
+            fy_textout(&o, "%s{topic=\"_others\",subscription=\"_others\"} %llu\n", sf[f].name,
+                       (unsigned long long)s_sub_counter(&self->substats.others, f));
     }
     s_family(&o, "ferry_metrics_topics_omitted", "gauge",
              "1 if topics beyond --metrics-topics have no lines of their own here.");

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * topicstats.c - counters per topic (topicstats.h).
+ * topicstats.c - counters per topic and per subscription (topicstats.h).
  */
 #include "topicstats.h"
 
@@ -76,4 +76,56 @@ fy_topicstats_get(const fy_topicstats_t *ts, const char *topic)
 {
     const fy_topic_counts_t *r = s_slot(ts, (const uint8_t *)topic, strlen(topic));
     return r && r->name[0] ? r : NULL;
+}
+
+int
+fy_substats_init(fy_substats_t *ss, size_t cap)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->cap = cap;
+    if (cap && !(ss->rows = calloc(2 * cap, sizeof *ss->rows)))
+        return -1;
+    return 0;
+}
+
+void
+fy_substats_free(fy_substats_t *ss)
+{
+    free(ss->rows);
+    ss->rows = NULL;
+}
+
+static fy_sub_counts_t *
+s_sub_slot(const fy_substats_t *ss, uint64_t id)
+{
+    size_t slots = 2 * ss->cap;
+    if (!slots || !id)
+        return NULL;
+    for (size_t i = s_hash((const uint8_t *)&id, sizeof id) % slots, k = 0; k < slots;
+         k++, i = (i + 1) % slots)
+        if (!ss->rows[i].sub_id || ss->rows[i].sub_id == id)
+            return &ss->rows[i];
+    return NULL;
+}
+
+fy_sub_counts_t *
+fy_substats_row(fy_substats_t *ss, uint64_t sub_id)
+{
+    fy_sub_counts_t *r = s_sub_slot(ss, sub_id);
+    if (r && !r->sub_id) {
+        if (ss->used < ss->cap) {
+            r->sub_id = sub_id;
+            ss->used++;
+        } else {
+            r = NULL;
+        }
+    }
+    return r ? r : &ss->others;
+}
+
+const fy_sub_counts_t *
+fy_substats_get(const fy_substats_t *ss, uint64_t sub_id)
+{
+    const fy_sub_counts_t *r = s_sub_slot(ss, sub_id);
+    return r && r->sub_id ? r : NULL;
 }

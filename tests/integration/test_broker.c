@@ -137,6 +137,41 @@ test_metrics_endpoint(void **state)
     const char *cps = strstr(body, "\nferry_checkpoint_seconds_count ");
     assert_non_null(cps);
     assert_true(atol(cps + strlen("\nferry_checkpoint_seconds_count ")) >= 1);
+    /* What the subscription's consumers did: three delivered, one acked,
+     * one nacked, one terminated; the nacked one comes again with the
+     * fourth. */
+    const ferry_stored_message_t *got;
+    size_t n = 0;
+    assert_int_equal(ferry_client_fetch(fx->c, "m", "watch", 3, 1000, &got, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    uint64_t s1 = got[0].seq, s2 = got[1].seq, s3 = got[2].seq;
+    assert_int_equal(ferry_client_ack(fx->c, "m", "watch", &s1, 1), FERRY_OK);
+    assert_int_equal(ferry_client_nack(fx->c, "m", "watch", s2, 0), FERRY_OK);
+    assert_int_equal(ferry_client_term(fx->c, "m", "watch", s3, "bad"), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "m", "watch", 10, 1000, &got, &n), FERRY_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(got[0].seq, s2);
+    assert_int_equal(got[0].delivery_count, 2);
+    until = fy_now_ms() + 5000;
+    do {
+        fy_sleep_ms(100);
+        s_http("GET", "/metrics", body, sizeof body);
+    } while (!strstr(body, "\nferry_subscription_deliveries_total{topic=\"m\",subscription="
+                           "\"watch\"} 5\n") &&
+             fy_now_ms() < until);
+    assert_non_null(strstr(
+        body, "\nferry_subscription_deliveries_total{topic=\"m\",subscription=\"watch\"} 5\n"));
+    assert_non_null(strstr(
+        body, "\nferry_subscription_redeliveries_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(
+        strstr(body, "\nferry_subscription_acks_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(
+        strstr(body, "\nferry_subscription_nacks_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(
+        strstr(body, "\nferry_subscription_terms_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(strstr(body, "# TYPE ferry_subscription_acks_total counter\n"));
+    assert_non_null(strstr(
+        body, "\nferry_subscription_acks_total{topic=\"_others\",subscription=\"_others\"} 0\n"));
     s_http("GET", "/health", body, sizeof body);
     assert_non_null(strstr(body, " 200 "));
     assert_non_null(strstr(body, "\r\n\r\nok\n"));
@@ -254,7 +289,9 @@ test_cli_json_and_times(void **state)
     ferry_header_t h = {"type", "Placed"};
     ferry_message_t text = {
         .data = "{\"a\":1}", .len = 7, .key = "k1", .id = "i1", .headers = &h, .header_count = 1};
-    ferry_message_t bin = {.data = "\xff\x00" "bin", .len = 5};
+    ferry_message_t bin = {.data = "\xff\x00"
+                                   "bin",
+                           .len = 5};
     assert_int_equal(ferry_client_publish(fx->c, "j", &text, NULL), FERRY_OK);
     assert_int_equal(ferry_client_publish(fx->c, "j", &bin, NULL), FERRY_OK);
     char cmd[800], out[4096];

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE /* strptime, timegm */
 #include "args.h"
+#include "print.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -61,11 +62,12 @@ fy_cli_parse_args(const fy_cli_help_t *h, int argc, char **argv, fy_cli_opts_t *
                     h->name, a, h->name);
             return -1;
         }
-        if (strcmp(a, "--raw") == 0 || strcmp(a, "--json") == 0) {
-            if (a[2] == 'r')
-                o->raw = true;
-            else
-                o->json = true;
+        if (strcmp(a, "--raw") == 0 || strcmp(a, "--hex") == 0) {
+            o->payload = a[2] == 'r' ? FY_CLI_PAYLOAD_RAW : FY_CLI_PAYLOAD_HEX;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
             continue;
         }
         if (strcmp(a, "--once") == 0) {

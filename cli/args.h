@@ -45,7 +45,7 @@ typedef struct {
     uint64_t from_time_ms; /* --from 2026-11-23T10:00:00Z */
     bool no_ack;
     bool json;               /* --json: one JSON object per line */
-    bool raw;                /* --raw: payloads as they are, not escaped */
+    int payload;             /* FY_CLI_PAYLOAD_* (print.h): --raw, --hex; else escaped */
     unsigned expect;         /* FERRY_EXPECT_* given */
     uint64_t expect_version; /* --expect-version */
     uint64_t expect_last;    /* --expect-last-seq */

@@ -169,7 +169,7 @@ s_cmd_fetch(ferry_client_t *c, const char *topic, const char *sub, const fy_cli_
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
-            fy_cli_print_msg(&msgs[i], o->raw, o->json);
+            fy_cli_print_msg(&msgs[i], o->payload, o->json);
             seqs[i] = msgs[i].seq;
         }
         if (!o->no_ack && (st = ferry_client_ack(c, topic, sub, seqs, n)))
@@ -241,7 +241,8 @@ s_cmd_dlq_replay(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
 
 typedef struct {
     uint64_t seen, want;
-    bool ack, raw, json;
+    bool ack, json;
+    int payload;
 } s_subctx_t;
 
 static ferry_msg_action_t
@@ -252,7 +253,7 @@ s_print_pushed(ferry_client_t *c, const ferry_stored_message_t *m, void *user)
     if (x->want && x->seen >= x->want)
         return FERRY_MSG_NACK; /* past --count: give it back untouched */
     x->seen++;
-    fy_cli_print_msg(m, x->raw, x->json);
+    fy_cli_print_msg(m, x->payload, x->json);
     fflush(stdout);
     return x->ack ? FERRY_MSG_ACK : FERRY_MSG_KEEP;
 }
@@ -310,7 +311,7 @@ s_cmd_sub(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
         fprintf(stderr, "ferry: --declare-only needs --durable NAME\n");
         return S_EXIT_USAGE;
     }
-    s_subctx_t x = {.want = o->count, .ack = !o->no_ack, .raw = o->raw, .json = o->json};
+    s_subctx_t x = {.want = o->count, .ack = !o->no_ack, .payload = o->payload, .json = o->json};
     uint32_t prefetch = o->count && o->count < 100 ? (uint32_t)o->count : 100;
     uint64_t consumer;
     if ((st =
@@ -354,7 +355,7 @@ s_cmd_read(ferry_client_t *c, const char *topic, const char *key, const fy_cli_o
     const ferry_stored_message_t *m;
     uint64_t shown = 0;
     while ((!o->count || shown < o->count) && (st = ferry_key_iter_next(it, &m)) == FERRY_OK && m) {
-        fy_cli_print_msg(m, o->raw, o->json);
+        fy_cli_print_msg(m, o->payload, o->json);
         shown++;
     }
     ferry_key_iter_destroy(&it);
@@ -375,7 +376,11 @@ s_cmd_request(ferry_client_t *c, const char *topic, int argc, char **argv, const
     free(owned);
     if (st)
         return s_report(c, st);
-    if (o->raw)
+    if (o->payload == FY_CLI_PAYLOAD_HEX) {
+        fy_cli_print_hex(reply->data, reply->len);
+        return 0;
+    }
+    if (o->payload == FY_CLI_PAYLOAD_RAW)
         fwrite(reply->data, 1, reply->len, stdout);
     else
         fy_cli_print_text(reply->data, reply->len, true);
@@ -480,7 +485,7 @@ s_cmd_get(ferry_client_t *c, const char *topic, const fy_cli_opts_t *o)
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)
-            fy_cli_print_msg(&msgs[i], o->raw, o->json);
+            fy_cli_print_msg(&msgs[i], o->payload, o->json);
         from = msgs[n - 1].seq + 1;
         left -= n;
     }

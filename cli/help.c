@@ -10,6 +10,7 @@
 
 #define S_RAW                                                                   \
     "--raw\tprint payloads as they are (by default escaped for the terminal)\n" \
+    "--hex\tprint payloads as a hex dump (offset, bytes, ASCII)\n"              \
     "--json\tone JSON object per message (data, or data_base64 when not UTF-8)\n"
 
 static const fy_cli_help_t s_cmds[] = {
@@ -71,7 +72,8 @@ static const fy_cli_help_t s_cmds[] = {
     {"request", "request TOPIC [DATA|-] [FLAGS]", "send a request and print the reply",
      "--timeout MS\twait this long for the reply (default 5000)\n"
      "--header NAME=VALUE\ta header (again for more)\n"
-     "--raw\tprint the reply as it is (by default escaped for the terminal)\n",
+     "--raw\tprint the reply as it is (by default escaped for the terminal)\n"
+     "--hex\tprint the reply as a hex dump\n",
      "ferry request prices.quote '{\"sku\":\"book\"}' --timeout 2000"},
     {"reply", "reply TOPIC|QUEUE --exec CMD [FLAGS]",
      "answer requests: CMD gets each request on its standard input, its output is the reply",
@@ -203,7 +205,8 @@ fy_cli_usage(FILE *out)
             "TIME is ms since the Unix epoch or YYYY-MM-DDTHH:MM:SSZ.\n"
             "What get, peek, read, fetch, sub, request and dlq list print is escaped for the\n"
             "terminal: control characters and bytes that are not UTF-8 become \\xNN (a\n"
-            "payload keeps its newlines and tabs); --raw prints payloads as they are.\n"
+            "payload keeps its newlines and tabs); --raw prints payloads as they are, --hex\n"
+            "as a hex dump.\n"
             "Exit codes: 0 ok, 1 refused by the broker (ECONFLICT: an expectation failed),\n"
             "2 usage, 3 broker unreachable or no reply in time.\n");
 }

@@ -104,7 +104,28 @@ s_print_json(const ferry_stored_message_t *m)
 }
 
 void
-fy_cli_print_msg(const ferry_stored_message_t *m, bool raw, bool json)
+fy_cli_print_hex(const void *b, size_t len)
+{
+    const unsigned char *p = b;
+    for (size_t off = 0; off < len; off += 16) {
+        printf("%08zx ", off);
+        for (size_t i = 0; i < 16; i++) {
+            if (i == 8)
+                putchar(' ');
+            if (off + i < len)
+                printf(" %02x", p[off + i]);
+            else
+                printf("   ");
+        }
+        printf("  |");
+        for (size_t i = 0; i < 16 && off + i < len; i++)
+            putchar(p[off + i] >= 0x20 && p[off + i] < 0x7f ? p[off + i] : '.');
+        printf("|\n");
+    }
+}
+
+void
+fy_cli_print_msg(const ferry_stored_message_t *m, int payload, bool json)
 {
     if (json) {
         s_print_json(m);
@@ -132,7 +153,11 @@ fy_cli_print_msg(const ferry_stored_message_t *m, bool raw, bool json)
         fy_cli_print_text(m->headers[j].value, strlen(m->headers[j].value), false);
     }
     printf(" len=%zu\n", m->len);
-    if (raw)
+    if (payload == FY_CLI_PAYLOAD_HEX) {
+        fy_cli_print_hex(m->data, m->len); /* ends its lines itself */
+        return;
+    }
+    if (payload == FY_CLI_PAYLOAD_RAW)
         fwrite(m->data, 1, m->len, stdout);
     else
         fy_cli_print_text(m->data, m->len, true);

@@ -307,6 +307,11 @@ test_cli_json_and_times(void **state)
                      7);
     assert_true(y >= 2026);
     assert_non_null(strstr(out, "\\xff\\x00bin")); /* escaped for the terminal */
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' get j --from 2 --hex", getenv("FERRY_CLI"),
+             fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, " len=5\n00000000  ff 00 62 69 6e"
+                                "                                    |..bin|\n"));
     snprintf(cmd, sizeof cmd, "'%s' --server '%s' get j --json", getenv("FERRY_CLI"),
              fx->d.endpoint);
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);

@@ -232,6 +232,34 @@ test_metrics_topics_bounded(void **state)
 
 /* ferry top: one frame as text (--once), and the live view in a terminal
  * (a pseudo-terminal from script(1)): it draws, sorts on 's', quits on 'q'. */
+/* Waits up to 10 s for the tmux pane of `ferry top` to show @p topic's
+ * row with its largest backlog @p want. @return 0, or -1 (the screen said). */
+static int
+s_top_backlog(const char *tmux, const char *topic, unsigned long long want)
+{
+    char cmd[600], screen[16384];
+    snprintf(cmd, sizeof cmd, "%s capture-pane -p", tmux);
+    long long until = fy_now_ms() + 10000;
+    do {
+        if (fy_run(cmd, screen, sizeof screen) == 0) {
+            for (const char *l = screen; l && *l;
+                 l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char name[64], kind[16], bytes[16], rate[16];
+                unsigned long long msgs, backlog;
+                int subs;
+                if (sscanf(l, "%63s %15s %llu %15s %15s %d %llu", name, kind, &msgs, bytes, rate,
+                           &subs, &backlog) == 7 &&
+                    strcmp(name, topic) == 0 && backlog == want)
+                    return 0;
+            }
+        }
+        fy_sleep_ms(100);
+    } while (fy_now_ms() < until);
+    fprintf(stderr, "ferry top never showed %s with backlog %llu; its screen:\n%s\n", topic, want,
+            screen);
+    return -1;
+}
+
 static void
 test_top(void **state)
 {
@@ -276,6 +304,32 @@ test_top(void **state)
     assert_int_equal(fy_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "ferry top - up "));
     assert_non_null(strstr(out, "s: sort, q: quit"));
+
+    /* In a real terminal (tmux, its screen read back): the backlog of
+     * orders falls from 3 to 0 while a consumer drains it. */
+    char tmux[400];
+    snprintf(tmux, sizeof tmux, "TMUX_TMPDIR='%s' tmux -L top", fx->d.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s new-session -d -x 160 -y 40 \"'%s' --server '%s' top --interval-ms 200\"", tmux,
+             getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_int_equal(s_top_backlog(tmux, "orders", 3), 0);
+    const ferry_stored_message_t *got;
+    size_t n = 0;
+    assert_int_equal(ferry_client_fetch(fx->c, "orders", "billing", 10, 1000, &got, &n), FERRY_OK);
+    assert_int_equal(n, 3);
+    uint64_t seqs[3] = {got[0].seq, got[1].seq, got[2].seq};
+    assert_int_equal(ferry_client_ack(fx->c, "orders", "billing", seqs, 3), FERRY_OK);
+    assert_int_equal(s_top_backlog(tmux, "orders", 0), 0);
+    /* q ends it: the session goes with it. */
+    snprintf(cmd, sizeof cmd, "%s send-keys q", tmux);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    long long until = fy_now_ms() + 5000;
+    int alive;
+    snprintf(cmd, sizeof cmd, "%s has-session 2>/dev/null", tmux);
+    while ((alive = fy_run(cmd, out, sizeof out) == 0) && fy_now_ms() < until)
+        fy_sleep_ms(50);
+    assert_false(alive);
 }
 
 /* What get, fetch, sub, read and dlq list print: times in ISO 8601 UTC;

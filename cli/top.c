@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * top.c - `ferry top` (top.h): frames of text built from the broker's
- * listings, shown with ncurses or printed once.
+ * listings and the relays' reports (`_ferry.relay`, relay/relay_status.h),
+ * shown with ncurses or printed once.
  */
 #include "top.h"
 
@@ -24,9 +25,22 @@ typedef struct {
     double key;       /* what the current sort orders by (descending) */
 } s_row_t;
 
+#define S_RELAYS_MAX  20 /* relays shown */
+#define S_RELAY_TOPIC "_ferry.relay"
+#define S_RELAY_READ  1000  /* reports read back, the newest */
+#define S_RELAY_STALE 15000 /* ms without a report: shown as stale */
+
+typedef struct {
+    char name[FERRY_NAME_MAX + 1]; /* the source's (the report's key) */
+    char kind[16], state[16], lag_rows[24], lag_s[24], published[24];
+    uint64_t at_ms; /* the report's time */
+} s_relay_t;
+
 typedef struct {
     s_row_t *rows; /* the last look, in name order */
     size_t n;
+    s_relay_t relays[S_RELAYS_MAX];
+    size_t nrelays;
     double prev_at;
     int sort; /* 0 name, 1 rate, 2 messages, 3 backlog, 4 dead letters */
     char head[3][256];
@@ -77,6 +91,77 @@ s_human(uint64_t v, char *out, size_t cap)
 }
 
 /* One look at the broker. @return 0, or a status. */
+static const char *
+s_header(const ferry_stored_message_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->header_count; i++)
+        if (strcmp(m->headers[i].name, name) == 0)
+            return m->headers[i].value;
+    return "-";
+}
+
+/* The newest report of each relay, from the last S_RELAY_READ of the topic
+ * (none there: no relay reports). */
+static void
+s_gather_relays(ferry_client_t *c, s_view_t *v)
+{
+    v->nrelays = 0;
+    ferry_topic_info_t info;
+    if (ferry_client_info(c, S_RELAY_TOPIC, &info) != FERRY_OK || info.messages == 0)
+        return;
+    uint64_t from = info.last_seq > S_RELAY_READ ? info.last_seq - S_RELAY_READ + 1 : 1;
+    from = from < info.first_seq ? info.first_seq : from;
+    while (from <= info.last_seq) {
+        const ferry_stored_message_t *ms;
+        size_t n = 0;
+        if (ferry_client_get(c, S_RELAY_TOPIC, from, 500, &ms, &n) != FERRY_OK || n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            const ferry_stored_message_t *m = &ms[i];
+            if (!m->key)
+                continue;
+            size_t k = 0;
+            while (k < v->nrelays && strcmp(v->relays[k].name, m->key) != 0)
+                k++;
+            if (k == v->nrelays) {
+                if (k == S_RELAYS_MAX)
+                    continue;
+                v->nrelays++;
+            }
+            s_relay_t *r = &v->relays[k];
+            snprintf(r->name, sizeof r->name, "%s", m->key);
+            snprintf(r->kind, sizeof r->kind, "%s", s_header(m, "kind"));
+            snprintf(r->state, sizeof r->state, "%s", s_header(m, "state"));
+            snprintf(r->lag_rows, sizeof r->lag_rows, "%s", s_header(m, "lag_rows"));
+            snprintf(r->lag_s, sizeof r->lag_s, "%s", s_header(m, "lag_s"));
+            snprintf(r->published, sizeof r->published, "%s", s_header(m, "published"));
+            r->at_ms = m->timestamp_ms;
+        }
+        from = ms[n - 1].seq + 1;
+    }
+}
+
+/* Relay line @p i into @p out; i == SIZE_MAX: the heading. */
+static void
+s_relay_line(const s_view_t *v, size_t i, char *out, size_t cap)
+{
+    if (i == SIZE_MAX) {
+        snprintf(out, cap, "%-32s %-10s %-8s %10s %8s %12s %9s", "RELAY", "KIND", "STATE",
+                 "LAG_ROWS", "LAG_S", "PUBLISHED", "REPORTED");
+        return;
+    }
+    const s_relay_t *r = &v->relays[i];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t ago = now > r->at_ms ? (now - r->at_ms) / 1000 : 0;
+    char when[24];
+    snprintf(when, sizeof when, "%llus ago", (unsigned long long)ago);
+    snprintf(out, cap, "%-32.32s %-10s %-8s %10s %8s %12s %9s", r->name, r->kind,
+             ago * 1000 > S_RELAY_STALE ? "stale" : r->state, r->lag_rows, r->lag_s, r->published,
+             when);
+}
+
 static ferry_status_t
 s_gather(ferry_client_t *c, s_view_t *v)
 {
@@ -154,6 +239,7 @@ s_gather(ferry_client_t *c, s_view_t *v)
                  (unsigned long long)cl.leader_id, (unsigned long long)cl.term, up, cl.nnodes,
                  (unsigned long long)cl.commit_index);
     }
+    s_gather_relays(c, v);
     snprintf(v->head[2], sizeof v->head[2], "%-32s %-5s %12s %9s %10s %5s %10s %8s", "TOPIC",
              "KIND", "MESSAGES", "BYTES", "PUB/S", "SUBS", "BACKLOG", "DLQ");
     return FERRY_OK;
@@ -209,8 +295,17 @@ s_print_once(ferry_client_t *c, s_view_t *v)
     printf("%s\n", v->head[0]);
     if (v->head[1][0])
         printf("%s\n", v->head[1]);
-    printf("%s\n", v->head[2]);
     char line[256];
+    if (v->nrelays) {
+        s_relay_line(v, SIZE_MAX, line, sizeof line);
+        printf("%s\n", line);
+        for (size_t i = 0; i < v->nrelays; i++) {
+            s_relay_line(v, i, line, sizeof line);
+            printf("%s\n", line);
+        }
+        printf("\n");
+    }
+    printf("%s\n", v->head[2]);
     for (size_t i = 0; i < v->n; i++) {
         s_line(v, v->rows, i, line, sizeof line);
         printf("%s\n", line);
@@ -252,11 +347,22 @@ fy_cli_top(ferry_client_t *c, bool once, int interval_ms)
             mvprintw(y++, 0, "%.*s", COLS, v.head[1]);
         mvprintw(y++, 0, "sorted by %s - s: sort, q: quit%s%s", s_sorts[v.sort],
                  err[0] ? " - " : "", err);
+        char line[256];
+        if (v.nrelays) {
+            s_relay_line(&v, SIZE_MAX, line, sizeof line);
+            attron(A_REVERSE);
+            mvprintw(y++, 0, "%-*.*s", COLS, COLS, line);
+            attroff(A_REVERSE);
+            for (size_t i = 0; i < v.nrelays && y < LINES; i++) {
+                s_relay_line(&v, i, line, sizeof line);
+                mvprintw(y++, 0, "%.*s", COLS, line);
+            }
+            y++;
+        }
         attron(A_REVERSE);
         mvprintw(y++, 0, "%-*.*s", COLS, COLS, v.head[2]);
         attroff(A_REVERSE);
         s_row_t *rows = s_sorted(&v);
-        char line[256];
         for (size_t i = 0; rows && i < v.n && y < LINES; i++, y++) {
             s_line(&v, rows, i, line, sizeof line);
             mvprintw(y, 0, "%.*s", COLS, line);

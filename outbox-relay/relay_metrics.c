@@ -68,6 +68,8 @@ s_render(fr_metrics_t *m, fy_textout_t *o)
          "pg-logical: bytes of the database's log its slot has not confirmed."},
         {"ferry_relay_lag_seconds", "gauge",
          "Since the oldest row not yet published was written (0: none waits)."},
+        {"ferry_relay_reports_failed_total", "counter",
+         "Reports to the broker's _ferry.relay topic refused or unanswered since start."},
     };
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
         fy_textout(o, "# HELP %s %s\n# TYPE %s %s\n", f[k].name, f[k].help, f[k].name, f[k].type);
@@ -85,7 +87,8 @@ s_render(fr_metrics_t *m, fy_textout_t *o)
                                                 : k == 2 ? r->dead_lettered
                                                 : k == 3 ? r->retries
                                                 : k == 4 ? r->lag_rows
-                                                         : r->lag_bytes));
+                                                : k == 5 ? r->lag_bytes
+                                                         : r->reports_failed));
         }
     }
     fy_textout(

@@ -4,6 +4,7 @@
  */
 #include "redact.h"
 #include "relay.h"
+#include "relay_status.h"
 
 #include "clock.h"
 #include "endpoint.h"
@@ -74,6 +75,8 @@ typedef struct {
     long long last_stats, last_measure;
     uint64_t lag_rows, lag_bytes, oldest_ms; /* the last measure */
     const char *state;                       /* fr_relay_report_t.state */
+    fr_status_t *status;                     /* reports to _ferry.relay (relay_status.h) */
+    long long last_status;
 } s_relay_t;
 
 const char *
@@ -317,14 +320,12 @@ s_dead_letter(s_relay_t *r, const fr_row_t *row, const char *topic, ferry_status
     return 0;
 }
 
-/* Says where the relay stands to cfg->report (if any). */
+/* Where the relay stands. */
 static void
-s_report(s_relay_t *r)
+s_fill(const s_relay_t *r, fr_relay_report_t *rep)
 {
-    if (!r->cfg->report)
-        return;
     uint64_t wall = fy_wall_ms();
-    fr_relay_report_t rep = {
+    *rep = (fr_relay_report_t){
         .name = r->name,
         .kind = r->cfg->ops->kind,
         .state = r->state ? r->state : "opening",
@@ -334,8 +335,37 @@ s_report(s_relay_t *r)
         .retries = r->retries,
         .lag_rows = r->lag_rows,
         .lag_bytes = r->lag_bytes,
-        .lag_s = r->oldest_ms && wall > r->oldest_ms ? (double)(wall - r->oldest_ms) / 1000.0 : 0};
+        .lag_s = r->oldest_ms && wall > r->oldest_ms ? (double)(wall - r->oldest_ms) / 1000.0 : 0,
+        .reports_failed = fr_status_failed(r->status)};
+}
+
+/* Says where the relay stands to cfg->report (if any). */
+static void
+s_report(s_relay_t *r)
+{
+    if (!r->cfg->report)
+        return;
+    fr_relay_report_t rep;
+    s_fill(r, &rep);
     r->cfg->report(r->cfg->report_user, &rep);
+}
+
+/* Tells the broker where the relay stands (_ferry.relay), every
+ * FR_STATUS_MS; a failure to, and its end, are logged once each. */
+static void
+s_tell_broker(s_relay_t *r, long long now)
+{
+    if (!r->status || now - r->last_status < FR_STATUS_MS)
+        return;
+    r->last_status = now;
+    fr_relay_report_t rep;
+    s_fill(r, &rep);
+    char note[400];
+    bool failing = false;
+    if (fr_status_send(r->status, &rep, note, sizeof note, &failing))
+        s_log(r->cfg, failing ? FERRY_LOG_WARN : FERRY_LOG_INFO,
+              failing ? "cannot report to the broker, rows go on" : "reporting to the broker",
+              "source=%s %s", r->name, note);
 }
 
 static void
@@ -354,7 +384,8 @@ s_stats(s_relay_t *r, bool force)
 {
     long long now = fy_mono_ms();
     bool log = force || now - r->last_stats >= r->cfg->stats_ms;
-    if (!log && !(r->cfg->report && now - r->last_measure >= 1000))
+    bool tell = r->status && now - r->last_status >= FR_STATUS_MS;
+    if (!log && !tell && !(r->cfg->report && now - r->last_measure >= 1000))
         return;
     r->last_measure = now;
     fy_err_t err = {0};
@@ -366,6 +397,7 @@ s_stats(s_relay_t *r, bool force)
     }
     s_set_state(r, r->stuck.since ? "stuck" : "running");
     s_report(r);
+    s_tell_broker(r, now);
     if (!log)
         return;
     r->last_stats = now;
@@ -735,6 +767,7 @@ fr_relay_run(const fr_config_t *cfg, atomic_int *stop)
           r->name, (unsigned long long)r->pos.id, cfg->broker, (int)getpid());
     r->sent_pos = r->done_pos = r->pos;
     r->recorded_at = fy_mono_ms();
+    r->status = fr_status_new(cfg, r->name);
     backoff = 50;
     while (!atomic_load(stop)) {
         int b = s_turn(r);
@@ -759,6 +792,11 @@ out:
         cfg->ops->close(&r->src);
     }
     s_set_state(r, rc == 0 ? "stopped" : "failed");
+    if (r->status) { /* the last word: stopped or failed */
+        r->last_status = 0;
+        s_tell_broker(r, fy_mono_ms());
+        fr_status_free(&r->status);
+    }
     ferry_client_destroy(&r->c);
     if (rc == 0)
         s_log(r->cfg, FERRY_LOG_INFO, "relay stopped", "source=%s name=%s pid=%d", cfg->ops->kind,

@@ -45,6 +45,7 @@ typedef struct fr_relay_report {
     uint64_t lag_rows;  /* rows not yet published (0 for pg-logical: see lag_bytes) */
     uint64_t lag_bytes; /* pg-logical: the slot's distance to the end of the log */
     double lag_s;       /* since the oldest row not yet published was written */
+    uint64_t reports_failed; /* reports to _ferry.relay refused or unanswered (relay_status.h) */
 } fr_relay_report_t;
 
 typedef struct fr_config {

@@ -155,6 +155,8 @@ test_lmdb_position_survives_power_cuts(void **state)
         int status = s_wait_end(pid, 30000);
         if (!s_cut(status)) {
             fy_kill_wait(pid, SIGKILL);
+            snprintf(cmd, sizeof cmd, "tail -n 20 '%s' >&2", log);
+            (void)!system(cmd);
             fail_msg("relay round %d: no power cut (status 0x%x, log %s)", r, status, log);
         }
         long long reverted;

@@ -235,6 +235,40 @@ test_same_name_relays_take_turns(void **state)
     s_verify(fx->c, events, "sqlite-");
 }
 
+/* Waits up to 20 s for a report in _ferry.relay with @p state and
+ * @p published; its key (the source's name) into @p name. */
+static bool
+s_relay_reported(ferry_client_t *c, const char *state, const char *published, char *name,
+                 size_t cap)
+{
+    long long until = fy_now_ms() + 20000;
+    uint64_t from = 1;
+    do {
+        const ferry_stored_message_t *ms;
+        size_t n = 0;
+        if (ferry_client_get(c, "_ferry.relay", from, 100, &ms, &n) == FERRY_OK) {
+            for (size_t i = 0; i < n; i++) {
+                const char *st = NULL, *pub = NULL;
+                for (size_t h = 0; h < ms[i].header_count; h++) {
+                    if (strcmp(ms[i].headers[h].name, "state") == 0)
+                        st = ms[i].headers[h].value;
+                    if (strcmp(ms[i].headers[h].name, "published") == 0)
+                        pub = ms[i].headers[h].value;
+                }
+                if (st && pub && ms[i].key && strcmp(st, state) == 0 &&
+                    strcmp(pub, published) == 0) {
+                    snprintf(name, cap, "%s", ms[i].key);
+                    return true;
+                }
+            }
+            if (n)
+                from = ms[n - 1].seq + 1;
+        }
+        fy_sleep_ms(100);
+    } while (fy_now_ms() < until);
+    return false;
+}
+
 /* --metrics: lag in rows and seconds, published, state; /health. */
 static void
 test_relay_metrics(void **state)
@@ -256,6 +290,26 @@ test_relay_metrics(void **state)
     assert_true(fy_relay_metric_is(port, "ferry_relay_lag_rows", 0));
     assert_int_equal(fy_http(port, "GET", "/health", body, sizeof body), 0);
     assert_non_null(strstr(body, " 200 "));
+    /* It reports to the broker (_ferry.relay, every 5 s), and ferry top
+     * shows it. */
+    char name[256] = "";
+    assert_true(s_relay_reported(fx->c, "running", "100", name, sizeof name));
+    assert_int_equal(strncmp(name, "sqlite-", 7), 0);
+    char cmd[1200], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' --server '%s' top --once", getenv("FERRY_CLI"), fx->d.endpoint);
+    assert_int_equal(fy_run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\nRELAY "));
+    const char *row = strstr(out, name);
+    assert_non_null(row);
+    char rname[256], kind[16], rstate[16], lag_rows[24], lag_s[24], published[24];
+    assert_int_equal(sscanf(row, "%255s %15s %15s %23s %23s %23s", rname, kind, rstate, lag_rows,
+                            lag_s, published),
+                     6);
+    assert_string_equal(kind, "sqlite");
+    assert_string_equal(rstate, "running");
+    assert_string_equal(lag_rows, "0");
+    assert_string_equal(published, "100");
+    assert_true(fy_relay_metric_is(port, "ferry_relay_reports_failed_total", 0));
     /* The broker goes away: rows wait, counted, and the source is stuck. */
     ferry_client_destroy(&fx->c);
     assert_true(fy_ferryd_signal(&fx->d, SIGKILL) >= 0);
@@ -288,6 +342,10 @@ test_relay_metrics(void **state)
     sqlite3_close(h);
     fx->c = fy_connect(fx->d.endpoint, 5000, 100);
     assert_non_null(fx->c);
+    /* Its last word when stopped: stopped, with what it had published. */
+    char last[256];
+    assert_true(s_relay_reported(fx->c, "stopped", "150", last, sizeof last));
+    assert_string_equal(last, name);
 }
 
 static void

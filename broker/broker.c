@@ -22,6 +22,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* The store moved a subscription's message to the dead letters. */
+static void
+s_dead_lettered(void *user, uint64_t sub_id)
+{
+    fy_broker_t *self = user;
+    fy_substats_row(&self->substats, sub_id)->dead_letters++;
+}
+
 fy_status_t
 fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy_err_t *err)
 {
@@ -78,7 +86,9 @@ fy_broker_new(const fy_config_t *cfg, const fy_log_t *log, fy_broker_t **out, fy
                           .map_size = cfg->map_size,
                           .dedupe_window_ms = cfg->dedupe_window_ms,
                           .reserve_bytes = cfg->disk_reserve,
-                          .log = log};
+                          .log = log,
+                          .on_dead_letter = s_dead_lettered,
+                          .dead_letter_user = self};
     fy_store_cluster_t cl;
     fy_raftlog_peer_t peers[FY_CLUSTER_MAX];
     if (cfg->cluster_id &&

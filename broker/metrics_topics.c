@@ -38,7 +38,8 @@ s_sub_counter(const fy_sub_counts_t *c, size_t f)
            : f == 4 ? c->redeliveries
            : f == 5 ? c->acks
            : f == 6 ? c->nacks
-                    : c->terms;
+           : f == 7 ? c->terms
+                    : c->dead_letters;
 }
 
 /* Family @p f of sf[] below for one subscription. */
@@ -55,6 +56,32 @@ s_sub_value(const fy_broker_t *self, const fy_sub_info_t *in, size_t f)
     for (size_t c = 0; c < self->cons.nlive; c++)
         v += !self->cons.live[c].removed && self->cons.live[c].sub_id == in->id;
     return v;
+}
+
+static fy_status_t
+s_first(void *user, const fy_stored_t *m)
+{
+    uint64_t *seq_ts = user;
+    seq_ts[0] = m->seq;
+    seq_ts[1] = m->ts_ms;
+    return FERRY_OK;
+}
+
+/* Seconds since the first message above @p in's ack floor was stored, if
+ * it was delivered (below the cursor); 0 when nothing waits for an ack. */
+static double
+s_oldest_unacked(fy_broker_t *self, const char *topic, const fy_sub_info_t *in)
+{
+    if (in->cursor <= in->ack_floor + 1)
+        return 0;
+    uint64_t seq_ts[2] = {0, 0};
+    size_t count = 0;
+    /* Retention may have removed it: the next one stored, if delivered. */
+    if (fy_store_read(self->store, fy_bytes_str(topic), in->ack_floor + 1, 1, FY_REPLY_BYTES_MAX,
+                      s_first, seq_ts, &count) != FERRY_OK ||
+        count == 0 || seq_ts[0] >= in->cursor || seq_ts[1] > self->now_wall_ms)
+        return 0;
+    return (double)(self->now_wall_ms - seq_ts[1]) / 1000.0;
 }
 
 size_t
@@ -126,6 +153,8 @@ fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
         {"ferry_subscription_nacks_total", "counter", "Messages nacked since start."},
         {"ferry_subscription_terms_total", "counter",
          "Messages terminated by a consumer (to the dead letters) since start."},
+        {"ferry_subscription_dead_letters_total", "counter",
+         "Messages moved to TOPIC.dlq since start: max_deliver passed, or terminated."},
     };
     for (size_t f = 0; f < sizeof sf / sizeof sf[0]; f++) {
         s_family(&o, sf[f].name, sf[f].type, sf[f].help);
@@ -136,10 +165,19 @@ fy_brk_topic_metrics(fy_broker_t *self, char *buf, size_t cap)
                            ts[i].t.name, ts[i].subs[k].name,
                            (unsigned long long)s_sub_value(self, in, f));
             }
-        if (f >= 3) /* subscriptions beyond the rows */
+        if (f >= 3) /* counters of subscriptions beyond the rows */
             fy_textout(&o, "%s{topic=\"_others\",subscription=\"_others\"} %llu\n", sf[f].name,
                        (unsigned long long)s_sub_counter(&self->substats.others, f));
     }
+    s_family(&o, "ferry_subscription_oldest_unacked_seconds", "gauge",
+             "Age of the first message above its ack floor, given to it and not acked (0: none).");
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < ts[i].nsubs; k++)
+            fy_textout(&o,
+                       "ferry_subscription_oldest_unacked_seconds{topic=\"%s\",subscription=\"%s\"}"
+                       " %.3f\n",
+                       ts[i].t.name, ts[i].subs[k].name,
+                       s_oldest_unacked(self, ts[i].t.name, &ts[i].subs[k].info));
     s_family(&o, "ferry_metrics_topics_omitted", "gauge",
              "1 if topics beyond --metrics-topics have no lines of their own here.");
     fy_textout(&o, "ferry_metrics_topics_omitted %d\n", more ? 1 : 0);

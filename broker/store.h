@@ -59,6 +59,10 @@ typedef struct fy_store_opts {
                                     of the file system */
     const fy_log_t *log;       /**< borrowed; may be NULL */
     const fy_store_cluster_t *cluster; /**< NULL: one node, behind its write-ahead log */
+    /** Called in a batch for each message a subscription dead-letters
+     *  (max_deliver passed, or a term), for counters; NULL: none. */
+    void (*on_dead_letter)(void *user, uint64_t sub_id);
+    void *dead_letter_user;
 } fy_store_opts_t;
 
 /**

@@ -84,6 +84,8 @@ struct fy_store {
     uint64_t now_ms;
     uint64_t default_dedupe_ms;
     const fy_log_t *log;
+    void (*on_dead_letter)(void *user, uint64_t sub_id); /* fy_store_opts_t */
+    void *dead_letter_user;
     int lock_fd;
     fy_reccache_t topics_cache; /* fy_topic_rec_t: topics touched by this batch */
     fy_reccache_t subs_cache;   /* fy_sub_rec_t: subscriptions touched by this batch */

@@ -217,6 +217,8 @@ fy_store_open(const fy_store_opts_t *opts, fy_store_t **out, fy_err_t *err)
     fy_reccache_init(&self->subs_cache, sizeof(fy_sub_rec_t), offsetof(fy_sub_rec_t, dirty),
                      fy_storei_sub_kv, s_cache_put, self);
     self->log = opts->log;
+    self->on_dead_letter = opts->on_dead_letter;
+    self->dead_letter_user = opts->dead_letter_user;
     self->scratch = fy_encoder_new();
     self->hashes = calloc(FY_BATCH_MAX, sizeof *self->hashes);
     if (!self->scratch || !self->hashes) {

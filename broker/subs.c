@@ -459,9 +459,12 @@ s_dead_letter(fy_store_t *self, fy_sub_rec_t *sub, uint64_t seq, uint32_t delive
         self->use_reserve = false;
     }
     free(copy);
-    if (st == FERRY_OK)
+    if (st == FERRY_OK) {
         fy_log(self->log, FY_LOG_INFO, "store", "dead-lettered", "topic=%s seq=%llu reason=%s",
                topic, (unsigned long long)seq, reason);
+        if (self->on_dead_letter)
+            self->on_dead_letter(self->dead_letter_user, sub->id);
+    }
     return st ? st : fy_store_ack(self, sub->id, seq);
 }
 

@@ -42,7 +42,7 @@ const fy_topic_counts_t *fy_topicstats_get(const fy_topicstats_t *ts, const char
  * beyond `cap` rows, counts go to `others`. */
 typedef struct fy_sub_counts {
     uint64_t sub_id; /* 0 for an unused row */
-    uint64_t deliveries, redeliveries, acks, nacks, terms;
+    uint64_t deliveries, redeliveries, acks, nacks, terms, dead_letters;
 } fy_sub_counts_t;
 
 typedef struct fy_substats {

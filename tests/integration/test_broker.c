@@ -152,6 +152,15 @@ test_metrics_endpoint(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(got[0].seq, s2);
     assert_int_equal(got[0].delivery_count, 2);
+    /* "once" gives up on a message after one delivery: dead-lettered. */
+    ferry_sub_config_t once = {.max_deliver = 1};
+    assert_int_equal(ferry_client_sub_declare(fx->c, "m", "once", &once, NULL), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "m", "once", 1, 1000, &got, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_client_nack(fx->c, "m", "once", got[0].seq, 0), FERRY_OK);
+    assert_int_equal(ferry_client_fetch(fx->c, "m", "once", 1, 1000, &got, &n), FERRY_OK);
+    assert_int_equal(n, 1);
+    assert_int_not_equal(got[0].delivery_count, 2); /* the next one: the first went aside */
     until = fy_now_ms() + 5000;
     do {
         fy_sleep_ms(100);
@@ -169,7 +178,17 @@ test_metrics_endpoint(void **state)
         strstr(body, "\nferry_subscription_nacks_total{topic=\"m\",subscription=\"watch\"} 1\n"));
     assert_non_null(
         strstr(body, "\nferry_subscription_terms_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(strstr(
+        body, "\nferry_subscription_dead_letters_total{topic=\"m\",subscription=\"watch\"} 1\n"));
+    assert_non_null(strstr(
+        body, "\nferry_subscription_dead_letters_total{topic=\"m\",subscription=\"once\"} 1\n"));
     assert_non_null(strstr(body, "# TYPE ferry_subscription_acks_total counter\n"));
+    /* watch's oldest unacked is the nacked one, published a while ago. */
+    const char *old = strstr(
+        body, "\nferry_subscription_oldest_unacked_seconds{topic=\"m\",subscription=\"watch\"} ");
+    assert_non_null(old);
+    double age = atof(strchr(old, '}') + 2);
+    assert_true(age > 0.05 && age < 600);
     assert_non_null(strstr(
         body, "\nferry_subscription_acks_total{topic=\"_others\",subscription=\"_others\"} 0\n"));
     s_http("GET", "/health", body, sizeof body);

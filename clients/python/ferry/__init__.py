@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: MIT
+"""Ferry for Python: a client of ferryd over libferry (docs/python.md)."""
+from .client import Client, Confirm, Message, ReceivedMessage, TopicInfo
+from .errors import (AuthError, ConflictError, ConnectError, ExistsError, FerryError,
+                     FerryTimeoutError, ForbiddenError, IdReusedError, InvalidError, InvalidNameError,
+                     LimitError, NoReplyError, NotFoundError, SeqError, StorageFullError,
+                     TooLargeError)
+
+__version__ = "0.1.0"
+__all__ = [
+    "Client", "Confirm", "Message", "ReceivedMessage", "TopicInfo", "AuthError",
+    "ConflictError", "ConnectError", "ExistsError", "FerryError", "FerryTimeoutError",
+    "ForbiddenError", "IdReusedError", "InvalidError", "InvalidNameError", "LimitError", "NoReplyError",
+    "NotFoundError", "SeqError", "StorageFullError", "TooLargeError",
+]

@@ -1,0 +1,461 @@
+# SPDX-License-Identifier: MIT
+"""The Client: libferry's calls in Python's shape (docs/python.md).
+
+Times are in seconds (floats); payloads are bytes (a str is sent as UTF-8).
+A Client belongs to one thread at a time: calls are serialized by a lock,
+and callbacks (publish_async's) run inside calls on the same client, so
+they must not call the client themselves.
+"""
+import threading
+from concurrent.futures import Future
+from ctypes import POINTER, byref, c_bool, c_int, c_size_t, c_uint64, c_void_p, cast
+
+from . import _native as N
+from .errors import ConflictError, FerryError, InvalidError, error_for
+
+
+def _b(s):
+    if s is None:
+        return None
+    if isinstance(s, bytes):
+        return s
+    if isinstance(s, str):
+        return s.encode()
+    raise TypeError(f"expected str or bytes, not {type(s).__name__}")
+
+
+def _ms(seconds):
+    return 0 if seconds is None else int(round(seconds * 1000))
+
+
+class Confirm:
+    """A stored publish: its sequence, whether it was a duplicate (its id
+    seen within the dedupe window), and its version within its key."""
+    __slots__ = ("seq", "duplicate", "key_version")
+
+    def __init__(self, seq, duplicate, key_version):
+        self.seq, self.duplicate, self.key_version = seq, duplicate, key_version
+
+    def __repr__(self):
+        return (f"Confirm(seq={self.seq}, duplicate={self.duplicate}, "
+                f"key_version={self.key_version})")
+
+
+class TopicInfo:
+    """What the broker knows about a topic or queue (`created`: declare made it)."""
+
+    def __init__(self, info, created=False):
+        self.name = info.name.decode()
+        self.kind = "queue" if info.kind == N.KIND_QUEUE else "topic"
+        for f in ("first_seq", "last_seq", "messages", "bytes", "max_msgs", "max_bytes",
+                  "discard_new", "interest"):
+            setattr(self, f, getattr(info, f))
+        self.dedupe_window = info.dedupe_window_ms / 1000.0
+        self.max_age = info.max_age_ms / 1000.0
+        self.created_ms = info.created_ms
+        self.created = created
+
+    def __repr__(self):
+        return f"TopicInfo(name={self.name!r}, kind={self.kind!r}, messages={self.messages})"
+
+
+class Message:
+    """A stored message, copied out of libferry: `data` (bytes), `text` (str),
+    `seq`, `timestamp_ms`, `key`, `id`, `key_version`, `headers` (dict),
+    `delivery_count` (fetched messages: 1 on the first delivery)."""
+
+    def __init__(self, m):
+        self.topic = m.topic.decode() if m.topic else None
+        self.seq = m.seq
+        self.timestamp_ms = m.timestamp_ms
+        self.delivery_count = m.delivery_count
+        self.key_version = m.key_version
+        self.key = m.key.decode() if m.key else None
+        self.id = m.id.decode() if m.id else None
+        self.headers = {m.headers[i].name.decode(): m.headers[i].value.decode()
+                        for i in range(m.header_count)}
+        self.data = bytes(cast(m.data, POINTER(N.c_char * m.len)).contents) if m.len else b""
+
+    @property
+    def text(self):
+        return self.data.decode()
+
+    def __repr__(self):
+        return f"Message(topic={self.topic!r}, seq={self.seq}, key={self.key!r}, data={self.data!r})"
+
+
+class ReceivedMessage(Message):
+    """A fetched message: `ack()`, `nack(delay=)`, `term(reason)` answer it."""
+
+    def __init__(self, m, client, sub):
+        super().__init__(m)
+        self._client, self._sub = client, sub
+
+    def ack(self):
+        self._client.ack(self.topic, self._sub, [self.seq])
+
+    def nack(self, delay=0):
+        self._client.nack(self.topic, self._sub, self.seq, delay=delay)
+
+    def term(self, reason=""):
+        self._client.term(self.topic, self._sub, self.seq, reason)
+
+
+class Client:
+    """A connection to ferryd (or a cluster: several servers).
+
+    server: "host:port", a ZeroMQ endpoint, or a list of them; None: the
+    library's default ($FERRY_SERVER, else 127.0.0.1:5555). timeout: each
+    call's limit in seconds; window: async publishes in flight. CURVE and
+    users: server_key (z85 or "@FILE"), client_key (a secret key file) or
+    user and password; libferry also reads $FERRY_SERVER_KEY,
+    $FERRY_CLIENT_KEY, $FERRY_USER and $FERRY_PASSWORD.
+    """
+
+    def __init__(self, server=None, *, timeout=5.0, window=1000, name=None, server_key=None,
+                 client_key=None, user=None, password=None, retry_connect=False):
+        self._lock = threading.RLock()
+        self._pending = {}
+        self._next_token = 1
+        self._on_confirm_c = N.CONFIRM_FN(self._on_confirm)
+        self._c = c_void_p()
+        o = c_void_p(N.options_new())
+        if not o:
+            raise MemoryError("ferry: out of memory")
+        try:
+            servers = [server] if isinstance(server, (str, bytes)) else list(server or [])
+            for i, s in enumerate(servers):
+                setter = N.options_set_server if i == 0 else N.options_add_server
+                self._check_opt(setter(o, _b(s)), f"server {s!r}")
+            self._check_opt(N.options_set_timeout_ms(o, _ms(timeout)), "timeout")
+            self._check_opt(N.options_set_window(o, window), "window")
+            if name:
+                self._check_opt(N.options_set_name(o, _b(name)), "name")
+            if server_key:
+                self._check_opt(N.options_set_server_key(o, _b(server_key)), "server_key")
+            if client_key:
+                self._check_opt(N.options_set_client_key(o, _b(client_key)), "client_key")
+            if user or password:
+                self._check_opt(N.options_set_credentials(o, _b(user), _b(password)),
+                                "user/password")
+            if retry_connect:
+                self._check_opt(N.options_set_retry_connect(o, True), "retry_connect")
+            st = N.client_new(o, byref(self._c))
+            if st:
+                raise error_for(st, "cannot connect to the broker")
+        finally:
+            N.options_destroy(byref(o))
+
+    @staticmethod
+    def _check_opt(st, what):
+        if st:
+            raise InvalidError(st, f"invalid {what}")
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _handle(self):
+        if not self._c:
+            raise FerryError(18, "the client is closed")
+        return self._c
+
+    def _raise(self, st, **extra):
+        detail = N.client_last_error(self._c) if self._c else None
+        raise error_for(st, detail.decode() if detail else "", **extra)
+
+    def close(self):
+        """Waits (up to the timeout) for async publishes in flight, then closes."""
+        with self._lock:
+            if self._c:
+                N.client_flush(self._c, 5000)
+                N.client_destroy(byref(self._c))
+                self._c = c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            if self._c:
+                N.client_destroy(byref(self._c))
+        except Exception:
+            pass
+
+    def fileno(self):
+        """A file descriptor that becomes readable when the client has work:
+        wait on it (select, asyncio), then call poll(0)."""
+        fd = c_int(-1)
+        with self._lock:
+            st = N.client_fd(self._handle(), byref(fd))
+        if st:
+            self._raise(st)
+        return fd.value
+
+    # -- admin ------------------------------------------------------------
+
+    def ping(self):
+        with self._lock:
+            st = N.client_ping(self._handle())
+        if st:
+            self._raise(st)
+
+    def declare(self, name, kind="topic", *, dedupe_window=None, max_msgs=0, max_bytes=0,
+                max_age=None, discard_new=False, interest=False):
+        """Makes a topic or queue if it does not exist. Returns its TopicInfo
+        (`created` says whether this call made it)."""
+        if kind not in ("topic", "queue"):
+            raise ValueError("kind is 'topic' or 'queue'")
+        cfg = N.TopicConfig(_ms(dedupe_window), max_msgs, max_bytes, _ms(max_age), discard_new,
+                            interest)
+        info, created = N.TopicInfo(), c_bool(False)
+        with self._lock:
+            st = N.client_declare(self._handle(), N.KIND_QUEUE if kind == "queue" else N.KIND_TOPIC,
+                                  _b(name), byref(cfg), byref(info), byref(created))
+            if st:
+                self._raise(st)
+        return TopicInfo(info, created.value)
+
+    def delete(self, name):
+        with self._lock:
+            st = N.client_delete(self._handle(), _b(name))
+            if st:
+                self._raise(st)
+
+    def info(self, name):
+        info = N.TopicInfo()
+        with self._lock:
+            st = N.client_info(self._handle(), _b(name), byref(info))
+            if st:
+                self._raise(st)
+        return TopicInfo(info)
+
+    def stats(self):
+        """The broker's counters, as a dict."""
+        s = N.Stats()
+        with self._lock:
+            st = N.client_stats(self._handle(), byref(s))
+            if st:
+                self._raise(st)
+        return {f: getattr(s, f) for f, _ in N.Stats._fields_}
+
+    # -- publishing -------------------------------------------------------
+
+    @staticmethod
+    def _message(data, key, id, headers, expect_version, expect_last_seq, delay, keep):
+        data = _b(data) if data is not None else b""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        m = N.Message()
+        keep.append(data)
+        m.data = cast(N.c_char_p(data), c_void_p) if data else None
+        m.len = len(data)
+        m.key, m.id = _b(key), _b(id)
+        if headers:
+            arr = (N.Header * len(headers))(*[N.Header(_b(k), _b(v)) for k, v in headers.items()])
+            keep.append(arr)
+            m.headers, m.header_count = arr, len(headers)
+        if expect_version is not None:
+            m.expect |= N.EXPECT_KEY_VERSION
+            m.expect_key_version = expect_version
+        if expect_last_seq is not None:
+            m.expect |= N.EXPECT_LAST_SEQ
+            m.expect_last_seq = expect_last_seq
+        m.delay_ms = _ms(delay)
+        return m
+
+    def publish(self, topic, data, *, key=None, id=None, headers=None, expect_version=None,
+                expect_last_seq=None, delay=None):
+        """Publishes one message and waits until the broker has it on disk.
+
+        id: the broker's dedupe window answers a resend as a duplicate.
+        expect_version / expect_last_seq: store only if the key's version /
+        the topic's last sequence is still this (else ConflictError with the
+        current ones). delay: deliver to subscriptions this many seconds later.
+        """
+        keep = []
+        m = self._message(data, key, id, headers, expect_version, expect_last_seq, delay, keep)
+        cf = N.Confirm()
+        with self._lock:
+            st = N.client_publish(self._handle(), _b(topic), byref(m), byref(cf))
+            if st:
+                self._raise(st, **self._conflict(st, cf))
+        return Confirm(cf.seq, cf.duplicate, cf.key_version)
+
+    @staticmethod
+    def _conflict(st, cf):
+        if N.errname(st) == b"ECONFLICT":
+            return {"current_seq": cf.seq, "current_version": cf.key_version}
+        return {}
+
+    def _on_confirm(self, _client, cf_p, user):
+        # A ctypes callback: nothing may escape it.
+        try:
+            fut, cb = self._pending.pop(user or 0, (None, None))
+            cf = cf_p.contents
+            if cf.status:
+                detail = N.client_last_error(self._c) or b""
+                exc = error_for(cf.status, detail.decode(), **self._conflict(cf.status, cf))
+                fut.set_exception(exc)
+            else:
+                fut.set_result(Confirm(cf.seq, cf.duplicate, cf.key_version))
+            if cb:
+                cb(fut)
+        except Exception as e:  # pragma: no cover - reported, never lost silently
+            import sys
+            print(f"ferry: a publish_async callback raised {e!r}", file=sys.stderr)
+
+    def publish_async(self, topic, data, *, callback=None, **options):
+        """Sends a publish without waiting; returns a Future resolved (with
+        its Confirm, or the exception) inside a later call on this client:
+        poll(), flush(), another publish. callback(future) is called then too.
+        When the window is full, first waits for a slot (up to the timeout)."""
+        keep = []
+        m = self._message(data, options.get("key"), options.get("id"), options.get("headers"),
+                          options.get("expect_version"), options.get("expect_last_seq"),
+                          options.get("delay"), keep)
+        fut = Future()
+        fut.set_running_or_notify_cancel()
+        with self._lock:
+            token = self._next_token
+            self._next_token += 1
+            self._pending[token] = (fut, callback)
+            st = N.client_publish_async(self._handle(), _b(topic), byref(m), self._on_confirm_c,
+                                        c_void_p(token))
+            if st:
+                self._pending.pop(token, None)
+                self._raise(st)
+        return fut
+
+    def poll(self, timeout=0):
+        """Takes what the broker answered (up to `timeout` seconds of waiting)."""
+        with self._lock:
+            st = N.client_poll(self._handle(), _ms(timeout))
+            if st:
+                self._raise(st)
+
+    def flush(self, timeout=None):
+        """Waits until every async publish is answered (default: the client's timeout x 6)."""
+        with self._lock:
+            st = N.client_flush(self._handle(), _ms(timeout) if timeout is not None else 30000)
+            if st:
+                self._raise(st)
+
+    @property
+    def in_flight(self):
+        """Async publishes sent and not answered yet."""
+        with self._lock:
+            return N.client_in_flight(self._handle())
+
+    # -- reading and consuming ---------------------------------------------
+
+    def get(self, topic, from_seq=1, limit=100):
+        """Stored messages of `topic` from sequence `from_seq` on (a list)."""
+        msgs, n = POINTER(N.StoredMessage)(), c_size_t(0)
+        with self._lock:
+            st = N.client_get(self._handle(), _b(topic), from_seq, limit, byref(msgs), byref(n))
+            if st:
+                self._raise(st)
+            return [Message(msgs[i]) for i in range(n.value)]
+
+    def read(self, topic, key, from_version=1, page=100):
+        """Iterates the messages of `key` in `topic`, oldest first: an
+        aggregate's events."""
+        it = c_void_p()
+        with self._lock:
+            st = N.client_read_key(self._handle(), _b(topic), _b(key), from_version, page,
+                                   byref(it))
+            if st:
+                self._raise(st)
+        try:
+            while True:
+                m = POINTER(N.StoredMessage)()
+                with self._lock:
+                    st = N.key_iter_next(it, byref(m))
+                    if st:
+                        self._raise(st)
+                    if not m:
+                        return
+                    msg = Message(m.contents)
+                yield msg
+        finally:
+            N.key_iter_destroy(byref(it))
+
+    def subscribe_durable(self, topic, sub, *, start="first", start_seq=0, ack_wait=None,
+                          max_deliver=0, filter=None):
+        """Makes (or finds) the durable subscription `sub` of `topic`;
+        returns True if this call made it."""
+        cfg = N.SubConfig(_b(start), start_seq, 0, _ms(ack_wait), max_deliver, _b(filter))
+        created = c_bool(False)
+        with self._lock:
+            st = N.client_sub_declare(self._handle(), _b(topic), _b(sub), byref(cfg),
+                                      byref(created))
+            if st:
+                self._raise(st)
+        return created.value
+
+    def fetch(self, topic, sub=None, max=10, wait=1.0):
+        """Up to `max` messages for subscription `sub` of `topic` (a queue:
+        sub None), waiting up to `wait` seconds for the first. Answer each with
+        .ack(), .nack(delay=) or .term(reason)."""
+        msgs, n = POINTER(N.StoredMessage)(), c_size_t(0)
+        with self._lock:
+            st = N.client_fetch(self._handle(), _b(topic), _b(sub), max, _ms(wait), byref(msgs),
+                                byref(n))
+            if st:
+                self._raise(st)
+            return [ReceivedMessage(msgs[i], self, sub) for i in range(n.value)]
+
+    def ack(self, topic, sub, seqs):
+        seqs = list(seqs)
+        arr = (c_uint64 * len(seqs))(*seqs)
+        with self._lock:
+            st = N.client_ack(self._handle(), _b(topic), _b(sub), arr, len(seqs))
+            if st:
+                self._raise(st)
+
+    def nack(self, topic, sub, seq, delay=0):
+        with self._lock:
+            st = N.client_nack(self._handle(), _b(topic), _b(sub), seq, _ms(delay))
+            if st:
+                self._raise(st)
+
+    def term(self, topic, sub, seq, reason=""):
+        with self._lock:
+            st = N.client_term(self._handle(), _b(topic), _b(sub), seq, _b(reason))
+            if st:
+                self._raise(st)
+
+    def consume(self, topic, sub=None, handler=None, *, max=100, wait=1.0, count=None):
+        """Fetches and calls handler(message) for each: returned normally, the
+        message is acked; raised, it is nacked (it comes again) and the
+        exception goes on to the caller. Stops after `count` messages, or when
+        a fetch waited `wait` seconds for nothing. Returns how many were acked."""
+        done = 0
+        while count is None or done < count:
+            batch = self.fetch(topic, sub, min(max, count - done) if count else max, wait)
+            if not batch:
+                return done
+            for i, m in enumerate(batch):
+                try:
+                    handler(m)
+                except BaseException:
+                    for rest in batch[i:]:
+                        rest.nack()
+                    raise
+                m.ack()
+                done += 1
+        return done
+
+    def request(self, topic, data, *, timeout=5.0, headers=None):
+        """Sends a request and waits for its reply (a Message); NoReplyError if none."""
+        keep = []
+        m = self._message(data, None, None, headers, None, None, None, keep)
+        reply = POINTER(N.StoredMessage)()
+        with self._lock:
+            st = N.client_request(self._handle(), _b(topic), byref(m), _ms(timeout), byref(reply))
+            if st:
+                self._raise(st)
+            return Message(reply.contents)

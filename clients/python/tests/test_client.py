@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: MIT
+"""The Python client against a real ferryd: every call, its errors mapped
+to exceptions, and what a user relies on (counts, contents, order)."""
+import threading
+
+import pytest
+
+import ferry
+
+
+def test_publish_and_get(client):
+    info = client.declare("orders")
+    assert info.created and info.kind == "topic" and info.name == "orders"
+    assert not client.declare("orders").created
+    c1 = client.publish("orders", b"\x00bin\xff", key="o-1", id="m-1",
+                        headers={"type": "Placed", "trace": "t"})
+    assert (c1.seq, c1.duplicate, c1.key_version) == (1, False, 1)
+    c2 = client.publish("orders", "text é", key="o-1")  # str goes as UTF-8
+    assert (c2.seq, c2.key_version) == (2, 2)
+    again = client.publish("orders", b"\x00bin\xff", key="o-1", id="m-1",
+                           headers={"type": "Placed", "trace": "t"})
+    assert again.duplicate and again.seq == 1
+    with pytest.raises(ferry.IdReusedError):  # the same id, another message
+        client.publish("orders", b"other", key="o-1", id="m-1")
+    msgs = client.get("orders")
+    assert [m.seq for m in msgs] == [1, 2]
+    assert msgs[0].data == b"\x00bin\xff"
+    assert msgs[0].headers == {"type": "Placed", "trace": "t"}
+    assert (msgs[0].key, msgs[0].id, msgs[0].key_version) == ("o-1", "m-1", 1)
+    assert msgs[1].text == "text é"
+    assert msgs[0].timestamp_ms > 1_700_000_000_000
+    assert client.info("orders").messages == 2
+    assert client.stats()["publishes"] == 2
+
+
+def test_errors_are_exceptions(client):
+    with pytest.raises(ferry.NotFoundError) as e:
+        client.publish("nope", b"x")
+    assert e.value.name == "ENOTFOUND" and e.value.code == 6
+    client.declare("q", kind="queue")
+    with pytest.raises(ferry.ExistsError):
+        client.declare("q", kind="topic")
+    with pytest.raises(ferry.InvalidNameError):
+        client.declare("bad name with spaces")
+    client.declare("big")
+    with pytest.raises(ferry.TooLargeError):
+        client.publish("big", b"x" * (17 << 20))
+    # An expectation that failed says what the broker has now.
+    client.declare("acct")
+    client.publish("acct", b"opened", key="a-1", expect_version=0)
+    with pytest.raises(ferry.ConflictError) as e:
+        client.publish("acct", b"again", key="a-1", expect_version=0)
+    assert e.value.current_version == 1 and e.value.current_seq == 1
+    with pytest.raises(ferry.NoReplyError):
+        client.declare("nobody.home")
+        client.request("nobody.home", b"?", timeout=0.3)
+    with pytest.raises(ValueError):
+        client.declare("x", kind="stream")
+    # The client goes on after every refusal.
+    client.ping()
+
+
+def test_publish_async_futures_in_order(client):
+    client.declare("stream")
+    n = 20000
+    done = []
+    futures = [client.publish_async("stream", b"m%d" % i, id=f"id-{i}",
+                                    callback=lambda f: done.append(f.result().seq))
+               for i in range(n)]
+    client.flush(30)
+    assert client.in_flight == 0
+    assert [f.result().seq for f in futures] == list(range(1, n + 1))
+    assert done == list(range(1, n + 1))
+    got = []
+    while len(got) < n:
+        got += client.get("stream", len(got) + 1, 1000)
+    assert [m.data for m in got] == [b"m%d" % i for i in range(n)]
+
+
+def test_fetch_ack_nack_term(client):
+    client.declare("jobs", kind="queue")
+    for i in range(3):
+        client.publish("jobs", f"job-{i}")
+    first = client.fetch("jobs", max=3, wait=1)
+    assert [m.text for m in first] == ["job-0", "job-1", "job-2"]
+    assert all(m.delivery_count == 1 for m in first)
+    first[0].ack()
+    first[1].nack()
+    first[2].term("cannot parse")
+    again = client.fetch("jobs", max=10, wait=1)
+    assert [(m.text, m.delivery_count) for m in again] == [("job-1", 2)]
+    again[0].ack()
+    assert client.fetch("jobs", wait=0.1) == []
+    dead = client.get("jobs.dlq")
+    assert [m.text for m in dead] == ["job-2"]
+    assert dead[0].headers["ferry-dlq-error"] == "cannot parse"
+    with pytest.raises(ferry.SeqError):
+        client.ack("jobs", None, [99])
+
+
+def test_consumer_that_raises_loses_nothing(client):
+    client.declare("events")
+    assert client.subscribe_durable("events", "billing")
+    assert not client.subscribe_durable("events", "billing")
+    for i in range(5):
+        client.publish("events", f"e{i}")
+    seen = []
+
+    def handler(m):
+        seen.append((m.text, m.delivery_count))
+        if m.text == "e2" and m.delivery_count == 1:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        client.consume("events", "billing", handler, wait=0.5)
+    assert client.consume("events", "billing", handler, wait=0.5) == 3
+    assert seen[:3] == [("e0", 1), ("e1", 1), ("e2", 1)]
+    assert ("e2", 2) in seen and [t for t, _ in seen if t != "e2"] == ["e0", "e1", "e3", "e4"]
+    assert client.fetch("events", "billing", wait=0.1) == []
+
+
+def test_read_an_aggregate(client):
+    client.declare("accounts")
+    for i in range(250):
+        client.publish("accounts", f"a{i}", key="acc-1" if i % 2 == 0 else "acc-2")
+    events = list(client.read("accounts", "acc-1", page=50))
+    assert [m.text for m in events] == [f"a{i}" for i in range(0, 250, 2)]
+    assert [m.key_version for m in events] == list(range(1, 126))
+    assert [m.text for m in client.read("accounts", "acc-2", from_version=124)] == ["a247", "a249"]
+
+
+def test_broker_killed_under_an_async_publisher(ferryd):
+    """Every confirmed publish is stored exactly once, in order, after the
+    broker is killed (SIGKILL) and started again mid-stream."""
+    n = 30000
+    confirmed = {}
+    with ferry.Client(ferryd.endpoint, timeout=10.0, retry_connect=True) as c:
+        c.declare("crash", dedupe_window=3600)
+        sent = [0]
+        killed_at = []
+        killer = threading.Timer(
+            0.2, lambda: (killed_at.append(sent[0]), ferryd.kill(), ferryd.start()))
+        killer.start()
+        for i in range(n):
+            sent[0] = i
+            f = c.publish_async("crash", b"p%d" % i, id=f"id-{i}")
+            f.add_done_callback(lambda f, i=i: confirmed.__setitem__(i, f))
+        killer.join()
+        assert 0 < killed_at[0] < n, "the kill came while publishing"
+        c.flush(60)
+        ok = {i: f.result().seq for i, f in confirmed.items() if f.exception() is None}
+        assert len(ok) == n
+        got = []
+        while True:
+            page = c.get("crash", len(got) + 1, 1000)
+            if not page:
+                break
+            got += page
+        ids = [m.id for m in got]
+        assert len(ids) == len(set(ids)) == n
+        assert [m.data for m in got] == [b"p%d" % i for i in range(n)]
+        assert all(ok[i] == got[i].seq for i in range(n))

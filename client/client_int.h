@@ -209,6 +209,10 @@ ferry_status_t fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *
                                 const size_t *lens, size_t n, int extra_ms, fy_reply_t *rep);
 ferry_status_t fy_cli_call(ferry_client_t *self, uint64_t cid, const void *const *payloads,
                            const size_t *lens, size_t n, fy_reply_t *rep);
+/** The same for a request that changes nothing (get, info, stats, lists):
+ *  a connection lost before its reply does not fail it (ECLOSED); it is
+ *  asked again on the next one, within the timeout. */
+ferry_status_t fy_cli_call_read(ferry_client_t *self, uint64_t cid, fy_reply_t *rep);
 
 /** The request/reply state of @p c (NULL until the first request); rpc.c owns it. */
 struct fy_rpc **fy_client_rpc(ferry_client_t *c);

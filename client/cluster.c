@@ -16,7 +16,7 @@ ferry_client_cluster(ferry_client_t *self, ferry_cluster_t *out)
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_CLUSTER, NULL);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     fy_cluster_info_t ci;
     if (fy_reply_cluster(&rep, &ci))

@@ -514,9 +514,9 @@ fy_cli_send_nowait(ferry_client_t *self)
 /* Sends a request and waits for its reply: the client timeout, plus `extra_ms`
  * for requests the broker may hold (a fetch with a wait). While reconnecting,
  * it first waits (within the same time) for the connection. */
-ferry_status_t
-fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads,
-                 const size_t *lens, size_t n, int extra_ms, fy_reply_t *rep)
+static ferry_status_t
+s_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
+       size_t n, int extra_ms, bool reads_only, fy_reply_t *rep)
 {
     if (self->in_handler)
         return fy_client_fail(self, FERRY_EINVAL, "a message handler must not call its client");
@@ -527,8 +527,9 @@ fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads
     if ((st = fy_encoder_append(self->stash, self->enc)))
         return st;
     for (int hops = 0;; hops++) {
-        if (!self->connected) {
-            if ((st = fy_cli_wait(self, FY_CLI_WAIT_CONNECTED, 0, deadline, rep)))
+        if (!self->connected || hops > 0) {
+            if (!self->connected &&
+                (st = fy_cli_wait(self, FY_CLI_WAIT_CONNECTED, 0, deadline, rep)))
                 return st;
             fy_encoder_reset(self->enc);
             if ((st = fy_encoder_append(self->enc, self->stash)))
@@ -537,6 +538,10 @@ fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads
         if ((st = fy_cli_send(self, payloads, lens, n)))
             return st;
         st = fy_cli_wait(self, FY_CLI_WAIT_CID, cid, deadline, rep);
+        /* A request that changes nothing is asked again on the next
+         * connection, within the same time. */
+        if (st == FERRY_ECLOSED && reads_only && hops < 8 && fy_mono_ms() < deadline)
+            continue;
         if (st)
             return st;
         /* Nothing applied on a node that does not lead: to the leader, within
@@ -553,10 +558,23 @@ fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads
 }
 
 ferry_status_t
+fy_cli_call_wait(ferry_client_t *self, uint64_t cid, const void *const *payloads,
+                 const size_t *lens, size_t n, int extra_ms, fy_reply_t *rep)
+{
+    return s_call(self, cid, payloads, lens, n, extra_ms, false, rep);
+}
+
+ferry_status_t
 fy_cli_call(ferry_client_t *self, uint64_t cid, const void *const *payloads, const size_t *lens,
             size_t n, fy_reply_t *rep)
 {
-    return fy_cli_call_wait(self, cid, payloads, lens, n, 0, rep);
+    return s_call(self, cid, payloads, lens, n, 0, false, rep);
+}
+
+ferry_status_t
+fy_cli_call_read(ferry_client_t *self, uint64_t cid, fy_reply_t *rep)
+{
+    return s_call(self, cid, NULL, NULL, 0, 0, true, rep);
 }
 
 /* ---- connection ------------------------------------------------------------ */
@@ -769,7 +787,7 @@ ferry_client_ping(ferry_client_t *self)
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_PING, NULL);
     fy_reply_t rep;
-    return st ? st : fy_cli_call(self, cid, NULL, NULL, 0, &rep);
+    return st ? st : fy_cli_call_read(self, cid, &rep);
 }
 
 ferry_status_t

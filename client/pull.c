@@ -104,7 +104,7 @@ ferry_client_get(ferry_client_t *self, const char *topic, uint64_t from_seq, uin
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_get(self->enc, cid, topic, from_seq, limit);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     return fy_cli_take_messages(self, &rep, topic, msgs, count);
 }
@@ -287,7 +287,7 @@ ferry_client_sub_info(ferry_client_t *self, const char *topic, const char *sub,
         return st;
     st = fy_encode_sub_info(self->enc, cid, topic, sub);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     return s_sub_state(self, &rep, info);
 }
@@ -300,7 +300,7 @@ fy_client_read_page(ferry_client_t *c, const char *topic, const char *key, uint6
     fy_encoder_reset(c->enc);
     ferry_status_t st = fy_encode_read(c->enc, cid, topic, key, from, limit);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(c, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(c, cid, &rep)))
         return st;
     if (fy_reply_next(&rep, next))
         return fy_client_fail(c, FERRY_EPROTO, "malformed read reply");

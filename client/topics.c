@@ -180,7 +180,7 @@ ferry_client_info(ferry_client_t *self, const char *name, ferry_topic_info_t *in
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_INFO, name);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     fy_topic_info_t ti;
     if (fy_reply_info(&rep, &ti, NULL))
@@ -203,7 +203,7 @@ ferry_client_topics(ferry_client_t *self, const char *after, ferry_topic_info_t 
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_topics(self->enc, cid, after, (uint32_t)max);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     size_t got;
     if (fy_reply_topics(&rep, &got, more) || got > max)
@@ -232,7 +232,7 @@ ferry_client_subs(ferry_client_t *self, const char *topic, const char *after,
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_subs(self->enc, cid, topic, after, (uint32_t)max);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     size_t got;
     if (fy_reply_subs(&rep, &got, more) || got > max)
@@ -267,7 +267,7 @@ ferry_client_stats(ferry_client_t *self, ferry_stats_t *stats)
     fy_encoder_reset(self->enc);
     ferry_status_t st = fy_encode_simple(self->enc, cid, FY_OP_STATS, NULL);
     fy_reply_t rep;
-    if (st || (st = fy_cli_call(self, cid, NULL, NULL, 0, &rep)))
+    if (st || (st = fy_cli_call_read(self, cid, &rep)))
         return st;
     fy_stats_t fs;
     if (fy_reply_stats(&rep, &fs))

@@ -103,11 +103,13 @@ options_set_server_key = _fn("ferry_options_set_server_key", status, P, c_char_p
 options_set_client_key = _fn("ferry_options_set_client_key", status, P, c_char_p)
 options_set_credentials = _fn("ferry_options_set_credentials", status, P, c_char_p, c_char_p)
 options_set_retry_connect = _fn("ferry_options_set_retry_connect", status, P, c_bool)
+options_set_block_on_full = _fn("ferry_options_set_block_on_full", status, P, c_bool)
 
 client_new = _fn("ferry_client_new", status, P, POINTER(P))
 client_destroy = _fn("ferry_client_destroy", None, POINTER(P))
 client_last_error = _fn("ferry_client_last_error", c_char_p, P)
 client_fd = _fn("ferry_client_fd", status, P, POINTER(c_int))
+client_next_timeout_ms = _fn("ferry_client_next_timeout_ms", c_int, P)
 client_ping = _fn("ferry_client_ping", status, P)
 client_declare = _fn("ferry_client_declare", status, P, c_int, c_char_p, POINTER(TopicConfig),
                      POINTER(TopicInfo), POINTER(c_bool))

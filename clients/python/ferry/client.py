@@ -113,7 +113,8 @@ class Client:
     """
 
     def __init__(self, server=None, *, timeout=5.0, window=1000, name=None, server_key=None,
-                 client_key=None, user=None, password=None, retry_connect=False):
+                 client_key=None, user=None, password=None, retry_connect=False,
+                 block_on_full=True):
         self._lock = threading.RLock()
         self._pending = {}
         self._next_token = 1
@@ -140,6 +141,8 @@ class Client:
                                 "user/password")
             if retry_connect:
                 self._check_opt(N.options_set_retry_connect(o, True), "retry_connect")
+            if not block_on_full:
+                self._check_opt(N.options_set_block_on_full(o, False), "block_on_full")
             st = N.client_new(o, byref(self._c))
             if st:
                 raise error_for(st, "cannot connect to the broker")
@@ -185,14 +188,21 @@ class Client:
             pass
 
     def fileno(self):
-        """A file descriptor that becomes readable when the client has work:
-        wait on it (select, asyncio), then call poll(0)."""
+        """A file descriptor that becomes readable when the client may have
+        work (edge-triggered): wait on it (select, asyncio), then call
+        poll(0); it changes after a reconnect, so ask again after each poll.
+        ConnectError while there is no connection (wait next_timeout())."""
         fd = c_int(-1)
         with self._lock:
             st = N.client_fd(self._handle(), byref(fd))
         if st:
             self._raise(st)
         return fd.value
+
+    def next_timeout(self):
+        """Seconds an event loop may wait before calling poll(0) again."""
+        with self._lock:
+            return max(N.client_next_timeout_ms(self._handle()), 0) / 1000.0
 
     # -- admin ------------------------------------------------------------
 

@@ -7,7 +7,8 @@
 # against real ferryd processes, through the build's libferry.so.0. Under
 # the sanitizers (FERRY_SAN) the ASan and UBSan runtimes are preloaded into
 # Python, which was not built with them (leak checks off: the interpreter
-# keeps its memory to the end). Needs FERRYD and FERRY_BUILD.
+# keeps its memory to the end). Needs FERRYD, FERRY_RELAY and FERRY_BUILD;
+# the outbox tests start PostgreSQL from Debian as tests/lib/pgserver.c does.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-python-XXXXXX")
@@ -19,6 +20,7 @@ cp -r "$top/clients/python" "$tmp/src" # pip builds in the tree it is given
 echo "ok - pip install ./clients/python into a virtual environment"
 
 export FERRY_LIBRARY="$top/$FERRY_BUILD/libferry.so.0"
+export FERRY_SQL_DIR="$top/outbox-relay/sql" # the DDL, as make install puts it
 export PYTHONDONTWRITEBYTECODE=1
 if [ -n "${FERRY_SAN:-}" ]; then
     LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"

@@ -65,3 +65,54 @@ def client(ferryd):
     import ferry
     with ferry.Client(ferryd.endpoint, timeout=5.0) as c:
         yield c
+
+
+class Postgres:
+    """Debian's PostgreSQL on a fresh directory and a free port, run as the
+    unprivileged postgres user when we are root (initdb refuses root), as
+    tests/lib/pgserver.c does."""
+
+    def __init__(self):
+        import glob
+        import pwd
+        import socket
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed (scripts/install-deps test)")
+        self.bin = bins[-1]
+        self.dir = tempfile.mkdtemp(prefix="ferry-py-pg-")
+        self.as_user = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._run([f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "ferry",
+                   "-E", "UTF8", "--no-sync"])
+        self._run([f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/pg.log",
+                   "-w", "-t", "60", "-o",
+                   f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                   "-c wal_level=logical -c max_connections=50", "start"])
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1",
+                        f"host=127.0.0.1 port={self.port} user=ferry dbname=postgres",
+                        "-c", "CREATE DATABASE app"], check=True, stdout=subprocess.DEVNULL)
+        self.conninfo = f"host=127.0.0.1 port={self.port} user=ferry dbname=app"
+
+    def _run(self, argv):
+        subprocess.run(self.as_user + argv, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run(self.as_user + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m",
+                                       "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres():
+    pg = Postgres()
+    yield pg
+    pg.stop()

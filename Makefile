@@ -429,6 +429,8 @@ bench-run: all benches
 	$(BENCH_ENV) $(BUILD)/bench/bench_saga
 	$(BENCH_ENV) $(BUILD)/bench/bench_compare --cluster 3 --only ferry --workloads w1,w2,w3 --out $(RESULTS).tsv
 	$(BENCH_ENV) $(BUILD)/bench/bench_failover -k 10
+	$(BENCH_ENV) FERRY_LIBRARY=$(abspath $(BUILD)/libferry.so.0) \
+	    FERRY_BENCH=$(abspath $(BUILD)/bench/bench_publish) bench/bench_python.py
 
 # W1 with ferryd under perf (Debian linux-perf), top functions saved.
 bench-profile: deps-bench

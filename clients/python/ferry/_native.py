@@ -75,6 +75,8 @@ class SubConfig(Structure):
 
 
 CONFIRM_FN = CFUNCTYPE(None, c_void_p, POINTER(Confirm), c_void_p)
+MSG_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StoredMessage), c_void_p)
+MSG_ACK, MSG_NACK, MSG_KEEP, MSG_NACK_LATER = 0, 1, 2, 3
 
 KIND_TOPIC = 1
 KIND_QUEUE = 2
@@ -132,6 +134,9 @@ client_fetch = _fn("ferry_client_fetch", status, P, c_char_p, c_char_p, c_uint32
 client_ack = _fn("ferry_client_ack", status, P, c_char_p, c_char_p, POINTER(c_uint64), c_size_t)
 client_nack = _fn("ferry_client_nack", status, P, c_char_p, c_char_p, c_uint64, c_uint64)
 client_term = _fn("ferry_client_term", status, P, c_char_p, c_char_p, c_uint64, c_char_p)
+client_subscribe = _fn("ferry_client_subscribe", status, P, c_char_p, c_char_p, c_uint32, MSG_FN,
+                       c_void_p, POINTER(c_uint64))
+client_unsubscribe = _fn("ferry_client_unsubscribe", status, P, c_uint64)
 client_read_key = _fn("ferry_client_read_key", status, P, c_char_p, c_char_p, c_uint64, c_uint32,
                       POINTER(P))
 key_iter_next = _fn("ferry_key_iter_next", status, P, POINTER(POINTER(StoredMessage)))

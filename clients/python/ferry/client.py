@@ -6,12 +6,19 @@ A Client belongs to one thread at a time: calls are serialized by a lock,
 and callbacks (publish_async's) run inside calls on the same client, so
 they must not call the client themselves.
 """
+import logging
 import threading
 from concurrent.futures import Future
 from ctypes import POINTER, byref, c_bool, c_int, c_size_t, c_uint64, c_void_p, cast
 
 from . import _native as N
 from .errors import ConflictError, FerryError, InvalidError, error_for
+
+
+_log = logging.getLogger("ferry")
+
+#: A push handler returns KEEP to answer the message later itself (msg.ack()).
+KEEP = object()
 
 
 def _b(s):
@@ -101,6 +108,40 @@ class ReceivedMessage(Message):
         self._client.term(self.topic, self._sub, self.seq, reason)
 
 
+class Subscription:
+    """A push consumer (Client.subscribe): `handled` and `failed` count the
+    handler's calls; unsubscribe() stops it."""
+
+    def __init__(self, client, topic, sub, handler):
+        self._client, self.topic, self.sub, self._handler = client, topic, sub, handler
+        self.consumer = 0
+        self.handled = 0
+        self.failed = 0
+        self._c_fn = N.MSG_FN(self._on_message)
+
+    def _on_message(self, _client, m_p, _user):
+        # A ctypes callback: nothing may escape it.
+        try:
+            msg = ReceivedMessage(m_p.contents, self._client, self.sub)
+            result = self._handler(msg)
+            self.handled += 1
+            return N.MSG_KEEP if result is KEEP else N.MSG_ACK
+        except Exception:
+            self.failed += 1
+            _log.warning("ferry: a handler of %s raised: the message comes again (nack)",
+                         self.topic, exc_info=True)
+            return N.MSG_NACK
+
+    def unsubscribe(self):
+        """Stops delivery; messages kept unacked come back after their ack wait."""
+        c = self._client
+        with c._lock:
+            st = N.client_unsubscribe(c._handle(), self.consumer)
+            if st:
+                c._raise(st)
+        c._subs.pop(self.consumer, None)
+
+
 class Client:
     """A connection to ferryd (or a cluster: several servers).
 
@@ -117,6 +158,7 @@ class Client:
                  block_on_full=True):
         self._lock = threading.RLock()
         self._pending = {}
+        self._subs = {}  # consumer id -> Subscription (its C callback must live)
         self._next_token = 1
         self._on_confirm_c = N.CONFIRM_FN(self._on_confirm)
         self._c = c_void_p()
@@ -458,6 +500,36 @@ class Client:
                 m.ack()
                 done += 1
         return done
+
+    def subscribe(self, topic, handler, sub=None, *, prefetch=100):
+        """Push delivery: handler(msg) is called for each message inside
+        calls on this client (poll(), run(), any other); returned, the message
+        is acked; raised, it is nacked and comes again (logged on the
+        "ferry" logger, counted in Subscription.failed); returned ferry.KEEP,
+        it stays pending until msg.ack(). sub: a durable subscription of a
+        topic, None for a queue, or on a topic for live messages only (no
+        acks). The handler must not call this client. Returns the
+        Subscription; the client makes it again after a reconnect."""
+        s = Subscription(self, topic, sub, handler)
+        consumer = c_uint64(0)
+        with self._lock:
+            st = N.client_subscribe(self._handle(), _b(topic), _b(sub), prefetch, s._c_fn, None,
+                                    byref(consumer))
+            if st:
+                self._raise(st)
+            s.consumer = consumer.value
+            self._subs[s.consumer] = s
+        return s
+
+    def run(self, seconds):
+        """Delivers pushed messages and confirms for `seconds`."""
+        import time
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.poll(min(left, 0.1))
 
     def request(self, topic, data, *, timeout=5.0, headers=None):
         """Sends a request and waits for its reply (a Message); NoReplyError if none."""

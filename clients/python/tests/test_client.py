@@ -2,6 +2,7 @@
 """The Python client against a real ferryd: every call, its errors mapped
 to exceptions, and what a user relies on (counts, contents, order)."""
 import threading
+import time
 
 import pytest
 
@@ -196,3 +197,45 @@ def test_no_memory_growth_over_100k_messages(client):
     grown = _rss_kib() - before
     assert client.in_flight == 0 and not client._pending
     assert grown < 8 * 1024, f"RSS grew {grown} KiB over 100,000 messages"
+
+
+def test_push_subscribe(client):
+    """Pushed messages: a handler's return acks, a raise nacks (the message
+    comes again, counted), KEEP leaves it for msg.ack(); live messages on a
+    topic without a subscription."""
+    client.declare("work", kind="queue")
+    for i in range(300):
+        client.publish("work", f"w{i}")
+    seen, kept = [], []
+
+    def handler(m):
+        seen.append((m.text, m.delivery_count))
+        if m.text == "w7" and m.delivery_count == 1:
+            raise ValueError("not yet")
+        if m.text == "w9":
+            kept.append(m)
+            return ferry.KEEP
+        return None
+
+    s = client.subscribe("work", handler, prefetch=50)
+    deadline = time.monotonic() + 10
+    while len(seen) < 301 and time.monotonic() < deadline:
+        client.run(0.05)
+    assert len(seen) == 301 and s.failed == 1 and s.handled == 300
+    assert ("w7", 2) in seen
+    assert sorted(t for t, _ in seen if t != "w7") == sorted(f"w{i}" for i in range(300) if i != 7)
+    assert len(kept) == 1
+    kept[0].ack()
+    s.unsubscribe()
+    assert client.info("work").messages == 0  # every one acked
+
+    client.declare("ticks")
+    live = []
+    client.subscribe("ticks", lambda m: live.append(m.text))
+    client.run(0.2)
+    for i in range(5):
+        client.publish("ticks", f"t{i}")
+    deadline = time.monotonic() + 5
+    while len(live) < 5 and time.monotonic() < deadline:
+        client.run(0.05)
+    assert live == [f"t{i}" for i in range(5)]

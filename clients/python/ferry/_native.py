@@ -76,6 +76,7 @@ class SubConfig(Structure):
 
 CONFIRM_FN = CFUNCTYPE(None, c_void_p, POINTER(Confirm), c_void_p)
 MSG_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StoredMessage), c_void_p)
+SERVE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StoredMessage), POINTER(Message), c_void_p)
 MSG_ACK, MSG_NACK, MSG_KEEP, MSG_NACK_LATER = 0, 1, 2, 3
 
 KIND_TOPIC = 1
@@ -136,6 +137,8 @@ client_nack = _fn("ferry_client_nack", status, P, c_char_p, c_char_p, c_uint64, 
 client_term = _fn("ferry_client_term", status, P, c_char_p, c_char_p, c_uint64, c_char_p)
 client_subscribe = _fn("ferry_client_subscribe", status, P, c_char_p, c_char_p, c_uint32, MSG_FN,
                        c_void_p, POINTER(c_uint64))
+client_serve = _fn("ferry_client_serve", status, P, c_char_p, c_char_p, c_uint32, SERVE_FN,
+                   c_void_p, POINTER(c_uint64))
 client_unsubscribe = _fn("ferry_client_unsubscribe", status, P, c_uint64)
 client_read_key = _fn("ferry_client_read_key", status, P, c_char_p, c_char_p, c_uint64, c_uint32,
                       POINTER(P))

@@ -142,6 +142,34 @@ class Subscription:
         c._subs.pop(self.consumer, None)
 
 
+class Responder(Subscription):
+    """Client.serve's consumer: handler(request) returns the reply."""
+
+    def __init__(self, client, topic, sub, handler):
+        super().__init__(client, topic, sub, handler)
+        self._keep = None  # the last reply's buffers: libferry reads them after we return
+        self._c_fn = N.SERVE_FN(self._on_request)
+
+    def _on_request(self, _client, req_p, reply_p, _user):
+        try:
+            req = ReceivedMessage(req_p.contents, self._client, self.sub)
+            result = self._handler(req)
+            data, headers = result if isinstance(result, tuple) else (result, None)
+            keep = []
+            m = Client._message(data, None, None, headers, None, None, None, keep)
+            reply = reply_p.contents
+            reply.data, reply.len = m.data, m.len
+            reply.headers, reply.header_count = m.headers, m.header_count
+            self._keep = keep
+            self.handled += 1
+            return N.MSG_ACK
+        except Exception:
+            self.failed += 1
+            _log.warning("ferry: a responder of %s raised: the request comes again (nack)",
+                         self.topic, exc_info=True)
+            return N.MSG_NACK
+
+
 class Client:
     """A connection to ferryd (or a cluster: several servers).
 
@@ -515,6 +543,23 @@ class Client:
         with self._lock:
             st = N.client_subscribe(self._handle(), _b(topic), _b(sub), prefetch, s._c_fn, None,
                                     byref(consumer))
+            if st:
+                self._raise(st)
+            s.consumer = consumer.value
+            self._subs[s.consumer] = s
+        return s
+
+    def serve(self, topic, handler, sub=None, *, prefetch=100):
+        """Answers requests (Client.request) on `topic`: handler(request)
+        returns the reply's data (bytes or str), or (data, headers); it is
+        published to the requester before the request is acked. Raised: the
+        request is nacked and comes again. Runs inside calls on this client,
+        like subscribe(). Returns the Responder."""
+        s = Responder(self, topic, sub, handler)
+        consumer = c_uint64(0)
+        with self._lock:
+            st = N.client_serve(self._handle(), _b(topic), _b(sub), prefetch, s._c_fn, None,
+                                byref(consumer))
             if st:
                 self._raise(st)
             s.consumer = consumer.value

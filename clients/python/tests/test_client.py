@@ -239,3 +239,38 @@ def test_push_subscribe(client):
     while len(live) < 5 and time.monotonic() < deadline:
         client.run(0.05)
     assert live == [f"t{i}" for i in range(5)]
+
+
+def test_request_and_serve(ferryd, client):
+    """A Python responder answers Python requests: the reply's data and
+    headers come back to the one who asked; a responder that raises gets
+    the request again and answers it then."""
+    client.declare("prices", kind="queue")
+    stop = threading.Event()
+    calls = []
+
+    def price(req):
+        calls.append(req.text)
+        if req.text == "flaky" and calls.count("flaky") == 1:
+            raise RuntimeError("try again")
+        return f"price of {req.text}: 42", {"currency": "EUR"}
+
+    served = []
+
+    def responder():
+        with ferry.Client(ferryd.endpoint) as srv:
+            served.append(srv.serve("prices", price))
+            while not stop.is_set():
+                srv.run(0.05)
+
+    t = threading.Thread(target=responder)
+    t.start()
+    try:
+        reply = client.request("prices", "book", timeout=5)
+        assert reply.text == "price of book: 42" and reply.headers["currency"] == "EUR"
+        assert client.request("prices", "flaky", timeout=5).text == "price of flaky: 42"
+    finally:
+        stop.set()
+        t.join()
+    assert calls == ["book", "flaky", "flaky"]
+    assert (served[0].handled, served[0].failed) == (2, 1)

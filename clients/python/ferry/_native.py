@@ -69,6 +69,26 @@ class StoredMessage(Structure):
                 ("data", c_void_p), ("len", c_size_t)]
 
 
+class TopicEdit(Structure):
+    _fields_ = [("set", c_uint), ("dedupe_window_ms", c_uint64), ("max_msgs", c_uint64),
+                ("max_bytes", c_uint64), ("max_age_ms", c_uint64), ("discard_new", c_bool)]
+
+
+EDIT_DEDUPE_WINDOW, EDIT_MAX_MSGS, EDIT_MAX_BYTES, EDIT_MAX_AGE, EDIT_DISCARD = 1, 2, 4, 8, 16
+
+
+class SubListing(Structure):
+    _fields_ = [("name", c_char * (NAME_MAX + 1)), ("filter", c_char * (NAME_MAX + 1)),
+                ("owner", c_char * (NAME_MAX + 1)), ("cursor", c_uint64), ("ack_floor", c_uint64),
+                ("last_seq", c_uint64), ("ack_wait_ms", c_uint64), ("created_ms", c_uint64),
+                ("max_deliver", c_uint32), ("consumers", c_uint32)]
+
+
+class SubInfo(Structure):
+    _fields_ = [("cursor", c_uint64), ("ack_floor", c_uint64), ("last_seq", c_uint64),
+                ("ack_wait_ms", c_uint64), ("max_deliver", c_uint32)]
+
+
 class SubConfig(Structure):
     _fields_ = [("start", c_char_p), ("start_seq", c_uint64), ("start_time_ms", c_uint64),
                 ("ack_wait_ms", c_uint64), ("max_deliver", c_uint32), ("filter", c_char_p)]
@@ -118,6 +138,18 @@ client_declare = _fn("ferry_client_declare", status, P, c_int, c_char_p, POINTER
                      POINTER(TopicInfo), POINTER(c_bool))
 client_delete = _fn("ferry_client_delete", status, P, c_char_p)
 client_info = _fn("ferry_client_info", status, P, c_char_p, POINTER(TopicInfo))
+client_topics = _fn("ferry_client_topics", status, P, c_char_p, POINTER(TopicInfo), c_size_t,
+                    POINTER(c_size_t), POINTER(c_bool))
+client_subs = _fn("ferry_client_subs", status, P, c_char_p, c_char_p, POINTER(SubListing),
+                  c_size_t, POINTER(c_size_t), POINTER(c_bool))
+client_edit = _fn("ferry_client_edit", status, P, c_char_p, POINTER(TopicEdit), POINTER(TopicInfo))
+client_purge = _fn("ferry_client_purge", status, P, c_char_p, c_uint64, c_uint64,
+                   POINTER(c_uint64))
+client_sub_info = _fn("ferry_client_sub_info", status, P, c_char_p, c_char_p, POINTER(SubInfo))
+client_sub_seek = _fn("ferry_client_sub_seek", status, P, c_char_p, c_char_p, c_uint64, c_uint64,
+                      POINTER(SubInfo))
+client_sub_delete = _fn("ferry_client_sub_delete", status, P, c_char_p, c_char_p)
+client_backup = _fn("ferry_client_backup", status, P, c_char_p)
 client_stats = _fn("ferry_client_stats", status, P, POINTER(Stats))
 client_publish = _fn("ferry_client_publish", status, P, c_char_p, POINTER(Message),
                      POINTER(Confirm))

@@ -321,6 +321,118 @@ class Client:
                 self._raise(st)
         return {f: getattr(s, f) for f, _ in N.Stats._fields_}
 
+    def topics(self):
+        """Every topic and queue (TopicInfo), in name order."""
+        out, page = [], (N.TopicInfo * 1000)()
+        after, more = b"", True
+        while more:
+            n, m = c_size_t(0), c_bool(False)
+            with self._lock:
+                st = N.client_topics(self._handle(), after, page, 1000, byref(n), byref(m))
+                if st:
+                    self._raise(st)
+            out += [TopicInfo(page[i]) for i in range(n.value)]
+            more = m.value and n.value > 0
+            if n.value:
+                after = page[n.value - 1].name
+        return out
+
+    def subs(self, topic):
+        """The subscriptions of `topic`, as dicts (name, filter, owner,
+        cursor, ack_floor, last_seq, waiting, ack_wait, max_deliver,
+        consumers), in name order."""
+        out, page = [], (N.SubListing * 1000)()
+        after, more = b"", True
+        while more:
+            n, m = c_size_t(0), c_bool(False)
+            with self._lock:
+                st = N.client_subs(self._handle(), _b(topic), after, page, 1000, byref(n),
+                                   byref(m))
+                if st:
+                    self._raise(st)
+            for i in range(n.value):
+                s = page[i]
+                out.append({"name": s.name.decode(), "filter": s.filter.decode(),
+                            "owner": s.owner.decode(), "cursor": s.cursor,
+                            "ack_floor": s.ack_floor, "last_seq": s.last_seq,
+                            "waiting": max(s.last_seq + 1 - s.cursor, 0),
+                            "ack_wait": s.ack_wait_ms / 1000.0, "max_deliver": s.max_deliver,
+                            "consumers": s.consumers})
+            more = m.value and n.value > 0
+            if n.value:
+                after = page[n.value - 1].name
+        return out
+
+    def edit(self, name, *, dedupe_window=None, max_msgs=None, max_bytes=None, max_age=None,
+             discard_new=None):
+        """Changes the settings given (the rest stay); returns the TopicInfo.
+        Lower limits drop the oldest messages over them (discard old)."""
+        e = N.TopicEdit()
+        for value, bit, field, conv in (
+                (dedupe_window, N.EDIT_DEDUPE_WINDOW, "dedupe_window_ms", _ms),
+                (max_msgs, N.EDIT_MAX_MSGS, "max_msgs", int),
+                (max_bytes, N.EDIT_MAX_BYTES, "max_bytes", int),
+                (max_age, N.EDIT_MAX_AGE, "max_age_ms", _ms),
+                (discard_new, N.EDIT_DISCARD, "discard_new", bool)):
+            if value is not None:
+                e.set |= bit
+                setattr(e, field, conv(value))
+        info = N.TopicInfo()
+        with self._lock:
+            st = N.client_edit(self._handle(), _b(name), byref(e), byref(info))
+            if st:
+                self._raise(st)
+        return TopicInfo(info)
+
+    def purge(self, name, *, keep=0, below_seq=0):
+        """Removes messages: all, all but the newest `keep`, or those below
+        `below_seq`. Returns how many went."""
+        removed = c_uint64(0)
+        with self._lock:
+            st = N.client_purge(self._handle(), _b(name), keep, below_seq, byref(removed))
+            if st:
+                self._raise(st)
+        return removed.value
+
+    @staticmethod
+    def _sub_info(i):
+        return {"cursor": i.cursor, "ack_floor": i.ack_floor, "last_seq": i.last_seq,
+                "waiting": max(i.last_seq + 1 - i.cursor, 0), "ack_wait": i.ack_wait_ms / 1000.0,
+                "max_deliver": i.max_deliver}
+
+    def sub_info(self, topic, sub=None):
+        """Where a subscription stands (a dict, as subs())."""
+        i = N.SubInfo()
+        with self._lock:
+            st = N.client_sub_info(self._handle(), _b(topic), _b(sub), byref(i))
+            if st:
+                self._raise(st)
+        return self._sub_info(i)
+
+    def seek(self, topic, sub, *, seq=0, time_ms=0):
+        """Moves a subscription: the next message it gets is `seq` (or the
+        first stored at or after `time_ms`); before it counts as acked."""
+        i = N.SubInfo()
+        with self._lock:
+            st = N.client_sub_seek(self._handle(), _b(topic), _b(sub), seq, time_ms, byref(i))
+            if st:
+                self._raise(st)
+        return self._sub_info(i)
+
+    def sub_delete(self, topic, sub):
+        with self._lock:
+            st = N.client_sub_delete(self._handle(), _b(topic), _b(sub))
+            if st:
+                self._raise(st)
+
+    def backup(self, directory):
+        """The broker copies its store into the new directory (an absolute
+        path on its host): docs/operations.md, Backups."""
+        with self._lock:
+            st = N.client_backup(self._handle(), _b(directory))
+            if st:
+                self._raise(st)
+
     # -- publishing -------------------------------------------------------
 
     @staticmethod

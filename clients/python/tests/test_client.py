@@ -274,3 +274,35 @@ def test_request_and_serve(ferryd, client):
         t.join()
     assert calls == ["book", "flaky", "flaky"]
     assert (served[0].handled, served[0].failed) == (2, 1)
+
+
+def test_admin_calls(ferryd, client, tmp_path):
+    """topics, subs, sub_info, seek, edit, purge, sub_delete, backup."""
+    for name in ("b", "a", "c"):
+        client.declare(name)
+    client.declare("q", kind="queue")
+    assert [t.name for t in client.topics()] == ["a", "b", "c", "q"]
+    for i in range(10):
+        client.publish("a", f"m{i}")
+    client.subscribe_durable("a", "x")
+    client.subscribe_durable("a", "w", max_deliver=3)
+    subs = client.subs("a")
+    assert [s["name"] for s in subs] == ["w", "x"]
+    assert subs[0]["max_deliver"] == 3 and subs[1]["waiting"] == 10
+    assert client.seek("a", "x", seq=8)["cursor"] == 8
+    assert [m.text for m in client.fetch("a", "x", max=10, wait=0.5)] == ["m7", "m8", "m9"]
+    assert client.sub_info("a", "x")["waiting"] == 0
+    info = client.edit("a", max_msgs=4)
+    assert info.max_msgs == 4 and client.info("a").messages == 4
+    assert client.purge("a", keep=1) == 3
+    assert [m.text for m in client.get("a")] == ["m9"]
+    client.sub_delete("a", "w")
+    assert [s["name"] for s in client.subs("a")] == ["x"]
+    with pytest.raises(ferry.NotFoundError):
+        client.subs("nope")
+    copy = str(tmp_path / "copy")
+    client.backup(copy)
+    with pytest.raises(ferry.ExistsError):
+        client.backup(copy)
+    import os
+    assert os.path.exists(os.path.join(copy, "data.mdb"))

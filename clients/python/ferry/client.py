@@ -7,6 +7,7 @@ and callbacks (publish_async's) run inside calls on the same client, so
 they must not call the client themselves.
 """
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from ctypes import POINTER, byref, c_bool, c_int, c_size_t, c_uint64, c_void_p, cast
@@ -194,6 +195,8 @@ class Client:
         if not o:
             raise MemoryError("ferry: out of memory")
         try:
+            if server is None:
+                server = os.environ.get("FERRY_SERVER") or None  # else libferry's default
             servers = [server] if isinstance(server, (str, bytes)) else list(server or [])
             for i, s in enumerate(servers):
                 setter = N.options_set_server if i == 0 else N.options_add_server

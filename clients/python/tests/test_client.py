@@ -306,3 +306,11 @@ def test_admin_calls(ferryd, client, tmp_path):
         client.backup(copy)
     import os
     assert os.path.exists(os.path.join(copy, "data.mdb"))
+
+
+def test_server_from_the_environment(ferryd, monkeypatch):
+    """Client() with no server takes $FERRY_SERVER, as the ferry command does."""
+    monkeypatch.setenv("FERRY_SERVER", ferryd.endpoint)
+    with ferry.Client() as c:
+        c.ping()
+        assert c.declare("env").created

@@ -10,9 +10,19 @@ the publishes' confirms are all libferry's, as with the Client.
 """
 import asyncio
 import functools
+import threading
 
 from .client import Client
 from .errors import FerryError
+
+
+def _settle(answer, f):
+    if answer.done():
+        return
+    if f.exception() is not None:
+        answer.set_exception(f.exception())
+    else:
+        answer.set_result(f.result())
 
 
 async def connect(server=None, **options):
@@ -35,6 +45,7 @@ class AsyncClient:
         self._timer = None
         self._room = None  # a future resolved when the window has room again
         self._sending = asyncio.Lock()  # FIFO: publishes leave in the order awaited
+        self._thread = threading.get_ident()  # the loop's
         self._closed = False
         self._arm()
 
@@ -83,10 +94,18 @@ class AsyncClient:
         window (or a connection being made again with it full) waits, up to
         the client's timeout."""
         deadline = self._loop.time() + self._timeout
+        answer = self._loop.create_future()
+
+        def settle(f):  # on the loop's thread (the pump), or an executor's
+            if threading.get_ident() == self._thread:
+                _settle(answer, f)
+            else:
+                self._loop.call_soon_threadsafe(_settle, answer, f)
+
         async with self._sending:  # those waiting for room go first, in order
             while True:
                 try:
-                    fut = self.client.publish_async(topic, data, **options)
+                    self.client.publish_async(topic, data, callback=settle, **options)
                     break
                 except FerryError as e:
                     if e.name not in ("EWOULD_BLOCK", "EDISCONNECTED") or \
@@ -99,7 +118,7 @@ class AsyncClient:
                     except asyncio.TimeoutError:
                         pass
         self._pump()
-        return await asyncio.wrap_future(fut, loop=self._loop)
+        return await answer
 
     # -- everything else, in the executor -----------------------------------
 

@@ -9,7 +9,6 @@ they must not call the client themselves.
 import logging
 import os
 import threading
-from concurrent.futures import Future
 from ctypes import POINTER, byref, c_bool, c_int, c_size_t, c_uint64, c_void_p, cast
 
 from . import _native as N
@@ -47,6 +46,59 @@ class Confirm:
     def __repr__(self):
         return (f"Confirm(seq={self.seq}, duplicate={self.duplicate}, "
                 f"key_version={self.key_version})")
+
+
+class PublishFuture:
+    """The outcome of publish_async: result() returns its Confirm or raises
+    why it failed. Waiting in result() or exception() takes the client's
+    answers itself (no flush needed, no other thread); done() and
+    add_done_callback(fn) do not wait."""
+    __slots__ = ("_client", "_done", "_result", "_exc", "_callbacks")
+
+    def __init__(self, client):
+        self._client = client
+        self._done = False
+        self._result = self._exc = None
+        self._callbacks = None
+
+    def done(self):
+        return self._done
+
+    def _wait(self, timeout):
+        if self._done:
+            return
+        import time
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._done:
+            left = 1.0 if end is None else end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("ferry: the publish is not answered yet")
+            self._client.poll(min(left, 0.1))
+
+    def result(self, timeout=None):
+        self._wait(timeout)
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+    def exception(self, timeout=None):
+        self._wait(timeout)
+        return self._exc
+
+    def add_done_callback(self, fn):
+        """fn(future) once it is answered (at once if it is)."""
+        if self._done:
+            fn(self)
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
+
+    def _set(self, result, exc):
+        self._result, self._exc, self._done = result, exc, True
+        for fn in self._callbacks or ():
+            fn(self)
+        self._callbacks = None
 
 
 class TopicInfo:
@@ -493,9 +545,9 @@ class Client:
             if cf.status:
                 detail = N.client_last_error(self._c) or b""
                 exc = error_for(cf.status, detail.decode(), **self._conflict(cf.status, cf))
-                fut.set_exception(exc)
+                fut._set(None, exc)
             else:
-                fut.set_result(Confirm(cf.seq, cf.duplicate, cf.key_version))
+                fut._set(Confirm(cf.seq, cf.duplicate, cf.key_version), None)
             if cb:
                 cb(fut)
         except Exception as e:  # pragma: no cover - reported, never lost silently
@@ -503,16 +555,16 @@ class Client:
             print(f"ferry: a publish_async callback raised {e!r}", file=sys.stderr)
 
     def publish_async(self, topic, data, *, callback=None, **options):
-        """Sends a publish without waiting; returns a Future resolved (with
-        its Confirm, or the exception) inside a later call on this client:
-        poll(), flush(), another publish. callback(future) is called then too.
+        """Sends a publish without waiting; returns a PublishFuture resolved
+        (with its Confirm, or the exception) inside a later call on this
+        client: poll(), flush(), another publish, or its own result().
+        callback(future) is called then too (it must not call the client).
         When the window is full, first waits for a slot (up to the timeout)."""
         keep = []
         m = self._message(data, options.get("key"), options.get("id"), options.get("headers"),
                           options.get("expect_version"), options.get("expect_last_seq"),
                           options.get("delay"), keep)
-        fut = Future()
-        fut.set_running_or_notify_cancel()
+        fut = PublishFuture(self)
         with self._lock:
             token = self._next_token
             self._next_token += 1

@@ -76,6 +76,10 @@ def test_publish_async_futures_in_order(client):
     while len(got) < n:
         got += client.get("stream", len(got) + 1, 1000)
     assert [m.data for m in got] == [b"m%d" % i for i in range(n)]
+    # result() waits by itself: no flush, no other thread.
+    assert client.publish_async("stream", b"one more").result(timeout=5).seq == n + 1
+    with pytest.raises(ferry.NotFoundError):
+        client.publish_async("nope", b"x").result(timeout=5)
 
 
 def test_fetch_ack_nack_term(client):
@@ -137,17 +141,18 @@ def test_broker_killed_under_an_async_publisher(ferryd):
     confirmed = {}
     with ferry.Client(ferryd.endpoint, timeout=10.0, retry_connect=True) as c:
         c.declare("crash", dedupe_window=3600)
-        sent = [0]
-        killed_at = []
-        killer = threading.Timer(
-            0.2, lambda: (killed_at.append(sent[0]), ferryd.kill(), ferryd.start()))
-        killer.start()
+        restart = None
         for i in range(n):
-            sent[0] = i
+            if i == n // 4:
+                # SIGKILL with up to a window of publishes unconfirmed; it
+                # comes back while the rest are sent.
+                assert c.in_flight > 0
+                ferryd.kill()
+                restart = threading.Thread(target=ferryd.start)
+                restart.start()
             f = c.publish_async("crash", b"p%d" % i, id=f"id-{i}")
             f.add_done_callback(lambda f, i=i: confirmed.__setitem__(i, f))
-        killer.join()
-        assert 0 < killed_at[0] < n, "the kill came while publishing"
+        restart.join()
         c.flush(60)
         ok = {i: f.result().seq for i, f in confirmed.items() if f.exception() is None}
         assert len(ok) == n

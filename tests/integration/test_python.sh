@@ -7,16 +7,22 @@
 # against real ferryd processes, through the build's libferry.so.0. Under
 # the sanitizers (FERRY_SAN) the ASan and UBSan runtimes are preloaded into
 # Python, which was not built with them (leak checks off: the interpreter
-# keeps its memory to the end). Needs FERRYD, FERRY_RELAY and FERRY_BUILD;
-# the outbox tests start PostgreSQL from Debian as tests/lib/pgserver.c does.
+# keeps its memory to the end; the quarantine bounded, for the memory test);
+# the tests keep them away from PostgreSQL's programs. Needs FERRYD,
+# FERRY_RELAY and FERRY_BUILD; the outbox tests start PostgreSQL from Debian
+# as tests/lib/pgserver.c does.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-python-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp -r "$top/clients/python" "$tmp/src" # pip builds in the tree it is given
 /usr/bin/python3 -m venv --system-site-packages "$tmp/venv"
-"$tmp/venv/bin/pip" install -q --no-index --no-build-isolation "$tmp/src" 2>&1 |
-    grep -v -e BetaConfiguration -e 'warnings.warn' || true
+if ! "$tmp/venv/bin/pip" install -q --no-index --no-build-isolation "$tmp/src" \
+    >"$tmp/pip.log" 2>&1; then
+    cat "$tmp/pip.log"
+    echo "not ok - pip install ./clients/python into a virtual environment"
+    exit 1
+fi
 echo "ok - pip install ./clients/python into a virtual environment"
 
 export FERRY_LIBRARY="$top/$FERRY_BUILD/libferry.so.0"
@@ -25,7 +31,7 @@ export PYTHONDONTWRITEBYTECODE=1
 if [ -n "${FERRY_SAN:-}" ]; then
     LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"
     export LD_PRELOAD
-    export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=32${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 fi
 cd "$tmp" # not the source tree: the installed package is the one imported
 "$tmp/venv/bin/python" -c 'import ferry, sys; sys.exit(0 if "/venv/" in ferry.__file__ else 1)'

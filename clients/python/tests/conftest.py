@@ -67,6 +67,12 @@ def client(ferryd):
         yield c
 
 
+def _clean_env():
+    """The environment without the sanitizer runtimes test_python.sh may
+    preload for our libferry: PostgreSQL's programs hang under them."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+
+
 class Postgres:
     """Debian's PostgreSQL on a fresh directory and a free port, run as the
     unprivileged postgres user when we are root (initdb refuses root), as
@@ -97,17 +103,19 @@ class Postgres:
                    "-c wal_level=logical -c max_connections=50", "start"])
         subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1",
                         f"host=127.0.0.1 port={self.port} user=ferry dbname=postgres",
-                        "-c", "CREATE DATABASE app"], check=True, stdout=subprocess.DEVNULL)
+                        "-c", "CREATE DATABASE app"], check=True, stdout=subprocess.DEVNULL,
+                       env=_clean_env(), timeout=60)
         self.conninfo = f"host=127.0.0.1 port={self.port} user=ferry dbname=app"
 
     def _run(self, argv):
         subprocess.run(self.as_user + argv, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+                       stderr=subprocess.DEVNULL, env=_clean_env(), timeout=120)
 
     def stop(self):
         subprocess.run(self.as_user + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m",
                                        "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_clean_env(),
+                       timeout=120)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

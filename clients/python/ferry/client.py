@@ -12,7 +12,7 @@ import threading
 from ctypes import POINTER, byref, c_bool, c_int, c_size_t, c_uint64, c_void_p, cast
 
 from . import _native as N
-from .errors import ConflictError, FerryError, InvalidError, error_for
+from .errors import FerryError, InvalidError, error_for
 
 
 _log = logging.getLogger("ferry")

@@ -376,47 +376,43 @@ class Client:
                 self._raise(st)
         return {f: getattr(s, f) for f, _ in N.Stats._fields_}
 
-    def topics(self):
-        """Every topic and queue (TopicInfo), in name order."""
-        out, page = [], (N.TopicInfo * 1000)()
+    def _paged(self, struct, call, convert):
+        """Every item of a listing the broker gives 1000 at a time after a
+        name: call(after, page, n, more) fills a page; convert maps one."""
+        out, page = [], (struct * 1000)()
         after, more = b"", True
         while more:
             n, m = c_size_t(0), c_bool(False)
             with self._lock:
-                st = N.client_topics(self._handle(), after, page, 1000, byref(n), byref(m))
+                st = call(after, page, byref(n), byref(m))
                 if st:
                     self._raise(st)
-            out += [TopicInfo(page[i]) for i in range(n.value)]
+            out += [convert(page[i]) for i in range(n.value)]
             more = m.value and n.value > 0
             if n.value:
                 after = page[n.value - 1].name
         return out
 
+    def topics(self):
+        """Every topic and queue (TopicInfo), in name order."""
+        return self._paged(
+            N.TopicInfo, lambda after, page, n, m: N.client_topics(self._handle(), after, page,
+                                                                  1000, n, m), TopicInfo)
+
     def subs(self, topic):
         """The subscriptions of `topic`, as dicts (name, filter, owner,
         cursor, ack_floor, last_seq, waiting, ack_wait, max_deliver,
         consumers), in name order."""
-        out, page = [], (N.SubListing * 1000)()
-        after, more = b"", True
-        while more:
-            n, m = c_size_t(0), c_bool(False)
-            with self._lock:
-                st = N.client_subs(self._handle(), _b(topic), after, page, 1000, byref(n),
-                                   byref(m))
-                if st:
-                    self._raise(st)
-            for i in range(n.value):
-                s = page[i]
-                out.append({"name": s.name.decode(), "filter": s.filter.decode(),
-                            "owner": s.owner.decode(), "cursor": s.cursor,
-                            "ack_floor": s.ack_floor, "last_seq": s.last_seq,
-                            "waiting": max(s.last_seq + 1 - s.cursor, 0),
-                            "ack_wait": s.ack_wait_ms / 1000.0, "max_deliver": s.max_deliver,
-                            "consumers": s.consumers})
-            more = m.value and n.value > 0
-            if n.value:
-                after = page[n.value - 1].name
-        return out
+        def convert(s):
+            return {"name": s.name.decode(), "filter": s.filter.decode(),
+                    "owner": s.owner.decode(), "cursor": s.cursor, "ack_floor": s.ack_floor,
+                    "last_seq": s.last_seq, "waiting": max(s.last_seq + 1 - s.cursor, 0),
+                    "ack_wait": s.ack_wait_ms / 1000.0, "max_deliver": s.max_deliver,
+                    "consumers": s.consumers}
+        return self._paged(
+            N.SubListing, lambda after, page, n, m: N.client_subs(self._handle(), _b(topic),
+                                                                 after, page, 1000, n, m),
+            convert)
 
     def edit(self, name, *, dedupe_window=None, max_msgs=None, max_bytes=None, max_age=None,
              discard_new=None):

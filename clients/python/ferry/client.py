@@ -701,11 +701,16 @@ class Client:
         topic, None for a queue, or on a topic for live messages only (no
         acks). The handler must not call this client. Returns the
         Subscription; the client makes it again after a reconnect."""
-        s = Subscription(self, topic, sub, handler)
+        return self._consumer(Subscription(self, topic, sub, handler), N.client_subscribe,
+                              prefetch)
+
+    def _consumer(self, s, start, prefetch):
+        """Starts push consumer `s` through `start` (client_subscribe or
+        client_serve) and keeps it, with its C callback, until it ends."""
         consumer = c_uint64(0)
         with self._lock:
-            st = N.client_subscribe(self._handle(), _b(topic), _b(sub), prefetch, s._c_fn, None,
-                                    byref(consumer))
+            st = start(self._handle(), _b(s.topic), _b(s.sub), prefetch, s._c_fn, None,
+                       byref(consumer))
             if st:
                 self._raise(st)
             s.consumer = consumer.value
@@ -718,16 +723,7 @@ class Client:
         published to the requester before the request is acked. Raised: the
         request is nacked and comes again. Runs inside calls on this client,
         like subscribe(). Returns the Responder."""
-        s = Responder(self, topic, sub, handler)
-        consumer = c_uint64(0)
-        with self._lock:
-            st = N.client_serve(self._handle(), _b(topic), _b(sub), prefetch, s._c_fn, None,
-                                byref(consumer))
-            if st:
-                self._raise(st)
-            s.consumer = consumer.value
-            self._subs[s.consumer] = s
-        return s
+        return self._consumer(Responder(self, topic, sub, handler), N.client_serve, prefetch)
 
     def run(self, seconds):
         """Delivers pushed messages and confirms for `seconds`."""

@@ -311,7 +311,7 @@ test: deps-test
 # every ferryd with CURVE and a users file, every client with a key of it;
 # tests/lib/fixture.c). test_security sets up its own.
 SECURE_TESTS = $(filter-out %/test_security,$(addprefix $(BUILD)/tests/,$(INTEG_TESTS)))
-test-run: all examples benches $(TEST_BINS) $(POWERCUT_SO) $(FERRYD_NOSYNC)
+test-run: all examples benches $(TEST_BINS) $(BUILD)/tests/demo $(POWERCUT_SO) $(FERRYD_NOSYNC)
 	$(TEST_ENV) tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 	@echo "=== the integration tests again, with CURVE and users (FERRY_TEST_SECURE=1)"
 	$(TEST_ENV) FERRY_TEST_SECURE=1 tests/run-tests $(SECURE_TESTS)

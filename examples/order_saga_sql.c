@@ -4,8 +4,8 @@
  * own, PostgreSQL or SQLite (libferry-sql; docs/sagas.md).
  *
  * The order service starts one saga per order in the same transaction as
- * the order's row: reserve the items (inventory; compensation: release),
- * charge the card (payment; compensation: refund), ship (shipping). Each
+ * the order's row and an OrderPlaced event (topic "order"): reserve the items (inventory;
+ * compensation: release), charge the card (payment; compensation: refund), ship (shipping). Each
  * participant does its work, writes a domain event to its outbox and
  * records its answer in one transaction of its own database. ferry-relay
  * publishes every outbox: the orchestrator's commands and the services'
@@ -16,7 +16,13 @@
  *   - inventory fails for now on the first try of every order N % 11 == 4
  *     (a lock held): tried again after a wait, it goes on;
  *   - the release of a declined order N % 7 == 3 fails twice (the stock
- *     service is slow to come back): compensations are tried again.
+ *     service is slow to come back): compensations are tried again;
+ *   - inventory cannot serve the first delivery of any reserve command of
+ *     an order N % 13 == 6 (its warehouse system is offline): the command
+ *     comes back a second later. With the default step timeout (60 s) the
+ *     order only waits; with ORDER_SAGA_TIMEOUT_MS under a second (make
+ *     demo: 600) every attempt times out and the order is compensated
+ *     without stock ever reserved.
  *
  *   order_saga_sql orders DB ORDERS [BROKER]
  *       start order-0 .. order-<ORDERS-1> (after a restart, those started
@@ -25,7 +31,8 @@
  *   order_saga_sql inventory|payment|shipping DB [BROKER]
  *       serve that service's commands until SIGTERM
  *
- * ORDER_SAGA_RATE=N in the environment places at most N orders a second.
+ * ORDER_SAGA_RATE=N in the environment places at most N orders a second;
+ * ORDER_SAGA_TIMEOUT_MS=N sets the reserve step's timeout (default 60000).
  * DB is pg:CONNINFO or sqlite:PATH. Each service's tables: inventory
  * reservations(order_id, released), payment payments(order_id, amount,
  * refunded), shipping shipments(order_id); all of them runs(kind, order_id,
@@ -181,6 +188,12 @@ work(service_t *s, const ferry_saga_command_t *cmd, char *reason, size_t cap)
             snprintf(reason, cap, "reservations locked, try again");
             return false;
         }
+    }
+    if (strcmp(s->service, "inventory") == 0 && !cmd->undo && n % 13 == 6 &&
+        cmd->msg->delivery_count == 1) {
+        *cmd->later = true; /* not answered: it comes again in a second */
+        snprintf(reason, cap, "warehouse system offline");
+        return false;
     }
     if (strcmp(s->service, "inventory") == 0 && cmd->undo && n % 7 == 3 && amount > 150) {
         static long undo_tries[4096];
@@ -347,11 +360,12 @@ run_orders(const char *spec, long orders, const char *broker)
         return 1;
     /* Long reply timeouts: a participant killed and restarted answers late,
      * not never; the plan's outcomes must not depend on kills. */
+    const char *reserve_ms = getenv("ORDER_SAGA_TIMEOUT_MS");
     const ferry_saga_step_t steps[] = {
         {.name = "reserve",
          .queue = "inventory.commands",
          .compensable = true,
-         .timeout_ms = 60000,
+         .timeout_ms = reserve_ms ? atoi(reserve_ms) : 60000,
          .max_attempts = 3,
          .retry_delay_ms = 100},
         {.name = "charge", .queue = "payment.commands", .compensable = true, .timeout_ms = 60000},
@@ -391,6 +405,18 @@ run_orders(const char *spec, long orders, const char *broker)
         if (placed)
             st = db.pg ? ferry_saga_pg_start(o, db.pg, "order", id, data, (size_t)len)
                        : ferry_saga_sqlite_start(o, db.lite, "order", id, data, (size_t)len);
+        /* ... and the event other services follow (topic "order"; the
+         * Python invoice service of make demo), in the same transaction. */
+        char event[96];
+        int elen = snprintf(event, sizeof event, "{\"order\": \"%s\", \"total\": %s}", id, amount);
+        ferry_outbox_event_t placed_ev = {.aggregate_type = "order",
+                                          .aggregate_id = id,
+                                          .event_type = "OrderPlaced",
+                                          .payload = event,
+                                          .len = (size_t)elen};
+        if (placed && st == FERRY_OK)
+            st = db.pg ? ferry_outbox_pg_put(db.pg, &placed_ev, NULL)
+                       : ferry_outbox_sqlite_put(db.lite, &placed_ev, NULL);
         if (!run(&db, st == FERRY_OK && placed ? "COMMIT" : "ROLLBACK", 0, NULL, NULL))
             st = FERRY_EIO;
         else if (st == FERRY_OK && placed)
@@ -398,13 +424,13 @@ run_orders(const char *spec, long orders, const char *broker)
         if (i % 32 == 0)
             ferry_saga_poll(o, 0);
     }
-    long done = 0, compensated = 0, failed = 0, ended = 0;
+    long done = 0, compensated = 0, timed_out = 0, failed = 0, ended = 0;
     while (st == FERRY_OK && !atomic_load(&stop)) {
         if ((st = ferry_saga_poll(o, 50)) != FERRY_OK)
             break;
         if (ferry_saga_active(o) > 0)
             continue;
-        done = compensated = failed = ended = 0;
+        done = compensated = timed_out = failed = ended = 0;
         for (long i = 0; i < orders; i++) {
             char id[32];
             snprintf(id, sizeof id, "order-%ld", i);
@@ -412,10 +438,11 @@ run_orders(const char *spec, long orders, const char *broker)
             if (ferry_saga_get(o, id, &s) != FERRY_OK)
                 continue;
             done += s.state == FERRY_SAGA_DONE;
-            compensated += s.state == FERRY_SAGA_COMPENSATED;
+            compensated += s.state == FERRY_SAGA_COMPENSATED && !strstr(s.reason, "timed out");
+            timed_out += s.state == FERRY_SAGA_COMPENSATED && strstr(s.reason, "timed out");
             failed += s.state == FERRY_SAGA_FAILED;
         }
-        ended = done + compensated + failed;
+        ended = done + compensated + timed_out + failed;
         if (ended == orders)
             break;
     }
@@ -428,8 +455,9 @@ run_orders(const char *spec, long orders, const char *broker)
     }
     printf("orders %ld\n  done         %ld  (reserved, charged, shipped)\n"
            "  compensated  %ld  (card declined: the reservation released)\n"
+           "  compensated  %ld  (inventory did not answer in time: nothing reserved)\n"
            "  failed       %ld\n",
-           orders, done, compensated, failed);
+           orders, done, compensated, timed_out, failed);
     return 0;
 }
 

@@ -354,6 +354,15 @@ typedef struct ferry_saga_command {
      *  answer, a reply that came after the step's deadline); NULL: none.
      *  ferry_saga_command_result(cmd, cmd->step) prefers it. */
     const char *done_result;
+    /** A handler that cannot answer yet at all (the system it needs is
+     *  down, the work waits for something) sets *later = true and returns
+     *  false: nothing is recorded and no answer goes; the command is given
+     *  back to the broker and delivered again after FERRY_NACK_LATER_MS,
+     *  doubling each time. The step's deadline still runs at the
+     *  orchestrator: a command held past it times out (retried while the
+     *  step has attempts, then compensated), and an attempt delivered after
+     *  its deadline is refused without running. Never NULL. */
+    bool *later;
 } ferry_saga_command_t;
 
 /** @brief The result of step @p step (an earlier one, or the step this

@@ -16,6 +16,8 @@
  * still on its way) is answered "ok" and recorded: when the command comes,
  * it finds its compensation and is refused without running. A failed
  * compensation is not recorded, so the orchestrator's retry runs it again.
+ * A command the handler cannot serve yet (cmd->later) is given back to the
+ * broker unanswered and comes again after a wait.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +108,7 @@ s_answer(ferry_saga_participant_t *p, ferry_client_t *c, const ferry_stored_mess
                          req->topic, cmd->step, cmd->saga_id);
     /* A step that failed for now is not recorded (it comes again); nor is a
      * failed compensation (it runs again when retried). */
-    write = cmd->undo ? *ok : *ok || !*cmd->retry;
+    write = !*ok && *cmd->later ? false : cmd->undo ? *ok : *ok || !*cmd->retry;
     if (st == FERRY_OK && write)
         st = p->store.record(self, tx, dir, cmd->def, cmd->step, cmd->saga_id, *ok, p->reason);
     return st;
@@ -126,8 +128,9 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
                                 .result_cap = sizeof p->result};
     p->result[0] = '\0';
     const char *action = ferry_msg_header(req, "ferry-saga-action");
-    bool ok = false, retry = false;
+    bool ok = false, retry = false, later = false;
     cmd.retry = &retry;
+    cmd.later = &later;
     if (!cmd.saga_id || !cmd.def || !cmd.step || !action ||
         (strcmp(action, "do") != 0 && strcmp(action, "undo") != 0) || strlen(cmd.saga_id) > 200 ||
         strlen(cmd.def) > 63 || strlen(cmd.step) > 63) {
@@ -144,6 +147,14 @@ s_serve(ferry_client_t *c, const ferry_stored_message_t *req, ferry_message_t *r
         if (st) { /* said at the batch's end */
             p->batch_st = st;
             snprintf(p->failed, sizeof p->failed, "%s of saga %s", cmd.step, cmd.saga_id);
+            return FERRY_MSG_NACK_LATER;
+        }
+        if (!ok && later) { /* no answer now: the command comes again */
+            ferry_client_log(c, FERRY_LOG_INFO,
+                             "saga participant %s: %s%s of saga %s not served now (%s): "
+                             "delivered again later (delivery %u)",
+                             p->queue, cmd.undo ? "compensation of " : "", cmd.step, cmd.saga_id,
+                             p->reason, (unsigned)req->delivery_count);
             return FERRY_MSG_NACK_LATER;
         }
     }

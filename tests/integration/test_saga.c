@@ -20,6 +20,8 @@
  * - bad input: definitions, ids, unknown definition, duplicate start;
  * - step results: kept with the saga, carried by the later commands and
  *   the step's compensation, escaped when they are not text;
+ * - a command its participant cannot serve yet comes again later; held past
+ *   its deadline it times out and is compensated without running;
  * - choreography (examples/choreography.c): an order service and a stock
  *   service that only exchange events, each killed with -9 five times while
  *   1000 orders go through: every order ends confirmed exactly when stock
@@ -440,6 +442,7 @@ typedef struct {
     const char *queues[2]; /* served with fn; the second may be NULL */
     atomic_int stop, ready;
     ferry_status_t bad, st; /* what participant_new said to bad and good input */
+    pthread_t th;
 } s_server_t;
 
 /* A participant in its own thread with its own client (cmocka's asserts
@@ -467,16 +470,35 @@ s_serve_thread(void *arg)
     return NULL;
 }
 
+/* Starts @p srv (endpoint, fn and queues set) on a new LMDB environment
+ * @p name in the test's directory, and waits until it serves. */
+static void
+s_server_start(fx_t *fx, s_server_t *srv, const char *name)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/%s", fx->d.dir, name);
+    srv->endpoint = fx->d.endpoint;
+    srv->env = s_env(dir);
+    assert_int_equal(pthread_create(&srv->th, NULL, s_serve_thread, srv), 0);
+    while (!atomic_load(&srv->ready))
+        fy_sleep_ms(10);
+    assert_int_equal(srv->st, FERRY_OK);
+}
+
+static void
+s_server_stop(s_server_t *srv)
+{
+    atomic_store(&srv->stop, 1);
+    pthread_join(srv->th, NULL);
+    mdb_env_close(srv->env);
+}
+
 static void
 test_participant_answers_once(void **state)
 {
     fx_t *fx = *state;
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/svc", fx->d.dir);
-    s_server_t srv = {
-        .endpoint = fx->d.endpoint, .env = s_env(dir), .fn = s_count, .queues = {"svc.commands"}};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, s_serve_thread, &srv), 0);
+    s_server_t srv = {.fn = s_count, .queues = {"svc.commands"}};
+    s_server_start(fx, &srv, "svc");
     s_wait_queue(fx->c, "svc.commands");
     assert_string_equal(s_command(fx->c, "a", "do", "x"), "ok ");
     assert_string_equal(s_command(fx->c, "a", "do", "x"), "ok "); /* answered, not run */
@@ -506,11 +528,9 @@ test_participant_answers_once(void **state)
     assert_int_equal(ferry_client_request(fx->c, "svc.commands", &m, 10000, &reply), FERRY_OK);
     assert_string_equal(ferry_msg_header(reply, "ferry-saga-result"), "fail");
     assert_int_equal(s_runs, 3);
-    atomic_store(&srv.stop, 1);
-    pthread_join(th, NULL);
+    s_server_stop(&srv);
     assert_int_equal(srv.bad, FERRY_EINVAL);
     assert_int_equal(srv.st, FERRY_OK);
-    mdb_env_close(srv.env);
 }
 
 static void
@@ -676,16 +696,8 @@ test_step_results(void **state)
 {
     fx_t *fx = *state;
     char dir[400];
-    snprintf(dir, sizeof dir, "%s/resulter", fx->d.dir);
-    s_server_t srv = {.endpoint = fx->d.endpoint,
-                      .env = s_env(dir),
-                      .fn = s_resulting,
-                      .queues = {"res.a", "res.b"}};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, s_serve_thread, &srv), 0);
-    while (!atomic_load(&srv.ready))
-        fy_sleep_ms(10);
-    assert_int_equal(srv.st, FERRY_OK);
+    s_server_t srv = {.fn = s_resulting, .queues = {"res.a", "res.b"}};
+    s_server_start(fx, &srv, "resulter");
     snprintf(dir, sizeof dir, "%s/results", fx->d.dir);
     MDB_env *env = s_env(dir);
     ferry_saga_step_t steps[] = {{.name = "a", .queue = "res.a", .compensable = true},
@@ -736,10 +748,70 @@ test_step_results(void **state)
     assert_int_equal(ferry_saga_result(o, "ok-1", "a", got, 0), FERRY_EINVAL);
     assert_int_equal(atomic_load(&s_results_bad), 0);
     ferry_saga_orchestrator_destroy(&o);
-    atomic_store(&srv.stop, 1);
-    pthread_join(th, NULL);
+    s_server_stop(&srv);
     mdb_env_close(env);
-    mdb_env_close(srv.env);
+}
+
+/* A command its participant cannot serve yet (cmd->later): saga "wait-*"
+ * has step a's first delivery given back, then served; saga "gone-*" has
+ * every delivery given back, so each attempt times out and the saga
+ * compensates without a's work ever running. */
+static atomic_int s_later_runs, s_later_given_back;
+
+static bool
+s_later(MDB_txn *txn, const ferry_saga_command_t *cmd, char *reason, size_t cap, void *user)
+{
+    (void)txn, (void)user;
+    if (!cmd->undo && (cmd->msg->delivery_count == 1 || cmd->saga_id[0] == 'g')) {
+        atomic_fetch_add(&s_later_given_back, 1);
+        snprintf(reason, cap, "warehouse offline");
+        return !(*cmd->later = true);
+    }
+    atomic_fetch_add(&s_later_runs, 1);
+    return true;
+}
+
+static void
+test_command_served_later(void **state)
+{
+    fx_t *fx = *state;
+    char dir[400];
+    s_server_t srv = {.fn = s_later, .queues = {"later.a"}};
+    s_server_start(fx, &srv, "later");
+    snprintf(dir, sizeof dir, "%s/later-orch", fx->d.dir);
+    MDB_env *env = s_env(dir);
+    ferry_saga_step_t slow[] = {{.name = "a", .queue = "later.a", .compensable = true}};
+    ferry_saga_step_t quick[] = {{.name = "a",
+                                  .queue = "later.a",
+                                  .compensable = true,
+                                  .timeout_ms = 400,
+                                  .max_attempts = 2,
+                                  .retry_delay_ms = 50}};
+    ferry_saga_def_t def[] = {{.name = "slow", .steps = slow, .step_count = 1},
+                              {.name = "quick", .steps = quick, .step_count = 1}};
+    ferry_saga_config_t cfg = {.name = "later", .broker = fx->d.endpoint};
+    ferry_saga_orchestrator_t *o = NULL;
+    assert_int_equal(ferry_saga_orchestrator_new(env, def, 2, &cfg, &o), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "slow", "wait-1", "x", 1), FERRY_OK);
+    assert_int_equal(ferry_saga_start(o, "quick", "gone-1", "x", 1), FERRY_OK);
+    long long until = fy_now_ms() + 20000;
+    while (ferry_saga_active(o) > 0 && fy_now_ms() < until)
+        assert_int_equal(ferry_saga_poll(o, 20), FERRY_OK);
+    ferry_saga_status_t st;
+    assert_int_equal(ferry_saga_get(o, "wait-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_DONE);
+    assert_int_equal(ferry_saga_get(o, "gone-1", &st), FERRY_OK);
+    assert_int_equal(st.state, FERRY_SAGA_COMPENSATED);
+    assert_string_equal(st.reason, "step a timed out");
+    assert_int_equal(st.attempt, 1); /* its compensation: "nothing to undo" at once */
+    /* wait-1 ran once; gone-1 never; every attempt of gone-1 delivered
+     * before its deadline was given back (at least its first delivery of
+     * each of the 2 attempts), those after it refused without a call. */
+    assert_int_equal(atomic_load(&s_later_runs), 1);
+    assert_true(atomic_load(&s_later_given_back) >= 3);
+    ferry_saga_orchestrator_destroy(&o);
+    s_server_stop(&srv);
+    mdb_env_close(env);
 }
 
 /* ---- choreography ------------------------------------------------------------ */
@@ -907,6 +979,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_participant_answers_once, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_definition_versions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_step_results, fy_fx_setup, fy_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_command_served_later, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, fy_fx_setup, fy_fx_teardown),
         cmocka_unit_test_setup_teardown(test_choreography_services_killed, fy_fx_setup,
                                         fy_fx_teardown),

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Ferry for Python: a client of ferryd over libferry (docs/python.md)."""
-from .client import KEEP, Client, Confirm, Message, ReceivedMessage, Responder, Subscription, TopicInfo
+from .client import (KEEP, Client, ClusterNode, ClusterStatus, Confirm, Message, ReceivedMessage,
+                     Responder, Subscription, TopicInfo)
 from .errors import (AuthError, ConflictError, ConnectError, ExistsError, FerryError,
                      FerryTimeoutError, ForbiddenError, IdReusedError, InvalidError, InvalidNameError,
                      LimitError, NoReplyError, NotFoundError, SeqError, StorageFullError,
@@ -8,7 +9,7 @@ from .errors import (AuthError, ConflictError, ConnectError, ExistsError, FerryE
 
 __version__ = "0.1.0"
 __all__ = [
-    "KEEP", "Client", "Confirm", "Message", "ReceivedMessage", "Responder", "Subscription", "TopicInfo", "AuthError",
+    "KEEP", "Client", "ClusterNode", "ClusterStatus", "Confirm", "Message", "ReceivedMessage", "Responder", "Subscription", "TopicInfo", "AuthError",
     "ConflictError", "ConnectError", "ExistsError", "FerryError", "FerryTimeoutError",
     "ForbiddenError", "IdReusedError", "InvalidError", "InvalidNameError", "LimitError", "NoReplyError",
     "NotFoundError", "SeqError", "StorageFullError", "TooLargeError",

@@ -94,9 +94,23 @@ class SubConfig(Structure):
                 ("ack_wait_ms", c_uint64), ("max_deliver", c_uint32), ("filter", c_char_p)]
 
 
+class ClusterNode(Structure):
+    _fields_ = [("id", c_uint64), ("address", c_char * 64), ("match_index", c_uint64),
+                ("lag", c_uint64), ("up", c_bool), ("voter", c_bool)]
+
+
+class Cluster(Structure):
+    _fields_ = [("leader_id", c_uint64), ("term", c_uint64), ("commit_index", c_uint64),
+                ("applied_index", c_uint64), ("last_index", c_uint64), ("elections", c_uint64),
+                ("snapshots", c_uint64), ("nnodes", c_size_t), ("nodes", ClusterNode * 9)]
+
+
+BATCH_MAX = 1000  # FERRY_BATCH_MAX
+
 CONFIRM_FN = CFUNCTYPE(None, c_void_p, POINTER(Confirm), c_void_p)
 MSG_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StoredMessage), c_void_p)
 SERVE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StoredMessage), POINTER(Message), c_void_p)
+REPLY_FN = CFUNCTYPE(None, c_void_p, c_int, POINTER(StoredMessage), c_void_p)
 MSG_ACK, MSG_NACK, MSG_KEEP, MSG_NACK_LATER = 0, 1, 2, 3
 
 KIND_TOPIC = 1
@@ -178,5 +192,12 @@ key_iter_next = _fn("ferry_key_iter_next", status, P, POINTER(POINTER(StoredMess
 key_iter_destroy = _fn("ferry_key_iter_destroy", None, POINTER(P))
 client_request = _fn("ferry_client_request", status, P, c_char_p, POINTER(Message), c_int,
                      POINTER(POINTER(StoredMessage)))
+client_request_async = _fn("ferry_client_request_async", status, P, c_char_p, POINTER(Message),
+                           c_int, REPLY_FN, c_void_p)
+client_publish_batch = _fn("ferry_client_publish_batch", status, P, c_char_p, POINTER(Message),
+                           c_size_t, POINTER(Confirm))
+client_cluster = _fn("ferry_client_cluster", status, P, POINTER(Cluster))
+client_cluster_add = _fn("ferry_client_cluster_add", status, P, c_uint64, c_char_p)
+client_cluster_remove = _fn("ferry_client_cluster_remove", status, P, c_uint64)
 errname = _fn("ferry_errname", c_char_p, c_int)
 strerror = _fn("ferry_strerror", c_char_p, c_int)

@@ -1,19 +1,29 @@
 # SPDX-License-Identifier: MIT
-"""asyncio for Ferry: `await client.publish(...)`, `async for msg in ...`.
+"""asyncio for Ferry: `await client.publish(...)`, `async for msg in ...`,
+push subscriptions and responders with `async def` handlers.
 
 An AsyncClient drives one Client from the event loop: the client's file
 descriptor is watched (loop.add_reader) and its timers kept
-(next_timeout), so confirms resolve awaitables without a thread. Calls that
-wait on the broker by design (fetch with a wait, request, declare...) run
-in the loop's default executor, so the loop never blocks; their answers and
-the publishes' confirms are all libferry's, as with the Client.
+(next_timeout), so confirms, replies and pushed messages resolve
+awaitables and run handlers without a thread. Calls that wait on the
+broker by design (fetch with a wait, declare, acks...) run in the loop's
+default executor, so the loop never blocks; their answers and the
+publishes' confirms are all libferry's, as with the Client. A call in the
+executor has the client to itself while it runs (libferry's client is one
+thread's at a time): a fetch waiting for messages delays publishes on the
+same AsyncClient until it returns.
 """
 import asyncio
 import functools
+import inspect
+import logging
 import threading
 
-from .client import Client
+from .client import KEEP, Client, ReceivedMessage
 from .errors import FerryError
+
+_log = logging.getLogger("ferry")
+_ACKS_MAX = 10000  # FERRY_FETCH_MAX: most sequences in one ack
 
 
 def _settle(answer, f):
@@ -23,6 +33,104 @@ def _settle(answer, f):
         answer.set_exception(f.exception())
     else:
         answer.set_result(f.result())
+
+
+class AsyncMessage(ReceivedMessage):
+    """A message pushed to an AsyncSubscription: answer it with
+    `await msg.ack()`, `await msg.nack(delay=)` or `await msg.term(reason)`
+    (the acks of many messages go to the broker together). On a topic's
+    live consumer (no subscription name) there is nothing to answer."""
+
+    def __init__(self, received, aclient, acked):  # pylint: disable=super-init-not-called
+        self.__dict__.update(received.__dict__)
+        self._aclient, self._acked = aclient, acked
+
+    async def ack(self):
+        if self._acked:
+            await self._aclient._ack(self.topic, self._sub, self.seq)
+
+    async def nack(self, delay=0):
+        if self._acked:
+            await self._aclient._call("nack", self.topic, self._sub, self.seq, delay)
+
+    async def term(self, reason=""):
+        if self._acked:
+            await self._aclient._call("term", self.topic, self._sub, self.seq, reason)
+
+
+class AsyncSubscription:
+    """AsyncClient.subscribe's (and serve's) consumer. Without a handler,
+    `async for msg in sub` yields AsyncMessages to answer; with one, each
+    message runs handler(msg) in a task of its own (an `async def` is
+    awaited): returned, the message is acked; raised, it is nacked and comes
+    again (logged on the "ferry" logger, counted in `failed`); returned
+    ferry.KEEP, the handler answers it. `handled` and `failed` count the
+    handler's ends. `await unsubscribe()` stops it; messages taken and not
+    acked come back after their ack wait."""
+
+    def __init__(self, aclient, topic, sub, handler, acked):
+        self._aclient, self.topic, self.sub = aclient, topic, sub
+        self._handler, self._acked = handler, acked
+        self._queue = asyncio.Queue()  # bounded by the prefetch: the broker sends no more
+        self._tasks = set()
+        self.handled = 0
+        self.failed = 0
+        self._sync = None  # the Client's Subscription, while it runs
+
+    def _on_push(self, received):
+        """Called inside a libferry call: on the loop's thread (the pump) or
+        an executor's. The message stays pending; the loop answers it."""
+        self._aclient._on_loop(self._arrived, AsyncMessage(received, self._aclient, self._acked))
+        return KEEP if self._acked else None
+
+    def _arrived(self, msg):
+        if self._handler is None:
+            self._queue.put_nowait(msg)
+            return
+        task = self._aclient._loop.create_task(self._run(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, msg):
+        try:
+            result = self._handler(msg)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            self.failed += 1
+            _log.warning("ferry: a handler of %s raised: the message comes again (nack)",
+                         self.topic, exc_info=True)
+            await self._answer(msg.nack, msg)
+            return
+        self.handled += 1
+        if result is not KEEP:
+            await self._answer(msg.ack, msg)
+
+    async def _answer(self, how, msg):
+        try:
+            await how()
+        except FerryError:  # it comes again: after its ack wait, or the reconnect
+            _log.warning("ferry: %s of %s #%d failed: the message comes again", how.__name__,
+                         self.topic, msg.seq, exc_info=True)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        msg = await self._queue.get() if self._sync or not self._queue.empty() else None
+        if msg is None:  # unsubscribed
+            raise StopAsyncIteration
+        return msg
+
+    async def unsubscribe(self):
+        """Stops delivery, then waits for the handlers' tasks still running."""
+        if self._sync is None:
+            return
+        sync, self._sync = self._sync, None
+        await self._aclient._loop.run_in_executor(None, sync.unsubscribe)
+        self._queue.put_nowait(None)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 async def connect(server=None, **options):
@@ -47,7 +155,15 @@ class AsyncClient:
         self._sending = asyncio.Lock()  # FIFO: publishes leave in the order awaited
         self._thread = threading.get_ident()  # the loop's
         self._closed = False
+        self._acks = {}  # (topic, sub) -> [(seq, future)]: this turn's acks, sent together
         self._arm()
+
+    def _on_loop(self, fn, *args):
+        """Runs fn(*args) on the loop: now if this is the loop's thread."""
+        if threading.get_ident() == self._thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
 
     # -- the pump: libferry's work, from the loop ---------------------------
 
@@ -93,19 +209,31 @@ class AsyncClient:
         window, as publish_async's, in the order they were awaited. A full
         window (or a connection being made again with it full) waits, up to
         the client's timeout."""
+        return await self._windowed(
+            lambda settle: self.client.publish_async(topic, data, callback=settle, **options))
+
+    async def request(self, topic, data, *, timeout=5.0, headers=None):
+        """Sends a request and returns its reply (a Message), NoReplyError
+        if none came within `timeout`. Waits on the loop (no thread, the
+        client stays free): many may be awaited at once, as publishes."""
+        return await self._windowed(lambda settle: self.client.request_async(
+            topic, data, timeout=timeout, headers=headers, callback=settle))
+
+    async def _windowed(self, send):
+        """send(settle) starts a publish or request whose future calls
+        settle(future) when answered; awaits that answer. Started in the
+        order awaited, waiting for room in the window (or a reconnect) up
+        to the timeout."""
         deadline = self._loop.time() + self._timeout
         answer = self._loop.create_future()
 
         def settle(f):  # on the loop's thread (the pump), or an executor's
-            if threading.get_ident() == self._thread:
-                _settle(answer, f)
-            else:
-                self._loop.call_soon_threadsafe(_settle, answer, f)
+            self._on_loop(_settle, answer, f)
 
         async with self._sending:  # those waiting for room go first, in order
             while True:
                 try:
-                    self.client.publish_async(topic, data, callback=settle, **options)
+                    send(settle)
                     break
                 except FerryError as e:
                     if e.name not in ("EWOULD_BLOCK", "EDISCONNECTED") or \
@@ -148,8 +276,78 @@ class AsyncClient:
     async def ack(self, topic, sub, seqs):
         return await self._call("ack", topic, sub, seqs)
 
-    async def request(self, topic, data, **options):
-        return await self._call("request", topic, data, **options)
+    async def _ack(self, topic, sub, seq):
+        """Acks one message; the acks asked for in one turn of the loop go
+        in one call (one commit at the broker), at most 10,000 each."""
+        answer = self._loop.create_future()
+        batch = self._acks.get((topic, sub))
+        if batch is None:
+            batch = self._acks[(topic, sub)] = []
+            self._loop.create_task(self._send_acks(topic, sub))
+        batch.append((seq, answer))
+        await answer
+
+    async def _send_acks(self, topic, sub):
+        await asyncio.sleep(0)  # the acks of this turn join the batch
+        batch = self._acks.pop((topic, sub))
+        for i in range(0, len(batch), _ACKS_MAX):
+            part = batch[i:i + _ACKS_MAX]
+            try:
+                await self._call("ack", topic, sub, [seq for seq, _ in part])
+                outcome = None
+            except FerryError as e:
+                outcome = e
+            for _, answer in part:
+                if not answer.done():
+                    if outcome:
+                        answer.set_exception(outcome)
+                    else:
+                        answer.set_result(None)
+
+    # -- push consumers ----------------------------------------------------
+
+    async def subscribe(self, topic, handler=None, sub=None, *, prefetch=100):
+        """Push delivery to the loop: returns an AsyncSubscription, to read
+        with `async for msg in ...` (handler None) or running handler(msg)
+        for each message - `async def` handlers are awaited, many at once
+        (up to the prefetch). sub: a durable subscription of a topic, None
+        for a queue, or on a topic for live messages only (nothing to ack).
+        The client makes it again after a reconnect."""
+        acked = sub is not None or (await self.info(topic)).kind == "queue"
+        s = AsyncSubscription(self, topic, sub, handler, acked)
+        s._sync = await self._call("subscribe", topic, s._on_push, sub, prefetch=prefetch)
+        return s
+
+    async def serve(self, topic, handler, sub=None, *, prefetch=100):
+        """Answers requests (request()) on `topic`: handler(request) - an
+        `async def` is awaited - returns the reply's data, or (data,
+        headers); the reply is published to the requester and confirmed
+        before the request is acked; raised, the request is nacked and
+        comes again. Returns the AsyncSubscription."""
+
+        async def answer(req):
+            result = handler(req)
+            if inspect.isawaitable(result):
+                result = await result
+            data, headers = result if isinstance(result, tuple) else (result, None)
+            to, corr = req.headers.get("reply_to"), req.headers.get("correlation_id")
+            if to:
+                headers = {k: v for k, v in (headers or {}).items() if k != "correlation_id"}
+                if corr:
+                    headers["correlation_id"] = corr
+                await self.publish(to, data, headers=headers)
+
+        return await self.subscribe(topic, answer, sub, prefetch=prefetch)
+
+    # The Client's other blocking calls, awaited the same way (in the executor).
+    _IN_EXECUTOR = frozenset(("ping", "stats", "topics", "subs", "sub_info", "seek", "edit",
+                              "purge", "sub_delete", "backup", "publish_batch", "cluster",
+                              "cluster_add", "cluster_remove", "nack", "term"))
+
+    def __getattr__(self, name):
+        if name in AsyncClient._IN_EXECUTOR:
+            return functools.partial(self._call, name)
+        raise AttributeError(name)
 
     async def messages(self, topic, sub=None, *, max=100, wait=1.0):
         """Messages as they come (`async for`), fetched `max` at a time;

@@ -49,8 +49,8 @@ class Confirm:
 
 
 class PublishFuture:
-    """The outcome of publish_async: result() returns its Confirm or raises
-    why it failed. Waiting in result() or exception() takes the client's
+    """The outcome of publish_async (its Confirm) or request_async (the
+    reply, a Message): result() returns it or raises why it failed. Waiting in result() or exception() takes the client's
     answers itself (no flush needed, no other thread); done() and
     add_done_callback(fn) do not wait."""
     __slots__ = ("_client", "_done", "_result", "_exc", "_callbacks")
@@ -72,7 +72,7 @@ class PublishFuture:
         while not self._done:
             left = 1.0 if end is None else end - time.monotonic()
             if left <= 0:
-                raise TimeoutError("ferry: the publish is not answered yet")
+                raise TimeoutError("ferry: not answered yet")
             self._client.poll(min(left, 0.1))
 
     def result(self, timeout=None):
@@ -117,6 +117,32 @@ class TopicInfo:
 
     def __repr__(self):
         return f"TopicInfo(name={self.name!r}, kind={self.kind!r}, messages={self.messages})"
+
+
+class ClusterStatus:
+    """Where a cluster stands, from its leader (Client.cluster): leader_id
+    (0: a single ferryd), term, commit_index, applied_index, last_index,
+    elections, snapshots, and nodes: the voters (and nodes being added),
+    each a ClusterNode with id, address, match_index, lag, up, voter."""
+
+    def __init__(self, c):
+        for f in ("leader_id", "term", "commit_index", "applied_index", "last_index",
+                  "elections", "snapshots"):
+            setattr(self, f, getattr(c, f))
+        self.nodes = [ClusterNode(c.nodes[i]) for i in range(min(c.nnodes, len(c.nodes)))]
+
+    def __repr__(self):
+        return (f"ClusterStatus(leader_id={self.leader_id}, term={self.term}, "
+                f"nodes={self.nodes!r})")
+
+
+class ClusterNode:
+    def __init__(self, n):
+        self.id, self.address = n.id, n.address.decode()
+        self.match_index, self.lag, self.up, self.voter = n.match_index, n.lag, n.up, n.voter
+
+    def __repr__(self):
+        return f"ClusterNode(id={self.id}, address={self.address!r}, up={self.up})"
 
 
 class Message:
@@ -242,6 +268,7 @@ class Client:
         self._subs = {}  # consumer id -> Subscription (its C callback must live)
         self._next_token = 1
         self._on_confirm_c = N.CONFIRM_FN(self._on_confirm)
+        self._on_reply_c = N.REPLY_FN(self._on_reply)
         self._c = c_void_p()
         o = c_void_p(N.options_new())
         if not o:
@@ -476,6 +503,34 @@ class Client:
             if st:
                 self._raise(st)
 
+    def cluster(self):
+        """Where the cluster stands, from its leader (a ClusterStatus);
+        against a single ferryd leader_id is 0 and nodes is empty."""
+        out = N.Cluster()
+        with self._lock:
+            st = N.client_cluster(self._handle(), byref(out))
+            if st:
+                self._raise(st)
+        return ClusterStatus(out)
+
+    def cluster_add(self, node_id, address):
+        """Adds node `node_id`, started with `ferryd --cluster-id ID --join
+        HOST:PORT`, listening for its peers at `address` (HOST:PORT); returns
+        once the leader committed the change. InvalidError: an id or address
+        in use, another change under way, a single ferryd."""
+        with self._lock:
+            st = N.client_cluster_add(self._handle(), node_id, _b(address))
+            if st:
+                self._raise(st)
+
+    def cluster_remove(self, node_id):
+        """Removes node `node_id` (not the leader: stop it first); stop the
+        node afterwards."""
+        with self._lock:
+            st = N.client_cluster_remove(self._handle(), node_id)
+            if st:
+                self._raise(st)
+
     def backup(self, directory):
         """The broker copies its store into the new directory (an absolute
         path on its host): docs/operations.md, Backups."""
@@ -527,6 +582,28 @@ class Client:
                 self._raise(st, **self._conflict(st, cf))
         return Confirm(cf.seq, cf.duplicate, cf.key_version)
 
+    def publish_batch(self, topic, messages):
+        """Publishes up to 1,000 messages to `topic` in one request and waits
+        until the broker has them on disk: all stored in order (or answered
+        as duplicates of their ids), or none. Each item is the data (bytes
+        or str), or a dict of publish()'s options with "data". Returns a
+        Confirm per message."""
+        items = [m if isinstance(m, dict) else {"data": m} for m in messages]
+        if not 1 <= len(items) <= N.BATCH_MAX:
+            raise ValueError(f"ferry: a batch holds 1 to {N.BATCH_MAX} messages, not {len(items)}")
+        keep = []
+        arr = (N.Message * len(items))()
+        for i, it in enumerate(items):
+            arr[i] = self._message(it["data"], it.get("key"), it.get("id"), it.get("headers"),
+                                   it.get("expect_version"), it.get("expect_last_seq"),
+                                   it.get("delay"), keep)
+        cfs = (N.Confirm * len(items))()
+        with self._lock:
+            st = N.client_publish_batch(self._handle(), _b(topic), arr, len(items), cfs)
+            if st:
+                self._raise(st)
+        return [Confirm(cf.seq, cf.duplicate, cf.key_version) for cf in cfs]
+
     @staticmethod
     def _conflict(st, cf):
         if N.errname(st) == b"ECONFLICT":
@@ -550,6 +627,44 @@ class Client:
             import sys
             print(f"ferry: a publish_async callback raised {e!r}", file=sys.stderr)
 
+    def _track(self, callback, send):
+        """A PublishFuture for what send(token) starts, answered by its
+        callback through self._pending."""
+        fut = PublishFuture(self)
+        with self._lock:
+            token = self._next_token
+            self._next_token += 1
+            self._pending[token] = (fut, callback)
+            st = send(c_void_p(token))
+            if st:
+                self._pending.pop(token, None)
+                self._raise(st)
+        return fut
+
+    def _on_reply(self, _client, status, reply_p, user):
+        # A ctypes callback: nothing may escape it.
+        try:
+            fut, cb = self._pending.pop(user or 0, (None, None))
+            if status:
+                detail = N.client_last_error(self._c) or b""
+                fut._set(None, error_for(status, detail.decode()))
+            else:
+                fut._set(Message(reply_p.contents), None)
+            if cb:
+                cb(fut)
+        except Exception as e:  # pragma: no cover - reported, never lost silently
+            import sys
+            print(f"ferry: a request_async callback raised {e!r}", file=sys.stderr)
+
+    def request_async(self, topic, data, *, timeout=5.0, headers=None, callback=None):
+        """Sends a request without waiting; returns a PublishFuture resolved
+        with the reply (a Message) or NoReplyError inside a later call on
+        this client, as publish_async's (callback(future) too)."""
+        keep = []
+        m = self._message(data, None, None, headers, None, None, None, keep)
+        return self._track(callback, lambda token: N.client_request_async(
+            self._handle(), _b(topic), byref(m), _ms(timeout), self._on_reply_c, token))
+
     def publish_async(self, topic, data, *, callback=None, **options):
         """Sends a publish without waiting; returns a PublishFuture resolved
         (with its Confirm, or the exception) inside a later call on this
@@ -560,17 +675,8 @@ class Client:
         m = self._message(data, options.get("key"), options.get("id"), options.get("headers"),
                           options.get("expect_version"), options.get("expect_last_seq"),
                           options.get("delay"), keep)
-        fut = PublishFuture(self)
-        with self._lock:
-            token = self._next_token
-            self._next_token += 1
-            self._pending[token] = (fut, callback)
-            st = N.client_publish_async(self._handle(), _b(topic), byref(m), self._on_confirm_c,
-                                        c_void_p(token))
-            if st:
-                self._pending.pop(token, None)
-                self._raise(st)
-        return fut
+        return self._track(callback, lambda token: N.client_publish_async(
+            self._handle(), _b(topic), byref(m), self._on_confirm_c, token))
 
     def poll(self, timeout=0):
         """Takes what the broker answered (up to `timeout` seconds of waiting)."""

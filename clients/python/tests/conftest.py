@@ -12,10 +12,21 @@ import time
 import pytest
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Ferryd:
-    def __init__(self):
+    """ferryd on a fresh directory; `extra` flags (a cluster node's), bound
+    to `endpoint` (default: a free port, kept across restarts)."""
+
+    def __init__(self, extra=(), endpoint=None):
         self.dir = tempfile.mkdtemp(prefix="ferry-py-")
-        self.endpoint = None
+        self.endpoint = endpoint
+        self.extra = list(extra)
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -23,7 +34,8 @@ class Ferryd:
         bind = self.endpoint or "tcp://127.0.0.1:*"
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [os.environ["FERRYD"], "--data", os.path.join(self.dir, "data"), "--bind", bind],
+                [os.environ["FERRYD"], "--data", os.path.join(self.dir, "data"), "--bind", bind]
+                + self.extra,
                 stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
         pattern = re.compile(r'msg="ready" endpoint=(\S+)')
@@ -58,6 +70,26 @@ def ferryd():
     d = Ferryd().start()
     yield d
     d.cleanup()
+
+
+@pytest.fixture
+def cluster():
+    """Three ferryd nodes of one cluster (docs/cluster.md), each on its own
+    client and Raft ports."""
+    if "FERRYD" not in os.environ:
+        pytest.fail("FERRYD is not set (run through make test)")
+    raft = [free_port() for _ in range(3)]
+    peers = ",".join(f"{i + 1}=127.0.0.1:{raft[i]}" for i in range(3))
+    nodes = [Ferryd(["--cluster-id", str(i + 1), "--peers", peers,
+                     f"--cluster-bind=127.0.0.1:{raft[i]}"],
+                    endpoint=f"tcp://127.0.0.1:{free_port()}") for i in range(3)]
+    try:
+        for n in nodes:
+            n.start()
+        yield nodes
+    finally:
+        for n in nodes:
+            n.cleanup()
 
 
 @pytest.fixture

@@ -69,3 +69,67 @@ def test_broker_killed_under_an_asyncio_publisher(ferryd):
             assert [m.data for m in got] == [b"p%d" % i for i in range(n)]
             assert [x.seq for x in confirms] == [m.seq for m in got]
     asyncio.run(main())
+
+
+def test_push_handlers_responders_and_requests_on_the_loop(ferryd):
+    """Push subscriptions deliver to the loop: an async handler's return
+    acks (the acks of a turn together), its raise nacks and the message
+    comes again; `async for` over a subscription; an async responder
+    answers requests awaited many at once; no responder: NoReplyError."""
+    import pytest
+
+    async def main():
+        async with await ferry.aio.connect(ferryd.endpoint) as svc, \
+                await ferry.aio.connect(ferryd.endpoint) as cli:
+            await svc.declare("jobs", kind="queue")
+            done, failed_once = [], set()
+
+            async def work(msg):
+                await asyncio.sleep(0)  # a handler that awaits
+                i = int(msg.text)
+                if i % 10 == 3 and i not in failed_once:
+                    failed_once.add(i)
+                    raise ValueError("the first try fails")
+                done.append(i)
+
+            jobs = await svc.subscribe("jobs", work, prefetch=50)
+            await asyncio.gather(*[cli.publish("jobs", str(i)) for i in range(500)])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (len(done) < 500 or (await svc.info("jobs")).messages) and \
+                    loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            assert sorted(done) == list(range(500))  # each once: acked after it ran
+            assert (jobs.handled, jobs.failed) == (500, 50)
+            assert (await svc.info("jobs")).messages == 0  # every ack stored
+            await jobs.unsubscribe()
+
+            await svc.declare("events")
+            await svc.subscribe_durable("events", "audit")
+            events = await svc.subscribe("events", sub="audit", prefetch=20)
+            await asyncio.gather(*[cli.publish("events", f"e{i}", key="k") for i in range(100)])
+            got = []
+            async for m in events:
+                got.append(m.text)
+                await m.ack()
+                if len(got) == 100:
+                    break
+            assert got == [f"e{i}" for i in range(100)]
+            await events.unsubscribe()
+            assert (await svc.sub_info("events", "audit"))["ack_floor"] == 100
+
+            async def upper(req):
+                await asyncio.sleep(0.001)
+                return req.data.upper(), {"by": "svc"}
+
+            await svc.declare("rpc", kind="queue")
+            rpc = await svc.serve("rpc", upper)
+            replies = await asyncio.gather(*[cli.request("rpc", f"r{i}") for i in range(200)])
+            assert [r.data for r in replies] == [f"R{i}".encode() for i in range(200)]
+            assert all(r.headers["by"] == "svc" for r in replies)
+            assert rpc.handled == 200
+            await svc.declare("nobody", kind="queue")
+            with pytest.raises(ferry.NoReplyError):
+                await cli.request("nobody", "x", timeout=0.3)
+            await rpc.unsubscribe()
+    asyncio.run(main())

@@ -330,3 +330,28 @@ def test_server_from_the_environment(ferryd, monkeypatch):
     with ferry.Client() as c:
         c.ping()
         assert c.declare("env").created
+
+
+def test_publish_batch(client):
+    """One request, all or nothing: confirms in order, ids answered as
+    duplicates when sent again, a refused batch stores none."""
+    client.declare("batch", dedupe_window=60)
+    cfs = client.publish_batch("batch", ["a", b"b", {"data": "c", "key": "k", "id": "c-1",
+                                                     "headers": {"h": "v"}}])
+    assert [(cf.seq, cf.duplicate) for cf in cfs] == [(1, False), (2, False), (3, False)]
+    c1 = {"data": "c", "key": "k", "id": "c-1", "headers": {"h": "v"}}
+    again = client.publish_batch("batch", [c1, "d"])
+    assert [(cf.seq, cf.duplicate) for cf in again] == [(3, True), (4, False)]
+    with pytest.raises(ferry.IdReusedError):  # the id of another message: none stored
+        client.publish_batch("batch", ["x", dict(c1, data="other")])
+    got = client.get("batch", 1, 10)
+    assert [m.data for m in got] == [b"a", b"b", b"c", b"d"]
+    assert got[2].headers == {"h": "v"} and got[2].key == "k"
+    with pytest.raises(ferry.ConflictError):  # the key moved on: none of it stored
+        client.publish_batch("batch", ["e", {"data": "f", "key": "k", "expect_version": 0}])
+    assert client.info("batch").last_seq == 4
+    with pytest.raises(ferry.NotFoundError):
+        client.publish_batch("nope", ["x"])
+    for bad in ([], ["x"] * 1001):
+        with pytest.raises(ValueError):
+            client.publish_batch("batch", bad)

@@ -5,6 +5,8 @@ redis-py's, same run, same machine (docs/python.md, bench/README.md).
 
   Ferry, Python: publish_async 128-byte messages through a window of 1000
                  (confirmed/s), then fetch 1000 + ack them (consumed/s)
+  Ferry, asyncio: the same awaited (ferry.aio), then consumed by a push
+                 subscription with an async handler
   Ferry, C:      bench_publish -n N -w 1000 on the same kind of broker
   Redis, Python: redis-py XADD pipelined 1000 at a time on redis-server with
                  appendonly yes and appendfsync always (the durable setting),
@@ -65,6 +67,41 @@ def ferry_python(endpoint, n, size):
     return pub, cons
 
 
+def ferry_python_aio(endpoint, n, size):
+    """ferry.aio: publishes awaited 10,000 at a time through a window of
+    1000, then a push subscription with an async handler (acks batched per
+    loop turn) until the queue is empty."""
+    import asyncio
+    import ferry.aio
+    data = b"x" * size
+
+    async def main():
+        async with await ferry.aio.connect(endpoint, window=1000, timeout=30) as c:
+            await c.declare("bench-aio", kind="queue")
+            t0 = time.perf_counter()
+            for i in range(0, n, 10000):
+                await asyncio.gather(*[c.publish("bench-aio", data)
+                                       for _ in range(min(10000, n - i))])
+            pub = n / (time.perf_counter() - t0)
+            seen = [0]
+            done = asyncio.Event()
+
+            async def handle(msg):
+                seen[0] += 1
+                if seen[0] == n:
+                    done.set()
+
+            t0 = time.perf_counter()
+            sub = await c.subscribe("bench-aio", handle, prefetch=1000)
+            await done.wait()
+            while (await c.info("bench-aio")).messages:  # every ack stored
+                await asyncio.sleep(0.005)
+            cons = n / (time.perf_counter() - t0)
+            await sub.unsubscribe()
+            return pub, cons
+    return asyncio.run(main())
+
+
 def ferry_c(n):
     """bench_publish's best of its runs (msg/s confirmed)."""
     out = subprocess.run([os.environ["FERRY_BENCH"], "-n", str(n), "-w", "1000"],
@@ -123,11 +160,14 @@ def main():
         p, endpoint = start_ferryd(d)
         try:
             pub, cons = ferry_python(endpoint, a.n, a.s)
+            apub, acons = ferry_python_aio(endpoint, a.n, a.s)
         finally:
             p.terminate()
             p.wait()
         print(f"ferry python: {a.n} x {a.s} B: published {pub:,.0f}/s confirmed, "
               f"consumed {cons:,.0f}/s (fetch 1000 + ack)")
+        print(f"ferry asyncio: {a.n} x {a.s} B: published {apub:,.0f}/s confirmed (awaited), "
+              f"consumed {acons:,.0f}/s (push, async handler, acks batched)")
         print(f"ferry C:      {ferry_c(a.n)}")
         rpub, rcons = redis_python(a.n, a.s, d)
         print(f"redis-py:     {a.n} x {a.s} B, appendfsync always: XADD {rpub:,.0f}/s "

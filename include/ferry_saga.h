@@ -361,7 +361,9 @@ typedef struct ferry_saga_command {
      *  doubling each time. The step's deadline still runs at the
      *  orchestrator: a command held past it times out (retried while the
      *  step has attempts, then compensated), and an attempt delivered after
-     *  its deadline is refused without running. Never NULL. */
+     *  its deadline is refused without running. Each give-back counts
+     *  toward the queue's max_deliver, as FERRY_MSG_NACK_LATER does: past
+     *  it the command goes to the dead letters. Never NULL. */
     bool *later;
 } ferry_saga_command_t;
 

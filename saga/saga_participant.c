@@ -107,8 +107,9 @@ s_answer(ferry_saga_participant_t *p, ferry_client_t *c, const ferry_stored_mess
                          "UTF-8 text: kept escaped (\\xNN)",
                          req->topic, cmd->step, cmd->saga_id);
     /* A step that failed for now is not recorded (it comes again); nor is a
-     * failed compensation (it runs again when retried). */
-    write = !*ok && *cmd->later ? false : cmd->undo ? *ok : *ok || !*cmd->retry;
+     * failed compensation (it runs again when retried), nor a command the
+     * handler could not serve yet (it comes again by itself). */
+    write = (*ok || !*cmd->later) && (cmd->undo ? *ok : *ok || !*cmd->retry);
     if (st == FERRY_OK && write)
         st = p->store.record(self, tx, dir, cmd->def, cmd->step, cmd->saga_id, *ok, p->reason);
     return st;

@@ -14,6 +14,7 @@ thread's at a time): a fetch waiting for messages delays publishes on the
 same AsyncClient until it returns.
 """
 import asyncio
+import collections
 import functools
 import inspect
 import logging
@@ -100,18 +101,15 @@ class AsyncSubscription:
             self.failed += 1
             _log.warning("ferry: a handler of %s raised: the message comes again (nack)",
                          self.topic, exc_info=True)
-            await self._answer(msg.nack, msg)
+            try:
+                await msg.nack()
+            except FerryError:  # it comes again anyway, after its ack wait
+                _log.warning("ferry: nack of %s #%d failed: it comes again after its ack "
+                             "wait", self.topic, msg.seq, exc_info=True)
             return
         self.handled += 1
-        if result is not KEEP:
-            await self._answer(msg.ack, msg)
-
-    async def _answer(self, how, msg):
-        try:
-            await how()
-        except FerryError:  # it comes again: after its ack wait, or the reconnect
-            _log.warning("ferry: %s of %s #%d failed: the message comes again", how.__name__,
-                         self.topic, msg.seq, exc_info=True)
+        if result is not KEEP and self._acked:  # with this turn's others; a failure is logged
+            self._aclient._queue_ack(self.topic, self.sub, msg.seq)
 
     def __aiter__(self):
         return self
@@ -151,11 +149,13 @@ class AsyncClient:
         self._timeout = timeout
         self._fd = None
         self._timer = None
-        self._room = None  # a future resolved when the window has room again
-        self._sending = asyncio.Lock()  # FIFO: publishes leave in the order awaited
+        # Publishes and requests waiting for room in the window, in the order
+        # awaited: (send, settle, answer, deadline); the pump sends them.
+        self._backlog = collections.deque()
         self._thread = threading.get_ident()  # the loop's
         self._closed = False
-        self._acks = {}  # (topic, sub) -> [(seq, future)]: this turn's acks, sent together
+        self._acks = {}  # (topic, sub) -> [(seq, future or None)]: this turn's acks, sent together
+        self._pump_asked = False
         self._arm()
 
     def _on_loop(self, fn, *args):
@@ -180,11 +180,26 @@ class AsyncClient:
             if fd is not None:
                 self._loop.add_reader(fd, self._pump)
             self._fd = fd
-        if self._timer:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(min(self.client.next_timeout(), 0.1), self._pump)
+        # The client's next timer (at most 0.1 s away): kept unless it must
+        # come sooner, so a busy loop does not make a timer per message.
+        when = self._loop.time() + min(self.client.next_timeout(), 0.1)
+        if self._timer is None or self._timer.when() > when + 0.001:
+            if self._timer:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self):
+        self._timer = None
+        self._pump()
+
+    def _pump_soon(self):
+        """One pump in this turn of the loop, however many asked for it."""
+        if not self._pump_asked:
+            self._pump_asked = True
+            self._loop.call_soon(self._pump)
 
     def _pump(self):
+        self._pump_asked = False
         lock = self.client._lock
         if lock.acquire(blocking=False):  # else a call in the executor does the work
             try:
@@ -193,9 +208,31 @@ class AsyncClient:
                 pass  # what failed is in the futures; the connection comes back
             finally:
                 lock.release()
-        if self._room and not self._room.done() and self.client.in_flight < self._window:
-            self._room.set_result(None)
+        if self._backlog and self._drain():
+            # Sending may take the descriptor's edge (ZMQ_FD): look again
+            # next turn rather than wait for the timer.
+            self._pump_soon()
         self._arm()
+
+    def _drain(self):
+        """Sends what waits in the backlog while the window has room; what
+        waited past the timeout fails with why it could not go. Returns
+        whether it sent anything."""
+        sent = False
+        while self._backlog:
+            send, settle, answer, deadline = self._backlog[0]
+            if not answer.done():
+                try:
+                    send(settle)
+                except FerryError as e:
+                    if e.name in ("EWOULD_BLOCK", "EDISCONNECTED") and \
+                            self._loop.time() < deadline:
+                        return sent  # no room yet: the next confirm (or the timer) comes back
+                    answer.set_exception(e)
+                else:
+                    sent = True
+            self._backlog.popleft()
+        return sent
 
     async def _call(self, name, *args, **kwargs):
         return await self._loop.run_in_executor(
@@ -224,28 +261,21 @@ class AsyncClient:
         settle(future) when answered; awaits that answer. Started in the
         order awaited, waiting for room in the window (or a reconnect) up
         to the timeout."""
-        deadline = self._loop.time() + self._timeout
         answer = self._loop.create_future()
 
         def settle(f):  # on the loop's thread (the pump), or an executor's
             self._on_loop(_settle, answer, f)
 
-        async with self._sending:  # those waiting for room go first, in order
-            while True:
-                try:
-                    send(settle)
-                    break
-                except FerryError as e:
-                    if e.name not in ("EWOULD_BLOCK", "EDISCONNECTED") or \
-                            self._loop.time() >= deadline:
-                        raise
-                    if not self._room or self._room.done():
-                        self._room = self._loop.create_future()
-                    try:  # a confirm makes room; else look again soon
-                        await asyncio.wait_for(asyncio.shield(self._room), 0.05)
-                    except asyncio.TimeoutError:
-                        pass
-        self._pump()
+        if not self._backlog:  # nobody waits for room: straight out
+            try:
+                send(settle)
+                self._pump_soon()
+                return await answer
+            except FerryError as e:
+                if answer.done() or e.name not in ("EWOULD_BLOCK", "EDISCONNECTED"):
+                    raise
+        self._backlog.append((send, settle, answer, self._loop.time() + self._timeout))
+        self._pump_soon()
         return await answer
 
     # -- everything else, in the executor -----------------------------------
@@ -280,12 +310,17 @@ class AsyncClient:
         """Acks one message; the acks asked for in one turn of the loop go
         in one call (one commit at the broker), at most 10,000 each."""
         answer = self._loop.create_future()
+        self._queue_ack(topic, sub, seq, answer)
+        await answer
+
+    def _queue_ack(self, topic, sub, seq, answer=None):
+        """Adds seq to this turn's acks; `answer` (a future, or None: a
+        failure is logged for the batch) learns the outcome."""
         batch = self._acks.get((topic, sub))
         if batch is None:
             batch = self._acks[(topic, sub)] = []
             self._loop.create_task(self._send_acks(topic, sub))
         batch.append((seq, answer))
-        await answer
 
     async def _send_acks(self, topic, sub):
         await asyncio.sleep(0)  # the acks of this turn join the batch
@@ -295,14 +330,20 @@ class AsyncClient:
             try:
                 await self._call("ack", topic, sub, [seq for seq, _ in part])
                 outcome = None
-            except FerryError as e:
+            except Exception as e:  # every ack waiting learns it, whatever it was
                 outcome = e
+            unanswered = 0
             for _, answer in part:
-                if not answer.done():
+                if answer is None:
+                    unanswered += 1
+                elif not answer.done():
                     if outcome:
                         answer.set_exception(outcome)
                     else:
                         answer.set_result(None)
+            if outcome and unanswered:
+                _log.warning("ferry: ack of %d messages of %s failed (%s): they come again",
+                             unanswered, topic, outcome)
 
     # -- push consumers ----------------------------------------------------
 

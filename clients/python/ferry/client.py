@@ -50,9 +50,10 @@ class Confirm:
 
 class PublishFuture:
     """The outcome of publish_async (its Confirm) or request_async (the
-    reply, a Message): result() returns it or raises why it failed. Waiting in result() or exception() takes the client's
-    answers itself (no flush needed, no other thread); done() and
-    add_done_callback(fn) do not wait."""
+    reply, a Message): result() returns it or raises why it failed. Waiting
+    in result() or exception() takes the client's answers itself (no flush
+    needed, no other thread); done() and add_done_callback(fn) do not
+    wait."""
     __slots__ = ("_client", "_done", "_result", "_exc", "_callbacks")
 
     def __init__(self, client):
@@ -137,6 +138,8 @@ class ClusterStatus:
 
 
 class ClusterNode:
+    """A node of ClusterStatus.nodes, as the leader sees it."""
+
     def __init__(self, n):
         self.id, self.address = n.id, n.address.decode()
         self.match_index, self.lag, self.up, self.voter = n.match_index, n.lag, n.up, n.voter

@@ -127,9 +127,37 @@ def test_push_handlers_responders_and_requests_on_the_loop(ferryd):
             replies = await asyncio.gather(*[cli.request("rpc", f"r{i}") for i in range(200)])
             assert [r.data for r in replies] == [f"R{i}".encode() for i in range(200)]
             assert all(r.headers["by"] == "svc" for r in replies)
-            assert rpc.handled == 200
+            await rpc.unsubscribe()  # waits for its handlers still confirming their replies
+            assert (rpc.handled, rpc.failed) == (200, 0)
             await svc.declare("nobody", kind="queue")
             with pytest.raises(ferry.NoReplyError):
                 await cli.request("nobody", "x", timeout=0.3)
-            await rpc.unsubscribe()
+    asyncio.run(main())
+
+
+def test_publishes_waiting_for_room_fail_at_their_timeout(ferryd):
+    """A broker that stops answering: the publishes waiting for room in the
+    window fail at the client's timeout, in order, none hangs; those in the
+    window are kept (libferry never drops one) and confirmed once the
+    broker answers again."""
+    import signal
+    import time
+
+    async def main():
+        async with await ferry.aio.connect(ferryd.endpoint, window=10, timeout=0.5) as c:
+            await c.declare("stall")
+            ferryd.proc.send_signal(signal.SIGSTOP)
+            try:
+                tasks = [asyncio.ensure_future(c.publish("stall", b"m%d" % i))
+                         for i in range(30)]
+                deadline = time.monotonic() + 10
+                while sum(t.done() for t in tasks) < 20 and time.monotonic() < deadline:
+                    await asyncio.wait(tasks, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+                assert [t.done() for t in tasks] == [False] * 10 + [True] * 20
+                assert all(isinstance(t.exception(), ferry.FerryError) for t in tasks[10:])
+            finally:
+                ferryd.proc.send_signal(signal.SIGCONT)
+            confirms = await asyncio.gather(*tasks[:10])
+            assert [cf.seq for cf in confirms] == list(range(1, 11))
+            assert (await c.publish("stall", b"after")).seq == 11
     asyncio.run(main())

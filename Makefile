@@ -62,7 +62,7 @@ CLIENT_SRC := client/connection.c client/options.c client/passkey.c client/windo
 # The relay core: the LMDB outbox, the relay loop, its LMDB source and the
 # in-process relay. In libferry; ferry-relay links it from there.
 RELAYCORE_SRC := relay/outbox.c relay/outbox_event.c relay/mdb_util.c relay/identity.c relay/claim.c relay/redact.c relay/relay.c relay/relay_status.c relay/src_lmdb.c relay/outbox_relay.c
-SAGA_SRC   := saga/transition.c saga/results.c saga/saga.c saga/saga_lmdb.c saga/saga_participant.c saga/participant_lmdb.c saga/inbox.c
+SAGA_SRC   := saga/transition.c saga/results.c saga/saga.c saga/start_queue.c saga/saga_lmdb.c saga/saga_participant.c saga/participant_lmdb.c saga/inbox.c
 # libferry-sql: the outbox and inbox in a service's SQLite or PostgreSQL
 # (ferry_sql.h), with the tables' DDL built in from outbox-relay/sql/.
 SQL_SRC    := sql/sql_common.c sql/sqlite_store.c sql/pg_store.c sql/saga_pg.c sql/saga_sqlite.c \

@@ -15,8 +15,11 @@
  *
  * --start-batch N starts the throughput run's sagas N per transaction (as an
  * application starting a batch of orders in one transaction); 1 by default.
+ * --start-async starts each with ferry_saga_start_async() instead: those
+ * asked for between two polls (100) commit together.
  *
- *   bench_saga [-n SAGAS] [-l LATENCY_SAGAS] [--store lmdb|sqlite|pg] [--start-batch N]
+ *   bench_saga [-n SAGAS] [-l LATENCY_SAGAS] [--store lmdb|sqlite|pg]
+ *              [--start-batch N | --start-async]
  *       (needs FERRYD; FERRY_RELAY for sqlite and pg)
  */
 #define _GNU_SOURCE
@@ -104,14 +107,31 @@ s_on_end(const char *id, const ferry_saga_status_t *st, void *user)
     (*(long *)user)++;
 }
 
+/* A start of --start-async that did not commit ends the run. */
+static void
+s_started(const char *id, ferry_status_t st, void *user)
+{
+    (void)user;
+    if (st != FERRY_OK) {
+        fprintf(stderr, "bench_saga: start of %s: %s\n", id, ferry_strerror(st));
+        exit(1);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
     long n = 2000, lat_n = 200;
     const char *store = "lmdb";
     long batch = 1; /* sagas started per transaction */
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-n"))
+    bool async = false;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--start-async")) {
+            async = true;
+            i--;
+        } else if (i + 1 >= argc)
+            break;
+        else if (!strcmp(argv[i], "-n"))
             n = strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "-l"))
             lat_n = strtol(argv[i + 1], NULL, 10);
@@ -174,12 +194,22 @@ main(int argc, char **argv)
         if (relay <= 0)
             return 1;
     }
-    printf("store: %s, starts %ld per transaction\n", store, batch);
+    if (async)
+        printf("store: %s, starts by ferry_saga_start_async, a poll every 100\n", store);
+    else
+        printf("store: %s, starts %ld per transaction\n", store, batch);
     char id[32], data[128];
     memset(data, 'd', sizeof data);
     long long t0 = fy_mono_ms();
     const ferry_saga_store_t *ss = ferry_saga_orchestrator_store(o);
-    for (long i = 0; i < n; i += batch) {
+    for (long i = 0; async && i < n; i++) {
+        snprintf(id, sizeof id, "t-%ld", i);
+        if (ferry_saga_start_async(o, "order", id, data, sizeof data, s_started, NULL) != FERRY_OK)
+            return 1;
+        if (i % 100 == 99)
+            ferry_saga_poll(o, 0);
+    }
+    for (long i = 0; !async && i < n; i += batch) {
         /* Starts in transactions of `batch` (an application starting the
          * sagas of a batch of orders in one transaction of its own). */
         void *tx;

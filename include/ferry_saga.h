@@ -151,9 +151,37 @@ FERRY_EXPORT ferry_status_t ferry_saga_orchestrator_new(MDB_env *env, const ferr
 FERRY_EXPORT ferry_status_t ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def,
                                              const char *id, const void *data, size_t len);
 
+/** Told from ferry_saga_poll() how a start of ferry_saga_start_async()
+ *  ended: FERRY_OK once committed; FERRY_EEXISTS (that id was started
+ *  before), FERRY_ENOTFOUND (no such definition now); or the store's
+ *  failure of the whole batch (FERRY_ESTORAGE_FULL, FERRY_EIO: nothing of
+ *  it was recorded; start it again later). */
+typedef void (*ferry_saga_started_fn)(const char *id, ferry_status_t status, void *user);
+
+/** Most starts ferry_saga_start_async() queues before it commits them itself. */
+#define FERRY_SAGA_STARTS_MAX 1000
+
+/**
+ * @brief ferry_saga_start() without waiting for its commit: the start is
+ * copied and queued, and the next ferry_saga_poll() commits every queued
+ * start in one transaction of the store - one fsync for many, as the
+ * broker's group commit - then calls @p cb (may be NULL) for each. The
+ * FERRY_SAGA_STARTS_MAX-th queued start commits the queue at once;
+ * ferry_saga_orchestrator_destroy() commits what is queued. Nothing of a
+ * start is durable, and its first command not sent, before its callback
+ * says FERRY_OK.
+ * @return FERRY_OK (queued), FERRY_EINVAL, FERRY_ENOTFOUND (no such
+ *         definition), FERRY_ENOMEM; or the status of the commit it made
+ *         at FERRY_SAGA_STARTS_MAX (the callbacks told each start's outcome)
+ */
+FERRY_EXPORT ferry_status_t ferry_saga_start_async(ferry_saga_orchestrator_t *o, const char *def,
+                                                   const char *id, const void *data, size_t len,
+                                                   ferry_saga_started_fn cb, void *user);
+
 /**
  * @brief Takes replies and fires deadlines for up to @p timeout_ms (0: what
- * is there). Call it in the service's loop, from the thread that made @p o.
+ * is there). Commits the starts of ferry_saga_start_async() queued since
+ * the last poll first. Call it in the service's loop, from the thread that made @p o.
  * @return FERRY_OK, FERRY_EINVAL, FERRY_ESTORAGE_FULL (the service's disk is
  *         full: the replies taken were not applied and come again after the
  *         replies' ack wait, 10 s; keep polling), FERRY_EIO

@@ -22,6 +22,7 @@
 #include "grow.h"
 #include "results.h"
 #include "saga_int.h"
+#include "start_queue.h"
 #include "transition.h"
 
 #define S_ID_MAX       FY_SAGA_ID_MAX
@@ -76,6 +77,7 @@ struct ferry_saga_orchestrator {
     s_reply_t *replies_in; /* taken by the handler, applied after the poll */
     size_t nreplies, cap_replies;
     ferry_saga_stats_t stats, pending; /* pending: of the open transaction */
+    fy_saga_startq_t starts;           /* ferry_saga_start_async's, until the next poll */
 };
 
 /* The open transaction's counts join the others once it committed. */
@@ -792,10 +794,27 @@ ferry_saga_start(ferry_saga_orchestrator_t *o, const char *def, const char *id, 
 }
 
 ferry_status_t
+ferry_saga_start_async(ferry_saga_orchestrator_t *o, const char *def, const char *id,
+                       const void *data, size_t len, ferry_saga_started_fn cb, void *user)
+{
+    if (!o || !def || !s_id_ok(id) || (len && !data) || len > S_DATA_MAX)
+        return FERRY_EINVAL;
+    if (!s_def_to_start(o, def))
+        return FERRY_ENOTFOUND;
+    ferry_status_t st = fy_saga_startq_push(&o->starts, def, id, data, len, cb, user);
+    if (st == FERRY_OK && o->starts.n >= FERRY_SAGA_STARTS_MAX)
+        st = fy_saga_startq_commit(&o->starts, o);
+    return st;
+}
+
+ferry_status_t
 ferry_saga_poll(ferry_saga_orchestrator_t *o, int timeout_ms)
 {
     if (!o)
         return FERRY_EINVAL;
+    /* The starts queued since the last poll: told through their callbacks
+     * (a failed batch too), so the poll goes on with the replies. */
+    fy_saga_startq_commit(&o->starts, o);
     ferry_client_poll(o->c, timeout_ms);
     ferry_status_t st = s_apply_replies(o);
     ferry_status_t due = s_fire_due(o);
@@ -916,6 +935,8 @@ ferry_saga_orchestrator_destroy(ferry_saga_orchestrator_t **o_p)
     if (!o_p || !*o_p)
         return;
     ferry_saga_orchestrator_t *o = *o_p;
+    fy_saga_startq_commit(&o->starts, o); /* what was asked for is kept */
+    fy_saga_startq_free(&o->starts);
     if (o->store.destroy) /* first: an in-process relay confirms what it has in flight */
         o->store.destroy(o->store.self);
     ferry_client_destroy(&o->c);

@@ -935,8 +935,7 @@ ferry_saga_orchestrator_destroy(ferry_saga_orchestrator_t **o_p)
     if (!o_p || !*o_p)
         return;
     ferry_saga_orchestrator_t *o = *o_p;
-    fy_saga_startq_commit(&o->starts, o); /* what was asked for is kept */
-    fy_saga_startq_free(&o->starts);
+    fy_saga_startq_commit(&o->starts, o); /* what was asked for is kept (and the queue freed) */
     if (o->store.destroy) /* first: an in-process relay confirms what it has in flight */
         o->store.destroy(o->store.self);
     ferry_client_destroy(&o->c);

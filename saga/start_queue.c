@@ -25,7 +25,7 @@ fy_saga_startq_push(fy_saga_startq_t *q, const char *def, const char *id, const 
     if (!fy_grow(&q->items, &q->cap, q->n + 1, sizeof *q->items, 64))
         return FERRY_ENOMEM;
     size_t ld = strlen(def) + 1, li = strlen(id) + 1;
-    char *mem = malloc(ld + li + len + 1);
+    char *mem = malloc(ld + li + len);
     if (!mem)
         return FERRY_ENOMEM;
     fy_saga_start_t *s = &q->items[q->n++];
@@ -48,8 +48,11 @@ s_alone(ferry_status_t st)
 ferry_status_t
 fy_saga_startq_commit(fy_saga_startq_t *q, ferry_saga_orchestrator_t *o)
 {
-    if (q->n == 0)
+    if (q->n == 0) { /* what a push that ran out of memory may have grown */
+        free(q->items);
+        *q = (fy_saga_startq_t){0};
         return FERRY_OK;
+    }
     const ferry_saga_store_t *store = ferry_saga_orchestrator_store(o);
     void *tx = NULL;
     ferry_status_t st = store->begin(store->self, &tx);
@@ -74,13 +77,4 @@ fy_saga_startq_commit(fy_saga_startq_t *q, ferry_saga_orchestrator_t *o)
     }
     free(items);
     return st;
-}
-
-void
-fy_saga_startq_free(fy_saga_startq_t *q)
-{
-    for (size_t i = 0; i < q->n; i++)
-        free(q->items[i].def);
-    free(q->items);
-    *q = (fy_saga_startq_t){0};
 }

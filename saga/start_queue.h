@@ -27,10 +27,8 @@ ferry_status_t fy_saga_startq_push(fy_saga_startq_t *q, const char *def, const c
  *  transaction of its store and commits it; then calls each start's
  *  callback with its outcome (FERRY_OK, FERRY_EEXISTS, FERRY_ENOTFOUND,
  *  FERRY_EINVAL: that start alone; a store failure: all of them, nothing
- *  recorded) and empties the queue. @return the transaction's status */
+ *  recorded) and frees the queue's memory: it is empty again.
+ *  @return the transaction's status */
 ferry_status_t fy_saga_startq_commit(fy_saga_startq_t *q, ferry_saga_orchestrator_t *o);
-
-/** Frees the queue (its starts not committed are forgotten, untold). */
-void fy_saga_startq_free(fy_saga_startq_t *q);
 
 #endif /* FY_SAGA_START_QUEUE_H */

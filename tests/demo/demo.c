@@ -25,10 +25,12 @@
 
 /* The Python invoice service on @p db, for @p orders orders, its output in
  * @p log; under the sanitizers (FERRY_SAN) with their runtimes preloaded,
- * as tests/integration/test_python.sh does. Waits until its subscription
- * exists, so that it sees every order. @return its pid, or -1. */
+ * as tests/integration/test_python.sh does. Waits (asking through @p c)
+ * until its subscription exists, so that it sees every order.
+ * @return its pid, or -1. */
 static int
-s_start_invoices(const char *endpoint, const char *db, const char *log, int orders)
+s_start_invoices(ferry_client_t *c, const char *endpoint, const char *db, const char *log,
+                 int orders)
 {
     char script[1200];
     snprintf(script, sizeof script,
@@ -42,33 +44,11 @@ s_start_invoices(const char *endpoint, const char *db, const char *log, int orde
              db, endpoint, orders);
     const char *argv[] = {"/bin/sh", "-c", script, NULL};
     int pid = fy_spawn(log, argv);
-    ferry_options_t *o = ferry_options_new();
-    ferry_options_set_server(o, endpoint);
-    ferry_client_t *c = NULL;
     ferry_sub_info_t info;
     bool up = false;
-    if (pid > 0 && ferry_client_new(o, &c) == FERRY_OK)
-        for (long long by = fy_now_ms() + 20000; !up && fy_now_ms() < by; fy_sleep_ms(50))
-            up = ferry_client_sub_info(c, "order", "invoices", &info) == FERRY_OK;
-    ferry_options_destroy(&o);
-    ferry_client_destroy(&c);
+    for (long long by = fy_now_ms() + 20000; pid > 0 && !up && fy_now_ms() < by; fy_sleep_ms(50))
+        up = ferry_client_sub_info(c, "order", "invoices", &info) == FERRY_OK;
     return up ? pid : -1;
-}
-
-/* How many messages topic @p name holds (-1: none, or no answer). */
-static long
-s_messages(const char *endpoint, const char *name)
-{
-    ferry_options_t *o = ferry_options_new();
-    ferry_options_set_server(o, endpoint);
-    ferry_client_t *c = NULL;
-    ferry_topic_info_t info;
-    long n = ferry_client_new(o, &c) == FERRY_OK && ferry_client_info(c, name, &info) == FERRY_OK
-                 ? (long)info.messages
-                 : -1;
-    ferry_options_destroy(&o);
-    ferry_client_destroy(&c);
-    return n;
 }
 
 static long
@@ -110,13 +90,15 @@ main(void)
     int py = -1, py_relay = -1;
     char spec[80];
     snprintf(spec, sizeof spec, "sqlite:%s", py_db);
-    if (fy_ferryd_start(&d) != 0 ||
-        (py = s_start_invoices(d.endpoint, py_db, py_log, orders)) < 0 ||
+    ferry_client_t *c = NULL; /* the demo's own questions to the broker */
+    if (fy_ferryd_start(&d) != 0 || !(c = fy_connect(d.endpoint, 5000, 16)) ||
+        (py = s_start_invoices(c, d.endpoint, py_db, py_log, orders)) < 0 ||
         (py_relay = fy_relay_spawn(spec, d.endpoint, relay_log, NULL)) < 0 ||
         fy_sqlshop_start(&shop, d.endpoint, true, orders) != 0) {
         fprintf(stderr, "demo: could not start everything (see above and %s)\n", py_log);
         if (py > 0)
             fy_kill_wait(py, SIGKILL);
+        ferry_client_destroy(&c);
         fy_ferryd_cleanup(&d);
         return 1;
     }
@@ -137,9 +119,12 @@ main(void)
         fy_kill_wait(py, SIGKILL);
     char cmd[600], out[4096];
     long invoices = s_sqlite_count(py_db, "SELECT count(*) FROM invoices"), published = -1;
-    while (py_ok && (published = s_messages(d.endpoint, "invoice")) < invoices &&
-           fy_now_ms() < until)
+    ferry_topic_info_t topic;
+    while (py_ok && fy_now_ms() < until &&
+           (published = ferry_client_info(c, "invoice", &topic) == FERRY_OK ? (long)topic.messages
+                                                                            : -1) < invoices)
         fy_sleep_ms(50);
+    ferry_client_destroy(&c);
     fy_kill_wait(py_relay, SIGTERM);
     ok = ok && py_ok && published == orders && invoices == orders;
     snprintf(cmd, sizeof cmd, "grep -v '^order_saga_sql: ' '%s'", shop.log[FY_SHOP_ORDERS]);
